@@ -1,0 +1,262 @@
+import { spawn } from "node:child_process";
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { Command, InvalidArgumentError, Option } from "commander";
+import { killInstanceDefaults, killInstanceDrill } from "../drills/kill-instance.ts";
+import { type DrillReport, formatReport } from "../drills/report.ts";
+import { StackClient } from "../local/control-plane/client.ts";
+import { ControlPlaneServer } from "../local/control-plane/server.ts";
+import { formatEvent } from "../local/events/bus.ts";
+import { LocalStack, type StackStatus } from "../local/runtime.ts";
+import { StayupError } from "../shared/errors.ts";
+import { sleep } from "../shared/net.ts";
+import { defaultConfigFile, type EnvironmentName, environmentNames, loadStack } from "../stack/index.ts";
+import { StackSession } from "./stack-session.ts";
+
+const binPath = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../bin/stayup.mjs");
+
+const parsePort = (value: string) => {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65535)
+    throw new InvalidArgumentError("must be a port number 0-65535");
+  return n;
+};
+const parsePositive = (value: string) => {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError("must be a positive number");
+  return n;
+};
+
+interface CommonOptions {
+  config: string;
+  env: EnvironmentName;
+  stateDir: string;
+}
+
+const configOption = () => new Option("-c, --config <file>", "stack description").default(defaultConfigFile);
+const envOption = () =>
+  new Option("-e, --env <environment>", "environment of the stack description")
+    .choices(environmentNames)
+    .default("dev");
+const stateDirOption = () =>
+  new Option("--state-dir <dir>", "where a local stack keeps its data, logs and state file").default(
+    ".stayup",
+  );
+
+function printStatusTable(status: StackStatus): void {
+  console.log(
+    `${status.name} (${status.environment}) in ${status.region}: ${status.listener}   ` +
+      `group ${status.group.inService}/${status.group.desired} in service (min ${status.group.min}, max ${status.group.max})   redis ${status.redis.url}`,
+  );
+  const rows = [
+    ["INSTANCE", "AZ", "PID", "PORT", "STATE", "HEALTH"],
+    ...status.instances.map((i) => [i.id, i.az, String(i.pid), String(i.port), i.state, i.health]),
+  ];
+  const widths = rows[0]?.map((_, c) => Math.max(...rows.map((r) => (r[c] ?? "").length))) ?? [];
+  for (const row of rows) console.log(row.map((cell, c) => cell.padEnd(widths[c] ?? 0)).join("  "));
+}
+
+async function up(
+  opts: CommonOptions & { port?: number; redisPort?: number; detach?: boolean },
+): Promise<void> {
+  const existing = StackClient.find(opts.stateDir);
+  if (existing) {
+    throw new StayupError(
+      `a stack is already running from ${path.resolve(opts.stateDir)} (pid ${existing.state.pid}, ${existing.state.listener})`,
+      "stop it with `stayup down`, or use another --state-dir",
+    );
+  }
+  const resolved = await loadStack(opts.config, opts.env);
+  if (opts.detach) return upDetached(opts);
+
+  mkdirSync(opts.stateDir, { recursive: true });
+  const stack = new LocalStack({
+    stack: resolved,
+    stateDir: opts.stateDir,
+    listenerPort: opts.port,
+    redisPort: opts.redisPort,
+  });
+  stack.events.subscribe((e) => console.log(formatEvent(e)));
+  let stopping = false;
+  const control = new ControlPlaneServer(stack, () => void shutdown("stayup down"));
+  const shutdown = async (reason: string) => {
+    if (stopping) return;
+    stopping = true;
+    control.removeStateFile(opts.stateDir);
+    await control.close();
+    await stack.stop(reason);
+    process.exit(0);
+  };
+  process.on("SIGINT", () => {
+    if (stopping) process.exit(130); // second Ctrl-C: do not wait for draining
+    void shutdown("Ctrl-C");
+  });
+  process.on("SIGTERM", () => void shutdown("SIGTERM"));
+  await stack.start();
+  await control.listen();
+  control.writeStateFile(opts.stateDir);
+  console.log(
+    `\nstayup is up: ${stack.loadBalancer.url}\n` +
+      `  try:   curl ${stack.loadBalancer.url}/\n` +
+      "  watch: npx stayup status        break: npx stayup drill kill-instance\n" +
+      "  stop:  Ctrl-C here, or npx stayup down\n",
+  );
+}
+
+async function upDetached(opts: CommonOptions & { port?: number; redisPort?: number }): Promise<void> {
+  mkdirSync(opts.stateDir, { recursive: true });
+  const logFile = path.join(opts.stateDir, "stack.log");
+  const log = openSync(logFile, "w");
+  const args = [binPath, "up", "--config", opts.config, "--env", opts.env, "--state-dir", opts.stateDir];
+  if (opts.port !== undefined) args.push("--port", String(opts.port));
+  if (opts.redisPort !== undefined) args.push("--redis-port", String(opts.redisPort));
+  const child = spawn(process.execPath, args, { detached: true, stdio: ["ignore", log, log] });
+  closeSync(log);
+  let exited: string | undefined;
+  child.once("exit", (code, signal) => {
+    exited = signal ?? `exit code ${code}`;
+  });
+  child.unref();
+  process.stderr.write("starting the stack in the background");
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline) {
+    if (exited) {
+      process.stderr.write("\n");
+      const tail = existsSync(logFile)
+        ? readFileSync(logFile, "utf8").trim().split("\n").slice(-15).join("\n")
+        : "";
+      throw new StayupError(`the stack exited while starting (${exited}):\n${tail}`, `full log: ${logFile}`);
+    }
+    const client = StackClient.find(opts.stateDir);
+    if (client) {
+      process.stderr.write("\n");
+      const status = await client.status();
+      console.log(`stayup is up (pid ${client.state.pid}): ${client.state.listener}   log: ${logFile}`);
+      printStatusTable(status);
+      return;
+    }
+    process.stderr.write(".");
+    await sleep(250);
+  }
+  child.kill("SIGTERM");
+  throw new StayupError("the stack did not become ready within 60 s", `see ${logFile}`);
+}
+
+async function withStack<T>(
+  opts: CommonOptions,
+  quiet: boolean,
+  run: (client: StackClient) => Promise<T>,
+): Promise<T> {
+  const running = StackClient.find(opts.stateDir);
+  if (running) return run(running);
+  const resolved = await loadStack(opts.config, opts.env);
+  if (!quiet) console.error("no stack running here; starting a temporary one for this drill (free ports)...");
+  const session = await StackSession.temporary(resolved);
+  try {
+    return await run(session.client);
+  } finally {
+    await session.stop();
+  }
+}
+
+function printReport(report: DrillReport, json: boolean, details: string[]): void {
+  console.log(json ? JSON.stringify(report, null, 2) : formatReport(report, details));
+}
+
+export function buildProgram(): Command {
+  const program = new Command("stayup")
+    .description("A highly-available web stack you can run on a laptop, break on purpose, and deploy to AWS.")
+    .showHelpAfterError()
+    .configureOutput({ outputError: (str, write) => write(str) });
+
+  program
+    .command("up")
+    .description("bring the local stack up: Redis, the instance group, health checks and the load balancer")
+    .addOption(configOption())
+    .addOption(envOption())
+    .addOption(stateDirOption())
+    .option("-p, --port <port>", "load balancer listener port (default: loadBalancer.local.port)", parsePort)
+    .option(
+      "--redis-port <port>",
+      "local Redis port (default: redis.localPort; 0 picks a free one)",
+      parsePort,
+    )
+    .option("-d, --detach", "run in the background and return once every instance is healthy")
+    .action(up);
+
+  program
+    .command("down")
+    .description("stop a stack started with `stayup up --detach` (or in another terminal)")
+    .addOption(stateDirOption())
+    .action(async (opts: { stateDir: string }) => {
+      const client = StackClient.require(opts.stateDir);
+      process.stderr.write(`stopping the stack (pid ${client.state.pid}): instances drain first...\n`);
+      await client.shutdown();
+      console.log("stack stopped");
+    });
+
+  program
+    .command("status")
+    .description("show the running stack: listener, group capacity, instances and their health")
+    .addOption(stateDirOption())
+    .option("--json", "one JSON object (instances[]: id, az, pid, port, healthy, ...)")
+    .action(async (opts: { stateDir: string; json?: boolean }) => {
+      const status = await StackClient.require(opts.stateDir).status();
+      if (opts.json) console.log(JSON.stringify(status, null, 2));
+      else printStatusTable(status);
+    });
+
+  const drill = program.command("drill").description("break the stack on purpose and report what users saw");
+  drill
+    .command("kill-instance")
+    .description("kill one healthy instance under steady traffic; report failures, recovery time and counter")
+    .addOption(configOption())
+    .addOption(envOption())
+    .addOption(stateDirOption())
+    .addOption(
+      new Option("-s, --signal <signal>", "signal sent to the instance")
+        .choices(["KILL", "TERM"])
+        .default("KILL"),
+    )
+    .option(
+      "-r, --rate <n>",
+      "requests per second during the drill",
+      parsePositive,
+      killInstanceDefaults.rate,
+    )
+    .option("--json", "print the report as JSON")
+    .action(async (opts: CommonOptions & { signal: "KILL" | "TERM"; rate: number; json?: boolean }) => {
+      const report = await withStack(opts, Boolean(opts.json), (client) =>
+        killInstanceDrill(client, {
+          signal: opts.signal,
+          rate: opts.rate,
+          onProgress: opts.json ? undefined : (m) => console.error(`  … ${m}`),
+        }),
+      );
+      const victim = report.victim as { id: string; az: string };
+      const replacement = report.replacement as { id: string; az: string } | null;
+      printReport(report, Boolean(opts.json), [
+        `killed               ${victim.id} in ${victim.az} with ${report.signal}`,
+        `replacement          ${replacement ? `${replacement.id} in ${replacement.az}` : "none"}`,
+      ]);
+      if (report.failed > 0 || report.recoverySeconds === null || !report.counterContinuous)
+        process.exitCode = 1;
+    });
+
+  return program;
+}
+
+export async function main(argv = process.argv): Promise<void> {
+  try {
+    await buildProgram().parseAsync(argv);
+  } catch (error) {
+    if (error instanceof StayupError) {
+      console.error(`error: ${error.message}`);
+      if (error.hint) console.error(`  fix: ${error.hint}`);
+    } else {
+      console.error(error);
+    }
+    process.exitCode = 1;
+  }
+}

@@ -1,0 +1,141 @@
+import { Pool } from "undici";
+
+export interface TrafficOptions {
+  /** Requests per second. */
+  rate: number;
+  /** Hard bounds: the generator stops by itself at whichever comes first. */
+  maxDurationMs: number;
+  maxRequests: number;
+  connections?: number;
+  timeoutMs?: number;
+}
+
+export interface TrafficResult {
+  requests: number;
+  failed: number;
+  /** Failure counts by HTTP status or transport error code. */
+  failures: Record<string, number>;
+  /** Successful responses per serving instance. */
+  servedBy: Record<string, number>;
+  counterContinuous: boolean;
+  counterViolations: { expectedAbove: number; got: number }[];
+  firstCount?: number;
+  lastCount?: number;
+  durationSeconds: number;
+  /** Time of every failure (ms since epoch), to measure outage windows. */
+  failureTimes: number[];
+}
+
+/**
+ * Steady GET / traffic through the load balancer at a fixed rate, bounded in count and time.
+ * Counter continuity: a request sent after another one completed must see a larger count
+ * (the count may skip numbers when retries or other clients increment it; it may never go back).
+ */
+export class SteadyTraffic {
+  private readonly pool: Pool;
+  private readonly inFlight = new Set<Promise<void>>();
+  private timer?: NodeJS.Timeout;
+  private startedAt = 0;
+  private sent = 0;
+  private highestCompleted = 0;
+  private done?: () => void;
+  private readonly finished: Promise<void>;
+  private readonly result: TrafficResult = {
+    requests: 0,
+    failed: 0,
+    failures: {},
+    servedBy: {},
+    counterContinuous: true,
+    counterViolations: [],
+    durationSeconds: 0,
+    failureTimes: [],
+  };
+
+  constructor(
+    private readonly url: string,
+    private readonly options: TrafficOptions,
+  ) {
+    this.pool = new Pool(url, {
+      connections: options.connections ?? 32,
+      headersTimeout: options.timeoutMs ?? 5000,
+      bodyTimeout: options.timeoutMs ?? 5000,
+    });
+    this.finished = new Promise((resolve) => {
+      this.done = resolve;
+    });
+  }
+
+  start(): void {
+    if (!/^http:\/\/(127\.\d+\.\d+\.\d+|localhost|\[::1\])(:\d+)?/.test(this.url)) {
+      throw new Error(`refusing to send drill traffic to ${this.url}: drills target loopback addresses only`);
+    }
+    this.startedAt = Date.now();
+    this.timer = setInterval(() => this.tick(), 5);
+  }
+
+  private tick(): void {
+    const elapsed = Date.now() - this.startedAt;
+    if (elapsed >= this.options.maxDurationMs || this.sent >= this.options.maxRequests) {
+      void this.stop();
+      return;
+    }
+    const due = Math.min(Math.floor((this.options.rate * elapsed) / 1000), this.options.maxRequests);
+    while (this.sent < due) {
+      this.sent++;
+      const p = this.one().finally(() => this.inFlight.delete(p));
+      this.inFlight.add(p);
+    }
+  }
+
+  private fail(reason: string): void {
+    this.result.failed++;
+    this.result.failures[reason] = (this.result.failures[reason] ?? 0) + 1;
+    this.result.failureTimes.push(Date.now());
+  }
+
+  private async one(): Promise<void> {
+    const floor = this.highestCompleted;
+    this.result.requests++;
+    try {
+      const res = await this.pool.request({
+        method: "GET",
+        path: "/",
+        headers: { accept: "application/json" },
+      });
+      const text = await res.body.text();
+      if (res.statusCode < 200 || res.statusCode > 299) return this.fail(String(res.statusCode));
+      const body = JSON.parse(text) as { count: number; instanceId: string };
+      this.result.servedBy[body.instanceId] = (this.result.servedBy[body.instanceId] ?? 0) + 1;
+      if (body.count <= floor) {
+        this.result.counterContinuous = false;
+        if (this.result.counterViolations.length < 20)
+          this.result.counterViolations.push({ expectedAbove: floor, got: body.count });
+      }
+      this.result.firstCount ??= body.count;
+      this.highestCompleted = Math.max(this.highestCompleted, body.count);
+      this.result.lastCount = this.highestCompleted;
+    } catch (error) {
+      const e = error as NodeJS.ErrnoException;
+      this.fail(e.code ?? e.name);
+    }
+  }
+
+  /** Stops sending and waits for the requests still in flight. Idempotent. */
+  async stop(): Promise<TrafficResult> {
+    if (this.timer) {
+      clearInterval(this.timer);
+      this.timer = undefined;
+      await Promise.all(this.inFlight);
+      this.result.durationSeconds = (Date.now() - this.startedAt) / 1000;
+      await this.pool.close();
+      this.done?.();
+    }
+    await this.finished;
+    return this.result;
+  }
+
+  /** Resolves when a bound (count or time) ended the traffic, or stop() was called. */
+  whenFinished(): Promise<TrafficResult> {
+    return this.finished.then(() => this.result);
+  }
+}

@@ -1,0 +1,73 @@
+import { existsSync, readFileSync, rmSync } from "node:fs";
+import path from "node:path";
+import { createInterface } from "node:readline";
+import { request } from "undici";
+import { StayupError } from "../../shared/errors.ts";
+import type { TimedStackEvent } from "../events/bus.ts";
+import type { StackStatus } from "../runtime.ts";
+import { type StackStateFile, stateFileName } from "./server.ts";
+
+const isAlive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+/** Talks to a running stack through its control plane. */
+export class StackClient {
+  constructor(readonly state: StackStateFile) {}
+
+  /** The stack running from this state directory, or undefined (a stale state file is removed). */
+  static find(stateDir: string): StackClient | undefined {
+    const file = path.join(stateDir, stateFileName);
+    if (!existsSync(file)) return undefined;
+    const state = JSON.parse(readFileSync(file, "utf8")) as StackStateFile;
+    if (!isAlive(state.pid)) {
+      rmSync(file, { force: true });
+      return undefined;
+    }
+    return new StackClient(state);
+  }
+
+  static require(stateDir: string): StackClient {
+    const client = StackClient.find(stateDir);
+    if (!client) {
+      throw new StayupError(
+        `no stack is running from ${path.resolve(stateDir)}`,
+        "start one with `stayup up --detach` (or `npm start` in another terminal)",
+      );
+    }
+    return client;
+  }
+
+  async status(): Promise<StackStatus> {
+    const res = await request(`${this.state.controlUrl}/status`);
+    return (await res.body.json()) as StackStatus;
+  }
+
+  /** Asks the stack to stop and waits until its process has exited. */
+  async shutdown(timeoutMs = 30_000): Promise<void> {
+    const res = await request(`${this.state.controlUrl}/shutdown`, { method: "POST" });
+    await res.body.dump();
+    const deadline = Date.now() + timeoutMs;
+    while (isAlive(this.state.pid)) {
+      if (Date.now() > deadline)
+        throw new StayupError(`stack (pid ${this.state.pid}) did not stop within ${timeoutMs / 1000} s`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  /** Every event after `since`, then live ones, until the signal aborts. */
+  async *events(signal: AbortSignal, since = 0): AsyncGenerator<TimedStackEvent> {
+    const res = await request(`${this.state.controlUrl}/events?since=${since}`, { signal });
+    const lines = createInterface({ input: res.body, crlfDelay: Number.POSITIVE_INFINITY });
+    try {
+      for await (const line of lines) if (line.trim()) yield JSON.parse(line) as TimedStackEvent;
+    } catch (error) {
+      if (!signal.aborted) throw error;
+    }
+  }
+}

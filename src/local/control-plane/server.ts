@@ -1,0 +1,88 @@
+import { rmSync, writeFileSync } from "node:fs";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import path from "node:path";
+import type { LocalStack } from "../runtime.ts";
+
+export interface StackStateFile {
+  pid: number;
+  controlUrl: string;
+  listener: string;
+  environment: string;
+  startedAt: string;
+}
+
+export const stateFileName = "stack.json";
+
+/**
+ * A loopback HTTP API over a running stack: `GET /status`, `GET /events` (newline-delimited JSON:
+ * recent history, then live), `POST /shutdown`. The CLI and drills use only this.
+ */
+export class ControlPlaneServer {
+  private readonly server: http.Server;
+  private readonly streams = new Set<http.ServerResponse>();
+  url = "";
+
+  constructor(
+    private readonly stack: LocalStack,
+    private readonly onShutdown: () => void,
+  ) {
+    this.server = http.createServer((req, res) => this.handle(req, res));
+  }
+
+  private handle(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const url = new URL(req.url ?? "/", "http://control");
+    if (req.method === "GET" && url.pathname === "/status") {
+      res.writeHead(200, { "content-type": "application/json" });
+      res.end(JSON.stringify(this.stack.status()));
+    } else if (req.method === "GET" && url.pathname === "/events") {
+      const since = Number(url.searchParams.get("since") ?? 0);
+      res.writeHead(200, { "content-type": "application/x-ndjson", "cache-control": "no-store" });
+      for (const e of this.stack.events.recent()) if (e.seq > since) res.write(`${JSON.stringify(e)}\n`);
+      const unsubscribe = this.stack.events.subscribe((e) => res.write(`${JSON.stringify(e)}\n`));
+      this.streams.add(res);
+      res.on("close", () => {
+        unsubscribe();
+        this.streams.delete(res);
+      });
+    } else if (req.method === "POST" && url.pathname === "/shutdown") {
+      res.writeHead(202, { "content-type": "application/json" });
+      res.end(JSON.stringify({ stopping: true }));
+      this.onShutdown();
+    } else {
+      res.writeHead(404, { "content-type": "application/json" });
+      res.end(
+        JSON.stringify({ error: "not found", routes: ["GET /status", "GET /events", "POST /shutdown"] }),
+      );
+    }
+  }
+
+  listen(): Promise<string> {
+    return new Promise((resolve) => {
+      this.server.listen({ host: "127.0.0.1", port: 0 }, () => {
+        this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+        resolve(this.url);
+      });
+    });
+  }
+
+  writeStateFile(stateDir: string): void {
+    const state: StackStateFile = {
+      pid: process.pid,
+      controlUrl: this.url,
+      listener: this.stack.loadBalancer.url,
+      environment: this.stack.options.stack.environment,
+      startedAt: new Date().toISOString(),
+    };
+    writeFileSync(path.join(stateDir, stateFileName), `${JSON.stringify(state, null, 2)}\n`);
+  }
+
+  removeStateFile(stateDir: string): void {
+    rmSync(path.join(stateDir, stateFileName), { force: true });
+  }
+
+  close(): Promise<void> {
+    for (const res of this.streams) res.end();
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+}

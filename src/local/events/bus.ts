@@ -1,0 +1,107 @@
+import { EventEmitter } from "node:events";
+
+/**
+ * Every state change of the local runtime, in the vocabulary of the field. Controllers publish
+ * these; the CLI, drills and any UI subscribe instead of reaching into the controllers.
+ */
+export type StackEvent =
+  | { type: "stack.starting"; environment: string; region: string }
+  | { type: "stack.ready"; listener: string; healthyTargets: number }
+  | { type: "stack.stopping"; reason: string }
+  | { type: "stack.stopped" }
+  | { type: "redis.started"; port: number; pid: number }
+  | { type: "redis.exited"; pid: number; code: number | null; signal: string | null }
+  | { type: "load-balancer.listening"; url: string }
+  | { type: "instance.launched"; instanceId: string; az: string; pid: number; port: number }
+  | { type: "instance.launch-failed"; instanceId: string; az: string; reason: string }
+  | { type: "instance.terminating"; instanceId: string; az: string; reason: string }
+  | {
+      type: "instance.terminated";
+      instanceId: string;
+      az: string;
+      pid: number;
+      code: number | null;
+      signal: string | null;
+      expected: boolean;
+    }
+  | { type: "instance.replaced"; instanceId: string; replacementId: string; az: string }
+  | { type: "group.capacity-changed"; desired: number; min: number; max: number; reason: string }
+  | { type: "target.registered"; instanceId: string; az: string; port: number }
+  | { type: "target.healthy"; instanceId: string; az: string }
+  | { type: "target.unhealthy"; instanceId: string; az: string; reason: string }
+  | { type: "target.deregistered"; instanceId: string; az: string };
+
+export type StackEventType = StackEvent["type"];
+export type TimedStackEvent = StackEvent & { time: string; seq: number };
+
+export class EventBus {
+  private readonly emitter = new EventEmitter();
+  private readonly history: TimedStackEvent[] = [];
+  private seq = 0;
+
+  constructor(private readonly historyLimit = 1000) {
+    this.emitter.setMaxListeners(100);
+  }
+
+  publish(event: StackEvent): TimedStackEvent {
+    const timed = { ...event, time: new Date().toISOString(), seq: ++this.seq } as TimedStackEvent;
+    this.history.push(timed);
+    if (this.history.length > this.historyLimit) this.history.shift();
+    this.emitter.emit("event", timed);
+    return timed;
+  }
+
+  /** Calls `listener` for every new event; returns the unsubscribe function. */
+  subscribe(listener: (event: TimedStackEvent) => void): () => void {
+    this.emitter.on("event", listener);
+    return () => this.emitter.off("event", listener);
+  }
+
+  recent(): readonly TimedStackEvent[] {
+    return this.history;
+  }
+}
+
+/** One readable line per event, for `stayup up` and the drills. */
+export function formatEvent(e: TimedStackEvent): string {
+  const time = e.time.slice(11, 23);
+  const detail = (() => {
+    switch (e.type) {
+      case "stack.starting":
+        return `environment ${e.environment}, region ${e.region}`;
+      case "stack.ready":
+        return `${e.listener} (${e.healthyTargets} healthy targets)`;
+      case "stack.stopping":
+        return e.reason;
+      case "stack.stopped":
+        return "";
+      case "redis.started":
+        return `port ${e.port}, pid ${e.pid}`;
+      case "redis.exited":
+        return `pid ${e.pid} (${e.signal ?? `code ${e.code}`})`;
+      case "load-balancer.listening":
+        return e.url;
+      case "instance.launched":
+        return `${e.instanceId} in ${e.az}, pid ${e.pid}, port ${e.port}`;
+      case "instance.launch-failed":
+        return `${e.instanceId} in ${e.az}: ${e.reason}`;
+      case "instance.terminating":
+        return `${e.instanceId} in ${e.az}: ${e.reason}`;
+      case "instance.terminated":
+        return `${e.instanceId} in ${e.az}, pid ${e.pid} (${e.signal ?? `exit code ${e.code}`})${e.expected ? "" : ", unexpected"}`;
+      case "instance.replaced":
+        return `${e.instanceId} → ${e.replacementId} in ${e.az}`;
+      case "group.capacity-changed":
+        return `desired ${e.desired} (min ${e.min}, max ${e.max}): ${e.reason}`;
+      case "target.registered":
+        return `${e.instanceId} in ${e.az}, port ${e.port}`;
+      case "target.healthy":
+        return `${e.instanceId} in ${e.az}: in rotation`;
+      case "target.unhealthy":
+        return `${e.instanceId} in ${e.az}: ${e.reason}`;
+      case "target.deregistered":
+        return `${e.instanceId} in ${e.az}`;
+    }
+  })();
+  return `${time}  ${e.type.padEnd(24)} ${detail}`;
+}

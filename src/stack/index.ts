@@ -1,0 +1,105 @@
+import { existsSync } from "node:fs";
+import path from "node:path";
+import { pathToFileURL } from "node:url";
+import type { z } from "zod";
+import { StayupError } from "../shared/errors.ts";
+import {
+  type EnvironmentName,
+  environmentNames,
+  type ResolvedStack,
+  type StackDescription,
+  stackDescriptionSchema,
+  type ValidStackDescription,
+} from "./schema.ts";
+
+export * from "./schema.ts";
+
+/** Typed helper for `stayup.config.ts`: gives editor completion; validation happens at load. */
+export function defineStack(description: StackDescription): StackDescription {
+  return description;
+}
+
+function formatPath(p: ReadonlyArray<PropertyKey>): string {
+  return p.reduce<string>(
+    (acc, key) => (typeof key === "number" ? `${acc}[${key}]` : acc ? `${acc}.${String(key)}` : String(key)),
+    "",
+  );
+}
+
+function describeIssue(issue: z.core.$ZodIssue): string {
+  if (issue.code === "unrecognized_keys") {
+    return `unknown field(s) ${issue.keys.map((k) => `"${k}"`).join(", ")}: remove them or check the spelling`;
+  }
+  if (issue.code === "invalid_type" && issue.input === undefined) {
+    return `is required (${issue.expected})`;
+  }
+  return issue.message;
+}
+
+export class StackValidationError extends StayupError {
+  constructor(
+    readonly source: string,
+    readonly problems: { path: string; message: string }[],
+  ) {
+    super(
+      `${source} is not a valid stack description (${problems.length} problem${problems.length === 1 ? "" : "s"}):\n` +
+        problems.map((p) => `  ✗ ${p.path || "(root)"}: ${p.message}`).join("\n"),
+      "fix the fields above; nothing was started",
+    );
+    this.name = "StackValidationError";
+  }
+}
+
+/** Validates a description, reporting every bad field with its path and what is allowed. */
+export function validateStack(input: unknown, source = "stack description"): ValidStackDescription {
+  const result = stackDescriptionSchema.safeParse(input);
+  if (result.success) return result.data;
+  throw new StackValidationError(
+    source,
+    result.error.issues.map((issue) => ({ path: formatPath(issue.path), message: describeIssue(issue) })),
+  );
+}
+
+export function resolveStack(stack: ValidStackDescription, environment: EnvironmentName): ResolvedStack {
+  if (!environmentNames.includes(environment)) {
+    throw new StayupError(
+      `unknown environment "${environment}"`,
+      `use one of: ${environmentNames.join(", ")}`,
+    );
+  }
+  const { environments, ...shared } = stack;
+  const chosen = environments[environment];
+  return { ...shared, ...chosen, redis: { ...shared.redis, ...chosen.redis }, environment };
+}
+
+export const defaultConfigFile = "stayup.config.ts";
+
+/** Loads, validates and resolves a stack description file (TypeScript or JavaScript, default export). */
+export async function loadStack(
+  configFile: string = defaultConfigFile,
+  environment: EnvironmentName = "dev",
+): Promise<ResolvedStack> {
+  const file = path.resolve(configFile);
+  if (!existsSync(file)) {
+    throw new StayupError(
+      `no stack description at ${file}`,
+      `run stayup from the repository root, or pass --config path/to/${defaultConfigFile}`,
+    );
+  }
+  let mod: { default?: unknown };
+  try {
+    mod = await import(pathToFileURL(file).href);
+  } catch (error) {
+    throw new StayupError(
+      `could not load ${file}: ${(error as Error).message}`,
+      "fix the syntax or imports of the stack description",
+    );
+  }
+  if (mod.default === undefined) {
+    throw new StayupError(
+      `${file} has no default export`,
+      "end it with: export default defineStack({ ... })",
+    );
+  }
+  return resolveStack(validateStack(mod.default, path.relative(process.cwd(), file) || file), environment);
+}

@@ -1,0 +1,196 @@
+import { z } from "zod";
+
+/**
+ * The one stack description. Every renderer (the local runtime, the AWS CDK app) reads the
+ * resolved form of this schema; none of them keeps settings of its own.
+ */
+
+const awsRegionName = z
+  .string()
+  .regex(/^[a-z]{2}(-[a-z]+)+-\d$/, "must be an AWS region name such as eu-west-3 or us-east-1");
+
+const region = z
+  .object({
+    name: awsRegionName,
+    availabilityZones: z
+      .array(z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d[a-z]$/, "must be an AZ name such as eu-west-3a"))
+      .min(1, "list at least one availability zone (three for high availability)")
+      .max(6, "at most 6 availability zones"),
+  })
+  .strict()
+  .superRefine((r, ctx) => {
+    const seen = new Set<string>();
+    r.availabilityZones.forEach((az, i) => {
+      if (!az.startsWith(r.name)) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["availabilityZones", i],
+          message: `"${az}" is not in region ${r.name}; use ${r.name}a, ${r.name}b, ...`,
+        });
+      }
+      if (seen.has(az)) {
+        ctx.addIssue({ code: "custom", path: ["availabilityZones", i], message: `"${az}" is listed twice` });
+      }
+      seen.add(az);
+    });
+  });
+
+const capacity = z
+  .object({
+    min: z.number().int().min(0, "must be 0 or more"),
+    desired: z.number().int().min(0, "must be 0 or more"),
+    max: z.number().int().min(1, "must be at least 1").max(100, "at most 100"),
+  })
+  .strict()
+  .superRefine((c, ctx) => {
+    if (c.desired < c.min)
+      ctx.addIssue({
+        code: "custom",
+        path: ["desired"],
+        message: `must be ≥ min (${c.min}), got ${c.desired}`,
+      });
+    if (c.desired > c.max)
+      ctx.addIssue({
+        code: "custom",
+        path: ["desired"],
+        message: `must be ≤ max (${c.max}), got ${c.desired}`,
+      });
+    if (c.min > c.max)
+      ctx.addIssue({ code: "custom", path: ["min"], message: `must be ≤ max (${c.max}), got ${c.min}` });
+  });
+
+const port = z.number().int().min(0, "must be 0 (any free port) to 65535").max(65535, "must be ≤ 65535");
+
+const healthCheck = z
+  .object({
+    path: z.string().startsWith("/", "must start with /"),
+    healthyThreshold: z.number().int().min(2, "must be 2 to 10 (the ALB's range)").max(10, "must be 2 to 10"),
+    unhealthyThreshold: z
+      .number()
+      .int()
+      .min(2, "must be 2 to 10 (the ALB's range)")
+      .max(10, "must be 2 to 10"),
+    /** Timings on AWS: the ALB accepts an interval of 5-300 s and a timeout of 2-120 s. */
+    aws: z
+      .object({
+        intervalSeconds: z
+          .number()
+          .int()
+          .min(5, "the ALB allows 5 to 300 s")
+          .max(300, "the ALB allows 5 to 300 s"),
+        timeoutSeconds: z
+          .number()
+          .int()
+          .min(2, "the ALB allows 2 to 120 s")
+          .max(120, "the ALB allows 2 to 120 s"),
+      })
+      .strict()
+      .refine((t) => t.timeoutSeconds < t.intervalSeconds, {
+        path: ["timeoutSeconds"],
+        message: "must be shorter than intervalSeconds",
+      }),
+    /** Timings of the local runtime, where a check costs nothing and sub-second detection is possible. */
+    local: z
+      .object({
+        intervalMs: z.number().int().min(50, "must be 50 ms or more").max(60_000, "at most 60000 ms"),
+        timeoutMs: z.number().int().min(10, "must be 10 ms or more").max(60_000, "at most 60000 ms"),
+      })
+      .strict()
+      .refine((t) => t.timeoutMs < t.intervalMs, {
+        path: ["timeoutMs"],
+        message: "must be shorter than intervalMs",
+      }),
+  })
+  .strict();
+
+const environmentSettings = z
+  .object({
+    web: z
+      .object({
+        capacity,
+        instanceType: z
+          .string()
+          .regex(/^[a-z0-9]+\.[a-z0-9]+$/, "must be an EC2 instance type such as t3.micro"),
+        /** Protects instances from scale-in (seed 004: on in prod). */
+        scaleInProtection: z.boolean(),
+      })
+      .strict(),
+    network: z
+      .object({
+        /** 1 saves money (dev); one per AZ keeps egress alive when an AZ fails (prod). */
+        natGateways: z.union([z.literal("one"), z.literal("one-per-az")]),
+      })
+      .strict(),
+    redis: z
+      .object({
+        nodeType: z
+          .string()
+          .regex(/^cache\.[a-z0-9]+\.[a-z0-9]+$/, "must be a node type such as cache.t4g.micro"),
+        /** A primary and a replica in different AZs with automatic failover. */
+        multiAz: z.boolean(),
+      })
+      .strict(),
+    /** Deletion protection on the load balancer, Redis and DNS zone (seed 004: on in prod). */
+    deletionProtection: z.boolean(),
+  })
+  .strict();
+
+export type EnvironmentSettings = z.infer<typeof environmentSettings>;
+
+export const environmentNames = ["dev", "prod"] as const;
+export type EnvironmentName = (typeof environmentNames)[number];
+
+export const stackDescriptionSchema = z
+  .object({
+    /** Lower-case name used as a prefix for every named resource, with the environment appended. */
+    name: z
+      .string()
+      .regex(
+        /^[a-z][a-z0-9-]{1,20}$/,
+        "must be 2-21 lower-case letters, digits or dashes, starting with a letter",
+      ),
+    regions: z.object({ primary: region }).strict(),
+    webService: z
+      .object({
+        /** Port every instance listens on behind the load balancer (on AWS; locally each takes a free port). */
+        port: port.refine((p) => p > 0, "must be a fixed port for the instances"),
+      })
+      .strict(),
+    targetGroup: z
+      .object({
+        healthCheck,
+        /** How long a deregistered target keeps finishing its requests (the ALB default is 300 s). */
+        deregistrationDelaySeconds: z
+          .number()
+          .int()
+          .min(0, "must be 0 to 3600 s")
+          .max(3600, "must be 0 to 3600 s"),
+      })
+      .strict(),
+    loadBalancer: z
+      .object({
+        /** The local listener; on AWS the ALB listens on 80 (and 443 with a certificate). */
+        local: z
+          .object({ host: z.ipv4({ message: "must be an IPv4 address such as 127.0.0.1" }), port })
+          .strict(),
+      })
+      .strict(),
+    redis: z
+      .object({
+        /** Port of the local redis-server the runtime starts (0 picks a free one). */
+        localPort: port,
+      })
+      .strict(),
+    environments: z.object({ dev: environmentSettings, prod: environmentSettings }).strict(),
+  })
+  .strict();
+
+export type StackDescription = z.input<typeof stackDescriptionSchema>;
+export type ValidStackDescription = z.output<typeof stackDescriptionSchema>;
+
+/** The description with one environment chosen: what renderers read. */
+export type ResolvedStack = Omit<ValidStackDescription, "environments" | "redis"> &
+  Omit<EnvironmentSettings, "redis"> & {
+    environment: EnvironmentName;
+    redis: ValidStackDescription["redis"] & EnvironmentSettings["redis"];
+  };

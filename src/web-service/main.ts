@@ -1,0 +1,63 @@
+/**
+ * The process every instance runs. Configured through the environment, the way user data or an
+ * ECS task definition configures it on AWS.
+ *
+ *   STAYUP_INSTANCE_ID, STAYUP_AZ, STAYUP_REGION   identity shown on the page
+ *   STAYUP_REDIS_URL                                 redis://[:token@]host:port (rediss:// for TLS)
+ *   HOST, PORT                                       listen address (PORT=0: any free port)
+ *   STAYUP_SHUTDOWN_TIMEOUT_MS                       hard deadline for draining (default 10000)
+ */
+import { hostname } from "node:os";
+import { createWebService } from "./server.ts";
+
+const env = process.env;
+const identity = {
+  instanceId: env.STAYUP_INSTANCE_ID ?? hostname(),
+  availabilityZone: env.STAYUP_AZ ?? "unknown",
+  region: env.STAYUP_REGION ?? "unknown",
+};
+const redisUrl = new URL(env.STAYUP_REDIS_URL ?? "redis://127.0.0.1:6379");
+const service = createWebService({
+  identity,
+  redis: {
+    host: redisUrl.hostname,
+    port: Number(redisUrl.port || 6379),
+    password: redisUrl.password ? decodeURIComponent(redisUrl.password) : undefined,
+    username: redisUrl.username ? decodeURIComponent(redisUrl.username) : undefined,
+    tls: redisUrl.protocol === "rediss:" ? {} : undefined,
+  },
+  logLevel: env.LOG_LEVEL,
+});
+
+const shutdownTimeoutMs = Number(env.STAYUP_SHUTDOWN_TIMEOUT_MS ?? 10_000);
+let stopping = false;
+async function stop(reason: string) {
+  if (stopping) return;
+  stopping = true;
+  service.app.log.info({ reason }, "draining: no new connections, finishing in-flight requests");
+  // A request stuck past the deadline must not keep a terminated instance alive forever.
+  setTimeout(() => {
+    service.app.log.error("drain deadline passed; exiting with requests still open");
+    process.exit(1);
+  }, shutdownTimeoutMs).unref();
+  await service.shutdown();
+  service.app.log.info("drained; exiting");
+  process.exit(0);
+}
+process.on("SIGTERM", () => void stop("SIGTERM"));
+process.on("SIGINT", () => void stop("SIGINT"));
+// Started by the local runtime: if the runtime goes away, so do we (no orphans).
+process.on("disconnect", () => void stop("parent runtime exited"));
+
+try {
+  const address = await service.app.listen({ host: env.HOST ?? "0.0.0.0", port: Number(env.PORT ?? 8000) });
+  const port = service.app.server.address();
+  process.send?.({
+    type: "listening",
+    port: typeof port === "object" && port ? port.port : undefined,
+    address,
+  });
+} catch (error) {
+  service.app.log.error({ err: error }, "cannot listen");
+  process.exit(1);
+}

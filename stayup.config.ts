@@ -1,0 +1,42 @@
+import { defineStack } from "./src/stack/index.ts";
+
+/**
+ * The stack stayup runs: locally with `npm start`, on AWS with `stayup deploy`.
+ * Defaults reproduce tutorial 07 (instances spread over three AZs behind a load balancer,
+ * the counter in Redis) with the published defects fixed.
+ */
+export default defineStack({
+  name: "stayup",
+  regions: {
+    primary: { name: "eu-west-3", availabilityZones: ["eu-west-3a", "eu-west-3b", "eu-west-3c"] },
+  },
+  webService: { port: 8000 },
+  targetGroup: {
+    healthCheck: {
+      path: "/health",
+      healthyThreshold: 2,
+      unhealthyThreshold: 2,
+      // The ALB's fastest useful timings: a dead target is out after ~20 s, not the seed's ~60 s.
+      aws: { intervalSeconds: 10, timeoutSeconds: 5 },
+      // Locally a check is a loopback round trip; sub-second detection costs nothing.
+      local: { intervalMs: 500, timeoutMs: 250 },
+    },
+    deregistrationDelaySeconds: 30,
+  },
+  loadBalancer: { local: { host: "127.0.0.1", port: 8080 } },
+  redis: { localPort: 6390 },
+  environments: {
+    dev: {
+      web: { capacity: { min: 2, desired: 2, max: 4 }, instanceType: "t3.micro", scaleInProtection: false },
+      network: { natGateways: "one" },
+      redis: { nodeType: "cache.t4g.micro", multiAz: false },
+      deletionProtection: false,
+    },
+    prod: {
+      web: { capacity: { min: 3, desired: 3, max: 6 }, instanceType: "t3.small", scaleInProtection: true },
+      network: { natGateways: "one-per-az" },
+      redis: { nodeType: "cache.t4g.small", multiAz: true },
+      deletionProtection: true,
+    },
+  },
+});
