@@ -1,6 +1,6 @@
 import { existsSync } from "node:fs";
 import path from "node:path";
-import { pathToFileURL } from "node:url";
+import { tsImport } from "tsx/esm/api";
 import type { z } from "zod";
 import { StayupError } from "../shared/errors.ts";
 import {
@@ -88,18 +88,24 @@ export async function loadStack(
   }
   let mod: { default?: unknown };
   try {
-    mod = await import(pathToFileURL(file).href);
+    // tsx loads TypeScript from anywhere, whatever the enclosing package.json says about modules.
+    mod = (await tsImport(file, import.meta.url)) as { default?: unknown };
   } catch (error) {
     throw new StayupError(
       `could not load ${file}: ${(error as Error).message}`,
       "fix the syntax or imports of the stack description",
     );
   }
-  if (mod.default === undefined) {
+  let exported = mod.default;
+  // A file loaded as CommonJS (outside a "type": "module" package) nests its default export once more.
+  if (exported && typeof exported === "object" && "default" in exported) {
+    exported = (exported as { default: unknown }).default;
+  }
+  if (exported === undefined) {
     throw new StayupError(
       `${file} has no default export`,
       "end it with: export default defineStack({ ... })",
     );
   }
-  return resolveStack(validateStack(mod.default, path.relative(process.cwd(), file) || file), environment);
+  return resolveStack(validateStack(exported, path.relative(process.cwd(), file) || file), environment);
 }

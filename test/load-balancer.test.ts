@@ -1,0 +1,143 @@
+import assert from "node:assert/strict";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import { after, describe, it } from "node:test";
+import { request } from "undici";
+import { EventBus } from "../src/local/events/bus.ts";
+import { LoadBalancer } from "../src/local/load-balancer/balancer.ts";
+import { TargetGroupController } from "../src/local/target-group/controller.ts";
+import { findFreePort } from "../src/shared/net.ts";
+import { waitFor } from "./helpers.ts";
+
+/** A real HTTP target on loopback that records what reached it. */
+async function target(name: string, handler?: http.RequestListener) {
+  const hits: string[] = [];
+  const server = http.createServer((req, res) => {
+    hits.push(`${req.method} ${req.url}`);
+    if (handler) return handler(req, res);
+    res.writeHead(200, { "content-type": "text/plain" });
+    res.end(name);
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
+  return { server, hits, port: (server.address() as AddressInfo).port };
+}
+
+const healthCheck = {
+  path: "/health",
+  intervalMs: 100,
+  timeoutMs: 50,
+  healthyThreshold: 2,
+  unhealthyThreshold: 2,
+};
+
+describe("load balancer", () => {
+  const cleanup: (() => unknown)[] = [];
+  after(async () => {
+    for (const fn of cleanup.reverse()) await fn();
+  });
+
+  async function setup(targets: { id: string; port: number }[]) {
+    const events = new EventBus();
+    const tg = new TargetGroupController(healthCheck, events);
+    const lb = new LoadBalancer(tg, events, { host: "127.0.0.1", port: 0 });
+    const url = await lb.listen();
+    cleanup.push(
+      () => lb.close(),
+      () => tg.stop(),
+    );
+    for (const t of targets)
+      tg.register({ instanceId: t.id, az: "eu-west-3a", host: "127.0.0.1", port: t.port });
+    await waitFor("targets healthy", () => tg.inRotation().length === targets.length || undefined, 5000);
+    return { events, tg, lb, url };
+  }
+
+  it("answers 503 when no target is healthy", async () => {
+    const { url } = await setup([]);
+    const res = await request(url);
+    assert.equal(res.statusCode, 503);
+    assert.match(await res.body.text(), /no healthy targets/);
+  });
+
+  it("round-robins over healthy targets", async () => {
+    const a = await target("a");
+    const b = await target("b");
+    cleanup.push(
+      () => a.server.close(),
+      () => b.server.close(),
+    );
+    const { url } = await setup([
+      { id: "a", port: a.port },
+      { id: "b", port: b.port },
+    ]);
+    const seen: string[] = [];
+    for (let i = 0; i < 6; i++) seen.push(await (await request(`${url}/x`)).body.text());
+    assert.deepEqual(seen.sort(), ["a", "a", "a", "b", "b", "b"]);
+  });
+
+  it("a refused connection is retried on another target and takes the dead one out at once", async () => {
+    const a = await target("a");
+    const b = await target("b");
+    cleanup.push(() => a.server.close());
+    const { url, tg } = await setup([
+      { id: "a", port: a.port },
+      { id: "b", port: b.port },
+    ]);
+    b.server.close();
+    b.server.closeAllConnections();
+    // Every request, including non-idempotent ones, succeeds: nothing reached the dead target.
+    for (let i = 0; i < 4; i++) {
+      const res = await request(`${url}/`, { method: "POST", body: "x" });
+      assert.equal(res.statusCode, 200);
+      assert.equal(await res.body.text(), "a");
+    }
+    assert.equal(tg.get("b")?.health, "unhealthy");
+    assert.deepEqual(
+      tg.inRotation().map((t) => t.instanceId),
+      ["a"],
+    );
+  });
+
+  it("a connection reset after the request was sent: GET is retried, POST gets 502 and is not repeated", async () => {
+    const resetting = await target("r", (req, res) => {
+      if (req.url === "/health") return res.end("ok");
+      req.socket.destroy(); // crashes mid-request: the request did reach it
+    });
+    const ok = await target("ok");
+    cleanup.push(
+      () => resetting.server.close(),
+      () => ok.server.close(),
+    );
+    const { url } = await setup([
+      { id: "r", port: resetting.port },
+      { id: "ok", port: ok.port },
+    ]);
+    for (let i = 0; i < 4; i++) {
+      const res = await request(`${url}/get`);
+      assert.equal(res.statusCode, 200, "GET is idempotent and retried elsewhere");
+      await res.body.dump();
+    }
+    const statuses: number[] = [];
+    for (let i = 0; i < 4; i++) {
+      const res = await request(`${url}/post`, { method: "POST", body: "order=1" });
+      statuses.push(res.statusCode);
+      await res.body.dump();
+    }
+    assert.ok(statuses.includes(502), "a POST that reached the resetting target is not retried");
+    const postsToReset = resetting.hits.filter((h) => h === "POST /post").length;
+    const postsToOk = ok.hits.filter((h) => h === "POST /post").length;
+    assert.equal(postsToReset + postsToOk, 4, "each POST reached exactly one target");
+  });
+
+  it("refuses to start on a port in use, with the fix", async () => {
+    const port = await findFreePort();
+    const holder = http.createServer();
+    await new Promise<void>((r) => holder.listen(port, "127.0.0.1", () => r()));
+    cleanup.push(() => holder.close());
+    const events = new EventBus();
+    const lb = new LoadBalancer(new TargetGroupController(healthCheck, events), events, {
+      host: "127.0.0.1",
+      port,
+    });
+    await assert.rejects(lb.listen(), /port is already in use.*/);
+  });
+});

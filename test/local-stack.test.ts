@@ -1,0 +1,166 @@
+import assert from "node:assert/strict";
+import path from "node:path";
+import { after, before, describe, it } from "node:test";
+import { request } from "undici";
+import type { DrillReport } from "../src/drills/report.ts";
+import type { StackStatus } from "../src/local/runtime.ts";
+import { assertPortFree, findFreePort } from "../src/shared/net.ts";
+import { configPath, isAlive, runCli, tempDir, waitFor } from "./helpers.ts";
+
+/** The stack a user gets from the README, on free ports, driven through the real CLI. */
+describe("local stack through the CLI", { timeout: 240_000 }, () => {
+  const dir = tempDir();
+  const stateDir = path.join(dir, ".stayup");
+  let port: number;
+  let redisPort: number;
+  const common = () => ["--config", configPath, "--state-dir", stateDir];
+  const status = async () =>
+    JSON.parse((await runCli(["status", "--json", "--state-dir", stateDir])).stdout) as StackStatus;
+
+  before(async () => {
+    port = await findFreePort();
+    redisPort = await findFreePort();
+    const up = await runCli(
+      ["up", "--detach", "--port", String(port), "--redis-port", String(redisPort), ...common()],
+      {
+        cwd: dir,
+      },
+    );
+    assert.equal(up.code, 0, up.stderr + up.stdout);
+    assert.match(up.stdout, new RegExp(`stayup is up .*127\\.0\\.0\\.1:${port}`));
+  });
+  after(async () => {
+    await runCli(["down", "--state-dir", stateDir]);
+  });
+
+  it("status --json lists the instances spread over the AZs, all healthy", async () => {
+    const s = await status();
+    assert.equal(s.listener, `http://127.0.0.1:${port}`);
+    assert.equal(s.instances.length, s.group.desired);
+    assert.ok(s.group.desired >= 2);
+    for (const i of s.instances) {
+      assert.match(i.id, /^i-[0-9a-f]{16}$/);
+      assert.ok(isAlive(i.pid));
+      assert.ok(i.port > 0);
+      assert.equal(i.healthy, true);
+      assert.match(i.az, /^eu-west-3[abc]$/);
+    }
+    assert.equal(new Set(s.instances.map((i) => i.az)).size, s.instances.length, "one instance per AZ");
+    const table = await runCli(["status", "--state-dir", stateDir]);
+    assert.match(table.stdout, /INSTANCE\s+AZ\s+PID\s+PORT\s+STATE\s+HEALTH/);
+  });
+
+  it("the listener counts in Redis and successive answers come from different instances", async () => {
+    const answers: { count: number; instanceId: string }[] = [];
+    for (let i = 0; i < 4; i++) {
+      const res = await request(`http://127.0.0.1:${port}/`);
+      assert.equal(res.statusCode, 200);
+      answers.push((await res.body.json()) as { count: number; instanceId: string });
+    }
+    for (let i = 1; i < answers.length; i++) {
+      assert.equal(answers[i]?.count, (answers[i - 1]?.count ?? 0) + 1);
+      assert.notEqual(answers[i]?.instanceId, answers[i - 1]?.instanceId);
+    }
+  });
+
+  for (const signal of ["KILL", "TERM"] as const) {
+    it(`drill kill-instance --signal ${signal}: no failed request, a healthy replacement, a continuous counter`, async () => {
+      const before = await status();
+      const drill = await runCli(["drill", "kill-instance", "--signal", signal, "--json", ...common()], {
+        timeoutMs: 60_000,
+      });
+      assert.equal(drill.code, 0, drill.stderr + drill.stdout);
+      const report = JSON.parse(drill.stdout) as DrillReport & {
+        victim: { id: string; pid: number };
+        replacement: { id: string } | null;
+      };
+      assert.equal(report.drill, "kill-instance");
+      assert.ok(report.requests >= 400, `steady traffic at 200/s for 3 s or more, got ${report.requests}`);
+      assert.equal(report.failed, 0, JSON.stringify(report.failures));
+      assert.equal(report.counterContinuous, true);
+      assert.equal(typeof report.recoverySeconds, "number", "the replacement became healthy");
+      assert.ok(report.replacement);
+      assert.ok(before.instances.some((i) => i.id === report.victim.id));
+      assert.equal(isAlive(report.victim.pid), false, "the victim is gone");
+      const afterwards = await status();
+      assert.equal(afterwards.instances.filter((i) => i.healthy).length, before.group.desired);
+      assert.ok(afterwards.instances.some((i) => i.id === report.replacement?.id && i.healthy));
+    });
+  }
+
+  it("a second stack on the same listener port fails clearly and starts nothing", async () => {
+    const otherRedisPort = await findFreePort();
+    const other = await runCli(
+      [
+        "up",
+        "--port",
+        String(port),
+        "--redis-port",
+        String(otherRedisPort),
+        "--config",
+        configPath,
+        "--state-dir",
+        path.join(dir, "other"),
+      ],
+      { cwd: dir },
+    );
+    assert.equal(other.code, 1);
+    assert.match(
+      other.stderr,
+      new RegExp(`load balancer: port ${port} on 127\\.0\\.0\\.1 is already in use`),
+    );
+    assert.match(other.stderr, /fix: pass --port/);
+    await assertPortFree("127.0.0.1", otherRedisPort, "redis", "");
+  });
+
+  it("up refuses to start twice from one state directory", async () => {
+    const again = await runCli(["up", ...common()], { cwd: dir });
+    assert.equal(again.code, 1);
+    assert.match(again.stderr, /already running/);
+  });
+
+  it("down stops everything; up again continues the count (Redis persistence)", async () => {
+    const s = await status();
+    const last = ((await (await request(`http://127.0.0.1:${port}/`)).body.json()) as { count: number })
+      .count;
+    const down = await runCli(["down", "--state-dir", stateDir]);
+    assert.equal(down.code, 0, down.stderr);
+    await waitFor(
+      "every process gone",
+      () => (!isAlive(s.pid) && s.instances.every((i) => !isAlive(i.pid))) || undefined,
+    );
+    assert.ok(s.redis.pid && !isAlive(s.redis.pid), "redis-server stopped");
+    const gone = await runCli(["status", "--state-dir", stateDir]);
+    assert.equal(gone.code, 1);
+    assert.match(gone.stderr, /no stack is running/);
+
+    const up = await runCli(
+      ["up", "--detach", "--port", String(port), "--redis-port", String(redisPort), ...common()],
+      {
+        cwd: dir,
+      },
+    );
+    assert.equal(up.code, 0, up.stderr);
+    const next = ((await (await request(`http://127.0.0.1:${port}/`)).body.json()) as { count: number })
+      .count;
+    assert.equal(next, last + 1);
+  });
+});
+
+describe("drill without a running stack", { timeout: 120_000 }, () => {
+  it("starts a temporary stack on free ports, drills it and stops it", async () => {
+    const dir = tempDir();
+    const drill = await runCli(
+      ["drill", "kill-instance", "--json", "--rate", "100", "--config", configPath],
+      {
+        cwd: dir,
+        timeoutMs: 90_000,
+      },
+    );
+    assert.equal(drill.code, 0, drill.stderr);
+    const report = JSON.parse(drill.stdout) as DrillReport;
+    assert.equal(report.failed, 0);
+    assert.equal(report.counterContinuous, true);
+    assert.equal(typeof report.recoverySeconds, "number");
+  });
+});

@@ -1,0 +1,102 @@
+import assert from "node:assert/strict";
+import { existsSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { describe, it } from "node:test";
+import { loadStack, resolveStack, StackValidationError, validateStack } from "../src/stack/index.ts";
+import { configPath, repoRoot, runCli, tempDir } from "./helpers.ts";
+
+const valid = async () => structuredClone((await import("../stayup.config.ts")).default);
+
+describe("stack description", () => {
+  it("the repository's stayup.config.ts is valid and reproduces tutorial 07 over three AZs", async () => {
+    const dev = await loadStack(configPath, "dev");
+    assert.equal(dev.regions.primary.availabilityZones.length, 3);
+    assert.ok(dev.web.capacity.desired >= 2, "at least two instances behind the load balancer");
+    assert.equal(dev.targetGroup.healthCheck.path, "/health");
+    const prod = await loadStack(configPath, "prod");
+    assert.equal(prod.network.natGateways, "one-per-az");
+    assert.equal(dev.network.natGateways, "one");
+    assert.equal(prod.redis.multiAz, true);
+    // Shared settings and environment settings both reach the resolved stack.
+    assert.equal(prod.redis.localPort, dev.redis.localPort);
+  });
+
+  it("reports every bad field with its path and what is allowed", async () => {
+    const input = await valid();
+    input.name = "Bad Name";
+    input.regions.primary.availabilityZones = ["eu-west-3a", "us-east-1b", "eu-west-3a"];
+    input.targetGroup.healthCheck.local.timeoutMs = 900;
+    input.environments.dev.web.capacity = { min: 3, desired: 2, max: 4 };
+    (input as Record<string, unknown>).loadBalncer = {};
+    let error: StackValidationError | undefined;
+    try {
+      validateStack(input, "stayup.config.ts");
+    } catch (e) {
+      error = e as StackValidationError;
+    }
+    assert.ok(error instanceof StackValidationError);
+    const byPath = new Map(error.problems.map((p) => [p.path, p.message]));
+    assert.match(byPath.get("name") ?? "", /lower-case/);
+    assert.match(byPath.get("regions.primary.availabilityZones[1]") ?? "", /not in region eu-west-3/);
+    assert.match(byPath.get("regions.primary.availabilityZones[2]") ?? "", /listed twice/);
+    assert.match(byPath.get("targetGroup.healthCheck.local.timeoutMs") ?? "", /shorter than intervalMs/);
+    assert.match(byPath.get("environments.dev.web.capacity.desired") ?? "", /≥ min \(3\)/);
+    assert.match(byPath.get("") ?? "", /unknown field.*loadBalncer/);
+    assert.match(error.message, /5 problems|6 problems/);
+  });
+
+  it("rejects ALB timings the ALB would reject", async () => {
+    const input = await valid();
+    input.targetGroup.healthCheck.aws.intervalSeconds = 1;
+    assert.throws(
+      () => validateStack(input),
+      /targetGroup\.healthCheck\.aws\.intervalSeconds: the ALB allows 5 to 300 s/,
+    );
+  });
+
+  it("resolves an environment and refuses an unknown one", async () => {
+    const stack = validateStack(await valid());
+    assert.equal(resolveStack(stack, "prod").deletionProtection, true);
+    assert.throws(() => resolveStack(stack, "staging" as "dev"), /unknown environment "staging"/);
+  });
+
+  it("`stayup up` with a bad description prints the problems and starts nothing", async () => {
+    const dir = tempDir();
+    const bad = path.join(dir, "stayup.config.ts");
+    const source = (await import("node:fs")).readFileSync(configPath, "utf8");
+    writeFileSync(
+      bad,
+      source
+        .replace(
+          'from "./src/stack/index.ts"',
+          `from ${JSON.stringify(path.join(repoRoot, "src/stack/index.ts"))}`,
+        )
+        .replace("intervalMs: 500", "intervalMs: 5")
+        .replace("min: 2, desired: 2, max: 4", "min: 2, desired: 9, max: 4"),
+    );
+    const stateDir = path.join(dir, ".stayup");
+    const result = await runCli(
+      ["up", "--config", bad, "--state-dir", stateDir, "--port", "0", "--redis-port", "0"],
+      {
+        cwd: dir,
+      },
+    );
+    assert.equal(result.code, 1);
+    assert.match(result.stderr, /targetGroup\.healthCheck\.local\.intervalMs: must be 50 ms or more/);
+    assert.match(result.stderr, /environments\.dev\.web\.capacity\.desired: must be ≤ max \(4\), got 9/);
+    assert.match(result.stderr, /nothing was started/);
+    assert.equal(
+      existsSync(stateDir),
+      false,
+      "no state directory, so no Redis and no instances were started",
+    );
+  });
+
+  it("a missing description file is a clear error", async () => {
+    const dir = tempDir();
+    const result = await runCli(["up"], { cwd: dir });
+    assert.equal(result.code, 1);
+    assert.match(result.stderr, /no stack description at .*stayup\.config\.ts/);
+    assert.match(result.stderr, /--config/);
+  });
+});

@@ -1,0 +1,126 @@
+import assert from "node:assert/strict";
+import { type ChildProcess, fork } from "node:child_process";
+import { after, before, describe, it } from "node:test";
+import { Redis } from "ioredis";
+import { request } from "undici";
+import { sleep } from "../src/shared/net.ts";
+import { bundleWebService } from "../src/web-service/bundle.ts";
+import { TestRedis, tempDir, waitFor } from "./helpers.ts";
+
+/** Starts the bundled web service (what every instance runs) and waits for its port. */
+async function startInstance(
+  entry: string,
+  redisPort: number,
+): Promise<{ child: ChildProcess; url: string }> {
+  const child = fork(entry, [], {
+    env: {
+      ...process.env,
+      STAYUP_INSTANCE_ID: "i-test0001",
+      STAYUP_AZ: "eu-west-3a",
+      STAYUP_REGION: "eu-west-3",
+      STAYUP_REDIS_URL: `redis://127.0.0.1:${redisPort}`,
+      HOST: "127.0.0.1",
+      PORT: "0",
+      LOG_LEVEL: "warn",
+    },
+    stdio: ["ignore", "inherit", "inherit", "ipc"],
+  });
+  const port = await new Promise<number>((resolve, reject) => {
+    child.on(
+      "message",
+      (m: { type?: string; port?: number }) => m.type === "listening" && resolve(m.port ?? 0),
+    );
+    child.once("exit", (code) => reject(new Error(`instance exited with ${code}`)));
+  });
+  return { child, url: `http://127.0.0.1:${port}` };
+}
+
+const get = async (url: string, headers: Record<string, string> = {}) => {
+  const res = await request(url, { headers });
+  return { status: res.statusCode, text: await res.body.text(), headers: res.headers };
+};
+
+describe("web service", () => {
+  let entry: string;
+  let redis: TestRedis;
+  let instance: { child: ChildProcess; url: string };
+
+  before(async () => {
+    entry = await bundleWebService(tempDir());
+    redis = await TestRedis.start();
+    instance = await startInstance(entry, redis.port);
+  });
+  after(async () => {
+    instance?.child.kill("SIGKILL");
+    await redis?.stop();
+  });
+
+  it("GET / increments the shared counter and names the serving instance, AZ and region", async () => {
+    const a = JSON.parse((await get(`${instance.url}/`)).text);
+    const b = JSON.parse((await get(`${instance.url}/`)).text);
+    assert.equal(b.count, a.count + 1);
+    assert.deepEqual(
+      { instanceId: b.instanceId, availabilityZone: b.availabilityZone, region: b.region },
+      { instanceId: "i-test0001", availabilityZone: "eu-west-3a", region: "eu-west-3" },
+    );
+    // The counter lives in Redis under one key (the seed script incremented a key named "1").
+    const direct = new Redis({ port: redis.port });
+    assert.equal(Number(await direct.get("count")), b.count);
+    assert.equal(await direct.exists("1"), 0);
+    direct.disconnect();
+  });
+
+  it("serves an HTML page to browsers", async () => {
+    const res = await get(`${instance.url}/`, { accept: "text/html" });
+    assert.match(res.headers["content-type"] as string, /text\/html/);
+    assert.match(res.text, /<span id="count">\d+<\/span>/);
+    assert.match(res.text, /i-test0001/);
+  });
+
+  it("exposes Prometheus metrics", async () => {
+    const res = await get(`${instance.url}/metrics`);
+    assert.equal(res.status, 200);
+    assert.match(res.text, /stayup_http_requests_total\{route="\/",status="200"/);
+    assert.match(res.text, /stayup_redis_connected\{[^}]*\} 1/);
+  });
+
+  it("Redis down: / answers 503 with a reason, /health stays 200; Redis back: 200 without a restart", async () => {
+    const pid = instance.child.pid;
+    await redis.stop();
+    const down = await waitFor("a 503", async () => {
+      const r = await get(`${instance.url}/`);
+      return r.status === 503 ? r : undefined;
+    });
+    assert.match(JSON.parse(down.text).reason, /redis unavailable/);
+    assert.equal(down.headers["retry-after"], "1");
+    assert.equal((await get(`${instance.url}/health`)).status, 200, "health never depends on Redis");
+
+    await redis.start();
+    const upAgain = await waitFor("a 200 after Redis restarted", async () => {
+      const r = await get(`${instance.url}/`);
+      return r.status === 200 ? r : undefined;
+    });
+    assert.equal(typeof JSON.parse(upAgain.text).count, "number");
+    assert.equal(instance.child.pid, pid);
+    assert.equal(instance.child.exitCode, null, "the instance process never exited");
+  });
+
+  it("SIGTERM: refuses new connections, finishes the request in flight, then exits 0", async () => {
+    // Make Redis hold the next command for 1 s, so a request is in flight when SIGTERM arrives.
+    const admin = new Redis({ port: redis.port });
+    const sleeping = admin.call("DEBUG", "SLEEP", "1").catch(() => undefined);
+    await sleep(50);
+    const inFlight = get(`${instance.url}/`);
+    await sleep(150);
+    const exited = new Promise<number | null>((resolve) => instance.child.once("exit", resolve));
+    instance.child.kill("SIGTERM");
+    await sleep(100);
+    await assert.rejects(request(`${instance.url}/health`, { reset: true }), /ECONNREFUSED/);
+    const res = await inFlight;
+    assert.equal(res.status, 200, "the in-flight request completed");
+    assert.equal(typeof JSON.parse(res.text).count, "number");
+    assert.equal(await exited, 0);
+    await sleeping;
+    admin.disconnect();
+  });
+});
