@@ -1,7 +1,6 @@
 import http from "node:http";
 import type { AddressInfo } from "node:net";
-import { pipeline } from "node:stream";
-import { Pool } from "undici";
+import { type Dispatcher, Pool } from "undici";
 import { StayupError } from "../../shared/errors.ts";
 import type { EventBus } from "../events/bus.ts";
 import type { Target, TargetGroupController } from "../target-group/controller.ts";
@@ -31,6 +30,8 @@ const HOP_BY_HOP = new Set([
   "expect",
   "host",
 ]);
+// Answers up to this size are collected and written to the client in one piece.
+const BUFFERED_RESPONSE_BYTES = 256 * 1024;
 // Errors raised before a single byte of the request left this process: always safe to retry.
 const NOT_SENT = new Set([
   "ECONNREFUSED",
@@ -53,6 +54,7 @@ export class LoadBalancer {
   private readonly targetTimeoutMs: number;
   private readonly maxBodyBytes: number;
   url = "";
+  private listenerPort = "";
 
   constructor(
     private readonly targetGroup: TargetGroupController,
@@ -85,6 +87,7 @@ export class LoadBalancer {
       this.server.listen({ host: this.options.host, port: this.options.port, exclusive: true }, () => {
         const address = this.server.address() as AddressInfo;
         this.url = `http://${address.address}:${address.port}`;
+        this.listenerPort = String(address.port);
         this.events.publish({ type: "load-balancer.listening", url: this.url });
         resolve(this.url);
       });
@@ -171,6 +174,72 @@ export class LoadBalancer {
     res.end(body);
   }
 
+  /**
+   * Sends one request to one target. Small responses are buffered and written with a single
+   * `end()` (one write on the client socket); large or unsized ones stream with backpressure.
+   * Rejects with `responseStarted` set once any byte of the answer was forwarded to the client.
+   */
+  private forward(
+    pool: Pool,
+    request: { method: string; path: string; headers: Record<string, string | string[]>; body?: Buffer },
+    res: http.ServerResponse,
+  ): Promise<void> {
+    return new Promise((resolve, reject) => {
+      let status = 0;
+      let headers: Record<string, string | string[]> = {};
+      let chunks: Buffer[] | undefined;
+      let streaming = false;
+      let controller: Dispatcher.DispatchController | undefined;
+      const onClientClose = () => {
+        if (!res.writableFinished) controller?.abort(new Error("client closed the connection"));
+      };
+      res.once("close", onClientClose);
+      const handler: Dispatcher.DispatchHandler = {
+        onRequestStart: (c) => {
+          controller = c;
+        },
+        onResponseStart: (_c, statusCode, responseHeaders) => {
+          if (statusCode < 200) return; // 1xx interim answers are not forwarded
+          status = statusCode;
+          headers = {};
+          for (const [name, value] of Object.entries(responseHeaders)) {
+            if (value !== undefined && !HOP_BY_HOP.has(name)) headers[name] = value;
+          }
+          const length = Number(responseHeaders["content-length"]);
+          if (Number.isFinite(length) && length <= BUFFERED_RESPONSE_BYTES) {
+            chunks = [];
+          } else {
+            streaming = true;
+            res.writeHead(status, headers);
+          }
+        },
+        onResponseData: (c, chunk) => {
+          if (chunks) {
+            chunks.push(chunk);
+          } else if (!res.write(chunk)) {
+            c.pause();
+            res.once("drain", () => c.resume());
+          }
+        },
+        onResponseEnd: () => {
+          res.off("close", onClientClose);
+          if (chunks) {
+            res.writeHead(status, headers);
+            res.end(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks));
+          } else {
+            res.end();
+          }
+          resolve();
+        },
+        onResponseError: (_c, error) => {
+          res.off("close", onClientClose);
+          reject(Object.assign(error, { responseStarted: streaming, responseReceived: status !== 0 }));
+        },
+      };
+      pool.dispatch({ ...request, body: request.body ?? null }, handler);
+    });
+  }
+
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     let body: Buffer | undefined | "too-large";
     try {
@@ -180,7 +249,7 @@ export class LoadBalancer {
     }
     if (body === "too-large") return this.reply(res, 413, "request body too large");
     const method = req.method ?? "GET";
-    const headers = this.forwardedHeaders(req);
+    const upstreamRequest = { method, path: req.url ?? "/", headers: this.forwardedHeaders(req), body };
     const tried = new Set<string>();
     let lastError = "no healthy targets";
     for (let attempt = 0; attempt < this.maxAttempts; attempt++) {
@@ -188,24 +257,20 @@ export class LoadBalancer {
       if (!target) break;
       tried.add(target.instanceId);
       try {
-        const upstream = await this.pool(target).request({ method, path: req.url ?? "/", headers, body });
-        const responseHeaders: Record<string, string | string[]> = {};
-        for (const [name, value] of Object.entries(upstream.headers)) {
-          if (value !== undefined && !HOP_BY_HOP.has(name)) responseHeaders[name] = value;
-        }
-        res.writeHead(upstream.statusCode, responseHeaders);
-        // Once headers are sent, a broken body can only be signalled by closing the connection.
-        pipeline(upstream.body, res, () => undefined);
+        await this.forward(this.pool(target), upstreamRequest, res);
         return;
       } catch (error) {
-        const e = error as NodeJS.ErrnoException;
+        const e = error as NodeJS.ErrnoException & { responseStarted?: boolean };
         const code = e.code ?? "";
         lastError = `${target.instanceId}: ${code || e.message}`;
+        // Part of the answer already went to the client: the only honest signal left is to close.
+        if (e.responseStarted) return void res.destroy();
         if (NOT_SENT.has(code)) {
           this.targetGroup.reportConnectionFailure(target.instanceId, `connection refused (${code})`);
           continue;
         }
         if (code === "UND_ERR_HEADERS_TIMEOUT") return this.reply(res, 504, `target timed out: ${lastError}`);
+        if (res.destroyed) return; // the client left; nobody to answer
         // The request may have reached the target: only a retry-safe method may go elsewhere.
         if (IDEMPOTENT.has(method)) continue;
         return this.reply(res, 502, `target failed: ${lastError}`);
