@@ -157,9 +157,7 @@ export class LoadBalancer {
     const prior = req.headers["x-forwarded-for"];
     headers["x-forwarded-for"] = prior ? `${prior}, ${client}` : client;
     headers["x-forwarded-proto"] = "http";
-    headers["x-forwarded-port"] = String(
-      this.server.address() && (this.server.address() as AddressInfo).port,
-    );
+    headers["x-forwarded-port"] = this.listenerPort;
     if (req.headers.host) headers["x-forwarded-host"] = req.headers.host;
     return headers;
   }
