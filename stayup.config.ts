@@ -25,15 +25,33 @@ export default defineStack({
   },
   loadBalancer: { local: { host: "127.0.0.1", port: 8080 } },
   redis: { localPort: 6390 },
+  aws: {
+    vpcCidr: "10.0.0.0/16",
+    topology: "load-balanced",
+    // Session Manager is always on; uncomment for an SSH bastion reachable from one range only.
+    // bastion: { allowedCidr: "203.0.113.0/24", instanceType: "t3.nano" },
+    // HTTPS with an HTTP → HTTPS redirect once you own a Route 53 zone:
+    // https: { domainName: "app.example.com", hostedZoneId: "Z0123456789ABC", hostedZoneName: "example.com" },
+    singleInstance: { dataVolumeGiB: 8 },
+    logRetentionDays: 30,
+  },
   environments: {
     dev: {
-      web: { capacity: { min: 2, desired: 2, max: 4 }, instanceType: "t3.micro", scaleInProtection: false },
+      web: {
+        capacity: { min: 2, desired: 2, max: 4 },
+        instanceTypes: ["t3.micro", "t3a.micro"],
+        scaleInProtection: false,
+      },
       network: { natGateways: "one" },
       redis: { nodeType: "cache.t4g.micro", multiAz: false },
       deletionProtection: false,
     },
     prod: {
-      web: { capacity: { min: 3, desired: 3, max: 6 }, instanceType: "t3.small", scaleInProtection: true },
+      web: {
+        capacity: { min: 3, desired: 3, max: 6 },
+        instanceTypes: ["t3.small", "t3a.small"],
+        scaleInProtection: true,
+      },
       network: { natGateways: "one-per-az" },
       redis: { nodeType: "cache.t4g.small", multiAz: true },
       deletionProtection: true,

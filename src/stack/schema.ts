@@ -108,9 +108,11 @@ const environmentSettings = z
     web: z
       .object({
         capacity,
-        instanceType: z
-          .string()
-          .regex(/^[a-z0-9]+\.[a-z0-9]+$/, "must be an EC2 instance type such as t3.micro"),
+        /** Preferred first; more than one lets the group launch when one type is short in an AZ. */
+        instanceTypes: z
+          .array(z.string().regex(/^[a-z0-9]+\.[a-z0-9]+$/, "must be an EC2 instance type such as t3.micro"))
+          .min(1, "list at least one instance type (two for capacity resilience)")
+          .refine((types) => new Set(types).size === types.length, "lists an instance type twice"),
         /** Protects instances from scale-in (seed 004: on in prod). */
         scaleInProtection: z.boolean(),
       })
@@ -132,6 +134,78 @@ const environmentSettings = z
       .strict(),
     /** Deletion protection on the load balancer, Redis and DNS zone (seed 004: on in prod). */
     deletionProtection: z.boolean(),
+  })
+  .strict();
+
+const cidr = z
+  .string()
+  .regex(/^(\d{1,3}\.){3}\d{1,3}\/(\d|[12]\d|3[0-2])$/, "must be an IPv4 CIDR such as 203.0.113.0/24");
+
+const aws = z
+  .object({
+    /** The VPC's address range; each tier gets a /24 per AZ out of it. */
+    vpcCidr: cidr.refine(
+      (c) => Number(c.split("/")[1]) <= 20,
+      "must be /20 or larger to hold 3 tiers × 6 AZs of /24",
+    ),
+    /**
+     * `load-balanced`: tutorial 07 (ALB + Auto Scaling group + ElastiCache).
+     * `single-instance`: seed 003 (a group of 1 with a stable Elastic IP and a data volume, no ALB).
+     */
+    topology: z.enum(["load-balanced", "single-instance"], {
+      message: 'must be "load-balanced" or "single-instance"',
+    }),
+    /** Shell access: Session Manager always; an SSH bastion only if this is set. */
+    bastion: z
+      .object({
+        /** Who may reach the bastion's port 22 (never 0.0.0.0/0). */
+        allowedCidr: cidr.refine((c) => !c.endsWith("/0"), "must not open SSH to the whole internet"),
+        instanceType: z
+          .string()
+          .regex(/^[a-z0-9]+\.[a-z0-9]+$/, "must be an EC2 instance type such as t3.nano"),
+      })
+      .strict()
+      .optional(),
+    /**
+     * HTTPS on the load balancer: an ACM certificate validated in this Route 53 zone, a 301 from
+     * HTTP to HTTPS, and an alias record. Without it the load balancer serves plain HTTP.
+     */
+    https: z
+      .object({
+        domainName: z
+          .string()
+          .regex(/^([a-z0-9-]+\.)+[a-z]{2,}$/, "must be a DNS name such as app.example.com"),
+        hostedZoneId: z
+          .string()
+          .regex(/^Z[A-Z0-9]{4,32}$/, "must be a Route 53 hosted zone id such as Z0123456789ABC"),
+        hostedZoneName: z
+          .string()
+          .regex(/^([a-z0-9-]+\.)+[a-z]{2,}$/, "must be the zone's name such as example.com"),
+      })
+      .strict()
+      .refine((h) => h.domainName === h.hostedZoneName || h.domainName.endsWith(`.${h.hostedZoneName}`), {
+        path: ["domainName"],
+        message: "must be inside hostedZoneName",
+      })
+      .optional(),
+    singleInstance: z
+      .object({
+        /** Size of the data volume that follows the instance (Redis's append-only file lives there). */
+        dataVolumeGiB: z.number().int().min(1, "must be 1 to 16384 GiB").max(16384, "must be 1 to 16384 GiB"),
+      })
+      .strict(),
+    /** How long CloudWatch keeps instance logs and VPC flow logs. */
+    logRetentionDays: z.union(
+      [
+        1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288,
+        3653,
+      ].map((n) => z.literal(n)) as unknown as [
+        z.ZodLiteral<number>,
+        z.ZodLiteral<number>,
+        ...z.ZodLiteral<number>[],
+      ],
+      { message: "must be a CloudWatch Logs retention: 1, 3, 5, 7, 14, 30, 60, 90, 180, 365, ... days" },
+    ),
   })
   .strict();
 
@@ -181,6 +255,7 @@ export const stackDescriptionSchema = z
         localPort: port,
       })
       .strict(),
+    aws,
     environments: z.object({ dev: environmentSettings, prod: environmentSettings }).strict(),
   })
   .strict();

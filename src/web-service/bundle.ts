@@ -1,26 +1,20 @@
 import { mkdirSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { build } from "esbuild";
+import { type BuildOptions, build, buildSync } from "esbuild";
 
 const entry = path.join(path.dirname(fileURLToPath(import.meta.url)), "main.ts");
+export const webServiceBundleName = "web-service.mjs";
 
-/**
- * Bundles the web service and its dependencies into one file that needs only Node.js.
- * The local runtime forks this file for every instance, and the AWS renderer ships the same
- * file as an asset to every EC2 instance, so both run the same code.
- */
-export async function bundleWebService(outDir: string): Promise<string> {
+function options(outDir: string): BuildOptions {
   mkdirSync(outDir, { recursive: true });
-  const outfile = path.join(outDir, "web-service.mjs");
-  await build({
+  return {
     entryPoints: [entry],
-    outfile,
+    outfile: path.join(outDir, webServiceBundleName),
     bundle: true,
     platform: "node",
     target: "node20",
     format: "esm",
-    minify: false,
     sourcemap: "linked",
     legalComments: "none",
     logLevel: "error",
@@ -28,6 +22,21 @@ export async function bundleWebService(outDir: string): Promise<string> {
     banner: {
       js: "import { createRequire as __stayupCreateRequire } from 'node:module'; const require = __stayupCreateRequire(import.meta.url);",
     },
-  });
-  return outfile;
+  };
+}
+
+/**
+ * Bundles the web service and its dependencies into one file that needs only Node.js.
+ * The local runtime forks this file for every instance, and the AWS renderer ships the same
+ * file as an asset to every EC2 instance, so both run the same code.
+ */
+export async function bundleWebService(outDir: string): Promise<string> {
+  await build(options(outDir));
+  return path.join(outDir, webServiceBundleName);
+}
+
+/** The same bundle, synchronously (CDK constructs are built synchronously). */
+export function bundleWebServiceSync(outDir: string): string {
+  buildSync(options(outDir));
+  return path.join(outDir, webServiceBundleName);
 }

@@ -1,0 +1,92 @@
+import { App, type Stack, Tags } from "aws-cdk-lib";
+import type { ResolvedStack } from "../stack/index.ts";
+import { AccessStack } from "./access/bastion.ts";
+import { DatabaseStack } from "./database/database.ts";
+import { stackIds } from "./naming.ts";
+import { NetworkStack } from "./network/network.ts";
+import { SingleInstanceStack } from "./single-instance/single-instance.ts";
+import { WebStack } from "./web/web-tier.ts";
+
+export interface StayupStacks {
+  network: NetworkStack;
+  access?: AccessStack;
+  database?: DatabaseStack;
+  web?: WebStack;
+  singleInstance?: SingleInstanceStack;
+  /** In deployment order (network → access → database → web), as in the seeds. */
+  ordered: Stack[];
+}
+
+/**
+ * Renders the stack description into CDK stacks. Every setting is read from `stack`; none is
+ * repeated here. Works without credentials: the region and AZs come from the description.
+ */
+export function addStayupStacks(app: App, stack: ResolvedStack, bundleDir: string): StayupStacks {
+  const ids = stackIds(stack);
+  const env = { region: stack.regions.primary.name, account: process.env.CDK_DEFAULT_ACCOUNT };
+  const common = { env, stack, terminationProtection: stack.deletionProtection };
+  const networkStack = new NetworkStack(app, ids.network, {
+    ...common,
+    description: `stayup ${stack.environment}: VPC over ${stack.regions.primary.availabilityZones.length} AZs and security groups`,
+  });
+  const { network } = networkStack;
+  const result: StayupStacks = { network: networkStack, ordered: [networkStack] };
+
+  if (stack.aws.bastion && network.bastionSecurityGroup) {
+    result.access = new AccessStack(app, ids.access, {
+      ...common,
+      description: `stayup ${stack.environment}: SSH bastion with a stable Elastic IP`,
+      vpc: network.vpc,
+      securityGroup: network.bastionSecurityGroup,
+    });
+    result.access.addDependency(networkStack);
+    result.ordered.push(result.access);
+  }
+
+  if (stack.aws.topology === "load-balanced") {
+    result.database = new DatabaseStack(app, ids.database, {
+      ...common,
+      description: `stayup ${stack.environment}: ElastiCache Redis`,
+      vpc: network.vpc,
+      securityGroup: network.redisSecurityGroup,
+    });
+    result.database.addDependency(networkStack);
+    result.ordered.push(result.database);
+    const redis = result.database.redis;
+    result.web = new WebStack(app, ids.web, {
+      ...common,
+      description: `stayup ${stack.environment}: ALB and the web Auto Scaling group`,
+      vpc: network.vpc,
+      loadBalancerSecurityGroup: network.loadBalancerSecurityGroup,
+      webSecurityGroup: network.webSecurityGroup,
+      redis: {
+        kind: "elasticache",
+        endpoint: redis.replicationGroup.attrPrimaryEndPointAddress,
+        port: redis.replicationGroup.attrPrimaryEndPointPort,
+        authToken: redis.authToken,
+      },
+      bundleDir,
+    });
+    result.web.addDependency(result.database);
+    result.ordered.push(result.web);
+  } else {
+    if (!network.singleInstanceSecurityGroup)
+      throw new Error("single-instance topology without its security group");
+    result.singleInstance = new SingleInstanceStack(app, ids.singleInstance, {
+      ...common,
+      description: `stayup ${stack.environment}: self-healing single instance with a stable Elastic IP`,
+      vpc: network.vpc,
+      securityGroup: network.singleInstanceSecurityGroup,
+      bundleDir,
+    });
+    result.singleInstance.addDependency(networkStack);
+    result.ordered.push(result.singleInstance);
+  }
+
+  // Listener tags are newer than cfn-lint's schema; a listener needs none (its load balancer has them).
+  const tagging = { excludeResourceTypes: ["AWS::ElasticLoadBalancingV2::Listener"] };
+  Tags.of(app).add("Project", "stayup", tagging);
+  Tags.of(app).add("stayup:stack", stack.name, tagging);
+  Tags.of(app).add("stayup:environment", stack.environment, tagging);
+  return result;
+}

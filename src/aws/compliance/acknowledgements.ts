@@ -1,0 +1,191 @@
+/**
+ * Every cdk-nag (AwsSolutions) and cfn-guard (Control Tower rules) finding that stayup
+ * acknowledges instead of fixing, with the reason a reviewer needs. Nothing is acknowledged
+ * anywhere else. `when` limits an acknowledgment to the descriptions it is true for.
+ */
+import type { ResolvedStack } from "../../stack/index.ts";
+import type { StayupStacks } from "../app.ts";
+
+export type StackKind = Exclude<keyof StayupStacks, "ordered">;
+
+export interface Acknowledgement {
+  /** As synthesis prints it: `AwsSolutions::AwsSolutions-X[finding]` or `cdk-validator-cfnguard::rule`. */
+  id: string;
+  reason: string;
+  stacks: StackKind[];
+  when?: (stack: ResolvedStack) => boolean;
+}
+
+const nag = (rule: string) => `AwsSolutions::AwsSolutions-${rule}`;
+const guard = (rule: string) => `cdk-validator-cfnguard::${rule}`;
+const instances: StackKind[] = ["web", "singleInstance", "access"];
+
+export const acknowledgements: Acknowledgement[] = [
+  // ── Network and load balancer ─────────────────────────────────────────────────────────────
+  {
+    id: nag("EC23"),
+    reason:
+      "The internet-facing entry point (the ALB, or the single instance that has none) must accept HTTP/HTTPS from anywhere; only ports 80 and 443 are open.",
+    stacks: ["network"],
+  },
+  {
+    id: guard("alb_http_to_https_redirection_check"),
+    reason:
+      "No domain is configured (aws.https), so no ACM certificate can exist; with aws.https set, port 80 answers 301 to HTTPS.",
+    stacks: ["web"],
+    when: (s) => !s.aws.https,
+  },
+  {
+    id: guard("elbv2_deletion_protection_enabled_check"),
+    reason: "dev is torn down often (seed 004's table); prod turns deletion protection on.",
+    stacks: ["web"],
+    when: (s) => !s.deletionProtection,
+  },
+  // ── ALB access-log bucket ─────────────────────────────────────────────────────────────────
+  {
+    id: nag("S1"),
+    reason: "This bucket holds the ALB's access logs; logging access to the log bucket would recurse.",
+    stacks: ["web"],
+  },
+  {
+    id: guard("s3_bucket_logging_enabled_check"),
+    reason: "This bucket holds the ALB's access logs; logging access to the log bucket would recurse.",
+    stacks: ["web"],
+  },
+  {
+    id: guard("s3_bucket_default_encryption_kms_check"),
+    reason:
+      "ALB access logs can only be delivered to buckets encrypted with SSE-S3 (AWS documents no KMS support).",
+    stacks: ["web"],
+  },
+  {
+    id: guard("s3_event_notifications_enabled_check"),
+    reason: "Nothing consumes access-log delivery events; logs are read on demand.",
+    stacks: ["web"],
+  },
+  {
+    id: guard("s3_bucket_object_lock_enabled_check"),
+    reason:
+      "Access logs expire after aws.logRetentionDays by a lifecycle rule; Object Lock would keep them and block `stayup destroy`. Versioning is on.",
+    stacks: ["web"],
+  },
+  // ── Logs ─────────────────────────────────────────────────────────────────────────────────
+  {
+    id: guard("cloudwatch_log_group_retention_period_check"),
+    reason:
+      "Retention is a stack-description setting (aws.logRetentionDays, 30 days by default to bound cost).",
+    stacks: ["network", ...instances],
+    when: (s) => s.aws.logRetentionDays < 365,
+  },
+  {
+    id: guard("cloudwatch_log_group_encrypted_check"),
+    reason:
+      "CloudWatch Logs encrypts at rest with service keys; these logs hold no secrets (the Redis token is never logged), so a customer key would add cost and key-policy management for no gain.",
+    stacks: ["network", ...instances],
+  },
+  // ── Instances ────────────────────────────────────────────────────────────────────────────
+  {
+    id: nag("IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/AmazonSSMManagedInstanceCore]"),
+    reason:
+      "Session Manager is the shell access that replaces an open SSH port; AWS maintains this policy's action list as the agent evolves.",
+    stacks: instances,
+  },
+  {
+    id: nag("IAM5[Resource::arn:<AWS::Partition>:ec2:eu-west-3:<AWS::AccountId>:instance/*]"),
+    reason:
+      "AssociateAddress/AttachVolume must name the new instance, unknown at deploy time; a condition limits it to instances of this one group (aws:autoscaling:groupName).",
+    stacks: ["access", "singleInstance"],
+  },
+  {
+    id: nag("IAM5[Resource::arn:<AWS::Partition>:ec2:eu-west-3:<AWS::AccountId>:network-interface/*]"),
+    reason:
+      "As for instance/*: the association names the new instance's interface; limited by the group condition.",
+    stacks: ["access", "singleInstance"],
+  },
+  {
+    id: nag("IAM5[Resource::*]"),
+    reason: "ec2:DescribeVolumes supports no resource-level permissions; it is the only action granted on *.",
+    stacks: ["singleInstance"],
+  },
+  {
+    id: guard("autoscaling_mixed_instances_policy_multiple_instance_types_check"),
+    reason:
+      "A group of exactly one instance with a fixed role (bastion, single instance) gains nothing from a second type.",
+    stacks: ["access", "singleInstance"],
+  },
+  {
+    id: guard("autoscaling_multiple_az_check"),
+    reason:
+      "The bastion is one instance in the public subnets; the single instance is pinned to its data volume's AZ (seed 003's trade-off, documented on the construct).",
+    stacks: ["access", "singleInstance"],
+  },
+  {
+    id: nag("AS3"),
+    reason:
+      "Groups of one (bastion, single instance) report replacements through their activity history and group metrics.",
+    stacks: ["access", "singleInstance"],
+  },
+  {
+    id: nag("EC26"),
+    reason:
+      "cdk-nag's EC26 throws on a group with a MixedInstancesPolicy (it reads a top-level LaunchTemplate); the launch template's only volume is encrypted, which test/aws-stacks.test.ts asserts.",
+    stacks: ["web"],
+  },
+  {
+    id: guard("autoscaling_group_nitro_encryption_in_transit_override_check"),
+    reason:
+      "Web instances never talk to each other and Redis traffic is TLS; burstable t3/t3a types keep cost low. Set web.instanceTypes to Nitro types with in-transit encryption (m6i, c6i, ...) to satisfy it.",
+    stacks: ["web"],
+    when: (s) => s.web.instanceTypes.some((t) => /^t\d/.test(t)),
+  },
+  // ── Redis ────────────────────────────────────────────────────────────────────────────────
+  {
+    id: nag("SMG4"),
+    reason:
+      "Rotating an ElastiCache AUTH token needs a two-phase ROTATE/SET update coordinated with every instance; until that Lambda exists, rotation is a documented manual step.",
+    stacks: ["database"],
+  },
+  {
+    id: nag("AEC5"),
+    reason:
+      "Redis listens only in isolated subnets behind a security group that admits the web instances alone; a non-default port adds obscurity, not protection.",
+    stacks: ["database"],
+  },
+  {
+    id: guard("elasticache_repl_grp_rbac_auth_enabled_check"),
+    reason:
+      "Clients authenticate with the AUTH token from Secrets Manager over TLS; the one client (the web service) needs no RBAC users.",
+    stacks: ["database"],
+  },
+  {
+    id: nag("AEC4"),
+    reason: "dev runs one Redis node to save cost (seed 004's table); prod sets redis.multiAz.",
+    stacks: ["database"],
+    when: (s) => !s.redis.multiAz,
+  },
+  {
+    id: guard("elasticache_repl_grp_auto_failover_enabled_check"),
+    reason: "Automatic failover needs a replica; dev runs one node to save cost, prod sets redis.multiAz.",
+    stacks: ["database"],
+    when: (s) => !s.redis.multiAz,
+  },
+  // ── CDK's own warnings ───────────────────────────────────────────────────────────────────
+  {
+    id: "Annotation::@aws-cdk/aws-autoscaling:desiredCapacitySet",
+    reason: "The desired capacity is part of the stack description: a deploy applies it on purpose.",
+    stacks: ["web"],
+  },
+];
+
+/**
+ * cfn-lint checks silenced on one resource each (never globally), with the reason. Applied as the
+ * resource's `Metadata.cfn-lint` by `silenceCfnLint`.
+ */
+export const cfnLintExceptions: { rule: string; resource: "web-group"; reason: string }[] = [
+  {
+    rule: "E3016",
+    resource: "web-group",
+    reason:
+      "UpdatePolicy.AutoScalingInstanceRefresh is CloudFormation's instance-refresh policy (CDK ≥ 2.263, July 2026); cfn-lint 1.51's schema predates it.",
+  },
+];

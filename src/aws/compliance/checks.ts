@@ -1,0 +1,56 @@
+import { CfnGuardValidator } from "@cdklabs/cdk-validator-cfnguard";
+import { App, type CfnResource, Validations } from "aws-cdk-lib";
+import { AwsSolutionsChecks } from "cdk-nag";
+import type { ResolvedStack } from "../../stack/index.ts";
+import type { StayupStacks } from "../app.ts";
+import { acknowledgements, cfnLintExceptions } from "./acknowledgements.ts";
+
+export interface StayupAppOptions {
+  outdir?: string;
+  /** Run cdk-nag (AwsSolutions) and cfn-guard (Control Tower rules) at synthesis. */
+  compliance?: boolean;
+}
+
+/**
+ * A CDK app whose synthesis runs cdk-nag's AwsSolutions pack and cfn-guard's Control Tower rules
+ * as validation plugins: an unacknowledged finding stops synthesis with a report.
+ */
+export function createStayupApp(options: StayupAppOptions = {}): App {
+  const app = new App({
+    outdir: options.outdir,
+    // Stacks deploy in order and reference each other's exports: keep the producer protected.
+    context: { "@aws-cdk/core:defaultCrossStackReferences": "strong" },
+  });
+  if (options.compliance) {
+    Validations.of(app).addPlugins(
+      new AwsSolutionsChecks(app, { verbose: true }),
+      new CfnGuardValidator({ controlTowerRulesEnabled: true }),
+    );
+  }
+  return app;
+}
+
+/** Records the acknowledged findings, each with its reason, on the stacks they concern. */
+export function acknowledgeFindings(stacks: StayupStacks, description: ResolvedStack): void {
+  for (const ack of acknowledgements) {
+    if (ack.when && !ack.when(description)) continue;
+    for (const kind of ack.stacks) {
+      const stack = stacks[kind];
+      if (stack) Validations.of(stack).acknowledge({ id: ack.id, reason: ack.reason });
+    }
+  }
+}
+
+/** Applies the per-resource cfn-lint exceptions (see acknowledgements.ts). */
+export function silenceCfnLint(stacks: StayupStacks): void {
+  const resources: Record<string, CfnResource | undefined> = {
+    "web-group": stacks.web?.web.group.node.defaultChild as CfnResource | undefined,
+  };
+  for (const exception of cfnLintExceptions) {
+    const resource = resources[exception.resource];
+    if (!resource) continue;
+    const existing = (resource.getMetadata("cfn-lint") as { config?: { ignore_checks?: string[] } }) ?? {};
+    const ignore = [...(existing.config?.ignore_checks ?? []), exception.rule];
+    resource.addMetadata("cfn-lint", { config: { ignore_checks: ignore } });
+  }
+}

@@ -1,0 +1,178 @@
+import * as ec2 from "aws-cdk-lib/aws-ec2";
+import * as iam from "aws-cdk-lib/aws-iam";
+import * as logs from "aws-cdk-lib/aws-logs";
+import * as s3assets from "aws-cdk-lib/aws-s3-assets";
+import type * as secretsmanager from "aws-cdk-lib/aws-secretsmanager";
+import { Construct } from "constructs";
+import type { ResolvedStack } from "../../stack/index.ts";
+import { bundleWebServiceSync, webServiceBundleName } from "../../web-service/bundle.ts";
+
+export type RedisConnection =
+  /** ElastiCache with TLS and an AUTH token kept in Secrets Manager. */
+  | { kind: "elasticache"; endpoint: string; port: string; authToken: secretsmanager.ISecret }
+  /** A redis-server on the instance itself (the single-instance topology). */
+  | { kind: "on-instance" };
+
+export interface WebServiceLaunchTemplateProps {
+  stack: ResolvedStack;
+  name: string;
+  securityGroup: ec2.ISecurityGroup;
+  redis: RedisConnection;
+  /** The launch template's instance type (a group may override it with alternatives). */
+  instanceType: string;
+  /** Where the web service bundle is written before it becomes an asset. */
+  bundleDir: string;
+  /** Port the service listens on (the description's web port behind an ALB; 80 when it is public). */
+  port: number;
+  /** Shell run before the service starts (Elastic IP association, data volume...), given the role. */
+  bootCommands?: (role: iam.Role) => string[];
+}
+
+/**
+ * What every web instance boots from: Amazon Linux 2023, IMDSv2 only, an encrypted root volume,
+ * a role with only what the instance does, and user data that installs the very bundle the local
+ * runtime runs and starts it under systemd with its logs in CloudWatch.
+ */
+export class WebServiceLaunchTemplate extends Construct {
+  readonly launchTemplate: ec2.LaunchTemplate;
+  readonly role: iam.Role;
+  readonly logGroup: logs.LogGroup;
+  readonly userData: ec2.UserData;
+
+  constructor(scope: Construct, id: string, props: WebServiceLaunchTemplateProps) {
+    super(scope, id);
+    const { stack } = props;
+    this.logGroup = new logs.LogGroup(this, "Logs", {
+      logGroupName: `/stayup/${props.name}`,
+      retention: stack.aws.logRetentionDays as logs.RetentionDays,
+    });
+    this.role = new iam.Role(this, "Role", {
+      assumedBy: new iam.ServicePrincipal("ec2.amazonaws.com"),
+      description: `${props.name} instances: Session Manager, their log group, the bundle and the Redis token`,
+      managedPolicies: [iam.ManagedPolicy.fromAwsManagedPolicyName("AmazonSSMManagedInstanceCore")],
+    });
+    this.role.addToPolicy(
+      new iam.PolicyStatement({
+        actions: ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+        resources: [this.logGroup.logGroupArn],
+      }),
+    );
+    const bundle = new s3assets.Asset(this, "WebServiceBundle", {
+      path: bundleWebServiceSync(props.bundleDir),
+    });
+    // Exactly the one object, not the whole asset bucket.
+    this.role.addToPolicy(
+      new iam.PolicyStatement({
+        actions: ["s3:GetObject"],
+        resources: [bundle.bucket.arnForObjects(bundle.s3ObjectKey)],
+      }),
+    );
+
+    const userData = ec2.UserData.forLinux();
+    this.userData = userData;
+    const bundlePath = userData.addS3DownloadCommand({
+      bucket: bundle.bucket,
+      bucketKey: bundle.s3ObjectKey,
+      localFile: `/opt/stayup/${webServiceBundleName}`,
+    });
+    let redisUrlCommand: string;
+    const packages = ["nodejs20", "amazon-cloudwatch-agent"];
+    if (props.redis.kind === "elasticache") {
+      props.redis.authToken.grantRead(this.role);
+      redisUrlCommand = [
+        `AUTH_TOKEN=$(aws secretsmanager get-secret-value --region "$REGION" --secret-id ${props.redis.authToken.secretArn} --query SecretString --output text)`,
+        `REDIS_URL="rediss://:$AUTH_TOKEN@${props.redis.endpoint}:${props.redis.port}"`,
+      ].join("\n");
+    } else {
+      packages.push("redis6");
+      redisUrlCommand = 'REDIS_URL="redis://127.0.0.1:6379"';
+    }
+    userData.addCommands(
+      "set -euo pipefail",
+      "exec > >(tee -a /var/log/stayup-boot.log | logger -t stayup-boot) 2>&1",
+      `dnf install -y ${packages.join(" ")}`,
+      // IMDSv2 only: a session token first, then the instance's own facts (no hard-coded region).
+      'IMDS_TOKEN=$(curl -sf -X PUT http://169.254.169.254/latest/api/token -H "X-aws-ec2-metadata-token-ttl-seconds: 300")',
+      'imds() { curl -sf -H "X-aws-ec2-metadata-token: $IMDS_TOKEN" "http://169.254.169.254/latest/meta-data/$1"; }',
+      "INSTANCE_ID=$(imds instance-id)",
+      "AZ=$(imds placement/availability-zone)",
+      "REGION=$(imds placement/region)",
+      ...(props.bootCommands?.(this.role) ?? []),
+      redisUrlCommand,
+      "install -d -m 0755 /etc/stayup /var/log/stayup",
+      "umask 077",
+      "cat > /etc/stayup/web.env <<EOF",
+      "STAYUP_INSTANCE_ID=$INSTANCE_ID",
+      "STAYUP_AZ=$AZ",
+      "STAYUP_REGION=$REGION",
+      "STAYUP_REDIS_URL=$REDIS_URL",
+      "HOST=0.0.0.0",
+      `PORT=${props.port}`,
+      "EOF",
+      "umask 022",
+      "cat > /etc/systemd/system/stayup-web.service <<'EOF'",
+      "[Unit]",
+      "Description=stayup web service",
+      "After=network-online.target",
+      "Wants=network-online.target",
+      "[Service]",
+      "EnvironmentFile=/etc/stayup/web.env",
+      `ExecStart=/usr/bin/node-20 ${bundlePath}`,
+      "DynamicUser=yes",
+      ...(props.port < 1024 ? ["AmbientCapabilities=CAP_NET_BIND_SERVICE"] : []),
+      "Restart=always",
+      "RestartSec=1",
+      // SIGTERM drains in-flight requests; systemd waits for that before killing.
+      "KillSignal=SIGTERM",
+      "TimeoutStopSec=30",
+      "StandardOutput=append:/var/log/stayup/web.log",
+      "StandardError=append:/var/log/stayup/web.log",
+      "[Install]",
+      "WantedBy=multi-user.target",
+      "EOF",
+      "cat > /opt/aws/amazon-cloudwatch-agent/etc/amazon-cloudwatch-agent.json <<EOF",
+      JSON.stringify({
+        logs: {
+          logs_collected: {
+            files: {
+              collect_list: [
+                {
+                  file_path: "/var/log/stayup/web.log",
+                  log_group_name: this.logGroup.logGroupName,
+                  log_stream_name: "{instance_id}/web",
+                },
+                {
+                  file_path: "/var/log/stayup-boot.log",
+                  log_group_name: this.logGroup.logGroupName,
+                  log_stream_name: "{instance_id}/boot",
+                },
+              ],
+            },
+          },
+        },
+      }),
+      "EOF",
+      "/opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent-ctl -a fetch-config -m ec2 -s -c file:/opt/aws/amazon-cloudwatch-agent/etc/amazon-cloudwatch-agent.json",
+      "systemctl daemon-reload",
+      "systemctl enable --now stayup-web",
+    );
+
+    this.launchTemplate = new ec2.LaunchTemplate(this, "LaunchTemplate", {
+      launchTemplateName: props.name,
+      machineImage: ec2.MachineImage.latestAmazonLinux2023(),
+      instanceType: new ec2.InstanceType(props.instanceType),
+      securityGroup: props.securityGroup,
+      role: this.role,
+      userData,
+      requireImdsv2: true,
+      httpPutResponseHopLimit: 1,
+      blockDevices: [
+        {
+          deviceName: "/dev/xvda",
+          volume: ec2.BlockDeviceVolume.ebs(8, { encrypted: true, volumeType: ec2.EbsDeviceVolumeType.GP3 }),
+        },
+      ],
+      detailedMonitoring: true,
+    });
+  }
+}
