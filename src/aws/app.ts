@@ -39,7 +39,7 @@ export function addStayupStacks(app: App, stack: ResolvedStack, bundleDir: strin
       vpc: network.vpc,
       securityGroup: network.bastionSecurityGroup,
     });
-    result.access.addDependency(networkStack);
+    result.access.addStackDependency(networkStack, "deploys after it, as in the seeds");
     result.ordered.push(result.access);
   }
 
@@ -50,7 +50,7 @@ export function addStayupStacks(app: App, stack: ResolvedStack, bundleDir: strin
       vpc: network.vpc,
       securityGroup: network.redisSecurityGroup,
     });
-    result.database.addDependency(networkStack);
+    result.database.addStackDependency(networkStack, "deploys after it, as in the seeds");
     result.ordered.push(result.database);
     const redis = result.database.redis;
     result.web = new WebStack(app, ids.web, {
@@ -67,7 +67,7 @@ export function addStayupStacks(app: App, stack: ResolvedStack, bundleDir: strin
       },
       bundleDir,
     });
-    result.web.addDependency(result.database);
+    result.web.addStackDependency(result.database, "deploys after it, as in the seeds");
     result.ordered.push(result.web);
   } else {
     if (!network.singleInstanceSecurityGroup)
@@ -79,7 +79,7 @@ export function addStayupStacks(app: App, stack: ResolvedStack, bundleDir: strin
       securityGroup: network.singleInstanceSecurityGroup,
       bundleDir,
     });
-    result.singleInstance.addDependency(networkStack);
+    result.singleInstance.addStackDependency(networkStack, "deploys after it, as in the seeds");
     result.ordered.push(result.singleInstance);
   }
 

@@ -12,6 +12,7 @@ import { LocalStack, type StackStatus } from "../local/runtime.ts";
 import { StayupError } from "../shared/errors.ts";
 import { sleep } from "../shared/net.ts";
 import { defaultConfigFile, type EnvironmentName, environmentNames, loadStack } from "../stack/index.ts";
+import { registerAwsCommands } from "./aws-commands.ts";
 import { StackSession } from "./stack-session.ts";
 
 const binPath = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../bin/stayup.mjs");
@@ -244,6 +245,7 @@ export function buildProgram(): Command {
         process.exitCode = 1;
     });
 
+  registerAwsCommands(program);
   return program;
 }
 

@@ -19,7 +19,13 @@ export function createStayupApp(options: StayupAppOptions = {}): App {
   const app = new App({
     outdir: options.outdir,
     // Stacks deploy in order and reference each other's exports: keep the producer protected.
-    context: { "@aws-cdk/core:defaultCrossStackReferences": "strong" },
+    context: {
+      "@aws-cdk/core:defaultCrossStackReferences": "strong",
+      // What the CDK CLI sets: in-process synthesis must produce the very templates it deploys.
+      "aws:cdk:enable-path-metadata": true,
+      "aws:cdk:enable-asset-metadata": true,
+      "aws:cdk:version-reporting": true,
+    },
   });
   if (options.compliance) {
     Validations.of(app).addPlugins(

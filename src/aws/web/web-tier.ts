@@ -164,9 +164,6 @@ export class WebTier extends Construct {
       groupMetrics: [autoscaling.GroupMetrics.all()],
       notifications: [{ topic: this.notifications }],
     });
-    // The subnets already place the group in every AZ; naming the AZs makes the spread explicit.
-    (this.group.node.defaultChild as autoscaling.CfnAutoScalingGroup).availabilityZones =
-      stack.regions.primary.availabilityZones;
     this.group.attachToApplicationTargetGroup(this.targetGroup);
 
     new CfnOutput(this, "LoadBalancerUrl", {

@@ -1,0 +1,63 @@
+import { spawn } from "node:child_process";
+import { createRequire } from "node:module";
+import path from "node:path";
+import { CloudFormationClient, DescribeStacksCommand } from "@aws-sdk/client-cloudformation";
+import { GetCallerIdentityCommand, STSClient } from "@aws-sdk/client-sts";
+import type { ResolvedStack } from "../stack/index.ts";
+import { StayupError } from "../shared/errors.ts";
+import { stackIds } from "./naming.ts";
+
+// stayup runs on Node.js 20 and pins SDK versions that support it; the SDK's notice about its
+// future releases needing Node 22 is for whoever upgrades those pins, not for every user.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
+
+/** Who the AWS credentials belong to; a clear error, before anything is created, if there are none. */
+export async function requireCredentials(region: string): Promise<{ account: string; arn: string }> {
+  try {
+    const identity = await new STSClient({ region, maxAttempts: 1 }).send(new GetCallerIdentityCommand({}));
+    return { account: identity.Account ?? "", arn: identity.Arn ?? "" };
+  } catch (error) {
+    throw new StayupError(
+      `no usable AWS credentials: ${(error as Error).message}`,
+      "configure credentials (aws configure sso, AWS_PROFILE, or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY); nothing was created",
+    );
+  }
+}
+
+const cdkCli = () =>
+  path.join(path.dirname(createRequire(import.meta.url).resolve("aws-cdk/package.json")), "bin", "cdk");
+
+/** Runs the CDK CLI (deploy/destroy in dependency order, with its own progress display). */
+export function runCdk(args: string[], env: Record<string, string>): Promise<number> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [cdkCli(), ...args], {
+      stdio: "inherit",
+      env: { ...process.env, ...env },
+    });
+    child.on("exit", (code) => resolve(code ?? 1));
+  });
+}
+
+/** Outputs of the deployed stacks (load-balancer URL, public IP...). */
+export async function stackOutputs(
+  stack: ResolvedStack,
+): Promise<{ stack: string; key: string; value: string }[]> {
+  const client = new CloudFormationClient({ region: stack.regions.primary.name });
+  const names =
+    stack.aws.topology === "load-balanced" ? [stackIds(stack).web] : [stackIds(stack).singleInstance];
+  const outputs: { stack: string; key: string; value: string }[] = [];
+  for (const name of names) {
+    try {
+      const res = await client.send(new DescribeStacksCommand({ StackName: name }));
+      for (const o of res.Stacks?.[0]?.Outputs ?? []) {
+        outputs.push({ stack: name, key: o.OutputKey ?? "", value: o.OutputValue ?? "" });
+      }
+    } catch (error) {
+      throw new StayupError(
+        `cannot read stack ${name}: ${(error as Error).message}`,
+        `deploy it first: stayup deploy --env ${stack.environment}`,
+      );
+    }
+  }
+  return outputs;
+}

@@ -1,0 +1,68 @@
+import { execFile } from "node:child_process";
+import path from "node:path";
+import { promisify } from "node:util";
+import type { ResolvedStack } from "../stack/index.ts";
+import { StayupError } from "../shared/errors.ts";
+import { findExecutable } from "../shared/net.ts";
+import { addStayupStacks } from "./app.ts";
+import { acknowledgeFindings, createStayupApp, silenceCfnLint } from "./compliance/checks.ts";
+
+export interface SynthesizedStack {
+  name: string;
+  templateFile: string;
+}
+
+export interface Synthesis {
+  outdir: string;
+  /** In deployment order. */
+  stacks: SynthesizedStack[];
+}
+
+/**
+ * Synthesizes the description's stacks with no credentials and no network. With `compliance`,
+ * cdk-nag and cfn-guard run as validation plugins and any unacknowledged finding throws.
+ */
+export function synthesize(
+  stack: ResolvedStack,
+  outdir: string,
+  options: { compliance?: boolean } = {},
+): Synthesis {
+  const app = createStayupApp({ outdir, compliance: options.compliance });
+  const stacks = addStayupStacks(app, stack, path.join(outdir, "..", "aws-bundle"));
+  acknowledgeFindings(stacks, stack);
+  silenceCfnLint(stacks);
+  try {
+    app.synth();
+  } catch (error) {
+    throw new StayupError(
+      `synthesis of ${stack.environment} failed: ${(error as Error).message}`,
+      "fix the findings above, or acknowledge them with a reason in src/aws/compliance/acknowledgements.ts",
+    );
+  }
+  return {
+    outdir,
+    stacks: stacks.ordered.map((s) => ({
+      name: s.stackName,
+      templateFile: path.join(outdir, s.templateFile),
+    })),
+  };
+}
+
+export interface LintResult {
+  ok: boolean;
+  output: string;
+}
+
+/** cfn-lint over the synthesized templates: ok only with 0 errors and 0 warnings. */
+export async function cfnLint(templateFiles: string[]): Promise<LintResult> {
+  if (!findExecutable("cfn-lint")) {
+    throw new StayupError("cfn-lint was not found on PATH", "install it: pip install cfn-lint");
+  }
+  try {
+    const { stdout } = await promisify(execFile)("cfn-lint", ["--format", "parseable", ...templateFiles]);
+    return { ok: true, output: stdout };
+  } catch (error) {
+    const e = error as { stdout?: string; stderr?: string };
+    return { ok: false, output: `${e.stdout ?? ""}${e.stderr ?? ""}` };
+  }
+}
