@@ -50,7 +50,9 @@ export class SshBastion extends Construct {
       userData,
       requireImdsv2: true,
       httpPutResponseHopLimit: 1,
+      // Needed to reach the EC2 API and claim the Elastic IP, which then replaces this address.
       associatePublicIpAddress: true,
+      detailedMonitoring: true,
       blockDevices: [
         {
           deviceName: "/dev/xvda",

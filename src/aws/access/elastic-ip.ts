@@ -36,7 +36,7 @@ export class StableElasticIp extends Construct {
     );
     props.role.addToPrincipalPolicy(
       new iam.PolicyStatement({
-        sid: "ToInstancesOfThisGroupOnly",
+        sid: "AssociateOnlyWithInstancesOfThisGroup",
         actions: ["ec2:AssociateAddress"],
         resources: [arn("instance/*"), arn("network-interface/*")],
         conditions: {

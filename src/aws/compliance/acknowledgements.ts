@@ -126,6 +126,12 @@ export const acknowledgements: Acknowledgement[] = [
     stacks: ["access", "singleInstance"],
   },
   {
+    id: guard("ec2_launch_template_public_ip_disabled_check"),
+    reason:
+      "The bastion and the single instance sit in public subnets without NAT: they need a public address to call the EC2 API that moves their Elastic IP onto them, which then replaces it.",
+    stacks: ["access", "singleInstance"],
+  },
+  {
     id: nag("AS3"),
     reason:
       "Groups of one (bastion, single instance) report replacements through their activity history and group metrics.",

@@ -53,6 +53,8 @@ export class SelfHealingInstance extends Construct {
       // No load balancer in front: the instance itself answers on the HTTP port.
       port: 80,
       bundleDir: props.bundleDir,
+      // Public subnet, no NAT: a public address until the Elastic IP replaces it at boot.
+      associatePublicIpAddress: true,
       bootCommands: (role) => {
         address = new StableElasticIp(this, "ElasticIp", { role, autoScalingGroupName: name, name });
         role.addToPrincipalPolicy(
@@ -64,7 +66,7 @@ export class SelfHealingInstance extends Construct {
         );
         role.addToPrincipalPolicy(
           new iam.PolicyStatement({
-            sid: "ToInstancesOfThisGroupOnly",
+            sid: "AttachOnlyToInstancesOfThisGroup",
             actions: ["ec2:AttachVolume"],
             resources: [arn("instance/*")],
             conditions: { StringEquals: { "aws:ResourceTag/aws:autoscaling:groupName": name } },

@@ -24,6 +24,8 @@ export interface WebServiceLaunchTemplateProps {
   bundleDir: string;
   /** Port the service listens on (the description's web port behind an ALB; 80 when it is public). */
   port: number;
+  /** In a public subnet with no NAT, the instance needs a public address to reach AWS APIs at all. */
+  associatePublicIpAddress?: boolean;
   /** Shell run before the service starts (Elastic IP association, data volume...), given the role. */
   bootCommands?: (role: iam.Role) => string[];
 }
@@ -173,6 +175,7 @@ export class WebServiceLaunchTemplate extends Construct {
         },
       ],
       detailedMonitoring: true,
+      associatePublicIpAddress: props.associatePublicIpAddress,
     });
   }
 }

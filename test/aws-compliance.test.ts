@@ -1,0 +1,122 @@
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import { describe, it } from "node:test";
+import { acknowledgements } from "../src/aws/compliance/acknowledgements.ts";
+import { cfnLint, synthesize } from "../src/aws/synth.ts";
+import type { StackDescription } from "../src/stack/index.ts";
+import { description } from "./aws-helpers.ts";
+import { configPath, runCli, tempDir } from "./helpers.ts";
+
+const variants: [string, "dev" | "prod", ((d: StackDescription) => void) | undefined][] = [
+  ["dev", "dev", undefined],
+  ["prod", "prod", undefined],
+  [
+    "dev with an SSH bastion",
+    "dev",
+    (d) => {
+      d.aws.bastion = { allowedCidr: "203.0.113.0/24", instanceType: "t3.nano" };
+    },
+  ],
+  [
+    "prod with HTTPS",
+    "prod",
+    (d) => {
+      d.aws.https = {
+        domainName: "app.example.com",
+        hostedZoneId: "Z0123456789ABC",
+        hostedZoneName: "example.com",
+      };
+    },
+  ],
+  [
+    "dev single instance",
+    "dev",
+    (d) => {
+      d.aws.topology = "single-instance";
+    },
+  ],
+  [
+    "prod single instance",
+    "prod",
+    (d) => {
+      d.aws.topology = "single-instance";
+    },
+  ],
+];
+
+describe("offline proof: cdk-nag, cfn-guard and cfn-lint", { timeout: 300_000 }, () => {
+  for (const [name, env, change] of variants) {
+    it(`${name}: 0 unacknowledged cdk-nag/cfn-guard findings, cfn-lint 0 errors 0 warnings`, async () => {
+      const stack = await description(env, change);
+      const outdir = path.join(tempDir("stayup-check-"), env);
+      const result = synthesize(stack, outdir, { compliance: true });
+      const report = JSON.parse(readFileSync(path.join(outdir, "validation-report.json"), "utf8")) as {
+        pluginReports: { pluginName: string; conclusion: string; violations: unknown[] }[];
+      };
+      const plugins = report.pluginReports.map((r) => r.pluginName);
+      assert.ok(plugins.includes("AwsSolutions"), `cdk-nag ran: ${plugins.join(", ")}`);
+      assert.ok(
+        plugins.some((p) => /cfnguard/i.test(p)),
+        `cfn-guard ran: ${plugins.join(", ")}`,
+      );
+      for (const p of report.pluginReports) {
+        assert.equal(
+          p.conclusion,
+          "success",
+          `${p.pluginName}: ${JSON.stringify(p.violations).slice(0, 500)}`,
+        );
+      }
+      const lint = await cfnLint(result.stacks.map((s) => s.templateFile));
+      assert.equal(lint.ok, true, lint.output);
+    });
+  }
+
+  it("every acknowledgment carries a reason of substance", () => {
+    for (const a of acknowledgements) {
+      assert.ok(a.reason.length >= 40, `${a.id}: reason too thin: "${a.reason}"`);
+      assert.ok(a.stacks.length > 0, `${a.id}: applies to no stack`);
+    }
+  });
+
+  it("the checks can fail: without an acknowledgment, synthesis stops with the finding", async () => {
+    const index = acknowledgements.findIndex((a) => a.id.endsWith("AwsSolutions-EC23"));
+    const [removed] = acknowledgements.splice(index, 1);
+    try {
+      const stack = await description("dev");
+      assert.throws(
+        () => synthesize(stack, path.join(tempDir("stayup-check-"), "dev"), { compliance: true }),
+        /synthesis of dev failed: Validation failed/,
+      );
+    } finally {
+      if (removed) acknowledgements.splice(index, 0, removed);
+    }
+  });
+
+  it("`stayup check` runs every check for both environments and prints one summary", async () => {
+    const out = tempDir("stayup-check-cli-");
+    const result = await runCli(["check", "--config", configPath, "--out", out], { timeoutMs: 240_000 });
+    assert.equal(result.code, 0, result.stderr + result.stdout);
+    assert.match(result.stdout, /ENV\s+STACKS\s+CDK-NAG \+ CFN-GUARD\s+CFN-LINT/);
+    assert.match(result.stdout, /dev\s+3\s+0 unacknowledged \(\d+ acknowledged\)\s+0 errors, 0 warnings/);
+    assert.match(result.stdout, /prod\s+3\s+0 unacknowledged \(\d+ acknowledged\)\s+0 errors, 0 warnings/);
+    assert.match(result.stdout, /check: passed/);
+  });
+
+  it("`stayup deploy` without credentials fails before anything is created", async () => {
+    const dir = tempDir();
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      AWS_EC2_METADATA_DISABLED: "true",
+      AWS_CONFIG_FILE: path.join(dir, "no-config"),
+      AWS_SHARED_CREDENTIALS_FILE: path.join(dir, "no-credentials"),
+    };
+    for (const k of ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"])
+      delete env[k];
+    const result = await runCli(["deploy", "--env", "dev", "--config", configPath], { cwd: dir, env });
+    assert.equal(result.code, 1);
+    assert.match(result.stderr, /no usable AWS credentials/);
+    assert.match(result.stderr, /nothing was created/);
+    assert.doesNotMatch(result.stderr, /NodeVersionSupportWarning/);
+  });
+});

@@ -1,0 +1,43 @@
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import { Template } from "aws-cdk-lib/assertions";
+import { synthesize } from "../src/aws/synth.ts";
+import {
+  type EnvironmentName,
+  resolveStack,
+  type StackDescription,
+  validateStack,
+} from "../src/stack/index.ts";
+import { tempDir } from "./helpers.ts";
+
+/** The repository's description, optionally changed, validated and resolved like `loadStack`. */
+export async function description(env: EnvironmentName, change?: (d: StackDescription) => void) {
+  const input = structuredClone((await import("../stayup.config.ts")).default);
+  change?.(input);
+  return resolveStack(validateStack(input), env);
+}
+
+export interface Synthesized {
+  templates: Record<string, Template>;
+  json: Record<string, Record<string, unknown>>;
+  outdir: string;
+  order: string[];
+}
+
+export function synth(stack: Awaited<ReturnType<typeof description>>, compliance = false): Synthesized {
+  const outdir = path.join(tempDir("stayup-synth-"), stack.environment);
+  const result = synthesize(stack, outdir, { compliance });
+  const templates: Record<string, Template> = {};
+  const json: Record<string, Record<string, unknown>> = {};
+  for (const s of result.stacks) {
+    const kind = s.name.slice(`${stack.name}-${stack.environment}-`.length);
+    json[kind] = JSON.parse(readFileSync(s.templateFile, "utf8"));
+    templates[kind] = Template.fromJSON(json[kind] as Record<string, unknown>);
+  }
+  return { templates, json, outdir, order: result.stacks.map((s) => s.name) };
+}
+
+type Resources = Record<string, { Type: string; Properties?: Record<string, unknown> }>;
+
+export const resourcesOf = (json: Record<string, unknown>, type: string) =>
+  Object.entries(json.Resources as Resources).filter(([, r]) => r.Type === type);
