@@ -3,7 +3,7 @@ import { type ChildProcess, fork } from "node:child_process";
 import { after, before, describe, it } from "node:test";
 import { Redis } from "ioredis";
 import { request } from "undici";
-import { sleep } from "../src/shared/net.ts";
+import { findFreePort, sleep } from "../src/shared/net.ts";
 import { bundleWebService } from "../src/web-service/bundle.ts";
 import { TestRedis, tempDir, waitFor } from "./helpers.ts";
 
@@ -103,6 +103,23 @@ describe("web service", () => {
     assert.equal(typeof JSON.parse(upAgain.text).count, "number");
     assert.equal(instance.child.pid, pid);
     assert.equal(instance.child.exitCode, null, "the instance process never exited");
+  });
+
+  it("Redis down at startup: the instance still starts, answers 503, and heals when Redis appears", async () => {
+    const late = new TestRedis(await findFreePort());
+    const lonely = await startInstance(entry, late.port);
+    try {
+      const res = await get(`${lonely.url}/`);
+      assert.equal(res.status, 503);
+      assert.match(JSON.parse(res.text).reason, /redis unavailable: .*ECONNREFUSED/);
+      await late.start();
+      await waitFor("a 200 once Redis exists", async () =>
+        (await get(`${lonely.url}/`)).status === 200 ? true : undefined,
+      );
+    } finally {
+      lonely.child.kill("SIGKILL");
+      await late.stop();
+    }
   });
 
   it("SIGTERM: refuses new connections, finishes the request in flight, then exits 0", async () => {

@@ -6,6 +6,7 @@
  *   STAYUP_REDIS_URL                                 redis://[:token@]host:port (rediss:// for TLS)
  *   HOST, PORT                                       listen address (PORT=0: any free port)
  *   STAYUP_SHUTDOWN_TIMEOUT_MS                       hard deadline for draining (default 10000)
+ *   STAYUP_REDIS_READY_TIMEOUT_MS                    wait for Redis before listening (default 2000)
  */
 import { hostname } from "node:os";
 import { createWebService } from "./server.ts";
@@ -48,6 +49,19 @@ process.on("SIGTERM", () => void stop("SIGTERM"));
 process.on("SIGINT", () => void stop("SIGINT"));
 // Started by the local runtime: if the runtime goes away, so do we (no orphans).
 process.on("disconnect", () => void stop("parent runtime exited"));
+
+// Give the first Redis connection a moment before taking traffic, so a new instance does not answer
+// its first requests with 503; if Redis is down, start anyway and answer 503 with the reason.
+const redisReadyTimeoutMs = Number(env.STAYUP_REDIS_READY_TIMEOUT_MS ?? 2000);
+if (service.redis.status !== "ready") {
+  await new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, redisReadyTimeoutMs);
+    service.redis.once("ready", () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
 
 try {
   const address = await service.app.listen({ host: env.HOST ?? "0.0.0.0", port: Number(env.PORT ?? 8000) });
