@@ -9,7 +9,31 @@ export default defineStack({
   name: "stayup",
   regions: {
     primary: { name: "eu-west-3", availabilityZones: ["eu-west-3a", "eu-west-3b", "eu-west-3c"] },
+    // Seed 002: a second region that takes over through DNS failover, started by an alarm.
+    secondary: {
+      name: "us-east-1",
+      availabilityZones: ["us-east-1a", "us-east-1b", "us-east-1c"],
+      standby: { mode: "pilot-light", warmCapacity: 1 },
+      localHost: "127.0.0.2",
+    },
   },
+  dns: {
+    name: "app.stayup.test",
+    // Route 53 alias records take the load balancer's TTL; locally this is the answer's TTL.
+    ttlSeconds: 1,
+    healthCheck: {
+      failureThreshold: 2,
+      aws: { intervalSeconds: 10 },
+      local: { intervalMs: 500 },
+    },
+    local: { host: "127.0.0.1", port: 5353 },
+  },
+  scaling: {
+    targetCpuPercent: 50,
+    aws: { warmupSeconds: 120, scaleInCooldownSeconds: 300 },
+    local: { evaluationIntervalMs: 1000, evaluationPeriods: 2, warmupMs: 2000, scaleInCooldownMs: 5000 },
+  },
+  notifications: { webhooks: [], emails: [] },
   webService: { port: 8000 },
   targetGroup: {
     healthCheck: {

@@ -45,6 +45,31 @@ describe("stack description", () => {
     assert.match(error.message, /5 problems|6 problems/);
   });
 
+  it("checks the secondary region against the rest of the description", async () => {
+    const input = await valid();
+    const secondary = input.regions.secondary;
+    assert.ok(secondary, "the default description has a secondary region");
+    secondary.name = "eu-west-3";
+    secondary.localHost = "127.0.0.1";
+    secondary.standby.warmCapacity = 50;
+    delete (input as { dns?: unknown }).dns;
+    let error: StackValidationError | undefined;
+    try {
+      validateStack(input);
+    } catch (e) {
+      error = e as StackValidationError;
+    }
+    const byPath = new Map(error?.problems.map((p) => [p.path, p.message]));
+    assert.match(byPath.get("regions.secondary.name") ?? "", /must differ from the primary/);
+    assert.match(byPath.get("regions.secondary.availabilityZones[0]") ?? "", /not in region eu-west-3/);
+    assert.match(byPath.get("regions.secondary.localHost") ?? "", /DNS answers an address, not a port/);
+    assert.match(
+      byPath.get("regions.secondary.standby.warmCapacity") ?? "",
+      /≤ environments\.dev\.web\.capacity\.max/,
+    );
+    assert.match(byPath.get("dns") ?? "", /required with a secondary region/);
+  });
+
   it("rejects ALB timings the ALB would reject", async () => {
     const input = await valid();
     input.targetGroup.healthCheck.aws.intervalSeconds = 1;
@@ -71,7 +96,7 @@ describe("stack description", () => {
           'from "./src/stack/index.ts"',
           `from ${JSON.stringify(path.join(repoRoot, "src/stack/index.ts"))}`,
         )
-        .replace("intervalMs: 500", "intervalMs: 5")
+        .replace("local: { intervalMs: 500, timeoutMs: 250 }", "local: { intervalMs: 5, timeoutMs: 2 }")
         .replace("min: 2, desired: 2, max: 4", "min: 2, desired: 9, max: 4"),
     );
     const stateDir = path.join(dir, ".stayup");

@@ -35,6 +35,100 @@ const region = z
     });
   });
 
+const port = z.number().int().min(0, "must be 0 (any free port) to 65535").max(65535, "must be ≤ 65535");
+
+const secondaryRegion = z
+  .object({
+    name: awsRegionName,
+    availabilityZones: z
+      .array(z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d[a-z]$/, "must be an AZ name such as us-east-1a"))
+      .min(1, "list at least one availability zone")
+      .max(6, "at most 6 availability zones"),
+    /**
+     * What the secondary runs before a failover: `pilot-light` nothing (0 instances), `warm` a
+     * minimum (`warmCapacity`), `active` the full group, serving always.
+     */
+    standby: z
+      .object({
+        mode: z.enum(["pilot-light", "warm", "active"], {
+          message: 'must be "pilot-light", "warm" or "active"',
+        }),
+        warmCapacity: z.number().int().min(1, "must be at least 1").max(100, "at most 100"),
+      })
+      .strict(),
+    /** Where the secondary's load balancer listens locally: a second loopback address, same port. */
+    localHost: z
+      .ipv4({ message: "must be an IPv4 loopback address such as 127.0.0.2" })
+      .refine((h) => h.startsWith("127."), "must be a loopback address (127.x.y.z)"),
+  })
+  .strict();
+
+const dnsFailover = z
+  .object({
+    /** The name clients resolve; answered by Route 53 on AWS and by the local DNS server locally. */
+    name: z.string().regex(/^([a-z0-9-]+\.)+[a-z]{2,}$/, "must be a DNS name such as app.example.com"),
+    ttlSeconds: z.number().int().min(0, "must be 0 to 86400").max(86_400, "must be 0 to 86400"),
+    healthCheck: z
+      .object({
+        /** Consecutive failed checks before the primary counts as down (Route 53 allows 1-10). */
+        failureThreshold: z
+          .number()
+          .int()
+          .min(1, "Route 53 allows 1 to 10")
+          .max(10, "Route 53 allows 1 to 10"),
+        aws: z
+          .object({
+            intervalSeconds: z.union([z.literal(10), z.literal(30)], {
+              message: "Route 53 checks every 10 or 30 seconds",
+            }),
+          })
+          .strict(),
+        local: z
+          .object({
+            intervalMs: z.number().int().min(50, "must be 50 ms or more").max(60_000, "at most 60000 ms"),
+          })
+          .strict(),
+      })
+      .strict(),
+    /** The local DNS server (UDP) that answers `name` with failover routing. */
+    local: z.object({ host: z.ipv4({ message: "must be an IPv4 address" }), port }).strict(),
+  })
+  .strict();
+
+const scaling = z
+  .object({
+    /** Target tracking on the group's average CPU utilization. */
+    targetCpuPercent: z.number().min(1, "must be 1 to 100").max(100, "must be 1 to 100"),
+    aws: z
+      .object({
+        /** Seconds a new instance's metrics are ignored (EC2 Auto Scaling's instance warm-up). */
+        warmupSeconds: z.number().int().min(0, "must be 0 or more"),
+        /** Seconds after a scale-in before another (target tracking's scale-in cooldown). */
+        scaleInCooldownSeconds: z.number().int().min(0, "must be 0 or more"),
+      })
+      .strict(),
+    local: z
+      .object({
+        /** How often instance CPU is sampled and the policy evaluated. */
+        evaluationIntervalMs: z.number().int().min(100, "must be 100 ms or more"),
+        /** Consecutive evaluations above target before scaling out. */
+        evaluationPeriods: z.number().int().min(1, "must be at least 1"),
+        warmupMs: z.number().int().min(0, "must be 0 or more"),
+        scaleInCooldownMs: z.number().int().min(0, "must be 0 or more"),
+      })
+      .strict(),
+  })
+  .strict();
+
+const notifications = z
+  .object({
+    /** Webhooks that receive an SNS-shaped JSON message on failover and failback. */
+    webhooks: z.array(z.url({ message: "must be an http(s) URL" })),
+    /** E-mail subscriptions of the SNS topic on AWS. */
+    emails: z.array(z.email({ message: "must be an e-mail address" })),
+  })
+  .strict();
+
 const capacity = z
   .object({
     min: z.number().int().min(0, "must be 0 or more"),
@@ -58,8 +152,6 @@ const capacity = z
     if (c.min > c.max)
       ctx.addIssue({ code: "custom", path: ["min"], message: `must be ≤ max (${c.max}), got ${c.min}` });
   });
-
-const port = z.number().int().min(0, "must be 0 (any free port) to 65535").max(65535, "must be ≤ 65535");
 
 const healthCheck = z
   .object({
@@ -223,7 +315,11 @@ export const stackDescriptionSchema = z
         /^[a-z][a-z0-9-]{1,20}$/,
         "must be 2-21 lower-case letters, digits or dashes, starting with a letter",
       ),
-    regions: z.object({ primary: region }).strict(),
+    regions: z.object({ primary: region, secondary: secondaryRegion.optional() }).strict(),
+    /** DNS failover between the regions (Route 53 failover records locally mirrored). */
+    dns: dnsFailover.optional(),
+    scaling,
+    notifications,
     webService: z
       .object({
         /** Port every instance listens on behind the load balancer (on AWS; locally each takes a free port). */
@@ -258,7 +354,51 @@ export const stackDescriptionSchema = z
     aws,
     environments: z.object({ dev: environmentSettings, prod: environmentSettings }).strict(),
   })
-  .strict();
+  .strict()
+  .superRefine((d, ctx) => {
+    const secondary = d.regions.secondary;
+    if (!secondary) return;
+    if (secondary.name === d.regions.primary.name) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["regions", "secondary", "name"],
+        message: "must differ from the primary region",
+      });
+    }
+    secondary.availabilityZones.forEach((az, i) => {
+      if (!az.startsWith(secondary.name)) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["regions", "secondary", "availabilityZones", i],
+          message: `"${az}" is not in region ${secondary.name}`,
+        });
+      }
+    });
+    if (!d.dns) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["dns"],
+        message: "is required with a secondary region (it routes the failover)",
+      });
+    }
+    if (secondary.localHost === d.loadBalancer.local.host) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["regions", "secondary", "localHost"],
+        message: `must differ from loadBalancer.local.host (${d.loadBalancer.local.host}): DNS answers an address, not a port`,
+      });
+    }
+    for (const env of ["dev", "prod"] as const) {
+      const max = d.environments[env].web.capacity.max;
+      if (secondary.standby.warmCapacity > max) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["regions", "secondary", "standby", "warmCapacity"],
+          message: `must be ≤ environments.${env}.web.capacity.max (${max})`,
+        });
+      }
+    }
+  });
 
 export type StackDescription = z.input<typeof stackDescriptionSchema>;
 export type ValidStackDescription = z.output<typeof stackDescriptionSchema>;
