@@ -65,7 +65,7 @@ describe("stack description", () => {
     assert.match(byPath.get("regions.secondary.localHost") ?? "", /DNS answers an address, not a port/);
     assert.match(
       byPath.get("regions.secondary.standby.warmCapacity") ?? "",
-      /≤ environments\.dev\.web\.capacity\.max/,
+      /≤ environments\.(dev|prod)\.web\.capacity\.max/,
     );
     assert.match(byPath.get("dns") ?? "", /required with a secondary region/);
   });
