@@ -88,6 +88,26 @@ describe("local stack through the CLI", { timeout: 240_000 }, () => {
     });
   }
 
+  it("drill az-outage: a whole zone lost at once, no failed request, capacity back in the other zones", async () => {
+    const drill = await runCli(["drill", "az-outage", "--json", ...common()], { timeoutMs: 60_000 });
+    assert.equal(drill.code, 0, drill.stderr + drill.stdout);
+    const report = JSON.parse(drill.stdout) as DrillReport & {
+      az: string;
+      instancesLost: number;
+      launchedInImpairedAz: number;
+      zonesAfter: string[];
+    };
+    assert.equal(report.drill, "az-outage");
+    assert.ok(report.instancesLost >= 1);
+    assert.equal(report.failed, 0, JSON.stringify(report.failures));
+    assert.equal(report.counterContinuous, true);
+    assert.equal(typeof report.recoverySeconds, "number");
+    assert.equal(report.launchedInImpairedAz, 0, "nothing launches in the zone that is down");
+    assert.ok(!report.zonesAfter.includes(report.az));
+    const s = await status();
+    assert.equal(s.instances.filter((i) => i.healthy).length, s.group.desired);
+  });
+
   it("a second stack on the same listener port fails clearly and starts nothing", async () => {
     const otherRedisPort = await findFreePort();
     const other = await runCli(

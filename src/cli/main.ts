@@ -3,7 +3,9 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from "node:f
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { Command, InvalidArgumentError, Option } from "commander";
-import { killInstanceDefaults, killInstanceDrill } from "../drills/kill-instance.ts";
+import { azOutageDrill } from "../drills/az-outage.ts";
+import { drillDefaults } from "../drills/harness.ts";
+import { killInstanceDrill } from "../drills/kill-instance.ts";
 import { type DrillReport, formatReport } from "../drills/report.ts";
 import { StackClient } from "../local/control-plane/client.ts";
 import { ControlPlaneServer } from "../local/control-plane/server.ts";
@@ -209,41 +211,69 @@ export function buildProgram(): Command {
     });
 
   const drill = program.command("drill").description("break the stack on purpose and report what users saw");
-  drill
-    .command("kill-instance")
-    .description("kill one healthy instance under steady traffic; report failures, recovery time and counter")
-    .addOption(configOption())
-    .addOption(envOption())
-    .addOption(stateDirOption())
+  const drillCommand = (name: string, description: string) =>
+    drill
+      .command(name)
+      .description(description)
+      .addOption(configOption())
+      .addOption(envOption())
+      .addOption(stateDirOption())
+      .option("-r, --rate <n>", "requests per second during the drill", parsePositive, drillDefaults.rate)
+      .option("--json", "print the report as JSON");
+  type DrillCliOptions = CommonOptions & { rate: number; json?: boolean };
+  const runDrill = async (
+    opts: DrillCliOptions,
+    drillFn: (client: StackClient, progress?: (m: string) => void) => Promise<DrillReport>,
+    details: (report: DrillReport) => string[],
+    passed: (report: DrillReport) => boolean,
+  ) => {
+    const report = await withStack(opts, Boolean(opts.json), (client) =>
+      drillFn(client, opts.json ? undefined : (m) => console.error(`  … ${m}`)),
+    );
+    printReport(report, Boolean(opts.json), details(report));
+    if (!passed(report)) process.exitCode = 1;
+  };
+  const basics = (r: DrillReport) => r.failed === 0 && r.recoverySeconds !== null && r.counterContinuous;
+
+  drillCommand(
+    "kill-instance",
+    "kill one healthy instance under steady traffic; report failures, recovery time and counter",
+  )
     .addOption(
       new Option("-s, --signal <signal>", "signal sent to the instance")
         .choices(["KILL", "TERM"])
         .default("KILL"),
     )
-    .option(
-      "-r, --rate <n>",
-      "requests per second during the drill",
-      parsePositive,
-      killInstanceDefaults.rate,
-    )
-    .option("--json", "print the report as JSON")
-    .action(async (opts: CommonOptions & { signal: "KILL" | "TERM"; rate: number; json?: boolean }) => {
-      const report = await withStack(opts, Boolean(opts.json), (client) =>
-        killInstanceDrill(client, {
-          signal: opts.signal,
-          rate: opts.rate,
-          onProgress: opts.json ? undefined : (m) => console.error(`  … ${m}`),
-        }),
-      );
-      const victim = report.victim as { id: string; az: string };
-      const replacement = report.replacement as { id: string; az: string } | null;
-      printReport(report, Boolean(opts.json), [
-        `killed               ${victim.id} in ${victim.az} with ${report.signal}`,
-        `replacement          ${replacement ? `${replacement.id} in ${replacement.az}` : "none"}`,
-      ]);
-      if (report.failed > 0 || report.recoverySeconds === null || !report.counterContinuous)
-        process.exitCode = 1;
-    });
+    .action((opts: DrillCliOptions & { signal: "KILL" | "TERM" }) =>
+      runDrill(
+        opts,
+        (client, onProgress) =>
+          killInstanceDrill(client, { signal: opts.signal, rate: opts.rate, onProgress }),
+        (report) => {
+          const victim = report.victim as { id: string; az: string };
+          const replacement = report.replacement as { id: string; az: string } | null;
+          return [
+            `killed               ${victim.id} in ${victim.az} with ${report.signal}`,
+            `replacement          ${replacement ? `${replacement.id} in ${replacement.az}` : "none"}`,
+          ];
+        },
+        basics,
+      ),
+    );
+
+  drillCommand("az-outage", "take every instance of one availability zone down at once; the group rebalances")
+    .option("--az <az>", "the zone to take down (default: the one with the most healthy instances)")
+    .action((opts: DrillCliOptions & { az?: string }) =>
+      runDrill(
+        opts,
+        (client, onProgress) => azOutageDrill(client, { az: opts.az, rate: opts.rate, onProgress }),
+        (report) => [
+          `zone down            ${report.az} (${report.instancesLost} instance(s) lost)`,
+          `zones after          ${(report.zonesAfter as string[]).join(", ")}`,
+        ],
+        (r) => basics(r) && r.launchedInImpairedAz === 0,
+      ),
+    );
 
   registerAwsCommands(program);
   return program;

@@ -48,6 +48,17 @@ export class StackClient {
     return (await res.body.json()) as StackStatus;
   }
 
+  /** Injects a fault (see ControlPlaneServer.fault); throws with the server's reason if refused. */
+  async fault(name: string, params: Record<string, string> = {}): Promise<Record<string, unknown>> {
+    const query = new URLSearchParams(params).toString();
+    const res = await request(`${this.state.controlUrl}/faults/${name}${query ? `?${query}` : ""}`, {
+      method: "POST",
+    });
+    const body = (await res.body.json()) as Record<string, unknown>;
+    if (res.statusCode !== 200) throw new StayupError(`fault ${name} refused: ${JSON.stringify(body)}`);
+    return body;
+  }
+
   /** Asks the stack to stop and waits until its process has exited. */
   async shutdown(timeoutMs = 30_000): Promise<void> {
     const res = await request(`${this.state.controlUrl}/shutdown`, { method: "POST" });

@@ -45,6 +45,8 @@ export class ControlPlaneServer {
         unsubscribe();
         this.streams.delete(res);
       });
+    } else if (req.method === "POST" && url.pathname.startsWith("/faults/")) {
+      void this.fault(url, res);
     } else if (req.method === "POST" && url.pathname === "/shutdown") {
       res.writeHead(202, { "content-type": "application/json" });
       res.end(JSON.stringify({ stopping: true }));
@@ -52,8 +54,46 @@ export class ControlPlaneServer {
     } else {
       res.writeHead(404, { "content-type": "application/json" });
       res.end(
-        JSON.stringify({ error: "not found", routes: ["GET /status", "GET /events", "POST /shutdown"] }),
+        JSON.stringify({
+          error: "not found",
+          routes: [
+            "GET /status",
+            "GET /events",
+            "POST /faults/az-outage?az=",
+            "POST /faults/az-restore?az=",
+            "POST /shutdown",
+          ],
+        }),
       );
+    }
+  }
+
+  /** Faults the drills inject: each maps to what the controllers would see from a real outage. */
+  private async fault(url: URL, res: http.ServerResponse): Promise<void> {
+    const reply = (status: number, body: unknown) => {
+      res.writeHead(status, { "content-type": "application/json" });
+      res.end(JSON.stringify(body));
+    };
+    try {
+      const az = url.searchParams.get("az") ?? "";
+      const group = this.stack.group;
+      if (!group) return reply(409, { error: "the stack is not started" });
+      if (url.pathname === "/faults/az-outage" || url.pathname === "/faults/az-restore") {
+        if (!group.availabilityZones.includes(az)) {
+          return reply(400, { error: `unknown az "${az}"`, availabilityZones: group.availabilityZones });
+        }
+      }
+      if (url.pathname === "/faults/az-outage") {
+        const lost = group.impairZone(az);
+        return reply(200, { az, terminated: lost.map((i) => i.instanceId) });
+      }
+      if (url.pathname === "/faults/az-restore") {
+        group.restoreZone(az);
+        return reply(200, { az, restored: true });
+      }
+      return reply(404, { error: `unknown fault ${url.pathname}` });
+    } catch (error) {
+      return reply(500, { error: (error as Error).message });
     }
   }
 

@@ -1,0 +1,50 @@
+import type { StackClient } from "../local/control-plane/client.ts";
+import { StayupError } from "../shared/errors.ts";
+import { type DrillOptions, DrillRun, drillDefaults } from "./harness.ts";
+import type { DrillReport } from "./report.ts";
+
+/**
+ * Takes a whole availability zone down at once (every instance in it dies, nothing launches there)
+ * under steady traffic; the group must rebalance into the other zones with no failed request.
+ */
+export async function azOutageDrill(
+  client: StackClient,
+  opts: Partial<DrillOptions & { az: string }> = {},
+): Promise<DrillReport> {
+  const o = { ...drillDefaults, ...opts };
+  const run = await DrillRun.start(client, o);
+  const healthy = run.before.instances.filter((i) => i.healthy);
+  const byAz = new Map<string, number>();
+  for (const i of healthy) byAz.set(i.az, (byAz.get(i.az) ?? 0) + 1);
+  const az = o.az ?? [...byAz.entries()].sort((a, b) => b[1] - a[1])[0]?.[0];
+  if (!az) {
+    await run.finish();
+    throw new StayupError("no healthy instance, so no zone to take down");
+  }
+  const faultAt = Date.now();
+  const fault = await client.fault("az-outage", { az });
+  const lost = fault.terminated as string[];
+  run.progress(`${az} is down: ${lost.length} instance(s) lost (${lost.join(", ")})`);
+  try {
+    const restoredAt = await run.waitFor(
+      run.capacityRestored(faultAt, run.before.group.desired),
+      o.recoveryTimeoutMs,
+    );
+    const recoverySeconds = restoredAt === undefined ? null : (restoredAt - faultAt) / 1000;
+    run.progress(
+      recoverySeconds === null
+        ? `capacity not back within ${o.recoveryTimeoutMs / 1000} s`
+        : `capacity back to ${run.before.group.desired} after ${recoverySeconds.toFixed(2)} s`,
+    );
+    const result = await run.finish();
+    const after = await client.status();
+    return run.report("az-outage", result, recoverySeconds, {
+      az,
+      instancesLost: lost.length,
+      launchedInImpairedAz: after.instances.filter((i) => i.az === az).length,
+      zonesAfter: [...new Set(after.instances.map((i) => i.az))].sort(),
+    });
+  } finally {
+    await client.fault("az-restore", { az });
+  }
+}

@@ -1,0 +1,155 @@
+import type { StackClient } from "../local/control-plane/client.ts";
+import type { TimedStackEvent } from "../local/events/bus.ts";
+import type { StackStatus } from "../local/runtime.ts";
+import { sleep } from "../shared/net.ts";
+import type { DrillReport } from "./report.ts";
+import { SteadyTraffic, type TrafficResult } from "./traffic.ts";
+
+export interface DrillOptions {
+  /** Requests per second during the drill. */
+  rate: number;
+  /** Traffic before the fault, to see the steady state. */
+  warmupMs: number;
+  /** Traffic after recovery, to see the recovered state. */
+  cooldownMs: number;
+  /** Give up waiting for recovery after this long. */
+  recoveryTimeoutMs: number;
+  onProgress?: (message: string) => void;
+}
+
+export const drillDefaults: DrillOptions = {
+  rate: 200,
+  warmupMs: 1500,
+  cooldownMs: 1500,
+  recoveryTimeoutMs: 30_000,
+};
+
+/**
+ * One drill run: steady traffic through the stack's listener and the stack's event stream, both
+ * bounded in time. Drills inject a fault, wait for a recovery condition over the events, then
+ * report in the shared shape.
+ */
+export class DrillRun {
+  readonly events: TimedStackEvent[] = [];
+  private readonly abort = new AbortController();
+  private notify: () => void = () => undefined;
+  private readonly reading: Promise<void>;
+  readonly traffic: SteadyTraffic;
+  readonly options: DrillOptions;
+
+  private constructor(
+    readonly client: StackClient,
+    readonly before: StackStatus,
+    options: DrillOptions,
+    url: string,
+  ) {
+    this.options = options;
+    this.reading = (async () => {
+      for await (const e of client.events(this.abort.signal)) {
+        this.events.push(e);
+        this.notify();
+      }
+    })().catch(() => undefined);
+    const maxDurationMs = options.warmupMs + options.recoveryTimeoutMs * 2 + options.cooldownMs + 10_000;
+    this.traffic = new SteadyTraffic(url, {
+      rate: options.rate,
+      maxDurationMs,
+      maxRequests: Math.ceil((options.rate * maxDurationMs) / 1000),
+    });
+  }
+
+  static async start(
+    client: StackClient,
+    options: DrillOptions,
+    url = client.state.listener,
+  ): Promise<DrillRun> {
+    const run = new DrillRun(client, await client.status(), options, url);
+    run.traffic.start();
+    run.progress(`sending ${options.rate} requests/s to ${url}`);
+    await sleep(options.warmupMs);
+    return run;
+  }
+
+  progress(message: string): void {
+    this.options.onProgress?.(message);
+  }
+
+  /** Waits until `condition` over the events holds; returns its value, or undefined on timeout. */
+  async waitFor<T>(
+    condition: (events: readonly TimedStackEvent[]) => T | undefined,
+    timeoutMs: number,
+  ): Promise<T | undefined> {
+    const deadline = Date.now() + timeoutMs;
+    let value = condition(this.events);
+    while (value === undefined && Date.now() < deadline) {
+      await Promise.race([new Promise<void>((r) => (this.notify = r)), sleep(100)]);
+      value = condition(this.events);
+    }
+    return value;
+  }
+
+  /**
+   * The first moment after `since` at which the group had `desired` healthy targets again,
+   * counting from the healthy targets before the drill and the events since.
+   */
+  capacityRestored(
+    since: number,
+    desired: number,
+    region?: string,
+  ): (events: readonly TimedStackEvent[]) => number | undefined {
+    return (events) => {
+      const healthy = new Set(
+        this.before.instances
+          .filter((i) => i.healthy && (!region || this.before.region === region))
+          .map((i) => i.id),
+      );
+      let droppedAfterFault = false;
+      for (const e of events) {
+        if (region && "region" in e && e.region !== region) continue;
+        if (e.type === "target.healthy") healthy.add(e.instanceId);
+        if (
+          e.type === "target.unhealthy" ||
+          e.type === "target.deregistered" ||
+          e.type === "instance.terminated"
+        ) {
+          healthy.delete(e.instanceId);
+        }
+        const t = Date.parse(e.time);
+        if (t < since) continue;
+        if (healthy.size < desired) droppedAfterFault = true;
+        else if (droppedAfterFault) return t;
+      }
+      return undefined;
+    };
+  }
+
+  async finish(): Promise<TrafficResult> {
+    await sleep(this.options.cooldownMs);
+    const result = await this.traffic.stop();
+    this.abort.abort();
+    await this.reading;
+    return result;
+  }
+
+  report(
+    drill: string,
+    result: TrafficResult,
+    recoverySeconds: number | null,
+    extra: Record<string, unknown>,
+  ): DrillReport {
+    return {
+      drill,
+      requests: result.requests,
+      failed: result.failed,
+      recoverySeconds,
+      counterContinuous: result.counterContinuous,
+      rate: this.options.rate,
+      durationSeconds: result.durationSeconds,
+      failures: result.failures,
+      servedBy: result.servedBy,
+      counter: { first: result.firstCount, last: result.lastCount },
+      ...extra,
+      counterViolations: result.counterViolations,
+    };
+  }
+}
