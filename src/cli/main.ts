@@ -4,6 +4,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { azOutageDrill } from "../drills/az-outage.ts";
+import { cpuSpikeDrill } from "../drills/cpu-spike.ts";
 import { drillDefaults } from "../drills/harness.ts";
 import { killInstanceDrill } from "../drills/kill-instance.ts";
 import { type DrillReport, formatReport } from "../drills/report.ts";
@@ -274,6 +275,27 @@ export function buildProgram(): Command {
         (r) => basics(r) && r.launchedInImpairedAz === 0,
       ),
     );
+
+  drillCommand(
+    "cpu-spike",
+    "CPU load beyond the group's capacity: it scales out, then back in when the load stops",
+  ).action((opts: DrillCliOptions) =>
+    runDrill(
+      opts,
+      async (client, onProgress) =>
+        cpuSpikeDrill(client, {
+          rate: opts.rate,
+          onProgress,
+          targetCpuPercent: (await loadStack(opts.config, opts.env)).scaling.targetCpuPercent,
+        }),
+      (report) => [
+        `capacity             ${report.startDesired} → ${report.peakDesired} → ${report.scaleInSeconds === null ? "not scaled in" : report.startDesired}`,
+        `scale-out in service ${report.recoverySeconds === null ? "never" : `${report.recoverySeconds.toFixed(2)} s after the load started`}`,
+        `scale-in             ${report.scaleInSeconds === null ? "never" : `${(report.scaleInSeconds as number).toFixed(2)} s after the load stopped`}`,
+      ],
+      (r) => basics(r) && r.scaleInSeconds !== null,
+    ),
+  );
 
   registerAwsCommands(program);
   return program;

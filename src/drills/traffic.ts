@@ -8,6 +8,8 @@ export interface TrafficOptions {
   maxRequests: number;
   connections?: number;
   timeoutMs?: number;
+  /** Path requested (default `/`, the counter page, whose count is checked for continuity). */
+  path?: string;
 }
 
 export interface TrafficResult {
@@ -99,13 +101,14 @@ export class SteadyTraffic {
     try {
       const res = await this.pool.request({
         method: "GET",
-        path: "/",
+        path: this.options.path ?? "/",
         headers: { accept: "application/json" },
       });
       const text = await res.body.text();
       if (res.statusCode < 200 || res.statusCode > 299) return this.fail(String(res.statusCode));
-      const body = JSON.parse(text) as { count: number; instanceId: string };
+      const body = JSON.parse(text) as { count?: number; instanceId: string };
       this.result.servedBy[body.instanceId] = (this.result.servedBy[body.instanceId] ?? 0) + 1;
+      if (body.count === undefined) return; // not the counter page
       if (body.count <= floor) {
         this.result.counterContinuous = false;
         if (this.result.counterViolations.length < 20)

@@ -7,6 +7,7 @@ import { EventBus } from "./events/bus.ts";
 import { InstanceGroupController } from "./instance-group/controller.ts";
 import { LoadBalancer } from "./load-balancer/balancer.ts";
 import { RedisController } from "./redis/controller.ts";
+import { ScalingController } from "./scaling/controller.ts";
 import { TargetGroupController } from "./target-group/controller.ts";
 
 export interface LocalStackOptions {
@@ -28,6 +29,8 @@ export interface InstanceStatus {
   state: string;
   health: string;
   healthy: boolean;
+  /** Last sampled CPU, percent of one core (undefined while warming up). */
+  cpuPercent?: number;
 }
 
 export interface StackStatus {
@@ -37,7 +40,7 @@ export interface StackStatus {
   listener: string;
   pid: number;
   redis: { url: string; pid?: number };
-  group: { min: number; desired: number; max: number; inService: number };
+  group: { min: number; desired: number; max: number; inService: number; averageCpuPercent?: number };
   instances: InstanceStatus[];
 }
 
@@ -48,6 +51,7 @@ export class LocalStack {
   readonly targetGroup: TargetGroupController;
   readonly loadBalancer: LoadBalancer;
   group?: InstanceGroupController;
+  scaling?: ScalingController;
   private stopped?: Promise<void>;
 
   constructor(readonly options: LocalStackOptions) {
@@ -107,7 +111,11 @@ export class LocalStack {
           availabilityZones: stack.regions.primary.availabilityZones,
           capacity: stack.web.capacity,
           serviceEntry,
-          instanceEnvironment: () => ({ STAYUP_REDIS_URL: this.redis.url, LOG_LEVEL: "info" }),
+          instanceEnvironment: () => ({
+            STAYUP_REDIS_URL: this.redis.url,
+            LOG_LEVEL: "info",
+            STAYUP_LOAD_ENDPOINT: "1",
+          }),
           logDir: path.join(stateDir, "logs"),
         },
         this.targetGroup,
@@ -115,6 +123,12 @@ export class LocalStack {
       );
       this.group.start();
       await this.waitUntilReady(readyTimeoutMs);
+      this.scaling = new ScalingController(
+        this.group,
+        { targetCpuPercent: stack.scaling.targetCpuPercent, ...stack.scaling.local },
+        this.events,
+      );
+      this.scaling.start();
       this.events.publish({
         type: "stack.ready",
         listener: this.loadBalancer.url,
@@ -162,6 +176,7 @@ export class LocalStack {
         state: i.state,
         health: target?.health ?? "unregistered",
         healthy: target?.health === "healthy",
+        cpuPercent: this.scaling?.cpu.get(i.instanceId),
       };
     });
     return {
@@ -174,6 +189,7 @@ export class LocalStack {
       group: {
         ...(this.group?.capacity ?? stack.web.capacity),
         inService: instances.filter((i) => i.healthy).length,
+        averageCpuPercent: this.scaling?.lastAverage,
       },
       instances,
     };
@@ -183,6 +199,7 @@ export class LocalStack {
   stop(reason = "requested"): Promise<void> {
     this.stopped ??= (async () => {
       this.events.publish({ type: "stack.stopping", reason });
+      this.scaling?.stop();
       await this.group?.stop();
       this.targetGroup.stop();
       await this.loadBalancer.close().catch(() => undefined);

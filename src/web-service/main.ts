@@ -6,6 +6,7 @@
  *   STAYUP_REDIS_URL                                 redis://[:token@]host:port (rediss:// for TLS)
  *   HOST, PORT                                       listen address (PORT=0: any free port)
  *   STAYUP_SHUTDOWN_TIMEOUT_MS                       hard deadline for draining (default 10000)
+ *   STAYUP_LOAD_ENDPOINT=1                           serve GET /load?cpuMs=N for load drills (local only)
  *   STAYUP_REDIS_READY_TIMEOUT_MS                    wait for Redis before listening (default 2000)
  */
 import { hostname } from "node:os";
@@ -28,6 +29,7 @@ const service = createWebService({
     tls: redisUrl.protocol === "rediss:" ? {} : undefined,
   },
   logLevel: env.LOG_LEVEL,
+  loadEndpoint: env.STAYUP_LOAD_ENDPOINT === "1",
 });
 
 const shutdownTimeoutMs = Number(env.STAYUP_SHUTDOWN_TIMEOUT_MS ?? 10_000);

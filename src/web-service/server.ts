@@ -12,6 +12,8 @@ export interface InstanceIdentity {
 export interface WebServiceOptions {
   identity: InstanceIdentity;
   redis: RedisOptions;
+  /** Serve GET /load?cpuMs=N (burns N ms of CPU): for load drills only, never on AWS. */
+  loadEndpoint?: boolean;
   /** Redis key of the page counter (the seed's script incremented the wrong key; we use one). */
   counterKey?: string;
   logLevel?: string;
@@ -94,6 +96,17 @@ export function createWebService(options: WebServiceOptions): WebService {
   // The load balancer's health check: cheap, never touches Redis, so a Redis outage does not
   // take every instance out of rotation at once.
   app.get("/health", async () => ({ status: "ok", instanceId: identity.instanceId }));
+
+  if (options.loadEndpoint) {
+    // A request that costs a known amount of CPU, so a drill can create real CPU load.
+    app.get<{ Querystring: { cpuMs?: string } }>("/load", async (request) => {
+      const cpuMs = Math.min(Math.max(Number(request.query.cpuMs ?? 10) || 0, 0), 200);
+      const until = process.hrtime.bigint() + BigInt(Math.round(cpuMs * 1e6));
+      let spins = 0;
+      while (process.hrtime.bigint() < until) spins++;
+      return { cpuMs, spins, instanceId: identity.instanceId };
+    });
+  }
 
   app.get("/metrics", async (_request, reply) => {
     reply.header("content-type", registry.contentType);

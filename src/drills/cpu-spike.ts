@@ -1,0 +1,114 @@
+import type { StackClient } from "../local/control-plane/client.ts";
+import type { TimedStackEvent } from "../local/events/bus.ts";
+import { type DrillOptions, DrillRun, drillDefaults } from "./harness.ts";
+import type { DrillReport } from "./report.ts";
+import { SteadyTraffic } from "./traffic.ts";
+
+export interface CpuSpikeOptions extends DrillOptions {
+  /** CPU each load request costs on the instance that serves it. */
+  cpuMsPerRequest: number;
+  /** Load as a multiple of what the current capacity can carry at the CPU target. */
+  overload: number;
+  /** How long the load keeps going after the scale-out, before it stops. */
+  holdAfterScaleOutMs: number;
+  targetCpuPercent: number;
+}
+
+/**
+ * Sends CPU-heavy requests that need more than the group's capacity at its CPU target, on top of
+ * steady counter traffic: the group must scale out (new instance in rotation), then scale back in
+ * once the load stops, with no failed request throughout.
+ */
+export async function cpuSpikeDrill(
+  client: StackClient,
+  opts: Partial<CpuSpikeOptions> = {},
+): Promise<DrillReport> {
+  const o: CpuSpikeOptions = {
+    ...drillDefaults,
+    cpuMsPerRequest: 20,
+    overload: 1.6,
+    holdAfterScaleOutMs: 2000,
+    targetCpuPercent: 50,
+    recoveryTimeoutMs: 40_000,
+    ...opts,
+  };
+  const run = await DrillRun.start(client, o);
+  const startDesired = run.before.group.desired;
+  // Load rate that needs `overload` times the CPU the group may use at its target.
+  const loadRate = Math.ceil(
+    (o.overload * startDesired * (o.targetCpuPercent / 100)) / (o.cpuMsPerRequest / 1000),
+  );
+  const load = new SteadyTraffic(client.state.listener, {
+    rate: loadRate,
+    path: `/load?cpuMs=${o.cpuMsPerRequest}`,
+    maxDurationMs: o.recoveryTimeoutMs,
+    maxRequests: loadRate * Math.ceil(o.recoveryTimeoutMs / 1000),
+    connections: 64,
+  });
+  const loadStart = Date.now();
+  load.start();
+  run.progress(
+    `load: ${loadRate} requests/s × ${o.cpuMsPerRequest} ms CPU (${o.overload}× the group's capacity at ${o.targetCpuPercent} % CPU)`,
+  );
+
+  // Scaled out: the desired capacity rose, and an instance launched after that is in rotation.
+  const scaledOut = await run.waitFor((events) => {
+    const raised = events.find(
+      (e): e is Extract<TimedStackEvent, { type: "group.capacity-changed" }> =>
+        e.type === "group.capacity-changed" && e.desired > startDesired && Date.parse(e.time) >= loadStart,
+    );
+    if (!raised) return undefined;
+    const launched = new Set(
+      events
+        .filter((e) => e.type === "instance.launched" && e.seq > raised.seq)
+        .map((e) => (e as { instanceId: string }).instanceId),
+    );
+    const healthy = events.find((e) => e.type === "target.healthy" && launched.has(e.instanceId));
+    return healthy ? { raised, healthy } : undefined;
+  }, o.recoveryTimeoutMs);
+  const scaleOutSeconds = scaledOut ? (Date.parse(scaledOut.healthy.time) - loadStart) / 1000 : null;
+  run.progress(
+    scaledOut
+      ? `scaled out to ${scaledOut.raised.desired}; new instance in rotation ${scaleOutSeconds?.toFixed(2)} s after the load started`
+      : "no scale-out",
+  );
+  if (scaledOut) await new Promise((r) => setTimeout(r, o.holdAfterScaleOutMs));
+  const loadResult = await load.stop();
+  const loadStoppedAt = Date.now();
+  run.progress("load stopped; waiting for scale-in");
+
+  const scaledIn = scaledOut
+    ? await run.waitFor(
+        (events) =>
+          events.find(
+            (e) =>
+              e.type === "group.capacity-changed" &&
+              e.desired === startDesired &&
+              Date.parse(e.time) >= loadStoppedAt,
+          ),
+        o.recoveryTimeoutMs,
+      )
+    : undefined;
+  const scaleInSeconds = scaledIn ? (Date.parse(scaledIn.time) - loadStoppedAt) / 1000 : null;
+  run.progress(
+    scaledIn ? `scaled back in to ${startDesired} after ${scaleInSeconds?.toFixed(2)} s` : "no scale-in",
+  );
+  const result = await run.finish();
+  const report = run.report("cpu-spike", result, scaleOutSeconds, {
+    startDesired,
+    peakDesired: scaledOut?.raised.desired ?? startDesired,
+    scaleInSeconds,
+    load: {
+      rate: loadRate,
+      cpuMsPerRequest: o.cpuMsPerRequest,
+      requests: loadResult.requests,
+      failed: loadResult.failed,
+    },
+  });
+  // What users saw includes the heavy requests.
+  report.requests += loadResult.requests;
+  report.failed += loadResult.failed;
+  for (const [k, v] of Object.entries(loadResult.failures))
+    report.failures[k] = (report.failures[k] ?? 0) + v;
+  return report;
+}
