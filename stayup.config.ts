@@ -67,7 +67,8 @@ export default defineStack({
         scaleInProtection: false,
       },
       network: { natGateways: "one" },
-      redis: { nodeType: "cache.t4g.micro", multiAz: false },
+      // Multi-AZ in dev too: every drill, redis-failover included, runs on the stack a new user gets.
+      redis: { nodeType: "cache.t4g.micro", multiAz: true },
       deletionProtection: false,
     },
     prod: {

@@ -37,6 +37,15 @@ describe("AWS stacks (CDK assertions)", () => {
     envs.prod = synth(await description("prod"));
   });
 
+  it("a single-node Redis when the description turns Multi-AZ off", async () => {
+    const single = synth(await description("dev", (d) => void (d.environments.dev.redis.multiAz = false)));
+    single.templates.database?.hasResourceProperties("AWS::ElastiCache::ReplicationGroup", {
+      NumCacheClusters: 1,
+      MultiAZEnabled: false,
+      AutomaticFailoverEnabled: false,
+    });
+  });
+
   it("stacks deploy in the seeds' order", () => {
     assert.deepEqual(envs.dev?.order, ["stayup-dev-network", "stayup-dev-database", "stayup-dev-web"]);
   });
@@ -199,7 +208,8 @@ describe("AWS stacks (CDK assertions)", () => {
   });
 
   for (const env of ["dev", "prod"] as const) {
-    it(`${env}: Redis replication group is encrypted, AUTH-protected, in isolated subnets${env === "prod" ? ", Multi-AZ with failover" : ""}`, () => {
+    it(`${env}: Redis replication group is encrypted, AUTH-protected, in isolated subnets, Multi-AZ as described`, async () => {
+      const multiAz = (await description(env)).redis.multiAz;
       const db = envs[env]?.templates.database;
       db?.hasResourceProperties("AWS::ElastiCache::ReplicationGroup", {
         TransitEncryptionEnabled: true,
@@ -207,9 +217,9 @@ describe("AWS stacks (CDK assertions)", () => {
         AuthToken: Match.objectLike({
           "Fn::Join": Match.arrayWith([Match.arrayWith([Match.stringLikeRegexp("resolve:secretsmanager")])]),
         }),
-        NumCacheClusters: env === "prod" ? 2 : 1,
-        MultiAZEnabled: env === "prod",
-        AutomaticFailoverEnabled: env === "prod",
+        NumCacheClusters: multiAz ? 2 : 1,
+        MultiAZEnabled: multiAz,
+        AutomaticFailoverEnabled: multiAz,
       });
       db?.hasResourceProperties("AWS::ElastiCache::SubnetGroup", {
         SubnetIds: [0, 1, 2].map(() =>

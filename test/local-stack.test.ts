@@ -128,6 +128,32 @@ describe("local stack through the CLI", { timeout: 240_000 }, () => {
     assert.equal(s.group.desired, report.startDesired);
   });
 
+  it("drill redis-failover: the replica is promoted, writes fail under 5 s, the count never goes back", async () => {
+    const drill = await runCli(["drill", "redis-failover", "--json", ...common()], { timeoutMs: 90_000 });
+    assert.equal(drill.code, 0, drill.stderr + drill.stdout);
+    const report = JSON.parse(drill.stdout) as DrillReport & {
+      writeOutageSeconds: number;
+      killedPrimary: { az: string };
+      newPrimary: { az: string } | null;
+      oldPrimaryRejoinedAsReplica: boolean;
+    };
+    assert.equal(report.drill, "redis-failover");
+    assert.equal(typeof report.recoverySeconds, "number", "the Sentinels promoted the replica");
+    assert.ok(
+      report.newPrimary && report.newPrimary.az !== report.killedPrimary.az,
+      "primary and replica in different AZs",
+    );
+    assert.ok(report.writeOutageSeconds <= 5, `writes failed for ${report.writeOutageSeconds} s`);
+    assert.equal(report.counterContinuous, true, JSON.stringify(report.counterViolations));
+    assert.equal(report.oldPrimaryRejoinedAsReplica, true);
+    // Instances followed the failover without a restart.
+    const s = await status();
+    assert.ok(s.instances.every((i) => isAlive(i.pid)));
+    const res = await request(`http://127.0.0.1:${port}/`);
+    assert.equal(res.statusCode, 200);
+    await res.body.dump();
+  });
+
   it("a second stack on the same listener port fails clearly and starts nothing", async () => {
     const otherRedisPort = await findFreePort();
     const other = await runCli(

@@ -6,6 +6,7 @@ import { Command, InvalidArgumentError, Option } from "commander";
 import { azOutageDrill } from "../drills/az-outage.ts";
 import { cpuSpikeDrill } from "../drills/cpu-spike.ts";
 import { drillDefaults } from "../drills/harness.ts";
+import { redisFailoverDrill } from "../drills/redis-failover.ts";
 import { killInstanceDrill } from "../drills/kill-instance.ts";
 import { type DrillReport, formatReport } from "../drills/report.ts";
 import { StackClient } from "../local/control-plane/client.ts";
@@ -294,6 +295,26 @@ export function buildProgram(): Command {
         `scale-in             ${report.scaleInSeconds === null ? "never" : `${(report.scaleInSeconds as number).toFixed(2)} s after the load stopped`}`,
       ],
       (r) => basics(r) && r.scaleInSeconds !== null,
+    ),
+  );
+
+  drillCommand(
+    "redis-failover",
+    "kill the Redis primary; Sentinel promotes the replica; report the write outage",
+  ).action((opts: DrillCliOptions) =>
+    runDrill(
+      opts,
+      (client, onProgress) => redisFailoverDrill(client, { rate: opts.rate, onProgress }),
+      (report) => {
+        const killed = report.killedPrimary as { az: string };
+        const promoted = report.newPrimary as { az: string } | null;
+        return [
+          `killed primary       in ${killed.az}`,
+          `new primary          ${promoted ? `in ${promoted.az}` : "none"}`,
+          `writes failed for    ${(report.writeOutageSeconds as number).toFixed(2)} s (${report.failed} requests answered 503)`,
+        ];
+      },
+      (r) => r.recoverySeconds !== null && r.counterContinuous && (r.writeOutageSeconds as number) <= 5,
     ),
   );
 

@@ -131,6 +131,26 @@ export class DrillRun {
     return result;
   }
 
+  /** Failures grouped into windows (gaps under 500 ms merged), in seconds from `since`. */
+  static failureWindows(
+    result: TrafficResult,
+    since: number,
+  ): { fromSeconds: number; toSeconds: number; failures: number }[] {
+    const windows: { from: number; to: number; failures: number }[] = [];
+    for (const t of [...result.failureTimes].sort((a, b) => a - b)) {
+      const last = windows[windows.length - 1];
+      if (last && t - last.to < 500) {
+        last.to = t;
+        last.failures++;
+      } else windows.push({ from: t, to: t, failures: 1 });
+    }
+    return windows.map((w) => ({
+      fromSeconds: (w.from - since) / 1000,
+      toSeconds: (w.to - since) / 1000,
+      failures: w.failures,
+    }));
+  }
+
   report(
     drill: string,
     result: TrafficResult,

@@ -6,7 +6,8 @@ import { bundleWebService } from "../web-service/bundle.ts";
 import { EventBus } from "./events/bus.ts";
 import { InstanceGroupController } from "./instance-group/controller.ts";
 import { LoadBalancer } from "./load-balancer/balancer.ts";
-import { RedisController } from "./redis/controller.ts";
+import { RedisController, type RedisEndpoint } from "./redis/controller.ts";
+import { RedisReplicationController } from "./redis/replication.ts";
 import { ScalingController } from "./scaling/controller.ts";
 import { TargetGroupController } from "./target-group/controller.ts";
 
@@ -39,7 +40,11 @@ export interface StackStatus {
   region: string;
   listener: string;
   pid: number;
-  redis: { url: string; pid?: number };
+  redis: {
+    url: string;
+    pid?: number;
+    nodes?: { name: string; az: string; port: number; pid?: number; role: string; inSync?: boolean }[];
+  };
   group: { min: number; desired: number; max: number; inService: number; averageCpuPercent?: number };
   instances: InstanceStatus[];
 }
@@ -47,7 +52,7 @@ export interface StackStatus {
 /** The whole stack on one machine: each controller owns one concern; this only wires them. */
 export class LocalStack {
   readonly events: EventBus;
-  readonly redis: RedisController;
+  readonly redis: RedisController | RedisReplicationController;
   readonly targetGroup: TargetGroupController;
   readonly loadBalancer: LoadBalancer;
   group?: InstanceGroupController;
@@ -58,12 +63,18 @@ export class LocalStack {
     const { stack } = options;
     this.events = options.events ?? new EventBus();
     const hc = stack.targetGroup.healthCheck;
-    this.redis = new RedisController({
+    const redisSettings = {
       host: "127.0.0.1",
       port: options.redisPort ?? stack.redis.localPort,
       dataDir: path.join(options.stateDir, "redis", stack.regions.primary.name),
       events: this.events,
-    });
+    };
+    this.redis = stack.redis.multiAz
+      ? new RedisReplicationController({
+          ...redisSettings,
+          availabilityZones: stack.regions.primary.availabilityZones,
+        })
+      : new RedisController(redisSettings);
     this.targetGroup = new TargetGroupController(
       {
         path: hc.path,
@@ -112,7 +123,7 @@ export class LocalStack {
           capacity: stack.web.capacity,
           serviceEntry,
           instanceEnvironment: () => ({
-            STAYUP_REDIS_URL: this.redis.url,
+            ...(this.redis as RedisEndpoint).environment(),
             LOG_LEVEL: "info",
             STAYUP_LOAD_ENDPOINT: "1",
           }),
@@ -185,7 +196,11 @@ export class LocalStack {
       region: stack.regions.primary.name,
       listener: this.loadBalancer.url,
       pid: process.pid,
-      redis: { url: this.redis.url, pid: this.redis.pid },
+      redis: {
+        url: this.redis.url,
+        pid: this.redis.pid,
+        nodes: this.redis instanceof RedisReplicationController ? this.redis.nodeStatus() : undefined,
+      },
       group: {
         ...(this.group?.capacity ?? stack.web.capacity),
         inService: instances.filter((i) => i.healthy).length,

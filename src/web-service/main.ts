@@ -4,6 +4,8 @@
  *
  *   STAYUP_INSTANCE_ID, STAYUP_AZ, STAYUP_REGION   identity shown on the page
  *   STAYUP_REDIS_URL                                 redis://[:token@]host:port (rediss:// for TLS)
+ *   STAYUP_REDIS_SENTINELS, STAYUP_REDIS_MASTER_NAME  host:port,... of Sentinels instead of a URL
+ *   STAYUP_REDIS_WAIT_REPLICAS                       answer a count once this many replicas have it
  *   HOST, PORT                                       listen address (PORT=0: any free port)
  *   STAYUP_SHUTDOWN_TIMEOUT_MS                       hard deadline for draining (default 10000)
  *   STAYUP_LOAD_ENDPOINT=1                           serve GET /load?cpuMs=N for load drills (local only)
@@ -19,15 +21,27 @@ const identity = {
   region: env.STAYUP_REGION ?? "unknown",
 };
 const redisUrl = new URL(env.STAYUP_REDIS_URL ?? "redis://127.0.0.1:6379");
+const sentinels = (env.STAYUP_REDIS_SENTINELS ?? "")
+  .split(",")
+  .filter(Boolean)
+  .map((hostPort) => {
+    const [host, port] = hostPort.split(":");
+    return { host: host ?? "127.0.0.1", port: Number(port) };
+  });
 const service = createWebService({
   identity,
-  redis: {
-    host: redisUrl.hostname,
-    port: Number(redisUrl.port || 6379),
-    password: redisUrl.password ? decodeURIComponent(redisUrl.password) : undefined,
-    username: redisUrl.username ? decodeURIComponent(redisUrl.username) : undefined,
-    tls: redisUrl.protocol === "rediss:" ? {} : undefined,
-  },
+  redis:
+    sentinels.length > 0
+      ? // Through Sentinel: the client asks who is primary and follows a failover without a restart.
+        { sentinels, name: env.STAYUP_REDIS_MASTER_NAME ?? "stayup", failoverDetector: true }
+      : {
+          host: redisUrl.hostname,
+          port: Number(redisUrl.port || 6379),
+          password: redisUrl.password ? decodeURIComponent(redisUrl.password) : undefined,
+          username: redisUrl.username ? decodeURIComponent(redisUrl.username) : undefined,
+          tls: redisUrl.protocol === "rediss:" ? {} : undefined,
+        },
+  waitForReplicas: Number(env.STAYUP_REDIS_WAIT_REPLICAS ?? 0),
   logLevel: env.LOG_LEVEL,
   loadEndpoint: env.STAYUP_LOAD_ENDPOINT === "1",
 });

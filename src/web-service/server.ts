@@ -12,6 +12,11 @@ export interface InstanceIdentity {
 export interface WebServiceOptions {
   identity: InstanceIdentity;
   redis: RedisOptions;
+  /**
+   * Answer a count only after this many replicas acknowledged it (Redis WAIT), so a failover to a
+   * replica never loses a count a client has seen. 0: no waiting (a single node).
+   */
+  waitForReplicas?: number;
   /** Serve GET /load?cpuMs=N (burns N ms of CPU): for load drills only, never on AWS. */
   loadEndpoint?: boolean;
   /** Redis key of the page counter (the seed's script incremented the wrong key; we use one). */
@@ -113,10 +118,19 @@ export function createWebService(options: WebServiceOptions): WebService {
     return registry.metrics();
   });
 
+  let replicaWaitPausedUntil = 0;
   app.get("/", async (request, reply) => {
     let count: number;
     try {
       count = await redis.incr(counterKey);
+      if (options.waitForReplicas && Date.now() >= replicaWaitPausedUntil) {
+        // WAIT blocks this connection: keep it short, and when the replica does not acknowledge
+        // (down, or resyncing and so not promotable) stop waiting for a second instead of
+        // serializing every request behind the timeout. An error (the primary went away
+        // mid-request) answers 503, since the outcome is unknown.
+        const acknowledged = await redis.wait(options.waitForReplicas, 100);
+        if (acknowledged < options.waitForReplicas) replicaWaitPausedUntil = Date.now() + 1000;
+      }
     } catch (error) {
       redisErrors.inc();
       const reason = `redis unavailable: ${redis.status === "ready" ? (error as Error).message : lastRedisError}`;

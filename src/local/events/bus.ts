@@ -9,8 +9,10 @@ export type StackEvent =
   | { type: "stack.ready"; listener: string; healthyTargets: number }
   | { type: "stack.stopping"; reason: string }
   | { type: "stack.stopped" }
-  | { type: "redis.started"; port: number; pid: number }
-  | { type: "redis.exited"; pid: number; code: number | null; signal: string | null }
+  | { type: "redis.started"; port: number; pid: number; role?: "primary" | "replica"; az?: string }
+  | { type: "redis.exited"; pid: number; code: number | null; signal: string | null; az?: string }
+  | { type: "redis.failover"; fromPort: number; toPort: number; fromAz: string; toAz: string }
+  | { type: "redis.replica-in-sync"; port: number; az: string }
   | { type: "load-balancer.listening"; url: string }
   | { type: "instance.launched"; instanceId: string; az: string; pid: number; port: number }
   | { type: "instance.launch-failed"; instanceId: string; az: string; reason: string }
@@ -76,9 +78,13 @@ export function formatEvent(e: TimedStackEvent): string {
       case "stack.stopped":
         return "";
       case "redis.started":
-        return `port ${e.port}, pid ${e.pid}`;
+        return `port ${e.port}, pid ${e.pid}${e.role ? `, ${e.role}` : ""}${e.az ? ` in ${e.az}` : ""}`;
       case "redis.exited":
-        return `pid ${e.pid} (${e.signal ?? `code ${e.code}`})`;
+        return `pid ${e.pid}${e.az ? ` in ${e.az}` : ""} (${e.signal ?? `code ${e.code}`})`;
+      case "redis.replica-in-sync":
+        return `replica in ${e.az} (port ${e.port}) holds every write: redundancy restored`;
+      case "redis.failover":
+        return `primary ${e.fromAz} (port ${e.fromPort}) → ${e.toAz} (port ${e.toPort})`;
       case "load-balancer.listening":
         return e.url;
       case "instance.launched":

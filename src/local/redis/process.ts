@@ -1,0 +1,75 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { Redis } from "ioredis";
+import { StayupError } from "../../shared/errors.ts";
+import { findExecutable, sleep } from "../../shared/net.ts";
+
+export function assertRedisInstalled(): void {
+  if (!findExecutable("redis-server")) {
+    throw new StayupError(
+      "redis-server was not found on PATH",
+      "install Redis: `apt-get install redis-server` (Debian/Ubuntu) or `brew install redis` (macOS)",
+    );
+  }
+}
+
+/** Starts `redis-server` with `args` (a config file first for Sentinel) and waits for PING. */
+export async function startRedisProcess(host: string, port: number, args: string[]): Promise<ChildProcess> {
+  const child = spawn("redis-server", args, { stdio: ["ignore", "ignore", "pipe"] });
+  let stderr = "";
+  child.stderr?.on("data", (chunk: Buffer) => {
+    stderr = (stderr + chunk.toString()).slice(-2000);
+  });
+  const deadline = Date.now() + 10_000;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      throw new StayupError(
+        `redis-server on port ${port} exited at start (${child.signalCode ?? `code ${child.exitCode}`}): ${stderr.trim()}`,
+        "a port clash or an unwritable data directory are the usual causes",
+      );
+    }
+    const probe = new Redis({
+      host,
+      port,
+      lazyConnect: true,
+      maxRetriesPerRequest: 0,
+      retryStrategy: () => null,
+    });
+    probe.on("error", () => undefined); // a refused probe is expected while Redis boots
+    try {
+      await probe.connect();
+      if ((await probe.ping()) === "PONG") return child;
+    } catch {
+      // not up yet
+    } finally {
+      probe.disconnect();
+    }
+    await sleep(50);
+  }
+  child.kill("SIGKILL");
+  throw new StayupError(
+    `redis-server on port ${port} did not answer PING within 10 s`,
+    "check its data directory",
+  );
+}
+
+/** SIGTERM (Redis flushes its append-only file and exits), SIGKILL after 5 s. */
+export async function stopProcess(child: ChildProcess | undefined): Promise<void> {
+  if (!child || child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  child.kill("SIGTERM");
+  const timer = setTimeout(() => child.kill("SIGKILL"), 5000);
+  await exited;
+  clearTimeout(timer);
+}
+
+/** Persistence as ElastiCache's AOF default: an append-only file fsynced every second. */
+export const persistenceArgs = (dir: string) => [
+  "--dir",
+  dir,
+  "--appendonly",
+  "yes",
+  "--appendfsync",
+  "everysec",
+  "--save",
+  "",
+];
