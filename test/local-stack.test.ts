@@ -13,19 +13,26 @@ describe("local stack through the CLI", { timeout: 240_000 }, () => {
   const stateDir = path.join(dir, ".stayup");
   let port: number;
   let redisPort: number;
+  let dnsPort = 0;
   const common = () => ["--config", configPath, "--state-dir", stateDir];
+  const ports = () => [
+    "--port",
+    String(port),
+    "--redis-port",
+    String(redisPort),
+    "--dns-port",
+    String(dnsPort),
+  ];
   const status = async () =>
     JSON.parse((await runCli(["status", "--json", "--state-dir", stateDir])).stdout) as StackStatus;
 
   before(async () => {
     port = await findFreePort();
     redisPort = await findFreePort();
-    const up = await runCli(
-      ["up", "--detach", "--port", String(port), "--redis-port", String(redisPort), ...common()],
-      {
-        cwd: dir,
-      },
-    );
+    dnsPort = await findFreePort();
+    const up = await runCli(["up", "--detach", ...ports(), ...common()], {
+      cwd: dir,
+    });
     assert.equal(up.code, 0, up.stderr + up.stdout);
     assert.match(up.stdout, new RegExp(`stayup is up .*127\\.0\\.0\\.1:${port}`));
   });
@@ -154,6 +161,36 @@ describe("local stack through the CLI", { timeout: 240_000 }, () => {
     await res.body.dump();
   });
 
+  it("drill region-outage: DNS fails over to the secondary started by the alarm, then fails back", async () => {
+    const drill = await runCli(["drill", "region-outage", "--json", ...common()], { timeoutMs: 120_000 });
+    assert.equal(drill.code, 0, drill.stderr + drill.stdout);
+    const report = JSON.parse(drill.stdout) as DrillReport & {
+      outageSeconds: number;
+      secondaryStartedByAlarm: boolean;
+      failedBack: boolean;
+      secondaryBackToStandby: boolean;
+      notifications: string[];
+      resolvedAddresses: string[];
+    };
+    assert.equal(report.drill, "region-outage");
+    assert.deepEqual(
+      report.resolvedAddresses,
+      ["127.0.0.1", "127.0.0.2", "127.0.0.1"],
+      "clients followed DNS",
+    );
+    assert.ok(report.outageSeconds <= 5, `clients saw failures for ${report.outageSeconds} s`);
+    assert.equal(report.secondaryStartedByAlarm, true);
+    assert.equal(report.failedBack, true);
+    assert.equal(report.secondaryBackToStandby, true);
+    assert.equal(report.notifications.length, 2);
+    assert.match(report.notifications[0] ?? "", /failover: eu-west-3 → us-east-1/);
+    assert.match(report.notifications[1] ?? "", /failback: us-east-1 → eu-west-3/);
+    assert.equal(report.counterContinuous, true);
+    const s = await status();
+    assert.equal(s.dns?.answer, "127.0.0.1");
+    assert.equal(s.regions.find((r) => r.role === "secondary")?.instances.length, 0, "pilot light again");
+  });
+
   it("a second stack on the same listener port fails clearly and starts nothing", async () => {
     const otherRedisPort = await findFreePort();
     const other = await runCli(
@@ -200,12 +237,9 @@ describe("local stack through the CLI", { timeout: 240_000 }, () => {
     assert.equal(gone.code, 1);
     assert.match(gone.stderr, /no stack is running/);
 
-    const up = await runCli(
-      ["up", "--detach", "--port", String(port), "--redis-port", String(redisPort), ...common()],
-      {
-        cwd: dir,
-      },
-    );
+    const up = await runCli(["up", "--detach", ...ports(), ...common()], {
+      cwd: dir,
+    });
     assert.equal(up.code, 0, up.stderr);
     const next = ((await (await request(`http://127.0.0.1:${port}/`)).body.json()) as { count: number })
       .count;

@@ -7,6 +7,7 @@ import { azOutageDrill } from "../drills/az-outage.ts";
 import { cpuSpikeDrill } from "../drills/cpu-spike.ts";
 import { drillDefaults } from "../drills/harness.ts";
 import { redisFailoverDrill } from "../drills/redis-failover.ts";
+import { regionOutageDrill } from "../drills/region-outage.ts";
 import { killInstanceDrill } from "../drills/kill-instance.ts";
 import { type DrillReport, formatReport } from "../drills/report.ts";
 import { StackClient } from "../local/control-plane/client.ts";
@@ -62,9 +63,9 @@ function printStatusTable(status: StackStatus): void {
   for (const row of rows) console.log(row.map((cell, c) => cell.padEnd(widths[c] ?? 0)).join("  "));
 }
 
-async function up(
-  opts: CommonOptions & { port?: number; redisPort?: number; detach?: boolean },
-): Promise<void> {
+type UpOptions = CommonOptions & { port?: number; redisPort?: number; dnsPort?: number; detach?: boolean };
+
+async function up(opts: UpOptions): Promise<void> {
   const existing = StackClient.find(opts.stateDir);
   if (existing) {
     throw new StayupError(
@@ -81,6 +82,7 @@ async function up(
     stateDir: opts.stateDir,
     listenerPort: opts.port,
     redisPort: opts.redisPort,
+    dnsPort: opts.dnsPort,
   });
   stack.events.subscribe((e) => console.log(formatEvent(e)));
   let stopping = false;
@@ -109,13 +111,14 @@ async function up(
   );
 }
 
-async function upDetached(opts: CommonOptions & { port?: number; redisPort?: number }): Promise<void> {
+async function upDetached(opts: UpOptions): Promise<void> {
   mkdirSync(opts.stateDir, { recursive: true });
   const logFile = path.join(opts.stateDir, "stack.log");
   const log = openSync(logFile, "w");
   const args = [binPath, "up", "--config", opts.config, "--env", opts.env, "--state-dir", opts.stateDir];
   if (opts.port !== undefined) args.push("--port", String(opts.port));
   if (opts.redisPort !== undefined) args.push("--redis-port", String(opts.redisPort));
+  if (opts.dnsPort !== undefined) args.push("--dns-port", String(opts.dnsPort));
   const child = spawn(process.execPath, args, { detached: true, stdio: ["ignore", log, log] });
   closeSync(log);
   let exited: string | undefined;
@@ -185,6 +188,11 @@ export function buildProgram(): Command {
     .option(
       "--redis-port <port>",
       "local Redis port (default: redis.localPort; 0 picks a free one)",
+      parsePort,
+    )
+    .option(
+      "--dns-port <port>",
+      "local DNS server's UDP port (default: dns.local.port; 0 picks a free one)",
       parsePort,
     )
     .option("-d, --detach", "run in the background and return once every instance is healthy")
@@ -315,6 +323,29 @@ export function buildProgram(): Command {
         ];
       },
       (r) => r.recoverySeconds !== null && r.counterContinuous && (r.writeOutageSeconds as number) <= 5,
+    ),
+  );
+
+  drillCommand(
+    "region-outage",
+    "take the primary region down, then bring it back: DNS failover and failback",
+  ).action((opts: DrillCliOptions) =>
+    runDrill(
+      opts,
+      (client, onProgress) => regionOutageDrill(client, { rate: opts.rate, onProgress }),
+      (report) => [
+        `regions              ${report.primaryRegion} → ${report.secondaryRegion} → ${report.primaryRegion}`,
+        `clients saw failures ${(report.outageSeconds as number).toFixed(2)} s (DNS answers: ${(report.resolvedAddresses as string[]).join(" → ")})`,
+        `secondary            started by the alarm: ${report.secondaryStartedByAlarm ? "yes" : "NO"}; back to standby (${report.standbyCapacity}): ${report.secondaryBackToStandby ? "yes" : "NO"}`,
+        `notifications        ${(report.notifications as string[]).join("; ") || "none"}`,
+      ],
+      (r) =>
+        r.recoverySeconds !== null &&
+        r.counterContinuous &&
+        (r.outageSeconds as number) <= 5 &&
+        Boolean(r.secondaryStartedByAlarm) &&
+        Boolean(r.failedBack) &&
+        Boolean(r.secondaryBackToStandby),
     ),
   );
 

@@ -21,7 +21,7 @@ export class StackSession {
   /** A throwaway stack on free ports with its state in a temporary directory. */
   static async temporary(resolved: ResolvedStack, onEvent?: (line: string) => void): Promise<StackSession> {
     const stateDir = mkdtempSync(path.join(tmpdir(), "stayup-"));
-    const stack = new LocalStack({ stack: resolved, stateDir, listenerPort: 0, redisPort: 0 });
+    const stack = new LocalStack({ stack: resolved, stateDir, listenerPort: 0, redisPort: 0, dnsPort: 0 });
     if (onEvent) stack.events.subscribe((e) => onEvent(e.type));
     const control = new ControlPlaneServer(stack, () => undefined);
     try {

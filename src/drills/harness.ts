@@ -3,7 +3,7 @@ import type { TimedStackEvent } from "../local/events/bus.ts";
 import type { StackStatus } from "../local/runtime.ts";
 import { sleep } from "../shared/net.ts";
 import type { DrillReport } from "./report.ts";
-import { SteadyTraffic, type TrafficResult } from "./traffic.ts";
+import { SteadyTraffic, type TrafficOptions, type TrafficResult } from "./traffic.ts";
 
 export interface DrillOptions {
   /** Requests per second during the drill. */
@@ -42,6 +42,7 @@ export class DrillRun {
     readonly before: StackStatus,
     options: DrillOptions,
     url: string,
+    traffic: Partial<TrafficOptions>,
   ) {
     this.options = options;
     this.reading = (async () => {
@@ -52,6 +53,7 @@ export class DrillRun {
     })().catch(() => undefined);
     const maxDurationMs = options.warmupMs + options.recoveryTimeoutMs * 2 + options.cooldownMs + 10_000;
     this.traffic = new SteadyTraffic(url, {
+      ...traffic,
       rate: options.rate,
       maxDurationMs,
       maxRequests: Math.ceil((options.rate * maxDurationMs) / 1000),
@@ -61,9 +63,10 @@ export class DrillRun {
   static async start(
     client: StackClient,
     options: DrillOptions,
+    traffic: Partial<TrafficOptions> = {},
     url = client.state.listener,
   ): Promise<DrillRun> {
-    const run = new DrillRun(client, await client.status(), options, url);
+    const run = new DrillRun(client, await client.status(), options, url, traffic);
     run.traffic.start();
     run.progress(`sending ${options.rate} requests/s to ${url}`);
     await sleep(options.warmupMs);
@@ -95,17 +98,14 @@ export class DrillRun {
   capacityRestored(
     since: number,
     desired: number,
-    region?: string,
+    region = this.before.region,
   ): (events: readonly TimedStackEvent[]) => number | undefined {
     return (events) => {
-      const healthy = new Set(
-        this.before.instances
-          .filter((i) => i.healthy && (!region || this.before.region === region))
-          .map((i) => i.id),
-      );
+      const before = this.before.regions?.find((r) => r.name === region)?.instances ?? this.before.instances;
+      const healthy = new Set(before.filter((i) => i.healthy).map((i) => i.id));
       let droppedAfterFault = false;
       for (const e of events) {
-        if (region && "region" in e && e.region !== region) continue;
+        if (e.region !== undefined && e.region !== region) continue;
         if (e.type === "target.healthy") healthy.add(e.instanceId);
         if (
           e.type === "target.unhealthy" ||

@@ -42,7 +42,11 @@ export async function killInstanceDrill(
     const at = restored(events);
     if (at === undefined) return undefined;
     const replacement = events.find(
-      (e) => e.type === "target.healthy" && !knownIds.has(e.instanceId) && Date.parse(e.time) >= killedAt,
+      (e) =>
+        e.type === "target.healthy" &&
+        !knownIds.has(e.instanceId) &&
+        (e.region === undefined || e.region === run.before.region) &&
+        Date.parse(e.time) >= killedAt,
     );
     return replacement?.type === "target.healthy" ? { at, replacement } : undefined;
   }, o.recoveryTimeoutMs);

@@ -1,3 +1,4 @@
+import { Resolver } from "node:dns/promises";
 import { Pool } from "undici";
 
 export interface TrafficOptions {
@@ -10,6 +11,11 @@ export interface TrafficOptions {
   timeoutMs?: number;
   /** Path requested (default `/`, the counter page, whose count is checked for continuity). */
   path?: string;
+  /**
+   * Resolve this name through this DNS server (honouring the answer's TTL) instead of using the
+   * URL's host: how a client follows a DNS failover.
+   */
+  resolve?: { name: string; server: string; port: number };
 }
 
 export interface TrafficResult {
@@ -34,7 +40,12 @@ export interface TrafficResult {
  * (the count may skip numbers when retries or other clients increment it; it may never go back).
  */
 export class SteadyTraffic {
-  private readonly pool: Pool;
+  private readonly pools = new Map<string, Pool>();
+  private resolved?: { origin: string; until: number };
+  private resolving?: Promise<string>;
+  private readonly resolver = new Resolver({ timeout: 500, tries: 1 });
+  /** Distinct addresses the DNS name resolved to, in order. */
+  readonly resolvedAddresses: string[] = [];
   private readonly inFlight = new Set<Promise<void>>();
   private timer?: NodeJS.Timeout;
   private startedAt = 0;
@@ -57,11 +68,7 @@ export class SteadyTraffic {
     private readonly url: string,
     private readonly options: TrafficOptions,
   ) {
-    this.pool = new Pool(url, {
-      connections: options.connections ?? 32,
-      headersTimeout: options.timeoutMs ?? 5000,
-      bodyTimeout: options.timeoutMs ?? 5000,
-    });
+    if (options.resolve) this.resolver.setServers([options.resolve.server]);
     this.finished = new Promise((resolve) => {
       this.done = resolve;
     });
@@ -95,11 +102,47 @@ export class SteadyTraffic {
     this.result.failureTimes.push(Date.now());
   }
 
+  private pool(origin: string): Pool {
+    let pool = this.pools.get(origin);
+    if (!pool) {
+      pool = new Pool(origin, {
+        connections: this.options.connections ?? 32,
+        headersTimeout: this.options.timeoutMs ?? 5000,
+        bodyTimeout: this.options.timeoutMs ?? 5000,
+      });
+      this.pools.set(origin, pool);
+    }
+    return pool;
+  }
+
+  /** The origin to send to: the URL, or the DNS answer while its TTL lasts. */
+  private async origin(): Promise<string> {
+    const resolve = this.options.resolve;
+    if (!resolve) return this.url;
+    if (this.resolved && Date.now() < this.resolved.until) return this.resolved.origin;
+    this.resolving ??= (async () => {
+      try {
+        const [answer] = await this.resolver.resolve4(resolve.name, { ttl: true });
+        if (!answer) throw new Error(`no A record for ${resolve.name}`);
+        if (!answer.address.startsWith("127.")) throw new Error(`${resolve.name} resolved off loopback`);
+        const origin = `http://${answer.address}:${resolve.port}`;
+        if (this.resolvedAddresses[this.resolvedAddresses.length - 1] !== answer.address) {
+          this.resolvedAddresses.push(answer.address);
+        }
+        this.resolved = { origin, until: Date.now() + answer.ttl * 1000 };
+        return origin;
+      } finally {
+        this.resolving = undefined;
+      }
+    })();
+    return this.resolving;
+  }
+
   private async one(): Promise<void> {
     const floor = this.highestCompleted;
     this.result.requests++;
     try {
-      const res = await this.pool.request({
+      const res = await this.pool(await this.origin()).request({
         method: "GET",
         path: this.options.path ?? "/",
         headers: { accept: "application/json" },
@@ -130,7 +173,7 @@ export class SteadyTraffic {
       this.timer = undefined;
       await Promise.all(this.inFlight);
       this.result.durationSeconds = (Date.now() - this.startedAt) / 1000;
-      await this.pool.close();
+      await Promise.all([...this.pools.values()].map((p) => p.close()));
       this.done?.();
     }
     await this.finished;

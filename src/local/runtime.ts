@@ -1,15 +1,19 @@
 import path from "node:path";
 import { StayupError } from "../shared/errors.ts";
-import { assertPortFree } from "../shared/net.ts";
+import { assertPortFree, findFreePort } from "../shared/net.ts";
 import type { ResolvedStack } from "../stack/index.ts";
 import { bundleWebService } from "../web-service/bundle.ts";
 import { EventBus } from "./events/bus.ts";
-import { InstanceGroupController } from "./instance-group/controller.ts";
-import { LoadBalancer } from "./load-balancer/balancer.ts";
+import { FailoverDnsServer } from "./dns/server.ts";
+import { FailoverController } from "./failover/controller.ts";
+import type { InstanceGroupController } from "./instance-group/controller.ts";
+import type { LoadBalancer } from "./load-balancer/balancer.ts";
+import { Notifier } from "./notifications/notifier.ts";
 import { RedisController, type RedisEndpoint } from "./redis/controller.ts";
 import { RedisReplicationController } from "./redis/replication.ts";
-import { ScalingController } from "./scaling/controller.ts";
-import { TargetGroupController } from "./target-group/controller.ts";
+import { LocalRegion } from "./region.ts";
+import type { ScalingController } from "./scaling/controller.ts";
+import type { TargetGroupController } from "./target-group/controller.ts";
 
 export interface LocalStackOptions {
   stack: ResolvedStack;
@@ -19,6 +23,8 @@ export interface LocalStackOptions {
   listenerPort?: number;
   /** Override of redis.localPort (0: any free port). */
   redisPort?: number;
+  /** Override of dns.local.port (0: any free port). */
+  dnsPort?: number;
   events?: EventBus;
 }
 
@@ -47,22 +53,34 @@ export interface StackStatus {
   };
   group: { min: number; desired: number; max: number; inService: number; averageCpuPercent?: number };
   instances: InstanceStatus[];
+  /** Every region; the top-level group and instances are the primary's. */
+  regions: RegionStatus[];
+  dns?: { name: string; server: string; answer: string; primaryHealthy: boolean; failedOver: boolean };
+}
+
+export interface RegionStatus {
+  name: string;
+  role: "primary" | "secondary";
+  listener: string;
+  down: boolean;
+  group: { min: number; desired: number; max: number; inService: number; averageCpuPercent?: number };
+  instances: InstanceStatus[];
 }
 
 /** The whole stack on one machine: each controller owns one concern; this only wires them. */
 export class LocalStack {
   readonly events: EventBus;
   readonly redis: RedisController | RedisReplicationController;
-  readonly targetGroup: TargetGroupController;
-  readonly loadBalancer: LoadBalancer;
-  group?: InstanceGroupController;
-  scaling?: ScalingController;
+  readonly primary: LocalRegion;
+  readonly secondary?: LocalRegion;
+  failover?: FailoverController;
+  dns?: FailoverDnsServer;
   private stopped?: Promise<void>;
+  private serviceEntry = "";
 
   constructor(readonly options: LocalStackOptions) {
     const { stack } = options;
     this.events = options.events ?? new EventBus();
-    const hc = stack.targetGroup.healthCheck;
     const redisSettings = {
       host: "127.0.0.1",
       port: options.redisPort ?? stack.redis.localPort,
@@ -75,71 +93,115 @@ export class LocalStack {
           availabilityZones: stack.regions.primary.availabilityZones,
         })
       : new RedisController(redisSettings);
-    this.targetGroup = new TargetGroupController(
-      {
-        path: hc.path,
-        intervalMs: hc.local.intervalMs,
-        timeoutMs: hc.local.timeoutMs,
-        healthyThreshold: hc.healthyThreshold,
-        unhealthyThreshold: hc.unhealthyThreshold,
-      },
-      this.events,
-    );
-    this.loadBalancer = new LoadBalancer(this.targetGroup, this.events, {
-      host: stack.loadBalancer.local.host,
-      port: options.listenerPort ?? stack.loadBalancer.local.port,
+    const common = {
+      stack,
+      serviceEntry: "",
+      instanceEnvironment: () => ({
+        ...(this.redis as RedisEndpoint).environment(),
+        LOG_LEVEL: "info",
+        STAYUP_LOAD_ENDPOINT: "1",
+      }),
+      stateDir: options.stateDir,
+      events: this.events,
+    };
+    this.primary = new LocalRegion({
+      ...common,
+      name: stack.regions.primary.name,
+      role: "primary",
+      availabilityZones: stack.regions.primary.availabilityZones,
+      listener: { host: stack.loadBalancer.local.host, port: this.listenerPort },
+      capacity: stack.web.capacity,
     });
+    const secondary = stack.regions.secondary;
+    if (secondary) {
+      this.secondary = new LocalRegion({
+        ...common,
+        name: secondary.name,
+        role: "secondary",
+        availabilityZones: secondary.availabilityZones,
+        listener: { host: secondary.localHost, port: this.listenerPort },
+        capacity: { min: 0, desired: standbyCapacity(stack), max: stack.web.capacity.max },
+      });
+    }
+  }
+
+  // The primary region's pieces, by their usual names.
+  get targetGroup(): TargetGroupController {
+    return this.primary.targetGroup;
+  }
+  get loadBalancer(): LoadBalancer {
+    return this.primary.loadBalancer;
+  }
+  get group(): InstanceGroupController {
+    return this.primary.group;
+  }
+  get scaling(): ScalingController {
+    return this.primary.scaling;
   }
 
   get listenerPort(): number {
-    return this.options.listenerPort ?? this.options.stack.loadBalancer.local.port;
+    return (
+      this.primary?.options.listener.port ??
+      this.options.listenerPort ??
+      this.options.stack.loadBalancer.local.port
+    );
+  }
+
+  region(name: string): LocalRegion | undefined {
+    return [this.primary, this.secondary].find((r) => r?.name === name);
   }
 
   /** Starts everything; nothing is left running if any step fails. */
   async start(readyTimeoutMs = 30_000): Promise<void> {
     const { stack, stateDir } = this.options;
+    if (this.listenerPort === 0) {
+      // Both regions listen on one port (DNS switches the address, not the port): pick it once.
+      const port = await findFreePort(stack.loadBalancer.local.host);
+      this.primary.options.listener.port = port;
+      if (this.secondary) this.secondary.options.listener.port = port;
+    }
     // Everything that can be checked is checked before anything starts.
-    await assertPortFree(
-      stack.loadBalancer.local.host,
-      this.listenerPort,
-      "load balancer",
-      "pass --port with a free port, or change loadBalancer.local.port in stayup.config.ts",
-    );
+    const fix = "pass --port with a free port, or change loadBalancer.local.port in stayup.config.ts";
+    await assertPortFree(stack.loadBalancer.local.host, this.listenerPort, "load balancer", fix);
+    if (this.secondary) {
+      await assertPortFree(
+        this.secondary.options.listener.host,
+        this.listenerPort,
+        "secondary region's load balancer",
+        fix,
+      );
+    }
     await this.redis.preflight();
+    if (stack.dns && this.secondary) {
+      this.dns = new FailoverDnsServer(stack.dns, this.events);
+      await this.dns.preflight(this.options.dnsPort);
+    }
     this.events.publish({
       type: "stack.starting",
       environment: stack.environment,
       region: stack.regions.primary.name,
     });
     try {
-      const serviceEntry = await bundleWebService(path.join(stateDir, "build"));
+      this.serviceEntry = await bundleWebService(path.join(stateDir, "build"));
+      for (const region of [this.primary, this.secondary]) {
+        if (region) region.group.serviceEntry = this.serviceEntry;
+      }
       await this.redis.start();
-      await this.loadBalancer.listen();
-      this.group = new InstanceGroupController(
-        {
-          name: `${stack.name}-${stack.environment}-web`,
-          region: stack.regions.primary.name,
-          availabilityZones: stack.regions.primary.availabilityZones,
-          capacity: stack.web.capacity,
-          serviceEntry,
-          instanceEnvironment: () => ({
-            ...(this.redis as RedisEndpoint).environment(),
-            LOG_LEVEL: "info",
-            STAYUP_LOAD_ENDPOINT: "1",
-          }),
-          logDir: path.join(stateDir, "logs"),
-        },
-        this.targetGroup,
-        this.events,
-      );
-      this.group.start();
+      await this.primary.start();
+      await this.secondary?.start();
       await this.waitUntilReady(readyTimeoutMs);
-      this.scaling = new ScalingController(
-        this.group,
-        { targetCpuPercent: stack.scaling.targetCpuPercent, ...stack.scaling.local },
-        this.events,
-      );
-      this.scaling.start();
+      if (this.dns && this.secondary && stack.dns) {
+        this.failover = new FailoverController({
+          dns: stack.dns,
+          primary: this.primary,
+          secondary: this.secondary,
+          standbyCapacity: standbyCapacity(stack),
+          events: this.events,
+          notifier: new Notifier(stack.notifications, stack.name, stack.environment, this.events),
+        });
+        await this.dns.listen(this.options.dnsPort, () => this.failover?.answer());
+        this.failover.start();
+      }
       this.events.publish({
         type: "stack.ready",
         listener: this.loadBalancer.url,
@@ -152,15 +214,15 @@ export class LocalStack {
   }
 
   private waitUntilReady(timeoutMs: number): Promise<void> {
-    const desired = () => this.group?.capacity.desired ?? 0;
+    const regions = [this.primary, this.secondary].filter((r): r is LocalRegion => Boolean(r));
     return new Promise((resolve, reject) => {
-      const check = () => this.targetGroup.inRotation().length >= desired();
+      const check = () => regions.every((r) => r.targetGroup.inRotation().length >= r.group.capacity.desired);
       if (check()) return resolve();
       const timer = setTimeout(() => {
         unsubscribe();
         reject(
           new StayupError(
-            `only ${this.targetGroup.inRotation().length} of ${desired()} instances became healthy within ${timeoutMs / 1000} s`,
+            `only ${this.targetGroup.inRotation().length} of ${this.group.capacity.desired} instances became healthy within ${timeoutMs / 1000} s`,
             `see the instance logs in ${path.join(this.options.stateDir, "logs")}`,
           ),
         );
@@ -175,10 +237,9 @@ export class LocalStack {
     });
   }
 
-  status(): StackStatus {
-    const { stack } = this.options;
-    const instances = (this.group?.list() ?? []).map((i) => {
-      const target = this.targetGroup.get(i.instanceId);
+  private regionStatus(region: LocalRegion): RegionStatus {
+    const instances = region.group.list().map((i) => {
+      const target = region.targetGroup.get(i.instanceId);
       return {
         id: i.instanceId,
         az: i.az,
@@ -187,9 +248,26 @@ export class LocalStack {
         state: i.state,
         health: target?.health ?? "unregistered",
         healthy: target?.health === "healthy",
-        cpuPercent: this.scaling?.cpu.get(i.instanceId),
+        cpuPercent: region.scaling.cpu.get(i.instanceId),
       };
     });
+    return {
+      name: region.name,
+      role: region.options.role,
+      listener: region.loadBalancer.url,
+      down: region.down,
+      group: {
+        ...region.group.capacity,
+        inService: instances.filter((i) => i.healthy).length,
+        averageCpuPercent: region.scaling.lastAverage,
+      },
+      instances,
+    };
+  }
+
+  status(): StackStatus {
+    const { stack } = this.options;
+    const primary = this.regionStatus(this.primary);
     return {
       name: stack.name,
       environment: stack.environment,
@@ -201,26 +279,32 @@ export class LocalStack {
         pid: this.redis.pid,
         nodes: this.redis instanceof RedisReplicationController ? this.redis.nodeStatus() : undefined,
       },
-      group: {
-        ...(this.group?.capacity ?? stack.web.capacity),
-        inService: instances.filter((i) => i.healthy).length,
-        averageCpuPercent: this.scaling?.lastAverage,
-      },
-      instances,
+      group: primary.group,
+      instances: primary.instances,
+      regions: [primary, ...(this.secondary ? [this.regionStatus(this.secondary)] : [])],
+      dns: this.dns && this.failover ? { ...this.dns.describe(), ...this.failover.describe() } : undefined,
     };
   }
 
-  /** Stops in reverse order of start: instances drain, then the listener, then Redis. */
+  /** Stops in reverse order of start: DNS, instances drain, listeners, then Redis. */
   stop(reason = "requested"): Promise<void> {
     this.stopped ??= (async () => {
       this.events.publish({ type: "stack.stopping", reason });
-      this.scaling?.stop();
-      await this.group?.stop();
-      this.targetGroup.stop();
-      await this.loadBalancer.close().catch(() => undefined);
+      this.failover?.stop();
+      await this.dns?.close();
+      await Promise.all([this.primary.stop(), this.secondary?.stop()]);
       await this.redis.stop();
       this.events.publish({ type: "stack.stopped" });
     })();
     return this.stopped;
   }
+}
+
+/** What the secondary runs before a failover. */
+export function standbyCapacity(stack: ResolvedStack): number {
+  const secondary = stack.regions.secondary;
+  if (!secondary) return 0;
+  if (secondary.standby.mode === "pilot-light") return 0;
+  if (secondary.standby.mode === "warm") return secondary.standby.warmCapacity;
+  return stack.web.capacity.desired;
 }

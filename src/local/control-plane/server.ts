@@ -61,6 +61,8 @@ export class ControlPlaneServer {
             "GET /events",
             "POST /faults/az-outage?az=",
             "POST /faults/az-restore?az=",
+            "POST /faults/region-outage?region=",
+            "POST /faults/region-restore?region=",
             "POST /shutdown",
           ],
         }),
@@ -82,6 +84,14 @@ export class ControlPlaneServer {
         if (!group.availabilityZones.includes(az)) {
           return reply(400, { error: `unknown az "${az}"`, availabilityZones: group.availabilityZones });
         }
+      }
+      if (url.pathname === "/faults/region-outage" || url.pathname === "/faults/region-restore") {
+        const name = url.searchParams.get("region") ?? "";
+        const region = this.stack.region(name);
+        if (!region) return reply(400, { error: `unknown region "${name}"` });
+        if (url.pathname === "/faults/region-outage") await region.fail();
+        else await region.restore();
+        return reply(200, { region: name, down: region.down });
       }
       if (url.pathname === "/faults/az-outage") {
         const lost = group.impairZone(az);

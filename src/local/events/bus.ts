@@ -31,12 +31,24 @@ export type StackEvent =
   | { type: "target.registered"; instanceId: string; az: string; port: number }
   | { type: "target.healthy"; instanceId: string; az: string }
   | { type: "target.unhealthy"; instanceId: string; az: string; reason: string }
-  | { type: "target.deregistered"; instanceId: string; az: string };
+  | { type: "target.deregistered"; instanceId: string; az: string }
+  | { type: "dns.listening"; server: string; name: string }
+  | { type: "dns.health-changed"; healthy: boolean; region: string; answer: string }
+  | { type: "alarm.state-changed"; alarm: string; state: "ALARM" | "OK" }
+  | { type: "failover.action"; action: "failover" | "failback"; region: string; desired: number }
+  | { type: "notification.sent"; subject: string; message: string; webhooks: number; delivered: number };
 
 export type StackEventType = StackEvent["type"];
-export type TimedStackEvent = StackEvent & { time: string; seq: number };
+/** An event as published: when, in which order, and (for per-region controllers) where. */
+export type TimedStackEvent = StackEvent & { time: string; seq: number; region?: string };
 
-export class EventBus {
+/** What a controller needs of the bus: publish its own events, read the others'. */
+export interface EventPublisher {
+  publish(event: StackEvent): TimedStackEvent;
+  subscribe(listener: (event: TimedStackEvent) => void): () => void;
+}
+
+export class EventBus implements EventPublisher {
   private readonly emitter = new EventEmitter();
   private readonly history: TimedStackEvent[] = [];
   private seq = 0;
@@ -45,8 +57,13 @@ export class EventBus {
     this.emitter.setMaxListeners(100);
   }
 
-  publish(event: StackEvent): TimedStackEvent {
-    const timed = { ...event, time: new Date().toISOString(), seq: ++this.seq } as TimedStackEvent;
+  publish(event: StackEvent, region?: string): TimedStackEvent {
+    const timed = {
+      ...event,
+      time: new Date().toISOString(),
+      seq: ++this.seq,
+      ...(region ? { region } : {}),
+    } as TimedStackEvent;
     this.history.push(timed);
     if (this.history.length > this.historyLimit) this.history.shift();
     this.emitter.emit("event", timed);
@@ -57,6 +74,14 @@ export class EventBus {
   subscribe(listener: (event: TimedStackEvent) => void): () => void {
     this.emitter.on("event", listener);
     return () => this.emitter.off("event", listener);
+  }
+
+  /** A publisher whose events carry `region` (one per local region's controllers). */
+  scoped(region: string): EventPublisher {
+    return {
+      publish: (event) => this.publish(event, region),
+      subscribe: (listener) => this.subscribe(listener),
+    };
   }
 
   recent(): readonly TimedStackEvent[] {
@@ -107,7 +132,17 @@ export function formatEvent(e: TimedStackEvent): string {
         return `${e.instanceId} in ${e.az}: ${e.reason}`;
       case "target.deregistered":
         return `${e.instanceId} in ${e.az}`;
+      case "dns.listening":
+        return `${e.name} on udp://${e.server}`;
+      case "dns.health-changed":
+        return `${e.region} ${e.healthy ? "healthy" : "UNHEALTHY"}: answering ${e.answer}`;
+      case "alarm.state-changed":
+        return `${e.alarm} → ${e.state}`;
+      case "failover.action":
+        return `${e.action}: ${e.region} desired capacity ${e.desired}`;
+      case "notification.sent":
+        return `"${e.subject}" (log${e.webhooks ? `, ${e.delivered}/${e.webhooks} webhooks` : ""})`;
     }
   })();
-  return `${time}  ${e.type.padEnd(24)} ${detail}`;
+  return `${time}  ${e.type.padEnd(24)} ${e.region ? `[${e.region}] ` : ""}${detail}`;
 }

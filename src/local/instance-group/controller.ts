@@ -2,7 +2,7 @@ import { type ChildProcess, fork } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdirSync, openSync } from "node:fs";
 import path from "node:path";
-import type { EventBus } from "../events/bus.ts";
+import type { EventPublisher } from "../events/bus.ts";
 import type { TargetGroupController } from "../target-group/controller.ts";
 
 export interface GroupCapacity {
@@ -16,7 +16,7 @@ export interface InstanceGroupOptions {
   region: string;
   availabilityZones: string[];
   capacity: GroupCapacity;
-  /** The bundled web service every instance runs. */
+  /** The bundled web service every instance runs (may be set after construction, before start). */
   serviceEntry: string;
   /** Environment every instance gets (Redis endpoint and the like). */
   instanceEnvironment: () => Record<string, string>;
@@ -62,9 +62,9 @@ export class InstanceGroupController {
   private readonly impairedZones = new Set<string>();
 
   constructor(
-    private readonly options: InstanceGroupOptions,
+    readonly options: InstanceGroupOptions,
     private readonly targetGroup: TargetGroupController,
-    private readonly events: EventBus,
+    private readonly events: EventPublisher,
   ) {
     this.capacity = { ...options.capacity };
     mkdirSync(options.logDir, { recursive: true });
@@ -82,6 +82,10 @@ export class InstanceGroupController {
     });
   }
 
+  set serviceEntry(entry: string) {
+    this.options.serviceEntry = entry;
+  }
+
   start(): void {
     this.reconcile();
     // Events drive reconciliation; this periodic pass catches anything an event could not.
@@ -94,6 +98,15 @@ export class InstanceGroupController {
 
   get availabilityZones(): readonly string[] {
     return this.options.availabilityZones;
+  }
+
+  /** Sets min and desired together (a failover raises the floor so scaling cannot empty the group). */
+  setCapacity(capacity: { min: number; desired: number }, reason: string): void {
+    this.capacity.min = Math.max(0, Math.min(capacity.min, this.capacity.max));
+    const desired = Math.max(this.capacity.min, Math.min(this.capacity.max, capacity.desired));
+    this.capacity.desired = desired;
+    this.events.publish({ type: "group.capacity-changed", ...this.capacity, reason });
+    this.reconcile();
   }
 
   setDesiredCapacity(desired: number, reason: string): void {
@@ -297,6 +310,28 @@ export class InstanceGroupController {
   restoreZone(az: string): void {
     this.impairedZones.delete(az);
     this.reconcile();
+  }
+
+  /** Kills every instance at once (SIGKILL) and launches nothing until `resume` (a region outage). */
+  async kill(): Promise<void> {
+    this.stopped = true;
+    clearInterval(this.reconcileTimer);
+    const exits = this.list().map(
+      (i) =>
+        new Promise<void>((resolve) => {
+          if (i.process.exitCode !== null || i.process.signalCode !== null) return resolve();
+          i.process.once("exit", () => resolve());
+          i.state = "terminating";
+          i.process.kill("SIGKILL");
+        }),
+    );
+    await Promise.all(exits);
+  }
+
+  /** Reconciles again after `kill`. */
+  resume(): void {
+    this.stopped = false;
+    this.start();
   }
 
   /** Stops every instance gracefully (SIGTERM), in parallel. */

@@ -2,7 +2,7 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { type Dispatcher, Pool } from "undici";
 import { StayupError } from "../../shared/errors.ts";
-import type { EventBus } from "../events/bus.ts";
+import type { EventPublisher } from "../events/bus.ts";
 import type { Target, TargetGroupController } from "../target-group/controller.ts";
 
 export interface LoadBalancerOptions {
@@ -58,8 +58,8 @@ export class LoadBalancer {
 
   constructor(
     private readonly targetGroup: TargetGroupController,
-    private readonly events: EventBus,
-    private readonly options: LoadBalancerOptions,
+    private readonly events: EventPublisher,
+    readonly options: LoadBalancerOptions,
   ) {
     this.maxAttempts = options.maxAttempts ?? 3;
     this.targetTimeoutMs = options.targetTimeoutMs ?? 60_000;
@@ -95,6 +95,7 @@ export class LoadBalancer {
   }
 
   async close(): Promise<void> {
+    if (!this.server.listening) return;
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     this.server.closeIdleConnections();
     setTimeout(() => this.server.closeAllConnections(), 2000).unref();

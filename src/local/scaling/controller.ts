@@ -1,5 +1,5 @@
 import pidusage from "pidusage";
-import type { EventBus } from "../events/bus.ts";
+import type { EventPublisher } from "../events/bus.ts";
 import type { InstanceGroupController } from "../instance-group/controller.ts";
 
 export interface TargetTrackingSettings {
@@ -33,7 +33,7 @@ export class ScalingController {
   constructor(
     private readonly group: InstanceGroupController,
     private readonly settings: TargetTrackingSettings,
-    private readonly events: EventBus,
+    private readonly events: EventPublisher,
   ) {}
 
   start(): void {

@@ -1,5 +1,5 @@
 import { request } from "undici";
-import type { EventBus } from "../events/bus.ts";
+import type { EventPublisher } from "../events/bus.ts";
 
 export interface HealthCheckSettings {
   path: string;
@@ -35,7 +35,7 @@ export class TargetGroupController {
 
   constructor(
     readonly healthCheck: HealthCheckSettings,
-    private readonly events: EventBus,
+    private readonly events: EventPublisher,
     private readonly deregistrationDelayMs = 0,
   ) {}
 
