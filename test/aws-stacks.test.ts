@@ -165,6 +165,18 @@ describe("AWS stacks (CDK assertions)", () => {
     }
   });
 
+  it("target tracking keeps the group's average CPU at the description's target", async () => {
+    const d = await description("prod");
+    envs.prod?.templates.web?.hasResourceProperties("AWS::AutoScaling::ScalingPolicy", {
+      PolicyType: "TargetTrackingScaling",
+      EstimatedInstanceWarmup: d.scaling.aws.warmupSeconds,
+      TargetTrackingConfiguration: {
+        PredefinedMetricSpecification: { PredefinedMetricType: "ASGAverageCPUUtilization" },
+        TargetValue: d.scaling.targetCpuPercent,
+      },
+    });
+  });
+
   it("launch template: IMDSv2 required, encrypted volume, the web service under systemd", () => {
     const web = envs.prod?.templates.web;
     web?.hasResourceProperties("AWS::EC2::LaunchTemplate", {

@@ -165,6 +165,12 @@ export class WebTier extends Construct {
       notifications: [{ topic: this.notifications }],
     });
     this.group.attachToApplicationTargetGroup(this.targetGroup);
+    // Seed 002's scaling: track the group's average CPU at the description's target.
+    this.group.scaleOnCpuUtilization("CpuTargetTracking", {
+      targetUtilizationPercent: stack.scaling.targetCpuPercent,
+      estimatedInstanceWarmup: Duration.seconds(stack.scaling.aws.warmupSeconds),
+      cooldown: Duration.seconds(stack.scaling.aws.scaleInCooldownSeconds),
+    });
 
     new CfnOutput(this, "LoadBalancerUrl", {
       value: `http://${this.loadBalancer.loadBalancerDnsName}`,

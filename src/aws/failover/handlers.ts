@@ -1,0 +1,112 @@
+/**
+ * The two Lambda functions of seed 002, each triggered by its own CloudWatch alarm on the Route 53
+ * health check of the primary region. `failover` starts the secondary group; `failback` returns it
+ * to its standby size. (The published code deployed the failover code for both.)
+ */
+import { AutoScalingClient, UpdateAutoScalingGroupCommand } from "@aws-sdk/client-auto-scaling";
+import { PublishCommand, SNSClient } from "@aws-sdk/client-sns";
+
+/** The event a CloudWatch alarm's Lambda action delivers (only the fields used). */
+export interface AlarmEvent {
+  source?: string;
+  alarmArn?: string;
+  time?: string;
+  alarmData: {
+    alarmName: string;
+    state: { value: "ALARM" | "OK" | "INSUFFICIENT_DATA"; reason?: string };
+  };
+}
+
+export interface HandlerResult {
+  action: "failover" | "failback" | "none";
+  reason: string;
+  group?: string;
+  minSize?: number;
+  desiredCapacity?: number;
+}
+
+interface Settings {
+  region: string;
+  group: string;
+  minSize: number;
+  desiredCapacity: number;
+  topicArn: string;
+  topicRegion: string;
+}
+
+function settings(prefix: "ACTIVE" | "STANDBY", env: NodeJS.ProcessEnv = process.env): Settings {
+  const need = (name: string) => {
+    const value = env[name];
+    if (value === undefined || value === "") throw new Error(`missing environment variable ${name}`);
+    return value;
+  };
+  const number = (name: string) => {
+    const value = Number(need(name));
+    if (!Number.isInteger(value) || value < 0)
+      throw new Error(`${name} must be a whole number, got ${env[name]}`);
+    return value;
+  };
+  return {
+    region: need("SECONDARY_REGION"),
+    group: need("SECONDARY_GROUP_NAME"),
+    minSize: number(`${prefix}_MIN_SIZE`),
+    desiredCapacity: number(`${prefix}_DESIRED_CAPACITY`),
+    topicArn: need("TOPIC_ARN"),
+    topicRegion: need("TOPIC_ARN").split(":")[3] ?? need("SECONDARY_REGION"),
+  };
+}
+
+async function resize(
+  action: "failover" | "failback",
+  event: AlarmEvent,
+  s: Settings,
+  clients: { autoScaling?: AutoScalingClient; sns?: SNSClient },
+): Promise<HandlerResult> {
+  // An alarm also invokes its action on other transitions when configured so; act on ALARM only.
+  if (event.alarmData.state.value !== "ALARM") {
+    return { action: "none", reason: `alarm ${event.alarmData.alarmName} is ${event.alarmData.state.value}` };
+  }
+  const autoScaling = clients.autoScaling ?? new AutoScalingClient({ region: s.region });
+  await autoScaling.send(
+    new UpdateAutoScalingGroupCommand({
+      AutoScalingGroupName: s.group,
+      MinSize: s.minSize,
+      DesiredCapacity: s.desiredCapacity,
+    }),
+  );
+  const sns = clients.sns ?? new SNSClient({ region: s.topicRegion });
+  await sns.send(
+    new PublishCommand({
+      TopicArn: s.topicArn,
+      Subject: `stayup ${action}: ${s.group} in ${s.region} → min ${s.minSize}, desired ${s.desiredCapacity}`,
+      Message: JSON.stringify({
+        event: action,
+        alarm: event.alarmData.alarmName,
+        reason: event.alarmData.state.reason,
+        group: s.group,
+        region: s.region,
+        minSize: s.minSize,
+        desiredCapacity: s.desiredCapacity,
+      }),
+    }),
+  );
+  return {
+    action,
+    reason: `alarm ${event.alarmData.alarmName} is ALARM`,
+    group: s.group,
+    minSize: s.minSize,
+    desiredCapacity: s.desiredCapacity,
+  };
+}
+
+/** Primary unhealthy: scale the secondary group to its active size and notify. */
+export const failover = async (
+  event: AlarmEvent,
+  clients: { autoScaling?: AutoScalingClient; sns?: SNSClient } = {},
+): Promise<HandlerResult> => resize("failover", event, settings("ACTIVE"), clients);
+
+/** Primary healthy again: return the secondary group to its standby size and notify. */
+export const failback = async (
+  event: AlarmEvent,
+  clients: { autoScaling?: AutoScalingClient; sns?: SNSClient } = {},
+): Promise<HandlerResult> => resize("failback", event, settings("STANDBY"), clients);
