@@ -3,6 +3,7 @@ import { fileURLToPath } from "node:url";
 import { type Command, Option } from "commander";
 import { acknowledgements } from "../aws/compliance/acknowledgements.ts";
 import { requireCredentials, runCdk, stackOutputs } from "../aws/deploy.ts";
+import { formatFailoverModel, modelFailover } from "../aws/failover-model.ts";
 import { cfnLint, type Synthesis, synthesize } from "../aws/synth.ts";
 import { StayupError } from "../shared/errors.ts";
 import { defaultConfigFile, type EnvironmentName, environmentNames, loadStack } from "../stack/index.ts";
@@ -96,6 +97,7 @@ export function registerAwsCommands(program: Command): void {
       }
       const widths = rows[0]?.map((_, c) => Math.max(...rows.map((r) => (r[c] ?? "").length))) ?? [];
       for (const row of rows) console.log(row.map((cell, c) => cell.padEnd(widths[c] ?? 0)).join("  "));
+      console.log(`\n${formatFailoverModel(modelFailover(await loadStack(opts.config, "prod")))}\n`);
       console.log(failed ? "check: FAILED" : "check: passed");
       if (failed) process.exitCode = 1;
     });

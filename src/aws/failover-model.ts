@@ -1,0 +1,97 @@
+import type { ResolvedStack } from "../stack/index.ts";
+
+export interface FailoverEstimate {
+  scenario: string;
+  /** Worst case with the description's settings, in seconds. */
+  stayupSeconds: number;
+  /** The same with AWS's defaults (what the seeds ran with). */
+  awsDefaultSeconds: number;
+  formula: string;
+}
+
+// AWS defaults the comparison uses.
+const ALB_DEFAULT = { intervalSeconds: 30, timeoutSeconds: 5, unhealthyThreshold: 2, healthyThreshold: 5 };
+const ALB_DEFAULT_DEREGISTRATION_DELAY = 300;
+const ROUTE53_DEFAULT = { intervalSeconds: 30, failureThreshold: 3 };
+/** Route 53 alias records to a load balancer carry the load balancer's TTL. */
+const ALB_ALIAS_TTL = 60;
+/** Route 53's HealthCheckStatus metric has a 1-minute period: one datapoint to alarm. */
+const ALARM_PERIOD = 60;
+/** Booting an EC2 instance and its user data until the service listens (typical, not configurable). */
+const INSTANCE_BOOT = 90;
+
+/**
+ * Worst-case times, modeled from the configured intervals and thresholds, for the failures the
+ * drills rehearse locally. They are arithmetic, not measurements: AWS adds its own jitter.
+ */
+export function modelFailover(stack: ResolvedStack): FailoverEstimate[] {
+  const hc = stack.targetGroup.healthCheck;
+  const deadTarget = (interval: number, timeout: number, threshold: number) => interval * threshold + timeout;
+  const newTarget = (interval: number, threshold: number) => INSTANCE_BOOT + interval * threshold;
+  const rows: FailoverEstimate[] = [
+    {
+      scenario: "instance dies: the ALB stops routing to it",
+      stayupSeconds: deadTarget(hc.aws.intervalSeconds, hc.aws.timeoutSeconds, hc.unhealthyThreshold),
+      awsDefaultSeconds: deadTarget(
+        ALB_DEFAULT.intervalSeconds,
+        ALB_DEFAULT.timeoutSeconds,
+        ALB_DEFAULT.unhealthyThreshold,
+      ),
+      formula: "interval × unhealthy threshold + timeout",
+    },
+    {
+      scenario: "instance or AZ lost: replacement in rotation",
+      stayupSeconds:
+        deadTarget(hc.aws.intervalSeconds, hc.aws.timeoutSeconds, hc.unhealthyThreshold) +
+        newTarget(hc.aws.intervalSeconds, hc.healthyThreshold),
+      awsDefaultSeconds:
+        deadTarget(ALB_DEFAULT.intervalSeconds, ALB_DEFAULT.timeoutSeconds, ALB_DEFAULT.unhealthyThreshold) +
+        newTarget(ALB_DEFAULT.intervalSeconds, ALB_DEFAULT.healthyThreshold),
+      formula: `detection + boot (~${INSTANCE_BOOT} s) + interval × healthy threshold`,
+    },
+    {
+      scenario: "scale-in or deploy: a target drains",
+      stayupSeconds: stack.targetGroup.deregistrationDelaySeconds,
+      awsDefaultSeconds: ALB_DEFAULT_DEREGISTRATION_DELAY,
+      formula: "deregistration delay",
+    },
+  ];
+  const dns = stack.dns;
+  const secondary = stack.regions.secondary;
+  if (dns && secondary) {
+    const detection = (interval: number, threshold: number) => interval * threshold;
+    const clientsMove = (interval: number, threshold: number) =>
+      detection(interval, threshold) + ALB_ALIAS_TTL;
+    rows.push({
+      scenario: "region lost: clients resolve to the secondary",
+      stayupSeconds: clientsMove(dns.healthCheck.aws.intervalSeconds, dns.healthCheck.failureThreshold),
+      awsDefaultSeconds: clientsMove(ROUTE53_DEFAULT.intervalSeconds, ROUTE53_DEFAULT.failureThreshold),
+      formula: `health-check interval × failure threshold + alias TTL (${ALB_ALIAS_TTL} s)`,
+    });
+    if (secondary.standby.mode !== "active") {
+      const serving = (interval: number, threshold: number) =>
+        detection(interval, threshold) +
+        ALARM_PERIOD +
+        newTarget(hc.aws.intervalSeconds, hc.healthyThreshold);
+      rows.push({
+        scenario: `region lost: ${secondary.standby.mode} secondary at full capacity`,
+        stayupSeconds: serving(dns.healthCheck.aws.intervalSeconds, dns.healthCheck.failureThreshold),
+        awsDefaultSeconds:
+          detection(ROUTE53_DEFAULT.intervalSeconds, ROUTE53_DEFAULT.failureThreshold) +
+          ALARM_PERIOD +
+          newTarget(ALB_DEFAULT.intervalSeconds, ALB_DEFAULT.healthyThreshold),
+        formula: `detection + alarm period (${ALARM_PERIOD} s) + boot + interval × healthy threshold`,
+      });
+    }
+  }
+  return rows;
+}
+
+export function formatFailoverModel(rows: FailoverEstimate[]): string {
+  const table = [
+    ["SCENARIO (modeled worst case on AWS)", "STAYUP", "AWS DEFAULTS", "FROM"],
+    ...rows.map((r) => [r.scenario, `${r.stayupSeconds} s`, `${r.awsDefaultSeconds} s`, r.formula]),
+  ];
+  const widths = table[0]?.map((_, c) => Math.max(...table.map((r) => (r[c] ?? "").length))) ?? [];
+  return table.map((row) => row.map((cell, c) => cell.padEnd(widths[c] ?? 0)).join("  ")).join("\n");
+}
