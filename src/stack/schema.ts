@@ -9,13 +9,15 @@ const awsRegionName = z
   .string()
   .regex(/^[a-z]{2}(-[a-z]+)+-\d$/, "must be an AWS region name such as eu-west-3 or us-east-1");
 
+const availabilityZoneList = z
+  .array(z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d[a-z]$/, "must be an AZ name such as eu-west-3a"))
+  .min(1, "list at least one availability zone (three for high availability)")
+  .max(6, "at most 6 availability zones");
+
 const region = z
   .object({
     name: awsRegionName,
-    availabilityZones: z
-      .array(z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d[a-z]$/, "must be an AZ name such as eu-west-3a"))
-      .min(1, "list at least one availability zone (three for high availability)")
-      .max(6, "at most 6 availability zones"),
+    availabilityZones: availabilityZoneList,
   })
   .strict()
   .superRefine((r, ctx) => {
@@ -40,10 +42,7 @@ const port = z.number().int().min(0, "must be 0 (any free port) to 65535").max(6
 const secondaryRegion = z
   .object({
     name: awsRegionName,
-    availabilityZones: z
-      .array(z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d[a-z]$/, "must be an AZ name such as us-east-1a"))
-      .min(1, "list at least one availability zone")
-      .max(6, "at most 6 availability zones"),
+    availabilityZones: availabilityZoneList,
     /**
      * What the secondary runs before a failover: `pilot-light` nothing (0 instances), `warm` a
      * minimum (`warmCapacity`), `active` the full group, serving always.

@@ -316,16 +316,7 @@ export class InstanceGroupController {
   async kill(): Promise<void> {
     this.stopped = true;
     clearInterval(this.reconcileTimer);
-    const exits = this.list().map(
-      (i) =>
-        new Promise<void>((resolve) => {
-          if (i.process.exitCode !== null || i.process.signalCode !== null) return resolve();
-          i.process.once("exit", () => resolve());
-          i.state = "terminating";
-          i.process.kill("SIGKILL");
-        }),
-    );
-    await Promise.all(exits);
+    await this.signalAll("SIGKILL");
   }
 
   /** Reconciles again after `kill`. */
@@ -340,14 +331,19 @@ export class InstanceGroupController {
     clearInterval(this.reconcileTimer);
     clearTimeout(this.retryTimer);
     this.unsubscribe();
+    await this.signalAll("SIGTERM", this.options.terminationTimeoutMs ?? 10_000);
+  }
+
+  /** Signals every instance and waits for all to exit; SIGKILL after `killAfterMs` if given. */
+  private async signalAll(signal: NodeJS.Signals, killAfterMs?: number): Promise<void> {
     const exits = this.list().map(
       (i) =>
         new Promise<void>((resolve) => {
           if (i.process.exitCode !== null || i.process.signalCode !== null) return resolve();
           i.process.once("exit", () => resolve());
           i.state = "terminating";
-          i.process.kill("SIGTERM");
-          setTimeout(() => i.process.kill("SIGKILL"), this.options.terminationTimeoutMs ?? 10_000).unref();
+          i.process.kill(signal);
+          if (killAfterMs !== undefined) setTimeout(() => i.process.kill("SIGKILL"), killAfterMs).unref();
         }),
     );
     await Promise.all(exits);

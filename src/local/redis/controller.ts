@@ -1,8 +1,8 @@
 import type { ChildProcess } from "node:child_process";
 import { mkdirSync } from "node:fs";
-import { assertPortFree, findFreePort } from "../../shared/net.ts";
+import { findFreePort } from "../../shared/net.ts";
 import type { EventBus } from "../events/bus.ts";
-import { assertRedisInstalled, persistenceArgs, startRedisProcess, stopProcess } from "./process.ts";
+import { persistenceArgs, redisPreflight, startRedisProcess, stopProcess } from "./process.ts";
 
 export interface RedisControllerOptions {
   host: string;
@@ -45,13 +45,7 @@ export class RedisController implements RedisEndpoint {
 
   /** Checks what can be checked before anything starts: the binary and the port. */
   async preflight(): Promise<void> {
-    assertRedisInstalled();
-    await assertPortFree(
-      this.options.host,
-      this.options.port,
-      "Redis",
-      "set redis.localPort in stayup.config.ts to a free port (0 picks one), or stop what holds it",
-    );
+    await redisPreflight(this.options.host, this.options.port);
   }
 
   async start(): Promise<void> {

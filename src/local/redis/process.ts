@@ -1,7 +1,18 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { Redis } from "ioredis";
 import { StayupError } from "../../shared/errors.ts";
-import { findExecutable, sleep } from "../../shared/net.ts";
+import { assertPortFree, findExecutable, sleep } from "../../shared/net.ts";
+
+/** What can be checked before anything starts: the binary, and the first node's port. */
+export async function redisPreflight(host: string, port: number): Promise<void> {
+  assertRedisInstalled();
+  await assertPortFree(
+    host,
+    port,
+    "Redis",
+    "set redis.localPort in stayup.config.ts to a free port (0 picks one), or stop what holds it",
+  );
+}
 
 export function assertRedisInstalled(): void {
   if (!findExecutable("redis-server")) {

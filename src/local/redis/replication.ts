@@ -2,10 +2,10 @@ import type { ChildProcess } from "node:child_process";
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { Redis } from "ioredis";
-import { assertPortFree, findFreePort } from "../../shared/net.ts";
+import { findFreePort } from "../../shared/net.ts";
 import type { EventBus } from "../events/bus.ts";
 import type { RedisEndpoint } from "./controller.ts";
-import { assertRedisInstalled, persistenceArgs, startRedisProcess, stopProcess } from "./process.ts";
+import { persistenceArgs, redisPreflight, startRedisProcess, stopProcess } from "./process.ts";
 
 export interface RedisReplicationOptions {
   host: string;
@@ -66,13 +66,7 @@ export class RedisReplicationController implements RedisEndpoint {
   }
 
   async preflight(): Promise<void> {
-    assertRedisInstalled();
-    await assertPortFree(
-      this.options.host,
-      this.options.port,
-      "Redis",
-      "set redis.localPort in stayup.config.ts to a free port (0 picks one), or stop what holds it",
-    );
+    await redisPreflight(this.options.host, this.options.port);
   }
 
   async start(): Promise<void> {
