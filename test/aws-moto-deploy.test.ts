@@ -43,7 +43,8 @@ const NOT_IN_MOTO: Record<string, string> = {
   "AWS::S3::BucketPolicy": "synthesis: cdk-nag S10 (SSL only) passes",
   "AWS::SNS::TopicPolicy": "synthesis: cdk-nag SNS3 (SSL only) passes",
   "AWS::CDK::Metadata": "CDK's version report; nothing to deploy",
-  "AWS::AutoScaling::ScalingPolicy": "aws-stacks.test.ts: target tracking on average CPU at the description's target",
+  "AWS::AutoScaling::ScalingPolicy":
+    "aws-stacks.test.ts: target tracking on average CPU at the description's target",
 };
 
 type Template = { Resources: Record<string, { Type: string }>; Outputs?: Record<string, { Value: unknown }> };

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { request } from "undici";
@@ -189,6 +190,29 @@ describe("local stack through the CLI", { timeout: 240_000 }, () => {
     const s = await status();
     assert.equal(s.dns?.answer, "127.0.0.1");
     assert.equal(s.regions.find((r) => r.role === "secondary")?.instances.length, 0, "pilot light again");
+  });
+
+  it("every instance unhealthy at once (frozen): the last is kept until its replacement is healthy", async () => {
+    const before = await status();
+    const pids = before.instances.map((i) => i.pid);
+    for (const pid of pids) process.kill(pid, "SIGSTOP");
+    try {
+      await waitFor(
+        "capacity back with new instances",
+        async () => {
+          const s = await status();
+          const fresh = s.instances.filter((i) => i.healthy && !pids.includes(i.pid));
+          return fresh.length >= s.group.desired || undefined;
+        },
+        30_000,
+      );
+    } finally {
+      for (const pid of pids) if (isAlive(pid)) process.kill(pid, "SIGCONT");
+    }
+    const log = readFileSync(path.join(stateDir, "stack.log"), "utf8");
+    assert.match(log, /kept until a replacement is healthy, as the last one serving/);
+    assert.match(log, /unhealthy; its replacement is healthy/);
+    await waitFor("the frozen instances gone", () => pids.every((pid) => !isAlive(pid)) || undefined, 20_000);
   });
 
   it("a second stack on the same listener port fails clearly and starts nothing", async () => {

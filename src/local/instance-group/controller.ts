@@ -58,6 +58,8 @@ export class InstanceGroupController {
   private retryTimer?: NodeJS.Timeout;
   private consecutiveLaunchFailures = 0;
   private stopped = false;
+  /** Unhealthy instances kept running until a replacement is healthy (they do not count as capacity). */
+  private readonly kept = new Set<string>();
   /** AZs taken out of service (an AZ outage): no instance launches there until restored. */
   private readonly impairedZones = new Set<string>();
 
@@ -71,8 +73,10 @@ export class InstanceGroupController {
     this.unsubscribe = events.subscribe((e) => {
       if (e.type === "target.unhealthy") {
         const instance = this.instances.get(e.instanceId);
-        if (instance && instance.state !== "terminating") this.replace(instance, `unhealthy: ${e.reason}`);
+        if (instance && instance.state !== "terminating") this.onUnhealthy(instance, e.reason);
       } else if (e.type === "target.healthy") {
+        // A healthy instance: anything kept only because it was the last one may go now.
+        this.releaseKept(e.instanceId);
         const instance = this.instances.get(e.instanceId);
         if (instance && instance.state === "pending") {
           instance.state = "in-service";
@@ -120,7 +124,9 @@ export class InstanceGroupController {
   /** The desired-state loop: launch what is missing, terminate what is extra. */
   reconcile(): void {
     if (this.stopped) return;
-    const active = this.list().filter((i) => i.state !== "terminating").length + this.launching.size;
+    const active =
+      this.list().filter((i) => i.state !== "terminating" && !this.kept.has(i.instanceId)).length +
+      this.launching.size;
     if (active < this.capacity.desired) {
       if (this.retryTimer) return; // backing off after failed launches
       for (let n = active; n < this.capacity.desired; n++) this.launch();
@@ -130,6 +136,51 @@ export class InstanceGroupController {
         if (!victim) break;
         this.terminate(victim, "scale in");
       }
+    }
+  }
+
+  /**
+   * Replaces an unhealthy instance. When it is the last one that might still serve (every other
+   * instance unhealthy too, as under an overload that slows health checks), it stays until its
+   * replacement is healthy: launch before terminate, like the ASG's instance maintenance policy at
+   * 100 % minimum healthy. Terminating them all at once would turn slowness into an outage.
+   */
+  private onUnhealthy(instance: Instance, reason: string): void {
+    const othersHealthy = this.list().some(
+      (i) => i !== instance && i.state === "in-service" && !this.kept.has(i.instanceId) && this.isHealthy(i),
+    );
+    const alive = instance.process.exitCode === null && instance.process.signalCode === null;
+    if (othersHealthy || !alive) {
+      this.replace(instance, `unhealthy: ${reason}`);
+      return;
+    }
+    if (this.kept.has(instance.instanceId)) return;
+    this.kept.add(instance.instanceId);
+    this.events.publish({
+      type: "instance.terminating",
+      instanceId: instance.instanceId,
+      az: instance.az,
+      reason: `unhealthy (${reason}); kept until a replacement is healthy, as the last one serving`,
+    });
+    this.reconcile();
+  }
+
+  private isHealthy(instance: Instance): boolean {
+    return this.targetGroup.get(instance.instanceId)?.health === "healthy";
+  }
+
+  /** After `healthyId` turned healthy: replace the instances kept as last ones (or keep them, recovered). */
+  private releaseKept(healthyId: string): void {
+    if (this.kept.has(healthyId)) {
+      this.kept.delete(healthyId); // recovered by itself: an ordinary member again
+      this.reconcile();
+      return;
+    }
+    for (const id of [...this.kept]) {
+      this.kept.delete(id);
+      const instance = this.instances.get(id);
+      if (instance && instance.state !== "terminating")
+        this.replace(instance, "unhealthy; its replacement is healthy");
     }
   }
 
@@ -167,7 +218,8 @@ export class InstanceGroupController {
   /** The ASG's default termination policy: from the most crowded AZ, the oldest instance. */
   private scaleInVictim(): Instance | undefined {
     const counts = this.zoneCounts();
-    const candidates = this.list().filter((i) => i.state !== "terminating");
+    // Kept instances are not capacity: they leave on their own once a replacement is healthy.
+    const candidates = this.list().filter((i) => i.state !== "terminating" && !this.kept.has(i.instanceId));
     candidates.sort(
       (a, b) => (counts.get(b.az) ?? 0) - (counts.get(a.az) ?? 0) || a.launchedAt - b.launchedAt,
     );

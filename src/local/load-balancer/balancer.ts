@@ -127,7 +127,7 @@ export class LoadBalancer {
 
   /** Round robin over the healthy targets, skipping the ones this request already tried. */
   private pick(tried: Set<string>): Target | undefined {
-    const rotation = this.targetGroup.inRotation();
+    const rotation = this.targetGroup.routable();
     for (let i = 0; i < rotation.length; i++) {
       const target = rotation[this.next++ % rotation.length];
       if (target && !tried.has(target.instanceId)) return target;

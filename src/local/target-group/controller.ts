@@ -89,6 +89,18 @@ export class TargetGroupController {
     return this.rotation;
   }
 
+  /**
+   * Where the load balancer may send requests: the healthy targets; if none is healthy, every
+   * target still registered whose failure was a slow or failed check (the ALB fails open rather
+   * than answer 503 while instances may still serve). Refused connections stay out: nothing listens.
+   */
+  routable(): readonly Target[] {
+    if (this.rotation.length > 0) return this.rotation;
+    return [...this.targets.values()].filter(
+      (t) => t.health === "unhealthy" && !(t.reason ?? "").startsWith("passive check"),
+    );
+  }
+
   get(instanceId: string): Target | undefined {
     return this.targets.get(instanceId);
   }
