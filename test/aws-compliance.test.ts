@@ -98,8 +98,9 @@ describe("offline proof: cdk-nag, cfn-guard and cfn-lint", { timeout: 300_000 },
     const result = await runCli(["check", "--config", configPath, "--out", out], { timeoutMs: 240_000 });
     assert.equal(result.code, 0, result.stderr + result.stdout);
     assert.match(result.stdout, /ENV\s+STACKS\s+CDK-NAG \+ CFN-GUARD\s+CFN-LINT/);
-    assert.match(result.stdout, /dev\s+3\s+0 unacknowledged \(\d+ acknowledged\)\s+0 errors, 0 warnings/);
-    assert.match(result.stdout, /prod\s+3\s+0 unacknowledged \(\d+ acknowledged\)\s+0 errors, 0 warnings/);
+    assert.match(result.stdout, /dev\s+6\s+0 unacknowledged \(\d+ acknowledged\)\s+0 errors, 0 warnings/);
+    assert.match(result.stdout, /prod\s+6\s+0 unacknowledged \(\d+ acknowledged\)\s+0 errors, 0 warnings/);
+    assert.match(result.stdout, /region lost: clients resolve to the secondary\s+80 s\s+150 s/);
     assert.match(result.stdout, /check: passed/);
   });
 

@@ -22,6 +22,7 @@ export interface Synthesized {
   json: Record<string, Record<string, unknown>>;
   outdir: string;
   order: string[];
+  regions: Record<string, string>;
 }
 
 export function synth(stack: Awaited<ReturnType<typeof description>>, compliance = false): Synthesized {
@@ -34,7 +35,13 @@ export function synth(stack: Awaited<ReturnType<typeof description>>, compliance
     json[kind] = JSON.parse(readFileSync(s.templateFile, "utf8"));
     templates[kind] = Template.fromJSON(json[kind] as Record<string, unknown>);
   }
-  return { templates, json, outdir, order: result.stacks.map((s) => s.name) };
+  return {
+    templates,
+    json,
+    outdir,
+    order: result.stacks.map((s) => s.name),
+    regions: Object.fromEntries(result.stacks.map((s) => [s.name, s.region])),
+  };
 }
 
 type Resources = Record<string, { Type: string; Properties?: Record<string, unknown> }>;

@@ -99,12 +99,14 @@ describe("deploy into moto_server", { timeout: 180_000 }, () => {
       }
     }
     // What `cdk bootstrap` leaves in an account: the version parameter the templates check.
-    await new SSMClient(clientConfig()).send(
-      new PutParameterCommand({ Name: "/cdk-bootstrap/hnb659fds/version", Value: "30", Type: "String" }),
-    );
+    for (const r of [region, "us-east-1"]) {
+      await new SSMClient({ ...clientConfig(), region: r }).send(
+        new PutParameterCommand({ Name: "/cdk-bootstrap/hnb659fds/version", Value: "30", Type: "String" }),
+      );
+    }
     synthesized = synth(await description("dev"));
-    const cfn = new CloudFormationClient(clientConfig());
     for (const stackName of synthesized.order) {
+      const cfn = new CloudFormationClient({ ...clientConfig(), region: synthesized.regions[stackName] });
       const kind = stackName.slice("stayup-dev-".length);
       const adapted = adaptForMoto(synthesized.json[kind] as Template);
       standIns.push(...adapted.standIns);
@@ -131,12 +133,20 @@ describe("deploy into moto_server", { timeout: 180_000 }, () => {
     moto?.kill("SIGTERM");
   });
 
-  it("all three stacks were created in dependency order; only outputs of unsupported types were stood in", async () => {
+  it("all six stacks (two regions) were created in dependency order; only outputs of unsupported types were stood in", async () => {
     const exports = await new CloudFormationClient(clientConfig()).send(new ListExportsCommand({}));
     assert.ok((exports.Exports ?? []).some((e) => e.Name?.startsWith("stayup-dev-network:")));
+    const secondary = await new CloudFormationClient({ ...clientConfig(), region: "us-east-1" }).send(
+      new DescribeStacksCommand({ StackName: "stayup-dev-secondary-web" }),
+    );
+    assert.equal(secondary.Stacks?.[0]?.StackStatus, "CREATE_COMPLETE");
+    // Per region: the Redis endpoint's address and port, and the AUTH token's secret.
     assert.deepEqual(standIns.map((s) => s.replace(/^.*\((.*)\)$/, "$1")).sort(), [
       "AWS::ElastiCache::ReplicationGroup",
       "AWS::ElastiCache::ReplicationGroup",
+      "AWS::ElastiCache::ReplicationGroup",
+      "AWS::ElastiCache::ReplicationGroup",
+      "AWS::SecretsManager::Secret",
       "AWS::SecretsManager::Secret",
     ]);
   });
@@ -254,9 +264,9 @@ describe("deploy into moto_server", { timeout: 180_000 }, () => {
   });
 
   it("every resource moto did not create is of a type listed, with where it is proven instead", async () => {
-    const cfn = new CloudFormationClient(clientConfig());
     const missing = new Set<string>();
     for (const stackName of synthesized.order) {
+      const cfn = new CloudFormationClient({ ...clientConfig(), region: synthesized.regions[stackName] });
       const kind = stackName.slice("stayup-dev-".length);
       const created = new Set(
         (

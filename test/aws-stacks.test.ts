@@ -46,8 +46,44 @@ describe("AWS stacks (CDK assertions)", () => {
     });
   });
 
-  it("stacks deploy in the seeds' order", () => {
-    assert.deepEqual(envs.dev?.order, ["stayup-dev-network", "stayup-dev-database", "stayup-dev-web"]);
+  it("stacks deploy in the seeds' order, the secondary region's after the primary's", () => {
+    assert.deepEqual(envs.dev?.order, [
+      "stayup-dev-network",
+      "stayup-dev-database",
+      "stayup-dev-web",
+      "stayup-dev-secondary-network",
+      "stayup-dev-secondary-database",
+      "stayup-dev-secondary-web",
+    ]);
+    assert.equal(envs.dev?.regions["stayup-dev-web"], "eu-west-3");
+    assert.equal(envs.dev?.regions["stayup-dev-secondary-web"], "us-east-1");
+  });
+
+  it("the secondary region runs the same tier at its standby size (pilot light: no instance)", async () => {
+    const d = await description("prod");
+    const json = envs.prod?.json["secondary-network"] as Json;
+    const azs = new Set(
+      resourcesOf(json, "AWS::EC2::Subnet").map(([, s]) => (s.Properties as Json).AvailabilityZone),
+    );
+    assert.deepEqual([...azs].sort(), d.regions.secondary?.availabilityZones);
+    envs.prod?.templates["secondary-web"]?.hasResourceProperties("AWS::AutoScaling::AutoScalingGroup", {
+      MinSize: "0",
+      DesiredCapacity: "0",
+      MaxSize: String(d.web.capacity.max),
+      HealthCheckType: "ELB",
+    });
+    envs.prod?.templates["secondary-web"]?.hasResourceProperties("AWS::ElasticLoadBalancingV2::TargetGroup", {
+      HealthCheckPath: d.targetGroup.healthCheck.path,
+    });
+    const warm = synth(
+      await description("prod", (x) => {
+        if (x.regions.secondary) x.regions.secondary.standby = { mode: "warm", warmCapacity: 1 };
+      }),
+    );
+    warm.templates["secondary-web"]?.hasResourceProperties("AWS::AutoScaling::AutoScalingGroup", {
+      MinSize: "0",
+      DesiredCapacity: "1",
+    });
   });
 
   for (const env of ["dev", "prod"] as const) {
@@ -261,7 +297,7 @@ describe("AWS stacks: bastion, single instance, HTTPS", () => {
       s.aws.bastion = { allowedCidr: "203.0.113.0/24", instanceType: "t3.nano" };
     });
     const out = synth(d);
-    assert.deepEqual(out.order, [
+    assert.deepEqual(out.order.slice(0, 4), [
       "stayup-dev-network",
       "stayup-dev-access",
       "stayup-dev-database",

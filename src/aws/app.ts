@@ -1,5 +1,5 @@
 import { App, type Stack, Tags } from "aws-cdk-lib";
-import type { ResolvedStack } from "../stack/index.ts";
+import { type ResolvedStack, standbyCapacity } from "../stack/index.ts";
 import { AccessStack } from "./access/bastion.ts";
 import { DatabaseStack } from "./database/database.ts";
 import { stackIds } from "./naming.ts";
@@ -13,6 +13,10 @@ export interface StayupStacks {
   database?: DatabaseStack;
   web?: WebStack;
   singleInstance?: SingleInstanceStack;
+  /** Seed 002's secondary region, at its standby capacity until a failover. */
+  secondaryNetwork?: NetworkStack;
+  secondaryDatabase?: DatabaseStack;
+  secondaryWeb?: WebStack;
   /** In deployment order (network → access → database → web), as in the seeds. */
   ordered: Stack[];
 }
@@ -81,6 +85,43 @@ export function addStayupStacks(app: App, stack: ResolvedStack, bundleDir: strin
     });
     result.singleInstance.addStackDependency(networkStack, "deploys after it, as in the seeds");
     result.ordered.push(result.singleInstance);
+  }
+
+  const secondary = stack.regions.secondary;
+  if (secondary && stack.aws.topology === "load-balanced") {
+    const secondaryEnv = { region: secondary.name, account: process.env.CDK_DEFAULT_ACCOUNT };
+    const secondaryCommon = { ...common, env: secondaryEnv };
+    const secondaryNetwork = new NetworkStack(app, ids.secondaryNetwork, {
+      ...secondaryCommon,
+      availabilityZones: secondary.availabilityZones,
+      description: `stayup ${stack.environment} secondary region: VPC over ${secondary.availabilityZones.length} AZs`,
+    });
+    const secondaryDatabase = new DatabaseStack(app, ids.secondaryDatabase, {
+      ...secondaryCommon,
+      description: `stayup ${stack.environment} secondary region: ElastiCache Redis`,
+      vpc: secondaryNetwork.network.vpc,
+      securityGroup: secondaryNetwork.network.redisSecurityGroup,
+    });
+    secondaryDatabase.addStackDependency(secondaryNetwork, "deploys after it, as in the seeds");
+    const redis = secondaryDatabase.redis;
+    const secondaryWeb = new WebStack(app, ids.secondaryWeb, {
+      ...secondaryCommon,
+      description: `stayup ${stack.environment} secondary region: ALB and the web group at ${secondary.standby.mode} standby`,
+      vpc: secondaryNetwork.network.vpc,
+      loadBalancerSecurityGroup: secondaryNetwork.network.loadBalancerSecurityGroup,
+      webSecurityGroup: secondaryNetwork.network.webSecurityGroup,
+      redis: {
+        kind: "elasticache",
+        endpoint: redis.replicationGroup.attrPrimaryEndPointAddress,
+        port: redis.replicationGroup.attrPrimaryEndPointPort,
+        authToken: redis.authToken,
+      },
+      bundleDir,
+      capacity: { min: 0, desired: standbyCapacity(stack), max: stack.web.capacity.max },
+    });
+    secondaryWeb.addStackDependency(secondaryDatabase, "deploys after it, as in the seeds");
+    Object.assign(result, { secondaryNetwork, secondaryDatabase, secondaryWeb });
+    result.ordered.push(secondaryNetwork, secondaryDatabase, secondaryWeb);
   }
 
   // Listener tags are newer than cfn-lint's schema; a listener needs none (its load balancer has them).

@@ -14,5 +14,8 @@ export const stackIds = (stack: ResolvedStack) => {
     database: `${prefix}-database`,
     web: `${prefix}-web`,
     singleInstance: `${prefix}-single-instance`,
+    secondaryNetwork: `${prefix}-secondary-network`,
+    secondaryDatabase: `${prefix}-secondary-database`,
+    secondaryWeb: `${prefix}-secondary-web`,
   };
 };

@@ -9,6 +9,7 @@ import { acknowledgeFindings, createStayupApp, silenceCfnLint } from "./complian
 
 export interface SynthesizedStack {
   name: string;
+  region: string;
   templateFile: string;
 }
 
@@ -43,6 +44,7 @@ export function synthesize(
     outdir,
     stacks: stacks.ordered.map((s) => ({
       name: s.stackName,
+      region: s.region,
       templateFile: path.join(outdir, s.templateFile),
     })),
   };

@@ -1,7 +1,7 @@
 import path from "node:path";
 import { StayupError } from "../shared/errors.ts";
 import { assertPortFree, findFreePort } from "../shared/net.ts";
-import type { ResolvedStack } from "../stack/index.ts";
+import { type ResolvedStack, standbyCapacity } from "../stack/index.ts";
 import { bundleWebService } from "../web-service/bundle.ts";
 import { EventBus } from "./events/bus.ts";
 import { FailoverDnsServer } from "./dns/server.ts";
@@ -298,13 +298,4 @@ export class LocalStack {
     })();
     return this.stopped;
   }
-}
-
-/** What the secondary runs before a failover. */
-export function standbyCapacity(stack: ResolvedStack): number {
-  const secondary = stack.regions.secondary;
-  if (!secondary) return 0;
-  if (secondary.standby.mode === "pilot-light") return 0;
-  if (secondary.standby.mode === "warm") return secondary.standby.warmCapacity;
-  return stack.web.capacity.desired;
 }

@@ -109,3 +109,12 @@ export async function loadStack(
   }
   return resolveStack(validateStack(exported, path.relative(process.cwd(), file) || file), environment);
 }
+
+/** What the secondary region runs before a failover: 0 (pilot light), a minimum (warm) or all (active). */
+export function standbyCapacity(stack: ResolvedStack): number {
+  const secondary = stack.regions.secondary;
+  if (!secondary) return 0;
+  if (secondary.standby.mode === "pilot-light") return 0;
+  if (secondary.standby.mode === "warm") return secondary.standby.warmCapacity;
+  return stack.web.capacity.desired;
+}

@@ -3,7 +3,7 @@ import { App, type CfnResource, Validations } from "aws-cdk-lib";
 import { AwsSolutionsChecks } from "cdk-nag";
 import type { ResolvedStack } from "../../stack/index.ts";
 import type { StayupStacks } from "../app.ts";
-import { acknowledgements, cfnLintExceptions } from "./acknowledgements.ts";
+import { acknowledgements, cfnLintExceptions, type StackKind } from "./acknowledgements.ts";
 
 export interface StayupAppOptions {
   outdir?: string;
@@ -36,13 +36,22 @@ export function createStayupApp(options: StayupAppOptions = {}): App {
   return app;
 }
 
+const secondaryOf: Partial<Record<StackKind, StackKind>> = {
+  network: "secondaryNetwork",
+  database: "secondaryDatabase",
+  web: "secondaryWeb",
+};
+
 /** Records the acknowledged findings, each with its reason, on the stacks they concern. */
 export function acknowledgeFindings(stacks: StayupStacks, description: ResolvedStack): void {
   for (const ack of acknowledgements) {
     if (ack.when && !ack.when(description)) continue;
     for (const kind of ack.stacks) {
-      const stack = stacks[kind];
-      if (stack) Validations.of(stack).acknowledge({ id: ack.id, reason: ack.reason });
+      // The secondary region's stacks are built from the same constructs: same findings, same reasons.
+      const counterpart = secondaryOf[kind];
+      for (const stack of [stacks[kind], counterpart ? stacks[counterpart] : undefined]) {
+        if (stack) Validations.of(stack).acknowledge({ id: ack.id, reason: ack.reason });
+      }
     }
   }
 }
@@ -52,11 +61,15 @@ export function silenceCfnLint(stacks: StayupStacks): void {
   const resources: Record<string, CfnResource | undefined> = {
     "web-group": stacks.web?.web.group.node.defaultChild as CfnResource | undefined,
   };
+  const secondary: Record<string, CfnResource | undefined> = {
+    "web-group": stacks.secondaryWeb?.web.group.node.defaultChild as CfnResource | undefined,
+  };
   for (const exception of cfnLintExceptions) {
-    const resource = resources[exception.resource];
-    if (!resource) continue;
-    const existing = (resource.getMetadata("cfn-lint") as { config?: { ignore_checks?: string[] } }) ?? {};
-    const ignore = [...(existing.config?.ignore_checks ?? []), exception.rule];
-    resource.addMetadata("cfn-lint", { config: { ignore_checks: ignore } });
+    for (const resource of [resources[exception.resource], secondary[exception.resource]]) {
+      if (!resource) continue;
+      const existing = (resource.getMetadata("cfn-lint") as { config?: { ignore_checks?: string[] } }) ?? {};
+      const ignore = [...(existing.config?.ignore_checks ?? []), exception.rule];
+      resource.addMetadata("cfn-lint", { config: { ignore_checks: ignore } });
+    }
   }
 }

@@ -7,6 +7,8 @@ import { resourcePrefix } from "../naming.ts";
 
 export interface StayupNetworkProps {
   stack: ResolvedStack;
+  /** The region's AZs (the primary's unless given). */
+  availabilityZones?: string[];
 }
 
 /**
@@ -27,7 +29,7 @@ export class StayupNetwork extends Construct {
   constructor(scope: Construct, id: string, props: StayupNetworkProps) {
     super(scope, id);
     const { stack } = props;
-    const azs = stack.regions.primary.availabilityZones;
+    const azs = props.availabilityZones ?? stack.regions.primary.availabilityZones;
     const prefix = resourcePrefix(stack);
     const flowLogGroup = new logs.LogGroup(this, "FlowLogs", {
       logGroupName: `/stayup/${prefix}/vpc-flow-logs`,

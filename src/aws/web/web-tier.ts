@@ -20,6 +20,8 @@ export interface WebTierProps {
   webSecurityGroup: ec2.ISecurityGroup;
   redis: RedisConnection;
   bundleDir: string;
+  /** The group's capacity (the description's unless given: a standby region's is smaller). */
+  capacity?: { min: number; desired: number; max: number };
 }
 
 /**
@@ -135,7 +137,7 @@ export class WebTier extends Construct {
       masterKey: kms.Alias.fromAliasName(this, "SnsKey", "alias/aws/sns"),
       enforceSSL: true,
     });
-    const capacity = stack.web.capacity;
+    const capacity = props.capacity ?? stack.web.capacity;
     this.group = new autoscaling.AutoScalingGroup(this, "Group", {
       autoScalingGroupName: `${prefix}-web`,
       vpc: props.vpc,
