@@ -55,7 +55,12 @@ describe("local stack through the CLI", { timeout: 240_000 }, () => {
     }
     assert.equal(new Set(s.instances.map((i) => i.az)).size, s.instances.length, "one instance per AZ");
     const table = await runCli(["status", "--state-dir", stateDir]);
-    assert.match(table.stdout, /INSTANCE\s+AZ\s+PID\s+PORT\s+STATE\s+HEALTH/);
+    assert.match(table.stdout, /REGION\s+INSTANCE\s+AZ\s+PID\s+PORT\s+STATE\s+HEALTH/);
+    assert.match(table.stdout, /secondary us-east-1: http:\/\/127\.0\.0\.2:\d+ {3}group 0\/0 in service/);
+    assert.match(
+      table.stdout,
+      /dns app\.stayup\.test on udp:\/\/127\.0\.0\.1:\d+ → 127\.0\.0\.1 \(primary healthy\)/,
+    );
   });
 
   it("the listener counts in Redis and successive answers come from different instances", async () => {

@@ -51,14 +51,21 @@ const stateDirOption = () =>
   );
 
 function printStatusTable(status: StackStatus): void {
-  console.log(
-    `${status.name} (${status.environment}) in ${status.region}: ${status.listener}   ` +
-      `group ${status.group.inService}/${status.group.desired} in service (min ${status.group.min}, max ${status.group.max})   redis ${status.redis.url}`,
-  );
-  const rows = [
-    ["INSTANCE", "AZ", "PID", "PORT", "STATE", "HEALTH"],
-    ...status.instances.map((i) => [i.id, i.az, String(i.pid), String(i.port), i.state, i.health]),
-  ];
+  console.log(`${status.name} (${status.environment})   redis ${status.redis.url}`);
+  if (status.dns) {
+    console.log(
+      `dns ${status.dns.name} on udp://${status.dns.server} → ${status.dns.answer} (${status.dns.primaryHealthy ? "primary healthy" : "FAILED OVER"})`,
+    );
+  }
+  const rows = [["REGION", "INSTANCE", "AZ", "PID", "PORT", "STATE", "HEALTH"]];
+  for (const region of status.regions) {
+    const g = region.group;
+    console.log(
+      `${region.role} ${region.name}: ${region.listener}${region.down ? " (DOWN)" : ""}   group ${g.inService}/${g.desired} in service (min ${g.min}, max ${g.max})`,
+    );
+    for (const i of region.instances)
+      rows.push([region.name, i.id, i.az, String(i.pid), String(i.port), i.state, i.health]);
+  }
   const widths = rows[0]?.map((_, c) => Math.max(...rows.map((r) => (r[c] ?? "").length))) ?? [];
   for (const row of rows) console.log(row.map((cell, c) => cell.padEnd(widths[c] ?? 0)).join("  "));
 }
