@@ -1,10 +1,11 @@
 import { App, type Stack, Tags } from "aws-cdk-lib";
 import { type ResolvedStack, standbyCapacity } from "../stack/index.ts";
 import { AccessStack } from "./access/bastion.ts";
-import { DatabaseStack } from "./database/database.ts";
+import { DatabaseStack, type StayupRedis } from "./database/database.ts";
 import { stackIds } from "./naming.ts";
 import { NetworkStack } from "./network/network.ts";
 import { SingleInstanceStack } from "./single-instance/single-instance.ts";
+import type { RedisConnection } from "./web/launch-template.ts";
 import { WebStack } from "./web/web-tier.ts";
 
 export interface StayupStacks {
@@ -19,6 +20,16 @@ export interface StayupStacks {
   secondaryWeb?: WebStack;
   /** In deployment order (network → access → database → web), as in the seeds. */
   ordered: Stack[];
+}
+
+/** How a region's web instances reach its ElastiCache: TLS endpoint and the AUTH token's secret. */
+function elasticacheConnection(redis: StayupRedis): RedisConnection {
+  return {
+    kind: "elasticache",
+    endpoint: redis.replicationGroup.attrPrimaryEndPointAddress,
+    port: redis.replicationGroup.attrPrimaryEndPointPort,
+    authToken: redis.authToken,
+  };
 }
 
 /**
@@ -63,12 +74,7 @@ export function addStayupStacks(app: App, stack: ResolvedStack, bundleDir: strin
       vpc: network.vpc,
       loadBalancerSecurityGroup: network.loadBalancerSecurityGroup,
       webSecurityGroup: network.webSecurityGroup,
-      redis: {
-        kind: "elasticache",
-        endpoint: redis.replicationGroup.attrPrimaryEndPointAddress,
-        port: redis.replicationGroup.attrPrimaryEndPointPort,
-        authToken: redis.authToken,
-      },
+      redis: elasticacheConnection(redis),
       bundleDir,
     });
     result.web.addStackDependency(result.database, "deploys after it, as in the seeds");
@@ -110,12 +116,7 @@ export function addStayupStacks(app: App, stack: ResolvedStack, bundleDir: strin
       vpc: secondaryNetwork.network.vpc,
       loadBalancerSecurityGroup: secondaryNetwork.network.loadBalancerSecurityGroup,
       webSecurityGroup: secondaryNetwork.network.webSecurityGroup,
-      redis: {
-        kind: "elasticache",
-        endpoint: redis.replicationGroup.attrPrimaryEndPointAddress,
-        port: redis.replicationGroup.attrPrimaryEndPointPort,
-        authToken: redis.authToken,
-      },
+      redis: elasticacheConnection(redis),
       bundleDir,
       capacity: { min: 0, desired: standbyCapacity(stack), max: stack.web.capacity.max },
     });
