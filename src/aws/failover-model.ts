@@ -1,3 +1,4 @@
+import { formatTable } from "../shared/table.ts";
 import type { ResolvedStack } from "../stack/index.ts";
 
 export interface FailoverEstimate {
@@ -88,10 +89,8 @@ export function modelFailover(stack: ResolvedStack): FailoverEstimate[] {
 }
 
 export function formatFailoverModel(rows: FailoverEstimate[]): string {
-  const table = [
+  return formatTable([
     ["SCENARIO (modeled worst case on AWS)", "STAYUP", "AWS DEFAULTS", "FROM"],
     ...rows.map((r) => [r.scenario, `${r.stayupSeconds} s`, `${r.awsDefaultSeconds} s`, r.formula]),
-  ];
-  const widths = table[0]?.map((_, c) => Math.max(...table.map((r) => (r[c] ?? "").length))) ?? [];
-  return table.map((row) => row.map((cell, c) => cell.padEnd(widths[c] ?? 0)).join("  ")).join("\n");
+  ]);
 }

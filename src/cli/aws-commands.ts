@@ -6,15 +6,11 @@ import { requireCredentials, runCdk, stackOutputs } from "../aws/deploy.ts";
 import { formatFailoverModel, modelFailover } from "../aws/failover-model.ts";
 import { cfnLint, type Synthesis, synthesize } from "../aws/synth.ts";
 import { StayupError } from "../shared/errors.ts";
-import { defaultConfigFile, type EnvironmentName, environmentNames, loadStack } from "../stack/index.ts";
+import { formatTable } from "../shared/table.ts";
+import { type EnvironmentName, environmentNames, loadStack } from "../stack/index.ts";
+import { configOption, envOption } from "./options.ts";
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-
-const configOption = () => new Option("-c, --config <file>", "stack description").default(defaultConfigFile);
-const envOption = () =>
-  new Option("-e, --env <environment>", "environment of the stack description")
-    .choices(environmentNames)
-    .default("dev");
 
 interface AwsOptions {
   config: string;
@@ -95,8 +91,7 @@ export function registerAwsCommands(program: Command): void {
         }
         rows.push([env, String(synthesis?.stacks.length ?? "-"), compliance, lint]);
       }
-      const widths = rows[0]?.map((_, c) => Math.max(...rows.map((r) => (r[c] ?? "").length))) ?? [];
-      for (const row of rows) console.log(row.map((cell, c) => cell.padEnd(widths[c] ?? 0)).join("  "));
+      console.log(formatTable(rows));
       console.log(`\n${formatFailoverModel(modelFailover(await loadStack(opts.config, "prod")))}\n`);
       console.log(failed ? "check: FAILED" : "check: passed");
       if (failed) process.exitCode = 1;

@@ -16,8 +16,10 @@ import { formatEvent } from "../local/events/bus.ts";
 import { LocalStack, type StackStatus } from "../local/runtime.ts";
 import { StayupError } from "../shared/errors.ts";
 import { sleep } from "../shared/net.ts";
-import { defaultConfigFile, type EnvironmentName, environmentNames, loadStack } from "../stack/index.ts";
+import { type EnvironmentName, loadStack } from "../stack/index.ts";
 import { registerAwsCommands } from "./aws-commands.ts";
+import { formatTable } from "../shared/table.ts";
+import { configOption, envOption, stateDirOption } from "./options.ts";
 import { StackSession } from "./stack-session.ts";
 
 const binPath = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../bin/stayup.mjs");
@@ -40,16 +42,6 @@ interface CommonOptions {
   stateDir: string;
 }
 
-const configOption = () => new Option("-c, --config <file>", "stack description").default(defaultConfigFile);
-const envOption = () =>
-  new Option("-e, --env <environment>", "environment of the stack description")
-    .choices(environmentNames)
-    .default("dev");
-const stateDirOption = () =>
-  new Option("--state-dir <dir>", "where a local stack keeps its data, logs and state file").default(
-    ".stayup",
-  );
-
 function printStatusTable(status: StackStatus): void {
   console.log(`${status.name} (${status.environment})   redis ${status.redis.url}`);
   if (status.dns) {
@@ -66,8 +58,7 @@ function printStatusTable(status: StackStatus): void {
     for (const i of region.instances)
       rows.push([region.name, i.id, i.az, String(i.pid), String(i.port), i.state, i.health]);
   }
-  const widths = rows[0]?.map((_, c) => Math.max(...rows.map((r) => (r[c] ?? "").length))) ?? [];
-  for (const row of rows) console.log(row.map((cell, c) => cell.padEnd(widths[c] ?? 0)).join("  "));
+  console.log(formatTable(rows));
 }
 
 type UpOptions = CommonOptions & { port?: number; redisPort?: number; dnsPort?: number; detach?: boolean };

@@ -90,14 +90,7 @@ export class StayupNetwork extends Construct {
       ec2.Port.tcp(6379),
       "Redis from web",
     );
-    // Egress of the instances: HTTPS for Session Manager, S3 (the service bundle), Secrets Manager,
-    // CloudWatch Logs and package repositories; HTTP for the repositories that still use it.
-    this.webSecurityGroup.addEgressRule(
-      ec2.Peer.anyIpv4(),
-      ec2.Port.tcp(443),
-      "HTTPS to AWS APIs and packages",
-    );
-    this.webSecurityGroup.addEgressRule(ec2.Peer.anyIpv4(), ec2.Port.tcp(80), "HTTP to package repositories");
+    allowInstanceEgress(this.webSecurityGroup);
 
     if (stack.aws.topology === "single-instance") {
       this.singleInstanceSecurityGroup = new ec2.SecurityGroup(this, "SingleInstanceSg", {
@@ -110,16 +103,7 @@ export class StayupNetwork extends Construct {
         ec2.Port.tcp(80),
         "HTTP from anywhere",
       );
-      this.singleInstanceSecurityGroup.addEgressRule(
-        ec2.Peer.anyIpv4(),
-        ec2.Port.tcp(443),
-        "HTTPS to AWS APIs",
-      );
-      this.singleInstanceSecurityGroup.addEgressRule(
-        ec2.Peer.anyIpv4(),
-        ec2.Port.tcp(80),
-        "HTTP to package repositories",
-      );
+      allowInstanceEgress(this.singleInstanceSecurityGroup);
     }
 
     if (stack.aws.bastion) {
@@ -133,12 +117,7 @@ export class StayupNetwork extends Construct {
         ec2.Port.tcp(22),
         "SSH from the configured range",
       );
-      this.bastionSecurityGroup.addEgressRule(ec2.Peer.anyIpv4(), ec2.Port.tcp(443), "HTTPS to AWS APIs");
-      this.bastionSecurityGroup.addEgressRule(
-        ec2.Peer.anyIpv4(),
-        ec2.Port.tcp(80),
-        "HTTP to package repositories",
-      );
+      allowInstanceEgress(this.bastionSecurityGroup);
       this.webSecurityGroup.connections.allowFrom(
         this.bastionSecurityGroup,
         ec2.Port.tcp(22),
@@ -146,6 +125,15 @@ export class StayupNetwork extends Construct {
       );
     }
   }
+}
+
+/**
+ * What an instance must reach: HTTPS for Session Manager, S3 (the service bundle), Secrets Manager,
+ * CloudWatch Logs and package repositories; HTTP for the repositories that still use it.
+ */
+function allowInstanceEgress(group: ec2.SecurityGroup): void {
+  group.addEgressRule(ec2.Peer.anyIpv4(), ec2.Port.tcp(443), "HTTPS to AWS APIs and packages");
+  group.addEgressRule(ec2.Peer.anyIpv4(), ec2.Port.tcp(80), "HTTP to package repositories");
 }
 
 export class NetworkStack extends Stack {
