@@ -19,7 +19,7 @@ export default defineStack({
   },
   dns: {
     name: "app.stayup.test",
-    // Route 53 alias records take the load balancer's TTL; locally this is the answer's TTL.
+    // The failover record's TTL, on Route 53 (a CNAME, so the TTL is ours) and locally.
     ttlSeconds: 1,
     healthCheck: {
       failureThreshold: 2,
@@ -54,8 +54,12 @@ export default defineStack({
     topology: "load-balanced",
     // Session Manager is always on; uncomment for an SSH bastion reachable from one range only.
     // bastion: { allowedCidr: "203.0.113.0/24", instanceType: "t3.nano" },
-    // HTTPS with an HTTP → HTTPS redirect once you own a Route 53 zone:
-    // https: { domainName: "app.example.com", hostedZoneId: "Z0123456789ABC", hostedZoneName: "example.com" },
+    // Once you own a Route 53 public zone that holds dns.name, name it here: the load balancers get
+    // DNS names and, with the secondary region, Route 53 failover routing, its health checks, the
+    // alarms and the failover/failback Lambdas are rendered. dns.name must then be inside the zone.
+    // hostedZone: { id: "Z0123456789ABC", name: "example.com" },
+    // HTTPS (a certificate for dns.name, and a 301 from HTTP) needs hostedZone.
+    https: false,
     singleInstance: { dataVolumeGiB: 8 },
     logRetentionDays: 30,
   },

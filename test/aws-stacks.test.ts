@@ -4,7 +4,7 @@ import path from "node:path";
 import { before, describe, it } from "node:test";
 import { Match } from "aws-cdk-lib/assertions";
 import { bundleWebService } from "../src/web-service/bundle.ts";
-import { description, resourcesOf, type Synthesized, synth } from "./aws-helpers.ts";
+import { description, inHostedZone, resourcesOf, type Synthesized, synth } from "./aws-helpers.ts";
 import { tempDir } from "./helpers.ts";
 
 type Json = Record<string, unknown>;
@@ -361,11 +361,8 @@ describe("AWS stacks: bastion, single instance, HTTPS", () => {
 
   it("HTTPS: certificate, 443 forwarding, 80 answering 301 to HTTPS, alias record", async () => {
     const d = await description("prod", (s) => {
-      s.aws.https = {
-        domainName: "app.example.com",
-        hostedZoneId: "Z0123456789ABC",
-        hostedZoneName: "example.com",
-      };
+      inHostedZone(s);
+      s.aws.https = true;
     });
     const web = synth(d).templates.web;
     web?.hasResourceProperties("AWS::CertificateManager::Certificate", { DomainName: "app.example.com" });

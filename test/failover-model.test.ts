@@ -15,9 +15,9 @@ describe("modeled worst-case failover times", () => {
       ],
       [25, 65],
     );
-    // Route 53: 10 s × 2 + alias TTL 60 s = 80 s, against 30 s × 3 + 60 s = 150 s.
+    // Route 53: 10 s × 2 + the failover CNAME's TTL 1 s = 21 s, against 30 s × 3 + alias 60 s = 150 s.
     const region = byScenario.get("region lost: clients resolve to the secondary");
-    assert.deepEqual([region?.stayupSeconds, region?.awsDefaultSeconds], [80, 150]);
+    assert.deepEqual([region?.stayupSeconds, region?.awsDefaultSeconds], [21, 150]);
     assert.ok(byScenario.has("region lost: pilot-light secondary at full capacity"));
     assert.equal(byScenario.get("scale-in or deploy: a target drains")?.stayupSeconds, 30);
   });
@@ -27,9 +27,11 @@ describe("modeled worst-case failover times", () => {
       d.targetGroup.healthCheck.aws.intervalSeconds = 30;
       d.targetGroup.healthCheck.unhealthyThreshold = 3;
       if (d.regions.secondary) d.regions.secondary.standby.mode = "active";
+      if (d.dns) d.dns.ttlSeconds = 30;
     });
     const rows = modelFailover(slower);
     assert.equal(rows.find((r) => r.scenario.startsWith("instance dies"))?.stayupSeconds, 30 * 3 + 5);
+    assert.equal(rows.find((r) => r.scenario.startsWith("region lost: clients"))?.stayupSeconds, 10 * 2 + 30);
     assert.ok(
       !rows.some((r) => r.scenario.includes("secondary at full capacity")),
       "an active secondary is already serving",

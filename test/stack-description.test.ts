@@ -70,6 +70,49 @@ describe("stack description", () => {
     assert.match(byPath.get("dns") ?? "", /required with a secondary region/);
   });
 
+  it("checks the hosted zone, dns.name and HTTPS against each other", async () => {
+    const problems = async (change: (d: Awaited<ReturnType<typeof valid>>) => void) => {
+      const input = await valid();
+      change(input);
+      try {
+        validateStack(input);
+        return new Map<string, string>();
+      } catch (e) {
+        return new Map((e as StackValidationError).problems.map((p) => [p.path, p.message]));
+      }
+    };
+    const noZone = await problems((d) => {
+      d.aws.https = true;
+    });
+    assert.match(noZone.get("aws.hostedZone") ?? "", /required with aws\.https/);
+    const outside = await problems((d) => {
+      d.aws.hostedZone = { id: "Z0123456789ABC", name: "example.com" };
+    });
+    assert.match(outside.get("dns.name") ?? "", /inside aws\.hostedZone\.name.*app\.example\.com/);
+    const apex = await problems((d) => {
+      d.aws.hostedZone = { id: "Z0123456789ABC", name: "example.com" };
+      if (d.dns) d.dns.name = "example.com";
+    });
+    assert.match(apex.get("dns.name") ?? "", /below its apex/);
+    const single = await problems((d) => {
+      d.aws.hostedZone = { id: "Z0123456789ABC", name: "example.com" };
+      if (d.dns) d.dns.name = "app.example.com";
+      d.aws.https = true;
+      d.aws.topology = "single-instance";
+    });
+    assert.match(single.get("aws.https") ?? "", /load-balanced topology/);
+    const badId = await problems((d) => {
+      d.aws.hostedZone = { id: "example.com", name: "example.com" };
+    });
+    assert.match(badId.get("aws.hostedZone.id") ?? "", /hosted zone id/);
+    const good = await problems((d) => {
+      d.aws.hostedZone = { id: "Z0123456789ABC", name: "example.com" };
+      if (d.dns) d.dns.name = "app.example.com";
+      d.aws.https = true;
+    });
+    assert.equal(good.size, 0, [...good].join("; "));
+  });
+
   it("rejects ALB timings the ALB would reject", async () => {
     const input = await valid();
     input.targetGroup.healthCheck.aws.intervalSeconds = 1;

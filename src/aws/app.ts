@@ -2,7 +2,8 @@ import { App, type Stack, Tags } from "aws-cdk-lib";
 import { type ResolvedStack, standbyCapacity } from "../stack/index.ts";
 import { AccessStack } from "./access/bastion.ts";
 import { DatabaseStack, type StayupRedis } from "./database/database.ts";
-import { stackIds } from "./naming.ts";
+import { DnsFailoverStack } from "./dns-failover/dns-failover.ts";
+import { ROUTE53_METRICS_REGION, stackIds } from "./naming.ts";
 import { NetworkStack } from "./network/network.ts";
 import { SingleInstanceStack } from "./single-instance/single-instance.ts";
 import type { RedisConnection } from "./web/launch-template.ts";
@@ -18,6 +19,8 @@ export interface StayupStacks {
   secondaryNetwork?: NetworkStack;
   secondaryDatabase?: DatabaseStack;
   secondaryWeb?: WebStack;
+  /** Route 53 failover, its health checks, alarms and Lambdas (us-east-1); needs aws.hostedZone. */
+  dnsFailover?: DnsFailoverStack;
   /** In deployment order (network → access → database → web), as in the seeds. */
   ordered: Stack[];
 }
@@ -76,6 +79,7 @@ export function addStayupStacks(app: App, stack: ResolvedStack, bundleDir: strin
       webSecurityGroup: network.webSecurityGroup,
       redis: elasticacheConnection(redis),
       bundleDir,
+      role: "primary",
     });
     result.web.addStackDependency(result.database, "deploys after it, as in the seeds");
     result.ordered.push(result.web);
@@ -118,11 +122,26 @@ export function addStayupStacks(app: App, stack: ResolvedStack, bundleDir: strin
       webSecurityGroup: secondaryNetwork.network.webSecurityGroup,
       redis: elasticacheConnection(redis),
       bundleDir,
-      capacity: { min: 0, desired: standbyCapacity(stack), max: stack.web.capacity.max },
+      // min = desired: a warm standby must not scale in below its warm capacity.
+      capacity: { min: standbyCapacity(stack), desired: standbyCapacity(stack), max: stack.web.capacity.max },
+      role: "secondary",
     });
     secondaryWeb.addStackDependency(secondaryDatabase, "deploys after it, as in the seeds");
     Object.assign(result, { secondaryNetwork, secondaryDatabase, secondaryWeb });
     result.ordered.push(secondaryNetwork, secondaryDatabase, secondaryWeb);
+
+    if (stack.dns && stack.aws.hostedZone && result.web) {
+      const dnsFailover = new DnsFailoverStack(app, ids.dnsFailover, {
+        ...common,
+        env: { region: ROUTE53_METRICS_REGION, account: process.env.CDK_DEFAULT_ACCOUNT },
+        description: `stayup ${stack.environment}: Route 53 failover for ${stack.dns.name}, its alarms and the failover/failback Lambdas`,
+      });
+      // Order only (no references): the health checks probe the names the web stacks publish.
+      dnsFailover.addStackDependency(result.web, "its health check probes the primary's name");
+      dnsFailover.addStackDependency(secondaryWeb, "its health check probes the secondary's name");
+      result.dnsFailover = dnsFailover;
+      result.ordered.push(dnsFailover);
+    }
   }
 
   // Listener tags are newer than cfn-lint's schema; a listener needs none (its load balancer has them).

@@ -5,7 +5,7 @@ import { CloudFormationClient, DescribeStacksCommand } from "@aws-sdk/client-clo
 import { GetCallerIdentityCommand, STSClient } from "@aws-sdk/client-sts";
 import type { ResolvedStack } from "../stack/index.ts";
 import { StayupError } from "../shared/errors.ts";
-import { stackIds } from "./naming.ts";
+import { ROUTE53_METRICS_REGION, stackIds } from "./naming.ts";
 
 // stayup runs on Node.js 20 and pins SDK versions that support it; the SDK's notice about its
 // future releases needing Node 22 is for whoever upgrades those pins, not for every user.
@@ -42,11 +42,18 @@ export function runCdk(args: string[], env: Record<string, string>): Promise<num
 export async function stackOutputs(
   stack: ResolvedStack,
 ): Promise<{ stack: string; key: string; value: string }[]> {
-  const client = new CloudFormationClient({ region: stack.regions.primary.name });
-  const names =
-    stack.aws.topology === "load-balanced" ? [stackIds(stack).web] : [stackIds(stack).singleInstance];
+  const ids = stackIds(stack);
+  const primary = stack.regions.primary.name;
+  const secondary = stack.regions.secondary?.name;
+  const names: [string, string][] =
+    stack.aws.topology === "load-balanced" ? [[ids.web, primary]] : [[ids.singleInstance, primary]];
+  if (secondary && stack.aws.topology === "load-balanced") {
+    names.push([ids.secondaryWeb, secondary]);
+    if (stack.dns && stack.aws.hostedZone) names.push([ids.dnsFailover, ROUTE53_METRICS_REGION]);
+  }
   const outputs: { stack: string; key: string; value: string }[] = [];
-  for (const name of names) {
+  for (const [name, region] of names) {
+    const client = new CloudFormationClient({ region });
     try {
       const res = await client.send(new DescribeStacksCommand({ StackName: name }));
       for (const o of res.Stacks?.[0]?.Outputs ?? []) {

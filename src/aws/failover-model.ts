@@ -14,7 +14,8 @@ export interface FailoverEstimate {
 const ALB_DEFAULT = { intervalSeconds: 30, timeoutSeconds: 5, unhealthyThreshold: 2, healthyThreshold: 5 };
 const ALB_DEFAULT_DEREGISTRATION_DELAY = 300;
 const ROUTE53_DEFAULT = { intervalSeconds: 30, failureThreshold: 3 };
-/** Route 53 alias records to a load balancer carry the load balancer's TTL. */
+/** Route 53 alias records to a load balancer carry its TTL (what the seeds used). stayup's failover
+ * record is a CNAME with the description's TTL. */
 const ALB_ALIAS_TTL = 60;
 /** Route 53's HealthCheckStatus metric has a 1-minute period: one datapoint to alarm. */
 const ALARM_PERIOD = 60;
@@ -61,13 +62,13 @@ export function modelFailover(stack: ResolvedStack): FailoverEstimate[] {
   const secondary = stack.regions.secondary;
   if (dns && secondary) {
     const detection = (interval: number, threshold: number) => interval * threshold;
-    const clientsMove = (interval: number, threshold: number) =>
-      detection(interval, threshold) + ALB_ALIAS_TTL;
     rows.push({
       scenario: "region lost: clients resolve to the secondary",
-      stayupSeconds: clientsMove(dns.healthCheck.aws.intervalSeconds, dns.healthCheck.failureThreshold),
-      awsDefaultSeconds: clientsMove(ROUTE53_DEFAULT.intervalSeconds, ROUTE53_DEFAULT.failureThreshold),
-      formula: `health-check interval × failure threshold + alias TTL (${ALB_ALIAS_TTL} s)`,
+      stayupSeconds:
+        detection(dns.healthCheck.aws.intervalSeconds, dns.healthCheck.failureThreshold) + dns.ttlSeconds,
+      awsDefaultSeconds:
+        detection(ROUTE53_DEFAULT.intervalSeconds, ROUTE53_DEFAULT.failureThreshold) + ALB_ALIAS_TTL,
+      formula: `health-check interval × failure threshold + record TTL (alias: ${ALB_ALIAS_TTL} s)`,
     });
     if (secondary.standby.mode !== "active") {
       const serving = (interval: number, threshold: number) =>

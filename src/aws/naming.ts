@@ -17,5 +17,24 @@ export const stackIds = (stack: ResolvedStack) => {
     secondaryNetwork: `${prefix}-secondary-network`,
     secondaryDatabase: `${prefix}-secondary-database`,
     secondaryWeb: `${prefix}-secondary-web`,
+    dnsFailover: `${prefix}-dns-failover`,
   };
+};
+
+/** The web Auto Scaling group's name, the same in both regions (the failover Lambdas resize it). */
+export const webGroupName = (stack: ResolvedStack) => `${resourcePrefix(stack)}-web`;
+
+/**
+ * Where Route 53's health-check metrics exist, so where the alarms on them must live, whatever the
+ * stack's regions are.
+ */
+export const ROUTE53_METRICS_REGION = "us-east-1";
+
+/**
+ * The name a region's load balancer answers on. With failover routing each region publishes its
+ * own name and the failover record for `dns.name` points at one of them.
+ */
+export const regionalName = (stack: ResolvedStack, role: "primary" | "secondary"): string | undefined => {
+  if (!stack.dns || !stack.aws.hostedZone) return undefined;
+  return stack.regions.secondary ? `${role}.${stack.dns.name}` : stack.dns.name;
 };

@@ -92,7 +92,13 @@ export function registerAwsCommands(program: Command): void {
         rows.push([env, String(synthesis?.stacks.length ?? "-"), compliance, lint]);
       }
       console.log(formatTable(rows));
-      console.log(`\n${formatFailoverModel(modelFailover(await loadStack(opts.config, "prod")))}\n`);
+      const prod = await loadStack(opts.config, "prod");
+      if (prod.regions.secondary && !prod.aws.hostedZone) {
+        console.log(
+          "\nRoute 53 failover is not rendered: set aws.hostedZone (a public zone that holds dns.name) to add the dns-failover stack (failover records, health checks, alarms, failover/failback Lambdas).",
+        );
+      }
+      console.log(`\n${formatFailoverModel(modelFailover(prod))}\n`);
       console.log(failed ? "check: FAILED" : "check: passed");
       if (failed) process.exitCode = 1;
     });

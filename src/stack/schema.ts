@@ -258,27 +258,22 @@ const aws = z
       .strict()
       .optional(),
     /**
-     * HTTPS on the load balancer: an ACM certificate validated in this Route 53 zone, a 301 from
-     * HTTP to HTTPS, and an alias record. Without it the load balancer serves plain HTTP.
+     * The Route 53 public hosted zone that holds `dns.name` (create it once, outside stayup, and
+     * delegate to it). With it the load balancers get DNS names, HTTPS can be validated and, with a
+     * secondary region, Route 53 failover routing is rendered. Without it nothing touches DNS.
      */
-    https: z
+    hostedZone: z
       .object({
-        domainName: z
-          .string()
-          .regex(/^([a-z0-9-]+\.)+[a-z]{2,}$/, "must be a DNS name such as app.example.com"),
-        hostedZoneId: z
-          .string()
-          .regex(/^Z[A-Z0-9]{4,32}$/, "must be a Route 53 hosted zone id such as Z0123456789ABC"),
-        hostedZoneName: z
-          .string()
-          .regex(/^([a-z0-9-]+\.)+[a-z]{2,}$/, "must be the zone's name such as example.com"),
+        id: z.string().regex(/^Z[A-Z0-9]{4,32}$/, "must be a Route 53 hosted zone id such as Z0123456789ABC"),
+        name: z.string().regex(/^([a-z0-9-]+\.)+[a-z]{2,}$/, "must be the zone's name such as example.com"),
       })
       .strict()
-      .refine((h) => h.domainName === h.hostedZoneName || h.domainName.endsWith(`.${h.hostedZoneName}`), {
-        path: ["domainName"],
-        message: "must be inside hostedZoneName",
-      })
       .optional(),
+    /**
+     * HTTPS on the load balancer: an ACM certificate for `dns.name`, validated in `hostedZone`, and a
+     * 301 from HTTP to HTTPS. Off, the load balancer serves plain HTTP.
+     */
+    https: z.boolean().default(false),
     singleInstance: z
       .object({
         /** Size of the data volume that follows the instance (Redis's append-only file lives there). */
@@ -355,6 +350,35 @@ export const stackDescriptionSchema = z
   })
   .strict()
   .superRefine((d, ctx) => {
+    const zone = d.aws.hostedZone;
+    if (d.aws.https && !zone) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["aws", "hostedZone"],
+        message: "is required with aws.https: ACM validates the certificate in that zone",
+      });
+    }
+    if (d.aws.https && !d.dns) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["dns"],
+        message: "is required with aws.https: the certificate is for dns.name",
+      });
+    }
+    if (d.aws.https && d.aws.topology === "single-instance") {
+      ctx.addIssue({
+        code: "custom",
+        path: ["aws", "https"],
+        message: "needs the load-balanced topology (the single instance serves plain HTTP); set it to false",
+      });
+    }
+    if (zone && d.dns && !d.dns.name.endsWith(`.${zone.name}`)) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["dns", "name"],
+        message: `must be a name inside aws.hostedZone.name and below its apex, such as app.${zone.name}`,
+      });
+    }
     const secondary = d.regions.secondary;
     if (!secondary) return;
     if (secondary.name === d.regions.primary.name) {

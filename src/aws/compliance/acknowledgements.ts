@@ -5,12 +5,16 @@
  */
 import type { ResolvedStack } from "../../stack/index.ts";
 import type { StayupStacks } from "../app.ts";
+import { webGroupName } from "../naming.ts";
 
 export type StackKind = Exclude<keyof StayupStacks, "ordered">;
 
 export interface Acknowledgement {
-  /** As synthesis prints it: `AwsSolutions::AwsSolutions-X[finding]` or `cdk-validator-cfnguard::rule`. */
-  id: string;
+  /**
+   * As synthesis prints it: `AwsSolutions::AwsSolutions-X[finding]` or `cdk-validator-cfnguard::rule`;
+   * a function when the finding names something from the description (a region, a group).
+   */
+  id: string | ((stack: ResolvedStack) => string);
   reason: string;
   stacks: StackKind[];
   when?: (stack: ResolvedStack) => boolean;
@@ -19,6 +23,10 @@ export interface Acknowledgement {
 const nag = (rule: string) => `AwsSolutions::AwsSolutions-${rule}`;
 const guard = (rule: string) => `cdk-validator-cfnguard::${rule}`;
 const instances: StackKind[] = ["web", "singleInstance", "access"];
+
+/** The finding id an acknowledgment matches for this description. */
+export const acknowledgementId = (a: Acknowledgement, stack: ResolvedStack): string =>
+  typeof a.id === "string" ? a.id : a.id(stack);
 
 export const acknowledgements: Acknowledgement[] = [
   // ── Network and load balancer ─────────────────────────────────────────────────────────────
@@ -74,14 +82,14 @@ export const acknowledgements: Acknowledgement[] = [
     id: guard("cloudwatch_log_group_retention_period_check"),
     reason:
       "Retention is a stack-description setting (aws.logRetentionDays, 30 days by default to bound cost).",
-    stacks: ["network", ...instances],
+    stacks: ["network", ...instances, "dnsFailover"],
     when: (s) => s.aws.logRetentionDays < 365,
   },
   {
     id: guard("cloudwatch_log_group_encrypted_check"),
     reason:
       "CloudWatch Logs encrypts at rest with service keys; these logs hold no secrets (the Redis token is never logged), so a customer key would add cost and key-policy management for no gain.",
-    stacks: ["network", ...instances],
+    stacks: ["network", ...instances, "dnsFailover"],
   },
   // ── Instances ────────────────────────────────────────────────────────────────────────────
   {
@@ -91,13 +99,17 @@ export const acknowledgements: Acknowledgement[] = [
     stacks: instances,
   },
   {
-    id: nag("IAM5[Resource::arn:<AWS::Partition>:ec2:eu-west-3:<AWS::AccountId>:instance/*]"),
+    id: (s) =>
+      nag(`IAM5[Resource::arn:<AWS::Partition>:ec2:${s.regions.primary.name}:<AWS::AccountId>:instance/*]`),
     reason:
       "AssociateAddress/AttachVolume must name the new instance, unknown at deploy time; a condition limits it to instances of this one group (aws:autoscaling:groupName).",
     stacks: ["access", "singleInstance"],
   },
   {
-    id: nag("IAM5[Resource::arn:<AWS::Partition>:ec2:eu-west-3:<AWS::AccountId>:network-interface/*]"),
+    id: (s) =>
+      nag(
+        `IAM5[Resource::arn:<AWS::Partition>:ec2:${s.regions.primary.name}:<AWS::AccountId>:network-interface/*]`,
+      ),
     reason:
       "As for instance/*: the association names the new instance's interface; limited by the group condition.",
     stacks: ["access", "singleInstance"],
@@ -180,6 +192,22 @@ export const acknowledgements: Acknowledgement[] = [
     reason: "Automatic failover needs a replica; dev runs one node to save cost, prod sets redis.multiAz.",
     stacks: ["database"],
     when: (s) => !s.redis.multiAz,
+  },
+  // ── DNS failover (us-east-1) ─────────────────────────────────────────────────────────────
+  {
+    id: (s) =>
+      nag(
+        `IAM5[Resource::arn:<AWS::Partition>:autoscaling:${s.regions.secondary?.name}:<AWS::AccountId>:autoScalingGroup:*:autoScalingGroupName/${webGroupName(s)}]`,
+      ),
+    reason:
+      "A group's ARN holds an id assigned at creation; the ARN pins the secondary region, the account and the group's name, and UpdateAutoScalingGroup is the only action granted.",
+    stacks: ["dnsFailover"],
+  },
+  {
+    id: guard("lambda_inside_vpc_check"),
+    reason:
+      "The failover Lambdas call only AWS APIs (Auto Scaling in the secondary region, SNS). They run in us-east-1, where stayup may have no VPC; a VPC would need NAT or endpoints there, one more thing that must work while a region is down.",
+    stacks: ["dnsFailover"],
   },
   // ── CDK's own warnings ──────────────────────────────────────────────────────────────────
   {

@@ -3,7 +3,12 @@ import { App, type CfnResource, Validations } from "aws-cdk-lib";
 import { AwsSolutionsChecks } from "cdk-nag";
 import type { ResolvedStack } from "../../stack/index.ts";
 import type { StayupStacks } from "../app.ts";
-import { acknowledgements, cfnLintExceptions, type StackKind } from "./acknowledgements.ts";
+import {
+  acknowledgementId,
+  acknowledgements,
+  cfnLintExceptions,
+  type StackKind,
+} from "./acknowledgements.ts";
 
 export interface StayupAppOptions {
   outdir?: string;
@@ -50,7 +55,8 @@ export function acknowledgeFindings(stacks: StayupStacks, description: ResolvedS
       // The secondary region's stacks are built from the same constructs: same findings, same reasons.
       const counterpart = secondaryOf[kind];
       for (const stack of [stacks[kind], counterpart ? stacks[counterpart] : undefined]) {
-        if (stack) Validations.of(stack).acknowledge({ id: ack.id, reason: ack.reason });
+        if (stack)
+          Validations.of(stack).acknowledge({ id: acknowledgementId(ack, description), reason: ack.reason });
       }
     }
   }

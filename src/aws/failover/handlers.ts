@@ -110,3 +110,10 @@ export const failback = async (
   event: AlarmEvent,
   clients: { autoScaling?: AutoScalingClient; sns?: SNSClient } = {},
 ): Promise<HandlerResult> => resize("failback", event, settings("STANDBY"), clients);
+
+/**
+ * The Lambda entry points. Lambda passes its context as the second argument, so these take the
+ * event alone and use the real SDK clients.
+ */
+export const failoverHandler = (event: AlarmEvent): Promise<HandlerResult> => failover(event);
+export const failbackHandler = (event: AlarmEvent): Promise<HandlerResult> => failback(event);

@@ -10,7 +10,7 @@ import * as s3 from "aws-cdk-lib/aws-s3";
 import * as sns from "aws-cdk-lib/aws-sns";
 import { Construct } from "constructs";
 import type { ResolvedStack } from "../../stack/index.ts";
-import { resourcePrefix } from "../naming.ts";
+import { regionalName, resourcePrefix, webGroupName } from "../naming.ts";
 import { type RedisConnection, WebServiceLaunchTemplate } from "./launch-template.ts";
 
 export interface WebTierProps {
@@ -22,6 +22,8 @@ export interface WebTierProps {
   bundleDir: string;
   /** The group's capacity (the description's unless given: a standby region's is smaller). */
   capacity?: { min: number; desired: number; max: number };
+  /** Which region this tier serves; decides the DNS name it publishes. */
+  role: "primary" | "secondary";
 }
 
 /**
@@ -84,14 +86,19 @@ export class WebTier extends Construct {
         healthyHttpCodes: "200",
       },
     });
-    const https = stack.aws.https;
-    if (https) {
-      const zone = route53.HostedZone.fromHostedZoneAttributes(this, "Zone", {
-        hostedZoneId: https.hostedZoneId,
-        zoneName: https.hostedZoneName,
-      });
+    const hostedZone = stack.aws.hostedZone;
+    const zone = hostedZone
+      ? route53.HostedZone.fromHostedZoneAttributes(this, "Zone", {
+          hostedZoneId: hostedZone.id,
+          zoneName: hostedZone.name,
+        })
+      : undefined;
+    // dns.name itself, or `<role>.<dns.name>` when a failover record owns dns.name.
+    const publicName = regionalName(stack, props.role);
+    if (stack.aws.https && zone && stack.dns && publicName) {
       const certificate = new acm.Certificate(this, "Certificate", {
-        domainName: https.domainName,
+        domainName: stack.dns.name,
+        subjectAlternativeNames: publicName === stack.dns.name ? undefined : [publicName],
         validation: acm.CertificateValidation.fromDns(zone),
       });
       this.listener = this.loadBalancer.addListener("Https", {
@@ -108,17 +115,19 @@ export class WebTier extends Construct {
         open: false,
         defaultAction: elbv2.ListenerAction.redirect({ protocol: "HTTPS", port: "443", permanent: true }),
       });
-      new route53.ARecord(this, "Alias", {
-        zone,
-        recordName: https.domainName,
-        target: route53.RecordTarget.fromAlias(new route53targets.LoadBalancerTarget(this.loadBalancer)),
-      });
     } else {
       this.listener = this.loadBalancer.addListener("Http", {
         port: 80,
         protocol: elbv2.ApplicationProtocol.HTTP,
         open: false, // the security group already admits 80 from anywhere
         defaultTargetGroups: [this.targetGroup],
+      });
+    }
+    if (zone && publicName) {
+      new route53.ARecord(this, "Alias", {
+        zone,
+        recordName: publicName,
+        target: route53.RecordTarget.fromAlias(new route53targets.LoadBalancerTarget(this.loadBalancer)),
       });
     }
 
@@ -139,7 +148,7 @@ export class WebTier extends Construct {
     });
     const capacity = props.capacity ?? stack.web.capacity;
     this.group = new autoscaling.AutoScalingGroup(this, "Group", {
-      autoScalingGroupName: `${prefix}-web`,
+      autoScalingGroupName: webGroupName(stack),
       vpc: props.vpc,
       vpcSubnets: { subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS },
       mixedInstancesPolicy: {

@@ -1,0 +1,222 @@
+import { fileURLToPath } from "node:url";
+import { Arn, ArnFormat, CfnOutput, Duration, RemovalPolicy, Stack, type StackProps } from "aws-cdk-lib";
+import * as cloudwatch from "aws-cdk-lib/aws-cloudwatch";
+import * as cloudwatchActions from "aws-cdk-lib/aws-cloudwatch-actions";
+import * as iam from "aws-cdk-lib/aws-iam";
+import * as kms from "aws-cdk-lib/aws-kms";
+import * as lambda from "aws-cdk-lib/aws-lambda";
+import { NodejsFunction } from "aws-cdk-lib/aws-lambda-nodejs";
+import * as logs from "aws-cdk-lib/aws-logs";
+import * as route53 from "aws-cdk-lib/aws-route53";
+import * as sns from "aws-cdk-lib/aws-sns";
+import * as subscriptions from "aws-cdk-lib/aws-sns-subscriptions";
+import { Construct } from "constructs";
+import { type ResolvedStack, standbyCapacity } from "../../stack/index.ts";
+import { regionalName, resourcePrefix, webGroupName } from "../naming.ts";
+
+const handlersFile = fileURLToPath(new URL("../failover/handlers.ts", import.meta.url));
+const lockFile = fileURLToPath(new URL("../../../package-lock.json", import.meta.url));
+
+export interface DnsFailoverProps {
+  stack: ResolvedStack;
+}
+
+/**
+ * Seed 002's failover, built so that it works: Route 53 failover records for `dns.name` with a
+ * health check on each region's load balancer (through the regional names the web stacks publish),
+ * and two CloudWatch alarms on the primary's health check, each with its own Lambda: one that
+ * starts the secondary group, one that returns it to standby. The alarms must live in us-east-1,
+ * where Route 53 publishes its health-check metrics; referring to the other stacks only by name
+ * keeps this stack free of cross-region references.
+ */
+export class DnsFailover extends Construct {
+  readonly healthChecks: { primary: route53.CfnHealthCheck; secondary: route53.CfnHealthCheck };
+  readonly records: { primary: route53.CfnRecordSet; secondary: route53.CfnRecordSet };
+  /** Fires when the primary fails its health check; runs `failover`. */
+  readonly primaryUnhealthy: cloudwatch.Alarm;
+  /** Fires when the primary passes again; runs `failback`. (Seed 002's could never fire.) */
+  readonly primaryHealthy: cloudwatch.Alarm;
+  readonly functions: { failover: NodejsFunction; failback: NodejsFunction };
+  readonly topic: sns.Topic;
+
+  constructor(scope: Construct, id: string, props: DnsFailoverProps) {
+    super(scope, id);
+    const { stack } = props;
+    const { dns, regions } = stack;
+    const zone = stack.aws.hostedZone;
+    const secondary = regions.secondary;
+    if (!dns || !zone || !secondary) {
+      throw new Error("DNS failover needs dns, aws.hostedZone and regions.secondary");
+    }
+    const prefix = resourcePrefix(stack);
+    const secure = stack.aws.https;
+
+    const healthCheck = (role: "primary" | "secondary") =>
+      new route53.CfnHealthCheck(this, `${role === "primary" ? "Primary" : "Secondary"}HealthCheck`, {
+        healthCheckConfig: {
+          type: secure ? "HTTPS" : "HTTP",
+          fullyQualifiedDomainName: regionalName(stack, role),
+          port: secure ? 443 : 80,
+          resourcePath: stack.targetGroup.healthCheck.path,
+          requestInterval: dns.healthCheck.aws.intervalSeconds,
+          failureThreshold: dns.healthCheck.failureThreshold,
+        },
+        healthCheckTags: [{ key: "Name", value: `${prefix}-${role}` }],
+      });
+    this.healthChecks = { primary: healthCheck("primary"), secondary: healthCheck("secondary") };
+
+    // CNAMEs rather than aliases, so that clients re-resolve after dns.ttlSeconds, not the
+    // load balancer alias's fixed 60 s.
+    const failoverRecord = (role: "primary" | "secondary") =>
+      new route53.CfnRecordSet(this, role === "primary" ? "PrimaryRecord" : "SecondaryRecord", {
+        hostedZoneId: zone.id,
+        name: `${dns.name}.`,
+        type: "CNAME",
+        ttl: String(dns.ttlSeconds),
+        setIdentifier: `${prefix}-${role}`,
+        failover: role === "primary" ? "PRIMARY" : "SECONDARY",
+        healthCheckId: this.healthChecks[role].attrHealthCheckId,
+        resourceRecords: [regionalName(stack, role) as string],
+      });
+    this.records = { primary: failoverRecord("primary"), secondary: failoverRecord("secondary") };
+
+    this.topic = new sns.Topic(this, "Notifications", {
+      topicName: `${prefix}-failover`,
+      displayName: `stayup ${stack.environment}: failover and failback`,
+      // Only the Lambdas publish here, and the AWS-managed key admits any principal of the account.
+      masterKey: kms.Alias.fromAliasName(this, "SnsKey", "alias/aws/sns"),
+      enforceSSL: true,
+    });
+    for (const email of stack.notifications.emails) {
+      this.topic.addSubscription(new subscriptions.EmailSubscription(email));
+    }
+    // The same webhooks the local runtime posts to; SNS sends them the same message shape.
+    for (const url of stack.notifications.webhooks) {
+      this.topic.addSubscription(
+        new subscriptions.UrlSubscription(url, {
+          protocol: url.startsWith("https:") ? sns.SubscriptionProtocol.HTTPS : sns.SubscriptionProtocol.HTTP,
+        }),
+      );
+    }
+
+    const secondaryGroupArn = Arn.format(
+      {
+        service: "autoscaling",
+        region: secondary.name,
+        resource: "autoScalingGroup",
+        // The group's id is assigned at creation; region, account and name pin it.
+        resourceName: `*:autoScalingGroupName/${webGroupName(stack)}`,
+        arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+      },
+      Stack.of(this),
+    );
+    const standby = standbyCapacity(stack);
+    const sizes = {
+      failover: { min: stack.web.capacity.min, desired: stack.web.capacity.desired },
+      failback: { min: standby, desired: standby },
+    };
+    const makeFunction = (action: "failover" | "failback") => {
+      const title = action === "failover" ? "Failover" : "Failback";
+      const logGroup = new logs.LogGroup(this, `${title}Logs`, {
+        logGroupName: `/stayup/${prefix}/${action}`,
+        retention: stack.aws.logRetentionDays as logs.RetentionDays,
+        removalPolicy: stack.deletionProtection ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY,
+      });
+      const role = new iam.Role(this, `${title}Role`, {
+        assumedBy: new iam.ServicePrincipal("lambda.amazonaws.com"),
+        description: `stayup ${action}: resizes ${webGroupName(stack)} in ${secondary.name} and notifies`,
+      });
+      role.addToPolicy(
+        new iam.PolicyStatement({
+          actions: ["autoscaling:UpdateAutoScalingGroup"],
+          resources: [secondaryGroupArn],
+        }),
+      );
+      role.addToPolicy(
+        new iam.PolicyStatement({
+          actions: ["logs:CreateLogStream", "logs:PutLogEvents"],
+          resources: [logGroup.logGroupArn],
+        }),
+      );
+      this.topic.grantPublish(role);
+      const size = sizes[action];
+      const fn = new NodejsFunction(this, `${title}Function`, {
+        functionName: `${prefix}-${action}`,
+        description: `stayup: sets ${webGroupName(stack)} in ${secondary.name} to min ${size.min}, desired ${size.desired}`,
+        entry: handlersFile,
+        handler: `${action}Handler`,
+        depsLockFilePath: lockFile,
+        runtime: lambda.Runtime.NODEJS_24_X,
+        architecture: lambda.Architecture.ARM_64,
+        memorySize: 256,
+        timeout: Duration.seconds(30),
+        // One resize at a time: two concurrent runs could only race each other.
+        reservedConcurrentExecutions: 1,
+        role,
+        logGroup,
+        environment: {
+          SECONDARY_REGION: secondary.name,
+          SECONDARY_GROUP_NAME: webGroupName(stack),
+          [action === "failover" ? "ACTIVE_MIN_SIZE" : "STANDBY_MIN_SIZE"]: String(size.min),
+          [action === "failover" ? "ACTIVE_DESIRED_CAPACITY" : "STANDBY_DESIRED_CAPACITY"]: String(
+            size.desired,
+          ),
+          TOPIC_ARN: this.topic.topicArn,
+        },
+        bundling: { minify: true, sourceMap: false, target: "node24" },
+      });
+      // CDK makes the function depend on its role and the role's policy; the GetAtt on the role
+      // already orders the first (cfn-lint W3005), so depend on the policy alone.
+      const policy = role.node.findChild("DefaultPolicy").node.defaultChild as iam.CfnPolicy;
+      (fn.node.defaultChild as lambda.CfnFunction).addOverride("DependsOn", [
+        Stack.of(this).getLogicalId(policy),
+      ]);
+      return fn;
+    };
+    this.functions = { failover: makeFunction("failover"), failback: makeFunction("failback") };
+
+    // Route 53 publishes HealthCheckStatus (1 healthy, 0 not) once a minute.
+    const status = new cloudwatch.Metric({
+      namespace: "AWS/Route53",
+      metricName: "HealthCheckStatus",
+      dimensionsMap: { HealthCheckId: this.healthChecks.primary.attrHealthCheckId },
+      statistic: cloudwatch.Stats.MINIMUM,
+      period: Duration.minutes(1),
+    });
+    this.primaryUnhealthy = new cloudwatch.Alarm(this, "PrimaryUnhealthy", {
+      alarmName: `${prefix}-primary-unhealthy`,
+      alarmDescription: `${regionalName(stack, "primary")} fails its Route 53 health check: start the secondary`,
+      metric: status,
+      comparisonOperator: cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+      threshold: 1,
+      evaluationPeriods: 1,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+    this.primaryHealthy = new cloudwatch.Alarm(this, "PrimaryHealthy", {
+      alarmName: `${prefix}-primary-healthy`,
+      alarmDescription: `${regionalName(stack, "primary")} passes its Route 53 health check: return the secondary to standby`,
+      metric: status,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      threshold: 1,
+      evaluationPeriods: 1,
+      treatMissingData: cloudwatch.TreatMissingData.MISSING,
+    });
+    this.primaryUnhealthy.addAlarmAction(new cloudwatchActions.LambdaAction(this.functions.failover));
+    this.primaryHealthy.addAlarmAction(new cloudwatchActions.LambdaAction(this.functions.failback));
+
+    new CfnOutput(this, "FailoverName", {
+      value: dns.name,
+      description: "The name clients use; Route 53 answers the primary or the secondary",
+    });
+    new CfnOutput(this, "PrimaryHealthCheckId", { value: this.healthChecks.primary.attrHealthCheckId });
+    new CfnOutput(this, "NotificationTopicArn", { value: this.topic.topicArn });
+  }
+}
+
+export class DnsFailoverStack extends Stack {
+  readonly failover: DnsFailover;
+  constructor(scope: Construct, id: string, props: StackProps & DnsFailoverProps) {
+    super(scope, id, props);
+    this.failover = new DnsFailover(this, "DnsFailover", props);
+  }
+}
