@@ -19,11 +19,28 @@ const variants: [string, "dev" | "prod", ((d: StackDescription) => void) | undef
     },
   ],
   [
-    "prod with HTTPS",
+    "prod with HTTPS and Route 53 failover",
     "prod",
     (d) => {
       inHostedZone(d);
       d.aws.https = true;
+    },
+  ],
+  [
+    "dev, Route 53 failover, regions us-west-2 and eu-west-1, notifications",
+    "dev",
+    (d) => {
+      inHostedZone(d);
+      d.regions.primary = {
+        name: "us-west-2",
+        availabilityZones: ["us-west-2a", "us-west-2b", "us-west-2c"],
+      };
+      if (d.regions.secondary) {
+        d.regions.secondary.name = "eu-west-1";
+        d.regions.secondary.availabilityZones = ["eu-west-1a", "eu-west-1b", "eu-west-1c"];
+      }
+      d.notifications.emails = ["ops@example.com"];
+      d.notifications.webhooks = ["https://hooks.example.com/stayup"];
     },
   ],
   [
@@ -48,6 +65,12 @@ describe("offline proof: cdk-nag, cfn-guard and cfn-lint", { timeout: 300_000 },
       const stack = await description(env, change);
       const outdir = path.join(tempDir("stayup-check-"), env);
       const result = synthesize(stack, outdir, { compliance: true });
+      if (name.includes("Route 53")) {
+        assert.ok(
+          result.stacks.some((s) => s.name.endsWith("-dns-failover")),
+          "the dns-failover stack is among those checked",
+        );
+      }
       const report = JSON.parse(readFileSync(path.join(outdir, "validation-report.json"), "utf8")) as {
         pluginReports: { pluginName: string; conclusion: string; violations: unknown[] }[];
       };
@@ -98,6 +121,7 @@ describe("offline proof: cdk-nag, cfn-guard and cfn-lint", { timeout: 300_000 },
     assert.match(result.stdout, /dev\s+6\s+0 unacknowledged \(\d+ acknowledged\)\s+0 errors, 0 warnings/);
     assert.match(result.stdout, /prod\s+6\s+0 unacknowledged \(\d+ acknowledged\)\s+0 errors, 0 warnings/);
     assert.match(result.stdout, /region lost: clients resolve to the secondary\s+21 s\s+150 s/);
+    assert.match(result.stdout, /Route 53 failover is not rendered: set aws\.hostedZone/);
     assert.match(result.stdout, /check: passed/);
   });
 

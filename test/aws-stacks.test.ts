@@ -80,8 +80,9 @@ describe("AWS stacks (CDK assertions)", () => {
         if (x.regions.secondary) x.regions.secondary.standby = { mode: "warm", warmCapacity: 1 };
       }),
     );
+    // A warm standby keeps its minimum: target tracking must not scale it in to nothing.
     warm.templates["secondary-web"]?.hasResourceProperties("AWS::AutoScaling::AutoScalingGroup", {
-      MinSize: "0",
+      MinSize: "1",
       DesiredCapacity: "1",
     });
   });
@@ -359,13 +360,16 @@ describe("AWS stacks: bastion, single instance, HTTPS", () => {
     );
   });
 
-  it("HTTPS: certificate, 443 forwarding, 80 answering 301 to HTTPS, alias record", async () => {
+  it("HTTPS: a certificate for dns.name, 443 forwarding, 80 answering 301 to HTTPS, the region's alias record", async () => {
     const d = await description("prod", (s) => {
       inHostedZone(s);
       s.aws.https = true;
     });
     const web = synth(d).templates.web;
-    web?.hasResourceProperties("AWS::CertificateManager::Certificate", { DomainName: "app.example.com" });
+    web?.hasResourceProperties("AWS::CertificateManager::Certificate", {
+      DomainName: "app.example.com",
+      SubjectAlternativeNames: ["primary.app.example.com"],
+    });
     web?.hasResourceProperties("AWS::ElasticLoadBalancingV2::Listener", { Port: 443, Protocol: "HTTPS" });
     web?.hasResourceProperties("AWS::ElasticLoadBalancingV2::Listener", {
       Port: 80,
@@ -376,6 +380,7 @@ describe("AWS stacks: bastion, single instance, HTTPS", () => {
         }),
       ],
     });
-    web?.hasResourceProperties("AWS::Route53::RecordSet", { Name: "app.example.com.", Type: "A" });
+    // With a secondary region the failover record owns app.example.com; each region has its own name.
+    web?.hasResourceProperties("AWS::Route53::RecordSet", { Name: "primary.app.example.com.", Type: "A" });
   });
 });
