@@ -112,7 +112,7 @@ describe("AWS: Route 53 failover (seed 002)", () => {
           ttl: "1",
           to: [`${role}.app.example.com`],
           zone: "Z0123456789ABC",
-          check: { "Fn::GetAtt": [healthCheckOf(role), "HealthCheckId"] },
+          check: { Ref: healthCheckOf(role) },
         },
       );
     }
@@ -140,9 +140,7 @@ describe("AWS: Route 53 failover (seed 002)", () => {
       assert.equal(alarm.MetricName, "HealthCheckStatus");
       assert.equal(alarm.Statistic, "Minimum");
       assert.equal(alarm.Period, 60);
-      assert.deepEqual(alarm.Dimensions, [
-        { Name: "HealthCheckId", Value: { "Fn::GetAtt": [primaryCheck, "HealthCheckId"] } },
-      ]);
+      assert.deepEqual(alarm.Dimensions, [{ Name: "HealthCheckId", Value: { Ref: primaryCheck } }]);
       const op = alarm.ComparisonOperator as string;
       const threshold = alarm.Threshold as number;
       assert.equal(breaches(op, e.firesOn, threshold), true, `${e.name} fires on ${e.firesOn}`);

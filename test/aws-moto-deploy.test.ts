@@ -5,7 +5,9 @@
  * what it would have proven is asserted on the template instead (here and in aws-stacks.test.ts).
  */
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
+import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { AutoScalingClient, DescribeAutoScalingGroupsCommand } from "@aws-sdk/client-auto-scaling";
 import {
@@ -28,11 +30,36 @@ import {
   DescribeTargetGroupsCommand,
   ElasticLoadBalancingV2Client,
 } from "@aws-sdk/client-elastic-load-balancing-v2";
+import {
+  CloudWatchClient,
+  type ComparisonOperator,
+  DescribeAlarmsCommand,
+  PutMetricAlarmCommand,
+  type Statistic,
+} from "@aws-sdk/client-cloudwatch";
+import { GetFunctionConfigurationCommand, LambdaClient } from "@aws-sdk/client-lambda";
+import {
+  CreateHostedZoneCommand,
+  GetHealthCheckCommand,
+  ListResourceRecordSetsCommand,
+  Route53Client,
+} from "@aws-sdk/client-route-53";
+import {
+  type BucketLocationConstraint,
+  CreateBucketCommand,
+  HeadBucketCommand,
+  PutObjectCommand,
+  S3Client,
+} from "@aws-sdk/client-s3";
 import { PutParameterCommand, SSMClient } from "@aws-sdk/client-ssm";
 import { findExecutable, findFreePort, sleep } from "../src/shared/net.ts";
-import { description, synth } from "./aws-helpers.ts";
+import { description, inHostedZone, synth } from "./aws-helpers.ts";
+import { tempDir } from "./helpers.ts";
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = "true";
+
+/** moto's account: the templates name the CDK asset bucket after it, and ARNs carry it. */
+const MOTO_ACCOUNT = "123456789012";
 
 /** Resource types moto's CloudFormation cannot create, and where their properties are asserted. */
 const NOT_IN_MOTO: Record<string, string> = {
@@ -45,14 +72,32 @@ const NOT_IN_MOTO: Record<string, string> = {
   "AWS::CDK::Metadata": "CDK's version report; nothing to deploy",
   "AWS::AutoScaling::ScalingPolicy":
     "aws-stacks.test.ts: target tracking on average CPU at the description's target",
+  "AWS::CloudWatch::Alarm":
+    "this file: created through moto's CloudWatch API from the template's own properties, references resolved",
 };
 
-type Template = { Resources: Record<string, { Type: string }>; Outputs?: Record<string, { Value: unknown }> };
+type TemplateResource = { Type: string; Properties?: Record<string, unknown> };
+type Template = { Resources: Record<string, TemplateResource>; Outputs?: Record<string, { Value: unknown }> };
 
-/** Outputs that point at a resource moto cannot create get a stand-in value of the right shape. */
-function adaptForMoto(template: Template): { template: Template; standIns: string[] } {
+/**
+ * Outputs that point at a resource moto cannot create get a stand-in value of the right shape. So
+ * do references to an alarm's ARN (a Lambda permission's source): the ARN an alarm will have is
+ * known from its name, and the alarm is created afterwards through the CloudWatch API.
+ */
+function adaptForMoto(template: Template, region: string): { template: Template; standIns: string[] } {
   const copy = structuredClone(template);
   const standIns: string[] = [];
+  for (const [id, resource] of Object.entries(copy.Resources)) {
+    const props = (resource as { Properties?: Record<string, unknown> }).Properties ?? {};
+    for (const [key, value] of Object.entries(props)) {
+      const [target, attr] = (value as { "Fn::GetAtt"?: [string, string] })?.["Fn::GetAtt"] ?? [];
+      const targetResource = target ? (copy.Resources[target] as TemplateResource | undefined) : undefined;
+      if (targetResource?.Type !== "AWS::CloudWatch::Alarm" || attr !== "Arn") continue;
+      props[key] =
+        `arn:aws:cloudwatch:${region}:${MOTO_ACCOUNT}:alarm:${targetResource.Properties?.AlarmName}`;
+      standIns.push(`${id}.${key} (AWS::CloudWatch::Alarm)`);
+    }
+  }
   for (const [name, output] of Object.entries(copy.Outputs ?? {})) {
     const value = output.Value as { Ref?: string; "Fn::GetAtt"?: [string, string] };
     const target = value.Ref ?? value["Fn::GetAtt"]?.[0];
@@ -70,6 +115,65 @@ function adaptForMoto(template: Template): { template: Template; standIns: strin
   return { template: copy, standIns };
 }
 
+interface AssetManifest {
+  files: Record<
+    string,
+    {
+      source: { path: string; packaging?: "file" | "zip" };
+      destinations: Record<string, { bucketName: string; objectKey: string; region: string }>;
+    }
+  >;
+}
+
+/**
+ * What `cdk deploy` does before creating a stack: uploads its file assets (the Lambda code, the
+ * web-service bundle) to the bootstrap bucket, zipping directories. Here into moto's S3.
+ */
+async function publishAssets(
+  outdir: string,
+  stackName: string,
+  s3For: (region: string) => S3Client,
+): Promise<number> {
+  const manifest = JSON.parse(
+    readFileSync(path.join(outdir, `${stackName}.assets.json`), "utf8"),
+  ) as AssetManifest;
+  let published = 0;
+  for (const asset of Object.values(manifest.files)) {
+    const source = path.join(outdir, asset.source.path);
+    let body: Buffer;
+    if (asset.source.packaging === "zip") {
+      const zip = path.join(tempDir("stayup-asset-"), "asset.zip");
+      // Python's zipfile: moto_server already needs Python, and "." puts the files at the root.
+      execFileSync("python3", ["-m", "zipfile", "-c", zip, "."], { cwd: source });
+      body = readFileSync(zip);
+    } else {
+      body = readFileSync(source);
+    }
+    for (const dest of Object.values(asset.destinations)) {
+      const bucket = dest.bucketName
+        .replace("${AWS::AccountId}", MOTO_ACCOUNT)
+        .replace("${AWS::Region}", dest.region);
+      const s3 = s3For(dest.region);
+      try {
+        await s3.send(new HeadBucketCommand({ Bucket: bucket }));
+      } catch {
+        await s3.send(
+          new CreateBucketCommand({
+            Bucket: bucket,
+            CreateBucketConfiguration:
+              dest.region === "us-east-1"
+                ? undefined
+                : { LocationConstraint: dest.region as BucketLocationConstraint },
+          }),
+        );
+      }
+      await s3.send(new PutObjectCommand({ Bucket: bucket, Key: dest.objectKey, Body: body }));
+      published++;
+    }
+  }
+  return published;
+}
+
 describe("deploy into moto_server", { timeout: 180_000 }, () => {
   let moto: ChildProcess | undefined;
   const region = "eu-west-3";
@@ -82,12 +186,77 @@ describe("deploy into moto_server", { timeout: 180_000 }, () => {
   let synthesized: ReturnType<typeof synth>;
   const outputs: Record<string, Record<string, string>> = {};
   const standIns: string[] = [];
+  let zoneId = "";
+  let assetsPublished = 0;
+  let alarmsCreated = 0;
+
+  /**
+   * The template's alarms, created through CloudWatch's API (moto's CloudFormation has no alarms)
+   * with every reference resolved against what the stack created: a check that they point at the
+   * health check and the functions that exist, not just at logical ids.
+   */
+  async function createAlarms(template: Template, stackName: string, stackRegion: string): Promise<number> {
+    const alarms = Object.values(template.Resources).filter((r) => r.Type === "AWS::CloudWatch::Alarm");
+    if (alarms.length === 0) return 0;
+    const cfn = new CloudFormationClient({ ...clientConfig(), region: stackRegion });
+    const physical = new Map(
+      (
+        (await cfn.send(new ListStackResourcesCommand({ StackName: stackName }))).StackResourceSummaries ?? []
+      ).map((r) => [r.LogicalResourceId, r.PhysicalResourceId]),
+    );
+    const lambda = new LambdaClient({ ...clientConfig(), region: stackRegion });
+    const resolve = async (value: unknown): Promise<string> => {
+      if (typeof value === "string") return value;
+      const ref = (value as { Ref?: string }).Ref;
+      if (ref) {
+        const id = physical.get(ref);
+        assert.ok(id, `${ref} was created`);
+        return id;
+      }
+      const [target, attr] = (value as { "Fn::GetAtt": [string, string] })["Fn::GetAtt"];
+      assert.equal(template.Resources[target]?.Type, "AWS::Lambda::Function", `alarm action ${target}`);
+      assert.equal(attr, "Arn");
+      const config = await lambda.send(
+        new GetFunctionConfigurationCommand({ FunctionName: physical.get(target) }),
+      );
+      assert.ok(config.FunctionArn, `${target} was created`);
+      return config.FunctionArn;
+    };
+    const cloudwatch = new CloudWatchClient({ ...clientConfig(), region: stackRegion });
+    for (const { Properties: p = {} } of alarms) {
+      await cloudwatch.send(
+        new PutMetricAlarmCommand({
+          AlarmName: p.AlarmName as string,
+          AlarmDescription: p.AlarmDescription as string,
+          Namespace: p.Namespace as string,
+          MetricName: p.MetricName as string,
+          Statistic: p.Statistic as Statistic,
+          Period: p.Period as number,
+          EvaluationPeriods: p.EvaluationPeriods as number,
+          Threshold: p.Threshold as number,
+          ComparisonOperator: p.ComparisonOperator as ComparisonOperator,
+          TreatMissingData: p.TreatMissingData as string,
+          Dimensions: await Promise.all(
+            (p.Dimensions as { Name: string; Value: unknown }[]).map(async (d) => ({
+              Name: d.Name,
+              Value: await resolve(d.Value),
+            })),
+          ),
+          AlarmActions: await Promise.all((p.AlarmActions as unknown[]).map(resolve)),
+        }),
+      );
+    }
+    return alarms.length;
+  }
 
   before(async () => {
     assert.ok(findExecutable("moto_server"), "moto_server must be on PATH (pip install 'moto[server]')");
     const port = await findFreePort();
     endpoint = `http://127.0.0.1:${port}`;
-    moto = spawn("moto_server", ["-H", "127.0.0.1", "-p", String(port)], { stdio: "ignore" });
+    // MOTO_LOG=1 shows moto's own log (its tracebacks explain a failed stack).
+    moto = spawn("moto_server", ["-H", "127.0.0.1", "-p", String(port)], {
+      stdio: ["ignore", "ignore", process.env.MOTO_LOG ? "inherit" : "ignore"],
+    });
     const deadline = Date.now() + 30_000;
     for (;;) {
       try {
@@ -104,11 +273,24 @@ describe("deploy into moto_server", { timeout: 180_000 }, () => {
         new PutParameterCommand({ Name: "/cdk-bootstrap/hnb659fds/version", Value: "30", Type: "String" }),
       );
     }
-    synthesized = synth(await description("dev"));
+    // The user's public zone, made beforehand as the description asks; its id goes into the description.
+    const zone = await new Route53Client({ ...clientConfig(), region: "us-east-1" }).send(
+      new CreateHostedZoneCommand({ Name: "example.com", CallerReference: `stayup-test-${Date.now()}` }),
+    );
+    zoneId = (zone.HostedZone?.Id ?? "").replace("/hostedzone/", "");
+    synthesized = synth(
+      await description("dev", (d) => inHostedZone(d, { id: zoneId, name: "example.com" })),
+    );
     for (const stackName of synthesized.order) {
-      const cfn = new CloudFormationClient({ ...clientConfig(), region: synthesized.regions[stackName] });
+      const stackRegion = synthesized.regions[stackName] as string;
+      const cfn = new CloudFormationClient({ ...clientConfig(), region: stackRegion });
       const kind = stackName.slice("stayup-dev-".length);
-      const adapted = adaptForMoto(synthesized.json[kind] as Template);
+      assetsPublished += await publishAssets(
+        synthesized.outdir,
+        stackName,
+        (r) => new S3Client({ ...clientConfig(), region: r, forcePathStyle: true }),
+      );
+      const adapted = adaptForMoto(synthesized.json[kind] as Template, stackRegion);
       standIns.push(...adapted.standIns);
       await cfn.send(
         new CreateStackCommand({
@@ -127,21 +309,28 @@ describe("deploy into moto_server", { timeout: 180_000 }, () => {
         if (!status.endsWith("_COMPLETE")) await sleep(200);
       }
       assert.equal(status, "CREATE_COMPLETE", `${stackName}: ${status}`);
+      alarmsCreated += await createAlarms(synthesized.json[kind] as Template, stackName, stackRegion);
     }
   });
   after(() => {
     moto?.kill("SIGTERM");
   });
 
-  it("all six stacks (two regions) were created in dependency order; only outputs of unsupported types were stood in", async () => {
+  it("all seven stacks (three regions' worth: primary, secondary, us-east-1 failover) were created in dependency order; only outputs of unsupported types were stood in", async () => {
+    assert.equal(synthesized.order.length, 7);
+    assert.ok(assetsPublished >= 3, `assets published: ${assetsPublished}`);
+    assert.equal(alarmsCreated, 2);
     const exports = await new CloudFormationClient(clientConfig()).send(new ListExportsCommand({}));
     assert.ok((exports.Exports ?? []).some((e) => e.Name?.startsWith("stayup-dev-network:")));
     const secondary = await new CloudFormationClient({ ...clientConfig(), region: "us-east-1" }).send(
       new DescribeStacksCommand({ StackName: "stayup-dev-secondary-web" }),
     );
     assert.equal(secondary.Stacks?.[0]?.StackStatus, "CREATE_COMPLETE");
-    // Per region: the Redis endpoint's address and port, and the AUTH token's secret.
+    // Per region: the Redis endpoint's address and port, and the AUTH token's secret; in us-east-1
+    // the alarm ARN each alarm's Lambda permission names.
     assert.deepEqual(standIns.map((s) => s.replace(/^.*\((.*)\)$/, "$1")).sort(), [
+      "AWS::CloudWatch::Alarm",
+      "AWS::CloudWatch::Alarm",
       "AWS::ElastiCache::ReplicationGroup",
       "AWS::ElastiCache::ReplicationGroup",
       "AWS::ElastiCache::ReplicationGroup",
@@ -261,6 +450,82 @@ describe("deploy into moto_server", { timeout: 180_000 }, () => {
     const nats =
       (await new EC2Client(clientConfig()).send(new DescribeNatGatewaysCommand({}))).NatGateways ?? [];
     assert.equal(nats.length, 1);
+  });
+
+  it("Route 53: each region's name aliases its own load balancer; dns.name fails over between them", async () => {
+    const route53 = new Route53Client({ ...clientConfig(), region: "us-east-1" });
+    const records =
+      (await route53.send(new ListResourceRecordSetsCommand({ HostedZoneId: zoneId }))).ResourceRecordSets ??
+      [];
+    for (const [role, region] of [
+      ["primary", "eu-west-3"],
+      ["secondary", "us-east-1"],
+    ] as const) {
+      const alb = (
+        await new ElasticLoadBalancingV2Client({ ...clientConfig(), region }).send(
+          new DescribeLoadBalancersCommand({ Names: ["stayup-dev-alb"] }),
+        )
+      ).LoadBalancers?.[0];
+      assert.ok(alb?.DNSName, `the ${role} load balancer exists in ${region}`);
+      const alias = records.find((r) => r.Name === `${role}.app.example.com.` && r.Type === "A");
+      // CDK aliases the load balancer's dualstack name.
+      assert.equal(
+        alias?.AliasTarget?.DNSName?.replace(/\.$/, "").toLowerCase(),
+        `dualstack.${alb.DNSName}`.toLowerCase(),
+      );
+      const failover = records.find(
+        (r) => r.Name === "app.example.com." && r.Failover === role.toUpperCase(),
+      );
+      assert.ok(failover, `${role} failover record`);
+      assert.equal(failover.Type, "CNAME");
+      assert.equal(failover.TTL, 1);
+      assert.deepEqual(failover.ResourceRecords, [{ Value: `${role}.app.example.com` }]);
+      const check = await route53.send(new GetHealthCheckCommand({ HealthCheckId: failover.HealthCheckId }));
+      const config = check.HealthCheck?.HealthCheckConfig;
+      assert.equal(config?.FullyQualifiedDomainName, `${role}.app.example.com`);
+      assert.equal(config?.ResourcePath, "/health");
+      assert.equal(config?.RequestInterval, 10);
+      assert.equal(config?.FailureThreshold, 2);
+    }
+  });
+
+  it("us-east-1: the two alarms watch the primary's health check and invoke two different functions", async () => {
+    const alarms =
+      (
+        await new CloudWatchClient({ ...clientConfig(), region: "us-east-1" }).send(
+          new DescribeAlarmsCommand({ AlarmNamePrefix: "stayup-dev-primary-" }),
+        )
+      ).MetricAlarms ?? [];
+    assert.equal(alarms.length, 2);
+    const route53 = new Route53Client({ ...clientConfig(), region: "us-east-1" });
+    const records =
+      (await route53.send(new ListResourceRecordSetsCommand({ HostedZoneId: zoneId }))).ResourceRecordSets ??
+      [];
+    const primaryCheck = records.find((r) => r.Failover === "PRIMARY")?.HealthCheckId;
+    const lambda = new LambdaClient({ ...clientConfig(), region: "us-east-1" });
+    const invoked = new Set<string>();
+    for (const [name, fn, handler] of [
+      ["stayup-dev-primary-unhealthy", "stayup-dev-failover", "index.failoverHandler"],
+      ["stayup-dev-primary-healthy", "stayup-dev-failback", "index.failbackHandler"],
+    ] as const) {
+      const alarm = alarms.find((a) => a.AlarmName === name);
+      assert.equal(alarm?.Namespace, "AWS/Route53");
+      assert.deepEqual(alarm?.Dimensions, [{ Name: "HealthCheckId", Value: primaryCheck }]);
+      const config = await lambda.send(new GetFunctionConfigurationCommand({ FunctionName: fn }));
+      assert.equal(config.Handler, handler);
+      assert.deepEqual(alarm?.AlarmActions, [config.FunctionArn]);
+      assert.equal(config.Environment?.Variables?.SECONDARY_GROUP_NAME, "stayup-dev-web");
+      assert.equal(config.Environment?.Variables?.SECONDARY_REGION, "us-east-1");
+      invoked.add(config.FunctionArn ?? "");
+    }
+    assert.equal(invoked.size, 2, "failover and failback are different functions");
+    // The group the functions resize exists, in the secondary region, at its pilot-light size.
+    const groups = (
+      await new AutoScalingClient({ ...clientConfig(), region: "us-east-1" }).send(
+        new DescribeAutoScalingGroupsCommand({ AutoScalingGroupNames: ["stayup-dev-web"] }),
+      )
+    ).AutoScalingGroups;
+    assert.deepEqual([groups?.[0]?.MinSize, groups?.[0]?.DesiredCapacity], [0, 0]);
   });
 
   it("every resource moto did not create is of a type listed, with where it is proven instead", async () => {

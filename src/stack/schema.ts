@@ -264,7 +264,12 @@ const aws = z
      */
     hostedZone: z
       .object({
-        id: z.string().regex(/^Z[A-Z0-9]{4,32}$/, "must be a Route 53 hosted zone id such as Z0123456789ABC"),
+        id: z
+          .string()
+          .regex(
+            /^[A-Z0-9]{10,32}$/,
+            "must be a Route 53 hosted zone id such as Z0123456789ABC (without /hostedzone/)",
+          ),
         name: z.string().regex(/^([a-z0-9-]+\.)+[a-z]{2,}$/, "must be the zone's name such as example.com"),
       })
       .strict()

@@ -65,6 +65,7 @@ export class DnsFailover extends Construct {
       });
     this.healthChecks = { primary: healthCheck("primary"), secondary: healthCheck("secondary") };
 
+    // A health check's Ref is its id (and moto, unlike AWS, has no GetAtt HealthCheckId).
     // CNAMEs rather than aliases, so that clients re-resolve after dns.ttlSeconds, not the
     // load balancer alias's fixed 60 s.
     const failoverRecord = (role: "primary" | "secondary") =>
@@ -75,7 +76,7 @@ export class DnsFailover extends Construct {
         ttl: String(dns.ttlSeconds),
         setIdentifier: `${prefix}-${role}`,
         failover: role === "primary" ? "PRIMARY" : "SECONDARY",
-        healthCheckId: this.healthChecks[role].attrHealthCheckId,
+        healthCheckId: this.healthChecks[role].ref,
         resourceRecords: [regionalName(stack, role) as string],
       });
     this.records = { primary: failoverRecord("primary"), secondary: failoverRecord("secondary") };
@@ -179,7 +180,7 @@ export class DnsFailover extends Construct {
     const status = new cloudwatch.Metric({
       namespace: "AWS/Route53",
       metricName: "HealthCheckStatus",
-      dimensionsMap: { HealthCheckId: this.healthChecks.primary.attrHealthCheckId },
+      dimensionsMap: { HealthCheckId: this.healthChecks.primary.ref },
       statistic: cloudwatch.Stats.MINIMUM,
       period: Duration.minutes(1),
     });
@@ -208,7 +209,7 @@ export class DnsFailover extends Construct {
       value: dns.name,
       description: "The name clients use; Route 53 answers the primary or the secondary",
     });
-    new CfnOutput(this, "PrimaryHealthCheckId", { value: this.healthChecks.primary.attrHealthCheckId });
+    new CfnOutput(this, "PrimaryHealthCheckId", { value: this.healthChecks.primary.ref });
     new CfnOutput(this, "NotificationTopicArn", { value: this.topic.topicArn });
   }
 }
