@@ -122,8 +122,9 @@ export function addStayupStacks(app: App, stack: ResolvedStack, bundleDir: strin
       webSecurityGroup: secondaryNetwork.network.webSecurityGroup,
       redis: elasticacheConnection(redis),
       bundleDir,
-      // min = desired: a warm standby must not scale in below its warm capacity.
-      capacity: { min: standbyCapacity(stack), desired: standbyCapacity(stack), max: stack.web.capacity.max },
+      // Starts at min (a warm standby must not scale in below it); the desired capacity is left to
+      // the failover/failback Lambdas, so a deploy during a failover cannot undo it.
+      capacity: { min: standbyCapacity(stack), max: stack.web.capacity.max },
       role: "secondary",
     });
     secondaryWeb.addStackDependency(secondaryDatabase, "deploys after it, as in the seeds");

@@ -212,7 +212,8 @@ export const acknowledgements: Acknowledgement[] = [
   // ── CDK's own warnings ──────────────────────────────────────────────────────────────────
   {
     id: "Annotation::@aws-cdk/aws-autoscaling:desiredCapacitySet",
-    reason: "The desired capacity is part of the stack description: a deploy applies it on purpose.",
+    reason:
+      "The primary's desired capacity is part of the stack description: a deploy applies it on purpose. (The secondary's is left unset: the failover Lambdas own it.)",
     stacks: ["web"],
   },
 ];

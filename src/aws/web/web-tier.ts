@@ -20,8 +20,12 @@ export interface WebTierProps {
   webSecurityGroup: ec2.ISecurityGroup;
   redis: RedisConnection;
   bundleDir: string;
-  /** The group's capacity (the description's unless given: a standby region's is smaller). */
-  capacity?: { min: number; desired: number; max: number };
+  /**
+   * The group's capacity (the description's unless given: a standby region's is smaller). Without
+   * `desired` the template leaves the desired capacity alone, so a deploy in the middle of a
+   * failover does not shrink the group the failover Lambda grew (it starts at `min`).
+   */
+  capacity?: { min: number; desired?: number; max: number };
   /** Which region this tier serves; decides the DNS name it publishes. */
   role: "primary" | "secondary";
 }
