@@ -17,6 +17,8 @@ export interface Synthesis {
   outdir: string;
   /** In deployment order. */
   stacks: SynthesizedStack[];
+  /** Acknowledged cdk-nag/cfn-guard rules that apply to these stacks. */
+  acknowledged: number;
 }
 
 /**
@@ -30,7 +32,7 @@ export function synthesize(
 ): Synthesis {
   const app = createStayupApp({ outdir, compliance: options.compliance });
   const stacks = addStayupStacks(app, stack, path.join(outdir, "..", "aws-bundle"));
-  acknowledgeFindings(stacks, stack);
+  const acknowledged = acknowledgeFindings(stacks, stack);
   silenceCfnLint(stacks);
   try {
     app.synth();
@@ -42,6 +44,7 @@ export function synthesize(
   }
   return {
     outdir,
+    acknowledged,
     stacks: stacks.ordered.map((s) => ({
       name: s.stackName,
       region: s.region,

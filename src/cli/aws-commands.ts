@@ -1,7 +1,6 @@
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { type Command, Option } from "commander";
-import { acknowledgements } from "../aws/compliance/acknowledgements.ts";
 import { requireCredentials, runCdk, stackOutputs } from "../aws/deploy.ts";
 import { formatFailoverModel, modelFailover } from "../aws/failover-model.ts";
 import { cfnLint, type Synthesis, synthesize } from "../aws/synth.ts";
@@ -50,8 +49,12 @@ export function registerAwsCommands(program: Command): void {
         const stack = await loadStack(opts.config, env);
         const result = synthesize(stack, path.resolve(opts.out, env));
         console.log(`${env}: ${result.stacks.length} stacks in deployment order`);
-        for (const s of result.stacks)
-          console.log(`  ${s.name.padEnd(28)} ${path.relative(process.cwd(), s.templateFile)}`);
+        console.log(
+          formatTable([
+            ["STACK", "REGION", "TEMPLATE"],
+            ...result.stacks.map((s) => [s.name, s.region, path.relative(process.cwd(), s.templateFile)]),
+          ]),
+        );
       }
     });
 
@@ -72,8 +75,7 @@ export function registerAwsCommands(program: Command): void {
         let compliance: string;
         try {
           synthesis = synthesize(stack, path.resolve(opts.out, env), { compliance: true });
-          const acknowledged = acknowledgements.filter((a) => !a.when || a.when(stack)).length;
-          compliance = `0 unacknowledged (${acknowledged} acknowledged)`;
+          compliance = `0 unacknowledged (${synthesis.acknowledged} acknowledged)`;
         } catch (error) {
           failed = true;
           compliance = "FINDINGS (report above)";

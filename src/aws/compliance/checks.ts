@@ -47,19 +47,27 @@ const secondaryOf: Partial<Record<StackKind, StackKind>> = {
   web: "secondaryWeb",
 };
 
-/** Records the acknowledged findings, each with its reason, on the stacks they concern. */
-export function acknowledgeFindings(stacks: StayupStacks, description: ResolvedStack): void {
+/**
+ * Records the acknowledged findings, each with its reason, on the stacks they concern. Returns how
+ * many acknowledgments apply to this description's stacks.
+ */
+export function acknowledgeFindings(stacks: StayupStacks, description: ResolvedStack): number {
+  let applied = 0;
   for (const ack of acknowledgements) {
     if (ack.when && !ack.when(description)) continue;
+    let used = false;
     for (const kind of ack.stacks) {
       // The secondary region's stacks are built from the same constructs: same findings, same reasons.
       const counterpart = secondaryOf[kind];
       for (const stack of [stacks[kind], counterpart ? stacks[counterpart] : undefined]) {
-        if (stack)
-          Validations.of(stack).acknowledge({ id: acknowledgementId(ack, description), reason: ack.reason });
+        if (!stack) continue;
+        Validations.of(stack).acknowledge({ id: acknowledgementId(ack, description), reason: ack.reason });
+        used = true;
       }
     }
+    if (used) applied++;
   }
+  return applied;
 }
 
 /** Applies the per-resource cfn-lint exceptions (see acknowledgements.ts). */

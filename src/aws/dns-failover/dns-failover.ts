@@ -5,7 +5,7 @@ import * as cloudwatchActions from "aws-cdk-lib/aws-cloudwatch-actions";
 import * as iam from "aws-cdk-lib/aws-iam";
 import * as kms from "aws-cdk-lib/aws-kms";
 import * as lambda from "aws-cdk-lib/aws-lambda";
-import { NodejsFunction } from "aws-cdk-lib/aws-lambda-nodejs";
+import { LogLevel, NodejsFunction } from "aws-cdk-lib/aws-lambda-nodejs";
 import * as logs from "aws-cdk-lib/aws-logs";
 import * as route53 from "aws-cdk-lib/aws-route53";
 import * as sns from "aws-cdk-lib/aws-sns";
@@ -164,7 +164,7 @@ export class DnsFailover extends Construct {
           ),
           TOPIC_ARN: this.topic.topicArn,
         },
-        bundling: { minify: true, sourceMap: false, target: "node24" },
+        bundling: { minify: true, sourceMap: false, target: "node24", logLevel: LogLevel.ERROR },
       });
       // CDK makes the function depend on its role and the role's policy; the GetAtt on the role
       // already orders the first (cfn-lint W3005), so depend on the policy alone.
