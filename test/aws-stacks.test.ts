@@ -203,16 +203,18 @@ describe("AWS stacks (CDK assertions)", () => {
     }
   });
 
-  it("target tracking keeps the group's average CPU at the description's target", async () => {
+  it("target tracking keeps both groups' average CPU at the description's target", async () => {
     const d = await description("prod");
-    envs.prod?.templates.web?.hasResourceProperties("AWS::AutoScaling::ScalingPolicy", {
-      PolicyType: "TargetTrackingScaling",
-      EstimatedInstanceWarmup: d.scaling.aws.warmupSeconds,
-      TargetTrackingConfiguration: {
-        PredefinedMetricSpecification: { PredefinedMetricType: "ASGAverageCPUUtilization" },
-        TargetValue: d.scaling.targetCpuPercent,
-      },
-    });
+    for (const kind of ["web", "secondary-web"]) {
+      envs.prod?.templates[kind]?.hasResourceProperties("AWS::AutoScaling::ScalingPolicy", {
+        PolicyType: "TargetTrackingScaling",
+        EstimatedInstanceWarmup: d.scaling.aws.warmupSeconds,
+        TargetTrackingConfiguration: {
+          PredefinedMetricSpecification: { PredefinedMetricType: "ASGAverageCPUUtilization" },
+          TargetValue: d.scaling.targetCpuPercent,
+        },
+      });
+    }
   });
 
   it("launch template: IMDSv2 required, encrypted volume, the web service under systemd", () => {
