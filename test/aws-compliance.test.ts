@@ -5,7 +5,7 @@ import { describe, it } from "node:test";
 import { acknowledgements } from "../src/aws/compliance/acknowledgements.ts";
 import { cfnLint, synthesize } from "../src/aws/synth.ts";
 import type { StackDescription } from "../src/stack/index.ts";
-import { description, inHostedZone } from "./aws-helpers.ts";
+import { description, inHostedZone, inOtherRegions } from "./aws-helpers.ts";
 import { configPath, runCli, tempDir } from "./helpers.ts";
 
 const variants: [string, "dev" | "prod", ((d: StackDescription) => void) | undefined][] = [
@@ -31,14 +31,7 @@ const variants: [string, "dev" | "prod", ((d: StackDescription) => void) | undef
     "dev",
     (d) => {
       inHostedZone(d);
-      d.regions.primary = {
-        name: "us-west-2",
-        availabilityZones: ["us-west-2a", "us-west-2b", "us-west-2c"],
-      };
-      if (d.regions.secondary) {
-        d.regions.secondary.name = "eu-west-1";
-        d.regions.secondary.availabilityZones = ["eu-west-1a", "eu-west-1b", "eu-west-1c"];
-      }
+      inOtherRegions(d);
       d.notifications.emails = ["ops@example.com"];
       d.notifications.webhooks = ["https://hooks.example.com/stayup"];
     },

@@ -8,7 +8,14 @@ import { createRequire } from "node:module";
 import path from "node:path";
 import { before, describe, it } from "node:test";
 import { mockClient } from "aws-sdk-client-mock";
-import { description, inHostedZone, resourcesOf, type Synthesized, synth } from "./aws-helpers.ts";
+import {
+  description,
+  inHostedZone,
+  inOtherRegions,
+  resourcesOf,
+  type Synthesized,
+  synth,
+} from "./aws-helpers.ts";
 
 type Json = Record<string, unknown>;
 type Resource = { Type: string; Properties: Json; Metadata?: Json };
@@ -219,14 +226,7 @@ describe("AWS: Route 53 failover (seed 002)", () => {
     const elsewhere = synth(
       await description("dev", (d) => {
         inHostedZone(d);
-        d.regions.primary = {
-          name: "us-west-2",
-          availabilityZones: ["us-west-2a", "us-west-2b", "us-west-2c"],
-        };
-        if (d.regions.secondary) {
-          d.regions.secondary.name = "eu-west-1";
-          d.regions.secondary.availabilityZones = ["eu-west-1a", "eu-west-1b", "eu-west-1c"];
-        }
+        inOtherRegions(d);
       }),
     );
     assert.equal(elsewhere.regions["stayup-dev-web"], "us-west-2");

@@ -23,6 +23,15 @@ export function inHostedZone(d: StackDescription, zone = { id: "Z0123456789ABC",
   if (d.dns) d.dns.name = `app.${zone.name}`;
 }
 
+/** Moves the primary to us-west-2 and the secondary to eu-west-1: neither is us-east-1. */
+export function inOtherRegions(d: StackDescription) {
+  d.regions.primary = { name: "us-west-2", availabilityZones: ["us-west-2a", "us-west-2b", "us-west-2c"] };
+  if (d.regions.secondary) {
+    d.regions.secondary.name = "eu-west-1";
+    d.regions.secondary.availabilityZones = ["eu-west-1a", "eu-west-1b", "eu-west-1c"];
+  }
+}
+
 export interface Synthesized {
   templates: Record<string, Template>;
   json: Record<string, Record<string, unknown>>;
