@@ -3,7 +3,7 @@ import { type ResolvedStack, standbyCapacity } from "../stack/index.ts";
 import { AccessStack } from "./access/bastion.ts";
 import { DatabaseStack, type StayupRedis } from "./database/database.ts";
 import { DnsFailoverStack } from "./dns-failover/dns-failover.ts";
-import { ROUTE53_METRICS_REGION, stackIds } from "./naming.ts";
+import { ROUTE53_METRICS_REGION, rendersDnsFailover, stackIds } from "./naming.ts";
 import { NetworkStack } from "./network/network.ts";
 import { SingleInstanceStack } from "./single-instance/single-instance.ts";
 import type { RedisConnection } from "./web/launch-template.ts";
@@ -131,11 +131,11 @@ export function addStayupStacks(app: App, stack: ResolvedStack, bundleDir: strin
     Object.assign(result, { secondaryNetwork, secondaryDatabase, secondaryWeb });
     result.ordered.push(secondaryNetwork, secondaryDatabase, secondaryWeb);
 
-    if (stack.dns && stack.aws.hostedZone && result.web) {
+    if (rendersDnsFailover(stack) && result.web) {
       const dnsFailover = new DnsFailoverStack(app, ids.dnsFailover, {
         ...common,
         env: { region: ROUTE53_METRICS_REGION, account: process.env.CDK_DEFAULT_ACCOUNT },
-        description: `stayup ${stack.environment}: Route 53 failover for ${stack.dns.name}, its alarms and the failover/failback Lambdas`,
+        description: `stayup ${stack.environment}: Route 53 failover for ${stack.dns?.name}, its alarms and the failover/failback Lambdas`,
       });
       // Order only (no references): the health checks probe the names the web stacks publish.
       dnsFailover.addStackDependency(result.web, "its health check probes the primary's name");

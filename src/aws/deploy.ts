@@ -5,7 +5,7 @@ import { CloudFormationClient, DescribeStacksCommand } from "@aws-sdk/client-clo
 import { GetCallerIdentityCommand, STSClient } from "@aws-sdk/client-sts";
 import type { ResolvedStack } from "../stack/index.ts";
 import { StayupError } from "../shared/errors.ts";
-import { ROUTE53_METRICS_REGION, stackIds } from "./naming.ts";
+import { ROUTE53_METRICS_REGION, rendersDnsFailover, stackIds } from "./naming.ts";
 
 // stayup runs on Node.js 20 and pins SDK versions that support it; the SDK's notice about its
 // future releases needing Node 22 is for whoever upgrades those pins, not for every user.
@@ -47,10 +47,8 @@ export async function stackOutputs(
   const secondary = stack.regions.secondary?.name;
   const names: [string, string][] =
     stack.aws.topology === "load-balanced" ? [[ids.web, primary]] : [[ids.singleInstance, primary]];
-  if (secondary && stack.aws.topology === "load-balanced") {
-    names.push([ids.secondaryWeb, secondary]);
-    if (stack.dns && stack.aws.hostedZone) names.push([ids.dnsFailover, ROUTE53_METRICS_REGION]);
-  }
+  if (secondary && stack.aws.topology === "load-balanced") names.push([ids.secondaryWeb, secondary]);
+  if (rendersDnsFailover(stack)) names.push([ids.dnsFailover, ROUTE53_METRICS_REGION]);
   const outputs: { stack: string; key: string; value: string }[] = [];
   for (const [name, region] of names) {
     const client = new CloudFormationClient({ region });

@@ -31,6 +31,15 @@ export const webGroupName = (stack: ResolvedStack) => `${resourcePrefix(stack)}-
 export const ROUTE53_METRICS_REGION = "us-east-1";
 
 /**
+ * Whether the description renders Route 53 failover (the dns-failover stack): a secondary region
+ * behind load balancers, and a hosted zone to hold the records.
+ */
+export const rendersDnsFailover = (stack: ResolvedStack): boolean =>
+  Boolean(
+    stack.regions.secondary && stack.aws.topology === "load-balanced" && stack.dns && stack.aws.hostedZone,
+  );
+
+/**
  * The name a region's load balancer answers on. With failover routing each region publishes its
  * own name and the failover record for `dns.name` points at one of them.
  */

@@ -3,6 +3,7 @@ import { fileURLToPath } from "node:url";
 import { type Command, Option } from "commander";
 import { requireCredentials, runCdk, stackOutputs } from "../aws/deploy.ts";
 import { formatFailoverModel, modelFailover } from "../aws/failover-model.ts";
+import { rendersDnsFailover } from "../aws/naming.ts";
 import { cfnLint, type Synthesis, synthesize } from "../aws/synth.ts";
 import { StayupError } from "../shared/errors.ts";
 import { formatTable } from "../shared/table.ts";
@@ -95,7 +96,7 @@ export function registerAwsCommands(program: Command): void {
       }
       console.log(formatTable(rows));
       const prod = await loadStack(opts.config, "prod");
-      if (prod.regions.secondary && !prod.aws.hostedZone) {
+      if (prod.regions.secondary && prod.aws.topology === "load-balanced" && !rendersDnsFailover(prod)) {
         console.log(
           "\nRoute 53 failover is not rendered: set aws.hostedZone (a public zone that holds dns.name) to add the dns-failover stack (failover records, health checks, alarms, failover/failback Lambdas).",
         );

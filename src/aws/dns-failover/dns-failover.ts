@@ -14,6 +14,9 @@ import { Construct } from "constructs";
 import { type ResolvedStack, standbyCapacity } from "../../stack/index.ts";
 import { regionalName, resourcePrefix, webGroupName } from "../naming.ts";
 
+/** "primary" → "Primary", for construct ids. */
+const title = (word: string) => word.charAt(0).toUpperCase() + word.slice(1);
+
 const handlersFile = fileURLToPath(new URL("../failover/handlers.ts", import.meta.url));
 const lockFile = fileURLToPath(new URL("../../../package-lock.json", import.meta.url));
 
@@ -52,7 +55,7 @@ export class DnsFailover extends Construct {
     const secure = stack.aws.https;
 
     const healthCheck = (role: "primary" | "secondary") =>
-      new route53.CfnHealthCheck(this, `${role === "primary" ? "Primary" : "Secondary"}HealthCheck`, {
+      new route53.CfnHealthCheck(this, `${title(role)}HealthCheck`, {
         healthCheckConfig: {
           type: secure ? "HTTPS" : "HTTP",
           fullyQualifiedDomainName: regionalName(stack, role),
@@ -69,13 +72,13 @@ export class DnsFailover extends Construct {
     // CNAMEs rather than aliases, so that clients re-resolve after dns.ttlSeconds, not the
     // load balancer alias's fixed 60 s.
     const failoverRecord = (role: "primary" | "secondary") =>
-      new route53.CfnRecordSet(this, role === "primary" ? "PrimaryRecord" : "SecondaryRecord", {
+      new route53.CfnRecordSet(this, `${title(role)}Record`, {
         hostedZoneId: zone.id,
         name: `${dns.name}.`,
         type: "CNAME",
         ttl: String(dns.ttlSeconds),
         setIdentifier: `${prefix}-${role}`,
-        failover: role === "primary" ? "PRIMARY" : "SECONDARY",
+        failover: role.toUpperCase(),
         healthCheckId: this.healthChecks[role].ref,
         resourceRecords: [regionalName(stack, role) as string],
       });
@@ -112,18 +115,19 @@ export class DnsFailover extends Construct {
       Stack.of(this),
     );
     const standby = standbyCapacity(stack);
+    // What each action sets, under the environment names the handlers read (ACTIVE_*, STANDBY_*).
     const sizes = {
-      failover: { min: stack.web.capacity.min, desired: stack.web.capacity.desired },
-      failback: { min: standby, desired: standby },
+      failover: { env: "ACTIVE", min: stack.web.capacity.min, desired: stack.web.capacity.desired },
+      failback: { env: "STANDBY", min: standby, desired: standby },
     };
     const makeFunction = (action: "failover" | "failback") => {
-      const title = action === "failover" ? "Failover" : "Failback";
-      const logGroup = new logs.LogGroup(this, `${title}Logs`, {
+      const name = title(action);
+      const logGroup = new logs.LogGroup(this, `${name}Logs`, {
         logGroupName: `/stayup/${prefix}/${action}`,
         retention: stack.aws.logRetentionDays as logs.RetentionDays,
         removalPolicy: stack.deletionProtection ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY,
       });
-      const role = new iam.Role(this, `${title}Role`, {
+      const role = new iam.Role(this, `${name}Role`, {
         assumedBy: new iam.ServicePrincipal("lambda.amazonaws.com"),
         description: `stayup ${action}: resizes ${webGroupName(stack)} in ${secondary.name} and notifies`,
       });
@@ -141,7 +145,7 @@ export class DnsFailover extends Construct {
       );
       this.topic.grantPublish(role);
       const size = sizes[action];
-      const fn = new NodejsFunction(this, `${title}Function`, {
+      const fn = new NodejsFunction(this, `${name}Function`, {
         functionName: `${prefix}-${action}`,
         description: `stayup: sets ${webGroupName(stack)} in ${secondary.name} to min ${size.min}, desired ${size.desired}`,
         entry: handlersFile,
@@ -158,10 +162,8 @@ export class DnsFailover extends Construct {
         environment: {
           SECONDARY_REGION: secondary.name,
           SECONDARY_GROUP_NAME: webGroupName(stack),
-          [action === "failover" ? "ACTIVE_MIN_SIZE" : "STANDBY_MIN_SIZE"]: String(size.min),
-          [action === "failover" ? "ACTIVE_DESIRED_CAPACITY" : "STANDBY_DESIRED_CAPACITY"]: String(
-            size.desired,
-          ),
+          [`${size.env}_MIN_SIZE`]: String(size.min),
+          [`${size.env}_DESIRED_CAPACITY`]: String(size.desired),
           TOPIC_ARN: this.topic.topicArn,
         },
         bundling: { minify: true, sourceMap: false, target: "node24", logLevel: LogLevel.ERROR },
