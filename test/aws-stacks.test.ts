@@ -385,5 +385,6 @@ describe("AWS stacks: bastion, single instance, HTTPS", () => {
     });
     // With a secondary region the failover record owns app.example.com; each region has its own name.
     web?.hasResourceProperties("AWS::Route53::RecordSet", { Name: "primary.app.example.com.", Type: "A" });
+    web?.hasOutput("*", { Value: "https://primary.app.example.com" });
   });
 });

@@ -187,8 +187,12 @@ export class WebTier extends Construct {
       cooldown: Duration.seconds(stack.scaling.aws.scaleInCooldownSeconds),
     });
 
+    // With HTTPS the certificate names this region's DNS name, not the load balancer's own.
     new CfnOutput(this, "LoadBalancerUrl", {
-      value: `http://${this.loadBalancer.loadBalancerDnsName}`,
+      value:
+        stack.aws.https && publicName
+          ? `https://${publicName}`
+          : `http://${this.loadBalancer.loadBalancerDnsName}`,
       description: "The web service, through the load balancer",
     });
   }
