@@ -5,7 +5,7 @@ import prettier from "eslint-config-prettier";
 import tseslint from "typescript-eslint";
 
 export default tseslint.config(
-  { ignores: ["node_modules/", ".stayup/", "cdk.out/", "dist/"] },
+  { ignores: ["node_modules/", ".stayup/", "cdk.out/", "dist/", ".ci/.venv/"] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   prettier,

@@ -7,6 +7,8 @@ import { defineStack } from "./src/stack/index.ts";
  */
 export default defineStack({
   name: "stayup",
+  // "load-balanced" (tutorial 07) or "single-instance" (seed 003); `--topology` overrides it per run.
+  topology: "load-balanced",
   regions: {
     primary: { name: "eu-west-3", availabilityZones: ["eu-west-3a", "eu-west-3b", "eu-west-3c"] },
     // Seed 002: a second region that takes over through DNS failover, started by an alarm.
@@ -33,6 +35,13 @@ export default defineStack({
     aws: { warmupSeconds: 120, scaleInCooldownSeconds: 300 },
     local: { evaluationIntervalMs: 1000, evaluationPeriods: 2, warmupMs: 2000, scaleInCooldownMs: 5000 },
   },
+  instanceGroup: {
+    // EC2 needs minutes to boot and install; a local process needs seconds.
+    aws: { healthCheckGracePeriodSeconds: 180 },
+    // An instance only unhealthy (not dead) is out of rotation at once but replaced after 5 s, and
+    // never while every instance is unhealthy: group-wide slowness is overload, not broken instances.
+    local: { healthCheckGracePeriodMs: 15_000, replacementDelayMs: 5_000 },
+  },
   notifications: { webhooks: [], emails: [] },
   webService: { port: 8000 },
   targetGroup: {
@@ -46,12 +55,27 @@ export default defineStack({
       local: { intervalMs: 500, timeoutMs: 250 },
     },
     deregistrationDelaySeconds: 30,
+    // On AWS: weighted random with anomaly mitigation steers traffic away from a target that fails
+    // while its /health passes (round_robin or least_outstanding_requests turn it off).
+    aws: { algorithm: "weighted_random", anomalyMitigation: true },
   },
-  loadBalancer: { local: { host: "127.0.0.1", port: 8080 } },
+  loadBalancer: {
+    local: { host: "127.0.0.1", port: 8080 },
+    // An instance whose /health passes while its pages fail or stall leaves rotation after 5 bad
+    // answers in a row, for 5 s (10 s, 20 s, ... on repeats, up to 60 s); half the group at most.
+    outlierDetection: {
+      consecutiveFailures: 5,
+      baseEjectionMs: 5000,
+      maxEjectionMs: 60_000,
+      maxEjectionPercent: 50,
+    },
+    // A GET with no answer headers after 500 ms goes to another target, within a budget of 20 % of
+    // the requests in flight, so retries cannot multiply an overload.
+    retries: { maxAttempts: 3, perTryTimeoutMs: 500, budgetPercent: 20, minRetryConcurrency: 10 },
+  },
   redis: { localPort: 6390 },
   aws: {
     vpcCidr: "10.0.0.0/16",
-    topology: "load-balanced",
     // Session Manager is always on; uncomment for an SSH bastion reachable from one range only.
     // bastion: { allowedCidr: "203.0.113.0/24", instanceType: "t3.nano" },
     // Once you own a Route 53 public zone that holds dns.name, name it here: the load balancers get
@@ -63,6 +87,14 @@ export default defineStack({
     singleInstance: { dataVolumeGiB: 8 },
     logRetentionDays: 30,
   },
+  // Seed 004 (topology "ecs"): the service as ECS tasks on the web group's instances.
+  ecs: {
+    task: { cpuUnits: 256, memoryMiB: 256 },
+    repository: { untaggedExpiryDays: 1 },
+  },
+  // GitHub Actions deploys (README, "Deploy from GitHub"): the repository and branch the stayup-ci
+  // stack's deploy roles trust; prod's role trusts only jobs in the GitHub environment "prod".
+  // ci: { github: { owner: "your-org", repository: "stayup", branch: "main", protectedEnvironments: ["prod"] } },
   environments: {
     dev: {
       web: {
@@ -74,6 +106,13 @@ export default defineStack({
       // Multi-AZ in dev too: every drill, redis-failover included, runs on the stack a new user gets.
       redis: { nodeType: "cache.t4g.micro", multiAz: true },
       deletionProtection: false,
+      ecs: {
+        tasks: { min: 2, desired: 2, max: 4 },
+        // Fewest instances (cost); the lose-container-instance drill shows what that risks.
+        placement: "binpack",
+        clusterTargetUtilizationPercent: 100,
+        taggedImagesKept: 3,
+      },
     },
     prod: {
       web: {
@@ -84,6 +123,14 @@ export default defineStack({
       network: { natGateways: "one-per-az" },
       redis: { nodeType: "cache.t4g.small", multiAz: true },
       deletionProtection: true,
+      ecs: {
+        tasks: { min: 3, desired: 3, max: 6 },
+        // Over AZs, then instances: losing one container instance loses one task, not all.
+        placement: "spread",
+        // Headroom: ECS adds an instance before the cluster is full, so a replacement task has room.
+        clusterTargetUtilizationPercent: 75,
+        taggedImagesKept: 10,
+      },
     },
   },
 });

@@ -2,7 +2,7 @@
  * Throughput and latency through stayup's load balancer against nginx in front of the very same
  * instances, in the same run. Needs nginx and wrk (Debian: apt-get install nginx wrk).
  *
- *   npm run bench -- [--duration 10] [--connections 64] [--rounds 2]
+ *   npm run bench -- [--duration 10] [--connections 64] [--rounds 2] [--workers N]
  *
  * Prints one Markdown table; docs/benchmarks.md records a run.
  */
@@ -19,6 +19,8 @@ const { values } = parseArgs({
     duration: { type: "string", default: "10" },
     connections: { type: "string", default: "64" },
     rounds: { type: "string", default: "2" },
+    /** Balancer processes sharing the listener (loadBalancer.local.workers); default: the description's. */
+    workers: { type: "string" },
   },
 });
 
@@ -73,6 +75,8 @@ async function wrk(url: string): Promise<WrkResult> {
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? Number.NaN;
 
 const stack = await loadStack("stayup.config.ts", "dev");
+if (values.workers) stack.loadBalancer.local.workers = Number(values.workers);
+const workers = stack.loadBalancer.local.workers ?? 1;
 const session = await StackSession.temporary(stack);
 const status = await session.client.status();
 const nginxPort = await findFreePort();
@@ -136,7 +140,7 @@ try {
 }
 
 console.log(
-  `\n${status.instances.length} instances, wrk -t2 -c${values.connections} -d${values.duration}s, ${values.rounds} rounds (median)\n`,
+  `\n${status.instances.length} instances, stayup balancer: ${workers} process(es), outlier detection ${stack.loadBalancer.outlierDetection.maxEjectionPercent > 0 ? "on" : "off"}; nginx: 1 worker; wrk -t2 -c${values.connections} -d${values.duration}s, ${values.rounds} rounds (median)\n`,
 );
 console.log("| route | peer | requests/s | p50 ms | p99 ms | errors | stayup / nginx |");
 console.log("|---|---|---|---|---|---|---|");

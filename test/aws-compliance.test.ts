@@ -2,7 +2,9 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { describe, it } from "node:test";
+import { Stack, Validations, aws_s3 as s3 } from "aws-cdk-lib";
 import { acknowledgements } from "../src/aws/compliance/acknowledgements.ts";
+import { createStayupApp, synthesizeChecked, unacknowledgedFindings } from "../src/aws/compliance/checks.ts";
 import { cfnLint, synthesize } from "../src/aws/synth.ts";
 import type { StackDescription } from "../src/stack/index.ts";
 import { description, inHostedZone, inOtherRegions } from "./aws-helpers.ts";
@@ -40,17 +42,37 @@ const variants: [string, "dev" | "prod", ((d: StackDescription) => void) | undef
     "dev single instance",
     "dev",
     (d) => {
-      d.aws.topology = "single-instance";
+      d.topology = "single-instance";
     },
   ],
   [
     "prod single instance",
     "prod",
     (d) => {
-      d.aws.topology = "single-instance";
+      d.topology = "single-instance";
     },
   ],
 ];
+
+/**
+ * Every plugin report of the synthesis in `outdir` lists no violation (acknowledged ones are listed
+ * apart, as suppressedViolations). Not the report's `conclusion`: CDK leaves cfn-guard's at "success"
+ * when one of its findings is acknowledged and another is not. Returns the plugins that reported.
+ */
+function assertNoUnacknowledgedFindings(outdir: string): string[] {
+  const report = JSON.parse(readFileSync(path.join(outdir, "validation-report.json"), "utf8")) as {
+    pluginReports: { pluginName: string; conclusion: string; violations: { ruleName: string }[] }[];
+  };
+  for (const p of report.pluginReports) {
+    assert.deepEqual(
+      p.violations.map((v) => v.ruleName),
+      [],
+      `${p.pluginName}: unacknowledged findings: ${JSON.stringify(p.violations).slice(0, 500)}`,
+    );
+    assert.equal(p.conclusion, "success", p.pluginName);
+  }
+  return report.pluginReports.map((r) => r.pluginName);
+}
 
 describe("offline proof: cdk-nag, cfn-guard and cfn-lint", { timeout: 300_000 }, () => {
   for (const [name, env, change] of variants) {
@@ -64,22 +86,12 @@ describe("offline proof: cdk-nag, cfn-guard and cfn-lint", { timeout: 300_000 },
           "the dns-failover stack is among those checked",
         );
       }
-      const report = JSON.parse(readFileSync(path.join(outdir, "validation-report.json"), "utf8")) as {
-        pluginReports: { pluginName: string; conclusion: string; violations: unknown[] }[];
-      };
-      const plugins = report.pluginReports.map((r) => r.pluginName);
+      const plugins = assertNoUnacknowledgedFindings(outdir);
       assert.ok(plugins.includes("AwsSolutions"), `cdk-nag ran: ${plugins.join(", ")}`);
       assert.ok(
         plugins.some((p) => /cfnguard/i.test(p)),
         `cfn-guard ran: ${plugins.join(", ")}`,
       );
-      for (const p of report.pluginReports) {
-        assert.equal(
-          p.conclusion,
-          "success",
-          `${p.pluginName}: ${JSON.stringify(p.violations).slice(0, 500)}`,
-        );
-      }
       const lint = await cfnLint(result.stacks.map((s) => s.templateFile));
       assert.equal(lint.ok, true, lint.output);
     });
@@ -104,6 +116,53 @@ describe("offline proof: cdk-nag, cfn-guard and cfn-lint", { timeout: 300_000 },
     } finally {
       if (removed) acknowledgements.splice(index, 0, removed);
     }
+  });
+
+  it("a planted cfn-guard finding (an unencrypted bucket) fails even beside acknowledged findings", () => {
+    const outdir = path.join(tempDir("stayup-check-planted-"), "planted");
+    const app = createStayupApp({ outdir, compliance: true });
+    const stack = new Stack(app, "planted", { env: { region: "eu-west-3" } });
+    new s3.CfnBucket(stack, "Unencrypted", {});
+    // Everything else this bare bucket trips is acknowledged, so the report holds acknowledged
+    // findings of both plugins and exactly one that is not: the missing KMS encryption.
+    const others = [
+      "AwsSolutions::AwsSolutions-S1",
+      "AwsSolutions::AwsSolutions-S10",
+      ...[
+        "s3_bucket_level_public_access_prohibited_check",
+        "s3_bucket_versioning_enabled_check",
+        "s3_bucket_logging_enabled_check",
+        "s3_version_lifecycle_policy_check",
+        "s3_event_notifications_enabled_check",
+        "s3_bucket_acl_prohibited_check",
+        "s3_lifecycle_policy_check",
+        "s3_bucket_object_lock_enabled_check",
+      ].map((rule) => `cdk-validator-cfnguard::${rule}`),
+    ];
+    for (const id of others) Validations.of(stack).acknowledge({ id, reason: "planted for this test" });
+    assert.throws(
+      () => synthesizeChecked(app, "planted", true),
+      (error: Error) => {
+        assert.match(
+          error.message,
+          /synthesis of planted failed: 1 unacknowledged cdk-nag\/cfn-guard finding/,
+        );
+        assert.match(
+          error.message,
+          /cdk-validator-cfnguard s3_bucket_default_encryption_kms_check: planted\/Unencrypted/,
+        );
+        return true;
+      },
+    );
+    assert.deepEqual(unacknowledgedFindings(outdir), [
+      {
+        plugin: "cdk-validator-cfnguard",
+        rule: "s3_bucket_default_encryption_kms_check",
+        resources: ["planted/Unencrypted"],
+      },
+    ]);
+    // The tests' own report check fails on it too.
+    assert.throws(() => assertNoUnacknowledgedFindings(outdir), /s3_bucket_default_encryption_kms_check/);
   });
 
   it("`stayup check` runs every check for both environments and prints one summary", async () => {

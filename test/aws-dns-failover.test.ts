@@ -16,6 +16,7 @@ import {
   type Synthesized,
   synth,
 } from "./aws-helpers.ts";
+import { REGION_HEALTH_CHECK_PATH } from "../src/stack/derived.ts";
 
 type Json = Record<string, unknown>;
 type Resource = { Type: string; Properties: Json; Metadata?: Json };
@@ -74,7 +75,7 @@ describe("AWS: Route 53 failover (seed 002)", () => {
     }
   });
 
-  it("a health check on each region's name with the description's interval, threshold and path", () => {
+  it("a health check on each region's name with the description's interval and threshold, on the region health path", () => {
     for (const role of ["primary", "secondary"]) {
       one(json, "AWS::Route53::HealthCheck", (r) => {
         const c = r.Properties.HealthCheckConfig as Json;
@@ -82,7 +83,7 @@ describe("AWS: Route 53 failover (seed 002)", () => {
           c.FullyQualifiedDomainName === `${role}.app.example.com` &&
           c.Type === "HTTP" &&
           c.Port === 80 &&
-          c.ResourcePath === "/health" &&
+          c.ResourcePath === REGION_HEALTH_CHECK_PATH &&
           c.RequestInterval === 10 &&
           c.FailureThreshold === 2
         );
@@ -190,8 +191,9 @@ describe("AWS: Route 53 failover (seed 002)", () => {
     assert.equal(policies.length, 2);
     for (const policy of policies) {
       const statements = (policy.PolicyDocument as { Statement: Json[] }).Statement;
-      const text = JSON.stringify(statements);
-      assert.doesNotMatch(text, /"Resource":"\*"/);
+      // Only the read of the group, which has no resource-level permissions, is on *.
+      for (const s of statements.filter((x) => x.Resource === "*"))
+        assert.equal(s.Action, "autoscaling:DescribeAutoScalingGroups");
       const resize = statements.find((s) => s.Action === "autoscaling:UpdateAutoScalingGroup");
       assert.match(
         JSON.stringify(resize?.Resource),
@@ -199,6 +201,7 @@ describe("AWS: Route 53 failover (seed 002)", () => {
       );
       const actions = statements.flatMap((s) => (Array.isArray(s.Action) ? s.Action : [s.Action])).sort();
       assert.deepEqual(actions, [
+        "autoscaling:DescribeAutoScalingGroups",
         "autoscaling:UpdateAutoScalingGroup",
         "logs:CreateLogStream",
         "logs:PutLogEvents",
@@ -258,6 +261,12 @@ describe("AWS: Route 53 failover (seed 002)", () => {
     const autoScaling = mockClient(asg.AutoScalingClient);
     const sns = mockClient(snsSdk.SNSClient);
     autoScaling.on(asg.UpdateAutoScalingGroupCommand).resolves({});
+    // A group half-way (min 1, desired 1): each action has something to change.
+    autoScaling.on(asg.DescribeAutoScalingGroupsCommand).resolves({
+      AutoScalingGroups: [
+        { AutoScalingGroupName: "stayup-dev-web", MinSize: 1, DesiredCapacity: 1 } as never,
+      ],
+    });
     sns.on(snsSdk.PublishCommand).resolves({ MessageId: "m-1" });
     const saved = { ...process.env };
     try {

@@ -1,6 +1,10 @@
 import assert from "node:assert/strict";
 import { afterEach, beforeEach, describe, it } from "node:test";
-import { AutoScalingClient, UpdateAutoScalingGroupCommand } from "@aws-sdk/client-auto-scaling";
+import {
+  AutoScalingClient,
+  DescribeAutoScalingGroupsCommand,
+  UpdateAutoScalingGroupCommand,
+} from "@aws-sdk/client-auto-scaling";
 import { PublishCommand, SNSClient } from "@aws-sdk/client-sns";
 import { mockClient } from "aws-sdk-client-mock";
 import { type AlarmEvent, failback, failover } from "../src/aws/failover/handlers.ts";
@@ -19,6 +23,7 @@ describe("failover and failback Lambda handlers (mocked AWS SDK)", () => {
     autoScaling.reset();
     sns.reset();
     autoScaling.on(UpdateAutoScalingGroupCommand).resolves({});
+    observe({ min: 0, desired: 0 });
     sns.on(PublishCommand).resolves({ MessageId: "m-1" });
     Object.assign(process.env, {
       SECONDARY_REGION: "us-east-1",
@@ -33,6 +38,21 @@ describe("failover and failback Lambda handlers (mocked AWS SDK)", () => {
   afterEach(() => {
     process.env = { ...saved };
   });
+  /** What DescribeAutoScalingGroups answers for the secondary group. */
+  function observe(size: { min: number; desired: number } | undefined) {
+    autoScaling.on(DescribeAutoScalingGroupsCommand).resolves({
+      AutoScalingGroups: size
+        ? [
+            {
+              AutoScalingGroupName: "stayup-prod-web-secondary",
+              MinSize: size.min,
+              DesiredCapacity: size.desired,
+              MaxSize: 6,
+            } as never,
+          ]
+        : [],
+    });
+  }
 
   it("failover scales the secondary group to its active size and notifies", async () => {
     const result = await failover(alarm("primary-unhealthy", "ALARM"));
@@ -54,6 +74,7 @@ describe("failover and failback Lambda handlers (mocked AWS SDK)", () => {
   });
 
   it("failback runs its own action: the secondary back to standby, a failback notification", async () => {
+    observe({ min: 3, desired: 4 });
     const result = await failback(alarm("primary-healthy-again", "ALARM"));
     assert.equal(result.action, "failback");
     assert.deepEqual(autoScaling.commandCalls(UpdateAutoScalingGroupCommand)[0]?.args[0].input, {
@@ -85,6 +106,62 @@ describe("failover and failback Lambda handlers (mocked AWS SDK)", () => {
   it("a failed AWS call fails the invocation (so the alarm action is retried), without notifying", async () => {
     autoScaling.on(UpdateAutoScalingGroupCommand).rejects(new Error("Throttling"));
     await assert.rejects(failover(alarm("primary-unhealthy", "ALARM")), /Throttling/);
+    assert.equal(sns.commandCalls(PublishCommand).length, 0);
+  });
+
+  it("both read the group before resizing it", async () => {
+    await failover(alarm("primary-unhealthy", "ALARM"));
+    const describe = autoScaling.commandCalls(DescribeAutoScalingGroupsCommand);
+    assert.equal(describe.length, 1);
+    assert.deepEqual(describe[0]?.args[0].input, { AutoScalingGroupNames: ["stayup-prod-web-secondary"] });
+    const order = autoScaling.calls().map((c) => (c.args[0] as object).constructor.name);
+    assert.deepEqual(order, ["DescribeAutoScalingGroupsCommand", "UpdateAutoScalingGroupCommand"]);
+  });
+
+  it("failover on a group already active changes nothing, and still notifies (a retry after a failed publish)", async () => {
+    observe({ min: 3, desired: 3 });
+    const result = await failover(alarm("primary-unhealthy", "ALARM"));
+    assert.equal(result.action, "none");
+    assert.match(result.reason, /already at min 3, desired 3/);
+    assert.equal(autoScaling.commandCalls(UpdateAutoScalingGroupCommand).length, 0);
+    const published = sns.commandCalls(PublishCommand);
+    assert.equal(published.length, 1);
+    assert.match(published[0]?.args[0].input.Subject ?? "", /already at min 3, desired 3/);
+    assert.equal(JSON.parse(published[0]?.args[0].input.Message ?? "{}").changed, false);
+  });
+
+  it("failover never shrinks a group that scaled out beyond the active size", async () => {
+    observe({ min: 1, desired: 5 });
+    await failover(alarm("primary-unhealthy", "ALARM"));
+    assert.deepEqual(autoScaling.commandCalls(UpdateAutoScalingGroupCommand)[0]?.args[0].input, {
+      AutoScalingGroupName: "stayup-prod-web-secondary",
+      MinSize: 3,
+      DesiredCapacity: 5,
+    });
+  });
+
+  it("failback on a group already at standby changes nothing", async () => {
+    observe({ min: 0, desired: 0 });
+    const result = await failback(alarm("primary-healthy-again", "ALARM"));
+    assert.equal(result.action, "none");
+    assert.equal(autoScaling.commandCalls(UpdateAutoScalingGroupCommand).length, 0);
+  });
+
+  it("run twice, failover resizes once: the second run observes the first's result", async () => {
+    observe({ min: 0, desired: 0 });
+    await failover(alarm("primary-unhealthy", "ALARM"));
+    observe({ min: 3, desired: 3 });
+    await failover(alarm("primary-unhealthy", "ALARM"));
+    assert.equal(autoScaling.commandCalls(UpdateAutoScalingGroupCommand).length, 1);
+  });
+
+  it("a group that cannot be found fails the invocation (retried, then the on-failure destination), changing nothing", async () => {
+    observe(undefined);
+    await assert.rejects(
+      failover(alarm("primary-unhealthy", "ALARM")),
+      /group stayup-prod-web-secondary was not found in us-east-1/,
+    );
+    assert.equal(autoScaling.commandCalls(UpdateAutoScalingGroupCommand).length, 0);
     assert.equal(sns.commandCalls(PublishCommand).length, 0);
   });
 });

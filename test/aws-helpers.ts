@@ -40,9 +40,13 @@ export interface Synthesized {
   regions: Record<string, string>;
 }
 
-export function synth(stack: Awaited<ReturnType<typeof description>>, compliance = false): Synthesized {
+export function synth(
+  stack: Awaited<ReturnType<typeof description>>,
+  compliance = false,
+  imageTag?: string,
+): Synthesized {
   const outdir = path.join(tempDir("stayup-synth-"), stack.environment);
-  const result = synthesize(stack, outdir, { compliance });
+  const result = synthesize(stack, outdir, { compliance, imageTag });
   const templates: Record<string, Template> = {};
   const json: Record<string, Record<string, unknown>> = {};
   for (const s of result.stacks) {

@@ -44,6 +44,19 @@ describe("AWS stacks (CDK assertions)", () => {
       MultiAZEnabled: false,
       AutomaticFailoverEnabled: false,
     });
+    // No replica to wait for: the instances do not WAIT.
+    assert.match(JSON.stringify(single.json.web), /STAYUP_REDIS_WAIT_REPLICAS=0\b/);
+  });
+
+  it("prod: one ElastiCache node per AZ, and the instances WAIT for one replica", async () => {
+    const prod = envs.prod;
+    assert.ok(prod?.templates.database && prod.json.web);
+    prod.templates.database.hasResourceProperties("AWS::ElastiCache::ReplicationGroup", {
+      NumCacheClusters: (await description("prod")).regions.primary.availabilityZones.length,
+      MultiAZEnabled: true,
+      AutomaticFailoverEnabled: true,
+    });
+    assert.match(JSON.stringify(prod.json.web), /STAYUP_REDIS_WAIT_REPLICAS=1\b/);
   });
 
   it("stacks deploy in the seeds' order, the secondary region's after the primary's", () => {
@@ -230,6 +243,7 @@ describe("AWS stacks (CDK assertions)", () => {
     assert.match(userData, /X-aws-ec2-metadata-token-ttl-seconds/, "IMDSv2 token in user data");
     assert.match(userData, /REGION=\$\(imds placement\/region\)/, "no hard-coded region");
     assert.match(userData, /STAYUP_REDIS_URL=\$REDIS_URL/);
+    assert.match(userData, /STAYUP_REDIS_WAIT_REPLICAS=1\b/, "a count is answered once a replica holds it");
     assert.match(userData, /rediss:\/\//, "TLS to ElastiCache");
   });
 
@@ -243,7 +257,9 @@ describe("AWS stacks (CDK assertions)", () => {
     assert.match(JSON.stringify(s3?.Resource), /\.mjs/, "one object: the bundle");
     const secret = statements.find((s) => JSON.stringify(s.Action).includes("secretsmanager:GetSecretValue"));
     assert.match(JSON.stringify(secret?.Resource), /ImportValue.*AuthToken/i);
-    for (const s of statements) assert.notEqual(s.Resource, "*", `${JSON.stringify(s.Action)} on *`);
+    // Only Session Manager's agent actions, which have no resource types, are on *.
+    for (const s of statements.filter((x) => x.Sid !== "SessionManager"))
+      assert.notEqual(s.Resource, "*", `${JSON.stringify(s.Action)} on *`);
   });
 
   it("the bundle user data installs is the same code the local runtime runs", async () => {
@@ -269,7 +285,7 @@ describe("AWS stacks (CDK assertions)", () => {
         AuthToken: Match.objectLike({
           "Fn::Join": Match.arrayWith([Match.arrayWith([Match.stringLikeRegexp("resolve:secretsmanager")])]),
         }),
-        NumCacheClusters: multiAz ? 2 : 1,
+        NumCacheClusters: multiAz ? 3 : 1,
         MultiAZEnabled: multiAz,
         AutomaticFailoverEnabled: multiAz,
       });
@@ -338,7 +354,7 @@ describe("AWS stacks: bastion, single instance, HTTPS", () => {
 
   it("single instance (seed 003): group of 1, stable Elastic IP, encrypted data volume it attaches, no ALB", async () => {
     const d = await description("prod", (s) => {
-      s.aws.topology = "single-instance";
+      s.topology = "single-instance";
     });
     const out = synth(d);
     assert.deepEqual(out.order, ["stayup-prod-network", "stayup-prod-single-instance"]);

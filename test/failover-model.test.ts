@@ -1,6 +1,11 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { formatFailoverModel, modelFailover } from "../src/aws/failover-model.ts";
+import {
+  failoverModelCoverage,
+  formatFailoverCoverage,
+  formatFailoverModel,
+  modelFailover,
+} from "../src/aws/failover-model.ts";
 import { description } from "./aws-helpers.ts";
 
 describe("modeled worst-case failover times", () => {
@@ -37,5 +42,33 @@ describe("modeled worst-case failover times", () => {
       "an active secondary is already serving",
     );
     assert.match(formatFailoverModel(rows), /SCENARIO .*STAYUP\s+AWS DEFAULTS/);
+  });
+});
+
+describe("what the failover model covers", () => {
+  it("names gray failures as mitigated by weighted_random with anomaly mitigation, and its limits", async () => {
+    const { covers, doesNotCover } = failoverModelCoverage(await description("prod"));
+    assert.ok(covers.some((c) => /anomaly mitigation, weighted_random/.test(c)));
+    assert.ok(
+      doesNotCover.some((c) => /at least 3 healthy targets: prod runs 3 .* on while all are healthy/.test(c)),
+    );
+    assert.ok(doesNotCover.some((c) => /latency/.test(c)));
+    const dev = failoverModelCoverage(await description("dev"));
+    assert.ok(dev.doesNotCover.some((c) => /dev runs 2 \(desired capacity\), so it is off there/.test(c)));
+  });
+
+  it("says gray failures are not covered when the description turns anomaly mitigation off", async () => {
+    const { covers, doesNotCover } = failoverModelCoverage(
+      await description(
+        "prod",
+        (d) => (d.targetGroup.aws = { algorithm: "round_robin", anomalyMitigation: false }),
+      ),
+    );
+    assert.ok(!covers.some((c) => /anomaly/.test(c)));
+    assert.ok(doesNotCover.some((c) => /uses round_robin without anomaly mitigation/.test(c)));
+    assert.match(
+      formatFailoverCoverage({ covers, doesNotCover }),
+      /^The model covers:\n {2}\+ .*\nIt does not cover:\n/,
+    );
   });
 });

@@ -97,6 +97,35 @@ describe("load balancer", () => {
     );
   });
 
+  it("a draining target's 503 (x-stayup-draining) sends even a POST elsewhere and takes it out at once", async () => {
+    // What the web service answers, unhandled, to a request on a kept-alive connection after SIGTERM.
+    const draining = await target("d", (req, res) => {
+      if (req.url === "/health") return res.end("ok");
+      res.writeHead(503, {
+        "x-stayup-draining": "1",
+        connection: "close",
+        "content-type": "application/json",
+      });
+      res.end('{"error":"service unavailable"}');
+    });
+    const ok = await target("ok");
+    cleanup.push(
+      () => draining.server.close(),
+      () => ok.server.close(),
+    );
+    const { url, tg } = await setup([
+      { id: "d", port: draining.port },
+      { id: "ok", port: ok.port },
+    ]);
+    for (let i = 0; i < 4; i++) {
+      const res = await request(`${url}/`, { method: "POST", body: "x" });
+      assert.equal(res.statusCode, 200);
+      assert.equal(await res.body.text(), "ok");
+    }
+    assert.equal(tg.get("d")?.health, "unhealthy");
+    assert.match(tg.get("d")?.reason ?? "", /draining/);
+  });
+
   it("a connection reset after the request was sent: GET is retried, POST gets 502 and is not repeated", async () => {
     const resetting = await target("r", (req, res) => {
       if (req.url === "/health") return res.end("ok");

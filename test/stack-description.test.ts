@@ -98,7 +98,7 @@ describe("stack description", () => {
       d.aws.hostedZone = { id: "Z0123456789ABC", name: "example.com" };
       if (d.dns) d.dns.name = "app.example.com";
       d.aws.https = true;
-      d.aws.topology = "single-instance";
+      d.topology = "single-instance";
     });
     assert.match(single.get("aws.https") ?? "", /load-balanced topology/);
     const badId = await problems((d) => {

@@ -4,6 +4,7 @@ import { after, before, describe, it } from "node:test";
 import { Redis } from "ioredis";
 import { request } from "undici";
 import { findFreePort, sleep } from "../src/shared/net.ts";
+import { REGION_HEALTH_CHECK_PATH } from "../src/stack/derived.ts";
 import { bundleWebService } from "../src/web-service/bundle.ts";
 import { TestRedis, tempDir, waitFor } from "./helpers.ts";
 
@@ -94,6 +95,9 @@ describe("web service", () => {
     assert.match(JSON.parse(down.text).reason, /redis unavailable/);
     assert.equal(down.headers["retry-after"], "1");
     assert.equal((await get(`${instance.url}/health`)).status, 200, "health never depends on Redis");
+    const deep = await get(`${instance.url}${REGION_HEALTH_CHECK_PATH}`);
+    assert.equal(deep.status, 503, "the region check does: the region cannot serve a count");
+    assert.match(JSON.parse(deep.text).reason, /^redis: /);
 
     await redis.start();
     const upAgain = await waitFor("a 200 after Redis restarted", async () => {
@@ -101,6 +105,7 @@ describe("web service", () => {
       return r.status === 200 ? r : undefined;
     });
     assert.equal(typeof JSON.parse(upAgain.text).count, "number");
+    assert.equal((await get(`${instance.url}${REGION_HEALTH_CHECK_PATH}`)).status, 200);
     assert.equal(instance.child.pid, pid);
     assert.equal(instance.child.exitCode, null, "the instance process never exited");
   });
@@ -119,6 +124,24 @@ describe("web service", () => {
     } finally {
       lonely.child.kill("SIGKILL");
       await late.stop();
+    }
+  });
+
+  it("the region health check proves a Redis write, and answers 503 within its bound when Redis stalls", async () => {
+    const ok = await get(`${instance.url}${REGION_HEALTH_CHECK_PATH}`);
+    assert.equal(ok.status, 200);
+    assert.equal(JSON.parse(ok.text).status, "ok");
+    const admin = new Redis({ port: redis.port });
+    assert.ok(Number(await admin.pttl("stayup:health:i-test0001")) > 0, "the check wrote its key");
+    // Redis holds every write for 5 s: the check must answer 503 well before that, not hang.
+    await admin.call("CLIENT", "PAUSE", "5000", "WRITE");
+    try {
+      const stalled = await get(`${instance.url}${REGION_HEALTH_CHECK_PATH}`);
+      assert.equal(stalled.status, 503);
+      assert.match(JSON.parse(stalled.text).reason, /no answer within 1000 ms/);
+    } finally {
+      await admin.call("CLIENT", "UNPAUSE");
+      admin.disconnect();
     }
   });
 

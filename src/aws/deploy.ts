@@ -46,8 +46,15 @@ export async function stackOutputs(
   const primary = stack.regions.primary.name;
   const secondary = stack.regions.secondary?.name;
   const names: [string, string][] =
-    stack.aws.topology === "load-balanced" ? [[ids.web, primary]] : [[ids.singleInstance, primary]];
-  if (secondary && stack.aws.topology === "load-balanced") names.push([ids.secondaryWeb, secondary]);
+    stack.topology === "load-balanced"
+      ? [[ids.web, primary]]
+      : stack.topology === "ecs"
+        ? [
+            [ids.repository, primary],
+            [ids.service, primary],
+          ]
+        : [[ids.singleInstance, primary]];
+  if (secondary && stack.topology === "load-balanced") names.push([ids.secondaryWeb, secondary]);
   if (rendersDnsFailover(stack)) names.push([ids.dnsFailover, ROUTE53_METRICS_REGION]);
   const outputs: { stack: string; key: string; value: string }[] = [];
   for (const [name, region] of names) {

@@ -95,3 +95,43 @@ export function formatFailoverModel(rows: FailoverEstimate[]): string {
     ...rows.map((r) => [r.scenario, `${r.stayupSeconds} s`, `${r.awsDefaultSeconds} s`, r.formula]),
   ]);
 }
+
+/**
+ * What the model above covers and what it does not, for this description: the times are for
+ * failures a health check sees; gray failures are handled (or not) by the target group's algorithm.
+ */
+export function failoverModelCoverage(stack: ResolvedStack): { covers: string[]; doesNotCover: string[] } {
+  const hc = stack.targetGroup.healthCheck;
+  const tg = stack.targetGroup.aws;
+  const covers = [
+    `failures that fail the health check on ${hc.path}: a crashed or hung instance, a lost AZ, a drained target, and (with Route 53) a lost region`,
+  ];
+  const doesNotCover = [
+    `an instance that passes ${hc.path} but fails or stalls on other paths: no row above applies; no health check removes or replaces it`,
+    "latency: a slow target that answers without errors is neither detected nor mitigated on AWS",
+    "AWS's own jitter, API throttling and capacity shortages: the times are arithmetic from the settings, not measurements",
+  ];
+  if (tg.algorithm === "weighted_random" && tg.anomalyMitigation) {
+    const desired = stack.web.capacity.desired;
+    covers.push(
+      "gray failures (anomaly mitigation, weighted_random): a target whose 5xx or connection errors stand out from its peers' while its health check passes gets less and less traffic, and more again once it recovers; AWS publishes no detection time, so no row models it",
+    );
+    doesNotCover.push(
+      `anomaly detection needs at least 3 healthy targets: ${stack.environment} runs ${desired} (desired capacity), so it is ${desired < 3 ? "off there" : "on while all are healthy"}; it reduces traffic, it never removes or replaces the target, and it cannot act when every target fails alike`,
+    );
+  } else {
+    doesNotCover.push(
+      `gray failures: the target group uses ${tg.algorithm} without anomaly mitigation, so a target that fails while ${hc.path} passes keeps its full share of traffic (set targetGroup.aws to weighted_random with anomalyMitigation)`,
+    );
+  }
+  return { covers, doesNotCover };
+}
+
+export function formatFailoverCoverage(coverage: { covers: string[]; doesNotCover: string[] }): string {
+  return [
+    "The model covers:",
+    ...coverage.covers.map((c) => `  + ${c}`),
+    "It does not cover:",
+    ...coverage.doesNotCover.map((c) => `  - ${c}`),
+  ].join("\n");
+}

@@ -1,10 +1,7 @@
+import { resourcePrefix, ROUTE53_METRICS_REGION } from "../stack/derived.ts";
 import type { ResolvedStack } from "../stack/index.ts";
 
-/**
- * Every named resource carries the stack name and the environment, so dev and prod (or two
- * users) never collide (the seed's fixed IAM names did).
- */
-export const resourcePrefix = (stack: ResolvedStack) => `${stack.name}-${stack.environment}`;
+export { resourcePrefix, ROUTE53_METRICS_REGION };
 
 export const stackIds = (stack: ResolvedStack) => {
   const prefix = resourcePrefix(stack);
@@ -18,6 +15,9 @@ export const stackIds = (stack: ResolvedStack) => {
     secondaryDatabase: `${prefix}-secondary-database`,
     secondaryWeb: `${prefix}-secondary-web`,
     dnsFailover: `${prefix}-dns-failover`,
+    repository: `${prefix}-repository`,
+    cluster: `${prefix}-cluster`,
+    service: `${prefix}-service`,
   };
 };
 
@@ -25,19 +25,11 @@ export const stackIds = (stack: ResolvedStack) => {
 export const webGroupName = (stack: ResolvedStack) => `${resourcePrefix(stack)}-web`;
 
 /**
- * Where Route 53's health-check metrics exist, so where the alarms on them must live, whatever the
- * stack's regions are.
- */
-export const ROUTE53_METRICS_REGION = "us-east-1";
-
-/**
  * Whether the description renders Route 53 failover (the dns-failover stack): a secondary region
  * behind load balancers, and a hosted zone to hold the records.
  */
 export const rendersDnsFailover = (stack: ResolvedStack): boolean =>
-  Boolean(
-    stack.regions.secondary && stack.aws.topology === "load-balanced" && stack.dns && stack.aws.hostedZone,
-  );
+  Boolean(stack.regions.secondary && stack.topology === "load-balanced" && stack.dns && stack.aws.hostedZone);
 
 /**
  * The name a region's load balancer answers on. With failover routing each region publishes its
@@ -45,5 +37,5 @@ export const rendersDnsFailover = (stack: ResolvedStack): boolean =>
  */
 export const regionalName = (stack: ResolvedStack, role: "primary" | "secondary"): string | undefined => {
   if (!stack.dns || !stack.aws.hostedZone) return undefined;
-  return stack.regions.secondary ? `${role}.${stack.dns.name}` : stack.dns.name;
+  return rendersDnsFailover(stack) ? `${role}.${stack.dns.name}` : stack.dns.name;
 };

@@ -5,7 +5,12 @@ import type { ResolvedStack } from "../stack/index.ts";
 import { StayupError } from "../shared/errors.ts";
 import { findExecutable } from "../shared/net.ts";
 import { addStayupStacks } from "./app.ts";
-import { acknowledgeFindings, createStayupApp, silenceCfnLint } from "./compliance/checks.ts";
+import {
+  acknowledgeFindings,
+  createStayupApp,
+  silenceCfnLint,
+  synthesizeChecked,
+} from "./compliance/checks.ts";
 
 export interface SynthesizedStack {
   name: string;
@@ -28,20 +33,15 @@ export interface Synthesis {
 export function synthesize(
   stack: ResolvedStack,
   outdir: string,
-  options: { compliance?: boolean } = {},
+  options: { compliance?: boolean; imageTag?: string } = {},
 ): Synthesis {
   const app = createStayupApp({ outdir, compliance: options.compliance });
-  const stacks = addStayupStacks(app, stack, path.join(outdir, "..", "aws-bundle"));
+  const stacks = addStayupStacks(app, stack, path.join(outdir, "..", "aws-bundle"), {
+    imageTag: options.imageTag,
+  });
   const acknowledged = acknowledgeFindings(stacks, stack);
   silenceCfnLint(stacks);
-  try {
-    app.synth();
-  } catch (error) {
-    throw new StayupError(
-      `synthesis of ${stack.environment} failed: ${(error as Error).message}`,
-      "fix the findings above, or acknowledge them with a reason in src/aws/compliance/acknowledgements.ts",
-    );
-  }
+  synthesizeChecked(app, stack.environment, options.compliance);
   return {
     outdir,
     acknowledged,

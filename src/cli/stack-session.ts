@@ -3,7 +3,8 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { StackClient } from "../local/control-plane/client.ts";
 import { ControlPlaneServer } from "../local/control-plane/server.ts";
-import { LocalStack } from "../local/runtime.ts";
+import type { LocalStack } from "../local/runtime.ts";
+import { createLocalStack } from "../local/topologies/index.ts";
 import type { ResolvedStack } from "../stack/index.ts";
 
 /**
@@ -21,7 +22,13 @@ export class StackSession {
   /** A throwaway stack on free ports with its state in a temporary directory. */
   static async temporary(resolved: ResolvedStack, onEvent?: (line: string) => void): Promise<StackSession> {
     const stateDir = mkdtempSync(path.join(tmpdir(), "stayup-"));
-    const stack = new LocalStack({ stack: resolved, stateDir, listenerPort: 0, redisPort: 0, dnsPort: 0 });
+    let stack: LocalStack;
+    try {
+      stack = createLocalStack({ stack: resolved, stateDir, listenerPort: 0, redisPort: 0, dnsPort: 0 });
+    } catch (error) {
+      rmSync(stateDir, { recursive: true, force: true });
+      throw error;
+    }
     if (onEvent) stack.events.subscribe((e) => onEvent(e.type));
     const control = new ControlPlaneServer(stack, () => undefined);
     try {
@@ -32,13 +39,7 @@ export class StackSession {
       rmSync(stateDir, { recursive: true, force: true });
       throw error;
     }
-    const client = new StackClient({
-      pid: process.pid,
-      controlUrl: control.url,
-      listener: stack.loadBalancer.url,
-      environment: resolved.environment,
-      startedAt: new Date().toISOString(),
-    });
+    const client = new StackClient(control.state());
     return new StackSession(stack, control, client, () => rmSync(stateDir, { recursive: true, force: true }));
   }
 

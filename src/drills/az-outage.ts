@@ -1,7 +1,9 @@
+import { Option } from "commander";
 import type { StackClient } from "../local/control-plane/client.ts";
 import { StayupError } from "../shared/errors.ts";
 import { type DrillOptions, DrillRun, drillDefaults } from "./harness.ts";
-import type { DrillReport } from "./report.ts";
+import { basicTargets, type DrillReport, type DrillTarget } from "./report.ts";
+import { defineDrill } from "./module.ts";
 
 /**
  * Takes a whole availability zone down at once (every instance in it dies, nothing launches there)
@@ -24,6 +26,7 @@ export async function azOutageDrill(
   const faultAt = Date.now();
   const fault = await client.fault("az-outage", { az });
   const lost = fault.terminated as string[];
+  run.mark("fault", `${az} down (${lost.length} instance(s) lost)`, faultAt);
   run.progress(`${az} is down: ${lost.length} instance(s) lost (${lost.join(", ")})`);
   try {
     const restoredAt = await run.waitFor(
@@ -31,6 +34,8 @@ export async function azOutageDrill(
       o.recoveryTimeoutMs,
     );
     const recoverySeconds = restoredAt === undefined ? null : (restoredAt - faultAt) / 1000;
+    if (restoredAt !== undefined)
+      run.mark("recovery", `capacity back to ${run.before.group.desired} in the other zones`, restoredAt);
     run.progress(
       recoverySeconds === null
         ? `capacity not back within ${o.recoveryTimeoutMs / 1000} s`
@@ -38,13 +43,43 @@ export async function azOutageDrill(
     );
     const result = await run.finish();
     const after = await client.status();
-    return run.report("az-outage", result, recoverySeconds, {
-      az,
-      instancesLost: lost.length,
-      launchedInImpairedAz: after.instances.filter((i) => i.az === az).length,
-      zonesAfter: [...new Set(after.instances.map((i) => i.az))].sort(),
-    });
+    return run.report(
+      "az-outage",
+      result,
+      recoverySeconds,
+      {
+        az,
+        instancesLost: lost.length,
+        launchedInImpairedAz: after.instances.filter((i) => i.az === az).length,
+        zonesAfter: [...new Set(after.instances.map((i) => i.az))].sort(),
+      },
+      azOutageTargets,
+    );
   } finally {
     await client.fault("az-restore", { az });
   }
 }
+
+/** This drill's targets, checked against a run's report. */
+export const azOutageTargets = (r: DrillReport): DrillTarget[] => [
+  ...basicTargets(r),
+  {
+    target: "nothing launched in the impaired zone",
+    passed: r.launchedInImpairedAz === 0,
+    actual: `${r.launchedInImpairedAz as number} launched there`,
+  },
+];
+
+export const azOutage = defineDrill<{ az?: string }>({
+  name: "az-outage",
+  description: "take every instance of one availability zone down at once; the group rebalances",
+  options: () => [
+    new Option("--az <az>", "the zone to take down (default: the one with the most healthy instances)"),
+  ],
+  run: ({ client, rate, onProgress, options }) => azOutageDrill(client, { az: options.az, rate, onProgress }),
+  details: (report) => [
+    `zone down            ${report.az} (${report.instancesLost} instance(s) lost)`,
+    `zones after          ${(report.zonesAfter as string[]).join(", ")}`,
+  ],
+  passed: (r) => azOutageTargets(r).every((t) => t.passed),
+});

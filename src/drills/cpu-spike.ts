@@ -1,7 +1,8 @@
 import type { StackClient } from "../local/control-plane/client.ts";
 import type { TimedStackEvent } from "../local/events/bus.ts";
 import { type DrillOptions, DrillRun, drillDefaults } from "./harness.ts";
-import type { DrillReport } from "./report.ts";
+import { basicTargets, type DrillReport, type DrillTarget } from "./report.ts";
+import { defineDrill } from "./module.ts";
 import { SteadyTraffic } from "./traffic.ts";
 
 export interface CpuSpikeOptions extends DrillOptions {
@@ -44,9 +45,11 @@ export async function cpuSpikeDrill(
     maxDurationMs: o.recoveryTimeoutMs,
     maxRequests: loadRate * Math.ceil(o.recoveryTimeoutMs / 1000),
     connections: 64,
+    timeline: run.timeline,
   });
   const loadStart = Date.now();
   load.start();
+  run.mark("fault", `CPU load ${o.overload}× capacity`, loadStart);
   run.progress(
     `load: ${loadRate} requests/s × ${o.cpuMsPerRequest} ms CPU (${o.overload}× the group's capacity at ${o.targetCpuPercent} % CPU)`,
   );
@@ -67,6 +70,12 @@ export async function cpuSpikeDrill(
     return healthy ? { raised, healthy } : undefined;
   }, o.recoveryTimeoutMs);
   const scaleOutSeconds = scaledOut ? (Date.parse(scaledOut.healthy.time) - loadStart) / 1000 : null;
+  if (scaledOut)
+    run.mark(
+      "recovery",
+      `scaled out to ${scaledOut.raised.desired}, new instance in rotation`,
+      Date.parse(scaledOut.healthy.time),
+    );
   run.progress(
     scaledOut
       ? `scaled out to ${scaledOut.raised.desired}; new instance in rotation ${scaleOutSeconds?.toFixed(2)} s after the load started`
@@ -75,6 +84,7 @@ export async function cpuSpikeDrill(
   if (scaledOut) await new Promise((r) => setTimeout(r, o.holdAfterScaleOutMs));
   const loadResult = await load.stop();
   const loadStoppedAt = Date.now();
+  run.mark("step", "load stopped", loadStoppedAt);
   run.progress("load stopped; waiting for scale-in");
 
   const scaledIn = scaledOut
@@ -90,25 +100,59 @@ export async function cpuSpikeDrill(
       )
     : undefined;
   const scaleInSeconds = scaledIn ? (Date.parse(scaledIn.time) - loadStoppedAt) / 1000 : null;
+  if (scaledIn) run.mark("recovery", `scaled back in to ${startDesired}`, Date.parse(scaledIn.time));
   run.progress(
     scaledIn ? `scaled back in to ${startDesired} after ${scaleInSeconds?.toFixed(2)} s` : "no scale-in",
   );
   const result = await run.finish();
-  const report = run.report("cpu-spike", result, scaleOutSeconds, {
-    startDesired,
-    peakDesired: scaledOut?.raised.desired ?? startDesired,
-    scaleInSeconds,
-    load: {
-      rate: loadRate,
-      cpuMsPerRequest: o.cpuMsPerRequest,
-      requests: loadResult.requests,
-      failed: loadResult.failed,
+  return run.report(
+    "cpu-spike",
+    result,
+    scaleOutSeconds,
+    {
+      startDesired,
+      peakDesired: scaledOut?.raised.desired ?? startDesired,
+      scaleInSeconds,
+      load: {
+        rate: loadRate,
+        cpuMsPerRequest: o.cpuMsPerRequest,
+        requests: loadResult.requests,
+        failed: loadResult.failed,
+      },
+      // When failures happened, in seconds from the load's start: steady traffic, then the load's.
+      failureWindows: DrillRun.failureWindows(result, loadStart),
+      loadFailureWindows: DrillRun.failureWindows(loadResult, loadStart),
     },
-  });
-  // What users saw includes the heavy requests.
-  report.requests += loadResult.requests;
-  report.failed += loadResult.failed;
-  for (const [k, v] of Object.entries(loadResult.failures))
-    report.failures[k] = (report.failures[k] ?? 0) + v;
-  return report;
+    cpuSpikeTargets,
+    // What users saw includes the heavy requests.
+    (report) => {
+      report.requests += loadResult.requests;
+      report.failed += loadResult.failed;
+      for (const [k, v] of Object.entries(loadResult.failures))
+        report.failures[k] = (report.failures[k] ?? 0) + v;
+    },
+  );
 }
+
+/** This drill's targets, checked against a run's report. */
+export const cpuSpikeTargets = (r: DrillReport): DrillTarget[] => [
+  ...basicTargets(r),
+  {
+    target: "scaled back in after the load",
+    passed: r.scaleInSeconds !== null,
+    actual: r.scaleInSeconds === null ? "never" : `${(r.scaleInSeconds as number).toFixed(2)} s`,
+  },
+];
+
+export const cpuSpike = defineDrill({
+  name: "cpu-spike",
+  description: "CPU load beyond the group's capacity: it scales out, then back in when the load stops",
+  run: ({ client, stack, rate, onProgress }) =>
+    cpuSpikeDrill(client, { rate, onProgress, targetCpuPercent: stack.scaling.targetCpuPercent }),
+  details: (report) => [
+    `capacity             ${report.startDesired} → ${report.peakDesired} → ${report.scaleInSeconds === null ? "not scaled in" : report.startDesired}`,
+    `scale-out in service ${report.recoverySeconds === null ? "never" : `${report.recoverySeconds.toFixed(2)} s after the load started`}`,
+    `scale-in             ${report.scaleInSeconds === null ? "never" : `${(report.scaleInSeconds as number).toFixed(2)} s after the load stopped`}`,
+  ],
+  passed: (r) => cpuSpikeTargets(r).every((t) => t.passed),
+});

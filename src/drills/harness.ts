@@ -2,7 +2,8 @@ import type { StackClient } from "../local/control-plane/client.ts";
 import type { TimedStackEvent } from "../local/events/bus.ts";
 import type { StackStatus } from "../local/runtime.ts";
 import { sleep } from "../shared/net.ts";
-import type { DrillReport } from "./report.ts";
+import { basicTargets, type DrillReport, type DrillTarget, withVerdict } from "./report.ts";
+import { type TimelineMark, TimelineRecorder } from "./timeline.ts";
 import { SteadyTraffic, type TrafficOptions, type TrafficResult } from "./traffic.ts";
 
 export interface DrillOptions {
@@ -36,6 +37,8 @@ export class DrillRun {
   private readonly reading: Promise<void>;
   readonly traffic: SteadyTraffic;
   readonly options: DrillOptions;
+  /** Every request of the run in 100 ms buckets, and the run's fault and recovery marks. */
+  readonly timeline = new TimelineRecorder();
 
   private constructor(
     readonly client: StackClient,
@@ -53,6 +56,7 @@ export class DrillRun {
     })().catch(() => undefined);
     const maxDurationMs = options.warmupMs + options.recoveryTimeoutMs * 2 + options.cooldownMs + 10_000;
     this.traffic = new SteadyTraffic(url, {
+      timeline: this.timeline,
       ...traffic,
       rate: options.rate,
       maxDurationMs,
@@ -75,6 +79,14 @@ export class DrillRun {
 
   progress(message: string): void {
     this.options.onProgress?.(message);
+  }
+
+  /**
+   * Marks the moment the drill broke something (`at` is the time recoverySeconds counts from),
+   * a recovery it observed, or another step; the report's timeline carries them.
+   */
+  mark(kind: TimelineMark["kind"], label: string, at = Date.now()): void {
+    this.timeline.mark(kind, label, at);
   }
 
   /** Waits until `condition` over the events holds; returns its value, or undefined on timeout. */
@@ -151,13 +163,20 @@ export class DrillRun {
     }));
   }
 
+  /**
+   * The report in the shared shape, with the timeline and the events of the run. Its verdict holds
+   * `targets(report)`, evaluated after `adjust` (for drills that add other traffic to the figures).
+   */
   report(
     drill: string,
     result: TrafficResult,
     recoverySeconds: number | null,
     extra: Record<string, unknown>,
+    targets: (report: DrillReport) => DrillTarget[] = basicTargets,
+    adjust?: (report: DrillReport) => void,
   ): DrillReport {
-    return {
+    const startedAt = this.timeline.startedAt;
+    const report: DrillReport = {
       drill,
       requests: result.requests,
       failed: result.failed,
@@ -170,6 +189,11 @@ export class DrillRun {
       counter: { first: result.firstCount, last: result.lastCount },
       ...extra,
       counterViolations: result.counterViolations,
+      timeline: this.timeline.build(recoverySeconds),
+      events: this.events.filter((e) => Date.parse(e.time) >= startedAt),
+      verdict: { passed: false, targets: [] },
     };
+    adjust?.(report);
+    return withVerdict(report, targets(report));
   }
 }

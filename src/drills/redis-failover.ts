@@ -1,12 +1,16 @@
 import type { StackClient } from "../local/control-plane/client.ts";
+import { request } from "undici";
 import { StayupError } from "../shared/errors.ts";
+import { sleep } from "../shared/net.ts";
 import { type DrillOptions, DrillRun, drillDefaults } from "./harness.ts";
-import type { DrillReport } from "./report.ts";
+import { counterTarget, type DrillReport, recoveredTarget, type DrillTarget } from "./report.ts";
+import { defineDrill } from "./module.ts";
 
 /**
  * Kills the Redis primary under steady traffic. The Sentinels promote the replica in the other AZ,
- * the instances follow without a restart, and the dead node comes back as a replica. Reports how
- * long writes failed and whether the count ever went backwards.
+ * the instances hold and retry the writes meanwhile, and the dead node comes back as a replica.
+ * Reports failed requests (target 0), the p99 latency during the failover, and `acknowledgedLost`:
+ * how far the count after recovery fell below the highest count any client saw (target 0).
  */
 export async function redisFailoverDrill(
   client: StackClient,
@@ -23,8 +27,7 @@ export async function redisFailoverDrill(
     );
   }
   // Break one thing at a time: a replica still resyncing after an earlier failover is a double fault.
-  const replica = run.before.redis.nodes?.find((n) => n.role === "replica");
-  if (replica && !replica.inSync) {
+  for (const replica of run.before.redis.nodes?.filter((n) => n.role === "replica" && !n.inSync) ?? []) {
     run.progress(`waiting for the replica in ${replica.az} to be in sync before breaking anything`);
     await run.waitFor(
       (events) => events.find((e) => e.type === "redis.replica-in-sync" && e.port === replica.port),
@@ -33,12 +36,15 @@ export async function redisFailoverDrill(
   }
   const killedAt = Date.now();
   run.progress(`SIGKILL → Redis primary in ${primary.az} (pid ${primary.pid}, port ${primary.port})`);
+  run.mark("fault", `SIGKILL → Redis primary in ${primary.az}`, killedAt);
   process.kill(primary.pid, "SIGKILL");
   const failover = await run.waitFor(
     (events) => events.find((e) => e.type === "redis.failover" && Date.parse(e.time) >= killedAt),
     o.recoveryTimeoutMs,
   );
   const recoverySeconds = failover ? (Date.parse(failover.time) - killedAt) / 1000 : null;
+  if (failover?.type === "redis.failover")
+    run.mark("recovery", `replica in ${failover.toAz} promoted`, Date.parse(failover.time));
   run.progress(
     failover?.type === "redis.failover"
       ? `Sentinels promoted the replica in ${failover.toAz} after ${recoverySeconds?.toFixed(2)} s`
@@ -54,6 +60,7 @@ export async function redisFailoverDrill(
     o.recoveryTimeoutMs,
   );
   const redundancySeconds = rejoined ? (Date.parse(rejoined.time) - killedAt) / 1000 : null;
+  if (rejoined) run.mark("recovery", "old primary back as an in-sync replica", Date.parse(rejoined.time));
   if (rejoined)
     run.progress(`the old primary is back as an in-sync replica after ${redundancySeconds?.toFixed(2)} s`);
   const result = await run.finish();
@@ -61,12 +68,103 @@ export async function redisFailoverDrill(
   const writeOutageSeconds = result.failureTimes.some((t) => t >= killedAt)
     ? (lastFailure - killedAt) / 1000
     : 0;
-  return run.report("redis-failover", result, recoverySeconds, {
-    writeOutageSeconds,
-    killedPrimary: { az: primary.az, port: primary.port },
-    newPrimary: failover?.type === "redis.failover" ? { az: failover.toAz, port: failover.toPort } : null,
-    oldPrimaryRejoinedAsReplica: Boolean(rejoined),
-    redundancyRestoredSeconds: redundancySeconds,
-    failureWindows: DrillRun.failureWindows(result, killedAt),
-  });
+  // What clients waited: requests sent before the kill, and those sent until the promotion (held by
+  // the instances and retried against the new primary).
+  const promotedAt = failover ? Date.parse(failover.time) : Number.POSITIVE_INFINITY;
+  const p99BeforeFailoverMs = percentile(
+    result.latencies.filter((l) => l.sentAt < killedAt).map((l) => l.ms),
+    0.99,
+  );
+  const p99DuringFailoverMs = percentile(
+    result.latencies.filter((l) => l.sentAt >= killedAt && l.sentAt <= promotedAt).map((l) => l.ms),
+    0.99,
+  );
+  // No acknowledged count lost: the count after recovery is above the highest any client saw.
+  const highestCountSeen = result.lastCount ?? 0;
+  const countAfterRecovery = await readCountAfterRecovery(client.state.listener, o.recoveryTimeoutMs);
+  const acknowledgedLost =
+    countAfterRecovery === undefined ? null : Math.max(0, highestCountSeen - (countAfterRecovery - 1));
+  run.progress(
+    `highest count a client saw ${highestCountSeen}; after recovery the next request got ${countAfterRecovery ?? "no answer"}`,
+  );
+  return run.report(
+    "redis-failover",
+    result,
+    recoverySeconds,
+    {
+      writeOutageSeconds,
+      acknowledgedLost,
+      highestCountSeen,
+      countAfterRecovery: countAfterRecovery ?? null,
+      p99BeforeFailoverMs,
+      p99DuringFailoverMs,
+      killedPrimary: { az: primary.az, port: primary.port },
+      newPrimary: failover?.type === "redis.failover" ? { az: failover.toAz, port: failover.toPort } : null,
+      oldPrimaryRejoinedAsReplica: Boolean(rejoined),
+      redundancyRestoredSeconds: redundancySeconds,
+      failureWindows: DrillRun.failureWindows(result, killedAt),
+    },
+    redisFailoverTargets,
+  );
 }
+
+/** This drill's targets (issue #12): no failed request, no acknowledged count lost, recovered. */
+export const redisFailoverTargets = (r: DrillReport): DrillTarget[] => [
+  {
+    target: "no failed request (writes held and retried during the failover)",
+    passed: r.failed === 0,
+    actual: `${r.failed} failed of ${r.requests}`,
+  },
+  {
+    target: "no acknowledged count lost",
+    passed: r.acknowledgedLost === 0,
+    actual:
+      r.acknowledgedLost === null || r.acknowledgedLost === undefined
+        ? "unknown"
+        : `${r.acknowledgedLost as number} lost`,
+  },
+  recoveredTarget(r),
+  counterTarget(r),
+];
+
+/** The p-th percentile (nearest rank) in ms, or null without samples. */
+function percentile(values: number[], p: number): number | null {
+  if (values.length === 0) return null;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.ceil(p * sorted.length) - 1)] ?? null;
+}
+
+/** One more count through the listener once the traffic stopped (retried until it answers 200). */
+async function readCountAfterRecovery(listener: string, timeoutMs: number): Promise<number | undefined> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    try {
+      const res = await request(`${listener}/`, { headers: { accept: "application/json" } });
+      const body = (await res.body.json()) as { count?: number };
+      if (res.statusCode === 200 && typeof body.count === "number") return body.count;
+    } catch {
+      // not recovered yet
+    }
+    await sleep(200);
+  }
+  return undefined;
+}
+
+export const redisFailover = defineDrill({
+  name: "redis-failover",
+  description:
+    "kill the Redis primary under traffic; Sentinel promotes a replica; report failures, p99 and acknowledgedLost",
+  run: ({ client, rate, onProgress }) => redisFailoverDrill(client, { rate, onProgress }),
+  details: (report) => {
+    const killed = report.killedPrimary as { az: string };
+    const promoted = report.newPrimary as { az: string } | null;
+    return [
+      `killed primary       in ${killed.az}`,
+      `new primary          ${promoted ? `in ${promoted.az}` : "none"}`,
+      `writes failed for    ${(report.writeOutageSeconds as number).toFixed(2)} s (${report.failed} requests answered 503)`,
+      `p99 latency          ${report.p99BeforeFailoverMs ?? "-"} ms before, ${report.p99DuringFailoverMs ?? "-"} ms during the failover (held and retried)`,
+      `acknowledged lost    ${report.acknowledgedLost ?? "unknown"} (highest count seen ${report.highestCountSeen}, next after recovery ${report.countAfterRecovery ?? "-"})`,
+    ];
+  },
+  passed: (r) => redisFailoverTargets(r).every((t) => t.passed),
+});

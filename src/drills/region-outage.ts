@@ -2,7 +2,8 @@ import type { StackClient } from "../local/control-plane/client.ts";
 import { StayupError } from "../shared/errors.ts";
 import { sleep } from "../shared/net.ts";
 import { type DrillOptions, DrillRun, drillDefaults } from "./harness.ts";
-import type { DrillReport } from "./report.ts";
+import { counterTarget, type DrillReport, recoveredTarget, type DrillTarget } from "./report.ts";
+import { defineDrill } from "./module.ts";
 
 /**
  * Takes the whole primary region down (its load balancer and every instance) under traffic from
@@ -32,6 +33,7 @@ export async function regionOutageDrill(
   run.progress(`clients resolve ${status.dns.name} through udp://${status.dns.server}`);
 
   const faultAt = Date.now();
+  run.mark("fault", `${status.region} down`, faultAt);
   await client.fault("region-outage", { region: status.region });
   run.progress(`${status.region} is down (load balancer and every instance)`);
   // Recovered: the alarm scaled the secondary up and it has that capacity in rotation.
@@ -43,6 +45,7 @@ export async function regionOutageDrill(
     o.recoveryTimeoutMs,
   );
   const desired = failover?.type === "failover.action" ? failover.desired : 0;
+  if (failover) run.mark("recovery", `alarm: failover to ${secondary.name}`, Date.parse(failover.time));
   const servedAt = failover
     ? await run.waitFor(run.capacityRestored(faultAt, desired, secondary.name), o.recoveryTimeoutMs)
     : undefined;
@@ -59,6 +62,8 @@ export async function regionOutageDrill(
       return undefined;
     }, o.recoveryTimeoutMs));
   const recoverySeconds = inRotationAt === undefined ? null : (inRotationAt - faultAt) / 1000;
+  if (inRotationAt !== undefined)
+    run.mark("recovery", `${secondary.name} serving with ${desired}`, inRotationAt);
   run.progress(
     recoverySeconds === null
       ? "the secondary region never took over"
@@ -67,6 +72,7 @@ export async function regionOutageDrill(
 
   await sleep(o.outageMs);
   const restoreAt = Date.now();
+  run.mark("step", `${status.region} restored`, restoreAt);
   await client.fault("region-restore", { region: status.region });
   run.progress(`${status.region} is back; waiting for failback`);
   const failback = await run.waitFor(
@@ -76,6 +82,7 @@ export async function regionOutageDrill(
       ),
     o.recoveryTimeoutMs,
   );
+  if (failback) run.mark("recovery", `failback to ${status.region}`, Date.parse(failback.time));
   // The secondary back at standby: its instances drained (scale-in by SIGTERM).
   let standbyAt: number | undefined;
   const deadline = Date.now() + o.recoveryTimeoutMs;
@@ -84,7 +91,10 @@ export async function regionOutageDrill(
     if (r && r.group.desired === standby && r.instances.length === standby) standbyAt = Date.now();
     else await sleep(200);
   }
-  if (standbyAt !== undefined) run.progress(`${secondary.name} back to its standby size (${standby})`);
+  if (standbyAt !== undefined) {
+    run.progress(`${secondary.name} back to its standby size (${standby})`);
+    run.mark("recovery", `${secondary.name} back to standby`, standbyAt);
+  }
   const result = await run.finish();
   const windows = DrillRun.failureWindows(result, faultAt);
   const outageSeconds = windows.length
@@ -93,16 +103,57 @@ export async function regionOutageDrill(
   const notifications = run.events
     .filter((e) => e.type === "notification.sent" && Date.parse(e.time) >= faultAt)
     .map((e) => (e.type === "notification.sent" ? e.subject : ""));
-  return run.report("region-outage", result, recoverySeconds, {
-    outageSeconds,
-    failureWindows: windows,
-    primaryRegion: status.region,
-    secondaryRegion: secondary.name,
-    secondaryStartedByAlarm: Boolean(failover),
-    failedBack: Boolean(failback),
-    secondaryBackToStandby: standbyAt !== undefined,
-    standbyCapacity: standby,
-    notifications,
-    resolvedAddresses: run.traffic.resolvedAddresses,
-  });
+  return run.report(
+    "region-outage",
+    result,
+    recoverySeconds,
+    {
+      outageSeconds,
+      failureWindows: windows,
+      primaryRegion: status.region,
+      secondaryRegion: secondary.name,
+      secondaryStartedByAlarm: Boolean(failover),
+      failedBack: Boolean(failback),
+      secondaryBackToStandby: standbyAt !== undefined,
+      standbyCapacity: standby,
+      notifications,
+      resolvedAddresses: run.traffic.resolvedAddresses,
+    },
+    regionOutageTargets,
+  );
 }
+
+/** This drill's targets, checked against a run's report. */
+export const regionOutageTargets = (r: DrillReport): DrillTarget[] => [
+  recoveredTarget(r),
+  counterTarget(r),
+  {
+    target: "clients see failures for 5 s at most",
+    passed: (r.outageSeconds as number) <= 5,
+    actual: `${(r.outageSeconds as number).toFixed(2)} s`,
+  },
+  {
+    target: "the alarm started the secondary",
+    passed: Boolean(r.secondaryStartedByAlarm),
+    actual: r.secondaryStartedByAlarm ? "yes" : "no",
+  },
+  { target: "DNS failed back", passed: Boolean(r.failedBack), actual: r.failedBack ? "yes" : "no" },
+  {
+    target: "the secondary back to standby",
+    passed: Boolean(r.secondaryBackToStandby),
+    actual: r.secondaryBackToStandby ? "yes" : "no",
+  },
+];
+
+export const regionOutage = defineDrill({
+  name: "region-outage",
+  description: "take the primary region down, then bring it back: DNS failover and failback",
+  run: ({ client, rate, onProgress }) => regionOutageDrill(client, { rate, onProgress }),
+  details: (report) => [
+    `regions              ${report.primaryRegion} → ${report.secondaryRegion} → ${report.primaryRegion}`,
+    `clients saw failures ${(report.outageSeconds as number).toFixed(2)} s (DNS answers: ${(report.resolvedAddresses as string[]).join(" → ")})`,
+    `secondary            started by the alarm: ${report.secondaryStartedByAlarm ? "yes" : "NO"}; back to standby (${report.standbyCapacity}): ${report.secondaryBackToStandby ? "yes" : "NO"}`,
+    `notifications        ${(report.notifications as string[]).join("; ") || "none"}`,
+  ],
+  passed: (r) => regionOutageTargets(r).every((t) => t.passed),
+});

@@ -1,3 +1,13 @@
+import type { TimedStackEvent } from "../local/events/bus.ts";
+import { type DrillTimeline, sparkline } from "./timeline.ts";
+
+/** One of a drill's targets, checked against what the run measured. */
+export interface DrillTarget {
+  target: string;
+  passed: boolean;
+  actual: string;
+}
+
 /** The shape every drill reports in: for people (formatReport) and machines (--json). */
 export interface DrillReport {
   drill: string;
@@ -14,10 +24,48 @@ export interface DrillReport {
   failures: Record<string, number>;
   servedBy: Record<string, number>;
   counter: { first?: number; last?: number };
+  counterViolations: { expectedAbove: number; got: number }[];
+  /** Requests in 100 ms buckets, with the fault and recovery times (ISO and seconds from the start). */
+  timeline: DrillTimeline;
+  /** The stack's events during the run. */
+  events: TimedStackEvent[];
+  /** The drill's targets and whether this run met every one. */
+  verdict: { passed: boolean; targets: DrillTarget[] };
   [extra: string]: unknown;
 }
 
 const yesNo = (b: boolean) => (b ? "yes" : "NO");
+
+/** The targets every drill shares: nobody saw a failure, the stack recovered, no count lost. */
+export function basicTargets(report: DrillReport): DrillTarget[] {
+  return [
+    {
+      target: "no failed request",
+      passed: report.failed === 0,
+      actual: `${report.failed} failed of ${report.requests}`,
+    },
+    recoveredTarget(report),
+    counterTarget(report),
+  ];
+}
+
+export const recoveredTarget = (report: DrillReport): DrillTarget => ({
+  target: "recovered within the drill's timeout",
+  passed: report.recoverySeconds !== null,
+  actual: report.recoverySeconds === null ? "not recovered" : `${report.recoverySeconds.toFixed(2)} s`,
+});
+
+export const counterTarget = (report: DrillReport): DrillTarget => ({
+  target: "the count never went back",
+  passed: report.counterContinuous,
+  actual: report.counterContinuous ? "continuous" : `${report.counterViolations.length} violation(s)`,
+});
+
+/** Sets the report's verdict from its targets. */
+export function withVerdict(report: DrillReport, targets: DrillTarget[]): DrillReport {
+  report.verdict = { passed: targets.every((t) => t.passed), targets };
+  return report;
+}
 
 export function formatReport(report: DrillReport, details: string[] = []): string {
   const failures = Object.entries(report.failures)
@@ -33,6 +81,11 @@ export function formatReport(report: DrillReport, details: string[] = []): strin
     `  served by            ${Object.entries(report.servedBy)
       .map(([id, n]) => `${id}: ${n}`)
       .join(", ")}`,
+    `  timeline             ${sparkline(report.timeline)}  (↯ fault, ✓ recovered, × failures; ${report.timeline.durationSeconds.toFixed(1)} s)`,
+    `  verdict              ${report.verdict.passed ? "PASSED" : "FAILED"}${report.verdict.targets
+      .filter((t) => !t.passed)
+      .map((t) => `; missed: ${t.target} (${t.actual})`)
+      .join("")}`,
   ];
   return lines.join("\n");
 }

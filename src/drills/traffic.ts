@@ -1,5 +1,6 @@
 import { Resolver } from "node:dns/promises";
 import { Pool } from "undici";
+import type { TimelineRecorder } from "./timeline.ts";
 
 export interface TrafficOptions {
   /** Requests per second. */
@@ -16,6 +17,8 @@ export interface TrafficOptions {
    * URL's host: how a client follows a DNS failover.
    */
   resolve?: { name: string; server: string; port: number };
+  /** Records every request (outcome, latency, serving instance) in the drill's time buckets. */
+  timeline?: TimelineRecorder;
 }
 
 export interface TrafficResult {
@@ -32,6 +35,8 @@ export interface TrafficResult {
   durationSeconds: number;
   /** Time of every failure (ms since epoch), to measure outage windows. */
   failureTimes: number[];
+  /** Every request: when it was sent (ms since epoch) and how long it took (ms), failed or not. */
+  latencies: { sentAt: number; ms: number }[];
 }
 
 /**
@@ -62,6 +67,7 @@ export class SteadyTraffic {
     counterViolations: [],
     durationSeconds: 0,
     failureTimes: [],
+    latencies: [],
   };
 
   constructor(
@@ -96,7 +102,8 @@ export class SteadyTraffic {
     }
   }
 
-  private fail(reason: string): void {
+  private fail(reason: string, startedAt: number): void {
+    this.options.timeline?.record({ ok: false, reason, latencyMs: performance.now() - startedAt });
     this.result.failed++;
     this.result.failures[reason] = (this.result.failures[reason] ?? 0) + 1;
     this.result.failureTimes.push(Date.now());
@@ -139,7 +146,17 @@ export class SteadyTraffic {
   }
 
   private async one(): Promise<void> {
+    const sentAt = Date.now();
+    try {
+      await this.send();
+    } finally {
+      this.result.latencies.push({ sentAt, ms: Date.now() - sentAt });
+    }
+  }
+
+  private async send(): Promise<void> {
     const floor = this.highestCompleted;
+    const startedAt = performance.now();
     this.result.requests++;
     try {
       const res = await this.pool(await this.origin()).request({
@@ -148,8 +165,13 @@ export class SteadyTraffic {
         headers: { accept: "application/json" },
       });
       const text = await res.body.text();
-      if (res.statusCode < 200 || res.statusCode > 299) return this.fail(String(res.statusCode));
+      if (res.statusCode < 200 || res.statusCode > 299) return this.fail(String(res.statusCode), startedAt);
       const body = JSON.parse(text) as { count?: number; instanceId: string };
+      this.options.timeline?.record({
+        ok: true,
+        latencyMs: performance.now() - startedAt,
+        instanceId: body.instanceId,
+      });
       this.result.servedBy[body.instanceId] = (this.result.servedBy[body.instanceId] ?? 0) + 1;
       if (body.count === undefined) return; // not the counter page
       if (body.count <= floor) {
@@ -162,7 +184,7 @@ export class SteadyTraffic {
       this.result.lastCount = this.highestCompleted;
     } catch (error) {
       const e = error as NodeJS.ErrnoException;
-      this.fail(e.code ?? e.name);
+      this.fail(e.code ?? e.name, startedAt);
     }
   }
 

@@ -1,8 +1,11 @@
 import path from "node:path";
-import type { ResolvedStack } from "../stack/index.ts";
+import { derive, type ResolvedStack } from "../stack/index.ts";
 import type { EventBus } from "./events/bus.ts";
 import { type GroupCapacity, InstanceGroupController } from "./instance-group/controller.ts";
-import { LoadBalancer } from "./load-balancer/balancer.ts";
+import { LoadBalancer, type Listener } from "./load-balancer/balancer.ts";
+import { LoadBalancerWorkers } from "./load-balancer/workers.ts";
+import { HttpsListener } from "./load-balancer/https.ts";
+import { ensureLocalAuthority, issueServerCertificate } from "./tls/authority.ts";
 import { ScalingController } from "./scaling/controller.ts";
 import { TargetGroupController } from "./target-group/controller.ts";
 
@@ -22,9 +25,12 @@ export interface LocalRegionOptions {
 /** One region: its target group, load balancer, instance group and scaling policy. */
 export class LocalRegion {
   readonly targetGroup: TargetGroupController;
-  readonly loadBalancer: LoadBalancer;
+  readonly loadBalancer: Listener;
   readonly group: InstanceGroupController;
   readonly scaling: ScalingController;
+  /** With loadBalancer.local.httpsPort (primary region): the HTTPS listener over the balancer. */
+  https?: HttpsListener;
+  private readonly httpsPort?: number;
   /** Down on purpose (a region outage drill): nothing runs, nothing is replaced. */
   down = false;
 
@@ -32,6 +38,7 @@ export class LocalRegion {
     const { stack } = options;
     const events = options.events.scoped(options.name);
     const hc = stack.targetGroup.healthCheck;
+    const derived = derive(stack);
     this.targetGroup = new TargetGroupController(
       {
         path: hc.path,
@@ -41,9 +48,25 @@ export class LocalRegion {
         unhealthyThreshold: hc.unhealthyThreshold,
       },
       events,
+      derived.deregistrationDelay.ms,
     );
+    this.httpsPort = options.role === "primary" ? stack.loadBalancer.local.httpsPort : undefined;
     // Shares the listener object: a port chosen at start reaches the load balancer too.
-    this.loadBalancer = new LoadBalancer(this.targetGroup, events, options.listener);
+    if (this.httpsPort !== undefined) {
+      Object.assign(options.listener, { redirectToHttpsPort: () => this.https?.port ?? 0 });
+    }
+    const policy = {
+      retries: stack.loadBalancer.retries,
+      outlierDetection: stack.loadBalancer.outlierDetection,
+    };
+    const workers = stack.loadBalancer.local.workers ?? 1;
+    this.loadBalancer =
+      workers > 1
+        ? new LoadBalancerWorkers(this.targetGroup, events, options.listener, policy, workers)
+        : new LoadBalancer(this.targetGroup, events, options.listener, policy);
+    // Draining waits for in-flight requests where the balancer counts them (one process); with
+    // workers it waits the whole deregistration delay.
+    if (this.loadBalancer instanceof LoadBalancer) this.targetGroup.drainWith(this.loadBalancer);
     this.group = new InstanceGroupController(
       {
         name: `${stack.name}-${stack.environment}-web-${options.name}`,
@@ -53,13 +76,21 @@ export class LocalRegion {
         serviceEntry: options.serviceEntry,
         instanceEnvironment: options.instanceEnvironment,
         logDir: path.join(options.stateDir, "logs", options.name),
+        policy: {
+          healthCheckGracePeriodMs: derived.healthCheckGracePeriod.localMs,
+          replacementDelayMs: derived.replacementDelayMs,
+        },
       },
       this.targetGroup,
       events,
     );
     this.scaling = new ScalingController(
       this.group,
-      { targetCpuPercent: stack.scaling.targetCpuPercent, ...stack.scaling.local },
+      {
+        targetCpuPercent: stack.scaling.targetCpuPercent,
+        ...stack.scaling.local,
+        warmupMs: derived.instanceWarmup.localMs,
+      },
       events,
     );
   }
@@ -69,9 +100,28 @@ export class LocalRegion {
   }
 
   async start(): Promise<void> {
+    await this.startHttps();
     await this.loadBalancer.listen();
     this.group.start();
     this.scaling.start();
+  }
+
+  /** The HTTPS listener with a certificate for dns.name from the state folder's local authority. */
+  private async startHttps(): Promise<void> {
+    const { stack, listener, stateDir } = this.options;
+    if (this.httpsPort === undefined || !stack.dns) return;
+    // The schema refuses httpsPort with balancer workers: TLS terminates in this process.
+    if (!(this.loadBalancer instanceof LoadBalancer)) return;
+    const balancer = this.loadBalancer;
+    const authority = await ensureLocalAuthority(stateDir);
+    const certificate = await issueServerCertificate(authority, [stack.dns.name, "localhost", listener.host]);
+    this.https = new HttpsListener(balancer.handleRequest, {
+      host: listener.host,
+      port: this.httpsPort,
+      ...certificate,
+    });
+    const url = await this.https.listen();
+    this.options.events.scoped(this.name).publish({ type: "load-balancer.listening", url });
   }
 
   /** A whole-region outage: the load balancer stops answering and every instance dies at once. */
@@ -79,12 +129,14 @@ export class LocalRegion {
     this.down = true;
     this.scaling.stop();
     await this.loadBalancer.close();
+    await this.https?.close();
     await this.group.kill();
   }
 
   /** The region comes back: listener up, the group relaunches its desired capacity. */
   async restore(): Promise<void> {
     this.down = false;
+    await this.https?.listen();
     await this.loadBalancer.listen();
     this.group.resume();
     this.scaling.start();
@@ -95,5 +147,6 @@ export class LocalRegion {
     await this.group.stop();
     this.targetGroup.stop();
     await this.loadBalancer.close().catch(() => undefined);
+    await this.https?.close().catch(() => undefined);
   }
 }

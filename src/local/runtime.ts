@@ -1,16 +1,22 @@
+import { mkdirSync } from "node:fs";
 import path from "node:path";
 import { StayupError } from "../shared/errors.ts";
 import { assertPortFree, findFreePort } from "../shared/net.ts";
-import { type ResolvedStack, standbyCapacity } from "../stack/index.ts";
+import { derive, type ResolvedStack } from "../stack/index.ts";
+import { redisNodeCount, redisReplicasToAcknowledge } from "../stack/redis-durability.ts";
 import { bundleWebService } from "../web-service/bundle.ts";
+import { serviceVersion } from "../web-service/version.ts";
+import type { EcsStatus } from "./ecs/stack.ts";
 import { EventBus } from "./events/bus.ts";
 import { FailoverDnsServer } from "./dns/server.ts";
 import { FailoverController } from "./failover/controller.ts";
 import type { InstanceGroupController } from "./instance-group/controller.ts";
-import type { LoadBalancer } from "./load-balancer/balancer.ts";
+import type { Listener } from "./load-balancer/balancer.ts";
 import { Notifier } from "./notifications/notifier.ts";
 import { RedisController, type RedisEndpoint } from "./redis/controller.ts";
+import { localRedisPassword } from "./redis/process.ts";
 import { RedisReplicationController } from "./redis/replication.ts";
+import { ProcessRegistry } from "./processes.ts";
 import { LocalRegion } from "./region.ts";
 import type { ScalingController } from "./scaling/controller.ts";
 import type { TargetGroupController } from "./target-group/controller.ts";
@@ -56,6 +62,16 @@ export interface StackStatus {
   /** Every region; the top-level group and instances are the primary's. */
   regions: RegionStatus[];
   dns?: { name: string; server: string; answer: string; primaryHealthy: boolean; failedOver: boolean };
+  /** The single-instance topology: its stable address and data volume (see src/local/single-instance). */
+  singleInstance?: {
+    address: string;
+    associatedWith?: string;
+    volume: { volumeId: string; dir: string; attachedTo?: string };
+  };
+  /** Topology "ecs": the cluster's container instances with their tasks and free capacity. */
+  ecs?: EcsStatus;
+  /** The live dashboard's URL (with the token that opens it), set by the control plane. */
+  dashboard?: string;
 }
 
 export interface RegionStatus {
@@ -63,6 +79,8 @@ export interface RegionStatus {
   role: "primary" | "secondary";
   listener: string;
   down: boolean;
+  /** The region's zones, and whether an AZ outage has taken each down. */
+  availabilityZones: { name: string; impaired: boolean }[];
   group: { min: number; desired: number; max: number; inService: number; averageCpuPercent?: number };
   instances: InstanceStatus[];
 }
@@ -70,10 +88,12 @@ export interface RegionStatus {
 /** The whole stack on one machine: each controller owns one concern; this only wires them. */
 export class LocalStack {
   readonly events: EventBus;
+  /** Every process this stack starts, in `<state>/processes.json`. */
+  readonly processes: ProcessRegistry;
   readonly redis: RedisController | RedisReplicationController;
   readonly primary: LocalRegion;
   readonly secondary?: LocalRegion;
-  failover?: FailoverController;
+  readonly failover?: FailoverController;
   dns?: FailoverDnsServer;
   private stopped?: Promise<void>;
   private serviceEntry = "";
@@ -81,16 +101,27 @@ export class LocalStack {
   constructor(readonly options: LocalStackOptions) {
     const { stack } = options;
     this.events = options.events ?? new EventBus();
+    mkdirSync(options.stateDir, { recursive: true });
+    this.processes = new ProcessRegistry(options.stateDir);
+    // Instances are recorded from their events: the group needs no knowledge of the registry.
+    this.events.subscribe((e) => {
+      if (e.type === "instance.launched") {
+        this.processes.add({ pid: e.pid, kind: "instance", name: e.instanceId, port: e.port });
+      } else if (e.type === "instance.terminated") this.processes.remove(e.pid);
+    });
     const redisSettings = {
       host: "127.0.0.1",
       port: options.redisPort ?? stack.redis.localPort,
       dataDir: path.join(options.stateDir, "redis", stack.regions.primary.name),
       events: this.events,
+      password: localRedisPassword(options.stateDir),
+      processes: this.processes,
     };
     this.redis = stack.redis.multiAz
       ? new RedisReplicationController({
           ...redisSettings,
-          availabilityZones: stack.regions.primary.availabilityZones,
+          availabilityZones: stack.regions.primary.availabilityZones.slice(0, redisNodeCount(stack)),
+          replicasToAcknowledge: redisReplicasToAcknowledge(stack),
         })
       : new RedisController(redisSettings);
     const common = {
@@ -120,8 +151,19 @@ export class LocalStack {
         role: "secondary",
         availabilityZones: secondary.availabilityZones,
         listener: { host: secondary.localHost, port: this.listenerPort },
-        capacity: { min: 0, desired: standbyCapacity(stack), max: stack.web.capacity.max },
+        capacity: derive(stack).secondaryStandby,
       });
+      if (stack.dns) {
+        // Built now (so its settings can be read), started once both regions are ready.
+        this.failover = new FailoverController({
+          dns: stack.dns,
+          primary: this.primary,
+          secondary: this.secondary,
+          derived: derive(stack),
+          events: this.events,
+          notifier: new Notifier(stack, this.events),
+        });
+      }
     }
   }
 
@@ -129,7 +171,7 @@ export class LocalStack {
   get targetGroup(): TargetGroupController {
     return this.primary.targetGroup;
   }
-  get loadBalancer(): LoadBalancer {
+  get loadBalancer(): Listener {
     return this.primary.loadBalancer;
   }
   get group(): InstanceGroupController {
@@ -187,18 +229,18 @@ export class LocalStack {
         if (region) region.group.serviceEntry = this.serviceEntry;
       }
       await this.redis.start();
+      // The version instances launch with: bundle and instance settings hashed (see rolling-deploy).
+      for (const region of [this.primary, this.secondary]) {
+        if (region)
+          region.group.version = serviceVersion(
+            this.serviceEntry,
+            region.group.options.instanceEnvironment(),
+          );
+      }
       await this.primary.start();
       await this.secondary?.start();
       await this.waitUntilReady(readyTimeoutMs);
-      if (this.dns && this.secondary && stack.dns) {
-        this.failover = new FailoverController({
-          dns: stack.dns,
-          primary: this.primary,
-          secondary: this.secondary,
-          standbyCapacity: standbyCapacity(stack),
-          events: this.events,
-          notifier: new Notifier(stack.notifications, stack.name, stack.environment, this.events),
-        });
+      if (this.dns && this.failover) {
         await this.dns.listen(this.options.dnsPort, () => this.failover?.answer());
         this.failover.start();
       }
@@ -256,6 +298,10 @@ export class LocalStack {
       role: region.options.role,
       listener: region.loadBalancer.url,
       down: region.down,
+      availabilityZones: region.group.availabilityZones.map((name) => ({
+        name,
+        impaired: region.group.impairedAvailabilityZones.includes(name),
+      })),
       group: {
         ...region.group.capacity,
         inService: instances.filter((i) => i.healthy).length,

@@ -9,6 +9,7 @@ import {
   type ResolvedStack,
   type StackDescription,
   stackDescriptionSchema,
+  type Topology,
   type ValidStackDescription,
 } from "./schema.ts";
 
@@ -69,15 +70,30 @@ export function resolveStack(stack: ValidStackDescription, environment: Environm
   }
   const { environments, ...shared } = stack;
   const chosen = environments[environment];
-  return { ...shared, ...chosen, redis: { ...shared.redis, ...chosen.redis }, environment };
+  return {
+    ...shared,
+    ...chosen,
+    redis: { ...shared.redis, ...chosen.redis },
+    ecs: { ...shared.ecs, ...chosen.ecs },
+    environment,
+  };
 }
 
 export const defaultConfigFile = "stayup.config.ts";
 
-/** Loads, validates and resolves a stack description file (TypeScript or JavaScript, default export). */
+/** Settings a command line may override for one run, as `--env` chooses the environment. */
+export interface StackOverrides {
+  topology?: Topology;
+}
+
+/**
+ * Loads, validates and resolves a stack description file (TypeScript or JavaScript, default export).
+ * Overrides replace the file's values before validation, so a variant is checked like the file.
+ */
 export async function loadStack(
   configFile: string = defaultConfigFile,
   environment: EnvironmentName = "dev",
+  overrides: StackOverrides = {},
 ): Promise<ResolvedStack> {
   const file = path.resolve(configFile);
   if (!existsSync(file)) {
@@ -107,14 +123,11 @@ export async function loadStack(
       "end it with: export default defineStack({ ... })",
     );
   }
-  return resolveStack(validateStack(exported, path.relative(process.cwd(), file) || file), environment);
+  if (overrides.topology !== undefined && exported && typeof exported === "object") {
+    exported = { ...exported, topology: overrides.topology };
+  }
+  const source = path.relative(process.cwd(), file) || file;
+  return resolveStack(validateStack(exported, source), environment);
 }
 
-/** What the secondary region runs before a failover: 0 (pilot light), a minimum (warm) or all (active). */
-export function standbyCapacity(stack: ResolvedStack): number {
-  const secondary = stack.regions.secondary;
-  if (!secondary) return 0;
-  if (secondary.standby.mode === "pilot-light") return 0;
-  if (secondary.standby.mode === "warm") return secondary.standby.warmCapacity;
-  return stack.web.capacity.desired;
-}
+export { derive, type DerivedSettings, REGION_HEALTH_CHECK_PATH, standbyCapacity } from "./derived.ts";

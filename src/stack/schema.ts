@@ -1,4 +1,7 @@
 import { z } from "zod";
+import { ciSchema } from "./ci-schema.ts";
+import { ecsEnvironmentSettings, ecsSettings, taskFitProblems } from "./ecs.ts";
+import { nightlyStopSchema } from "./nightly-stop.ts";
 
 /**
  * The one stack description. Every renderer (the local runtime, the AWS CDK app) reads the
@@ -119,6 +122,36 @@ const scaling = z
   })
   .strict();
 
+const instanceGroup = z
+  .object({
+    aws: z
+      .object({
+        /** Seconds after launch before the ELB health check may mark an instance for replacement. */
+        healthCheckGracePeriodSeconds: z
+          .number()
+          .int()
+          .min(0, "must be 0 to 7200 s")
+          .max(7200, "must be 0 to 7200 s"),
+      })
+      .strict(),
+    local: z
+      .object({
+        /** After launch, how long a never-healthy instance has to pass before it is replaced. */
+        healthCheckGracePeriodMs: z
+          .number()
+          .int()
+          .min(1000, "must be 1000 ms or more")
+          .max(600_000, "at most 600000 ms"),
+        /**
+         * How long a running instance stays unhealthy (out of rotation) before it is replaced; never
+         * while every instance is unhealthy (that is overload, and replacing would make it worse).
+         */
+        replacementDelayMs: z.number().int().min(0, "must be 0 or more").max(600_000, "at most 600000 ms"),
+      })
+      .strict(),
+  })
+  .strict();
+
 const notifications = z
   .object({
     /** Webhooks that receive an SNS-shaped JSON message on failover and failback. */
@@ -225,8 +258,25 @@ const environmentSettings = z
       .strict(),
     /** Deletion protection on the load balancer, Redis and DNS zone (seed 004: on in prod). */
     deletionProtection: z.boolean(),
+    /** The ecs topology's per-environment settings (seed 004's table). */
+    ecs: ecsEnvironmentSettings,
+    /** Seed 003: the group stopped at night (scheduled actions on AWS); off when absent. */
+    nightlyStop: nightlyStopSchema.optional(),
   })
   .strict();
+
+/**
+ * How the web service is run, on AWS and locally; each renderer has one builder per topology.
+ * `load-balanced`: tutorial 07 (a load balancer in front of a group over the AZs, Redis apart).
+ * `single-instance`: seed 003 (a group of 1 with a stable address and a data volume, no load balancer).
+ * `ecs`: seed 004 (ECS tasks on EC2 container instances through a capacity provider, behind the load balancer).
+ */
+export const topologies = ["load-balanced", "single-instance", "ecs"] as const;
+export type Topology = (typeof topologies)[number];
+
+const topology = z.enum(topologies, {
+  message: `must be one of ${topologies.map((t) => `"${t}"`).join(", ")}`,
+});
 
 const cidr = z
   .string()
@@ -239,13 +289,6 @@ const aws = z
       (c) => Number(c.split("/")[1]) <= 20,
       "must be /20 or larger to hold 3 tiers × 6 AZs of /24",
     ),
-    /**
-     * `load-balanced`: tutorial 07 (ALB + Auto Scaling group + ElastiCache).
-     * `single-instance`: seed 003 (a group of 1 with a stable Elastic IP and a data volume, no ALB).
-     */
-    topology: z.enum(["load-balanced", "single-instance"], {
-      message: 'must be "load-balanced" or "single-instance"',
-    }),
     /** Shell access: Session Manager always; an SSH bastion only if this is set. */
     bastion: z
       .object({
@@ -305,6 +348,51 @@ export type EnvironmentSettings = z.infer<typeof environmentSettings>;
 export const environmentNames = ["dev", "prod"] as const;
 export type EnvironmentName = (typeof environmentNames)[number];
 
+const intIn = (min: number, max: number, unit = "") =>
+  z
+    .number()
+    .int(`must be a whole number from ${min} to ${max}${unit}`)
+    .min(min, `must be ${min} to ${max}${unit}`)
+    .max(max, `must be ${min} to ${max}${unit}`);
+
+/**
+ * Passive health on real traffic (Envoy's outlier detection; on AWS the target group's anomaly
+ * mitigation plays this part): a target that answers 5xx or times out this many times in a row
+ * leaves the local load balancer's rotation for `baseEjectionMs` × the times it was ejected.
+ * Its health checks, and so the instance group, are not affected: it is slow or failing, not dead.
+ */
+const outlierDetection = z
+  .object({
+    consecutiveFailures: intIn(1, 1000),
+    baseEjectionMs: intIn(100, 600_000, " ms"),
+    /** The longest an ejection may grow to on repeats. */
+    maxEjectionMs: intIn(100, 3_600_000, " ms"),
+    /** Never more than this share of the group is ejected at once (at least one target stays). */
+    maxEjectionPercent: intIn(0, 100, " %"),
+  })
+  .strict()
+  .refine((o) => o.maxEjectionMs >= o.baseEjectionMs, {
+    path: ["maxEjectionMs"],
+    message: "must be ≥ baseEjectionMs",
+  });
+
+/**
+ * The local load balancer's retries of idempotent requests (GET, HEAD, PUT, DELETE, ...) on another
+ * target. A try that has sent no response headers after `perTryTimeoutMs` is abandoned for another
+ * target when one is free and the budget allows; otherwise it is left to finish.
+ */
+const retries = z
+  .object({
+    /** Targets one request may try, the first included. */
+    maxAttempts: intIn(1, 10),
+    perTryTimeoutMs: intIn(10, 60_000, " ms"),
+    /** Retries in flight may be at most this share of the requests in flight (Envoy's retry budget)... */
+    budgetPercent: intIn(0, 100, " %"),
+    /** ...but this many retries are always allowed, so a quiet balancer can still retry. */
+    minRetryConcurrency: intIn(0, 1000),
+  })
+  .strict();
+
 export const stackDescriptionSchema = z
   .object({
     /** Lower-case name used as a prefix for every named resource, with the environment appended. */
@@ -314,10 +402,16 @@ export const stackDescriptionSchema = z
         /^[a-z][a-z0-9-]{1,20}$/,
         "must be 2-21 lower-case letters, digits or dashes, starting with a letter",
       ),
+    topology,
     regions: z.object({ primary: region, secondary: secondaryRegion.optional() }).strict(),
     /** DNS failover between the regions (Route 53 failover records locally mirrored). */
     dns: dnsFailover.optional(),
     scaling,
+    /** The group's replacement rules (the Auto Scaling group's health-check grace period and more). */
+    instanceGroup: instanceGroup.default({
+      aws: { healthCheckGracePeriodSeconds: 180 },
+      local: { healthCheckGracePeriodMs: 15_000, replacementDelayMs: 5_000 },
+    }),
     notifications,
     webService: z
       .object({
@@ -328,6 +422,24 @@ export const stackDescriptionSchema = z
     targetGroup: z
       .object({
         healthCheck,
+        /**
+         * How the ALB picks a target. `weighted_random` with `anomalyMitigation` (the default) sends
+         * less traffic to a target that fails more than its peers while its health check passes.
+         */
+        aws: z
+          .object({
+            algorithm: z.enum(["weighted_random", "round_robin", "least_outstanding_requests"], {
+              message: 'must be "weighted_random", "round_robin" or "least_outstanding_requests"',
+            }),
+            anomalyMitigation: z.boolean(),
+          })
+          .strict()
+          .refine((t) => !t.anomalyMitigation || t.algorithm === "weighted_random", {
+            path: ["anomalyMitigation"],
+            message:
+              'needs algorithm "weighted_random" (the ALB mitigates anomalies only there); set it to false',
+          })
+          .default({ algorithm: "weighted_random", anomalyMitigation: true }),
         /** How long a deregistered target keeps finishing its requests (the ALB default is 300 s). */
         deregistrationDelaySeconds: z
           .number()
@@ -340,8 +452,23 @@ export const stackDescriptionSchema = z
       .object({
         /** The local listener; on AWS the ALB listens on 80 (and 443 with a certificate). */
         local: z
-          .object({ host: z.ipv4({ message: "must be an IPv4 address such as 127.0.0.1" }), port })
+          .object({
+            host: z.ipv4({ message: "must be an IPv4 address such as 127.0.0.1" }),
+            port,
+            /**
+             * Processes sharing the listener (as nginx's workers): 1 runs the balancer inside the
+             * runtime; more fork workers that get target health from it.
+             */
+            workers: intIn(1, 16).optional(),
+            /**
+             * HTTPS locally, as the ALB with `aws.https`: a listener on this port with a certificate
+             * for dns.name from a local certificate authority, and a 301 from `port` to it.
+             */
+            httpsPort: port.optional(),
+          })
           .strict(),
+        outlierDetection,
+        retries,
       })
       .strict(),
     redis: z
@@ -351,6 +478,10 @@ export const stackDescriptionSchema = z
       })
       .strict(),
     aws,
+    /** GitHub Actions deploys: the stayup-ci stack's OIDC trust (see ci-schema.ts). */
+    ci: ciSchema(environmentNames).optional(),
+    /** The ecs topology's task and image repository (per-environment settings: environments.<env>.ecs). */
+    ecs: ecsSettings,
     environments: z.object({ dev: environmentSettings, prod: environmentSettings }).strict(),
   })
   .strict()
@@ -370,12 +501,46 @@ export const stackDescriptionSchema = z
         message: "is required with aws.https: the certificate is for dns.name",
       });
     }
-    if (d.aws.https && d.aws.topology === "single-instance") {
+    if (d.aws.https && d.topology === "single-instance") {
       ctx.addIssue({
         code: "custom",
         path: ["aws", "https"],
         message: "needs the load-balanced topology (the single instance serves plain HTTP); set it to false",
       });
+    }
+    const local = d.loadBalancer.local;
+    if (local.httpsPort !== undefined && (local.workers ?? 1) > 1) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["loadBalancer", "local", "httpsPort"],
+        message:
+          "needs a single balancer process (TLS terminates in the runtime); remove workers or httpsPort",
+      });
+    }
+    if (local.httpsPort !== undefined && !d.dns) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["loadBalancer", "local", "httpsPort"],
+        message: "needs dns.name (the certificate's name); set dns or remove httpsPort",
+      });
+    }
+    if (local.httpsPort !== undefined && local.httpsPort !== 0 && local.httpsPort === local.port) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["loadBalancer", "local", "httpsPort"],
+        message: `must differ from loadBalancer.local.port (${local.port}): that one answers the 301`,
+      });
+    }
+    if (d.topology === "ecs") {
+      for (const env of ["dev", "prod"] as const) {
+        for (const p of taskFitProblems(d.ecs.task, d.environments[env].web.instanceTypes)) {
+          ctx.addIssue({
+            code: "custom",
+            path: ["environments", env, "web", "instanceTypes", p.index],
+            message: p.message,
+          });
+        }
+      }
     }
     if (zone && d.dns && !d.dns.name.endsWith(`.${zone.name}`)) {
       ctx.addIssue({
@@ -432,8 +597,9 @@ export type StackDescription = z.input<typeof stackDescriptionSchema>;
 export type ValidStackDescription = z.output<typeof stackDescriptionSchema>;
 
 /** The description with one environment chosen: what renderers read. */
-export type ResolvedStack = Omit<ValidStackDescription, "environments" | "redis"> &
-  Omit<EnvironmentSettings, "redis"> & {
+export type ResolvedStack = Omit<ValidStackDescription, "environments" | "redis" | "ecs"> &
+  Omit<EnvironmentSettings, "redis" | "ecs"> & {
     environment: EnvironmentName;
     redis: ValidStackDescription["redis"] & EnvironmentSettings["redis"];
+    ecs: ValidStackDescription["ecs"] & EnvironmentSettings["ecs"];
   };

@@ -3,24 +3,40 @@
  * ECS task definition configures it on AWS.
  *
  *   STAYUP_INSTANCE_ID, STAYUP_AZ, STAYUP_REGION   identity shown on the page
+ *   STAYUP_VERSION                                   the version serving (bundle + settings hash)
  *   STAYUP_REDIS_URL                                 redis://[:token@]host:port (rediss:// for TLS)
+ *   STAYUP_REDIS_AUTH_TOKEN                          the AUTH token, when it is not in the URL (ECS secrets)
  *   STAYUP_REDIS_SENTINELS, STAYUP_REDIS_MASTER_NAME  host:port,... of Sentinels instead of a URL
+ *   STAYUP_REDIS_PASSWORD                            Redis (and Sentinel) password, if not in the URL
  *   STAYUP_REDIS_WAIT_REPLICAS                       answer a count once this many replicas have it
+ *   STAYUP_REDIS_WRITE_HOLD_MS                       hold and retry a count this long during a failover
+ *                                                    (default 4000 with replicas, else 0)
  *   HOST, PORT                                       listen address (PORT=0: any free port)
  *   STAYUP_SHUTDOWN_TIMEOUT_MS                       hard deadline for draining (default 10000)
  *   STAYUP_LOAD_ENDPOINT=1                           serve GET /load?cpuMs=N for load drills (local only)
  *   STAYUP_REDIS_READY_TIMEOUT_MS                    wait for Redis before listening (default 2000)
+ *   STAYUP_BROKEN=crash|unhealthy                    a broken version on purpose (rollback drills):
+ *                                                    exits at start, or never passes /health
  */
+import { performance } from "node:perf_hooks";
 import { hostname } from "node:os";
+import { isFaultCommand } from "./faults.ts";
 import { createWebService } from "./server.ts";
 
 const env = process.env;
+if (env.STAYUP_BROKEN === "crash") {
+  console.error("STAYUP_BROKEN=crash: this version exits at start, on purpose");
+  process.exit(1);
+}
 const identity = {
   instanceId: env.STAYUP_INSTANCE_ID ?? hostname(),
   availabilityZone: env.STAYUP_AZ ?? "unknown",
   region: env.STAYUP_REGION ?? "unknown",
+  version: env.STAYUP_VERSION ?? "unknown",
 };
 const redisUrl = new URL(env.STAYUP_REDIS_URL ?? "redis://127.0.0.1:6379");
+const redisPassword =
+  env.STAYUP_REDIS_PASSWORD || (redisUrl.password ? decodeURIComponent(redisUrl.password) : undefined);
 const sentinels = (env.STAYUP_REDIS_SENTINELS ?? "")
   .split(",")
   .filter(Boolean)
@@ -28,22 +44,33 @@ const sentinels = (env.STAYUP_REDIS_SENTINELS ?? "")
     const [host, port] = hostPort.split(":");
     return { host: host ?? "127.0.0.1", port: Number(port) };
   });
+const waitForReplicas = Number(env.STAYUP_REDIS_WAIT_REPLICAS ?? 0);
+// Below the clients' usual 5 s timeout, above a Sentinel failover (1 s detection + promotion).
+const defaultWriteHoldMs = 4000;
 const service = createWebService({
   identity,
   redis:
     sentinels.length > 0
       ? // Through Sentinel: the client asks who is primary and follows a failover without a restart.
-        { sentinels, name: env.STAYUP_REDIS_MASTER_NAME ?? "stayup", failoverDetector: true }
+        {
+          sentinels,
+          name: env.STAYUP_REDIS_MASTER_NAME ?? "stayup",
+          failoverDetector: true,
+          password: redisPassword,
+          sentinelPassword: redisPassword,
+        }
       : {
           host: redisUrl.hostname,
           port: Number(redisUrl.port || 6379),
-          password: redisUrl.password ? decodeURIComponent(redisUrl.password) : undefined,
+          password: env.STAYUP_REDIS_AUTH_TOKEN ?? redisPassword,
           username: redisUrl.username ? decodeURIComponent(redisUrl.username) : undefined,
           tls: redisUrl.protocol === "rediss:" ? {} : undefined,
         },
-  waitForReplicas: Number(env.STAYUP_REDIS_WAIT_REPLICAS ?? 0),
+  waitForReplicas,
+  writeHoldMs: Number(env.STAYUP_REDIS_WRITE_HOLD_MS ?? (waitForReplicas > 0 ? defaultWriteHoldMs : 0)),
   logLevel: env.LOG_LEVEL,
   loadEndpoint: env.STAYUP_LOAD_ENDPOINT === "1",
+  neverHealthy: env.STAYUP_BROKEN === "unhealthy",
 });
 
 const shutdownTimeoutMs = Number(env.STAYUP_SHUTDOWN_TIMEOUT_MS ?? 10_000);
@@ -65,6 +92,10 @@ process.on("SIGTERM", () => void stop("SIGTERM"));
 process.on("SIGINT", () => void stop("SIGINT"));
 // Started by the local runtime: if the runtime goes away, so do we (no orphans).
 process.on("disconnect", () => void stop("parent runtime exited"));
+// Faults come only over the IPC channel of the runtime that forked us: no port can set them.
+process.on("message", (message) => {
+  if (isFaultCommand(message)) service.app.faults?.apply(message);
+});
 
 // Give the first Redis connection a moment before taking traffic, so a new instance does not answer
 // its first requests with 503; if Redis is down, start anyway and answer 503 with the reason.
@@ -87,6 +118,17 @@ try {
     port: typeof port === "object" && port ? port.port : undefined,
     address,
   });
+  // How busy the event loop was over the last second (0..1), for the runtime's scaling: unlike
+  // CPU time it includes the time spent waiting for a CPU on a busy host (see scaling/controller.ts).
+  if (process.send) {
+    let last = performance.eventLoopUtilization();
+    setInterval(() => {
+      const now = performance.eventLoopUtilization();
+      const { utilization } = performance.eventLoopUtilization(now, last);
+      last = now;
+      if (process.connected) process.send?.({ type: "utilization", eventLoop: utilization });
+    }, 1000).unref();
+  }
 } catch (error) {
   service.app.log.error({ err: error }, "cannot listen");
   process.exit(1);

@@ -1,12 +1,17 @@
 import Fastify, { type FastifyInstance, LogController } from "fastify";
 import { Redis, type RedisOptions } from "ioredis";
 import client from "prom-client";
+import { regionHealth } from "./region-health.ts";
+import { faultHooks } from "./faults.ts";
+import { AcknowledgedCounter } from "./acknowledged-counter.ts";
 
 /** Who is serving: shown on every page so a user can watch the load balancer spread requests. */
 export interface InstanceIdentity {
   instanceId: string;
   availabilityZone: string;
   region: string;
+  /** The version that serves (bundle and settings hashed, given at launch): named in every `GET /`. */
+  version?: string;
 }
 
 export interface WebServiceOptions {
@@ -17,11 +22,15 @@ export interface WebServiceOptions {
    * replica never loses a count a client has seen. 0: no waiting (a single node).
    */
   waitForReplicas?: number;
+  /** How long a count request holds and retries while Redis fails over (0: answer 503 at once). */
+  writeHoldMs?: number;
   /** Serve GET /load?cpuMs=N (burns N ms of CPU): for load drills only, never on AWS. */
   loadEndpoint?: boolean;
   /** Redis key of the page counter (the seed's script incremented the wrong key; we use one). */
   counterKey?: string;
   logLevel?: string;
+  /** A deliberately broken version (rollback drills): `/health` answers 503 forever. */
+  neverHealthy?: boolean;
 }
 
 export interface WebService {
@@ -69,17 +78,39 @@ export function createWebService(options: WebServiceOptions): WebService {
     logController: new LogController({ disableRequestLogging: true }),
     // On close, idle keep-alive sockets are closed at once; busy ones finish their request first.
     forceCloseConnections: "idle",
-    return503OnClosing: true,
+    // Our own answer instead (below): it says the request was not handled at all.
+    return503OnClosing: false,
   });
+
+  // Once draining (SIGTERM), a request that still arrives on a kept-alive connection is answered 503
+  // without being handled, marked `x-stayup-draining` and closing the connection: the load balancer
+  // then sends it to another target whatever its method (nothing ran here) and takes this one out
+  // of rotation at once, instead of passing the 503 on to the client.
+  let draining = false;
+  app.addHook("onRequest", async (_request, reply) => {
+    if (!draining) return;
+    reply.code(503).header("x-stayup-draining", "1").header("connection", "close").header("retry-after", "1");
+    return reply.send({
+      error: "service unavailable",
+      reason: "draining: this instance is shutting down",
+      ...identity,
+    });
+  });
+
+  const redisCommandTimeoutMs = 2000;
+  // Gray failures injected by the local runtime's drills (GET / only; /health keeps passing).
+  void app.register(faultHooks, { redisCommandTimeoutMs });
 
   const redis = new Redis({
     // Fail fast while disconnected, so the page answers 503 at once instead of queueing.
     enableOfflineQueue: false,
     maxRetriesPerRequest: 1,
-    commandTimeout: 2000,
+    commandTimeout: redisCommandTimeoutMs,
     // Reconnect forever, quickly: Redis coming back must heal every instance without a restart.
     retryStrategy: (attempt) => Math.min(50 * attempt, 1000),
     lazyConnect: false,
+    // A demoted primary answers READONLY: reconnect, and Sentinel names the new one.
+    reconnectOnError: (err) => err.message.startsWith("READONLY"),
     ...options.redis,
   });
   let lastRedisError = "not connected yet";
@@ -100,7 +131,12 @@ export function createWebService(options: WebServiceOptions): WebService {
 
   // The load balancer's health check: cheap, never touches Redis, so a Redis outage does not
   // take every instance out of rotation at once.
-  app.get("/health", async () => ({ status: "ok", instanceId: identity.instanceId }));
+  app.get("/health", async (_request, reply) => {
+    if (options.neverHealthy) return reply.code(503).send({ status: "broken on purpose", ...identity });
+    return { status: "ok", instanceId: identity.instanceId, version: identity.version };
+  });
+  // The region's check (Route 53, the local failover probe): can this instance serve a count?
+  void app.register(regionHealth, { redis, instanceId: identity.instanceId });
 
   if (options.loadEndpoint) {
     // A request that costs a known amount of CPU, so a drill can create real CPU load.
@@ -118,19 +154,18 @@ export function createWebService(options: WebServiceOptions): WebService {
     return registry.metrics();
   });
 
-  let replicaWaitPausedUntil = 0;
+  const counter = new AcknowledgedCounter(redis, {
+    key: counterKey,
+    replicas: options.waitForReplicas ?? 0,
+    holdMs: options.writeHoldMs ?? 0,
+  });
   app.get("/", async (request, reply) => {
     let count: number;
     try {
-      count = await redis.incr(counterKey);
-      if (options.waitForReplicas && Date.now() >= replicaWaitPausedUntil) {
-        // WAIT blocks this connection: keep it short, and when the replica does not acknowledge
-        // (down, or resyncing and so not promotable) stop waiting for a second instead of
-        // serializing every request behind the timeout. An error (the primary went away
-        // mid-request) answers 503, since the outcome is unknown.
-        const acknowledged = await redis.wait(options.waitForReplicas, 100);
-        if (acknowledged < options.waitForReplicas) replicaWaitPausedUntil = Date.now() + 1000;
-      }
+      await app.faults.beforeRedis();
+      // 200 only for a count the required replicas hold; during a failover the request holds and
+      // retries (bounded), then 503: never a 200 for a count that could vanish.
+      count = await counter.increment();
     } catch (error) {
       redisErrors.inc();
       const reason = `redis unavailable: ${redis.status === "ready" ? (error as Error).message : lastRedisError}`;
@@ -143,7 +178,8 @@ export function createWebService(options: WebServiceOptions): WebService {
       return `<!doctype html><html><head><meta charset="utf-8"><title>stayup</title></head><body>
 <h1>Count: <span id="count">${count}</span></h1>
 <p>Served by <code id="instance">${escapeHtml(identity.instanceId)}</code>
-in <code id="az">${escapeHtml(identity.availabilityZone)}</code> (${escapeHtml(identity.region)})</p>
+in <code id="az">${escapeHtml(identity.availabilityZone)}</code> (${escapeHtml(identity.region)}),
+version <code id="version">${escapeHtml(identity.version ?? "unknown")}</code></p>
 </body></html>`;
     }
     return body;
@@ -152,6 +188,7 @@ in <code id="az">${escapeHtml(identity.availabilityZone)}</code> (${escapeHtml(i
   let closing: Promise<void> | undefined;
   const shutdown = () => {
     closing ??= (async () => {
+      draining = true;
       await app.close();
       redis.disconnect();
     })();

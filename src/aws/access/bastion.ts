@@ -3,6 +3,7 @@ import * as autoscaling from "aws-cdk-lib/aws-autoscaling";
 import * as ec2 from "aws-cdk-lib/aws-ec2";
 import * as iam from "aws-cdk-lib/aws-iam";
 import { Construct } from "constructs";
+import { grantSessionManager } from "../session-manager.ts";
 import type { ResolvedStack } from "../../stack/index.ts";
 import { resourcePrefix } from "../naming.ts";
 import { StableElasticIp } from "./elastic-ip.ts";
@@ -30,8 +31,8 @@ export class SshBastion extends Construct {
     const role = new iam.Role(this, "Role", {
       assumedBy: new iam.ServicePrincipal("ec2.amazonaws.com"),
       description: `${name}: re-associate its Elastic IP, Session Manager`,
-      managedPolicies: [iam.ManagedPolicy.fromAwsManagedPolicyName("AmazonSSMManagedInstanceCore")],
     });
+    grantSessionManager(role);
     this.address = new StableElasticIp(this, "ElasticIp", { role, autoScalingGroupName: name, name });
     const userData = ec2.UserData.forLinux();
     userData.addCommands(

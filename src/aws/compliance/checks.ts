@@ -1,6 +1,9 @@
+import { existsSync, readFileSync } from "node:fs";
+import path from "node:path";
 import { CfnGuardValidator } from "@cdklabs/cdk-validator-cfnguard";
 import { App, type CfnResource, Validations } from "aws-cdk-lib";
 import { AwsSolutionsChecks } from "cdk-nag";
+import { StayupError } from "../../shared/errors.ts";
 import type { ResolvedStack } from "../../stack/index.ts";
 import type { StayupStacks } from "../app.ts";
 import {
@@ -39,6 +42,77 @@ export function createStayupApp(options: StayupAppOptions = {}): App {
     );
   }
   return app;
+}
+
+/** Where CDK writes the validation plugins' findings, in the assembly directory. */
+export const validationReportFile = "validation-report.json";
+
+export interface Finding {
+  plugin: string;
+  rule: string;
+  /** Construct paths (or logical ids) of the resources it concerns. */
+  resources: string[];
+}
+
+interface ValidationReport {
+  pluginReports?: {
+    pluginName: string;
+    violations?: {
+      ruleName: string;
+      violatingConstructs?: { constructPath?: string; resourceLogicalId?: string }[];
+    }[];
+  }[];
+}
+
+/**
+ * The cdk-nag and cfn-guard findings no acknowledgment covers, read from the report synthesis
+ * wrote. The report's `conclusion` cannot be trusted for this: once one finding of a plugin is
+ * acknowledged, CDK recomputes the plugin's success from the severity of what remains, and
+ * cfn-guard's findings carry no severity (the report still prints them as errors), so further
+ * guard findings are listed under "success" and do not stop synthesis. Every violation left in
+ * the report is unacknowledged (acknowledged ones are moved to `suppressedViolations`).
+ */
+export function unacknowledgedFindings(outdir: string): Finding[] {
+  const file = path.join(outdir, validationReportFile);
+  if (!existsSync(file))
+    throw new StayupError(
+      `no ${validationReportFile} in ${outdir}: cdk-nag and cfn-guard did not report, so nothing is proven`,
+      "synthesize with compliance on (createStayupApp({ compliance: true }))",
+    );
+  const report = JSON.parse(readFileSync(file, "utf8")) as ValidationReport;
+  return (report.pluginReports ?? []).flatMap((p) =>
+    (p.violations ?? []).map((v) => ({
+      plugin: p.pluginName,
+      rule: v.ruleName,
+      resources: (v.violatingConstructs ?? []).map((c) => c.constructPath || c.resourceLogicalId || "?"),
+    })),
+  );
+}
+
+const fixHint =
+  "fix the findings above, or acknowledge them with a reason in src/aws/compliance/acknowledgements.ts";
+
+/**
+ * Synthesizes an app made by createStayupApp; with compliance on, throws when cdk-nag or cfn-guard
+ * report any finding that no acknowledgment covers (`what` names the app in the error).
+ */
+export function synthesizeChecked(app: App, what: string, compliance: boolean | undefined): void {
+  try {
+    app.synth();
+  } catch (error) {
+    throw new StayupError(`synthesis of ${what} failed: ${(error as Error).message}`, fixHint);
+  }
+  if (!compliance) return;
+  const findings = unacknowledgedFindings(app.outdir);
+  if (findings.length > 0)
+    throw new StayupError(
+      [
+        `synthesis of ${what} failed: ${findings.length} unacknowledged cdk-nag/cfn-guard finding(s):`,
+        ...findings.map((f) => `  ${f.plugin} ${f.rule}: ${f.resources.join(", ")}`),
+        `(report: ${path.join(app.outdir, validationReportFile)})`,
+      ].join("\n"),
+      fixHint,
+    );
 }
 
 const secondaryOf: Partial<Record<StackKind, StackKind>> = {

@@ -4,6 +4,7 @@ import * as elasticache from "aws-cdk-lib/aws-elasticache";
 import * as secretsmanager from "aws-cdk-lib/aws-secretsmanager";
 import { Construct } from "constructs";
 import type { ResolvedStack } from "../../stack/index.ts";
+import { redisNodeCount } from "../../stack/redis-durability.ts";
 import { resourcePrefix } from "../naming.ts";
 
 export interface StayupRedisProps {
@@ -14,7 +15,7 @@ export interface StayupRedisProps {
 
 /**
  * ElastiCache Redis as a replication group in the isolated subnets: encrypted in transit and at
- * rest, an AUTH token generated in Secrets Manager; with Multi-AZ, a replica in another AZ and
+ * rest, an AUTH token generated in Secrets Manager; with Multi-AZ, a replica in each other AZ and
  * automatic failover (the seed ran a single node).
  */
 export class StayupRedis extends Construct {
@@ -45,7 +46,9 @@ export class StayupRedis extends Construct {
       engine: "redis",
       engineVersion: "7.1",
       cacheNodeType: stack.redis.nodeType,
-      numCacheClusters: multiAz ? 2 : 1,
+      // One node per AZ (a replica in each other AZ), as locally: the loss of one node or AZ leaves
+      // a replica to take the instances' WAIT, so writes keep being acknowledged.
+      numCacheClusters: redisNodeCount(stack),
       multiAzEnabled: multiAz,
       automaticFailoverEnabled: multiAz,
       transitEncryptionEnabled: true,

@@ -5,13 +5,14 @@ import * as cloudwatchActions from "aws-cdk-lib/aws-cloudwatch-actions";
 import * as iam from "aws-cdk-lib/aws-iam";
 import * as kms from "aws-cdk-lib/aws-kms";
 import * as lambda from "aws-cdk-lib/aws-lambda";
+import * as lambdaDestinations from "aws-cdk-lib/aws-lambda-destinations";
 import { LogLevel, NodejsFunction } from "aws-cdk-lib/aws-lambda-nodejs";
 import * as logs from "aws-cdk-lib/aws-logs";
 import * as route53 from "aws-cdk-lib/aws-route53";
 import * as sns from "aws-cdk-lib/aws-sns";
 import * as subscriptions from "aws-cdk-lib/aws-sns-subscriptions";
 import { Construct } from "constructs";
-import { type ResolvedStack, standbyCapacity } from "../../stack/index.ts";
+import { derive, type ResolvedStack } from "../../stack/index.ts";
 import { regionalName, resourcePrefix, webGroupName } from "../naming.ts";
 
 /** "primary" → "Primary", for construct ids. */
@@ -53,6 +54,7 @@ export class DnsFailover extends Construct {
     }
     const prefix = resourcePrefix(stack);
     const secure = stack.aws.https;
+    const derived = derive(stack);
 
     const healthCheck = (role: "primary" | "secondary") =>
       new route53.CfnHealthCheck(this, `${title(role)}HealthCheck`, {
@@ -60,7 +62,7 @@ export class DnsFailover extends Construct {
           type: secure ? "HTTPS" : "HTTP",
           fullyQualifiedDomainName: regionalName(stack, role),
           port: secure ? 443 : 80,
-          resourcePath: stack.targetGroup.healthCheck.path,
+          resourcePath: derived.regionHealthCheckPath,
           requestInterval: dns.healthCheck.aws.intervalSeconds,
           failureThreshold: dns.healthCheck.failureThreshold,
         },
@@ -85,7 +87,7 @@ export class DnsFailover extends Construct {
     this.records = { primary: failoverRecord("primary"), secondary: failoverRecord("secondary") };
 
     this.topic = new sns.Topic(this, "Notifications", {
-      topicName: `${prefix}-failover`,
+      topicName: derived.notificationTopic.name,
       displayName: `stayup ${stack.environment}: failover and failback`,
       // Only the Lambdas publish here, and the AWS-managed key admits any principal of the account.
       masterKey: kms.Alias.fromAliasName(this, "SnsKey", "alias/aws/sns"),
@@ -114,11 +116,14 @@ export class DnsFailover extends Construct {
       },
       Stack.of(this),
     );
-    const standby = standbyCapacity(stack);
     // What each action sets, under the environment names the handlers read (ACTIVE_*, STANDBY_*).
     const sizes = {
-      failover: { env: "ACTIVE", min: stack.web.capacity.min, desired: stack.web.capacity.desired },
-      failback: { env: "STANDBY", min: standby, desired: standby },
+      failover: { env: "ACTIVE", ...derived.failoverCapacity },
+      failback: {
+        env: "STANDBY",
+        min: derived.secondaryStandby.min,
+        desired: derived.secondaryStandby.desired,
+      },
     };
     const makeFunction = (action: "failover" | "failback") => {
       const name = title(action);
@@ -136,6 +141,10 @@ export class DnsFailover extends Construct {
           actions: ["autoscaling:UpdateAutoScalingGroup"],
           resources: [secondaryGroupArn],
         }),
+      );
+      // The handlers read the group before resizing it; Describe* has no resource-level permissions.
+      role.addToPolicy(
+        new iam.PolicyStatement({ actions: ["autoscaling:DescribeAutoScalingGroups"], resources: ["*"] }),
       );
       role.addToPolicy(
         new iam.PolicyStatement({
@@ -159,6 +168,11 @@ export class DnsFailover extends Construct {
         reservedConcurrentExecutions: 1,
         role,
         logGroup,
+        // The alarm invokes asynchronously: Lambda retries a failed run twice, then publishes the
+        // event and its error to the failover topic, so a failover that never happened is seen.
+        retryAttempts: 2,
+        maxEventAge: Duration.hours(1),
+        onFailure: new lambdaDestinations.SnsDestination(this.topic),
         environment: {
           SECONDARY_REGION: secondary.name,
           SECONDARY_GROUP_NAME: webGroupName(stack),

@@ -3,7 +3,11 @@
  * health check of the primary region. `failover` starts the secondary group; `failback` returns it
  * to its standby size. (The published code deployed the failover code for both.)
  */
-import { AutoScalingClient, UpdateAutoScalingGroupCommand } from "@aws-sdk/client-auto-scaling";
+import {
+  AutoScalingClient,
+  DescribeAutoScalingGroupsCommand,
+  UpdateAutoScalingGroupCommand,
+} from "@aws-sdk/client-auto-scaling";
 import { PublishCommand, SNSClient } from "@aws-sdk/client-sns";
 
 /** The event a CloudWatch alarm's Lambda action delivers (only the fields used). */
@@ -56,6 +60,25 @@ function settings(prefix: "ACTIVE" | "STANDBY", env: NodeJS.ProcessEnv = process
   };
 }
 
+/** What the group should be set to, from what it is: nothing when it is there already. */
+export function plannedSize(
+  action: "failover" | "failback",
+  observed: { minSize: number; desiredCapacity: number },
+  target: { minSize: number; desiredCapacity: number },
+): { minSize: number; desiredCapacity: number } | undefined {
+  // Failover never shrinks: a group that target tracking (or a person) grew stays as large.
+  const planned =
+    action === "failover"
+      ? {
+          minSize: Math.max(observed.minSize, target.minSize),
+          desiredCapacity: Math.max(observed.desiredCapacity, target.desiredCapacity),
+        }
+      : target;
+  return planned.minSize === observed.minSize && planned.desiredCapacity === observed.desiredCapacity
+    ? undefined
+    : planned;
+}
+
 async function resize(
   action: "failover" | "failback",
   event: AlarmEvent,
@@ -67,35 +90,54 @@ async function resize(
     return { action: "none", reason: `alarm ${event.alarmData.alarmName} is ${event.alarmData.state.value}` };
   }
   const autoScaling = clients.autoScaling ?? new AutoScalingClient({ region: s.region });
-  await autoScaling.send(
-    new UpdateAutoScalingGroupCommand({
-      AutoScalingGroupName: s.group,
-      MinSize: s.minSize,
-      DesiredCapacity: s.desiredCapacity,
-    }),
+  // Read before writing: a retried or repeated invocation finds the group already resized.
+  const found = await autoScaling.send(
+    new DescribeAutoScalingGroupsCommand({ AutoScalingGroupNames: [s.group] }),
   );
+  const group = found.AutoScalingGroups?.find((g) => g.AutoScalingGroupName === s.group);
+  if (!group || group.MinSize === undefined || group.DesiredCapacity === undefined) {
+    // Fails the invocation: Lambda retries it, then sends it to the on-failure destination.
+    throw new Error(`group ${s.group} was not found in ${s.region}`);
+  }
+  const observed = { minSize: group.MinSize, desiredCapacity: group.DesiredCapacity };
+  const planned = plannedSize(action, observed, s);
+  if (planned) {
+    await autoScaling.send(
+      new UpdateAutoScalingGroupCommand({
+        AutoScalingGroupName: s.group,
+        MinSize: planned.minSize,
+        DesiredCapacity: planned.desiredCapacity,
+      }),
+    );
+  }
+  const now = planned ?? observed;
+  // Published even when nothing changed: a retry after a failed publish must still notify.
   const sns = clients.sns ?? new SNSClient({ region: s.topicRegion });
   await sns.send(
     new PublishCommand({
       TopicArn: s.topicArn,
-      Subject: `stayup ${action}: ${s.group} in ${s.region} → min ${s.minSize}, desired ${s.desiredCapacity}`,
+      Subject: `stayup ${action}: ${s.group} in ${s.region} ${planned ? "→" : "already at"} min ${now.minSize}, desired ${now.desiredCapacity}`,
       Message: JSON.stringify({
         event: action,
         alarm: event.alarmData.alarmName,
         reason: event.alarmData.state.reason,
         group: s.group,
         region: s.region,
-        minSize: s.minSize,
-        desiredCapacity: s.desiredCapacity,
+        changed: Boolean(planned),
+        before: observed,
+        minSize: now.minSize,
+        desiredCapacity: now.desiredCapacity,
       }),
     }),
   );
   return {
-    action,
-    reason: `alarm ${event.alarmData.alarmName} is ALARM`,
+    action: planned ? action : "none",
+    reason: planned
+      ? `alarm ${event.alarmData.alarmName} is ALARM`
+      : `${s.group} is already at min ${observed.minSize}, desired ${observed.desiredCapacity}`,
     group: s.group,
-    minSize: s.minSize,
-    desiredCapacity: s.desiredCapacity,
+    minSize: now.minSize,
+    desiredCapacity: now.desiredCapacity,
   };
 }
 

@@ -92,7 +92,7 @@ export class StayupNetwork extends Construct {
     );
     allowInstanceEgress(this.webSecurityGroup);
 
-    if (stack.aws.topology === "single-instance") {
+    if (stack.topology === "single-instance") {
       this.singleInstanceSecurityGroup = new ec2.SecurityGroup(this, "SingleInstanceSg", {
         vpc: this.vpc,
         description: `${prefix} single instance: HTTP from anywhere (it has no load balancer)`,

@@ -5,6 +5,7 @@ import * as iam from "aws-cdk-lib/aws-iam";
 import { Construct } from "constructs";
 import type { ResolvedStack } from "../../stack/index.ts";
 import { StableElasticIp } from "../access/elastic-ip.ts";
+import { addNightlyStop } from "../nightly-stop.ts";
 import { resourcePrefix } from "../naming.ts";
 import { WebServiceLaunchTemplate } from "../web/launch-template.ts";
 
@@ -117,6 +118,7 @@ export class SelfHealingInstance extends Construct {
       // One instance cannot be refreshed without downtime; replace it in place.
       updatePolicy: autoscaling.UpdatePolicy.rollingUpdate({ maxBatchSize: 1, minInstancesInService: 0 }),
     });
+    addNightlyStop(this.group, stack.nightlyStop, { min: 1, desired: 1, max: 1 });
     new CfnOutput(this, "PublicIp", {
       value: this.address.eip.ref,
       description: "The stable address of the instance",

@@ -3,9 +3,14 @@ import * as iam from "aws-cdk-lib/aws-iam";
 import * as logs from "aws-cdk-lib/aws-logs";
 import * as s3assets from "aws-cdk-lib/aws-s3-assets";
 import type * as secretsmanager from "aws-cdk-lib/aws-secretsmanager";
+import { Stack } from "aws-cdk-lib";
 import { Construct } from "constructs";
 import type { ResolvedStack } from "../../stack/index.ts";
+import { grantSessionManager } from "../session-manager.ts";
+import { redisReplicasToAcknowledge } from "../../stack/redis-durability.ts";
 import { bundleWebServiceSync, webServiceBundleName } from "../../web-service/bundle.ts";
+import { serviceVersion } from "../../web-service/version.ts";
+import { InstanceSettings } from "./instance-settings.ts";
 
 export type RedisConnection =
   /** ElastiCache with TLS and an AUTH token kept in Secrets Manager. */
@@ -40,6 +45,10 @@ export class WebServiceLaunchTemplate extends Construct {
   readonly role: iam.Role;
   readonly logGroup: logs.LogGroup;
   readonly userData: ec2.UserData;
+  /** The instance's settings in Parameter Store. */
+  readonly settings: InstanceSettings;
+  /** What every instance of this template names in `GET /`: bundle and settings hashed. */
+  readonly version: string;
 
   constructor(scope: Construct, id: string, props: WebServiceLaunchTemplateProps) {
     super(scope, id);
@@ -51,17 +60,16 @@ export class WebServiceLaunchTemplate extends Construct {
     this.role = new iam.Role(this, "Role", {
       assumedBy: new iam.ServicePrincipal("ec2.amazonaws.com"),
       description: `${props.name} instances: Session Manager, their log group, the bundle and the Redis token`,
-      managedPolicies: [iam.ManagedPolicy.fromAwsManagedPolicyName("AmazonSSMManagedInstanceCore")],
     });
+    grantSessionManager(this.role);
     this.role.addToPolicy(
       new iam.PolicyStatement({
         actions: ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
         resources: [this.logGroup.logGroupArn],
       }),
     );
-    const bundle = new s3assets.Asset(this, "WebServiceBundle", {
-      path: bundleWebServiceSync(props.bundleDir),
-    });
+    const bundleFile = bundleWebServiceSync(props.bundleDir);
+    const bundle = new s3assets.Asset(this, "WebServiceBundle", { path: bundleFile });
     // Exactly the one object, not the whole asset bucket.
     this.role.addToPolicy(
       new iam.PolicyStatement({
@@ -79,16 +87,27 @@ export class WebServiceLaunchTemplate extends Construct {
     });
     let redisUrlCommand: string;
     const packages = ["nodejs20", "amazon-cloudwatch-agent"];
+    const settings: Record<string, string> = { SERVICE_PORT: String(props.port) };
     if (props.redis.kind === "elasticache") {
       props.redis.authToken.grantRead(this.role);
+      Object.assign(settings, {
+        REDIS_HOST: props.redis.endpoint,
+        REDIS_PORT: props.redis.port,
+        REDIS_AUTH_SECRET_ARN: props.redis.authToken.secretArn,
+      });
       redisUrlCommand = [
-        `AUTH_TOKEN=$(aws secretsmanager get-secret-value --region "$REGION" --secret-id ${props.redis.authToken.secretArn} --query SecretString --output text)`,
-        `REDIS_URL="rediss://:$AUTH_TOKEN@${props.redis.endpoint}:${props.redis.port}"`,
+        'AUTH_TOKEN=$(aws secretsmanager get-secret-value --region "$REGION" --secret-id "$REDIS_AUTH_SECRET_ARN" --query SecretString --output text)',
+        'REDIS_URL="rediss://:$AUTH_TOKEN@$REDIS_HOST:$REDIS_PORT"',
       ].join("\n");
     } else {
       packages.push("redis6");
-      redisUrlCommand = 'REDIS_URL="redis://127.0.0.1:6379"';
+      settings.REDIS_URL = "redis://127.0.0.1:6379";
+      redisUrlCommand = "";
     }
+    // Settings live in Parameter Store, read at boot; the version (bundle + settings) is passed in
+    // the user data, so a change of either changes the launch template and rolls the instances.
+    this.settings = new InstanceSettings(this, "Settings", { name: props.name, role: this.role, settings });
+    this.version = serviceVersion(bundleFile, Stack.of(this).resolve(settings) as Record<string, unknown>);
     userData.addCommands(
       "set -euo pipefail",
       "exec > >(tee -a /var/log/stayup-boot.log | logger -t stayup-boot) 2>&1",
@@ -99,8 +118,9 @@ export class WebServiceLaunchTemplate extends Construct {
       "INSTANCE_ID=$(imds instance-id)",
       "AZ=$(imds placement/availability-zone)",
       "REGION=$(imds placement/region)",
+      ...this.settings.bootCommands,
       ...(props.bootCommands?.(this.role) ?? []),
-      redisUrlCommand,
+      ...(redisUrlCommand ? [redisUrlCommand] : []),
       "install -d -m 0755 /etc/stayup /var/log/stayup",
       "umask 077",
       "cat > /etc/stayup/web.env <<EOF",
@@ -108,8 +128,11 @@ export class WebServiceLaunchTemplate extends Construct {
       "STAYUP_AZ=$AZ",
       "STAYUP_REGION=$REGION",
       "STAYUP_REDIS_URL=$REDIS_URL",
+      // The same acknowledgement rule as locally: a count is answered once a replica holds it.
+      `STAYUP_REDIS_WAIT_REPLICAS=${props.redis.kind === "elasticache" ? redisReplicasToAcknowledge(stack) : 0}`,
+      `STAYUP_VERSION=${this.version}`,
       "HOST=0.0.0.0",
-      `PORT=${props.port}`,
+      "PORT=$SERVICE_PORT",
       "EOF",
       "umask 022",
       "cat > /etc/systemd/system/stayup-web.service <<'EOF'",

@@ -1,17 +1,17 @@
-import { CfnOutput, Duration, RemovalPolicy, Stack, type StackProps } from "aws-cdk-lib";
+import { CfnOutput, Duration, Stack, type StackProps } from "aws-cdk-lib";
 import * as autoscaling from "aws-cdk-lib/aws-autoscaling";
 import * as ec2 from "aws-cdk-lib/aws-ec2";
 import * as elbv2 from "aws-cdk-lib/aws-elasticloadbalancingv2";
-import * as acm from "aws-cdk-lib/aws-certificatemanager";
 import * as kms from "aws-cdk-lib/aws-kms";
-import * as route53 from "aws-cdk-lib/aws-route53";
-import * as route53targets from "aws-cdk-lib/aws-route53-targets";
-import * as s3 from "aws-cdk-lib/aws-s3";
 import * as sns from "aws-cdk-lib/aws-sns";
 import { Construct } from "constructs";
-import type { ResolvedStack } from "../../stack/index.ts";
-import { regionalName, resourcePrefix, webGroupName } from "../naming.ts";
+import { derive, type ResolvedStack } from "../../stack/index.ts";
+import { resourcePrefix, webGroupName } from "../naming.ts";
+import { addPublicLoadBalancer, addTargetGroup } from "./load-balancer.ts";
+import { addNightlyStop } from "../nightly-stop.ts";
 import { type RedisConnection, WebServiceLaunchTemplate } from "./launch-template.ts";
+
+export { HSTS_HEADER_VALUE, PRIVATE_PATHS } from "./load-balancer.ts";
 
 export interface WebTierProps {
   stack: ResolvedStack;
@@ -49,91 +49,25 @@ export class WebTier extends Construct {
   constructor(scope: Construct, id: string, props: WebTierProps) {
     super(scope, id);
     const { stack } = props;
+    const derived = derive(stack);
     const prefix = resourcePrefix(stack);
-    const hc = stack.targetGroup.healthCheck;
-    const removalPolicy = stack.deletionProtection ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY;
 
-    const accessLogs = new s3.Bucket(this, "AccessLogs", {
-      // ALB access logs support only S3-managed keys.
-      encryption: s3.BucketEncryption.S3_MANAGED,
-      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
-      enforceSSL: true,
-      versioned: true,
-      objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-      lifecycleRules: [{ expiration: Duration.days(stack.aws.logRetentionDays) }],
-      removalPolicy,
-    });
-    this.loadBalancer = new elbv2.ApplicationLoadBalancer(this, "LoadBalancer", {
-      loadBalancerName: `${prefix}-alb`,
+    this.targetGroup = addTargetGroup(this, {
+      stack,
       vpc: props.vpc,
-      internetFacing: true,
-      vpcSubnets: { subnetType: ec2.SubnetType.PUBLIC },
-      securityGroup: props.loadBalancerSecurityGroup,
-      deletionProtection: stack.deletionProtection,
-      dropInvalidHeaderFields: true,
-    });
-    this.loadBalancer.logAccessLogs(accessLogs, "alb");
-
-    this.targetGroup = new elbv2.ApplicationTargetGroup(this, "TargetGroup", {
-      targetGroupName: `${prefix}-web`,
-      vpc: props.vpc,
-      port: stack.webService.port,
-      protocol: elbv2.ApplicationProtocol.HTTP,
       targetType: elbv2.TargetType.INSTANCE,
-      deregistrationDelay: Duration.seconds(stack.targetGroup.deregistrationDelaySeconds),
-      healthCheck: {
-        path: hc.path,
-        interval: Duration.seconds(hc.aws.intervalSeconds),
-        timeout: Duration.seconds(hc.aws.timeoutSeconds),
-        healthyThresholdCount: hc.healthyThreshold,
-        unhealthyThresholdCount: hc.unhealthyThreshold,
-        healthyHttpCodes: "200",
-      },
+      name: `${prefix}-web`,
     });
-    const hostedZone = stack.aws.hostedZone;
-    const zone = hostedZone
-      ? route53.HostedZone.fromHostedZoneAttributes(this, "Zone", {
-          hostedZoneId: hostedZone.id,
-          zoneName: hostedZone.name,
-        })
-      : undefined;
-    // dns.name itself, or `<role>.<dns.name>` when a failover record owns dns.name.
-    const publicName = regionalName(stack, props.role);
-    if (stack.aws.https && zone && stack.dns && publicName) {
-      const certificate = new acm.Certificate(this, "Certificate", {
-        domainName: stack.dns.name,
-        subjectAlternativeNames: publicName === stack.dns.name ? undefined : [publicName],
-        validation: acm.CertificateValidation.fromDns(zone),
-      });
-      this.listener = this.loadBalancer.addListener("Https", {
-        port: 443,
-        protocol: elbv2.ApplicationProtocol.HTTPS,
-        certificates: [certificate],
-        sslPolicy: elbv2.SslPolicy.RECOMMENDED_TLS,
-        open: false, // the security group already admits 443 from anywhere
-        defaultTargetGroups: [this.targetGroup],
-      });
-      this.loadBalancer.addListener("HttpRedirect", {
-        port: 80,
-        protocol: elbv2.ApplicationProtocol.HTTP,
-        open: false,
-        defaultAction: elbv2.ListenerAction.redirect({ protocol: "HTTPS", port: "443", permanent: true }),
-      });
-    } else {
-      this.listener = this.loadBalancer.addListener("Http", {
-        port: 80,
-        protocol: elbv2.ApplicationProtocol.HTTP,
-        open: false, // the security group already admits 80 from anywhere
-        defaultTargetGroups: [this.targetGroup],
-      });
-    }
-    if (zone && publicName) {
-      new route53.ARecord(this, "Alias", {
-        zone,
-        recordName: publicName,
-        target: route53.RecordTarget.fromAlias(new route53targets.LoadBalancerTarget(this.loadBalancer)),
-      });
-    }
+    const front = addPublicLoadBalancer(this, {
+      stack,
+      vpc: props.vpc,
+      securityGroup: props.loadBalancerSecurityGroup,
+      targetGroup: this.targetGroup,
+      role: props.role,
+    });
+    this.loadBalancer = front.loadBalancer;
+    this.listener = front.listener;
+    const publicName = front.publicName;
 
     this.launch = new WebServiceLaunchTemplate(this, "Instances", {
       stack,
@@ -167,23 +101,24 @@ export class WebTier extends Construct {
       desiredCapacity: capacity.desired,
       healthChecks: autoscaling.HealthChecks.withAdditionalChecks({
         additionalTypes: [autoscaling.AdditionalHealthCheckType.ELB],
-        gracePeriod: Duration.seconds(180),
+        gracePeriod: Duration.seconds(derived.healthCheckGracePeriod.awsSeconds),
       }),
       newInstancesProtectedFromScaleIn: stack.web.scaleInProtection,
       updatePolicy: autoscaling.UpdatePolicy.instanceRefresh({
         strategy: autoscaling.InstanceRefreshStrategy.ROLLING,
         minHealthyPercentage: 100,
         maxHealthyPercentage: 200,
-        instanceWarmup: Duration.seconds(120),
+        instanceWarmup: Duration.seconds(derived.instanceWarmup.awsSeconds),
       }),
       groupMetrics: [autoscaling.GroupMetrics.all()],
       notifications: [{ topic: this.notifications }],
     });
     this.group.attachToApplicationTargetGroup(this.targetGroup);
+    addNightlyStop(this.group, stack.nightlyStop, capacity);
     // Seed 002's scaling: track the group's average CPU at the description's target.
     this.group.scaleOnCpuUtilization("CpuTargetTracking", {
       targetUtilizationPercent: stack.scaling.targetCpuPercent,
-      estimatedInstanceWarmup: Duration.seconds(stack.scaling.aws.warmupSeconds),
+      estimatedInstanceWarmup: Duration.seconds(derived.instanceWarmup.awsSeconds),
       cooldown: Duration.seconds(stack.scaling.aws.scaleInCooldownSeconds),
     });
 

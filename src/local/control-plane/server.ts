@@ -1,12 +1,20 @@
-import { rmSync, writeFileSync } from "node:fs";
+import { rmSync } from "node:fs";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import path from "node:path";
+import { writePrivateFileAtomic } from "../../shared/private-file.ts";
+import { ecsFaultRoutes, handleEcsFault } from "../ecs/faults.ts";
+import { grayFaultRoutes, handleGrayFault } from "../faults/gray-faults.ts";
+import { Dashboard } from "../dashboard/dashboard.ts";
 import type { LocalStack } from "../runtime.ts";
+import { ControlPlaneAccess, newControlToken } from "./access.ts";
+import { handleRoll } from "./roll-route.ts";
 
 export interface StackStateFile {
   pid: number;
   controlUrl: string;
+  /** Bearer token of the control plane (the file is 0600: only the user can read it). */
+  token: string;
   listener: string;
   environment: string;
   startedAt: string;
@@ -16,25 +24,44 @@ export const stateFileName = "stack.json";
 
 /**
  * A loopback HTTP API over a running stack: `GET /status`, `GET /events` (newline-delimited JSON:
- * recent history, then live), `POST /shutdown`. The CLI and drills use only this.
+ * recent history, then live), `POST /shutdown`. The CLI and drills use only this. Every request
+ * goes through `access` first (token, loopback Host, own Origin).
  */
 export class ControlPlaneServer {
   private readonly server: http.Server;
   private readonly streams = new Set<http.ServerResponse>();
+  readonly access: ControlPlaneAccess;
+  readonly dashboard: Dashboard;
   url = "";
 
   constructor(
     private readonly stack: LocalStack,
     private readonly onShutdown: () => void,
   ) {
-    this.server = http.createServer((req, res) => this.handle(req, res));
+    this.access = new ControlPlaneAccess(
+      newControlToken(),
+      () => (this.server.address() as AddressInfo).port,
+    );
+    this.server = http.createServer((req, res) => {
+      if (this.access.admit(req, res)) this.handle(req, res);
+    });
+    this.dashboard = new Dashboard(stack, () => this.state());
+  }
+
+  /** The dashboard's address with the token that opens it (the browser then keeps a cookie). */
+  get dashboardUrl(): string {
+    return `${this.url}/dashboard?token=${this.access.token}`;
   }
 
   private handle(req: http.IncomingMessage, res: http.ServerResponse): void {
     const url = new URL(req.url ?? "/", "http://control");
-    if (req.method === "GET" && url.pathname === "/status") {
+    if (handleGrayFault(this.stack, req, url, res)) return;
+    if (handleEcsFault(this.stack, req, url, res)) return;
+    if (url.pathname === "/dashboard" || url.pathname.startsWith("/dashboard/")) {
+      this.dashboard.handle(req, res, url);
+    } else if (req.method === "GET" && url.pathname === "/status") {
       res.writeHead(200, { "content-type": "application/json" });
-      res.end(JSON.stringify(this.stack.status()));
+      res.end(JSON.stringify({ ...this.stack.status(), dashboard: this.dashboardUrl }));
     } else if (req.method === "GET" && url.pathname === "/events") {
       const since = Number(url.searchParams.get("since") ?? 0);
       res.writeHead(200, { "content-type": "application/x-ndjson", "cache-control": "no-store" });
@@ -47,6 +74,8 @@ export class ControlPlaneServer {
       });
     } else if (req.method === "POST" && url.pathname.startsWith("/faults/")) {
       void this.fault(url, res);
+    } else if (req.method === "POST" && url.pathname === "/roll") {
+      void handleRoll(this.stack, req, res);
     } else if (req.method === "POST" && url.pathname === "/shutdown") {
       res.writeHead(202, { "content-type": "application/json" });
       res.end(JSON.stringify({ stopping: true }));
@@ -63,6 +92,9 @@ export class ControlPlaneServer {
             "POST /faults/az-restore?az=",
             "POST /faults/region-outage?region=",
             "POST /faults/region-restore?region=",
+            ...grayFaultRoutes,
+            "POST /roll",
+            ...ecsFaultRoutes,
             "POST /shutdown",
           ],
         }),
@@ -116,15 +148,21 @@ export class ControlPlaneServer {
     });
   }
 
-  writeStateFile(stateDir: string): void {
-    const state: StackStateFile = {
+  /** What a client needs to reach this control plane. */
+  state(): StackStateFile {
+    return {
       pid: process.pid,
       controlUrl: this.url,
+      token: this.access.token,
       listener: this.stack.loadBalancer.url,
       environment: this.stack.options.stack.environment,
       startedAt: new Date().toISOString(),
     };
-    writeFileSync(path.join(stateDir, stateFileName), `${JSON.stringify(state, null, 2)}\n`);
+  }
+
+  /** The state file: atomic, 0600 (it holds the token). */
+  writeStateFile(stateDir: string): void {
+    writePrivateFileAtomic(path.join(stateDir, stateFileName), `${JSON.stringify(this.state(), null, 2)}\n`);
   }
 
   removeStateFile(stateDir: string): void {
@@ -132,6 +170,7 @@ export class ControlPlaneServer {
   }
 
   close(): Promise<void> {
+    this.dashboard.close();
     for (const res of this.streams) res.end();
     return new Promise((resolve) => this.server.close(() => resolve()));
   }

@@ -13,6 +13,8 @@ export type StackEvent =
   | { type: "redis.exited"; pid: number; code: number | null; signal: string | null; az?: string }
   | { type: "redis.failover"; fromPort: number; toPort: number; fromAz: string; toAz: string }
   | { type: "redis.replica-in-sync"; port: number; az: string }
+  | { type: "redis.primary-chosen"; node: string; az: string; reason: string }
+  | { type: "controller.error"; controller: string; error: string; retry: string }
   | { type: "load-balancer.listening"; url: string }
   | { type: "instance.launched"; instanceId: string; az: string; pid: number; port: number }
   | { type: "instance.launch-failed"; instanceId: string; az: string; reason: string }
@@ -27,16 +29,67 @@ export type StackEvent =
       expected: boolean;
     }
   | { type: "instance.replaced"; instanceId: string; replacementId: string; az: string }
+  /** A broken-looking instance the group keeps on purpose (overload, or a replacement under way). */
+  | { type: "instance.replacement-held"; instanceId: string; az: string; reason: string }
   | { type: "group.capacity-changed"; desired: number; min: number; max: number; reason: string }
+  /** The local ECS topology (src/local/ecs/): container instances, tasks, the capacity provider. */
+  | {
+      type: "container-instance.registered";
+      containerInstanceId: string;
+      az: string;
+      cpuUnits: number;
+      memoryMiB: number;
+    }
+  | { type: "container-instance.deregistered"; containerInstanceId: string; az: string; expected: boolean }
+  | { type: "container-instance.lost"; containerInstanceId: string; az: string; taskIds: string[] }
+  | { type: "task.placed"; taskId: string; containerInstanceId: string; az: string; placement: string }
+  | { type: "task.unplaced"; reason: string }
+  | {
+      type: "task.running";
+      taskId: string;
+      containerInstanceId: string;
+      az: string;
+      pid: number;
+      port: number;
+    }
+  | {
+      type: "task.stopped";
+      taskId: string;
+      containerInstanceId: string;
+      az: string;
+      pid: number;
+      reason: string;
+      expected: boolean;
+    }
+  | { type: "capacity-provider.scaling"; desiredInstances: number; reason: string }
   | { type: "target.registered"; instanceId: string; az: string; port: number }
   | { type: "target.healthy"; instanceId: string; az: string }
   | { type: "target.unhealthy"; instanceId: string; az: string; reason: string }
   | { type: "target.deregistered"; instanceId: string; az: string }
+  /** Every target's checks are timing out: the group is slow (overload), not one broken target. */
+  | { type: "target.slowdown"; slow: boolean; reason: string }
+  | {
+      type: "target.ejected";
+      instanceId: string;
+      az: string;
+      reason: string;
+      forMs: number;
+      ejections: number;
+    }
+  | { type: "target.returned"; instanceId: string; az: string }
+  | { type: "fault.injected"; fault: "page" | "redis"; kind: string; instanceIds: string[]; detail: string }
   | { type: "dns.listening"; server: string; name: string }
   | { type: "dns.health-changed"; healthy: boolean; region: string; answer: string }
   | { type: "alarm.state-changed"; alarm: string; state: "ALARM" | "OK" }
   | { type: "failover.action"; action: "failover" | "failback"; region: string; desired: number }
-  | { type: "notification.sent"; subject: string; message: string; webhooks: number; delivered: number };
+  | { type: "notification.sent"; subject: string; message: string; webhooks: number; delivered: number }
+  | { type: "address.associated"; address: string; instanceId: string; previousInstanceId?: string }
+  | { type: "address.disassociated"; address: string; instanceId: string; reason: string }
+  | { type: "roll.started"; fromVersion: string; toVersion: string; instances: number }
+  | { type: "roll.completed"; version: string; instancesReplaced: number; durationSeconds: number }
+  | { type: "roll.rolled-back"; fromVersion: string; toVersion: string; reason: string }
+  | { type: "volume.attached"; volumeId: string; instanceId: string }
+  | { type: "volume.detached"; volumeId: string; instanceId: string; reason: string };
 
 export type StackEventType = StackEvent["type"];
 /** An event as published: when, in which order, and (for per-region controllers) where. */
@@ -76,11 +129,17 @@ export class EventBus implements EventPublisher {
     return () => this.emitter.off("event", listener);
   }
 
-  /** A publisher whose events carry `region` (one per local region's controllers). */
+  /**
+   * The bus as one region's controllers see it: what they publish carries `region`, and they hear
+   * only that region's events (the primary's group must not act on the secondary's targets).
+   */
   scoped(region: string): EventPublisher {
     return {
       publish: (event) => this.publish(event, region),
-      subscribe: (listener) => this.subscribe(listener),
+      subscribe: (listener) =>
+        this.subscribe((event) => {
+          if (event.region === region) listener(event);
+        }),
     };
   }
 
@@ -108,6 +167,10 @@ export function formatEvent(e: TimedStackEvent): string {
         return `pid ${e.pid}${e.az ? ` in ${e.az}` : ""} (${e.signal ?? `code ${e.code}`})`;
       case "redis.replica-in-sync":
         return `replica in ${e.az} (port ${e.port}) holds every write: redundancy restored`;
+      case "controller.error":
+        return `${e.controller}: ${e.error} (${e.retry})`;
+      case "redis.primary-chosen":
+        return `${e.node} in ${e.az} starts as primary: ${e.reason}`;
       case "redis.failover":
         return `primary ${e.fromAz} (port ${e.fromPort}) → ${e.toAz} (port ${e.toPort})`;
       case "load-balancer.listening":
@@ -122,6 +185,8 @@ export function formatEvent(e: TimedStackEvent): string {
         return `${e.instanceId} in ${e.az}, pid ${e.pid} (${e.signal ?? `exit code ${e.code}`})${e.expected ? "" : ", unexpected"}`;
       case "instance.replaced":
         return `${e.instanceId} → ${e.replacementId} in ${e.az}`;
+      case "instance.replacement-held":
+        return `${e.instanceId} in ${e.az}: ${e.reason}`;
       case "group.capacity-changed":
         return `desired ${e.desired} (min ${e.min}, max ${e.max}): ${e.reason}`;
       case "target.registered":
@@ -132,6 +197,8 @@ export function formatEvent(e: TimedStackEvent): string {
         return `${e.instanceId} in ${e.az}: ${e.reason}`;
       case "target.deregistered":
         return `${e.instanceId} in ${e.az}`;
+      case "target.slowdown":
+        return e.reason;
       case "dns.listening":
         return `${e.name} on udp://${e.server}`;
       case "dns.health-changed":

@@ -1,5 +1,5 @@
 import { request } from "undici";
-import type { ResolvedStack } from "../../stack/index.ts";
+import type { DerivedSettings, ResolvedStack } from "../../stack/index.ts";
 import type { EventPublisher } from "../events/bus.ts";
 import type { Notifier } from "../notifications/notifier.ts";
 import type { LocalRegion } from "../region.ts";
@@ -8,7 +8,8 @@ export interface FailoverControllerOptions {
   dns: NonNullable<ResolvedStack["dns"]>;
   primary: LocalRegion;
   secondary: LocalRegion;
-  standbyCapacity: number;
+  /** The probe's path, the secondary's failover and standby sizes: as on AWS. */
+  derived: Pick<DerivedSettings, "regionHealthCheckPath" | "failoverCapacity" | "secondaryStandby">;
   events: EventPublisher;
   notifier: Notifier;
 }
@@ -29,11 +30,7 @@ export class FailoverController {
   primaryHealthy = true;
   failedOver = false;
 
-  private readonly standbyMin: number;
-
-  constructor(private readonly options: FailoverControllerOptions) {
-    this.standbyMin = options.secondary.group.capacity.min;
-  }
+  constructor(readonly options: FailoverControllerOptions) {}
 
   start(): void {
     this.timer = setInterval(() => void this.check(), this.options.dns.healthCheck.local.intervalMs);
@@ -60,7 +57,7 @@ export class FailoverController {
     let ok = false;
     try {
       const { host, port } = primary.options.listener;
-      const res = await request(`http://${host}:${port}/health`, {
+      const res = await request(`http://${host}:${port}${this.options.derived.regionHealthCheckPath}`, {
         headersTimeout: dns.healthCheck.local.intervalMs / 2,
         bodyTimeout: dns.healthCheck.local.intervalMs / 2,
         reset: true,
@@ -96,7 +93,8 @@ export class FailoverController {
       answer: this.answer(),
     });
     events.publish({ type: "alarm.state-changed", alarm: "primary-region-health", state: "ALARM" });
-    const { min, desired } = primary.group.capacity;
+    // The description's capacity, as the failover Lambda sets it on AWS (not the primary's live one).
+    const { min, desired } = this.options.derived.failoverCapacity;
     secondary.group.setCapacity({ min, desired }, "failover: the primary region failed its health check");
     this.failedOver = true;
     events.publish({ type: "failover.action", action: "failover", region: secondary.name, desired });
@@ -109,7 +107,8 @@ export class FailoverController {
   }
 
   private async onPrimaryHealthy(): Promise<void> {
-    const { events, secondary, primary, notifier, dns, standbyCapacity } = this.options;
+    const { events, secondary, primary, notifier, dns } = this.options;
+    const standby = this.options.derived.secondaryStandby;
     this.primaryHealthy = true;
     events.publish({
       type: "dns.health-changed",
@@ -122,7 +121,7 @@ export class FailoverController {
     this.failbackTimer = setTimeout(
       () => {
         secondary.group.setCapacity(
-          { min: this.standbyMin, desired: standbyCapacity },
+          { min: standby.min, desired: standby.desired },
           "failback: the primary region is healthy again",
         );
         this.failedOver = false;
@@ -130,13 +129,13 @@ export class FailoverController {
           type: "failover.action",
           action: "failback",
           region: secondary.name,
-          desired: standbyCapacity,
+          desired: standby.desired,
         });
         void notifier.send(`stayup failback: ${secondary.name} → ${primary.name}`, {
           event: "failback",
           primaryRegion: primary.name,
           secondaryRegion: secondary.name,
-          secondaryDesiredCapacity: standbyCapacity,
+          secondaryDesiredCapacity: standby.desired,
         });
       },
       dns.ttlSeconds * 1000 + 1000,

@@ -1,14 +1,29 @@
-import { type ChildProcess, fork } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdirSync, openSync } from "node:fs";
 import path from "node:path";
 import type { EventPublisher } from "../events/bus.ts";
-import type { TargetGroupController } from "../target-group/controller.ts";
+import {
+  decide,
+  defaultGroupPolicy,
+  type GroupPolicy,
+  type GroupState,
+  type ObservedInstance,
+} from "./decide.ts";
+import type { InstanceHandle, Launcher } from "./launcher.ts";
+import { ProcessLauncher } from "./process-launcher.ts";
 
 export interface GroupCapacity {
   min: number;
   desired: number;
   max: number;
+}
+
+/** What the group needs of its target group: the ELB side of the ASG's attachment. */
+export interface TargetRegistry {
+  register(target: { instanceId: string; az: string; host: string; port: number }): void;
+  /** Out of rotation; resolves once the target has drained. */
+  deregister(instanceId: string): Promise<void>;
+  /** The target is already gone (its instance stopped): no draining. */
+  remove(instanceId: string): void;
 }
 
 export interface InstanceGroupOptions {
@@ -18,18 +33,29 @@ export interface InstanceGroupOptions {
   capacity: GroupCapacity;
   /** The bundled web service every instance runs (may be set after construction, before start). */
   serviceEntry: string;
+  /** The version instances are launched with. */
+  version?: string;
   /** Environment every instance gets (Redis endpoint and the like). */
   instanceEnvironment: () => Record<string, string>;
   logDir: string;
+  /** Working directory of every instance (default: the current one). */
+  workingDirectory?: string;
   host?: string;
-  /** An instance that is not healthy this long after launch is replaced (the ASG's grace period). */
-  healthCheckGracePeriodMs?: number;
+  /** The group's replacement rules (grace period, replacement delay, crash-loop back-off). */
+  policy?: Partial<GroupPolicy>;
   /** How long a terminated instance may drain before it is killed. */
   terminationTimeoutMs?: number;
+  /** How instances are started (default: forked processes). */
+  launcher?: Launcher;
+  /** The clock decisions are taken at (a fake one in tests). */
+  now?: () => number;
+  /** How often the group reconciles besides on events (0: only on events and explicit calls). */
+  reconcileIntervalMs?: number;
 }
 
 export type InstanceState = "pending" | "in-service" | "terminating";
 
+/** An instance as status and the other controllers see it. */
 export interface Instance {
   instanceId: string;
   az: string;
@@ -37,53 +63,107 @@ export interface Instance {
   port: number;
   state: InstanceState;
   launchedAt: number;
-  process: ChildProcess;
+  /** How busy its event loop was lately (0..1), where the instance reports it. */
+  eventLoopUtilization?: number;
+}
+
+interface Member extends ObservedInstance {
+  handle?: InstanceHandle;
+  /** Kept unhealthy on purpose; published once. */
+  heldReason?: string;
 }
 
 const newInstanceId = () => `i-${randomBytes(8).toString("hex")}`;
 
 /**
- * An Auto Scaling group of local processes: keeps `desired` instances running, spread evenly over
- * the availability zones, and replaces any instance that exits or that its target group reports
- * unhealthy (the ASG's ELB health check type).
+ * An Auto Scaling group: keeps `desired` instances, spread over the availability zones, and
+ * replaces the broken ones. Each step observes (launcher, target-group events), takes the pure
+ * decision of decide.ts, and acts through the launcher seam.
  */
 export class InstanceGroupController {
   readonly capacity: GroupCapacity;
-  private readonly instances = new Map<string, Instance>();
-  private readonly launching = new Map<string, { az: string }>();
+  private readonly members = new Map<string, Member>();
   /** Instances that died and whose replacement has not launched yet, oldest first. */
   private readonly awaitingReplacement: { instanceId: string; az: string }[] = [];
   private readonly unsubscribe: () => void;
+  private readonly launcher: Launcher;
+  private readonly policy: GroupPolicy;
+  private readonly now: () => number;
   private reconcileTimer?: NodeJS.Timeout;
   private retryTimer?: NodeJS.Timeout;
-  private consecutiveLaunchFailures = 0;
+  private launchFailures: GroupState["launchFailures"] = { consecutive: 0 };
+  /** The target group's group-wide slowdown (target.slowdown events). */
+  private slowdown: { slow: boolean; endedAt?: number } = { slow: false };
   private stopped = false;
-  /** Unhealthy instances kept running until a replacement is healthy (they do not count as capacity). */
-  private readonly kept = new Set<string>();
   /** AZs taken out of service (an AZ outage): no instance launches there until restored. */
   private readonly impairedZones = new Set<string>();
+  /** Launches under way: stop() waits for them, so nothing started outlives the group. */
+  private readonly launches = new Set<Promise<unknown>>();
+  version: string;
+  /** The instance settings of the current version (see deployVersion). */
+  versionSettings: Record<string, string> = {};
 
   constructor(
     readonly options: InstanceGroupOptions,
-    private readonly targetGroup: TargetGroupController,
+    private readonly targetGroup: TargetRegistry,
     private readonly events: EventPublisher,
   ) {
     this.capacity = { ...options.capacity };
-    mkdirSync(options.logDir, { recursive: true });
+    this.launcher =
+      options.launcher ??
+      new ProcessLauncher({
+        host: options.host,
+        // An instance whose log cannot be opened still runs: an event, and the next launch retries.
+        onLogUnavailable: (instanceId, error) =>
+          this.events.publish({
+            type: "controller.error",
+            controller: "instance-group",
+            error: `cannot open the log of ${instanceId}: ${error.message}`,
+            retry: "launched without a log file; the next launch tries again",
+          }),
+      });
+    this.policy = { ...defaultGroupPolicy, ...options.policy };
+    this.now = options.now ?? Date.now;
+    this.version = options.version ?? "1";
     this.unsubscribe = events.subscribe((e) => {
-      if (e.type === "target.unhealthy") {
-        const instance = this.instances.get(e.instanceId);
-        if (instance && instance.state !== "terminating") this.onUnhealthy(instance, e.reason);
-      } else if (e.type === "target.healthy") {
-        // A healthy instance: anything kept only because it was the last one may go now.
-        this.releaseKept(e.instanceId);
-        const instance = this.instances.get(e.instanceId);
-        if (instance && instance.state === "pending") {
-          instance.state = "in-service";
-          this.consecutiveLaunchFailures = 0;
-        }
+      if (e.type === "target.slowdown") {
+        this.slowdown = e.slow ? { slow: true } : { slow: false, endedAt: this.now() };
+        this.reconcile();
+        return;
       }
+      if (e.type !== "target.healthy" && e.type !== "target.unhealthy") return;
+      const member = this.members.get(e.instanceId);
+      if (!member || member.lifecycle === "terminating") return;
+      if (e.type === "target.healthy") {
+        member.health = "healthy";
+        member.everHealthy = true;
+        member.unhealthySince = undefined;
+        member.healthySince ??= this.now();
+        member.heldReason = undefined;
+        this.launchFailures = { consecutive: 0 };
+      } else {
+        member.health = "unhealthy";
+        member.unhealthySince ??= this.now();
+        member.healthySince = undefined;
+      }
+      this.reconcile();
     });
+  }
+
+  /**
+   * Rolls the group to `version` (a rolling deploy): instances of another version are replaced,
+   * launch first. `settings` is the instance environment that makes this version (on top of the
+   * group's own); setting the previous version back is the rollback.
+   */
+  deployVersion(version: string, settings: Record<string, string>): void {
+    this.version = version;
+    this.versionSettings = { ...settings };
+    this.reconcile();
+  }
+
+  /** The version each listening instance runs. */
+  versionOf(instanceId: string): string | undefined {
+    return this.members.get(instanceId)?.version;
   }
 
   set serviceEntry(entry: string) {
@@ -91,17 +171,57 @@ export class InstanceGroupController {
   }
 
   start(): void {
-    this.reconcile();
-    // Events drive reconciliation; this periodic pass catches anything an event could not.
-    this.reconcileTimer = setInterval(() => this.reconcile(), 1000);
+    this.stopped = false;
+    this.guardedReconcile();
+    // Events drive reconciliation; this pass lets time-based rules (grace, replacement delay) act.
+    const every = this.options.reconcileIntervalMs ?? 1000;
+    if (every > 0) this.reconcileTimer = setInterval(() => this.guardedReconcile(), every);
   }
 
+  /** A failed pass is an event and is retried by the next one; it never ends the runtime. */
+  private guardedReconcile(): void {
+    try {
+      this.reconcile();
+    } catch (error) {
+      this.events.publish({
+        type: "controller.error",
+        controller: "instance-group",
+        error: (error as Error).message,
+        retry: "retried at the next reconcile pass",
+      });
+    }
+  }
+
+  /** Instances that listen (launched), as status and scaling see them. */
   list(): Instance[] {
-    return [...this.instances.values()];
+    const out: Instance[] = [];
+    for (const m of this.members.values()) {
+      if (!m.handle) continue;
+      out.push({
+        instanceId: m.instanceId,
+        az: m.az,
+        pid: m.handle.pid,
+        port: m.handle.port,
+        state: m.lifecycle === "terminating" ? "terminating" : m.everHealthy ? "in-service" : "pending",
+        launchedAt: m.launchedAt,
+        eventLoopUtilization: m.handle.eventLoopUtilization,
+      });
+    }
+    return out;
+  }
+
+  /** Sends a runtime message (a drill's fault) to a running instance; false if it has no channel. */
+  sendTo(instanceId: string, message: object): boolean {
+    return this.members.get(instanceId)?.handle?.send?.(message) ?? false;
   }
 
   get availabilityZones(): readonly string[] {
     return this.options.availabilityZones;
+  }
+
+  /** Zones taken down by an AZ outage: nothing launches there until restored. */
+  get impairedAvailabilityZones(): readonly string[] {
+    return [...this.impairedZones];
   }
 
   /** Sets min and desired together (a failover raises the floor so scaling cannot empty the group). */
@@ -121,165 +241,116 @@ export class InstanceGroupController {
     this.reconcile();
   }
 
-  /** The desired-state loop: launch what is missing, terminate what is extra. */
+  /**
+   * Terminates one instance and lowers desired by one (the ASG's TerminateInstanceInAutoScalingGroup
+   * with ShouldDecrementDesiredCapacity): a capacity provider's scale-in chooses which instance.
+   */
+  terminateInstance(instanceId: string, reason: string): boolean {
+    const member = this.members.get(instanceId);
+    if (!member || member.lifecycle === "terminating" || this.capacity.desired <= this.capacity.min)
+      return false;
+    this.capacity.desired -= 1;
+    this.events.publish({ type: "group.capacity-changed", ...this.capacity, reason });
+    this.terminate(member, reason);
+    this.reconcile();
+    return true;
+  }
+
+  /** What decide.ts sees. */
+  observe(): GroupState {
+    return {
+      desired: this.capacity.desired,
+      availabilityZones: this.options.availabilityZones,
+      impairedZones: [...this.impairedZones],
+      instances: [...this.members.values()].map(
+        ({ handle: _handle, heldReason: _held, ...observed }) => observed,
+      ),
+      launchFailures: { ...this.launchFailures },
+      version: this.version,
+      slowdown: { ...this.slowdown },
+    };
+  }
+
+  /** One step of the desired-state loop: observe, decide, act. */
   reconcile(): void {
     if (this.stopped) return;
-    const active =
-      this.list().filter((i) => i.state !== "terminating" && !this.kept.has(i.instanceId)).length +
-      this.launching.size;
-    if (active < this.capacity.desired) {
-      if (this.retryTimer) return; // backing off after failed launches
-      for (let n = active; n < this.capacity.desired; n++) this.launch();
-    } else if (active > this.capacity.desired) {
-      for (let n = active; n > this.capacity.desired; n--) {
-        const victim = this.scaleInVictim();
-        if (!victim) break;
-        this.terminate(victim, "scale in");
-      }
+    const now = this.now();
+    const decision = decide(this.observe(), this.policy, now);
+    for (const { instanceId, reason } of decision.held) {
+      const member = this.members.get(instanceId);
+      if (!member || member.heldReason === reason) continue;
+      member.heldReason = reason;
+      this.events.publish({ type: "instance.replacement-held", instanceId, az: member.az, reason });
+    }
+    for (const { instanceId, reason } of decision.terminate) {
+      const member = this.members.get(instanceId);
+      if (member) this.terminate(member, reason);
+    }
+    for (const launch of decision.launch) this.launch(launch.az, launch.replaces);
+    if (decision.launchBlockedUntil !== undefined && !this.retryTimer) {
+      this.retryTimer = setTimeout(
+        () => {
+          this.retryTimer = undefined;
+          this.reconcile();
+        },
+        Math.max(0, decision.launchBlockedUntil - now),
+      );
+      this.retryTimer.unref();
     }
   }
 
-  /**
-   * Replaces an unhealthy instance. When it is the last one that might still serve (every other
-   * instance unhealthy too, as under an overload that slows health checks), it stays until its
-   * replacement is healthy: launch before terminate, like the ASG's instance maintenance policy at
-   * 100 % minimum healthy. Terminating them all at once would turn slowness into an outage.
-   */
-  private onUnhealthy(instance: Instance, reason: string): void {
-    const othersHealthy = this.list().some(
-      (i) => i !== instance && i.state === "in-service" && !this.kept.has(i.instanceId) && this.isHealthy(i),
-    );
-    const alive = instance.process.exitCode === null && instance.process.signalCode === null;
-    if (othersHealthy || !alive) {
-      this.replace(instance, `unhealthy: ${reason}`);
-      return;
-    }
-    if (this.kept.has(instance.instanceId)) return;
-    this.kept.add(instance.instanceId);
-    this.events.publish({
-      type: "instance.terminating",
-      instanceId: instance.instanceId,
-      az: instance.az,
-      reason: `unhealthy (${reason}); kept until a replacement is healthy, as the last one serving`,
-    });
-    this.reconcile();
-  }
-
-  private isHealthy(instance: Instance): boolean {
-    return this.targetGroup.get(instance.instanceId)?.health === "healthy";
-  }
-
-  /** After `healthyId` turned healthy: replace the instances kept as last ones (or keep them, recovered). */
-  private releaseKept(healthyId: string): void {
-    if (this.kept.has(healthyId)) {
-      this.kept.delete(healthyId); // recovered by itself: an ordinary member again
-      this.reconcile();
-      return;
-    }
-    for (const id of [...this.kept]) {
-      this.kept.delete(id);
-      const instance = this.instances.get(id);
-      if (instance && instance.state !== "terminating")
-        this.replace(instance, "unhealthy; its replacement is healthy");
-    }
-  }
-
-  /** Terminates an instance and lets reconciliation launch its replacement. */
-  replace(instance: Instance, reason: string): void {
-    this.awaitingReplacement.push({ instanceId: instance.instanceId, az: instance.az });
-    this.terminate(instance, reason);
-    this.reconcile();
-  }
-
-  private zoneCounts(): Map<string, number> {
-    const counts = new Map<string, number>();
-    for (const az of this.options.availabilityZones) if (!this.impairedZones.has(az)) counts.set(az, 0);
-    for (const i of this.list()) {
-      if (i.state !== "terminating" && counts.has(i.az)) counts.set(i.az, (counts.get(i.az) ?? 0) + 1);
-    }
-    for (const { az } of this.launching.values())
-      if (counts.has(az)) counts.set(az, (counts.get(az) ?? 0) + 1);
-    return counts;
-  }
-
-  /** The AZ with the fewest instances, in the configured order on ties (the ASG's AZ balancing). */
-  private zoneForLaunch(): string | undefined {
-    let best: string | undefined;
-    let bestCount = Number.POSITIVE_INFINITY;
-    for (const [az, count] of this.zoneCounts()) {
-      if (count < bestCount) {
-        best = az;
-        bestCount = count;
-      }
-    }
-    return best;
-  }
-
-  /** The ASG's default termination policy: from the most crowded AZ, the oldest instance. */
-  private scaleInVictim(): Instance | undefined {
-    const counts = this.zoneCounts();
-    // Kept instances are not capacity: they leave on their own once a replacement is healthy.
-    const candidates = this.list().filter((i) => i.state !== "terminating" && !this.kept.has(i.instanceId));
-    candidates.sort(
-      (a, b) => (counts.get(b.az) ?? 0) - (counts.get(a.az) ?? 0) || a.launchedAt - b.launchedAt,
-    );
-    return candidates[0];
-  }
-
-  private launch(): void {
-    const az = this.zoneForLaunch();
-    if (!az) return;
+  private launch(az: string, replaces: string | undefined): void {
     const instanceId = newInstanceId();
-    this.launching.set(instanceId, { az });
-    const log = openSync(path.join(this.options.logDir, `${instanceId}.log`), "a");
-    const child = fork(this.options.serviceEntry, [], {
-      env: {
-        ...process.env,
-        ...this.options.instanceEnvironment(),
-        STAYUP_INSTANCE_ID: instanceId,
-        STAYUP_AZ: az,
-        STAYUP_REGION: this.options.region,
-        HOST: this.options.host ?? "127.0.0.1",
-        PORT: "0",
-      },
-      stdio: ["ignore", log, log, "ipc"],
-      execArgv: [],
-    });
-    const launchTimeout = setTimeout(() => fail("did not start listening within 10 s"), 10_000);
-    const fail = (reason: string) => {
-      clearTimeout(launchTimeout);
-      if (!this.launching.delete(instanceId)) return;
-      child.kill("SIGKILL");
-      this.events.publish({ type: "instance.launch-failed", instanceId, az, reason });
-      this.launchFailed();
-    };
-    child.once("error", (error) => fail(error.message));
-    child.once("exit", (code, signal) => {
-      if (this.launching.has(instanceId)) fail(`exited during launch (${signal ?? `code ${code}`})`);
-    });
-    child.on("message", (message: { type?: string; port?: number }) => {
-      if (message?.type !== "listening" || typeof message.port !== "number") return;
-      if (!this.launching.delete(instanceId)) return;
-      clearTimeout(launchTimeout);
-      this.inService(instanceId, az, message.port, child);
-    });
-  }
-
-  private inService(instanceId: string, az: string, port: number, child: ChildProcess): void {
-    const instance: Instance = {
+    const member: Member = {
       instanceId,
       az,
-      port,
-      pid: child.pid ?? 0,
-      state: "pending",
-      launchedAt: Date.now(),
-      process: child,
+      lifecycle: "launching",
+      health: "initial",
+      launchedAt: this.now(),
+      everHealthy: false,
+      replaces,
+      version: this.version,
     };
-    this.instances.set(instanceId, instance);
-    child.removeAllListeners("exit");
-    child.once("exit", (code, signal) => this.exited(instance, code, signal));
-    this.events.publish({ type: "instance.launched", instanceId, az, pid: instance.pid, port });
-    const replaced = this.awaitingReplacement.shift();
+    this.members.set(instanceId, member);
+    const launching = this.launcher
+      .launch({
+        instanceId,
+        az,
+        region: this.options.region,
+        version: this.version,
+        artifact: this.options.serviceEntry,
+        environment: { ...this.options.instanceEnvironment(), ...this.versionSettings },
+        workingDirectory: this.options.workingDirectory ?? process.cwd(),
+        logFile: path.join(this.options.logDir, `${instanceId}.log`),
+      })
+      .then(
+        (handle) => this.launched(member, handle),
+        (error: Error) => {
+          this.members.delete(instanceId);
+          this.events.publish({ type: "instance.launch-failed", instanceId, az, reason: error.message });
+          this.launchFailed();
+          this.reconcile();
+        },
+      )
+      .finally(() => this.launches.delete(launching));
+    this.launches.add(launching);
+  }
+
+  private async launched(member: Member, handle: InstanceHandle): Promise<void> {
+    member.handle = handle;
+    void handle.exited.then((exit) => this.exited(member, exit.code, exit.signal));
+    if (this.members.get(member.instanceId) !== member || member.lifecycle === "terminating") {
+      // Terminated (or the group stopped) while it was starting.
+      handle.terminate(this.stopped ? "SIGKILL" : "SIGTERM");
+      await handle.exited;
+      return;
+    }
+    member.lifecycle = "running";
+    const { instanceId, az } = member;
+    this.events.publish({ type: "instance.launched", instanceId, az, pid: handle.pid, port: handle.port });
+    const replaced = member.replaces
+      ? { instanceId: member.replaces, az: this.members.get(member.replaces)?.az ?? az }
+      : this.awaitingReplacement.shift();
     if (replaced) {
       this.events.publish({
         type: "instance.replaced",
@@ -288,63 +359,57 @@ export class InstanceGroupController {
         az,
       });
     }
-    this.targetGroup.register({ instanceId, az, host: this.options.host ?? "127.0.0.1", port });
-    const grace = this.options.healthCheckGracePeriodMs ?? 15_000;
-    setTimeout(() => {
-      if (instance.state === "pending" && this.instances.has(instanceId)) {
-        this.replace(instance, `not healthy within the ${grace / 1000} s grace period`);
-      }
-    }, grace).unref();
+    this.targetGroup.register({ instanceId, az, host: handle.host, port: handle.port });
   }
 
-  private exited(instance: Instance, code: number | null, signal: string | null): void {
-    const expected = instance.state === "terminating";
-    this.instances.delete(instance.instanceId);
-    this.targetGroup.remove(instance.instanceId);
+  private exited(member: Member, code: number | null, signal: string | null): void {
+    const expected = member.lifecycle === "terminating";
+    this.members.delete(member.instanceId);
+    this.targetGroup.remove(member.instanceId);
     this.events.publish({
       type: "instance.terminated",
-      instanceId: instance.instanceId,
-      az: instance.az,
-      pid: instance.pid,
+      instanceId: member.instanceId,
+      az: member.az,
+      pid: member.handle?.pid ?? 0,
       code,
       signal,
       expected,
     });
     if (!expected) {
-      this.awaitingReplacement.push({ instanceId: instance.instanceId, az: instance.az });
-      if (Date.now() - instance.launchedAt < 2000) this.launchFailed();
+      this.awaitingReplacement.push({ instanceId: member.instanceId, az: member.az });
+      // Dying within moments of starting is a crash loop, not bad luck.
+      if (this.now() - member.launchedAt < 2000) this.launchFailed();
     }
     this.reconcile();
   }
 
-  /** Repeated launch failures back off exponentially (a crash loop must not fork-bomb the laptop). */
   private launchFailed(): void {
-    this.consecutiveLaunchFailures++;
-    if (this.consecutiveLaunchFailures < 3 || this.retryTimer) return;
-    const delay = Math.min(250 * 2 ** (this.consecutiveLaunchFailures - 3), 10_000);
-    this.retryTimer = setTimeout(() => {
-      this.retryTimer = undefined;
-      this.reconcile();
-    }, delay);
+    this.launchFailures = { consecutive: this.launchFailures.consecutive + 1, lastAt: this.now() };
   }
 
-  private terminate(instance: Instance, reason: string): void {
-    if (instance.state === "terminating") return;
-    instance.state = "terminating";
+  private terminate(member: Member, reason: string): void {
+    if (member.lifecycle === "terminating") return;
+    member.lifecycle = "terminating";
     this.events.publish({
       type: "instance.terminating",
-      instanceId: instance.instanceId,
-      az: instance.az,
+      instanceId: member.instanceId,
+      az: member.az,
       reason,
     });
-    // Out of rotation first, then SIGTERM: the instance drains what it already accepted.
-    void this.targetGroup.deregister(instance.instanceId);
-    instance.process.kill("SIGTERM");
-    const timeout = setTimeout(
-      () => instance.process.kill("SIGKILL"),
-      this.options.terminationTimeoutMs ?? 10_000,
-    );
-    instance.process.once("exit", () => clearTimeout(timeout));
+    const handle = member.handle;
+    if (!handle) return; // still starting: stopped as soon as it is up (see launched)
+    // Out of rotation first; once its in-flight requests are done (or the deregistration delay is
+    // over), SIGTERM, and SIGKILL if it does not exit.
+    void this.targetGroup.deregister(member.instanceId).then(() => {
+      if (!handle.alive) return;
+      handle.terminate("SIGTERM");
+      const timeout = setTimeout(
+        () => handle.terminate("SIGKILL"),
+        this.options.terminationTimeoutMs ?? 10_000,
+      );
+      timeout.unref();
+      void handle.exited.then(() => clearTimeout(timeout));
+    });
   }
 
   /** Takes every instance of one AZ down at once and launches nothing there until restored. */
@@ -352,9 +417,13 @@ export class InstanceGroupController {
     this.impairedZones.add(az);
     const victims = this.list().filter((i) => i.az === az && i.state !== "terminating");
     for (const i of victims) {
-      i.state = "terminating";
-      i.process.kill("SIGKILL");
+      const member = this.members.get(i.instanceId);
+      if (!member) continue;
+      member.lifecycle = "terminating";
+      member.handle?.terminate("SIGKILL");
     }
+    // Instances still starting there never come up.
+    for (const m of this.members.values()) if (m.az === az && !m.handle) m.lifecycle = "terminating";
     this.reconcile();
     return victims;
   }
@@ -369,11 +438,11 @@ export class InstanceGroupController {
     this.stopped = true;
     clearInterval(this.reconcileTimer);
     await this.signalAll("SIGKILL");
+    await Promise.allSettled([...this.launches]);
   }
 
   /** Reconciles again after `kill`. */
   resume(): void {
-    this.stopped = false;
     this.start();
   }
 
@@ -384,20 +453,22 @@ export class InstanceGroupController {
     clearTimeout(this.retryTimer);
     this.unsubscribe();
     await this.signalAll("SIGTERM", this.options.terminationTimeoutMs ?? 10_000);
+    await Promise.allSettled([...this.launches]);
   }
 
   /** Signals every instance and waits for all to exit; SIGKILL after `killAfterMs` if given. */
   private async signalAll(signal: NodeJS.Signals, killAfterMs?: number): Promise<void> {
-    const exits = this.list().map(
-      (i) =>
-        new Promise<void>((resolve) => {
-          if (i.process.exitCode !== null || i.process.signalCode !== null) return resolve();
-          i.process.once("exit", () => resolve());
-          i.state = "terminating";
-          i.process.kill(signal);
-          if (killAfterMs !== undefined) setTimeout(() => i.process.kill("SIGKILL"), killAfterMs).unref();
-        }),
-    );
+    const exits = [...this.members.values()].map(async (m) => {
+      m.lifecycle = "terminating";
+      const handle = m.handle;
+      if (!handle || !handle.alive) return;
+      handle.terminate(signal);
+      const timer =
+        killAfterMs === undefined ? undefined : setTimeout(() => handle.terminate("SIGKILL"), killAfterMs);
+      timer?.unref();
+      await handle.exited;
+      clearTimeout(timer);
+    });
     await Promise.all(exits);
   }
 }

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { request } from "undici";
-import type { ResolvedStack } from "../../stack/index.ts";
+import { derive, type ResolvedStack } from "../../stack/index.ts";
 import type { EventPublisher } from "../events/bus.ts";
 
 /** The JSON an SNS topic delivers to an HTTP subscription, so a webhook works for both. */
@@ -13,17 +13,21 @@ export interface SnsShapedNotification {
   Timestamp: string;
 }
 
+/** The account id of local AWS emulations (moto, LocalStack). */
+export const LOCAL_ACCOUNT_ID = "000000000000";
+
 /** Sends failover and failback notifications: to every webhook, and always as a log event. */
 export class Notifier {
-  private readonly topicArn: string;
+  /** The topic the AWS side creates (dns-failover stack), in the local account id AWS tools use. */
+  readonly topicArn: string;
+  private readonly settings: ResolvedStack["notifications"];
 
   constructor(
-    private readonly settings: ResolvedStack["notifications"],
-    stackName: string,
-    environment: string,
+    stack: ResolvedStack,
     private readonly events: EventPublisher,
   ) {
-    this.topicArn = `arn:aws:sns:local:000000000000:${stackName}-${environment}-notifications`;
+    this.settings = stack.notifications;
+    this.topicArn = derive(stack).notificationTopic.arn(LOCAL_ACCOUNT_ID);
   }
 
   async send(subject: string, message: Record<string, unknown>): Promise<void> {

@@ -2,7 +2,14 @@ import type { ChildProcess } from "node:child_process";
 import { mkdirSync } from "node:fs";
 import { findFreePort } from "../../shared/net.ts";
 import type { EventBus } from "../events/bus.ts";
-import { persistenceArgs, redisPreflight, startRedisProcess, stopProcess } from "./process.ts";
+import type { ProcessRegistry } from "../processes.ts";
+import {
+  persistenceArgs,
+  redisPreflight,
+  startRedisProcess,
+  stopProcess,
+  writeNodeAuthConfig,
+} from "./process.ts";
 
 export interface RedisControllerOptions {
   host: string;
@@ -10,6 +17,10 @@ export interface RedisControllerOptions {
   port: number;
   dataDir: string;
   events: EventBus;
+  /** Required by Redis (and Sentinels) for every command; instances get it in their environment. */
+  password: string;
+  /** Where every process started is recorded (for a run killed before it could stop them). */
+  processes?: ProcessRegistry;
 }
 
 /** How instances reach Redis: what the group passes to every instance's environment. */
@@ -40,7 +51,7 @@ export class RedisController implements RedisEndpoint {
   }
 
   environment(): Record<string, string> {
-    return { STAYUP_REDIS_URL: this.url };
+    return { STAYUP_REDIS_URL: this.url, STAYUP_REDIS_PASSWORD: this.options.password };
   }
 
   /** Checks what can be checked before anything starts: the binary and the port. */
@@ -56,19 +67,30 @@ export class RedisController implements RedisEndpoint {
   }
 
   private async spawn(): Promise<void> {
-    const child = await startRedisProcess(this.options.host, this.port, [
-      "--bind",
+    const authConfig = writeNodeAuthConfig(this.options.dataDir, this.options.password);
+    const child = await startRedisProcess(
       this.options.host,
-      "--port",
-      String(this.port),
-      ...persistenceArgs(this.options.dataDir),
-      "--daemonize",
-      "no",
-      "--loglevel",
-      "warning",
-    ]);
+      this.port,
+      [
+        authConfig,
+        "--bind",
+        this.options.host,
+        "--port",
+        String(this.port),
+        ...persistenceArgs(this.options.dataDir),
+        "--daemonize",
+        "no",
+        "--loglevel",
+        "warning",
+      ],
+      this.options.password,
+    );
     this.process = child;
+    const { processes } = this.options;
+    const pid = child.pid ?? 0;
+    processes?.add({ pid, kind: "redis", name: "redis", port: this.port, dir: this.options.dataDir });
     child.once("exit", (code, signal) => {
+      processes?.remove(pid);
       this.options.events.publish({ type: "redis.exited", pid: child.pid ?? 0, code, signal });
       if (this.process === child) this.process = undefined;
       if (!this.stopping) {

@@ -1,7 +1,27 @@
 import { type ChildProcess, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import path from "node:path";
 import { Redis } from "ioredis";
 import { StayupError } from "../../shared/errors.ts";
 import { assertPortFree, findExecutable, sleep } from "../../shared/net.ts";
+import { privateSecret, writePrivateFileAtomic } from "../../shared/private-file.ts";
+
+/**
+ * The password of the local Redis and Sentinels: generated once, kept 0600 under the state folder,
+ * reused on restart (so a node left from an earlier run and its data stay reachable).
+ */
+export const localRedisPassword = (stateDir: string): string =>
+  privateSecret(path.join(stateDir, "redis", "password"), () => randomBytes(24).toString("hex"));
+
+/**
+ * A 0600 config file with the password for a node, passed to redis-server as its config file:
+ * on the command line it would show in `ps` to every local user.
+ */
+export function writeNodeAuthConfig(dir: string, password: string): string {
+  const file = path.join(dir, "auth.conf");
+  writePrivateFileAtomic(file, `requirepass ${password}\nmasterauth ${password}\n`);
+  return file;
+}
 
 /** What can be checked before anything starts: the binary, and the first node's port. */
 export async function redisPreflight(host: string, port: number): Promise<void> {
@@ -24,7 +44,12 @@ export function assertRedisInstalled(): void {
 }
 
 /** Starts `redis-server` with `args` (a config file first for Sentinel) and waits for PING. */
-export async function startRedisProcess(host: string, port: number, args: string[]): Promise<ChildProcess> {
+export async function startRedisProcess(
+  host: string,
+  port: number,
+  args: string[],
+  password?: string,
+): Promise<ChildProcess> {
   const child = spawn("redis-server", args, { stdio: ["ignore", "ignore", "pipe"] });
   let stderr = "";
   child.stderr?.on("data", (chunk: Buffer) => {
@@ -44,6 +69,7 @@ export async function startRedisProcess(host: string, port: number, args: string
       lazyConnect: true,
       maxRetriesPerRequest: 0,
       retryStrategy: () => null,
+      password,
     });
     probe.on("error", () => undefined); // a refused probe is expected while Redis boots
     try {

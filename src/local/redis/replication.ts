@@ -1,20 +1,34 @@
 import type { ChildProcess } from "node:child_process";
-import { mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, rmSync } from "node:fs";
 import path from "node:path";
 import { Redis } from "ioredis";
 import { findFreePort } from "../../shared/net.ts";
+import { writePrivateFileAtomic } from "../../shared/private-file.ts";
 import type { EventBus } from "../events/bus.ts";
+import type { ProcessRegistry } from "../processes.ts";
 import type { RedisEndpoint } from "./controller.ts";
-import { persistenceArgs, redisPreflight, startRedisProcess, stopProcess } from "./process.ts";
+import {
+  persistenceArgs,
+  redisPreflight,
+  startRedisProcess,
+  stopProcess,
+  writeNodeAuthConfig,
+} from "./process.ts";
 
 export interface RedisReplicationOptions {
   host: string;
   /** Port of the first node (0 picks a free one); the others always take free ports. */
   port: number;
   dataDir: string;
-  /** The two nodes go to the first two AZs (Multi-AZ: primary and replica apart). */
+  /** One node per AZ (Multi-AZ: the primary and a replica in each other AZ). */
   availabilityZones: string[];
+  /** Replicas that must hold a write: WAIT on the instances, min-replicas-to-write on the primary. */
+  replicasToAcknowledge: number;
   events: EventBus;
+  /** Required by every node and Sentinel; instances get it in their environment. */
+  password: string;
+  /** Where every process started is recorded (for a run killed before it could stop them). */
+  processes?: ProcessRegistry;
   /** Sentinel's down-after-milliseconds: how long a silent primary takes to be declared down. */
   downAfterMs?: number;
   failoverTimeoutMs?: number;
@@ -33,9 +47,47 @@ interface RedisNode {
 export const sentinelMasterName = "stayup";
 
 /**
- * Redis Multi-AZ on one machine: a primary and a replica in different AZs, watched by a quorum of
- * three Sentinels with tuned timeouts (1 s to declare the primary down instead of the default 30 s).
- * A node that dies is started again as a replica of whichever node is primary by then.
+ * What the controller remembers across runs (`replication.json` in the data folder): which node was
+ * primary, and the nodes' replication offsets when they were last seen together (at `stayup down`,
+ * or when leftovers of a killed run are stopped).
+ */
+export interface ReplicationRecord {
+  primary?: string;
+  offsets?: Record<string, number>;
+  updatedAt?: string;
+}
+
+export const replicationRecordFile = "replication.json";
+
+/**
+ * Which node starts as primary, so that `stayup up` never resyncs the newest copy away: the node
+ * with the highest recorded replication offset (ties: the remembered primary), else the remembered
+ * primary, else the first node (a fresh stack).
+ */
+export function chooseStartPrimary(
+  nodes: readonly string[],
+  record: ReplicationRecord,
+): { node: string; reason: string } {
+  const offsets = Object.entries(record.offsets ?? {}).filter(([n]) => nodes.includes(n));
+  if (offsets.length > 0) {
+    const highest = Math.max(...offsets.map(([, o]) => o));
+    const newest = offsets.filter(([, o]) => o === highest).map(([n]) => n);
+    const node = newest.includes(record.primary ?? "") ? (record.primary as string) : (newest[0] as string);
+    return { node, reason: `highest replication offset (${highest}) when last seen` };
+  }
+  if (record.primary && nodes.includes(record.primary)) {
+    return { node: record.primary, reason: "it was primary when the stack last ran" };
+  }
+  return { node: nodes[0] as string, reason: "first start" };
+}
+
+/**
+ * Redis Multi-AZ on one machine: one node per AZ (a primary and its replicas), watched by a quorum
+ * of three Sentinels with tuned timeouts (1 s to declare the primary down instead of the default
+ * 30 s). The primary refuses writes no replica takes (`min-replicas-to-write`), so an isolated old
+ * primary cannot accept counts a failover would discard; Sentinel promotes the replica with the
+ * highest replication offset (equal priorities). A node that dies is started again as a replica of
+ * whichever node is primary by then. Which node was primary is remembered across runs.
  */
 export class RedisReplicationController implements RedisEndpoint {
   readonly nodes: RedisNode[] = [];
@@ -60,8 +112,9 @@ export class RedisReplicationController implements RedisEndpoint {
     return {
       STAYUP_REDIS_SENTINELS: this.sentinels.map((s) => `${this.options.host}:${s.port}`).join(","),
       STAYUP_REDIS_MASTER_NAME: sentinelMasterName,
+      STAYUP_REDIS_PASSWORD: this.options.password,
       // Answer a write only once the replica has it, so a failover never loses a count a client saw.
-      STAYUP_REDIS_WAIT_REPLICAS: "1",
+      STAYUP_REDIS_WAIT_REPLICAS: String(this.options.replicasToAcknowledge),
     };
   }
 
@@ -69,20 +122,53 @@ export class RedisReplicationController implements RedisEndpoint {
     await redisPreflight(this.options.host, this.options.port);
   }
 
+  private get recordPath(): string {
+    return path.join(this.options.dataDir, replicationRecordFile);
+  }
+
+  readRecord(): ReplicationRecord {
+    try {
+      return JSON.parse(readFileSync(this.recordPath, "utf8")) as ReplicationRecord;
+    } catch {
+      return {};
+    }
+  }
+
+  private writeRecord(record: ReplicationRecord): void {
+    mkdirSync(this.options.dataDir, { recursive: true });
+    writePrivateFileAtomic(
+      this.recordPath,
+      `${JSON.stringify({ ...record, updatedAt: new Date().toISOString() }, null, 2)}\n`,
+    );
+  }
+
   async start(): Promise<void> {
     await this.preflight();
     const { host } = this.options;
     const azs = this.options.availabilityZones;
-    for (const [i, name] of ["redis-a", "redis-b"].entries()) {
+    const count = Math.max(2, azs.length);
+    for (let i = 0; i < count; i++) {
+      const name = `redis-${String.fromCharCode(97 + i)}`;
       const port = i === 0 && this.options.port ? this.options.port : await findFreePort(host);
       const dir = path.join(this.options.dataDir, name);
       mkdirSync(dir, { recursive: true });
       this.nodes.push({ name, az: azs[i % azs.length] as string, port, dir });
     }
-    const [primary, replica] = this.nodes as [RedisNode, RedisNode];
+    const choice = chooseStartPrimary(
+      this.nodes.map((n) => n.name),
+      this.readRecord(),
+    );
+    const primary = this.nodes.find((n) => n.name === choice.node) as RedisNode;
+    this.options.events.publish({
+      type: "redis.primary-chosen",
+      node: primary.name,
+      az: primary.az,
+      reason: choice.reason,
+    });
     this.masterPort = primary.port;
     await this.startNode(primary);
-    await this.startNode(replica, primary.port);
+    this.writeRecord({ primary: primary.name });
+    for (const replica of this.nodes) if (replica !== primary) await this.startNode(replica, primary.port);
     for (let i = 0; i < 3; i++) {
       const dir = path.join(this.options.dataDir, `sentinel-${i + 1}`);
       // Sentinel rewrites its file with what it learns; each `up` starts from the description.
@@ -94,10 +180,12 @@ export class RedisReplicationController implements RedisEndpoint {
         process: undefined as ChildProcess | undefined,
       };
       const conf = path.join(dir, "sentinel.conf");
-      writeFileSync(
+      writePrivateFileAtomic(
         conf,
         [
           `port ${sentinel.port}`,
+          `requirepass ${this.options.password}`,
+          `sentinel auth-pass ${sentinelMasterName} ${this.options.password}`,
           `bind ${host}`,
           `dir ${dir}`,
           `sentinel monitor ${sentinelMasterName} ${host} ${primary.port} 2`,
@@ -107,12 +195,13 @@ export class RedisReplicationController implements RedisEndpoint {
           "",
         ].join("\n"),
       );
-      sentinel.process = await startRedisProcess(host, sentinel.port, [
-        conf,
-        "--sentinel",
-        "--loglevel",
-        "warning",
-      ]);
+      sentinel.process = await startRedisProcess(
+        host,
+        sentinel.port,
+        [conf, "--sentinel", "--loglevel", "warning"],
+        this.options.password,
+      );
+      this.track(sentinel.process, "sentinel", `sentinel-${i + 1}`, sentinel.port);
       this.sentinels.push(sentinel);
     }
     this.watchFailovers();
@@ -121,6 +210,7 @@ export class RedisReplicationController implements RedisEndpoint {
   private async startNode(node: RedisNode, replicaOfPort?: number): Promise<void> {
     const { host } = this.options;
     const args = [
+      writeNodeAuthConfig(node.dir, this.options.password),
       "--bind",
       host,
       "--port",
@@ -130,14 +220,19 @@ export class RedisReplicationController implements RedisEndpoint {
       "no",
       "--loglevel",
       "warning",
-      // Redis 7 waits 5 s before a diskless sync to batch replicas; with one replica that is 5 s
-      // without redundancy after every failover.
+      // Redis 7 waits 5 s before a diskless sync to batch replicas: 5 s without redundancy.
       "--repl-diskless-sync-delay",
       "0",
+      // A primary without a replica that acknowledged within 3 s refuses writes (NOREPLICAS).
+      "--min-replicas-to-write",
+      String(this.options.replicasToAcknowledge),
+      "--min-replicas-max-lag",
+      "3",
       ...(replicaOfPort ? ["--replicaof", host, String(replicaOfPort)] : []),
     ];
-    const child = await startRedisProcess(host, node.port, args);
+    const child = await startRedisProcess(host, node.port, args, this.options.password);
     node.process = child;
+    this.track(child, "redis-node", node.name, node.port, node.dir);
     this.options.events.publish({
       type: "redis.started",
       port: node.port,
@@ -172,9 +267,28 @@ export class RedisReplicationController implements RedisEndpoint {
     });
   }
 
+  private track(
+    child: ChildProcess,
+    kind: "redis-node" | "sentinel",
+    name: string,
+    port: number,
+    dir?: string,
+  ): void {
+    const { processes } = this.options;
+    if (!processes || !child.pid) return;
+    const pid = child.pid;
+    processes.add({ pid, kind, name, port, dir });
+    child.once("exit", () => processes.remove(pid));
+  }
+
   /** Publishes `redis.replica-in-sync` once the replica's link to its primary is up. */
   private async announceWhenInSync(node: RedisNode, child: ChildProcess): Promise<void> {
-    const client = new Redis({ host: this.options.host, port: node.port, retryStrategy: () => 100 });
+    const client = new Redis({
+      host: this.options.host,
+      port: node.port,
+      password: this.options.password,
+      retryStrategy: () => 100,
+    });
     client.on("error", () => undefined);
     try {
       while (!this.stopping && node.process === child) {
@@ -197,6 +311,7 @@ export class RedisReplicationController implements RedisEndpoint {
       const client = new Redis({
         host: this.options.host,
         port: s.port,
+        password: this.options.password,
         lazyConnect: true,
         retryStrategy: () => null,
       });
@@ -218,7 +333,12 @@ export class RedisReplicationController implements RedisEndpoint {
   private watchFailovers(): void {
     const first = this.sentinels[0];
     if (!first) return;
-    this.watcher = new Redis({ host: this.options.host, port: first.port, retryStrategy: () => 200 });
+    this.watcher = new Redis({
+      host: this.options.host,
+      port: first.port,
+      password: this.options.password,
+      retryStrategy: () => 200,
+    });
     this.watcher.on("error", () => undefined);
     void this.watcher.subscribe("+switch-master");
     this.watcher.on("message", (_channel: string, message: string) => {
@@ -227,6 +347,7 @@ export class RedisReplicationController implements RedisEndpoint {
       const from = this.nodes.find((n) => n.port === Number(oldPort));
       const to = this.nodes.find((n) => n.port === Number(newPort));
       this.masterPort = Number(newPort);
+      if (to) this.writeRecord({ primary: to.name });
       // The former replica is primary now; the other node must resync before it counts again.
       for (const n of this.nodes) if (n.port !== this.masterPort) n.inSync = false;
       this.options.events.publish({
@@ -250,12 +371,84 @@ export class RedisReplicationController implements RedisEndpoint {
     }));
   }
 
+  /** Each live node's replication offset (what it has processed of the primary's stream). */
+  async sampleOffsets(): Promise<Record<string, number>> {
+    const offsets: Record<string, number> = {};
+    await Promise.all(
+      this.nodes
+        .filter((n) => n.process)
+        .map(async (n) => {
+          const offset = await replicationOffset(this.options.host, n.port, this.options.password);
+          if (offset !== undefined) offsets[n.name] = offset;
+        }),
+    );
+    return offsets;
+  }
+
   async stop(): Promise<void> {
     this.stopping = true;
     for (const t of this.restartTimers) clearTimeout(t);
     this.watcher?.disconnect();
     // Sentinels first: a primary stopping on purpose must not trigger a failover.
     await Promise.all(this.sentinels.map((s) => stopProcess(s.process)));
+    // Remember who was primary and how far each node got, for the next `stayup up`.
+    const primary = this.nodes.find((n) => n.port === this.masterPort);
+    if (primary) this.writeRecord({ primary: primary.name, offsets: await this.sampleOffsets() });
     await Promise.all(this.nodes.map((n) => stopProcess(n.process)));
   }
+}
+
+/** Role and `master_repl_offset` of the node on `port`, or undefined if it does not answer. */
+async function replicationState(
+  host: string,
+  port: number,
+  password: string,
+): Promise<{ role: string; offset: number } | undefined> {
+  const client = new Redis({ host, port, password, lazyConnect: true, retryStrategy: () => null });
+  client.on("error", () => undefined);
+  try {
+    await client.connect();
+    const info = await client.info("replication");
+    const offset = /master_repl_offset:(\d+)/.exec(info);
+    const role = /role:(\w+)/.exec(info);
+    return offset && role ? { role: role[1] as string, offset: Number(offset[1]) } : undefined;
+  } catch {
+    return undefined;
+  } finally {
+    client.disconnect();
+  }
+}
+
+export async function replicationOffset(
+  host: string,
+  port: number,
+  password: string,
+): Promise<number | undefined> {
+  return (await replicationState(host, port, password))?.offset;
+}
+
+/**
+ * Records running nodes' roles and offsets (nodes left by a killed run, before they are stopped):
+ * the next start then picks the newest copy, whichever node Sentinel promoted meanwhile.
+ */
+export async function writeReplicationRecordFromLive(
+  dataDir: string,
+  nodes: { name: string; port: number }[],
+  password: string,
+): Promise<ReplicationRecord | undefined> {
+  const states = (
+    await Promise.all(
+      nodes.map(async (n) => ({ ...n, state: await replicationState("127.0.0.1", n.port, password) })),
+    )
+  ).filter((n) => n.state !== undefined) as { name: string; state: { role: string; offset: number } }[];
+  if (states.length === 0) return undefined;
+  const primaries = states.filter((n) => n.state.role === "master");
+  const newestPrimary = primaries.sort((a, b) => b.state.offset - a.state.offset)[0];
+  const record: ReplicationRecord = {
+    primary: newestPrimary?.name,
+    offsets: Object.fromEntries(states.map((n) => [n.name, n.state.offset])),
+    updatedAt: new Date().toISOString(),
+  };
+  writePrivateFileAtomic(path.join(dataDir, replicationRecordFile), `${JSON.stringify(record, null, 2)}\n`);
+  return record;
 }

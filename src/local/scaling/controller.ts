@@ -32,7 +32,7 @@ export class ScalingController {
 
   constructor(
     private readonly group: InstanceGroupController,
-    private readonly settings: TargetTrackingSettings,
+    readonly settings: TargetTrackingSettings,
     private readonly events: EventPublisher,
   ) {}
 
@@ -59,7 +59,13 @@ export class ScalingController {
           try {
             const stat = await pidusage(i.pid);
             this.cpu.set(i.instanceId, stat.cpu);
-            return stat.cpu;
+            // On a host whose CPUs are busy with other work, a saturated instance gets less CPU
+            // time than it needs: its CPU percent stays below target while requests queue up, and
+            // the group never scaled out (the cpu-spike drill beside two CPU-bound processes).
+            // Its event loop's busy share counts the time it waits for a CPU too, so the group
+            // scales on whichever is higher: demand, not the share the host could give it.
+            const busy = i.eventLoopUtilization === undefined ? 0 : i.eventLoopUtilization * 100;
+            return Math.max(stat.cpu, busy);
           } catch {
             return undefined; // exited between listing and sampling
           }
@@ -76,13 +82,19 @@ export class ScalingController {
       // Scale-in needs the average clearly below target (10 % margin), as target tracking does.
       this.below = wanted < desired && average < target * 0.9 ? this.below + 1 : 0;
       if (this.above >= this.settings.evaluationPeriods) {
-        this.scale(wanted, `average CPU ${average.toFixed(0)} % above target ${target} %`);
+        this.scale(
+          wanted,
+          `average CPU (or event-loop busy) ${average.toFixed(0)} % above target ${target} %`,
+        );
       } else if (
         this.below >= this.settings.evaluationPeriods * 3 &&
         now - this.lastActivity >= this.settings.scaleInCooldownMs
       ) {
         // One instance at a time: scale-in is the careful direction.
-        this.scale(desired - 1, `average CPU ${average.toFixed(0)} % below target ${target} %`);
+        this.scale(
+          desired - 1,
+          `average CPU (or event-loop busy) ${average.toFixed(0)} % below target ${target} %`,
+        );
       }
     } finally {
       this.evaluating = false;

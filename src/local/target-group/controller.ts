@@ -11,6 +11,11 @@ export interface HealthCheckSettings {
 
 export type TargetHealth = "initial" | "healthy" | "unhealthy" | "draining";
 
+/** Who knows how many requests a target is serving (the load balancer): draining waits for them. */
+export interface InFlightRequests {
+  inFlight(instanceId: string): number;
+}
+
 export interface Target {
   instanceId: string;
   az: string;
@@ -20,7 +25,15 @@ export interface Target {
   reason?: string;
   consecutiveSuccesses: number;
   consecutiveFailures: number;
+  /** When its health check last timed out (it is alive, only slow), and when it was registered. */
+  lastSlowAt?: number;
+  registeredAt: number;
+  /** Out of rotation because its checks timed out, not because they failed. */
+  unhealthyBySlowness?: boolean;
 }
+
+/** A timed-out check: the target accepted the connection (or is queueing it) and answered late. */
+const isTimeout = (code: string | undefined) => code !== undefined && code.endsWith("_TIMEOUT");
 
 /**
  * A target group: the registered targets and their health, by the ALB's rules. Active checks
@@ -32,15 +45,42 @@ export class TargetGroupController {
   private readonly targets = new Map<string, Target>();
   private readonly timers = new Map<string, NodeJS.Timeout>();
   private rotation: Target[] = [];
+  private inFlightRequests?: InFlightRequests;
+  /**
+   * Group-wide slowdown: every target's checks timed out within the last `slowWindowMs`. Then
+   * health flaps on all of them at random, and routing only to the one that just passed two checks
+   * piles the whole load on it (it fails next, and so on): the load balancer keeps routing to the
+   * slow ones too, and the instance group does not replace them (see decide.ts).
+   */
+  private slow = false;
+  private readonly slowWindowMs: number;
 
   constructor(
     readonly healthCheck: HealthCheckSettings,
     private readonly events: EventPublisher,
-    private readonly deregistrationDelayMs = 0,
-  ) {}
+    readonly deregistrationDelayMs = 0,
+  ) {
+    this.slowWindowMs = 10 * healthCheck.intervalMs;
+  }
+
+  /** Whether the whole group is slow (every target's checks timing out of late). */
+  get slowdown(): boolean {
+    return this.slow;
+  }
+
+  /** Lets draining end as soon as a deregistered target has no request in flight. */
+  drainWith(source: InFlightRequests): void {
+    this.inFlightRequests = source;
+  }
 
   register(target: { instanceId: string; az: string; host: string; port: number }): void {
-    const t: Target = { ...target, health: "initial", consecutiveSuccesses: 0, consecutiveFailures: 0 };
+    const t: Target = {
+      ...target,
+      health: "initial",
+      consecutiveSuccesses: 0,
+      consecutiveFailures: 0,
+      registeredAt: Date.now(),
+    };
     this.targets.set(t.instanceId, t);
     this.events.publish({ type: "target.registered", instanceId: t.instanceId, az: t.az, port: t.port });
     // First check at once: a fresh target should not wait a whole interval to enter rotation.
@@ -51,7 +91,11 @@ export class TargetGroupController {
     );
   }
 
-  /** Takes the target out of rotation now; forgets it after the deregistration delay. */
+  /**
+   * Takes the target out of rotation now (no new request reaches it) and resolves once it has
+   * drained: its in-flight requests finished, or the deregistration delay passed, whichever is
+   * first. Without an in-flight source it waits the whole delay, as the ALB does.
+   */
   async deregister(instanceId: string): Promise<void> {
     const t = this.targets.get(instanceId);
     if (!t) return;
@@ -59,7 +103,12 @@ export class TargetGroupController {
     this.timers.delete(instanceId);
     t.health = "draining";
     this.updateRotation();
-    if (this.deregistrationDelayMs > 0) await new Promise((r) => setTimeout(r, this.deregistrationDelayMs));
+    const deadline = Date.now() + this.deregistrationDelayMs;
+    const busy = () => this.inFlightRequests === undefined || this.inFlightRequests.inFlight(instanceId) > 0;
+    while (Date.now() < deadline && busy() && this.targets.get(instanceId) === t) {
+      await new Promise((r) => setTimeout(r, Math.min(25, deadline - Date.now())));
+    }
+    if (this.targets.get(instanceId) !== t) return; // removed meanwhile (its process exited)
     this.targets.delete(instanceId);
     this.events.publish({ type: "target.deregistered", instanceId, az: t.az });
   }
@@ -81,6 +130,7 @@ export class TargetGroupController {
     if (!t || t.health === "unhealthy" || t.health === "draining") return;
     t.consecutiveSuccesses = 0;
     t.consecutiveFailures = this.healthCheck.unhealthyThreshold;
+    t.unhealthyBySlowness = false;
     this.setHealth(t, "unhealthy", `passive check: ${reason}`);
   }
 
@@ -95,6 +145,11 @@ export class TargetGroupController {
    * than answer 503 while instances may still serve). Refused connections stay out: nothing listens.
    */
   routable(): readonly Target[] {
+    if (this.slow) {
+      return [...this.targets.values()].filter(
+        (t) => t.health === "healthy" || (t.health === "unhealthy" && t.unhealthyBySlowness),
+      );
+    }
     if (this.rotation.length > 0) return this.rotation;
     return [...this.targets.values()].filter(
       (t) => t.health === "unhealthy" && !(t.reason ?? "").startsWith("passive check"),
@@ -117,6 +172,7 @@ export class TargetGroupController {
   private async check(t: Target): Promise<void> {
     if (!this.targets.has(t.instanceId) || t.health === "draining") return;
     let failure: string | undefined;
+    let timedOut = false;
     try {
       const res = await request(`http://${t.host}:${t.port}${this.healthCheck.path}`, {
         headersTimeout: this.healthCheck.timeoutMs,
@@ -129,9 +185,11 @@ export class TargetGroupController {
     } catch (error) {
       const e = error as NodeJS.ErrnoException;
       failure = `health check failed: ${e.code ?? e.message}`;
+      timedOut = isTimeout(e.code);
     }
     // The target may have been deregistered while the check was in flight.
     if (!this.targets.has(t.instanceId) || (t.health as TargetHealth) === "draining") return;
+    if (timedOut) t.lastSlowAt = Date.now();
     if (failure === undefined) {
       t.consecutiveFailures = 0;
       t.consecutiveSuccesses++;
@@ -142,9 +200,11 @@ export class TargetGroupController {
       t.consecutiveSuccesses = 0;
       t.consecutiveFailures++;
       if (t.health !== "unhealthy" && t.consecutiveFailures >= this.healthCheck.unhealthyThreshold) {
+        t.unhealthyBySlowness = timedOut;
         this.setHealth(t, "unhealthy", failure);
       }
     }
+    this.updateSlowdown();
   }
 
   private setHealth(t: Target, health: "healthy" | "unhealthy", reason?: string): void {
@@ -160,6 +220,31 @@ export class TargetGroupController {
         az: t.az,
         reason: reason ?? "unhealthy",
       });
+  }
+
+  /**
+   * The group is slow when every target that has been registered for the window has had a check
+   * time out within it; it is no longer slow once one of them has not. A single slow target next to
+   * prompt ones is an outlier (taken out and, if it stays so, replaced), not a slowdown.
+   */
+  private updateSlowdown(): void {
+    const now = Date.now();
+    const observed = [...this.targets.values()].filter(
+      (t) => t.health !== "draining" && now - t.registeredAt >= this.slowWindowMs,
+    );
+    const slow =
+      observed.length > 0 &&
+      observed.every((t) => t.lastSlowAt !== undefined && now - t.lastSlowAt < this.slowWindowMs);
+    if (slow === this.slow) return;
+    this.slow = slow;
+    this.updateRotation();
+    this.events.publish({
+      type: "target.slowdown",
+      slow,
+      reason: slow
+        ? `every target's health checks timed out within ${this.slowWindowMs / 1000} s: the group is slow, not broken; slow targets stay routable`
+        : "a target answers its health checks in time again: slowdown over",
+    });
   }
 
   private updateRotation(): void {

@@ -1,0 +1,100 @@
+import { derive } from "../../stack/index.ts";
+import { DatabaseStack, type StayupRedis } from "../database/database.ts";
+import { DnsFailoverStack } from "../dns-failover/dns-failover.ts";
+import { ROUTE53_METRICS_REGION, rendersDnsFailover } from "../naming.ts";
+import { NetworkStack } from "../network/network.ts";
+import type { RedisConnection } from "../web/launch-template.ts";
+import { WebStack } from "../web/web-tier.ts";
+import type { AwsTopologyBuilder } from "./builder.ts";
+
+/** How a region's web instances reach its ElastiCache: TLS endpoint and the AUTH token's secret. */
+function elasticacheConnection(redis: StayupRedis): RedisConnection {
+  return {
+    kind: "elasticache",
+    endpoint: redis.replicationGroup.attrPrimaryEndPointAddress,
+    port: redis.replicationGroup.attrPrimaryEndPointPort,
+    authToken: redis.authToken,
+  };
+}
+
+/**
+ * Tutorial 07: ElastiCache, then an ALB in front of the web Auto Scaling group; with a secondary
+ * region (seed 002) the same there at its standby capacity, and Route 53 failover between them.
+ */
+export const buildLoadBalanced: AwsTopologyBuilder = ({
+  app,
+  stack,
+  bundleDir,
+  ids,
+  common,
+  networkStack,
+  result,
+}) => {
+  const { network } = networkStack;
+  result.database = new DatabaseStack(app, ids.database, {
+    ...common,
+    description: `stayup ${stack.environment}: ElastiCache Redis`,
+    vpc: network.vpc,
+    securityGroup: network.redisSecurityGroup,
+  });
+  result.database.addStackDependency(networkStack, "deploys after it, as in the seeds");
+  result.ordered.push(result.database);
+  result.web = new WebStack(app, ids.web, {
+    ...common,
+    description: `stayup ${stack.environment}: ALB and the web Auto Scaling group`,
+    vpc: network.vpc,
+    loadBalancerSecurityGroup: network.loadBalancerSecurityGroup,
+    webSecurityGroup: network.webSecurityGroup,
+    redis: elasticacheConnection(result.database.redis),
+    bundleDir,
+    role: "primary",
+  });
+  result.web.addStackDependency(result.database, "deploys after it, as in the seeds");
+  result.ordered.push(result.web);
+
+  const secondary = stack.regions.secondary;
+  if (!secondary) return;
+  const secondaryEnv = { region: secondary.name, account: process.env.CDK_DEFAULT_ACCOUNT };
+  const secondaryCommon = { ...common, env: secondaryEnv };
+  const secondaryNetwork = new NetworkStack(app, ids.secondaryNetwork, {
+    ...secondaryCommon,
+    availabilityZones: secondary.availabilityZones,
+    description: `stayup ${stack.environment} secondary region: VPC over ${secondary.availabilityZones.length} AZs`,
+  });
+  const secondaryDatabase = new DatabaseStack(app, ids.secondaryDatabase, {
+    ...secondaryCommon,
+    description: `stayup ${stack.environment} secondary region: ElastiCache Redis`,
+    vpc: secondaryNetwork.network.vpc,
+    securityGroup: secondaryNetwork.network.redisSecurityGroup,
+  });
+  secondaryDatabase.addStackDependency(secondaryNetwork, "deploys after it, as in the seeds");
+  const secondaryWeb = new WebStack(app, ids.secondaryWeb, {
+    ...secondaryCommon,
+    description: `stayup ${stack.environment} secondary region: ALB and the web group at ${secondary.standby.mode} standby`,
+    vpc: secondaryNetwork.network.vpc,
+    loadBalancerSecurityGroup: secondaryNetwork.network.loadBalancerSecurityGroup,
+    webSecurityGroup: secondaryNetwork.network.webSecurityGroup,
+    redis: elasticacheConnection(secondaryDatabase.redis),
+    bundleDir,
+    // Starts at min (a warm standby must not scale in below it); the desired capacity is left to
+    // the failover/failback Lambdas, so a deploy during a failover cannot undo it.
+    capacity: { min: derive(stack).secondaryStandby.min, max: derive(stack).secondaryStandby.max },
+    role: "secondary",
+  });
+  secondaryWeb.addStackDependency(secondaryDatabase, "deploys after it, as in the seeds");
+  Object.assign(result, { secondaryNetwork, secondaryDatabase, secondaryWeb });
+  result.ordered.push(secondaryNetwork, secondaryDatabase, secondaryWeb);
+
+  if (rendersDnsFailover(stack)) {
+    const dnsFailover = new DnsFailoverStack(app, ids.dnsFailover, {
+      ...common,
+      env: { region: ROUTE53_METRICS_REGION, account: process.env.CDK_DEFAULT_ACCOUNT },
+      description: `stayup ${stack.environment}: Route 53 failover for ${stack.dns?.name}, its alarms and the failover/failback Lambdas`,
+    });
+    // Order only (no references): the health checks probe the names the web stacks publish.
+    dnsFailover.addStackDependency(result.web, "its health check probes the primary's name");
+    dnsFailover.addStackDependency(secondaryWeb, "its health check probes the secondary's name");
+    result.dnsFailover = dnsFailover;
+    result.ordered.push(dnsFailover);
+  }
+};

@@ -1,0 +1,78 @@
+import type { Command } from "commander";
+import { drillDefaults } from "../../../drills/harness.ts";
+import { concludeVerdict, type DrillModule } from "../../../drills/module.ts";
+import { drills } from "../../../drills/registry.ts";
+import { type DrillReport, formatReport } from "../../../drills/report.ts";
+import { saveReport } from "../../../drills/report-files.ts";
+import { StackClient } from "../../../local/control-plane/client.ts";
+import { loadStack, type ResolvedStack } from "../../../stack/index.ts";
+import { configOption, envOption, type LocalOptions, stateDirOption, topologyOption } from "../../options.ts";
+import { parsePositive } from "../../parse.ts";
+import { StackSession } from "../../stack-session.ts";
+
+export type DrillCliOptions = LocalOptions & { rate: number; json?: boolean; report?: string } & Record<
+    string,
+    unknown
+  >;
+
+/** Runs on the stack running from `stateDir`, or on a temporary one on free ports if none runs. */
+async function withStack<T>(
+  opts: LocalOptions,
+  resolved: ResolvedStack,
+  quiet: boolean,
+  run: (client: StackClient) => Promise<T>,
+): Promise<T> {
+  const running = StackClient.find(opts.stateDir);
+  if (running) return run(running);
+  if (!quiet) console.error("no stack running here; starting a temporary one for this drill (free ports)...");
+  const session = await StackSession.temporary(resolved);
+  try {
+    return await run(session.client);
+  } finally {
+    await session.stop();
+  }
+}
+
+/** `stayup drill <name>`: runs one drill, prints its report; exit code 1 if it did not pass. */
+export async function runDrill(drill: DrillModule, opts: DrillCliOptions): Promise<DrillReport> {
+  const stack = await loadStack(opts.config, opts.env, { topology: opts.topology });
+  const json = Boolean(opts.json);
+  const ran = await withStack(opts, stack, json, (client) =>
+    drill.run({
+      client,
+      stack,
+      rate: opts.rate,
+      onProgress: json ? undefined : (m) => console.error(`  … ${m}`),
+      options: opts,
+    }),
+  );
+  const report = concludeVerdict(drill, ran);
+  const files = saveReport(report, opts.stateDir, opts.report);
+  console.log(json ? JSON.stringify(report, null, 2) : formatReport(report, drill.details(report)));
+  console.error(`report: ${files.html} (JSON: ${files.json})`);
+  if (!report.verdict.passed) process.exitCode = 1;
+  return report;
+}
+
+export function register(program: Command): void {
+  const drill = program.command("drill").description("break the stack on purpose and report what users saw");
+  for (const module of drills) {
+    const command = drill
+      .command(module.name)
+      .description(module.description)
+      .addOption(configOption())
+      .addOption(envOption())
+      .addOption(topologyOption())
+      .addOption(stateDirOption())
+      .option("-r, --rate <n>", "requests per second during the drill", parsePositive, drillDefaults.rate)
+      .option("--json", "print the report as JSON")
+      .option(
+        "--report <file.html>",
+        "write the HTML report here, its JSON next to it (default: <state-dir>/reports/)",
+      );
+    for (const option of module.options?.() ?? []) command.addOption(option);
+    command.action(async (opts: DrillCliOptions) => {
+      await runDrill(module, opts);
+    });
+  }
+}

@@ -1,0 +1,76 @@
+import type { Command } from "commander";
+import { StackClient } from "../../../local/control-plane/client.ts";
+import type { EcsStatus } from "../../../local/ecs/stack.ts";
+import type { StackStatus } from "../../../local/runtime.ts";
+import { formatTable } from "../../../shared/table.ts";
+import { stateDirOption } from "../../options.ts";
+
+export function printStatusTable(status: StackStatus): void {
+  console.log(`${status.name} (${status.environment})   redis ${status.redis.url}`);
+  if (status.dashboard) console.log(`dashboard ${status.dashboard}`);
+  if (status.dns) {
+    console.log(
+      `dns ${status.dns.name} on udp://${status.dns.server} → ${status.dns.answer} (${status.dns.primaryHealthy ? "primary healthy" : "FAILED OVER"})`,
+    );
+  }
+  const single = status.singleInstance;
+  if (single) {
+    console.log(
+      `address ${single.address} → ${single.associatedWith ?? "(no instance: not answering)"}   volume ${single.volume.volumeId} attached to ${single.volume.attachedTo ?? "(nothing)"} (${single.volume.dir})`,
+    );
+  }
+  const rows = [["REGION", "INSTANCE", "AZ", "PID", "PORT", "STATE", "HEALTH"]];
+  for (const region of status.regions) {
+    const g = region.group;
+    console.log(
+      `${region.role} ${region.name}: ${region.listener}${region.down ? " (DOWN)" : ""}   group ${g.inService}/${g.desired} in service (min ${g.min}, max ${g.max})`,
+    );
+    for (const i of region.instances)
+      rows.push([region.name, i.id, i.az, String(i.pid), String(i.port), i.state, i.health]);
+  }
+  console.log(formatTable(rows));
+  if (status.ecs) printContainerInstances(status.ecs);
+}
+
+/** Topology ecs: each container instance with its free capacity and the tasks placed on it. */
+function printContainerInstances(ecs: EcsStatus): void {
+  const s = ecs.service;
+  console.log(
+    `ecs service ${s.healthy}/${s.desired} tasks healthy (${s.running} running, ${s.unplaced} unplaced), placement ${ecs.placement}, cluster target ${ecs.clusterTargetUtilizationPercent} %`,
+  );
+  const rows = [["CONTAINER INSTANCE", "AZ", "FREE CPU", "FREE MEMORY", "TASKS"]];
+  for (const ci of ecs.containerInstances) {
+    rows.push([
+      ci.id,
+      ci.az,
+      `${ci.free.cpuUnits}/${ci.registered.cpuUnits}`,
+      `${ci.free.memoryMiB}/${ci.registered.memoryMiB} MiB`,
+      ci.tasks.map((t) => `${t.id.slice(0, 8)} (${t.health})`).join(", ") || "-",
+    ]);
+  }
+  console.log(formatTable(rows));
+}
+
+export interface StatusOptions {
+  stateDir: string;
+  json?: boolean;
+}
+
+/** `stayup status`: the running stack's listener, group capacity, instances and their health. */
+export async function status(opts: StatusOptions): Promise<StackStatus> {
+  const current = await StackClient.require(opts.stateDir).status();
+  if (opts.json) console.log(JSON.stringify(current, null, 2));
+  else printStatusTable(current);
+  return current;
+}
+
+export function register(program: Command): void {
+  program
+    .command("status")
+    .description("show the running stack: listener, group capacity, instances and their health")
+    .addOption(stateDirOption())
+    .option("--json", "one JSON object (instances[]: id, az, pid, port, healthy, ...)")
+    .action(async (opts: StatusOptions) => {
+      await status(opts);
+    });
+}

@@ -1,0 +1,172 @@
+import { spawn } from "node:child_process";
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import type { Command } from "commander";
+import { StackClient } from "../../../local/control-plane/client.ts";
+import { ControlPlaneServer } from "../../../local/control-plane/server.ts";
+import { formatEvent } from "../../../local/events/bus.ts";
+import { stopLeftovers } from "../../../local/processes.ts";
+import { localRedisPassword } from "../../../local/redis/process.ts";
+import { createLocalStack } from "../../../local/topologies/index.ts";
+import { UpLock } from "../../../local/up-lock.ts";
+import { StayupError } from "../../../shared/errors.ts";
+import { sleep } from "../../../shared/net.ts";
+import { loadStack } from "../../../stack/index.ts";
+import { configOption, envOption, type LocalOptions, stateDirOption, topologyOption } from "../../options.ts";
+import { parsePort } from "../../parse.ts";
+import { printStatusTable } from "../status/index.ts";
+
+const binPath = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../../bin/stayup.mjs");
+
+export type UpOptions = LocalOptions & {
+  port?: number;
+  redisPort?: number;
+  dnsPort?: number;
+  detach?: boolean;
+};
+
+/** `stayup up`: runs the stack in this process until Ctrl-C or `stayup down` (or in the background). */
+export async function up(opts: UpOptions): Promise<void> {
+  const existing = StackClient.find(opts.stateDir);
+  if (existing) {
+    // A running stack: `up` brings it to the current service bundle and instance settings with a
+    // rolling deploy (as `stayup roll`), and starts nothing twice.
+    process.stderr.write(
+      `a stack is already running from ${path.resolve(opts.stateDir)} (pid ${existing.state.pid}): checking whether the service bundle or instance settings changed...\n`,
+    );
+    const result = await existing.roll({}).catch(() => undefined);
+    if (result && (result.instancesReplaced.length > 0 || result.rolledBack)) {
+      console.log(
+        result.rolledBack
+          ? `the new version was rolled back to ${result.fromVersion}: ${result.reason}`
+          : `rolled ${result.fromVersion} → ${result.toVersion}: ${result.instancesReplaced.length} instances replaced in ${result.durationSeconds.toFixed(1)} s`,
+      );
+      if (result.rolledBack) process.exitCode = 1;
+      return;
+    }
+    throw new StayupError(
+      `a stack is already running from ${path.resolve(opts.stateDir)} (pid ${existing.state.pid}, ${existing.state.listener}) and already runs this version`,
+      "stop it with `stayup down`, or use another --state-dir",
+    );
+  }
+  const resolved = await loadStack(opts.config, opts.env, { topology: opts.topology });
+  // One `up` per state folder; a detached child adopts the lock its parent took.
+  const handedFrom = Number(process.env.STAYUP_UP_LOCK_FROM ?? 0);
+  const lock = handedFrom ? UpLock.adopt(opts.stateDir, handedFrom) : UpLock.acquire(opts.stateDir);
+  if (opts.detach) return upDetached(opts, lock);
+  // What a killed run left (Redis, Sentinels): stopped cleanly, their data kept as the newest copy.
+  const leftovers = await stopLeftovers(opts.stateDir, localRedisPassword(opts.stateDir));
+  if (leftovers.length > 0) {
+    console.log(
+      `stopped ${leftovers.length} process(es) left by an earlier run that was killed: ${leftovers.map((p) => `${p.kind} ${p.name} (pid ${p.pid})`).join(", ")}`,
+    );
+  }
+
+  mkdirSync(opts.stateDir, { recursive: true });
+  const stack = createLocalStack({
+    stack: resolved,
+    stateDir: opts.stateDir,
+    listenerPort: opts.port,
+    redisPort: opts.redisPort,
+    dnsPort: opts.dnsPort,
+  });
+  stack.events.subscribe((e) => console.log(formatEvent(e)));
+  let stopping = false;
+  const control = new ControlPlaneServer(stack, () => void shutdown("stayup down"));
+  const shutdown = async (reason: string) => {
+    if (stopping) return;
+    stopping = true;
+    control.removeStateFile(opts.stateDir);
+    await control.close();
+    await stack.stop(reason);
+    lock.release();
+    process.exit(0);
+  };
+  process.on("SIGINT", () => {
+    if (stopping) process.exit(130); // second Ctrl-C: do not wait for draining
+    void shutdown("Ctrl-C");
+  });
+  process.on("SIGTERM", () => void shutdown("SIGTERM"));
+  // Closing the terminal: stop cleanly, as for SIGTERM, rather than leave Redis behind.
+  process.on("SIGHUP", () => void shutdown("SIGHUP"));
+  await stack.start();
+  await control.listen();
+  control.writeStateFile(opts.stateDir);
+  console.log(
+    `\nstayup is up: ${stack.loadBalancer.url}\n` +
+      `  try:   curl ${stack.loadBalancer.url}/\n` +
+      `  see:   ${control.dashboardUrl}\n` +
+      "  watch: npx stayup status        break: npx stayup drill kill-instance\n" +
+      "  stop:  Ctrl-C here, or npx stayup down\n",
+  );
+}
+
+async function upDetached(opts: UpOptions, lock: UpLock): Promise<void> {
+  mkdirSync(opts.stateDir, { recursive: true });
+  const logFile = path.join(opts.stateDir, "stack.log");
+  const log = openSync(logFile, "w");
+  const args = [binPath, "up", "--config", opts.config, "--env", opts.env, "--state-dir", opts.stateDir];
+  if (opts.topology !== undefined) args.push("--topology", opts.topology);
+  if (opts.port !== undefined) args.push("--port", String(opts.port));
+  if (opts.redisPort !== undefined) args.push("--redis-port", String(opts.redisPort));
+  if (opts.dnsPort !== undefined) args.push("--dns-port", String(opts.dnsPort));
+  const child = spawn(process.execPath, args, {
+    detached: true,
+    stdio: ["ignore", log, log],
+    env: { ...process.env, STAYUP_UP_LOCK_FROM: String(process.pid) },
+  });
+  closeSync(log);
+  let exited: string | undefined;
+  child.once("exit", (code, signal) => {
+    exited = signal ?? `exit code ${code}`;
+  });
+  child.unref();
+  process.stderr.write("starting the stack in the background");
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline) {
+    if (exited) {
+      process.stderr.write("\n");
+      const tail = existsSync(logFile)
+        ? readFileSync(logFile, "utf8").trim().split("\n").slice(-15).join("\n")
+        : "";
+      throw new StayupError(`the stack exited while starting (${exited}):\n${tail}`, `full log: ${logFile}`);
+    }
+    const client = StackClient.find(opts.stateDir);
+    if (client && client.state.pid === child.pid) {
+      lock.handOver();
+      process.stderr.write("\n");
+      const status = await client.status();
+      console.log(`stayup is up (pid ${client.state.pid}): ${client.state.listener}   log: ${logFile}`);
+      printStatusTable(status);
+      return;
+    }
+    process.stderr.write(".");
+    await sleep(250);
+  }
+  child.kill("SIGTERM");
+  throw new StayupError("the stack did not become ready within 60 s", `see ${logFile}`);
+}
+
+export function register(program: Command): void {
+  program
+    .command("up")
+    .description("bring the local stack up: Redis, the instance group, health checks and the load balancer")
+    .addOption(configOption())
+    .addOption(envOption())
+    .addOption(topologyOption())
+    .addOption(stateDirOption())
+    .option("-p, --port <port>", "load balancer listener port (default: loadBalancer.local.port)", parsePort)
+    .option(
+      "--redis-port <port>",
+      "local Redis port (default: redis.localPort; 0 picks a free one)",
+      parsePort,
+    )
+    .option(
+      "--dns-port <port>",
+      "local DNS server's UDP port (default: dns.local.port; 0 picks a free one)",
+      parsePort,
+    )
+    .option("-d, --detach", "run in the background and return once every instance is healthy")
+    .action(up);
+}

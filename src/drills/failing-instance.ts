@@ -1,0 +1,47 @@
+import { Option } from "commander";
+import {
+  formatLatency,
+  instanceFaultDrill,
+  instanceFaultVerdict,
+  type LatencyPercentiles,
+} from "./gray-fault.ts";
+import { defineDrill } from "./module.ts";
+import type { DrillReport } from "./report.ts";
+
+/** Lines shared by the instance gray-fault drills. */
+export function instanceFaultDetails(report: DrillReport): string[] {
+  const victim = report.victim as { id: string; az: string };
+  const s = (v: unknown) => (typeof v === "number" ? `${v.toFixed(2)} s` : "never");
+  return [
+    `faulted              ${victim.id} in ${victim.az} (/health kept passing)`,
+    `out of rotation      ${s(report.ejectedAfterSeconds)} after the fault (target ≤ 1 s)`,
+    `back in rotation     ${s(report.returnedAfterSeconds)} after the fault was cleared`,
+    `failed share         ${((100 * report.failed) / Math.max(1, report.requests)).toFixed(2)} % (target ≤ 1 %)`,
+    `latency before       ${formatLatency(report.latencyBeforeFault as LatencyPercentiles)}`,
+    `latency during fault ${formatLatency(report.latencyDuringFault as LatencyPercentiles)}`,
+    `replaced instances   ${(report.replacedInstances as string[]).length}`,
+  ];
+}
+
+export const faultSecondsOption = () =>
+  new Option("--fault-seconds <n>", "how long the fault lasts").argParser(Number).default(5);
+
+export const failingInstance = defineDrill<{ faultSeconds: number; status: string }>({
+  name: "failing-instance",
+  description: "one instance answers 5xx on GET / while its /health passes; the balancer ejects it",
+  options: () => [
+    faultSecondsOption(),
+    new Option("--status <code>", "the 5xx code the instance answers")
+      .choices(["500", "502", "503", "504"])
+      .default("500"),
+  ],
+  run: ({ client, rate, onProgress, options }) =>
+    instanceFaultDrill(
+      "failing-instance",
+      client,
+      { kind: "errors", status: Number(options.status) },
+      { rate, onProgress, faultMs: options.faultSeconds * 1000 },
+    ),
+  details: instanceFaultDetails,
+  passed: instanceFaultVerdict,
+});

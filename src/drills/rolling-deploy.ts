@@ -1,0 +1,79 @@
+import { Option } from "commander";
+import type { StackClient } from "../local/control-plane/client.ts";
+import { type DrillOptions, DrillRun, drillDefaults } from "./harness.ts";
+import { defineDrill } from "./module.ts";
+import type { DrillReport } from "./report.ts";
+
+export interface RollingDeployOptions extends DrillOptions {
+  /** Deploy a version broken on purpose (STAYUP_BROKEN) to see the rollback. */
+  broken?: "crash" | "unhealthy";
+}
+
+/**
+ * Rolls a new version (the same bundle with a new deploy setting, so a new version) under steady
+ * traffic: every instance in service is replaced launch first, and clients should see nothing.
+ * With `broken`, the new version crashes or never turns healthy and the roll is rolled back.
+ */
+export async function rollingDeployDrill(
+  client: StackClient,
+  opts: Partial<RollingDeployOptions> = {},
+): Promise<DrillReport> {
+  const o = { ...drillDefaults, ...opts };
+  const run = await DrillRun.start(client, o);
+  const settings: Record<string, string> = { STAYUP_DEPLOY_ID: new Date().toISOString() };
+  if (o.broken) settings.STAYUP_BROKEN = o.broken;
+  run.progress(`rolling to a new version${o.broken ? ` broken on purpose (${o.broken})` : ""}`);
+  const roll = await client.roll(settings).catch(async (error: unknown) => {
+    await run.finish();
+    throw error;
+  });
+  run.progress(
+    roll.rolledBack
+      ? `rolled back to ${roll.fromVersion}: ${roll.reason}`
+      : `${roll.toVersion}: ${roll.instancesReplaced.length} instances replaced in ${roll.durationSeconds.toFixed(1)} s`,
+  );
+  const result = await run.finish();
+  return run.report("rolling-deploy", result, roll.rolledBack ? null : roll.durationSeconds, {
+    instancesReplaced: roll.instancesReplaced.length,
+    durationSeconds: roll.durationSeconds,
+    rolledBack: roll.rolledBack,
+    fromVersion: roll.fromVersion,
+    toVersion: roll.toVersion,
+    ...(roll.reason ? { reason: roll.reason } : {}),
+    ...(o.broken ? { broken: o.broken } : {}),
+    ...(run.before.singleInstance
+      ? {
+          topology: "single-instance",
+          note: "a single instance cannot overlap two versions on one volume: the old one stops before the new one starts, and clients see that gap",
+        }
+      : {}),
+  });
+}
+
+export const rollingDeploy = defineDrill<{ broken?: "crash" | "unhealthy" }>({
+  name: "rolling-deploy",
+  description:
+    "roll a new version under steady traffic (launch first, then drain); report failures and replacements",
+  options: () => [
+    new Option("--broken <how>", "deploy a broken version to see the rollback").choices([
+      "crash",
+      "unhealthy",
+    ]),
+  ],
+  run: ({ client, rate, onProgress, options }) =>
+    rollingDeployDrill(client, { rate, onProgress, broken: options.broken }),
+  details: (report) => [
+    `version              ${report.fromVersion} → ${report.toVersion}${report.rolledBack ? " (ROLLED BACK)" : ""}`,
+    `instances replaced   ${report.instancesReplaced}`,
+    ...(report.reason ? [`reason               ${report.reason}`] : []),
+  ],
+  // Nothing failed for clients, the count continued, and the roll ended as asked: done, or rolled back
+  // when the version was broken on purpose.
+  // (A single instance's downtime is reported, not failed: it cannot roll without one.)
+  passed: (report) =>
+    // A roll that should succeed must finish (its recovery is the roll's duration).
+    (report.recoverySeconds !== null || report.broken !== undefined) &&
+    (report.failed === 0 || report.topology === "single-instance") &&
+    report.counterContinuous &&
+    report.rolledBack === (report.broken !== undefined),
+});

@@ -1,0 +1,26 @@
+import { Option } from "commander";
+import { faultSecondsOption, instanceFaultDetails } from "./failing-instance.ts";
+import { instanceFaultDrill, instanceFaultVerdict } from "./gray-fault.ts";
+import { defineDrill } from "./module.ts";
+
+export const slowInstance = defineDrill<{ faultSeconds: number; latencyMs?: number; stall: boolean }>({
+  name: "slow-instance",
+  description:
+    "one instance answers GET / late (or never, --stall) while its /health passes; requests go elsewhere and it is ejected",
+  options: () => [
+    faultSecondsOption(),
+    new Option("--latency-ms <n>", "latency added to each GET / on the instance")
+      .argParser(Number)
+      .default(2000),
+    new Option("--stall", "accept GET / and never answer, instead of answering late").default(false),
+  ],
+  run: ({ client, rate, onProgress, options }) =>
+    instanceFaultDrill(
+      "slow-instance",
+      client,
+      options.stall ? { kind: "stall" } : { kind: "latency", ms: options.latencyMs ?? 2000 },
+      { rate, onProgress, faultMs: options.faultSeconds * 1000 },
+    ),
+  details: instanceFaultDetails,
+  passed: instanceFaultVerdict,
+});

@@ -1,0 +1,415 @@
+/// <reference lib="dom" />
+// The dashboard page: fed by the stack's server-sent events, bundled with uPlot by the stack itself.
+import uPlot from "uplot";
+import type { TimedStackEvent } from "../../events/bus.ts";
+import type { InstanceStatus, RegionStatus, StackStatus } from "../../runtime.ts";
+import type { DrillRunState } from "../dashboard.ts";
+import type { TrafficSample } from "../traffic-meter.ts";
+
+interface DrillsState {
+  available: { name: string; description: string }[];
+  current?: DrillRunState;
+  reports: { name: string; url: string; time: string }[];
+}
+
+const windowSeconds = 300;
+/** Events worth a mark on the traffic chart's time axis. */
+const marked: Record<string, string> = {
+  "instance.terminated": "#dc2626",
+  "target.unhealthy": "#f97316",
+  "target.healthy": "#16a34a",
+  "group.capacity-changed": "#2563eb",
+  "redis.failover": "#9333ea",
+  "alarm.state-changed": "#b91c1c",
+  "failover.action": "#0f766e",
+};
+
+const state = {
+  status: undefined as StackStatus | undefined,
+  traffic: [] as TrafficSample[],
+  events: [] as TimedStackEvent[],
+  lastSeq: 0,
+  drills: undefined as DrillsState | undefined,
+  /** Instances that left, kept as tiles for a while so their end is visible. */
+  gone: new Map<string, { instance: InstanceStatus; region: string; until: number }>(),
+};
+
+const $ = (id: string) => document.getElementById(id) as HTMLElement;
+const el = (tag: string, attrs: Record<string, string> = {}, ...children: (Node | string)[]) => {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
+  e.append(...children);
+  return e;
+};
+const badge = (text: string, kind: "ok" | "bad" | "info" | "" = "") =>
+  el("span", { class: `badge ${kind}` }, text);
+
+function alarmState(): string {
+  const last = [...state.events].reverse().find((e) => e.type === "alarm.state-changed");
+  return last?.type === "alarm.state-changed" ? last.state : "OK";
+}
+
+function tile(i: InstanceStatus, rps: number | undefined): HTMLElement {
+  return el(
+    "div",
+    { class: "tile", "data-instance": i.id, "data-state": i.state, "data-health": i.health },
+    el("span", { class: "id" }, i.id),
+    el(
+      "span",
+      { class: "facts" },
+      el("span", { class: "state" }, i.state),
+      el("span", { class: "health" }, i.health),
+      el("span", {}, `CPU ${i.cpuPercent === undefined ? "–" : `${i.cpuPercent.toFixed(0)} %`}`),
+      el("span", {}, `${rps ?? 0} req/s`),
+    ),
+  );
+}
+
+function renderRegion(region: RegionStatus, status: StackStatus): HTMLElement {
+  const last = state.traffic[state.traffic.length - 1];
+  const header = el("h3", {}, region.name, badge(region.role, "info"));
+  if (region.down) header.append(badge("DOWN", "bad"));
+  if (status.dns && region.role === "primary") {
+    header.append(
+      badge(
+        `health check: ${status.dns.primaryHealthy ? "healthy" : "UNHEALTHY"}`,
+        status.dns.primaryHealthy ? "ok" : "bad",
+      ),
+    );
+    const alarm = alarmState();
+    header.append(badge(`alarm: ${alarm}`, alarm === "OK" ? "ok" : "bad"));
+  }
+  if (status.dns && new URL(region.listener).hostname === status.dns.answer) {
+    header.append(badge(`DNS ${status.dns.name} → ${status.dns.answer}`, "info"));
+  }
+  const g = region.group;
+  const zones =
+    region.availabilityZones ??
+    [...new Set(region.instances.map((i) => i.az))].map((name) => ({ name, impaired: false }));
+  const azs = el("div", { class: "azs" });
+  for (const zone of zones) {
+    const column = el(
+      "div",
+      { class: `az${zone.impaired ? " impaired" : ""}`, "data-az": zone.name },
+      el("h4", {}, zone.name, zone.impaired ? " · IMPAIRED" : ""),
+    );
+    for (const i of region.instances.filter((x) => x.az === zone.name))
+      column.append(tile(i, last?.byInstance[i.id]));
+    for (const [, gone] of state.gone) {
+      if (gone.region === region.name && gone.instance.az === zone.name)
+        column.append(tile(gone.instance, 0));
+    }
+    azs.append(column);
+  }
+  return el(
+    "div",
+    { class: `region${region.down ? " down" : ""}`, "data-region": region.name },
+    header,
+    el(
+      "div",
+      { class: "group" },
+      `group min ${g.min} · desired ${g.desired} · max ${g.max} · in service ${g.inService}${g.averageCpuPercent === undefined ? "" : ` · average CPU ${g.averageCpuPercent.toFixed(0)} %`}`,
+    ),
+    azs,
+  );
+}
+
+function renderRedis(status: StackStatus): HTMLElement {
+  const failover = [...state.events].reverse().find((e) => e.type === "redis.failover");
+  const nodes = status.redis.nodes ?? [
+    {
+      name: "redis",
+      az: "-",
+      port: Number(new URL(status.redis.url).port),
+      pid: status.redis.pid,
+      role: "primary",
+    },
+  ];
+  const rows = nodes.map((n) =>
+    el(
+      "tr",
+      { "data-redis-node": n.name },
+      el("td", {}, n.name),
+      el("td", {}, n.az),
+      el("td", {}, String(n.port)),
+      el("td", {}, n.role),
+      el("td", {}, "inSync" in n && n.inSync !== undefined ? (n.inSync ? "in sync" : "syncing") : ""),
+    ),
+  );
+  return el(
+    "div",
+    {},
+    el(
+      "h3",
+      {},
+      "Redis",
+      failover?.type === "redis.failover"
+        ? badge(`last failover ${failover.time.slice(11, 19)}: ${failover.fromAz} → ${failover.toAz}`, "info")
+        : badge("no failover yet"),
+    ),
+    el("table", {}, el("tr", {}, ...["node", "AZ", "port", "role", ""].map((h) => el("th", {}, h))), ...rows),
+  );
+}
+
+function renderTopology(): void {
+  const status = state.status;
+  if (!status) return;
+  const now = Date.now();
+  for (const [id, gone] of state.gone) {
+    const back = status.regions.some((r) => r.instances.some((i) => i.id === id));
+    if (gone.until < now || back) state.gone.delete(id);
+  }
+  $("stack-name").textContent = `${status.name} (${status.environment})`;
+  $("regions").replaceChildren(...status.regions.map((r) => renderRegion(r, status)));
+  $("redis").replaceChildren(renderRedis(status));
+}
+
+function describe(e: TimedStackEvent): string {
+  const {
+    type: _t,
+    time: _time,
+    seq: _s,
+    region: _r,
+    ...rest
+  } = e as TimedStackEvent & Record<string, unknown>;
+  return Object.entries(rest)
+    .map(([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`)
+    .join(" ");
+}
+
+function addEvent(e: TimedStackEvent): void {
+  if (e.seq <= state.lastSeq) return; // already shown (a resumed stream repeats nothing, but be sure)
+  state.lastSeq = e.seq;
+  state.events.push(e);
+  if (state.events.length > 1000) state.events.shift();
+  if (e.type === "instance.terminated") {
+    for (const r of state.status?.regions ?? []) {
+      const instance = r.instances.find((i) => i.id === e.instanceId);
+      if (instance)
+        state.gone.set(e.instanceId, {
+          instance: { ...instance, state: "terminated", health: "gone", healthy: false },
+          region: r.name,
+          until: Date.now() + 30_000,
+        });
+    }
+  }
+  const list = $("event-list");
+  list.prepend(
+    el(
+      "li",
+      { "data-type": e.type },
+      el("span", { class: "muted" }, e.time.slice(11, 23)),
+      el("span", { class: "type" }, e.type),
+      el("span", {}, `${e.region ? `[${e.region}] ` : ""}${describe(e)}`),
+    ),
+  );
+  while (list.children.length > 300) list.lastElementChild?.remove();
+}
+
+// Traffic chart -------------------------------------------------------------------------------
+
+let plot: uPlot | undefined;
+
+function chartData(): uPlot.AlignedData {
+  const t = state.traffic;
+  return [
+    t.map((s) => s.t / 1000),
+    t.map((s) => s.ok),
+    t.map((s) => s.failed),
+    t.map((s) => s.p50),
+    t.map((s) => s.p95),
+    t.map((s) => s.p99),
+  ];
+}
+
+function drawEventMarks(u: uPlot): void {
+  const ctx = u.ctx;
+  const [min, max] = [u.scales.x?.min ?? 0, u.scales.x?.max ?? 0];
+  ctx.save();
+  ctx.lineWidth = 1.5 * devicePixelRatio;
+  for (const e of state.events) {
+    const color = marked[e.type];
+    const t = Date.parse(e.time) / 1000;
+    if (!color || t < min || t > max) continue;
+    const x = Math.round(u.valToPos(t, "x", true));
+    ctx.strokeStyle = color;
+    ctx.setLineDash([4 * devicePixelRatio, 3 * devicePixelRatio]);
+    ctx.beginPath();
+    ctx.moveTo(x, u.bbox.top);
+    ctx.lineTo(x, u.bbox.top + u.bbox.height);
+    ctx.stroke();
+  }
+  ctx.restore();
+}
+
+/** The last ten seconds in words, above the chart. */
+function renderTrafficSummary(): void {
+  const last = state.traffic.slice(-10);
+  const ok = last.reduce((n, x) => n + x.ok, 0);
+  const failed = last.reduce((n, x) => n + x.failed, 0);
+  const p99 = Math.max(0, ...last.map((x) => x.p99 ?? 0));
+  const summary = $("traffic-summary");
+  summary.dataset.ok = String(ok);
+  summary.dataset.failed = String(failed);
+  summary.textContent = `last 10 s: ${ok} successful, ${failed} failed, worst p99 ${p99.toFixed(1)} ms`;
+}
+
+function renderChart(): void {
+  renderTrafficSummary();
+  const container = $("chart");
+  if (!plot) {
+    plot = new uPlot(
+      {
+        width: Math.max(300, container.clientWidth - 4),
+        height: 300,
+        scales: {
+          x: { time: true },
+          rps: { auto: true, range: (_u, _min, max) => [0, Math.max(5, max)] },
+          ms: { auto: true, range: (_u, _min, max) => [0, Math.max(1, max ?? 1)] },
+        },
+        axes: [
+          {},
+          { scale: "rps", label: "requests/s" },
+          { scale: "ms", side: 1, label: "latency (ms)", grid: { show: false } },
+        ],
+        series: [
+          {},
+          {
+            label: "successful/s",
+            points: { show: false },
+            scale: "rps",
+            stroke: "#16a34a",
+            fill: "rgba(22,163,74,0.12)",
+            width: 2,
+          },
+          {
+            label: "failed/s",
+            points: { show: false },
+            scale: "rps",
+            stroke: "#dc2626",
+            fill: "rgba(220,38,38,0.2)",
+            width: 2,
+          },
+          { label: "p50 ms", points: { show: false }, scale: "ms", stroke: "#1d4ed8", width: 1 },
+          { label: "p95 ms", points: { show: false }, scale: "ms", stroke: "#f59e0b", width: 1 },
+          { label: "p99 ms", points: { show: false }, scale: "ms", stroke: "#7c2d12", width: 1 },
+        ],
+        hooks: { draw: [drawEventMarks] },
+        cursor: { points: { show: false } },
+      },
+      chartData(),
+      container,
+    );
+    new ResizeObserver(() =>
+      plot?.setSize({ width: Math.max(300, container.clientWidth - 4), height: 300 }),
+    ).observe(container);
+  } else plot.setData(chartData());
+}
+
+// Drills ----------------------------------------------------------------------------------------
+
+async function startDrill(name: string): Promise<void> {
+  if (!window.confirm(`Run the ${name} drill on this stack? It breaks the stack on purpose, under traffic.`))
+    return;
+  const res = await fetch(`/dashboard/drills/${name}`, { method: "POST" });
+  if (!res.ok) {
+    const body = (await res.json().catch(() => ({}))) as { error?: string };
+    $("drill-run").replaceChildren(el("p", { class: "badge bad" }, body.error ?? `refused (${res.status})`));
+  }
+}
+
+function renderDrills(): void {
+  const d = state.drills;
+  if (!d) return;
+  const running = d.current?.state === "running";
+  $("drill-list").replaceChildren(
+    ...d.available.map((x) => {
+      const button = el("button", { type: "button", "data-drill": x.name }, "Run…") as HTMLButtonElement;
+      button.disabled = running;
+      button.addEventListener("click", () => void startDrill(x.name));
+      return el(
+        "div",
+        { class: "drill" },
+        el("div", {}, el("b", {}, x.name), el("p", {}, x.description)),
+        button,
+      );
+    }),
+  );
+  const c = d.current;
+  $("drill-run").replaceChildren(
+    ...(c
+      ? [
+          el(
+            "h3",
+            {},
+            `${c.drill}`,
+            badge(c.state, c.state === "passed" ? "ok" : c.state === "running" ? "info" : "bad"),
+            ...(c.report
+              ? [el("a", { href: c.report, target: "_blank", id: "drill-report-link" }, "open the report")]
+              : []),
+          ),
+          el("pre", {}, [...c.progress, ...(c.error ? [`error: ${c.error}`] : [])].join("\n") || "starting…"),
+        ]
+      : []),
+  );
+  $("reports").replaceChildren(
+    ...(d.reports.length ? [el("h4", {}, "Reports")] : []),
+    ...d.reports.slice(0, 8).map((r) => el("div", {}, el("a", { href: r.url, target: "_blank" }, r.name))),
+  );
+}
+
+// Stream ----------------------------------------------------------------------------------------
+
+function connect(): void {
+  const source = new EventSource("/dashboard/stream");
+  const connection = $("connection");
+  source.addEventListener("open", () => {
+    connection.dataset.state = "live";
+    connection.textContent = "live";
+  });
+  source.addEventListener("error", () => {
+    // EventSource reconnects by itself and sends Last-Event-ID; the server resumes after it.
+    connection.dataset.state = "reconnecting";
+    connection.textContent = "reconnecting…";
+  });
+  source.addEventListener("hello", (m) => {
+    const hello = JSON.parse((m as MessageEvent<string>).data) as {
+      traffic: TrafficSample[];
+      drills: DrillsState;
+      status: StackStatus;
+    };
+    state.traffic = hello.traffic.slice(-windowSeconds);
+    state.drills = hello.drills;
+    state.status = hello.status;
+    renderTopology();
+    renderChart();
+    renderDrills();
+  });
+  source.addEventListener("stack-event", (m) => {
+    addEvent(JSON.parse((m as MessageEvent<string>).data) as TimedStackEvent);
+  });
+  source.addEventListener("status", (m) => {
+    state.status = JSON.parse((m as MessageEvent<string>).data) as StackStatus;
+    renderTopology();
+  });
+  source.addEventListener("traffic", (m) => {
+    state.traffic.push(...(JSON.parse((m as MessageEvent<string>).data) as TrafficSample[]));
+    if (state.traffic.length > windowSeconds) state.traffic.splice(0, state.traffic.length - windowSeconds);
+    renderChart();
+  });
+  source.addEventListener("drill", (m) => {
+    const run = JSON.parse((m as MessageEvent<string>).data) as DrillRunState;
+    if (!state.drills) return;
+    state.drills.current = run;
+    if (run.report && !state.drills.reports.some((r) => r.url === run.report)) {
+      state.drills.reports.unshift({
+        name: run.report.split("/").pop() ?? run.report,
+        url: run.report,
+        time: new Date().toISOString(),
+      });
+    }
+    renderDrills();
+  });
+}
+
+connect();

@@ -1,0 +1,171 @@
+/**
+ * Passive outlier detection on real traffic, after Envoy's: consecutive 5xx answers or per-try
+ * timeouts eject a target from the load balancer's rotation for a while, longer on each repeat,
+ * and never more than a set share of the group at once. Pure state: the caller passes the time
+ * and the current rotation, and publishes the decisions it gets back.
+ */
+
+export interface OutlierDetectionSettings {
+  consecutiveFailures: number;
+  baseEjectionMs: number;
+  maxEjectionMs: number;
+  maxEjectionPercent: number;
+}
+
+/** What one try at a target ended as. */
+export type TryOutcome = "success" | "5xx" | "timeout";
+
+export interface Ejection {
+  instanceId: string;
+  reason: string;
+  forMs: number;
+  /** How many times this target has been ejected recently, this one included. */
+  ejections: number;
+}
+
+interface TargetRecord {
+  consecutive5xx: number;
+  consecutiveTimeouts: number;
+  lastTimeoutAt: number;
+  /** When it last answered within the per-try timeout. */
+  lastInTimeAt: number;
+  ejectedUntil: number;
+  returnedAt: number;
+  ejections: number;
+}
+
+/** How many of `size` targets may be out at once: at least one when there are two or more, never all. */
+export function maxEjected(size: number, maxEjectionPercent: number): number {
+  if (maxEjectionPercent <= 0 || size < 2) return 0;
+  return Math.min(size - 1, Math.max(1, Math.floor((size * maxEjectionPercent) / 100)));
+}
+
+export class OutlierDetector {
+  private readonly records = new Map<string, TargetRecord>();
+
+  /**
+   * @param slowPeerWindowMs a timeout streak ejects a target only if another target in rotation
+   *   has had no timeout for this long: when the whole group is slow (an overload), nothing is an
+   *   outlier, and ejecting would only pile the load on fewer targets.
+   */
+  constructor(
+    readonly settings: OutlierDetectionSettings,
+    private readonly slowPeerWindowMs: number,
+  ) {}
+
+  private record(instanceId: string): TargetRecord {
+    let r = this.records.get(instanceId);
+    if (!r) {
+      r = {
+        consecutive5xx: 0,
+        consecutiveTimeouts: 0,
+        lastTimeoutAt: Number.NEGATIVE_INFINITY,
+        lastInTimeAt: Number.NEGATIVE_INFINITY,
+        ejectedUntil: 0,
+        returnedAt: 0,
+        ejections: 0,
+      };
+      this.records.set(instanceId, r);
+    }
+    return r;
+  }
+
+  /** Records the outcome of one try; returns the ejection it causes, if any. */
+  observe(
+    instanceId: string,
+    outcome: TryOutcome,
+    now: number,
+    rotation: readonly string[],
+  ): Ejection | undefined {
+    const r = this.record(instanceId);
+    if (outcome === "success") {
+      r.lastInTimeAt = now;
+      r.consecutive5xx = 0;
+      r.consecutiveTimeouts = 0;
+      return undefined;
+    }
+    if (outcome === "5xx") r.consecutive5xx++;
+    else {
+      r.consecutiveTimeouts++;
+      r.lastTimeoutAt = now;
+    }
+    if (r.ejectedUntil > now) return undefined; // already out (answers still arriving from before)
+    const threshold = this.settings.consecutiveFailures;
+    let reason: string | undefined;
+    if (r.consecutive5xx >= threshold) reason = `${r.consecutive5xx} consecutive 5xx answers`;
+    else if (r.consecutiveTimeouts >= threshold) {
+      if (!this.hasFastPeer(instanceId, now, rotation)) return undefined;
+      reason = `${r.consecutiveTimeouts} consecutive timeouts while other targets answered in time`;
+    }
+    if (!reason) return undefined;
+    const ejectedNow = rotation.filter((id) => id !== instanceId && this.isEjected(id, now)).length;
+    if (ejectedNow >= maxEjected(rotation.length, this.settings.maxEjectionPercent)) return undefined;
+    // Each base period spent back in rotation without an ejection forgives one earlier ejection.
+    const forgiven = r.returnedAt > 0 ? Math.floor((now - r.returnedAt) / this.settings.baseEjectionMs) : 0;
+    r.ejections = Math.max(0, r.ejections - forgiven) + 1;
+    const forMs = Math.min(this.settings.baseEjectionMs * r.ejections, this.settings.maxEjectionMs);
+    r.ejectedUntil = now + forMs;
+    r.consecutive5xx = 0;
+    r.consecutiveTimeouts = 0;
+    return { instanceId, reason, forMs, ejections: r.ejections };
+  }
+
+  /**
+   * Whether another target in rotation answered in time within the slow-peer window and has had no
+   * timeout in it: only then is a slow target an outlier, and only then is a slow try worth
+   * abandoning for another target. It takes an answer in time, not just the absence of timeouts: a
+   * target back from an ejection has had no timeout only because it had no traffic, and counting it
+   * as fast made a group-wide overload ping-pong (A ejected, B takes the whole load and piles up
+   * timeouts, A returns "fast", B is ejected at once, A takes the whole load, ...).
+   */
+  hasFastPeer(instanceId: string, now: number, rotation: readonly string[]): boolean {
+    return rotation.some((id) => {
+      if (id === instanceId || this.isEjected(id, now)) return false;
+      const r = this.records.get(id);
+      return (
+        r !== undefined &&
+        now - r.lastInTimeAt < this.slowPeerWindowMs &&
+        now - r.lastTimeoutAt >= this.slowPeerWindowMs
+      );
+    });
+  }
+
+  /** Takes an ejection decided elsewhere (another balancer process) until `until`. */
+  eject(instanceId: string, until: number): void {
+    const r = this.record(instanceId);
+    r.ejectedUntil = Math.max(r.ejectedUntil, until);
+  }
+
+  isEjected(instanceId: string, now: number): boolean {
+    const r = this.records.get(instanceId);
+    return r !== undefined && r.ejectedUntil > now;
+  }
+
+  /**
+   * Targets whose ejection ran out since the last call: they are back in rotation. Each is
+   * reported once.
+   */
+  returned(now: number): string[] {
+    const back: string[] = [];
+    for (const [id, r] of this.records) {
+      if (r.ejectedUntil > 0 && r.ejectedUntil <= now) {
+        r.ejectedUntil = 0;
+        r.returnedAt = now;
+        back.push(id);
+      }
+    }
+    return back;
+  }
+
+  /** Next moment an ejection runs out, if any is running. */
+  nextReturn(): number | undefined {
+    let next: number | undefined;
+    for (const r of this.records.values())
+      if (r.ejectedUntil > 0) next = Math.min(next ?? r.ejectedUntil, r.ejectedUntil);
+    return next;
+  }
+
+  forget(instanceId: string): void {
+    this.records.delete(instanceId);
+  }
+}

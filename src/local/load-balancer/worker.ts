@@ -1,0 +1,81 @@
+/**
+ * One worker process of a load balancer run as several processes sharing one listener (as nginx
+ * runs workers). The runtime's target group stays the one source of target health: this process
+ * gets its targets over IPC, reports refused connections and ejections back, and applies the
+ * ejections other workers decided.
+ */
+import { EventEmitter } from "node:events";
+import type { StackEvent, TimedStackEvent, EventPublisher } from "../events/bus.ts";
+import type { Target } from "../target-group/controller.ts";
+import { LoadBalancer, type LoadBalancerOptions, type TargetSource, type TrafficPolicy } from "./balancer.ts";
+
+export type ToWorker =
+  | { type: "start"; listener: LoadBalancerOptions; policy: TrafficPolicy }
+  | { type: "targets"; routable: Target[]; all: Target[] }
+  | { type: "event"; event: TimedStackEvent }
+  | { type: "eject"; instanceId: string; forMs: number };
+
+export type FromWorker =
+  | { type: "ready" }
+  | { type: "listening"; url: string }
+  | { type: "listen-failed"; message: string }
+  | { type: "publish"; event: StackEvent }
+  | { type: "connection-failure"; instanceId: string; reason: string };
+
+const send = (m: FromWorker) => process.send?.(m);
+
+class RemoteTargets implements TargetSource {
+  routableTargets: Target[] = [];
+  byId = new Map<string, Target>();
+  routable(): readonly Target[] {
+    return this.routableTargets;
+  }
+  get(instanceId: string): Target | undefined {
+    return this.byId.get(instanceId);
+  }
+  reportConnectionFailure(instanceId: string, reason: string): void {
+    // Out of this worker's rotation at once; the runtime's target group tells every worker.
+    this.routableTargets = this.routableTargets.filter((t) => t.instanceId !== instanceId);
+    send({ type: "connection-failure", instanceId, reason });
+  }
+}
+
+class RemoteEvents implements EventPublisher {
+  readonly emitter = new EventEmitter();
+  private seq = 0;
+  publish(event: StackEvent): TimedStackEvent {
+    send({ type: "publish", event });
+    return { ...event, time: new Date().toISOString(), seq: ++this.seq } as TimedStackEvent;
+  }
+  subscribe(listener: (event: TimedStackEvent) => void): () => void {
+    this.emitter.on("event", listener);
+    return () => this.emitter.off("event", listener);
+  }
+}
+
+const targets = new RemoteTargets();
+const events = new RemoteEvents();
+let balancer: LoadBalancer | undefined;
+
+process.on("message", (m: ToWorker) => {
+  if (m.type === "targets") {
+    targets.routableTargets = m.routable;
+    targets.byId = new Map(m.all.map((t) => [t.instanceId, t]));
+  } else if (m.type === "event") {
+    events.emitter.emit("event", m.event);
+  } else if (m.type === "eject") {
+    balancer?.applyEjection(m.instanceId, m.forMs);
+  } else if (m.type === "start" && !balancer) {
+    balancer = new LoadBalancer(targets, events, { ...m.listener, shared: true }, m.policy);
+    balancer.listen().then(
+      (url) => send({ type: "listening", url }),
+      (error: Error) => send({ type: "listen-failed", message: error.message }),
+    );
+  }
+});
+// Messages sent before this module ran would be lost: say when it listens.
+send({ type: "ready" });
+// The runtime went away (or closes the listener): finish what is in flight and exit.
+process.on("disconnect", () => {
+  void (balancer?.close() ?? Promise.resolve()).finally(() => process.exit(0));
+});

@@ -1,0 +1,130 @@
+import cluster, { type Worker } from "node:cluster";
+import { fileURLToPath } from "node:url";
+import { StayupError } from "../../shared/errors.ts";
+import type { EventPublisher } from "../events/bus.ts";
+import type { TargetGroupController } from "../target-group/controller.ts";
+import type { Listener, LoadBalancerOptions, TrafficPolicy } from "./balancer.ts";
+import type { FromWorker, ToWorker } from "./worker.ts";
+
+const workerEntry = fileURLToPath(new URL("./worker.ts", import.meta.url));
+
+/**
+ * The load balancer as several processes sharing one listening socket (node:cluster, each worker
+ * accepting on it, as nginx's workers do), for throughput one Node.js process cannot reach. Target
+ * health stays in this process's target group: every change goes to every worker; a refused
+ * connection a worker meets goes to the target group; an ejection one worker decides goes to the
+ * others, so failover behaves as with one process.
+ */
+export class LoadBalancerWorkers implements Listener {
+  private workers: Worker[] = [];
+  private readonly ejectedUntil = new Map<string, number>();
+  private readonly unsubscribe: () => void;
+  url = "";
+
+  constructor(
+    private readonly targetGroup: TargetGroupController,
+    private readonly events: EventPublisher,
+    readonly options: LoadBalancerOptions,
+    private readonly policy: TrafficPolicy,
+    readonly count: number,
+  ) {
+    this.unsubscribe = events.subscribe((e) => {
+      if (e.type.startsWith("target.") && e.type !== "target.ejected" && e.type !== "target.returned") {
+        this.broadcast(this.targetsMessage());
+        this.broadcast({ type: "event", event: e });
+      }
+    });
+  }
+
+  private targetsMessage(): ToWorker {
+    return { type: "targets", routable: [...this.targetGroup.routable()], all: this.targetGroup.all() };
+  }
+
+  private broadcast(message: ToWorker, except?: Worker): void {
+    for (const w of this.workers) if (w !== except && w.isConnected()) w.send(message);
+  }
+
+  private onMessage(worker: Worker, m: FromWorker): void {
+    if (m.type === "connection-failure") {
+      this.targetGroup.reportConnectionFailure(m.instanceId, m.reason);
+    } else if (m.type === "publish") {
+      const e = m.event;
+      if (e.type === "load-balancer.listening") return; // published once, by listen()
+      if (e.type === "target.ejected") {
+        // Shared: the first worker's ejection holds for all; the others' would only repeat it.
+        if ((this.ejectedUntil.get(e.instanceId) ?? 0) > Date.now()) return;
+        this.ejectedUntil.set(e.instanceId, Date.now() + e.forMs);
+        this.broadcast({ type: "eject", instanceId: e.instanceId, forMs: e.forMs }, worker);
+      } else if (e.type === "target.returned") {
+        if (!this.ejectedUntil.delete(e.instanceId)) return;
+      }
+      this.events.publish(e);
+    }
+  }
+
+  async listen(): Promise<string> {
+    // Every worker accepts on the shared socket itself (no round-robin through this process).
+    cluster.schedulingPolicy = cluster.SCHED_NONE;
+    cluster.setupPrimary({
+      exec: workerEntry,
+      execArgv: ["--import", import.meta.resolve("tsx")],
+      silent: false,
+    });
+    const started = Array.from({ length: this.count }, () => this.startWorker());
+    try {
+      const urls = await Promise.all(started);
+      this.url = urls[0] ?? "";
+    } catch (error) {
+      await this.close();
+      throw error;
+    }
+    this.events.publish({ type: "load-balancer.listening", url: this.url });
+    return this.url;
+  }
+
+  private startWorker(): Promise<string> {
+    const worker = cluster.fork({ STAYUP_LB_WORKER: "1" });
+    this.workers.push(worker);
+    return new Promise((resolve, reject) => {
+      worker.on("message", (m: FromWorker) => {
+        if (m.type === "ready") {
+          worker.send(this.targetsMessage());
+          const listener = { host: this.options.host, port: this.options.port };
+          worker.send({ type: "start", listener, policy: this.policy } satisfies ToWorker);
+        } else if (m.type === "listening") resolve(m.url);
+        else if (m.type === "listen-failed") {
+          reject(
+            new StayupError(
+              m.message,
+              "pass --port with a free port, or change loadBalancer.local.port in stayup.config.ts",
+            ),
+          );
+        } else this.onMessage(worker, m);
+      });
+      worker.once("exit", (code, signal) => {
+        this.workers = this.workers.filter((w) => w !== worker);
+        reject(new StayupError(`load balancer worker exited while starting (${signal ?? `code ${code}`})`));
+      });
+    });
+  }
+
+  async close(): Promise<void> {
+    const workers = this.workers;
+    this.workers = [];
+    await Promise.all(
+      workers.map(
+        (w) =>
+          new Promise<void>((resolve) => {
+            if (w.isDead()) return resolve();
+            w.once("exit", () => resolve());
+            w.disconnect();
+            setTimeout(() => w.process.kill("SIGKILL"), 3000).unref();
+          }),
+      ),
+    );
+  }
+
+  stop(): void {
+    this.unsubscribe();
+  }
+}

@@ -1,0 +1,323 @@
+import type { ProcessRegistry } from "../processes.ts";
+import { type ChildProcess, fork } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdirSync, openSync } from "node:fs";
+import path from "node:path";
+import { findFreePort, sleep } from "../../shared/net.ts";
+import type { EventPublisher } from "../events/bus.ts";
+import { persistenceArgs, startRedisProcess } from "../redis/process.ts";
+import { type DataVolume, VolumeInUseError } from "./data-volume.ts";
+import type { StableAddress } from "./stable-address.ts";
+
+export interface SingleInstanceGroupOptions {
+  /** The group's name (the ASG's). */
+  name: string;
+  region: string;
+  /** The one AZ: an EBS volume lives in one AZ, so the group is pinned to it (as on AWS). */
+  az: string;
+  serviceEntry: string;
+  logDir: string;
+  volume: DataVolume;
+  address: StableAddress;
+  events: EventPublisher;
+  /** Extra environment of every instance (version, broken-on-purpose settings...). */
+  instanceEnvironment?: () => Record<string, string>;
+  /** Where the instance's redis-server is recorded, so a killed runtime's copy is found and stopped. */
+  processes?: ProcessRegistry;
+}
+
+/** One instance of seed 003: the web process and its own redis-server, data on the volume. */
+export interface SingleInstance {
+  instanceId: string;
+  az: string;
+  pid: number;
+  port: number;
+  redisPort: number;
+  redisPid: number;
+  launchedAt: number;
+  web: ChildProcess;
+  redis: ChildProcess;
+}
+
+const newInstanceId = () => `i-${randomBytes(8).toString("hex")}`;
+const exited = (p: ChildProcess) => p.exitCode !== null || p.signalCode !== null;
+const waitExit = (p: ChildProcess) =>
+  exited(p) ? Promise.resolve() : new Promise<void>((resolve) => p.once("exit", () => resolve()));
+
+/**
+ * Seed 003 locally: an Auto Scaling group of exactly one instance, no load balancer. When the
+ * instance dies (either of its processes), the group finishes it off, detaches the data volume,
+ * launches a replacement that attaches the volume, starts its Redis on the same append-only file
+ * and re-associates the stable address. Between the two, the address answers nothing: the downtime
+ * a single instance cannot avoid.
+ */
+export class SingleInstanceGroup {
+  instance?: SingleInstance;
+  private stopped = false;
+  private launching?: Promise<void>;
+  private consecutiveFailures = 0;
+  /** The settings (and version) of the version being run; a roll changes them. */
+  private versionSettings: Record<string, string> = {};
+
+  constructor(readonly options: SingleInstanceGroupOptions) {
+    mkdirSync(options.logDir, { recursive: true });
+  }
+
+  /** The running instance, if any (a method, so callers re-read it after awaiting). */
+  current(): SingleInstance | undefined {
+    return this.instance;
+  }
+
+  start(): Promise<void> {
+    this.stopped = false;
+    return this.ensureInstance();
+  }
+
+  /** Launches one instance unless one runs or is launching (the group's desired capacity of 1). */
+  private ensureInstance(): Promise<void> {
+    if (this.stopped || this.instance) return Promise.resolve();
+    this.launching ??= this.launchWithRetry().finally(() => {
+      this.launching = undefined;
+    });
+    return this.launching;
+  }
+
+  private async launchWithRetry(): Promise<void> {
+    while (!this.stopped && !this.instance) {
+      try {
+        await this.launch();
+        this.consecutiveFailures = 0;
+      } catch (error) {
+        this.consecutiveFailures++;
+        this.options.events.publish({
+          type: "instance.launch-failed",
+          instanceId: "(new)",
+          az: this.options.az,
+          reason: (error as Error).message,
+        });
+        // A crash loop must not fork-bomb the laptop.
+        await sleep(Math.min(100 * 2 ** this.consecutiveFailures, 5000));
+      }
+    }
+  }
+
+  /** The launch step: volume, its Redis, the web process, then the address (what user data does on AWS). */
+  private async launch(): Promise<void> {
+    const { az, address, events } = this.options;
+    const instanceId = newInstanceId();
+    const redisPort = await findFreePort();
+    // Redis and the web process boot in parallel (the service waits for Redis before listening):
+    // every millisecond here is downtime clients see.
+    const redisStarting = this.startRedisOnVolume(instanceId, redisPort);
+    redisStarting.catch(() => undefined);
+    const log = openSync(path.join(this.options.logDir, `${instanceId}.log`), "a");
+    const web = fork(this.options.serviceEntry, [], {
+      env: {
+        ...process.env,
+        ...this.options.instanceEnvironment?.(),
+        ...this.versionSettings,
+        STAYUP_INSTANCE_ID: instanceId,
+        STAYUP_AZ: az,
+        STAYUP_REGION: this.options.region,
+        STAYUP_REDIS_URL: `redis://127.0.0.1:${redisPort}`,
+        HOST: "127.0.0.1",
+        PORT: "0",
+      },
+      stdio: ["ignore", log, log, "ipc"],
+      execArgv: [],
+    });
+    // Listened for at once: the service may report its port before Redis's start resolves here.
+    const listening = new Promise<number>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error("did not start listening within 10 s")), 10_000);
+      web.once("exit", (code, signal) => {
+        clearTimeout(timer);
+        reject(new Error(`exited during launch (${signal ?? `code ${code}`})`));
+      });
+      web.on("message", (m: { type?: string; port?: number }) => {
+        if (m?.type === "listening" && typeof m.port === "number") {
+          clearTimeout(timer);
+          resolve(m.port);
+        }
+      });
+    });
+    listening.catch(() => undefined);
+    let redis: ChildProcess;
+    try {
+      redis = await redisStarting;
+    } catch (error) {
+      web.kill("SIGKILL");
+      await waitExit(web);
+      throw error;
+    }
+    let port: number;
+    try {
+      port = await listening;
+    } catch (error) {
+      web.kill("SIGKILL");
+      await this.finishOff(instanceId, web, redis, "launch failed");
+      throw error;
+    }
+    web.removeAllListeners("exit");
+    const instance: SingleInstance = {
+      instanceId,
+      az,
+      pid: web.pid ?? 0,
+      port,
+      redisPort,
+      redisPid: redis.pid ?? 0,
+      launchedAt: Date.now(),
+      web,
+      redis,
+    };
+    this.instance = instance;
+    events.publish({ type: "instance.launched", instanceId, az, pid: instance.pid, port });
+    // Seed 003's user data: the new instance associates the Elastic IP with itself at boot.
+    address.associate({ instanceId, host: "127.0.0.1", port });
+    const died = (what: string) => (code: number | null, signal: string | null) =>
+      void this.instanceDied(instance, what, code, signal);
+    web.once("exit", died("web service"));
+    redis.once("exit", died("redis-server"));
+  }
+
+  /** Attaches the volume (waiting while the old instance still holds it) and starts Redis on it. */
+  private async startRedisOnVolume(instanceId: string, redisPort: number): Promise<ChildProcess> {
+    const { volume } = this.options;
+    const deadline = Date.now() + 10_000;
+    // The holder's pid is its Redis, the process that writes the volume; it is detached only after
+    // that Redis exited. This group launches one instance at a time, so no other Redis can open the
+    // directory between the wait below and the attach.
+    const redisDir = path.join(volume.dataDir, "redis");
+    mkdirSync(redisDir, { recursive: true });
+    for (;;) {
+      const holder = volume.attachment;
+      if (!holder || holder.instanceId === instanceId) break;
+      try {
+        process.kill(holder.pid, 0);
+      } catch {
+        break; // dead holder: attach() detaches it
+      }
+      if (Date.now() > deadline) {
+        throw new VolumeInUseError(volume.volumeId, holder);
+      }
+      await sleep(25);
+    }
+    const redis = await startRedisProcess("127.0.0.1", redisPort, [
+      "--port",
+      String(redisPort),
+      "--bind",
+      "127.0.0.1",
+      ...persistenceArgs(redisDir),
+    ]);
+    volume.attach(instanceId, redis.pid ?? 0);
+    const pid = redis.pid;
+    const { processes } = this.options;
+    if (processes && pid) {
+      processes.add({ pid, kind: "redis", name: `${instanceId}-redis`, port: redisPort, dir: redisDir });
+      redis.once("exit", () => processes.remove(pid));
+    }
+    return redis;
+  }
+
+  private async instanceDied(
+    instance: SingleInstance,
+    what: string,
+    code: number | null,
+    signal: string | null,
+  ): Promise<void> {
+    if (this.instance !== instance) return;
+    this.instance = undefined;
+    const { events, address } = this.options;
+    address.disassociate(instance.instanceId, `${what} exited`);
+    // The instance is gone as a whole: its other process goes too (a dead EC2 instance takes both).
+    instance.web.kill("SIGKILL");
+    instance.redis.kill("SIGKILL");
+    await this.finishOff(instance.instanceId, instance.web, instance.redis, `${what} exited`);
+    events.publish({
+      type: "instance.terminated",
+      instanceId: instance.instanceId,
+      az: instance.az,
+      pid: instance.pid,
+      code,
+      signal,
+      expected: this.stopped,
+    });
+    if (this.stopped) return;
+    if (Date.now() - instance.launchedAt < 2000) this.consecutiveFailures++;
+    const before = instance.instanceId;
+    await this.ensureInstance();
+    const replacement = this.current();
+    if (replacement) {
+      events.publish({
+        type: "instance.replaced",
+        instanceId: before,
+        replacementId: replacement.instanceId,
+        az: instance.az,
+      });
+    }
+  }
+
+  /** Waits for both processes to exit, then detaches the volume: never attached to two at once. */
+  private async finishOff(instanceId: string, web: ChildProcess, redis: ChildProcess, reason: string) {
+    if (!exited(redis)) redis.kill("SIGKILL");
+    await Promise.all([waitExit(web), waitExit(redis)]);
+    this.options.volume.detach(instanceId, reason);
+  }
+
+  /**
+   * A roll of the single instance: two instances cannot share the volume, so the old one is stopped
+   * (it drains) before the new version starts on the volume: downtime, which the drill measures. A
+   * new version that fails to launch twice is rolled back to the previous one.
+   */
+  async roll(
+    artifact: string,
+    settings: Record<string, string>,
+    timeoutMs = 120_000,
+  ): Promise<{ replaced: string[]; rolledBack: boolean; reason?: string }> {
+    const old = this.instance;
+    const previous = { artifact: this.options.serviceEntry, settings: this.versionSettings };
+    this.options.serviceEntry = artifact;
+    this.versionSettings = { ...settings };
+    this.consecutiveFailures = 0;
+    if (old) {
+      old.web.kill("SIGTERM");
+      await waitExit(old.web);
+    }
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const now = this.instance;
+      if (now && now !== old) return { replaced: old ? [old.instanceId] : [], rolledBack: false };
+      if (this.consecutiveFailures >= 2 || Date.now() > deadline) {
+        this.options.serviceEntry = previous.artifact;
+        this.versionSettings = previous.settings;
+        const reason = `the new version failed to launch ${this.consecutiveFailures} times`;
+        while (!this.instance || this.instance === old) await sleep(50);
+        return { replaced: old ? [old.instanceId] : [], rolledBack: true, reason };
+      }
+      await sleep(50);
+    }
+  }
+
+  /** Stops the instance gracefully: the web service drains, Redis flushes its append-only file. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.launching;
+    const instance = this.instance;
+    if (!instance) return;
+    this.options.events.publish({
+      type: "instance.terminating",
+      instanceId: instance.instanceId,
+      az: instance.az,
+      reason: "stack stopping",
+    });
+    instance.web.kill("SIGTERM");
+    const kill = setTimeout(() => instance.web.kill("SIGKILL"), 10_000);
+    await waitExit(instance.web);
+    clearTimeout(kill);
+    instance.redis.kill("SIGTERM");
+    const killRedis = setTimeout(() => instance.redis.kill("SIGKILL"), 5000);
+    await waitExit(instance.redis);
+    clearTimeout(killRedis);
+    // instanceDied (from the exit listeners) detaches and records the termination.
+    while (this.options.volume.attachment?.instanceId === instance.instanceId) await sleep(10);
+  }
+}

@@ -1,0 +1,104 @@
+import net from "node:net";
+import type { EventPublisher } from "../events/bus.ts";
+
+export interface AddressTarget {
+  instanceId: string;
+  host: string;
+  port: number;
+}
+
+/**
+ * The Elastic IP of seed 003: a fixed address (a listener on host:port) that forwards TCP to
+ * whichever instance it is associated with, and to nothing while it is associated with none (a
+ * client then sees its connection reset: the downtime a single instance cannot avoid). It does not
+ * retry, balance or check health: an address is not a load balancer.
+ */
+export class StableAddress {
+  private server?: net.Server;
+  private target?: AddressTarget;
+  private readonly sockets = new Set<net.Socket>();
+
+  constructor(
+    readonly listener: { host: string; port: number },
+    private readonly events: EventPublisher,
+  ) {}
+
+  get address(): string {
+    return `${this.listener.host}:${this.listener.port}`;
+  }
+
+  get url(): string {
+    return `http://${this.address}`;
+  }
+
+  get associatedWith(): string | undefined {
+    return this.target?.instanceId;
+  }
+
+  async listen(): Promise<void> {
+    const server = net.createServer((client) => this.forward(client));
+    this.server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(this.listener.port, this.listener.host, () => {
+        server.off("error", reject);
+        resolve();
+      });
+    });
+    const bound = server.address();
+    if (bound && typeof bound === "object") this.listener.port = bound.port;
+  }
+
+  /** Points the address at an instance (the new instance's `associate-address` at boot). */
+  associate(target: AddressTarget): void {
+    const previousInstanceId = this.target?.instanceId;
+    this.target = { ...target };
+    this.events.publish({
+      type: "address.associated",
+      address: this.address,
+      instanceId: target.instanceId,
+      ...(previousInstanceId && previousInstanceId !== target.instanceId ? { previousInstanceId } : {}),
+    });
+  }
+
+  /** The instance is gone: the address points nowhere until a replacement associates it. */
+  disassociate(instanceId: string, reason: string): void {
+    if (this.target?.instanceId !== instanceId) return;
+    this.target = undefined;
+    this.events.publish({ type: "address.disassociated", address: this.address, instanceId, reason });
+  }
+
+  private forward(client: net.Socket): void {
+    const target = this.target;
+    if (!target) {
+      client.resetAndDestroy();
+      return;
+    }
+    this.sockets.add(client);
+    const upstream = net.connect(target.port, target.host);
+    this.sockets.add(upstream);
+    const close = () => {
+      client.destroy();
+      upstream.destroy();
+      this.sockets.delete(client);
+      this.sockets.delete(upstream);
+    };
+    client.on("error", close);
+    upstream.on("error", () => {
+      // The instance died mid-connection: the client sees a reset, as with a real address.
+      if (!client.destroyed) client.resetAndDestroy();
+      close();
+    });
+    client.on("close", close);
+    upstream.on("close", close);
+    client.pipe(upstream);
+    upstream.pipe(client);
+  }
+
+  async close(): Promise<void> {
+    const server = this.server;
+    this.server = undefined;
+    for (const s of this.sockets) s.destroy();
+    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+}

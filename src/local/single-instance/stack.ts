@@ -1,0 +1,175 @@
+import path from "node:path";
+import { bundleWebService } from "../../web-service/bundle.ts";
+import { serviceVersion } from "../../web-service/version.ts";
+import type { RollResult } from "../rolling-deploy/roll.ts";
+import { LocalStack, type LocalStackOptions, type StackStatus } from "../runtime.ts";
+import { DataVolume } from "./data-volume.ts";
+import { SingleInstanceGroup } from "./group.ts";
+import { StableAddress } from "./stable-address.ts";
+
+/**
+ * Seed 003 locally: no load balancer, no shared Redis; a group of one whose instance runs its own
+ * Redis on the group's data volume, reached through the stable address. It reuses the LocalStack
+ * surface (events, status, stop) that the CLI, the control plane and the drills read.
+ */
+export class SingleInstanceLocalStack extends LocalStack {
+  readonly address: StableAddress;
+  readonly volume: DataVolume;
+  singleGroup?: SingleInstanceGroup;
+  private singleStopped?: Promise<void>;
+  /** The version the instance runs (bundle + settings hashed). */
+  version = "";
+  private instanceSettings = () => ({
+    topology: "single-instance",
+    az: this.options.stack.regions.primary.availabilityZones[0] ?? "",
+  });
+
+  constructor(options: LocalStackOptions) {
+    super(options);
+    const { stack } = options;
+    this.volume = new DataVolume(
+      path.join(options.stateDir, "volumes", `${stack.name}-${stack.environment}-single`),
+      this.events,
+    );
+    // The address is the stack's listener: where the load balancer would listen in the other topology.
+    this.address = new StableAddress(
+      { host: stack.loadBalancer.local.host, port: options.listenerPort ?? stack.loadBalancer.local.port },
+      this.events,
+    );
+  }
+
+  override async start(): Promise<void> {
+    const { stack, stateDir } = this.options;
+    this.events.publish({
+      type: "stack.starting",
+      environment: stack.environment,
+      region: stack.regions.primary.name,
+    });
+    const entry = await bundleWebService(path.join(stateDir, "build"));
+    await this.address.listen();
+    // The CLI and drills read the stack's listener from here.
+    this.primary.loadBalancer.url = this.address.url;
+    const az = stack.regions.primary.availabilityZones[0] as string;
+    this.version = serviceVersion(entry, this.instanceSettings());
+    const version = this.version;
+    this.singleGroup = new SingleInstanceGroup({
+      name: `${stack.name}-${stack.environment}-single`,
+      region: stack.regions.primary.name,
+      az,
+      serviceEntry: entry,
+      logDir: path.join(stateDir, "logs", stack.regions.primary.name),
+      volume: this.volume,
+      address: this.address,
+      events: this.events,
+      processes: this.processes,
+      instanceEnvironment: () => ({ LOG_LEVEL: "info", STAYUP_VERSION: version }),
+    });
+    try {
+      await this.singleGroup.start();
+    } catch (error) {
+      await this.stop("start failed");
+      throw error;
+    }
+    this.events.publish({ type: "stack.ready", listener: this.address.url, healthyTargets: 1 });
+  }
+
+  /** A roll of the one instance: stop, then start the new version on the volume (downtime; see group.roll). */
+  async roll(artifact: string, settings: Record<string, string>): Promise<RollResult> {
+    const group = this.singleGroup;
+    if (!group) throw new Error("the stack is not started");
+    const startedAt = Date.now();
+    const fromVersion = this.version;
+    const toVersion = serviceVersion(artifact, { ...this.instanceSettings(), ...settings });
+    const done = (r: { replaced: string[]; rolledBack: boolean; reason?: string }): RollResult => ({
+      fromVersion,
+      toVersion,
+      instancesReplaced: r.rolledBack ? [] : r.replaced,
+      rolledBack: r.rolledBack,
+      ...(r.reason ? { reason: r.reason } : {}),
+      durationSeconds: (Date.now() - startedAt) / 1000,
+    });
+    if (toVersion === fromVersion)
+      return done({ replaced: [], rolledBack: false, reason: "already at this version" });
+    this.events.publish({ type: "roll.started", fromVersion, toVersion, instances: 1 });
+    const result = await group.roll(artifact, { ...settings, STAYUP_VERSION: toVersion });
+    if (result.rolledBack) {
+      this.events.publish({
+        type: "roll.rolled-back",
+        fromVersion: toVersion,
+        toVersion: fromVersion,
+        reason: result.reason ?? "",
+      });
+    } else {
+      this.version = toVersion;
+      this.events.publish({
+        type: "roll.completed",
+        version: toVersion,
+        instancesReplaced: 1,
+        durationSeconds: (Date.now() - startedAt) / 1000,
+      });
+    }
+    return done(result);
+  }
+
+  override status(): StackStatus {
+    const { stack } = this.options;
+    const instance = this.singleGroup?.current();
+    const associated = this.address.associatedWith;
+    const instances = instance
+      ? [
+          {
+            id: instance.instanceId,
+            az: instance.az,
+            pid: instance.pid,
+            port: instance.port,
+            state: "in-service",
+            health: associated === instance.instanceId ? "associated" : "not associated",
+            healthy: associated === instance.instanceId,
+          },
+        ]
+      : [];
+    const group = { min: 1, desired: 1, max: 1, inService: instances.filter((i) => i.healthy).length };
+    return {
+      name: stack.name,
+      environment: stack.environment,
+      region: stack.regions.primary.name,
+      listener: this.address.url,
+      pid: process.pid,
+      redis: {
+        url: instance ? `redis://127.0.0.1:${instance.redisPort}` : "(no instance)",
+        pid: instance?.redisPid,
+      },
+      group,
+      instances,
+      regions: [
+        {
+          name: stack.regions.primary.name,
+          role: "primary",
+          listener: this.address.url,
+          down: false,
+          // Pinned to one zone: the data volume lives there (as an EBS volume does).
+          availabilityZones: [
+            { name: stack.regions.primary.availabilityZones[0] as string, impaired: false },
+          ],
+          group,
+          instances,
+        },
+      ],
+      singleInstance: {
+        address: this.address.address,
+        associatedWith: associated,
+        volume: this.volume.describe(),
+      },
+    };
+  }
+
+  override stop(reason = "requested"): Promise<void> {
+    this.singleStopped ??= (async () => {
+      this.events.publish({ type: "stack.stopping", reason });
+      await this.singleGroup?.stop();
+      await this.address.close();
+      this.events.publish({ type: "stack.stopped" });
+    })();
+    return this.singleStopped;
+  }
+}

@@ -1,0 +1,78 @@
+import type { ResolvedStack } from "./schema.ts";
+
+/**
+ * Every setting derived from the description, computed here once and read by both renderers (the
+ * AWS CDK stacks and the local runtime), so the two cannot disagree. Only type imports: the web
+ * service's bundle reads the constants below too.
+ */
+
+/**
+ * The region health check (Route 53's on AWS, the local failover probe): a path that answers 200
+ * only if the region can serve a count, its Redis round trip included. The target group's own check
+ * (`targetGroup.healthCheck.path`) stays cheap, so a Redis outage does not empty every group at once.
+ */
+export const REGION_HEALTH_CHECK_PATH = "/health/deep";
+
+/** Where Route 53's health-check metrics, so their alarms and the notification topic, live. */
+export const ROUTE53_METRICS_REGION = "us-east-1";
+
+/**
+ * Every named resource carries the stack name and the environment, so dev and prod (or two users)
+ * never collide (the seed's fixed IAM names did).
+ */
+export const resourcePrefix = (stack: ResolvedStack) => `${stack.name}-${stack.environment}`;
+
+export interface DerivedSettings {
+  /** The region health check's path (see REGION_HEALTH_CHECK_PATH). */
+  regionHealthCheckPath: string;
+  /** The secondary region's group before a failover: `min` and `desired` at the standby size. */
+  secondaryStandby: { min: number; desired: number; max: number };
+  /** What a failover sets the secondary group to: the description's capacity, not the primary's live one. */
+  failoverCapacity: { min: number; desired: number };
+  /** How long a deregistered target may finish its in-flight requests before it is stopped. */
+  deregistrationDelay: { seconds: number; ms: number };
+  /** A new instance is not judged by its health checks this long after launch (the ASG's grace period). */
+  healthCheckGracePeriod: { awsSeconds: number; localMs: number };
+  /** A new instance's metrics are not counted this long (and a rolling deploy waits this long per instance). */
+  instanceWarmup: { awsSeconds: number; localMs: number };
+  /** Locally only: how long a running, unhealthy instance stays unhealthy before it is replaced. */
+  replacementDelayMs: number;
+  /** The failover/failback notification topic: its name, region and, for an account, its ARN. */
+  notificationTopic: { name: string; region: string; arn: (account: string) => string };
+}
+
+/** What the secondary region runs before a failover: 0 (pilot light), a minimum (warm) or all (active). */
+export function standbyCapacity(stack: ResolvedStack): number {
+  const secondary = stack.regions.secondary;
+  if (!secondary) return 0;
+  if (secondary.standby.mode === "pilot-light") return 0;
+  if (secondary.standby.mode === "warm") return secondary.standby.warmCapacity;
+  return stack.web.capacity.desired;
+}
+
+export function derive(stack: ResolvedStack): DerivedSettings {
+  const standby = standbyCapacity(stack);
+  const topicName = `${resourcePrefix(stack)}-failover`;
+  const group = stack.instanceGroup;
+  return {
+    regionHealthCheckPath: REGION_HEALTH_CHECK_PATH,
+    // A warm standby must not scale in below its size: min and desired both (as on AWS).
+    secondaryStandby: { min: standby, desired: standby, max: stack.web.capacity.max },
+    failoverCapacity: { min: stack.web.capacity.min, desired: stack.web.capacity.desired },
+    deregistrationDelay: {
+      seconds: stack.targetGroup.deregistrationDelaySeconds,
+      ms: stack.targetGroup.deregistrationDelaySeconds * 1000,
+    },
+    healthCheckGracePeriod: {
+      awsSeconds: group.aws.healthCheckGracePeriodSeconds,
+      localMs: group.local.healthCheckGracePeriodMs,
+    },
+    instanceWarmup: { awsSeconds: stack.scaling.aws.warmupSeconds, localMs: stack.scaling.local.warmupMs },
+    replacementDelayMs: group.local.replacementDelayMs,
+    notificationTopic: {
+      name: topicName,
+      region: ROUTE53_METRICS_REGION,
+      arn: (account) => `arn:aws:sns:${ROUTE53_METRICS_REGION}:${account}:${topicName}`,
+    },
+  };
+}

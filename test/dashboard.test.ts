@@ -1,0 +1,265 @@
+import assert from "node:assert/strict";
+import path from "node:path";
+import { after, before, describe, it } from "node:test";
+import type { Browser, Page } from "playwright-core";
+import { request } from "undici";
+import { StackClient } from "../src/local/control-plane/client.ts";
+import { TrafficMeter } from "../src/local/dashboard/traffic-meter.ts";
+import type { StackStatus } from "../src/local/runtime.ts";
+import { findFreePort } from "../src/shared/net.ts";
+import { artifactPath, launchChromium } from "./browser.ts";
+import { configPath, isAlive, runCli, tempDir, waitFor } from "./helpers.ts";
+
+/** The dashboard of a stack started as a user would, in a real Chromium. */
+describe("live dashboard", { timeout: 300_000 }, () => {
+  const dir = tempDir();
+  const stateDir = path.join(dir, ".stayup");
+  let browser: Browser;
+  let page: Page;
+  let dashboard: URL;
+  let listener = "";
+  const requests: string[] = [];
+  const consoleErrors: string[] = [];
+  const status = async () =>
+    JSON.parse((await runCli(["status", "--json", "--state-dir", stateDir])).stdout) as StackStatus;
+  const tileState = (id: string) =>
+    page.evaluate((instanceId) => {
+      const tile = document.querySelector(`[data-instance="${instanceId}"]`) as HTMLElement | null;
+      return tile ? { state: tile.dataset.state, health: tile.dataset.health } : undefined;
+    }, id);
+
+  before(async () => {
+    const up = await runCli(
+      [
+        "up",
+        "--detach",
+        "--port",
+        String(await findFreePort()),
+        "--redis-port",
+        "0",
+        "--dns-port",
+        "0",
+        "--config",
+        configPath,
+        "--state-dir",
+        stateDir,
+      ],
+      { cwd: dir, timeoutMs: 90_000 },
+    );
+    assert.equal(up.code, 0, up.stderr + up.stdout);
+    assert.match(up.stdout, /dashboard http:\/\/127\.0\.0\.1:\d+\/dashboard\?token=[\w-]+/);
+    const s = await status();
+    assert.ok(s.dashboard, "status --json gives the dashboard's URL");
+    dashboard = new URL(s.dashboard);
+    listener = s.listener;
+    browser = await launchChromium();
+    page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
+    page.on("request", (r) => requests.push(r.url()));
+    page.on("console", (m) => {
+      if (m.type() === "error") consoleErrors.push(m.text());
+    });
+    page.on("pageerror", (e) => consoleErrors.push(e.message));
+    await page.goto(dashboard.href);
+    await page.waitForSelector('#connection[data-state="live"]', { timeout: 30_000 });
+    // Set once; still there at the end means the page never reloaded.
+    await page.evaluate(() => Object.assign(window, { loadedOnce: true }));
+  });
+
+  after(async () => {
+    await browser?.close();
+    await runCli(["down", "--state-dir", stateDir]);
+  });
+
+  it("is behind the control plane's token: without it, 401 and no page", async () => {
+    const res = await request(`${dashboard.origin}/dashboard`);
+    assert.equal(res.statusCode, 401);
+    await res.body.dump();
+    const stream = await request(`${dashboard.origin}/dashboard/stream`);
+    assert.equal(stream.statusCode, 401);
+    await stream.body.dump();
+  });
+
+  it("shows every instance that stayup status lists, in its AZ column, healthy", async () => {
+    const s = await status();
+    const instances = s.regions.flatMap((r) => r.instances.map((i) => ({ ...i, region: r.name })));
+    assert.ok(instances.length >= 2);
+    for (const i of instances) {
+      const tile = page.locator(`[data-region="${i.region}"] [data-az="${i.az}"] [data-instance="${i.id}"]`);
+      await tile.waitFor({ timeout: 15_000 });
+      assert.equal(await tile.getAttribute("data-health"), "healthy", i.id);
+    }
+    const shown = await page.$$eval("[data-instance]", (tiles) =>
+      tiles.map((t) => t.getAttribute("data-instance")),
+    );
+    assert.deepEqual(new Set(shown), new Set(instances.map((i) => i.id)));
+    assert.match(
+      (await page.textContent('[data-region="eu-west-3"] .group')) ?? "",
+      /min 2 · desired 2 · max 4/,
+    );
+  });
+
+  it("after an instance is killed, its tile leaves service and the replacement's turns healthy, without a reload", async () => {
+    const before = await status();
+    const victim = before.instances.find((i) => i.healthy);
+    assert.ok(victim);
+    process.kill(victim.pid, "SIGKILL");
+    await waitFor(
+      "the victim's tile out of service",
+      async () => {
+        const t = await tileState(victim.id);
+        return t === undefined || (t.health !== "healthy" && t.state !== "in-service") || undefined;
+      },
+      30_000,
+    );
+    const replacement = await waitFor(
+      "a new tile, healthy",
+      async () => {
+        const tiles = await page.$$eval("[data-instance]", (els) =>
+          els.map((e) => ({
+            id: e.getAttribute("data-instance") ?? "",
+            health: e.getAttribute("data-health"),
+          })),
+        );
+        return tiles.find((t) => t.health === "healthy" && !before.instances.some((i) => i.id === t.id));
+      },
+      60_000,
+    );
+    assert.equal(isAlive(victim.pid), false);
+    const after = await status();
+    assert.ok(
+      after.instances.some((i) => i.id === replacement.id && i.healthy),
+      "status agrees",
+    );
+    assert.equal(await page.evaluate(() => (window as unknown as { loadedOnce?: boolean }).loadedOnce), true);
+    const events = await page.$$eval("#event-list li", (items) =>
+      items.map((li) => li.getAttribute("data-type")),
+    );
+    assert.ok(events.includes("instance.terminated") && events.includes("instance.replaced"), "live events");
+  });
+
+  it("counts the requests through the load balancer, live", async () => {
+    const before = Number(await page.getAttribute("#traffic-summary", "data-ok"));
+    for (let i = 0; i < 60; i++) await (await request(`${listener}/`)).body.dump();
+    // The DNS health check adds its own requests: at least ours arrive.
+    await waitFor(
+      "60 more successful requests on the page",
+      async () => Number(await page.getAttribute("#traffic-summary", "data-ok")) >= before + 60 || undefined,
+      15_000,
+    );
+    assert.ok(await page.locator("#chart canvas").count(), "the chart is drawn");
+  });
+
+  it("resumes the event stream after a reconnect: only the events after Last-Event-ID", async () => {
+    const token = dashboard.searchParams.get("token") ?? "";
+    const first = await readStream(dashboard.origin, token, 0);
+    const ids = first.map((e) => e.id);
+    assert.ok(ids.length > 5, "history sent to a new page");
+    const resumeAfter = ids[ids.length - 4] ?? 0;
+    const resumed = await readStream(dashboard.origin, token, resumeAfter);
+    assert.deepEqual(
+      resumed.map((e) => e.id).slice(0, 3),
+      ids.slice(-3),
+      "exactly the events after the last one seen",
+    );
+    assert.ok(resumed.every((e) => e.id > resumeAfter));
+  });
+
+  it("starts a drill after a confirmation, shows it running, and opens its report", async () => {
+    let confirmed = "";
+    page.once("dialog", (d) => {
+      confirmed = d.message();
+      void d.accept();
+    });
+    await page.click('button[data-drill="kill-instance"]');
+    await waitFor("the drill started", () => (confirmed ? true : undefined), 10_000);
+    assert.match(confirmed, /Run the kill-instance drill/);
+    const link = page.locator("#drill-report-link");
+    await link.waitFor({ timeout: 120_000 });
+    assert.match((await page.textContent("#drill-run h3")) ?? "", /kill-instance\s*passed/);
+    assert.match((await page.textContent("#drill-run pre")) ?? "", /SIGKILL →/);
+    const [report] = await Promise.all([page.context().waitForEvent("page"), link.click()]);
+    await report.waitForSelector("#verdict");
+    assert.equal(await report.textContent("#verdict"), "PASSED");
+    await report.close();
+  });
+
+  it("shows a zone taken down by an AZ outage as impaired, and its instances leaving", async () => {
+    const client = StackClient.require(stateDir);
+    const s = await status();
+    const az = s.instances.find((i) => i.healthy)?.az;
+    assert.ok(az);
+    const lost = s.instances.filter((i) => i.az === az).map((i) => i.id);
+    await client.fault("az-outage", { az });
+    try {
+      await page
+        .locator(`[data-region="${s.region}"] .az.impaired[data-az="${az}"]`)
+        .waitFor({ timeout: 15_000 });
+      assert.match((await page.textContent(`[data-az="${az}"] h4`)) ?? "", /IMPAIRED/);
+      await waitFor(
+        "the zone's instances out of service on the page",
+        async () => {
+          const states = await Promise.all(lost.map((id) => tileState(id)));
+          return states.every((t) => t === undefined || t.state !== "in-service") || undefined;
+        },
+        30_000,
+      );
+      await page.screenshot({ path: artifactPath("dashboard-az-outage.png"), fullPage: true });
+    } finally {
+      await client.fault("az-restore", { az });
+    }
+    await page.locator(".az.impaired").waitFor({ state: "detached", timeout: 15_000 });
+  });
+
+  it("loads nothing but from loopback, logs no console error, and is kept as a screenshot", async () => {
+    await page.screenshot({ path: artifactPath("dashboard.png"), fullPage: true });
+    assert.ok(requests.length >= 4);
+    const offLoopback = requests.filter((u) => !/^http:\/\/127\.0\.0\.1:\d+\//.test(u));
+    assert.deepEqual(offLoopback, []);
+    assert.deepEqual(consoleErrors, []);
+  });
+});
+
+/** The dashboard's event stream from `lastEventId` on, for one second: the ids of its events. */
+async function readStream(origin: string, token: string, lastEventId: number): Promise<{ id: number }[]> {
+  const controller = new AbortController();
+  const res = await request(`${origin}/dashboard/stream`, {
+    headers: { authorization: `Bearer ${token}`, "last-event-id": String(lastEventId) },
+    signal: controller.signal,
+  });
+  assert.equal(res.statusCode, 200);
+  let text = "";
+  const timer = setTimeout(() => controller.abort(), 1000);
+  try {
+    for await (const chunk of res.body) text += chunk;
+  } catch {
+    // aborted after a second: what arrived is the answer
+  } finally {
+    clearTimeout(timer);
+  }
+  return [...text.matchAll(/^event: stack-event\nid: (\d+)$/gm)].map((m) => ({ id: Number(m[1]) }));
+}
+
+describe("dashboard traffic meter", () => {
+  it("gives every second once, those closed by a later request included, gaps as zero", () => {
+    const meter = new TrafficMeter(60);
+    const t0 = 1_700_000_000_000;
+    meter.record({ statusCode: 200, latencyMs: 2, instanceId: "i-a" }, t0 + 100);
+    meter.record({ statusCode: 503, latencyMs: 1, instanceId: "i-a" }, t0 + 900);
+    meter.record({ statusCode: 200, latencyMs: 4, instanceId: "i-b" }, t0 + 1100); // closes second 0
+    meter.record({ statusCode: 200, latencyMs: 6, instanceId: "i-b" }, t0 + 3200); // closes 1, fills 2
+    const closed = meter.tick(t0 + 4000);
+    assert.deepEqual(
+      closed.map((s) => [s.t - t0, s.ok, s.failed]),
+      [
+        [0, 1, 1],
+        [1000, 1, 0],
+        [2000, 0, 0],
+        [3000, 1, 0],
+      ],
+    );
+    assert.deepEqual(closed[0]?.byInstance, { "i-a": 2 });
+    assert.equal(closed[3]?.p99, 6);
+    assert.deepEqual(meter.tick(t0 + 4500), [], "nothing twice");
+    assert.equal(meter.history().length, 4);
+  });
+});

@@ -1,0 +1,96 @@
+import assert from "node:assert/strict";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import { after, describe, it } from "node:test";
+import { request } from "undici";
+import { EventBus } from "../src/local/events/bus.ts";
+import { LoadBalancer } from "../src/local/load-balancer/balancer.ts";
+import { TargetGroupController } from "../src/local/target-group/controller.ts";
+import { waitFor } from "./helpers.ts";
+
+const healthCheck = {
+  path: "/health",
+  intervalMs: 100,
+  timeoutMs: 80,
+  healthyThreshold: 2,
+  unhealthyThreshold: 2,
+};
+
+/** A real target: /health answers at once; /slow answers when the test releases it. */
+async function slowTarget() {
+  const waiting: (() => void)[] = [];
+  const server = http.createServer((req, res) => {
+    if (req.url === "/slow") {
+      waiting.push(() => res.end("done"));
+      return;
+    }
+    res.end("ok");
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
+  return {
+    server,
+    port: (server.address() as AddressInfo).port,
+    waiting,
+    release: () => {
+      for (const w of waiting.splice(0)) w();
+    },
+  };
+}
+
+describe("deregistration delay: a deregistered target drains", () => {
+  const cleanup: (() => unknown)[] = [];
+  after(async () => {
+    for (const fn of cleanup.reverse()) await fn();
+  });
+
+  async function setup(delayMs: number) {
+    const target = await slowTarget();
+    const events = new EventBus();
+    const tg = new TargetGroupController(healthCheck, events, delayMs);
+    const lb = new LoadBalancer(tg, events, { host: "127.0.0.1", port: 0 });
+    tg.drainWith(lb);
+    const url = await lb.listen();
+    cleanup.push(
+      () => target.server.closeAllConnections(),
+      () => target.server.close(),
+      () => lb.close(),
+      () => tg.stop(),
+    );
+    tg.register({ instanceId: "i-a", az: "z-a", host: "127.0.0.1", port: target.port });
+    await waitFor("target healthy", () => tg.inRotation().length === 1 || undefined, 10_000);
+    return { target, tg, lb, url };
+  }
+
+  it("no new request reaches it; the one in flight finishes before draining ends", async () => {
+    const { target, tg, lb, url } = await setup(60_000);
+    const order: string[] = [];
+    const inFlight = request(`${url}/slow`).then(async (res) => {
+      order.push(`answered ${res.statusCode} ${await res.body.text()}`);
+    });
+    await waitFor("the request at the target", () => target.waiting.length === 1 || undefined, 10_000);
+    assert.equal(lb.inFlight("i-a"), 1);
+    const drained = tg.deregister("i-a").then(() => order.push("drained"));
+    const fresh = await request(`${url}/`);
+    assert.equal(fresh.statusCode, 503, "a new request is not sent to a draining target");
+    await fresh.body.dump();
+    assert.equal(tg.get("i-a")?.health, "draining");
+    target.release();
+    await Promise.all([inFlight, drained]);
+    assert.deepEqual(order, ["answered 200 done", "drained"]);
+    assert.equal(tg.get("i-a"), undefined);
+  });
+
+  it("draining ends at the deregistration delay even if a request is still in flight", async () => {
+    const { target, tg, url } = await setup(300);
+    let answered = false;
+    const inFlight = request(`${url}/slow`).then(async (res) => {
+      answered = true;
+      await res.body.dump();
+    });
+    await waitFor("the request at the target", () => target.waiting.length === 1 || undefined, 10_000);
+    await tg.deregister("i-a");
+    assert.equal(answered, false, "the delay, not the request, ended draining");
+    target.release();
+    await inFlight;
+  });
+});

@@ -1,0 +1,173 @@
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { after, describe, it } from "node:test";
+import { request } from "undici";
+import { StackClient } from "../src/local/control-plane/client.ts";
+import type { StackStateFile } from "../src/local/control-plane/server.ts";
+import type { TimedStackEvent } from "../src/local/events/bus.ts";
+import type { RecordedProcess } from "../src/local/processes.ts";
+import { findFreePort } from "../src/shared/net.ts";
+import { cliPath, configPath, isAlive, runCli, tempDir, waitFor } from "./helpers.ts";
+
+const upArgs = (stateDir: string, redisPort: number | string = 0) => [
+  "up",
+  "--config",
+  configPath,
+  "--state-dir",
+  stateDir,
+  "--port",
+  "0",
+  "--redis-port",
+  String(redisPort),
+  "--dns-port",
+  "0",
+];
+const upDetached = (stateDir: string, redisPort: number | string = 0) =>
+  runCli([...upArgs(stateDir, redisPort), "--detach"], { timeoutMs: 150_000 });
+const state = (stateDir: string) =>
+  JSON.parse(readFileSync(path.join(stateDir, "stack.json"), "utf8")) as StackStateFile;
+const recorded = (stateDir: string) =>
+  (
+    JSON.parse(readFileSync(path.join(stateDir, "processes.json"), "utf8")) as {
+      processes: RecordedProcess[];
+    }
+  ).processes;
+const count = async (listener: string) => {
+  const res = await request(`${listener}/`, { headers: { accept: "application/json" } });
+  assert.equal(res.statusCode, 200);
+  return ((await res.body.json()) as { count: number }).count;
+};
+
+describe("nothing is left behind, nothing runs twice", { timeout: 600_000 }, () => {
+  const dirs: string[] = [];
+  const stateDirOf = () => {
+    const dir = path.join(tempDir(), ".stayup");
+    dirs.push(dir);
+    return dir;
+  };
+  after(async () => {
+    for (const dir of dirs) await runCli(["down", "--state-dir", dir]);
+  });
+
+  it("after SIGKILL of the runtime, `stayup up` on the same Redis port succeeds and the count continues", async () => {
+    const stateDir = stateDirOf();
+    const redisPort = await findFreePort();
+    const first = await upDetached(stateDir, redisPort);
+    assert.equal(first.code, 0, first.stderr + first.stdout);
+    const before = state(stateDir);
+    let highest = 0;
+    for (let i = 0; i < 5; i++) highest = await count(before.listener);
+    const redisLeft = recorded(stateDir).filter((p) => p.kind === "redis-node" || p.kind === "sentinel");
+    assert.equal(redisLeft.length, 6, "three nodes and three Sentinels recorded");
+
+    process.kill(before.pid, "SIGKILL");
+    await waitFor("the runtime to be gone", () => !isAlive(before.pid));
+    assert.ok(
+      redisLeft.every((p) => isAlive(p.pid)),
+      "Redis outlives a SIGKILLed runtime",
+    );
+
+    const second = await upDetached(stateDir, redisPort);
+    assert.equal(second.code, 0, second.stderr + second.stdout);
+    assert.ok(
+      redisLeft.every((p) => !isAlive(p.pid)),
+      "the leftovers were stopped",
+    );
+    const log = readFileSync(path.join(stateDir, "stack.log"), "utf8");
+    assert.match(log, /stopped 6 process\(es\) left by an earlier run/);
+    assert.ok((await count(state(stateDir).listener)) > highest, "the count continues");
+  });
+
+  it("single instance: after SIGKILL of the runtime, its redis-server is stopped cleanly and the count continues", async () => {
+    const stateDir = stateDirOf();
+    const args = [...upArgs(stateDir), "--topology", "single-instance", "--detach"];
+    const first = await runCli(args, { timeoutMs: 150_000 });
+    assert.equal(first.code, 0, first.stderr + first.stdout);
+    const before = state(stateDir);
+    let highest = 0;
+    for (let i = 0; i < 5; i++) highest = await count(before.listener);
+    const redisLeft = recorded(stateDir).filter((p) => p.kind === "redis");
+    assert.equal(redisLeft.length, 1, "the instance's redis-server is recorded");
+
+    process.kill(before.pid, "SIGKILL");
+    await waitFor("the runtime to be gone", () => !isAlive(before.pid));
+    assert.ok(
+      redisLeft.every((p) => isAlive(p.pid)),
+      "Redis outlives a SIGKILLed runtime",
+    );
+
+    const second = await runCli(args, { timeoutMs: 150_000 });
+    assert.equal(second.code, 0, second.stderr + second.stdout);
+    assert.ok(
+      redisLeft.every((p) => !isAlive(p.pid)),
+      "the leftover redis-server was stopped",
+    );
+    assert.ok((await count(state(stateDir).listener)) > highest, "the count continues from the volume");
+  });
+
+  it("two concurrent `stayup up`: one stack and one clear error", async () => {
+    const stateDir = stateDirOf();
+    const [a, b] = await Promise.all([upDetached(stateDir), upDetached(stateDir)]);
+    const results = [a, b].sort((x, y) => (x.code ?? 9) - (y.code ?? 9));
+    assert.equal(results[0]?.code, 0, results[0]?.stderr);
+    assert.equal(results[1]?.code, 1, results[1]?.stdout);
+    assert.match(results[1]?.stderr ?? "", /another `stayup up` is already running from/);
+    const running = state(stateDir);
+    assert.ok(isAlive(running.pid));
+    await count(running.listener);
+  });
+
+  it("SIGHUP (the terminal closed) stops the stack cleanly, Redis included", async () => {
+    const stateDir = stateDirOf();
+    const child = spawn(process.execPath, [cliPath, ...upArgs(stateDir)], { stdio: "ignore" });
+    const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
+    try {
+      await waitFor(
+        "the stack to be up",
+        () => {
+          try {
+            return state(stateDir).pid === child.pid ? true : undefined;
+          } catch {
+            return undefined;
+          }
+        },
+        150_000,
+      );
+      const started = recorded(stateDir);
+      assert.ok(started.length >= 6);
+      child.kill("SIGHUP");
+      assert.equal(await exited, 0);
+      assert.ok(
+        started.every((p) => !isAlive(p.pid)),
+        "every process it started is gone",
+      );
+    } finally {
+      child.kill("SIGKILL");
+    }
+  });
+
+  it("an unopenable log directory is an event, not a dead runtime", async () => {
+    const stateDir = stateDirOf();
+    // A file where the log directory should be: neither mkdir nor open can succeed (even as root).
+    mkdirSync(stateDir, { recursive: true });
+    writeFileSync(path.join(stateDir, "logs"), "not a directory\n");
+    const up = await upDetached(stateDir);
+    assert.equal(up.code, 0, up.stderr + up.stdout);
+    const client = StackClient.require(stateDir);
+    const abort = new AbortController();
+    const errors: TimedStackEvent[] = [];
+    const reading = (async () => {
+      for await (const e of client.events(abort.signal)) {
+        if (e.type === "controller.error") errors.push(e);
+        if (e.type === "stack.ready") abort.abort();
+      }
+    })();
+    await reading;
+    assert.ok(errors.length > 0, "the failure is an event");
+    assert.match(JSON.stringify(errors[0]), /cannot open the log/);
+    assert.ok(isAlive(client.state.pid), "the runtime is still running");
+    await count(client.state.listener);
+  });
+});

@@ -1,0 +1,87 @@
+import assert from "node:assert/strict";
+import { statSync } from "node:fs";
+import path from "node:path";
+import { after, before, describe, it } from "node:test";
+import { Redis } from "ioredis";
+import { EventBus } from "../src/local/events/bus.ts";
+import { localRedisPassword } from "../src/local/redis/process.ts";
+import { RedisReplicationController } from "../src/local/redis/replication.ts";
+import { tempDir } from "./helpers.ts";
+
+/** Local Redis and Sentinels answer only to the generated password, kept 0600 and reused. */
+describe("local Redis password", { timeout: 120_000 }, () => {
+  const stateDir = tempDir();
+  const password = localRedisPassword(stateDir);
+  const redis = new RedisReplicationController({
+    host: "127.0.0.1",
+    port: 0,
+    dataDir: path.join(stateDir, "redis", "test"),
+    availabilityZones: ["az-a", "az-b", "az-c"],
+    replicasToAcknowledge: 1,
+    events: new EventBus(),
+    password,
+  });
+  const clients: Redis[] = [];
+  const connect = (port: number, pass?: string) => {
+    const c = new Redis({
+      host: "127.0.0.1",
+      port,
+      password: pass,
+      lazyConnect: true,
+      // The ready check sends INFO, which an unauthenticated client may not: connect without it.
+      enableReadyCheck: false,
+      retryStrategy: () => null,
+    });
+    c.on("error", () => undefined);
+    clients.push(c);
+    return c;
+  };
+
+  before(async () => {
+    await redis.start();
+  });
+  after(async () => {
+    for (const c of clients) c.disconnect();
+    await redis.stop();
+  });
+
+  it("is generated once, kept 0600 under the state folder, and reused", () => {
+    assert.match(password, /^[0-9a-f]{48}$/);
+    assert.equal(statSync(path.join(stateDir, "redis", "password")).mode & 0o777, 0o600);
+    assert.equal(localRedisPassword(stateDir), password);
+  });
+
+  it("every Redis node refuses commands without it and accepts them with it", async () => {
+    assert.ok(redis.nodes.length >= 2);
+    for (const node of redis.nodes) {
+      const anonymous = connect(node.port);
+      await anonymous.connect();
+      await assert.rejects(anonymous.get("count"), /NOAUTH/);
+      await assert.rejects(anonymous.call("INFO", "replication"), /NOAUTH/);
+      await assert.rejects(anonymous.auth("not-the-password"), /WRONGPASS|invalid password/i);
+      const user = connect(node.port, password);
+      await user.connect();
+      assert.equal(await user.ping(), "PONG");
+    }
+  });
+
+  it("every Sentinel refuses commands without it (it would name the primary)", async () => {
+    const sentinels = (redis.environment().STAYUP_REDIS_SENTINELS ?? "").split(",");
+    assert.equal(sentinels.length, 3);
+    for (const hostPort of sentinels) {
+      const port = Number(hostPort.split(":")[1]);
+      const anonymous = connect(port);
+      await anonymous.connect();
+      await assert.rejects(anonymous.call("SENTINEL", "get-master-addr-by-name", "stayup"), /NOAUTH/);
+      const user = connect(port, password);
+      await user.connect();
+      const addr = (await user.call("SENTINEL", "get-master-addr-by-name", "stayup")) as string[];
+      assert.equal(Number(addr[1]), redis.masterPort);
+    }
+  });
+
+  it("instances get it through their environment, not on a command line", () => {
+    assert.equal(redis.environment().STAYUP_REDIS_PASSWORD, password);
+    assert.doesNotMatch(redis.url, new RegExp(password));
+  });
+});

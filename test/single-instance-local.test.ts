@@ -1,0 +1,170 @@
+import assert from "node:assert/strict";
+import path from "node:path";
+import { after, before, describe, it } from "node:test";
+import { request } from "undici";
+import { EventBus } from "../src/local/events/bus.ts";
+import { DataVolume } from "../src/local/single-instance/data-volume.ts";
+import { SingleInstanceGroup } from "../src/local/single-instance/group.ts";
+import { StableAddress } from "../src/local/single-instance/stable-address.ts";
+import { bundleWebService } from "../src/web-service/bundle.ts";
+import { isAlive, tempDir, waitFor } from "./helpers.ts";
+
+async function count(url: string): Promise<{ count: number; instanceId: string }> {
+  const res = await request(`${url}/`, { reset: true });
+  assert.equal(res.statusCode, 200);
+  return (await res.body.json()) as { count: number; instanceId: string };
+}
+
+describe("single instance locally (seed 003): real processes, a real redis-server on the volume", () => {
+  const bus = new EventBus();
+  let dir: string;
+  let address: StableAddress;
+  let volume: DataVolume;
+  let group: SingleInstanceGroup;
+
+  before(async () => {
+    dir = tempDir();
+    const entry = await bundleWebService(path.join(dir, "build"));
+    volume = new DataVolume(path.join(dir, "volumes", "single"), bus);
+    address = new StableAddress({ host: "127.0.0.1", port: 0 }, bus);
+    await address.listen();
+    group = new SingleInstanceGroup({
+      name: "stayup-test-single",
+      region: "eu-west-3",
+      az: "eu-west-3a",
+      serviceEntry: entry,
+      logDir: path.join(dir, "logs"),
+      volume,
+      address,
+      events: bus,
+      instanceEnvironment: () => ({ LOG_LEVEL: "warn", STAYUP_VERSION: "v-test" }),
+    });
+    await group.start();
+  });
+  after(async () => {
+    await group?.stop();
+    await address?.close();
+  });
+
+  it("SIGKILL: the replacement answers on the same address, the volume follows it, the count continues", async () => {
+    const first = group.current();
+    assert.ok(first);
+    assert.equal(address.associatedWith, first.instanceId);
+    assert.equal(volume.attachment?.instanceId, first.instanceId);
+    let last = 0;
+    for (let i = 0; i < 5; i++) last = (await count(address.url)).count;
+    const url = address.url;
+
+    process.kill(first.pid, "SIGKILL");
+    const replacement = await waitFor(
+      "a replacement associated with the address",
+      () => {
+        const now = group.current();
+        return now && now.instanceId !== first.instanceId && address.associatedWith === now.instanceId
+          ? now
+          : undefined;
+      },
+      60_000,
+    );
+    assert.equal(address.url, url, "the same stable address");
+    assert.equal(
+      volume.attachment?.instanceId,
+      replacement.instanceId,
+      "the volume moved to the replacement",
+    );
+    await waitFor("the old instance's Redis gone", () => !isAlive(first.redisPid) || undefined, 10_000);
+    const after = await count(address.url);
+    assert.equal(after.instanceId, replacement.instanceId);
+    assert.equal(after.count, last + 1, "no acknowledged count lost");
+
+    const types = bus.recent().map((e) => e.type);
+    const killedAt = types.lastIndexOf("instance.terminated");
+    assert.ok(killedAt >= 0);
+    const sequence: string[] = types.slice(killedAt - 3);
+    for (const t of ["address.disassociated", "volume.detached", "volume.attached", "address.associated"]) {
+      assert.ok(sequence.includes(t), `${t} after the kill (got ${sequence.join(", ")})`);
+    }
+    assert.ok(
+      sequence.indexOf("volume.detached") < sequence.lastIndexOf("volume.attached"),
+      "detached from the dead instance before attached to the replacement",
+    );
+  });
+
+  it("stop leaves nothing running and the volume detached", async () => {
+    const running = group.current();
+    assert.ok(running);
+    await group.stop();
+    assert.equal(isAlive(running.pid), false);
+    assert.equal(isAlive(running.redisPid), false);
+    assert.equal(volume.attachment, undefined);
+  });
+});
+
+describe("single instance through the CLI and the control plane (--topology single-instance)", () => {
+  it("status shows the address, the instance it points at and the volume's attachment", async () => {
+    const { StackSession } = await import("../src/cli/stack-session.ts");
+    const { loadStack } = await import("../src/stack/index.ts");
+    const { configPath } = await import("./helpers.ts");
+    const stack = await loadStack(configPath, "dev", { topology: "single-instance" });
+    const session = await StackSession.temporary(stack);
+    try {
+      const status = await session.client.status();
+      const single = status.singleInstance;
+      assert.ok(single, "no singleInstance in status");
+      const [instance] = status.instances;
+      assert.ok(instance);
+      assert.equal(status.instances.length, 1);
+      assert.equal(single.associatedWith, instance.id);
+      assert.equal(single.volume.attachedTo, instance.id);
+      assert.equal(`http://${single.address}`, status.listener);
+      const answer = await count(status.listener);
+      assert.equal(answer.instanceId, instance.id);
+    } finally {
+      await session.stop();
+    }
+  });
+
+  it("drill kill-instance reports the downtime clients saw, the recovery and a continuous counter", async () => {
+    const { runCli } = await import("./helpers.ts");
+    const result = await runCli(["drill", "kill-instance", "--topology", "single-instance", "--json"], {
+      timeoutMs: 240_000,
+    });
+    assert.equal(result.code, 0, result.stderr);
+    const report = JSON.parse(result.stdout) as {
+      drill: string;
+      failed: number;
+      recoverySeconds: number | null;
+      counterContinuous: boolean;
+      victim: { id: string };
+      replacement: { id: string } | null;
+    };
+    assert.equal(report.drill, "kill-instance");
+    assert.equal(report.counterContinuous, true, "nothing acknowledged lost");
+    assert.ok(report.recoverySeconds !== null && report.recoverySeconds > 0, "the address answered again");
+    assert.ok(report.replacement && report.replacement.id !== report.victim.id);
+    // A single instance cannot avoid downtime: clients saw failures while the address pointed nowhere.
+    assert.ok(report.failed > 0);
+  });
+});
+
+describe("single instance: a roll cannot overlap two instances on one volume", () => {
+  it("drill rolling-deploy replaces the one instance, reports the downtime and loses no count", async () => {
+    const { runCli } = await import("./helpers.ts");
+    const result = await runCli(["drill", "rolling-deploy", "--topology", "single-instance", "--json"], {
+      timeoutMs: 240_000,
+    });
+    assert.equal(result.code, 0, result.stderr);
+    const report = JSON.parse(result.stdout) as {
+      failed: number;
+      instancesReplaced: number;
+      rolledBack: boolean;
+      counterContinuous: boolean;
+      topology: string;
+    };
+    assert.equal(report.topology, "single-instance");
+    assert.equal(report.instancesReplaced, 1);
+    assert.equal(report.rolledBack, false);
+    assert.equal(report.counterContinuous, true, "nothing acknowledged lost");
+    assert.equal(typeof report.failed, "number");
+  });
+});

@@ -1,0 +1,109 @@
+import assert from "node:assert/strict";
+import { createServer, type Server } from "node:http";
+import { describe, it } from "node:test";
+import { request } from "undici";
+import { EventBus } from "../src/local/events/bus.ts";
+import {
+  DataVolume,
+  decideAttach,
+  decideDetach,
+  VolumeInUseError,
+} from "../src/local/single-instance/data-volume.ts";
+import { StableAddress } from "../src/local/single-instance/stable-address.ts";
+import { tempDir } from "./helpers.ts";
+
+const alive = (pids: number[]) => (pid: number) => pids.includes(pid);
+
+describe("data volume: attach and detach rules (pure)", () => {
+  it("an available volume attaches", () => {
+    assert.deepEqual(decideAttach(undefined, "i-new", alive([])), { action: "attach" });
+  });
+  it("a volume held by a live instance is refused to another: never two at once", () => {
+    const holder = { instanceId: "i-old", pid: 10 };
+    assert.deepEqual(decideAttach(holder, "i-new", alive([10])), { action: "refuse", holder });
+  });
+  it("a volume held by a dead instance is detached from it and attached to the replacement", () => {
+    const holder = { instanceId: "i-old", pid: 10 };
+    assert.deepEqual(decideAttach(holder, "i-new", alive([])), {
+      action: "detach-then-attach",
+      from: holder,
+    });
+  });
+  it("attaching to the holder again changes nothing", () => {
+    assert.deepEqual(decideAttach({ instanceId: "i-a", pid: 1 }, "i-a", alive([1])), {
+      action: "already-attached",
+    });
+  });
+  it("only the holder can detach", () => {
+    assert.equal(decideDetach({ instanceId: "i-a", pid: 1 }, "i-b"), "not-attached");
+    assert.equal(decideDetach({ instanceId: "i-a", pid: 1 }, "i-a"), "detach");
+    assert.equal(decideDetach(undefined, "i-a"), "not-attached");
+  });
+});
+
+describe("data volume: a directory that belongs to the group", () => {
+  it("follows the replacement once the holder dies, with events, and its data stays", async () => {
+    const running = new Set<number>([100]);
+    const bus = new EventBus();
+    const dir = tempDir();
+    const volume = new DataVolume(`${dir}/web`, bus, (pid) => running.has(pid));
+    volume.attach("i-old", 100);
+    assert.throws(() => volume.attach("i-new", 200), VolumeInUseError);
+    assert.equal(volume.attachment?.instanceId, "i-old", "a refused attach leaves the holder attached");
+    running.delete(100); // the old instance is killed
+    running.add(200);
+    volume.attach("i-new", 200);
+    assert.deepEqual(volume.attachment, { instanceId: "i-new", pid: 200 });
+    const types = bus.recent().map((e) => `${e.type}:${"instanceId" in e ? e.instanceId : ""}`);
+    assert.deepEqual(
+      types.filter((t) => t.startsWith("volume.")),
+      ["volume.attached:i-old", "volume.detached:i-old", "volume.attached:i-new"],
+    );
+  });
+
+  it("the attachment is recorded on disk: a new runtime sees who holds it", () => {
+    const dir = `${tempDir()}/web`;
+    new DataVolume(dir, new EventBus(), () => true).attach("i-a", 1);
+    const again = new DataVolume(dir, new EventBus(), () => true);
+    assert.equal(again.attachment?.instanceId, "i-a");
+    assert.throws(() => again.attach("i-b", 2), VolumeInUseError);
+    assert.equal(again.detach("i-b", "not the holder"), false);
+    assert.equal(again.detach("i-a", "terminated"), true);
+    assert.equal(again.attachment, undefined);
+  });
+});
+
+function server(name: string): Promise<Server> {
+  const s = createServer((_req, res) => res.end(name));
+  return new Promise((resolve) => s.listen(0, "127.0.0.1", () => resolve(s)));
+}
+const portOf = (s: Server) => (s.address() as { port: number }).port;
+
+describe("stable address (the Elastic IP)", () => {
+  it("answers from the associated instance, resets while associated with none, then answers from the replacement", async () => {
+    const bus = new EventBus();
+    const address = new StableAddress({ host: "127.0.0.1", port: 0 }, bus);
+    const a = await server("a");
+    const b = await server("b");
+    await address.listen();
+    try {
+      address.associate({ instanceId: "i-a", host: "127.0.0.1", port: portOf(a) });
+      const first = await request(`${address.url}/`, { reset: true });
+      assert.equal(await first.body.text(), "a");
+      address.disassociate("i-a", "terminated");
+      await assert.rejects(request(`${address.url}/`, { reset: true }));
+      address.associate({ instanceId: "i-b", host: "127.0.0.1", port: portOf(b) });
+      const second = await request(`${address.url}/`, { reset: true });
+      assert.equal(await second.body.text(), "b");
+      const events = bus.recent().filter((e) => e.type.startsWith("address."));
+      assert.deepEqual(
+        events.map((e) => e.type),
+        ["address.associated", "address.disassociated", "address.associated"],
+      );
+    } finally {
+      await address.close();
+      a.close();
+      b.close();
+    }
+  });
+});
