@@ -96,6 +96,22 @@ describe("outlier detector (decisions)", () => {
     assert.match(d.observe("a", "timeout", 1500, rotation)?.reason ?? "", /timeouts/);
   });
 
+  it("a peer with an occasional slow answer among many in time still counts as fast (a stalled target goes)", () => {
+    const d = new OutlierDetector(settings, 1000);
+    const rotation = ["a", "b"];
+    // b: one timeout among 20 answers in the last second (a busy machine), then in time again.
+    for (let t = 0; t < 20; t++) d.observe("b", t === 10 ? "timeout" : "success", 1000 + 40 * t, rotation);
+    for (let t = 0; t < 2; t++) assert.equal(d.observe("a", "timeout", 1800 + 50 * t, rotation), undefined);
+    assert.match(d.observe("a", "timeout", 1900, rotation)?.reason ?? "", /timeouts/);
+  });
+
+  it("a peer with many slow answers is no fast peer (the whole group is slow)", () => {
+    const d = new OutlierDetector(settings, 1000);
+    const rotation = ["a", "b"];
+    for (let t = 0; t < 20; t++) d.observe("b", t % 4 === 0 ? "timeout" : "success", 1000 + 40 * t, rotation);
+    for (let t = 0; t < 10; t++) assert.equal(d.observe("a", "timeout", 1800 + 20 * t, rotation), undefined);
+  });
+
   it("a target back from an ejection is no fast peer until it answers in time (no ejection ping-pong under overload)", () => {
     const d = new OutlierDetector(settings, 1000);
     const rotation = ["a", "b"];

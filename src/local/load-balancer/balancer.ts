@@ -375,7 +375,9 @@ export class LoadBalancer implements Listener, InFlightRequests {
       let perTryTimer: NodeJS.Timeout | undefined;
       const onPerTryTimeout = () => {
         if (status !== 0) return;
-        if (!late) onTimeout();
+        // Each per-try timeout that passes without answer headers counts: a try stuck on a stalled
+        // target must keep weighing against it even when no new try reaches that target.
+        onTimeout();
         late = true;
         if (tryElsewhere.onTimeout()) {
           controller?.abort(

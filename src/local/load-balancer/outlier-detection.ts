@@ -23,15 +23,28 @@ export interface Ejection {
   ejections: number;
 }
 
+/** How many of a target's latest tries are kept to judge whether it is a fast peer. */
+const RECENT_TRIES = 32;
+
+/**
+ * A peer may have had this share of its recent tries time out and still count as answering in
+ * time: on a busy machine a healthy target sees an occasional slow answer, and requiring none at
+ * all let one such answer keep a stalled target in rotation for the whole fault.
+ */
+const FAST_PEER_MAX_TIMEOUT_SHARE = 0.1;
+
 interface TargetRecord {
   consecutive5xx: number;
   consecutiveTimeouts: number;
-  lastTimeoutAt: number;
   /** When it last answered within the per-try timeout. */
   lastInTimeAt: number;
   ejectedUntil: number;
   returnedAt: number;
   ejections: number;
+  /** Ring of the latest tries: when each ended and whether it timed out. */
+  recentAt: Float64Array;
+  recentTimedOut: Uint8Array;
+  recentNext: number;
 }
 
 /** How many of `size` targets may be out at once: at least one when there are two or more, never all. */
@@ -59,11 +72,13 @@ export class OutlierDetector {
       r = {
         consecutive5xx: 0,
         consecutiveTimeouts: 0,
-        lastTimeoutAt: Number.NEGATIVE_INFINITY,
         lastInTimeAt: Number.NEGATIVE_INFINITY,
         ejectedUntil: 0,
         returnedAt: 0,
         ejections: 0,
+        recentAt: new Float64Array(RECENT_TRIES).fill(Number.NEGATIVE_INFINITY),
+        recentTimedOut: new Uint8Array(RECENT_TRIES),
+        recentNext: 0,
       };
       this.records.set(instanceId, r);
     }
@@ -78,6 +93,9 @@ export class OutlierDetector {
     rotation: readonly string[],
   ): Ejection | undefined {
     const r = this.record(instanceId);
+    r.recentAt[r.recentNext] = now;
+    r.recentTimedOut[r.recentNext] = outcome === "timeout" ? 1 : 0;
+    r.recentNext = (r.recentNext + 1) % RECENT_TRIES;
     if (outcome === "success") {
       r.lastInTimeAt = now;
       r.consecutive5xx = 0;
@@ -85,10 +103,7 @@ export class OutlierDetector {
       return undefined;
     }
     if (outcome === "5xx") r.consecutive5xx++;
-    else {
-      r.consecutiveTimeouts++;
-      r.lastTimeoutAt = now;
-    }
+    else r.consecutiveTimeouts++;
     if (r.ejectedUntil > now) return undefined; // already out (answers still arriving from before)
     const threshold = this.settings.consecutiveFailures;
     let reason: string | undefined;
@@ -111,22 +126,27 @@ export class OutlierDetector {
   }
 
   /**
-   * Whether another target in rotation answered in time within the slow-peer window and has had no
-   * timeout in it: only then is a slow target an outlier, and only then is a slow try worth
-   * abandoning for another target. It takes an answer in time, not just the absence of timeouts: a
-   * target back from an ejection has had no timeout only because it had no traffic, and counting it
-   * as fast made a group-wide overload ping-pong (A ejected, B takes the whole load and piles up
-   * timeouts, A returns "fast", B is ejected at once, A takes the whole load, ...).
+   * Whether another target in rotation answered in time within the slow-peer window and had at most
+   * a small share of its tries in that window time out: only then is a slow target an outlier, and
+   * only then is a slow try worth abandoning for another target. It takes an answer in time, not
+   * just few timeouts: a target back from an ejection has had no timeout only because it had no
+   * traffic, and counting it as fast made a group-wide overload ping-pong (A ejected, B takes the
+   * whole load and piles up timeouts, A returns "fast", B is ejected at once, A takes the whole
+   * load, ...).
    */
   hasFastPeer(instanceId: string, now: number, rotation: readonly string[]): boolean {
     return rotation.some((id) => {
       if (id === instanceId || this.isEjected(id, now)) return false;
       const r = this.records.get(id);
-      return (
-        r !== undefined &&
-        now - r.lastInTimeAt < this.slowPeerWindowMs &&
-        now - r.lastTimeoutAt >= this.slowPeerWindowMs
-      );
+      if (r === undefined || now - r.lastInTimeAt >= this.slowPeerWindowMs) return false;
+      let tries = 0;
+      let timeouts = 0;
+      for (let i = 0; i < RECENT_TRIES; i++) {
+        if (now - (r.recentAt[i] ?? Number.NEGATIVE_INFINITY) >= this.slowPeerWindowMs) continue;
+        tries++;
+        timeouts += r.recentTimedOut[i] ?? 0;
+      }
+      return timeouts <= FAST_PEER_MAX_TIMEOUT_SHARE * tries;
     });
   }
 
