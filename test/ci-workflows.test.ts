@@ -105,9 +105,14 @@ describe("GitHub Actions workflows", () => {
     }
   });
 
-  it("ci.yml runs the tests through .ci/run on Node 20 on every push and pull request, then stayup check", () => {
+  it("ci.yml runs the tests through .ci/run on Node 20 on every push and pull request, then stayup check (main's through deploy.yml)", () => {
     const ci = workflow("ci.yml");
-    assert.ok("push" in ci.on && ci.on.push === null, "every push, no branch filter");
+    assert.deepEqual(
+      ci.on.push,
+      { "branches-ignore": ["main"] },
+      "every push but main's, which deploy.yml tests",
+    );
+    assert.ok("workflow_call" in ci.on, "deploy.yml calls it on main");
     assert.ok("pull_request" in ci.on && ci.on.pull_request === null, "every pull request");
     const steps = Object.values(ci.jobs).flatMap((j) => j.steps ?? []);
     const node = steps.find((s) => s.uses?.startsWith("actions/setup-node@"));
