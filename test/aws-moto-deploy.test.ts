@@ -5,14 +5,13 @@
  * what it would have proven is asserted on the template instead (here and in aws-stacks.test.ts).
  */
 import assert from "node:assert/strict";
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { AutoScalingClient, DescribeAutoScalingGroupsCommand } from "@aws-sdk/client-auto-scaling";
 import {
   CloudFormationClient,
-  CreateStackCommand,
   DescribeStacksCommand,
   ListExportsCommand,
   ListStackResourcesCommand,
@@ -51,26 +50,23 @@ import {
   PutObjectCommand,
   S3Client,
 } from "@aws-sdk/client-s3";
-import { PutParameterCommand, SSMClient } from "@aws-sdk/client-ssm";
-import { findExecutable, findFreePort, sleep } from "../src/shared/net.ts";
 import { description, inHostedZone, synth } from "./aws-helpers.ts";
 import { tempDir } from "./helpers.ts";
+import {
+  createStack,
+  MOTO_ACCOUNT,
+  type Moto,
+  NOT_IN_MOTO_COMMON,
+  standInOutputs,
+  startMoto,
+  type Template,
+  type TemplateResource,
+} from "./moto.ts";
 import { REGION_HEALTH_CHECK_PATH } from "../src/stack/derived.ts";
-
-process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = "true";
-
-/** moto's account: the templates name the CDK asset bucket after it, and ARNs carry it. */
-const MOTO_ACCOUNT = "123456789012";
 
 /** Resource types moto's CloudFormation cannot create, and where their properties are asserted. */
 const NOT_IN_MOTO: Record<string, string> = {
-  "AWS::ElastiCache::ReplicationGroup": "aws-stacks.test.ts: encryption, AUTH, Multi-AZ, subnets",
-  "AWS::ElastiCache::SubnetGroup": "aws-stacks.test.ts: isolated subnets",
-  "AWS::SecretsManager::Secret": "aws-stacks.test.ts: generated 64-character token",
-  "AWS::EC2::SecurityGroupEgress": "this file: egress rules asserted on the template",
-  "AWS::S3::BucketPolicy": "synthesis: cdk-nag S10 (SSL only) passes",
-  "AWS::SNS::TopicPolicy": "synthesis: cdk-nag SNS3 (SSL only) passes",
-  "AWS::CDK::Metadata": "CDK's version report; nothing to deploy",
+  ...NOT_IN_MOTO_COMMON,
   "AWS::Lambda::EventInvokeConfig":
     "aws-hardening.test.ts: each failover function retries twice, then publishes to the failover topic",
   "Custom::S3AutoDeleteObjects":
@@ -80,9 +76,6 @@ const NOT_IN_MOTO: Record<string, string> = {
   "AWS::CloudWatch::Alarm":
     "this file: created through moto's CloudWatch API from the template's own properties, references resolved",
 };
-
-type TemplateResource = { Type: string; Properties?: Record<string, unknown> };
-type Template = { Resources: Record<string, TemplateResource>; Outputs?: Record<string, { Value: unknown }> };
 
 /**
  * Outputs that point at a resource moto cannot create get a stand-in value of the right shape. So
@@ -114,20 +107,7 @@ function adaptForMoto(template: Template, region: string): { template: Template;
       standIns.push(`${id}.${key} (AWS::CloudWatch::Alarm)`);
     }
   }
-  for (const [name, output] of Object.entries(copy.Outputs ?? {})) {
-    const value = output.Value as { Ref?: string; "Fn::GetAtt"?: [string, string] };
-    const target = value.Ref ?? value["Fn::GetAtt"]?.[0];
-    const type = target ? copy.Resources[target]?.Type : undefined;
-    if (!type || !NOT_IN_MOTO[type]) continue;
-    const attr = value["Fn::GetAtt"]?.[1];
-    output.Value =
-      type === "AWS::SecretsManager::Secret"
-        ? `arn:aws:secretsmanager:eu-west-3:123456789012:secret:moto-stand-in-${target}`
-        : attr === "PrimaryEndPoint.Port"
-          ? "6379"
-          : `moto-stand-in-${target}.cache.amazonaws.com`;
-    standIns.push(`${name} (${type})`);
-  }
+  standIns.push(...standInOutputs(copy, NOT_IN_MOTO));
   return { template: copy, standIns };
 }
 
@@ -191,14 +171,12 @@ async function publishAssets(
 }
 
 describe("deploy into moto_server", { timeout: 180_000 }, () => {
-  let moto: ChildProcess | undefined;
+  let moto: Moto | undefined;
   const region = "eu-west-3";
-  let endpoint = "";
-  const clientConfig = () => ({
-    region,
-    endpoint,
-    credentials: { accessKeyId: "testing", secretAccessKey: "testing" },
-  });
+  const clientConfig = () => {
+    assert.ok(moto, "moto_server started");
+    return moto.clientConfig();
+  };
   let synthesized: ReturnType<typeof synth>;
   const outputs: Record<string, Record<string, string>> = {};
   const standIns: string[] = [];
@@ -266,29 +244,7 @@ describe("deploy into moto_server", { timeout: 180_000 }, () => {
   }
 
   before(async () => {
-    assert.ok(findExecutable("moto_server"), "moto_server must be on PATH (pip install 'moto[server]')");
-    const port = await findFreePort();
-    endpoint = `http://127.0.0.1:${port}`;
-    // MOTO_LOG=1 shows moto's own log (its tracebacks explain a failed stack).
-    moto = spawn("moto_server", ["-H", "127.0.0.1", "-p", String(port)], {
-      stdio: ["ignore", "ignore", process.env.MOTO_LOG ? "inherit" : "ignore"],
-    });
-    const deadline = Date.now() + 30_000;
-    for (;;) {
-      try {
-        await fetch(`${endpoint}/moto-api/`);
-        break;
-      } catch {
-        if (Date.now() > deadline) throw new Error("moto_server did not start");
-        await sleep(200);
-      }
-    }
-    // What `cdk bootstrap` leaves in an account: the version parameter the templates check.
-    for (const r of [region, "us-east-1"]) {
-      await new SSMClient({ ...clientConfig(), region: r }).send(
-        new PutParameterCommand({ Name: "/cdk-bootstrap/hnb659fds/version", Value: "30", Type: "String" }),
-      );
-    }
+    moto = await startMoto([region, "us-east-1"]);
     // The user's public zone, made beforehand as the description asks; its id goes into the description.
     const zone = await new Route53Client({ ...clientConfig(), region: "us-east-1" }).send(
       new CreateHostedZoneCommand({ Name: "example.com", CallerReference: `stayup-test-${Date.now()}` }),
@@ -308,29 +264,11 @@ describe("deploy into moto_server", { timeout: 180_000 }, () => {
       );
       const adapted = adaptForMoto(synthesized.json[kind] as Template, stackRegion);
       standIns.push(...adapted.standIns);
-      await cfn.send(
-        new CreateStackCommand({
-          StackName: stackName,
-          TemplateBody: JSON.stringify(adapted.template),
-          Capabilities: ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM"],
-        }),
-      );
-      let status = "";
-      for (let i = 0; i < 100 && !status.endsWith("_COMPLETE") && !status.endsWith("_FAILED"); i++) {
-        const res = await cfn.send(new DescribeStacksCommand({ StackName: stackName }));
-        status = res.Stacks?.[0]?.StackStatus ?? "";
-        outputs[kind] = Object.fromEntries(
-          (res.Stacks?.[0]?.Outputs ?? []).map((o) => [o.OutputKey, o.OutputValue]),
-        );
-        if (!status.endsWith("_COMPLETE")) await sleep(200);
-      }
-      assert.equal(status, "CREATE_COMPLETE", `${stackName}: ${status}`);
+      outputs[kind] = await createStack(cfn, stackName, adapted.template);
       alarmsCreated += await createAlarms(synthesized.json[kind] as Template, stackName, stackRegion);
     }
   });
-  after(() => {
-    moto?.kill("SIGTERM");
-  });
+  after(() => moto?.stop());
 
   it("all seven stacks (three regions' worth: primary, secondary, us-east-1 failover) were created in dependency order; only outputs of unsupported types were stood in", async () => {
     assert.equal(synthesized.order.length, 7);

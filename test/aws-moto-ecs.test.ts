@@ -5,19 +5,13 @@
  * create is listed with where it is asserted instead.
  */
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
 import { after, before, describe, it } from "node:test";
 import {
   AutoScalingClient,
   CreateAutoScalingGroupCommand,
   DescribeAutoScalingGroupsCommand,
 } from "@aws-sdk/client-auto-scaling";
-import {
-  CloudFormationClient,
-  CreateStackCommand,
-  DescribeStacksCommand,
-  ListStackResourcesCommand,
-} from "@aws-sdk/client-cloudformation";
+import { CloudFormationClient, ListStackResourcesCommand } from "@aws-sdk/client-cloudformation";
 import { CreateLaunchTemplateCommand, DescribeSubnetsCommand, EC2Client } from "@aws-sdk/client-ec2";
 import {
   DescribeClustersCommand,
@@ -25,25 +19,24 @@ import {
   DescribeTaskDefinitionCommand,
   ECSClient,
 } from "@aws-sdk/client-ecs";
-import { PutParameterCommand, SSMClient } from "@aws-sdk/client-ssm";
 import { DescribeRepositoriesCommand, ECRClient } from "@aws-sdk/client-ecr";
 import { prepareEcsTeardown } from "../src/aws/ecs/destroy.ts";
-import { findExecutable, findFreePort, sleep } from "../src/shared/net.ts";
 import { description, synth } from "./aws-helpers.ts";
-
-process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = "true";
+import {
+  createStack,
+  type Moto,
+  NOT_IN_MOTO_COMMON,
+  standInOutputs,
+  startMoto,
+  type Template,
+  type TemplateResource,
+} from "./moto.ts";
 
 const TAG = "prod-0123abcd";
 
 /** Resource types moto's CloudFormation cannot create, and where their properties are asserted. */
 const NOT_IN_MOTO: Record<string, string> = {
-  "AWS::ElastiCache::ReplicationGroup": "aws-stacks.test.ts: encryption, AUTH, Multi-AZ, subnets",
-  "AWS::ElastiCache::SubnetGroup": "aws-stacks.test.ts: isolated subnets",
-  "AWS::SecretsManager::Secret": "aws-stacks.test.ts: generated 64-character token",
-  "AWS::EC2::SecurityGroupEgress": "aws-moto-deploy.test.ts: egress rules asserted on the template",
-  "AWS::S3::BucketPolicy": "synthesis: cdk-nag S10 (SSL only) passes",
-  "AWS::SNS::TopicPolicy": "synthesis: cdk-nag SNS3 (SSL only) passes",
-  "AWS::CDK::Metadata": "CDK's version report; nothing to deploy",
+  ...NOT_IN_MOTO_COMMON,
   "AWS::ECS::CapacityProvider":
     "aws-ecs.test.ts: managed scaling at the env's target, termination protection, draining",
   "AWS::ECS::ClusterCapacityProviderAssociations":
@@ -54,9 +47,6 @@ const NOT_IN_MOTO: Record<string, string> = {
     "this file: created through the Auto Scaling API from the template's properties (moto's CloudFormation rejects a MixedInstancesPolicy group)",
 };
 
-type TemplateResource = { Type: string; Properties?: Record<string, unknown> };
-type Template = { Resources: Record<string, TemplateResource>; Outputs?: Record<string, { Value: unknown }> };
-
 /** Outputs that point at a resource moto cannot create get a stand-in value of the right shape. */
 function adaptForMoto(template: Template): { template: Template; standIns: string[] } {
   const copy = structuredClone(template);
@@ -66,58 +56,25 @@ function adaptForMoto(template: Template): { template: Template; standIns: strin
   for (const resource of Object.values(copy.Resources)) {
     if (resource.Type === "AWS::SSM::Parameter") delete resource.Properties?.Tags;
   }
-  for (const [name, output] of Object.entries(copy.Outputs ?? {})) {
-    const value = output.Value as { Ref?: string; "Fn::GetAtt"?: [string, string] };
-    const target = value.Ref ?? value["Fn::GetAtt"]?.[0];
-    const type = target ? copy.Resources[target]?.Type : undefined;
-    if (!type || !NOT_IN_MOTO[type]) continue;
-    const attr = value["Fn::GetAtt"]?.[1];
-    output.Value =
-      type === "AWS::SecretsManager::Secret"
-        ? `arn:aws:secretsmanager:eu-west-3:123456789012:secret:moto-stand-in-${target}`
-        : attr === "PrimaryEndPoint.Port"
-          ? "6379"
-          : type === "AWS::ECS::CapacityProvider"
-            ? "stayup-prod-ec2"
-            : `moto-stand-in-${target}.cache.amazonaws.com`;
-    standIns.push(`${name} (${type})`);
-  }
+  standIns.push(
+    ...standInOutputs(copy, NOT_IN_MOTO, (type) =>
+      type === "AWS::ECS::CapacityProvider" ? "stayup-prod-ec2" : undefined,
+    ),
+  );
   return { template: copy, standIns };
 }
 
 describe("deploy the ecs topology into moto_server", { timeout: 180_000 }, () => {
-  let moto: ChildProcess | undefined;
-  const region = "eu-west-3";
-  let endpoint = "";
-  const clientConfig = () => ({
-    region,
-    endpoint,
-    credentials: { accessKeyId: "testing", secretAccessKey: "testing" },
-  });
+  let moto: Moto | undefined;
+  const clientConfig = () => {
+    assert.ok(moto, "moto_server started");
+    return moto.clientConfig();
+  };
   let synthesized: ReturnType<typeof synth>;
   const standIns: string[] = [];
 
   before(async () => {
-    assert.ok(findExecutable("moto_server"), "moto_server must be on PATH (pip install 'moto[server]')");
-    const port = await findFreePort();
-    endpoint = `http://127.0.0.1:${port}`;
-    moto = spawn("moto_server", ["-H", "127.0.0.1", "-p", String(port)], {
-      stdio: ["ignore", "ignore", process.env.MOTO_LOG ? "inherit" : "ignore"],
-    });
-    const deadline = Date.now() + 30_000;
-    for (;;) {
-      try {
-        await fetch(`${endpoint}/moto-api/`);
-        break;
-      } catch {
-        if (Date.now() > deadline) throw new Error("moto_server did not start");
-        await sleep(200);
-      }
-    }
-    const ssm = new SSMClient(clientConfig());
-    await ssm.send(
-      new PutParameterCommand({ Name: "/cdk-bootstrap/hnb659fds/version", Value: "30", Type: "String" }),
-    );
+    moto = await startMoto(["eu-west-3"]);
     // The ECS-optimized AMI's public parameter (/aws/service/ecs/...) is one moto publishes itself,
     // as AWS does: the cluster's launch template resolves it at deploy time.
     synthesized = synth(
@@ -138,26 +95,11 @@ describe("deploy the ecs topology into moto_server", { timeout: 180_000 }, () =>
       );
       for (const [id] of groups) delete adapted.template.Resources[id];
       standIns.push(...adapted.standIns);
-      await cfn.send(
-        new CreateStackCommand({
-          StackName: stackName,
-          TemplateBody: JSON.stringify(adapted.template),
-          Capabilities: ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM"],
-        }),
-      );
-      let status = "";
-      for (let i = 0; i < 100 && !status.endsWith("_COMPLETE") && !status.endsWith("_FAILED"); i++) {
-        const res = await cfn.send(new DescribeStacksCommand({ StackName: stackName }));
-        status = res.Stacks?.[0]?.StackStatus ?? "";
-        if (!status.endsWith("_COMPLETE")) await sleep(200);
-      }
-      assert.equal(status, "CREATE_COMPLETE", `${stackName}: ${status}`);
+      await createStack(cfn, stackName, adapted.template);
       for (const [, group] of groups) await createGroup(group, stackName);
     }
   });
-  after(() => {
-    moto?.kill("SIGTERM");
-  });
+  after(() => moto?.stop());
 
   /** The container instances' group from the template's own properties, references resolved. */
   async function createGroup(group: TemplateResource, stackName: string) {
