@@ -9,9 +9,8 @@ import { EventBus } from "../src/local/events/bus.ts";
 import { localRedisPassword } from "../src/local/redis/process.ts";
 import { chooseStartPrimary, RedisReplicationController } from "../src/local/redis/replication.ts";
 import type { StackStatus } from "../src/local/runtime.ts";
-import { findFreePort } from "../src/shared/net.ts";
 import { bundleWebService } from "../src/web-service/bundle.ts";
-import { configPath, runCli, tempDir, waitFor } from "./helpers.ts";
+import { runCli, tempDir, upDetached, waitFor } from "./helpers.ts";
 
 describe("which node starts as primary (pure)", () => {
   const nodes = ["redis-a", "redis-b", "redis-c"];
@@ -137,24 +136,7 @@ describe("a count is answered only once a replica holds it", { timeout: 180_000 
 describe("redis-failover drill and restart from the newest copy", { timeout: 300_000 }, () => {
   const stateDir = path.join(tempDir(), ".stayup");
   const up = async () => {
-    const res = await runCli(
-      [
-        "up",
-        "--detach",
-        "--config",
-        configPath,
-        "--state-dir",
-        stateDir,
-        "--port",
-        String(await findFreePort()),
-        "--redis-port",
-        "0",
-        "--dns-port",
-        "0",
-      ],
-      { timeoutMs: 120_000 },
-    );
-    assert.equal(res.code, 0, res.stderr + res.stdout);
+    await upDetached(stateDir);
   };
   const status = async () =>
     JSON.parse((await runCli(["status", "--json", "--state-dir", stateDir])).stdout) as StackStatus;

@@ -5,8 +5,7 @@ import { after, before, describe, it } from "node:test";
 import { request } from "undici";
 import type { StackStateFile } from "../src/local/control-plane/server.ts";
 import type { StackStatus } from "../src/local/runtime.ts";
-import { findFreePort } from "../src/shared/net.ts";
-import { configPath, isAlive, runCli, tempDir } from "./helpers.ts";
+import { isAlive, runCli, tempDir, upDetached } from "./helpers.ts";
 
 /** Only the user who can read the state file drives the stack: token, loopback Host, own Origin. */
 describe("control plane access", { timeout: 180_000 }, () => {
@@ -34,24 +33,7 @@ describe("control plane access", { timeout: 180_000 }, () => {
   };
 
   before(async () => {
-    const up = await runCli(
-      [
-        "up",
-        "--detach",
-        "--config",
-        configPath,
-        "--state-dir",
-        stateDir,
-        "--port",
-        String(await findFreePort()),
-        "--redis-port",
-        "0",
-        "--dns-port",
-        "0",
-      ],
-      { timeoutMs: 120_000 },
-    );
-    assert.equal(up.code, 0, up.stderr + up.stdout);
+    await upDetached(stateDir);
     state = JSON.parse(readFileSync(stateFile, "utf8")) as StackStateFile;
     host = new URL(state.controlUrl).host;
   });

@@ -44,6 +44,22 @@ export function runCli(
   });
 }
 
+/**
+ * `stayup up --detach` of the repository's description from `stateDir`, on free ports (its Redis
+ * and DNS ports chosen by stayup), as a user would; fails the test with the CLI's output if it fails.
+ */
+export async function upDetached(
+  stateDir: string,
+  extraArgs: string[] = [],
+  timeoutMs = 150_000,
+): Promise<CliResult> {
+  const port = String(await findFreePort());
+  const args = ["up", "--detach", "--config", configPath, "--state-dir", stateDir, "--port", port];
+  const res = await runCli([...args, "--redis-port", "0", "--dns-port", "0", ...extraArgs], { timeoutMs });
+  if (res.code !== 0) throw new Error(`stayup up failed (${res.code}): ${res.stderr}${res.stdout}`);
+  return res;
+}
+
 /** A real redis-server on a free loopback port, without persistence. */
 export class TestRedis {
   process?: ChildProcess;
