@@ -129,13 +129,16 @@ export class EventBus implements EventPublisher {
     this.history.push(timed);
     if (this.history.length > this.historyLimit) this.history.shift();
     // A snapshot: subscribing or unsubscribing during delivery affects the next event, not this one.
+    let failures: unknown[] | undefined;
     for (const listener of this.listeners) {
       try {
         listener(timed);
       } catch (error) {
-        this.subscriberFailed(timed, error);
+        (failures ??= []).push(error);
       }
     }
+    // Reported once every subscriber has the event: the report must not overtake it.
+    for (const error of failures ?? []) this.subscriberFailed(timed, error);
     return timed;
   }
 
