@@ -176,7 +176,10 @@ describe("event bus isolates its subscribers", () => {
     assert.deepEqual(before.filter((t) => t === "target.healthy").length, 2);
     const errors = bus.recent().filter((e) => e.type === "controller.error");
     assert.equal(errors.length, 1, "reported once: the identical second failure is held back");
-    assert.match(JSON.stringify(errors[0]), /event-bus.*subscriber failed on target\.healthy: subscriber bug/);
+    assert.match(
+      JSON.stringify(errors[0]),
+      /event-bus.*subscriber failed on target\.healthy: subscriber bug/,
+    );
   });
 
   it("a subscriber that throws on every event, the error report included, cannot loop", () => {

@@ -157,8 +157,9 @@ export class EcsServiceController {
     this.tasks.set(taskId, task);
     const placement = this.options.placement.map((s) => `${s.type}(${s.field})`).join(", ");
     this.events.publish({ type: "task.placed", taskId, containerInstanceId, az, placement });
-    const launching = this.launcher
-      .launch({
+    let started: Promise<InstanceHandle>;
+    try {
+      started = this.launcher.launch({
         instanceId: taskId,
         az,
         region: this.options.region,
@@ -167,7 +168,13 @@ export class EcsServiceController {
         environment: this.options.environment(),
         workingDirectory: process.cwd(),
         logFile: path.join(this.options.logDir, `task-${taskId}.log`),
-      })
+      });
+    } catch (error) {
+      // A launcher that throws at once started nothing: the next pass places the task again.
+      this.tasks.delete(taskId);
+      throw error;
+    }
+    const launching = started
       .then(
         (handle) => this.running(task, handle),
         (error: Error) => {

@@ -310,8 +310,9 @@ export class InstanceGroupController {
       version: this.version,
     };
     this.members.set(instanceId, member);
-    const launching = this.launcher
-      .launch({
+    let started: Promise<InstanceHandle>;
+    try {
+      started = this.launcher.launch({
         instanceId,
         az,
         region: this.options.region,
@@ -320,7 +321,13 @@ export class InstanceGroupController {
         environment: { ...this.options.instanceEnvironment(), ...this.versionSettings },
         workingDirectory: this.options.workingDirectory ?? process.cwd(),
         logFile: path.join(this.options.logDir, `${instanceId}.log`),
-      })
+      });
+    } catch (error) {
+      // A launcher that throws at once launched nothing: the next pass launches again.
+      this.members.delete(instanceId);
+      throw error;
+    }
+    const launching = started
       .then(
         (handle) => this.launched(member, handle),
         (error: Error) => {
