@@ -2,6 +2,7 @@ import dgram from "node:dgram";
 import dnsPacket from "dns-packet";
 import type { ResolvedStack } from "../../stack/index.ts";
 import { StayupError } from "../../shared/errors.ts";
+import { ControllerGuard } from "../controller-guard.ts";
 import type { EventPublisher } from "../events/bus.ts";
 
 type DnsSettings = NonNullable<ResolvedStack["dns"]>;
@@ -17,11 +18,15 @@ export class FailoverDnsServer {
   private socket?: dgram.Socket;
   private answer: () => string | undefined = () => undefined;
   port = 0;
+  /** A query it fails to answer, or a socket error, is an event; the next query is answered as usual. */
+  private readonly guard: ControllerGuard;
 
   constructor(
     private readonly settings: DnsSettings,
     private readonly events: EventPublisher,
-  ) {}
+  ) {
+    this.guard = new ControllerGuard({ controller: "dns", events });
+  }
 
   private get name(): string {
     return this.settings.name.toLowerCase();
@@ -52,13 +57,27 @@ export class FailoverDnsServer {
     this.answer = answer;
     const socket = dgram.createSocket("udp4");
     this.socket = socket;
-    socket.on("message", (message, remote) => this.respond(message, remote));
+    socket.on(
+      "message",
+      this.guard.wrap(
+        (message: Buffer, remote: dgram.RemoteInfo) => this.respond(message, remote),
+        "the client's retry (or the next query) is answered as usual",
+      ),
+    );
     return new Promise((resolve, reject) => {
       socket.once("error", reject);
       socket.bind(
         { address: this.settings.local.host, port: portOverride ?? this.settings.local.port },
         () => {
           this.port = socket.address().port;
+          // Listening: a later socket error is the server's failure, not the start's.
+          socket.off("error", reject);
+          socket.on(
+            "error",
+            this.guard.wrap((error: Error) => {
+              throw error;
+            }, "the socket keeps answering the next queries"),
+          );
           this.events.publish({
             type: "dns.listening",
             server: `${this.settings.local.host}:${this.port}`,

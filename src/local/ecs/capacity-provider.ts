@@ -1,3 +1,4 @@
+import { ControllerGuard } from "../controller-guard.ts";
 import type { EventPublisher } from "../events/bus.ts";
 import type { InstanceGroupController } from "../instance-group/controller.ts";
 import { capacityProviderDecision } from "./decide.ts";
@@ -10,6 +11,7 @@ import type { EcsServiceController } from "./service.ts";
  */
 export class CapacityProviderController {
   private timer?: NodeJS.Timeout;
+  private readonly guard: ControllerGuard;
 
   constructor(
     private readonly group: InstanceGroupController,
@@ -17,54 +19,53 @@ export class CapacityProviderController {
     private readonly targetUtilizationPercent: number,
     private readonly events: EventPublisher,
     private readonly evaluationIntervalMs = 1000,
-  ) {}
+  ) {
+    this.guard = new ControllerGuard({ controller: "capacity-provider", events });
+  }
 
   start(): void {
     this.evaluate();
     this.timer = setInterval(() => this.evaluate(), this.evaluationIntervalMs);
   }
 
+  /** One evaluation; a failure is an event and the next evaluation retries it. */
   evaluate(): void {
-    try {
-      const { min, max, desired } = this.group.capacity;
-      const decision = capacityProviderDecision({
-        instances: this.service.observe(),
-        unplacedTasks: this.service.unplaced,
-        targetUtilizationPercent: this.targetUtilizationPercent,
-        min,
-        max,
+    this.guard.run(() => this.evaluateOnce(), "retried at the next evaluation");
+  }
+
+  private evaluateOnce(): void {
+    const { min, max, desired } = this.group.capacity;
+    const decision = capacityProviderDecision({
+      instances: this.service.observe(),
+      unplacedTasks: this.service.unplaced,
+      targetUtilizationPercent: this.targetUtilizationPercent,
+      min,
+      max,
+    });
+    if (decision.desiredInstances > desired) {
+      const reason = `CapacityProviderReservation above ${this.targetUtilizationPercent} % (${this.service.unplaced} task(s) unplaced)`;
+      this.events.publish({
+        type: "capacity-provider.scaling",
+        desiredInstances: decision.desiredInstances,
+        reason,
       });
-      if (decision.desiredInstances > desired) {
-        const reason = `CapacityProviderReservation above ${this.targetUtilizationPercent} % (${this.service.unplaced} task(s) unplaced)`;
-        this.events.publish({
-          type: "capacity-provider.scaling",
-          desiredInstances: decision.desiredInstances,
-          reason,
-        });
-        this.group.setDesiredCapacity(decision.desiredInstances, reason);
-      } else if (decision.desiredInstances < desired) {
-        for (const id of decision.removable) {
-          const reason = `empty container instance ${id} above the target utilisation's need`;
-          if (this.group.terminateInstance(id, reason)) {
-            this.events.publish({
-              type: "capacity-provider.scaling",
-              desiredInstances: this.group.capacity.desired,
-              reason,
-            });
-          }
+      this.group.setDesiredCapacity(decision.desiredInstances, reason);
+    } else if (decision.desiredInstances < desired) {
+      for (const id of decision.removable) {
+        const reason = `empty container instance ${id} above the target utilisation's need`;
+        if (this.group.terminateInstance(id, reason)) {
+          this.events.publish({
+            type: "capacity-provider.scaling",
+            desiredInstances: this.group.capacity.desired,
+            reason,
+          });
         }
       }
-    } catch (error) {
-      this.events.publish({
-        type: "controller.error",
-        controller: "capacity-provider",
-        error: (error as Error).message,
-        retry: "retried at the next evaluation",
-      });
     }
   }
 
   stop(): void {
     clearInterval(this.timer);
+    this.guard.stop();
   }
 }

@@ -1,4 +1,5 @@
-import { EventBus, type EventPublisher } from "../events/bus.ts";
+import { ControllerGuard } from "../controller-guard.ts";
+import { EventBus, type EventPublisher, type TimedStackEvent } from "../events/bus.ts";
 import { type GroupCapacity, InstanceGroupController } from "../instance-group/controller.ts";
 import type { InstanceExit, InstanceHandle, Launcher, LaunchSpec } from "../instance-group/launcher.ts";
 
@@ -91,26 +92,31 @@ export class ContainerInstanceGroup {
       },
       bus,
     );
-    bus.subscribe((e) => {
-      if (e.type === "instance.launched") {
-        events.publish({
-          type: "container-instance.registered",
-          containerInstanceId: e.instanceId,
-          az: e.az,
-          ...options.registered,
-        });
-      } else if (e.type === "instance.terminated") {
-        if (!e.expected) options.onLost(e.instanceId);
-        events.publish({
-          type: "container-instance.deregistered",
-          containerInstanceId: e.instanceId,
-          az: e.az,
-          expected: e.expected,
-        });
-      } else if (e.type === "controller.error") {
-        events.publish(e);
-      }
-    });
+    // The group's own failures arrive as its controller.error events (forwarded below); this
+    // handler's are the container instances'.
+    const guard = new ControllerGuard({ controller: "container-instances", events });
+    bus.subscribe(
+      guard.wrap((e: TimedStackEvent) => {
+        if (e.type === "instance.launched") {
+          events.publish({
+            type: "container-instance.registered",
+            containerInstanceId: e.instanceId,
+            az: e.az,
+            ...options.registered,
+          });
+        } else if (e.type === "instance.terminated") {
+          if (!e.expected) options.onLost(e.instanceId);
+          events.publish({
+            type: "container-instance.deregistered",
+            containerInstanceId: e.instanceId,
+            az: e.az,
+            expected: e.expected,
+          });
+        } else if (e.type === "controller.error") {
+          events.publish(e);
+        }
+      }, "the next event is handled as usual"),
+    );
     this.registered = options.registered;
   }
 

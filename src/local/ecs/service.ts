@@ -1,7 +1,8 @@
 import { randomBytes } from "node:crypto";
 import path from "node:path";
 import type { PlacementStep } from "../../stack/ecs.ts";
-import type { EventPublisher } from "../events/bus.ts";
+import { ControllerGuard } from "../controller-guard.ts";
+import type { EventPublisher, TimedStackEvent } from "../events/bus.ts";
 import type { TargetRegistry } from "../instance-group/controller.ts";
 import type { InstanceHandle, Launcher } from "../instance-group/launcher.ts";
 import type { ContainerInstance } from "./container-instances.ts";
@@ -35,6 +36,8 @@ export interface Task {
   stopReason?: string;
 }
 
+const NEXT_PASS = "retried at the next reconcile pass";
+
 const newTaskId = () => randomBytes(16).toString("hex");
 
 /**
@@ -50,6 +53,7 @@ export class EcsServiceController {
   private stopped = true;
   private readonly launches = new Set<Promise<unknown>>();
   private readonly unsubscribe: () => void;
+  private readonly guard: ControllerGuard;
 
   constructor(
     readonly options: ServiceOptions,
@@ -57,13 +61,16 @@ export class EcsServiceController {
     private readonly targetGroup: TargetRegistry,
     private readonly events: EventPublisher,
   ) {
-    this.unsubscribe = events.subscribe((e) => {
-      if (e.type !== "target.healthy" && e.type !== "target.unhealthy") return;
-      const task = this.tasks.get(e.instanceId);
-      if (!task || task.stopping) return;
-      task.health = e.type === "target.healthy" ? "healthy" : "unhealthy";
-      task.unhealthySince = task.health === "unhealthy" ? (task.unhealthySince ?? Date.now()) : undefined;
-    });
+    this.guard = new ControllerGuard({ controller: "ecs-service", events });
+    this.unsubscribe = events.subscribe(
+      this.guard.wrap((e: TimedStackEvent) => {
+        if (e.type !== "target.healthy" && e.type !== "target.unhealthy") return;
+        const task = this.tasks.get(e.instanceId);
+        if (!task || task.stopping) return;
+        task.health = e.type === "target.healthy" ? "healthy" : "unhealthy";
+        task.unhealthySince = task.health === "unhealthy" ? (task.unhealthySince ?? Date.now()) : undefined;
+      }, NEXT_PASS),
+    );
   }
 
   get desired(): number {
@@ -77,16 +84,7 @@ export class EcsServiceController {
   }
 
   private guarded(): void {
-    try {
-      this.reconcile();
-    } catch (error) {
-      this.events.publish({
-        type: "controller.error",
-        controller: "ecs-service",
-        error: (error as Error).message,
-        retry: "retried at the next reconcile pass",
-      });
-    }
+    this.guard.run(() => this.reconcile(), NEXT_PASS);
   }
 
   /** Container instances with the tasks placed on them: what placement and the capacity provider see. */
@@ -159,8 +157,9 @@ export class EcsServiceController {
     this.tasks.set(taskId, task);
     const placement = this.options.placement.map((s) => `${s.type}(${s.field})`).join(", ");
     this.events.publish({ type: "task.placed", taskId, containerInstanceId, az, placement });
-    const launching = this.launcher
-      .launch({
+    let started: Promise<InstanceHandle>;
+    try {
+      started = this.launcher.launch({
         instanceId: taskId,
         az,
         region: this.options.region,
@@ -169,7 +168,13 @@ export class EcsServiceController {
         environment: this.options.environment(),
         workingDirectory: process.cwd(),
         logFile: path.join(this.options.logDir, `task-${taskId}.log`),
-      })
+      });
+    } catch (error) {
+      // A launcher that throws at once started nothing: the next pass places the task again.
+      this.tasks.delete(taskId);
+      throw error;
+    }
+    const launching = started
       .then(
         (handle) => this.running(task, handle),
         (error: Error) => {
@@ -185,6 +190,7 @@ export class EcsServiceController {
           });
         },
       )
+      .catch((error: unknown) => this.guard.report(error, NEXT_PASS))
       .finally(() => this.launches.delete(launching));
     this.launches.add(launching);
   }
@@ -192,22 +198,24 @@ export class EcsServiceController {
   private running(task: Task, handle: InstanceHandle): void {
     task.handle = handle;
     task.startedAt = Date.now();
-    void handle.exited.then((exit) => {
-      this.tasks.delete(task.taskId);
-      this.targetGroup.remove(task.taskId);
-      this.events.publish({
-        type: "task.stopped",
-        taskId: task.taskId,
-        containerInstanceId: task.containerInstanceId,
-        az: task.az,
-        pid: handle.pid,
-        reason: task.stopping
-          ? (task.stopReason ?? "stopped by the scheduler")
-          : `essential container exited (${exit.signal ?? `code ${exit.code}`})`,
-        expected: task.stopping,
-      });
-      this.guarded();
-    });
+    void handle.exited.then(
+      this.guard.wrap((exit: { code: number | null; signal: string | null }) => {
+        this.tasks.delete(task.taskId);
+        this.targetGroup.remove(task.taskId);
+        this.events.publish({
+          type: "task.stopped",
+          taskId: task.taskId,
+          containerInstanceId: task.containerInstanceId,
+          az: task.az,
+          pid: handle.pid,
+          reason: task.stopping
+            ? (task.stopReason ?? "stopped by the scheduler")
+            : `essential container exited (${exit.signal ?? `code ${exit.code}`})`,
+          expected: task.stopping,
+        });
+        this.guarded();
+      }, NEXT_PASS),
+    );
     if (this.stopped || task.stopping) {
       handle.terminate(this.stopped ? "SIGKILL" : "SIGTERM");
       return;
@@ -229,12 +237,17 @@ export class EcsServiceController {
     task.stopReason = reason;
     const handle = task.handle;
     if (!handle) return;
-    void this.targetGroup.deregister(task.taskId).then(() => {
-      handle.terminate("SIGTERM");
-      const timer = setTimeout(() => handle.terminate("SIGKILL"), 10_000);
-      timer.unref();
-      void handle.exited.then(() => clearTimeout(timer));
-    });
+    void this.targetGroup
+      .deregister(task.taskId)
+      .catch((error: unknown) => this.guard.report(error, "stopped without waiting for its draining"))
+      .then(
+        this.guard.wrap(() => {
+          handle.terminate("SIGTERM");
+          const timer = setTimeout(() => handle.terminate("SIGKILL"), 10_000);
+          timer.unref();
+          void handle.exited.then(() => clearTimeout(timer));
+        }, NEXT_PASS),
+      );
   }
 
   /** Its container instance is gone: every task on it dies at once. */
@@ -252,6 +265,7 @@ export class EcsServiceController {
     if (this.stopped) return;
     this.stopped = true;
     clearInterval(this.timer);
+    this.guard.stop();
     this.unsubscribe();
     await Promise.allSettled([...this.launches]);
     await Promise.all(

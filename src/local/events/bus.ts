@@ -1,4 +1,4 @@
-import { EventEmitter } from "node:events";
+import { ControllerGuard } from "../controller-guard.ts";
 
 /**
  * Every state change of the local runtime, in the vocabulary of the field. Controllers publish
@@ -14,7 +14,11 @@ export type StackEvent =
   | { type: "redis.failover"; fromPort: number; toPort: number; fromAz: string; toAz: string }
   | { type: "redis.replica-in-sync"; port: number; az: string }
   | { type: "redis.primary-chosen"; node: string; az: string; reason: string }
-  | { type: "controller.error"; controller: string; error: string; retry: string }
+  /**
+   * A controller's failure, and what retries it (src/local/controller-guard.ts); `repeated` counts
+   * the identical failures held back since the last one was published.
+   */
+  | { type: "controller.error"; controller: string; error: string; retry: string; repeated?: number }
   | { type: "load-balancer.listening"; url: string }
   | { type: "instance.launched"; instanceId: string; az: string; pid: number; port: number }
   | { type: "instance.launch-failed"; instanceId: string; az: string; reason: string }
@@ -101,14 +105,19 @@ export interface EventPublisher {
   subscribe(listener: (event: TimedStackEvent) => void): () => void;
 }
 
+/**
+ * The runtime's bus. Subscribers are isolated: one that throws does not stop delivery to the others
+ * nor throw into the publisher; its failure is a `controller.error` event of its own.
+ */
 export class EventBus implements EventPublisher {
-  private readonly emitter = new EventEmitter();
+  private listeners: ((event: TimedStackEvent) => void)[] = [];
   private readonly history: TimedStackEvent[] = [];
   private seq = 0;
+  private readonly guard = new ControllerGuard({ controller: "event-bus", events: this });
+  /** Set while a subscriber's failure is being reported: a failure in that report is not reported again. */
+  private reporting = false;
 
-  constructor(private readonly historyLimit = 1000) {
-    this.emitter.setMaxListeners(100);
-  }
+  constructor(private readonly historyLimit = 1000) {}
 
   publish(event: StackEvent, region?: string): TimedStackEvent {
     const timed = {
@@ -119,14 +128,41 @@ export class EventBus implements EventPublisher {
     } as TimedStackEvent;
     this.history.push(timed);
     if (this.history.length > this.historyLimit) this.history.shift();
-    this.emitter.emit("event", timed);
+    // A snapshot: subscribing or unsubscribing during delivery affects the next event, not this one.
+    let failures: unknown[] | undefined;
+    for (const listener of this.listeners) {
+      try {
+        listener(timed);
+      } catch (error) {
+        (failures ??= []).push(error);
+      }
+    }
+    // Reported once every subscriber has the event: the report must not overtake it.
+    for (const error of failures ?? []) this.subscriberFailed(timed, error);
     return timed;
+  }
+
+  private subscriberFailed(event: TimedStackEvent, error: unknown): void {
+    if (this.reporting) return;
+    this.reporting = true;
+    try {
+      this.guard.report(
+        new Error(
+          `a subscriber failed on ${event.type}: ${error instanceof Error ? error.message : String(error)}`,
+        ),
+        "the other subscribers got the event; the failing one gets the next",
+      );
+    } finally {
+      this.reporting = false;
+    }
   }
 
   /** Calls `listener` for every new event; returns the unsubscribe function. */
   subscribe(listener: (event: TimedStackEvent) => void): () => void {
-    this.emitter.on("event", listener);
-    return () => this.emitter.off("event", listener);
+    this.listeners = [...this.listeners, listener];
+    return () => {
+      this.listeners = this.listeners.filter((l) => l !== listener);
+    };
   }
 
   /**
@@ -168,7 +204,7 @@ export function formatEvent(e: TimedStackEvent): string {
       case "redis.replica-in-sync":
         return `replica in ${e.az} (port ${e.port}) holds every write: redundancy restored`;
       case "controller.error":
-        return `${e.controller}: ${e.error} (${e.retry})`;
+        return `${e.controller}: ${e.error} (${e.retry}${e.repeated ? `; ${e.repeated} more like it held back` : ""})`;
       case "redis.primary-chosen":
         return `${e.node} in ${e.az} starts as primary: ${e.reason}`;
       case "redis.failover":

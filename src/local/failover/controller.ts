@@ -1,5 +1,6 @@
 import { request } from "undici";
 import type { DerivedSettings, ResolvedStack } from "../../stack/index.ts";
+import { ControllerGuard, type RetryHandle } from "../controller-guard.ts";
 import type { EventPublisher } from "../events/bus.ts";
 import type { Notifier } from "../notifications/notifier.ts";
 import type { LocalRegion } from "../region.ts";
@@ -27,18 +28,29 @@ export class FailoverController {
   private failures = 0;
   private successes = 0;
   private checking = false;
+  /** The failover or failback action under way (retried until it succeeds or the other replaces it). */
+  private action?: RetryHandle;
+  /** A failed check or action is an event; checks run again next interval, actions with back-off. */
+  private readonly guard: ControllerGuard;
   primaryHealthy = true;
   failedOver = false;
 
-  constructor(readonly options: FailoverControllerOptions) {}
+  constructor(readonly options: FailoverControllerOptions) {
+    this.guard = new ControllerGuard({ controller: "failover", events: options.events });
+  }
 
   start(): void {
-    this.timer = setInterval(() => void this.check(), this.options.dns.healthCheck.local.intervalMs);
+    this.guard.resume();
+    this.timer = setInterval(
+      this.guard.wrap(() => this.check(), "checked again at the next interval"),
+      this.options.dns.healthCheck.local.intervalMs,
+    );
   }
 
   stop(): void {
     clearInterval(this.timer);
     clearTimeout(this.failbackTimer);
+    this.guard.stop();
   }
 
   /** The failover record pair's answer right now. */
@@ -78,14 +90,15 @@ export class FailoverController {
     }
     // Route 53 uses one threshold for both directions.
     const threshold = dns.healthCheck.failureThreshold;
-    if (this.primaryHealthy && this.failures >= threshold) void this.onPrimaryUnhealthy();
-    else if (!this.primaryHealthy && this.successes >= threshold) void this.onPrimaryHealthy();
+    if (this.primaryHealthy && this.failures >= threshold) this.onPrimaryUnhealthy();
+    else if (!this.primaryHealthy && this.successes >= threshold) this.onPrimaryHealthy();
   }
 
-  private async onPrimaryUnhealthy(): Promise<void> {
+  private onPrimaryUnhealthy(): void {
     const { events, secondary, primary, notifier } = this.options;
     this.primaryHealthy = false;
     clearTimeout(this.failbackTimer);
+    this.action?.cancel();
     events.publish({
       type: "dns.health-changed",
       healthy: false,
@@ -95,21 +108,33 @@ export class FailoverController {
     events.publish({ type: "alarm.state-changed", alarm: "primary-region-health", state: "ALARM" });
     // The description's capacity, as the failover Lambda sets it on AWS (not the primary's live one).
     const { min, desired } = this.options.derived.failoverCapacity;
-    secondary.group.setCapacity({ min, desired }, "failover: the primary region failed its health check");
-    this.failedOver = true;
-    events.publish({ type: "failover.action", action: "failover", region: secondary.name, desired });
-    await notifier.send(`stayup failover: ${primary.name} → ${secondary.name}`, {
-      event: "failover",
-      primaryRegion: primary.name,
-      secondaryRegion: secondary.name,
-      secondaryDesiredCapacity: desired,
+    const action = this.guard.retryUntilDone(() => {
+      secondary.group.setCapacity({ min, desired }, "failover: the primary region failed its health check");
+      this.failedOver = true;
+      events.publish({ type: "failover.action", action: "failover", region: secondary.name, desired });
+    }, "the failover action is");
+    this.action = action;
+    void action.done.then((succeeded) => {
+      if (!succeeded) return;
+      this.guard.retryUntilDone(
+        () =>
+          notifier.send(`stayup failover: ${primary.name} → ${secondary.name}`, {
+            event: "failover",
+            primaryRegion: primary.name,
+            secondaryRegion: secondary.name,
+            secondaryDesiredCapacity: desired,
+          }),
+        "the failover notification is",
+      );
     });
   }
 
-  private async onPrimaryHealthy(): Promise<void> {
+  private onPrimaryHealthy(): void {
     const { events, secondary, primary, notifier, dns } = this.options;
     const standby = this.options.derived.secondaryStandby;
     this.primaryHealthy = true;
+    // A failover still retrying no longer applies.
+    this.action?.cancel();
     events.publish({
       type: "dns.health-changed",
       healthy: true,
@@ -120,22 +145,32 @@ export class FailoverController {
     // Clients may hold the secondary's address for one TTL: let it drain before scaling it down.
     this.failbackTimer = setTimeout(
       () => {
-        secondary.group.setCapacity(
-          { min: standby.min, desired: standby.desired },
-          "failback: the primary region is healthy again",
-        );
-        this.failedOver = false;
-        events.publish({
-          type: "failover.action",
-          action: "failback",
-          region: secondary.name,
-          desired: standby.desired,
-        });
-        void notifier.send(`stayup failback: ${secondary.name} → ${primary.name}`, {
-          event: "failback",
-          primaryRegion: primary.name,
-          secondaryRegion: secondary.name,
-          secondaryDesiredCapacity: standby.desired,
+        const action = this.guard.retryUntilDone(() => {
+          secondary.group.setCapacity(
+            { min: standby.min, desired: standby.desired },
+            "failback: the primary region is healthy again",
+          );
+          this.failedOver = false;
+          events.publish({
+            type: "failover.action",
+            action: "failback",
+            region: secondary.name,
+            desired: standby.desired,
+          });
+        }, "the failback action is");
+        this.action = action;
+        void action.done.then((succeeded) => {
+          if (!succeeded) return;
+          this.guard.retryUntilDone(
+            () =>
+              notifier.send(`stayup failback: ${secondary.name} → ${primary.name}`, {
+                event: "failback",
+                primaryRegion: primary.name,
+                secondaryRegion: secondary.name,
+                secondaryDesiredCapacity: standby.desired,
+              }),
+            "the failback notification is",
+          );
         });
       },
       dns.ttlSeconds * 1000 + 1000,

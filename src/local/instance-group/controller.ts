@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import path from "node:path";
-import type { EventPublisher } from "../events/bus.ts";
+import { ControllerGuard } from "../controller-guard.ts";
+import type { EventPublisher, TimedStackEvent } from "../events/bus.ts";
 import {
   decide,
   defaultGroupPolicy,
@@ -73,6 +74,8 @@ interface Member extends ObservedInstance {
   heldReason?: string;
 }
 
+const NEXT_PASS = "retried at the next reconcile pass";
+
 const newInstanceId = () => `i-${randomBytes(8).toString("hex")}`;
 
 /**
@@ -99,6 +102,8 @@ export class InstanceGroupController {
   private readonly impairedZones = new Set<string>();
   /** Launches under way: stop() waits for them, so nothing started outlives the group. */
   private readonly launches = new Set<Promise<unknown>>();
+  /** Every timer, event handler and launch callback runs under it: a failure is an event, then a retry. */
+  private readonly guard: ControllerGuard;
   version: string;
   /** The instance settings of the current version (see deployVersion). */
   versionSettings: Record<string, string> = {};
@@ -109,45 +114,46 @@ export class InstanceGroupController {
     private readonly events: EventPublisher,
   ) {
     this.capacity = { ...options.capacity };
+    this.guard = new ControllerGuard({ controller: "instance-group", events });
     this.launcher =
       options.launcher ??
       new ProcessLauncher({
         host: options.host,
         // An instance whose log cannot be opened still runs: an event, and the next launch retries.
         onLogUnavailable: (instanceId, error) =>
-          this.events.publish({
-            type: "controller.error",
-            controller: "instance-group",
-            error: `cannot open the log of ${instanceId}: ${error.message}`,
-            retry: "launched without a log file; the next launch tries again",
-          }),
+          this.guard.report(
+            new Error(`cannot open the log of ${instanceId}: ${error.message}`),
+            "launched without a log file; the next launch tries again",
+          ),
       });
     this.policy = { ...defaultGroupPolicy, ...options.policy };
     this.now = options.now ?? Date.now;
     this.version = options.version ?? "1";
-    this.unsubscribe = events.subscribe((e) => {
-      if (e.type === "target.slowdown") {
-        this.slowdown = e.slow ? { slow: true } : { slow: false, endedAt: this.now() };
+    this.unsubscribe = events.subscribe(
+      this.guard.wrap((e: TimedStackEvent) => {
+        if (e.type === "target.slowdown") {
+          this.slowdown = e.slow ? { slow: true } : { slow: false, endedAt: this.now() };
+          this.reconcile();
+          return;
+        }
+        if (e.type !== "target.healthy" && e.type !== "target.unhealthy") return;
+        const member = this.members.get(e.instanceId);
+        if (!member || member.lifecycle === "terminating") return;
+        if (e.type === "target.healthy") {
+          member.health = "healthy";
+          member.everHealthy = true;
+          member.unhealthySince = undefined;
+          member.healthySince ??= this.now();
+          member.heldReason = undefined;
+          this.launchFailures = { consecutive: 0 };
+        } else {
+          member.health = "unhealthy";
+          member.unhealthySince ??= this.now();
+          member.healthySince = undefined;
+        }
         this.reconcile();
-        return;
-      }
-      if (e.type !== "target.healthy" && e.type !== "target.unhealthy") return;
-      const member = this.members.get(e.instanceId);
-      if (!member || member.lifecycle === "terminating") return;
-      if (e.type === "target.healthy") {
-        member.health = "healthy";
-        member.everHealthy = true;
-        member.unhealthySince = undefined;
-        member.healthySince ??= this.now();
-        member.heldReason = undefined;
-        this.launchFailures = { consecutive: 0 };
-      } else {
-        member.health = "unhealthy";
-        member.unhealthySince ??= this.now();
-        member.healthySince = undefined;
-      }
-      this.reconcile();
-    });
+      }, NEXT_PASS),
+    );
   }
 
   /**
@@ -172,6 +178,7 @@ export class InstanceGroupController {
 
   start(): void {
     this.stopped = false;
+    this.guard.resume();
     this.guardedReconcile();
     // Events drive reconciliation; this pass lets time-based rules (grace, replacement delay) act.
     const every = this.options.reconcileIntervalMs ?? 1000;
@@ -180,16 +187,7 @@ export class InstanceGroupController {
 
   /** A failed pass is an event and is retried by the next one; it never ends the runtime. */
   private guardedReconcile(): void {
-    try {
-      this.reconcile();
-    } catch (error) {
-      this.events.publish({
-        type: "controller.error",
-        controller: "instance-group",
-        error: (error as Error).message,
-        retry: "retried at the next reconcile pass",
-      });
-    }
+    this.guard.run(() => this.reconcile(), NEXT_PASS);
   }
 
   /** Instances that listen (launched), as status and scaling see them. */
@@ -291,7 +289,7 @@ export class InstanceGroupController {
       this.retryTimer = setTimeout(
         () => {
           this.retryTimer = undefined;
-          this.reconcile();
+          this.guardedReconcile();
         },
         Math.max(0, decision.launchBlockedUntil - now),
       );
@@ -312,8 +310,9 @@ export class InstanceGroupController {
       version: this.version,
     };
     this.members.set(instanceId, member);
-    const launching = this.launcher
-      .launch({
+    let started: Promise<InstanceHandle>;
+    try {
+      started = this.launcher.launch({
         instanceId,
         az,
         region: this.options.region,
@@ -322,7 +321,13 @@ export class InstanceGroupController {
         environment: { ...this.options.instanceEnvironment(), ...this.versionSettings },
         workingDirectory: this.options.workingDirectory ?? process.cwd(),
         logFile: path.join(this.options.logDir, `${instanceId}.log`),
-      })
+      });
+    } catch (error) {
+      // A launcher that throws at once launched nothing: the next pass launches again.
+      this.members.delete(instanceId);
+      throw error;
+    }
+    const launching = started
       .then(
         (handle) => this.launched(member, handle),
         (error: Error) => {
@@ -332,13 +337,19 @@ export class InstanceGroupController {
           this.reconcile();
         },
       )
+      .catch((error: unknown) => this.guard.report(error, NEXT_PASS))
       .finally(() => this.launches.delete(launching));
     this.launches.add(launching);
   }
 
   private async launched(member: Member, handle: InstanceHandle): Promise<void> {
     member.handle = handle;
-    void handle.exited.then((exit) => this.exited(member, exit.code, exit.signal));
+    void handle.exited.then(
+      this.guard.wrap(
+        (exit: { code: number | null; signal: string | null }) => this.exited(member, exit.code, exit.signal),
+        NEXT_PASS,
+      ),
+    );
     if (this.members.get(member.instanceId) !== member || member.lifecycle === "terminating") {
       // Terminated (or the group stopped) while it was starting.
       handle.terminate(this.stopped ? "SIGKILL" : "SIGTERM");
@@ -400,16 +411,21 @@ export class InstanceGroupController {
     if (!handle) return; // still starting: stopped as soon as it is up (see launched)
     // Out of rotation first; once its in-flight requests are done (or the deregistration delay is
     // over), SIGTERM, and SIGKILL if it does not exit.
-    void this.targetGroup.deregister(member.instanceId).then(() => {
-      if (!handle.alive) return;
-      handle.terminate("SIGTERM");
-      const timeout = setTimeout(
-        () => handle.terminate("SIGKILL"),
-        this.options.terminationTimeoutMs ?? 10_000,
+    void this.targetGroup
+      .deregister(member.instanceId)
+      .catch((error: unknown) => this.guard.report(error, "terminated without waiting for its draining"))
+      .then(
+        this.guard.wrap(() => {
+          if (!handle.alive) return;
+          handle.terminate("SIGTERM");
+          const timeout = setTimeout(
+            () => handle.terminate("SIGKILL"),
+            this.options.terminationTimeoutMs ?? 10_000,
+          );
+          timeout.unref();
+          void handle.exited.then(() => clearTimeout(timeout));
+        }, NEXT_PASS),
       );
-      timeout.unref();
-      void handle.exited.then(() => clearTimeout(timeout));
-    });
   }
 
   /** Takes every instance of one AZ down at once and launches nothing there until restored. */
@@ -451,6 +467,7 @@ export class InstanceGroupController {
     this.stopped = true;
     clearInterval(this.reconcileTimer);
     clearTimeout(this.retryTimer);
+    this.guard.stop();
     this.unsubscribe();
     await this.signalAll("SIGTERM", this.options.terminationTimeoutMs ?? 10_000);
     await Promise.allSettled([...this.launches]);

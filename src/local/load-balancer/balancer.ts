@@ -2,7 +2,8 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { type Dispatcher, Pool } from "undici";
 import { StayupError } from "../../shared/errors.ts";
-import type { EventPublisher } from "../events/bus.ts";
+import { ControllerGuard } from "../controller-guard.ts";
+import type { EventPublisher, TimedStackEvent } from "../events/bus.ts";
 import type { InFlightRequests, Target, TargetGroupController } from "../target-group/controller.ts";
 import { OutlierDetector, type OutlierDetectionSettings, type TryOutcome } from "./outlier-detection.ts";
 
@@ -122,6 +123,8 @@ export class LoadBalancer implements Listener, InFlightRequests {
   private readonly inFlightByTarget = new Map<string, number>();
   /** Called once per client request when its answer is sent (the dashboard's traffic meter). */
   observer?: (answer: { statusCode: number; latencyMs: number; instanceId?: string }) => void;
+  /** A failure while routing, in a timer or an event handler is an event; the next request or tick retries. */
+  private readonly guard: ControllerGuard;
 
   constructor(
     private readonly targetGroup: TargetSource,
@@ -143,13 +146,16 @@ export class LoadBalancer implements Listener, InFlightRequests {
       redirectPort === undefined ? this.handleRequest : redirectToHttps(redirectPort),
     );
     this.server.keepAliveTimeout = 60_000;
-    events.subscribe((e) => {
-      // A target that left the group will never be reached again: drop its idle connections.
-      if (e.type === "target.deregistered") {
-        this.closePool(e.instanceId);
-        this.outliers?.forget(e.instanceId);
-      }
-    });
+    this.guard = new ControllerGuard({ controller: "load-balancer", events });
+    events.subscribe(
+      this.guard.wrap((e: TimedStackEvent) => {
+        // A target that left the group will never be reached again: drop its idle connections.
+        if (e.type === "target.deregistered") {
+          this.closePool(e.instanceId);
+          this.outliers?.forget(e.instanceId);
+        }
+      }, "the next event is handled as usual"),
+    );
   }
 
   /** Requests forwarded to `instanceId` and not answered yet (InFlightRequests, for draining). */
@@ -293,13 +299,14 @@ export class LoadBalancer implements Listener, InFlightRequests {
     clearTimeout(this.returnTimer);
     if (!outliers || next === undefined) return;
     this.returnTimer = setTimeout(
-      () => {
-        for (const instanceId of outliers.returned(Date.now())) {
-          const target = this.targetGroup.get(instanceId);
-          if (target) this.events.publish({ type: "target.returned", instanceId, az: target.az });
-        }
-        this.scheduleReturns();
-      },
+      () =>
+        this.guard.run(() => {
+          for (const instanceId of outliers.returned(Date.now())) {
+            const target = this.targetGroup.get(instanceId);
+            if (target) this.events.publish({ type: "target.returned", instanceId, az: target.az });
+          }
+          this.scheduleReturns();
+        }, "ejected targets return when the next ejection or return is scheduled"),
       Math.max(0, next - Date.now()),
     );
     this.returnTimer.unref();
@@ -463,6 +470,13 @@ export class LoadBalancer implements Listener, InFlightRequests {
     this.active++;
     try {
       await this.route(req, res);
+    } catch (error) {
+      this.guard.report(error, "this request is answered 502; the next one is routed as usual");
+      try {
+        this.reply(res, 502, "the load balancer failed to route the request");
+      } catch {
+        res.destroy();
+      }
     } finally {
       this.active--;
     }

@@ -1,7 +1,8 @@
 import cluster, { type Worker } from "node:cluster";
 import { fileURLToPath } from "node:url";
 import { StayupError } from "../../shared/errors.ts";
-import type { EventPublisher } from "../events/bus.ts";
+import { ControllerGuard } from "../controller-guard.ts";
+import type { EventPublisher, TimedStackEvent } from "../events/bus.ts";
 import type { TargetGroupController } from "../target-group/controller.ts";
 import type { Listener, LoadBalancerOptions, TrafficPolicy } from "./balancer.ts";
 import type { FromWorker, ToWorker } from "./worker.ts";
@@ -19,6 +20,8 @@ export class LoadBalancerWorkers implements Listener {
   private workers: Worker[] = [];
   private readonly ejectedUntil = new Map<string, number>();
   private readonly unsubscribe: () => void;
+  /** A failure relaying to or from the workers is an event; the next message is relayed as usual. */
+  private readonly guard: ControllerGuard;
   url = "";
 
   constructor(
@@ -28,12 +31,15 @@ export class LoadBalancerWorkers implements Listener {
     private readonly policy: TrafficPolicy,
     readonly count: number,
   ) {
-    this.unsubscribe = events.subscribe((e) => {
-      if (e.type.startsWith("target.") && e.type !== "target.ejected" && e.type !== "target.returned") {
-        this.broadcast(this.targetsMessage());
-        this.broadcast({ type: "event", event: e });
-      }
-    });
+    this.guard = new ControllerGuard({ controller: "load-balancer", events });
+    this.unsubscribe = events.subscribe(
+      this.guard.wrap((e: TimedStackEvent) => {
+        if (e.type.startsWith("target.") && e.type !== "target.ejected" && e.type !== "target.returned") {
+          this.broadcast(this.targetsMessage());
+          this.broadcast({ type: "event", event: e });
+        }
+      }, "the workers get the targets again with the next target event"),
+    );
   }
 
   private targetsMessage(): ToWorker {
@@ -99,7 +105,8 @@ export class LoadBalancerWorkers implements Listener {
               "pass --port with a free port, or change loadBalancer.local.port in stayup.config.ts",
             ),
           );
-        } else this.onMessage(worker, m);
+        } else
+          this.guard.run(() => this.onMessage(worker, m), "the worker's next message is handled as usual");
       });
       worker.once("exit", (code, signal) => {
         this.workers = this.workers.filter((w) => w !== worker);

@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { request } from "undici";
 import { derive, type ResolvedStack } from "../../stack/index.ts";
+import { ControllerGuard, type ControllerGuardOptions } from "../controller-guard.ts";
 import type { EventPublisher } from "../events/bus.ts";
 
 /** The JSON an SNS topic delivers to an HTTP subscription, so a webhook works for both. */
@@ -17,17 +18,57 @@ export interface SnsShapedNotification {
 export const LOCAL_ACCOUNT_ID = "000000000000";
 
 /** Sends failover and failback notifications: to every webhook, and always as a log event. */
+/** Retries of a webhook whose delivery failed, with back-off (SNS retries HTTP deliveries too). */
+const WEBHOOK_RETRIES = 3;
+
 export class Notifier {
   /** The topic the AWS side creates (dns-failover stack), in the local account id AWS tools use. */
   readonly topicArn: string;
   private readonly settings: ResolvedStack["notifications"];
+  /** A failed delivery is an event, then a retry with back-off. */
+  private readonly guard: ControllerGuard;
 
   constructor(
     stack: ResolvedStack,
     private readonly events: EventPublisher,
+    guard?: Pick<ControllerGuardOptions, "clock" | "backoff">,
   ) {
     this.settings = stack.notifications;
     this.topicArn = derive(stack).notificationTopic.arn(LOCAL_ACCOUNT_ID);
+    this.guard = new ControllerGuard({ controller: "notifier", events, ...guard });
+  }
+
+  /**
+   * Delivers to one webhook; resolves with whether the first attempt was delivered. A failed one is
+   * a controller.error event and is retried with back-off, up to WEBHOOK_RETRIES times.
+   */
+  private deliver(url: string, body: string): Promise<boolean> {
+    return new Promise((resolveFirst) => {
+      let attempts = 0;
+      this.guard.retryUntilDone(async () => {
+        attempts++;
+        try {
+          await this.post(url, body);
+          resolveFirst(true);
+        } catch (error) {
+          resolveFirst(false);
+          if (attempts <= WEBHOOK_RETRIES) throw error;
+          this.guard.report(error, `the delivery to ${url} is given up after ${attempts} attempts`);
+        }
+      }, `the delivery to ${url} is`);
+    });
+  }
+
+  private async post(url: string, body: string): Promise<void> {
+    const res = await request(url, {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-amz-sns-message-type": "Notification" },
+      body,
+      headersTimeout: 2000,
+      bodyTimeout: 2000,
+    });
+    await res.body.dump();
+    if (res.statusCode >= 300) throw new Error(`webhook ${url} answered ${res.statusCode}`);
   }
 
   async send(subject: string, message: Record<string, unknown>): Promise<void> {
@@ -39,23 +80,8 @@ export class Notifier {
       Message: JSON.stringify(message),
       Timestamp: new Date().toISOString(),
     };
-    const results = await Promise.all(
-      this.settings.webhooks.map(async (url) => {
-        try {
-          const res = await request(url, {
-            method: "POST",
-            headers: { "content-type": "application/json", "x-amz-sns-message-type": "Notification" },
-            body: JSON.stringify(notification),
-            headersTimeout: 2000,
-            bodyTimeout: 2000,
-          });
-          await res.body.dump();
-          return res.statusCode < 300;
-        } catch {
-          return false;
-        }
-      }),
-    );
+    const body = JSON.stringify(notification);
+    const results = await Promise.all(this.settings.webhooks.map((url) => this.deliver(url, body)));
     this.events.publish({
       type: "notification.sent",
       subject,

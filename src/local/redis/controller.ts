@@ -1,6 +1,7 @@
 import type { ChildProcess } from "node:child_process";
 import { mkdirSync } from "node:fs";
 import { findFreePort } from "../../shared/net.ts";
+import { ControllerGuard } from "../controller-guard.ts";
 import type { EventBus } from "../events/bus.ts";
 import type { ProcessRegistry } from "../processes.ts";
 import {
@@ -39,8 +40,12 @@ export class RedisController implements RedisEndpoint {
   private stopping = false;
   private restartTimer?: NodeJS.Timeout;
   port = 0;
+  /** A failed restart is an event and is tried again with back-off; it never ends the runtime. */
+  private readonly guard: ControllerGuard;
 
-  constructor(private readonly options: RedisControllerOptions) {}
+  constructor(private readonly options: RedisControllerOptions) {
+    this.guard = new ControllerGuard({ controller: "redis", events: options.events });
+  }
 
   get url(): string {
     return `redis://${this.options.host}:${this.port}`;
@@ -89,21 +94,28 @@ export class RedisController implements RedisEndpoint {
     const { processes } = this.options;
     const pid = child.pid ?? 0;
     processes?.add({ pid, kind: "redis", name: "redis", port: this.port, dir: this.options.dataDir });
-    child.once("exit", (code, signal) => {
-      processes?.remove(pid);
-      this.options.events.publish({ type: "redis.exited", pid: child.pid ?? 0, code, signal });
-      if (this.process === child) this.process = undefined;
-      if (!this.stopping) {
-        // Reconcile: the stack wants a Redis; bring one back on the same port and data.
-        this.restartTimer = setTimeout(() => void this.spawn().catch(() => undefined), 500);
-      }
-    });
+    child.once(
+      "exit",
+      this.guard.wrap((code: number | null, signal: NodeJS.Signals | null) => {
+        processes?.remove(pid);
+        this.options.events.publish({ type: "redis.exited", pid: child.pid ?? 0, code, signal });
+        if (this.process === child) this.process = undefined;
+        if (!this.stopping) {
+          // Reconcile: the stack wants a Redis; bring one back on the same port and data.
+          this.restartTimer = setTimeout(
+            () => this.guard.retryUntilDone(() => this.spawn(), "the restart of redis-server is"),
+            500,
+          );
+        }
+      }, "redis-server is started again when it exits next"),
+    );
     this.options.events.publish({ type: "redis.started", port: this.port, pid: child.pid ?? 0 });
   }
 
   async stop(): Promise<void> {
     this.stopping = true;
     clearTimeout(this.restartTimer);
+    this.guard.stop();
     await stopProcess(this.process);
   }
 }

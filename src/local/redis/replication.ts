@@ -4,6 +4,7 @@ import path from "node:path";
 import { Redis } from "ioredis";
 import { findFreePort } from "../../shared/net.ts";
 import { writePrivateFileAtomic } from "../../shared/private-file.ts";
+import { ControllerGuard } from "../controller-guard.ts";
 import type { EventBus } from "../events/bus.ts";
 import type { ProcessRegistry } from "../processes.ts";
 import type { RedisEndpoint } from "./controller.ts";
@@ -97,8 +98,12 @@ export class RedisReplicationController implements RedisEndpoint {
   private readonly restartTimers = new Set<NodeJS.Timeout>();
   /** Port of the node Sentinel last named primary. */
   masterPort = 0;
+  /** A failed restart or handler is an event, then a retry; it never ends the runtime. */
+  private readonly guard: ControllerGuard;
 
-  constructor(private readonly options: RedisReplicationOptions) {}
+  constructor(private readonly options: RedisReplicationOptions) {
+    this.guard = new ControllerGuard({ controller: "redis", events: options.events });
+  }
 
   get url(): string {
     return `redis-sentinel://${this.sentinels.map((s) => `${this.options.host}:${s.port}`).join(",")}/${sentinelMasterName}`;
@@ -241,30 +246,39 @@ export class RedisReplicationController implements RedisEndpoint {
       az: node.az,
     });
     node.inSync = false;
-    if (replicaOfPort) void this.announceWhenInSync(node, child);
-    child.once("exit", (code, signal) => {
-      node.inSync = false;
-      this.options.events.publish({ type: "redis.exited", pid: child.pid ?? 0, code, signal, az: node.az });
-      if (node.process === child) node.process = undefined;
-      if (this.stopping) return;
-      // Reconcile: bring the node back as a replica of the current primary, never as a stale primary.
-      // A dead primary waits for the Sentinels to promote the replica first (or for their give-up).
-      const wasPrimary = node.port === this.masterPort;
-      const deadline =
-        Date.now() + (this.options.downAfterMs ?? 1000) + (this.options.failoverTimeoutMs ?? 5000);
-      const attempt = () => {
-        const timer = setTimeout(() => {
-          this.restartTimers.delete(timer);
-          if (this.stopping) return;
-          if (wasPrimary && this.masterPort === node.port && Date.now() < deadline) return attempt();
-          void this.currentMasterPort()
-            .then((master) => this.startNode(node, master && master !== node.port ? master : undefined))
-            .catch(() => attempt());
-        }, 250);
-        this.restartTimers.add(timer);
-      };
-      attempt();
-    });
+    if (replicaOfPort)
+      void this.announceWhenInSync(node, child).catch((error: unknown) =>
+        this.guard.report(error, `redis.replica-in-sync of ${node.az} is announced when it restarts next`),
+      );
+    child.once(
+      "exit",
+      this.guard.wrap((code: number | null, signal: NodeJS.Signals | null) => {
+        node.inSync = false;
+        this.options.events.publish({ type: "redis.exited", pid: child.pid ?? 0, code, signal, az: node.az });
+        if (node.process === child) node.process = undefined;
+        if (this.stopping) return;
+        // Reconcile: bring the node back as a replica of the current primary, never as a stale primary.
+        // A dead primary waits for the Sentinels to promote the replica first (or for their give-up).
+        const wasPrimary = node.port === this.masterPort;
+        const deadline =
+          Date.now() + (this.options.downAfterMs ?? 1000) + (this.options.failoverTimeoutMs ?? 5000);
+        const attempt = () => {
+          const timer = setTimeout(() => {
+            this.restartTimers.delete(timer);
+            if (this.stopping) return;
+            if (wasPrimary && this.masterPort === node.port && Date.now() < deadline) return attempt();
+            void this.currentMasterPort()
+              .then((master) => this.startNode(node, master && master !== node.port ? master : undefined))
+              .catch((error: unknown) => {
+                this.guard.report(error, `the restart of the node in ${node.az} is retried in 0.25 s`);
+                attempt();
+              });
+          }, 250);
+          this.restartTimers.add(timer);
+        };
+        attempt();
+      }, `the node in ${node.az} is started again when it exits next`),
+    );
   }
 
   private track(
@@ -340,24 +354,29 @@ export class RedisReplicationController implements RedisEndpoint {
       retryStrategy: () => 200,
     });
     this.watcher.on("error", () => undefined);
-    void this.watcher.subscribe("+switch-master");
-    this.watcher.on("message", (_channel: string, message: string) => {
-      // "<name> <old-ip> <old-port> <new-ip> <new-port>"
-      const [, , oldPort, , newPort] = message.split(" ");
-      const from = this.nodes.find((n) => n.port === Number(oldPort));
-      const to = this.nodes.find((n) => n.port === Number(newPort));
-      this.masterPort = Number(newPort);
-      if (to) this.writeRecord({ primary: to.name });
-      // The former replica is primary now; the other node must resync before it counts again.
-      for (const n of this.nodes) if (n.port !== this.masterPort) n.inSync = false;
-      this.options.events.publish({
-        type: "redis.failover",
-        fromPort: Number(oldPort),
-        toPort: Number(newPort),
-        fromAz: from?.az ?? "unknown",
-        toAz: to?.az ?? "unknown",
-      });
-    });
+    void this.watcher
+      .subscribe("+switch-master")
+      .catch((error: unknown) => this.guard.report(error, "failovers are seen by the next status read"));
+    this.watcher.on(
+      "message",
+      this.guard.wrap((_channel: string, message: string) => {
+        // "<name> <old-ip> <old-port> <new-ip> <new-port>"
+        const [, , oldPort, , newPort] = message.split(" ");
+        const from = this.nodes.find((n) => n.port === Number(oldPort));
+        const to = this.nodes.find((n) => n.port === Number(newPort));
+        this.masterPort = Number(newPort);
+        if (to) this.writeRecord({ primary: to.name });
+        // The former replica is primary now; the other node must resync before it counts again.
+        for (const n of this.nodes) if (n.port !== this.masterPort) n.inSync = false;
+        this.options.events.publish({
+          type: "redis.failover",
+          fromPort: Number(oldPort),
+          toPort: Number(newPort),
+          fromAz: from?.az ?? "unknown",
+          toAz: to?.az ?? "unknown",
+        });
+      }, "the next failover message is handled as usual"),
+    );
   }
 
   nodeStatus(): { name: string; az: string; port: number; pid?: number; role: string; inSync?: boolean }[] {
@@ -387,6 +406,7 @@ export class RedisReplicationController implements RedisEndpoint {
 
   async stop(): Promise<void> {
     this.stopping = true;
+    this.guard.stop();
     for (const t of this.restartTimers) clearTimeout(t);
     this.watcher?.disconnect();
     // Sentinels first: a primary stopping on purpose must not trigger a failover.

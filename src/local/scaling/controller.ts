@@ -1,4 +1,5 @@
 import pidusage from "pidusage";
+import { ControllerGuard } from "../controller-guard.ts";
 import type { EventPublisher } from "../events/bus.ts";
 import type { InstanceGroupController } from "../instance-group/controller.ts";
 
@@ -29,15 +30,22 @@ export class ScalingController {
   /** Last measured CPU per instance, for status. */
   readonly cpu = new Map<string, number>();
   lastAverage: number | undefined;
+  /** A failed evaluation is an event; the next one retries it. */
+  private readonly guard: ControllerGuard;
 
   constructor(
-    private readonly group: InstanceGroupController,
+    private readonly group: Pick<InstanceGroupController, "list" | "capacity" | "setDesiredCapacity">,
     readonly settings: TargetTrackingSettings,
-    private readonly events: EventPublisher,
-  ) {}
+    events: EventPublisher,
+  ) {
+    this.guard = new ControllerGuard({ controller: "scaling", events });
+  }
 
   start(): void {
-    this.timer = setInterval(() => void this.evaluate(), this.settings.evaluationIntervalMs);
+    this.timer = setInterval(
+      this.guard.wrap(() => this.evaluate(), "retried at the next evaluation"),
+      this.settings.evaluationIntervalMs,
+    );
   }
 
   stop(): void {

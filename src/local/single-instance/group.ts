@@ -4,6 +4,7 @@ import { randomBytes } from "node:crypto";
 import { mkdirSync, openSync } from "node:fs";
 import path from "node:path";
 import { findFreePort, sleep } from "../../shared/net.ts";
+import { ControllerGuard } from "../controller-guard.ts";
 import type { EventPublisher } from "../events/bus.ts";
 import { persistenceArgs, startRedisProcess } from "../redis/process.ts";
 import { type DataVolume, VolumeInUseError } from "./data-volume.ts";
@@ -58,9 +59,16 @@ export class SingleInstanceGroup {
   private consecutiveFailures = 0;
   /** The settings (and version) of the version being run; a roll changes them. */
   private versionSettings: Record<string, string> = {};
+  /** A failure is an event, then a retry: it never ends the runtime. */
+  private readonly guard: ControllerGuard;
 
   constructor(readonly options: SingleInstanceGroupOptions) {
-    mkdirSync(options.logDir, { recursive: true });
+    this.guard = new ControllerGuard({ controller: "single-instance-group", events: options.events });
+    try {
+      mkdirSync(options.logDir, { recursive: true });
+    } catch (error) {
+      this.guard.report(error, "instances run without a log file while it cannot be opened");
+    }
   }
 
   /** The running instance, if any (a method, so callers re-read it after awaiting). */
@@ -110,7 +118,7 @@ export class SingleInstanceGroup {
     // every millisecond here is downtime clients see.
     const redisStarting = this.startRedisOnVolume(instanceId, redisPort);
     redisStarting.catch(() => undefined);
-    const log = openSync(path.join(this.options.logDir, `${instanceId}.log`), "a");
+    const log = this.openLog(instanceId);
     const web = fork(this.options.serviceEntry, [], {
       env: {
         ...process.env,
@@ -174,9 +182,25 @@ export class SingleInstanceGroup {
     // Seed 003's user data: the new instance associates the Elastic IP with itself at boot.
     address.associate({ instanceId, host: "127.0.0.1", port });
     const died = (what: string) => (code: number | null, signal: string | null) =>
-      void this.instanceDied(instance, what, code, signal);
+      void this.instanceDied(instance, what, code, signal).catch((error: unknown) => {
+        this.guard.report(error, "a replacement is launched");
+        return this.ensureInstance();
+      });
     web.once("exit", died("web service"));
     redis.once("exit", died("redis-server"));
+  }
+
+  /** The instance's log file; without one (it cannot be opened) the instance still runs. */
+  private openLog(instanceId: string): number | "ignore" {
+    try {
+      return openSync(path.join(this.options.logDir, `${instanceId}.log`), "a");
+    } catch (error) {
+      this.guard.report(
+        new Error(`cannot open the log of ${instanceId}: ${(error as Error).message}`),
+        "launched without a log file; the next launch tries again",
+      );
+      return "ignore";
+    }
   }
 
   /** Attaches the volume (waiting while the old instance still holds it) and starts Redis on it. */

@@ -1,4 +1,5 @@
 import net from "node:net";
+import { ControllerGuard } from "../controller-guard.ts";
 import type { EventPublisher } from "../events/bus.ts";
 
 export interface AddressTarget {
@@ -18,10 +19,15 @@ export class StableAddress {
   private target?: AddressTarget;
   private readonly sockets = new Set<net.Socket>();
 
+  /** A connection it fails to forward is an event; the next one is forwarded as usual. */
+  private readonly guard: ControllerGuard;
+
   constructor(
     readonly listener: { host: string; port: number },
     private readonly events: EventPublisher,
-  ) {}
+  ) {
+    this.guard = new ControllerGuard({ controller: "stable-address", events });
+  }
 
   get address(): string {
     return `${this.listener.host}:${this.listener.port}`;
@@ -36,7 +42,16 @@ export class StableAddress {
   }
 
   async listen(): Promise<void> {
-    const server = net.createServer((client) => this.forward(client));
+    const server = net.createServer(
+      this.guard.wrap((client: net.Socket) => {
+        try {
+          this.forward(client);
+        } catch (error) {
+          client.destroy();
+          throw error;
+        }
+      }, "the next connection is forwarded as usual"),
+    );
     this.server = server;
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);

@@ -1,4 +1,5 @@
 import { request } from "undici";
+import { ControllerGuard } from "../controller-guard.ts";
 import type { EventPublisher } from "../events/bus.ts";
 
 export interface HealthCheckSettings {
@@ -54,6 +55,8 @@ export class TargetGroupController {
    */
   private slow = false;
   private readonly slowWindowMs: number;
+  /** A failed check is an event; the next interval checks again. */
+  private readonly guard: ControllerGuard;
 
   constructor(
     readonly healthCheck: HealthCheckSettings,
@@ -61,6 +64,7 @@ export class TargetGroupController {
     readonly deregistrationDelayMs = 0,
   ) {
     this.slowWindowMs = 10 * healthCheck.intervalMs;
+    this.guard = new ControllerGuard({ controller: "target-group", events });
   }
 
   /** Whether the whole group is slow (every target's checks timing out of late). */
@@ -84,11 +88,12 @@ export class TargetGroupController {
     this.targets.set(t.instanceId, t);
     this.events.publish({ type: "target.registered", instanceId: t.instanceId, az: t.az, port: t.port });
     // First check at once: a fresh target should not wait a whole interval to enter rotation.
-    void this.check(t);
-    this.timers.set(
-      t.instanceId,
-      setInterval(() => void this.check(t), this.healthCheck.intervalMs),
+    const check = this.guard.wrap(
+      () => this.check(t),
+      `${t.instanceId} is checked again at the next interval`,
     );
+    check();
+    this.timers.set(t.instanceId, setInterval(check, this.healthCheck.intervalMs));
   }
 
   /**
@@ -169,7 +174,8 @@ export class TargetGroupController {
     this.timers.clear();
   }
 
-  private async check(t: Target): Promise<void> {
+  /** One health check of `t` and its outcome (protected: a test's subclass makes it fail). */
+  protected async check(t: Target): Promise<void> {
     if (!this.targets.has(t.instanceId) || t.health === "draining") return;
     let failure: string | undefined;
     let timedOut = false;
