@@ -6,6 +6,7 @@ import {
   type GroupState,
   type ObservedInstance,
 } from "../src/local/instance-group/decide.ts";
+import { planStackRoll } from "../src/local/rolling-deploy/roll.ts";
 
 const policy = defaultGroupPolicy;
 const instance = (id: string, az: string, version: string, over: Partial<ObservedInstance> = {}) =>
@@ -70,5 +71,46 @@ describe("rolling deploy decisions (pure)", () => {
       ["n"],
     );
     assert.deepEqual(d.launch, []);
+  });
+});
+
+describe("a stack roll's plan: every region with running instances, the primary first", () => {
+  it("rolls a warm secondary after the primary", () => {
+    assert.deepEqual(
+      planStackRoll([
+        { name: "us-east-1", role: "secondary", runningInstances: 1 },
+        { name: "eu-west-3", role: "primary", runningInstances: 3 },
+      ]),
+      [
+        { region: "eu-west-3", action: "roll" },
+        { region: "us-east-1", action: "roll" },
+      ],
+    );
+  });
+
+  it("only sets the version of a region with no instance running (a pilot light)", () => {
+    assert.deepEqual(
+      planStackRoll([
+        { name: "eu-west-3", role: "primary", runningInstances: 2 },
+        { name: "us-east-1", role: "secondary", runningInstances: 0 },
+      ]),
+      [
+        { region: "eu-west-3", action: "roll" },
+        { region: "us-east-1", action: "set-version" },
+      ],
+    );
+  });
+
+  it("after a failover the secondary has the instances: it is rolled, the emptied primary only takes the version", () => {
+    assert.deepEqual(
+      planStackRoll([
+        { name: "eu-west-3", role: "primary", runningInstances: 0 },
+        { name: "us-east-1", role: "secondary", runningInstances: 3 },
+      ]),
+      [
+        { region: "eu-west-3", action: "set-version" },
+        { region: "us-east-1", action: "roll" },
+      ],
+    );
   });
 });

@@ -3,7 +3,8 @@ import { after, before, describe, it } from "node:test";
 import { request } from "undici";
 import { StackSession } from "../src/cli/stack-session.ts";
 import { rollingDeployDrill } from "../src/drills/rolling-deploy.ts";
-import { loadStack } from "../src/stack/index.ts";
+import { SteadyTraffic } from "../src/drills/traffic.ts";
+import { loadStack, resolveStack, validateStack } from "../src/stack/index.ts";
 import { configPath } from "./helpers.ts";
 
 const versionServing = async (listener: string): Promise<string> => {
@@ -60,4 +61,62 @@ describe("rolling deploy on real processes and a real redis-server", () => {
       );
     });
   }
+});
+
+describe("rolling deploy of a stack whose secondary region runs instances (a warm standby)", () => {
+  let session: StackSession;
+  before(async () => {
+    const input = structuredClone((await import("../stayup.config.ts")).default);
+    if (input.regions.secondary) input.regions.secondary.standby = { mode: "warm", warmCapacity: 2 };
+    session = await StackSession.temporary(resolveStack(validateStack(input), "dev"));
+  });
+  after(async () => {
+    await session?.stop();
+  });
+
+  it("rolls the primary, then the secondary, reports each, and neither region's clients see a failure", async () => {
+    const before = await session.client.status();
+    const [primary, secondary] = before.regions;
+    assert.ok(primary && secondary && secondary.role === "secondary");
+    const secondaryIds = secondary.instances.filter((i) => i.healthy).map((i) => i.id);
+    assert.equal(secondaryIds.length, 2, "the warm standby runs its two instances");
+    const traffic = [primary, secondary].map(
+      (r) => new SteadyTraffic(r.listener, { rate: 50, maxDurationMs: 240_000, maxRequests: 12_000 }),
+    );
+    for (const t of traffic) t.start();
+    const roll = await session.client.roll({ STAYUP_DEPLOY_ID: `multi-${Date.now()}` });
+    const seen = await Promise.all(traffic.map((t) => t.stop()));
+    assert.equal(roll.rolledBack, false, roll.reason);
+    assert.deepEqual(
+      roll.regions?.map((r) => [r.region, r.role, r.outcome, r.rolledBack]),
+      [
+        [primary.name, "primary", "rolled", false],
+        [secondary.name, "secondary", "rolled", false],
+      ],
+    );
+    const [primaryRoll, secondaryRoll] = roll.regions ?? [];
+    assert.equal(primaryRoll?.instancesReplaced.length, primary.instances.filter((i) => i.healthy).length);
+    assert.deepEqual(secondaryRoll?.instancesReplaced.slice().sort(), secondaryIds.slice().sort());
+    assert.ok(
+      (primaryRoll?.durationSeconds ?? 0) + (secondaryRoll?.durationSeconds ?? 0) <=
+        roll.durationSeconds + 0.5,
+      "one region after the other",
+    );
+    for (const [i, s] of seen.entries()) {
+      assert.equal(s.failed, 0, `${i === 0 ? "primary" : "secondary"}: ${JSON.stringify(s.failures)}`);
+      assert.ok(s.requests > 0);
+    }
+    const afterRoll = await session.client.status();
+    for (const region of afterRoll.regions) {
+      assert.equal(
+        await versionServing(region.listener),
+        roll.toVersion,
+        `${region.name} serves the new version`,
+      );
+    }
+    assert.ok(
+      !afterRoll.regions[1]?.instances.some((i) => secondaryIds.includes(i.id)),
+      "the standby was replaced",
+    );
+  });
 });

@@ -168,3 +168,42 @@ describe("single instance: a roll cannot overlap two instances on one volume", (
     assert.equal(typeof report.failed, "number");
   });
 });
+
+describe("single instance: its own health check rolls back a version that listens but fails /health", () => {
+  it("drill rolling-deploy --broken unhealthy: rolled back, the old version serving again, no count lost", async () => {
+    const { StackSession } = await import("../src/cli/stack-session.ts");
+    const { loadStack } = await import("../src/stack/index.ts");
+    const { configPath } = await import("./helpers.ts");
+    const { rollingDeployDrill } = await import("../src/drills/rolling-deploy.ts");
+    const stack = await loadStack(configPath, "dev", { topology: "single-instance" });
+    const session = await StackSession.temporary(stack);
+    try {
+      const before = await session.client.status();
+      const serving = (await count(before.listener)) as { version?: string; instanceId: string };
+      assert.ok(serving.version);
+      const events: string[] = [];
+      const abort = new AbortController();
+      const reading = (async () => {
+        for await (const e of session.client.events(abort.signal)) events.push(e.type);
+      })().catch(() => undefined);
+      const report = await rollingDeployDrill(session.client, { rate: 50, broken: "unhealthy" });
+      abort.abort();
+      await reading;
+      assert.equal(report.rolledBack, true, JSON.stringify(report));
+      assert.match(String(report.reason), /not healthy within/);
+      assert.equal(report.instancesReplaced, 0);
+      assert.equal(report.counterContinuous, true, "nothing acknowledged lost");
+      assert.ok(events.includes("target.unhealthy"), "the new version's health check failed");
+      assert.ok(events.includes("roll.rolled-back"));
+      const now = await session.client.status();
+      const [instance] = now.instances;
+      assert.ok(instance && now.singleInstance?.associatedWith === instance.id);
+      const answer = (await count(now.listener)) as { version?: string; instanceId: string };
+      assert.equal(answer.version, serving.version, "the old version serves again");
+      assert.equal(answer.instanceId, instance.id);
+      assert.notEqual(answer.instanceId, serving.instanceId, "on a new instance (the volume had to move)");
+    } finally {
+      await session.stop();
+    }
+  });
+});

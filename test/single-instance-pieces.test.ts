@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
+import net from "node:net";
 import { createServer, type Server } from "node:http";
+import { initialHealth, nextHealth } from "../src/local/single-instance/health-check.ts";
 import { describe, it } from "node:test";
 import { request } from "undici";
 import { EventBus } from "../src/local/events/bus.ts";
@@ -9,7 +11,7 @@ import {
   decideDetach,
   VolumeInUseError,
 } from "../src/local/single-instance/data-volume.ts";
-import { StableAddress } from "../src/local/single-instance/stable-address.ts";
+import { abortClient, StableAddress } from "../src/local/single-instance/stable-address.ts";
 import { tempDir } from "./helpers.ts";
 
 const alive = (pids: number[]) => (pid: number) => pids.includes(pid);
@@ -106,4 +108,79 @@ describe("stable address (the Elastic IP)", () => {
       b.close();
     }
   });
+});
+
+describe("the single instance's health check rule (pure)", () => {
+  const thresholds = { healthyThreshold: 2, unhealthyThreshold: 3 };
+  const run = (outcomes: boolean[]) =>
+    outcomes.reduce((s, passed) => nextHealth(s, passed, thresholds), initialHealth()).health;
+
+  it("turns healthy after healthyThreshold passes in a row, not before", () => {
+    assert.equal(run([true]), "initial");
+    assert.equal(run([true, true]), "healthy");
+    assert.equal(run([true, false, true]), "initial");
+  });
+
+  it("turns unhealthy after unhealthyThreshold failures in a row; a pass in between resets the count", () => {
+    assert.equal(run([true, true, false, false]), "healthy");
+    assert.equal(run([true, true, false, false, false]), "unhealthy");
+    assert.equal(run([true, true, false, false, true, false, false]), "healthy");
+    assert.equal(run([false, false, false]), "unhealthy", "a version that never passes");
+  });
+
+  it("an unhealthy instance is healthy again only after healthyThreshold passes", () => {
+    assert.equal(run([false, false, false, true]), "unhealthy");
+    assert.equal(run([false, false, false, true, true]), "healthy");
+  });
+});
+
+describe("the single instance's health check settings come from the derived instance health check", () => {
+  it("uses the target group's path, thresholds and local timings", async () => {
+    const { loadStack } = await import("../src/stack/index.ts");
+    const { derive } = await import("../src/stack/derived.ts");
+    const { singleInstanceHealthCheck } = await import("../src/local/single-instance/stack.ts");
+    const { configPath } = await import("./helpers.ts");
+    const stack = await loadStack(configPath, "dev", { topology: "single-instance" });
+    const hc = stack.targetGroup.healthCheck;
+    assert.deepEqual(singleInstanceHealthCheck(derive(stack)), {
+      path: hc.path,
+      healthyThreshold: hc.healthyThreshold,
+      unhealthyThreshold: hc.unhealthyThreshold,
+      intervalMs: hc.local.intervalMs,
+      timeoutMs: hc.local.timeoutMs,
+    });
+  });
+});
+
+describe("the stable address ends a client without leaking its socket", () => {
+  // The instance's FIN piped to the client (end), then its reset in the same tick: a reset of a
+  // socket whose shutdown is pending fails in libuv, the handle is never closed, and the process
+  // cannot exit. abortClient must close the socket in both orders.
+  for (const ended of [false, true]) {
+    it(`closes a client ${ended ? "whose side was just ended" : "still open"}`, async () => {
+      const accepted = new Promise<net.Socket>((resolve) => {
+        const server = net.createServer((s) => {
+          server.close();
+          resolve(s);
+        });
+        server.listen(0, "127.0.0.1", () => {
+          const port = (server.address() as net.AddressInfo).port;
+          const peer = net.connect({ port, host: "127.0.0.1", allowHalfOpen: true });
+          peer.on("error", () => undefined);
+          peer.resume();
+          peer.on("close", () => undefined);
+          setTimeout(() => peer.destroy(), 5000).unref();
+        });
+      });
+      const client = await accepted;
+      client.on("error", () => undefined);
+      const closed = new Promise<boolean>((resolve) => {
+        client.once("close", () => resolve(true));
+        setTimeout(() => resolve(false), 10_000).unref();
+      });
+      if (ended) client.end();
+      abortClient(client);
+      assert.equal(await closed, true, "the socket closed (its handle released)");
+    });
+  }
 });

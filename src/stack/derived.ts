@@ -33,6 +33,17 @@ export interface DerivedSettings {
   deregistrationDelay: { seconds: number; ms: number };
   /** A new instance is not judged by its health checks this long after launch (the ASG's grace period). */
   healthCheckGracePeriod: { awsSeconds: number; localMs: number };
+  /**
+   * The instance health check (the target group's on the load-balanced topology; the single
+   * instance's own, with the same path, thresholds and timings, as it has no load balancer).
+   */
+  instanceHealthCheck: {
+    path: string;
+    healthyThreshold: number;
+    unhealthyThreshold: number;
+    aws: { intervalSeconds: number; timeoutSeconds: number };
+    local: { intervalMs: number; timeoutMs: number };
+  };
   /** A new instance's metrics are not counted this long (and a rolling deploy waits this long per instance). */
   instanceWarmup: { awsSeconds: number; localMs: number };
   /** Locally only: how long a running, unhealthy instance stays unhealthy before it is replaced. */
@@ -66,6 +77,13 @@ export function derive(stack: ResolvedStack): DerivedSettings {
     healthCheckGracePeriod: {
       awsSeconds: group.aws.healthCheckGracePeriodSeconds,
       localMs: group.local.healthCheckGracePeriodMs,
+    },
+    instanceHealthCheck: {
+      path: stack.targetGroup.healthCheck.path,
+      healthyThreshold: stack.targetGroup.healthCheck.healthyThreshold,
+      unhealthyThreshold: stack.targetGroup.healthCheck.unhealthyThreshold,
+      aws: { ...stack.targetGroup.healthCheck.aws },
+      local: { ...stack.targetGroup.healthCheck.local },
     },
     instanceWarmup: { awsSeconds: stack.scaling.aws.warmupSeconds, localMs: stack.scaling.local.warmupMs },
     replacementDelayMs: group.local.replacementDelayMs,

@@ -1,13 +1,15 @@
 import type http from "node:http";
 import path from "node:path";
 import { bundleWebService } from "../../web-service/bundle.ts";
-import { rollRegion } from "../rolling-deploy/roll.ts";
+import { rollStack } from "../rolling-deploy/roll.ts";
+import type { LocalRegion } from "../region.ts";
 import type { LocalStack } from "../runtime.ts";
 import { SingleInstanceLocalStack } from "../single-instance/stack.ts";
 
 /**
- * POST /roll {"settings": {...}}: a rolling deploy of the primary region's group to the version those
- * instance settings make; answers the roll's result once it finished or was rolled back.
+ * POST /roll {"settings": {...}}: a rolling deploy of every region's group to the version those
+ * instance settings make (region by region, see rollStack); answers the roll's result, with one
+ * entry per region, once it finished or was rolled back.
  */
 export async function handleRoll(stack: LocalStack, req: http.IncomingMessage, res: http.ServerResponse) {
   const reply = (status: number, body: unknown) => {
@@ -31,7 +33,8 @@ export async function handleRoll(stack: LocalStack, req: http.IncomingMessage, r
     // instances keep the file they started from).
     const artifact = await bundleWebService(path.join(stack.options.stateDir, "build", `roll-${Date.now()}`));
     if (stack instanceof SingleInstanceLocalStack) return reply(200, await stack.roll(artifact, settings));
-    return reply(200, await rollRegion(stack.primary, stack.events, { settings, artifact }));
+    const regions = [stack.primary, stack.secondary].filter((r): r is LocalRegion => r !== undefined);
+    return reply(200, await rollStack(regions, stack.events, { settings, artifact }));
   } catch (error) {
     return reply(500, { error: (error as Error).message });
   }

@@ -24,6 +24,31 @@ export interface RollResult {
   rolledBack: boolean;
   reason?: string;
   durationSeconds: number;
+  /** One entry per region, in the order they were rolled (a stack roll; see rollStack). */
+  regions?: RegionRollResult[];
+}
+
+export interface RegionRollResult extends Omit<RollResult, "regions"> {
+  region: string;
+  role: "primary" | "secondary";
+  /** `rolled`: its instances were replaced (or rolled back); `version-set`: it had none running, so its next launch runs the new version; `not-rolled`: an earlier region rolled back. */
+  outcome: "rolled" | "version-set" | "not-rolled";
+}
+
+/** What a stack roll does with each region, decided from what runs there (pure). */
+export type RegionRollStep = { region: string; action: "roll" | "set-version" };
+
+/**
+ * The order of a stack roll: every region that has running instances is rolled, the primary first,
+ * one after the other (a broken version then meets one region's instances, not all); a region with
+ * none (a pilot light) only takes the new version, so what it launches on failover is current.
+ */
+export function planStackRoll(
+  regions: { name: string; role: "primary" | "secondary"; runningInstances: number }[],
+): RegionRollStep[] {
+  return [...regions]
+    .sort((a, b) => (a.role === b.role ? 0 : a.role === "primary" ? -1 : 1))
+    .map((r) => ({ region: r.name, action: r.runningInstances > 0 ? "roll" : "set-version" }));
 }
 
 /**
@@ -135,4 +160,64 @@ export async function rollRegion(
   } finally {
     unsubscribe();
   }
+}
+
+/**
+ * A rolling deploy of the whole stack: each region with running instances in turn (planStackRoll).
+ * A region that rolls back stops the roll: the regions after it are not touched (each region's
+ * instance refresh is its own on AWS too; the ones already rolled keep the new version).
+ */
+export async function rollStack(
+  regions: LocalRegion[],
+  events: EventBus,
+  request: RollRequest,
+): Promise<RollResult> {
+  const startedAt = Date.now();
+  const running = (r: LocalRegion) => r.group.list().filter((i) => i.state !== "terminating").length;
+  const plan = planStackRoll(
+    regions.map((r) => ({ name: r.name, role: r.options.role, runningInstances: running(r) })),
+  );
+  const results: RegionRollResult[] = [];
+  let stoppedBy: RegionRollResult | undefined;
+  for (const step of plan) {
+    const region = regions.find((r) => r.name === step.region) as LocalRegion;
+    const role = region.options.role;
+    if (stoppedBy) {
+      results.push({
+        region: region.name,
+        role,
+        outcome: "not-rolled",
+        fromVersion: region.group.version,
+        toVersion: stoppedBy.toVersion,
+        instancesReplaced: [],
+        rolledBack: false,
+        reason: `${stoppedBy.region} rolled back`,
+        durationSeconds: 0,
+      });
+      continue;
+    }
+    const result = await rollRegion(region, events, request);
+    results.push({
+      region: region.name,
+      role,
+      outcome: step.action === "roll" ? "rolled" : "version-set",
+      ...result,
+    });
+    if (result.rolledBack) stoppedBy = results.at(-1);
+  }
+  const first = results[0] as RegionRollResult;
+  const rolledBack = results.find((r) => r.rolledBack);
+  return {
+    fromVersion: first.fromVersion,
+    toVersion: first.toVersion,
+    instancesReplaced: results.flatMap((r) => r.instancesReplaced),
+    rolledBack: rolledBack !== undefined,
+    ...(rolledBack?.reason
+      ? { reason: `${rolledBack.region}: ${rolledBack.reason}` }
+      : first.reason && results.every((r) => r.reason === first.reason)
+        ? { reason: first.reason }
+        : {}),
+    durationSeconds: (Date.now() - startedAt) / 1000,
+    regions: results,
+  };
 }

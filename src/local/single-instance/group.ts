@@ -1,13 +1,15 @@
 import type { ProcessRegistry } from "../processes.ts";
 import { type ChildProcess, fork } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdirSync, openSync } from "node:fs";
+import { closeSync, mkdirSync, openSync } from "node:fs";
 import path from "node:path";
 import { findFreePort, sleep } from "../../shared/net.ts";
 import { ControllerGuard } from "../controller-guard.ts";
 import type { EventPublisher } from "../events/bus.ts";
 import { persistenceArgs, startRedisProcess } from "../redis/process.ts";
+import type { HealthCheckSettings } from "../target-group/controller.ts";
 import { type DataVolume, VolumeInUseError } from "./data-volume.ts";
+import { InstanceHealthCheck } from "./health-check.ts";
 import type { StableAddress } from "./stable-address.ts";
 
 export interface SingleInstanceGroupOptions {
@@ -25,6 +27,13 @@ export interface SingleInstanceGroupOptions {
   instanceEnvironment?: () => Record<string, string>;
   /** Where the instance's redis-server is recorded, so a killed runtime's copy is found and stopped. */
   processes?: ProcessRegistry;
+  /**
+   * The instance's health check (derived instanceHealthCheck: the target group's path, thresholds
+   * and local timings). Without one, an instance that listens counts as healthy.
+   */
+  healthCheck?: HealthCheckSettings;
+  /** An unhealthy instance is replaced only this long after its launch (the ASG's grace period). */
+  healthCheckGracePeriodMs?: number;
 }
 
 /** One instance of seed 003: the web process and its own redis-server, data on the volume. */
@@ -38,7 +47,14 @@ export interface SingleInstance {
   launchedAt: number;
   web: ChildProcess;
   redis: ChildProcess;
+  /** Its health check; undefined when the group has none. */
+  healthCheck?: InstanceHealthCheck;
+  /** Re-judges an instance unhealthy during its grace period once the period is over. */
+  graceTimer?: NodeJS.Timeout;
 }
+
+/** The instance's health: its check's, or healthy as soon as it listens when the group has no check. */
+export const instanceHealth = (i: SingleInstance) => i.healthCheck?.health ?? "healthy";
 
 const newInstanceId = () => `i-${randomBytes(8).toString("hex")}`;
 const exited = (p: ChildProcess) => p.exitCode !== null || p.signalCode !== null;
@@ -134,6 +150,7 @@ export class SingleInstanceGroup {
       stdio: ["ignore", log, log, "ipc"],
       execArgv: [],
     });
+    closeSync(log); // the child has its own copy; ours would stay open for the runtime's life
     // Listened for at once: the service may report its port before Redis's start resolves here.
     const listening = new Promise<number>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error("did not start listening within 10 s")), 10_000);
@@ -188,6 +205,63 @@ export class SingleInstanceGroup {
       });
     web.once("exit", died("web service"));
     redis.once("exit", died("redis-server"));
+    // The web process may have exited while this launch awaited: its exit event is then past.
+    if (exited(web)) void this.instanceDied(instance, "web service", web.exitCode, web.signalCode);
+    else if (exited(redis))
+      void this.instanceDied(instance, "redis-server", redis.exitCode, redis.signalCode);
+    else this.startHealthCheck(instance);
+  }
+
+  /**
+   * The instance's own health check (no load balancer does it): an instance unhealthy after its
+   * grace period is terminated and replaced, as the ASG does with a health check; a roll waits for
+   * the new instance to turn healthy.
+   */
+  private startHealthCheck(instance: SingleInstance): void {
+    const settings = this.options.healthCheck;
+    if (!settings) return;
+    const { events } = this.options;
+    const graceMs = this.options.healthCheckGracePeriodMs ?? 0;
+    const replaceIfUnhealthy = () => {
+      if (this.instance !== instance || instance.healthCheck?.health !== "unhealthy") return;
+      const left = instance.launchedAt + graceMs - Date.now();
+      if (left > 0) {
+        clearTimeout(instance.graceTimer);
+        instance.graceTimer = setTimeout(replaceIfUnhealthy, left);
+        return;
+      }
+      events.publish({
+        type: "instance.terminating",
+        instanceId: instance.instanceId,
+        az: instance.az,
+        reason: `unhealthy: ${instance.healthCheck.lastFailure ?? "health check failed"}`,
+      });
+      instance.web.kill("SIGTERM");
+    };
+    instance.healthCheck = new InstanceHealthCheck(
+      { host: "127.0.0.1", port: instance.port },
+      settings,
+      (health, reason) => {
+        if (this.instance !== instance) return;
+        if (health === "healthy")
+          events.publish({ type: "target.healthy", instanceId: instance.instanceId, az: instance.az });
+        else if (health === "unhealthy") {
+          events.publish({
+            type: "target.unhealthy",
+            instanceId: instance.instanceId,
+            az: instance.az,
+            reason: reason ?? "health check failed",
+          });
+          replaceIfUnhealthy();
+        }
+      },
+    );
+    instance.healthCheck.start();
+  }
+
+  private stopHealthCheck(instance: SingleInstance): void {
+    instance.healthCheck?.stop();
+    clearTimeout(instance.graceTimer);
   }
 
   /** The instance's log file; without one (it cannot be opened) the instance still runs. */
@@ -250,6 +324,7 @@ export class SingleInstanceGroup {
   ): Promise<void> {
     if (this.instance !== instance) return;
     this.instance = undefined;
+    this.stopHealthCheck(instance);
     const { events, address } = this.options;
     address.disassociate(instance.instanceId, `${what} exited`);
     // The instance is gone as a whole: its other process goes too (a dead EC2 instance takes both).
@@ -290,14 +365,16 @@ export class SingleInstanceGroup {
   /**
    * A roll of the single instance: two instances cannot share the volume, so the old one is stopped
    * (it drains) before the new version starts on the volume: downtime, which the drill measures. A
-   * new version that fails to launch twice is rolled back to the previous one.
+   * new version that fails to launch twice, or is not healthy within `healthyTimeoutMs`, is rolled
+   * back: the previous version is launched again.
    */
   async roll(
     artifact: string,
     settings: Record<string, string>,
-    timeoutMs = 120_000,
+    { timeoutMs = 120_000, healthyTimeoutMs = 10_000 } = {},
   ): Promise<{ replaced: string[]; rolledBack: boolean; reason?: string }> {
     const old = this.instance;
+    const replaced = old ? [old.instanceId] : [];
     const previous = { artifact: this.options.serviceEntry, settings: this.versionSettings };
     this.options.serviceEntry = artifact;
     this.versionSettings = { ...settings };
@@ -307,18 +384,51 @@ export class SingleInstanceGroup {
       await waitExit(old.web);
     }
     const deadline = Date.now() + timeoutMs;
+    let reason: string | undefined;
+    // When the first new instance listened: a replacement of it (unhealthy past its grace period)
+    // does not restart the clock.
+    let newSince: number | undefined;
     for (;;) {
       const now = this.instance;
-      if (now && now !== old) return { replaced: old ? [old.instanceId] : [], rolledBack: false };
-      if (this.consecutiveFailures >= 2 || Date.now() > deadline) {
-        this.options.serviceEntry = previous.artifact;
-        this.versionSettings = previous.settings;
-        const reason = `the new version failed to launch ${this.consecutiveFailures} times`;
-        while (!this.instance || this.instance === old) await sleep(50);
-        return { replaced: old ? [old.instanceId] : [], rolledBack: true, reason };
+      if (this.stopped) return { replaced, rolledBack: false, reason: "the stack stopped during the roll" };
+      if (now && now !== old) {
+        if (instanceHealth(now) === "healthy") return { replaced, rolledBack: false };
+        newSince ??= now.launchedAt;
+        if (Date.now() - newSince > healthyTimeoutMs) {
+          reason = `new instance ${now.instanceId} not healthy within ${healthyTimeoutMs / 1000} s (${now.healthCheck?.lastFailure ?? "no passing check"})`;
+          break;
+        }
+      }
+      if (this.consecutiveFailures >= 2) {
+        reason = `the new version failed to launch ${this.consecutiveFailures} times`;
+        break;
+      }
+      if (Date.now() > deadline) {
+        reason = `not finished within ${timeoutMs / 1000} s`;
+        break;
       }
       await sleep(50);
     }
+    // Rollback: the previous version back on the volume (its launch is the group's usual one).
+    this.options.serviceEntry = previous.artifact;
+    this.versionSettings = previous.settings;
+    const failed = this.instance !== old ? this.instance : undefined;
+    if (failed) {
+      this.options.events.publish({
+        type: "instance.terminating",
+        instanceId: failed.instanceId,
+        az: failed.az,
+        reason: "rolled back: its version failed",
+      });
+      failed.web.kill("SIGTERM");
+    }
+    const rollbackDeadline = Date.now() + 60_000;
+    while (!this.stopped && Date.now() < rollbackDeadline) {
+      const now = this.instance;
+      if (now && now !== old && now !== failed && instanceHealth(now) === "healthy") break;
+      await sleep(50);
+    }
+    return { replaced, rolledBack: true, reason };
   }
 
   /** Stops the instance gracefully: the web service drains, Redis flushes its append-only file. */
@@ -327,6 +437,7 @@ export class SingleInstanceGroup {
     await this.launching;
     const instance = this.instance;
     if (!instance) return;
+    this.stopHealthCheck(instance);
     this.options.events.publish({
       type: "instance.terminating",
       instanceId: instance.instanceId,

@@ -9,6 +9,18 @@ export interface AddressTarget {
 }
 
 /**
+ * Ends a client's connection abruptly, as a dead address does: a reset, unless its side was already
+ * ended (the instance's FIN piped through): a reset then may find the shutdown still pending, which
+ * libuv refuses (EINVAL), and Node then never closes the handle: no 'close', and the process spins
+ * at exit (the single-instance drill that wrote its report and hung). A plain destroy then.
+ */
+export function abortClient(client: net.Socket): void {
+  if (client.destroyed) return;
+  if (client.writableEnded) client.destroy();
+  else client.resetAndDestroy();
+}
+
+/**
  * The Elastic IP of seed 003: a fixed address (a listener on host:port) that forwards TCP to
  * whichever instance it is associated with, and to nothing while it is associated with none (a
  * client then sees its connection reset: the downtime a single instance cannot avoid). It does not
@@ -86,7 +98,7 @@ export class StableAddress {
   private forward(client: net.Socket): void {
     const target = this.target;
     if (!target) {
-      client.resetAndDestroy();
+      abortClient(client);
       return;
     }
     this.sockets.add(client);
@@ -101,7 +113,7 @@ export class StableAddress {
     client.on("error", close);
     upstream.on("error", () => {
       // The instance died mid-connection: the client sees a reset, as with a real address.
-      if (!client.destroyed) client.resetAndDestroy();
+      abortClient(client);
       close();
     });
     client.on("close", close);

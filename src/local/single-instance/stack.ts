@@ -1,11 +1,25 @@
 import path from "node:path";
 import { bundleWebService } from "../../web-service/bundle.ts";
+import { type DerivedSettings, derive } from "../../stack/derived.ts";
+import type { HealthCheckSettings } from "../target-group/controller.ts";
 import { serviceVersion } from "../../web-service/version.ts";
 import type { RollResult } from "../rolling-deploy/roll.ts";
 import { LocalStack, type LocalStackOptions, type StackStatus } from "../runtime.ts";
 import { DataVolume } from "./data-volume.ts";
-import { SingleInstanceGroup } from "./group.ts";
+import { instanceHealth, SingleInstanceGroup } from "./group.ts";
 import { StableAddress } from "./stable-address.ts";
+
+/** The single instance's own health check: the target group's path, thresholds and local timings. */
+export function singleInstanceHealthCheck(derived: DerivedSettings): HealthCheckSettings {
+  const hc = derived.instanceHealthCheck;
+  return {
+    path: hc.path,
+    healthyThreshold: hc.healthyThreshold,
+    unhealthyThreshold: hc.unhealthyThreshold,
+    intervalMs: hc.local.intervalMs,
+    timeoutMs: hc.local.timeoutMs,
+  };
+}
 
 /**
  * Seed 003 locally: no load balancer, no shared Redis; a group of one whose instance runs its own
@@ -63,6 +77,8 @@ export class SingleInstanceLocalStack extends LocalStack {
       events: this.events,
       processes: this.processes,
       instanceEnvironment: () => ({ LOG_LEVEL: "info", STAYUP_VERSION: version }),
+      healthCheck: singleInstanceHealthCheck(derive(stack)),
+      healthCheckGracePeriodMs: derive(stack).healthCheckGracePeriod.localMs,
     });
     try {
       await this.singleGroup.start();
@@ -123,7 +139,8 @@ export class SingleInstanceLocalStack extends LocalStack {
             pid: instance.pid,
             port: instance.port,
             state: "in-service",
-            health: associated === instance.instanceId ? "associated" : "not associated",
+            // The address and the instance's own health check (an unhealthy one is replaced).
+            health: `${associated === instance.instanceId ? "associated" : "not associated"}, ${instanceHealth(instance)}`,
             healthy: associated === instance.instanceId,
           },
         ]

@@ -21,6 +21,28 @@ const parseSetting = (s: string): [string, string] => {
   return [s.slice(0, at), s.slice(at + 1)];
 };
 
+const summary = (r: Omit<RollResult, "regions">): string =>
+  r.rolledBack
+    ? `rolled back to ${r.fromVersion}: ${r.reason}`
+    : r.instancesReplaced.length === 0
+      ? `nothing to roll: ${r.reason ?? "no instance running"}`
+      : `${r.fromVersion} → ${r.toVersion}: ${r.instancesReplaced.length} instances replaced in ${r.durationSeconds.toFixed(1)} s`;
+
+/** A roll's result for people: one line per region (the whole stack's when there is one region). */
+export function describeRoll(result: RollResult): string[] {
+  const regions = result.regions ?? [];
+  if (regions.length <= 1) return [summary(result)];
+  return regions.map((r) => {
+    const what =
+      r.outcome === "version-set"
+        ? `no instance running; its next launch runs ${r.toVersion}`
+        : r.outcome === "not-rolled"
+          ? `not rolled: ${r.reason}`
+          : summary(r);
+    return `${r.role} ${r.region}: ${what}`;
+  });
+}
+
 /**
  * `stayup roll`: a rolling deploy of the running stack to the current service bundle with the given
  * instance settings (instance refresh: launch first, then drain an old one; rolled back if the new
@@ -32,13 +54,7 @@ export async function roll(opts: RollOptions): Promise<RollResult> {
   process.stderr.write("rolling: rebuilding the service bundle, then replacing instances launch first...\n");
   const result = await client.roll(settings);
   if (opts.json) console.log(JSON.stringify(result, null, 2));
-  else if (result.rolledBack) console.log(`rolled back to ${result.fromVersion}: ${result.reason}`);
-  else if (result.instancesReplaced.length === 0)
-    console.log(`nothing to roll: ${result.reason ?? "same version"}`);
-  else
-    console.log(
-      `${result.fromVersion} → ${result.toVersion}: ${result.instancesReplaced.length} instances replaced in ${result.durationSeconds.toFixed(1)} s`,
-    );
+  else for (const line of describeRoll(result)) console.log(line);
   if (result.rolledBack) process.exitCode = 1;
   return result;
 }

@@ -15,6 +15,7 @@ import { sleep } from "../../../shared/net.ts";
 import { loadStack } from "../../../stack/index.ts";
 import { configOption, envOption, type LocalOptions, stateDirOption, topologyOption } from "../../options.ts";
 import { parsePort } from "../../parse.ts";
+import { describeRoll } from "../roll/index.ts";
 import { printStatusTable } from "../status/index.ts";
 
 const binPath = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../../bin/stayup.mjs");
@@ -37,11 +38,7 @@ export async function up(opts: UpOptions): Promise<void> {
     );
     const result = await existing.roll({}).catch(() => undefined);
     if (result && (result.instancesReplaced.length > 0 || result.rolledBack)) {
-      console.log(
-        result.rolledBack
-          ? `the new version was rolled back to ${result.fromVersion}: ${result.reason}`
-          : `rolled ${result.fromVersion} → ${result.toVersion}: ${result.instancesReplaced.length} instances replaced in ${result.durationSeconds.toFixed(1)} s`,
-      );
+      for (const line of describeRoll(result)) console.log(line);
       if (result.rolledBack) process.exitCode = 1;
       return;
     }

@@ -1,0 +1,103 @@
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { appendFileSync, cpSync, symlinkSync } from "node:fs";
+import path from "node:path";
+import { after, before, describe, it } from "node:test";
+import { request } from "undici";
+import { SteadyTraffic } from "../src/drills/traffic.ts";
+import type { StackStatus } from "../src/local/runtime.ts";
+import { findFreePort } from "../src/shared/net.ts";
+import { type CliResult, repoRoot, tempDir } from "./helpers.ts";
+
+/**
+ * A user's loop: `stayup up`, edit the service, `stayup up` again. The second `up` finds the stack
+ * running with an older service bundle and rolls it. The sources are a copy (the edit must not touch
+ * the repository other tests build from); node_modules is shared through a link.
+ */
+describe("`stayup up` on a running stack whose service bundle changed", { timeout: 420_000 }, () => {
+  const dir = tempDir("stayup-up-roll-");
+  const stateDir = path.join(dir, ".stayup");
+  let ports: string[] = [];
+  const cli = (args: string[], timeoutMs = 240_000): Promise<CliResult> =>
+    new Promise((resolve) => {
+      const child = spawn(process.execPath, [path.join(dir, "bin/stayup.mjs"), ...args], { cwd: dir });
+      let stdout = "";
+      let stderr = "";
+      child.stdout.on("data", (d: Buffer) => (stdout += d));
+      child.stderr.on("data", (d: Buffer) => (stderr += d));
+      const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+      child.on("close", (code) => {
+        clearTimeout(timer);
+        resolve({ code, stdout, stderr });
+      });
+    });
+  const common = () => ["--config", path.join(dir, "stayup.config.ts"), "--state-dir", stateDir];
+  const status = async () =>
+    JSON.parse((await cli(["status", "--json", "--state-dir", stateDir])).stdout) as StackStatus;
+  const versionAt = async (listener: string) => {
+    const res = await request(`${listener}/`, { reset: true });
+    return ((await res.body.json()) as { version: string; instanceId: string }).version;
+  };
+
+  before(async () => {
+    for (const f of ["src", "bin", "package.json", "tsconfig.json", "stayup.config.ts"]) {
+      cpSync(path.join(repoRoot, f), path.join(dir, f), { recursive: true });
+    }
+    symlinkSync(path.join(repoRoot, "node_modules"), path.join(dir, "node_modules"), "dir");
+    ports = [
+      "--port",
+      String(await findFreePort()),
+      "--redis-port",
+      String(await findFreePort()),
+      "--dns-port",
+      String(await findFreePort()),
+    ];
+    const up = await cli(["up", "--detach", ...ports, ...common()]);
+    assert.equal(up.code, 0, up.stderr + up.stdout);
+  });
+  after(async () => {
+    await cli(["down", "--state-dir", stateDir]);
+  });
+
+  it("rolls every instance to the new version with 0 failed requests for a client meanwhile", async () => {
+    const before = await status();
+    const oldIds = before.instances.filter((i) => i.healthy).map((i) => i.id);
+    assert.ok(oldIds.length >= 2);
+    const oldVersion = await versionAt(before.listener);
+
+    // The edit: a statement esbuild keeps, so the bundle (and so the version) changes.
+    appendFileSync(
+      path.join(dir, "src/web-service/main.ts"),
+      '\n(globalThis as Record<string, unknown>).stayupEditedByTest = "yes";\n',
+    );
+    const traffic = new SteadyTraffic(before.listener, {
+      rate: 100,
+      maxDurationMs: 300_000,
+      maxRequests: 30_000,
+    });
+    traffic.start();
+    const again = await cli(["up", ...ports, ...common()]);
+    const seen = await traffic.stop();
+    assert.equal(again.code, 0, again.stderr + again.stdout);
+    assert.match(
+      again.stdout,
+      new RegExp(`primary ${before.region}: ${oldVersion} → v-\\w+: ${oldIds.length} instances replaced`),
+    );
+    assert.equal(seen.failed, 0, JSON.stringify(seen.failures));
+    assert.ok(seen.requests > 0);
+    assert.equal(seen.counterContinuous, true);
+
+    const afterRoll = await status();
+    for (const id of oldIds) assert.ok(!afterRoll.instances.some((i) => i.id === id), `${id} still runs`);
+    assert.equal(afterRoll.instances.filter((i) => i.healthy).length, oldIds.length);
+    const newVersion = /→ (v-\w+)/.exec(again.stdout)?.[1];
+    assert.ok(newVersion && newVersion !== oldVersion);
+    // Every instance answers with the new version (a new connection each time: round robin).
+    for (let i = 0; i < oldIds.length * 2; i++) assert.equal(await versionAt(afterRoll.listener), newVersion);
+
+    // Nothing changed since: `up` again rolls nothing and says so.
+    const third = await cli(["up", ...ports, ...common()]);
+    assert.equal(third.code, 1);
+    assert.match(third.stderr, /already runs this version/);
+  });
+});
