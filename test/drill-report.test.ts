@@ -180,8 +180,17 @@ async function assertMarkersAtJsonTimes(
       marks,
       impact: impact ? { left: impact.left, right: impact.right } : null,
       embedded: document.getElementById("stayup-report")?.textContent ?? "",
+      eventDetails: [...document.querySelectorAll("#events tr.event td:last-child")].map(
+        (td) => td.textContent ?? "",
+      ),
     };
   });
+  assert.equal(geometry.eventDetails.length, report.events.length, "every event in the log");
+  assert.deepEqual(
+    geometry.eventDetails.filter((d) => d.includes("undefined")),
+    [],
+    "every event described",
+  );
   const t = report.timeline;
   const xOf = (seconds: number) => geometry.left + (seconds / t.durationSeconds) * geometry.width;
   assert.ok(t.fault, "the JSON has a fault");
