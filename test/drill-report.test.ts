@@ -4,8 +4,11 @@ import path from "node:path";
 import { pathToFileURL } from "node:url";
 import { after, before, describe, it } from "node:test";
 import type { Browser } from "playwright-core";
+import { concludeVerdict, defineDrill, isDefinedDrill, missingMarks } from "../src/drills/module.ts";
+import { drills } from "../src/drills/registry.ts";
 import type { DrillReport } from "../src/drills/report.ts";
 import { sparkline, TimelineRecorder } from "../src/drills/timeline.ts";
+import { findFreePort } from "../src/shared/net.ts";
 import { artifactPath, launchChromium } from "./browser.ts";
 import { configPath, runCli, tempDir } from "./helpers.ts";
 
@@ -37,6 +40,193 @@ describe("drill timeline buckets", () => {
     assert.equal(sparkline(built), "█↯×▁✓");
   });
 });
+
+/** A report that passes every shared target, with the marks given. */
+function reportWith(
+  marks: (timeline: TimelineRecorder) => void,
+  recoverySeconds: number | null = 1,
+): DrillReport {
+  const t0 = 2_000_000;
+  const timeline = new TimelineRecorder(t0, 100);
+  timeline.record({ ok: true, latencyMs: 3, instanceId: "i-a" }, t0 + 50);
+  marks(timeline);
+  return {
+    drill: "fake",
+    requests: 1,
+    failed: 0,
+    recoverySeconds,
+    counterContinuous: true,
+    rate: 10,
+    durationSeconds: 3,
+    failures: {},
+    servedBy: { "i-a": 1 },
+    counter: { first: 1, last: 1 },
+    counterViolations: [],
+    timeline: timeline.build(recoverySeconds, t0 + 3000),
+    events: [],
+    verdict: { passed: true, targets: [] },
+  };
+}
+
+describe("every drill marks its fault and its recoveries", () => {
+  it("every drill in the registry is made by defineDrill, which checks the marks", () => {
+    assert.ok(drills.length >= 10);
+    for (const drill of drills) assert.ok(isDefinedDrill(drill), `${drill.name} is not made by defineDrill`);
+  });
+
+  it("a report without a fault marker, or recovered without a recovery marker, fails any registered drill", () => {
+    const noFault = reportWith((t) => t.mark("recovery", "back", 2_001_000));
+    const noRecovery = reportWith((t) => t.mark("fault", "broke", 2_000_500));
+    const recoveryFirst = reportWith((t) => {
+      t.mark("recovery", "back", 2_000_200);
+      t.mark("fault", "broke", 2_000_500);
+    });
+    assert.equal(missingMarks(noFault)?.actual, "no fault marker");
+    assert.equal(missingMarks(noRecovery)?.actual, "recovered, but no recovery marker");
+    assert.equal(missingMarks(recoveryFirst)?.actual, "a recovery marker before the fault");
+    for (const drill of drills) {
+      for (const report of [noFault, noRecovery, recoveryFirst])
+        assert.equal(drill.passed(report), false, `${drill.name} passes a report missing its markers`);
+    }
+    // Not recovered: the fault marker alone is complete (the verdict fails on recovery instead).
+    assert.equal(missingMarks(reportWith((t) => t.mark("fault", "broke", 2_000_500), null)), null);
+  });
+
+  it("a drill whose run forgets its markers reports a missed target, wherever it runs", async () => {
+    const forgetful = defineDrill<Record<string, never>>({
+      name: "forgetful",
+      description: "marks nothing",
+      run: () => Promise.resolve(reportWith(() => undefined)),
+      details: () => [],
+      passed: (r) => r.failed === 0,
+    });
+    const report = concludeVerdict(
+      forgetful,
+      await forgetful.run({
+        client: undefined as never,
+        stack: undefined as never,
+        rate: 1,
+        options: {},
+      }),
+    );
+    assert.equal(report.verdict.passed, false);
+    assert.deepEqual(
+      report.verdict.targets.filter((t) => !t.passed).map((t) => [t.target, t.actual]),
+      [["the timeline marks the fault and each recovery", "no fault marker"]],
+    );
+    const marked = defineDrill<Record<string, never>>({
+      ...forgetful,
+      run: () =>
+        Promise.resolve(
+          reportWith((t) => {
+            t.mark("fault", "broke", 2_000_500);
+            t.mark("recovery", "back", 2_001_500);
+          }),
+        ),
+    });
+    const ok = concludeVerdict(
+      marked,
+      await marked.run({ client: undefined as never, stack: undefined as never, rate: 1, options: {} }),
+    );
+    assert.equal(ok.verdict.passed, true);
+    assert.deepEqual(ok.timeline.impactWindow, { fromSeconds: 0.5, toSeconds: 1.5 });
+  });
+
+  it("the impact window ends recoverySeconds after the moment recovery counts from", () => {
+    const report = reportWith((t) => {
+      t.mark("fault", "slow", 2_000_500);
+      t.countRecoveryFrom(2_002_000);
+      t.mark("recovery", "fast again", 2_002_400);
+    }, 0.4);
+    assert.deepEqual(report.timeline.impactWindow, { fromSeconds: 0.5, toSeconds: 2.4 });
+  });
+});
+
+/**
+ * Opens a drill's HTML report from disk and checks that its fault, recovery and step markers sit on
+ * the timeline at the seconds its JSON gives, labelled with them, and that nothing but the file loads.
+ */
+async function assertMarkersAtJsonTimes(
+  browser: Browser,
+  htmlFile: string,
+  report: DrillReport,
+  screenshot: string,
+) {
+  const page = await browser.newPage({ viewport: { width: 1120, height: 900 } });
+  const requests: string[] = [];
+  page.on("request", (r) => requests.push(r.url()));
+  const errors: string[] = [];
+  page.on("console", (m) => {
+    if (m.type() === "error") errors.push(m.text());
+  });
+  page.on("pageerror", (e) => errors.push(e.message));
+  await page.goto(pathToFileURL(htmlFile).href);
+  const geometry = await page.evaluate(() => {
+    const plot = document.querySelector("#timeline [data-plot]") as SVGRectElement;
+    const box = plot.getBoundingClientRect();
+    const impact = document.querySelector("#timeline .impact-window")?.getBoundingClientRect();
+    const marks = [...document.querySelectorAll("#timeline .mark")].map((g) => {
+      const line = (g.querySelector("line") as SVGLineElement).getBoundingClientRect();
+      return {
+        kind: g.getAttribute("data-kind"),
+        at: g.getAttribute("data-at"),
+        x: line.left + line.width / 2,
+        label: g.querySelector("text")?.textContent ?? "",
+      };
+    });
+    return {
+      left: box.left,
+      width: box.width,
+      marks,
+      impact: impact ? { left: impact.left, right: impact.right } : null,
+      embedded: document.getElementById("stayup-report")?.textContent ?? "",
+      eventDetails: [...document.querySelectorAll("#events tr.event td:last-child")].map(
+        (td) => td.textContent ?? "",
+      ),
+    };
+  });
+  assert.equal(geometry.eventDetails.length, report.events.length, "every event in the log");
+  assert.deepEqual(
+    geometry.eventDetails.filter((d) => d.includes("undefined")),
+    [],
+    "every event described",
+  );
+  const t = report.timeline;
+  const xOf = (seconds: number) => geometry.left + (seconds / t.durationSeconds) * geometry.width;
+  assert.ok(t.fault, "the JSON has a fault");
+  for (const [kind, expected] of [
+    ["fault", [t.fault]],
+    ["recovery", t.recoveries],
+    ["step", t.steps],
+  ] as const) {
+    const shown = geometry.marks.filter((m) => m.kind === kind);
+    assert.equal(shown.length, expected.length, `${kind} markers`);
+    expected.forEach((m, i) => {
+      const mark = shown[i];
+      assert.ok(mark);
+      assert.equal(mark.at, m.at, `${kind} marker ${i} is ${m.label}`);
+      assert.ok(Math.abs(mark.x - xOf(m.seconds)) < 2, `${kind} marker "${m.label}" at ${m.seconds} s`);
+      assert.ok(
+        mark.label.includes(m.label) && mark.label.includes(`(${m.seconds.toFixed(2)} s)`),
+        mark.label,
+      );
+    });
+  }
+  const faultX = geometry.marks.find((m) => m.kind === "fault")?.x ?? 0;
+  assert.ok(geometry.marks.filter((m) => m.kind === "recovery").every((m) => m.x >= faultX - 0.5));
+  assert.ok(t.impactWindow && geometry.impact, "the impact window is shaded");
+  assert.ok(Math.abs(geometry.impact.left - xOf(t.impactWindow.fromSeconds)) < 2);
+  assert.ok(Math.abs(geometry.impact.right - xOf(t.impactWindow.toSeconds)) < 2);
+  assert.deepEqual(JSON.parse(geometry.embedded), report, "the raw JSON is embedded");
+  await page.screenshot({ path: artifactPath(screenshot), fullPage: true });
+  assert.deepEqual(
+    requests.filter((u) => !u.startsWith("file://")),
+    [],
+    "nothing but the file itself is loaded",
+  );
+  assert.deepEqual(errors, []);
+  await page.close();
+}
 
 /** A real drill against a temporary stack, its HTML report opened from disk in Chromium. */
 describe("drill report in a browser", { timeout: 180_000 }, () => {
@@ -143,6 +333,10 @@ describe("drill report in a browser", { timeout: 180_000 }, () => {
     await page.close();
   });
 
+  it("its markers, steps and impact window sit where the JSON says", async () => {
+    await assertMarkersAtJsonTimes(browser, htmlFile, report, "drill-report-kill.png");
+  });
+
   it("stayup report renders the saved JSON to the same HTML again", async () => {
     const out = path.join(dir, "again.html");
     const again = await runCli(["report", path.join(dir, "kill.json"), "--out", out]);
@@ -159,5 +353,103 @@ describe("drill report in a browser", { timeout: 180_000 }, () => {
       res.stderr,
       /is not a stayup drill report \(missing: requests, failed, timeline, events, verdict\)/,
     );
+  });
+});
+
+/** Gray-fault and rolling-deploy drills on one running stack, their HTML reports opened from disk. */
+describe("gray-fault and rolling-deploy reports in a browser", { timeout: 300_000 }, () => {
+  const dir = tempDir();
+  const stateDir = path.join(dir, ".stayup");
+  let browser: Browser;
+  const drill = async (name: string, extra: string[] = []) => {
+    const html = path.join(dir, `${name}.html`);
+    const res = await runCli(
+      [
+        "drill",
+        name,
+        "--rate",
+        "100",
+        "--report",
+        html,
+        "--state-dir",
+        stateDir,
+        "--config",
+        configPath,
+        ...extra,
+      ],
+      { cwd: dir, timeoutMs: 150_000 },
+    );
+    assert.equal(res.code, 0, res.stderr + res.stdout);
+    return {
+      html,
+      report: JSON.parse(readFileSync(html.replace(/\.html$/, ".json"), "utf8")) as DrillReport,
+    };
+  };
+
+  before(async () => {
+    const up = await runCli(
+      [
+        "up",
+        "--detach",
+        "--port",
+        String(await findFreePort()),
+        "--redis-port",
+        "0",
+        "--dns-port",
+        "0",
+        "--config",
+        configPath,
+        "--state-dir",
+        stateDir,
+      ],
+      { cwd: dir, timeoutMs: 90_000 },
+    );
+    assert.equal(up.code, 0, up.stderr + up.stdout);
+    browser = await launchChromium();
+  });
+  after(async () => {
+    await browser?.close();
+    await runCli(["down", "--state-dir", stateDir]);
+  });
+
+  it("failing-instance: the fault, the ejection and the return, at the JSON's times", async () => {
+    const { html, report } = await drill("failing-instance", ["--fault-seconds", "4"]);
+    const t = report.timeline;
+    const victim = (report.victim as { id: string }).id;
+    assert.match(t.fault?.label ?? "", new RegExp(`${victim} .*answers 500`));
+    assert.deepEqual(
+      t.recoveries.map((r) => r.label.replace(/ \(.*\)$/, "")),
+      [`${victim} ejected`, `${victim} back in rotation`],
+    );
+    assert.deepEqual(
+      t.steps.map((s) => s.label),
+      ["fault cleared"],
+    );
+    // The markers are the events' own times: the ejection is the report's recovery.
+    const ejected = report.events.find((e) => e.type === "target.ejected" && e.instanceId === victim);
+    assert.equal(t.recoveries[0]?.at, ejected?.time);
+    assert.ok(
+      Math.abs((t.recoveries[0]?.seconds ?? 0) - (t.fault?.seconds ?? 0) - (report.recoverySeconds ?? -1)) <
+        0.002,
+    );
+    await assertMarkersAtJsonTimes(browser, html, report, "drill-report-failing-instance.png");
+  });
+
+  it("rolling-deploy: the roll, each new instance in rotation and its completion, at the JSON's times", async () => {
+    const { html, report } = await drill("rolling-deploy");
+    const t = report.timeline;
+    assert.match(t.fault?.label ?? "", /roll to a new version started/);
+    const inRotation = t.recoveries.filter((r) => / in rotation$/.test(r.label));
+    assert.ok(inRotation.length >= (report.instancesReplaced as number), "each replacement marked");
+    const completed = report.events.find((e) => e.type === "roll.completed");
+    assert.ok(completed);
+    assert.equal(t.recoveries.at(-1)?.at, completed.time);
+    assert.match(t.recoveries.at(-1)?.label ?? "", /roll completed: \d+ replaced/);
+    for (const r of inRotation) {
+      const id = r.label.replace(/ in rotation$/, "");
+      const healthy = report.events.find((e) => e.type === "target.healthy" && e.instanceId === id);
+      assert.equal(r.at, healthy?.time, `${id}'s marker at its target.healthy event`);
+    }
+    await assertMarkersAtJsonTimes(browser, html, report, "drill-report-rolling-deploy.png");
   });
 });

@@ -76,6 +76,13 @@ export async function instanceFaultDrill(
     );
   }
   const faultAt = Date.now();
+  const what =
+    fault.kind === "errors"
+      ? `answers ${fault.status ?? 500}`
+      : fault.kind === "stall"
+        ? "stalls"
+        : `answers ${fault.ms ?? 0} ms late`;
+  run.mark("fault", `${victim.id} in ${victim.az}: GET / ${what}, /health passes`, faultAt);
   await client.fault("instance", {
     instance: victim.id,
     kind: fault.kind,
@@ -95,6 +102,8 @@ export async function instanceFaultDrill(
     o.faultMs,
   );
   const ejectedAfterSeconds = ejected ? (Date.parse(ejected.time) - faultAt) / 1000 : null;
+  if (ejected?.type === "target.ejected")
+    run.mark("recovery", `${victim.id} ejected (${ejected.reason})`, Date.parse(ejected.time));
   run.progress(
     ejected?.type === "target.ejected"
       ? `out of rotation after ${ejectedAfterSeconds?.toFixed(2)} s (${ejected.reason}; for ${ejected.forMs / 1000} s)`
@@ -102,6 +111,8 @@ export async function instanceFaultDrill(
   );
   await sleep(Math.max(0, faultAt + o.faultMs - Date.now()));
   const clearedAt = Date.now();
+  // The drill's own action, not the stack's recovery: a step.
+  run.mark("step", "fault cleared", clearedAt);
   await client.fault("instance", { instance: victim.id, kind: "none" });
   run.progress("fault cleared; waiting for the instance to come back into rotation");
   const returned = ejected
@@ -112,6 +123,7 @@ export async function instanceFaultDrill(
       )
     : undefined;
   const returnedAfterSeconds = returned ? (Date.parse(returned.time) - clearedAt) / 1000 : null;
+  if (returned) run.mark("recovery", `${victim.id} back in rotation`, Date.parse(returned.time));
   if (ejected) {
     run.progress(
       returned
@@ -144,6 +156,11 @@ export async function redisFaultDrill(
   const o = { ...grayFaultDefaults, ...opts };
   const run = await DrillRun.start(client, o);
   const faultAt = Date.now();
+  run.mark(
+    "fault",
+    `path to Redis: ${fault.kind === "hang" ? "commands hang" : `+${fault.ms ?? 0} ms per command`}`,
+    faultAt,
+  );
   const applied = await client.fault("redis", {
     kind: fault.kind,
     ...(fault.ms === undefined ? {} : { ms: String(fault.ms) }),
@@ -153,6 +170,7 @@ export async function redisFaultDrill(
   );
   await sleep(o.faultMs);
   const clearedAt = Date.now();
+  run.mark("step", "fault cleared", clearedAt);
   await client.fault("redis", { kind: "none" });
   run.progress("fault cleared");
   const result = await run.finish();
@@ -163,6 +181,10 @@ export async function redisFaultDrill(
     .filter((l) => l.sentAt >= clearedAt && l.ms <= normalMs)
     .sort((a, b) => a.sentAt - b.sentAt)[0];
   const recoverySeconds = firstNormal ? (firstNormal.sentAt + firstNormal.ms - clearedAt) / 1000 : null;
+  // This drill's recovery counts from the clearing: the impact window runs from the fault to it.
+  run.timeline.countRecoveryFrom(clearedAt);
+  if (firstNormal)
+    run.mark("recovery", "pages as fast as before the fault", firstNormal.sentAt + firstNormal.ms);
   const ejections = run.events.filter((e) => e.type === "target.ejected" && Date.parse(e.time) >= faultAt);
   return run.report(drill, result, recoverySeconds, {
     fault: { ...fault, seconds: o.faultMs / 1000 },

@@ -35,10 +35,27 @@ export async function loseContainerInstanceDrill(
   run.progress(
     `losing container instance ${victim.id} (${victim.az}) with ${victim.tasks.length} of ${tasksBefore} tasks`,
   );
+  run.mark(
+    "fault",
+    `container instance ${victim.id} in ${victim.az} lost (${victim.tasks.length} task(s))`,
+    lostAt,
+  );
   await client.fault("lose-container-instance", { containerInstance: victim.id });
   const desired = ecs.service.desired;
   const recoveredAt = await run.waitFor(run.capacityRestored(lostAt, desired), o.recoveryTimeoutMs);
   const recoverySeconds = recoveredAt === undefined ? null : (recoveredAt - lostAt) / 1000;
+  // Each replacement task in rotation, and each container instance launched in the lost one's place.
+  const tasksBeforeIds = new Set(ecs.containerInstances.flatMap((c) => c.tasks.map((t) => t.id)));
+  const instancesBeforeIds = new Set(ecs.containerInstances.map((c) => c.id));
+  for (const e of run.events) {
+    const t = Date.parse(e.time);
+    if (t < lostAt || (recoveredAt !== undefined && t > recoveredAt)) continue;
+    if (e.type === "target.healthy" && !tasksBeforeIds.has(e.instanceId))
+      run.mark("recovery", `task ${e.instanceId} in rotation (${e.az})`, t);
+    if (e.type === "container-instance.registered" && !instancesBeforeIds.has(e.containerInstanceId))
+      run.mark("recovery", `container instance ${e.containerInstanceId} registered (${e.az})`, t);
+  }
+  if (recoveredAt !== undefined) run.mark("recovery", `${desired} tasks healthy again`, recoveredAt);
   run.progress(
     recoverySeconds === null
       ? `fewer than ${desired} tasks healthy after ${o.recoveryTimeoutMs / 1000} s`

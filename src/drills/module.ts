@@ -1,7 +1,7 @@
 import type { Option } from "commander";
 import type { StackClient } from "../local/control-plane/client.ts";
 import type { ResolvedStack } from "../stack/index.ts";
-import type { DrillReport } from "./report.ts";
+import type { DrillReport, DrillTarget } from "./report.ts";
 
 /** What a drill's run gets: the stack to break (through its control plane) and the run's settings. */
 export interface DrillContext<O> {
@@ -46,8 +46,52 @@ export function concludeVerdict(drill: DrillModule, report: DrillReport): DrillR
   return report;
 }
 
-/** Types a drill's own options while the registry holds every drill under one type. */
-export const defineDrill = <O>(drill: DrillModule<O>): DrillModule => drill as unknown as DrillModule;
+/**
+ * What every drill's timeline must show (issue #11): a marker at the fault, and, when the drill
+ * recovered, at least one recovery marker, none before the fault. Null when it does.
+ */
+export function missingMarks(report: DrillReport): DrillTarget | null {
+  const { fault, recoveries } = report.timeline;
+  const actual = !fault
+    ? "no fault marker"
+    : report.recoverySeconds !== null && recoveries.length === 0
+      ? "recovered, but no recovery marker"
+      : recoveries.some((r) => r.seconds < fault.seconds)
+        ? "a recovery marker before the fault"
+        : null;
+  return actual === null
+    ? null
+    : { target: "the timeline marks the fault and each recovery", passed: false, actual };
+}
+
+/** Drills made by defineDrill; the registry holds no other (test/drill-report.test.ts). */
+const defined = new WeakSet<DrillModule>();
+export const isDefinedDrill = (drill: DrillModule): boolean => defined.has(drill);
+
+/**
+ * Types a drill's own options while the registry holds every drill under one type, and makes its
+ * markers part of its verdict: a run whose timeline lacks the fault or recovery marker fails,
+ * whoever runs it (CLI, dashboard, tests), so a drill cannot forget them unnoticed.
+ */
+export function defineDrill<O>(drill: DrillModule<O>): DrillModule {
+  const module: DrillModule<O> = {
+    ...drill,
+    run: async (context) => {
+      const report = await drill.run(context);
+      const missing = missingMarks(report);
+      if (missing) {
+        report.verdict.targets.push(missing);
+        report.verdict.passed = false;
+      }
+      return report;
+    },
+    // The marks first: a drill's own condition may read fields a report missing them lacks.
+    passed: (report) => missingMarks(report) === null && drill.passed(report),
+  };
+  const untyped = module as unknown as DrillModule;
+  defined.add(untyped);
+  return untyped;
+}
 
 /** The verdict most drills share: nothing failed, recovered in time, the count continued. */
 export const basicVerdict = (r: DrillReport): boolean =>

@@ -1,4 +1,4 @@
-import { formatEvent } from "../local/events/bus.ts";
+import { formatEvent, type TimedStackEvent } from "../local/events/bus.ts";
 import type { DrillReport } from "./report.ts";
 import type { TimelineMark } from "./timeline.ts";
 
@@ -241,6 +241,27 @@ function keyFigures(report: DrillReport): [string, string][] {
   return figures;
 }
 
+/**
+ * An event's detail as the terminal prints it; for the types formatEvent does not describe (it
+ * prints "undefined" for them: gray faults, rolls, tasks), its fields as key=value.
+ */
+function eventDetail(e: TimedStackEvent): string {
+  const line = formatEvent(e);
+  const detail = line.slice(line.indexOf(e.type) + e.type.length).trim();
+  if (!/(^|\] )undefined$/.test(detail)) return detail;
+  const {
+    type: _type,
+    time: _time,
+    seq: _seq,
+    region,
+    ...fields
+  } = e as TimedStackEvent & Record<string, unknown>;
+  const pairs = Object.entries(fields).map(
+    ([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`,
+  );
+  return `${region ? `[${String(region)}] ` : ""}${pairs.join(" ")}`;
+}
+
 export function renderReportHtml(report: DrillReport): string {
   const t = report.timeline;
   const started = Date.parse(t.startedAt);
@@ -257,8 +278,7 @@ export function renderReportHtml(report: DrillReport): string {
     : `<tr><td colspan="3">no failed request</td></tr>`;
   const eventRows = report.events
     .map((e) => {
-      const line = formatEvent(e);
-      const rest = line.slice(line.indexOf(e.type) + e.type.length).trim();
+      const rest = eventDetail(e);
       return `<tr class="event"><td class="num">${fixed((Date.parse(e.time) - started) / 1000)}</td><td><code>${escapeHtml(e.type)}</code></td><td>${escapeHtml(rest)}</td></tr>`;
     })
     .join("");

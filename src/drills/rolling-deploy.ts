@@ -1,5 +1,6 @@
 import { Option } from "commander";
 import type { StackClient } from "../local/control-plane/client.ts";
+import type { TimedStackEvent } from "../local/events/bus.ts";
 import { type DrillOptions, DrillRun, drillDefaults } from "./harness.ts";
 import { defineDrill } from "./module.ts";
 import type { DrillReport } from "./report.ts";
@@ -23,6 +24,8 @@ export async function rollingDeployDrill(
   const settings: Record<string, string> = { STAYUP_DEPLOY_ID: new Date().toISOString() };
   if (o.broken) settings.STAYUP_BROKEN = o.broken;
   run.progress(`rolling to a new version${o.broken ? ` broken on purpose (${o.broken})` : ""}`);
+  const rollAt = Date.now();
+  run.mark("fault", `roll to a new version${o.broken ? ` (broken: ${o.broken})` : ""} started`, rollAt);
   const roll = await client.roll(settings).catch(async (error: unknown) => {
     await run.finish();
     throw error;
@@ -32,6 +35,7 @@ export async function rollingDeployDrill(
       ? `rolled back to ${roll.fromVersion}: ${roll.reason}`
       : `${roll.toVersion}: ${roll.instancesReplaced.length} instances replaced in ${roll.durationSeconds.toFixed(1)} s`,
   );
+  await markRoll(run, rollAt, Date.now(), roll.rolledBack);
   const result = await run.finish();
   return run.report("rolling-deploy", result, roll.rolledBack ? null : roll.durationSeconds, {
     instancesReplaced: roll.instancesReplaced.length,
@@ -48,6 +52,42 @@ export async function rollingDeployDrill(
         }
       : {}),
   });
+}
+
+/**
+ * The roll's recovery markers, from its events until it answered: each instance it launched in
+ * rotation (a single instance: given the address), and the roll completed or rolled back.
+ */
+async function markRoll(
+  run: DrillRun,
+  rollAt: number,
+  answeredAt: number,
+  rolledBack: boolean,
+): Promise<void> {
+  const ours = (e: TimedStackEvent) =>
+    (e.region === undefined || e.region === run.before.region) &&
+    Date.parse(e.time) >= rollAt &&
+    Date.parse(e.time) <= answeredAt;
+  // The roll answered when it was over; its last event may still be on its way to us.
+  const end = await run.waitFor(
+    (events) =>
+      events.find((e) => ours(e) && e.type === (rolledBack ? "roll.rolled-back" : "roll.completed")),
+    10_000,
+  );
+  const before = new Set(run.before.instances.map((i) => i.id));
+  const marked = new Set<string>();
+  for (const e of run.events) {
+    if (!ours(e)) continue;
+    if ((e.type === "target.healthy" || e.type === "address.associated") && !before.has(e.instanceId)) {
+      if (marked.has(e.instanceId)) continue;
+      marked.add(e.instanceId);
+      run.mark("recovery", `${e.instanceId} in rotation`, Date.parse(e.time));
+    }
+  }
+  if (end?.type === "roll.completed")
+    run.mark("recovery", `roll completed: ${end.instancesReplaced} replaced`, Date.parse(end.time));
+  if (end?.type === "roll.rolled-back")
+    run.mark("recovery", `rolled back to ${end.toVersion}: ${end.reason}`, Date.parse(end.time));
 }
 
 export const rollingDeploy = defineDrill<{ broken?: "crash" | "unhealthy" }>({

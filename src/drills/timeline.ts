@@ -83,8 +83,16 @@ export class TimelineRecorder {
     }
   }
 
+  /** When the report's recoverySeconds counts from, if not the fault (slow-redis: the fault's clearing). */
+  private recoveryCountsFrom?: number;
+
   mark(kind: TimelineMark["kind"], label: string, at = Date.now()): void {
     this.marks.push({ kind, at, label });
+  }
+
+  /** The impact window then ends `recoverySeconds` after `at` instead of after the fault. */
+  countRecoveryFrom(at: number): void {
+    this.recoveryCountsFrom = at;
   }
 
   /** The timeline up to `endAt`; the impact window ends `recoverySeconds` after the fault. */
@@ -113,7 +121,14 @@ export class TimelineRecorder {
             toSeconds:
               recoverySeconds === null
                 ? durationSeconds
-                : Math.min(durationSeconds, round(fault.seconds + recoverySeconds)),
+                : Math.min(
+                    durationSeconds,
+                    round(
+                      (this.recoveryCountsFrom === undefined
+                        ? fault.seconds
+                        : seconds(this.recoveryCountsFrom)) + recoverySeconds,
+                    ),
+                  ),
           }
         : null,
       buckets: this.buckets.map((b, i) => {
