@@ -150,7 +150,8 @@ export const cpuSpike = defineDrill({
   topologies: {
     "load-balanced": true,
     "single-instance": {
-      unsupported: "a group of one (min = max = 1) cannot scale out",
+      unsupported:
+        "a group of one (min = max = 1) cannot scale out, and its instance serves no /load endpoint (each load request answers 404)",
       instead: "run `stayup drill cpu-spike --topology load-balanced`",
     },
     ecs: {
