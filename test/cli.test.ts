@@ -4,7 +4,9 @@ import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { buildProgram } from "../src/cli/main.ts";
 import { status } from "../src/cli/commands/status/index.ts";
+import { request } from "undici";
 import { drills } from "../src/drills/registry.ts";
+import { StackClient } from "../src/local/control-plane/client.ts";
 import type { StackStatus } from "../src/local/runtime.ts";
 import { findFreePort } from "../src/shared/net.ts";
 import type { DrillReport } from "../src/drills/report.ts";
@@ -169,6 +171,32 @@ describe("stayup drill on a topology the drill does not run on", { timeout: 300_
         before_.instances.map((i) => [i.id, i.pid, i.healthy]),
       );
       for (const i of after_.instances) assert.ok(isAlive(i.pid));
+    });
+
+    it("the dashboard offers only the drills of the running topology and refuses the others", async () => {
+      const client = StackClient.find(stateDir);
+      assert.ok(client);
+      const headers = { authorization: `Bearer ${client.state.token}` };
+      const listed = await request(`${client.state.controlUrl}/dashboard/drills`, { headers });
+      assert.equal(listed.statusCode, 200);
+      const { available } = (await listed.body.json()) as { available: { name: string }[] };
+      assert.deepEqual(
+        available.map((d) => d.name),
+        drills.filter((d) => d.topologies["single-instance"] === true).map((d) => d.name),
+      );
+      const started = await request(`${client.state.controlUrl}/dashboard/drills/slow-instance`, {
+        method: "POST",
+        headers,
+      });
+      assert.equal(started.statusCode, 409);
+      const body = (await started.body.json()) as { error: string; hint: string };
+      assert.match(body.error, /the slow-instance drill does not run on topology "single-instance"/);
+      assert.match(body.hint, /--topology load-balanced/);
+      const after_ = await status();
+      assert.deepEqual(
+        after_.instances.map((i) => i.pid),
+        before_.instances.map((i) => i.pid),
+      );
     });
 
     it("a --topology that is not the running stack's is refused, not silently ignored", async () => {
