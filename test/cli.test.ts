@@ -1,11 +1,17 @@
 import assert from "node:assert/strict";
-import { describe, it } from "node:test";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import path from "node:path";
+import { after, before, describe, it } from "node:test";
 import { buildProgram } from "../src/cli/main.ts";
 import { status } from "../src/cli/commands/status/index.ts";
+import { request } from "undici";
 import { drills } from "../src/drills/registry.ts";
+import { StackClient } from "../src/local/control-plane/client.ts";
+import type { StackStatus } from "../src/local/runtime.ts";
+import { findFreePort } from "../src/shared/net.ts";
 import type { DrillReport } from "../src/drills/report.ts";
 import { StayupError } from "../src/shared/errors.ts";
-import { tempDir } from "./helpers.ts";
+import { configPath, isAlive, runCli, tempDir } from "./helpers.ts";
 
 describe("CLI: one folder per command, drills from one registry", () => {
   it("registers every command, and one drill subcommand per registry entry with its own options", () => {
@@ -62,5 +68,152 @@ describe("CLI: one folder per command, drills from one registry", () => {
       assert.equal(d.passed(report), false, d.name);
       assert.equal(d.passed({ ...report, recoverySeconds: 1 }), true, d.name);
     }
+  });
+});
+
+/** Processes whose command line mentions `dir` (a temporary stack's Redis, instances, bundle). */
+function processesUsing(dir: string): string[] {
+  const found: string[] = [];
+  for (const pid of readdirSync("/proc").filter((p) => /^\d+$/.test(p))) {
+    try {
+      const cmdline = readFileSync(`/proc/${pid}/cmdline`, "utf8").replaceAll("\0", " ");
+      if (cmdline.includes(dir)) found.push(`${pid}: ${cmdline}`);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return found;
+}
+
+describe("stayup drill on a topology the drill does not run on", { timeout: 300_000 }, () => {
+  it("with no stack running: fails at once with the reason and the fix, and starts nothing", async () => {
+    // The temporary stack would live in TMPDIR (stayup-*) and write its report to the state dir.
+    const tmp = tempDir("stayup-drilltopo-tmp-");
+    const stateDir = path.join(tempDir(), ".stayup");
+    const res = await runCli(
+      ["drill", "az-outage", "--topology", "ecs", "--config", configPath, "--state-dir", stateDir],
+      { env: { ...process.env, TMPDIR: tmp }, timeoutMs: 120_000 },
+    );
+    assert.equal(res.code, 1, res.stderr + res.stdout);
+    assert.match(res.stderr, /the az-outage drill does not run on topology "ecs"/);
+    assert.match(res.stderr, /runs no process in this topology/); // the reason
+    assert.match(res.stderr, /stayup drill lose-container-instance --topology ecs/); // the fix
+    assert.doesNotMatch(res.stderr, /starting a temporary one/);
+    assert.equal(res.stdout, "");
+    assert.deepEqual(
+      readdirSync(tmp).filter((f) => f.startsWith("stayup-")),
+      [],
+      "no temporary stack's state",
+    );
+    assert.equal(existsSync(stateDir), false, "no state, no report");
+    assert.deepEqual(processesUsing(tmp), []);
+  });
+
+  describe("with a stack running (single-instance)", () => {
+    const stateDir = path.join(tempDir(), ".stayup");
+    let before_: StackStatus;
+    const status = async () => {
+      const res = await runCli(["status", "--json", "--state-dir", stateDir]);
+      assert.equal(res.code, 0, res.stderr);
+      return JSON.parse(res.stdout) as StackStatus;
+    };
+
+    before(async () => {
+      const up = await runCli(
+        [
+          "up",
+          "--detach",
+          "--topology",
+          "single-instance",
+          "--config",
+          configPath,
+          "--state-dir",
+          stateDir,
+          "--port",
+          String(await findFreePort()),
+          "--redis-port",
+          "0",
+          "--dns-port",
+          "0",
+        ],
+        { timeoutMs: 150_000 },
+      );
+      assert.equal(up.code, 0, up.stderr + up.stdout);
+      before_ = await status();
+    });
+    after(async () => {
+      const down = await runCli(["down", "--state-dir", stateDir], { timeoutMs: 60_000 });
+      assert.equal(down.code, 0, down.stderr);
+    });
+
+    it("`stayup status` shows the running stack's topology", async () => {
+      assert.equal(before_.topology, "single-instance");
+      const res = await runCli(["status", "--state-dir", stateDir]);
+      assert.match(res.stdout, /topology single-instance/);
+    });
+
+    it("the drill is checked against the running stack's topology, and the stack is left alone", async () => {
+      // No --topology: the description says load-balanced, the running stack is single-instance.
+      const res = await runCli(
+        ["drill", "failing-instance", "--config", configPath, "--state-dir", stateDir],
+        {
+          timeoutMs: 120_000,
+        },
+      );
+      assert.equal(res.code, 1, res.stderr + res.stdout);
+      assert.match(res.stderr, /the failing-instance drill does not run on topology "single-instance"/);
+      assert.match(res.stderr, /no load balancer/);
+      assert.match(res.stderr, /stayup drill failing-instance --topology load-balanced/);
+      assert.equal(existsSync(path.join(stateDir, "reports")), false, "no report written");
+      const after_ = await status();
+      assert.deepEqual(
+        after_.instances.map((i) => [i.id, i.pid, i.healthy]),
+        before_.instances.map((i) => [i.id, i.pid, i.healthy]),
+      );
+      for (const i of after_.instances) assert.ok(isAlive(i.pid));
+    });
+
+    it("the dashboard offers only the drills of the running topology and refuses the others", async () => {
+      const client = StackClient.find(stateDir);
+      assert.ok(client);
+      const headers = { authorization: `Bearer ${client.state.token}` };
+      const listed = await request(`${client.state.controlUrl}/dashboard/drills`, { headers });
+      assert.equal(listed.statusCode, 200);
+      const { available } = (await listed.body.json()) as { available: { name: string }[] };
+      assert.deepEqual(
+        available.map((d) => d.name),
+        drills.filter((d) => d.topologies["single-instance"] === true).map((d) => d.name),
+      );
+      const started = await request(`${client.state.controlUrl}/dashboard/drills/slow-instance`, {
+        method: "POST",
+        headers,
+      });
+      assert.equal(started.statusCode, 409);
+      const body = (await started.body.json()) as { error: string; hint: string };
+      assert.match(body.error, /the slow-instance drill does not run on topology "single-instance"/);
+      assert.match(body.hint, /--topology load-balanced/);
+      const after_ = await status();
+      assert.deepEqual(
+        after_.instances.map((i) => i.pid),
+        before_.instances.map((i) => i.pid),
+      );
+    });
+
+    it("a --topology that is not the running stack's is refused, not silently ignored", async () => {
+      const res = await runCli(
+        ["drill", "kill-instance", "--topology", "ecs", "--config", configPath, "--state-dir", stateDir],
+        { timeoutMs: 120_000 },
+      );
+      assert.equal(res.code, 1, res.stderr + res.stdout);
+      assert.match(
+        res.stderr,
+        /--topology ecs was given, but the stack running from .* is topology "single-instance"/,
+      );
+      const after_ = await status();
+      assert.deepEqual(
+        after_.instances.map((i) => i.pid),
+        before_.instances.map((i) => i.pid),
+      );
+    });
   });
 });

@@ -73,6 +73,21 @@ export const azOutageTargets = (r: DrillReport): DrillTarget[] => [
 export const azOutage = defineDrill<{ az?: string }>({
   name: "az-outage",
   description: "take every instance of one availability zone down at once; the group rebalances",
+  topologies: {
+    "load-balanced": true,
+    "single-instance": {
+      unsupported:
+        "the one instance and its data volume are pinned to one zone, so there is no other zone to rebalance into, and the fault reaches only the load-balanced web group (nothing would break)",
+      instead:
+        "run `stayup drill kill-instance --topology single-instance` (the instance lost, as with its zone)",
+    },
+    ecs: {
+      unsupported:
+        "the fault takes down the region's web group, which runs no process in this topology (the tasks run on container instances): nothing would break",
+      instead:
+        "run `stayup drill lose-container-instance --topology ecs` (a container instance and its tasks lost)",
+    },
+  },
   options: () => [
     new Option("--az <az>", "the zone to take down (default: the one with the most healthy instances)"),
   ],

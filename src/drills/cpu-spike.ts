@@ -147,6 +147,19 @@ export const cpuSpikeTargets = (r: DrillReport): DrillTarget[] => [
 export const cpuSpike = defineDrill({
   name: "cpu-spike",
   description: "CPU load beyond the group's capacity: it scales out, then back in when the load stops",
+  topologies: {
+    "load-balanced": true,
+    "single-instance": {
+      unsupported:
+        "a group of one (min = max = 1) cannot scale out, and its instance serves no /load endpoint (each load request answers 404)",
+      instead: "run `stayup drill cpu-spike --topology load-balanced`",
+    },
+    ecs: {
+      unsupported:
+        "the local ECS service keeps its desired task count (no task auto scaling locally): nothing scales out on CPU",
+      instead: "run `stayup drill cpu-spike --topology load-balanced`",
+    },
+  },
   run: ({ client, stack, rate, onProgress }) =>
     cpuSpikeDrill(client, { rate, onProgress, targetCpuPercent: stack.scaling.targetCpuPercent }),
   details: (report) => [

@@ -5,7 +5,7 @@ import {
   instanceFaultVerdict,
   type LatencyPercentiles,
 } from "./gray-fault.ts";
-import { defineDrill } from "./module.ts";
+import { defineDrill, type DrillTopologies } from "./module.ts";
 import type { DrillReport } from "./report.ts";
 
 /** Lines shared by the instance gray-fault drills. */
@@ -23,12 +23,28 @@ export function instanceFaultDetails(report: DrillReport): string[] {
   ];
 }
 
+/** Where the instance gray-fault drills run: they need a load balancer and a peer to eject to. */
+export const grayInstanceTopologies = (drill: string): DrillTopologies => ({
+  "load-balanced": true,
+  "single-instance": {
+    unsupported:
+      "no load balancer: the stable address points at the one instance, so there is no peer to send requests to and nothing ejects it",
+    instead: `run \`stayup drill ${drill} --topology load-balanced\``,
+  },
+  ecs: {
+    unsupported:
+      "the fault is sent to the web group's instances, and in this topology the tasks are not among them: the drill cannot reach a task",
+    instead: `run \`stayup drill ${drill} --topology load-balanced\``,
+  },
+});
+
 export const faultSecondsOption = () =>
   new Option("--fault-seconds <n>", "how long the fault lasts").argParser(Number).default(5);
 
 export const failingInstance = defineDrill<{ faultSeconds: number; status: string }>({
   name: "failing-instance",
   description: "one instance answers 5xx on GET / while its /health passes; the balancer ejects it",
+  topologies: grayInstanceTopologies("failing-instance"),
   options: () => [
     faultSecondsOption(),
     new Option("--status <code>", "the 5xx code the instance answers")

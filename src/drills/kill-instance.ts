@@ -107,6 +107,13 @@ export const killInstanceTargets = (r: DrillReport): DrillTarget[] =>
 export const killInstance = defineDrill<{ signal: "KILL" | "TERM" }>({
   name: "kill-instance",
   description: "kill one healthy instance under steady traffic; report failures, recovery time and counter",
+  topologies: {
+    "load-balanced": true,
+    // Seed 003: the address answers nothing until the replacement is up; the downtime is reported.
+    "single-instance": true,
+    // The victim is one of the service's tasks; the scheduler starts its replacement.
+    ecs: true,
+  },
   options: () => [
     new Option("-s, --signal <signal>", "signal sent to the instance")
       .choices(["KILL", "TERM"])

@@ -79,7 +79,19 @@ export async function loseContainerInstanceDrill(
 export const loseContainerInstance = defineDrill<Record<string, never>>({
   name: "lose-container-instance",
   description:
-    "topology ecs: lose the container instance with the most tasks under traffic; report failures, tasks lost and recovery",
+    "lose the container instance with the most tasks under traffic; report failures, tasks lost and recovery",
+  topologies: {
+    "load-balanced": {
+      unsupported: "there are no container instances in this topology",
+      instead: "run `stayup drill kill-instance`, or this drill with `--topology ecs`",
+    },
+    "single-instance": {
+      unsupported: "there are no container instances in this topology",
+      instead:
+        "run `stayup drill kill-instance --topology single-instance`, or this drill with `--topology ecs`",
+    },
+    ecs: true,
+  },
   run: ({ client, rate, onProgress }) => loseContainerInstanceDrill(client, { rate, onProgress }),
   details: (report) => {
     const ci = report.containerInstance as { id: string; az: string };

@@ -1,7 +1,45 @@
 import type { Option } from "commander";
 import type { StackClient } from "../local/control-plane/client.ts";
-import type { ResolvedStack } from "../stack/index.ts";
+import { StayupError } from "../shared/errors.ts";
+import { type ResolvedStack, type Topology, topologies } from "../stack/index.ts";
 import type { DrillReport, DrillTarget } from "./report.ts";
+
+/** Whether a drill runs on one topology: `true`, or why not and what to run instead (a command). */
+export type TopologySupport = true | { unsupported: string; instead: string };
+export type DrillTopologies = Record<Topology, TopologySupport>;
+
+/** The topologies a drill runs on, in the description's order. */
+export const supportedTopologies = (drill: Pick<DrillModule, "topologies">): Topology[] =>
+  topologies.filter((t) => drill.topologies[t] === true);
+
+/** The line `stayup drill --help` shows after a drill's description (from the declaration). */
+export const topologiesLine = (drill: Pick<DrillModule, "topologies">): string =>
+  `(topologies: ${supportedTopologies(drill).join(", ")})`;
+
+/** Each topology on a line: "runs here", or why not and what to run instead (a drill's --help). */
+export const topologySupportHelp = (drill: Pick<DrillModule, "topologies">): string =>
+  [
+    "Topologies:",
+    ...topologies.map((t) => {
+      const support = drill.topologies[t];
+      return support === true
+        ? `  ${t}: runs here`
+        : `  ${t}: does not run here: ${support.unsupported}; instead, ${support.instead}`;
+    }),
+  ].join("\n");
+
+/**
+ * Refuses a drill on a topology it does not run on, before anything starts: the error names the
+ * drill, the topology and the reason; the hint says what to run instead.
+ */
+export function assertRunsOn(drill: Pick<DrillModule, "name" | "topologies">, topology: Topology): void {
+  const support = drill.topologies[topology];
+  if (support === true) return;
+  throw new StayupError(
+    `the ${drill.name} drill does not run on topology "${topology}": ${support.unsupported}`,
+    `${support.instead} (${drill.name} runs on: ${supportedTopologies(drill).join(", ")})`,
+  );
+}
 
 /** What a drill's run gets: the stack to break (through its control plane) and the run's settings. */
 export interface DrillContext<O> {
@@ -19,6 +57,12 @@ export interface DrillContext<O> {
 export interface DrillModule<O = Record<string, unknown>> {
   name: string;
   description: string;
+  /**
+   * For every topology: `true` if the drill runs there, or why not and what to run instead. A
+   * Record over every topology, so a topology added to the description is a compile error in each
+   * drill that has not said what it does there.
+   */
+  topologies: DrillTopologies;
   /** Command-line options beyond the common ones (--rate, --json, --config, --env, --topology). */
   options?: () => Option[];
   run(context: DrillContext<O>): Promise<DrillReport>;

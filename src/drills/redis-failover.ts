@@ -154,6 +154,16 @@ export const redisFailover = defineDrill({
   name: "redis-failover",
   description:
     "kill the Redis primary under traffic; Sentinel promotes a replica; report failures, p99 and acknowledgedLost",
+  topologies: {
+    "load-balanced": true,
+    "single-instance": {
+      unsupported: "the instance runs its own Redis on the data volume: there is no replica to fail over to",
+      instead:
+        "run `stayup drill kill-instance --topology single-instance` (the count survives on the volume)",
+    },
+    // The tasks share the region's Redis as instances do.
+    ecs: true,
+  },
   run: ({ client, rate, onProgress }) => redisFailoverDrill(client, { rate, onProgress }),
   details: (report) => {
     const killed = report.killedPrimary as { az: string };

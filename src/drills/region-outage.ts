@@ -148,6 +148,17 @@ export const regionOutageTargets = (r: DrillReport): DrillTarget[] => [
 export const regionOutage = defineDrill({
   name: "region-outage",
   description: "take the primary region down, then bring it back: DNS failover and failback",
+  topologies: {
+    "load-balanced": true,
+    "single-instance": {
+      unsupported: "this topology runs one region: no secondary region and no DNS failover",
+      instead: "run `stayup drill region-outage --topology load-balanced`",
+    },
+    ecs: {
+      unsupported: "this topology runs one region: no secondary region and no DNS failover",
+      instead: "run `stayup drill region-outage --topology load-balanced`",
+    },
+  },
   run: ({ client, rate, onProgress }) => regionOutageDrill(client, { rate, onProgress }),
   details: (report) => [
     `regions              ${report.primaryRegion} → ${report.secondaryRegion} → ${report.primaryRegion}`,

@@ -3,6 +3,7 @@ import { cpuSpike } from "./cpu-spike.ts";
 import { failingInstance } from "./failing-instance.ts";
 import { killInstance } from "./kill-instance.ts";
 import { loseContainerInstance } from "./lose-container-instance.ts";
+import { topologies } from "../stack/index.ts";
 import type { DrillModule } from "./module.ts";
 import { redisFailover } from "./redis-failover.ts";
 import { regionOutage } from "./region-outage.ts";
@@ -26,4 +27,20 @@ export const drills: readonly DrillModule[] = [
 
 export function findDrill(name: string): DrillModule | undefined {
   return drills.find((d) => d.name === name);
+}
+
+/**
+ * The README's drills × topologies table, from the drills' declarations (test/drill-topologies.test.ts
+ * checks the README's copy against it).
+ */
+export function drillTopologyTable(list: readonly DrillModule[] = drills): string {
+  const rows = [
+    ["drill", ...topologies.map((t) => `\`${t}\``)],
+    ["---", ...topologies.map(() => "---")],
+    ...list.map((d) => [
+      `\`${d.name}\``,
+      ...topologies.map((t) => (d.topologies[t] === true ? "yes" : "no")),
+    ]),
+  ];
+  return rows.map((r) => `| ${r.join(" | ")} |`).join("\n");
 }

@@ -94,6 +94,16 @@ export const rollingDeploy = defineDrill<{ broken?: "crash" | "unhealthy" }>({
   name: "rolling-deploy",
   description:
     "roll a new version under steady traffic (launch first, then drain); report failures and replacements",
+  topologies: {
+    "load-balanced": true,
+    // Stop first, then start: the downtime is reported.
+    "single-instance": true,
+    ecs: {
+      unsupported:
+        "the roll replaces the web group's instances, and in this topology the service's tasks are not among them: the local ECS service has no deployments yet",
+      instead: "run `stayup drill rolling-deploy --topology load-balanced`",
+    },
+  },
   options: () => [
     new Option("--broken <how>", "deploy a broken version to see the rollback").choices([
       "crash",

@@ -1,5 +1,5 @@
 import { Option } from "commander";
-import { faultSecondsOption, instanceFaultDetails } from "./failing-instance.ts";
+import { faultSecondsOption, grayInstanceTopologies, instanceFaultDetails } from "./failing-instance.ts";
 import { instanceFaultDrill, instanceFaultVerdict } from "./gray-fault.ts";
 import { defineDrill } from "./module.ts";
 
@@ -7,6 +7,7 @@ export const slowInstance = defineDrill<{ faultSeconds: number; latencyMs?: numb
   name: "slow-instance",
   description:
     "one instance answers GET / late (or never, --stall) while its /health passes; requests go elsewhere and it is ejected",
+  topologies: grayInstanceTopologies("slow-instance"),
   options: () => [
     faultSecondsOption(),
     new Option("--latency-ms <n>", "latency added to each GET / on the instance")

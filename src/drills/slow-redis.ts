@@ -7,6 +7,19 @@ export const slowRedis = defineDrill<{ faultSeconds: number; latencyMs?: number;
   name: "slow-redis",
   description:
     "every instance's path to Redis gets slow (or hangs, --hang); pages slow down or answer 503, nothing is replaced",
+  topologies: {
+    "load-balanced": true,
+    "single-instance": {
+      unsupported:
+        "the fault is sent to the load-balanced web group's instances; the single instance (with its own Redis) is not one of them, so nothing would slow down",
+      instead: "run `stayup drill slow-redis --topology load-balanced`",
+    },
+    ecs: {
+      unsupported:
+        "the fault is sent to the web group's instances, and in this topology the tasks are not among them: it would pass having slowed nothing",
+      instead: "run `stayup drill slow-redis --topology load-balanced`",
+    },
+  },
   options: () => [
     faultSecondsOption(),
     new Option("--latency-ms <n>", "latency added to each Redis command").argParser(Number).default(200),

@@ -2,7 +2,7 @@ import { mkdirSync } from "node:fs";
 import path from "node:path";
 import { StayupError } from "../shared/errors.ts";
 import { assertPortFree, findFreePort } from "../shared/net.ts";
-import { derive, type ResolvedStack } from "../stack/index.ts";
+import { derive, type ResolvedStack, type Topology } from "../stack/index.ts";
 import { redisNodeCount, redisReplicasToAcknowledge } from "../stack/redis-durability.ts";
 import { bundleWebService } from "../web-service/bundle.ts";
 import { serviceVersion } from "../web-service/version.ts";
@@ -49,6 +49,8 @@ export interface InstanceStatus {
 export interface StackStatus {
   name: string;
   environment: string;
+  /** How the web service runs (the description's topology, or `--topology`'s): drills check it. */
+  topology: Topology;
   region: string;
   listener: string;
   pid: number;
@@ -317,6 +319,7 @@ export class LocalStack {
     return {
       name: stack.name,
       environment: stack.environment,
+      topology: stack.topology,
       region: stack.regions.primary.name,
       listener: this.loadBalancer.url,
       pid: process.pid,

@@ -6,9 +6,10 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
 import { drillDefaults } from "../../drills/harness.ts";
-import { concludeVerdict } from "../../drills/module.ts";
+import { assertRunsOn, concludeVerdict } from "../../drills/module.ts";
 import { drills, findDrill } from "../../drills/registry.ts";
 import { saveReport } from "../../drills/report-files.ts";
+import type { StayupError } from "../../shared/errors.ts";
 import { StackClient } from "../control-plane/client.ts";
 import type { StackStateFile } from "../control-plane/server.ts";
 import type { LocalStack } from "../runtime.ts";
@@ -181,7 +182,10 @@ export class Dashboard {
           .slice(0, 20)
       : [];
     return {
-      available: drills.map((d) => ({ name: d.name, description: d.description })),
+      // Only the drills that run on this stack's topology (see each drill's `topologies`).
+      available: drills
+        .filter((d) => d.topologies[this.stack.options.stack.topology] === true)
+        .map((d) => ({ name: d.name, description: d.description })),
       current: this.drill,
       reports,
     };
@@ -197,6 +201,14 @@ export class Dashboard {
       return this.json(res, 404, { error: `unknown drill "${name}"`, drills: drills.map((d) => d.name) });
     if (this.drill?.state === "running") {
       return this.json(res, 409, { error: `drill ${this.drill.drill} is still running` });
+    }
+    try {
+      assertRunsOn(drill, this.stack.options.stack.topology);
+    } catch (error) {
+      return this.json(res, 409, {
+        error: (error as StayupError).message,
+        hint: (error as StayupError).hint,
+      });
     }
     const run: DrillRunState = {
       drill: name,

@@ -149,6 +149,7 @@ export class SingleInstanceLocalStack extends LocalStack {
     return {
       name: stack.name,
       environment: stack.environment,
+      topology: stack.topology,
       region: stack.regions.primary.name,
       listener: this.address.url,
       pid: process.pid,

@@ -1,11 +1,19 @@
 import type { Command } from "commander";
 import { drillDefaults } from "../../../drills/harness.ts";
-import { concludeVerdict, type DrillModule } from "../../../drills/module.ts";
+import {
+  assertRunsOn,
+  concludeVerdict,
+  type DrillModule,
+  topologiesLine,
+  topologySupportHelp,
+} from "../../../drills/module.ts";
 import { drills } from "../../../drills/registry.ts";
 import { type DrillReport, formatReport } from "../../../drills/report.ts";
 import { saveReport } from "../../../drills/report-files.ts";
 import { StackClient } from "../../../local/control-plane/client.ts";
-import { loadStack, type ResolvedStack } from "../../../stack/index.ts";
+import type { StackStatus } from "../../../local/runtime.ts";
+import { StayupError } from "../../../shared/errors.ts";
+import { loadStack, type ResolvedStack, type Topology } from "../../../stack/index.ts";
 import { configOption, envOption, type LocalOptions, stateDirOption, topologyOption } from "../../options.ts";
 import { parsePositive } from "../../parse.ts";
 import { StackSession } from "../../stack-session.ts";
@@ -15,15 +23,35 @@ export type DrillCliOptions = LocalOptions & { rate: number; json?: boolean; rep
     unknown
   >;
 
-/** Runs on the stack running from `stateDir`, or on a temporary one on free ports if none runs. */
+/** The topology of a running stack (one started before `status` had the field: inferred from its parts). */
+export const runningTopology = (status: StackStatus): Topology =>
+  status.topology ?? (status.ecs ? "ecs" : status.singleInstance ? "single-instance" : "load-balanced");
+
+/**
+ * Runs on the stack running from `stateDir`, or on a temporary one on free ports if none runs. The
+ * drill is checked against the topology it would meet (the running stack's, else the description's)
+ * before anything starts.
+ */
 async function withStack<T>(
+  drill: DrillModule,
   opts: LocalOptions,
   resolved: ResolvedStack,
   quiet: boolean,
   run: (client: StackClient) => Promise<T>,
 ): Promise<T> {
   const running = StackClient.find(opts.stateDir);
-  if (running) return run(running);
+  if (running) {
+    const topology = runningTopology(await running.status());
+    if (opts.topology !== undefined && opts.topology !== topology) {
+      throw new StayupError(
+        `--topology ${opts.topology} was given, but the stack running from ${opts.stateDir} is topology "${topology}"`,
+        "drop --topology to drill the running stack, or stop it (`stayup down`) to drill a temporary one",
+      );
+    }
+    assertRunsOn(drill, topology);
+    return run(running);
+  }
+  assertRunsOn(drill, resolved.topology);
   if (!quiet) console.error("no stack running here; starting a temporary one for this drill (free ports)...");
   const session = await StackSession.temporary(resolved);
   try {
@@ -37,7 +65,7 @@ async function withStack<T>(
 export async function runDrill(drill: DrillModule, opts: DrillCliOptions): Promise<DrillReport> {
   const stack = await loadStack(opts.config, opts.env, { topology: opts.topology });
   const json = Boolean(opts.json);
-  const ran = await withStack(opts, stack, json, (client) =>
+  const ran = await withStack(drill, opts, stack, json, (client) =>
     drill.run({
       client,
       stack,
@@ -59,7 +87,8 @@ export function register(program: Command): void {
   for (const module of drills) {
     const command = drill
       .command(module.name)
-      .description(module.description)
+      .description(`${module.description} ${topologiesLine(module)}`)
+      .addHelpText("after", `\n${topologySupportHelp(module)}`)
       .addOption(configOption())
       .addOption(envOption())
       .addOption(topologyOption())

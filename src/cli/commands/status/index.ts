@@ -6,7 +6,9 @@ import { formatTable } from "../../../shared/table.ts";
 import { stateDirOption } from "../../options.ts";
 
 export function printStatusTable(status: StackStatus): void {
-  console.log(`${status.name} (${status.environment})   redis ${status.redis.url}`);
+  console.log(
+    `${status.name} (${status.environment}, topology ${status.topology})   redis ${status.redis.url}`,
+  );
   if (status.dashboard) console.log(`dashboard ${status.dashboard}`);
   if (status.dns) {
     console.log(
@@ -56,7 +58,7 @@ export interface StatusOptions {
   json?: boolean;
 }
 
-/** `stayup status`: the running stack's listener, group capacity, instances and their health. */
+/** `stayup status`: the running stack's topology, listener, group capacity, instances and their health. */
 export async function status(opts: StatusOptions): Promise<StackStatus> {
   const current = await StackClient.require(opts.stateDir).status();
   if (opts.json) console.log(JSON.stringify(current, null, 2));
@@ -67,9 +69,9 @@ export async function status(opts: StatusOptions): Promise<StackStatus> {
 export function register(program: Command): void {
   program
     .command("status")
-    .description("show the running stack: listener, group capacity, instances and their health")
+    .description("show the running stack: topology, listener, group capacity, instances and their health")
     .addOption(stateDirOption())
-    .option("--json", "one JSON object (instances[]: id, az, pid, port, healthy, ...)")
+    .option("--json", "one JSON object (topology, instances[]: id, az, pid, port, healthy, ...)")
     .action(async (opts: StatusOptions) => {
       await status(opts);
     });
