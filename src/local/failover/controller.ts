@@ -9,7 +9,10 @@ export interface FailoverControllerOptions {
   primary: LocalRegion;
   secondary: LocalRegion;
   /** The probe's path, the secondary's failover and standby sizes: as on AWS. */
-  derived: Pick<DerivedSettings, "regionHealthCheckPath" | "failoverCapacity" | "secondaryStandby">;
+  derived: Pick<
+    DerivedSettings,
+    "regionHealthCheckPath" | "regionHealthCheckTimeoutMs" | "failoverCapacity" | "secondaryStandby"
+  >;
   events: EventPublisher;
   notifier: Notifier;
 }
@@ -58,8 +61,9 @@ export class FailoverController {
     try {
       const { host, port } = primary.options.listener;
       const res = await request(`http://${host}:${port}${this.options.derived.regionHealthCheckPath}`, {
-        headersTimeout: dns.healthCheck.local.intervalMs / 2,
-        bodyTimeout: dns.healthCheck.local.intervalMs / 2,
+        // A probe may outlast the interval: the next one waits for it (`checking`).
+        headersTimeout: this.options.derived.regionHealthCheckTimeoutMs,
+        bodyTimeout: this.options.derived.regionHealthCheckTimeoutMs,
         reset: true,
       });
       await res.body.dump();
