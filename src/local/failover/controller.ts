@@ -1,3 +1,4 @@
+import { monitorEventLoopDelay, performance } from "node:perf_hooks";
 import { request } from "undici";
 import type { DerivedSettings, ResolvedStack } from "../../stack/index.ts";
 import type { EventPublisher } from "../events/bus.ts";
@@ -17,6 +18,30 @@ export interface FailoverControllerOptions {
   notifier: Notifier;
 }
 
+export type ProbeOutcome = "answered-ok" | "answered-error" | "connection-failed" | "timed-out";
+export type ProbeVerdict = "pass" | "fail" | "inconclusive";
+
+/**
+ * What one probe of the primary says. A timeout means the region did not answer in time only if
+ * the prober itself was listening: when the prober's own event loop was saturated or stalled for
+ * half the timeout (locally it shares a host, and a process, with the busy stack), the answer may
+ * have been sitting unread, so the probe proves nothing either way. Route 53 gets the same
+ * robustness from its many checkers, one of which being slow does not fail a region. An answer, an
+ * error status or a failed connection (refused, reset) always counts.
+ */
+export function probeVerdict(probe: {
+  outcome: ProbeOutcome;
+  timeoutMs: number;
+  /** The prober's event loop during the probe: busy share (0..1) and longest stall. */
+  proberUtilization: number;
+  proberMaxStallMs: number;
+}): ProbeVerdict {
+  if (probe.outcome === "answered-ok") return "pass";
+  if (probe.outcome !== "timed-out") return "fail";
+  const proberBusy = probe.proberUtilization >= 0.9 || probe.proberMaxStallMs >= probe.timeoutMs / 2;
+  return proberBusy ? "inconclusive" : "fail";
+}
+
 /**
  * Route 53's health check on the primary region's load balancer, the alarm on it, and the actions
  * seed 002 meant: on failure, DNS answers the secondary and the secondary group is scaled to the
@@ -32,14 +57,20 @@ export class FailoverController {
   private checking = false;
   primaryHealthy = true;
   failedOver = false;
+  /** Probes that timed out while this process was too busy to tell (see probeVerdict). */
+  inconclusive = 0;
+  /** This process's event-loop stalls, reset at each probe. */
+  private readonly loopDelay = monitorEventLoopDelay({ resolution: 20 });
 
   constructor(readonly options: FailoverControllerOptions) {}
 
   start(): void {
+    this.loopDelay.enable();
     this.timer = setInterval(() => void this.check(), this.options.dns.healthCheck.local.intervalMs);
   }
 
   stop(): void {
+    this.loopDelay.disable();
     clearInterval(this.timer);
     clearTimeout(this.failbackTimer);
   }
@@ -57,23 +88,37 @@ export class FailoverController {
     if (this.checking) return;
     this.checking = true;
     const { primary, dns } = this.options;
-    let ok = false;
+    let outcome: ProbeOutcome = "timed-out";
+    const timeoutMs = this.options.derived.regionHealthCheckTimeoutMs;
+    this.loopDelay.reset();
+    const utilizationBefore = performance.eventLoopUtilization();
     try {
       const { host, port } = primary.options.listener;
       const res = await request(`http://${host}:${port}${this.options.derived.regionHealthCheckPath}`, {
         // A probe may outlast the interval: the next one waits for it (`checking`).
-        headersTimeout: this.options.derived.regionHealthCheckTimeoutMs,
-        bodyTimeout: this.options.derived.regionHealthCheckTimeoutMs,
+        headersTimeout: timeoutMs,
+        bodyTimeout: timeoutMs,
         reset: true,
       });
       await res.body.dump();
-      ok = res.statusCode >= 200 && res.statusCode < 400;
-    } catch {
-      ok = false;
+      outcome = res.statusCode >= 200 && res.statusCode < 400 ? "answered-ok" : "answered-error";
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code ?? "";
+      outcome = code.endsWith("_TIMEOUT") ? "timed-out" : "connection-failed";
     } finally {
       this.checking = false;
     }
-    if (ok) {
+    const verdict = probeVerdict({
+      outcome,
+      timeoutMs,
+      proberUtilization: performance.eventLoopUtilization(utilizationBefore).utilization,
+      proberMaxStallMs: this.loopDelay.max / 1e6,
+    });
+    if (verdict === "inconclusive") {
+      this.inconclusive++;
+      return;
+    }
+    if (verdict === "pass") {
       this.failures = 0;
       this.successes++;
     } else {
