@@ -26,7 +26,9 @@ export default defineStack({
     healthCheck: {
       failureThreshold: 2,
       aws: { intervalSeconds: 10 },
-      local: { intervalMs: 500 },
+      // A busy region answers late, not never: 2 s for the answer, as Route 53 allows. A region that
+      // is down refuses at once and is still out after two checks (~1 s).
+      local: { intervalMs: 500, timeoutMs: 2000 },
     },
     local: { host: "127.0.0.1", port: 5353 },
   },

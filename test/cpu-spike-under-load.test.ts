@@ -1,31 +1,42 @@
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
+import path from "node:path";
 import { after, before, describe, it } from "node:test";
-import { StackSession } from "../src/cli/stack-session.ts";
-import { cpuSpike } from "../src/drills/cpu-spike.ts";
+import type { StackStatus } from "../src/local/runtime.ts";
 import type { TimedStackEvent } from "../src/local/events/bus.ts";
-import { loadStack, type ResolvedStack } from "../src/stack/index.ts";
-import { configPath, waitFor } from "./helpers.ts";
+import type { DrillReport } from "../src/drills/report.ts";
+import { findFreePort } from "../src/shared/net.ts";
+import { configPath, runCli, tempDir, waitFor } from "./helpers.ts";
 
 /**
  * Issue 13 item 4: overload must not turn into a death spiral. The cpu-spike drill, at its own
- * load, while two CPU-bound processes run beside the stack on the same machine.
+ * load, while two CPU-bound processes run beside the stack on the same machine: no request fails,
+ * nothing is replaced for slowness, and the busy region is not failed over (item 2). The stack runs
+ * as a user runs it (`stayup up`), the drill from the CLI: its client is not in the stack's process.
  */
 describe("cpu-spike with two CPU-bound processes beside the stack", { timeout: 600_000 }, () => {
-  let session: StackSession;
-  let stack: ResolvedStack;
-  const events: TimedStackEvent[] = [];
+  const dir = tempDir();
+  const stateDir = path.join(dir, ".stayup");
+  const common = () => ["--config", configPath, "--state-dir", stateDir];
   const burners: ChildProcess[] = [];
 
   before(async () => {
-    stack = await loadStack(configPath, "dev");
-    session = await StackSession.temporary(stack);
-    session.stack.events.subscribe((e) => events.push(e));
+    const ports = await Promise.all([findFreePort(), findFreePort(), findFreePort()]);
+    const [port, redisPort, dnsPort] = ports.map(String) as [string, string, string];
+    const up = await runCli(
+      ["up", "--detach", "--port", port, "--redis-port", redisPort, "--dns-port", dnsPort, ...common()],
+      { cwd: dir },
+    );
+    assert.equal(up.code, 0, up.stderr + up.stdout);
     await waitFor(
       "instances healthy",
-      async () =>
-        (await session.client.status()).instances.filter((i) => i.healthy).length >= 2 ? true : undefined,
-      60_000,
+      async () => {
+        const s = JSON.parse(
+          (await runCli(["status", "--json", "--state-dir", stateDir])).stdout,
+        ) as StackStatus;
+        return s.instances.filter((i) => i.healthy).length >= 2 ? true : undefined;
+      },
+      120_000,
     );
     for (let i = 0; i < 2; i++) {
       burners.push(spawn(process.execPath, ["-e", "for (;;) {}"], { stdio: "ignore" }));
@@ -33,26 +44,43 @@ describe("cpu-spike with two CPU-bound processes beside the stack", { timeout: 6
   });
   after(async () => {
     for (const b of burners) b.kill("SIGKILL");
-    await session?.stop();
+    await runCli(["down", "--state-dir", stateDir]);
   });
 
-  // Issue 13 also asks for 0 failed requests here. That is not reached yet: the drill's CPU-heavy
-  // requests queue on the first two instances for the ~6 s a scale-out takes under this load, and
-  // some pass the client's 5 s timeout (figures in docs/benchmarks.md). This test holds what is
-  // reached: overload does not turn into a replacement spiral, and no count is lost.
-  it("no instance replaced for slowness, the group scales out, and the count never goes back", async () => {
-    const since = events.length;
-    const report = await cpuSpike.run({ client: session.client, stack, rate: 200, options: {} });
+  it("0 failed requests, no instance replaced for slowness, scale-out, the count never goes back, no DNS failover", async (t) => {
+    const drill = await runCli(["drill", "cpu-spike", "--json", ...common()], { timeoutMs: 400_000 });
     assert.ok(
       burners.every((b) => b.exitCode === null),
       "the CPU-bound processes ran throughout",
     );
-    const during = events.slice(since);
+    const report = JSON.parse(drill.stdout) as DrillReport & {
+      events: TimedStackEvent[];
+      startDesired: number;
+      peakDesired: number;
+      loadFailureWindows: unknown;
+    };
+    const during = report.events;
+    // The figures docs/benchmarks.md records, and what happened.
+    const { timeline: _timeline, events: _events, ...figures } = report as unknown as Record<string, unknown>;
+    t.diagnostic(JSON.stringify(figures));
+    const t0 = Date.parse(during[0]?.time ?? new Date().toISOString());
+    for (const e of during) {
+      const { time, seq: _seq, type, ...rest } = e as TimedStackEvent & Record<string, unknown>;
+      t.diagnostic(`+${((Date.parse(time) - t0) / 1000).toFixed(2)} s ${type} ${JSON.stringify(rest)}`);
+    }
     const replaced = during.filter((e) => e.type === "instance.replaced");
     const terminated = during.filter((e) => e.type === "instance.terminating" && e.reason !== "scale in");
     assert.deepEqual(replaced, [], "no replacement");
     assert.deepEqual(terminated, [], "nothing terminated but by scale-in");
+    assert.equal(
+      report.failed,
+      0,
+      `failed ${report.failed} of ${report.requests}: ${JSON.stringify(report.failures)}, windows ${JSON.stringify(report.loadFailureWindows)}`,
+    );
     assert.equal(report.counterContinuous, true);
-    assert.ok((report.peakDesired as number) > (report.startDesired as number), "the group scaled out");
+    assert.ok(report.peakDesired > report.startDesired, "the group scaled out");
+    // Item 2: a region that is only busy stays the DNS answer.
+    const dnsChanges = during.filter((e) => e.type === "dns.health-changed" || e.type === "failover.action");
+    assert.deepEqual(dnsChanges, [], "no DNS failover while the primary is only busy");
   });
 });

@@ -25,6 +25,11 @@ export const resourcePrefix = (stack: ResolvedStack) => `${stack.name}-${stack.e
 export interface DerivedSettings {
   /** The region health check's path (see REGION_HEALTH_CHECK_PATH). */
   regionHealthCheckPath: string;
+  /**
+   * How long the local failover probe waits for the region's answer: `dns.healthCheck.local.timeoutMs`,
+   * or half the interval. Locally only: Route 53's timeouts are fixed (4 s to connect, 2 s to answer).
+   */
+  regionHealthCheckTimeoutMs: number;
   /** The secondary region's group before a failover: `min` and `desired` at the standby size. */
   secondaryStandby: { min: number; desired: number; max: number };
   /** What a failover sets the secondary group to: the description's capacity, not the primary's live one. */
@@ -67,6 +72,9 @@ export function derive(stack: ResolvedStack): DerivedSettings {
   const group = stack.instanceGroup;
   return {
     regionHealthCheckPath: REGION_HEALTH_CHECK_PATH,
+    regionHealthCheckTimeoutMs: stack.dns
+      ? (stack.dns.healthCheck.local.timeoutMs ?? stack.dns.healthCheck.local.intervalMs / 2)
+      : 0,
     // A warm standby must not scale in below its size: min and desired both (as on AWS).
     secondaryStandby: { min: standby, desired: standby, max: stack.web.capacity.max },
     failoverCapacity: { min: stack.web.capacity.min, desired: stack.web.capacity.desired },

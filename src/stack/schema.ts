@@ -88,6 +88,17 @@ const dnsFailover = z
         local: z
           .object({
             intervalMs: z.number().int().min(50, "must be 50 ms or more").max(60_000, "at most 60000 ms"),
+            /**
+             * How long a probe waits for the answer (default: half the interval). Route 53 waits 4 s
+             * to connect and 2 s for the answer, whatever its interval: a busy region answers late,
+             * and only a region that does not answer at all, or refuses, is down.
+             */
+            timeoutMs: z
+              .number()
+              .int()
+              .min(10, "must be 10 ms or more")
+              .max(60_000, "at most 60000 ms")
+              .optional(),
           })
           .strict(),
       })

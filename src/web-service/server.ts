@@ -4,6 +4,7 @@ import client from "prom-client";
 import { regionHealth } from "./region-health.ts";
 import { faultHooks } from "./faults.ts";
 import { AcknowledgedCounter } from "./acknowledged-counter.ts";
+import { CpuQueue } from "./cpu-queue.ts";
 
 /** Who is serving: shown on every page so a user can watch the load balancer spread requests. */
 export interface InstanceIdentity {
@@ -72,6 +73,7 @@ export function createWebService(options: WebServiceOptions): WebService {
     registers: [registry],
   });
 
+  const cpuQueue = new CpuQueue();
   const app = Fastify({
     logger: { level: options.logLevel ?? "info", base: { instanceId: identity.instanceId } },
     // Per-request logs would dominate the cost of a request this small; metrics count them instead.
@@ -139,12 +141,32 @@ export function createWebService(options: WebServiceOptions): WebService {
   void app.register(regionHealth, { redis, instanceId: identity.instanceId });
 
   if (options.loadEndpoint) {
-    // A request that costs a known amount of CPU, so a drill can create real CPU load.
-    app.get<{ Querystring: { cpuMs?: string } }>("/load", async (request) => {
+    const loadSkipped = new client.Counter({
+      name: "stayup_load_skipped_total",
+      help: "CPU load requests not run because their client had left while they waited",
+      registers: [registry],
+    });
+    // A request that costs a known amount of CPU, so a drill can create real CPU load. The work
+    // waits its turn in the CPU queue, so health checks are answered between two requests' work.
+    app.get<{ Querystring: { cpuMs?: string } }>("/load", async (request, reply) => {
       const cpuMs = Math.min(Math.max(Number(request.query.cpuMs ?? 10) || 0, 0), 200);
-      const until = process.hrtime.bigint() + BigInt(Math.round(cpuMs * 1e6));
-      let spins = 0;
-      while (process.hrtime.bigint() < until) spins++;
+      const socket = request.raw.socket;
+      const spins = await cpuQueue.run(
+        () => !socket.destroyed && !socket.readableEnded,
+        () => {
+          const until = process.hrtime.bigint() + BigInt(Math.round(cpuMs * 1e6));
+          let n = 0;
+          while (process.hrtime.bigint() < until) n++;
+          return n;
+        },
+      );
+      if (spins === undefined) {
+        loadSkipped.inc();
+        // Nobody reads the answer: close without one.
+        reply.hijack();
+        socket.destroy();
+        return;
+      }
       return { cpuMs, spins, instanceId: identity.instanceId };
     });
   }

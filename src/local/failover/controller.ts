@@ -1,3 +1,4 @@
+import { monitorEventLoopDelay, performance } from "node:perf_hooks";
 import { request } from "undici";
 import type { DerivedSettings, ResolvedStack } from "../../stack/index.ts";
 import { ControllerGuard, type RetryHandle } from "../controller-guard.ts";
@@ -10,9 +11,36 @@ export interface FailoverControllerOptions {
   primary: LocalRegion;
   secondary: LocalRegion;
   /** The probe's path, the secondary's failover and standby sizes: as on AWS. */
-  derived: Pick<DerivedSettings, "regionHealthCheckPath" | "failoverCapacity" | "secondaryStandby">;
+  derived: Pick<
+    DerivedSettings,
+    "regionHealthCheckPath" | "regionHealthCheckTimeoutMs" | "failoverCapacity" | "secondaryStandby"
+  >;
   events: EventPublisher;
   notifier: Notifier;
+}
+
+export type ProbeOutcome = "answered-ok" | "answered-error" | "connection-failed" | "timed-out";
+export type ProbeVerdict = "pass" | "fail" | "inconclusive";
+
+/**
+ * What one probe of the primary says. A timeout means the region did not answer in time only if
+ * the prober itself was listening: when the prober's own event loop was saturated or stalled for
+ * half the timeout (locally it shares a host, and a process, with the busy stack), the answer may
+ * have been sitting unread, so the probe proves nothing either way. Route 53 gets the same
+ * robustness from its many checkers, one of which being slow does not fail a region. An answer, an
+ * error status or a failed connection (refused, reset) always counts.
+ */
+export function probeVerdict(probe: {
+  outcome: ProbeOutcome;
+  timeoutMs: number;
+  /** The prober's event loop during the probe: busy share (0..1) and longest stall. */
+  proberUtilization: number;
+  proberMaxStallMs: number;
+}): ProbeVerdict {
+  if (probe.outcome === "answered-ok") return "pass";
+  if (probe.outcome !== "timed-out") return "fail";
+  const proberBusy = probe.proberUtilization >= 0.9 || probe.proberMaxStallMs >= probe.timeoutMs / 2;
+  return proberBusy ? "inconclusive" : "fail";
 }
 
 /**
@@ -34,6 +62,10 @@ export class FailoverController {
   private readonly guard: ControllerGuard;
   primaryHealthy = true;
   failedOver = false;
+  /** Probes that timed out while this process was too busy to tell (see probeVerdict). */
+  inconclusive = 0;
+  /** This process's event-loop stalls, reset at each probe. */
+  private readonly loopDelay = monitorEventLoopDelay({ resolution: 20 });
 
   constructor(readonly options: FailoverControllerOptions) {
     this.guard = new ControllerGuard({ controller: "failover", events: options.events });
@@ -41,6 +73,7 @@ export class FailoverController {
 
   start(): void {
     this.guard.resume();
+    this.loopDelay.enable();
     this.timer = setInterval(
       this.guard.wrap(() => this.check(), "checked again at the next interval"),
       this.options.dns.healthCheck.local.intervalMs,
@@ -48,6 +81,7 @@ export class FailoverController {
   }
 
   stop(): void {
+    this.loopDelay.disable();
     clearInterval(this.timer);
     clearTimeout(this.failbackTimer);
     this.guard.stop();
@@ -66,22 +100,37 @@ export class FailoverController {
     if (this.checking) return;
     this.checking = true;
     const { primary, dns } = this.options;
-    let ok = false;
+    let outcome: ProbeOutcome = "timed-out";
+    const timeoutMs = this.options.derived.regionHealthCheckTimeoutMs;
+    this.loopDelay.reset();
+    const utilizationBefore = performance.eventLoopUtilization();
     try {
       const { host, port } = primary.options.listener;
       const res = await request(`http://${host}:${port}${this.options.derived.regionHealthCheckPath}`, {
-        headersTimeout: dns.healthCheck.local.intervalMs / 2,
-        bodyTimeout: dns.healthCheck.local.intervalMs / 2,
+        // A probe may outlast the interval: the next one waits for it (`checking`).
+        headersTimeout: timeoutMs,
+        bodyTimeout: timeoutMs,
         reset: true,
       });
       await res.body.dump();
-      ok = res.statusCode >= 200 && res.statusCode < 400;
-    } catch {
-      ok = false;
+      outcome = res.statusCode >= 200 && res.statusCode < 400 ? "answered-ok" : "answered-error";
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code ?? "";
+      outcome = code.endsWith("_TIMEOUT") ? "timed-out" : "connection-failed";
     } finally {
       this.checking = false;
     }
-    if (ok) {
+    const verdict = probeVerdict({
+      outcome,
+      timeoutMs,
+      proberUtilization: performance.eventLoopUtilization(utilizationBefore).utilization,
+      proberMaxStallMs: this.loopDelay.max / 1e6,
+    });
+    if (verdict === "inconclusive") {
+      this.inconclusive++;
+      return;
+    }
+    if (verdict === "pass") {
       this.failures = 0;
       this.successes++;
     } else {

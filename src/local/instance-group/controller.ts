@@ -115,10 +115,15 @@ export class InstanceGroupController {
   ) {
     this.capacity = { ...options.capacity };
     this.guard = new ControllerGuard({ controller: "instance-group", events });
+    this.policy = { ...defaultGroupPolicy, ...options.policy };
     this.launcher =
       options.launcher ??
       new ProcessLauncher({
         host: options.host,
+        // A process still starting is not killed sooner than the grace period lets it become
+        // healthy: on a busy host a start took over 10 s, and killing it at 10 s only threw away
+        // the CPU it had spent and started over (the cpu-spike drill beside CPU-bound processes).
+        startTimeoutMs: this.policy.healthCheckGracePeriodMs,
         // An instance whose log cannot be opened still runs: an event, and the next launch retries.
         onLogUnavailable: (instanceId, error) =>
           this.guard.report(
@@ -126,7 +131,6 @@ export class InstanceGroupController {
             "launched without a log file; the next launch tries again",
           ),
       });
-    this.policy = { ...defaultGroupPolicy, ...options.policy };
     this.now = options.now ?? Date.now;
     this.version = options.version ?? "1";
     this.unsubscribe = events.subscribe(

@@ -3,6 +3,9 @@ import { ControllerGuard } from "../controller-guard.ts";
 import type { EventPublisher } from "../events/bus.ts";
 import type { InstanceGroupController } from "../instance-group/controller.ts";
 
+/** Average busy share (CPU or event loop) at which instances are saturated: scale out at once. */
+export const SATURATED_PERCENT = 90;
+
 export interface TargetTrackingSettings {
   /** The average CPU (percent of one core per instance) the group is kept at. */
   targetCpuPercent: number;
@@ -13,6 +16,57 @@ export interface TargetTrackingSettings {
   warmupMs: number;
   /** No scale-in sooner than this after the last scaling activity. */
   scaleInCooldownMs: number;
+}
+
+export interface TrackingState {
+  desired: number;
+  min: number;
+  max: number;
+  /** The group's average busy share this evaluation (percent). */
+  average: number;
+  /** Evaluations in a row that wanted more, and fewer, instances. */
+  above: number;
+  below: number;
+}
+
+/**
+ * One evaluation of target tracking, a pure function: the new counts and, when it is time, the
+ * capacity to scale to. Out after `evaluationPeriods` evaluations above target, or at once when
+ * saturated; in one instance at a time, after three times as many evaluations clearly below target
+ * and the cooldown.
+ */
+export function trackTarget(
+  state: TrackingState,
+  settings: Pick<TargetTrackingSettings, "targetCpuPercent" | "evaluationPeriods" | "scaleInCooldownMs">,
+  sinceLastActivityMs: number,
+): { above: number; below: number; scaleTo?: number; reason?: string } {
+  const { desired, min, max, average } = state;
+  const target = settings.targetCpuPercent;
+  const wanted = Math.min(max, Math.max(min, Math.ceil((desired * average) / target)));
+  const above = wanted > desired ? state.above + 1 : 0;
+  // Scale-in needs the average clearly below target (10 % margin), as target tracking does.
+  const below = wanted < desired && average < target * 0.9 ? state.below + 1 : 0;
+  // Saturated (the event loop busy nearly all the time): requests are queueing, and each second of
+  // waiting adds a second to every queued request's latency. One evaluation is proof enough.
+  const saturated = average >= SATURATED_PERCENT && wanted > desired;
+  if (above >= settings.evaluationPeriods || saturated) {
+    return {
+      above: 0,
+      below: 0,
+      scaleTo: wanted,
+      reason: `average CPU (or event-loop busy) ${average.toFixed(0)} % above target ${target} %${saturated ? " (saturated)" : ""}`,
+    };
+  }
+  if (below >= settings.evaluationPeriods * 3 && sinceLastActivityMs >= settings.scaleInCooldownMs) {
+    // One instance at a time: scale-in is the careful direction.
+    return {
+      above: 0,
+      below: 0,
+      scaleTo: desired - 1,
+      reason: `average CPU (or event-loop busy) ${average.toFixed(0)} % below target ${target} %`,
+    };
+  }
+  return { above, below };
 }
 
 /**
@@ -83,27 +137,14 @@ export class ScalingController {
       if (values.length === 0) return;
       const average = values.reduce((a, b) => a + b, 0) / values.length;
       this.lastAverage = average;
-      const { desired, min, max } = this.group.capacity;
-      const target = this.settings.targetCpuPercent;
-      const wanted = Math.min(max, Math.max(min, Math.ceil((desired * average) / target)));
-      this.above = wanted > desired ? this.above + 1 : 0;
-      // Scale-in needs the average clearly below target (10 % margin), as target tracking does.
-      this.below = wanted < desired && average < target * 0.9 ? this.below + 1 : 0;
-      if (this.above >= this.settings.evaluationPeriods) {
-        this.scale(
-          wanted,
-          `average CPU (or event-loop busy) ${average.toFixed(0)} % above target ${target} %`,
-        );
-      } else if (
-        this.below >= this.settings.evaluationPeriods * 3 &&
-        now - this.lastActivity >= this.settings.scaleInCooldownMs
-      ) {
-        // One instance at a time: scale-in is the careful direction.
-        this.scale(
-          desired - 1,
-          `average CPU (or event-loop busy) ${average.toFixed(0)} % below target ${target} %`,
-        );
-      }
+      const step = trackTarget(
+        { ...this.group.capacity, average, above: this.above, below: this.below },
+        this.settings,
+        now - this.lastActivity,
+      );
+      this.above = step.above;
+      this.below = step.below;
+      if (step.scaleTo !== undefined) this.scale(step.scaleTo, step.reason ?? "");
     } finally {
       this.evaluating = false;
     }
