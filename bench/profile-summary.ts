@@ -69,6 +69,6 @@ for (const file of files) {
   for (const [a, us] of [...areas].sort((x, y) => y[1] - x[1]))
     console.log(`| ${a} | ${((100 * us) / total).toFixed(1)} % |`);
   console.log("\n| function (self time) | share |\n|---|---|");
-  for (const [f, us] of [...functions].sort((x, y) => y[1] - x[1]).slice(0, 15))
+  for (const [f, us] of [...functions].sort((x, y) => y[1] - x[1]).slice(0, Number(process.env.TOP ?? 15)))
     console.log(`| \`${f}\` | ${((100 * us) / total).toFixed(1)} % |`);
 }

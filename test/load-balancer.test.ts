@@ -157,6 +157,76 @@ describe("load balancer", () => {
     assert.equal(postsToReset + postsToOk, 4, "each POST reached exactly one target");
   });
 
+  it("forwards headers and body minus hop-by-hop headers, sets X-Forwarded-*, and passes the answer's headers back", async () => {
+    let seen: { headers: http.IncomingHttpHeaders; raw: string[]; body: string } | undefined;
+    const echo = await target("echo", (req, res) => {
+      if (req.url === "/health") return res.end("ok");
+      const chunks: Buffer[] = [];
+      req.on("data", (c: Buffer) => chunks.push(c));
+      req.on("end", () => {
+        seen = { headers: req.headers, raw: req.rawHeaders, body: Buffer.concat(chunks).toString() };
+        res.setHeader("set-cookie", ["a=1", "b=2"]);
+        res.setHeader("x-answer", "yes");
+        res.setHeader("keep-alive", "timeout=5");
+        res.end("done");
+      });
+    });
+    cleanup.push(() => echo.server.close());
+    const { url } = await setup([{ id: "echo", port: echo.port }]);
+    const port = new URL(url).port;
+    const res = await request(`${url}/form?x=1`, {
+      method: "POST",
+      body: "order=1",
+      headers: {
+        "x-forwarded-for": "203.0.113.7",
+        "x-forwarded-proto": "https",
+        "x-custom": "kept",
+        "proxy-connection": "keep-alive",
+        te: "trailers",
+      },
+    });
+    assert.equal(res.statusCode, 200);
+    assert.equal(await res.body.text(), "done");
+    assert.deepEqual(res.headers["set-cookie"], ["a=1", "b=2"], "both cookies reach the client");
+    assert.equal(res.headers["x-answer"], "yes");
+    assert.notEqual(
+      res.headers["keep-alive"],
+      "timeout=5",
+      "the target's hop-by-hop header stays on its hop",
+    );
+    assert.ok(seen, "the request reached the target");
+    assert.equal(seen.body, "order=1");
+    assert.equal(seen.headers["x-custom"], "kept");
+    assert.equal(seen.headers["proxy-connection"], undefined);
+    assert.equal(seen.headers.te, undefined);
+    assert.equal(seen.headers["x-forwarded-for"], "203.0.113.7, 127.0.0.1", "the client is appended");
+    assert.equal(
+      seen.headers["x-forwarded-proto"],
+      "http",
+      "the listener's protocol, not the client's claim",
+    );
+    assert.equal(seen.headers["x-forwarded-port"], port);
+    assert.equal(seen.headers["x-forwarded-host"], `127.0.0.1:${port}`);
+    assert.equal(seen.raw.filter((h) => h.toLowerCase() === "x-forwarded-proto").length, 1);
+  });
+
+  it("streams an answer too large to buffer, whole", async () => {
+    const big = Buffer.alloc(1024 * 1024, "x");
+    const large = await target("large", (req, res) => {
+      if (req.url === "/health") return res.end("ok");
+      res.writeHead(200, { "content-type": "application/octet-stream" }); // unsized: chunked
+      res.write(big.subarray(0, big.length / 2));
+      setTimeout(() => res.end(big.subarray(big.length / 2)), 20);
+    });
+    cleanup.push(() => large.server.close());
+    const { url } = await setup([{ id: "large", port: large.port }]);
+    const res = await request(`${url}/download`);
+    assert.equal(res.statusCode, 200);
+    const body = Buffer.from(await res.body.arrayBuffer());
+    assert.equal(body.length, big.length);
+    assert.ok(body.equals(big));
+  });
+
   it("refuses to start on a port in use, with the fix", async () => {
     const port = await findFreePort();
     const holder = http.createServer();

@@ -78,7 +78,8 @@ const NOT_SENT = new Set([
 /** A 5xx answer held back (not yet sent to the client) so the request can go to another target. */
 interface HeldAnswer {
   status: number;
-  headers: Record<string, string | string[]>;
+  /** Name/value pairs, flat (as `writeHead` takes them). */
+  headers: string[];
   body: Buffer;
 }
 
@@ -109,6 +110,8 @@ export class LoadBalancer implements Listener, InFlightRequests {
   private readonly server: http.Server;
   private readonly pools = new Map<string, Pool>();
   private next = 0;
+  private idsOf?: readonly Target[];
+  private ids: readonly string[] = [];
   private readonly retries: RetrySettings;
   private readonly outliers?: OutlierDetector;
   private returnTimer?: NodeJS.Timeout;
@@ -235,51 +238,78 @@ export class LoadBalancer implements Listener, InFlightRequests {
     return inRotation.length > 0 ? inRotation : routable;
   }
 
+  /** The routable targets' ids, rebuilt only when the target group's rotation changes. */
+  private rotationIds(): readonly string[] {
+    const routable = this.targetGroup.routable();
+    if (routable !== this.idsOf) {
+      this.idsOf = routable;
+      this.ids = routable.map((t) => t.instanceId);
+    }
+    return this.ids;
+  }
+
   /**
    * The target in rotation with the fewest requests in flight (the ALB's least outstanding
    * requests), round robin among equals, skipping the ones this request already tried. Plain round
    * robin kept sending a backed-up instance its full share while a freshly scaled-out one idled:
    * under the cpu-spike drill beside CPU-bound processes its queue grew past the client's timeout.
+   * Walks the target group's array in place (no per-request copy: this runs for every request).
    */
-  private pick(tried: Set<string>): Target | undefined {
-    const rotation = this.rotation();
+  private pick(tried: readonly string[]): Target | undefined {
+    const routable = this.targetGroup.routable();
     const start = this.next++;
+    const now = this.outliers ? Date.now() : 0;
+    const best = this.leastBusy(routable, start, tried, now);
+    // Ejection never empties the rotation (max ejection percent), but a target group that shrank
+    // under an ejection could: fail open.
+    return best !== null ? best : (this.leastBusy(routable, start, tried, -1) ?? undefined);
+  }
+
+  /** `null` when every target is ejected at `now` (-1: ignore ejections); undefined: all tried. */
+  private leastBusy(
+    targets: readonly Target[],
+    start: number,
+    tried: readonly string[],
+    now: number,
+  ): Target | undefined | null {
     let best: Target | undefined;
     let bestInFlight = Number.POSITIVE_INFINITY;
-    for (let i = 0; i < rotation.length; i++) {
-      const target = rotation[(start + i) % rotation.length];
-      if (!target || tried.has(target.instanceId)) continue;
+    let inRotation = 0;
+    for (let i = 0; i < targets.length; i++) {
+      const target = targets[(start + i) % targets.length];
+      if (!target || (now >= 0 && this.outliers?.isEjected(target.instanceId, now))) continue;
+      inRotation++;
+      if (tried.includes(target.instanceId)) continue;
       const inFlight = this.inFlight(target.instanceId);
       if (inFlight < bestInFlight) {
         best = target;
         bestInFlight = inFlight;
       }
     }
-    return best;
+    return inRotation === 0 && targets.length > 0 ? null : best;
   }
 
   /** Whether an idempotent request that failed its try may go to another target (retry budget). */
-  private mayRetry(method: string, attempt: number, tried: Set<string>): boolean {
+  retryAllowed(method: string, attempt: number, tried: readonly string[]): boolean {
     if (!IDEMPOTENT.has(method) || attempt + 1 >= this.retries.maxAttempts) return false;
     const budget = Math.max(
       this.retries.minRetryConcurrency,
       Math.floor((this.active * this.retries.budgetPercent) / 100),
     );
     if (this.retriesInFlight >= budget) return false;
-    return this.rotation().some((t) => !tried.has(t.instanceId));
+    return this.rotation().some((t) => !tried.includes(t.instanceId));
   }
 
-  private hasFastPeer(target: Target): boolean {
+  hasFastPeer(target: Target): boolean {
     if (!this.outliers) return true;
-    const rotation = this.targetGroup.routable().map((t) => t.instanceId);
-    return this.outliers.hasFastPeer(target.instanceId, Date.now(), rotation);
+    return this.outliers.hasFastPeer(target.instanceId, Date.now(), this.rotationIds());
   }
 
-  private observe(target: Target, outcome: TryOutcome): void {
+  /** Records one try's outcome for outlier detection (and publishes the ejection it causes). */
+  observe(target: Target, outcome: TryOutcome): void {
     if (!this.outliers) return;
     const now = Date.now();
-    const rotation = this.targetGroup.routable().map((t) => t.instanceId);
-    const ejection = this.outliers.observe(target.instanceId, outcome, now, rotation);
+    const ejection = this.outliers.observe(target.instanceId, outcome, now, this.rotationIds());
     if (!ejection) return;
     this.events.publish({ type: "target.ejected", az: target.az, ...ejection });
     this.scheduleReturns();
@@ -312,10 +342,7 @@ export class LoadBalancer implements Listener, InFlightRequests {
     this.returnTimer.unref();
   }
 
-  private async readBody(req: http.IncomingMessage): Promise<Buffer | undefined | "too-large"> {
-    if (req.headers["content-length"] === undefined && req.headers["transfer-encoding"] === undefined) {
-      return undefined;
-    }
+  private async readBody(req: http.IncomingMessage): Promise<Buffer | "too-large"> {
     const chunks: Buffer[] = [];
     let size = 0;
     for await (const chunk of req as AsyncIterable<Buffer>) {
@@ -326,18 +353,44 @@ export class LoadBalancer implements Listener, InFlightRequests {
     return Buffer.concat(chunks);
   }
 
-  private forwardedHeaders(req: http.IncomingMessage): Record<string, string | string[]> {
-    const headers: Record<string, string | string[]> = {};
-    for (const [name, value] of Object.entries(req.headers)) {
-      if (value !== undefined && !HOP_BY_HOP.has(name)) headers[name] = value;
+  /**
+   * The request's headers for the target, as the flat name/value list undici takes: hop-by-hop
+   * ones dropped, X-Forwarded-* set. Read from `rawHeaders` (Node builds `req.headers` lazily, and
+   * this runs for every request); duplicates are forwarded as the client sent them.
+   */
+  private forwardedHeaders(req: http.IncomingMessage): { headers: string[]; hasBody: boolean } {
+    const raw = req.rawHeaders;
+    const headers: string[] = [];
+    let hasBody = false;
+    let forwardedFor: string | undefined;
+    let host: string | undefined;
+    let clientForwardedHost: string | undefined;
+    for (let i = 0; i + 1 < raw.length; i += 2) {
+      const name = raw[i] as string;
+      const value = raw[i + 1] as string;
+      const lower = name.toLowerCase();
+      if (HOP_BY_HOP.has(lower)) {
+        if (lower === "transfer-encoding") hasBody = true;
+        else if (lower === "host") host ??= value;
+        continue;
+      }
+      if (lower === "content-length") hasBody = true;
+      else if (lower === "x-forwarded-for") {
+        forwardedFor = forwardedFor === undefined ? value : `${forwardedFor}, ${value}`;
+        continue;
+      } else if (lower === "x-forwarded-proto" || lower === "x-forwarded-port") continue;
+      else if (lower === "x-forwarded-host") {
+        clientForwardedHost ??= value;
+        continue;
+      }
+      headers.push(name, value);
     }
     const client = req.socket.remoteAddress ?? "";
-    const prior = req.headers["x-forwarded-for"];
-    headers["x-forwarded-for"] = prior ? `${prior}, ${client}` : client;
-    headers["x-forwarded-proto"] = "http";
-    headers["x-forwarded-port"] = this.listenerPort;
-    if (req.headers.host) headers["x-forwarded-host"] = req.headers.host;
-    return headers;
+    headers.push("x-forwarded-for", forwardedFor ? `${forwardedFor}, ${client}` : client);
+    headers.push("x-forwarded-proto", "http", "x-forwarded-port", this.listenerPort);
+    const forwardedHost = host ?? clientForwardedHost;
+    if (forwardedHost !== undefined) headers.push("x-forwarded-host", forwardedHost);
+    return { headers, hasBody };
   }
 
   private reply(res: http.ServerResponse, status: number, error: string): void {
@@ -350,120 +403,17 @@ export class LoadBalancer implements Listener, InFlightRequests {
     res.end(body);
   }
 
+  /** A try at `target` may give up on a 5xx answer for another target (ForwardTry). */
+  tryElsewhereOnError(t: ForwardTry): boolean {
+    return this.retryAllowed(t.method, t.attempt, t.tried);
+  }
+
   /**
-   * Sends one request to one target. Small responses are buffered and written with a single
-   * `end()` (one write on the client socket); large or unsized ones stream with backpressure.
-   * Rejects with `responseStarted` set once any byte of the answer was forwarded to the client;
-   * with `held` when a small 5xx answer was kept back because `tryElsewhere()` allowed a retry; with
-   * `perTryTimeout` when the per-try timeout passed without answer headers and a retry was allowed.
-   * Resolves with the try's outcome for outlier detection.
+   * A slow try goes elsewhere only if another target is answering in time: when the whole group is
+   * slow (an overload), abandoning tries would only add work for it (ForwardTry).
    */
-  private forward(
-    pool: Pool,
-    request: { method: string; path: string; headers: Record<string, string | string[]>; body?: Buffer },
-    res: http.ServerResponse,
-    tryElsewhere: { onError: () => boolean; onTimeout: () => boolean },
-    onTimeout: () => void,
-  ): Promise<TryOutcome> {
-    return new Promise((resolve, reject) => {
-      let status = 0;
-      let headers: Record<string, string | string[]> = {};
-      let chunks: Buffer[] | undefined;
-      let streaming = false;
-      let hold = false;
-      let heldBytes = 0;
-      let late = false;
-      let controller: Dispatcher.DispatchController | undefined;
-      const onClientClose = () => {
-        if (!res.writableFinished) controller?.abort(new Error("client closed the connection"));
-      };
-      res.once("close", onClientClose);
-      const perTryMs = this.retries.perTryTimeoutMs;
-      let perTryTimer: NodeJS.Timeout | undefined;
-      const onPerTryTimeout = () => {
-        if (status !== 0) return;
-        // Each per-try timeout that passes without answer headers counts: a try stuck on a stalled
-        // target must keep weighing against it even when no new try reaches that target.
-        onTimeout();
-        late = true;
-        if (tryElsewhere.onTimeout()) {
-          controller?.abort(
-            Object.assign(new Error(`no answer headers within ${perTryMs} ms`), {
-              code: "STAYUP_PER_TRY_TIMEOUT",
-              perTryTimeout: true,
-            }),
-          );
-        } else {
-          // No retry allowed now (budget spent, or no other target): let this try go on rather than
-          // turn slowness into an error, and look again a per-try timeout later.
-          perTryTimer = setTimeout(onPerTryTimeout, perTryMs);
-        }
-      };
-      if (perTryMs > 0) perTryTimer = setTimeout(onPerTryTimeout, perTryMs);
-      const handler: Dispatcher.DispatchHandler = {
-        onRequestStart: (c) => {
-          controller = c;
-        },
-        onResponseStart: (c, statusCode, responseHeaders) => {
-          if (statusCode < 200) return; // 1xx interim answers are not forwarded
-          clearTimeout(perTryTimer);
-          if (responseHeaders[DRAINING_HEADER] !== undefined) {
-            // The target is shutting down and did not handle the request: like a refused connection.
-            c.abort(Object.assign(new Error("target is draining"), { code: TARGET_DRAINING }));
-            return;
-          }
-          status = statusCode;
-          headers = {};
-          for (const [name, value] of Object.entries(responseHeaders)) {
-            if (value !== undefined && !HOP_BY_HOP.has(name)) headers[name] = value;
-          }
-          const length = Number(responseHeaders["content-length"]);
-          const sized = Number.isFinite(length) && length <= BUFFERED_RESPONSE_BYTES;
-          // An error answer of unknown length is held too, in case another target does better.
-          hold = statusCode >= 500 && (sized || !Number.isFinite(length)) && tryElsewhere.onError();
-          if (sized || hold) {
-            chunks = [];
-          } else {
-            streaming = true;
-            res.writeHead(status, headers);
-          }
-        },
-        onResponseData: (c, chunk) => {
-          if (chunks) {
-            chunks.push(chunk);
-            heldBytes += chunk.length;
-            if (hold && heldBytes > BUFFERED_RESPONSE_BYTES) {
-              // Too large to hold: drop it and try elsewhere (the request is idempotent).
-              c.abort(Object.assign(new Error(`${status} answer too large to hold`), { abandoned: true }));
-            }
-          } else if (!res.write(chunk)) {
-            c.pause();
-            res.once("drain", () => c.resume());
-          }
-        },
-        onResponseEnd: () => {
-          res.off("close", onClientClose);
-          const body = !chunks ? undefined : chunks.length === 1 ? chunks[0] : Buffer.concat(chunks);
-          if (hold && body) {
-            reject(Object.assign(new Error(`answered ${status}`), { held: { status, headers, body } }));
-            return;
-          }
-          if (body) {
-            res.writeHead(status, headers);
-            res.end(body);
-          } else {
-            res.end();
-          }
-          resolve(status >= 500 ? "5xx" : late ? "timeout" : "success");
-        },
-        onResponseError: (_c, error) => {
-          clearTimeout(perTryTimer);
-          res.off("close", onClientClose);
-          reject(Object.assign(error, { responseStarted: streaming, responseReceived: status !== 0 }));
-        },
-      };
-      pool.dispatch({ ...request, body: request.body ?? null }, handler);
-    });
+  tryElsewhereOnTimeout(t: ForwardTry): boolean {
+    return this.hasFastPeer(t.target) && this.retryAllowed(t.method, t.attempt, t.tried);
   }
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
@@ -483,47 +433,43 @@ export class LoadBalancer implements Listener, InFlightRequests {
   }
 
   private async route(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    let body: Buffer | undefined | "too-large";
-    try {
-      body = await this.readBody(req);
-    } catch {
-      return this.reply(res, 400, "request body could not be read");
+    const { headers, hasBody } = this.forwardedHeaders(req);
+    let body: Buffer | undefined;
+    if (hasBody) {
+      let read: Buffer | "too-large";
+      try {
+        read = await this.readBody(req);
+      } catch {
+        return this.reply(res, 400, "request body could not be read");
+      }
+      if (read === "too-large") return this.reply(res, 413, "request body too large");
+      body = read;
     }
-    if (body === "too-large") return this.reply(res, 413, "request body too large");
     const method = req.method ?? "GET";
-    const startedAt = performance.now();
-    let instanceId: string | undefined;
-    res.once("close", () =>
-      this.observer?.({
-        statusCode: res.writableFinished ? res.statusCode : 0,
-        latencyMs: performance.now() - startedAt,
-        instanceId,
-      }),
-    );
-    const upstreamRequest = { method, path: req.url ?? "/", headers: this.forwardedHeaders(req), body };
-    const tried = new Set<string>();
+    const exchange = new Exchange(this, performance.now());
+    (res as ExchangeResponse)[kExchange] = exchange;
+    res.on("close", onExchangeClose);
+    const upstreamRequest: Dispatcher.DispatchOptions = {
+      method: method as Dispatcher.HttpMethod,
+      path: req.url ?? "/",
+      headers,
+      body: body ?? null,
+    };
+    const tried: string[] = [];
     let lastError = "no healthy targets";
     let held: HeldAnswer | undefined;
     let timedOut = false;
     for (let attempt = 0; attempt < this.retries.maxAttempts; attempt++) {
       const target = this.pick(tried);
       if (!target) break;
-      tried.add(target.instanceId);
+      tried.push(target.instanceId);
       this.inFlightByTarget.set(target.instanceId, (this.inFlightByTarget.get(target.instanceId) ?? 0) + 1);
-      const tryElsewhere = () => this.mayRetry(method, attempt, tried);
-      // A slow try goes elsewhere only if another target is answering in time: when the whole
-      // group is slow (an overload), abandoning tries would only add work for it.
-      const slowTryElsewhere = () => this.hasFastPeer(target) && tryElsewhere();
       if (attempt > 0) this.retriesInFlight++;
-      instanceId = target.instanceId;
+      exchange.instanceId = target.instanceId;
+      const t = new ForwardTry(this, res, target, method, attempt, tried, this.retries.perTryTimeoutMs);
+      exchange.current = t;
       try {
-        const outcome = await this.forward(
-          this.pool(target),
-          upstreamRequest,
-          res,
-          { onError: tryElsewhere, onTimeout: slowTryElsewhere },
-          () => this.observe(target, "timeout"),
-        );
+        const outcome = await t.run(this.pool(target), upstreamRequest);
         // A late answer was already counted as a timeout when the per-try timeout passed.
         if (outcome !== "timeout") this.observe(target, outcome);
         return;
@@ -555,6 +501,7 @@ export class LoadBalancer implements Listener, InFlightRequests {
         if (IDEMPOTENT.has(method)) continue;
         return this.reply(res, 502, `target failed: ${lastError}`);
       } finally {
+        exchange.current = undefined;
         const left = (this.inFlightByTarget.get(target.instanceId) ?? 1) - 1;
         if (left > 0) this.inFlightByTarget.set(target.instanceId, left);
         else this.inFlightByTarget.delete(target.instanceId);
@@ -567,8 +514,186 @@ export class LoadBalancer implements Listener, InFlightRequests {
       res.writeHead(held.status, held.headers);
       return void res.end(held.body);
     }
-    if (tried.size === 0) return this.reply(res, 503, "no healthy targets");
+    if (tried.length === 0) return this.reply(res, 503, "no healthy targets");
     if (timedOut) return this.reply(res, 504, `target timed out: ${lastError}`);
     return this.reply(res, 502, `every target tried failed; last: ${lastError}`);
+  }
+}
+
+/** One client request: what its answer's `close` needs (one shared listener, no per-request closure). */
+class Exchange {
+  instanceId?: string;
+  /** The try in flight, aborted if the client leaves. */
+  current?: ForwardTry;
+  constructor(
+    readonly balancer: LoadBalancer,
+    readonly startedAt: number,
+  ) {}
+}
+
+const kExchange = Symbol("stayup.exchange");
+type ExchangeResponse = http.ServerResponse & { [kExchange]?: Exchange };
+
+function onExchangeClose(this: http.ServerResponse): void {
+  const exchange = (this as ExchangeResponse)[kExchange];
+  if (!exchange) return;
+  if (!this.writableFinished) exchange.current?.abort(new Error("client closed the connection"));
+  exchange.balancer.observer?.({
+    statusCode: this.writableFinished ? this.statusCode : 0,
+    latencyMs: performance.now() - exchange.startedAt,
+    instanceId: exchange.instanceId,
+  });
+}
+
+function onPerTryTimeout(t: ForwardTry): void {
+  t.perTryTimeoutPassed();
+}
+
+/**
+ * One try of one request at one target, as undici's request handler (its core callbacks: raw
+ * header buffers, no per-try closures or header objects, as this runs for every request). Small
+ * responses are buffered and written with a single `end()` (one write on the client socket); large
+ * or unsized ones stream with backpressure. `run()` rejects with `responseStarted` set once any
+ * byte of the answer was forwarded to the client; with `held` when a small 5xx answer was kept back
+ * because a retry is allowed; with `perTryTimeout` when the per-try timeout passed without answer
+ * headers and a retry was allowed. It resolves with the try's outcome for outlier detection.
+ */
+export class ForwardTry {
+  private status = 0;
+  private headers: string[] = [];
+  private chunks?: Buffer[];
+  private streaming = false;
+  private hold = false;
+  private heldBytes = 0;
+  private late = false;
+  private abortDispatch?: (error: Error) => void;
+  private timer?: NodeJS.Timeout;
+  private resolve!: (outcome: TryOutcome) => void;
+  private reject!: (error: TryFailure) => void;
+
+  constructor(
+    private readonly balancer: LoadBalancer,
+    private readonly res: http.ServerResponse,
+    readonly target: Target,
+    readonly method: string,
+    readonly attempt: number,
+    readonly tried: readonly string[],
+    private readonly perTryMs: number,
+  ) {}
+
+  run(pool: Pool, request: Dispatcher.DispatchOptions): Promise<TryOutcome> {
+    return new Promise((resolve, reject) => {
+      this.resolve = resolve;
+      this.reject = reject;
+      if (this.perTryMs > 0) this.timer = setTimeout(onPerTryTimeout, this.perTryMs, this);
+      pool.dispatch(request, this as unknown as Dispatcher.DispatchHandler);
+    });
+  }
+
+  abort(error: Error): void {
+    this.abortDispatch?.(error);
+  }
+
+  perTryTimeoutPassed(): void {
+    if (this.status !== 0) return;
+    // Each per-try timeout that passes without answer headers counts: a try stuck on a stalled
+    // target must keep weighing against it even when no new try reaches that target.
+    this.balancer.observe(this.target, "timeout");
+    this.late = true;
+    if (this.balancer.tryElsewhereOnTimeout(this)) {
+      this.abort(
+        Object.assign(new Error(`no answer headers within ${this.perTryMs} ms`), {
+          code: "STAYUP_PER_TRY_TIMEOUT",
+          perTryTimeout: true,
+        }),
+      );
+    } else {
+      // No retry allowed now (budget spent, or no other target): let this try go on rather than
+      // turn slowness into an error, and look again a per-try timeout later.
+      this.timer = setTimeout(onPerTryTimeout, this.perTryMs, this);
+    }
+  }
+
+  onConnect(abort: (error: Error) => void): void {
+    this.abortDispatch = abort;
+  }
+
+  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
+    if (statusCode < 200) return true; // 1xx interim answers are not forwarded
+    clearTimeout(this.timer);
+    const headers: string[] = [];
+    let length = Number.NaN;
+    for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
+      const name = (rawHeaders[i] as Buffer).toString("latin1");
+      const lower = name.toLowerCase();
+      if (lower === DRAINING_HEADER) {
+        // The target is shutting down and did not handle the request: like a refused connection.
+        this.abort(Object.assign(new Error("target is draining"), { code: TARGET_DRAINING }));
+        return true;
+      }
+      if (HOP_BY_HOP.has(lower)) continue;
+      const value = (rawHeaders[i + 1] as Buffer).toString("latin1");
+      if (lower === "content-length") length = Number(value);
+      headers.push(name, value);
+    }
+    this.status = statusCode;
+    this.headers = headers;
+    const sized = Number.isFinite(length) && length <= BUFFERED_RESPONSE_BYTES;
+    // An error answer of unknown length is held too, in case another target does better.
+    this.hold =
+      statusCode >= 500 && (sized || !Number.isFinite(length)) && this.balancer.tryElsewhereOnError(this);
+    if (sized || this.hold) {
+      this.chunks = [];
+    } else {
+      this.streaming = true;
+      this.res.writeHead(statusCode, headers);
+      this.resumeDispatch = resume;
+    }
+    return true;
+  }
+
+  private resumeDispatch?: () => void;
+
+  onData(chunk: Buffer): boolean {
+    if (this.chunks) {
+      this.chunks.push(chunk);
+      this.heldBytes += chunk.length;
+      if (this.hold && this.heldBytes > BUFFERED_RESPONSE_BYTES) {
+        // Too large to hold: drop it and try elsewhere (the request is idempotent).
+        this.abort(Object.assign(new Error(`${this.status} answer too large to hold`), { abandoned: true }));
+      }
+      return true;
+    }
+    if (this.res.write(chunk)) return true;
+    const resume = this.resumeDispatch;
+    this.res.once("drain", () => resume?.());
+    return false;
+  }
+
+  onComplete(): void {
+    const chunks = this.chunks;
+    const body = !chunks ? undefined : chunks.length === 1 ? chunks[0] : Buffer.concat(chunks);
+    if (this.hold && body) {
+      const held: HeldAnswer = { status: this.status, headers: this.headers, body };
+      this.reject(Object.assign(new Error(`answered ${this.status}`), { held }));
+      return;
+    }
+    if (body) {
+      this.res.writeHead(this.status, this.headers);
+      this.res.end(body);
+    } else {
+      this.res.end();
+    }
+    this.resolve(this.status >= 500 ? "5xx" : this.late ? "timeout" : "success");
+  }
+
+  onError(error: Error): void {
+    clearTimeout(this.timer);
+    this.reject(
+      Object.assign(error, {
+        responseStarted: this.streaming,
+        responseReceived: this.status !== 0,
+      }) as TryFailure,
+    );
   }
 }

@@ -42,6 +42,11 @@ export class LoadBalancerWorkers implements Listener {
     );
   }
 
+  /** The worker processes' ids (the benchmark reads their CPU time). */
+  pids(): number[] {
+    return this.workers.flatMap((w) => (w.process.pid === undefined ? [] : [w.process.pid]));
+  }
+
   private targetsMessage(): ToWorker {
     return { type: "targets", routable: [...this.targetGroup.routable()], all: this.targetGroup.all() };
   }
