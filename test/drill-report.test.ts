@@ -96,6 +96,7 @@ describe("every drill marks its fault and its recoveries", () => {
     const forgetful = defineDrill<Record<string, never>>({
       name: "forgetful",
       description: "marks nothing",
+      topologies: { "load-balanced": true, "single-instance": true, ecs: true },
       run: () => Promise.resolve(reportWith(() => undefined)),
       details: () => [],
       passed: (r) => r.failed === 0,

@@ -150,7 +150,7 @@ export class SingleInstanceGroup {
       stdio: ["ignore", log, log, "ipc"],
       execArgv: [],
     });
-    closeSync(log); // the child has its own copy; ours would stay open for the runtime's life
+    if (log !== "ignore") closeSync(log); // the child has its own copy; ours would stay open for the runtime's life
     // Listened for at once: the service may report its port before Redis's start resolves here.
     const listening = new Promise<number>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error("did not start listening within 10 s")), 10_000);
