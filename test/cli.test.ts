@@ -63,6 +63,12 @@ describe("CLI: one folder per command, drills from one registry", () => {
       failedBack: true,
       secondaryBackToStandby: true,
       counterViolations: [],
+      // Marked as every drill must mark its run (module.ts: missingMarks).
+      timeline: {
+        fault: { seconds: 1, label: "fault", kind: "fault" },
+        recoveries: [{ seconds: 2, label: "recovered", kind: "recovery" }],
+        steps: [],
+      },
     } as unknown as DrillReport;
     for (const d of drills) {
       assert.equal(d.passed(report), false, d.name);
