@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import net from "node:net";
 import path from "node:path";
 import { after, describe, it } from "node:test";
 import { request } from "undici";
@@ -148,7 +149,7 @@ describe("nothing is left behind, nothing runs twice", { timeout: 600_000 }, () 
     }
   });
 
-  it("an unopenable log directory is an event, not a dead runtime", async () => {
+  it("an unopenable log directory, or a Redis node that cannot be restarted, is an event, not a dead runtime", async () => {
     const stateDir = stateDirOf();
     // A file where the log directory should be: neither mkdir nor open can succeed (even as root).
     mkdirSync(stateDir, { recursive: true });
@@ -168,6 +169,47 @@ describe("nothing is left behind, nothing runs twice", { timeout: 600_000 }, () 
     assert.ok(errors.length > 0, "the failure is an event");
     assert.match(JSON.stringify(errors[0]), /cannot open the log/);
     assert.ok(isAlive(client.state.pid), "the runtime is still running");
+    const before = await count(client.state.listener);
+
+    // A controller other than the instance group fails: a Redis replica dies and its port is taken
+    // by another process, so the redis controller's restart cannot succeed until it is freed.
+    const replica = (await client.status()).redis.nodes?.find((n) => n.role === "replica" && n.pid);
+    assert.ok(replica?.pid, "a replica to kill");
+    const redisErrors: TimedStackEvent[] = [];
+    let restarted = false;
+    const watching = new AbortController();
+    const watched = (async () => {
+      for await (const e of client.events(watching.signal)) {
+        if (e.type === "controller.error" && e.controller === "redis") redisErrors.push(e);
+        if (e.type === "redis.started" && e.az === replica.az && redisErrors.length > 0) restarted = true;
+      }
+    })();
+    const squatter = net.createServer((socket) => socket.destroy());
+    process.kill(replica.pid, "SIGKILL");
+    await waitFor(
+      "the replica's port taken",
+      () =>
+        new Promise<boolean | undefined>((resolve) => {
+          squatter.once("error", () => resolve(undefined));
+          squatter.listen(replica.port, "127.0.0.1", () => resolve(true));
+        }),
+      30_000,
+    );
+    try {
+      await waitFor("the failed restart as an event", () => redisErrors[0], 60_000);
+      assert.ok(isAlive(client.state.pid), "the runtime survives the redis controller's failure");
+      assert.ok((await count(client.state.listener)) > before, "and keeps serving counts");
+    } finally {
+      await new Promise<void>((r) => squatter.close(() => r()));
+    }
+    await waitFor("the replica restarted once its port is free", () => restarted || undefined, 60_000);
+    watching.abort();
+    await watched;
+    assert.match(JSON.stringify(redisErrors[0]), /restart of the node in .* is retried/);
+    assert.ok(
+      redisErrors.length < 10,
+      `a persistent failure is rate-limited (${redisErrors.length} events, not one per attempt)`,
+    );
     await count(client.state.listener);
   });
 });

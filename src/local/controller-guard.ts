@@ -52,8 +52,8 @@ const MAX_REMEMBERED_ERRORS = 100;
  * event-bus handler or a reconcile pass becomes a `controller.error` event naming the controller,
  * the error and the retry, and the work is retried (the next tick, or a back-off retry for one-shot
  * work). It never reaches the process: one controller's bug must not end the runtime. Identical
- * errors are published once per window (with the count of the ones held back), so a persistent
- * failure cannot flood the bus.
+ * errors (up to the numbers in them) are published once per window, with the count of the ones held
+ * back, so a persistent failure cannot flood the bus.
  */
 export class ControllerGuard {
   readonly controller: string;
@@ -135,7 +135,8 @@ export class ControllerGuard {
   /** Publishes the failure as a `controller.error` event, unless an identical one was just published. */
   report(error: unknown, retry: string): void {
     const message = messageOf(error);
-    const key = `${retry}\u0000${message}`;
+    // Identical up to its numbers: a pid, a port or a timestamp in a message makes no new failure.
+    const key = `${retry}\u0000${message}`.replace(/\d+/g, "#");
     const now = this.clock.now();
     const last = this.published.get(key);
     if (last && now - last.at < this.repeatWindowMs) {
