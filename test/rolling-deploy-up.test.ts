@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { appendFileSync, cpSync, symlinkSync } from "node:fs";
+import { appendFileSync, cpSync, rmSync, symlinkSync } from "node:fs";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { request } from "undici";
@@ -57,6 +57,7 @@ describe("`stayup up` on a running stack whose service bundle changed", { timeou
   });
   after(async () => {
     await cli(["down", "--state-dir", stateDir]);
+    rmSync(dir, { recursive: true, force: true }); // the copy of the sources
   });
 
   it("rolls every instance to the new version with 0 failed requests for a client meanwhile", async () => {
