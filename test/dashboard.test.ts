@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
-import type { Browser, Page } from "playwright-core";
+import type { Browser, BrowserContext, Page } from "playwright-core";
 import { request } from "undici";
 import { StackClient } from "../src/local/control-plane/client.ts";
 import { TrafficMeter } from "../src/local/dashboard/traffic-meter.ts";
@@ -261,5 +261,180 @@ describe("dashboard traffic meter", () => {
     assert.equal(closed[3]?.p99, 6);
     assert.deepEqual(meter.tick(t0 + 4500), [], "nothing twice");
     assert.equal(meter.history().length, 4);
+  });
+});
+
+/**
+ * Two stacks on 127.0.0.1 in one browser: a single instance and an ECS service. Cookies are per
+ * host, not per port, so each control plane names its own; both dashboards stay logged in, and each
+ * shows its instance or tasks as tiles.
+ */
+describe("two dashboards on one host: single-instance and ecs", { timeout: 400_000 }, () => {
+  const dir = tempDir();
+  const stacks = {
+    single: {
+      stateDir: path.join(dir, "single"),
+      topology: "single-instance",
+      dashboard: new URL("http://x"),
+    },
+    ecs: { stateDir: path.join(dir, "ecs"), topology: "ecs", dashboard: new URL("http://x") },
+  };
+  let browser: Browser;
+  const status = async (stateDir: string) =>
+    JSON.parse((await runCli(["status", "--json", "--state-dir", stateDir])).stdout) as StackStatus;
+  const tiles = (page: Page) =>
+    page.$$eval("[data-instance]", (els) =>
+      els.map((e) => ({
+        id: e.getAttribute("data-instance") ?? "",
+        az: e.closest("[data-az]")?.getAttribute("data-az") ?? "",
+        state: e.getAttribute("data-state") ?? "",
+        health: e.getAttribute("data-health") ?? "",
+        serving: e.getAttribute("data-serving") ?? "",
+        containerInstance: e.getAttribute("data-container-instance") ?? "",
+        text: e.textContent ?? "",
+      })),
+    );
+  /** Waits until the page shows exactly the instances (or tasks) status lists, each in its AZ. */
+  const assertTilesMatchStatus = async (page: Page, stateDir: string) => {
+    await waitFor(
+      "a tile per instance or task that status lists, in its AZ, with its health",
+      async () => {
+        const s = await status(stateDir);
+        const shown = await tiles(page);
+        const expected = s.regions.flatMap((r) => r.instances);
+        const same =
+          expected.length > 0 &&
+          shown.length === expected.length &&
+          expected.every((i) =>
+            shown.some((t) => t.id === i.id && t.az === i.az && t.state === i.state && t.health === i.health),
+          );
+        return same ? { s, shown } : undefined;
+      },
+      60_000,
+    );
+  };
+
+  before(async () => {
+    for (const stack of Object.values(stacks)) {
+      const up = await runCli(
+        [
+          "up",
+          "--detach",
+          "--topology",
+          stack.topology,
+          "--port",
+          String(await findFreePort()),
+          "--redis-port",
+          "0",
+          "--dns-port",
+          "0",
+          "--config",
+          configPath,
+          "--state-dir",
+          stack.stateDir,
+        ],
+        { cwd: dir, timeoutMs: 180_000 },
+      );
+      assert.equal(up.code, 0, up.stderr + up.stdout);
+      const s = await status(stack.stateDir);
+      assert.ok(s.dashboard);
+      stack.dashboard = new URL(s.dashboard);
+    }
+    assert.equal(stacks.single.dashboard.hostname, stacks.ecs.dashboard.hostname, "one host");
+    assert.notEqual(stacks.single.dashboard.port, stacks.ecs.dashboard.port);
+    browser = await launchChromium();
+  });
+
+  after(async () => {
+    await browser?.close();
+    await Promise.all(Object.values(stacks).map((s) => runCli(["down", "--state-dir", s.stateDir])));
+  });
+
+  /** One browser context: one cookie jar for both stacks, as one user's browser. */
+  let context: BrowserContext;
+  let single: Page;
+  let ecs: Page;
+  const errors: string[] = [];
+
+  it("logging into one dashboard does not log the other out", async () => {
+    context = await browser.newContext();
+    single = await context.newPage();
+    ecs = await context.newPage();
+    for (const page of [single, ecs]) page.on("pageerror", (e) => errors.push(e.message));
+    // Log into each in turn, through the token URL: each sets its own cookie.
+    await single.goto(stacks.single.dashboard.href);
+    await single.waitForSelector('#connection[data-state="live"]', { timeout: 30_000 });
+    await ecs.goto(stacks.ecs.dashboard.href);
+    await ecs.waitForSelector('#connection[data-state="live"]', { timeout: 30_000 });
+    const names = (await context.cookies()).map((c) => c.name).sort();
+    assert.deepEqual(
+      names,
+      [`stayup_token_${stacks.ecs.dashboard.port}`, `stayup_token_${stacks.single.dashboard.port}`].sort(),
+    );
+    // Both still in, without the token: a reload of each page and its stream.
+    for (const [page, stack] of [
+      [single, stacks.single],
+      [ecs, stacks.ecs],
+    ] as const) {
+      const res = await page.goto(`${stack.dashboard.origin}/dashboard`);
+      assert.equal(res?.status(), 200, `${stack.topology} dashboard still logged in`);
+      await page.waitForSelector('#connection[data-state="live"]', { timeout: 30_000 });
+      const api = await page.evaluate(async () => (await fetch("/status")).status);
+      assert.equal(api, 200);
+    }
+  });
+
+  it("single-instance: the one instance is a tile in its zone, serving", async () => {
+    await assertTilesMatchStatus(single, stacks.single.stateDir);
+    const [one] = await tiles(single);
+    assert.equal(one?.serving, "true", "the associated instance shows as serving");
+    assert.match((await single.textContent(".group")) ?? "", /min 1 · desired 1 · max 1/);
+    await single.screenshot({ path: artifactPath("dashboard-single-instance.png"), fullPage: true });
+  });
+
+  it("ecs: every task is a tile on its container instance, in its zone; a killed task's is replaced live", async () => {
+    await assertTilesMatchStatus(ecs, stacks.ecs.stateDir);
+    const s = await status(stacks.ecs.stateDir);
+    assert.ok(s.ecs && s.instances.length >= 2);
+    const ecsStatus = s.ecs;
+    for (const t of await tiles(ecs)) {
+      assert.equal(t.health, "healthy", t.id);
+      const ci = ecsStatus.containerInstances.find((c) => c.tasks.some((x) => x.id === t.id));
+      assert.equal(t.containerInstance, ci?.id, `${t.id} shows its container instance`);
+      assert.match(t.text, new RegExp(`task on ${ci?.id}`));
+    }
+    for (const ci of ecsStatus.containerInstances) {
+      await ecs
+        .locator(`[data-az="${ci.az}"] div.container-instance[data-container-instance="${ci.id}"]`)
+        .waitFor();
+    }
+    assert.match(
+      (await ecs.textContent(".group")) ?? "",
+      new RegExp(`service min \\d+ · desired ${ecsStatus.service.desired}`),
+    );
+    await ecs.screenshot({ path: artifactPath("dashboard-ecs.png"), fullPage: true });
+    // A task killed: its tile leaves service and a replacement task's tile turns healthy, live.
+    const victim = s.instances[0];
+    assert.ok(victim);
+    process.kill(victim.pid, "SIGKILL");
+    await waitFor(
+      "the killed task's tile out of service",
+      async () => {
+        const t = (await tiles(ecs)).find((x) => x.id === victim.id);
+        return t === undefined || t.serving !== "true" || undefined;
+      },
+      30_000,
+    );
+    await waitFor(
+      "a replacement task's tile, healthy",
+      async () =>
+        (await tiles(ecs)).find((t) => t.health === "healthy" && !s.instances.some((i) => i.id === t.id)),
+      90_000,
+    );
+  });
+
+  it("logs no page error on either dashboard", async () => {
+    assert.deepEqual(errors, []);
+    await context.close();
   });
 });

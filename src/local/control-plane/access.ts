@@ -1,8 +1,12 @@
 import { randomBytes, timingSafeEqual } from "node:crypto";
 import type http from "node:http";
 
-/** Name of the cookie a browser gets after opening a control-plane URL with `?token=`. */
-export const tokenCookieName = "stayup_token";
+/**
+ * Name of the cookie a browser gets after opening a control-plane URL with `?token=`. Cookies are
+ * per host, not per port, so it names the control plane's port: two stacks on 127.0.0.1 each keep
+ * their own, and logging into one dashboard does not log the other out.
+ */
+export const tokenCookieName = (port: number) => `stayup_token_${port}`;
 
 export const newControlToken = () => randomBytes(32).toString("base64url");
 
@@ -54,12 +58,13 @@ export class ControlPlaneAccess {
     if (sameToken(/^Bearer (.+)$/i.exec(req.headers.authorization ?? "")?.[1], this.token)) {
       return { allowed: true };
     }
-    if (sameToken(cookie(req, tokenCookieName), this.token)) return { allowed: true };
+    const cookieName = tokenCookieName(this.port());
+    if (sameToken(cookie(req, cookieName), this.token)) return { allowed: true };
     const queryToken = new URL(req.url ?? "/", "http://control").searchParams.get("token") ?? undefined;
     if (req.method === "GET" && sameToken(queryToken, this.token)) {
       return {
         allowed: true,
-        setCookie: `${tokenCookieName}=${this.token}; HttpOnly; SameSite=Strict; Path=/`,
+        setCookie: `${cookieName}=${this.token}; HttpOnly; SameSite=Strict; Path=/`,
       };
     }
     return {

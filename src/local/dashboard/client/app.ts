@@ -49,14 +49,29 @@ function alarmState(): string {
   return last?.type === "alarm.state-changed" ? last.state : "OK";
 }
 
-function tile(i: InstanceStatus, rps: number | undefined): HTMLElement {
+/** The container instance an ECS task runs on (undefined for instances). */
+function containerInstanceOf(taskId: string): string | undefined {
+  return state.status?.ecs?.containerInstances.find((c) => c.tasks.some((t) => t.id === taskId))?.id;
+}
+
+function tile(i: InstanceStatus, rps: number | undefined, containerInstance?: string): HTMLElement {
+  // data-serving: in service however the topology names its health (a single instance: "associated").
+  const attrs: Record<string, string> = {
+    class: "tile",
+    "data-instance": i.id,
+    "data-state": i.state,
+    "data-health": i.health,
+    "data-serving": String(i.healthy),
+  };
+  if (containerInstance) attrs["data-container-instance"] = containerInstance;
   return el(
     "div",
-    { class: "tile", "data-instance": i.id, "data-state": i.state, "data-health": i.health },
+    attrs,
     el("span", { class: "id" }, i.id),
     el(
       "span",
       { class: "facts" },
+      ...(containerInstance ? [el("span", { class: "on" }, `task on ${containerInstance}`)] : []),
       el("span", { class: "state" }, i.state),
       el("span", { class: "health" }, i.health),
       el("span", {}, `CPU ${i.cpuPercent === undefined ? "–" : `${i.cpuPercent.toFixed(0)} %`}`),
@@ -93,8 +108,19 @@ function renderRegion(region: RegionStatus, status: StackStatus): HTMLElement {
       { class: `az${zone.impaired ? " impaired" : ""}`, "data-az": zone.name },
       el("h4", {}, zone.name, zone.impaired ? " · IMPAIRED" : ""),
     );
+    // Topology ecs: the zone's container instances, then their tasks as tiles.
+    const ecs = region.name === status.region ? status.ecs : undefined;
+    for (const ci of ecs?.containerInstances.filter((c) => c.az === zone.name) ?? []) {
+      column.append(
+        el(
+          "div",
+          { class: "container-instance", "data-container-instance": ci.id },
+          `${ci.id} · ${ci.tasks.length} task(s) · free ${ci.free.cpuUnits} CPU units, ${ci.free.memoryMiB} MiB`,
+        ),
+      );
+    }
     for (const i of region.instances.filter((x) => x.az === zone.name))
-      column.append(tile(i, last?.byInstance[i.id]));
+      column.append(tile(i, last?.byInstance[i.id], ecs ? containerInstanceOf(i.id) : undefined));
     for (const [, gone] of state.gone) {
       if (gone.region === region.name && gone.instance.az === zone.name)
         column.append(tile(gone.instance, 0));
@@ -108,7 +134,7 @@ function renderRegion(region: RegionStatus, status: StackStatus): HTMLElement {
     el(
       "div",
       { class: "group" },
-      `group min ${g.min} · desired ${g.desired} · max ${g.max} · in service ${g.inService}${g.averageCpuPercent === undefined ? "" : ` · average CPU ${g.averageCpuPercent.toFixed(0)} %`}`,
+      `${status.ecs && region.name === status.region ? "service" : "group"} min ${g.min} · desired ${g.desired} · max ${g.max} · in service ${g.inService}${g.averageCpuPercent === undefined ? "" : ` · average CPU ${g.averageCpuPercent.toFixed(0)} %`}`,
     ),
     azs,
   );
@@ -182,11 +208,14 @@ function addEvent(e: TimedStackEvent): void {
   state.lastSeq = e.seq;
   state.events.push(e);
   if (state.events.length > 1000) state.events.shift();
-  if (e.type === "instance.terminated") {
+  // An instance terminated or a task stopped: its tile stays a while, so its end is visible.
+  const goneId =
+    e.type === "instance.terminated" ? e.instanceId : e.type === "task.stopped" ? e.taskId : undefined;
+  if (goneId !== undefined) {
     for (const r of state.status?.regions ?? []) {
-      const instance = r.instances.find((i) => i.id === e.instanceId);
+      const instance = r.instances.find((i) => i.id === goneId);
       if (instance)
-        state.gone.set(e.instanceId, {
+        state.gone.set(goneId, {
           instance: { ...instance, state: "terminated", health: "gone", healthy: false },
           region: r.name,
           until: Date.now() + 30_000,
