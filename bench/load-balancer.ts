@@ -233,7 +233,7 @@ try {
 const loadAfter = load();
 
 console.log(
-  `\n${status.instances.length} instances (pinned), stayup balancer: ${workers} process(es), outlier detection ${stack.loadBalancer.outlierDetection.maxEjectionPercent > 0 ? "on" : "off"}; nginx: 1 worker; wrk -t2 -c${values.connections} -d${values.duration}s, ${values.rounds} rounds (median); load average ${loadBefore} before, ${loadAfter} after; the runtime's own CPU with no traffic (${(runtimeIdleCpu * 1000).toFixed(0)} ms/s) is not counted as the balancer's\n`,
+  `\n${status.instances.length} instances (pinned), stayup balancer: ${workers} process(es), outlier detection ${stack.loadBalancer.outlierDetection.maxEjectionPercent > 0 ? "on" : "off"}; nginx: 1 worker; wrk -t2 -c${values.connections} -d${values.duration}s, ${values.rounds} rounds (median); load average ${loadBefore} before, ${loadAfter} after${workers === 1 ? `; the runtime's own CPU with no traffic (${(runtimeIdleCpu * 1000).toFixed(0)} ms/s) is not counted as the balancer's` : ""}\n`,
 );
 console.log(
   "| route | peer | requests/s | p50 ms | p99 ms | errors | proxy CPU µs / request | instances CPU µs / request | stayup / nginx |",
