@@ -8,7 +8,7 @@
  * had an error and the instances stayed the same throughout: otherwise no ratio is printed.
  */
 import { execFile, execFileSync, spawn } from "node:child_process";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { loadavg } from "node:os";
 import path from "node:path";
 import { parseArgs, promisify } from "node:util";
@@ -233,7 +233,7 @@ try {
 const loadAfter = load();
 
 console.log(
-  `\n${status.instances.length} instances (pinned), stayup balancer: ${workers} process(es), outlier detection ${stack.loadBalancer.outlierDetection.maxEjectionPercent > 0 ? "on" : "off"}; nginx: 1 worker; wrk -t2 -c${values.connections} -d${values.duration}s, ${values.rounds} rounds (median); load average ${loadBefore} before, ${loadAfter} after; the runtime's own CPU with no traffic (${(runtimeIdleCpu * 1000).toFixed(0)} ms/s) is not counted as the balancer's\n`,
+  `\n${status.instances.length} instances (pinned), stayup balancer: ${workers} process(es), outlier detection ${stack.loadBalancer.outlierDetection.maxEjectionPercent > 0 ? "on" : "off"}; nginx: 1 worker; wrk -t2 -c${values.connections} -d${values.duration}s, ${values.rounds} rounds (median); load average ${loadBefore} before, ${loadAfter} after${workers === 1 ? `; the runtime's own CPU with no traffic (${(runtimeIdleCpu * 1000).toFixed(0)} ms/s) is not counted as the balancer's` : ""}\n`,
 );
 console.log(
   "| route | peer | requests/s | p50 ms | p99 ms | errors | proxy CPU µs / request | instances CPU µs / request | stayup / nginx |",
@@ -284,4 +284,8 @@ console.log(
     ? `Target (≥ 0.8 of nginx's requests/s, p99 ≤ 2× nginx's, both routes): ${verdicts.join("; ")}.`
     : "INVALID RUN: no ratio is computed for a route where a peer had errors or the instances changed.",
 );
-if (!valid) process.exitCode = 2;
+if (valid) rmSync(nginxDir, { recursive: true, force: true });
+else {
+  console.log(`nginx's error log (kept): ${path.join(nginxDir, "error.log")}`);
+  process.exitCode = 2;
+}

@@ -32,6 +32,8 @@ const port = Number(values.port);
 const upstreamPorts = (values.upstreams ?? "").split(",").map(Number);
 
 // Child modes: one process per role, so /proc gives each one's CPU time alone.
+// SIGTERM exits normally, so a process started with --cpu-prof writes its profile.
+if (values.serve) process.on("SIGTERM", () => process.exit(0));
 if (values.serve === "upstream") {
   const body = JSON.stringify({ status: "ok", instanceId: "i-0123456789abcdef", version: "0123456789ab" });
   const server = http.createServer((_req, res) => {
