@@ -1,15 +1,17 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import path from "node:path";
-import { describe, it } from "node:test";
+import { after, before, describe, it } from "node:test";
 import { runningTopology } from "../src/cli/commands/drill/index.ts";
 import { buildProgram } from "../src/cli/main.ts";
 import { assertRunsOn, supportedTopologies, topologiesLine } from "../src/drills/module.ts";
 import { drillTopologyTable, drills } from "../src/drills/registry.ts";
+import type { DrillReport } from "../src/drills/report.ts";
 import type { StackStatus } from "../src/local/runtime.ts";
+import { findFreePort } from "../src/shared/net.ts";
 import { StayupError } from "../src/shared/errors.ts";
 import { topologies } from "../src/stack/index.ts";
-import { repoRoot } from "./helpers.ts";
+import { configPath, repoRoot, runCli, tempDir } from "./helpers.ts";
 
 /** The cells of a markdown table's rows (separator row dropped, backticks and padding removed). */
 function tableCells(markdown: string): string[][] {
@@ -159,5 +161,59 @@ describe("drills × topologies: every drill says what it does on every topology"
       runningTopology(old({ singleInstance: {} as StackStatus["singleInstance"] })),
       "single-instance",
     );
+  });
+});
+
+/**
+ * The pairs declared supported on ecs that no other test runs there: kill-instance kills one of the
+ * service's tasks (the scheduler replaces it), redis-failover fails over the Redis the tasks share.
+ */
+describe("drills declared supported on ecs run there for real", { timeout: 600_000 }, () => {
+  const stateDir = path.join(tempDir(), ".stayup");
+  const drill = async (name: string) => {
+    const res = await runCli(["drill", name, "--json", "--rate", "100", "--state-dir", stateDir], {
+      timeoutMs: 240_000,
+    });
+    assert.ok(res.stdout, res.stderr);
+    return { code: res.code, stderr: res.stderr, report: JSON.parse(res.stdout) as DrillReport };
+  };
+
+  before(async () => {
+    const up = await runCli(
+      [
+        ...["up", "--detach", "--topology", "ecs", "--config", configPath, "--state-dir", stateDir],
+        ...["--port", String(await findFreePort()), "--redis-port", "0", "--dns-port", "0"],
+      ],
+      { timeoutMs: 240_000 },
+    );
+    assert.equal(up.code, 0, up.stderr + up.stdout);
+  });
+  after(async () => {
+    const down = await runCli(["down", "--state-dir", stateDir], { timeoutMs: 120_000 });
+    assert.equal(down.code, 0, down.stderr);
+  });
+
+  it("kill-instance on ecs: a task is killed and a new task takes its place, 0 failed", async () => {
+    const status = JSON.parse(
+      (await runCli(["status", "--json", "--state-dir", stateDir])).stdout,
+    ) as StackStatus;
+    assert.equal(status.topology, "ecs");
+    const tasks = new Set(status.ecs?.containerInstances.flatMap((c) => c.tasks.map((t) => t.id)));
+    const { code, stderr, report } = await drill("kill-instance");
+    assert.equal(code, 0, stderr);
+    const victim = report.victim as { id: string };
+    const replacement = report.replacement as { id: string } | null;
+    assert.ok(tasks.has(victim.id), `the victim ${victim.id} is one of the service's tasks`);
+    assert.ok(replacement && !tasks.has(replacement.id), "a new task replaced it");
+    assert.equal(report.failed, 0, JSON.stringify(report.failures));
+    assert.equal(report.counterContinuous, true);
+  });
+
+  it("redis-failover on ecs: the tasks' Redis fails over with no acknowledged count lost", async () => {
+    const { code, stderr, report } = await drill("redis-failover");
+    assert.equal(code, 0, stderr);
+    assert.notEqual(report.newPrimary, null);
+    assert.equal(report.acknowledgedLost, 0);
+    assert.equal(report.counterContinuous, true);
   });
 });

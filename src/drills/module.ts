@@ -37,7 +37,7 @@ export function assertRunsOn(drill: Pick<DrillModule, "name" | "topologies">, to
   if (support === true) return;
   throw new StayupError(
     `the ${drill.name} drill does not run on topology "${topology}": ${support.unsupported}`,
-    `${support.instead} (${drill.name} runs on: ${supportedTopologies(drill).join(", ")})`,
+    `${support.instead}; ${drill.name} runs on: ${supportedTopologies(drill).join(", ")}`,
   );
 }
 
