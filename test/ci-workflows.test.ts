@@ -8,6 +8,7 @@ import { describe, it } from "node:test";
 import { parse } from "yaml";
 import { cdkSteps, deploymentOrder } from "../src/aws/plan.ts";
 import { synthesize } from "../src/aws/synth.ts";
+import { drillTopologyPairs, drills as registeredDrills } from "../src/drills/registry.ts";
 import type { CiPlan } from "../src/cli/commands/ci/index.ts";
 import { description, inHostedZone } from "./aws-helpers.ts";
 import { configPath, repoRoot, runCli, tempDir } from "./helpers.ts";
@@ -225,12 +226,28 @@ describe("GitHub Actions workflows", () => {
     }
   });
 
-  it("drills.yml runs nightly and by hand, every drill the CLI lists, and keeps the reports", () => {
+  it("drills.yml runs nightly and by hand, every drill on each topology the registry says it runs on, and keeps the reports", async () => {
     const drills = workflow("drills.yml");
     assert.ok("schedule" in drills.on && "workflow_dispatch" in drills.on);
     const steps = Object.values(drills.jobs).flatMap((j) => j.steps ?? []);
-    assert.ok(steps.some((s) => /npx stayup drill --help/.test(s.run ?? "")));
-    assert.ok(steps.some((s) => /npx stayup drill "\$drill" --json/.test(s.run ?? "")));
+    const run = steps.map((s) => s.run ?? "").find((r) => r.includes("drillTopologyPairs")) ?? "";
+    assert.match(run, /npx stayup drill "\$drill" --topology "\$topology" --json/);
+    // The list the workflow reads: every registered drill, only where it runs.
+    const pairs = drillTopologyPairs();
+    for (const d of registeredDrills)
+      assert.ok(
+        pairs.some((p) => p.startsWith(`${d.name} `)),
+        d.name,
+      );
+    assert.ok(pairs.includes("lose-container-instance ecs"));
+    assert.ok(!pairs.includes("lose-container-instance load-balanced"));
+    // The workflow's own command prints that list.
+    const command = /pairs=\$\(node (.*) -e '(.*)'\)/.exec(run);
+    assert.ok(command?.[1] && command[2], run);
+    const listed = await promisify(execFile)(process.execPath, [...command[1].split(" "), "-e", command[2]], {
+      cwd: repoRoot,
+    });
+    assert.deepEqual(listed.stdout.trim().split("\n"), pairs);
     const upload = steps.find((s) => s.uses?.startsWith("actions/upload-artifact@"));
     assert.equal(upload?.if, "always()");
   });

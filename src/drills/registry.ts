@@ -4,7 +4,7 @@ import { failingInstance } from "./failing-instance.ts";
 import { killInstance } from "./kill-instance.ts";
 import { loseContainerInstance } from "./lose-container-instance.ts";
 import { topologies } from "../stack/index.ts";
-import type { DrillModule } from "./module.ts";
+import { type DrillModule, supportedTopologies } from "./module.ts";
 import { redisFailover } from "./redis-failover.ts";
 import { regionOutage } from "./region-outage.ts";
 import { slowInstance } from "./slow-instance.ts";
@@ -24,6 +24,11 @@ export const drills: readonly DrillModule[] = [
   rollingDeploy,
   loseContainerInstance,
 ];
+
+/** Every drill with each topology it runs on, as `<drill> <topology>` lines (the nightly drills workflow reads them). */
+export function drillTopologyPairs(list: readonly DrillModule[] = drills): string[] {
+  return list.flatMap((d) => supportedTopologies(d).map((t) => `${d.name} ${t}`));
+}
 
 export function findDrill(name: string): DrillModule | undefined {
   return drills.find((d) => d.name === name);
