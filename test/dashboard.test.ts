@@ -6,9 +6,8 @@ import { request } from "undici";
 import { StackClient } from "../src/local/control-plane/client.ts";
 import { TrafficMeter } from "../src/local/dashboard/traffic-meter.ts";
 import type { StackStatus } from "../src/local/runtime.ts";
-import { findFreePort } from "../src/shared/net.ts";
 import { artifactPath, launchChromium } from "./browser.ts";
-import { configPath, isAlive, runCli, tempDir, waitFor } from "./helpers.ts";
+import { isAlive, runCli, tempDir, upDetached, waitFor } from "./helpers.ts";
 
 /** The dashboard of a stack started as a user would, in a real Chromium. */
 describe("live dashboard", { timeout: 300_000 }, () => {
@@ -29,24 +28,7 @@ describe("live dashboard", { timeout: 300_000 }, () => {
     }, id);
 
   before(async () => {
-    const up = await runCli(
-      [
-        "up",
-        "--detach",
-        "--port",
-        String(await findFreePort()),
-        "--redis-port",
-        "0",
-        "--dns-port",
-        "0",
-        "--config",
-        configPath,
-        "--state-dir",
-        stateDir,
-      ],
-      { cwd: dir, timeoutMs: 90_000 },
-    );
-    assert.equal(up.code, 0, up.stderr + up.stdout);
+    const up = await upDetached(stateDir, { cwd: dir, timeoutMs: 90_000 });
     assert.match(up.stdout, /dashboard http:\/\/127\.0\.0\.1:\d+\/dashboard\?token=[\w-]+/);
     const s = await status();
     assert.ok(s.dashboard, "status --json gives the dashboard's URL");
@@ -316,26 +298,11 @@ describe("two dashboards on one host: single-instance and ecs", { timeout: 400_0
 
   before(async () => {
     for (const stack of Object.values(stacks)) {
-      const up = await runCli(
-        [
-          "up",
-          "--detach",
-          "--topology",
-          stack.topology,
-          "--port",
-          String(await findFreePort()),
-          "--redis-port",
-          "0",
-          "--dns-port",
-          "0",
-          "--config",
-          configPath,
-          "--state-dir",
-          stack.stateDir,
-        ],
-        { cwd: dir, timeoutMs: 180_000 },
-      );
-      assert.equal(up.code, 0, up.stderr + up.stdout);
+      await upDetached(stack.stateDir, {
+        args: ["--topology", stack.topology],
+        cwd: dir,
+        timeoutMs: 180_000,
+      });
       const s = await status(stack.stateDir);
       assert.ok(s.dashboard);
       stack.dashboard = new URL(s.dashboard);

@@ -8,9 +8,8 @@ import { concludeVerdict, defineDrill, isDefinedDrill, missingMarks } from "../s
 import { drills } from "../src/drills/registry.ts";
 import type { DrillReport } from "../src/drills/report.ts";
 import { sparkline, TimelineRecorder } from "../src/drills/timeline.ts";
-import { findFreePort } from "../src/shared/net.ts";
 import { artifactPath, launchChromium } from "./browser.ts";
-import { configPath, runCli, tempDir } from "./helpers.ts";
+import { configPath, runCli, tempDir, upDetached } from "./helpers.ts";
 
 describe("drill timeline buckets", () => {
   it("puts each request in the 100 ms bucket of its completion, with outcome, latency and instance", () => {
@@ -388,24 +387,7 @@ describe("gray-fault and rolling-deploy reports in a browser", { timeout: 300_00
   };
 
   before(async () => {
-    const up = await runCli(
-      [
-        "up",
-        "--detach",
-        "--port",
-        String(await findFreePort()),
-        "--redis-port",
-        "0",
-        "--dns-port",
-        "0",
-        "--config",
-        configPath,
-        "--state-dir",
-        stateDir,
-      ],
-      { cwd: dir, timeoutMs: 90_000 },
-    );
-    assert.equal(up.code, 0, up.stderr + up.stdout);
+    await upDetached(stateDir, { cwd: dir, timeoutMs: 90_000 });
     browser = await launchChromium();
   });
   after(async () => {

@@ -50,12 +50,14 @@ export function runCli(
  */
 export async function upDetached(
   stateDir: string,
-  extraArgs: string[] = [],
-  timeoutMs = 150_000,
+  options: { args?: string[]; timeoutMs?: number; cwd?: string } = {},
 ): Promise<CliResult> {
   const port = String(await findFreePort());
   const args = ["up", "--detach", "--config", configPath, "--state-dir", stateDir, "--port", port];
-  const res = await runCli([...args, "--redis-port", "0", "--dns-port", "0", ...extraArgs], { timeoutMs });
+  const res = await runCli([...args, "--redis-port", "0", "--dns-port", "0", ...(options.args ?? [])], {
+    cwd: options.cwd,
+    timeoutMs: options.timeoutMs ?? 150_000,
+  });
   if (res.code !== 0) throw new Error(`stayup up failed (${res.code}): ${res.stderr}${res.stdout}`);
   return res;
 }
