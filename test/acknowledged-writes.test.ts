@@ -5,12 +5,10 @@ import { after, before, describe, it } from "node:test";
 import { Redis } from "ioredis";
 import { request } from "undici";
 import type { DrillReport } from "../src/drills/report.ts";
-import { EventBus } from "../src/local/events/bus.ts";
-import { localRedisPassword } from "../src/local/redis/process.ts";
-import { chooseStartPrimary, RedisReplicationController } from "../src/local/redis/replication.ts";
+import { chooseStartPrimary } from "../src/local/redis/replication.ts";
 import type { StackStatus } from "../src/local/runtime.ts";
 import { bundleWebService } from "../src/web-service/bundle.ts";
-import { runCli, tempDir, upDetached, waitFor } from "./helpers.ts";
+import { runCli, tempDir, testRedisReplication, upDetached, waitFor } from "./helpers.ts";
 
 describe("which node starts as primary (pure)", () => {
   const nodes = ["redis-a", "redis-b", "redis-c"];
@@ -32,17 +30,7 @@ describe("which node starts as primary (pure)", () => {
 
 /** The web service (the real bundle) over three real Redis nodes under Sentinel. */
 describe("a count is answered only once a replica holds it", { timeout: 180_000 }, () => {
-  const stateDir = tempDir();
-  const password = localRedisPassword(stateDir);
-  const redis = new RedisReplicationController({
-    host: "127.0.0.1",
-    port: 0,
-    dataDir: path.join(stateDir, "redis", "test"),
-    availabilityZones: ["az-a", "az-b", "az-c"],
-    replicasToAcknowledge: 1,
-    events: new EventBus(),
-    password,
-  });
+  const { stateDir, password, redis } = testRedisReplication();
   let instance: ChildProcess | undefined;
   let url = "";
   const frozen: number[] = [];

@@ -4,6 +4,9 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { Redis } from "ioredis";
+import { EventBus } from "../src/local/events/bus.ts";
+import { localRedisPassword } from "../src/local/redis/process.ts";
+import { RedisReplicationController } from "../src/local/redis/replication.ts";
 import { findFreePort, sleep } from "../src/shared/net.ts";
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
@@ -103,6 +106,29 @@ export class TestRedis {
     child.kill("SIGKILL");
     await exited;
   }
+}
+
+/**
+ * Three real Redis nodes (one per AZ, one replica acknowledging each write) under Sentinel, in a
+ * fresh state folder with its generated password. Not started: `redis.start()` in `before`.
+ */
+export function testRedisReplication(): {
+  stateDir: string;
+  password: string;
+  redis: RedisReplicationController;
+} {
+  const stateDir = tempDir();
+  const password = localRedisPassword(stateDir);
+  const redis = new RedisReplicationController({
+    host: "127.0.0.1",
+    port: 0,
+    dataDir: path.join(stateDir, "redis", "test"),
+    availabilityZones: ["az-a", "az-b", "az-c"],
+    replicasToAcknowledge: 1,
+    events: new EventBus(),
+    password,
+  });
+  return { stateDir, password, redis };
 }
 
 export const isAlive = (pid: number) => {

@@ -3,24 +3,12 @@ import { statSync } from "node:fs";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { Redis } from "ioredis";
-import { EventBus } from "../src/local/events/bus.ts";
 import { localRedisPassword } from "../src/local/redis/process.ts";
-import { RedisReplicationController } from "../src/local/redis/replication.ts";
-import { tempDir } from "./helpers.ts";
+import { testRedisReplication } from "./helpers.ts";
 
 /** Local Redis and Sentinels answer only to the generated password, kept 0600 and reused. */
 describe("local Redis password", { timeout: 120_000 }, () => {
-  const stateDir = tempDir();
-  const password = localRedisPassword(stateDir);
-  const redis = new RedisReplicationController({
-    host: "127.0.0.1",
-    port: 0,
-    dataDir: path.join(stateDir, "redis", "test"),
-    availabilityZones: ["az-a", "az-b", "az-c"],
-    replicasToAcknowledge: 1,
-    events: new EventBus(),
-    password,
-  });
+  const { stateDir, password, redis } = testRedisReplication();
   const clients: Redis[] = [];
   const connect = (port: number, pass?: string) => {
     const c = new Redis({
