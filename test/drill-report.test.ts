@@ -3,7 +3,7 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 import { after, before, describe, it } from "node:test";
-import type { Browser } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
 import { concludeVerdict, defineDrill, isDefinedDrill, missingMarks } from "../src/drills/module.ts";
 import { drills } from "../src/drills/registry.ts";
 import type { DrillReport } from "../src/drills/report.ts";
@@ -152,6 +152,77 @@ async function assertMarkersAtJsonTimes(
   report: DrillReport,
   screenshot: string,
 ) {
+  await checkReportPage(browser, htmlFile, screenshot, async (page) => {
+    const geometry = await page.evaluate(() => {
+      const plot = document.querySelector("#timeline [data-plot]") as SVGRectElement;
+      const box = plot.getBoundingClientRect();
+      const impact = document.querySelector("#timeline .impact-window")?.getBoundingClientRect();
+      const marks = [...document.querySelectorAll("#timeline .mark")].map((g) => {
+        const line = (g.querySelector("line") as SVGLineElement).getBoundingClientRect();
+        return {
+          kind: g.getAttribute("data-kind"),
+          at: g.getAttribute("data-at"),
+          x: line.left + line.width / 2,
+          label: g.querySelector("text")?.textContent ?? "",
+        };
+      });
+      return {
+        left: box.left,
+        width: box.width,
+        marks,
+        impact: impact ? { left: impact.left, right: impact.right } : null,
+        embedded: document.getElementById("stayup-report")?.textContent ?? "",
+        eventDetails: [...document.querySelectorAll("#events tr.event td:last-child")].map(
+          (td) => td.textContent ?? "",
+        ),
+      };
+    });
+    assert.equal(geometry.eventDetails.length, report.events.length, "every event in the log");
+    assert.deepEqual(
+      geometry.eventDetails.filter((d) => d.includes("undefined")),
+      [],
+      "every event described",
+    );
+    const t = report.timeline;
+    const xOf = (seconds: number) => geometry.left + (seconds / t.durationSeconds) * geometry.width;
+    assert.ok(t.fault, "the JSON has a fault");
+    for (const [kind, expected] of [
+      ["fault", [t.fault]],
+      ["recovery", t.recoveries],
+      ["step", t.steps],
+    ] as const) {
+      const shown = geometry.marks.filter((m) => m.kind === kind);
+      assert.equal(shown.length, expected.length, `${kind} markers`);
+      expected.forEach((m, i) => {
+        const mark = shown[i];
+        assert.ok(mark);
+        assert.equal(mark.at, m.at, `${kind} marker ${i} is ${m.label}`);
+        assert.ok(Math.abs(mark.x - xOf(m.seconds)) < 2, `${kind} marker "${m.label}" at ${m.seconds} s`);
+        assert.ok(
+          mark.label.includes(m.label) && mark.label.includes(`(${m.seconds.toFixed(2)} s)`),
+          mark.label,
+        );
+      });
+    }
+    const faultX = geometry.marks.find((m) => m.kind === "fault")?.x ?? 0;
+    assert.ok(geometry.marks.filter((m) => m.kind === "recovery").every((m) => m.x >= faultX - 0.5));
+    assert.ok(t.impactWindow && geometry.impact, "the impact window is shaded");
+    assert.ok(Math.abs(geometry.impact.left - xOf(t.impactWindow.fromSeconds)) < 2);
+    assert.ok(Math.abs(geometry.impact.right - xOf(t.impactWindow.toSeconds)) < 2);
+    assert.deepEqual(JSON.parse(geometry.embedded), report, "the raw JSON is embedded");
+  });
+}
+
+/**
+ * Opens a drill's HTML report from disk, runs `check` on the page, keeps a screenshot of it, and
+ * checks that nothing but the file itself loaded and that the page logged no error.
+ */
+async function checkReportPage(
+  browser: Browser,
+  htmlFile: string,
+  screenshot: string,
+  check: (page: Page) => Promise<void>,
+) {
   const page = await browser.newPage({ viewport: { width: 1120, height: 900 } });
   const requests: string[] = [];
   page.on("request", (r) => requests.push(r.url()));
@@ -161,63 +232,7 @@ async function assertMarkersAtJsonTimes(
   });
   page.on("pageerror", (e) => errors.push(e.message));
   await page.goto(pathToFileURL(htmlFile).href);
-  const geometry = await page.evaluate(() => {
-    const plot = document.querySelector("#timeline [data-plot]") as SVGRectElement;
-    const box = plot.getBoundingClientRect();
-    const impact = document.querySelector("#timeline .impact-window")?.getBoundingClientRect();
-    const marks = [...document.querySelectorAll("#timeline .mark")].map((g) => {
-      const line = (g.querySelector("line") as SVGLineElement).getBoundingClientRect();
-      return {
-        kind: g.getAttribute("data-kind"),
-        at: g.getAttribute("data-at"),
-        x: line.left + line.width / 2,
-        label: g.querySelector("text")?.textContent ?? "",
-      };
-    });
-    return {
-      left: box.left,
-      width: box.width,
-      marks,
-      impact: impact ? { left: impact.left, right: impact.right } : null,
-      embedded: document.getElementById("stayup-report")?.textContent ?? "",
-      eventDetails: [...document.querySelectorAll("#events tr.event td:last-child")].map(
-        (td) => td.textContent ?? "",
-      ),
-    };
-  });
-  assert.equal(geometry.eventDetails.length, report.events.length, "every event in the log");
-  assert.deepEqual(
-    geometry.eventDetails.filter((d) => d.includes("undefined")),
-    [],
-    "every event described",
-  );
-  const t = report.timeline;
-  const xOf = (seconds: number) => geometry.left + (seconds / t.durationSeconds) * geometry.width;
-  assert.ok(t.fault, "the JSON has a fault");
-  for (const [kind, expected] of [
-    ["fault", [t.fault]],
-    ["recovery", t.recoveries],
-    ["step", t.steps],
-  ] as const) {
-    const shown = geometry.marks.filter((m) => m.kind === kind);
-    assert.equal(shown.length, expected.length, `${kind} markers`);
-    expected.forEach((m, i) => {
-      const mark = shown[i];
-      assert.ok(mark);
-      assert.equal(mark.at, m.at, `${kind} marker ${i} is ${m.label}`);
-      assert.ok(Math.abs(mark.x - xOf(m.seconds)) < 2, `${kind} marker "${m.label}" at ${m.seconds} s`);
-      assert.ok(
-        mark.label.includes(m.label) && mark.label.includes(`(${m.seconds.toFixed(2)} s)`),
-        mark.label,
-      );
-    });
-  }
-  const faultX = geometry.marks.find((m) => m.kind === "fault")?.x ?? 0;
-  assert.ok(geometry.marks.filter((m) => m.kind === "recovery").every((m) => m.x >= faultX - 0.5));
-  assert.ok(t.impactWindow && geometry.impact, "the impact window is shaded");
-  assert.ok(Math.abs(geometry.impact.left - xOf(t.impactWindow.fromSeconds)) < 2);
-  assert.ok(Math.abs(geometry.impact.right - xOf(t.impactWindow.toSeconds)) < 2);
-  assert.deepEqual(JSON.parse(geometry.embedded), report, "the raw JSON is embedded");
+  await check(page);
   await page.screenshot({ path: artifactPath(screenshot), fullPage: true });
   assert.deepEqual(
     requests.filter((u) => !u.startsWith("file://")),
@@ -267,70 +282,54 @@ describe("drill report in a browser", { timeout: 180_000 }, () => {
   });
 
   it("opened from disk, the report shows the fault and recovery markers at the JSON's times", async () => {
-    const page = await browser.newPage({ viewport: { width: 1120, height: 900 } });
-    const requests: string[] = [];
-    page.on("request", (r) => requests.push(r.url()));
-    const errors: string[] = [];
-    page.on("console", (m) => {
-      if (m.type() === "error") errors.push(m.text());
-    });
-    page.on("pageerror", (e) => errors.push(e.message));
-    await page.goto(pathToFileURL(htmlFile).href);
-
-    const geometry = await page.evaluate(() => {
-      const plot = document.querySelector("#timeline [data-plot]") as SVGRectElement;
-      const box = plot.getBoundingClientRect();
-      const marks = [...document.querySelectorAll("#timeline .mark")].map((g) => {
-        const line = (g.querySelector("line") as SVGLineElement).getBoundingClientRect();
+    await checkReportPage(browser, htmlFile, "drill-report.png", async (page) => {
+      const geometry = await page.evaluate(() => {
+        const plot = document.querySelector("#timeline [data-plot]") as SVGRectElement;
+        const box = plot.getBoundingClientRect();
+        const marks = [...document.querySelectorAll("#timeline .mark")].map((g) => {
+          const line = (g.querySelector("line") as SVGLineElement).getBoundingClientRect();
+          return {
+            kind: g.getAttribute("data-kind"),
+            x: line.left + line.width / 2,
+            label: g.querySelector("text")?.textContent ?? "",
+          };
+        });
+        const embedded = document.getElementById("stayup-report")?.textContent ?? "";
         return {
-          kind: g.getAttribute("data-kind"),
-          x: line.left + line.width / 2,
-          label: g.querySelector("text")?.textContent ?? "",
+          left: box.left,
+          width: box.width,
+          marks,
+          embedded,
+          verdict: document.getElementById("verdict")?.textContent,
         };
       });
-      const embedded = document.getElementById("stayup-report")?.textContent ?? "";
-      return {
-        left: box.left,
-        width: box.width,
-        marks,
-        embedded,
-        verdict: document.getElementById("verdict")?.textContent,
-      };
-    });
-    const duration = report.timeline.durationSeconds;
-    const xOf = (seconds: number) => geometry.left + (seconds / duration) * geometry.width;
-    const fault = report.timeline.fault;
-    assert.ok(fault);
-    const faultMarks = geometry.marks.filter((m) => m.kind === "fault");
-    assert.equal(faultMarks.length, 1);
-    assert.ok(
-      Math.abs((faultMarks[0]?.x ?? 0) - xOf(fault.seconds)) < 2,
-      `fault marker at ${fault.seconds} s`,
-    );
-    assert.match(faultMarks[0]?.label ?? "", new RegExp(`\\(${fault.seconds.toFixed(2)} s\\)`));
-    const recoveryMarks = geometry.marks.filter((m) => m.kind === "recovery");
-    assert.equal(recoveryMarks.length, report.timeline.recoveries.length);
-    report.timeline.recoveries.forEach((r, i) => {
+      const duration = report.timeline.durationSeconds;
+      const xOf = (seconds: number) => geometry.left + (seconds / duration) * geometry.width;
+      const fault = report.timeline.fault;
+      assert.ok(fault);
+      const faultMarks = geometry.marks.filter((m) => m.kind === "fault");
+      assert.equal(faultMarks.length, 1);
       assert.ok(
-        Math.abs((recoveryMarks[i]?.x ?? 0) - xOf(r.seconds)) < 2,
-        `recovery marker at ${r.seconds} s`,
+        Math.abs((faultMarks[0]?.x ?? 0) - xOf(fault.seconds)) < 2,
+        `fault marker at ${fault.seconds} s`,
       );
-      assert.match(recoveryMarks[i]?.label ?? "", new RegExp(`\\(${r.seconds.toFixed(2)} s\\)`));
+      assert.match(faultMarks[0]?.label ?? "", new RegExp(`\\(${fault.seconds.toFixed(2)} s\\)`));
+      const recoveryMarks = geometry.marks.filter((m) => m.kind === "recovery");
+      assert.equal(recoveryMarks.length, report.timeline.recoveries.length);
+      report.timeline.recoveries.forEach((r, i) => {
+        assert.ok(
+          Math.abs((recoveryMarks[i]?.x ?? 0) - xOf(r.seconds)) < 2,
+          `recovery marker at ${r.seconds} s`,
+        );
+        assert.match(recoveryMarks[i]?.label ?? "", new RegExp(`\\(${r.seconds.toFixed(2)} s\\)`));
+      });
+      assert.ok(
+        recoveryMarks.every((m) => m.x > (faultMarks[0]?.x ?? 0)),
+        "recovery after the fault",
+      );
+      assert.deepEqual(JSON.parse(geometry.embedded), report, "the raw JSON is embedded");
+      assert.equal(geometry.verdict, "PASSED");
     });
-    assert.ok(
-      recoveryMarks.every((m) => m.x > (faultMarks[0]?.x ?? 0)),
-      "recovery after the fault",
-    );
-    assert.deepEqual(JSON.parse(geometry.embedded), report, "the raw JSON is embedded");
-    assert.equal(geometry.verdict, "PASSED");
-    await page.screenshot({ path: artifactPath("drill-report.png"), fullPage: true });
-    assert.deepEqual(
-      requests.filter((u) => !u.startsWith("file://")),
-      [],
-      "nothing but the file itself is loaded",
-    );
-    assert.deepEqual(errors, []);
-    await page.close();
   });
 
   it("its markers, steps and impact window sit where the JSON says", async () => {
