@@ -10,6 +10,7 @@ import { stackIds } from "./naming.ts";
 import { NetworkStack } from "./network/network.ts";
 import type { SingleInstanceStack } from "./single-instance/single-instance.ts";
 import { awsTopologies } from "./topologies/index.ts";
+import { deployAfter } from "./topologies/wiring.ts";
 import type { WebStack } from "./web/web-tier.ts";
 
 export interface StayupStacks {
@@ -53,14 +54,13 @@ export function addStayupStacks(
   const result: StayupStacks = { network: networkStack, ordered: [networkStack] };
 
   if (stack.aws.bastion && network.bastionSecurityGroup) {
-    result.access = new AccessStack(app, ids.access, {
+    const access = new AccessStack(app, ids.access, {
       ...common,
       description: `stayup ${stack.environment}: SSH bastion with a stable Elastic IP`,
       vpc: network.vpc,
       securityGroup: network.bastionSecurityGroup,
     });
-    result.access.addStackDependency(networkStack, "deploys after it, as in the seeds");
-    result.ordered.push(result.access);
+    result.access = deployAfter(result.ordered, access, networkStack);
   }
 
   awsTopologies[stack.topology]({ app, stack, bundleDir, ids, common, networkStack, result, options });

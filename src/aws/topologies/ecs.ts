@@ -1,21 +1,15 @@
-import { DatabaseStack } from "../database/database.ts";
 import { resolveImageTag } from "../ecs/image.ts";
 import { addEcsStacks } from "../ecs/topology.ts";
 import type { AwsTopologyBuilder } from "./builder.ts";
+import { addPrimaryDatabase } from "./wiring.ts";
 
 /**
  * Seed 004: ElastiCache, the image repository, the cluster (cluster, group, capacity provider) and
  * the service behind the ALB. One region: a secondary region is rendered for load-balanced only.
  */
-export const buildEcs: AwsTopologyBuilder = ({ app, stack, ids, common, networkStack, result, options }) => {
-  const { network } = networkStack;
-  result.database = new DatabaseStack(app, ids.database, {
-    ...common,
-    description: `stayup ${stack.environment}: ElastiCache Redis`,
-    vpc: network.vpc,
-    securityGroup: network.redisSecurityGroup,
-  });
-  result.database.addStackDependency(networkStack, "deploys after it, as in the seeds");
+export const buildEcs: AwsTopologyBuilder = (context) => {
+  const { app, stack, ids, common, networkStack, result, options } = context;
+  result.database = addPrimaryDatabase(context);
   const ecsStacks = addEcsStacks(app, {
     stack,
     common,
@@ -26,5 +20,5 @@ export const buildEcs: AwsTopologyBuilder = ({ app, stack, ids, common, networkS
   });
   ecsStacks.service.addStackDependency(result.database, "its tasks connect to Redis");
   Object.assign(result, ecsStacks);
-  result.ordered.push(result.database, ecsStacks.repository, ecsStacks.cluster, ecsStacks.service);
+  result.ordered.push(ecsStacks.repository, ecsStacks.cluster, ecsStacks.service);
 };

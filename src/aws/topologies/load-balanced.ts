@@ -1,11 +1,12 @@
 import { derive } from "../../stack/index.ts";
-import { DatabaseStack, type StayupRedis } from "../database/database.ts";
+import type { StayupRedis } from "../database/database.ts";
 import { DnsFailoverStack } from "../dns-failover/dns-failover.ts";
 import { ROUTE53_METRICS_REGION, rendersDnsFailover } from "../naming.ts";
 import { NetworkStack } from "../network/network.ts";
 import type { RedisConnection } from "../web/launch-template.ts";
 import { WebStack } from "../web/web-tier.ts";
 import type { AwsTopologyBuilder } from "./builder.ts";
+import { addPrimaryDatabase, databaseIn, deployAfter, onPrimaryNetwork } from "./wiring.ts";
 
 /** How a region's web instances reach its ElastiCache: TLS endpoint and the AUTH token's secret. */
 function elasticacheConnection(redis: StayupRedis): RedisConnection {
@@ -21,36 +22,19 @@ function elasticacheConnection(redis: StayupRedis): RedisConnection {
  * Tutorial 07: ElastiCache, then an ALB in front of the web Auto Scaling group; with a secondary
  * region (seed 002) the same there at its standby capacity, and Route 53 failover between them.
  */
-export const buildLoadBalanced: AwsTopologyBuilder = ({
-  app,
-  stack,
-  bundleDir,
-  ids,
-  common,
-  networkStack,
-  result,
-}) => {
+export const buildLoadBalanced: AwsTopologyBuilder = (context) => {
+  const { app, stack, bundleDir, ids, common, networkStack, result } = context;
   const { network } = networkStack;
-  result.database = new DatabaseStack(app, ids.database, {
-    ...common,
-    description: `stayup ${stack.environment}: ElastiCache Redis`,
-    vpc: network.vpc,
-    securityGroup: network.redisSecurityGroup,
-  });
-  result.database.addStackDependency(networkStack, "deploys after it, as in the seeds");
-  result.ordered.push(result.database);
-  result.web = new WebStack(app, ids.web, {
-    ...common,
-    description: `stayup ${stack.environment}: ALB and the web Auto Scaling group`,
-    vpc: network.vpc,
+  result.database = addPrimaryDatabase(context);
+  const web = new WebStack(app, ids.web, {
+    ...onPrimaryNetwork(context, "ALB and the web Auto Scaling group"),
     loadBalancerSecurityGroup: network.loadBalancerSecurityGroup,
     webSecurityGroup: network.webSecurityGroup,
     redis: elasticacheConnection(result.database.redis),
     bundleDir,
     role: "primary",
   });
-  result.web.addStackDependency(result.database, "deploys after it, as in the seeds");
-  result.ordered.push(result.web);
+  result.web = deployAfter(result.ordered, web, result.database);
 
   const secondary = stack.regions.secondary;
   if (!secondary) return;
@@ -61,13 +45,15 @@ export const buildLoadBalanced: AwsTopologyBuilder = ({
     availabilityZones: secondary.availabilityZones,
     description: `stayup ${stack.environment} secondary region: VPC over ${secondary.availabilityZones.length} AZs`,
   });
-  const secondaryDatabase = new DatabaseStack(app, ids.secondaryDatabase, {
-    ...secondaryCommon,
-    description: `stayup ${stack.environment} secondary region: ElastiCache Redis`,
-    vpc: secondaryNetwork.network.vpc,
-    securityGroup: secondaryNetwork.network.redisSecurityGroup,
-  });
-  secondaryDatabase.addStackDependency(secondaryNetwork, "deploys after it, as in the seeds");
+  result.ordered.push(secondaryNetwork);
+  const secondaryDatabase = deployAfter(
+    result.ordered,
+    databaseIn(app, ids.secondaryDatabase, secondaryNetwork, {
+      ...secondaryCommon,
+      description: `stayup ${stack.environment} secondary region: ElastiCache Redis`,
+    }),
+    secondaryNetwork,
+  );
   const secondaryWeb = new WebStack(app, ids.secondaryWeb, {
     ...secondaryCommon,
     description: `stayup ${stack.environment} secondary region: ALB and the web group at ${secondary.standby.mode} standby`,
@@ -81,9 +67,8 @@ export const buildLoadBalanced: AwsTopologyBuilder = ({
     capacity: { min: derive(stack).secondaryStandby.min, max: derive(stack).secondaryStandby.max },
     role: "secondary",
   });
-  secondaryWeb.addStackDependency(secondaryDatabase, "deploys after it, as in the seeds");
+  deployAfter(result.ordered, secondaryWeb, secondaryDatabase);
   Object.assign(result, { secondaryNetwork, secondaryDatabase, secondaryWeb });
-  result.ordered.push(secondaryNetwork, secondaryDatabase, secondaryWeb);
 
   if (rendersDnsFailover(stack)) {
     const dnsFailover = new DnsFailoverStack(app, ids.dnsFailover, {
