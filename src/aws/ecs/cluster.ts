@@ -1,4 +1,4 @@
-import { Stack, type StackProps } from "aws-cdk-lib";
+import { Stack } from "aws-cdk-lib";
 import * as autoscaling from "aws-cdk-lib/aws-autoscaling";
 import * as ec2 from "aws-cdk-lib/aws-ec2";
 import * as ecs from "aws-cdk-lib/aws-ecs";
@@ -9,11 +9,7 @@ import type { Construct } from "constructs";
 import type { ResolvedStack } from "../../stack/index.ts";
 import { resourcePrefix } from "../naming.ts";
 import { grantSessionManager } from "../session-manager.ts";
-
-export interface ClusterStackProps extends StackProps {
-  stack: ResolvedStack;
-  vpc: ec2.IVpc;
-}
+import type { EcsStackProps } from "./props.ts";
 
 /** The container instances' group's name (stayup destroy clears its scale-in protection). */
 export const containerInstanceGroupName = (stack: ResolvedStack) => `${resourcePrefix(stack)}-ecs`;
@@ -31,7 +27,7 @@ export class ClusterStack extends Stack {
   readonly capacityProvider: ecs.AsgCapacityProvider;
   readonly instanceSecurityGroup: ec2.SecurityGroup;
 
-  constructor(scope: Construct, id: string, props: ClusterStackProps) {
+  constructor(scope: Construct, id: string, props: EcsStackProps) {
     super(scope, id, props);
     const { stack } = props;
     const prefix = resourcePrefix(stack);

@@ -1,4 +1,4 @@
-import { CfnOutput, Duration, Stack, type StackProps } from "aws-cdk-lib";
+import { CfnOutput, Duration, Stack } from "aws-cdk-lib";
 import * as ec2 from "aws-cdk-lib/aws-ec2";
 import type * as ecr from "aws-cdk-lib/aws-ecr";
 import * as ecs from "aws-cdk-lib/aws-ecs";
@@ -8,14 +8,12 @@ import type * as secretsmanager from "aws-cdk-lib/aws-secretsmanager";
 import * as ssm from "aws-cdk-lib/aws-ssm";
 import type { Construct, IDependable } from "constructs";
 import { type PlacementStep, placementSteps } from "../../stack/ecs.ts";
-import type { ResolvedStack } from "../../stack/index.ts";
 import { resourcePrefix } from "../naming.ts";
 import { addPublicLoadBalancer, addTargetGroup } from "../web/load-balancer.ts";
 import { containerHealthProbe, containerHealthTimings } from "./container.ts";
+import type { EcsStackProps } from "./props.ts";
 
-export interface ServiceStackProps extends StackProps {
-  stack: ResolvedStack;
-  vpc: ec2.IVpc;
+export interface ServiceStackProps extends EcsStackProps {
   cluster: ecs.ICluster;
   capacityProviderName: string;
   /** The cluster's capacity-provider association: the service must not exist before it. */
