@@ -44,6 +44,10 @@ const offerFile = (service: string) =>
 const viaExtract = (published: string) =>
   `read from a third-party extract of this offer file (a public repository's generated eu-west-3 cost table, prices extracted 2026-10-09, found with the code search; repository not named by the tool), offer file published ${published}; not read on the AWS file itself`;
 
+/** Where the Paris figures still marked NOT SOURCED were looked for last, without a Paris figure found. */
+const PARIS_UNSOURCED_SEARCH =
+  "Searched again 2026-11-22 (stored copies of the AWS pricing pages in several languages, AWS documentation, third-party price pages and public repositories' price extracts): none gave the eu-west-3 figure.";
+
 export const priceTable: Record<string, Partial<Record<PriceKey, Price>>> = {
   "us-east-1": {
     "ec2:t3.nano": {
@@ -194,14 +198,14 @@ export const priceTable: Record<string, Partial<Record<PriceKey, Price>>> = {
       unit: "node-hour",
       source: "https://aws.amazon.com/elasticache/pricing/",
       date: "2026-11-22",
-      note: "NOT SOURCED: no stored copy of a Paris ElastiCache price was found; the best figure known (compiled offline, no internet). Check it on the page named.",
+      note: `NOT SOURCED: no stored copy of a Paris ElastiCache price was found; the best figure known (compiled offline, no internet). ${PARIS_UNSOURCED_SEARCH} Check it on the page named.`,
     },
     "elasticache:cache.t4g.small": {
       usd: 0.0368,
       unit: "node-hour",
       source: "https://aws.amazon.com/elasticache/pricing/",
       date: "2026-11-22",
-      note: "NOT SOURCED: no stored copy of a Paris ElastiCache price was found; the best figure known (compiled offline, no internet), twice the micro node as in us-east-1. Check it on the page named.",
+      note: `NOT SOURCED: no stored copy of a Paris ElastiCache price was found; the best figure known (compiled offline, no internet), twice the micro node as in us-east-1. ${PARIS_UNSOURCED_SEARCH} Check it on the page named.`,
     },
     "ebs:gp3-gb-month": {
       usd: 0.0928,
@@ -271,7 +275,7 @@ export const priceTable: Record<string, Partial<Record<PriceKey, Price>>> = {
       unit: "metric-month (detailed monitoring, first 10,000)",
       source: "https://aws.amazon.com/cloudwatch/pricing/",
       date: "2026-11-22",
-      note: "NOT SOURCED for Paris: the best figure known (the same first-tier metric price as us-east-1), compiled offline. Check it on the page named.",
+      note: `NOT SOURCED for Paris: the best figure known (the same first-tier metric price as us-east-1), compiled offline. ${PARIS_UNSOURCED_SEARCH} Check it on the page named.`,
     },
     "logs:ingest-gb": {
       usd: 0.5985,
