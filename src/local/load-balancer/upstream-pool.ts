@@ -43,6 +43,9 @@ export const UPSTREAM_CLOSED = "STAYUP_TARGET_CLOSED";
 
 const upstreamError = (message: string, code: string) => Object.assign(new Error(message), { code });
 const KEEP_ALIVE_TIMEOUT = /timeout=(\d+)/i;
+// Every target connection reads into this one buffer (`onread`: no allocation and no stream
+// machinery per read). Safe to share: a read is parsed at once, and llhttp copies body bytes out.
+const readBuffer = Buffer.allocUnsafe(64 * 1024);
 // Deadlines (headers, body) are checked this often: they are tens of seconds long, and one sweep
 // costs less than a timer per request.
 const SWEEP_MS = 250;
@@ -185,13 +188,20 @@ class UpstreamConnection {
     }) satisfies HeadersComplete;
     this.parser[P.kOnBody | 0] = (chunk: Buffer) => this.onBody(chunk);
     this.parser[P.kOnMessageComplete | 0] = () => this.onMessageComplete();
-    this.socket = net.connect({ host: pool.host, port: pool.port, noDelay: true });
+    this.socket = net.connect({
+      host: pool.host,
+      port: pool.port,
+      noDelay: true,
+      onread: {
+        buffer: readBuffer,
+        callback: (bytes) => this.onSocketData(readBuffer.subarray(0, bytes)),
+      },
+    });
     this.connectTimer = setTimeout(onConnectTimeout, pool.options.connectTimeoutMs, this);
     this.socket.once("connect", () => {
       this.connected = true;
       clearTimeout(this.connectTimer);
     });
-    this.socket.on("data", (data: Buffer) => this.onSocketData(data));
     this.socket.on("error", (error) => this.destroy(error));
     this.socket.on("end", () => this.onSocketEnd());
     this.socket.on("close", () =>
@@ -251,11 +261,11 @@ class UpstreamConnection {
       );
   }
 
-  private onSocketData(data: Buffer): void {
+  private onSocketData(data: Buffer): boolean {
     if (!this.handler) {
       // Bytes with no request in flight: the target broke the protocol; this connection is done.
       this.closeSocket();
-      return;
+      return false;
     }
     const result = this.parser.execute(data);
     if (typeof result !== "number")
@@ -264,6 +274,7 @@ class UpstreamConnection {
           code: result.code ?? "HPE_INVALID",
         }),
       );
+    return true; // a body the client reads slowly paused the socket in onBody; that stays
   }
 
   private onSocketEnd(): void {
