@@ -111,6 +111,15 @@ describe("load balancer on the wire (HTTP/1.1)", () => {
     assert.match(text, /connection: close/i, "the last answer says the connection closes");
   });
 
+  it("a client that ends its side right after its request still gets the answer", async () => {
+    const { port } = await balancerFor(await echoTarget());
+    const { text, closedByServer } = await exchange(port, "GET /half HTTP/1.1\r\nHost: x\r\n\r\n", {
+      halfClose: true,
+    });
+    assert.match(text, /GET \/half/);
+    assert.ok(closedByServer);
+  });
+
   it("an HTTP/1.0 client without keep-alive gets its answer and the connection closes", async () => {
     const { port } = await balancerFor(await echoTarget());
     const { text, closedByServer } = await exchange(port, "GET /old HTTP/1.0\r\n\r\n");

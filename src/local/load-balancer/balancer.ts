@@ -4,7 +4,12 @@ import { StayupError } from "../../shared/errors.ts";
 import { ControllerGuard } from "../controller-guard.ts";
 import type { EventPublisher, TimedStackEvent } from "../events/bus.ts";
 import type { InFlightRequests, Target, TargetGroupController } from "../target-group/controller.ts";
-import { type ClientRequest, type ClientResponse, Http1Listener } from "./http1-listener.ts";
+import {
+  type ClientRequest,
+  type ClientResponse,
+  type CloseListener,
+  Http1Listener,
+} from "./http1-listener.ts";
 import { type Http1ParserBinding, loadHttp1Parser } from "./http1-parser.ts";
 import { OutlierDetector, type OutlierDetectionSettings, type TryOutcome } from "./outlier-detection.ts";
 import {
@@ -497,7 +502,7 @@ export class LoadBalancer implements Listener, InFlightRequests {
     const { headers, hasBody } = this.forwardedHeaders(req);
     const method = req.method;
     const exchange = new Exchange(this, res, performance.now());
-    res.onClose(exchange.closed);
+    res.onClose(exchange);
     const upstreamRequest: UpstreamRequest = {
       method,
       path: req.url,
@@ -571,7 +576,7 @@ export class LoadBalancer implements Listener, InFlightRequests {
 }
 
 /** One client request: what its answer's end needs (the traffic meter, aborting the try in flight). */
-class Exchange {
+class Exchange implements CloseListener {
   instanceId?: string;
   /** The try in flight, aborted if the client leaves. */
   current?: ForwardTry;
@@ -581,7 +586,7 @@ class Exchange {
     readonly startedAt: number,
   ) {}
 
-  readonly closed = (): void => {
+  closed(): void {
     const res = this.res;
     if (!res.writableFinished) this.current?.abort(new Error("client closed the connection"));
     this.balancer.observer?.({
@@ -589,7 +594,7 @@ class Exchange {
       latencyMs: performance.now() - this.startedAt,
       instanceId: this.instanceId,
     });
-  };
+  }
 }
 
 /** A `node:http` answer (the HTTPS listener's) as the balancer writes answers. */
@@ -623,8 +628,8 @@ class NodeResponse implements ClientResponse {
   onceDrain(listener: () => void): void {
     this.res.once("drain", listener);
   }
-  onClose(listener: () => void): void {
-    this.res.once("close", listener);
+  onClose(listener: CloseListener): void {
+    this.res.once("close", () => listener.closed());
   }
 }
 

@@ -28,8 +28,13 @@ export interface ClientResponse {
   end(body?: Buffer): void;
   destroy(): void;
   onceDrain(listener: () => void): void;
-  /** Called once, when the answer is complete or the client went away. */
-  onClose(listener: () => void): void;
+  /** `listener.closed()` is called once, when the answer is complete or the client went away. */
+  onClose(listener: CloseListener): void;
+}
+
+/** An object rather than a function: no closure per request on the hot path. */
+export interface CloseListener {
+  closed(): void;
 }
 
 export type ClientRequestHandler = (
@@ -65,7 +70,8 @@ export class Http1Listener {
     readonly handler: ClientRequestHandler,
     readonly options: Http1ListenerOptions,
   ) {
-    this.server = net.createServer({ noDelay: true }, (socket) => {
+    // Half-open: a client that ends its side after its request still gets the answer (as node:http).
+    this.server = net.createServer({ noDelay: true, allowHalfOpen: true }, (socket) => {
       const connection = new ClientConnection(this, socket);
       this.connections.add(connection);
       socket.once("close", () => this.connections.delete(connection));
@@ -292,7 +298,7 @@ class RawResponse implements ClientResponse {
   private headers: string[] = [];
   private flushed = false;
   private chunked = false;
-  private closeListener?: () => void;
+  private closeListener?: CloseListener;
   private done = false;
 
   constructor(
@@ -393,7 +399,7 @@ class RawResponse implements ClientResponse {
     this.writableFinished = complete;
     const listener = this.closeListener;
     this.closeListener = undefined;
-    listener?.();
+    listener?.closed();
     if (complete && !this.closeAfter) this.connection.answered(this);
   }
 
@@ -401,7 +407,7 @@ class RawResponse implements ClientResponse {
     this.connection.socket.once("drain", listener);
   }
 
-  onClose(listener: () => void): void {
+  onClose(listener: CloseListener): void {
     this.closeListener = listener;
   }
 }
