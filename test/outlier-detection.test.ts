@@ -244,9 +244,14 @@ describe("load balancer with outlier detection and retries (real sockets)", () =
     const [a] = targets;
     assert.ok(a);
     a.state.mode = "stall";
-    const answers = await Promise.all(Array.from({ length: 12 }, () => get()));
+    // Traffic until the ejection: the least-outstanding pick sends the stalling target a request
+    // only when its stuck ones were retried elsewhere, so one burst may not reach it often enough.
+    const answers: { body: string }[] = [];
+    const deadline = Date.now() + 10_000;
+    while (!seen.some((e) => e.type === "target.ejected") && Date.now() < deadline)
+      answers.push(...(await Promise.all(Array.from({ length: 12 }, () => get()))));
     assert.deepEqual(new Set(answers.map((r) => r.body)), new Set(["b"]));
-    await waitFor("a ejected", () => seen.find((e) => e.type === "target.ejected") ?? undefined, 10_000);
+    await waitFor("a ejected", () => seen.find((e) => e.type === "target.ejected") ?? undefined, 1000);
     const ejected = seen.find((e) => e.type === "target.ejected");
     assert.match(ejected?.type === "target.ejected" ? ejected.reason : "", /timeouts/);
   });

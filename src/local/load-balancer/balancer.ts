@@ -1,11 +1,24 @@
 import http from "node:http";
-import type { AddressInfo } from "node:net";
-import { type Dispatcher, Pool } from "undici";
+import type { AddressInfo, Server } from "node:net";
 import { StayupError } from "../../shared/errors.ts";
 import { ControllerGuard } from "../controller-guard.ts";
 import type { EventPublisher, TimedStackEvent } from "../events/bus.ts";
 import type { InFlightRequests, Target, TargetGroupController } from "../target-group/controller.ts";
+import {
+  type ClientRequest,
+  type ClientResponse,
+  type CloseListener,
+  Http1Listener,
+} from "./http1-listener.ts";
+import { type Http1ParserBinding, loadHttp1Parser } from "./http1-parser.ts";
 import { OutlierDetector, type OutlierDetectionSettings, type TryOutcome } from "./outlier-detection.ts";
+import {
+  UPSTREAM_CONNECT_TIMEOUT,
+  UPSTREAM_HEADERS_TIMEOUT,
+  UpstreamPool,
+  type UpstreamHandler,
+  type UpstreamRequest,
+} from "./upstream-pool.ts";
 
 export interface RetrySettings {
   maxAttempts: number;
@@ -71,7 +84,7 @@ const NOT_SENT = new Set([
   "EHOSTUNREACH",
   "ENETUNREACH",
   "EADDRNOTAVAIL",
-  "UND_ERR_CONNECT_TIMEOUT",
+  UPSTREAM_CONNECT_TIMEOUT,
   TARGET_DRAINING,
 ]);
 
@@ -107,8 +120,11 @@ const noRetries: RetrySettings = {
  * target, within a retry budget.
  */
 export class LoadBalancer implements Listener, InFlightRequests {
-  private readonly server: http.Server;
-  private readonly pools = new Map<string, Pool>();
+  private readonly server: Server;
+  /** Closes connections the way `http.Server` does: idle ones at once, the rest later. */
+  private readonly connections: Pick<http.Server, "closeIdleConnections" | "closeAllConnections">;
+  private readonly http1: Http1ParserBinding;
+  private readonly pools = new Map<string, UpstreamPool>();
   private next = 0;
   private idsOf?: readonly Target[];
   private ids: readonly string[] = [];
@@ -143,12 +159,28 @@ export class LoadBalancer implements Listener, InFlightRequests {
     }
     this.targetTimeoutMs = options.targetTimeoutMs ?? 60_000;
     this.maxBodyBytes = options.maxBodyBytes ?? 10 * 1024 * 1024;
+    const http1 = loadHttp1Parser();
+    if (!http1)
+      throw new StayupError(
+        "load balancer: this Node.js does not offer the HTTP/1.1 parser (llhttp, `_http_common`) the balancer runs on",
+        "run stayup with Node.js 20, 22 or 24",
+      );
+    this.http1 = http1;
     const redirectPort = options.redirectToHttpsPort;
-    this.server = http.createServer(
-      { keepAlive: true },
-      redirectPort === undefined ? this.handleRequest : redirectToHttps(redirectPort),
-    );
-    this.server.keepAliveTimeout = 60_000;
+    if (redirectPort === undefined) {
+      const listener = new Http1Listener(http1, this.handleClient, {
+        maxBodyBytes: this.maxBodyBytes,
+        keepAliveTimeoutMs: 60_000,
+        headersTimeoutMs: 60_000,
+      });
+      this.server = listener.server;
+      this.connections = listener;
+    } else {
+      const redirect = http.createServer({ keepAlive: true }, redirectToHttps(redirectPort));
+      redirect.keepAliveTimeout = 60_000;
+      this.server = redirect;
+      this.connections = redirect;
+    }
     this.guard = new ControllerGuard({ controller: "load-balancer", events });
     events.subscribe(
       this.guard.wrap((e: TimedStackEvent) => {
@@ -166,8 +198,37 @@ export class LoadBalancer implements Listener, InFlightRequests {
     return this.inFlightByTarget.get(instanceId) ?? 0;
   }
 
-  /** The balancer's request handling, shared by its HTTP listener and the HTTPS layer (https.ts). */
-  readonly handleRequest: http.RequestListener = (req, res) => void this.handle(req, res);
+  /** The balancer's request handling for the HTTPS layer (https.ts), a `node:http` listener. */
+  readonly handleRequest: http.RequestListener = (req, res) => void this.handleNodeRequest(req, res);
+
+  /** A request read by either listener, with its whole body. */
+  private readonly handleClient = (
+    request: ClientRequest,
+    response: ClientResponse,
+    body: Buffer | undefined,
+  ) => void this.handle(request, response, body);
+
+  private async handleNodeRequest(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const response = new NodeResponse(res);
+    let body: Buffer | undefined;
+    if (req.headers["content-length"] !== undefined || req.headers["transfer-encoding"] !== undefined) {
+      let read: Buffer | "too-large";
+      try {
+        read = await this.readBody(req);
+      } catch {
+        return this.reply(response, 400, "request body could not be read");
+      }
+      if (read === "too-large") return this.reply(response, 413, "request body too large");
+      body = read;
+    }
+    const request: ClientRequest = {
+      method: req.method ?? "GET",
+      url: req.url ?? "/",
+      rawHeaders: req.rawHeaders,
+      remoteAddress: req.socket.remoteAddress ?? "",
+    };
+    await this.handle(request, response, body);
+  }
 
   listen(): Promise<string> {
     return new Promise((resolve, reject) => {
@@ -197,24 +258,29 @@ export class LoadBalancer implements Listener, InFlightRequests {
   async close(): Promise<void> {
     if (!this.server.listening) return;
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
-    this.server.closeIdleConnections();
-    setTimeout(() => this.server.closeAllConnections(), 2000).unref();
+    this.connections.closeIdleConnections();
+    setTimeout(() => this.connections.closeAllConnections(), 2000).unref();
     await closed;
     clearTimeout(this.returnTimer);
     await Promise.all([...this.pools.values()].map((p) => p.destroy()));
     this.pools.clear();
   }
 
-  private pool(target: Target): Pool {
+  private pool(target: Target): UpstreamPool {
     let pool = this.pools.get(target.instanceId);
     if (!pool) {
-      pool = new Pool(`http://${target.host}:${target.port}`, {
-        connections: 128,
-        keepAliveTimeout: 30_000,
-        headersTimeout: this.targetTimeoutMs,
-        bodyTimeout: this.targetTimeoutMs,
-        connectTimeout: 1000,
-      });
+      pool = new UpstreamPool(
+        target.host,
+        target.port,
+        {
+          maxConnections: 128,
+          idleTimeoutMs: 30_000,
+          headersTimeoutMs: this.targetTimeoutMs,
+          bodyTimeoutMs: this.targetTimeoutMs,
+          connectTimeoutMs: 1000,
+        },
+        this.http1,
+      );
       this.pools.set(target.instanceId, pool);
     }
     return pool;
@@ -358,7 +424,7 @@ export class LoadBalancer implements Listener, InFlightRequests {
    * ones dropped, X-Forwarded-* set. Read from `rawHeaders` (Node builds `req.headers` lazily, and
    * this runs for every request); duplicates are forwarded as the client sent them.
    */
-  private forwardedHeaders(req: http.IncomingMessage): { headers: string[]; hasBody: boolean } {
+  private forwardedHeaders(req: ClientRequest): { headers: string[]; hasBody: boolean } {
     const raw = req.rawHeaders;
     const headers: string[] = [];
     let hasBody = false;
@@ -385,7 +451,7 @@ export class LoadBalancer implements Listener, InFlightRequests {
       }
       headers.push(name, value);
     }
-    const client = req.socket.remoteAddress ?? "";
+    const client = req.remoteAddress;
     headers.push("x-forwarded-for", forwardedFor ? `${forwardedFor}, ${client}` : client);
     headers.push("x-forwarded-proto", "http", "x-forwarded-port", this.listenerPort);
     const forwardedHost = host ?? clientForwardedHost;
@@ -393,13 +459,13 @@ export class LoadBalancer implements Listener, InFlightRequests {
     return { headers, hasBody };
   }
 
-  private reply(res: http.ServerResponse, status: number, error: string): void {
+  private reply(res: ClientResponse, status: number, error: string): void {
     if (res.headersSent) {
       res.destroy();
       return;
     }
-    const body = JSON.stringify({ error, status });
-    res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(body) });
+    const body = Buffer.from(JSON.stringify({ error, status }));
+    res.writeHead(status, ["content-type", "application/json", "content-length", String(body.length)]);
     res.end(body);
   }
 
@@ -416,10 +482,10 @@ export class LoadBalancer implements Listener, InFlightRequests {
     return this.hasFastPeer(t.target) && this.retryAllowed(t.method, t.attempt, t.tried);
   }
 
-  private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+  private async handle(req: ClientRequest, res: ClientResponse, body: Buffer | undefined): Promise<void> {
     this.active++;
     try {
-      await this.route(req, res);
+      await this.route(req, res, body);
     } catch (error) {
       this.guard.report(error, "this request is answered 502; the next one is routed as usual");
       try {
@@ -432,28 +498,17 @@ export class LoadBalancer implements Listener, InFlightRequests {
     }
   }
 
-  private async route(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+  private async route(req: ClientRequest, res: ClientResponse, body: Buffer | undefined): Promise<void> {
     const { headers, hasBody } = this.forwardedHeaders(req);
-    let body: Buffer | undefined;
-    if (hasBody) {
-      let read: Buffer | "too-large";
-      try {
-        read = await this.readBody(req);
-      } catch {
-        return this.reply(res, 400, "request body could not be read");
-      }
-      if (read === "too-large") return this.reply(res, 413, "request body too large");
-      body = read;
-    }
-    const method = req.method ?? "GET";
-    const exchange = new Exchange(this, performance.now());
-    (res as ExchangeResponse)[kExchange] = exchange;
-    res.on("close", onExchangeClose);
-    const upstreamRequest: Dispatcher.DispatchOptions = {
-      method: method as Dispatcher.HttpMethod,
-      path: req.url ?? "/",
+    const method = req.method;
+    const exchange = new Exchange(this, res, performance.now());
+    res.onClose(exchange);
+    const upstreamRequest: UpstreamRequest = {
+      method,
+      path: req.url,
       headers,
-      body: body ?? null,
+      // A declared empty body is forwarded as one (Content-Length: 0).
+      body: body ?? (hasBody ? Buffer.alloc(0) : null),
     };
     const tried: string[] = [];
     let lastError = "no healthy targets";
@@ -495,7 +550,7 @@ export class LoadBalancer implements Listener, InFlightRequests {
           );
           continue;
         }
-        if (code === "UND_ERR_HEADERS_TIMEOUT") return this.reply(res, 504, `target timed out: ${lastError}`);
+        if (code === UPSTREAM_HEADERS_TIMEOUT) return this.reply(res, 504, `target timed out: ${lastError}`);
         if (res.destroyed) return; // the client left; nobody to answer
         // The request may have reached the target: only a retry-safe method may go elsewhere.
         if (IDEMPOTENT.has(method)) continue;
@@ -512,7 +567,7 @@ export class LoadBalancer implements Listener, InFlightRequests {
     // The last target's own error answer says more than a generic 502.
     if (held) {
       res.writeHead(held.status, held.headers);
-      return void res.end(held.body);
+      return res.end(held.body);
     }
     if (tried.length === 0) return this.reply(res, 503, "no healthy targets");
     if (timedOut) return this.reply(res, 504, `target timed out: ${lastError}`);
@@ -520,29 +575,62 @@ export class LoadBalancer implements Listener, InFlightRequests {
   }
 }
 
-/** One client request: what its answer's `close` needs (one shared listener, no per-request closure). */
-class Exchange {
+/** One client request: what its answer's end needs (the traffic meter, aborting the try in flight). */
+class Exchange implements CloseListener {
   instanceId?: string;
   /** The try in flight, aborted if the client leaves. */
   current?: ForwardTry;
   constructor(
     readonly balancer: LoadBalancer,
+    readonly res: ClientResponse,
     readonly startedAt: number,
   ) {}
+
+  closed(): void {
+    const res = this.res;
+    if (!res.writableFinished) this.current?.abort(new Error("client closed the connection"));
+    this.balancer.observer?.({
+      statusCode: res.writableFinished ? res.statusCode : 0,
+      latencyMs: performance.now() - this.startedAt,
+      instanceId: this.instanceId,
+    });
+  }
 }
 
-const kExchange = Symbol("stayup.exchange");
-type ExchangeResponse = http.ServerResponse & { [kExchange]?: Exchange };
-
-function onExchangeClose(this: http.ServerResponse): void {
-  const exchange = (this as ExchangeResponse)[kExchange];
-  if (!exchange) return;
-  if (!this.writableFinished) exchange.current?.abort(new Error("client closed the connection"));
-  exchange.balancer.observer?.({
-    statusCode: this.writableFinished ? this.statusCode : 0,
-    latencyMs: performance.now() - exchange.startedAt,
-    instanceId: exchange.instanceId,
-  });
+/** A `node:http` answer (the HTTPS listener's) as the balancer writes answers. */
+class NodeResponse implements ClientResponse {
+  constructor(private readonly res: http.ServerResponse) {}
+  get headersSent(): boolean {
+    return this.res.headersSent;
+  }
+  get destroyed(): boolean {
+    return this.res.destroyed;
+  }
+  get writableFinished(): boolean {
+    return this.res.writableFinished;
+  }
+  get statusCode(): number {
+    return this.res.statusCode;
+  }
+  writeHead(statusCode: number, headers: string[]): void {
+    this.res.writeHead(statusCode, headers);
+  }
+  write(chunk: Buffer): boolean {
+    return this.res.write(chunk);
+  }
+  end(body?: Buffer): void {
+    if (body) this.res.end(body);
+    else this.res.end();
+  }
+  destroy(): void {
+    this.res.destroy();
+  }
+  onceDrain(listener: () => void): void {
+    this.res.once("drain", listener);
+  }
+  onClose(listener: CloseListener): void {
+    this.res.once("close", () => listener.closed());
+  }
 }
 
 function onPerTryTimeout(t: ForwardTry): void {
@@ -550,15 +638,16 @@ function onPerTryTimeout(t: ForwardTry): void {
 }
 
 /**
- * One try of one request at one target, as undici's request handler (its core callbacks: raw
- * header buffers, no per-try closures or header objects, as this runs for every request). Small
+ * One try of one request at one target, as the upstream pool's handler (upstream-pool.ts: the
+ * answer's headers as one flat list, no per-try closures or header objects, as this runs for every
+ * request). Small
  * responses are buffered and written with a single `end()` (one write on the client socket); large
  * or unsized ones stream with backpressure. `run()` rejects with `responseStarted` set once any
  * byte of the answer was forwarded to the client; with `held` when a small 5xx answer was kept back
  * because a retry is allowed; with `perTryTimeout` when the per-try timeout passed without answer
  * headers and a retry was allowed. It resolves with the try's outcome for outlier detection.
  */
-export class ForwardTry {
+export class ForwardTry implements UpstreamHandler {
   private status = 0;
   private headers: string[] = [];
   private chunks?: Buffer[];
@@ -573,7 +662,7 @@ export class ForwardTry {
 
   constructor(
     private readonly balancer: LoadBalancer,
-    private readonly res: http.ServerResponse,
+    private readonly res: ClientResponse,
     readonly target: Target,
     readonly method: string,
     readonly attempt: number,
@@ -581,12 +670,12 @@ export class ForwardTry {
     private readonly perTryMs: number,
   ) {}
 
-  run(pool: Pool, request: Dispatcher.DispatchOptions): Promise<TryOutcome> {
+  run(pool: UpstreamPool, request: UpstreamRequest): Promise<TryOutcome> {
     return new Promise((resolve, reject) => {
       this.resolve = resolve;
       this.reject = reject;
       if (this.perTryMs > 0) this.timer = setTimeout(onPerTryTimeout, this.perTryMs, this);
-      pool.dispatch(request, this as unknown as Dispatcher.DispatchHandler);
+      pool.dispatch(request, this);
     });
   }
 
@@ -618,13 +707,13 @@ export class ForwardTry {
     this.abortDispatch = abort;
   }
 
-  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
+  onHeaders(statusCode: number, rawHeaders: string[], resume: () => void): boolean {
     if (statusCode < 200) return true; // 1xx interim answers are not forwarded
     clearTimeout(this.timer);
     const headers: string[] = [];
     let length = Number.NaN;
     for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
-      const name = (rawHeaders[i] as Buffer).toString("latin1");
+      const name = rawHeaders[i] as string;
       const lower = name.toLowerCase();
       if (lower === DRAINING_HEADER) {
         // The target is shutting down and did not handle the request: like a refused connection.
@@ -632,7 +721,7 @@ export class ForwardTry {
         return true;
       }
       if (HOP_BY_HOP.has(lower)) continue;
-      const value = (rawHeaders[i + 1] as Buffer).toString("latin1");
+      const value = rawHeaders[i + 1] as string;
       if (lower === "content-length") length = Number(value);
       headers.push(name, value);
     }
@@ -666,7 +755,7 @@ export class ForwardTry {
     }
     if (this.res.write(chunk)) return true;
     const resume = this.resumeDispatch;
-    this.res.once("drain", () => resume?.());
+    this.res.onceDrain(() => resume?.());
     return false;
   }
 

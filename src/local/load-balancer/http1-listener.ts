@@ -1,0 +1,413 @@
+import { STATUS_CODES } from "node:http";
+import net from "node:net";
+import type { Http1Parser, Http1ParserBinding, HeadersComplete } from "./http1-parser.ts";
+
+/** A client's request as the balancer routes it, whichever listener read it. */
+export interface ClientRequest {
+  method: string;
+  url: string;
+  /** Flat name/value list, as the client sent them. */
+  rawHeaders: string[];
+  remoteAddress: string;
+}
+
+/**
+ * The answer to a client (the part of `http.ServerResponse` the balancer uses, so the HTTPS
+ * listener's `node:http` answers fit too). `writeHead` commits the status and headers; they go
+ * out with the first body bytes or `end()`.
+ */
+export interface ClientResponse {
+  readonly headersSent: boolean;
+  /** The client is gone (or the answer was cut off). */
+  readonly destroyed: boolean;
+  readonly writableFinished: boolean;
+  readonly statusCode: number;
+  writeHead(statusCode: number, headers: string[]): void;
+  /** False: wait for `onceDrain` before writing more. */
+  write(chunk: Buffer): boolean;
+  end(body?: Buffer): void;
+  destroy(): void;
+  onceDrain(listener: () => void): void;
+  /** `listener.closed()` is called once, when the answer is complete or the client went away. */
+  onClose(listener: CloseListener): void;
+}
+
+/** An object rather than a function: no closure per request on the hot path. */
+export interface CloseListener {
+  closed(): void;
+}
+
+export type ClientRequestHandler = (
+  request: ClientRequest,
+  response: ClientResponse,
+  body: Buffer | undefined,
+) => void;
+
+export interface Http1ListenerOptions {
+  /** A request body above this is answered 413 (the balancer buffers bodies for retries). */
+  maxBodyBytes: number;
+  /** An idle client connection is closed after this long (like the ALB's idle timeout). */
+  keepAliveTimeoutMs: number;
+  /** A request's headers must arrive within this long of its first byte (slow clients). */
+  headersTimeoutMs: number;
+}
+
+const PIPELINE_LIMIT = 16;
+
+/**
+ * The balancer's HTTP/1.1 listener on raw sockets: llhttp parses each request (http1-parser.ts),
+ * the handler answers through a `ClientResponse` whose head and small body go out in one write.
+ * Pipelined requests are answered in order, one at a time. Upgrades (WebSocket) are not proxied:
+ * answered 501.
+ */
+export class Http1Listener {
+  readonly server: net.Server;
+  private readonly connections = new Set<ClientConnection>();
+  private sweeper?: NodeJS.Timeout;
+
+  constructor(
+    readonly http1: Http1ParserBinding,
+    readonly handler: ClientRequestHandler,
+    readonly options: Http1ListenerOptions,
+  ) {
+    // Half-open: a client that ends its side after its request still gets the answer (as node:http).
+    this.server = net.createServer({ noDelay: true, allowHalfOpen: true }, (socket) => {
+      const connection = new ClientConnection(this, socket);
+      this.connections.add(connection);
+      socket.once("close", () => this.connections.delete(connection));
+    });
+    this.server.on("listening", () => {
+      // One sweep for every connection's deadlines instead of a socket timer refreshed on each
+      // read and write.
+      this.sweeper = setInterval(() => {
+        const now = performance.now();
+        for (const c of this.connections) c.checkDeadlines(now);
+      }, 1000);
+      this.sweeper.unref();
+    });
+    this.server.on("close", () => clearInterval(this.sweeper));
+  }
+
+  /** Closes the connections with no request in flight (as `http.Server.closeIdleConnections`). */
+  closeIdleConnections(): void {
+    for (const c of this.connections) c.closeIfIdle();
+  }
+
+  closeAllConnections(): void {
+    for (const c of this.connections) c.destroySocket();
+  }
+}
+
+interface PendingRequest extends ClientRequest {
+  keepAlive: boolean;
+  http10: boolean;
+  body?: Buffer[];
+  bodyBytes: number;
+}
+
+/** One client connection: its parser and the requests it sent, answered in order. */
+class ClientConnection {
+  private readonly parser: Http1Parser;
+  private readonly queue: PendingRequest[] = [];
+  private reading?: PendingRequest;
+  private current?: RawResponse;
+  /** No more requests are read (the last one asked to close, or a fault). */
+  private closing = false;
+  private headersDeadline = Number.POSITIVE_INFINITY;
+  private lastActivityAt = performance.now();
+
+  constructor(
+    private readonly listener: Http1Listener,
+    readonly socket: net.Socket,
+  ) {
+    const P = listener.http1.HTTPParser;
+    const methods = listener.http1.methods;
+    this.parser = new P();
+    this.parser.initialize(P.REQUEST, {}, 0, P.kLenientNone ?? 0);
+    let pendingHeaders: string[] = [];
+    let pendingUrl = "";
+    this.parser[P.kOnHeaders | 0] = (headers: string[], url: string) => {
+      pendingHeaders = pendingHeaders.concat(headers);
+      pendingUrl += url;
+    };
+    this.parser[P.kOnHeadersComplete | 0] = ((
+      _major,
+      minor,
+      headers,
+      method,
+      url,
+      _s,
+      _t,
+      upgrade,
+      keepAlive,
+    ) => {
+      this.headersDeadline = Number.POSITIVE_INFINITY;
+      const request: PendingRequest = {
+        method: methods[method ?? -1] ?? "GET",
+        url: url ?? pendingUrl,
+        rawHeaders: headers ?? pendingHeaders,
+        remoteAddress: this.socket.remoteAddress ?? "",
+        keepAlive,
+        http10: minor === 0,
+        bodyBytes: 0,
+      };
+      pendingHeaders = [];
+      pendingUrl = "";
+      if (upgrade) {
+        this.fail(501, "upgrades (WebSocket) are not proxied by the local load balancer");
+        return 1;
+      }
+      this.reading = request;
+      const raw = request.rawHeaders;
+      for (let i = 0; i + 1 < raw.length; i += 2) {
+        const name = raw[i] as string;
+        if (name.length === 6 && name.toLowerCase() === "expect") {
+          if (!/^100-continue$/i.test(raw[i + 1] as string)) {
+            this.fail(417, "only Expect: 100-continue is supported");
+            return 1;
+          }
+          if (this.queue.length === 0 && !this.current) this.socket.write("HTTP/1.1 100 Continue\r\n\r\n");
+        }
+      }
+      return 0;
+    }) satisfies HeadersComplete;
+    this.parser[P.kOnBody | 0] = (chunk: Buffer) => {
+      const request = this.reading;
+      if (!request) return;
+      request.bodyBytes += chunk.length;
+      if (request.bodyBytes > listener.options.maxBodyBytes) {
+        this.reading = undefined;
+        this.fail(413, "request body too large");
+        return;
+      }
+      (request.body ??= []).push(chunk);
+    };
+    this.parser[P.kOnMessageComplete | 0] = () => {
+      const request = this.reading;
+      this.reading = undefined;
+      if (!request) return;
+      if (!request.keepAlive) this.closing = true;
+      this.queue.push(request);
+      if (this.queue.length > PIPELINE_LIMIT) this.socket.pause();
+      if (!this.current) this.next();
+    };
+    socket.on("data", (data: Buffer) => this.onData(data));
+    socket.on("error", () => undefined); // a client's reset; `close` follows
+    socket.on("end", () => {
+      // The client sent all it will: answer what it asked, then close.
+      this.closing = true;
+      if (!this.current && this.queue.length === 0) socket.end();
+    });
+    socket.once("close", () => {
+      this.closing = true;
+      this.queue.length = 0;
+      this.current?.clientGone();
+      setImmediate(() => this.parser.close());
+    });
+  }
+
+  private onData(data: Buffer): void {
+    if (this.closing) return;
+    const now = performance.now();
+    this.lastActivityAt = now;
+    if (this.headersDeadline === Number.POSITIVE_INFINITY && !this.reading)
+      this.headersDeadline = now + this.listener.options.headersTimeoutMs;
+    const result = this.parser.execute(data);
+    if (typeof result === "number") return;
+    const code = result.code ?? "";
+    if (code === "HPE_HEADER_OVERFLOW") this.fail(431, "request header fields too large");
+    else this.fail(400, `bad request: ${result.reason ?? code}`);
+  }
+
+  /** Answers `status` once what is in flight is answered, and closes the connection. */
+  private fail(status: number, error: string): void {
+    if (this.closing && this.queue.length === 0 && !this.current) return this.destroySocket();
+    this.closing = true;
+    this.queue.length = 0;
+    this.socket.pause();
+    const body = JSON.stringify({ error, status });
+    const answer = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ""}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`;
+    if (this.current) this.current.then = () => this.socket.end(answer);
+    else this.socket.end(answer);
+  }
+
+  private next(): void {
+    const request = this.queue.shift();
+    if (!request) {
+      this.current = undefined;
+      if (this.closing) this.socket.end();
+      else this.socket.resume();
+      return;
+    }
+    const response = new RawResponse(this, request.method === "HEAD", request.http10, request.keepAlive);
+    this.current = response;
+    const chunks = request.body;
+    const body = chunks === undefined ? undefined : chunks.length === 1 ? chunks[0] : Buffer.concat(chunks);
+    this.listener.handler(request, response, body);
+  }
+
+  /** The answer in flight is complete: on to the next request, or close. */
+  answered(response: RawResponse): void {
+    if (this.current !== response) return;
+    this.current = undefined;
+    this.lastActivityAt = performance.now();
+    const then = response.then;
+    if (then) return then();
+    if (!response.keepAlive) {
+      this.closing = true;
+      this.socket.end();
+      return;
+    }
+    this.next();
+  }
+
+  checkDeadlines(now: number): void {
+    // Idle: no request in flight or queued since the keep-alive timeout.
+    if (
+      !this.current &&
+      this.queue.length === 0 &&
+      now - this.lastActivityAt > this.listener.options.keepAliveTimeoutMs
+    )
+      return this.destroySocket();
+    if (now < this.headersDeadline) return;
+    this.headersDeadline = Number.POSITIVE_INFINITY;
+    this.fail(408, "request headers not received in time");
+  }
+
+  closeIfIdle(): void {
+    if (!this.current && this.queue.length === 0) this.socket.destroy();
+    else this.closing = true;
+  }
+
+  destroySocket(): void {
+    this.socket.destroy();
+  }
+}
+
+const CRLF = "\r\n";
+const LAST_CHUNK = Buffer.from("0\r\n\r\n", "latin1");
+
+/** The answer to one request on a raw connection. */
+class RawResponse implements ClientResponse {
+  statusCode = 200;
+  headersSent = false;
+  destroyed = false;
+  writableFinished = false;
+  /** Run instead of reading the next request once this answer is complete (a pending error answer). */
+  then?: () => void;
+  private headers: string[] = [];
+  private flushed = false;
+  private chunked = false;
+  private closeListener?: CloseListener;
+  private done = false;
+
+  constructor(
+    private readonly connection: ClientConnection,
+    private readonly head: boolean,
+    private readonly http10: boolean,
+    readonly keepAlive: boolean,
+  ) {}
+
+  writeHead(statusCode: number, headers: string[]): void {
+    this.statusCode = statusCode;
+    this.headers = headers;
+    this.headersSent = true;
+  }
+
+  /** The status line and headers; `length`: the whole body's, when known now. */
+  private headBlock(length: number | undefined): string {
+    let head = `HTTP/1.1 ${this.statusCode} ${STATUS_CODES[this.statusCode] ?? ""}${CRLF}`;
+    let hasLength = false;
+    const headers = this.headers;
+    for (let i = 0; i + 1 < headers.length; i += 2) {
+      const name = headers[i] as string;
+      if (name.length === 14 && name.toLowerCase() === "content-length") hasLength = true;
+      head += `${name}: ${headers[i + 1]}${CRLF}`;
+    }
+    const bodyless = this.head || this.statusCode === 204 || this.statusCode === 304;
+    if (!hasLength && !bodyless) {
+      if (length !== undefined) head += `content-length: ${length}${CRLF}`;
+      else if (this.http10) this.keepAliveOff();
+      else {
+        this.chunked = true;
+        head += `transfer-encoding: chunked${CRLF}`;
+      }
+    }
+    if (!this.keepAlive || this.closeAfter) head += `connection: close${CRLF}`;
+    else if (this.http10) head += `connection: keep-alive${CRLF}`;
+    return head + CRLF;
+  }
+
+  private closeAfter = false;
+  private keepAliveOff(): void {
+    this.closeAfter = true;
+  }
+
+  write(chunk: Buffer): boolean {
+    if (this.destroyed) return true;
+    const socket = this.connection.socket;
+    if (!this.flushed) {
+      this.flushed = true;
+      socket.write(this.headBlock(undefined), "latin1");
+    }
+    if (this.head || chunk.length === 0) return true;
+    if (!this.chunked) return socket.write(chunk);
+    socket.cork();
+    socket.write(`${chunk.length.toString(16)}${CRLF}`, "latin1");
+    socket.write(chunk);
+    const ok = socket.write(CRLF, "latin1");
+    socket.uncork();
+    return ok;
+  }
+
+  end(body?: Buffer): void {
+    if (this.destroyed || this.done) return;
+    this.headersSent = true;
+    const socket = this.connection.socket;
+    if (!this.flushed) {
+      this.flushed = true;
+      const head = this.headBlock(this.head ? undefined : (body?.length ?? 0));
+      if (body && body.length > 0 && !this.head) {
+        // Head and body in one buffer, one allocation: one write, one system call.
+        const answer = Buffer.allocUnsafe(head.length + body.length);
+        answer.write(head, 0, "latin1");
+        body.copy(answer, head.length);
+        socket.write(answer);
+      } else socket.write(head, "latin1");
+    } else if (body && body.length > 0) this.write(body);
+    if (this.chunked) socket.write(LAST_CHUNK);
+    this.finish(true);
+    if (this.closeAfter) this.connection.socket.end();
+  }
+
+  destroy(): void {
+    if (this.done) return;
+    this.destroyed = true;
+    this.connection.destroySocket();
+    this.finish(false);
+  }
+
+  /** The client's connection closed before the answer was complete. */
+  clientGone(): void {
+    if (this.done) return;
+    this.destroyed = true;
+    this.finish(false);
+  }
+
+  private finish(complete: boolean): void {
+    this.done = true;
+    this.writableFinished = complete;
+    const listener = this.closeListener;
+    this.closeListener = undefined;
+    listener?.closed();
+    if (complete && !this.closeAfter) this.connection.answered(this);
+  }
+
+  onceDrain(listener: () => void): void {
+    this.connection.socket.once("drain", listener);
+  }
+
+  onClose(listener: CloseListener): void {
+    this.closeListener = listener;
+  }
+}

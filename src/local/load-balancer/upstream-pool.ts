@@ -1,0 +1,354 @@
+import net from "node:net";
+import type { Http1Parser, Http1ParserBinding, HeadersComplete } from "./http1-parser.ts";
+
+/** A request for a target, its headers as one flat name/value list (hop-by-hop ones removed). */
+export interface UpstreamRequest {
+  method: string;
+  path: string;
+  headers: string[];
+  body: Buffer | null;
+}
+
+/**
+ * What one try gets back (undici's handler callbacks, which the balancer was built on): the
+ * answer's headers as a flat list, its body in chunks, then completion or an error. `onData`
+ * answering false pauses the target's connection until `resume` is called (backpressure).
+ */
+export interface UpstreamHandler {
+  onConnect(abort: (error: Error) => void): void;
+  onHeaders(statusCode: number, headers: string[], resume: () => void): boolean;
+  onData(chunk: Buffer): boolean;
+  onComplete(): void;
+  onError(error: Error): void;
+}
+
+export interface UpstreamPoolOptions {
+  /** Connections to the target at most; more requests wait for one. */
+  maxConnections: number;
+  /** An idle keep-alive connection is closed after this long (or the target's own hint, less 1 s). */
+  idleTimeoutMs: number;
+  connectTimeoutMs: number;
+  /** No answer headers for this long: the try fails with `STAYUP_HEADERS_TIMEOUT`. */
+  headersTimeoutMs: number;
+  /** No body bytes for this long once the answer started: `STAYUP_BODY_TIMEOUT`. */
+  bodyTimeoutMs: number;
+}
+
+/** Error codes of this module (the balancer decides on them). */
+export const UPSTREAM_CONNECT_TIMEOUT = "STAYUP_CONNECT_TIMEOUT";
+export const UPSTREAM_HEADERS_TIMEOUT = "STAYUP_HEADERS_TIMEOUT";
+export const UPSTREAM_BODY_TIMEOUT = "STAYUP_BODY_TIMEOUT";
+/** The target closed the connection before its answer was complete. */
+export const UPSTREAM_CLOSED = "STAYUP_TARGET_CLOSED";
+
+const upstreamError = (message: string, code: string) => Object.assign(new Error(message), { code });
+const KEEP_ALIVE_TIMEOUT = /timeout=(\d+)/i;
+// Every target connection reads into this one buffer (`onread`: no allocation and no stream
+// machinery per read). Safe to share: a read is parsed at once, and llhttp copies body bytes out.
+const readBuffer = Buffer.allocUnsafe(64 * 1024);
+// Deadlines (headers, body) are checked this often: they are tens of seconds long, and one sweep
+// costs less than a timer per request.
+const SWEEP_MS = 250;
+
+/**
+ * Keep-alive HTTP/1.1 connections to one target, written and parsed directly (llhttp, see
+ * http1-parser.ts): one `write` per request, no per-request stream objects. A connection carries
+ * one request at a time; the most recently used idle one is reused first, so the warm ones stay
+ * warm and the rest time out.
+ */
+export class UpstreamPool {
+  private readonly idle: UpstreamConnection[] = [];
+  private readonly busy = new Set<UpstreamConnection>();
+  private readonly waiting: { request: UpstreamRequest; handler: UpstreamHandler }[] = [];
+  private connections = 0;
+  private sweeper?: NodeJS.Timeout;
+  private destroyed = false;
+  /** `host:port`, the Host header undici sent too (the client's goes in X-Forwarded-Host). */
+  readonly authority: string;
+
+  constructor(
+    readonly host: string,
+    readonly port: number,
+    readonly options: UpstreamPoolOptions,
+    readonly http1: Http1ParserBinding,
+  ) {
+    this.authority = `${host}:${port}`;
+  }
+
+  dispatch(request: UpstreamRequest, handler: UpstreamHandler): void {
+    if (this.destroyed) {
+      handler.onError(upstreamError("the target's connections are closed", "ECONNREFUSED"));
+      return;
+    }
+    let connection = this.idle.pop();
+    if (!connection) {
+      if (this.connections >= this.options.maxConnections) {
+        this.waiting.push({ request, handler });
+        return;
+      }
+      this.connections++;
+      connection = new UpstreamConnection(this);
+    }
+    this.busy.add(connection);
+    if (!this.sweeper) {
+      this.sweeper = setInterval(() => this.sweep(), SWEEP_MS);
+      this.sweeper.unref();
+    }
+    connection.start(request, handler);
+  }
+
+  /** A connection finished its request: the next waiting request takes it, or it idles. */
+  released(connection: UpstreamConnection): void {
+    this.busy.delete(connection);
+    const next = this.waiting.shift();
+    if (next) {
+      this.busy.add(connection);
+      connection.start(next.request, next.handler);
+      return;
+    }
+    this.idle.push(connection);
+    if (this.busy.size === 0) this.stopSweeper();
+  }
+
+  /** A connection closed (by either side): it is no longer counted, and a waiting request gets a new one. */
+  closed(connection: UpstreamConnection): void {
+    this.connections--;
+    this.busy.delete(connection);
+    const at = this.idle.indexOf(connection);
+    if (at >= 0) this.idle.splice(at, 1);
+    const next = this.destroyed ? undefined : this.waiting.shift();
+    if (next) this.dispatch(next.request, next.handler);
+    if (this.busy.size === 0) this.stopSweeper();
+  }
+
+  private stopSweeper(): void {
+    clearInterval(this.sweeper);
+    this.sweeper = undefined;
+  }
+
+  private sweep(): void {
+    const now = performance.now();
+    for (const connection of this.busy) connection.checkDeadline(now);
+  }
+
+  async destroy(): Promise<void> {
+    this.destroyed = true;
+    this.stopSweeper();
+    const waiting = this.waiting.splice(0);
+    for (const w of waiting)
+      w.handler.onError(upstreamError("the target's connections are closed", "ECONNREFUSED"));
+    for (const connection of [...this.idle, ...this.busy])
+      connection.destroy(upstreamError("pool closed", UPSTREAM_CLOSED));
+  }
+}
+
+function onConnectTimeout(connection: UpstreamConnection): void {
+  connection.connectTimedOut();
+}
+
+/** One keep-alive connection to a target, carrying one request at a time. */
+class UpstreamConnection {
+  private readonly socket: net.Socket;
+  private readonly parser: Http1Parser;
+  private handler?: UpstreamHandler;
+  private head = false;
+  private keepAlive = true;
+  private connected = false;
+  private connectTimer?: NodeJS.Timeout;
+  private idleTimer?: NodeJS.Timeout;
+  private idleTimeoutMs: number;
+  /** When the try in flight fails for want of headers or body bytes (performance.now()). */
+  private deadline = Number.POSITIVE_INFINITY;
+  private headersReceived = false;
+  private closed = false;
+
+  constructor(private readonly pool: UpstreamPool) {
+    this.idleTimeoutMs = pool.options.idleTimeoutMs;
+    const P = pool.http1.HTTPParser;
+    this.parser = new P();
+    this.parser.initialize(P.RESPONSE, {}, 0, P.kLenientNone ?? 0);
+    let pendingHeaders: string[] = [];
+    this.parser[P.kOnHeaders | 0] = (headers: string[]) => {
+      pendingHeaders = pendingHeaders.concat(headers);
+    };
+    this.parser[P.kOnHeadersComplete | 0] = ((
+      _major,
+      _minor,
+      headers,
+      _method,
+      _url,
+      status,
+      _text,
+      _up,
+      keep,
+    ) => {
+      const all = headers ?? pendingHeaders;
+      pendingHeaders = [];
+      return this.onHeadersComplete(status ?? 0, all, keep);
+    }) satisfies HeadersComplete;
+    this.parser[P.kOnBody | 0] = (chunk: Buffer) => this.onBody(chunk);
+    this.parser[P.kOnMessageComplete | 0] = () => this.onMessageComplete();
+    this.socket = net.connect({
+      host: pool.host,
+      port: pool.port,
+      noDelay: true,
+      onread: {
+        buffer: readBuffer,
+        callback: (bytes) => this.onSocketData(readBuffer.subarray(0, bytes)),
+      },
+    });
+    this.connectTimer = setTimeout(onConnectTimeout, pool.options.connectTimeoutMs, this);
+    this.socket.once("connect", () => {
+      this.connected = true;
+      clearTimeout(this.connectTimer);
+    });
+    this.socket.on("error", (error) => this.destroy(error));
+    this.socket.on("end", () => this.onSocketEnd());
+    this.socket.on("close", () =>
+      this.destroy(upstreamError("the target closed the connection", UPSTREAM_CLOSED)),
+    );
+  }
+
+  start(request: UpstreamRequest, handler: UpstreamHandler): void {
+    clearTimeout(this.idleTimer);
+    this.handler = handler;
+    this.headersReceived = false;
+    this.head = request.method === "HEAD";
+    this.deadline = performance.now() + this.pool.options.headersTimeoutMs;
+    handler.onConnect(this.abort);
+    if (this.handler !== handler) return; // aborted at once
+    let head = `${request.method} ${request.path} HTTP/1.1\r\nhost: ${this.pool.authority}\r\n`;
+    const headers = request.headers;
+    for (let i = 0; i + 1 < headers.length; i += 2) {
+      const name = headers[i] as string;
+      // The length is this request's own (the body was read whole).
+      if (name.length === 14 && name.toLowerCase() === "content-length") continue;
+      head += `${name}: ${headers[i + 1]}\r\n`;
+    }
+    const body = request.body;
+    if (body) {
+      head += `content-length: ${body.length}\r\n\r\n`;
+      this.socket.write(Buffer.concat([Buffer.from(head, "latin1"), body]));
+    } else this.socket.write(`${head}\r\n`, "latin1");
+  }
+
+  /** The balancer gives up on this try (per-try timeout, client gone, target draining). */
+  private readonly abort = (error: Error): void => {
+    const handler = this.handler;
+    if (!handler) return;
+    // The answer is not read to its end: the connection cannot carry another request.
+    this.handler = undefined;
+    this.closeSocket();
+    handler.onError(error);
+  };
+
+  checkDeadline(now: number): void {
+    if (now < this.deadline || !this.handler) return;
+    this.destroy(
+      this.headersReceived
+        ? upstreamError(`no body bytes for ${this.pool.options.bodyTimeoutMs} ms`, UPSTREAM_BODY_TIMEOUT)
+        : upstreamError(
+            `no answer headers within ${this.pool.options.headersTimeoutMs} ms`,
+            UPSTREAM_HEADERS_TIMEOUT,
+          ),
+    );
+  }
+
+  connectTimedOut(): void {
+    if (!this.connected)
+      this.destroy(
+        upstreamError(`connect timeout (${this.pool.options.connectTimeoutMs} ms)`, UPSTREAM_CONNECT_TIMEOUT),
+      );
+  }
+
+  private onSocketData(data: Buffer): boolean {
+    if (!this.handler) {
+      // Bytes with no request in flight: the target broke the protocol; this connection is done.
+      this.closeSocket();
+      return false;
+    }
+    const result = this.parser.execute(data);
+    if (typeof result !== "number")
+      this.destroy(
+        Object.assign(new Error(`invalid answer from the target: ${result.reason ?? result.message}`), {
+          code: result.code ?? "HPE_INVALID",
+        }),
+      );
+    return true; // a body the client reads slowly paused the socket in onBody; that stays
+  }
+
+  private onSocketEnd(): void {
+    // An answer delimited by the connection's close ends here.
+    if (this.handler && this.headersReceived) {
+      const result = this.parser.finish();
+      if (result) this.destroy(result);
+    }
+    this.destroy(upstreamError("the target closed the connection", UPSTREAM_CLOSED));
+  }
+
+  private onHeadersComplete(status: number, headers: string[], keepAlive: boolean): number {
+    const handler = this.handler;
+    if (!handler) return 1;
+    if (status < 200) return 1; // an interim answer (100 Continue): the real one follows
+    this.headersReceived = true;
+    this.keepAlive = keepAlive;
+    this.deadline = performance.now() + this.pool.options.bodyTimeoutMs;
+    for (let i = 0; i + 1 < headers.length; i += 2) {
+      const name = headers[i] as string;
+      if (name.length === 10 && name.toLowerCase() === "keep-alive") {
+        // The target says how long it keeps an idle connection: close ours a second before.
+        const hint = KEEP_ALIVE_TIMEOUT.exec(headers[i + 1] as string);
+        if (hint)
+          this.idleTimeoutMs = Math.max(
+            0,
+            Math.min(this.pool.options.idleTimeoutMs, Number(hint[1]) * 1000 - 1000),
+          );
+      }
+    }
+    handler.onHeaders(status, headers, this.resume);
+    return this.head ? 1 : 0;
+  }
+
+  private readonly resume = (): void => {
+    this.socket.resume();
+  };
+
+  private onBody(chunk: Buffer): void {
+    const handler = this.handler;
+    if (!handler) return;
+    this.deadline = performance.now() + this.pool.options.bodyTimeoutMs;
+    if (!handler.onData(chunk)) this.socket.pause();
+  }
+
+  private onMessageComplete(): void {
+    const handler = this.handler;
+    if (!handler || !this.headersReceived) return; // the end of an interim answer
+    this.handler = undefined;
+    this.deadline = Number.POSITIVE_INFINITY;
+    if (this.keepAlive && this.idleTimeoutMs > 0) {
+      this.pool.released(this);
+      if (!this.handler) this.idleTimer = setTimeout(() => this.closeSocket(), this.idleTimeoutMs).unref();
+    } else this.closeSocket();
+    handler.onComplete();
+  }
+
+  private closeSocket(): void {
+    this.socket.destroy();
+  }
+
+  /** Closes the connection; a try in flight fails with `error`. */
+  destroy(error: Error): void {
+    const handler = this.handler;
+    this.handler = undefined;
+    if (!this.closed) {
+      this.closed = true;
+      clearTimeout(this.connectTimer);
+      clearTimeout(this.idleTimer);
+      this.socket.destroy();
+      // Not from inside its own callbacks (this may run during `execute`).
+      setImmediate(() => this.parser.close());
+      this.pool.closed(this);
+    }
+    handler?.onError(error);
+  }
+}
