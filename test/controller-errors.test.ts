@@ -12,6 +12,7 @@ import { FailoverDnsServer } from "../src/local/dns/server.ts";
 import { EventBus, type StackEvent, type TimedStackEvent } from "../src/local/events/bus.ts";
 import { FailoverController } from "../src/local/failover/controller.ts";
 import type { EcsLocalStack } from "../src/local/ecs/stack.ts";
+import { GrayFaultInjector } from "../src/local/faults/gray-faults.ts";
 import { InstanceGroupController, type TargetRegistry } from "../src/local/instance-group/controller.ts";
 import type {
   InstanceExit,
@@ -483,5 +484,37 @@ describe("the runtime's own subscribers are guarded like every controller", { ti
       stack.events.recent().some((e) => e.type === "task.running"),
       "a replacement task was launched",
     );
+  });
+});
+
+describe("gray faults: a Redis fault that cannot reach a new instance is an event", () => {
+  it("the instance runs without it; the next one launched gets it", () => {
+    const bus = new EventBus();
+    const sent: { instanceId: string; message: object }[] = [];
+    let channelBroken = true;
+    const instances = [{ instanceId: "i-1", state: "in-service" }];
+    const group = {
+      list: () => instances,
+      sendTo: (instanceId: string, message: object) => {
+        if (channelBroken && instanceId === "i-2") throw new Error("channel closed");
+        sent.push({ instanceId, message });
+        return true;
+      },
+    } as unknown as InstanceGroupController;
+    const injector = new GrayFaultInjector(group, bus.scoped("r1"));
+    injector.redis({ kind: "latency", ms: 200 });
+    instances.push({ instanceId: "i-2", state: "in-service" });
+    bus.publish({ type: "instance.launched", instanceId: "i-2", az: "z-a", pid: 1, port: 1 }, "r1");
+    const [error] = errorsOf(bus, "gray-faults");
+    assert.equal(error?.error, "channel closed");
+    assert.equal(error?.region, "r1");
+    channelBroken = false;
+    instances.push({ instanceId: "i-3", state: "in-service" });
+    bus.publish({ type: "instance.launched", instanceId: "i-3", az: "z-a", pid: 2, port: 2 }, "r1");
+    assert.deepEqual(
+      sent.map((s) => s.instanceId),
+      ["i-1", "i-3"],
+    );
+    assert.deepEqual(sent[1]?.message, { type: "fault", redis: { kind: "latency", ms: 200 } });
   });
 });
