@@ -11,7 +11,7 @@ import type { StackStatus } from "../src/local/runtime.ts";
 import { findFreePort } from "../src/shared/net.ts";
 import type { DrillReport } from "../src/drills/report.ts";
 import { StayupError } from "../src/shared/errors.ts";
-import { configPath, isAlive, runCli, tempDir } from "./helpers.ts";
+import { configPath, isAlive, runCli, tempDir, upDetached } from "./helpers.ts";
 
 describe("CLI: one folder per command, drills from one registry", () => {
   it("registers every command, and one drill subcommand per registry entry with its own options", () => {
@@ -221,5 +221,55 @@ describe("stayup drill on a topology the drill does not run on", { timeout: 300_
         before_.instances.map((i) => i.pid),
       );
     });
+  });
+});
+
+describe("`stayup up` prints every event of a drill as a meaningful line", { timeout: 420_000 }, () => {
+  const dir = tempDir();
+  const stateDir = path.join(dir, ".stayup");
+  after(async () => {
+    await runCli(["down", "--state-dir", stateDir], { timeoutMs: 60_000 });
+  });
+
+  it("failing-instance: the fault, the ejection with its duration, the return; no undefined", async () => {
+    await upDetached(stateDir, { cwd: dir });
+    const drill = await runCli(
+      ["drill", "failing-instance", "--fault-seconds", "3", "--state-dir", stateDir, "--config", configPath],
+      { cwd: dir, timeoutMs: 150_000 },
+    );
+    const down = await runCli(["down", "--state-dir", stateDir], { timeoutMs: 60_000 });
+    assert.equal(down.code, 0, down.stderr);
+    // What `stayup up` printed: the detached run's output goes to stack.log.
+    const log = readFileSync(path.join(stateDir, "stack.log"), "utf8");
+    const events = log.split("\n").filter((line) => /^\d\d:\d\d:\d\d\.\d{3} {2}\S/.test(line));
+    const context = `drill: ${drill.stdout}${drill.stderr}\nstack.log:\n${log}`;
+    assert.ok(events.length > 10, context);
+    assert.deepEqual(
+      events.filter((line) => /undefined|\[object|NaN/.test(line)),
+      [],
+      "every event line describes its event",
+    );
+    for (const line of events) {
+      const [, type, detail] = /^\S+ {2}(\S+)\s+(.*)$/.exec(line) ?? [];
+      if (type !== "stack.stopped") assert.notEqual(detail?.trim() ?? "", "", `a detail: ${line}`);
+    }
+    const lineOf = (pattern: RegExp) => events.find((line) => pattern.test(line));
+    const fault = lineOf(/fault\.injected +\[eu-west-3\] page errors on (i-[0-9a-f]+): answers 500$/);
+    assert.ok(fault, context);
+    const victim = /on (i-[0-9a-f]+):/.exec(fault)?.[1] ?? "";
+    assert.ok(
+      lineOf(
+        new RegExp(`target\\.ejected +\\[eu-west-3\\] ${victim} in eu-west-3[abc]: .*; ejected for \\d+ ms`),
+      ),
+      context,
+    );
+    assert.ok(
+      lineOf(new RegExp(`target\\.returned +\\[eu-west-3\\] ${victim} in eu-west-3[abc]: ejection over`)),
+      context,
+    );
+    assert.ok(
+      lineOf(new RegExp(`fault\\.injected +\\[eu-west-3\\] page fault cleared on ${victim}$`)),
+      context,
+    );
   });
 });

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import dgram from "node:dgram";
-import { writeFileSync } from "node:fs";
+import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import net, { type AddressInfo } from "node:net";
 import path from "node:path";
@@ -11,6 +11,8 @@ import { findFreePort } from "../src/shared/net.ts";
 import { FailoverDnsServer } from "../src/local/dns/server.ts";
 import { EventBus, type StackEvent, type TimedStackEvent } from "../src/local/events/bus.ts";
 import { FailoverController } from "../src/local/failover/controller.ts";
+import type { EcsLocalStack } from "../src/local/ecs/stack.ts";
+import { GrayFaultInjector } from "../src/local/faults/gray-faults.ts";
 import { InstanceGroupController, type TargetRegistry } from "../src/local/instance-group/controller.ts";
 import type {
   InstanceExit,
@@ -20,14 +22,18 @@ import type {
 } from "../src/local/instance-group/launcher.ts";
 import { LoadBalancer, type TargetSource } from "../src/local/load-balancer/balancer.ts";
 import { Notifier } from "../src/local/notifications/notifier.ts";
+import { processFileName } from "../src/local/processes.ts";
 import { RedisController } from "../src/local/redis/controller.ts";
 import type { LocalRegion } from "../src/local/region.ts";
+import { type LocalStack, REGISTRY_RETRY } from "../src/local/runtime.ts";
 import { ScalingController } from "../src/local/scaling/controller.ts";
 import { SingleInstanceGroup } from "../src/local/single-instance/group.ts";
 import { type Target, TargetGroupController } from "../src/local/target-group/controller.ts";
 import { EcsServiceController } from "../src/local/ecs/service.ts";
+import { createLocalStack } from "../src/local/topologies/index.ts";
+import { loadStack } from "../src/stack/index.ts";
 import { description } from "./aws-helpers.ts";
-import { tempDir, waitFor } from "./helpers.ts";
+import { configPath, tempDir, waitFor } from "./helpers.ts";
 
 type ControllerError = Extract<TimedStackEvent, { type: "controller.error" }>;
 
@@ -382,5 +388,133 @@ describe("a controller's failure is a controller.error event and a retry, for ev
       30_000,
     );
     assert.match(errorsOf(bus, "redis")[0]?.retry ?? "", /^the restart of redis-server is retried in/);
+  });
+});
+
+describe("the runtime's own subscribers are guarded like every controller", { timeout: 300_000 }, () => {
+  /**
+   * Breaks `processes.json` for real (a folder where the file goes: the atomic rename fails with
+   * EISDIR), kills one of the stack's web processes, and checks that the failed record is a
+   * process-registry controller.error while the stack still replaces the process; then repairs it.
+   */
+  async function registryBrokenWhileReplacing(
+    stack: LocalStack,
+    stateDir: string,
+    killOne: () => number,
+    replaced: (killedPid: number) => boolean,
+  ): Promise<void> {
+    const file = path.join(stateDir, processFileName);
+    rmSync(file, { force: true });
+    mkdirSync(path.join(file, "in-the-way"), { recursive: true });
+    const killedPid = killOne();
+    try {
+      const error = await waitFor(
+        "the failed record reported",
+        () => errorsOf(stack.events, "process-registry")[0],
+        60_000,
+      );
+      assert.match(error.error, /EISDIR|ENOTEMPTY|EEXIST/);
+      assert.equal(error.retry, REGISTRY_RETRY);
+      assert.deepEqual(errorsOf(stack.events, "event-bus"), [], "caught by the guard, not by the bus");
+      await waitFor(
+        "the killed process replaced and serving",
+        () => replaced(killedPid) || undefined,
+        90_000,
+      );
+    } finally {
+      rmSync(file, { recursive: true, force: true });
+    }
+  }
+
+  it("load-balanced: a failed process record is an event; the killed instance is replaced all the same", async () => {
+    const stateDir = tempDir();
+    const resolved = await loadStack(configPath, "dev");
+    const stack = createLocalStack({ stack: resolved, stateDir, listenerPort: 0, redisPort: 0, dnsPort: 0 });
+    cleanup.push(() => stack.stop("test done"));
+    await stack.start();
+    let victim = "";
+    await registryBrokenWhileReplacing(
+      stack,
+      stateDir,
+      () => {
+        const instance = stack.group.list().find((i) => i.state === "in-service");
+        assert.ok(instance, "an instance in service");
+        victim = instance.instanceId;
+        process.kill(instance.pid, "SIGKILL");
+        return instance.pid;
+      },
+      () => {
+        const inRotation = stack.targetGroup.inRotation().map((t) => t.instanceId);
+        return !inRotation.includes(victim) && inRotation.length >= stack.group.capacity.desired;
+      },
+    );
+    const res = await request(`${stack.loadBalancer.url}/`);
+    await res.body.dump();
+    assert.equal(res.statusCode, 200, "the stack serves");
+  });
+
+  it("ecs: a failed task record is an event; the killed task is replaced all the same", async () => {
+    const stateDir = tempDir();
+    const resolved = await loadStack(configPath, "dev", { topology: "ecs" });
+    const stack = createLocalStack({
+      stack: resolved,
+      stateDir,
+      listenerPort: 0,
+      redisPort: 0,
+      dnsPort: 0,
+    }) as EcsLocalStack;
+    cleanup.push(() => stack.stop("test done"));
+    await stack.start();
+    await registryBrokenWhileReplacing(
+      stack,
+      stateDir,
+      () => {
+        const task = [...stack.service.tasks.values()].find((t) => t.health === "healthy" && t.handle);
+        assert.ok(task?.handle, "a healthy task");
+        process.kill(task.handle.pid, "SIGKILL");
+        return task.handle.pid;
+      },
+      (killedPid) => {
+        const tasks = [...stack.service.tasks.values()];
+        const healthy = tasks.filter((t) => t.health === "healthy" && !t.stopping);
+        return !tasks.some((t) => t.handle?.pid === killedPid) && healthy.length >= stack.service.desired;
+      },
+    );
+    assert.ok(
+      stack.events.recent().some((e) => e.type === "task.running"),
+      "a replacement task was launched",
+    );
+  });
+});
+
+describe("gray faults: a Redis fault that cannot reach a new instance is an event", () => {
+  it("the instance runs without it; the next one launched gets it", () => {
+    const bus = new EventBus();
+    const sent: { instanceId: string; message: object }[] = [];
+    let channelBroken = true;
+    const instances = [{ instanceId: "i-1", state: "in-service" }];
+    const group = {
+      list: () => instances,
+      sendTo: (instanceId: string, message: object) => {
+        if (channelBroken && instanceId === "i-2") throw new Error("channel closed");
+        sent.push({ instanceId, message });
+        return true;
+      },
+    } as unknown as InstanceGroupController;
+    const injector = new GrayFaultInjector(group, bus.scoped("r1"));
+    injector.redis({ kind: "latency", ms: 200 });
+    instances.push({ instanceId: "i-2", state: "in-service" });
+    bus.publish({ type: "instance.launched", instanceId: "i-2", az: "z-a", pid: 1, port: 1 }, "r1");
+    const [error] = errorsOf(bus, "gray-faults");
+    assert.equal(error?.error, "channel closed");
+    assert.equal(error?.region, "r1");
+    channelBroken = false;
+    instances.push({ instanceId: "i-3", state: "in-service" });
+    bus.publish({ type: "instance.launched", instanceId: "i-3", az: "z-a", pid: 2, port: 2 }, "r1");
+    assert.deepEqual(
+      sent.map((s) => s.instanceId),
+      ["i-1", "i-3"],
+    );
+    assert.deepEqual(sent[1]?.message, { type: "fault", redis: { kind: "latency", ms: 200 } });
   });
 });

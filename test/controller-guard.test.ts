@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { ControllerGuard, type GuardClock } from "../src/local/controller-guard.ts";
-import { EventBus, type StackEvent, type TimedStackEvent } from "../src/local/events/bus.ts";
+import { EventBus, RemoteEvents, type StackEvent, type TimedStackEvent } from "../src/local/events/bus.ts";
 
 type ControllerError = Extract<StackEvent, { type: "controller.error" }>;
 
@@ -209,5 +209,54 @@ describe("event bus isolates its subscribers", () => {
     const [e] = bus.recent();
     assert.equal(e?.type, "controller.error");
     assert.equal(e?.region, "eu-west-3");
+  });
+});
+
+describe("a load-balancer worker's events (RemoteEvents) isolate their subscribers as the bus does", () => {
+  const delivered = (seq: number, instanceId: string): TimedStackEvent => ({
+    type: "target.healthy",
+    instanceId,
+    az: "a",
+    time: new Date().toISOString(),
+    seq,
+    region: "eu-west-3",
+  });
+
+  it("a throwing subscriber neither stops delivery to the others nor throws into the worker; its failure goes to the runtime", () => {
+    const forwarded: StackEvent[] = [];
+    const events = new RemoteEvents((e) => forwarded.push(e), "load-balancer-worker");
+    const before: string[] = [];
+    const after: string[] = [];
+    events.subscribe((e) => before.push(e.type === "target.healthy" ? e.instanceId : e.type));
+    events.subscribe((e) => {
+      if (e.type === "target.healthy") throw new Error("subscriber bug");
+    });
+    events.subscribe((e) => after.push(e.type === "target.healthy" ? e.instanceId : e.type));
+    assert.doesNotThrow(() => events.deliver(delivered(1, "i-1")));
+    events.deliver(delivered(2, "i-2"));
+    assert.deepEqual(before, ["i-1", "i-2"]);
+    assert.deepEqual(after, ["i-1", "i-2"]);
+    assert.equal(forwarded.length, 1, "reported once: the identical second failure is held back");
+    const [error] = forwarded;
+    assert.equal(error?.type, "controller.error");
+    assert.equal(error?.type === "controller.error" && error.controller, "load-balancer-worker");
+    assert.match(
+      error?.type === "controller.error" ? error.error : "",
+      /subscriber failed on target\.healthy: subscriber bug/,
+    );
+  });
+
+  it("unsubscribing stops delivery; what the worker publishes is forwarded, not delivered to itself", () => {
+    const forwarded: StackEvent[] = [];
+    const events = new RemoteEvents((e) => forwarded.push(e), "load-balancer-worker");
+    const heard: number[] = [];
+    const unsubscribe = events.subscribe((e) => heard.push(e.seq));
+    events.deliver(delivered(7, "i-1"));
+    unsubscribe();
+    events.deliver(delivered(8, "i-1"));
+    const published = events.publish({ type: "target.returned", instanceId: "i-1", az: "a" });
+    assert.deepEqual(heard, [7]);
+    assert.deepEqual(forwarded, [{ type: "target.returned", instanceId: "i-1", az: "a" }]);
+    assert.equal(published.type, "target.returned");
   });
 });

@@ -6,6 +6,7 @@ import { after, before, describe, it } from "node:test";
 import type { Browser, Page } from "playwright-core";
 import { concludeVerdict, defineDrill, isDefinedDrill, missingMarks } from "../src/drills/module.ts";
 import { drills } from "../src/drills/registry.ts";
+import { renderReportHtml } from "../src/drills/report-html.ts";
 import type { DrillReport } from "../src/drills/report.ts";
 import { sparkline, TimelineRecorder } from "../src/drills/timeline.ts";
 import { artifactPath, launchChromium } from "./browser.ts";
@@ -66,6 +67,37 @@ function reportWith(
     verdict: { passed: true, targets: [] },
   };
 }
+
+describe("the report's event log", () => {
+  it("describes each event as the terminal does, and an event of a type it does not know by its fields", () => {
+    const report = reportWith((t) => t.mark("fault", "fault", 2_000_100));
+    const at = new Date(2_000_200).toISOString();
+    report.events = [
+      {
+        type: "target.ejected",
+        instanceId: "i-0a1",
+        az: "eu-west-3a",
+        reason: "5 consecutive 5xx answers",
+        forMs: 5000,
+        ejections: 1,
+        time: at,
+        seq: 1,
+        region: "eu-west-3",
+      },
+      { type: "roll.started", fromVersion: "v1", toVersion: "v2", instances: 3, time: at, seq: 2 },
+      // A saved report from a newer stayup: its event's fields, not "undefined".
+      { type: "target.drained", instanceId: "i-0a1", connections: 3, time: at, seq: 3 } as never,
+    ];
+    const details = [...renderReportHtml(report).matchAll(/<tr class="event">.*?<\/tr>/g)].map(([row]) =>
+      row.replace(/^.*<td>(.*)<\/td><\/tr>$/, "$1"),
+    );
+    assert.deepEqual(details, [
+      "[eu-west-3] i-0a1 in eu-west-3a: 5 consecutive 5xx answers; ejected for 5000 ms (ejection 1 of this target)",
+      "v1 → v2, 3 instances",
+      "instanceId=i-0a1 connections=3",
+    ]);
+  });
+});
 
 describe("every drill marks its fault and its recoveries", () => {
   it("every drill in the registry is made by defineDrill, which checks the marks", () => {

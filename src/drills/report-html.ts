@@ -1,4 +1,4 @@
-import { formatEvent, type TimedStackEvent } from "../local/events/bus.ts";
+import { describeEvent, type TimedStackEvent } from "../local/events/bus.ts";
 import type { DrillReport } from "./report.ts";
 import type { TimelineMark } from "./timeline.ts";
 
@@ -241,25 +241,9 @@ function keyFigures(report: DrillReport): [string, string][] {
   return figures;
 }
 
-/**
- * An event's detail as the terminal prints it; for the types formatEvent does not describe (it
- * prints "undefined" for them: gray faults, rolls, tasks), its fields as key=value.
- */
+/** An event's detail as the terminal prints it (after its time and type). */
 function eventDetail(e: TimedStackEvent): string {
-  const line = formatEvent(e);
-  const detail = line.slice(line.indexOf(e.type) + e.type.length).trim();
-  if (!/(^|\] )undefined$/.test(detail)) return detail;
-  const {
-    type: _type,
-    time: _time,
-    seq: _seq,
-    region,
-    ...fields
-  } = e as TimedStackEvent & Record<string, unknown>;
-  const pairs = Object.entries(fields).map(
-    ([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`,
-  );
-  return `${region ? `[${String(region)}] ` : ""}${pairs.join(" ")}`;
+  return `${e.region ? `[${e.region}] ` : ""}${describeEvent(e)}`;
 }
 
 export function renderReportHtml(report: DrillReport): string {

@@ -7,7 +7,8 @@ import { redisNodeCount, redisReplicasToAcknowledge } from "../stack/redis-durab
 import { bundleWebService } from "../web-service/bundle.ts";
 import { serviceVersion } from "../web-service/version.ts";
 import type { EcsStatus } from "./ecs/stack.ts";
-import { EventBus } from "./events/bus.ts";
+import { ControllerGuard } from "./controller-guard.ts";
+import { EventBus, type TimedStackEvent } from "./events/bus.ts";
 import { FailoverDnsServer } from "./dns/server.ts";
 import { FailoverController } from "./failover/controller.ts";
 import type { InstanceGroupController } from "./instance-group/controller.ts";
@@ -87,11 +88,17 @@ export interface RegionStatus {
   instances: InstanceStatus[];
 }
 
+/** The registry keeps every process in memory: a failed write is made good by the next one. */
+export const REGISTRY_RETRY =
+  "processes.json is written again, whole, at the next process started or stopped";
+
 /** The whole stack on one machine: each controller owns one concern; this only wires them. */
 export class LocalStack {
   readonly events: EventBus;
   /** Every process this stack starts, in `<state>/processes.json`. */
   readonly processes: ProcessRegistry;
+  /** Recording processes from their events is a controller like the others: a failure is an event. */
+  protected readonly registryGuard: ControllerGuard;
   readonly redis: RedisController | RedisReplicationController;
   readonly primary: LocalRegion;
   readonly secondary?: LocalRegion;
@@ -106,11 +113,14 @@ export class LocalStack {
     mkdirSync(options.stateDir, { recursive: true });
     this.processes = new ProcessRegistry(options.stateDir);
     // Instances are recorded from their events: the group needs no knowledge of the registry.
-    this.events.subscribe((e) => {
-      if (e.type === "instance.launched") {
-        this.processes.add({ pid: e.pid, kind: "instance", name: e.instanceId, port: e.port });
-      } else if (e.type === "instance.terminated") this.processes.remove(e.pid);
-    });
+    this.registryGuard = new ControllerGuard({ controller: "process-registry", events: this.events });
+    this.events.subscribe(
+      this.registryGuard.wrap((e: TimedStackEvent) => {
+        if (e.type === "instance.launched") {
+          this.processes.add({ pid: e.pid, kind: "instance", name: e.instanceId, port: e.port });
+        } else if (e.type === "instance.terminated") this.processes.remove(e.pid);
+      }, REGISTRY_RETRY),
+    );
     const redisSettings = {
       host: "127.0.0.1",
       port: options.redisPort ?? stack.redis.localPort,

@@ -4,7 +4,8 @@ import { sleep } from "../../shared/net.ts";
 import { derive, type ResolvedStack } from "../../stack/index.ts";
 import { placementSteps, registeredCapacity } from "../../stack/ecs.ts";
 import type { RedisEndpoint } from "../redis/controller.ts";
-import { LocalStack, type LocalStackOptions, type StackStatus } from "../runtime.ts";
+import type { TimedStackEvent } from "../events/bus.ts";
+import { LocalStack, type LocalStackOptions, REGISTRY_RETRY, type StackStatus } from "../runtime.ts";
 import { ProcessLauncher } from "../instance-group/process-launcher.ts";
 import { CapacityProviderController } from "./capacity-provider.ts";
 import { ContainerInstanceGroup } from "./container-instances.ts";
@@ -99,11 +100,13 @@ export class EcsLocalStack extends LocalStack {
       events,
     );
     // Tasks are processes this stack started: recorded like instances, for `stayup down` after a crash.
-    this.events.subscribe((e) => {
-      if (e.type === "task.running") {
-        this.processes.add({ pid: e.pid, kind: "instance", name: e.taskId, port: e.port });
-      } else if (e.type === "task.stopped" && e.pid > 0) this.processes.remove(e.pid);
-    });
+    this.events.subscribe(
+      this.registryGuard.wrap((e: TimedStackEvent) => {
+        if (e.type === "task.running") {
+          this.processes.add({ pid: e.pid, kind: "instance", name: e.taskId, port: e.port });
+        } else if (e.type === "task.stopped" && e.pid > 0) this.processes.remove(e.pid);
+      }, REGISTRY_RETRY),
+    );
   }
 
   override async start(readyTimeoutMs = 60_000): Promise<void> {

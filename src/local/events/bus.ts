@@ -106,43 +106,40 @@ export interface EventPublisher {
 }
 
 /**
- * The runtime's bus. Subscribers are isolated: one that throws does not stop delivery to the others
- * nor throw into the publisher; its failure is a `controller.error` event of its own.
+ * Subscribers isolated from each other and from whoever delivers: one that throws does not stop
+ * delivery to the others nor throw into the caller; its failure is reported through `guard` (a
+ * `controller.error` event). The runtime's bus and a load-balancer worker's view of it share this.
  */
-export class EventBus implements EventPublisher {
+export class IsolatedSubscribers {
   private listeners: ((event: TimedStackEvent) => void)[] = [];
-  private readonly history: TimedStackEvent[] = [];
-  private seq = 0;
-  private readonly guard = new ControllerGuard({ controller: "event-bus", events: this });
   /** Set while a subscriber's failure is being reported: a failure in that report is not reported again. */
   private reporting = false;
 
-  constructor(private readonly historyLimit = 1000) {}
+  constructor(private readonly guard: ControllerGuard) {}
 
-  publish(event: StackEvent, region?: string): TimedStackEvent {
-    const timed = {
-      ...event,
-      time: new Date().toISOString(),
-      seq: ++this.seq,
-      ...(region ? { region } : {}),
-    } as TimedStackEvent;
-    this.history.push(timed);
-    if (this.history.length > this.historyLimit) this.history.shift();
+  /** Calls `listener` for every delivered event; returns the unsubscribe function. */
+  add(listener: (event: TimedStackEvent) => void): () => void {
+    this.listeners = [...this.listeners, listener];
+    return () => {
+      this.listeners = this.listeners.filter((l) => l !== listener);
+    };
+  }
+
+  deliver(event: TimedStackEvent): void {
     // A snapshot: subscribing or unsubscribing during delivery affects the next event, not this one.
     let failures: unknown[] | undefined;
     for (const listener of this.listeners) {
       try {
-        listener(timed);
+        listener(event);
       } catch (error) {
         (failures ??= []).push(error);
       }
     }
     // Reported once every subscriber has the event: the report must not overtake it.
-    for (const error of failures ?? []) this.subscriberFailed(timed, error);
-    return timed;
+    for (const error of failures ?? []) this.failed(event, error);
   }
 
-  private subscriberFailed(event: TimedStackEvent, error: unknown): void {
+  private failed(event: TimedStackEvent, error: unknown): void {
     if (this.reporting) return;
     this.reporting = true;
     try {
@@ -156,13 +153,37 @@ export class EventBus implements EventPublisher {
       this.reporting = false;
     }
   }
+}
+
+/**
+ * The runtime's bus. Subscribers are isolated (IsolatedSubscribers): one that throws does not stop
+ * delivery to the others nor throw into the publisher; its failure is a `controller.error` event.
+ */
+export class EventBus implements EventPublisher {
+  private readonly history: TimedStackEvent[] = [];
+  private seq = 0;
+  private readonly subscribers = new IsolatedSubscribers(
+    new ControllerGuard({ controller: "event-bus", events: this }),
+  );
+
+  constructor(private readonly historyLimit = 1000) {}
+
+  publish(event: StackEvent, region?: string): TimedStackEvent {
+    const timed = {
+      ...event,
+      time: new Date().toISOString(),
+      seq: ++this.seq,
+      ...(region ? { region } : {}),
+    } as TimedStackEvent;
+    this.history.push(timed);
+    if (this.history.length > this.historyLimit) this.history.shift();
+    this.subscribers.deliver(timed);
+    return timed;
+  }
 
   /** Calls `listener` for every new event; returns the unsubscribe function. */
   subscribe(listener: (event: TimedStackEvent) => void): () => void {
-    this.listeners = [...this.listeners, listener];
-    return () => {
-      this.listeners = this.listeners.filter((l) => l !== listener);
-    };
+    return this.subscribers.add(listener);
   }
 
   /**
@@ -184,68 +205,159 @@ export class EventBus implements EventPublisher {
   }
 }
 
+/**
+ * An EventPublisher in a process the bus is not in (a load-balancer worker): what it publishes is
+ * forwarded to the runtime's bus, the runtime's events arrive through `deliver`, and its subscribers
+ * are isolated as the bus's are (a subscriber's failure is published, so it reaches the runtime).
+ */
+export class RemoteEvents implements EventPublisher {
+  private seq = 0;
+  private readonly subscribers: IsolatedSubscribers;
+
+  constructor(
+    private readonly forward: (event: StackEvent) => void,
+    controller: string,
+  ) {
+    this.subscribers = new IsolatedSubscribers(new ControllerGuard({ controller, events: this }));
+  }
+
+  publish(event: StackEvent): TimedStackEvent {
+    this.forward(event);
+    return { ...event, time: new Date().toISOString(), seq: ++this.seq } as TimedStackEvent;
+  }
+
+  subscribe(listener: (event: TimedStackEvent) => void): () => void {
+    return this.subscribers.add(listener);
+  }
+
+  /** An event of the runtime's bus, to this process's subscribers. */
+  deliver(event: TimedStackEvent): void {
+    this.subscribers.deliver(event);
+  }
+}
+
+const plural = (n: number, what: string) => `${n} ${what}${n === 1 ? "" : "s"}`;
+const listOr = (ids: readonly string[], none: string) => (ids.length ? ids.join(", ") : none);
+
+/**
+ * An event's detail in words, without its time, type and region. Exhaustive: a new event type
+ * without a text here does not compile.
+ */
+export function describeEvent(e: StackEvent): string {
+  switch (e.type) {
+    case "stack.starting":
+      return `environment ${e.environment}, region ${e.region}`;
+    case "stack.ready":
+      return `${e.listener} (${e.healthyTargets} healthy targets)`;
+    case "stack.stopping":
+      return e.reason;
+    case "stack.stopped":
+      return "";
+    case "redis.started":
+      return `port ${e.port}, pid ${e.pid}${e.role ? `, ${e.role}` : ""}${e.az ? ` in ${e.az}` : ""}`;
+    case "redis.exited":
+      return `pid ${e.pid}${e.az ? ` in ${e.az}` : ""} (${e.signal ?? `code ${e.code}`})`;
+    case "redis.replica-in-sync":
+      return `replica in ${e.az} (port ${e.port}) holds every write: redundancy restored`;
+    case "controller.error":
+      return `${e.controller}: ${e.error} (${e.retry}${e.repeated ? `; ${e.repeated} more like it held back` : ""})`;
+    case "redis.primary-chosen":
+      return `${e.node} in ${e.az} starts as primary: ${e.reason}`;
+    case "redis.failover":
+      return `primary ${e.fromAz} (port ${e.fromPort}) → ${e.toAz} (port ${e.toPort})`;
+    case "load-balancer.listening":
+      return e.url;
+    case "instance.launched":
+      return `${e.instanceId} in ${e.az}, pid ${e.pid}, port ${e.port}`;
+    case "instance.launch-failed":
+      return `${e.instanceId} in ${e.az}: ${e.reason}`;
+    case "instance.terminating":
+      return `${e.instanceId} in ${e.az}: ${e.reason}`;
+    case "instance.terminated":
+      return `${e.instanceId} in ${e.az}, pid ${e.pid} (${e.signal ?? `exit code ${e.code}`})${e.expected ? "" : ", unexpected"}`;
+    case "instance.replaced":
+      return `${e.instanceId} → ${e.replacementId} in ${e.az}`;
+    case "instance.replacement-held":
+      return `${e.instanceId} in ${e.az}: ${e.reason}`;
+    case "group.capacity-changed":
+      return `desired ${e.desired} (min ${e.min}, max ${e.max}): ${e.reason}`;
+    case "container-instance.registered":
+      return `${e.containerInstanceId} in ${e.az}: ${e.cpuUnits} CPU units, ${e.memoryMiB} MiB`;
+    case "container-instance.deregistered":
+      return `${e.containerInstanceId} in ${e.az}${e.expected ? "" : ", unexpected"}`;
+    case "container-instance.lost":
+      return `${e.containerInstanceId} in ${e.az} with ${plural(e.taskIds.length, "task")}${e.taskIds.length ? `: ${e.taskIds.join(", ")}` : ""}`;
+    case "task.placed":
+      return `${e.taskId} on ${e.containerInstanceId} in ${e.az}${e.placement ? ` (placement ${e.placement})` : ""}`;
+    case "task.unplaced":
+      return e.reason;
+    case "task.running":
+      return `${e.taskId} on ${e.containerInstanceId} in ${e.az}, pid ${e.pid}, port ${e.port}`;
+    case "task.stopped":
+      return `${e.taskId} on ${e.containerInstanceId} in ${e.az}, pid ${e.pid}: ${e.reason}${e.expected ? "" : ", unexpected"}`;
+    case "capacity-provider.scaling":
+      return `desired ${plural(e.desiredInstances, "container instance")}: ${e.reason}`;
+    case "target.registered":
+      return `${e.instanceId} in ${e.az}, port ${e.port}`;
+    case "target.healthy":
+      return `${e.instanceId} in ${e.az}: in rotation`;
+    case "target.unhealthy":
+      return `${e.instanceId} in ${e.az}: ${e.reason}`;
+    case "target.deregistered":
+      return `${e.instanceId} in ${e.az}`;
+    case "target.slowdown":
+      return e.reason;
+    case "target.ejected":
+      return `${e.instanceId} in ${e.az}: ${e.reason}; ejected for ${e.forMs} ms (ejection ${e.ejections} of this target)`;
+    case "target.returned":
+      return `${e.instanceId} in ${e.az}: ejection over, back in rotation`;
+    case "fault.injected": {
+      const on = listOr(e.instanceIds, "no instance");
+      if (e.kind === "none") return `${e.fault} fault cleared on ${on}`;
+      return `${e.fault} ${e.kind} on ${on}${e.detail && e.detail !== e.kind ? `: ${e.detail}` : ""}`;
+    }
+    case "dns.listening":
+      return `${e.name} on udp://${e.server}`;
+    case "dns.health-changed":
+      return `${e.region} ${e.healthy ? "healthy" : "UNHEALTHY"}: answering ${e.answer}`;
+    case "alarm.state-changed":
+      return `${e.alarm} → ${e.state}`;
+    case "failover.action":
+      return `${e.action}: ${e.region} desired capacity ${e.desired}`;
+    case "notification.sent":
+      return `"${e.subject}" (log${e.webhooks ? `, ${e.delivered}/${e.webhooks} webhooks` : ""})`;
+    case "address.associated":
+      return `${e.address} → ${e.instanceId}${e.previousInstanceId ? ` (was ${e.previousInstanceId})` : ""}`;
+    case "address.disassociated":
+      return `${e.address} from ${e.instanceId}: ${e.reason}`;
+    case "roll.started":
+      return `${e.fromVersion} → ${e.toVersion}, ${plural(e.instances, "instance")}`;
+    case "roll.completed":
+      return `${e.version}: ${plural(e.instancesReplaced, "instance")} replaced in ${e.durationSeconds.toFixed(1)} s`;
+    case "roll.rolled-back":
+      return `${e.fromVersion} rolled back to ${e.toVersion}${e.reason ? `: ${e.reason}` : ""}`;
+    case "volume.attached":
+      return `${e.volumeId} to ${e.instanceId}`;
+    case "volume.detached":
+      return `${e.volumeId} from ${e.instanceId}: ${e.reason}`;
+    default:
+      return unknownEvent(e);
+  }
+}
+
+/**
+ * The compiler names a type that has no case here (`e` is then not `never`). Reached at run time
+ * only by an event from another version of stayup (a saved drill report): its fields as key=value.
+ */
+function unknownEvent(e: never): string {
+  const { type: _type, time: _time, seq: _seq, region: _region, ...fields } = e as Record<string, unknown>;
+  return Object.entries(fields)
+    .map(([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`)
+    .join(" ");
+}
+
 /** One readable line per event, for `stayup up` and the drills. */
 export function formatEvent(e: TimedStackEvent): string {
   const time = e.time.slice(11, 23);
-  const detail = (() => {
-    switch (e.type) {
-      case "stack.starting":
-        return `environment ${e.environment}, region ${e.region}`;
-      case "stack.ready":
-        return `${e.listener} (${e.healthyTargets} healthy targets)`;
-      case "stack.stopping":
-        return e.reason;
-      case "stack.stopped":
-        return "";
-      case "redis.started":
-        return `port ${e.port}, pid ${e.pid}${e.role ? `, ${e.role}` : ""}${e.az ? ` in ${e.az}` : ""}`;
-      case "redis.exited":
-        return `pid ${e.pid}${e.az ? ` in ${e.az}` : ""} (${e.signal ?? `code ${e.code}`})`;
-      case "redis.replica-in-sync":
-        return `replica in ${e.az} (port ${e.port}) holds every write: redundancy restored`;
-      case "controller.error":
-        return `${e.controller}: ${e.error} (${e.retry}${e.repeated ? `; ${e.repeated} more like it held back` : ""})`;
-      case "redis.primary-chosen":
-        return `${e.node} in ${e.az} starts as primary: ${e.reason}`;
-      case "redis.failover":
-        return `primary ${e.fromAz} (port ${e.fromPort}) → ${e.toAz} (port ${e.toPort})`;
-      case "load-balancer.listening":
-        return e.url;
-      case "instance.launched":
-        return `${e.instanceId} in ${e.az}, pid ${e.pid}, port ${e.port}`;
-      case "instance.launch-failed":
-        return `${e.instanceId} in ${e.az}: ${e.reason}`;
-      case "instance.terminating":
-        return `${e.instanceId} in ${e.az}: ${e.reason}`;
-      case "instance.terminated":
-        return `${e.instanceId} in ${e.az}, pid ${e.pid} (${e.signal ?? `exit code ${e.code}`})${e.expected ? "" : ", unexpected"}`;
-      case "instance.replaced":
-        return `${e.instanceId} → ${e.replacementId} in ${e.az}`;
-      case "instance.replacement-held":
-        return `${e.instanceId} in ${e.az}: ${e.reason}`;
-      case "group.capacity-changed":
-        return `desired ${e.desired} (min ${e.min}, max ${e.max}): ${e.reason}`;
-      case "target.registered":
-        return `${e.instanceId} in ${e.az}, port ${e.port}`;
-      case "target.healthy":
-        return `${e.instanceId} in ${e.az}: in rotation`;
-      case "target.unhealthy":
-        return `${e.instanceId} in ${e.az}: ${e.reason}`;
-      case "target.deregistered":
-        return `${e.instanceId} in ${e.az}`;
-      case "target.slowdown":
-        return e.reason;
-      case "dns.listening":
-        return `${e.name} on udp://${e.server}`;
-      case "dns.health-changed":
-        return `${e.region} ${e.healthy ? "healthy" : "UNHEALTHY"}: answering ${e.answer}`;
-      case "alarm.state-changed":
-        return `${e.alarm} → ${e.state}`;
-      case "failover.action":
-        return `${e.action}: ${e.region} desired capacity ${e.desired}`;
-      case "notification.sent":
-        return `"${e.subject}" (log${e.webhooks ? `, ${e.delivered}/${e.webhooks} webhooks` : ""})`;
-    }
-  })();
-  return `${time}  ${e.type.padEnd(24)} ${e.region ? `[${e.region}] ` : ""}${detail}`;
+  return `${time}  ${e.type.padEnd(24)} ${e.region ? `[${e.region}] ` : ""}${describeEvent(e)}`;
 }

@@ -1,6 +1,7 @@
 import type http from "node:http";
 import type { FaultCommand, PageFault, RedisFault } from "../../web-service/faults.ts";
-import type { EventPublisher } from "../events/bus.ts";
+import { ControllerGuard } from "../controller-guard.ts";
+import type { EventPublisher, TimedStackEvent } from "../events/bus.ts";
 import type { Instance, InstanceGroupController } from "../instance-group/controller.ts";
 import type { LocalStack } from "../runtime.ts";
 
@@ -16,12 +17,15 @@ export class GrayFaultInjector {
     private readonly group: InstanceGroupController,
     private readonly events: EventPublisher,
   ) {
-    events.subscribe((e) => {
-      if (e.type !== "instance.launched" || this.redisFault.kind === "none") return;
-      const instance = this.group.list().find((i) => i.instanceId === e.instanceId);
-      // An instance without a fault channel simply runs without the fault.
-      if (instance) this.group.sendTo(instance.instanceId, { type: "fault", redis: this.redisFault });
-    });
+    const guard = new ControllerGuard({ controller: "gray-faults", events });
+    events.subscribe(
+      guard.wrap((e: TimedStackEvent) => {
+        if (e.type !== "instance.launched" || this.redisFault.kind === "none") return;
+        const instance = this.group.list().find((i) => i.instanceId === e.instanceId);
+        // An instance without a fault channel simply runs without the fault.
+        if (instance) this.group.sendTo(instance.instanceId, { type: "fault", redis: this.redisFault });
+      }, "that instance runs without the Redis fault; the next one launched gets it"),
+    );
   }
 
   private send(instance: Instance, command: FaultCommand): void {

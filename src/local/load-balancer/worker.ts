@@ -4,8 +4,7 @@
  * gets its targets over IPC, reports refused connections and ejections back, and applies the
  * ejections other workers decided.
  */
-import { EventEmitter } from "node:events";
-import type { StackEvent, TimedStackEvent, EventPublisher } from "../events/bus.ts";
+import { RemoteEvents, type StackEvent, type TimedStackEvent } from "../events/bus.ts";
 import type { Target } from "../target-group/controller.ts";
 import { LoadBalancer, type LoadBalancerOptions, type TargetSource, type TrafficPolicy } from "./balancer.ts";
 
@@ -40,21 +39,9 @@ class RemoteTargets implements TargetSource {
   }
 }
 
-class RemoteEvents implements EventPublisher {
-  readonly emitter = new EventEmitter();
-  private seq = 0;
-  publish(event: StackEvent): TimedStackEvent {
-    send({ type: "publish", event });
-    return { ...event, time: new Date().toISOString(), seq: ++this.seq } as TimedStackEvent;
-  }
-  subscribe(listener: (event: TimedStackEvent) => void): () => void {
-    this.emitter.on("event", listener);
-    return () => this.emitter.off("event", listener);
-  }
-}
-
 const targets = new RemoteTargets();
-const events = new RemoteEvents();
+// Subscribers isolated as on the runtime's bus: one that throws is a controller.error sent to the runtime.
+const events = new RemoteEvents((event) => send({ type: "publish", event }), "load-balancer-worker");
 let balancer: LoadBalancer | undefined;
 
 process.on("message", (m: ToWorker) => {
@@ -62,7 +49,7 @@ process.on("message", (m: ToWorker) => {
     targets.routableTargets = m.routable;
     targets.byId = new Map(m.all.map((t) => [t.instanceId, t]));
   } else if (m.type === "event") {
-    events.emitter.emit("event", m.event);
+    events.deliver(m.event);
   } else if (m.type === "eject") {
     balancer?.applyEjection(m.instanceId, m.forMs);
   } else if (m.type === "start" && !balancer) {
