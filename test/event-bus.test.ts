@@ -195,6 +195,12 @@ const samples: { [T in StackEventType]: Extract<StackEvent, { type: T }> } = {
     az: "eu-west-3a",
     reason: "2 checks failed",
   },
+  "target.draining": {
+    type: "target.draining",
+    instanceId: "i-0a1",
+    az: "eu-west-3a",
+    deregistrationDelayMs: 5000,
+  },
   "target.deregistered": { type: "target.deregistered", instanceId: "i-0a1", az: "eu-west-3a" },
   "target.slowdown": { type: "target.slowdown", slow: true, reason: "every target's checks time out" },
   "target.ejected": {

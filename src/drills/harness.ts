@@ -121,6 +121,7 @@ export class DrillRun {
         if (e.type === "target.healthy") healthy.add(e.instanceId);
         if (
           e.type === "target.unhealthy" ||
+          e.type === "target.draining" ||
           e.type === "target.deregistered" ||
           e.type === "instance.terminated"
         ) {

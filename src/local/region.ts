@@ -64,9 +64,8 @@ export class LocalRegion {
       workers > 1
         ? new LoadBalancerWorkers(this.targetGroup, events, options.listener, policy, workers)
         : new LoadBalancer(this.targetGroup, events, options.listener, policy);
-    // Draining waits for in-flight requests where the balancer counts them (one process); with
-    // workers it waits the whole deregistration delay.
-    if (this.loadBalancer instanceof LoadBalancer) this.targetGroup.drainWith(this.loadBalancer);
+    // Draining waits for the requests in flight to the target (the workers report theirs).
+    this.targetGroup.drainWith(this.loadBalancer);
     this.group = new InstanceGroupController(
       {
         name: `${stack.name}-${stack.environment}-web-${options.name}`,

@@ -69,6 +69,8 @@ export type StackEvent =
   | { type: "target.registered"; instanceId: string; az: string; port: number }
   | { type: "target.healthy"; instanceId: string; az: string }
   | { type: "target.unhealthy"; instanceId: string; az: string; reason: string }
+  /** Out of rotation, its requests in flight finishing (the deregistration delay at most). */
+  | { type: "target.draining"; instanceId: string; az: string; deregistrationDelayMs: number }
   | { type: "target.deregistered"; instanceId: string; az: string }
   /** Every target's checks are timing out: the group is slow (overload), not one broken target. */
   | { type: "target.slowdown"; slow: boolean; reason: string }
@@ -303,6 +305,8 @@ export function describeEvent(e: StackEvent): string {
       return `${e.instanceId} in ${e.az}: in rotation`;
     case "target.unhealthy":
       return `${e.instanceId} in ${e.az}: ${e.reason}`;
+    case "target.draining":
+      return `${e.instanceId} in ${e.az}: out of rotation, draining for ${e.deregistrationDelayMs} ms at most`;
     case "target.deregistered":
       return `${e.instanceId} in ${e.az}`;
     case "target.slowdown":

@@ -38,8 +38,11 @@ export interface TrafficPolicy {
 /** What the balancer needs of the target group (a worker process gets it over IPC). */
 export type TargetSource = Pick<TargetGroupController, "routable" | "get" | "reportConnectionFailure">;
 
-/** A listener the region starts and stops: one balancer process, or several sharing one port. */
-export interface Listener {
+/**
+ * A listener the region starts and stops: one balancer process, or several sharing one port. Either
+ * counts its requests in flight to each target, which draining waits for.
+ */
+export interface Listener extends InFlightRequests {
   url: string;
   listen(): Promise<string>;
   close(): Promise<void>;

@@ -1,8 +1,8 @@
 /**
  * One worker process of a load balancer run as several processes sharing one listener (as nginx
  * runs workers). The runtime's target group stays the one source of target health: this process
- * gets its targets over IPC, reports refused connections and ejections back, and applies the
- * ejections other workers decided.
+ * gets its targets over IPC, reports refused connections and ejections back, applies the
+ * ejections other workers decided, and reports its requests in flight to draining targets.
  */
 import { RemoteEvents, type StackEvent, type TimedStackEvent } from "../events/bus.ts";
 import type { Target } from "../target-group/controller.ts";
@@ -10,7 +10,8 @@ import { LoadBalancer, type LoadBalancerOptions, type TargetSource, type Traffic
 
 export type ToWorker =
   | { type: "start"; listener: LoadBalancerOptions; policy: TrafficPolicy }
-  | { type: "targets"; routable: Target[]; all: Target[] }
+  /** `generation` counts the runtime's target changes: an in-flight report names the one it saw. */
+  | { type: "targets"; generation: number; routable: Target[]; all: Target[] }
   | { type: "event"; event: TimedStackEvent }
   | { type: "eject"; instanceId: string; forMs: number };
 
@@ -19,7 +20,9 @@ export type FromWorker =
   | { type: "listening"; url: string }
   | { type: "listen-failed"; message: string }
   | { type: "publish"; event: StackEvent }
-  | { type: "connection-failure"; instanceId: string; reason: string };
+  | { type: "connection-failure"; instanceId: string; reason: string }
+  /** This worker's requests in flight to each draining target, as of targets `generation`. */
+  | { type: "in-flight"; generation: number; counts: Record<string, number> };
 
 const send = (m: FromWorker) => process.send?.(m);
 
@@ -43,11 +46,35 @@ const targets = new RemoteTargets();
 // Subscribers isolated as on the runtime's bus: one that throws is a controller.error sent to the runtime.
 const events = new RemoteEvents((event) => send({ type: "publish", event }), "load-balancer-worker");
 let balancer: LoadBalancer | undefined;
+let generation = 0;
+let reporter: NodeJS.Timeout | undefined;
+
+/** Requests in flight to the draining targets: draining ends when every worker reports none. */
+function reportInFlight(): void {
+  const counts: Record<string, number> = {};
+  let draining = false;
+  for (const t of targets.byId.values()) {
+    if (t.health !== "draining") continue;
+    draining = true;
+    counts[t.instanceId] = balancer?.inFlight(t.instanceId) ?? 0;
+  }
+  send({ type: "in-flight", generation, counts });
+  // While a target drains, its count goes on being reported (the runtime polls it).
+  if (draining && !reporter) {
+    reporter = setInterval(reportInFlight, 20);
+    reporter.unref();
+  } else if (!draining && reporter) {
+    clearInterval(reporter);
+    reporter = undefined;
+  }
+}
 
 process.on("message", (m: ToWorker) => {
   if (m.type === "targets") {
     targets.routableTargets = m.routable;
     targets.byId = new Map(m.all.map((t) => [t.instanceId, t]));
+    generation = m.generation;
+    reportInFlight();
   } else if (m.type === "event") {
     events.deliver(m.event);
   } else if (m.type === "eject") {

@@ -3,7 +3,7 @@ import { fileURLToPath } from "node:url";
 import { StayupError } from "../../shared/errors.ts";
 import { ControllerGuard } from "../controller-guard.ts";
 import type { EventPublisher, TimedStackEvent } from "../events/bus.ts";
-import type { TargetGroupController } from "../target-group/controller.ts";
+import type { InFlightRequests, TargetGroupController } from "../target-group/controller.ts";
 import type { Listener, LoadBalancerOptions, TrafficPolicy } from "./balancer.ts";
 import type { FromWorker, ToWorker } from "./worker.ts";
 
@@ -16,8 +16,15 @@ const workerEntry = fileURLToPath(new URL("./worker.ts", import.meta.url));
  * connection a worker meets goes to the target group; an ejection one worker decides goes to the
  * others, so failover behaves as with one process.
  */
-export class LoadBalancerWorkers implements Listener {
+export class LoadBalancerWorkers implements Listener, InFlightRequests {
   private workers: Worker[] = [];
+  /** Bumped with every target change sent to the workers. */
+  private generation = 0;
+  /** Each worker's latest in-flight report. */
+  private readonly inFlightReports = new Map<
+    Worker,
+    { generation: number; counts: Record<string, number> }
+  >();
   private readonly ejectedUntil = new Map<string, number>();
   private readonly unsubscribe: () => void;
   /** A failure relaying to or from the workers is an event; the next message is relayed as usual. */
@@ -35,6 +42,7 @@ export class LoadBalancerWorkers implements Listener {
     this.unsubscribe = events.subscribe(
       this.guard.wrap((e: TimedStackEvent) => {
         if (e.type.startsWith("target.") && e.type !== "target.ejected" && e.type !== "target.returned") {
+          this.generation++;
           this.broadcast(this.targetsMessage());
           this.broadcast({ type: "event", event: e });
         }
@@ -48,7 +56,28 @@ export class LoadBalancerWorkers implements Listener {
   }
 
   private targetsMessage(): ToWorker {
-    return { type: "targets", routable: [...this.targetGroup.routable()], all: this.targetGroup.all() };
+    return {
+      type: "targets",
+      generation: this.generation,
+      routable: [...this.targetGroup.routable()],
+      all: this.targetGroup.all(),
+    };
+  }
+
+  /**
+   * Requests in flight to `instanceId` over all workers (InFlightRequests, for draining). A worker
+   * that has not reported since the latest target change counts as busy: it may not know yet that
+   * the target drains, and may still be sending it requests.
+   */
+  inFlight(instanceId: string): number {
+    let total = 0;
+    for (const w of this.workers) {
+      if (!w.isConnected()) continue;
+      const report = this.inFlightReports.get(w);
+      if (!report || report.generation < this.generation) return 1;
+      total += report.counts[instanceId] ?? 0;
+    }
+    return total;
   }
 
   private broadcast(message: ToWorker, except?: Worker): void {
@@ -58,6 +87,8 @@ export class LoadBalancerWorkers implements Listener {
   private onMessage(worker: Worker, m: FromWorker): void {
     if (m.type === "connection-failure") {
       this.targetGroup.reportConnectionFailure(m.instanceId, m.reason);
+    } else if (m.type === "in-flight") {
+      this.inFlightReports.set(worker, { generation: m.generation, counts: m.counts });
     } else if (m.type === "publish") {
       const e = m.event;
       if (e.type === "load-balancer.listening") return; // published once, by listen()

@@ -108,6 +108,13 @@ export class TargetGroupController {
     this.timers.delete(instanceId);
     t.health = "draining";
     this.updateRotation();
+    // Load balancer worker processes take it out of their rotation on this event.
+    this.events.publish({
+      type: "target.draining",
+      instanceId,
+      az: t.az,
+      deregistrationDelayMs: this.deregistrationDelayMs,
+    });
     const deadline = Date.now() + this.deregistrationDelayMs;
     const busy = () => this.inFlightRequests === undefined || this.inFlightRequests.inFlight(instanceId) > 0;
     while (Date.now() < deadline && busy() && this.targets.get(instanceId) === t) {
