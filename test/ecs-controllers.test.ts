@@ -30,6 +30,8 @@ function cluster(opts: {
     {
       region: "r",
       desired: opts.desiredTasks,
+      min: 0,
+      max: 10,
       task: { cpuUnits: 256, memoryMiB: 256 },
       placement: placementSteps(opts.placement),
       containerInstances: () => instances.active(),
@@ -124,7 +126,7 @@ describe("local ECS controllers", () => {
       );
       assert.ok(c.seen.some((e) => e.type === "task.unplaced"));
       assert.ok(c.seen.some((e) => e.type === "capacity-provider.scaling" && e.desiredInstances === 2));
-      c.service.options.desired = 1;
+      c.service.setDesiredCapacity(1, "scale in (test)");
       await waitFor("back to one container instance", () =>
         c.instances.active().length === 1 && c.targets.size === 1 ? true : undefined,
       );
