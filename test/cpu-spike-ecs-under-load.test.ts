@@ -57,6 +57,9 @@ describe("cpu-spike on ecs with two CPU-bound processes beside the stack", { tim
       loadFailureWindows: unknown;
     };
     const during = report.events;
+    // The figures docs/benchmarks.md records, and what happened.
+    const { timeline: _timeline, events: _events, ...figures } = report as unknown as Record<string, unknown>;
+    t.diagnostic(JSON.stringify(figures));
     const t0 = Date.parse(during[0]?.time ?? new Date().toISOString());
     for (const e of during) {
       const { time, seq: _seq, type, ...rest } = e as TimedStackEvent & Record<string, unknown>;
