@@ -16,6 +16,8 @@ function cluster(opts: {
   desiredTasks: number;
   capacity: { min: number; desired: number; max: number };
   registered: { cpuUnits: number; memoryMiB: number };
+  /** The service's clock (a fake one to step through its replacement delay). */
+  now?: () => number;
 }) {
   const events = new EventBus();
   const seen: TimedStackEvent[] = [];
@@ -30,6 +32,8 @@ function cluster(opts: {
     {
       region: "r",
       desired: opts.desiredTasks,
+      min: 0,
+      max: 10,
       task: { cpuUnits: 256, memoryMiB: 256 },
       placement: placementSteps(opts.placement),
       containerInstances: () => instances.active(),
@@ -38,6 +42,7 @@ function cluster(opts: {
       logDir: tempDir(),
       healthCheckGracePeriodMs: 60_000,
       unhealthyReplacementMs: 60_000,
+      now: opts.now,
     },
     new ContainerInstanceLauncher(),
     registry,
@@ -124,7 +129,7 @@ describe("local ECS controllers", () => {
       );
       assert.ok(c.seen.some((e) => e.type === "task.unplaced"));
       assert.ok(c.seen.some((e) => e.type === "capacity-provider.scaling" && e.desiredInstances === 2));
-      c.service.options.desired = 1;
+      c.service.setDesiredCapacity(1, "scale in (test)");
       await waitFor("back to one container instance", () =>
         c.instances.active().length === 1 && c.targets.size === 1 ? true : undefined,
       );
@@ -134,6 +139,60 @@ describe("local ECS controllers", () => {
         [1],
         "the remaining container instance still runs its task",
       );
+    } finally {
+      await c.stop();
+    }
+  });
+
+  it("a task only slow while every task is slow is held (an event), not replaced; replaced once the slowdown is over, its replacement first", async () => {
+    let clock = 1_000_000;
+    const c = cluster({
+      placement: "spread",
+      desiredTasks: 2,
+      capacity: { min: 2, desired: 2, max: 2 },
+      registered: { cpuUnits: 2048, memoryMiB: 921 },
+      now: () => clock,
+    });
+    await c.start();
+    try {
+      const [a, b] = await waitFor("2 tasks registered", () =>
+        c.targets.size === 2 ? [...c.targets] : undefined,
+      );
+      assert.ok(a && b);
+      const az = (id: string) => c.service.tasks.get(id)?.az ?? "";
+      // The target group's verdicts, as it publishes them: both healthy, then a group-wide slowdown
+      // in which a's checks pass now and then and b's do not.
+      c.events.publish({ type: "target.healthy", instanceId: a, az: az(a) });
+      c.events.publish({ type: "target.healthy", instanceId: b, az: az(b) });
+      c.events.publish({ type: "target.slowdown", slow: true, reason: "every target's checks time out" });
+      c.events.publish({ type: "target.unhealthy", instanceId: b, az: az(b), reason: "timeout" });
+      clock += 120_000; // twice the replacement delay
+      c.service.reconcile();
+      const held = c.seen.filter((e) => e.type === "task.replacement-held");
+      assert.deepEqual(
+        held.map((e) => e.type === "task.replacement-held" && e.taskId),
+        [b],
+      );
+      assert.equal(c.service.tasks.size, 2, "nothing started");
+      assert.ok(c.targets.has(b), "b is still registered (the target group routes to it if it must)");
+      assert.ok(!c.seen.some((e) => e.type === "task.stopped"));
+
+      c.events.publish({ type: "target.slowdown", slow: false, reason: "a target answers in time again" });
+      clock += 60_000;
+      c.service.reconcile();
+      const placed = c.seen.find((e) => e.type === "task.placed" && e.replaces === b);
+      assert.ok(placed?.type === "task.placed", "b's replacement is placed");
+      const replacement = placed.taskId;
+      await waitFor("the replacement registered", () => c.targets.has(replacement) || undefined);
+      assert.ok(c.targets.has(b), "b serves until its replacement is healthy");
+      c.events.publish({ type: "target.healthy", instanceId: replacement, az: az(replacement) });
+      c.service.reconcile();
+      await waitFor("b stopped", () => c.seen.find((e) => e.type === "task.stopped" && e.taskId === b));
+      const stopped = c.seen.find((e) => e.type === "task.stopped" && e.taskId === b);
+      assert.ok(stopped?.type === "task.stopped");
+      assert.match(stopped.reason, new RegExp(`replaced by ${replacement}`));
+      assert.equal(stopped.expected, true);
+      assert.deepEqual([...c.targets].sort(), [a, replacement].sort());
     } finally {
       await c.stop();
     }

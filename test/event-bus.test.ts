@@ -195,6 +195,19 @@ const samples: { [T in StackEventType]: Extract<StackEvent, { type: T }> } = {
     az: "eu-west-3a",
     reason: "2 checks failed",
   },
+  "task.replacement-held": {
+    type: "task.replacement-held",
+    taskId: "task-0b2",
+    az: "eu-west-3b",
+    reason: "every task's checks time out: a slowdown, not a broken task",
+  },
+  "service.desired-count-changed": {
+    type: "service.desired-count-changed",
+    desired: 4,
+    min: 2,
+    max: 6,
+    reason: "average CPU 93 % above the 50 % target",
+  },
   "target.draining": {
     type: "target.draining",
     instanceId: "i-0a1",

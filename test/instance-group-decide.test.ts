@@ -179,6 +179,27 @@ describe("instance group decisions (pure)", () => {
     assert.equal(decide(over, policy, 60_000 + policy.replacementDelayMs).launch[0]?.replaces, "b");
   });
 
+  it("a never-healthy instance past its grace period is held during a group-wide slowdown, replaced after it", () => {
+    // Launched by a scale-out on a busy host: its first checks time out like everyone's.
+    const starting: ObservedInstance = {
+      ...healthy("n", "z-c", 0),
+      health: "unhealthy",
+      everHealthy: false,
+      unhealthySince: 1_000,
+    };
+    const instances = [healthy("a", "z-a"), starting];
+    const slow = decide(state(instances, { slowdown: { slow: true } }), policy, 60_000);
+    assert.deepEqual(slow.launch, []);
+    assert.deepEqual(slow.terminate, []);
+    assert.deepEqual(
+      slow.held.map((h) => h.instanceId),
+      ["n"],
+    );
+    assert.match(slow.held[0]?.reason ?? "", /slow to start/);
+    const calm = decide(state(instances, { slowdown: { slow: false, endedAt: 59_000 } }), policy, 60_000);
+    assert.equal(calm.launch[0]?.replaces, "n", "still never healthy once the group is not slow: replaced");
+  });
+
   it("never more than one replacement per zone at a time", () => {
     const s = state([
       healthy("c", "z-c"),

@@ -15,10 +15,19 @@ export interface CpuSpikeOptions extends DrillOptions {
   targetCpuPercent: number;
 }
 
+/** The group's (or, on ecs, the service's) desired count changed. */
+type CapacityChanged = Extract<
+  TimedStackEvent,
+  { type: "group.capacity-changed" | "service.desired-count-changed" }
+>;
+const isCapacityChange = (e: TimedStackEvent): e is CapacityChanged =>
+  e.type === "group.capacity-changed" || e.type === "service.desired-count-changed";
+
 /**
  * Sends CPU-heavy requests that need more than the group's capacity at its CPU target, on top of
- * steady counter traffic: the group must scale out (new instance in rotation), then scale back in
- * once the load stops, with no failed request throughout.
+ * steady counter traffic: the group (on ecs, the service's task count) must scale out (new
+ * instance or task in rotation), then scale back in once the load stops, with no failed request
+ * throughout.
  */
 export async function cpuSpikeDrill(
   client: StackClient,
@@ -54,17 +63,24 @@ export async function cpuSpikeDrill(
     `load: ${loadRate} requests/s × ${o.cpuMsPerRequest} ms CPU (${o.overload}× the group's capacity at ${o.targetCpuPercent} % CPU)`,
   );
 
-  // Scaled out: the desired capacity rose, and an instance launched after that is in rotation.
+  // Scaled out: the desired capacity rose, and an instance (ecs: a task) started after that is in
+  // rotation.
   const scaledOut = await run.waitFor((events) => {
     const raised = events.find(
-      (e): e is Extract<TimedStackEvent, { type: "group.capacity-changed" }> =>
-        e.type === "group.capacity-changed" && e.desired > startDesired && Date.parse(e.time) >= loadStart,
+      (e): e is CapacityChanged =>
+        isCapacityChange(e) && e.desired > startDesired && Date.parse(e.time) >= loadStart,
     );
     if (!raised) return undefined;
     const launched = new Set(
-      events
-        .filter((e) => e.type === "instance.launched" && e.seq > raised.seq)
-        .map((e) => (e as { instanceId: string }).instanceId),
+      events.flatMap((e) =>
+        e.seq <= raised.seq
+          ? []
+          : e.type === "instance.launched"
+            ? [e.instanceId]
+            : e.type === "task.running"
+              ? [e.taskId]
+              : [],
+      ),
     );
     const healthy = events.find((e) => e.type === "target.healthy" && launched.has(e.instanceId));
     return healthy ? { raised, healthy } : undefined;
@@ -91,10 +107,7 @@ export async function cpuSpikeDrill(
     ? await run.waitFor(
         (events) =>
           events.find(
-            (e) =>
-              e.type === "group.capacity-changed" &&
-              e.desired === startDesired &&
-              Date.parse(e.time) >= loadStoppedAt,
+            (e) => isCapacityChange(e) && e.desired === startDesired && Date.parse(e.time) >= loadStoppedAt,
           ),
         o.recoveryTimeoutMs,
       )
@@ -154,11 +167,9 @@ export const cpuSpike = defineDrill({
         "a group of one (min = max = 1) cannot scale out, and its instance serves no /load endpoint (each load request answers 404)",
       instead: "run `stayup drill cpu-spike --topology load-balanced`",
     },
-    ecs: {
-      unsupported:
-        "the local ECS service keeps its desired task count (no task auto scaling locally): nothing scales out on CPU",
-      instead: "run `stayup drill cpu-spike --topology load-balanced`",
-    },
+    // Service auto scaling adds tasks (CPU target tracking, as on AWS); tasks only slow during the
+    // overload are held, not replaced (decideService).
+    ecs: true,
   },
   run: ({ client, stack, rate, onProgress }) =>
     cpuSpikeDrill(client, { rate, onProgress, targetCpuPercent: stack.scaling.targetCpuPercent }),

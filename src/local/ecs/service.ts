@@ -3,14 +3,25 @@ import path from "node:path";
 import type { PlacementStep } from "../../stack/ecs.ts";
 import { ControllerGuard } from "../controller-guard.ts";
 import type { EventPublisher, TimedStackEvent } from "../events/bus.ts";
-import type { TargetRegistry } from "../instance-group/controller.ts";
+import type { GroupCapacity, Instance, TargetRegistry } from "../instance-group/controller.ts";
 import type { InstanceHandle, Launcher } from "../instance-group/launcher.ts";
+import type { Slowdown } from "../instance-group/replacement.ts";
 import type { ContainerInstance } from "./container-instances.ts";
-import { type ContainerInstanceState, placeTask, serviceDecision, type TaskSize } from "./decide.ts";
+import {
+  type ContainerInstanceState,
+  decideService,
+  type ObservedTask,
+  placeTask,
+  type ServiceState,
+  type TaskSize,
+} from "./decide.ts";
 
 export interface ServiceOptions {
   region: string;
   desired: number;
+  /** The bounds service auto scaling keeps the desired count in (default: desired). */
+  min?: number;
+  max?: number;
   task: TaskSize;
   placement: PlacementStep[];
   /** The container instances tasks may be placed on, as observed now. */
@@ -18,10 +29,12 @@ export interface ServiceOptions {
   artifact: () => string;
   environment: () => Record<string, string>;
   logDir: string;
-  /** A task never healthy this long after it started is stopped and replaced (ALB health). */
+  /** A task never healthy this long after it started is replaced (ALB health). */
   healthCheckGracePeriodMs: number;
-  /** A task unhealthy this long is stopped and replaced. */
+  /** A task unhealthy this long while another serves is replaced (see decideService). */
   unhealthyReplacementMs: number;
+  /** The clock decisions are taken at (a fake one in tests). */
+  now?: () => number;
 }
 
 export interface Task {
@@ -32,8 +45,14 @@ export interface Task {
   handle?: InstanceHandle;
   health: "initial" | "healthy" | "unhealthy";
   unhealthySince?: number;
+  healthySince?: number;
+  everHealthy: boolean;
+  /** The task this one was started to replace, while that one still runs. */
+  replaces?: string;
   stopping: boolean;
   stopReason?: string;
+  /** Kept unhealthy on purpose; published once per reason. */
+  heldReason?: string;
 }
 
 const NEXT_PASS = "retried at the next reconcile pass";
@@ -42,11 +61,17 @@ const newTaskId = () => randomBytes(16).toString("hex");
 
 /**
  * The ECS service scheduler: keeps the desired task count, places each task by the environment's
- * strategy (decide.ts), registers it in the target group, and replaces a task that stops or stays
- * unhealthy. Tasks it cannot place are counted for the capacity provider.
+ * strategy (decide.ts), registers it in the target group, and replaces a task that stops, or that
+ * decideService says is broken (not one that is only slow while every task is). Tasks it cannot
+ * place are counted for the capacity provider. Service auto scaling sets its desired count
+ * (`capacity`, `setDesiredCapacity`, `list`: what the scaling controller needs of a group).
  */
 export class EcsServiceController {
   readonly tasks = new Map<string, Task>();
+  readonly capacity: GroupCapacity;
+  /** The target group's group-wide slowdown (target.slowdown events). */
+  private slowdown: Slowdown = { slow: false };
+  private readonly now: () => number;
   /** Tasks the last pass could not place (no container instance with room). */
   unplaced = 0;
   private timer?: NodeJS.Timeout;
@@ -62,19 +87,66 @@ export class EcsServiceController {
     private readonly events: EventPublisher,
   ) {
     this.guard = new ControllerGuard({ controller: "ecs-service", events });
+    this.now = options.now ?? Date.now;
+    this.capacity = {
+      min: options.min ?? options.desired,
+      desired: options.desired,
+      max: options.max ?? options.desired,
+    };
     this.unsubscribe = events.subscribe(
       this.guard.wrap((e: TimedStackEvent) => {
+        if (e.type === "target.slowdown") {
+          this.slowdown = e.slow ? { slow: true } : { slow: false, endedAt: this.now() };
+          return;
+        }
         if (e.type !== "target.healthy" && e.type !== "target.unhealthy") return;
         const task = this.tasks.get(e.instanceId);
         if (!task || task.stopping) return;
-        task.health = e.type === "target.healthy" ? "healthy" : "unhealthy";
-        task.unhealthySince = task.health === "unhealthy" ? (task.unhealthySince ?? Date.now()) : undefined;
+        if (e.type === "target.healthy") {
+          task.health = "healthy";
+          task.everHealthy = true;
+          task.unhealthySince = undefined;
+          task.healthySince ??= this.now();
+          task.heldReason = undefined;
+        } else {
+          task.health = "unhealthy";
+          task.unhealthySince ??= this.now();
+          task.healthySince = undefined;
+        }
       }, NEXT_PASS),
     );
   }
 
   get desired(): number {
-    return this.options.desired;
+    return this.capacity.desired;
+  }
+
+  /** Service auto scaling's desired count, within min and max; the next pass acts on it. */
+  setDesiredCapacity(desired: number, reason: string): void {
+    const bounded = Math.max(this.capacity.min, Math.min(this.capacity.max, desired));
+    if (bounded === this.capacity.desired) return;
+    this.capacity.desired = bounded;
+    this.events.publish({ type: "service.desired-count-changed", ...this.capacity, reason });
+    this.guarded();
+  }
+
+  /** The tasks that listen, as the scaling controller samples them (a task is its process). */
+  list(): Instance[] {
+    return [...this.tasks.values()].flatMap((t) =>
+      t.handle
+        ? [
+            {
+              instanceId: t.taskId,
+              az: t.az,
+              pid: t.handle.pid,
+              port: t.handle.port,
+              state: t.stopping ? "terminating" : t.everHealthy ? "in-service" : "pending",
+              launchedAt: t.startedAt,
+              eventLoopUtilization: t.handle.eventLoopUtilization,
+            } satisfies Instance,
+          ]
+        : [],
+    );
   }
 
   start(): void {
@@ -100,38 +172,54 @@ export class EcsServiceController {
     }));
   }
 
-  /** One pass: stop broken tasks, then start or stop tasks toward the desired count. */
+  /** What decideService sees: every task, in start order. */
+  observeService(): ServiceState {
+    return {
+      desired: this.capacity.desired,
+      tasks: [...this.tasks.values()].map((t): ObservedTask => ({
+        taskId: t.taskId,
+        az: t.az,
+        lifecycle: t.stopping ? "terminating" : t.handle ? "running" : "launching",
+        health: t.health,
+        startedAt: t.startedAt,
+        unhealthySince: t.unhealthySince,
+        healthySince: t.healthySince,
+        everHealthy: t.everHealthy,
+        replaces: t.replaces !== undefined && this.tasks.has(t.replaces) ? t.replaces : undefined,
+      })),
+      slowdown: { ...this.slowdown },
+    };
+  }
+
+  /** One pass: observe, decide (decideService), act: stop, start (placed by the strategy), report held. */
   reconcile(): void {
     if (this.stopped) return;
-    const now = Date.now();
-    // As the instance group: never while no task is healthy (a service-wide slowdown is overload,
-    // and replacing every task would only deepen it).
-    const anyHealthy = [...this.tasks.values()].some((t) => t.health === "healthy" && !t.stopping);
-    for (const task of this.tasks.values()) {
-      if (task.stopping || !task.handle || !anyHealthy) continue;
-      if (task.health === "initial" && now - task.startedAt > this.options.healthCheckGracePeriodMs) {
-        this.stopTask(task, "not healthy within the health check grace period");
-      } else if (
-        task.unhealthySince !== undefined &&
-        now - task.unhealthySince > this.options.unhealthyReplacementMs
-      ) {
-        this.stopTask(task, "unhealthy in the target group");
-      }
-    }
-    const running = [...this.tasks.values()].filter((t) => !t.stopping).map((t) => t.taskId);
-    const decision = serviceDecision(this.options.desired, running);
-    for (const taskId of decision.stop) {
+    const decision = decideService(
+      this.observeService(),
+      {
+        healthCheckGracePeriodMs: this.options.healthCheckGracePeriodMs,
+        replacementDelayMs: this.options.unhealthyReplacementMs,
+      },
+      this.now(),
+    );
+    for (const { taskId, reason } of decision.held) {
       const task = this.tasks.get(taskId);
-      if (task) this.stopTask(task, "above the desired count");
+      if (!task || task.heldReason === reason) continue;
+      task.heldReason = reason;
+      this.events.publish({ type: "task.replacement-held", taskId, az: task.az, reason });
+    }
+    for (const { taskId, reason } of decision.stop) {
+      const task = this.tasks.get(taskId);
+      if (task && !task.stopping) this.stopTask(task, reason);
     }
     let unplaced = 0;
-    for (let n = 0; n < decision.start; n++) {
+    for (const start of decision.start) {
       const containerInstanceId = placeTask(this.observe(), this.options.task, this.options.placement);
       if (!containerInstanceId) {
         unplaced++;
         continue;
       }
-      this.launch(containerInstanceId);
+      this.launch(containerInstanceId, start.replaces);
     }
     if (unplaced > 0 && unplaced !== this.unplaced) {
       this.events.publish({
@@ -142,7 +230,7 @@ export class EcsServiceController {
     this.unplaced = unplaced;
   }
 
-  private launch(containerInstanceId: string): void {
+  private launch(containerInstanceId: string, replaces: string | undefined): void {
     const az =
       this.options.containerInstances().find((c) => c.containerInstanceId === containerInstanceId)?.az ?? "";
     const taskId = newTaskId();
@@ -150,13 +238,22 @@ export class EcsServiceController {
       taskId,
       containerInstanceId,
       az,
-      startedAt: Date.now(),
+      startedAt: this.now(),
       health: "initial",
+      everHealthy: false,
+      replaces,
       stopping: false,
     };
     this.tasks.set(taskId, task);
     const placement = this.options.placement.map((s) => `${s.type}(${s.field})`).join(", ");
-    this.events.publish({ type: "task.placed", taskId, containerInstanceId, az, placement });
+    this.events.publish({
+      type: "task.placed",
+      taskId,
+      containerInstanceId,
+      az,
+      placement,
+      ...(replaces === undefined ? {} : { replaces }),
+    });
     let started: Promise<InstanceHandle>;
     try {
       started = this.launcher.launch({
@@ -197,7 +294,7 @@ export class EcsServiceController {
 
   private running(task: Task, handle: InstanceHandle): void {
     task.handle = handle;
-    task.startedAt = Date.now();
+    task.startedAt = this.now();
     void handle.exited.then(
       this.guard.wrap((exit: { code: number | null; signal: string | null }) => {
         this.tasks.delete(task.taskId);

@@ -7,6 +7,7 @@ import type { RedisEndpoint } from "../redis/controller.ts";
 import type { TimedStackEvent } from "../events/bus.ts";
 import { LocalStack, type LocalStackOptions, REGISTRY_RETRY, type StackStatus } from "../runtime.ts";
 import { ProcessLauncher } from "../instance-group/process-launcher.ts";
+import { ScalingController } from "../scaling/controller.ts";
 import { CapacityProviderController } from "./capacity-provider.ts";
 import { ContainerInstanceGroup } from "./container-instances.ts";
 import { freeCapacity } from "./decide.ts";
@@ -44,6 +45,8 @@ export class EcsLocalStack extends LocalStack {
   readonly containerInstances: ContainerInstanceGroup;
   readonly service: EcsServiceController;
   readonly capacityProvider: CapacityProviderController;
+  /** Service auto scaling: CPU target tracking on the tasks, as on AWS (autoScaleTaskCount). */
+  readonly taskScaling: ScalingController;
   private readonly description: ResolvedStack;
 
   constructor(options: LocalStackOptions) {
@@ -76,6 +79,8 @@ export class EcsLocalStack extends LocalStack {
       {
         region,
         desired: stack.ecs.tasks.desired,
+        min: stack.ecs.tasks.min,
+        max: stack.ecs.tasks.max,
         task: stack.ecs.task,
         placement: placementSteps(stack.ecs.placement),
         containerInstances: () => this.containerInstances.active(),
@@ -91,6 +96,18 @@ export class EcsLocalStack extends LocalStack {
       },
       new ProcessLauncher(),
       this.primary.targetGroup,
+      events,
+    );
+    // The same target tracking as the instance group's (its settings, scaleOnCpuUtilization on
+    // AWS), on the service's desired count: more tasks, placed by the strategy; the capacity
+    // provider adds container instances when they do not fit.
+    this.taskScaling = new ScalingController(
+      this.service,
+      {
+        targetCpuPercent: stack.scaling.targetCpuPercent,
+        ...stack.scaling.local,
+        warmupMs: derived.instanceWarmup.localMs,
+      },
       events,
     );
     this.capacityProvider = new CapacityProviderController(
@@ -120,6 +137,7 @@ export class EcsLocalStack extends LocalStack {
       }
       this.service.start();
       this.capacityProvider.start();
+      this.taskScaling.start();
       while (this.healthyTasks() < this.service.desired) {
         if (Date.now() > deadline) {
           throw new StayupError(
@@ -206,6 +224,7 @@ export class EcsLocalStack extends LocalStack {
           state: t.health === "healthy" ? "running" : "pending",
           health: target?.health ?? "unregistered",
           healthy: target?.health === "healthy",
+          cpuPercent: this.taskScaling.cpu.get(t.id),
         };
       }),
     );
@@ -214,12 +233,14 @@ export class EcsLocalStack extends LocalStack {
       desired: ecs.service.desired,
       max: this.description.ecs.tasks.max,
       inService: instances.filter((i) => i.healthy).length,
+      averageCpuPercent: this.taskScaling.lastAverage,
     };
     const regions = base.regions.map((r) => (r.name === base.region ? { ...r, group, instances } : r));
     return { ...base, group, instances, regions, ecs };
   }
 
   override async stop(reason = "requested"): Promise<void> {
+    this.taskScaling.stop();
     this.capacityProvider.stop();
     await this.service.stop();
     await this.containerInstances.group.stop();

@@ -46,7 +46,18 @@ export type StackEvent =
     }
   | { type: "container-instance.deregistered"; containerInstanceId: string; az: string; expected: boolean }
   | { type: "container-instance.lost"; containerInstanceId: string; az: string; taskIds: string[] }
-  | { type: "task.placed"; taskId: string; containerInstanceId: string; az: string; placement: string }
+  | {
+      type: "task.placed";
+      taskId: string;
+      containerInstanceId: string;
+      az: string;
+      placement: string;
+      /** The task this one replaces (started first; that one stops once this one is healthy). */
+      replaces?: string;
+    }
+  | { type: "task.replacement-held"; taskId: string; az: string; reason: string }
+  /** Service auto scaling set the service's desired task count. */
+  | { type: "service.desired-count-changed"; desired: number; min: number; max: number; reason: string }
   | { type: "task.unplaced"; reason: string }
   | {
       type: "task.running";
@@ -282,7 +293,10 @@ export function describeEvent(e: StackEvent): string {
     case "instance.replacement-held":
       return `${e.instanceId} in ${e.az}: ${e.reason}`;
     case "group.capacity-changed":
+    case "service.desired-count-changed":
       return `desired ${e.desired} (min ${e.min}, max ${e.max}): ${e.reason}`;
+    case "task.replacement-held":
+      return `${e.taskId} in ${e.az}: ${e.reason}`;
     case "container-instance.registered":
       return `${e.containerInstanceId} in ${e.az}: ${e.cpuUnits} CPU units, ${e.memoryMiB} MiB`;
     case "container-instance.deregistered":

@@ -5,8 +5,16 @@
  * or a clock, so every rule is unit-tested with plain data.
  */
 
-export type ObservedLifecycle = "launching" | "running" | "terminating";
-export type ObservedHealth = "initial" | "healthy" | "unhealthy";
+import {
+  type MemberHealth,
+  type MemberLifecycle,
+  planReplacements,
+  type ReplacementPolicy,
+  type Slowdown,
+} from "./replacement.ts";
+
+export type ObservedLifecycle = MemberLifecycle;
+export type ObservedHealth = MemberHealth;
 
 export interface ObservedInstance {
   instanceId: string;
@@ -44,17 +52,11 @@ export interface GroupState {
    * last such slowdown ended. Health flaps at random during one, so "another instance is healthy"
    * proves nothing then.
    */
-  slowdown?: { slow: boolean; endedAt?: number };
+  slowdown?: Slowdown;
 }
 
-export interface GroupPolicy {
-  /** A never-healthy instance is replaced once this long after its launch (the ASG's grace period). */
-  healthCheckGracePeriodMs: number;
-  /**
-   * A running instance that only fails its health check is replaced after it has stayed unhealthy
-   * this long (and never while no other instance is healthy: group-wide slowness is overload).
-   */
-  replacementDelayMs: number;
+/** The replacement rules' grace period and delay (replacement.ts), and the crash-loop back-off. */
+export interface GroupPolicy extends ReplacementPolicy {
   /** Failed launches in a row tolerated before backing off. */
   crashLoopFreeRetries: number;
   crashLoopBaseDelayMs: number;
@@ -104,60 +106,6 @@ export function launchBlockedUntil(state: GroupState, policy: GroupPolicy): numb
 const isOutdated = (instance: ObservedInstance, state: GroupState): boolean =>
   state.version !== undefined && instance.version !== undefined && instance.version !== state.version;
 
-/** Why `instance` should be replaced now, or undefined; `held` gets why a broken one is kept. */
-function replacementReason(
-  instance: ObservedInstance,
-  state: GroupState,
-  policy: GroupPolicy,
-  now: number,
-  held: GroupDecision["held"],
-): string | undefined {
-  if (instance.lifecycle !== "running") return undefined;
-  // Rolling deploy (instance refresh): a healthy instance of another version is replaced, launch
-  // first, so the group never has fewer healthy instances than desired (minimum healthy 100 %).
-  if (isOutdated(instance, state) && instance.health === "healthy") {
-    return `rolling deploy: version ${instance.version} → ${state.version}`;
-  }
-  if (!instance.everHealthy) {
-    if (instance.health === "healthy") return undefined;
-    if (now - instance.launchedAt < policy.healthCheckGracePeriodMs) return undefined;
-    return `not healthy within the ${policy.healthCheckGracePeriodMs / 1000} s grace period`;
-  }
-  if (instance.health !== "unhealthy" || instance.unhealthySince === undefined) return undefined;
-  if (now - instance.unhealthySince < policy.replacementDelayMs) return undefined;
-  // Under a group-wide slowdown every instance's checks time out and its health flaps: whichever
-  // passed two checks last looks "healthy" for a moment and the others, unhealthy for seconds, look
-  // broken next to it. Replacing them was the chain of replacements (one per zone, ~10 s apart):
-  // each replacement costs CPU the group lacks. Slowness of the whole group is overload, so nothing
-  // is replaced during it, and the delay counts again only once it is over.
-  if (state.slowdown?.slow) {
-    held.push({
-      instanceId: instance.instanceId,
-      reason:
-        "unhealthy, but every instance's health checks are timing out: overload, not a broken instance; not replaced",
-    });
-    return undefined;
-  }
-  const slowdownEndedAt = state.slowdown?.endedAt;
-  if (slowdownEndedAt !== undefined && now - slowdownEndedAt < policy.replacementDelayMs) return undefined;
-  const othersHealthySince = state.instances
-    .filter(
-      (i) => i.instanceId !== instance.instanceId && i.lifecycle === "running" && i.health === "healthy",
-    )
-    .map((i) => i.healthySince ?? Number.NEGATIVE_INFINITY);
-  if (othersHealthySince.length === 0) {
-    held.push({
-      instanceId: instance.instanceId,
-      reason: "unhealthy, but so is every other instance: overload, not a broken instance; not replaced",
-    });
-    return undefined;
-  }
-  // The delay counts only while another instance serves: when a group-wide slowdown ends, the
-  // first to recover does not condemn the others that are a moment behind it.
-  if (now - Math.min(...othersHealthySince) < policy.replacementDelayMs) return undefined;
-  return `unhealthy for ${policy.replacementDelayMs / 1000} s or more while others were healthy`;
-}
-
 /**
  * The group's next step:
  * - keep `desired` instances that are not being replaced, launching each in the zone with the
@@ -171,7 +119,6 @@ function replacementReason(
  * - after repeated failed launches, back off exponentially.
  */
 export function decide(state: GroupState, policy: GroupPolicy, now: number): GroupDecision {
-  const held: GroupDecision["held"] = [];
   const terminate: TerminateDecision[] = [];
   const launch: LaunchDecision[] = [];
   // A version rolled back: its instances that never served go at once (whatever they replace stays).
@@ -182,45 +129,26 @@ export function decide(state: GroupState, policy: GroupPolicy, now: number): Gro
   }
   const goneNow = new Set(terminate.map((t) => t.instanceId));
   const live = state.instances.filter((i) => i.lifecycle !== "terminating" && !goneNow.has(i.instanceId));
-  const byId = new Map(live.map((i) => [i.instanceId, i]));
-
-  // Replacements in flight: the replaced instance goes once its replacement is healthy.
-  const replacing = new Map<string, ObservedInstance>(); // replaced id → its replacement
-  for (const i of live) {
-    if (i.replaces && byId.has(i.replaces)) replacing.set(i.replaces, i);
-  }
-  for (const [replacedId, replacement] of replacing) {
-    if (replacement.health === "healthy") {
-      terminate.push({
-        instanceId: replacedId,
-        reason: `replaced by ${replacement.instanceId}, now healthy`,
-      });
-    }
-  }
-
-  // New replacements: one per zone at a time (counting those in flight), oldest failure first.
-  const zonesReplacing = new Set([...replacing.keys()].map((id) => byId.get(id)?.az));
-  const candidates = live
-    .filter((i) => !replacing.has(i.instanceId))
-    .map((i) => ({ instance: i, reason: replacementReason(i, state, policy, now, held) }))
-    .filter((c): c is { instance: ObservedInstance; reason: string } => c.reason !== undefined)
-    .sort(
-      (a, b) =>
-        (a.instance.unhealthySince ?? a.instance.launchedAt) -
-        (b.instance.unhealthySince ?? b.instance.launchedAt),
-    );
-  const toReplace: { instance: ObservedInstance; reason: string }[] = [];
-  for (const c of candidates) {
-    if (zonesReplacing.has(c.instance.az)) {
-      held.push({
-        instanceId: c.instance.instanceId,
-        reason: `waits: a replacement in ${c.instance.az} is under way`,
-      });
-      continue;
-    }
-    zonesReplacing.add(c.instance.az);
-    toReplace.push(c);
-  }
+  // The replacement rules (replacement.ts, shared with the ECS service): a rolling deploy's first.
+  const plan = planReplacements(
+    live.map((i) => ({ ...i, id: i.instanceId })),
+    {
+      slowdown: state.slowdown,
+      policy,
+      now,
+      noun: "instance",
+      // Rolling deploy (instance refresh): a healthy instance of another version is replaced, launch
+      // first, so the group never has fewer healthy instances than desired (minimum healthy 100 %).
+      reasonFirst: (i) =>
+        isOutdated(i, state) && i.health === "healthy"
+          ? `rolling deploy: version ${i.version} → ${state.version}`
+          : undefined,
+    },
+  );
+  const held: GroupDecision["held"] = plan.held.map((h) => ({ instanceId: h.id, reason: h.reason }));
+  const replacing = plan.inFlight;
+  for (const { id, reason } of plan.retire) terminate.push({ instanceId: id, reason });
+  const toReplace = plan.replace.map(({ member, reason }) => ({ instance: member, reason }));
 
   // Capacity: every live instance counts except those being replaced (their replacement counts).
   const leaving = new Set([...replacing.keys(), ...toReplace.map((c) => c.instance.instanceId)]);
