@@ -1,8 +1,9 @@
 /**
  * CPU time per proxied request, the figure that decides throughput on a machine whose cores are
  * shared by the client, the proxy and the instances: stayup's balancer (outlier detection and
- * retries on), the least a Node.js proxy can do (node:http in, undici out, nothing else) and
- * nginx (1 worker), each in its own process in front of the same two trivial upstream processes.
+ * retries on, on raw sockets), the least a proxy built on Node's HTTP modules does (node:http in,
+ * undici out, nothing else: "http-undici", the balancer's design before issue 13) and nginx
+ * (1 worker), each in its own process in front of the same two trivial upstream processes.
  * Needs nginx and wrk.
  *
  *   node --import tsx bench/proxy-cpu.ts [--duration 5] [--rounds 3]
@@ -73,7 +74,7 @@ if (values.serve === "upstream") {
       retries: { maxAttempts: 3, perTryTimeoutMs: 500, budgetPercent: 20, minRetryConcurrency: 10 },
     },
   ).listen();
-} else if (values.serve === "floor") {
+} else if (values.serve === "http-undici") {
   const pools = upstreamPorts.map((p) => new Pool(`http://127.0.0.1:${p}`, { connections: 128 }));
   let next = 0;
   http
@@ -122,7 +123,7 @@ async function main(): Promise<void> {
   const ups = [await findFreePort(), await findFreePort()];
   for (const p of ups) start(["--serve", "upstream", "--port", String(p)]);
   const peers: { name: string; port: number; pids: () => number[] }[] = [];
-  for (const name of ["stayup", "floor"]) {
+  for (const name of ["stayup", "http-undici"]) {
     const p = await findFreePort();
     const child = start(["--serve", name, "--port", String(p), "--upstreams", ups.join(",")]);
     peers.push({ name, port: p, pids: () => [child.pid ?? 0] });
