@@ -120,6 +120,17 @@ describe("load balancer on the wire (HTTP/1.1)", () => {
     assert.ok(closedByServer);
   });
 
+  it("a request pipelined after one that asked to close is not handled", async () => {
+    const { port } = await balancerFor(await echoTarget());
+    const { text, closedByServer } = await exchange(
+      port,
+      "GET /last HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\nGET /ignored HTTP/1.1\r\nHost: x\r\n\r\n",
+    );
+    assert.match(text, /GET \/last/);
+    assert.doesNotMatch(text, /ignored/);
+    assert.ok(closedByServer);
+  });
+
   it("an HTTP/1.0 client without keep-alive gets its answer and the connection closes", async () => {
     const { port } = await balancerFor(await echoTarget());
     const { text, closedByServer } = await exchange(port, "GET /old HTTP/1.0\r\n\r\n");

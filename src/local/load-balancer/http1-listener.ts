@@ -185,7 +185,8 @@ class ClientConnection {
     this.parser[P.kOnMessageComplete | 0] = () => {
       const request = this.reading;
       this.reading = undefined;
-      if (!request) return;
+      // Nothing after a request that asked to close is handled (RFC 9112 §9.6), even pipelined.
+      if (!request || this.closing) return;
       if (!request.keepAlive) this.closing = true;
       this.queue.push(request);
       if (this.queue.length > PIPELINE_LIMIT) this.socket.pause();
