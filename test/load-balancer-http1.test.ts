@@ -10,6 +10,7 @@ import { after, describe, it } from "node:test";
 import { EventBus } from "../src/local/events/bus.ts";
 import { LoadBalancer, type TargetSource } from "../src/local/load-balancer/balancer.ts";
 import type { Target } from "../src/local/target-group/controller.ts";
+import { waitFor } from "./helpers.ts";
 
 const cleanup: (() => unknown)[] = [];
 after(async () => {
@@ -205,6 +206,24 @@ describe("load balancer on the wire (HTTP/1.1)", () => {
       assert.match(text, /\r\n\r\nok$/);
     }
     assert.equal(connections, 3, "a connection the target closed is not reused");
+  });
+
+  it("closes an idle target connection before the target's own keep-alive timeout", async () => {
+    let closedByBalancer = false;
+    // Says it keeps idle connections 2 s, and never closes one itself.
+    const raw = net.createServer((socket) => {
+      socket.on("data", () =>
+        socket.write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nKeep-Alive: timeout=2\r\n\r\nok"),
+      );
+      socket.on("end", () => {
+        closedByBalancer = true;
+        socket.end();
+      });
+    });
+    const { port } = await balancerFor(await listening(raw));
+    const { text } = await exchange(port, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    assert.match(text, /\r\n\r\nok$/);
+    await waitFor("the balancer closed the idle connection", () => closedByBalancer || undefined, 10_000);
   });
 
   it("refuses a request with both Content-Length and Transfer-Encoding (smuggling) with 400 and closes", async () => {

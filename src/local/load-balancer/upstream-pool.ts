@@ -106,8 +106,8 @@ export class UpstreamPool {
       connection.start(next.request, next.handler);
       return;
     }
+    connection.idleSince = performance.now();
     this.idle.push(connection);
-    if (this.busy.size === 0) this.stopSweeper();
   }
 
   /** A connection closed (by either side): it is no longer counted, and a waiting request gets a new one. */
@@ -118,7 +118,7 @@ export class UpstreamPool {
     if (at >= 0) this.idle.splice(at, 1);
     const next = this.destroyed ? undefined : this.waiting.shift();
     if (next) this.dispatch(next.request, next.handler);
-    if (this.busy.size === 0) this.stopSweeper();
+    if (this.connections === 0) this.stopSweeper();
   }
 
   private stopSweeper(): void {
@@ -129,6 +129,8 @@ export class UpstreamPool {
   private sweep(): void {
     const now = performance.now();
     for (const connection of this.busy) connection.checkDeadline(now);
+    // The least recently used idle connections are at the bottom of the stack.
+    for (const connection of this.idle) connection.closeIfIdleSince(now);
   }
 
   async destroy(): Promise<void> {
@@ -155,8 +157,9 @@ class UpstreamConnection {
   private keepAlive = true;
   private connected = false;
   private connectTimer?: NodeJS.Timeout;
-  private idleTimer?: NodeJS.Timeout;
   private idleTimeoutMs: number;
+  /** When it last finished a request (performance.now()): idle ones close after the idle timeout. */
+  idleSince = 0;
   /** When the try in flight fails for want of headers or body bytes (performance.now()). */
   private deadline = Number.POSITIVE_INFINITY;
   private headersReceived = false;
@@ -210,7 +213,6 @@ class UpstreamConnection {
   }
 
   start(request: UpstreamRequest, handler: UpstreamHandler): void {
-    clearTimeout(this.idleTimer);
     this.handler = handler;
     this.headersReceived = false;
     this.head = request.method === "HEAD";
@@ -241,6 +243,10 @@ class UpstreamConnection {
     this.closeSocket();
     handler.onError(error);
   };
+
+  closeIfIdleSince(now: number): void {
+    if (!this.handler && now - this.idleSince > this.idleTimeoutMs) this.closeSocket();
+  }
 
   checkDeadline(now: number): void {
     if (now < this.deadline || !this.handler) return;
@@ -325,10 +331,8 @@ class UpstreamConnection {
     if (!handler || !this.headersReceived) return; // the end of an interim answer
     this.handler = undefined;
     this.deadline = Number.POSITIVE_INFINITY;
-    if (this.keepAlive && this.idleTimeoutMs > 0) {
-      this.pool.released(this);
-      if (!this.handler) this.idleTimer = setTimeout(() => this.closeSocket(), this.idleTimeoutMs).unref();
-    } else this.closeSocket();
+    if (this.keepAlive && this.idleTimeoutMs > 0) this.pool.released(this);
+    else this.closeSocket();
     handler.onComplete();
   }
 
@@ -343,7 +347,6 @@ class UpstreamConnection {
     if (!this.closed) {
       this.closed = true;
       clearTimeout(this.connectTimer);
-      clearTimeout(this.idleTimer);
       this.socket.destroy();
       // Not from inside its own callbacks (this may run during `execute`).
       setImmediate(() => this.parser.close());
