@@ -81,7 +81,7 @@ try {
   const first = fork(cached.modulePath, cached.args, {
     env: { ...process.env, STAYUP_REDIS_URL: `redis://127.0.0.1:${redisPort}`, PORT: "0", HOST: "127.0.0.1" },
     stdio: "ignore",
-  } as Parameters<typeof fork>[2]);
+  });
   while (caches().length === 0) await sleep(50);
   first.kill("SIGKILL");
   const [cacheName] = caches();
