@@ -280,6 +280,25 @@ describe("the stable address reports the answers it forwards (the dashboard's tr
     assert.equal(answers[0]?.instanceId, undefined, "no instance behind a reset address");
   });
 
+  it("an observer that throws is a controller error; the client still gets its answer", async () => {
+    const observer = address.observer;
+    address.observer = () => {
+      throw new Error("meter broken");
+    };
+    try {
+      const res = await request(`${address.url}/`, { reset: true });
+      assert.equal(await res.body.text(), "counted");
+      const error = await waitFor(
+        "the error reported",
+        () => bus.recent().find((e) => e.type === "controller.error"),
+        5000,
+      );
+      assert.match(JSON.stringify(error), /stable-address.*meter broken|meter broken.*stable-address/);
+    } finally {
+      address.observer = observer;
+    }
+  });
+
   it("reads nothing once no one observes: the connection is a plain TCP pipe", async () => {
     answers.length = 0;
     const observer = address.observer;

@@ -18,7 +18,8 @@ interface PendingRequest {
  * Reads the HTTP/1.x exchanges of one forwarded TCP connection, without changing a byte of it:
  * the requests one way, the answers the other, matched in order (HTTP/1.1 answers in request
  * order). The address stays a TCP forwarder; this is only how the dashboard sees what went through
- * it. Anything it cannot follow (a parse error, an upgrade) stops the reading, never the connection.
+ * it. Anything it cannot follow (a parse error, an upgrade) stops the reading, never the connection;
+ * so does an observer that throws (reported through `onError`).
  */
 export class ExchangeTap {
   private readonly pending: PendingRequest[] = [];
@@ -32,6 +33,7 @@ export class ExchangeTap {
   constructor(
     private readonly instanceId: string,
     private readonly observe: (answer: ObservedAnswer) => void,
+    private readonly onError: (error: unknown) => void = () => undefined,
   ) {
     const requests = new HTTPParser(HTTPParser.REQUEST);
     const answers = new HTTPParser(HTTPParser.RESPONSE);
@@ -71,12 +73,26 @@ export class ExchangeTap {
 
   /** Bytes from the client, on their way to the instance. */
   request(chunk: Buffer): void {
-    if (this.requests && this.requests.execute(chunk) instanceof Error) this.stop();
+    this.safely(() => {
+      if (this.requests && this.requests.execute(chunk) instanceof Error) this.stop();
+    });
   }
 
   /** Bytes from the instance, on their way to the client. */
   answer(chunk: Buffer): void {
-    if (this.answers && this.answers.execute(chunk) instanceof Error) this.stop();
+    this.safely(() => {
+      if (this.answers && this.answers.execute(chunk) instanceof Error) this.stop();
+    });
+  }
+
+  /** The reading runs in the connection's event handlers: what it throws must not reach them. */
+  private safely(read: () => void): void {
+    try {
+      read();
+    } catch (error) {
+      this.stop();
+      this.onError(error);
+    }
   }
 
   /**
@@ -87,13 +103,15 @@ export class ExchangeTap {
    */
   close(how: "ended" | "reset" | "closed"): void {
     if (this.finished) return;
-    this.finished = true;
-    if (how === "ended") this.answers?.finish();
-    const now = performance.now();
-    const failed = this.pending.map((r) => now - r.startedAt);
-    if (how === "reset" && failed.length === 0 && this.answered === 0) failed.push(0);
-    for (const latencyMs of failed) this.observe({ statusCode: 0, latencyMs, instanceId: this.instanceId });
-    this.pending.length = 0;
+    this.safely(() => {
+      if (how === "ended") this.answers?.finish();
+      this.finished = true;
+      const now = performance.now();
+      const failed = this.pending.map((r) => now - r.startedAt);
+      this.pending.length = 0;
+      if (how === "reset" && failed.length === 0 && this.answered === 0) failed.push(0);
+      for (const latencyMs of failed) this.observe({ statusCode: 0, latencyMs, instanceId: this.instanceId });
+    });
   }
 
   private stop(): void {

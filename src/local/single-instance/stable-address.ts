@@ -113,7 +113,11 @@ export class StableAddress {
     this.sockets.add(client);
     const upstream = net.connect(target.port, target.host);
     this.sockets.add(upstream);
-    const tap = observer && new ExchangeTap(target.instanceId, observer);
+    const tap =
+      observer &&
+      new ExchangeTap(target.instanceId, observer, (error) =>
+        this.guard.report(error, "the connection is forwarded on; its requests go uncounted"),
+      );
     if (tap) {
       client.on("data", (chunk: Buffer) => tap.request(chunk));
       upstream.on("data", (chunk: Buffer) => tap.answer(chunk));
