@@ -359,6 +359,54 @@ describe("two dashboards on one host: single-instance and ecs", { timeout: 400_0
     await single.screenshot({ path: artifactPath("dashboard-single-instance.png"), fullPage: true });
   });
 
+  it("single-instance: counts the requests through its stable address, live, by instance", async () => {
+    const s = await status(stacks.single.stateDir);
+    const instanceId = s.instances[0]?.id;
+    assert.ok(instanceId && s.singleInstance, "one instance behind the address");
+    assert.match(
+      (await single.textContent("#traffic-title")) ?? "",
+      new RegExp(`stable address \\(${s.singleInstance.address.replaceAll(".", "\\.")}\\)`),
+    );
+    const before = Number(await single.getAttribute("#traffic-summary", "data-ok"));
+    // Through the address (the stack's listener), as a client would; the instance answers 200.
+    for (let i = 0; i < 40; i++) {
+      const res = await request(`${s.listener}/`);
+      assert.equal(res.statusCode, 200);
+      await res.body.dump();
+    }
+    await waitFor(
+      "40 more successful requests on the page",
+      async () =>
+        Number(await single.getAttribute("#traffic-summary", "data-ok")) >= before + 40 || undefined,
+      20_000,
+    );
+    assert.match((await single.textContent("#traffic-summary")) ?? "", /last 10 s: \d+ successful/);
+    assert.ok(await single.locator("#chart canvas").count(), "the chart is drawn");
+    // The samples the page charts name the instance that answered, with latencies.
+    const traffic = await single.evaluate(async () => {
+      const res = await fetch("/dashboard/stream");
+      const reader = res.body?.getReader();
+      let text = "";
+      const helloLine = /event: hello\ndata: (.*)\n/;
+      while (reader && !helloLine.test(text)) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        text += new TextDecoder().decode(value);
+      }
+      await reader?.cancel();
+      const hello = helloLine.exec(text)?.[1] ?? "{}";
+      return (JSON.parse(hello) as { traffic?: { byInstance: Record<string, number>; p99: number | null }[] })
+        .traffic;
+    });
+    const served = (traffic ?? []).reduce((n, t) => n + (t.byInstance[instanceId] ?? 0), 0);
+    assert.ok(served >= 40, `${served} requests by ${instanceId} in the meter's history`);
+    assert.ok(
+      traffic?.some((t) => t.p99 !== null && t.p99 >= 0),
+      "latencies measured",
+    );
+    await single.screenshot({ path: artifactPath("dashboard-single-instance-traffic.png"), fullPage: true });
+  });
+
   it("ecs: every task is a tile on its container instance, in its zone; a killed task's is replaced live", async () => {
     await assertTilesMatchStatus(ecs, stacks.ecs.stateDir);
     const s = await status(stacks.ecs.stateDir);

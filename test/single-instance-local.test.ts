@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { readdirSync } from "node:fs";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { request } from "undici";
@@ -24,7 +25,8 @@ describe("single instance locally (seed 003): real processes, a real redis-serve
 
   before(async () => {
     dir = tempDir();
-    const entry = await bundleWebService(path.join(dir, "build"));
+    // As the single-instance stack builds it: with the CommonJS twin its instances start from.
+    const entry = await bundleWebService(path.join(dir, "build"), { codeCache: true });
     volume = new DataVolume(path.join(dir, "volumes", "single"), bus);
     address = new StableAddress({ host: "127.0.0.1", port: 0 }, bus);
     await address.listen();
@@ -54,6 +56,13 @@ describe("single instance locally (seed 003): real processes, a real redis-serve
     let last = 0;
     for (let i = 0; i < 5; i++) last = (await count(address.url)).count;
     const url = address.url;
+    // The first instance compiled its bundle with no cache yet, and wrote one once it listened.
+    assert.equal(first.codeCache, "absent");
+    await waitFor(
+      "the code cache written",
+      () => readdirSync(path.join(dir, "build")).some((f) => f.endsWith(".v8-code-cache")) || undefined,
+      30_000,
+    );
 
     process.kill(first.pid, "SIGKILL");
     const replacement = await waitFor(
@@ -67,6 +76,7 @@ describe("single instance locally (seed 003): real processes, a real redis-serve
       60_000,
     );
     assert.equal(address.url, url, "the same stable address");
+    assert.equal(replacement.codeCache, "used", "the replacement compiled from the code cache");
     assert.equal(
       volume.attachment?.instanceId,
       replacement.instanceId,

@@ -2,8 +2,8 @@ import assert from "node:assert/strict";
 import net from "node:net";
 import { createServer, type Server } from "node:http";
 import { initialHealth, nextHealth } from "../src/local/single-instance/health-check.ts";
-import { describe, it } from "node:test";
-import { request } from "undici";
+import { after, before, describe, it } from "node:test";
+import { Pool, request } from "undici";
 import { EventBus } from "../src/local/events/bus.ts";
 import {
   DataVolume,
@@ -11,8 +11,9 @@ import {
   decideDetach,
   VolumeInUseError,
 } from "../src/local/single-instance/data-volume.ts";
+import type { ObservedAnswer } from "../src/local/single-instance/exchange-tap.ts";
 import { abortClient, StableAddress } from "../src/local/single-instance/stable-address.ts";
-import { tempDir } from "./helpers.ts";
+import { tempDir, waitFor } from "./helpers.ts";
 
 const alive = (pids: number[]) => (pid: number) => pids.includes(pid);
 
@@ -183,4 +184,131 @@ describe("the stable address ends a client without leaking its socket", () => {
       assert.equal(await closed, true, "the socket closed (its handle released)");
     });
   }
+});
+
+/**
+ * The stable address as the dashboard's traffic source: it reads the HTTP exchanges it forwards
+ * (a real HTTP server behind it, real clients in front) and reports each answer as the load
+ * balancer does, without changing what the client gets.
+ */
+describe("the stable address reports the answers it forwards (the dashboard's traffic)", () => {
+  const answers: ObservedAnswer[] = [];
+  const bus = new EventBus();
+  const address = new StableAddress({ host: "127.0.0.1", port: 0 }, bus);
+  address.observer = (a) => answers.push(a);
+  let instance: Server;
+  /** Connections of requests the instance holds unanswered: a test kills them (the instance dies). */
+  const hanging: net.Socket[] = [];
+  const statuses = () => answers.map((a) => a.statusCode);
+
+  before(async () => {
+    instance = createServer((req, res) => {
+      const url = req.url ?? "/";
+      if (url === "/fail") return void res.writeHead(503).end("unavailable");
+      if (url === "/empty") return void res.writeHead(204).end();
+      if (url === "/chunked") {
+        res.writeHead(200, { "content-type": "text/plain" });
+        res.write("HTTP/1.1 500 not a status line, a body\r\n");
+        return void setTimeout(() => res.end("end"), 20);
+      }
+      if (url === "/sized") return void res.writeHead(200, { "content-length": 7 }).end("counted");
+      if (url === "/hang") return void hanging.push(req.socket); // the test kills the connection
+      res.end("counted");
+    });
+    await new Promise<void>((resolve) => instance.listen(0, "127.0.0.1", resolve));
+    await address.listen();
+    address.associate({ instanceId: "i-one", host: "127.0.0.1", port: portOf(instance) });
+  });
+  after(async () => {
+    await address.close();
+    instance.closeAllConnections();
+    instance.close();
+  });
+
+  it("one answer per request on a kept-alive connection, with its status, latency and instance", async () => {
+    answers.length = 0;
+    const pool = new Pool(address.url, { connections: 1, pipelining: 1 });
+    try {
+      for (const p of ["/", "/fail", "/empty", "/chunked", "/"]) {
+        const res = await pool.request({ path: p, method: "GET" });
+        await res.body.text();
+      }
+      await waitFor("five answers", () => answers.length === 5 || undefined, 5000);
+      assert.deepEqual(statuses(), [200, 503, 204, 200, 200]);
+      assert.ok(answers.every((a) => a.instanceId === "i-one" && a.latencyMs >= 0));
+    } finally {
+      await pool.close();
+    }
+    // An answer to HEAD has a Content-Length and no body: the next answer on the same connection
+    // must still be told apart (a raw socket, so that no client closes the connection after HEAD).
+    answers.length = 0;
+    const socket = net.connect(address.listener.port, address.listener.host);
+    let received = "";
+    socket.on("data", (d: Buffer) => (received += d.toString()));
+    try {
+      socket.write("HEAD /sized HTTP/1.1\r\nHost: x\r\n\r\n");
+      await waitFor("the HEAD answer", () => answers.length === 1 || undefined, 5000);
+      socket.write("GET /sized HTTP/1.1\r\nHost: x\r\n\r\n");
+      await waitFor("the GET answer after it", () => answers.length === 2 || undefined, 5000);
+      assert.deepEqual(statuses(), [200, 200]);
+      assert.match(received, /\r\n\r\ncounted$/, "the client's bytes are untouched");
+    } finally {
+      socket.destroy();
+    }
+  });
+
+  it("a request whose connection dies before its answer is one failure (status 0)", async () => {
+    answers.length = 0;
+    const pending = request(`${address.url}/hang`, { reset: true, headersTimeout: 30_000 });
+    const socket = await waitFor("the request reached the instance", () => hanging.pop(), 5000);
+    socket.resetAndDestroy();
+    // The client sees the reset, as with a real address (not its own timeout).
+    await assert.rejects(pending, (e: Error & { code?: string }) => e.code === "ECONNRESET");
+    await waitFor("one failure", () => answers.length === 1 || undefined, 5000);
+    assert.deepEqual(statuses(), [0]);
+  });
+
+  it("a connection reset while the address points nowhere is one failure, and the next answer counts", async () => {
+    answers.length = 0;
+    address.disassociate("i-one", "terminated");
+    await assert.rejects(request(`${address.url}/`, { reset: true }));
+    address.associate({ instanceId: "i-one", host: "127.0.0.1", port: portOf(instance) });
+    const res = await request(`${address.url}/`, { reset: true });
+    await res.body.dump();
+    await waitFor("two answers", () => answers.length === 2 || undefined, 5000);
+    assert.deepEqual(statuses(), [0, 200]);
+    assert.equal(answers[0]?.instanceId, undefined, "no instance behind a reset address");
+  });
+
+  it("an observer that throws is a controller error; the client still gets its answer", async () => {
+    const observer = address.observer;
+    address.observer = () => {
+      throw new Error("meter broken");
+    };
+    try {
+      const res = await request(`${address.url}/`, { reset: true });
+      assert.equal(await res.body.text(), "counted");
+      const error = await waitFor(
+        "the error reported",
+        () => bus.recent().find((e) => e.type === "controller.error"),
+        5000,
+      );
+      assert.match(JSON.stringify(error), /stable-address.*meter broken|meter broken.*stable-address/);
+    } finally {
+      address.observer = observer;
+    }
+  });
+
+  it("reads nothing once no one observes: the connection is a plain TCP pipe", async () => {
+    answers.length = 0;
+    const observer = address.observer;
+    address.observer = undefined;
+    try {
+      const res = await request(`${address.url}/`, { reset: true });
+      assert.equal(await res.body.text(), "counted");
+      assert.equal(answers.length, 0);
+    } finally {
+      address.observer = observer;
+    }
+  });
 });

@@ -20,6 +20,7 @@
  */
 import { performance } from "node:perf_hooks";
 import { hostname } from "node:os";
+import { serviceListening } from "./code-cache.ts";
 import { isFaultCommand } from "./faults.ts";
 import { createWebService } from "./server.ts";
 
@@ -97,39 +98,48 @@ process.on("message", (message) => {
   if (isFaultCommand(message)) service.app.faults?.apply(message);
 });
 
-// Give the first Redis connection a moment before taking traffic, so a new instance does not answer
-// its first requests with 503; if Redis is down, start anyway and answer 503 with the reason.
-const redisReadyTimeoutMs = Number(env.STAYUP_REDIS_READY_TIMEOUT_MS ?? 2000);
-if (service.redis.status !== "ready") {
-  await new Promise<void>((resolve) => {
-    const timer = setTimeout(resolve, redisReadyTimeoutMs);
-    service.redis.once("ready", () => {
-      clearTimeout(timer);
-      resolve();
+/**
+ * Waits for Redis (a moment), then listens. A function, not top-level await: the same code is also
+ * bundled as CommonJS, which a local instance compiles from a V8 code cache (code-cache.ts).
+ */
+async function listen(): Promise<void> {
+  // Give the first Redis connection a moment before taking traffic, so a new instance does not answer
+  // its first requests with 503; if Redis is down, start anyway and answer 503 with the reason.
+  const redisReadyTimeoutMs = Number(env.STAYUP_REDIS_READY_TIMEOUT_MS ?? 2000);
+  if (service.redis.status !== "ready") {
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, redisReadyTimeoutMs);
+      service.redis.once("ready", () => {
+        clearTimeout(timer);
+        resolve();
+      });
     });
-  });
-}
-
-try {
-  const address = await service.app.listen({ host: env.HOST ?? "0.0.0.0", port: Number(env.PORT ?? 8000) });
-  const port = service.app.server.address();
-  process.send?.({
-    type: "listening",
-    port: typeof port === "object" && port ? port.port : undefined,
-    address,
-  });
-  // How busy the event loop was over the last second (0..1), for the runtime's scaling: unlike
-  // CPU time it includes the time spent waiting for a CPU on a busy host (see scaling/controller.ts).
-  if (process.send) {
-    let last = performance.eventLoopUtilization();
-    setInterval(() => {
-      const now = performance.eventLoopUtilization();
-      const { utilization } = performance.eventLoopUtilization(now, last);
-      last = now;
-      if (process.connected) process.send?.({ type: "utilization", eventLoop: utilization });
-    }, 1000).unref();
   }
-} catch (error) {
-  service.app.log.error({ err: error }, "cannot listen");
-  process.exit(1);
+
+  try {
+    const address = await service.app.listen({ host: env.HOST ?? "0.0.0.0", port: Number(env.PORT ?? 8000) });
+    const port = service.app.server.address();
+    process.send?.({
+      type: "listening",
+      port: typeof port === "object" && port ? port.port : undefined,
+      address,
+    });
+    // Started through a code cache that is to be written: what compiled so far goes into it.
+    (globalThis as Record<symbol, (() => void) | undefined>)[serviceListening]?.();
+    // How busy the event loop was over the last second (0..1), for the runtime's scaling: unlike
+    // CPU time it includes the time spent waiting for a CPU on a busy host (see scaling/controller.ts).
+    if (process.send) {
+      let last = performance.eventLoopUtilization();
+      setInterval(() => {
+        const now = performance.eventLoopUtilization();
+        const { utilization } = performance.eventLoopUtilization(now, last);
+        last = now;
+        if (process.connected) process.send?.({ type: "utilization", eventLoop: utilization });
+      }, 1000).unref();
+    }
+  } catch (error) {
+    service.app.log.error({ err: error }, "cannot listen");
+    process.exit(1);
+  }
 }
+void listen();

@@ -31,7 +31,12 @@ export async function handleRoll(stack: LocalStack, req: http.IncomingMessage, r
   try {
     // The bundle is rebuilt, so a code change is a new version too (its own folder: running
     // instances keep the file they started from).
-    const artifact = await bundleWebService(path.join(stack.options.stateDir, "build", `roll-${Date.now()}`));
+    const artifact = await bundleWebService(
+      path.join(stack.options.stateDir, "build", `roll-${Date.now()}`),
+      {
+        codeCache: stack instanceof SingleInstanceLocalStack,
+      },
+    );
     if (stack instanceof SingleInstanceLocalStack) return reply(200, await stack.roll(artifact, settings));
     const regions = [stack.primary, stack.secondary].filter((r): r is LocalRegion => r !== undefined);
     return reply(200, await rollStack(regions, stack.events, { settings, artifact }));

@@ -13,6 +13,8 @@ import type { StayupError } from "../../shared/errors.ts";
 import { StackClient } from "../control-plane/client.ts";
 import type { StackStateFile } from "../control-plane/server.ts";
 import type { LocalStack } from "../runtime.ts";
+import { SingleInstanceLocalStack } from "../single-instance/stack.ts";
+import type { StableAddress } from "../single-instance/stable-address.ts";
 import { dashboardPage } from "./page.ts";
 import { TrafficMeter } from "./traffic-meter.ts";
 
@@ -54,9 +56,17 @@ export class Dashboard {
       if (region?.loadBalancer instanceof LoadBalancer)
         region.loadBalancer.observer = (answer) => this.meter.record(answer);
     }
+    // A single instance has no load balancer: its requests go through the stable address.
+    const address = this.stableAddress();
+    if (address) address.observer = (answer) => this.meter.record(answer);
     this.unsubscribe = stack.events.subscribe((e) => this.broadcast("stack-event", e, e.seq));
     this.timer = setInterval(() => this.tick(), 1000);
     this.timer.unref();
+  }
+
+  /** The single-instance topology's stable address, where its traffic goes through. */
+  private stableAddress(): StableAddress | undefined {
+    return this.stack instanceof SingleInstanceLocalStack ? this.stack.address : undefined;
   }
 
   private get reportsDir(): string {
@@ -252,6 +262,8 @@ export class Dashboard {
     for (const region of [this.stack.primary, this.stack.secondary]) {
       if (region?.loadBalancer instanceof LoadBalancer) region.loadBalancer.observer = undefined;
     }
+    const address = this.stableAddress();
+    if (address) address.observer = undefined;
     for (const res of this.streams) res.end();
     this.streams.clear();
   }

@@ -1,4 +1,4 @@
-/** One second of traffic through the load balancers, as the dashboard charts it. */
+/** One second of traffic through the load balancers (or a single instance's stable address), as the dashboard charts it. */
 export interface TrafficSample {
   /** Start of the second, ms since epoch. */
   t: number;
@@ -28,7 +28,8 @@ const percentile = (sorted: number[], p: number) =>
 
 /**
  * Requests through the load balancers in one-second samples over a sliding window. The balancer
- * reports each answer (its `observer` hook); the meter owns the aggregation, pure of any timer.
+ * reports each answer (its `observer` hook), or the stable address does for a single instance; the
+ * meter owns the aggregation, pure of any timer.
  */
 export class TrafficMeter {
   private readonly samples: TrafficSample[] = [];

@@ -8,6 +8,8 @@ import { ControllerGuard } from "../controller-guard.ts";
 import type { EventPublisher } from "../events/bus.ts";
 import { persistenceArgs, startRedisProcess } from "../redis/process.ts";
 import type { HealthCheckSettings } from "../target-group/controller.ts";
+import { instanceEntry } from "../../web-service/bundle.ts";
+import type { CodeCacheOutcome } from "../../web-service/code-cache.ts";
 import { type DataVolume, VolumeInUseError } from "./data-volume.ts";
 import { InstanceHealthCheck } from "./health-check.ts";
 import type { StableAddress } from "./stable-address.ts";
@@ -49,6 +51,8 @@ export interface SingleInstance {
   redis: ChildProcess;
   /** Its health check; undefined when the group has none. */
   healthCheck?: InstanceHealthCheck;
+  /** Whether its web process compiled from the bundle's V8 code cache (undefined: started without one). */
+  codeCache?: CodeCacheOutcome;
   /** Re-judges an instance unhealthy during its grace period once the period is over. */
   graceTimer?: NodeJS.Timeout;
 }
@@ -135,7 +139,9 @@ export class SingleInstanceGroup {
     const redisStarting = this.startRedisOnVolume(instanceId, redisPort);
     redisStarting.catch(() => undefined);
     const log = this.openLog(instanceId);
-    const web = fork(this.options.serviceEntry, [], {
+    // Through the bundle's V8 code cache when it was built with one: less compiling, less downtime.
+    const entry = instanceEntry(this.options.serviceEntry);
+    const web = fork(entry.modulePath, entry.args, {
       env: {
         ...process.env,
         ...this.options.instanceEnvironment?.(),
@@ -152,13 +158,15 @@ export class SingleInstanceGroup {
     });
     if (log !== "ignore") closeSync(log); // the child has its own copy; ours would stay open for the runtime's life
     // Listened for at once: the service may report its port before Redis's start resolves here.
+    let codeCache: CodeCacheOutcome | undefined;
     const listening = new Promise<number>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error("did not start listening within 10 s")), 10_000);
       web.once("exit", (code, signal) => {
         clearTimeout(timer);
         reject(new Error(`exited during launch (${signal ?? `code ${code}`})`));
       });
-      web.on("message", (m: { type?: string; port?: number }) => {
+      web.on("message", (m: { type?: string; port?: number; outcome?: CodeCacheOutcome }) => {
+        if (m?.type === "code-cache") codeCache = m.outcome;
         if (m?.type === "listening" && typeof m.port === "number") {
           clearTimeout(timer);
           resolve(m.port);
@@ -193,6 +201,7 @@ export class SingleInstanceGroup {
       launchedAt: Date.now(),
       web,
       redis,
+      codeCache,
     };
     this.instance = instance;
     events.publish({ type: "instance.launched", instanceId, az, pid: instance.pid, port });

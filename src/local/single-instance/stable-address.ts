@@ -1,6 +1,7 @@
 import net from "node:net";
 import { ControllerGuard } from "../controller-guard.ts";
 import type { EventPublisher } from "../events/bus.ts";
+import { ExchangeTap, type ObservedAnswer } from "./exchange-tap.ts";
 
 export interface AddressTarget {
   instanceId: string;
@@ -30,6 +31,12 @@ export class StableAddress {
   private server?: net.Server;
   private target?: AddressTarget;
   private readonly sockets = new Set<net.Socket>();
+  /**
+   * Called once per client request when its answer has gone through (the dashboard's traffic
+   * meter, as the load balancer's `observer`). Set, the address reads the HTTP exchanges it
+   * forwards; a connection it resets for want of an instance is one failed request.
+   */
+  observer?: (answer: ObservedAnswer) => void;
 
   /** A connection it fails to forward is an event; the next one is forwarded as usual. */
   private readonly guard: ControllerGuard;
@@ -97,14 +104,28 @@ export class StableAddress {
 
   private forward(client: net.Socket): void {
     const target = this.target;
+    const observer = this.observer;
     if (!target) {
       abortClient(client);
+      observer?.({ statusCode: 0, latencyMs: 0 });
       return;
     }
     this.sockets.add(client);
     const upstream = net.connect(target.port, target.host);
     this.sockets.add(upstream);
+    const tap =
+      observer &&
+      new ExchangeTap(target.instanceId, observer, (error) =>
+        this.guard.report(error, "the connection is forwarded on; its requests go uncounted"),
+      );
+    if (tap) {
+      client.on("data", (chunk: Buffer) => tap.request(chunk));
+      upstream.on("data", (chunk: Buffer) => tap.answer(chunk));
+      // The instance ended the connection: an answer delimited by its end is complete.
+      upstream.once("end", () => tap.close("ended"));
+    }
     const close = () => {
+      tap?.close("closed");
       client.destroy();
       upstream.destroy();
       this.sockets.delete(client);
@@ -113,6 +134,7 @@ export class StableAddress {
     client.on("error", close);
     upstream.on("error", () => {
       // The instance died mid-connection: the client sees a reset, as with a real address.
+      tap?.close("reset");
       abortClient(client);
       close();
     });

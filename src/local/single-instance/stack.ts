@@ -59,7 +59,8 @@ export class SingleInstanceLocalStack extends LocalStack {
       environment: stack.environment,
       region: stack.regions.primary.name,
     });
-    const entry = await bundleWebService(path.join(stateDir, "build"));
+    // With the code-cache entry: a replacement is downtime, and compiling is much of its start.
+    const entry = await bundleWebService(path.join(stateDir, "build"), { codeCache: true });
     await this.address.listen();
     // The CLI and drills read the stack's listener from here.
     this.primary.loadBalancer.url = this.address.url;

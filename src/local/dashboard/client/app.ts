@@ -186,6 +186,10 @@ function renderTopology(): void {
     if (gone.until < now || back) state.gone.delete(id);
   }
   $("stack-name").textContent = `${status.name} (${status.environment})`;
+  // Where the chart's requests are counted: a single instance has no load balancer.
+  $("traffic-title").textContent = status.singleInstance
+    ? `Traffic through the stable address (${status.singleInstance.address})`
+    : "Traffic through the load balancers";
   $("regions").replaceChildren(...status.regions.map((r) => renderRegion(r, status)));
   $("redis").replaceChildren(renderRedis(status));
 }
