@@ -1,4 +1,4 @@
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 
 /**
@@ -8,9 +8,15 @@ import path from "node:path";
 export function writePrivateFileAtomic(file: string, content: string): void {
   mkdirSync(path.dirname(file), { recursive: true });
   const temp = `${file}.${process.pid}.${Date.now()}.tmp`;
-  writeFileSync(temp, content, { mode: 0o600 });
-  chmodSync(temp, 0o600); // the umask cannot widen it, but an existing temp file could be wider
-  renameSync(temp, file);
+  try {
+    writeFileSync(temp, content, { mode: 0o600 });
+    chmodSync(temp, 0o600); // the umask cannot widen it, but an existing temp file could be wider
+    renameSync(temp, file);
+  } catch (error) {
+    // The caller retries (the whole file is written again): leave no half-done copy behind.
+    rmSync(temp, { force: true });
+    throw error;
+  }
 }
 
 /** A secret kept in a 0600 file: read if present, otherwise generated and written. */
