@@ -1,11 +1,17 @@
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
-import type { DrillReport } from "../src/drills/report.ts";
-import type { TimedStackEvent } from "../src/local/events/bus.ts";
 import type { StackStatus } from "../src/local/runtime.ts";
-import { configPath, runCli, tempDir, upDetached, waitFor } from "./helpers.ts";
+import {
+  configPath,
+  cpuSpikeReport,
+  runCli,
+  tempDir,
+  upDetached,
+  waitFor,
+  startCpuBurners,
+} from "./helpers.ts";
 
 /**
  * Issue 13 item 4 on the ecs topology (seed 004): the cpu-spike drill, at its own load, while two
@@ -30,9 +36,7 @@ describe("cpu-spike on ecs with two CPU-bound processes beside the stack", { tim
       },
       120_000,
     );
-    for (let i = 0; i < 2; i++) {
-      burners.push(spawn(process.execPath, ["-e", "for (;;) {}"], { stdio: "ignore" }));
-    }
+    burners.push(...startCpuBurners(2));
   });
   after(async () => {
     for (const b of burners) b.kill("SIGKILL");
@@ -50,21 +54,8 @@ describe("cpu-spike on ecs with two CPU-bound processes beside the stack", { tim
       burners.every((b) => b.exitCode === null),
       "the CPU-bound processes ran throughout",
     );
-    const report = JSON.parse(drill.stdout) as DrillReport & {
-      events: TimedStackEvent[];
-      startDesired: number;
-      peakDesired: number;
-      loadFailureWindows: unknown;
-    };
+    const report = cpuSpikeReport(drill.stdout, t);
     const during = report.events;
-    // The figures docs/benchmarks.md records, and what happened.
-    const { timeline: _timeline, events: _events, ...figures } = report as unknown as Record<string, unknown>;
-    t.diagnostic(JSON.stringify(figures));
-    const t0 = Date.parse(during[0]?.time ?? new Date().toISOString());
-    for (const e of during) {
-      const { time, seq: _seq, type, ...rest } = e as TimedStackEvent & Record<string, unknown>;
-      t.diagnostic(`+${((Date.parse(time) - t0) / 1000).toFixed(2)} s ${type} ${JSON.stringify(rest)}`);
-    }
     const replacements = during.filter((e) => e.type === "task.placed" && e.replaces !== undefined);
     assert.deepEqual(replacements, [], "no task started to replace another");
     const stoppedOtherwise = during.filter(

@@ -4,7 +4,8 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { Redis } from "ioredis";
-import { EventBus } from "../src/local/events/bus.ts";
+import type { DrillReport } from "../src/drills/report.ts";
+import { EventBus, type TimedStackEvent } from "../src/local/events/bus.ts";
 import { localRedisPassword } from "../src/local/redis/process.ts";
 import { RedisReplicationController } from "../src/local/redis/replication.ts";
 import { findFreePort, sleep } from "../src/shared/net.ts";
@@ -152,4 +153,35 @@ export async function waitFor<T>(
     await sleep(50);
   }
   throw new Error(`timed out waiting for ${what}`);
+}
+
+/** One process per CPU burning it until killed: a machine busy with other work (the overload tests). */
+export function startCpuBurners(count: number): ChildProcess[] {
+  return Array.from({ length: count }, () =>
+    spawn(process.execPath, ["-e", "for (;;) {}"], { stdio: "ignore" }),
+  );
+}
+
+export type CpuSpikeReport = DrillReport & {
+  events: TimedStackEvent[];
+  startDesired: number;
+  peakDesired: number;
+  loadFailureWindows: unknown;
+};
+
+/**
+ * The cpu-spike drill's JSON report; its figures (what docs/benchmarks.md records) and its events,
+ * timed from the first, go to the test's diagnostics.
+ */
+export function cpuSpikeReport(stdout: string, t: { diagnostic(message: string): void }): CpuSpikeReport {
+  const report = JSON.parse(stdout) as CpuSpikeReport;
+  const { timeline: _timeline, events, ...figures } = report as unknown as Record<string, unknown>;
+  t.diagnostic(JSON.stringify(figures));
+  const during = events as TimedStackEvent[];
+  const t0 = Date.parse(during[0]?.time ?? new Date().toISOString());
+  for (const e of during) {
+    const { time, seq: _seq, type, ...rest } = e as TimedStackEvent & Record<string, unknown>;
+    t.diagnostic(`+${((Date.parse(time) - t0) / 1000).toFixed(2)} s ${type} ${JSON.stringify(rest)}`);
+  }
+  return report;
 }
