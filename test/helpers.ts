@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, fork, spawn } from "node:child_process";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -9,6 +9,7 @@ import { EventBus, type TimedStackEvent } from "../src/local/events/bus.ts";
 import { localRedisPassword } from "../src/local/redis/process.ts";
 import { RedisReplicationController } from "../src/local/redis/replication.ts";
 import { findFreePort, sleep } from "../src/shared/net.ts";
+import type { CodeCacheOutcome } from "../src/web-service/code-cache.ts";
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 export const cliPath = path.join(repoRoot, "bin/stayup.mjs");
@@ -184,4 +185,44 @@ export function cpuSpikeReport(stdout: string, t: { diagnostic(message: string):
     t.diagnostic(`+${((Date.parse(time) - t0) / 1000).toFixed(2)} s ${type} ${JSON.stringify(rest)}`);
   }
   return report;
+}
+
+export interface StartedWebService {
+  child: ChildProcess;
+  url: string;
+  codeCache?: CodeCacheOutcome;
+}
+
+/**
+ * Starts the built web service as an instance runs it (its own Node.js flags, not the test's tsx)
+ * and waits for its port; `codeCache` is the outcome the code-cache starter reported, if it ran.
+ */
+export async function startWebService(
+  entry: { modulePath: string; args: string[] },
+  redisPort: number,
+): Promise<StartedWebService> {
+  const child = fork(entry.modulePath, entry.args, {
+    env: {
+      ...process.env,
+      STAYUP_INSTANCE_ID: "i-test0001",
+      STAYUP_AZ: "eu-west-3a",
+      STAYUP_REGION: "eu-west-3",
+      STAYUP_REDIS_URL: `redis://127.0.0.1:${redisPort}`,
+      HOST: "127.0.0.1",
+      PORT: "0",
+      LOG_LEVEL: "warn",
+    },
+    stdio: ["ignore", "inherit", "inherit", "ipc"],
+    execArgv: [],
+  });
+  let codeCache: CodeCacheOutcome | undefined;
+  const port = await new Promise<number>((resolve, reject) => {
+    child.on("message", (m: { type?: string; port?: number; outcome?: CodeCacheOutcome }) => {
+      if (m.type === "code-cache") codeCache = m.outcome;
+      if (m.type === "listening") resolve(m.port ?? 0);
+    });
+    child.once("exit", (code) => reject(new Error(`instance exited with ${code}`)));
+  });
+  child.removeAllListeners("exit");
+  return { child, url: `http://127.0.0.1:${port}`, codeCache };
 }

@@ -1,5 +1,4 @@
 import assert from "node:assert/strict";
-import { type ChildProcess, fork } from "node:child_process";
 import { once } from "node:events";
 import {
   appendFileSync,
@@ -21,46 +20,9 @@ import {
   webServiceScriptName,
 } from "../src/web-service/bundle.ts";
 import { codeCacheFile, type CodeCacheOutcome, writeCodeCache } from "../src/web-service/code-cache.ts";
-import { TestRedis, tempDir, waitFor } from "./helpers.ts";
+import { type StartedWebService, startWebService, TestRedis, tempDir, waitFor } from "./helpers.ts";
 
-interface Started {
-  child: ChildProcess;
-  url: string;
-  codeCache?: CodeCacheOutcome;
-}
-
-/** Starts an instance as the single-instance group does (instanceEntry of the bundle) and waits for its port. */
-async function startInstance(
-  entry: { modulePath: string; args: string[] },
-  redisPort: number,
-): Promise<Started> {
-  const child = fork(entry.modulePath, entry.args, {
-    env: {
-      ...process.env,
-      STAYUP_INSTANCE_ID: "i-cache0001",
-      STAYUP_AZ: "eu-west-3a",
-      STAYUP_REGION: "eu-west-3",
-      STAYUP_REDIS_URL: `redis://127.0.0.1:${redisPort}`,
-      HOST: "127.0.0.1",
-      PORT: "0",
-      LOG_LEVEL: "warn",
-    },
-    stdio: ["ignore", "inherit", "inherit", "ipc"],
-    execArgv: [],
-  });
-  let codeCache: CodeCacheOutcome | undefined;
-  const port = await new Promise<number>((resolve, reject) => {
-    child.on("message", (m: { type?: string; port?: number; outcome?: CodeCacheOutcome }) => {
-      if (m.type === "code-cache") codeCache = m.outcome;
-      if (m.type === "listening") resolve(m.port ?? 0);
-    });
-    child.once("exit", (code) => reject(new Error(`instance exited with ${code}`)));
-  });
-  child.removeAllListeners("exit");
-  return { child, url: `http://127.0.0.1:${port}`, codeCache };
-}
-
-async function stopInstance(started: Started): Promise<void> {
+async function stopInstance(started: StartedWebService): Promise<void> {
   if (started.child.exitCode !== null || started.child.signalCode !== null) return;
   started.child.kill("SIGKILL");
   await once(started.child, "exit");
@@ -76,14 +38,14 @@ describe("web service started from its V8 code cache (real processes, a real red
   let dir: string;
   let bundle: string;
   let redis: TestRedis;
-  const running: Started[] = [];
+  const running: StartedWebService[] = [];
   const cacheOf = () => {
     const script = path.join(dir, webServiceScriptName);
     return codeCacheFile(script, readFileSync(script, "utf8"));
   };
   /** Starts once through the code-cache entry, answers one count, and stops. */
   const startOnce = async (): Promise<{ codeCache?: CodeCacheOutcome; answer: { count: number } }> => {
-    const started = await startInstance(instanceEntry(bundle), redis.port);
+    const started = await startWebService(instanceEntry(bundle), redis.port);
     running.push(started);
     try {
       return { codeCache: started.codeCache, answer: await count(started.url) };
@@ -94,7 +56,7 @@ describe("web service started from its V8 code cache (real processes, a real red
   /** Waits for a start without a usable cache to write one (it does so once it listens). */
   const startAndWriteCache = async () => {
     const before = existsSync(cacheOf()) ? readFileSync(cacheOf()) : Buffer.alloc(0);
-    const started = await startInstance(instanceEntry(bundle), redis.port);
+    const started = await startWebService(instanceEntry(bundle), redis.port);
     running.push(started);
     await count(started.url);
     await waitFor(
@@ -120,7 +82,7 @@ describe("web service started from its V8 code cache (real processes, a real red
     const entry = instanceEntry(bundle);
     assert.equal(path.basename(entry.modulePath), codeCacheStarterName);
     assert.deepEqual(entry.args, [path.join(dir, webServiceScriptName)]);
-    const esm = await startInstance({ modulePath: bundle, args: [] }, redis.port);
+    const esm = await startWebService({ modulePath: bundle, args: [] }, redis.port);
     running.push(esm);
     const fromEsm = await count(esm.url);
     await stopInstance(esm);

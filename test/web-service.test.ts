@@ -1,40 +1,12 @@
 import assert from "node:assert/strict";
-import { type ChildProcess, fork } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { after, before, describe, it } from "node:test";
 import { Redis } from "ioredis";
 import { request } from "undici";
 import { findFreePort, sleep } from "../src/shared/net.ts";
 import { REGION_HEALTH_CHECK_PATH } from "../src/stack/derived.ts";
 import { bundleWebService } from "../src/web-service/bundle.ts";
-import { TestRedis, tempDir, waitFor } from "./helpers.ts";
-
-/** Starts the bundled web service (what every instance runs) and waits for its port. */
-async function startInstance(
-  entry: string,
-  redisPort: number,
-): Promise<{ child: ChildProcess; url: string }> {
-  const child = fork(entry, [], {
-    env: {
-      ...process.env,
-      STAYUP_INSTANCE_ID: "i-test0001",
-      STAYUP_AZ: "eu-west-3a",
-      STAYUP_REGION: "eu-west-3",
-      STAYUP_REDIS_URL: `redis://127.0.0.1:${redisPort}`,
-      HOST: "127.0.0.1",
-      PORT: "0",
-      LOG_LEVEL: "warn",
-    },
-    stdio: ["ignore", "inherit", "inherit", "ipc"],
-  });
-  const port = await new Promise<number>((resolve, reject) => {
-    child.on(
-      "message",
-      (m: { type?: string; port?: number }) => m.type === "listening" && resolve(m.port ?? 0),
-    );
-    child.once("exit", (code) => reject(new Error(`instance exited with ${code}`)));
-  });
-  return { child, url: `http://127.0.0.1:${port}` };
-}
+import { startWebService, TestRedis, tempDir, waitFor } from "./helpers.ts";
 
 const get = async (url: string, headers: Record<string, string> = {}) => {
   const res = await request(url, { headers });
@@ -49,7 +21,7 @@ describe("web service", () => {
   before(async () => {
     entry = await bundleWebService(tempDir());
     redis = await TestRedis.start();
-    instance = await startInstance(entry, redis.port);
+    instance = await startWebService({ modulePath: entry, args: [] }, redis.port);
   });
   after(async () => {
     instance?.child.kill("SIGKILL");
@@ -112,7 +84,7 @@ describe("web service", () => {
 
   it("Redis down at startup: the instance still starts, answers 503, and heals when Redis appears", async () => {
     const late = new TestRedis(await findFreePort());
-    const lonely = await startInstance(entry, late.port);
+    const lonely = await startWebService({ modulePath: entry, args: [] }, late.port);
     try {
       const res = await get(`${lonely.url}/`);
       assert.equal(res.status, 503);
