@@ -301,6 +301,8 @@ class RawResponse implements ClientResponse {
   private chunked = false;
   private closeListener?: CloseListener;
   private done = false;
+  /** The body's end is the connection's end (an unsized answer to an HTTP/1.0 client). */
+  private closeAfter = false;
 
   constructor(
     private readonly connection: ClientConnection,
@@ -328,7 +330,8 @@ class RawResponse implements ClientResponse {
     const bodyless = this.head || this.statusCode === 204 || this.statusCode === 304;
     if (!hasLength && !bodyless) {
       if (length !== undefined) head += `content-length: ${length}${CRLF}`;
-      else if (this.http10) this.keepAliveOff();
+      // An HTTP/1.0 client cannot read chunks: the body ends with the connection.
+      else if (this.http10) this.closeAfter = true;
       else {
         this.chunked = true;
         head += `transfer-encoding: chunked${CRLF}`;
@@ -337,11 +340,6 @@ class RawResponse implements ClientResponse {
     if (!this.keepAlive || this.closeAfter) head += `connection: close${CRLF}`;
     else if (this.http10) head += `connection: keep-alive${CRLF}`;
     return head + CRLF;
-  }
-
-  private closeAfter = false;
-  private keepAliveOff(): void {
-    this.closeAfter = true;
   }
 
   write(chunk: Buffer): boolean {
