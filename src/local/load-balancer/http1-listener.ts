@@ -1,6 +1,12 @@
 import { STATUS_CODES } from "node:http";
 import net from "node:net";
-import type { Http1Parser, Http1ParserBinding, HeadersComplete } from "./http1-parser.ts";
+import {
+  consumeSocket,
+  type Http1Parser,
+  type Http1ParserBinding,
+  type HeadersComplete,
+  setReading,
+} from "./http1-parser.ts";
 
 /** A client's request as the balancer routes it, whichever listener read it. */
 export interface ClientRequest {
@@ -115,6 +121,10 @@ class ClientConnection {
   private closing = false;
   private headersDeadline = Number.POSITIVE_INFINITY;
   private lastActivityAt = performance.now();
+  /** The parser reads the socket itself (consumeSocket): no `data` events, one `kOnExecute` per read. */
+  private readonly consumed: boolean;
+  /** A request ended in the read being parsed (see `onExecute`). */
+  private endedInRead = false;
 
   constructor(
     private readonly listener: Http1Listener,
@@ -142,6 +152,13 @@ class ClientConnection {
       keepAlive,
     ) => {
       this.headersDeadline = Number.POSITIVE_INFINITY;
+      // Reading goes on after a request that closed the connection (for the client's end), but
+      // nothing it sends after it is handled (RFC 9112 §9.6).
+      if (this.closing) {
+        pendingHeaders = [];
+        pendingUrl = "";
+        return 0;
+      }
       const request: PendingRequest = {
         method: methods[method ?? -1] ?? "GET",
         url: url ?? pendingUrl,
@@ -185,13 +202,19 @@ class ClientConnection {
     this.parser[P.kOnMessageComplete | 0] = () => {
       const request = this.reading;
       this.reading = undefined;
+      this.endedInRead = true;
       // Nothing after a request that asked to close is handled (RFC 9112 §9.6), even pipelined.
       if (!request || this.closing) return;
       if (!request.keepAlive) this.closing = true;
       this.queue.push(request);
-      if (this.queue.length > PIPELINE_LIMIT) this.socket.pause();
+      if (this.queue.length > PIPELINE_LIMIT) this.pauseReading();
       if (!this.current) this.next();
     };
+    // llhttp reads the socket in C++, as node:http's server does: no stream machinery and no JS per
+    // read but the parser's callbacks. A socket without a handle of its own is fed from `data`.
+    this.parser[P.kOnExecute | 0] = (result: ReturnType<Http1Parser["execute"]>) => this.onExecute(result);
+    this.consumed = consumeSocket(this.parser, socket);
+    // Also keeps the stream flowing, so that `end` is emitted when the client ends its side.
     socket.on("data", (data: Buffer) => this.onData(data));
     socket.on("error", () => undefined); // a client's reset; `close` follows
     socket.on("end", () => {
@@ -203,18 +226,34 @@ class ClientConnection {
       this.closing = true;
       this.queue.length = 0;
       this.current?.clientGone();
+      // The stream must let go of the parser before it is freed.
+      if (this.consumed) this.parser.unconsume();
       setImmediate(() => this.parser.close());
     });
   }
 
   private onData(data: Buffer): void {
     if (this.closing) return;
+    this.onExecute(this.parser.execute(data));
+  }
+
+  /**
+   * After each read. Headers are incomplete when the read ended neither inside a body nor at a
+   * request's end: their deadline starts. (A read that ends one request and starts another leaves
+   * the deadline to the next read; a client that then sends nothing is closed by the idle timeout,
+   * which is as long.)
+   */
+  private onExecute(result: ReturnType<Http1Parser["execute"]>): void {
     const now = performance.now();
     this.lastActivityAt = now;
-    if (this.headersDeadline === Number.POSITIVE_INFINITY && !this.reading)
-      this.headersDeadline = now + this.listener.options.headersTimeoutMs;
-    const result = this.parser.execute(data);
-    if (typeof result === "number") return;
+    const ended = this.endedInRead;
+    this.endedInRead = false;
+    if (typeof result === "number") {
+      if (!ended && !this.reading && this.headersDeadline === Number.POSITIVE_INFINITY)
+        this.headersDeadline = now + this.listener.options.headersTimeoutMs;
+      return;
+    }
+    if (this.closing) return; // what follows a request that closed the connection is not handled
     const code = result.code ?? "";
     if (code === "HPE_HEADER_OVERFLOW") this.fail(431, "request header fields too large");
     else this.fail(400, `bad request: ${result.reason ?? code}`);
@@ -225,7 +264,7 @@ class ClientConnection {
     if (this.closing && this.queue.length === 0 && !this.current) return this.destroySocket();
     this.closing = true;
     this.queue.length = 0;
-    this.socket.pause();
+    this.pauseReading();
     const body = JSON.stringify({ error, status });
     const answer = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ""}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`;
     if (this.current) this.current.then = () => this.socket.end(answer);
@@ -237,7 +276,7 @@ class ClientConnection {
     if (!request) {
       this.current = undefined;
       if (this.closing) this.socket.end();
-      else this.socket.resume();
+      else this.resumeReading();
       return;
     }
     const response = new RawResponse(this, request.method === "HEAD", request.http10, request.keepAlive);
@@ -260,6 +299,16 @@ class ClientConnection {
       return;
     }
     this.next();
+  }
+
+  private pauseReading(): void {
+    if (this.consumed) setReading(this.socket, false);
+    else this.socket.pause();
+  }
+
+  private resumeReading(): void {
+    if (this.consumed) setReading(this.socket, true);
+    else this.socket.resume();
   }
 
   checkDeadlines(now: number): void {

@@ -9,6 +9,7 @@
  * when it does not match, and the balancer then serves through `node:http` and undici.
  */
 import { createRequire } from "node:module";
+import type { Socket } from "node:net";
 
 /** One llhttp instance, as Node's binding exposes it. */
 export interface Http1Parser {
@@ -18,18 +19,28 @@ export interface Http1Parser {
   /** The end of the input: completes a message delimited by the connection's close. */
   finish(): undefined | (Error & { code?: string });
   close(): void;
+  /**
+   * Reads `handle` (a socket's stream handle) in C++ from now on: its bytes go straight to llhttp,
+   * and JS runs only for the callbacks, `kOnExecute` once per read (as `node:http` reads requests).
+   * Must be undone (`unconsume`) before `close`, which frees the parser the stream still points to.
+   */
+  consume(handle: object): void;
+  unconsume(): void;
   [callback: number]: unknown;
 }
 
 export interface Http1ParserBinding {
   HTTPParser: {
     new (): Http1Parser;
+    prototype: Partial<Http1Parser>;
     REQUEST: number;
     RESPONSE: number;
     kOnHeaders: number;
     kOnHeadersComplete: number;
     kOnBody: number;
     kOnMessageComplete: number;
+    /** Called after each read of a consumed stream with what `execute` returned. */
+    kOnExecute: number;
     kLenientNone: number;
   };
   methods: string[];
@@ -64,9 +75,17 @@ export function loadHttp1Parser(): Http1ParserBinding | undefined {
     if (
       typeof P === "function" &&
       Array.isArray(candidate.methods) &&
-      [P.REQUEST, P.RESPONSE, P.kOnHeaders, P.kOnHeadersComplete, P.kOnBody, P.kOnMessageComplete].every(
-        (n) => typeof n === "number",
-      ) &&
+      [
+        P.REQUEST,
+        P.RESPONSE,
+        P.kOnHeaders,
+        P.kOnHeadersComplete,
+        P.kOnBody,
+        P.kOnMessageComplete,
+        P.kOnExecute,
+      ].every((n) => typeof n === "number") &&
+      typeof P.prototype.consume === "function" &&
+      typeof P.prototype.unconsume === "function" &&
       selfTest(candidate as Http1ParserBinding)
     ) {
       binding = candidate as Http1ParserBinding;
@@ -93,4 +112,37 @@ function selfTest(b: Http1ParserBinding): boolean {
   const parsed = parser.execute(Buffer.from("POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nhi"));
   parser.close();
   return parsed === 50 && seen === "POST /x Host,a,Content-Length,2 hi done";
+}
+
+/** A socket's libuv stream handle, as `consume` takes it and `node:http` pauses a consumed one. */
+interface StreamHandle {
+  isStreamBase?: boolean;
+  reading?: boolean;
+  readStart(): number;
+  readStop(): number;
+}
+
+/**
+ * Makes `parser` read `socket` directly (see `Http1Parser.consume`); false when the socket has no
+ * stream handle of its own (it is wrapped, as a TLS socket is), and it must be fed from `data`.
+ */
+export function consumeSocket(parser: Http1Parser, socket: Socket): boolean {
+  const handle = streamHandle(socket);
+  if (!handle?.isStreamBase) return false;
+  parser.consume(handle);
+  return true;
+}
+
+const streamHandle = (socket: Socket) => (socket as unknown as { _handle?: StreamHandle | null })._handle;
+
+/**
+ * Stops or restarts reading a socket whose parser consumes it: `pause()` would not, since its
+ * bytes never reach the stream (node:http's `onSocketPause`/`onSocketResume` do the same).
+ */
+export function setReading(socket: Socket, reading: boolean): void {
+  const handle = streamHandle(socket);
+  if (!handle || handle.reading === reading) return;
+  handle.reading = reading;
+  if (reading) handle.readStart();
+  else handle.readStop();
 }

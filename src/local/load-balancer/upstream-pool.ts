@@ -1,5 +1,11 @@
 import net from "node:net";
-import type { Http1Parser, Http1ParserBinding, HeadersComplete } from "./http1-parser.ts";
+import {
+  consumeSocket,
+  type Http1Parser,
+  type Http1ParserBinding,
+  type HeadersComplete,
+  setReading,
+} from "./http1-parser.ts";
 
 /** A request for a target, its headers as one flat name/value list (hop-by-hop ones removed). */
 export interface UpstreamRequest {
@@ -43,9 +49,6 @@ export const UPSTREAM_CLOSED = "STAYUP_TARGET_CLOSED";
 
 const upstreamError = (message: string, code: string) => Object.assign(new Error(message), { code });
 const KEEP_ALIVE_TIMEOUT = /timeout=(\d+)/i;
-// Every target connection reads into this one buffer (`onread`: no allocation and no stream
-// machinery per read). Safe to share: a read is parsed at once, and llhttp copies body bytes out.
-const readBuffer = Buffer.allocUnsafe(64 * 1024);
 // Deadlines (headers, body) are checked this often: they are tens of seconds long, and one sweep
 // costs less than a timer per request.
 const SWEEP_MS = 250;
@@ -164,6 +167,8 @@ class UpstreamConnection {
   private deadline = Number.POSITIVE_INFINITY;
   private headersReceived = false;
   private closed = false;
+  /** The parser reads the socket itself (consumeSocket); otherwise it is fed from `data`. */
+  private readonly consumed: boolean;
 
   constructor(private readonly pool: UpstreamPool) {
     this.idleTimeoutMs = pool.options.idleTimeoutMs;
@@ -191,15 +196,12 @@ class UpstreamConnection {
     }) satisfies HeadersComplete;
     this.parser[P.kOnBody | 0] = (chunk: Buffer) => this.onBody(chunk);
     this.parser[P.kOnMessageComplete | 0] = () => this.onMessageComplete();
-    this.socket = net.connect({
-      host: pool.host,
-      port: pool.port,
-      noDelay: true,
-      onread: {
-        buffer: readBuffer,
-        callback: (bytes) => this.onSocketData(readBuffer.subarray(0, bytes)),
-      },
-    });
+    this.parser[P.kOnExecute | 0] = (result: ReturnType<Http1Parser["execute"]>) => this.onExecute(result);
+    this.socket = net.connect({ host: pool.host, port: pool.port, noDelay: true });
+    // llhttp reads the answers in C++ (no stream machinery, no JS per read but its callbacks).
+    this.consumed = consumeSocket(this.parser, this.socket);
+    // Also keeps the stream flowing, so that `end` is emitted when the target closes.
+    this.socket.on("data", (data: Buffer) => this.onExecute(this.parser.execute(data)));
     this.connectTimer = setTimeout(onConnectTimeout, pool.options.connectTimeoutMs, this);
     this.socket.once("connect", () => {
       this.connected = true;
@@ -267,20 +269,14 @@ class UpstreamConnection {
       );
   }
 
-  private onSocketData(data: Buffer): boolean {
-    if (!this.handler) {
-      // Bytes with no request in flight: the target broke the protocol; this connection is done.
-      this.closeSocket();
-      return false;
-    }
-    const result = this.parser.execute(data);
-    if (typeof result !== "number")
-      this.destroy(
-        Object.assign(new Error(`invalid answer from the target: ${result.reason ?? result.message}`), {
-          code: result.code ?? "HPE_INVALID",
-        }),
-      );
-    return true; // a body the client reads slowly paused the socket in onBody; that stays
+  /** After each read of the target's bytes. */
+  private onExecute(result: ReturnType<Http1Parser["execute"]>): void {
+    if (typeof result === "number" || this.closed) return;
+    this.destroy(
+      Object.assign(new Error(`invalid answer from the target: ${result.reason ?? result.message}`), {
+        code: result.code ?? "HPE_INVALID",
+      }),
+    );
   }
 
   private onSocketEnd(): void {
@@ -294,7 +290,11 @@ class UpstreamConnection {
 
   private onHeadersComplete(status: number, headers: string[], keepAlive: boolean): number {
     const handler = this.handler;
-    if (!handler) return 1;
+    if (!handler) {
+      // An answer with no request in flight: the target broke the protocol; this connection is done.
+      this.closeSocket();
+      return 1;
+    }
     if (status < 200) return 1; // an interim answer (100 Continue): the real one follows
     this.headersReceived = true;
     this.keepAlive = keepAlive;
@@ -316,14 +316,19 @@ class UpstreamConnection {
   }
 
   private readonly resume = (): void => {
-    this.socket.resume();
+    if (this.consumed) setReading(this.socket, true);
+    else this.socket.resume();
   };
 
   private onBody(chunk: Buffer): void {
     const handler = this.handler;
     if (!handler) return;
     this.deadline = performance.now() + this.pool.options.bodyTimeoutMs;
-    if (!handler.onData(chunk)) this.socket.pause();
+    // The client reads slowly: stop reading the target until it drained (backpressure).
+    if (!handler.onData(chunk)) {
+      if (this.consumed) setReading(this.socket, false);
+      else this.socket.pause();
+    }
   }
 
   private onMessageComplete(): void {
@@ -348,8 +353,12 @@ class UpstreamConnection {
       this.closed = true;
       clearTimeout(this.connectTimer);
       this.socket.destroy();
-      // Not from inside its own callbacks (this may run during `execute`).
-      setImmediate(() => this.parser.close());
+      // The stream must let go of the parser before it is freed; not from inside the parser's own
+      // callbacks (this may run during `execute`).
+      setImmediate(() => {
+        if (this.consumed) this.parser.unconsume();
+        this.parser.close();
+      });
       this.pool.closed(this);
     }
     handler?.onError(error);
