@@ -206,7 +206,9 @@ describe("load balancer", () => {
       "the listener's protocol, not the client's claim",
     );
     assert.equal(seen.headers["x-forwarded-port"], port);
-    assert.equal(seen.headers["x-forwarded-host"], `127.0.0.1:${port}`);
+    // As an ALB: Host as the client sent it, and no X-Forwarded-Host of the balancer's making.
+    assert.equal(seen.headers.host, `127.0.0.1:${port}`);
+    assert.equal(seen.headers["x-forwarded-host"], undefined);
     assert.equal(seen.raw.filter((h) => h.toLowerCase() === "x-forwarded-proto").length, 1);
   });
 

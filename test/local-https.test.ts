@@ -31,7 +31,9 @@ describe("HTTPS locally", () => {
   });
 
   it("a client trusting the local authority gets 200 over HTTPS; HTTP answers 301 to HTTPS", async () => {
-    const target = http.createServer((_req, res) => {
+    let seen: http.IncomingHttpHeaders | undefined;
+    const target = http.createServer((req, res) => {
+      if (req.url !== "/health") seen = req.headers;
       res.writeHead(200, { "content-type": "text/plain" });
       res.end("served");
     });
@@ -76,6 +78,11 @@ describe("HTTPS locally", () => {
     });
     assert.equal(res.statusCode, 200);
     assert.equal(await res.body.text(), "served");
+    // As the ALB's HTTPS listener: the target is told the client's protocol and port, and Host.
+    assert.ok(seen, "the request reached the target");
+    assert.equal(seen["x-forwarded-proto"], "https");
+    assert.equal(seen["x-forwarded-port"], String(httpsPort));
+    assert.equal(seen.host, NAME);
 
     const redirect = await request(`${httpUrl}/some/path?x=1`, { headers: { host: `${NAME}:8080` } });
     assert.equal(redirect.statusCode, 301);

@@ -10,6 +10,17 @@ import {
   type CloseListener,
   Http1Listener,
 } from "./http1-listener.ts";
+import {
+  CONTENT_LENGTH,
+  HOP_BY_HOP,
+  HOST,
+  KEEP_ALIVE,
+  OTHER,
+  TRANSFER_ENCODING,
+  X_FORWARDED_FOR,
+  X_STAYUP_DRAINING,
+  headerRole,
+} from "./header-names.ts";
 import { type Http1ParserBinding, loadHttp1Parser } from "./http1-parser.ts";
 import { OutlierDetector, type OutlierDetectionSettings, type TryOutcome } from "./outlier-detection.ts";
 import {
@@ -64,23 +75,9 @@ export interface LoadBalancerOptions {
 
 // RFC 9110 §9.2.2: a retry of these cannot change the outcome.
 const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"]);
-// Connection-level headers belong to one hop and are never forwarded (RFC 9110 §7.6.1).
-const HOP_BY_HOP = new Set([
-  "connection",
-  "keep-alive",
-  "proxy-connection",
-  "transfer-encoding",
-  "te",
-  "trailer",
-  "upgrade",
-  "expect",
-  "host",
-]);
 // Answers up to this size are collected and written to the client in one piece.
 const BUFFERED_RESPONSE_BYTES = 256 * 1024;
 // Errors raised before a single byte of the request left this process: always safe to retry.
-/** Marks a target's answer to a request it did not handle because it is shutting down (web service). */
-const DRAINING_HEADER = "x-stayup-draining";
 const TARGET_DRAINING = "STAYUP_TARGET_DRAINING";
 const NOT_SENT = new Set([
   "ECONNREFUSED",
@@ -140,7 +137,6 @@ export class LoadBalancer implements Listener, InFlightRequests {
   private readonly targetTimeoutMs: number;
   private readonly maxBodyBytes: number;
   url = "";
-  private listenerPort = "";
   /** Requests forwarded to each target and not yet answered: draining waits for them. */
   private readonly inFlightByTarget = new Map<string, number>();
   /** Called once per client request when its answer is sent (the dashboard's traffic meter). */
@@ -229,6 +225,8 @@ export class LoadBalancer implements Listener, InFlightRequests {
       url: req.url ?? "/",
       rawHeaders: req.rawHeaders,
       remoteAddress: req.socket.remoteAddress ?? "",
+      listenerProtocol: "https",
+      listenerPort: String(req.socket.localPort ?? ""),
     };
     await this.handle(request, response, body);
   }
@@ -250,7 +248,6 @@ export class LoadBalancer implements Listener, InFlightRequests {
         () => {
           const address = this.server.address() as AddressInfo;
           this.url = `http://${address.address}:${address.port}`;
-          this.listenerPort = String(address.port);
           this.events.publish({ type: "load-balancer.listening", url: this.url });
           resolve(this.url);
         },
@@ -423,42 +420,54 @@ export class LoadBalancer implements Listener, InFlightRequests {
   }
 
   /**
-   * The request's headers for the target, as the flat name/value list undici takes: hop-by-hop
-   * ones dropped, X-Forwarded-* set. Read from `rawHeaders` (Node builds `req.headers` lazily, and
-   * this runs for every request); duplicates are forwarded as the client sent them.
+   * The request's headers for the target, as an ALB forwards them: hop-by-hop ones dropped, Host
+   * as the client sent it (the listener's address if it sent none), X-Forwarded-For with the
+   * client appended, X-Forwarded-Proto and X-Forwarded-Port of the listener (the client's own
+   * claims dropped). Read from the flat `rawHeaders`, duplicates as the client sent them.
    */
   private forwardedHeaders(req: ClientRequest): { headers: string[]; hasBody: boolean } {
     const raw = req.rawHeaders;
     const headers: string[] = [];
     let hasBody = false;
+    let hasHost = false;
     let forwardedFor: string | undefined;
-    let host: string | undefined;
-    let clientForwardedHost: string | undefined;
     for (let i = 0; i + 1 < raw.length; i += 2) {
       const name = raw[i] as string;
       const value = raw[i + 1] as string;
-      const lower = name.toLowerCase();
-      if (HOP_BY_HOP.has(lower)) {
-        if (lower === "transfer-encoding") hasBody = true;
-        else if (lower === "host") host ??= value;
-        continue;
+      switch (headerRole(name)) {
+        case OTHER:
+        case X_STAYUP_DRAINING:
+          headers.push(name, value);
+          break;
+        case CONTENT_LENGTH:
+          hasBody = true;
+          headers.push(name, value);
+          break;
+        case HOST:
+          if (hasHost) break; // one Host (RFC 9112 §3.2)
+          hasHost = true;
+          headers.push(name, value);
+          break;
+        case TRANSFER_ENCODING:
+          hasBody = true;
+          break;
+        case X_FORWARDED_FOR:
+          forwardedFor = forwardedFor === undefined ? value : `${forwardedFor}, ${value}`;
+          break;
+        default: // hop-by-hop, and the client's X-Forwarded-Proto and -Port
+          break;
       }
-      if (lower === "content-length") hasBody = true;
-      else if (lower === "x-forwarded-for") {
-        forwardedFor = forwardedFor === undefined ? value : `${forwardedFor}, ${value}`;
-        continue;
-      } else if (lower === "x-forwarded-proto" || lower === "x-forwarded-port") continue;
-      else if (lower === "x-forwarded-host") {
-        clientForwardedHost ??= value;
-        continue;
-      }
-      headers.push(name, value);
     }
+    if (!hasHost) headers.push("host", `${this.options.host}:${req.listenerPort}`);
     const client = req.remoteAddress;
-    headers.push("x-forwarded-for", forwardedFor ? `${forwardedFor}, ${client}` : client);
-    headers.push("x-forwarded-proto", "http", "x-forwarded-port", this.listenerPort);
-    const forwardedHost = host ?? clientForwardedHost;
-    if (forwardedHost !== undefined) headers.push("x-forwarded-host", forwardedHost);
+    headers.push(
+      "x-forwarded-for",
+      forwardedFor ? `${forwardedFor}, ${client}` : client,
+      "x-forwarded-proto",
+      req.listenerProtocol,
+      "x-forwarded-port",
+      req.listenerPort,
+    );
     return { headers, hasBody };
   }
 
@@ -717,15 +726,15 @@ export class ForwardTry implements UpstreamHandler {
     let length = Number.NaN;
     for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
       const name = rawHeaders[i] as string;
-      const lower = name.toLowerCase();
-      if (lower === DRAINING_HEADER) {
+      const role = headerRole(name);
+      if (role === X_STAYUP_DRAINING) {
         // The target is shutting down and did not handle the request: like a refused connection.
         this.abort(Object.assign(new Error("target is draining"), { code: TARGET_DRAINING }));
         return true;
       }
-      if (HOP_BY_HOP.has(lower)) continue;
+      if (role === HOP_BY_HOP || role === KEEP_ALIVE || role === TRANSFER_ENCODING) continue;
       const value = rawHeaders[i + 1] as string;
-      if (lower === "content-length") length = Number(value);
+      if (role === CONTENT_LENGTH) length = Number(value);
       headers.push(name, value);
     }
     this.status = statusCode;

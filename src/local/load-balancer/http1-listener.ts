@@ -15,6 +15,9 @@ export interface ClientRequest {
   /** Flat name/value list, as the client sent them. */
   rawHeaders: string[];
   remoteAddress: string;
+  /** The listener the request came in on, as X-Forwarded-Proto and X-Forwarded-Port tell the target. */
+  listenerProtocol: "http" | "https";
+  listenerPort: string;
 }
 
 /**
@@ -125,11 +128,13 @@ class ClientConnection {
   private readonly consumed: boolean;
   /** A request ended in the read being parsed (see `onExecute`). */
   private endedInRead = false;
+  private readonly localPort: string;
 
   constructor(
     private readonly listener: Http1Listener,
     readonly socket: net.Socket,
   ) {
+    this.localPort = String(socket.localPort ?? "");
     const P = listener.http1.HTTPParser;
     const methods = listener.http1.methods;
     this.parser = new P();
@@ -164,6 +169,8 @@ class ClientConnection {
         url: url ?? pendingUrl,
         rawHeaders: headers ?? pendingHeaders,
         remoteAddress: this.socket.remoteAddress ?? "",
+        listenerProtocol: "http",
+        listenerPort: this.localPort,
         keepAlive,
         http10: minor === 0,
         bodyBytes: 0,

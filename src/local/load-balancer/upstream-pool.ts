@@ -7,7 +7,7 @@ import {
   setReading,
 } from "./http1-parser.ts";
 
-/** A request for a target, its headers as one flat name/value list (hop-by-hop ones removed). */
+/** A request for a target, its headers (Host included) as one flat name/value list (hop-by-hop ones removed). */
 export interface UpstreamRequest {
   method: string;
   path: string;
@@ -66,17 +66,13 @@ export class UpstreamPool {
   private connections = 0;
   private sweeper?: NodeJS.Timeout;
   private destroyed = false;
-  /** `host:port`, the Host header undici sent too (the client's goes in X-Forwarded-Host). */
-  readonly authority: string;
 
   constructor(
     readonly host: string,
     readonly port: number,
     readonly options: UpstreamPoolOptions,
     readonly http1: Http1ParserBinding,
-  ) {
-    this.authority = `${host}:${port}`;
-  }
+  ) {}
 
   dispatch(request: UpstreamRequest, handler: UpstreamHandler): void {
     if (this.destroyed) {
@@ -221,7 +217,7 @@ class UpstreamConnection {
     this.deadline = performance.now() + this.pool.options.headersTimeoutMs;
     handler.onConnect(this.abort);
     if (this.handler !== handler) return; // aborted at once
-    let head = `${request.method} ${request.path} HTTP/1.1\r\nhost: ${this.pool.authority}\r\n`;
+    let head = `${request.method} ${request.path} HTTP/1.1\r\n`;
     const headers = request.headers;
     for (let i = 0; i + 1 < headers.length; i += 2) {
       const name = headers[i] as string;
