@@ -3,7 +3,7 @@ import { readFileSync, statSync } from "node:fs";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { request } from "undici";
-import type { StackStateFile } from "../src/local/control-plane/server.ts";
+import type { StackStateFile } from "../src/local/control-plane/state-file.ts";
 import type { StackStatus } from "../src/local/runtime.ts";
 import { isAlive, runCli, tempDir, upDetached } from "./helpers.ts";
 

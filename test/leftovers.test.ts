@@ -6,7 +6,7 @@ import path from "node:path";
 import { after, describe, it } from "node:test";
 import { request } from "undici";
 import { StackClient } from "../src/local/control-plane/client.ts";
-import type { StackStateFile } from "../src/local/control-plane/server.ts";
+import type { StackStateFile } from "../src/local/control-plane/state-file.ts";
 import type { TimedStackEvent } from "../src/local/events/bus.ts";
 import type { RecordedProcess } from "../src/local/processes.ts";
 import { findFreePort } from "../src/shared/net.ts";

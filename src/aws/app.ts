@@ -1,37 +1,11 @@
-import { App, type Stack, Tags } from "aws-cdk-lib";
+import { App, Tags } from "aws-cdk-lib";
 import type { ResolvedStack } from "../stack/index.ts";
 import { AccessStack } from "./access/bastion.ts";
-import type { DatabaseStack } from "./database/database.ts";
-import type { DnsFailoverStack } from "./dns-failover/dns-failover.ts";
-import type { ClusterStack } from "./ecs/cluster.ts";
-import type { RepositoryStack } from "./ecs/repository.ts";
-import type { ServiceStack } from "./ecs/service.ts";
 import { stackIds } from "./naming.ts";
+import type { StayupStacks } from "./stacks.ts";
 import { NetworkStack } from "./network/network.ts";
-import type { SingleInstanceStack } from "./single-instance/single-instance.ts";
 import { awsTopologies } from "./topologies/index.ts";
 import { deployAfter } from "./topologies/wiring.ts";
-import type { WebStack } from "./web/web-tier.ts";
-
-export interface StayupStacks {
-  network: NetworkStack;
-  access?: AccessStack;
-  database?: DatabaseStack;
-  web?: WebStack;
-  singleInstance?: SingleInstanceStack;
-  /** Seed 002's secondary region, at its standby capacity until a failover. */
-  secondaryNetwork?: NetworkStack;
-  secondaryDatabase?: DatabaseStack;
-  secondaryWeb?: WebStack;
-  /** Route 53 failover, its health checks, alarms and Lambdas (us-east-1); needs aws.hostedZone. */
-  dnsFailover?: DnsFailoverStack;
-  /** Seed 004 (topology ecs): image repository, cluster with its capacity provider, service. */
-  repository?: RepositoryStack;
-  cluster?: ClusterStack;
-  service?: ServiceStack;
-  /** In deployment order (network → access → database → web), as in the seeds. */
-  ordered: Stack[];
-}
 
 /**
  * Renders the stack description into CDK stacks. Every setting is read from `stack`; none is

@@ -1,8 +1,19 @@
-import type { StackEvent } from "./events/bus.ts";
+/**
+ * A controller's failure, and what retries it; `repeated` counts the identical failures held back
+ * since the last one was published. Defined here, where it is published, and part of the bus's
+ * StackEvent: the bus is built on the guard, so the guard cannot import the bus's vocabulary.
+ */
+export interface ControllerErrorEvent {
+  type: "controller.error";
+  controller: string;
+  error: string;
+  retry: string;
+  repeated?: number;
+}
 
 /** What the guard needs of the bus: publish (a scoped publisher adds the region). */
 export interface ErrorPublisher {
-  publish(event: StackEvent): unknown;
+  publish(event: ControllerErrorEvent): unknown;
 }
 
 /** Time and timers, injectable so the guard is tested on a fake clock. */

@@ -6,7 +6,7 @@ import { derive, type ResolvedStack, type Topology } from "../stack/index.ts";
 import { redisNodeCount, redisReplicasToAcknowledge } from "../stack/redis-durability.ts";
 import { bundleWebService } from "../web-service/bundle.ts";
 import { serviceVersion } from "../web-service/version.ts";
-import type { EcsStatus } from "./ecs/stack.ts";
+import type { EcsStatus } from "./ecs/status.ts";
 import { ControllerGuard } from "./controller-guard.ts";
 import { EventBus, type TimedStackEvent } from "./events/bus.ts";
 import { FailoverDnsServer } from "./dns/server.ts";

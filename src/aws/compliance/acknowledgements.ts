@@ -4,7 +4,7 @@
  * anywhere else. `when` limits an acknowledgment to the descriptions it is true for.
  */
 import type { ResolvedStack } from "../../stack/index.ts";
-import type { StayupStacks } from "../app.ts";
+import type { StayupStacks } from "../stacks.ts";
 import type { CiEnvironmentAccess } from "../ci/ci-stack.ts";
 import { webGroupName } from "../naming.ts";
 

@@ -5,7 +5,7 @@ import { App, type CfnResource, Validations } from "aws-cdk-lib";
 import { AwsSolutionsChecks } from "cdk-nag";
 import { StayupError } from "../../shared/errors.ts";
 import type { ResolvedStack } from "../../stack/index.ts";
-import type { StayupStacks } from "../app.ts";
+import type { StayupStacks } from "../stacks.ts";
 import {
   acknowledgementId,
   acknowledgements,

@@ -1,6 +1,6 @@
 import type { App, Environment } from "aws-cdk-lib";
 import type { ResolvedStack } from "../../stack/index.ts";
-import type { StayupStacks } from "../app.ts";
+import type { StayupStacks } from "../stacks.ts";
 import type { stackIds } from "../naming.ts";
 import type { NetworkStack } from "../network/network.ts";
 

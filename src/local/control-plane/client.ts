@@ -5,7 +5,7 @@ import { type Dispatcher, request } from "undici";
 import { StayupError } from "../../shared/errors.ts";
 import type { TimedStackEvent } from "../events/bus.ts";
 import type { StackStatus } from "../runtime.ts";
-import { type StackStateFile, stateFileName } from "./server.ts";
+import { type StackStateFile, stateFileName } from "./state-file.ts";
 import type { RollResult } from "../rolling-deploy/roll.ts";
 
 const isAlive = (pid: number) => {

@@ -9,18 +9,7 @@ import { Dashboard } from "../dashboard/dashboard.ts";
 import type { LocalStack } from "../runtime.ts";
 import { ControlPlaneAccess, newControlToken } from "./access.ts";
 import { handleRoll } from "./roll-route.ts";
-
-export interface StackStateFile {
-  pid: number;
-  controlUrl: string;
-  /** Bearer token of the control plane (the file is 0600: only the user can read it). */
-  token: string;
-  listener: string;
-  environment: string;
-  startedAt: string;
-}
-
-export const stateFileName = "stack.json";
+import { type StackStateFile, stateFileName } from "./state-file.ts";
 
 /**
  * A loopback HTTP API over a running stack: `GET /status`, `GET /events` (newline-delimited JSON:

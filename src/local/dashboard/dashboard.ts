@@ -11,7 +11,7 @@ import { drills, findDrill } from "../../drills/registry.ts";
 import { saveReport } from "../../drills/report-files.ts";
 import type { StayupError } from "../../shared/errors.ts";
 import { StackClient } from "../control-plane/client.ts";
-import type { StackStateFile } from "../control-plane/server.ts";
+import type { StackStateFile } from "../control-plane/state-file.ts";
 import type { LocalStack } from "../runtime.ts";
 import { SingleInstanceLocalStack } from "../single-instance/stack.ts";
 import type { StableAddress } from "../single-instance/stable-address.ts";

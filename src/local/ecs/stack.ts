@@ -12,20 +12,7 @@ import { CapacityProviderController } from "./capacity-provider.ts";
 import { ContainerInstanceGroup } from "./container-instances.ts";
 import { freeCapacity } from "./decide.ts";
 import { EcsServiceController } from "./service.ts";
-
-/** `stayup status`'s view of the cluster: container instances with their tasks and free capacity. */
-export interface EcsStatus {
-  placement: string;
-  clusterTargetUtilizationPercent: number;
-  service: { desired: number; running: number; healthy: number; unplaced: number };
-  containerInstances: {
-    id: string;
-    az: string;
-    registered: { cpuUnits: number; memoryMiB: number };
-    free: { cpuUnits: number; memoryMiB: number };
-    tasks: { id: string; pid: number; port: number; health: string }[];
-  }[];
-}
+import type { EcsStatus } from "./status.ts";
 
 /**
  * The region's web group runs no web process in this topology: the service's tasks are the

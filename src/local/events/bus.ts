@@ -1,4 +1,4 @@
-import { ControllerGuard } from "../controller-guard.ts";
+import { type ControllerErrorEvent, ControllerGuard } from "../controller-guard.ts";
 
 /**
  * Every state change of the local runtime, in the vocabulary of the field. Controllers publish
@@ -14,11 +14,8 @@ export type StackEvent =
   | { type: "redis.failover"; fromPort: number; toPort: number; fromAz: string; toAz: string }
   | { type: "redis.replica-in-sync"; port: number; az: string }
   | { type: "redis.primary-chosen"; node: string; az: string; reason: string }
-  /**
-   * A controller's failure, and what retries it (src/local/controller-guard.ts); `repeated` counts
-   * the identical failures held back since the last one was published.
-   */
-  | { type: "controller.error"; controller: string; error: string; retry: string; repeated?: number }
+  /** A controller's failure, and what retries it (src/local/controller-guard.ts). */
+  | ControllerErrorEvent
   | { type: "load-balancer.listening"; url: string }
   | { type: "instance.launched"; instanceId: string; az: string; pid: number; port: number }
   | { type: "instance.launch-failed"; instanceId: string; az: string; reason: string }

@@ -3,13 +3,23 @@ import { request } from "undici";
 import type { DerivedSettings, ResolvedStack } from "../../stack/index.ts";
 import { ControllerGuard, type RetryHandle } from "../controller-guard.ts";
 import type { EventPublisher } from "../events/bus.ts";
+import type { InstanceGroupController } from "../instance-group/controller.ts";
 import type { Notifier } from "../notifications/notifier.ts";
-import type { LocalRegion } from "../region.ts";
+
+/**
+ * What failover needs of a region (a LocalRegion, which the runtime composes from the controllers
+ * this is one of): its name, its listener to probe and its group to resize.
+ */
+export interface FailoverRegion {
+  readonly name: string;
+  readonly options: { readonly listener: { readonly host: string; readonly port: number } };
+  readonly group: Pick<InstanceGroupController, "setCapacity">;
+}
 
 export interface FailoverControllerOptions {
   dns: NonNullable<ResolvedStack["dns"]>;
-  primary: LocalRegion;
-  secondary: LocalRegion;
+  primary: FailoverRegion;
+  secondary: FailoverRegion;
   /** The probe's path, the secondary's failover and standby sizes: as on AWS. */
   derived: Pick<
     DerivedSettings,

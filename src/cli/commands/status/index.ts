@@ -1,6 +1,6 @@
 import type { Command } from "commander";
 import { StackClient } from "../../../local/control-plane/client.ts";
-import type { EcsStatus } from "../../../local/ecs/stack.ts";
+import type { EcsStatus } from "../../../local/ecs/status.ts";
 import type { StackStatus } from "../../../local/runtime.ts";
 import { formatTable } from "../../../shared/table.ts";
 import { stateDirOption } from "../../options.ts";

@@ -6,7 +6,7 @@ import type { Command } from "commander";
 import { StackClient } from "../../../local/control-plane/client.ts";
 import { ControlPlaneServer } from "../../../local/control-plane/server.ts";
 import { formatEvent } from "../../../local/events/bus.ts";
-import { stopLeftovers } from "../../../local/processes.ts";
+import { stopLeftovers } from "../../../local/leftovers.ts";
 import { localRedisPassword } from "../../../local/redis/process.ts";
 import { createLocalStack } from "../../../local/topologies/index.ts";
 import { UpLock } from "../../../local/up-lock.ts";
