@@ -100,7 +100,7 @@ export class ControlPlaneServer {
         () => unsubscribe(),
       );
       if (!stream) return;
-      for (const e of this.stack.events.recent()) if (e.seq > since) stream.write(`${JSON.stringify(e)}\n`);
+      for (const e of this.stack.events.recent()) if (e.seq > since) stream.replay(`${JSON.stringify(e)}\n`);
       if (stream.open)
         unsubscribe = this.stack.events.subscribe((e) => stream.write(`${JSON.stringify(e)}\n`));
     } else if (req.method === "GET" && url.pathname === "/drills") {

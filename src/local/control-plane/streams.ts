@@ -6,8 +6,10 @@ export interface StreamLimits {
   maxStreams: number;
   /**
    * Bytes a stream may hold for a client that does not read (beyond what the kernel's socket
-   * buffers took): past it the stream is closed, so the server never buffers without bound. A
-   * dashboard reconnects and resumes by Last-Event-ID; the CLI's and drills' readers keep up.
+   * buffers took), on top of the history it was sent on opening (itself bounded: the bus keeps
+   * its last 1000 events): past it the stream is closed, so the server never buffers without
+   * bound. A dashboard reconnects and resumes by Last-Event-ID; the CLI's and drills' readers
+   * keep up.
    */
   maxBufferedBytes: number;
 }
@@ -18,6 +20,8 @@ export const defaultStreamLimits: StreamLimits = { maxStreams: 32, maxBufferedBy
 export class LiveStream {
   /** True once closed because its client did not read. */
   overflowed = false;
+  /** What was sent on opening (the history), written at once: allowed on top of the bound. */
+  private replayedBytes = 0;
 
   constructor(
     readonly res: http.ServerResponse,
@@ -28,13 +32,20 @@ export class LiveStream {
     return !this.res.destroyed && !this.res.writableEnded;
   }
 
+  /** Writes what a new stream starts with (the history since the client's last event). */
+  replay(chunk: string): void {
+    if (!this.open) return;
+    this.replayedBytes += Buffer.byteLength(chunk);
+    this.res.write(chunk);
+  }
+
   /** Writes `chunk`; false when the stream is (now) closed. */
   write(chunk: string): boolean {
     if (!this.open) return false;
     this.res.write(chunk);
     // writableLength counts what node holds for the socket; ending would wait for a reader that
     // never comes, so the socket is destroyed and its buffer freed.
-    if (this.res.writableLength > this.maxBufferedBytes) {
+    if (this.res.writableLength > this.maxBufferedBytes + this.replayedBytes) {
       this.overflowed = true;
       this.res.destroy();
       return false;
@@ -84,6 +95,8 @@ export class StreamGate {
       onClose();
     });
     res.writeHead(200, headers);
+    // The head now, not with the first event: a client learns at once that it is in.
+    res.flushHeaders();
     return stream;
   }
 

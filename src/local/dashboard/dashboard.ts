@@ -18,6 +18,10 @@ import { TrafficMeter } from "./traffic-meter.ts";
 const here = path.dirname(fileURLToPath(import.meta.url));
 const uplotCss = createRequire(import.meta.url).resolve("uplot/dist/uPlot.min.css");
 
+/** One server-sent event. */
+const sse = (event: string, data: unknown, id?: number) =>
+  `event: ${event}\n${id === undefined ? "" : `id: ${id}\n`}data: ${JSON.stringify(data)}\n\n`;
+
 /** How long a report's one-time ticket may wait to be used. */
 const reportTicketTtlMs = 60_000;
 
@@ -172,26 +176,23 @@ export class Dashboard {
     if (!stream) return;
     // A reconnecting page sends the id of the last event it got: resume after it.
     const lastId = Number(req.headers["last-event-id"] ?? url.searchParams.get("since") ?? 0) || 0;
-    stream.write("retry: 1000\n\n");
-    this.write(stream, "hello", {
-      resumedAfter: lastId,
-      traffic: this.meter.history(),
-      drills: this.drills.state(),
-      status: this.stack.status(),
-    });
+    stream.replay("retry: 1000\n\n");
+    stream.replay(
+      sse("hello", {
+        resumedAfter: lastId,
+        traffic: this.meter.history(),
+        drills: this.drills.state(),
+        status: this.stack.status(),
+      }),
+    );
     for (const e of this.stack.events.recent())
-      if (e.seq > lastId) this.write(stream, "stack-event", e, e.seq);
+      if (e.seq > lastId) stream.replay(sse("stack-event", e, e.seq));
     if (stream.open) this.streams.add(stream);
   }
 
-  private write(stream: LiveStream, event: string, data: unknown, id?: number): void {
-    stream.write(
-      `event: ${event}\n${id === undefined ? "" : `id: ${id}\n`}data: ${JSON.stringify(data)}\n\n`,
-    );
-  }
-
   private broadcast(event: string, data: unknown, id?: number): void {
-    for (const stream of this.streams) this.write(stream, event, data, id);
+    const chunk = sse(event, data, id);
+    for (const stream of this.streams) stream.write(chunk);
   }
 
   private tick(): void {
