@@ -241,6 +241,14 @@ describe("live dashboard", { timeout: 300_000 }, () => {
     const [report] = await Promise.all([page.context().waitForEvent("page"), link.click()]);
     await report.waitForSelector("#verdict");
     assert.equal(await report.textContent("#verdict"), "PASSED");
+    // The report's inline script ran: its CSP allows it by its hash (and nothing else inline).
+    assert.match((await report.textContent("#raw")) ?? "", /"drill": "kill-instance"/);
+    // The tab was opened by a one-time ticket, not the token: used once, it opens nothing more.
+    const opened = new URL(report.url());
+    assert.ok(opened.searchParams.get("ticket") && !report.url().includes(tokenOf(dashboard)));
+    const again = await request(opened.href);
+    assert.equal(again.statusCode, 401);
+    await again.body.dump();
     await report.close();
   });
 
