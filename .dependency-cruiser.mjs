@@ -77,16 +77,7 @@ export const localTiers = [
  * Known exceptions, each named and to be deleted once its arrow is gone. `rule` names the layer
  * rule it loosens; only imports from `from` to `to` are let through.
  */
-export const knownExceptions = [
-  {
-    name: "dashboard-starts-drills",
-    rule: "not-above-renderers",
-    from: "^src/local/dashboard/dashboard\\.ts$",
-    to: "^src/drills/",
-    comment:
-      "the dashboard runs drills itself (issue 21); being removed on branch dashtoken: delete this entry when it merges",
-  },
-];
+export const knownExceptions = [];
 
 /** For each layer but the last: it may not import any layer after it. */
 function upwardRules(ordered) {

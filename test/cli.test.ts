@@ -183,14 +183,14 @@ describe("stayup drill on a topology the drill does not run on", { timeout: 300_
       const client = StackClient.find(stateDir);
       assert.ok(client);
       const headers = { authorization: `Bearer ${client.state.token}` };
-      const listed = await request(`${client.state.controlUrl}/dashboard/drills`, { headers });
+      const listed = await request(`${client.state.controlUrl}/drills`, { headers });
       assert.equal(listed.statusCode, 200);
       const { available } = (await listed.body.json()) as { available: { name: string }[] };
       assert.deepEqual(
         available.map((d) => d.name),
         drills.filter((d) => d.topologies["single-instance"] === true).map((d) => d.name),
       );
-      const started = await request(`${client.state.controlUrl}/dashboard/drills/slow-instance`, {
+      const started = await request(`${client.state.controlUrl}/drills/slow-instance`, {
         method: "POST",
         headers,
       });

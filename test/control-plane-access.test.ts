@@ -104,16 +104,49 @@ describe("control plane access", { timeout: 180_000 }, () => {
     await own.body.dump();
   });
 
-  it("lets a browser in by a token in the URL, which sets an HttpOnly SameSite=Strict cookie", async () => {
-    const first = await send(`/status?token=${state.token}`, { token: null });
-    assert.equal(first.statusCode, 200);
-    await first.body.dump();
-    const cookie = String(first.headers["set-cookie"]);
-    assert.match(cookie, /HttpOnly/);
-    assert.match(cookie, /SameSite=Strict/);
-    const next = await send("/status", { token: null, headers: { cookie: cookie.split(";")[0] ?? "" } });
-    assert.equal(next.statusCode, 200);
-    await next.body.dump();
+  it("lets nobody in by a cookie or a token in the query: the Bearer header only, and sets no cookie", async () => {
+    const port = new URL(state.controlUrl).port;
+    for (const [route, headers] of [
+      [`/status?token=${state.token}`, {}],
+      ["/status", { cookie: `stayup_token_${port}=${state.token}` }],
+      [`/dashboard?token=${state.token}&x`, { cookie: `token=${state.token}` }],
+    ] as const) {
+      const res = await send(route, { token: null, headers });
+      const body = await res.body.text();
+      assert.equal(res.headers["set-cookie"], undefined, route);
+      // The dashboard's shell is public and holds nothing; every datum needs the header.
+      if (route.startsWith("/dashboard"))
+        assert.ok(!body.includes(state.token) && !body.includes(state.listener));
+      else assert.equal(res.statusCode, 401, route);
+    }
+  });
+
+  it("answers everything with a strict CSP, no framing, no Referer and nosniff", async () => {
+    const answers = [
+      await send("/status"),
+      await send("/status", { token: null }),
+      await send("/status", { headers: { host: "evil.example" } }),
+      await send("/nowhere"),
+      await send("/dashboard", { token: null }),
+      await send("/dashboard/app.js", { token: null }),
+      await send("/dashboard/app.css", { token: null }),
+      await send("/drills"),
+    ];
+    assert.deepEqual(
+      answers.map((r) => r.statusCode),
+      [200, 401, 403, 404, 200, 200, 200, 200],
+    );
+    for (const res of answers) {
+      await res.body.dump();
+      const csp = String(res.headers["content-security-policy"]);
+      assert.match(csp, /default-src 'none'/);
+      assert.match(csp, /script-src 'self'(;|$)/, "no inline script, no other origin");
+      assert.doesNotMatch(csp, /unsafe-inline|unsafe-eval/);
+      assert.match(csp, /frame-ancestors 'none'/);
+      assert.equal(res.headers["x-frame-options"], "DENY");
+      assert.equal(res.headers["referrer-policy"], "no-referrer");
+      assert.equal(res.headers["x-content-type-options"], "nosniff");
+    }
   });
 
   it("the CLI reads the token from the state file: status works unchanged", async () => {

@@ -1,4 +1,6 @@
 import assert from "node:assert/strict";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import type { Browser, BrowserContext, Page } from "playwright-core";
@@ -29,7 +31,7 @@ describe("live dashboard", { timeout: 300_000 }, () => {
 
   before(async () => {
     const up = await upDetached(stateDir, { cwd: dir, timeoutMs: 90_000 });
-    assert.match(up.stdout, /dashboard http:\/\/127\.0\.0\.1:\d+\/dashboard\?token=[\w-]+/);
+    assert.match(up.stdout, /dashboard http:\/\/127\.0\.0\.1:\d+\/dashboard#token=[\w-]+/);
     const s = await status();
     assert.ok(s.dashboard, "status --json gives the dashboard's URL");
     dashboard = new URL(s.dashboard);
@@ -52,13 +54,90 @@ describe("live dashboard", { timeout: 300_000 }, () => {
     await runCli(["down", "--state-dir", stateDir]);
   });
 
-  it("is behind the control plane's token: without it, 401 and no page", async () => {
-    const res = await request(`${dashboard.origin}/dashboard`);
-    assert.equal(res.statusCode, 401);
-    await res.body.dump();
-    const stream = await request(`${dashboard.origin}/dashboard/stream`);
-    assert.equal(stream.statusCode, 401);
-    await stream.body.dump();
+  it("is behind the control plane's token: without it, only the empty shell and 401 for every datum", async () => {
+    const token = tokenOf(dashboard);
+    const shell = await request(`${dashboard.origin}/dashboard`);
+    assert.equal(shell.statusCode, 200);
+    const html = await shell.body.text();
+    const s = await status();
+    for (const secret of [token, s.listener, ...s.instances.map((i) => i.id)]) {
+      assert.ok(!html.includes(secret), `the shell holds nothing of the stack (${secret})`);
+    }
+    for (const route of ["/dashboard/stream", "/drills", "/status", "/events"]) {
+      const res = await request(`${dashboard.origin}${route}`);
+      assert.equal(res.statusCode, 401, route);
+      await res.body.dump();
+    }
+    // The token in a query logs nobody in any more, and no answer sets a cookie.
+    const query = await request(`${dashboard.origin}/dashboard/stream?token=${token}`);
+    assert.equal(query.statusCode, 401);
+    assert.equal(query.headers["set-cookie"], undefined);
+    await query.body.dump();
+  });
+
+  it("keeps the token to its own server: a second server on 127.0.0.1 and the load balancer get none of it", async () => {
+    const token = tokenOf(dashboard);
+    const seen: { url: string; headers: http.IncomingHttpHeaders }[] = [];
+    const other = http.createServer((req, res) => {
+      seen.push({ url: req.url ?? "", headers: req.headers });
+      res.writeHead(200, { "content-type": "text/html" });
+      res.end(`<!doctype html><title>other</title><a id="to-balancer" href="${listener}/">balancer</a>`);
+    });
+    await new Promise<void>((resolve) => other.listen(0, "127.0.0.1", resolve));
+    const otherUrl = `http://127.0.0.1:${(other.address() as AddressInfo).port}`;
+    // What the browser puts on the wire to the balancer (cookies included): all it could forward.
+    const toBalancer: Promise<{ url: string; headers: Record<string, string> }>[] = [];
+    const context = await browser.newContext();
+    context.on("request", (r) => {
+      if (r.url().startsWith(listener))
+        toBalancer.push(r.allHeaders().then((headers) => ({ url: r.url(), headers })));
+    });
+    try {
+      const tab = await context.newPage();
+      await tab.goto(dashboard.href);
+      await tab.waitForSelector('#connection[data-state="live"]', { timeout: 30_000 });
+      assert.equal(tab.url(), `${dashboard.origin}/dashboard`, "the token left the address bar");
+      // Left from the logged-in page (a Referer would name it), typed, and in a second tab.
+      await tab.evaluate((u) => {
+        location.href = u;
+      }, `${otherUrl}/from-dashboard`);
+      await tab.waitForURL(`${otherUrl}/from-dashboard`);
+      await tab.goto(`${otherUrl}/typed`);
+      const second = await context.newPage();
+      await second.goto(`${otherUrl}/second-tab`);
+      // The stack's own load balancer, followed from a link and typed.
+      await Promise.all([second.waitForURL(`${listener}/`), second.click("#to-balancer")]);
+      await tab.goto(`${listener}/?typed`);
+      assert.match((await tab.textContent("#count")) ?? "", /^\d+$/, "an instance answered the page");
+      // Back on the dashboard in the first tab: still logged in (the tab kept its session).
+      await tab.goto(`${dashboard.origin}/dashboard`);
+      await tab.waitForSelector('#connection[data-state="live"]', { timeout: 30_000 });
+    } finally {
+      await context.close();
+      other.close();
+    }
+    for (const url of ["/from-dashboard", "/typed", "/second-tab"]) {
+      assert.ok(
+        seen.some((r) => r.url === url),
+        `the second server got ${url}`,
+      );
+    }
+    // The dashboard's Referrer-Policy: leaving it names nothing, not even its origin.
+    assert.equal(seen.find((r) => r.url === "/from-dashboard")?.headers.referer, undefined);
+    const balancer = await Promise.all(toBalancer);
+    assert.ok(
+      seen.length >= 3 && balancer.length >= 2,
+      `${seen.length} requests to the second server, ${balancer.length} to the balancer`,
+    );
+    for (const r of [...seen, ...balancer]) {
+      assert.equal(r.headers.cookie, undefined, `no cookie to ${r.url}`);
+      assert.equal(r.headers.authorization, undefined, `no Authorization to ${r.url}`);
+      assert.ok(
+        !String(r.headers.referer ?? "").startsWith(dashboard.origin),
+        `no Referer to ${r.url} names the dashboard`,
+      );
+      assert.ok(!r.url.includes(token) && !JSON.stringify(r.headers).includes(token), `no token to ${r.url}`);
+    }
   });
 
   it("shows every instance that stayup status lists, in its AZ column, healthy", async () => {
@@ -132,7 +211,7 @@ describe("live dashboard", { timeout: 300_000 }, () => {
   });
 
   it("resumes the event stream after a reconnect: only the events after Last-Event-ID", async () => {
-    const token = dashboard.searchParams.get("token") ?? "";
+    const token = tokenOf(dashboard);
     const first = await readStream(dashboard.origin, token, 0);
     const ids = first.map((e) => e.id);
     assert.ok(ids.length > 5, "history sent to a new page");
@@ -162,6 +241,14 @@ describe("live dashboard", { timeout: 300_000 }, () => {
     const [report] = await Promise.all([page.context().waitForEvent("page"), link.click()]);
     await report.waitForSelector("#verdict");
     assert.equal(await report.textContent("#verdict"), "PASSED");
+    // The report's inline script ran: its CSP allows it by its hash (and nothing else inline).
+    assert.match((await report.textContent("#raw")) ?? "", /"drill": "kill-instance"/);
+    // The tab was opened by a one-time ticket, not the token: used once, it opens nothing more.
+    const opened = new URL(report.url());
+    assert.ok(opened.searchParams.get("ticket") && !report.url().includes(tokenOf(dashboard)));
+    const again = await request(opened.href);
+    assert.equal(again.statusCode, 401);
+    await again.body.dump();
     await report.close();
   });
 
@@ -200,6 +287,9 @@ describe("live dashboard", { timeout: 300_000 }, () => {
     assert.deepEqual(consoleErrors, []);
   });
 });
+
+/** The token of a dashboard URL (in its fragment). */
+const tokenOf = (url: URL) => new URLSearchParams(url.hash.slice(1)).get("token") ?? "";
 
 /** The dashboard's event stream from `lastEventId` on, for one second: the ids of its events. */
 async function readStream(origin: string, token: string, lastEventId: number): Promise<{ id: number }[]> {
@@ -247,9 +337,9 @@ describe("dashboard traffic meter", () => {
 });
 
 /**
- * Two stacks on 127.0.0.1 in one browser: a single instance and an ECS service. Cookies are per
- * host, not per port, so each control plane names its own; both dashboards stay logged in, and each
- * shows its instance or tasks as tiles.
+ * Two stacks on 127.0.0.1 in one browser: a single instance and an ECS service. Each page keeps its
+ * token in its own origin's sessionStorage (per host and port), no cookie: both dashboards stay
+ * logged in, and each shows its instance or tasks as tiles.
  */
 describe("two dashboards on one host: single-instance and ecs", { timeout: 400_000 }, () => {
   const dir = tempDir();
@@ -328,16 +418,12 @@ describe("two dashboards on one host: single-instance and ecs", { timeout: 400_0
     single = await context.newPage();
     ecs = await context.newPage();
     for (const page of [single, ecs]) page.on("pageerror", (e) => errors.push(e.message));
-    // Log into each in turn, through the token URL: each sets its own cookie.
+    // Log into each in turn, through the token URL: each page keeps its own token, no cookie.
     await single.goto(stacks.single.dashboard.href);
     await single.waitForSelector('#connection[data-state="live"]', { timeout: 30_000 });
     await ecs.goto(stacks.ecs.dashboard.href);
     await ecs.waitForSelector('#connection[data-state="live"]', { timeout: 30_000 });
-    const names = (await context.cookies()).map((c) => c.name).sort();
-    assert.deepEqual(
-      names,
-      [`stayup_token_${stacks.ecs.dashboard.port}`, `stayup_token_${stacks.single.dashboard.port}`].sort(),
-    );
+    assert.deepEqual(await context.cookies(), [], "no cookie: nothing the browser sends to every port");
     // Both still in, without the token: a reload of each page and its stream.
     for (const [page, stack] of [
       [single, stacks.single],
@@ -346,7 +432,14 @@ describe("two dashboards on one host: single-instance and ecs", { timeout: 400_0
       const res = await page.goto(`${stack.dashboard.origin}/dashboard`);
       assert.equal(res?.status(), 200, `${stack.topology} dashboard still logged in`);
       await page.waitForSelector('#connection[data-state="live"]', { timeout: 30_000 });
-      const api = await page.evaluate(async () => (await fetch("/status")).status);
+      const api = await page.evaluate(
+        async () =>
+          (
+            await fetch("/status", {
+              headers: { authorization: `Bearer ${sessionStorage.getItem("stayup-control-token")}` },
+            })
+          ).status,
+      );
       assert.equal(api, 200);
     }
   });
@@ -384,7 +477,9 @@ describe("two dashboards on one host: single-instance and ecs", { timeout: 400_0
     assert.ok(await single.locator("#chart canvas").count(), "the chart is drawn");
     // The samples the page charts name the instance that answered, with latencies.
     const traffic = await single.evaluate(async () => {
-      const res = await fetch("/dashboard/stream");
+      const res = await fetch("/dashboard/stream", {
+        headers: { authorization: `Bearer ${sessionStorage.getItem("stayup-control-token")}` },
+      });
       const reader = res.body?.getReader();
       let text = "";
       const helloLine = /event: hello\ndata: (.*)\n/;

@@ -1,43 +1,42 @@
-import { randomBytes, timingSafeEqual } from "node:crypto";
+import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import type http from "node:http";
-
-/**
- * Name of the cookie a browser gets after opening a control-plane URL with `?token=`. Cookies are
- * per host, not per port, so it names the control plane's port: two stacks on 127.0.0.1 each keep
- * their own, and logging into one dashboard does not log the other out.
- */
-export const tokenCookieName = (port: number) => `stayup_token_${port}`;
 
 export const newControlToken = () => randomBytes(32).toString("base64url");
 
 /** A Host (or Origin host) that names loopback: 127.0.0.0/8, localhost or [::1]. */
 const loopbackHost = /^(127\.\d{1,3}\.\d{1,3}\.\d{1,3}|localhost|\[::1\])$/i;
 
-const sameToken = (given: string | undefined, token: string): boolean => {
+export const sameToken = (given: string | undefined, token: string): boolean => {
   if (!given) return false;
   const a = Buffer.from(given);
   const b = Buffer.from(token);
   return a.length === b.length && timingSafeEqual(a, b);
 };
 
-const cookie = (req: http.IncomingMessage, name: string): string | undefined => {
-  for (const part of (req.headers.cookie ?? "").split(";")) {
-    const [k, ...v] = part.trim().split("=");
-    if (k === name) return v.join("=");
-  }
-  return undefined;
-};
+/**
+ * What a browser may load without the token: the dashboard's shell, its script and its style. They
+ * hold no state of the stack; the script then sends the token it read from the URL's fragment, as
+ * a header, with every request for data. A report opened from the page carries a one-time ticket
+ * instead, which the dashboard checks (a new tab cannot send a header).
+ */
+const publicRoutes = new Set([
+  "GET /dashboard",
+  "GET /dashboard/",
+  "GET /dashboard/app.js",
+  "GET /dashboard/app.css",
+]);
+const ticketRoute = /^GET \/dashboard\/reports\/[\w.-]+\.html$/;
 
-export type AccessDecision =
-  { allowed: true; setCookie?: string } | { allowed: false; status: 401 | 403; reason: string };
+export type AccessDecision = { allowed: true } | { allowed: false; status: 401 | 403; reason: string };
 
 /**
  * Who may use the control plane (and the dashboard it serves): only the user who can read the
  * state file. Every route goes through `decide`, before anything is read or changed.
  * - Host must be loopback with the server's port: a DNS-rebinding page sends its own name.
  * - Origin, when a browser sends one, must be the server's own: a cross-site page cannot POST.
- * - The token from the state file: `Authorization: Bearer <token>` (CLI, drills), or the
- *   HttpOnly SameSite=Strict cookie a browser gets by opening a URL with `?token=<token>` once.
+ * - The token from the state file, as `Authorization: Bearer <token>` only: the CLI and drills
+ *   send it, and so does the dashboard's script. No cookie: a cookie is scoped by host, not port,
+ *   so a browser would send it to every server on 127.0.0.1 (the load balancer, a dev server).
  */
 export class ControlPlaneAccess {
   constructor(
@@ -58,15 +57,10 @@ export class ControlPlaneAccess {
     if (sameToken(/^Bearer (.+)$/i.exec(req.headers.authorization ?? "")?.[1], this.token)) {
       return { allowed: true };
     }
-    const cookieName = tokenCookieName(this.port());
-    if (sameToken(cookie(req, cookieName), this.token)) return { allowed: true };
-    const queryToken = new URL(req.url ?? "/", "http://control").searchParams.get("token") ?? undefined;
-    if (req.method === "GET" && sameToken(queryToken, this.token)) {
-      return {
-        allowed: true,
-        setCookie: `${cookieName}=${this.token}; HttpOnly; SameSite=Strict; Path=/`,
-      };
-    }
+    const url = new URL(req.url ?? "/", "http://control");
+    const route = `${req.method} ${url.pathname}`;
+    if (publicRoutes.has(route)) return { allowed: true };
+    if (ticketRoute.test(route) && url.searchParams.has("ticket")) return { allowed: true };
     return {
       allowed: false,
       status: 401,
@@ -77,10 +71,7 @@ export class ControlPlaneAccess {
   /** Decides, and answers a refusal itself; true when the request may proceed. */
   admit(req: http.IncomingMessage, res: http.ServerResponse): boolean {
     const decision = this.decide(req);
-    if (decision.allowed) {
-      if (decision.setCookie) res.setHeader("set-cookie", decision.setCookie);
-      return true;
-    }
+    if (decision.allowed) return true;
     res.writeHead(decision.status, { "content-type": "application/json" });
     res.end(
       JSON.stringify({
@@ -90,4 +81,30 @@ export class ControlPlaneAccess {
     );
     return false;
   }
+}
+
+/**
+ * The policy of every control-plane answer: scripts and styles from this server only (an inline
+ * one only by its hash, as a drill report has), no framing, no Referer, no MIME sniffing.
+ */
+export function contentSecurityPolicy(inline: { scripts?: string[]; styles?: string[] } = {}): string {
+  const hashes = (blocks: string[] = []) =>
+    blocks.map((b) => ` 'sha256-${createHash("sha256").update(b).digest("base64")}'`).join("");
+  return [
+    "default-src 'none'",
+    `script-src 'self'${hashes(inline.scripts)}`,
+    `style-src 'self'${hashes(inline.styles)}`,
+    "img-src 'self' data:",
+    "connect-src 'self'",
+    "base-uri 'none'",
+    "form-action 'none'",
+    "frame-ancestors 'none'",
+  ].join("; ");
+}
+
+export function setSecurityHeaders(res: http.ServerResponse): void {
+  res.setHeader("content-security-policy", contentSecurityPolicy());
+  res.setHeader("x-frame-options", "DENY");
+  res.setHeader("referrer-policy", "no-referrer");
+  res.setHeader("x-content-type-options", "nosniff");
 }

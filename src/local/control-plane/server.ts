@@ -7,43 +7,72 @@ import { ecsFaultRoutes, handleEcsFault } from "../ecs/faults.ts";
 import { grayFaultRoutes, handleGrayFault } from "../faults/gray-faults.ts";
 import { Dashboard } from "../dashboard/dashboard.ts";
 import type { LocalStack } from "../runtime.ts";
-import { ControlPlaneAccess, newControlToken } from "./access.ts";
+import { ControlPlaneAccess, newControlToken, setSecurityHeaders } from "./access.ts";
+import { StackClient } from "./client.ts";
+import { DrillDesk, type DrillRunner } from "./drills.ts";
 import { handleRoll } from "./roll-route.ts";
 import { type StackStateFile, stateFileName } from "./state-file.ts";
+import { defaultStreamLimits, type StreamLimits, StreamGate } from "./streams.ts";
+
+export interface ControlPlaneOptions {
+  /** How drills run (`GET /drills`, `POST /drills/<name>`): given by the CLI, which knows them. */
+  drills?: DrillRunner;
+  streams?: Partial<StreamLimits>;
+}
 
 /**
  * A loopback HTTP API over a running stack: `GET /status`, `GET /events` (newline-delimited JSON:
- * recent history, then live), `POST /shutdown`. The CLI and drills use only this. Every request
- * goes through `access` first (token, loopback Host, own Origin).
+ * recent history, then live), `GET /drills`, `POST /drills/<name>`, `POST /shutdown`. The CLI and
+ * drills use only this. Every request goes through `access` first (token, loopback Host, own
+ * Origin); every answer carries the security headers (CSP, no framing, no Referer, nosniff).
  */
 export class ControlPlaneServer {
   private readonly server: http.Server;
-  private readonly streams = new Set<http.ServerResponse>();
   readonly access: ControlPlaneAccess;
   readonly dashboard: Dashboard;
+  readonly drills: DrillDesk;
+  /** `/events` and the dashboard's stream: capped in number and in what each may hold. */
+  readonly streams: StreamGate;
   url = "";
 
   constructor(
     private readonly stack: LocalStack,
     private readonly onShutdown: () => void,
+    options: ControlPlaneOptions = {},
   ) {
     this.access = new ControlPlaneAccess(
       newControlToken(),
       () => (this.server.address() as AddressInfo).port,
     );
     this.server = http.createServer((req, res) => {
+      setSecurityHeaders(res);
       if (this.access.admit(req, res)) this.handle(req, res);
     });
-    this.dashboard = new Dashboard(stack, () => this.state());
+    this.streams = new StreamGate({ ...defaultStreamLimits, ...options.streams });
+    this.drills = new DrillDesk(
+      options.drills,
+      stack.options.stack,
+      stack.options.stateDir,
+      () => new StackClient(this.state()),
+    );
+    this.dashboard = new Dashboard(stack, this.drills, this.streams);
   }
 
-  /** The dashboard's address with the token that opens it (the browser then keeps a cookie). */
+  /**
+   * The dashboard's address with the token that opens it, in the fragment: a browser never sends
+   * a fragment to a server; the page's script takes it, drops it from the address bar and sends it
+   * only to this server, as a header.
+   */
   get dashboardUrl(): string {
-    return `${this.url}/dashboard?token=${this.access.token}`;
+    return `${this.url}/dashboard#token=${this.access.token}`;
   }
 
   private handle(req: http.IncomingMessage, res: http.ServerResponse): void {
     const url = new URL(req.url ?? "/", "http://control");
+    const reply = (status: number, body: unknown) => {
+      res.writeHead(status, { "content-type": "application/json" });
+      res.end(JSON.stringify(body));
+    };
     if (handleGrayFault(this.stack, req, url, res)) return;
     if (handleEcsFault(this.stack, req, url, res)) return;
     if (url.pathname === "/dashboard" || url.pathname.startsWith("/dashboard/")) {
@@ -53,14 +82,21 @@ export class ControlPlaneServer {
       res.end(JSON.stringify({ ...this.stack.status(), dashboard: this.dashboardUrl }));
     } else if (req.method === "GET" && url.pathname === "/events") {
       const since = Number(url.searchParams.get("since") ?? 0);
-      res.writeHead(200, { "content-type": "application/x-ndjson", "cache-control": "no-store" });
-      for (const e of this.stack.events.recent()) if (e.seq > since) res.write(`${JSON.stringify(e)}\n`);
-      const unsubscribe = this.stack.events.subscribe((e) => res.write(`${JSON.stringify(e)}\n`));
-      this.streams.add(res);
-      res.on("close", () => {
-        unsubscribe();
-        this.streams.delete(res);
-      });
+      let unsubscribe: () => void = () => undefined;
+      const stream = this.streams.open(
+        res,
+        { "content-type": "application/x-ndjson", "cache-control": "no-store" },
+        () => unsubscribe(),
+      );
+      if (!stream) return;
+      for (const e of this.stack.events.recent()) if (e.seq > since) stream.replay(`${JSON.stringify(e)}\n`);
+      if (stream.open)
+        unsubscribe = this.stack.events.subscribe((e) => stream.write(`${JSON.stringify(e)}\n`));
+    } else if (req.method === "GET" && url.pathname === "/drills") {
+      reply(200, this.drills.state());
+    } else if (req.method === "POST" && /^\/drills\/[a-z0-9-]+$/.test(url.pathname)) {
+      const started = this.drills.start(url.pathname.slice("/drills/".length));
+      reply(started.status, started.body);
     } else if (req.method === "POST" && url.pathname.startsWith("/faults/")) {
       void this.fault(url, res);
     } else if (req.method === "POST" && url.pathname === "/roll") {
@@ -77,6 +113,8 @@ export class ControlPlaneServer {
           routes: [
             "GET /status",
             "GET /events",
+            "GET /drills",
+            "POST /drills/<name>",
             "POST /faults/az-outage?az=",
             "POST /faults/az-restore?az=",
             "POST /faults/region-outage?region=",
@@ -160,7 +198,7 @@ export class ControlPlaneServer {
 
   close(): Promise<void> {
     this.dashboard.close();
-    for (const res of this.streams) res.end();
+    this.streams.closeAll();
     return new Promise((resolve) => this.server.close(() => resolve()));
   }
 }

@@ -2,14 +2,13 @@ import type { Command } from "commander";
 import { drillDefaults } from "../../../drills/harness.ts";
 import {
   assertRunsOn,
-  concludeVerdict,
   type DrillModule,
   topologiesLine,
   topologySupportHelp,
 } from "../../../drills/module.ts";
 import { drills } from "../../../drills/registry.ts";
 import { type DrillReport, formatReport } from "../../../drills/report.ts";
-import { saveReport } from "../../../drills/report-files.ts";
+import { runDrillAndReport } from "../../../drills/runner.ts";
 import { StackClient } from "../../../local/control-plane/client.ts";
 import type { StackStatus } from "../../../local/runtime.ts";
 import { StayupError } from "../../../shared/errors.ts";
@@ -65,17 +64,18 @@ async function withStack<T>(
 export async function runDrill(drill: DrillModule, opts: DrillCliOptions): Promise<DrillReport> {
   const stack = await loadStack(opts.config, opts.env, { topology: opts.topology });
   const json = Boolean(opts.json);
-  const ran = await withStack(drill, opts, stack, json, (client) =>
-    drill.run({
+  // The same run as a drill started from the dashboard (the control plane's DrillRunner).
+  const { report, files } = await withStack(drill, opts, stack, json, (client) =>
+    runDrillAndReport(drill, {
       client,
       stack,
+      stateDir: opts.stateDir,
       rate: opts.rate,
       onProgress: json ? undefined : (m) => console.error(`  … ${m}`),
       options: opts,
+      reportHtml: opts.report,
     }),
   );
-  const report = concludeVerdict(drill, ran);
-  const files = saveReport(report, opts.stateDir, opts.report);
   console.log(json ? JSON.stringify(report, null, 2) : formatReport(report, drill.details(report)));
   console.error(`report: ${files.html} (JSON: ${files.json})`);
   if (!report.verdict.passed) process.exitCode = 1;

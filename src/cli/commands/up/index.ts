@@ -5,6 +5,7 @@ import { fileURLToPath } from "node:url";
 import type { Command } from "commander";
 import { StackClient } from "../../../local/control-plane/client.ts";
 import { ControlPlaneServer } from "../../../local/control-plane/server.ts";
+import { registryDrillRunner } from "../../../drills/runner.ts";
 import { formatEvent } from "../../../local/events/bus.ts";
 import { stopLeftovers } from "../../../local/leftovers.ts";
 import { localRedisPassword } from "../../../local/redis/process.ts";
@@ -70,7 +71,9 @@ export async function up(opts: UpOptions): Promise<void> {
   });
   stack.events.subscribe((e) => console.log(formatEvent(e)));
   let stopping = false;
-  const control = new ControlPlaneServer(stack, () => void shutdown("stayup down"));
+  const control = new ControlPlaneServer(stack, () => void shutdown("stayup down"), {
+    drills: registryDrillRunner,
+  });
   const shutdown = async (reason: string) => {
     if (stopping) return;
     stopping = true;

@@ -1,16 +1,38 @@
 /// <reference lib="dom" />
 // The dashboard page: fed by the stack's server-sent events, bundled with uPlot by the stack itself.
+import { EventSource } from "eventsource";
 import uPlot from "uplot";
+import type { DrillRunState, DrillsState } from "../../control-plane/drills.ts";
 import type { TimedStackEvent } from "../../events/bus.ts";
 import type { InstanceStatus, RegionStatus, StackStatus } from "../../runtime.ts";
-import type { DrillRunState } from "../dashboard.ts";
 import type { TrafficSample } from "../traffic-meter.ts";
 
-interface DrillsState {
-  available: { name: string; description: string }[];
-  current?: DrillRunState;
-  reports: { name: string; url: string; time: string }[];
+// The token ------------------------------------------------------------------------------------
+
+/**
+ * The control plane's token, from the URL's fragment (`/dashboard#token=…`: a browser never sends
+ * a fragment to a server). It leaves the address bar at once and is kept in this tab's
+ * sessionStorage, which is per origin (host and port): it goes to this server only, as a header,
+ * never as a cookie that the browser would send to every server on the host.
+ */
+const tokenKey = "stayup-control-token";
+function takeToken(): string | undefined {
+  const fromFragment = new URLSearchParams(location.hash.slice(1)).get("token");
+  if (fromFragment) {
+    sessionStorage.setItem(tokenKey, fromFragment);
+    history.replaceState(null, "", location.pathname + location.search);
+  }
+  return sessionStorage.getItem(tokenKey) ?? undefined;
 }
+const token = takeToken();
+
+/** fetch to this control plane, with the token. */
+const api = (url: string, init: RequestInit = {}) =>
+  fetch(url, {
+    ...init,
+    credentials: "omit",
+    headers: { ...(init.headers as Record<string, string>), authorization: `Bearer ${token ?? ""}` },
+  });
 
 const windowSeconds = 300;
 /** Events worth a mark on the traffic chart's time axis. */
@@ -344,11 +366,33 @@ function renderChart(): void {
 async function startDrill(name: string): Promise<void> {
   if (!window.confirm(`Run the ${name} drill on this stack? It breaks the stack on purpose, under traffic.`))
     return;
-  const res = await fetch(`/dashboard/drills/${name}`, { method: "POST" });
+  const res = await api(`/drills/${name}`, { method: "POST" });
   if (!res.ok) {
     const body = (await res.json().catch(() => ({}))) as { error?: string };
     $("drill-run").replaceChildren(el("p", { class: "badge bad" }, body.error ?? `refused (${res.status})`));
   }
+}
+
+/**
+ * A link that opens a report in a new tab. The tab cannot send the token, so the page asks (with
+ * it) for a one-time URL and sends the tab there.
+ */
+function reportLink(url: string, text: string, id?: string): HTMLElement {
+  const a = el("a", { href: url, ...(id ? { id } : {}) }, text);
+  a.addEventListener("click", (event) => {
+    event.preventDefault();
+    const tab = window.open("about:blank", "_blank");
+    void api(`${url}/ticket`, { method: "POST" })
+      .then(async (res) => {
+        const body = (await res.json()) as { url?: string; error?: string };
+        if (!tab) return;
+        tab.opener = null;
+        if (body.url) tab.location.href = body.url;
+        else tab.close();
+      })
+      .catch(() => tab?.close());
+  });
+  return a;
 }
 
 function renderDrills(): void {
@@ -377,9 +421,7 @@ function renderDrills(): void {
             {},
             `${c.drill}`,
             badge(c.state, c.state === "passed" ? "ok" : c.state === "running" ? "info" : "bad"),
-            ...(c.report
-              ? [el("a", { href: c.report, target: "_blank", id: "drill-report-link" }, "open the report")]
-              : []),
+            ...(c.report ? [reportLink(c.report, "open the report", "drill-report-link")] : []),
           ),
           el("pre", {}, [...c.progress, ...(c.error ? [`error: ${c.error}`] : [])].join("\n") || "starting…"),
         ]
@@ -387,23 +429,48 @@ function renderDrills(): void {
   );
   $("reports").replaceChildren(
     ...(d.reports.length ? [el("h4", {}, "Reports")] : []),
-    ...d.reports.slice(0, 8).map((r) => el("div", {}, el("a", { href: r.url, target: "_blank" }, r.name))),
+    ...d.reports.slice(0, 8).map((r) => el("div", {}, reportLink(r.url, r.name))),
   );
 }
 
 // Stream ----------------------------------------------------------------------------------------
 
-function connect(): void {
-  const source = new EventSource("/dashboard/stream");
+let source: EventSource | undefined;
+
+function showConnection(state: "live" | "reconnecting" | "logged-out" | "closed", text: string): void {
   const connection = $("connection");
-  source.addEventListener("open", () => {
-    connection.dataset.state = "live";
-    connection.textContent = "live";
+  connection.dataset.state = state;
+  connection.textContent = text;
+}
+
+function connect(): void {
+  if (!token) {
+    showConnection("logged-out", "not logged in: open the URL `stayup status` prints");
+    return;
+  }
+  // EventSource cannot send a header: this one (the `eventsource` package) runs over fetch, so
+  // the token goes as Authorization; it reconnects by itself and sends Last-Event-ID.
+  source = new EventSource("/dashboard/stream", {
+    fetch: (url, init) =>
+      fetch(url, {
+        ...init,
+        credentials: "omit",
+        headers: { ...init.headers, authorization: `Bearer ${token}` },
+      }),
   });
-  source.addEventListener("error", () => {
-    // EventSource reconnects by itself and sends Last-Event-ID; the server resumes after it.
-    connection.dataset.state = "reconnecting";
-    connection.textContent = "reconnecting…";
+  source.addEventListener("open", () => showConnection("live", "live"));
+  source.addEventListener("error", (event) => {
+    if (source?.readyState !== EventSource.CLOSED) {
+      showConnection("reconnecting", "reconnecting…");
+      return;
+    }
+    // Refused: a wrong token stays wrong; anything else (429: too many streams) is tried again.
+    if (event.code === 401) {
+      showConnection("logged-out", "logged out: open the URL `stayup status` prints");
+      return;
+    }
+    showConnection("closed", `disconnected (${event.code ?? event.message ?? "error"}), retrying…`);
+    setTimeout(connect, 5000);
   });
   source.addEventListener("hello", (m) => {
     const hello = JSON.parse((m as MessageEvent<string>).data) as {
