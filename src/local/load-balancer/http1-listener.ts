@@ -46,6 +46,17 @@ export interface CloseListener {
   closed(): void;
 }
 
+/** A JSON error answer (or, once the answer's head went out, the connection's end). */
+export function replyError(res: ClientResponse, status: number, error: string): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const body = Buffer.from(JSON.stringify({ error, status }));
+  res.writeHead(status, ["content-type", "application/json", "content-length", String(body.length)]);
+  res.end(body);
+}
+
 export type ClientRequestHandler = (
   request: ClientRequest,
   response: ClientResponse,

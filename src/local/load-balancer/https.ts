@@ -2,6 +2,8 @@ import type http from "node:http";
 import https from "node:https";
 import type { AddressInfo } from "node:net";
 import { StayupError } from "../../shared/errors.ts";
+import type { ClientRequest, ClientRequestHandler, ClientResponse, CloseListener } from "./http1-listener.ts";
+import { replyError } from "./http1-listener.ts";
 
 /**
  * HTTPS as a thin layer over the load balancer, as the ALB's HTTPS listener: a TLS server whose
@@ -16,6 +18,93 @@ export function redirectToHttps(httpsPort: () => number): http.RequestListener {
     res.writeHead(301, { location: `https://${host}${port}${req.url ?? "/"}`, "content-length": "0" });
     res.end();
   };
+}
+
+/**
+ * The balancer's request handling as a `node:http` listener (for the HTTPS layer): reads the
+ * request's whole body (`maxBodyBytes` at most, 413 above) and hands it to `handle`.
+ */
+export function nodeRequestListener(
+  handle: ClientRequestHandler,
+  maxBodyBytes: number,
+): http.RequestListener {
+  return (req, res) => void serveNodeRequest(handle, maxBodyBytes, req, res);
+}
+
+async function serveNodeRequest(
+  handle: ClientRequestHandler,
+  maxBodyBytes: number,
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+): Promise<void> {
+  const response = new NodeResponse(res);
+  let body: Buffer | undefined;
+  if (req.headers["content-length"] !== undefined || req.headers["transfer-encoding"] !== undefined) {
+    let read: Buffer | "too-large";
+    try {
+      read = await readBody(req, maxBodyBytes);
+    } catch {
+      return replyError(response, 400, "request body could not be read");
+    }
+    if (read === "too-large") return replyError(response, 413, "request body too large");
+    body = read;
+  }
+  const request: ClientRequest = {
+    method: req.method ?? "GET",
+    url: req.url ?? "/",
+    rawHeaders: req.rawHeaders,
+    remoteAddress: req.socket.remoteAddress ?? "",
+    listenerProtocol: "https",
+    listenerPort: String(req.socket.localPort ?? ""),
+  };
+  handle(request, response, body);
+}
+
+async function readBody(req: http.IncomingMessage, maxBodyBytes: number): Promise<Buffer | "too-large"> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > maxBodyBytes) return "too-large";
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks);
+}
+
+/** A `node:http` answer (the HTTPS listener's) as the balancer writes answers. */
+class NodeResponse implements ClientResponse {
+  constructor(private readonly res: http.ServerResponse) {}
+  get headersSent(): boolean {
+    return this.res.headersSent;
+  }
+  get destroyed(): boolean {
+    return this.res.destroyed;
+  }
+  get writableFinished(): boolean {
+    return this.res.writableFinished;
+  }
+  get statusCode(): number {
+    return this.res.statusCode;
+  }
+  writeHead(statusCode: number, headers: string[]): void {
+    this.res.writeHead(statusCode, headers);
+  }
+  write(chunk: Buffer): boolean {
+    return this.res.write(chunk);
+  }
+  end(body?: Buffer): void {
+    if (body) this.res.end(body);
+    else this.res.end();
+  }
+  destroy(): void {
+    this.res.destroy();
+  }
+  onceDrain(listener: () => void): void {
+    this.res.once("drain", listener);
+  }
+  onClose(listener: CloseListener): void {
+    this.res.once("close", () => listener.closed());
+  }
 }
 
 export interface HttpsListenerOptions {
