@@ -16,11 +16,17 @@ import {
   replyError,
 } from "./http1-listener.ts";
 import { type Http1ParserBinding, loadHttp1Parser } from "./http1-parser.ts";
+import { BodyBudget, type ClientLimits, clientLimits } from "./limits.ts";
 import { nodeRequestListener, redirectToHttps } from "./https.ts";
 import type { OutlierDetectionSettings, TryOutcome } from "./outlier-detection.ts";
 import { RetryBudget, type RetrySettings, isIdempotent, noRetries, notSent } from "./retries.ts";
 import { LeastOutstandingRouter, type TargetSource } from "./routing.ts";
-import { UPSTREAM_HEADERS_TIMEOUT, UpstreamPool, type UpstreamRequest } from "./upstream-pool.ts";
+import {
+  UPSTREAM_HEADERS_TIMEOUT,
+  UPSTREAM_QUEUE_TIMEOUT,
+  UpstreamPool,
+  type UpstreamRequest,
+} from "./upstream-pool.ts";
 
 export type { TargetSource } from "./routing.ts";
 
@@ -49,8 +55,11 @@ export interface LoadBalancerOptions {
   shared?: boolean;
   /** Like the ALB's idle timeout: a target that sends no response headers for this long gets a 504. */
   targetTimeoutMs?: number;
-  /** Largest request body buffered for a retry (413 above). */
-  maxBodyBytes?: number;
+  /**
+   * What one client may hold of this process (`loadBalancer.local.limits`, this process's share
+   * with several workers); left out: the defaults.
+   */
+  limits?: Partial<ClientLimits>;
   /** With HTTPS on: this (HTTP) listener answers 301 to that port, as the ALB's redirect listener. */
   redirectToHttpsPort?: () => number;
 }
@@ -76,7 +85,9 @@ export class LoadBalancer implements Listener, InFlightRequests, TryPolicy {
   private readonly router: LeastOutstandingRouter;
   private readonly ejections?: Ejections;
   private readonly targetTimeoutMs: number;
-  private readonly maxBodyBytes: number;
+  private readonly limits: ClientLimits;
+  /** Request bodies held at once, by both listeners. */
+  private readonly bodyBudget: BodyBudget;
   url = "";
   /** Requests forwarded to each target and not yet answered: draining waits for them. */
   private readonly inFlightByTarget = new InFlightByTarget();
@@ -107,7 +118,8 @@ export class LoadBalancer implements Listener, InFlightRequests, TryPolicy {
       this.router.ejections = this.ejections;
     }
     this.targetTimeoutMs = options.targetTimeoutMs ?? 60_000;
-    this.maxBodyBytes = options.maxBodyBytes ?? 10 * 1024 * 1024;
+    this.limits = clientLimits(options.limits);
+    this.bodyBudget = new BodyBudget(this.limits.maxBufferedRequestBytesTotal);
     const http1 = loadHttp1Parser();
     if (!http1)
       throw new StayupError(
@@ -118,19 +130,22 @@ export class LoadBalancer implements Listener, InFlightRequests, TryPolicy {
     const redirectPort = options.redirectToHttpsPort;
     if (redirectPort === undefined) {
       const listener = new Http1Listener(http1, this.handleClient, {
-        maxBodyBytes: this.maxBodyBytes,
+        limits: this.limits,
+        bodyBudget: this.bodyBudget,
         keepAliveTimeoutMs: 60_000,
-        headersTimeoutMs: 60_000,
       });
       this.server = listener.server;
       this.connections = listener;
     } else {
       const redirect = http.createServer({ keepAlive: true }, redirectToHttps(redirectPort));
       redirect.keepAliveTimeout = 60_000;
+      redirect.maxConnections = this.limits.maxClientConnections;
+      redirect.requestTimeout = this.limits.requestTimeoutMs;
+      redirect.headersTimeout = this.limits.requestTimeoutMs;
       this.server = redirect;
       this.connections = redirect;
     }
-    this.handleRequest = nodeRequestListener(this.handleClient, this.maxBodyBytes);
+    this.handleRequest = nodeRequestListener(this.handleClient, this.limits, this.bodyBudget);
     events.subscribe(
       this.guard.wrap((e: TimedStackEvent) => {
         // A target that left the group will never be reached again: drop its idle connections.
@@ -199,7 +214,8 @@ export class LoadBalancer implements Listener, InFlightRequests, TryPolicy {
         target.host,
         target.port,
         {
-          maxConnections: 128,
+          maxConnections: this.limits.maxConnectionsPerTarget,
+          queueTimeoutMs: this.limits.targetQueueTimeoutMs,
           idleTimeoutMs: 30_000,
           headersTimeoutMs: this.targetTimeoutMs,
           bodyTimeoutMs: this.targetTimeoutMs,
@@ -264,7 +280,8 @@ export class LoadBalancer implements Listener, InFlightRequests, TryPolicy {
   }
 
   private async route(req: ClientRequest, res: ClientResponse, body: Buffer | undefined): Promise<void> {
-    const { headers, hasBody } = forwardedHeaders(req, this.options.host);
+    const { headers, hasBody, refusal } = forwardedHeaders(req, this.options.host);
+    if (refusal) return replyError(res, 400, refusal);
     const method = req.method;
     const exchange = new Exchange(this, res, performance.now());
     res.onClose(exchange);
@@ -279,6 +296,7 @@ export class LoadBalancer implements Listener, InFlightRequests, TryPolicy {
     let lastError = "no healthy targets";
     let held: HeldAnswer | undefined;
     let timedOut = false;
+    let queueTimedOut = false;
     for (let attempt = 0; attempt < this.retries.maxAttempts; attempt++) {
       const target = this.router.pick(tried);
       if (!target) break;
@@ -300,6 +318,11 @@ export class LoadBalancer implements Listener, InFlightRequests, TryPolicy {
         if (e.held) {
           this.observe(target, "5xx");
           held = e.held;
+          continue;
+        }
+        // Waited too long for a connection to the target, and was never sent: another may be free.
+        if (code === UPSTREAM_QUEUE_TIMEOUT) {
+          queueTimedOut = true;
           continue;
         }
         if (e.perTryTimeout || e.abandoned) {
@@ -331,6 +354,7 @@ export class LoadBalancer implements Listener, InFlightRequests, TryPolicy {
     if (held) return sendHeld(res, held);
     if (tried.length === 0) return replyError(res, 503, "no healthy targets");
     if (timedOut) return replyError(res, 504, `target timed out: ${lastError}`);
+    if (queueTimedOut) return replyError(res, 503, `targets busy: ${lastError}`);
     return replyError(res, 502, `every target tried failed; last: ${lastError}`);
   }
 }

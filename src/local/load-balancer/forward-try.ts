@@ -6,12 +6,15 @@
 import type { Target } from "../target-group/controller.ts";
 import type { ClientResponse } from "./http1-listener.ts";
 import {
+  CONNECTION,
   CONTENT_LENGTH,
   HOP_BY_HOP,
   KEEP_ALIVE,
   TRANSFER_ENCODING,
   X_STAYUP_DRAINING,
   headerRole,
+  nominatedFields,
+  withoutNominated,
 } from "./header-names.ts";
 import { targetDraining } from "./draining.ts";
 import type { TryOutcome } from "./outlier-detection.ts";
@@ -128,8 +131,9 @@ export class ForwardTry implements UpstreamHandler {
   onHeaders(statusCode: number, rawHeaders: string[], resume: () => void): boolean {
     if (statusCode < 200) return true; // 1xx interim answers are not forwarded
     clearTimeout(this.timer);
-    const headers: string[] = [];
+    let headers: string[] = [];
     let length = Number.NaN;
+    let connection: string | undefined;
     for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
       const name = rawHeaders[i] as string;
       const role = headerRole(name);
@@ -138,11 +142,18 @@ export class ForwardTry implements UpstreamHandler {
         this.abort(targetDraining());
         return true;
       }
-      if (role === HOP_BY_HOP || role === KEEP_ALIVE || role === TRANSFER_ENCODING) continue;
       const value = rawHeaders[i + 1] as string;
+      // Hop-by-hop (RFC 9110 §7.6.1); the client's connection is framed by the balancer.
+      if (role === CONNECTION) {
+        connection = connection === undefined ? value : `${connection}, ${value}`;
+        continue;
+      }
+      if (role === HOP_BY_HOP || role === KEEP_ALIVE || role === TRANSFER_ENCODING) continue;
       if (role === CONTENT_LENGTH) length = Number(value);
       headers.push(name, value);
     }
+    const nominated = nominatedFields(connection);
+    if (nominated) headers = withoutNominated(headers, nominated);
     this.status = statusCode;
     this.headers = headers;
     const sized = Number.isFinite(length) && length <= BUFFERED_RESPONSE_BYTES;

@@ -5,6 +5,7 @@
  */
 import type { ClientRequest } from "./http1-listener.ts";
 import {
+  CONNECTION,
   CONTENT_LENGTH,
   HOST,
   OTHER,
@@ -12,21 +13,27 @@ import {
   X_FORWARDED_FOR,
   X_STAYUP_DRAINING,
   headerRole,
+  nominatedFields,
+  withoutNominated,
 } from "./header-names.ts";
 
 /**
  * Read from the flat `rawHeaders`, duplicates as the client sent them. `hasBody`: the request
- * declared a body (Content-Length or Transfer-Encoding).
+ * declared a body (Content-Length or Transfer-Encoding); `refusal`: why it is answered 400 instead.
+ * Hop-by-hop fields are dropped (RFC 9110 §7.6.1): Connection and every field it names,
+ * Keep-Alive, Proxy-Connection, Proxy-Authorization, TE, Trailer, Upgrade, and Transfer-Encoding
+ * (the body is framed anew, with its length).
  */
 export function forwardedHeaders(
   req: ClientRequest,
   listenerHost: string,
-): { headers: string[]; hasBody: boolean } {
+): { headers: string[]; hasBody: boolean; refusal?: string } {
   const raw = req.rawHeaders;
   const headers: string[] = [];
   let hasBody = false;
   let hasHost = false;
   let forwardedFor: string | undefined;
+  let connection: string | undefined;
   for (let i = 0; i + 1 < raw.length; i += 2) {
     const name = raw[i] as string;
     const value = raw[i + 1] as string;
@@ -40,7 +47,8 @@ export function forwardedHeaders(
         headers.push(name, value);
         break;
       case HOST:
-        if (hasHost) break; // one Host (RFC 9112 §3.2)
+        // Two Host fields: which one is meant is ambiguous (RFC 9112 §3.2: 400).
+        if (hasHost) return { headers, hasBody, refusal: "more than one Host header field" };
         hasHost = true;
         headers.push(name, value);
         break;
@@ -50,13 +58,18 @@ export function forwardedHeaders(
       case X_FORWARDED_FOR:
         forwardedFor = forwardedFor === undefined ? value : `${forwardedFor}, ${value}`;
         break;
+      case CONNECTION:
+        connection = connection === undefined ? value : `${connection}, ${value}`;
+        break;
       default: // hop-by-hop, and the client's X-Forwarded-Proto and -Port
         break;
     }
   }
-  if (!hasHost) headers.push("host", `${listenerHost}:${req.listenerPort}`);
+  const nominated = nominatedFields(connection);
+  const forwarded = nominated ? withoutNominated(headers, nominated) : headers;
+  if (!hasHost) forwarded.push("host", `${listenerHost}:${req.listenerPort}`);
   const client = req.remoteAddress;
-  headers.push(
+  forwarded.push(
     "x-forwarded-for",
     forwardedFor ? `${forwardedFor}, ${client}` : client,
     "x-forwarded-proto",
@@ -64,5 +77,5 @@ export function forwardedHeaders(
     "x-forwarded-port",
     req.listenerPort,
   );
-  return { headers, hasBody };
+  return { headers: forwarded, hasBody };
 }

@@ -4,6 +4,7 @@ import type { AddressInfo } from "node:net";
 import { StayupError } from "../../shared/errors.ts";
 import type { ClientRequest, ClientRequestHandler, ClientResponse, CloseListener } from "./http1-listener.ts";
 import { replyError } from "./http1-listener.ts";
+import { type BodyBudget, type ClientLimits, clientLimits } from "./limits.ts";
 
 /**
  * HTTPS as a thin layer over the load balancer, as the ALB's HTTPS listener: a TLS server whose
@@ -22,31 +23,43 @@ export function redirectToHttps(httpsPort: () => number): http.RequestListener {
 
 /**
  * The balancer's request handling as a `node:http` listener (for the HTTPS layer): reads the
- * request's whole body (`maxBodyBytes` at most, 413 above) and hands it to `handle`.
+ * request's whole body (`maxRequestBodyBytes` at most, 413 above; within the body budget shared
+ * with the HTTP listener, 503 beyond) and hands it to `handle`.
  */
 export function nodeRequestListener(
   handle: ClientRequestHandler,
-  maxBodyBytes: number,
+  limits: ClientLimits,
+  budget: BodyBudget,
 ): http.RequestListener {
-  return (req, res) => void serveNodeRequest(handle, maxBodyBytes, req, res);
+  return (req, res) => void serveNodeRequest(handle, limits, budget, req, res);
 }
 
 async function serveNodeRequest(
   handle: ClientRequestHandler,
-  maxBodyBytes: number,
+  limits: ClientLimits,
+  budget: BodyBudget,
   req: http.IncomingMessage,
   res: http.ServerResponse,
 ): Promise<void> {
   const response = new NodeResponse(res);
   let body: Buffer | undefined;
   if (req.headers["content-length"] !== undefined || req.headers["transfer-encoding"] !== undefined) {
-    let read: Buffer | "too-large";
+    const held = { bytes: 0 };
+    // The body is held until the answer is complete (or the client left).
+    res.once("close", () => budget.give(held.bytes));
+    let read: Buffer | "too-large" | "over-budget";
     try {
-      read = await readBody(req, maxBodyBytes);
+      read = await readBody(req, limits.maxRequestBodyBytes, budget, held);
     } catch {
       return replyError(response, 400, "request body could not be read");
     }
     if (read === "too-large") return replyError(response, 413, "request body too large");
+    if (read === "over-budget")
+      return replyError(
+        response,
+        503,
+        "the load balancer holds too many request bodies at the moment; try again",
+      );
     body = read;
   }
   const request: ClientRequest = {
@@ -60,12 +73,17 @@ async function serveNodeRequest(
   handle(request, response, body);
 }
 
-async function readBody(req: http.IncomingMessage, maxBodyBytes: number): Promise<Buffer | "too-large"> {
+async function readBody(
+  req: http.IncomingMessage,
+  maxBodyBytes: number,
+  budget: BodyBudget,
+  held: { bytes: number },
+): Promise<Buffer | "too-large" | "over-budget"> {
   const chunks: Buffer[] = [];
-  let size = 0;
   for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > maxBodyBytes) return "too-large";
+    if (held.bytes + chunk.length > maxBodyBytes) return "too-large";
+    if (!budget.take(chunk.length)) return "over-budget";
+    held.bytes += chunk.length;
     chunks.push(chunk);
   }
   return Buffer.concat(chunks);
@@ -112,6 +130,8 @@ export interface HttpsListenerOptions {
   port: number;
   certificatePem: string;
   privateKeyPem: string;
+  /** The balancer's client limits (deadline, connections, head size); left out: the defaults. */
+  limits?: ClientLimits;
 }
 
 export class HttpsListener {
@@ -123,11 +143,21 @@ export class HttpsListener {
     handler: http.RequestListener,
     readonly options: HttpsListenerOptions,
   ) {
+    const limits = options.limits ?? clientLimits();
     this.server = https.createServer(
-      { cert: options.certificatePem, key: options.privateKeyPem, minVersion: "TLSv1.2", keepAlive: true },
+      {
+        cert: options.certificatePem,
+        key: options.privateKeyPem,
+        minVersion: "TLSv1.2",
+        keepAlive: true,
+        maxHeaderSize: limits.maxRequestHeadBytes,
+        requestTimeout: limits.requestTimeoutMs,
+        headersTimeout: limits.requestTimeoutMs,
+      },
       handler,
     );
     this.server.keepAliveTimeout = 60_000;
+    this.server.maxConnections = limits.maxClientConnections;
   }
 
   listen(): Promise<string> {
