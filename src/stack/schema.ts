@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { ciSchema } from "./ci-schema.ts";
 import { ecsEnvironmentSettings, ecsSettings, taskFitProblems } from "./ecs.ts";
+import { LOAD_BALANCER_LIMIT_DEFAULTS } from "./load-balancer-limits.ts";
 import { nightlyStopSchema } from "./nightly-stop.ts";
 
 /**
@@ -404,24 +405,8 @@ const retries = z
   })
   .strict();
 
-const MiB = 1024 * 1024;
-
-/**
- * The defaults of `loadBalancer.local.limits`: generous for any development use, so a user never
- * needs to set them; a test sets shorter ones to show them.
- */
-export const LOAD_BALANCER_LIMIT_DEFAULTS = {
-  requestTimeoutMs: 60_000,
-  maxClientConnections: 4096,
-  maxRequestHeadBytes: 16 * 1024,
-  maxRequestBodyBytes: 10 * MiB,
-  maxBufferedRequestBytesTotal: 64 * MiB,
-  maxQueuedResponseBytes: 1 * MiB,
-  maxConnectionsPerTarget: 128,
-  targetQueueTimeoutMs: 60_000,
-} as const;
-
 const D = LOAD_BALANCER_LIMIT_DEFAULTS;
+const MiB = 1024 * 1024;
 
 /**
  * What clients may hold of the local load balancer, so that none can exhaust it (the runtime that

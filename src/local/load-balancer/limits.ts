@@ -2,7 +2,8 @@
  * What one client may hold of the balancer (`loadBalancer.local.limits`), as each balancer process
  * applies it, and the shared budget for request bodies held at once.
  */
-import { LOAD_BALANCER_LIMIT_DEFAULTS, type LoadBalancerLimits } from "../../stack/schema.ts";
+import { LOAD_BALANCER_LIMIT_DEFAULTS } from "../../stack/load-balancer-limits.ts";
+import type { LoadBalancerLimits } from "../../stack/schema.ts";
 
 export type ClientLimits = LoadBalancerLimits;
 
