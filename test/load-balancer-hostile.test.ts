@@ -13,7 +13,11 @@ import { after, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { Pool } from "undici";
+import { EventBus } from "../src/local/events/bus.ts";
 import type { LoadBalancerOptions } from "../src/local/load-balancer/balancer.ts";
+import { LoadBalancerWorkers } from "../src/local/load-balancer/workers.ts";
+import { TargetGroupController } from "../src/local/target-group/controller.ts";
+import { findFreePort } from "../src/shared/net.ts";
 import type { BalancerMemory, FromBalancerProcess, ToBalancerProcess } from "./balancer-process.ts";
 import { waitFor } from "./helpers.ts";
 
@@ -467,5 +471,61 @@ describe("load balancer against hostile clients", { timeout: 180_000 }, () => {
     for (const name of ["x-internal", "proxy-authenticate", "keep-alive", "upgrade"])
       assert.doesNotMatch(head, new RegExp(`^${name}:`, "im"), `${name} reached the client`);
     assert.match(head, /^x-visible: yes$/im, "an end-to-end answer field is forwarded");
+  });
+});
+
+describe("load balancer as worker processes against hostile clients", { timeout: 120_000 }, () => {
+  it("each worker applies the limits, the totals shared out among them", async () => {
+    const target = await startTarget();
+    const events = new EventBus();
+    const healthCheck = {
+      path: "/health",
+      intervalMs: 100,
+      timeoutMs: 80,
+      healthyThreshold: 2,
+      unhealthyThreshold: 2,
+    };
+    const tg = new TargetGroupController(healthCheck, events, 0);
+    const cap = 20;
+    // A port of its own: node:cluster shares one listening handle per address, port 0 included.
+    const lb = new LoadBalancerWorkers(
+      tg,
+      events,
+      {
+        host: "127.0.0.1",
+        port: await findFreePort(),
+        limits: { requestTimeoutMs: 2000, maxClientConnections: cap },
+      },
+      {},
+      2,
+    );
+    const url = await lb.listen();
+    cleanup.push(
+      () => lb.close(),
+      () => lb.stop(),
+      () => tg.stop(),
+    );
+    tg.register({ instanceId: "i-a", az: "z-a", host: "127.0.0.1", port: target.port });
+    await waitFor("target healthy", () => tg.inRotation().length === 1 || undefined, 10_000);
+    const port = Number(new URL(url).port);
+
+    // A slow client gets 408 at the request deadline, from whichever worker accepted it.
+    const slow = Array.from({ length: 10 }, () => rawClient(port));
+    for (const c of slow) c.socket.write("GET /small HTTP/1.1\r\nHost: x\r\n");
+    await waitFor("every slow client closed", () => slow.every((c) => c.state.closed) || undefined, 30_000);
+    for (const c of slow) assert.match(c.state.text, /^HTTP\/1\.1 408 /);
+
+    // A flood: each worker takes its share of the cap (10), so at most the cap stays open in all.
+    const flood = Array.from({ length: 200 }, () => rawClient(port));
+    await waitFor(
+      "the flood's connections beyond the cap closed",
+      () => flood.filter((c) => !c.state.closed).length <= cap || undefined,
+      30_000,
+    );
+    assert.ok(
+      flood.some((c) => c.state.connected),
+      "connections within the cap are accepted",
+    );
+    for (const c of flood) c.socket.destroy();
   });
 });
