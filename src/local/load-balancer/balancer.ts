@@ -298,6 +298,8 @@ export class LoadBalancer implements Listener, InFlightRequests, TryPolicy {
     let timedOut = false;
     let queueTimedOut = false;
     for (let attempt = 0; attempt < this.retries.maxAttempts; attempt++) {
+      // The client left between tries: nothing more is sent for it.
+      if (attempt > 0 && res.destroyed) return;
       const target = this.router.pick(tried);
       if (!target) break;
       tried.push(target.instanceId);

@@ -391,6 +391,9 @@ class ClientConnection {
       now - this.lastActivityAt > this.listener.options.keepAliveTimeoutMs
     )
       return this.destroySocket();
+    // Waiting for the client to read its answers, and it read none of them for as long.
+    if (this.waitingForDrain && now - this.lastActivityAt > this.listener.options.keepAliveTimeoutMs)
+      return this.destroySocket();
     // Ended by the balancer, and the client neither read it all nor closed its side.
     if (this.endedAt !== 0 && now - this.endedAt > LINGER_MS) return this.destroySocket();
     if (now < this.requestDeadline) return;
