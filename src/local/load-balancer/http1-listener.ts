@@ -75,7 +75,10 @@ export interface Http1ListenerOptions {
 
 /** Requests read ahead of the one being answered; past this, reading stops until they are answered. */
 const PIPELINE_LIMIT = 16;
-/** A connection the balancer ended is destroyed if the client has not closed it this long after. */
+/**
+ * A connection the balancer ended is destroyed if the client has not closed its side this long
+ * after it was sent everything (a client still reading the end of its answer is not cut off).
+ */
 const LINGER_MS = 5000;
 
 /**
@@ -151,6 +154,8 @@ class ClientConnection {
   private lastActivityAt = performance.now();
   /** The balancer ended the connection at this time (performance.now()); 0: not yet. */
   private endedAt = 0;
+  /** Everything the balancer wrote had left for the client at this time; 0: not yet. */
+  private flushedAt = 0;
   /** The next request waits until the client reads its answers (write backpressure). */
   private waitingForDrain = false;
   /** Request body bytes this connection holds of the shared budget. */
@@ -323,7 +328,10 @@ class ClientConnection {
 
   /** Ends the balancer's side; a client that keeps its own open is cut off `LINGER_MS` later. */
   private endSocket(answer?: string): void {
-    if (this.endedAt === 0) this.endedAt = performance.now();
+    if (this.endedAt === 0) {
+      this.endedAt = performance.now();
+      this.socket.once("finish", () => (this.flushedAt = performance.now()));
+    }
     if (answer === undefined) this.socket.end();
     else this.socket.end(answer);
   }
@@ -394,8 +402,11 @@ class ClientConnection {
     // Waiting for the client to read its answers, and it read none of them for as long.
     if (this.waitingForDrain && now - this.lastActivityAt > this.listener.options.keepAliveTimeoutMs)
       return this.destroySocket();
-    // Ended by the balancer, and the client neither read it all nor closed its side.
-    if (this.endedAt !== 0 && now - this.endedAt > LINGER_MS) return this.destroySocket();
+    // Ended by the balancer, and the client keeps its side open: after it got everything, or
+    // (reading nothing) for as long as an idle connection.
+    if (this.flushedAt !== 0 && now - this.flushedAt > LINGER_MS) return this.destroySocket();
+    if (this.endedAt !== 0 && now - this.endedAt > this.listener.options.keepAliveTimeoutMs)
+      return this.destroySocket();
     if (now < this.requestDeadline) return;
     this.requestDeadline = Number.POSITIVE_INFINITY;
     this.fail(408, `request not received whole within ${this.listener.options.limits.requestTimeoutMs} ms`);
