@@ -15,6 +15,8 @@ import { fileURLToPath } from "node:url";
 import { Pool } from "undici";
 import { EventBus } from "../src/local/events/bus.ts";
 import type { LoadBalancerOptions } from "../src/local/load-balancer/balancer.ts";
+import { loadHttp1Parser } from "../src/local/load-balancer/http1-parser.ts";
+import { type UpstreamHandler, UpstreamPool } from "../src/local/load-balancer/upstream-pool.ts";
 import { LoadBalancerWorkers } from "../src/local/load-balancer/workers.ts";
 import { TargetGroupController } from "../src/local/target-group/controller.ts";
 import { findFreePort } from "../src/shared/net.ts";
@@ -527,5 +529,60 @@ describe("load balancer as worker processes against hostile clients", { timeout:
       "connections within the cap are accepted",
     );
     for (const c of flood) c.socket.destroy();
+  });
+});
+
+describe("requests queued behind a target's connection limit", () => {
+  it("one aborted while it waits (as the per-try timeout aborts a try) leaves the queue and is never sent", async () => {
+    const target = await startTarget();
+    const http1 = loadHttp1Parser();
+    assert.ok(http1);
+    const pool = new UpstreamPool(
+      "127.0.0.1",
+      target.port,
+      {
+        maxConnections: 1,
+        queueTimeoutMs: 60_000,
+        idleTimeoutMs: 30_000,
+        connectTimeoutMs: 1000,
+        headersTimeoutMs: 60_000,
+        bodyTimeoutMs: 60_000,
+      },
+      http1,
+    );
+    cleanup.push(() => pool.destroy());
+    /** A try's handler: how it ended, and its abort (what ForwardTry calls on its per-try timeout). */
+    const handler = () => {
+      const h: { abort?: (error: Error) => void; ended?: string; callbacks: UpstreamHandler } = {
+        callbacks: {
+          onConnect: (abort) => (h.abort = abort),
+          onHeaders: () => true,
+          onData: () => true,
+          onComplete: () => (h.ended = "complete"),
+          onError: (error) => (h.ended = `error: ${error.message}`),
+        },
+      };
+      return h;
+    };
+    const request = (path: string) => ({ method: "GET", path, headers: ["host", "x"], body: null });
+    const first = handler();
+    pool.dispatch(request("/hold"), first.callbacks);
+    await waitFor("the target holds the first request", () => target.held.length === 1 || undefined);
+    const queued = handler();
+    pool.dispatch(request("/queued-per-try"), queued.callbacks);
+    assert.ok(queued.abort, "a queued request can be aborted");
+    queued.abort(new Error("no answer headers within the per-try timeout"));
+    assert.equal(queued.ended, "error: no answer headers within the per-try timeout");
+    const after = handler();
+    pool.dispatch(request("/after"), after.callbacks);
+    target.release();
+    await waitFor("the request queued after it served", () => after.ended);
+    assert.equal(first.ended, "complete");
+    assert.equal(after.ended, "complete");
+    assert.deepEqual(
+      target.seen,
+      ["GET /hold", "GET /after"],
+      "the aborted request never reached the target",
+    );
   });
 });
