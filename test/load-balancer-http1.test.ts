@@ -40,7 +40,11 @@ async function balancerFor(port: number, maxBodyBytes?: number): Promise<{ port:
     get: () => target,
     reportConnectionFailure: () => undefined,
   };
-  const lb = new LoadBalancer(source, new EventBus(), { host: "127.0.0.1", port: 0, maxBodyBytes });
+  const lb = new LoadBalancer(source, new EventBus(), {
+    host: "127.0.0.1",
+    port: 0,
+    limits: maxBodyBytes === undefined ? {} : { maxRequestBodyBytes: maxBodyBytes },
+  });
   const url = await lb.listen();
   cleanup.push(() => lb.close());
   return { port: Number(new URL(url).port), lb };

@@ -122,6 +122,32 @@ describe("stack description", () => {
     );
   });
 
+  it("the load balancer's client limits: documented defaults when left out, checked when set", async () => {
+    const stack = validateStack(await valid());
+    assert.deepEqual(stack.loadBalancer.local.limits, {
+      requestTimeoutMs: 60_000,
+      maxClientConnections: 4096,
+      maxRequestHeadBytes: 16 * 1024,
+      maxRequestBodyBytes: 10 * 1024 * 1024,
+      maxBufferedRequestBytesTotal: 64 * 1024 * 1024,
+      maxQueuedResponseBytes: 1024 * 1024,
+      maxConnectionsPerTarget: 128,
+      targetQueueTimeoutMs: 60_000,
+    });
+    const input = await valid();
+    Object.assign(input.loadBalancer.local, { limits: { requestTimeoutMs: 5000 } });
+    const some = validateStack(input).loadBalancer.local.limits;
+    assert.equal(some.requestTimeoutMs, 5000);
+    assert.equal(some.maxClientConnections, 4096, "the others keep their defaults");
+    Object.assign(input.loadBalancer.local, {
+      limits: { maxRequestBodyBytes: 32 * 1024 * 1024, maxBufferedRequestBytesTotal: 16 * 1024 * 1024 },
+    });
+    assert.throws(
+      () => validateStack(input),
+      /loadBalancer\.local\.limits\.maxBufferedRequestBytesTotal: must be ≥ maxRequestBodyBytes/,
+    );
+  });
+
   it("resolves an environment and refuses an unknown one", async () => {
     const stack = validateStack(await valid());
     assert.equal(resolveStack(stack, "prod").deletionProtection, true);

@@ -55,6 +55,8 @@ export class LocalRegion {
     if (this.httpsPort !== undefined) {
       Object.assign(options.listener, { redirectToHttpsPort: () => this.https?.port ?? 0 });
     }
+    // What one client may hold of the balancer (and of the HTTPS listener in front of it).
+    Object.assign(options.listener, { limits: stack.loadBalancer.local.limits });
     const policy = {
       retries: stack.loadBalancer.retries,
       outlierDetection: stack.loadBalancer.outlierDetection,
@@ -117,6 +119,7 @@ export class LocalRegion {
     this.https = new HttpsListener(balancer.handleRequest, {
       host: listener.host,
       port: this.httpsPort,
+      limits: stack.loadBalancer.local.limits,
       ...certificate,
     });
     const url = await this.https.listen();

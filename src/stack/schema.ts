@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { ciSchema } from "./ci-schema.ts";
 import { ecsEnvironmentSettings, ecsSettings, taskFitProblems } from "./ecs.ts";
+import { LOAD_BALANCER_LIMIT_DEFAULTS } from "./load-balancer-limits.ts";
 import { nightlyStopSchema } from "./nightly-stop.ts";
 
 /**
@@ -404,6 +405,46 @@ const retries = z
   })
   .strict();
 
+const D = LOAD_BALANCER_LIMIT_DEFAULTS;
+const MiB = 1024 * 1024;
+
+/**
+ * What clients may hold of the local load balancer, so that none can exhaust it (the runtime that
+ * runs it also runs health checks, failover and DNS): slow requests, connection floods, pipelining
+ * without reading answers, large bodies. With several balancer processes (`workers`), the totals
+ * (`maxClientConnections`, `maxBufferedRequestBytesTotal`, `maxConnectionsPerTarget`) are shared
+ * out among them.
+ */
+const loadBalancerLimits = z
+  .object({
+    /** A request's head and body must arrive within this long of its first byte; 408 and closed after. */
+    requestTimeoutMs: intIn(100, 3_600_000, " ms").default(D.requestTimeoutMs),
+    /** Client connections open at once; a new one beyond it is closed at once (the client sees a reset). */
+    maxClientConnections: intIn(1, 1_000_000).default(D.maxClientConnections),
+    /** A request's line and header fields (431 above). */
+    maxRequestHeadBytes: intIn(1024, 1 * MiB, " bytes").default(D.maxRequestHeadBytes),
+    /** One request's body, held whole so the request can be retried (413 above). */
+    maxRequestBodyBytes: intIn(0, 1024 * MiB, " bytes").default(D.maxRequestBodyBytes),
+    /** All requests' bodies held at once; a request whose body would go past it gets 503. */
+    maxBufferedRequestBytesTotal: intIn(0, 16 * 1024 * MiB, " bytes").default(D.maxBufferedRequestBytesTotal),
+    /**
+     * Answer bytes written to a client and not yet read by it: past this, the balancer stops reading
+     * that client's requests until it reads (write backpressure).
+     */
+    maxQueuedResponseBytes: intIn(16 * 1024, 1024 * MiB, " bytes").default(D.maxQueuedResponseBytes),
+    /** Connections to one target; further requests wait for one. */
+    maxConnectionsPerTarget: intIn(1, 100_000).default(D.maxConnectionsPerTarget),
+    /** A request waiting that long for a connection to its target is never sent; it gets 503. */
+    targetQueueTimeoutMs: intIn(10, 3_600_000, " ms").default(D.targetQueueTimeoutMs),
+  })
+  .strict()
+  .refine((l) => l.maxBufferedRequestBytesTotal >= l.maxRequestBodyBytes, {
+    path: ["maxBufferedRequestBytesTotal"],
+    message: "must be ≥ maxRequestBodyBytes (one largest body must fit)",
+  });
+
+export type LoadBalancerLimits = z.output<typeof loadBalancerLimits>;
+
 export const stackDescriptionSchema = z
   .object({
     /** Lower-case name used as a prefix for every named resource, with the environment appended. */
@@ -476,6 +517,8 @@ export const stackDescriptionSchema = z
              * for dns.name from a local certificate authority, and a 301 from `port` to it.
              */
             httpsPort: port.optional(),
+            /** What one client may hold of the balancer (defaults fit any use; see above). */
+            limits: loadBalancerLimits.prefault({}),
           })
           .strict(),
         outlierDetection,

@@ -7,6 +7,7 @@ import {
   type HeadersComplete,
   setReading,
 } from "./http1-parser.ts";
+import type { BodyBudget, ClientLimits } from "./limits.ts";
 
 /** A client's request as the balancer routes it, whichever listener read it. */
 export interface ClientRequest {
@@ -46,6 +47,17 @@ export interface CloseListener {
   closed(): void;
 }
 
+/** A JSON error answer (or, once the answer's head went out, the connection's end). */
+export function replyError(res: ClientResponse, status: number, error: string): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const body = Buffer.from(JSON.stringify({ error, status }));
+  res.writeHead(status, ["content-type", "application/json", "content-length", String(body.length)]);
+  res.end(body);
+}
+
 export type ClientRequestHandler = (
   request: ClientRequest,
   response: ClientResponse,
@@ -53,21 +65,34 @@ export type ClientRequestHandler = (
 ) => void;
 
 export interface Http1ListenerOptions {
-  /** A request body above this is answered 413 (the balancer buffers bodies for retries). */
-  maxBodyBytes: number;
+  /** Request deadline, connections, head and body sizes, answers queued (`loadBalancer.local.limits`). */
+  limits: ClientLimits;
+  /** Request bodies held by all connections (shared with the HTTPS layer). */
+  bodyBudget: BodyBudget;
   /** An idle client connection is closed after this long (like the ALB's idle timeout). */
   keepAliveTimeoutMs: number;
-  /** A request's headers must arrive within this long of its first byte (slow clients). */
-  headersTimeoutMs: number;
 }
 
+/** Requests read ahead of the one being answered; past this, reading stops until they are answered. */
 const PIPELINE_LIMIT = 16;
+/**
+ * A connection the balancer ended is destroyed if the client has not closed its side this long
+ * after it was sent everything (a client still reading the end of its answer is not cut off).
+ */
+const LINGER_MS = 5000;
 
 /**
  * The balancer's HTTP/1.1 listener on raw sockets: llhttp parses each request (http1-parser.ts),
  * the handler answers through a `ClientResponse` whose head and small body go out in one write.
  * Pipelined requests are answered in order, one at a time. Upgrades (WebSocket) are not proxied:
  * answered 501.
+ *
+ * No client can make it hold more than the limits allow: connections beyond
+ * `maxClientConnections` are closed as they arrive; a request must arrive whole (head and body)
+ * within `requestTimeoutMs` of its first byte (of the connection, for the first one), or gets 408;
+ * its head is at most `maxRequestHeadBytes` (431), its body `maxRequestBodyBytes` (413) and all
+ * bodies held at once `maxBufferedRequestBytesTotal` (503); a client that does not read its answers
+ * is not read from once `maxQueuedResponseBytes` of them wait in its socket (write backpressure).
  */
 export class Http1Listener {
   readonly server: net.Server;
@@ -85,6 +110,8 @@ export class Http1Listener {
       this.connections.add(connection);
       socket.once("close", () => this.connections.delete(connection));
     });
+    // Node closes a connection beyond this as it is accepted, before any JS runs for it.
+    this.server.maxConnections = options.limits.maxClientConnections;
     this.server.on("listening", () => {
       // One sweep for every connection's deadlines instead of a socket timer refreshed on each
       // read and write.
@@ -122,8 +149,17 @@ class ClientConnection {
   private current?: RawResponse;
   /** No more requests are read (the last one asked to close, or a fault). */
   private closing = false;
-  private headersDeadline = Number.POSITIVE_INFINITY;
+  /** When the request being read must be complete (performance.now()); the first from the accept. */
+  private requestDeadline: number;
   private lastActivityAt = performance.now();
+  /** The balancer ended the connection at this time (performance.now()); 0: not yet. */
+  private endedAt = 0;
+  /** Everything the balancer wrote had left for the client at this time; 0: not yet. */
+  private flushedAt = 0;
+  /** The next request waits until the client reads its answers (write backpressure). */
+  private waitingForDrain = false;
+  /** Request body bytes this connection holds of the shared budget. */
+  private heldBodyBytes = 0;
   /** The parser reads the socket itself (consumeSocket): no `data` events, one `kOnExecute` per read. */
   private readonly consumed: boolean;
   /** A request ended in the read being parsed (see `onExecute`). */
@@ -135,10 +171,13 @@ class ClientConnection {
     readonly socket: net.Socket,
   ) {
     this.localPort = String(socket.localPort ?? "");
+    const limits = listener.options.limits;
+    const budget = listener.options.bodyBudget;
+    this.requestDeadline = this.lastActivityAt + limits.requestTimeoutMs;
     const P = listener.http1.HTTPParser;
     const methods = listener.http1.methods;
     this.parser = new P();
-    this.parser.initialize(P.REQUEST, {}, 0, P.kLenientNone ?? 0);
+    this.parser.initialize(P.REQUEST, {}, limits.maxRequestHeadBytes, P.kLenientNone ?? 0);
     let pendingHeaders: string[] = [];
     let pendingUrl = "";
     this.parser[P.kOnHeaders | 0] = (headers: string[], url: string) => {
@@ -156,7 +195,6 @@ class ClientConnection {
       upgrade,
       keepAlive,
     ) => {
-      this.headersDeadline = Number.POSITIVE_INFINITY;
       // Reading goes on after a request that closed the connection (for the client's end), but
       // nothing it sends after it is handled (RFC 9112 §9.6).
       if (this.closing) {
@@ -190,7 +228,8 @@ class ClientConnection {
             this.fail(417, "only Expect: 100-continue is supported");
             return 1;
           }
-          if (this.queue.length === 0 && !this.current) this.socket.write("HTTP/1.1 100 Continue\r\n\r\n");
+          if (this.queue.length === 0 && !this.current && !this.waitingForDrain)
+            this.socket.write("HTTP/1.1 100 Continue\r\n\r\n");
         }
       }
       return 0;
@@ -199,23 +238,30 @@ class ClientConnection {
       const request = this.reading;
       if (!request) return;
       request.bodyBytes += chunk.length;
-      if (request.bodyBytes > listener.options.maxBodyBytes) {
+      if (request.bodyBytes > limits.maxRequestBodyBytes) {
         this.reading = undefined;
         this.fail(413, "request body too large");
         return;
       }
+      if (!budget.take(chunk.length)) {
+        this.reading = undefined;
+        this.fail(503, "the load balancer holds too many request bodies at the moment; try again");
+        return;
+      }
+      this.heldBodyBytes += chunk.length;
       (request.body ??= []).push(chunk);
     };
     this.parser[P.kOnMessageComplete | 0] = () => {
       const request = this.reading;
       this.reading = undefined;
       this.endedInRead = true;
+      this.requestDeadline = Number.POSITIVE_INFINITY;
       // Nothing after a request that asked to close is handled (RFC 9112 §9.6), even pipelined.
       if (!request || this.closing) return;
       if (!request.keepAlive) this.closing = true;
       this.queue.push(request);
       if (this.queue.length > PIPELINE_LIMIT) this.pauseReading();
-      if (!this.current) this.next();
+      if (!this.current && !this.waitingForDrain) this.next();
     };
     // llhttp reads the socket in C++, as node:http's server does: no stream machinery and no JS per
     // read but the parser's callbacks. A socket without a handle of its own is fed from `data`.
@@ -227,11 +273,13 @@ class ClientConnection {
     socket.on("end", () => {
       // The client sent all it will: answer what it asked, then close.
       this.closing = true;
-      if (!this.current && this.queue.length === 0) socket.end();
+      if (!this.current && this.queue.length === 0) this.endSocket();
     });
     socket.once("close", () => {
       this.closing = true;
       this.queue.length = 0;
+      budget.give(this.heldBodyBytes);
+      this.heldBodyBytes = 0;
       this.current?.clientGone();
       // The stream must let go of the parser before it is freed.
       if (this.consumed) this.parser.unconsume();
@@ -245,10 +293,10 @@ class ClientConnection {
   }
 
   /**
-   * After each read. Headers are incomplete when the read ended neither inside a body nor at a
-   * request's end: their deadline starts. (A read that ends one request and starts another leaves
-   * the deadline to the next read; a client that then sends nothing is closed by the idle timeout,
-   * which is as long.)
+   * After each read. A request is incomplete when the read ended inside its body, or neither
+   * inside a body nor at a request's end (inside its head): its deadline starts, once. (A read
+   * that ends one request and starts another's head leaves the deadline to the next read; a
+   * client that then sends nothing is closed by the idle timeout.)
    */
   private onExecute(result: ReturnType<Http1Parser["execute"]>): void {
     const now = performance.now();
@@ -256,8 +304,8 @@ class ClientConnection {
     const ended = this.endedInRead;
     this.endedInRead = false;
     if (typeof result === "number") {
-      if (!ended && !this.reading && this.headersDeadline === Number.POSITIVE_INFINITY)
-        this.headersDeadline = now + this.listener.options.headersTimeoutMs;
+      if ((this.reading || !ended) && this.requestDeadline === Number.POSITIVE_INFINITY)
+        this.requestDeadline = now + this.listener.options.limits.requestTimeoutMs;
       return;
     }
     if (this.closing) return; // what follows a request that closed the connection is not handled
@@ -274,7 +322,17 @@ class ClientConnection {
     this.pauseReading();
     const body = JSON.stringify({ error, status });
     const answer = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ""}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`;
-    if (this.current) this.current.then = () => this.socket.end(answer);
+    if (this.current) this.current.then = () => this.endSocket(answer);
+    else this.endSocket(answer);
+  }
+
+  /** Ends the balancer's side; a client that keeps its own open is cut off `LINGER_MS` later. */
+  private endSocket(answer?: string): void {
+    if (this.endedAt === 0) {
+      this.endedAt = performance.now();
+      this.socket.once("finish", () => (this.flushedAt = performance.now()));
+    }
+    if (answer === undefined) this.socket.end();
     else this.socket.end(answer);
   }
 
@@ -282,11 +340,12 @@ class ClientConnection {
     const request = this.queue.shift();
     if (!request) {
       this.current = undefined;
-      if (this.closing) this.socket.end();
+      if (this.closing) this.endSocket();
       else this.resumeReading();
       return;
     }
     const response = new RawResponse(this, request.method === "HEAD", request.http10, request.keepAlive);
+    response.bodyBytes = request.bodyBytes;
     this.current = response;
     const chunks = request.body;
     const body = chunks === undefined ? undefined : chunks.length === 1 ? chunks[0] : Buffer.concat(chunks);
@@ -298,15 +357,29 @@ class ClientConnection {
     if (this.current !== response) return;
     this.current = undefined;
     this.lastActivityAt = performance.now();
+    this.listener.options.bodyBudget.give(response.bodyBytes);
+    this.heldBodyBytes -= response.bodyBytes;
     const then = response.then;
     if (then) return then();
     if (!response.keepAlive) {
       this.closing = true;
-      this.socket.end();
+      this.endSocket();
+      return;
+    }
+    // The client has not read what it was sent: read and answer nothing more until it does.
+    if (this.socket.writableLength > this.listener.options.limits.maxQueuedResponseBytes) {
+      this.waitingForDrain = true;
+      this.pauseReading();
+      this.socket.once("drain", this.drained);
       return;
     }
     this.next();
   }
+
+  private readonly drained = (): void => {
+    this.waitingForDrain = false;
+    if (!this.socket.destroyed && !this.current) this.next();
+  };
 
   private pauseReading(): void {
     if (this.consumed) setReading(this.socket, false);
@@ -326,9 +399,23 @@ class ClientConnection {
       now - this.lastActivityAt > this.listener.options.keepAliveTimeoutMs
     )
       return this.destroySocket();
-    if (now < this.headersDeadline) return;
-    this.headersDeadline = Number.POSITIVE_INFINITY;
-    this.fail(408, "request headers not received in time");
+    // Waiting for the client to read its answers, and it read none of them for as long.
+    if (this.waitingForDrain && now - this.lastActivityAt > this.listener.options.keepAliveTimeoutMs)
+      return this.destroySocket();
+    // Ended by the balancer, and the client keeps its side open: after it got everything, or
+    // (reading nothing) for as long as an idle connection.
+    if (this.flushedAt !== 0 && now - this.flushedAt > LINGER_MS) return this.destroySocket();
+    if (this.endedAt !== 0 && now - this.endedAt > this.listener.options.keepAliveTimeoutMs)
+      return this.destroySocket();
+    if (now < this.requestDeadline) return;
+    this.requestDeadline = Number.POSITIVE_INFINITY;
+    this.fail(408, `request not received whole within ${this.listener.options.limits.requestTimeoutMs} ms`);
+  }
+
+  /** An answer whose end is the connection's (HTTP/1.0, unsized). */
+  closeAfterAnswer(): void {
+    this.closing = true;
+    this.endSocket();
   }
 
   closeIfIdle(): void {
@@ -352,6 +439,8 @@ class RawResponse implements ClientResponse {
   writableFinished = false;
   /** Run instead of reading the next request once this answer is complete (a pending error answer). */
   then?: () => void;
+  /** The request's body bytes, given back to the shared budget once this answer is complete. */
+  bodyBytes = 0;
   private headers: string[] = [];
   private flushed = false;
   private chunked = false;
@@ -432,7 +521,7 @@ class RawResponse implements ClientResponse {
     } else if (body && body.length > 0) this.write(body);
     if (this.chunked) socket.write(LAST_CHUNK);
     this.finish(true);
-    if (this.closeAfter) this.connection.socket.end();
+    if (this.closeAfter) this.connection.closeAfterAnswer();
   }
 
   destroy(): void {

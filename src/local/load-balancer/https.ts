@@ -2,6 +2,9 @@ import type http from "node:http";
 import https from "node:https";
 import type { AddressInfo } from "node:net";
 import { StayupError } from "../../shared/errors.ts";
+import type { ClientRequest, ClientRequestHandler, ClientResponse, CloseListener } from "./http1-listener.ts";
+import { replyError } from "./http1-listener.ts";
+import { type BodyBudget, type ClientLimits, clientLimits } from "./limits.ts";
 
 /**
  * HTTPS as a thin layer over the load balancer, as the ALB's HTTPS listener: a TLS server whose
@@ -18,11 +21,117 @@ export function redirectToHttps(httpsPort: () => number): http.RequestListener {
   };
 }
 
+/**
+ * The balancer's request handling as a `node:http` listener (for the HTTPS layer): reads the
+ * request's whole body (`maxRequestBodyBytes` at most, 413 above; within the body budget shared
+ * with the HTTP listener, 503 beyond) and hands it to `handle`.
+ */
+export function nodeRequestListener(
+  handle: ClientRequestHandler,
+  limits: ClientLimits,
+  budget: BodyBudget,
+): http.RequestListener {
+  return (req, res) => void serveNodeRequest(handle, limits, budget, req, res);
+}
+
+async function serveNodeRequest(
+  handle: ClientRequestHandler,
+  limits: ClientLimits,
+  budget: BodyBudget,
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+): Promise<void> {
+  const response = new NodeResponse(res);
+  let body: Buffer | undefined;
+  if (req.headers["content-length"] !== undefined || req.headers["transfer-encoding"] !== undefined) {
+    const held = { bytes: 0 };
+    // The body is held until the answer is complete (or the client left).
+    res.once("close", () => budget.give(held.bytes));
+    let read: Buffer | "too-large" | "over-budget";
+    try {
+      read = await readBody(req, limits.maxRequestBodyBytes, budget, held);
+    } catch {
+      return replyError(response, 400, "request body could not be read");
+    }
+    if (read === "too-large") return replyError(response, 413, "request body too large");
+    if (read === "over-budget")
+      return replyError(
+        response,
+        503,
+        "the load balancer holds too many request bodies at the moment; try again",
+      );
+    body = read;
+  }
+  const request: ClientRequest = {
+    method: req.method ?? "GET",
+    url: req.url ?? "/",
+    rawHeaders: req.rawHeaders,
+    remoteAddress: req.socket.remoteAddress ?? "",
+    listenerProtocol: "https",
+    listenerPort: String(req.socket.localPort ?? ""),
+  };
+  handle(request, response, body);
+}
+
+async function readBody(
+  req: http.IncomingMessage,
+  maxBodyBytes: number,
+  budget: BodyBudget,
+  held: { bytes: number },
+): Promise<Buffer | "too-large" | "over-budget"> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    if (held.bytes + chunk.length > maxBodyBytes) return "too-large";
+    if (!budget.take(chunk.length)) return "over-budget";
+    held.bytes += chunk.length;
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks);
+}
+
+/** A `node:http` answer (the HTTPS listener's) as the balancer writes answers. */
+class NodeResponse implements ClientResponse {
+  constructor(private readonly res: http.ServerResponse) {}
+  get headersSent(): boolean {
+    return this.res.headersSent;
+  }
+  get destroyed(): boolean {
+    return this.res.destroyed;
+  }
+  get writableFinished(): boolean {
+    return this.res.writableFinished;
+  }
+  get statusCode(): number {
+    return this.res.statusCode;
+  }
+  writeHead(statusCode: number, headers: string[]): void {
+    this.res.writeHead(statusCode, headers);
+  }
+  write(chunk: Buffer): boolean {
+    return this.res.write(chunk);
+  }
+  end(body?: Buffer): void {
+    if (body) this.res.end(body);
+    else this.res.end();
+  }
+  destroy(): void {
+    this.res.destroy();
+  }
+  onceDrain(listener: () => void): void {
+    this.res.once("drain", listener);
+  }
+  onClose(listener: CloseListener): void {
+    this.res.once("close", () => listener.closed());
+  }
+}
+
 export interface HttpsListenerOptions {
   host: string;
   port: number;
   certificatePem: string;
   privateKeyPem: string;
+  /** The balancer's client limits (deadline, connections, head size); left out: the defaults. */
+  limits?: ClientLimits;
 }
 
 export class HttpsListener {
@@ -34,11 +143,21 @@ export class HttpsListener {
     handler: http.RequestListener,
     readonly options: HttpsListenerOptions,
   ) {
+    const limits = options.limits ?? clientLimits();
     this.server = https.createServer(
-      { cert: options.certificatePem, key: options.privateKeyPem, minVersion: "TLSv1.2", keepAlive: true },
+      {
+        cert: options.certificatePem,
+        key: options.privateKeyPem,
+        minVersion: "TLSv1.2",
+        keepAlive: true,
+        maxHeaderSize: limits.maxRequestHeadBytes,
+        requestTimeout: limits.requestTimeoutMs,
+        headersTimeout: limits.requestTimeoutMs,
+      },
       handler,
     );
     this.server.keepAliveTimeout = 60_000;
+    this.server.maxConnections = limits.maxClientConnections;
   }
 
   listen(): Promise<string> {

@@ -31,6 +31,8 @@ export interface UpstreamHandler {
 export interface UpstreamPoolOptions {
   /** Connections to the target at most; more requests wait for one. */
   maxConnections: number;
+  /** A request that waited this long for a connection fails with `STAYUP_QUEUE_TIMEOUT`, never sent. */
+  queueTimeoutMs: number;
   /** An idle keep-alive connection is closed after this long (or the target's own hint, less 1 s). */
   idleTimeoutMs: number;
   connectTimeoutMs: number;
@@ -46,6 +48,8 @@ export const UPSTREAM_HEADERS_TIMEOUT = "STAYUP_HEADERS_TIMEOUT";
 export const UPSTREAM_BODY_TIMEOUT = "STAYUP_BODY_TIMEOUT";
 /** The target closed the connection before its answer was complete. */
 export const UPSTREAM_CLOSED = "STAYUP_TARGET_CLOSED";
+/** No connection to the target came free in time: the request was never sent. */
+export const UPSTREAM_QUEUE_TIMEOUT = "STAYUP_QUEUE_TIMEOUT";
 
 const upstreamError = (message: string, code: string) => Object.assign(new Error(message), { code });
 const KEEP_ALIVE_TIMEOUT = /timeout=(\d+)/i;
@@ -53,16 +57,25 @@ const KEEP_ALIVE_TIMEOUT = /timeout=(\d+)/i;
 // costs less than a timer per request.
 const SWEEP_MS = 250;
 
+/** A request waiting for a connection to its target. */
+interface Waiting {
+  request: UpstreamRequest;
+  handler: UpstreamHandler;
+  /** performance.now() when it began to wait. */
+  since: number;
+}
+
 /**
  * Keep-alive HTTP/1.1 connections to one target, written and parsed directly (llhttp, see
  * http1-parser.ts): one `write` per request, no per-request stream objects. A connection carries
  * one request at a time; the most recently used idle one is reused first, so the warm ones stay
- * warm and the rest time out.
+ * warm and the rest time out. Requests beyond `maxConnections` wait in order; a waiting request
+ * can be aborted (it leaves the queue and is never sent) and expires after `queueTimeoutMs`.
  */
 export class UpstreamPool {
   private readonly idle: UpstreamConnection[] = [];
   private readonly busy = new Set<UpstreamConnection>();
-  private readonly waiting: { request: UpstreamRequest; handler: UpstreamHandler }[] = [];
+  private waiting: Waiting[] = [];
   private connections = 0;
   private sweeper?: NodeJS.Timeout;
   private destroyed = false;
@@ -82,7 +95,15 @@ export class UpstreamPool {
     let connection = this.idle.pop();
     if (!connection) {
       if (this.connections >= this.options.maxConnections) {
-        this.waiting.push({ request, handler });
+        const waiting: Waiting = { request, handler, since: performance.now() };
+        this.waiting.push(waiting);
+        // The client leaving or the per-try timeout takes it out of the queue: never sent later.
+        handler.onConnect((error) => {
+          const at = this.waiting.indexOf(waiting);
+          if (at < 0) return;
+          this.waiting.splice(at, 1);
+          handler.onError(error);
+        });
         return;
       }
       this.connections++;
@@ -127,6 +148,18 @@ export class UpstreamPool {
 
   private sweep(): void {
     const now = performance.now();
+    const first = this.waiting[0];
+    if (first && now - first.since > this.options.queueTimeoutMs) {
+      const expired = this.waiting.filter((w) => now - w.since > this.options.queueTimeoutMs);
+      this.waiting = this.waiting.filter((w) => now - w.since <= this.options.queueTimeoutMs);
+      for (const w of expired)
+        w.handler.onError(
+          upstreamError(
+            `no connection to the target came free within ${this.options.queueTimeoutMs} ms`,
+            UPSTREAM_QUEUE_TIMEOUT,
+          ),
+        );
+    }
     for (const connection of this.busy) connection.checkDeadline(now);
     // The least recently used idle connections are at the bottom of the stack.
     for (const connection of this.idle) connection.closeIfIdleSince(now);

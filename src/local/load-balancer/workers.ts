@@ -5,6 +5,7 @@ import { ControllerGuard } from "../controller-guard.ts";
 import type { EventPublisher, TimedStackEvent } from "../events/bus.ts";
 import type { InFlightRequests, TargetGroupController } from "../target-group/controller.ts";
 import type { Listener, LoadBalancerOptions, TrafficPolicy } from "./balancer.ts";
+import { clientLimits, limitsPerProcess } from "./limits.ts";
 import type { FromWorker, ToWorker } from "./worker.ts";
 
 const workerEntry = fileURLToPath(new URL("./worker.ts", import.meta.url));
@@ -131,7 +132,13 @@ export class LoadBalancerWorkers implements Listener, InFlightRequests {
       worker.on("message", (m: FromWorker) => {
         if (m.type === "ready") {
           worker.send(this.targetsMessage());
-          const listener = { host: this.options.host, port: this.options.port };
+          // Each worker counts its own connections and bodies: it gets its share of the totals.
+          const listener: LoadBalancerOptions = {
+            host: this.options.host,
+            port: this.options.port,
+            targetTimeoutMs: this.options.targetTimeoutMs,
+            limits: limitsPerProcess(clientLimits(this.options.limits), this.count),
+          };
           worker.send({ type: "start", listener, policy: this.policy } satisfies ToWorker);
         } else if (m.type === "listening") resolve(m.url);
         else if (m.type === "listen-failed") {

@@ -1,0 +1,81 @@
+/**
+ * A load balancer in a process of its own, for tests that measure what hostile clients make it
+ * hold: forked with IPC, it gets its targets and settings in a `start` message, answers
+ * `listening`, and on `memory` reports its resident set (and the peak since the last `reset-peak`,
+ * sampled every 50 ms so a short spike between two questions is not missed).
+ */
+import { EventBus } from "../src/local/events/bus.ts";
+import {
+  LoadBalancer,
+  type LoadBalancerOptions,
+  type TrafficPolicy,
+} from "../src/local/load-balancer/balancer.ts";
+import type { Target } from "../src/local/target-group/controller.ts";
+
+export type ToBalancerProcess =
+  | {
+      type: "start";
+      targetPorts: number[];
+      options: Omit<LoadBalancerOptions, "host" | "port">;
+      policy?: TrafficPolicy;
+    }
+  | { type: "memory" }
+  | { type: "reset-peak" };
+
+export interface BalancerMemory {
+  rssBytes: number;
+  peakRssBytes: number;
+  heapUsedBytes: number;
+  arrayBuffersBytes: number;
+}
+
+export type FromBalancerProcess = { type: "listening"; port: number } | ({ type: "memory" } & BalancerMemory);
+
+let peakRss = 0;
+const sample = () => {
+  peakRss = Math.max(peakRss, process.memoryUsage.rss());
+};
+setInterval(sample, 50);
+
+const send = (m: FromBalancerProcess) => process.send?.(m);
+
+process.on("message", async (m: ToBalancerProcess) => {
+  if (m.type === "start") {
+    const targets: Target[] = m.targetPorts.map((port, i) => ({
+      instanceId: `i-${i}`,
+      az: "eu-west-3a",
+      host: "127.0.0.1",
+      port,
+      health: "healthy",
+      consecutiveSuccesses: 2,
+      consecutiveFailures: 0,
+      registeredAt: 0,
+    }));
+    const lb = new LoadBalancer(
+      {
+        routable: () => targets,
+        get: (id) => targets.find((t) => t.instanceId === id),
+        reportConnectionFailure: () => undefined,
+      },
+      new EventBus(),
+      { host: "127.0.0.1", port: 0, ...m.options },
+      m.policy,
+    );
+    const url = await lb.listen();
+    send({ type: "listening", port: Number(new URL(url).port) });
+  } else if (m.type === "reset-peak") {
+    peakRss = 0;
+    sample();
+  } else if (m.type === "memory") {
+    sample();
+    const u = process.memoryUsage();
+    send({
+      type: "memory",
+      rssBytes: u.rss,
+      peakRssBytes: peakRss,
+      heapUsedBytes: u.heapUsed,
+      arrayBuffersBytes: u.arrayBuffers,
+    });
+  }
+});
+process.on("disconnect", () => process.exit(0));
