@@ -1,7 +1,7 @@
-import { mkdirSync } from "node:fs";
 import path from "node:path";
 import { StayupError } from "../shared/errors.ts";
 import { assertPortFree, findFreePort } from "../shared/net.ts";
+import { ensurePrivateDir } from "../shared/private-file.ts";
 import { derive, type ResolvedStack, type Topology } from "../stack/index.ts";
 import { redisNodeCount, redisReplicasToAcknowledge } from "../stack/redis-durability.ts";
 import { bundleWebService } from "../web-service/bundle.ts";
@@ -110,7 +110,8 @@ export class LocalStack {
   constructor(readonly options: LocalStackOptions) {
     const { stack } = options;
     this.events = options.events ?? new EventBus();
-    mkdirSync(options.stateDir, { recursive: true });
+    // The state folder holds the control token, the Redis password, logs: the user's alone.
+    ensurePrivateDir(options.stateDir);
     this.processes = new ProcessRegistry(options.stateDir);
     // Instances are recorded from their events: the group needs no knowledge of the registry.
     this.registryGuard = new ControllerGuard({ controller: "process-registry", events: this.events });
