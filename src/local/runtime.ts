@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import path from "node:path";
 import { StayupError } from "../shared/errors.ts";
 import { assertPortFree, findFreePort } from "../shared/net.ts";
@@ -106,6 +107,8 @@ export class LocalStack {
   dns?: FailoverDnsServer;
   private stopped?: Promise<void>;
   private serviceEntry = "";
+  /** What a load drill sends for an instance to serve GET /load (see web-service/load-secret.ts). */
+  readonly loadSecret = randomBytes(32).toString("base64url");
 
   constructor(readonly options: LocalStackOptions) {
     const { stack } = options;
@@ -143,7 +146,7 @@ export class LocalStack {
       instanceEnvironment: () => ({
         ...(this.redis as RedisEndpoint).environment(),
         LOG_LEVEL: "info",
-        STAYUP_LOAD_ENDPOINT: "1",
+        STAYUP_LOAD_SECRET: this.loadSecret,
       }),
       stateDir: options.stateDir,
       events: this.events,

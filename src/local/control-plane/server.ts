@@ -15,6 +15,8 @@ export interface StackStateFile {
   controlUrl: string;
   /** Bearer token of the control plane (the file is 0600: only the user can read it). */
   token: string;
+  /** What makes an instance serve GET /load: the load drills send it (web-service/load-secret.ts). */
+  loadSecret?: string;
   listener: string;
   environment: string;
   startedAt: string;
@@ -154,6 +156,7 @@ export class ControlPlaneServer {
       pid: process.pid,
       controlUrl: this.url,
       token: this.access.token,
+      loadSecret: this.stack.loadSecret,
       listener: this.stack.loadBalancer.url,
       environment: this.stack.options.stack.environment,
       startedAt: new Date().toISOString(),
