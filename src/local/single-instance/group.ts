@@ -8,7 +8,7 @@ import { ensurePrivateDir, openPrivateFile, withPrivateUmask } from "../../share
 import { instanceEnvironment } from "../instance-environment.ts";
 import { ControllerGuard } from "../controller-guard.ts";
 import type { EventPublisher } from "../events/bus.ts";
-import { persistenceArgs, startRedisProcess } from "../redis/process.ts";
+import { persistenceArgs, startRedisProcess, writeNodeAuthConfig } from "../redis/process.ts";
 import type { HealthCheckSettings } from "../target-group/controller.ts";
 import { instanceEntry } from "../../web-service/bundle.ts";
 import type { CodeCacheOutcome } from "../../web-service/code-cache.ts";
@@ -29,6 +29,11 @@ export interface SingleInstanceGroupOptions {
   events: EventPublisher;
   /** Extra environment of every instance (version, broken-on-purpose settings...). */
   instanceEnvironment?: () => Record<string, string>;
+  /**
+   * Required by the instance's redis-server (it listens on loopback, where every local user can
+   * connect); the web process gets it in its environment. Unset: no password.
+   */
+  redisPassword?: string;
   /** Where the instance's redis-server is recorded, so a killed runtime's copy is found and stopped. */
   processes?: ProcessRegistry;
   /**
@@ -153,6 +158,7 @@ export class SingleInstanceGroup {
           STAYUP_AZ: az,
           STAYUP_REGION: this.options.region,
           STAYUP_REDIS_URL: `redis://127.0.0.1:${redisPort}`,
+          ...(this.options.redisPassword ? { STAYUP_REDIS_PASSWORD: this.options.redisPassword } : {}),
           HOST: "127.0.0.1",
           PORT: "0",
         }),
@@ -312,13 +318,15 @@ export class SingleInstanceGroup {
       }
       await sleep(25);
     }
-    const redis = await startRedisProcess("127.0.0.1", redisPort, [
-      "--port",
-      String(redisPort),
-      "--bind",
+    const password = this.options.redisPassword;
+    // The password in a 0600 config file (first argument), not on the command line `ps` shows.
+    const auth = password ? [writeNodeAuthConfig(redisDir, password)] : [];
+    const redis = await startRedisProcess(
       "127.0.0.1",
-      ...persistenceArgs(redisDir),
-    ]);
+      redisPort,
+      [...auth, "--port", String(redisPort), "--bind", "127.0.0.1", ...persistenceArgs(redisDir)],
+      password,
+    );
     volume.attach(instanceId, redis.pid ?? 0);
     const pid = redis.pid;
     const { processes } = this.options;
