@@ -4,12 +4,12 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Command } from "commander";
 import { StackClient } from "../../../local/control-plane/client.ts";
-import { ControlPlaneServer } from "../../../local/control-plane/server.ts";
+import { ControlPlaneServer, stateFileName } from "../../../local/control-plane/server.ts";
 import { formatEvent } from "../../../local/events/bus.ts";
-import { stopLeftovers } from "../../../local/processes.ts";
+import { processFileName, stopLeftovers } from "../../../local/processes.ts";
 import { localRedisPassword } from "../../../local/redis/process.ts";
 import { createLocalStack } from "../../../local/topologies/index.ts";
-import { UpLock } from "../../../local/up-lock.ts";
+import { UpLock, upLockFileName } from "../../../local/up-lock.ts";
 import { StayupError } from "../../../shared/errors.ts";
 import { sleep } from "../../../shared/net.ts";
 import {
@@ -26,6 +26,20 @@ import { printStatusTable } from "../status/index.ts";
 
 const binPath = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../../bin/stayup.mjs");
 
+/** What stayup keeps in a state folder (tightened on every `up`). */
+const stateEntries = [
+  stateFileName,
+  processFileName,
+  upLockFileName,
+  "stack.log",
+  "redis",
+  "logs",
+  "build",
+  "reports",
+  "tls",
+  "volumes",
+];
+
 export type UpOptions = LocalOptions & {
   port?: number;
   redisPort?: number;
@@ -39,7 +53,8 @@ export async function up(opts: UpOptions): Promise<void> {
   // user's alone; what an earlier run or version left looser is tightened, folder first.
   process.umask(privateUmask);
   ensurePrivateDir(opts.stateDir);
-  makeTreePrivate(opts.stateDir);
+  // Only what stayup keeps there: a --state-dir naming a folder of other things leaves those alone.
+  for (const name of stateEntries) makeTreePrivate(path.join(opts.stateDir, name));
   const existing = StackClient.find(opts.stateDir);
   if (existing) {
     // A running stack: `up` brings it to the current service bundle and instance settings with a
