@@ -55,13 +55,14 @@ export function runCli(
  */
 export async function upDetached(
   stateDir: string,
-  options: { args?: string[]; timeoutMs?: number; cwd?: string } = {},
+  options: { args?: string[]; timeoutMs?: number; cwd?: string; env?: NodeJS.ProcessEnv } = {},
 ): Promise<CliResult> {
   const port = String(await findFreePort());
   const args = ["up", "--detach", "--config", configPath, "--state-dir", stateDir, "--port", port];
   const res = await runCli([...args, "--redis-port", "0", "--dns-port", "0", ...(options.args ?? [])], {
     cwd: options.cwd,
     timeoutMs: options.timeoutMs ?? 150_000,
+    env: options.env,
   });
   if (res.code !== 0) throw new Error(`stayup up failed (${res.code}): ${res.stderr}${res.stdout}`);
   return res;

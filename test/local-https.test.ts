@@ -50,7 +50,7 @@ describe("HTTPS locally", () => {
       port: 0,
       redirectToHttpsPort: () => httpsPort,
     });
-    const authority = await ensureLocalAuthority(tempDir("stayup-tls-"));
+    const authority = await ensureLocalAuthority(tempDir("stayup-tls-"), { dnsNames: [NAME] });
     const certificate = await issueServerCertificate(authority, [NAME, "localhost", "127.0.0.1"]);
     const listener = new HttpsListener(lb.handleRequest, { host: "127.0.0.1", port: 0, ...certificate });
     await listener.listen();

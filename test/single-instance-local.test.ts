@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
-import { readdirSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
+import { Redis } from "ioredis";
 import { request } from "undici";
 import { EventBus } from "../src/local/events/bus.ts";
 import { DataVolume } from "../src/local/single-instance/data-volume.ts";
@@ -23,7 +24,12 @@ describe("single instance locally (seed 003): real processes, a real redis-serve
   let volume: DataVolume;
   let group: SingleInstanceGroup;
 
+  // In the runtime's environment (as a deployer's shell has it): instances must not inherit it.
+  const canary = `canary-${process.pid}`;
+  const savedAwsSecret = process.env.AWS_SECRET_ACCESS_KEY;
+
   before(async () => {
+    process.env.AWS_SECRET_ACCESS_KEY = canary;
     dir = tempDir();
     // As the single-instance stack builds it: with the CommonJS twin its instances start from.
     const entry = await bundleWebService(path.join(dir, "build"), { codeCache: true });
@@ -40,12 +46,40 @@ describe("single instance locally (seed 003): real processes, a real redis-serve
       address,
       events: bus,
       instanceEnvironment: () => ({ LOG_LEVEL: "warn", STAYUP_VERSION: "v-test" }),
+      redisPassword: "single-test-password",
     });
     await group.start();
   });
   after(async () => {
+    if (savedAwsSecret === undefined) delete process.env.AWS_SECRET_ACCESS_KEY;
+    else process.env.AWS_SECRET_ACCESS_KEY = savedAwsSecret;
     await group?.stop();
     await address?.close();
+  });
+
+  it("its Redis refuses clients without the password; its web process has an environment from a list", async () => {
+    const instance = group.current();
+    assert.ok(instance);
+    const refused = new Redis({
+      port: instance.redisPort,
+      lazyConnect: true,
+      enableReadyCheck: false, // its INFO would be refused too, and close the connection
+      retryStrategy: () => null,
+    });
+    refused.on("error", () => undefined);
+    await refused.connect();
+    await assert.rejects(refused.incr("stayup:counter"), /NOAUTH/);
+    refused.disconnect();
+    const environ = readFileSync(`/proc/${instance.pid}/environ`, "utf8").split("\0");
+    assert.ok(environ.some((kv) => kv.startsWith("PATH=")));
+    assert.ok(environ.includes("STAYUP_REDIS_PASSWORD=single-test-password"));
+    assert.deepEqual(
+      environ.filter((kv) => kv.startsWith("AWS_") || kv.includes(canary)),
+      [],
+      "the runtime's AWS_* stays with it",
+    );
+    // The page still counts: the web process authenticates with the password it was given.
+    assert.ok((await count(address.url)).count >= 1);
   });
 
   it("SIGKILL: the replacement answers on the same address, the volume follows it, the count continues", async () => {

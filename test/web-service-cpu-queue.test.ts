@@ -5,6 +5,7 @@ import { after, before, describe, it } from "node:test";
 import { Pool } from "undici";
 import { REGION_HEALTH_CHECK_PATH } from "../src/stack/derived.ts";
 import { bundleWebService } from "../src/web-service/bundle.ts";
+import { loadSecretHeader } from "../src/web-service/load-secret.ts";
 import { TestRedis, tempDir, waitFor } from "./helpers.ts";
 
 /**
@@ -12,6 +13,10 @@ import { TestRedis, tempDir, waitFor } from "./helpers.ts";
  * the health checks of a busy instance are answered between two of them (a busy region is not taken
  * for a dead one), and the work of a request whose client left while it waited is skipped.
  */
+/** What the load drill sends: instances serve /load only with it (see load-secret.ts). */
+const loadSecret = "cpu-queue-test-secret";
+const loadHeaders = { [loadSecretHeader]: loadSecret };
+
 describe("web service under CPU load", { timeout: 180_000 }, () => {
   let redis: TestRedis;
   let child: ChildProcess;
@@ -27,7 +32,7 @@ describe("web service under CPU load", { timeout: 180_000 }, () => {
         STAYUP_AZ: "eu-west-3a",
         STAYUP_REGION: "eu-west-3",
         STAYUP_REDIS_URL: `redis://127.0.0.1:${redis.port}`,
-        STAYUP_LOAD_ENDPOINT: "1",
+        STAYUP_LOAD_SECRET: loadSecret,
         HOST: "127.0.0.1",
         PORT: "0",
         LOG_LEVEL: "warn",
@@ -56,10 +61,21 @@ describe("web service under CPU load", { timeout: 180_000 }, () => {
     return Number(/^stayup_load_skipped_total(?:\{[^}]*\})? (\d+)/m.exec(text)?.[1] ?? 0);
   };
 
+  it("/load burns nothing for a request without the load secret: 404, as if it did not exist", async () => {
+    for (const headers of [{}, { [loadSecretHeader]: "a-guess" }, { [loadSecretHeader]: `${loadSecret}x` }]) {
+      const res = await pool.request({ path: "/load?cpuMs=50", method: "GET", headers });
+      assert.equal(res.statusCode, 404, JSON.stringify(headers));
+      assert.doesNotMatch(await res.body.text(), /spins/);
+    }
+    const res = await pool.request({ path: "/load?cpuMs=1", method: "GET", headers: loadHeaders });
+    assert.equal(res.statusCode, 200);
+    assert.match(await res.body.text(), /"spins"/);
+  });
+
   it("health checks are answered while CPU-heavy requests queue, before the queue is through", async () => {
     const order: string[] = [];
     const load = Array.from({ length: 30 }, async () => {
-      const res = await pool.request({ path: "/load?cpuMs=100", method: "GET" });
+      const res = await pool.request({ path: "/load?cpuMs=100", method: "GET", headers: loadHeaders });
       await res.body.dump();
       order.push("load");
       return res.statusCode;
@@ -92,7 +108,12 @@ describe("web service under CPU load", { timeout: 180_000 }, () => {
     let answered = 0;
     const load = Array.from({ length: 30 }, async () => {
       try {
-        const res = await pool.request({ path: "/load?cpuMs=100", method: "GET", signal: controller.signal });
+        const res = await pool.request({
+          path: "/load?cpuMs=100",
+          method: "GET",
+          headers: loadHeaders,
+          signal: controller.signal,
+        });
         await res.body.dump();
         answered++;
       } catch {
@@ -113,7 +134,7 @@ describe("web service under CPU load", { timeout: 180_000 }, () => {
     );
     assert.ok(answered + skipped <= 30, `${answered} answered, ${skipped} skipped`);
     // The instance still serves: nothing was left half done.
-    const res = await pool.request({ path: "/load?cpuMs=1", method: "GET" });
+    const res = await pool.request({ path: "/load?cpuMs=1", method: "GET", headers: loadHeaders });
     await res.body.dump();
     assert.equal(res.statusCode, 200);
   });

@@ -4,6 +4,7 @@ import { type DrillOptions, DrillRun, drillDefaults } from "./harness.ts";
 import { basicTargets, type DrillReport, type DrillTarget } from "./report.ts";
 import { defineDrill } from "./module.ts";
 import { SteadyTraffic } from "./traffic.ts";
+import { loadSecretHeader } from "../web-service/load-secret.ts";
 
 export interface CpuSpikeOptions extends DrillOptions {
   /** CPU each load request costs on the instance that serves it. */
@@ -51,6 +52,8 @@ export async function cpuSpikeDrill(
   const load = new SteadyTraffic(client.state.listener, {
     rate: loadRate,
     path: `/load?cpuMs=${o.cpuMsPerRequest}`,
+    // Instances serve /load only to the holder of the stack's load secret (its state file).
+    headers: client.state.loadSecret ? { [loadSecretHeader]: client.state.loadSecret } : undefined,
     maxDurationMs: o.recoveryTimeoutMs,
     maxRequests: loadRate * Math.ceil(o.recoveryTimeoutMs / 1000),
     connections: 64,

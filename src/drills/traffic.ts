@@ -12,6 +12,8 @@ export interface TrafficOptions {
   timeoutMs?: number;
   /** Path requested (default `/`, the counter page, whose count is checked for continuity). */
   path?: string;
+  /** Sent with every request, besides `accept` (the load drill's secret). */
+  headers?: Record<string, string>;
   /**
    * Resolve this name through this DNS server (honouring the answer's TTL) instead of using the
    * URL's host: how a client follows a DNS failover.
@@ -162,7 +164,7 @@ export class SteadyTraffic {
       const res = await this.pool(await this.origin()).request({
         method: "GET",
         path: this.options.path ?? "/",
-        headers: { accept: "application/json" },
+        headers: { accept: "application/json", ...this.options.headers },
       });
       const text = await res.body.text();
       if (res.statusCode < 200 || res.statusCode > 299) return this.fail(String(res.statusCode), startedAt);

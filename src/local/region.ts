@@ -114,8 +114,11 @@ export class LocalRegion {
     // The schema refuses httpsPort with balancer workers: TLS terminates in this process.
     if (!(this.loadBalancer instanceof LoadBalancer)) return;
     const balancer = this.loadBalancer;
-    const authority = await ensureLocalAuthority(stateDir);
-    const certificate = await issueServerCertificate(authority, [stack.dns.name, "localhost", listener.host]);
+    // Renewed here when due: every `up` starts with an authority valid for the renewal margin.
+    const authority = await ensureLocalAuthority(stateDir, { dnsNames: [stack.dns.name] });
+    // The authority may sign for loopback only (its name constraints): another address is left out.
+    const loopback = /^127\./.test(listener.host) ? [listener.host] : [];
+    const certificate = await issueServerCertificate(authority, [stack.dns.name, "localhost", ...loopback]);
     this.https = new HttpsListener(balancer.handleRequest, {
       host: listener.host,
       port: this.httpsPort,

@@ -1,7 +1,8 @@
-import { mkdirSync } from "node:fs";
+import { randomBytes } from "node:crypto";
 import path from "node:path";
 import { StayupError } from "../shared/errors.ts";
 import { assertPortFree, findFreePort } from "../shared/net.ts";
+import { ensurePrivateDir } from "../shared/private-file.ts";
 import { derive, type ResolvedStack, type Topology } from "../stack/index.ts";
 import { redisNodeCount, redisReplicasToAcknowledge } from "../stack/redis-durability.ts";
 import { bundleWebService } from "../web-service/bundle.ts";
@@ -106,11 +107,14 @@ export class LocalStack {
   dns?: FailoverDnsServer;
   private stopped?: Promise<void>;
   private serviceEntry = "";
+  /** What a load drill sends for an instance to serve GET /load (see web-service/load-secret.ts). */
+  readonly loadSecret = randomBytes(32).toString("base64url");
 
   constructor(readonly options: LocalStackOptions) {
     const { stack } = options;
     this.events = options.events ?? new EventBus();
-    mkdirSync(options.stateDir, { recursive: true });
+    // The state folder holds the control token, the Redis password, logs: the user's alone.
+    ensurePrivateDir(options.stateDir);
     this.processes = new ProcessRegistry(options.stateDir);
     // Instances are recorded from their events: the group needs no knowledge of the registry.
     this.registryGuard = new ControllerGuard({ controller: "process-registry", events: this.events });
@@ -142,7 +146,7 @@ export class LocalStack {
       instanceEnvironment: () => ({
         ...(this.redis as RedisEndpoint).environment(),
         LOG_LEVEL: "info",
-        STAYUP_LOAD_ENDPOINT: "1",
+        STAYUP_LOAD_SECRET: this.loadSecret,
       }),
       stateDir: options.stateDir,
       events: this.events,

@@ -13,7 +13,8 @@
  *                                                    (default 4000 with replicas, else 0)
  *   HOST, PORT                                       listen address (PORT=0: any free port)
  *   STAYUP_SHUTDOWN_TIMEOUT_MS                       hard deadline for draining (default 10000)
- *   STAYUP_LOAD_ENDPOINT=1                           serve GET /load?cpuMs=N for load drills (local only)
+ *   STAYUP_LOAD_SECRET                               serve GET /load?cpuMs=N to requests carrying it in
+ *                                                    x-stayup-load-secret (load drills; local only)
  *   STAYUP_REDIS_READY_TIMEOUT_MS                    wait for Redis before listening (default 2000)
  *   STAYUP_BROKEN=crash|unhealthy                    a broken version on purpose (rollback drills):
  *                                                    exits at start, or never passes /health
@@ -70,7 +71,7 @@ const service = createWebService({
   waitForReplicas,
   writeHoldMs: Number(env.STAYUP_REDIS_WRITE_HOLD_MS ?? (waitForReplicas > 0 ? defaultWriteHoldMs : 0)),
   logLevel: env.LOG_LEVEL,
-  loadEndpoint: env.STAYUP_LOAD_ENDPOINT === "1",
+  loadSecret: env.STAYUP_LOAD_SECRET || undefined,
   neverHealthy: env.STAYUP_BROKEN === "unhealthy",
 });
 

@@ -5,6 +5,7 @@ import { regionHealth } from "./region-health.ts";
 import { faultHooks } from "./faults.ts";
 import { AcknowledgedCounter } from "./acknowledged-counter.ts";
 import { CpuQueue } from "./cpu-queue.ts";
+import { loadSecretHeader, sameSecret } from "./load-secret.ts";
 
 /** Who is serving: shown on every page so a user can watch the load balancer spread requests. */
 export interface InstanceIdentity {
@@ -25,8 +26,12 @@ export interface WebServiceOptions {
   waitForReplicas?: number;
   /** How long a count request holds and retries while Redis fails over (0: answer 503 at once). */
   writeHoldMs?: number;
-  /** Serve GET /load?cpuMs=N (burns N ms of CPU): for load drills only, never on AWS. */
-  loadEndpoint?: boolean;
+  /**
+   * Serve GET /load?cpuMs=N (burns N ms of CPU) to a request that carries this secret in the
+   * `x-stayup-load-secret` header (the load drills get it from the stack's private state file);
+   * any other request gets 404, as when it is unset (never on AWS).
+   */
+  loadSecret?: string;
   /** Redis key of the page counter (the seed's script incremented the wrong key; we use one). */
   counterKey?: string;
   logLevel?: string;
@@ -140,7 +145,8 @@ export function createWebService(options: WebServiceOptions): WebService {
   // The region's check (Route 53, the local failover probe): can this instance serve a count?
   void app.register(regionHealth, { redis, instanceId: identity.instanceId });
 
-  if (options.loadEndpoint) {
+  const { loadSecret } = options;
+  if (loadSecret) {
     const loadSkipped = new client.Counter({
       name: "stayup_load_skipped_total",
       help: "CPU load requests not run because their client had left while they waited",
@@ -149,6 +155,11 @@ export function createWebService(options: WebServiceOptions): WebService {
     // A request that costs a known amount of CPU, so a drill can create real CPU load. The work
     // waits its turn in the CPU queue, so health checks are answered between two requests' work.
     app.get<{ Querystring: { cpuMs?: string } }>("/load", async (request, reply) => {
+      // Only a drill burns CPU here: to anyone else this route does not exist.
+      const given = request.headers[loadSecretHeader];
+      if (typeof given !== "string" || !sameSecret(given, loadSecret)) {
+        return reply.code(404).send({ error: "not found" });
+      }
       const cpuMs = Math.min(Math.max(Number(request.query.cpuMs ?? 10) || 0, 0), 200);
       const socket = request.raw.socket;
       const spins = await cpuQueue.run(

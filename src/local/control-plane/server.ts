@@ -181,6 +181,7 @@ export class ControlPlaneServer {
       pid: process.pid,
       controlUrl: this.url,
       token: this.access.token,
+      loadSecret: this.stack.loadSecret,
       listener: this.stack.loadBalancer.url,
       environment: this.stack.options.stack.environment,
       startedAt: new Date().toISOString(),

@@ -7,6 +7,8 @@ export interface StackStateFile {
   controlUrl: string;
   /** Bearer token of the control plane (the file is 0600: only the user can read it). */
   token: string;
+  /** What makes an instance serve GET /load: the load drills send it (web-service/load-secret.ts). */
+  loadSecret?: string;
   listener: string;
   environment: string;
   startedAt: string;

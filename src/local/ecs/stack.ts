@@ -75,7 +75,7 @@ export class EcsLocalStack extends LocalStack {
         environment: () => ({
           ...(this.redis as RedisEndpoint).environment(),
           LOG_LEVEL: "info",
-          STAYUP_LOAD_ENDPOINT: "1",
+          STAYUP_LOAD_SECRET: this.loadSecret,
         }),
         logDir: path.join(options.stateDir, "logs", region),
         healthCheckGracePeriodMs: derived.healthCheckGracePeriod.localMs,

@@ -1,6 +1,7 @@
 import { type ChildProcess, fork } from "node:child_process";
-import { closeSync, mkdirSync, openSync } from "node:fs";
-import path from "node:path";
+import { closeSync } from "node:fs";
+import { openPrivateFile, withPrivateUmask } from "../../shared/private-file.ts";
+import { instanceEnvironment } from "../instance-environment.ts";
 import type { InstanceExit, InstanceHandle, Launcher, LaunchSpec } from "./launcher.ts";
 
 export interface ProcessLauncherOptions {
@@ -48,29 +49,32 @@ export class ProcessLauncher implements Launcher {
     const startTimeoutMs = this.options.startTimeoutMs ?? 10_000;
     let log: number | "ignore";
     try {
-      mkdirSync(path.dirname(spec.logFile), { recursive: true });
-      log = openSync(spec.logFile, "a");
+      log = openPrivateFile(spec.logFile, "a");
     } catch (error) {
       this.options.onLogUnavailable?.(spec.instanceId, error as Error);
       log = "ignore";
     }
     let child: ChildProcess;
     try {
-      child = fork(spec.artifact, [], {
-        cwd: spec.workingDirectory,
-        env: {
-          ...process.env,
-          ...spec.environment,
-          STAYUP_INSTANCE_ID: spec.instanceId,
-          STAYUP_AZ: spec.az,
-          STAYUP_REGION: spec.region,
-          STAYUP_VERSION: spec.version,
-          HOST: host,
-          PORT: "0",
-        },
-        stdio: ["ignore", log, log, "ipc"],
-        execArgv: [],
-      });
+      const stdio = ["ignore", log, log, "ipc"] as const;
+      // Under umask 077 (what the instance writes, its code cache, stays private), with an
+      // environment built from a list (not the CLI's: no AWS_* or NODE_OPTIONS of the caller).
+      child = withPrivateUmask(() =>
+        fork(spec.artifact, [], {
+          cwd: spec.workingDirectory,
+          env: instanceEnvironment({
+            ...spec.environment,
+            STAYUP_INSTANCE_ID: spec.instanceId,
+            STAYUP_AZ: spec.az,
+            STAYUP_REGION: spec.region,
+            STAYUP_VERSION: spec.version,
+            HOST: host,
+            PORT: "0",
+          }),
+          stdio: [...stdio],
+          execArgv: [],
+        }),
+      );
     } finally {
       if (log !== "ignore") closeSync(log);
     }

@@ -1,6 +1,6 @@
 import type { ChildProcess } from "node:child_process";
-import { mkdirSync } from "node:fs";
 import { findFreePort } from "../../shared/net.ts";
+import { ensurePrivateDir } from "../../shared/private-file.ts";
 import { ControllerGuard } from "../controller-guard.ts";
 import type { EventBus } from "../events/bus.ts";
 import type { ProcessRegistry } from "../processes.ts";
@@ -67,7 +67,7 @@ export class RedisController implements RedisEndpoint {
   async start(): Promise<void> {
     await this.preflight();
     this.port = this.options.port || (await findFreePort(this.options.host));
-    mkdirSync(this.options.dataDir, { recursive: true });
+    ensurePrivateDir(this.options.dataDir);
     await this.spawn();
   }
 

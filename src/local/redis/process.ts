@@ -4,7 +4,8 @@ import path from "node:path";
 import { Redis } from "ioredis";
 import { StayupError } from "../../shared/errors.ts";
 import { assertPortFree, findExecutable, sleep } from "../../shared/net.ts";
-import { privateSecret, writePrivateFileAtomic } from "../../shared/private-file.ts";
+import { privateSecret, withPrivateUmask, writePrivateFileAtomic } from "../../shared/private-file.ts";
+import { inheritedEnvironment } from "../instance-environment.ts";
 
 /**
  * The password of the local Redis and Sentinels: generated once, kept 0600 under the state folder,
@@ -50,7 +51,11 @@ export async function startRedisProcess(
   args: string[],
   password?: string,
 ): Promise<ChildProcess> {
-  const child = spawn("redis-server", args, { stdio: ["ignore", "ignore", "pipe"] });
+  // Under umask 077: what redis-server creates (append-only files, rdb, Sentinel's rewritten
+  // sentinel.conf with the password in it) is the user's alone. Its environment is the basics only.
+  const child = withPrivateUmask(() =>
+    spawn("redis-server", args, { stdio: ["ignore", "ignore", "pipe"], env: inheritedEnvironment() }),
+  );
   let stderr = "";
   child.stderr?.on("data", (chunk: Buffer) => {
     stderr = (stderr + chunk.toString()).slice(-2000);

@@ -1,9 +1,9 @@
 import type { ChildProcess } from "node:child_process";
-import { mkdirSync, readFileSync, rmSync } from "node:fs";
+import { readFileSync, rmSync } from "node:fs";
 import path from "node:path";
 import { Redis } from "ioredis";
 import { findFreePort } from "../../shared/net.ts";
-import { writePrivateFileAtomic } from "../../shared/private-file.ts";
+import { ensurePrivateDir, writePrivateFileAtomic } from "../../shared/private-file.ts";
 import { ControllerGuard } from "../controller-guard.ts";
 import type { EventBus } from "../events/bus.ts";
 import type { ProcessRegistry } from "../processes.ts";
@@ -140,7 +140,7 @@ export class RedisReplicationController implements RedisEndpoint {
   }
 
   private writeRecord(record: ReplicationRecord): void {
-    mkdirSync(this.options.dataDir, { recursive: true });
+    ensurePrivateDir(this.options.dataDir);
     writePrivateFileAtomic(
       this.recordPath,
       `${JSON.stringify({ ...record, updatedAt: new Date().toISOString() }, null, 2)}\n`,
@@ -156,7 +156,7 @@ export class RedisReplicationController implements RedisEndpoint {
       const name = `redis-${String.fromCharCode(97 + i)}`;
       const port = i === 0 && this.options.port ? this.options.port : await findFreePort(host);
       const dir = path.join(this.options.dataDir, name);
-      mkdirSync(dir, { recursive: true });
+      ensurePrivateDir(dir);
       this.nodes.push({ name, az: azs[i % azs.length] as string, port, dir });
     }
     const choice = chooseStartPrimary(
@@ -178,7 +178,7 @@ export class RedisReplicationController implements RedisEndpoint {
       const dir = path.join(this.options.dataDir, `sentinel-${i + 1}`);
       // Sentinel rewrites its file with what it learns; each `up` starts from the description.
       rmSync(dir, { recursive: true, force: true });
-      mkdirSync(dir, { recursive: true });
+      ensurePrivateDir(dir);
       const sentinel = {
         port: await findFreePort(host),
         dir,

@@ -73,7 +73,7 @@ export class DataVolume {
     private readonly isAlive: (pid: number) => boolean = processAlive,
   ) {
     this.volumeId = `vol-${path.basename(dir)}`;
-    mkdirSync(path.join(dir, "data"), { recursive: true });
+    mkdirSync(path.join(dir, "data"), { recursive: true, mode: 0o700 });
     this.recordFile = path.join(dir, "attachment.json");
   }
 

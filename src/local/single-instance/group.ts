@@ -1,12 +1,14 @@
 import type { ProcessRegistry } from "../processes.ts";
 import { type ChildProcess, fork } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { closeSync, mkdirSync, openSync } from "node:fs";
+import { closeSync } from "node:fs";
 import path from "node:path";
 import { findFreePort, sleep } from "../../shared/net.ts";
+import { ensurePrivateDir, openPrivateFile, withPrivateUmask } from "../../shared/private-file.ts";
+import { instanceEnvironment } from "../instance-environment.ts";
 import { ControllerGuard } from "../controller-guard.ts";
 import type { EventPublisher } from "../events/bus.ts";
-import { persistenceArgs, startRedisProcess } from "../redis/process.ts";
+import { persistenceArgs, startRedisProcess, writeNodeAuthConfig } from "../redis/process.ts";
 import type { HealthCheckSettings } from "../target-group/controller.ts";
 import { instanceEntry } from "../../web-service/bundle.ts";
 import type { CodeCacheOutcome } from "../../web-service/code-cache.ts";
@@ -27,6 +29,11 @@ export interface SingleInstanceGroupOptions {
   events: EventPublisher;
   /** Extra environment of every instance (version, broken-on-purpose settings...). */
   instanceEnvironment?: () => Record<string, string>;
+  /**
+   * Required by the instance's redis-server (it listens on loopback, where every local user can
+   * connect); the web process gets it in its environment. Unset: no password.
+   */
+  redisPassword?: string;
   /** Where the instance's redis-server is recorded, so a killed runtime's copy is found and stopped. */
   processes?: ProcessRegistry;
   /**
@@ -85,7 +92,7 @@ export class SingleInstanceGroup {
   constructor(readonly options: SingleInstanceGroupOptions) {
     this.guard = new ControllerGuard({ controller: "single-instance-group", events: options.events });
     try {
-      mkdirSync(options.logDir, { recursive: true });
+      ensurePrivateDir(options.logDir);
     } catch (error) {
       this.guard.report(error, "instances run without a log file while it cannot be opened");
     }
@@ -141,21 +148,24 @@ export class SingleInstanceGroup {
     const log = this.openLog(instanceId);
     // Through the bundle's V8 code cache when it was built with one: less compiling, less downtime.
     const entry = instanceEntry(this.options.serviceEntry);
-    const web = fork(entry.modulePath, entry.args, {
-      env: {
-        ...process.env,
-        ...this.options.instanceEnvironment?.(),
-        ...this.versionSettings,
-        STAYUP_INSTANCE_ID: instanceId,
-        STAYUP_AZ: az,
-        STAYUP_REGION: this.options.region,
-        STAYUP_REDIS_URL: `redis://127.0.0.1:${redisPort}`,
-        HOST: "127.0.0.1",
-        PORT: "0",
-      },
-      stdio: ["ignore", log, log, "ipc"],
-      execArgv: [],
-    });
+    // Under umask 077, with an environment from a list, not the CLI's (see instance-environment.ts).
+    const web = withPrivateUmask(() =>
+      fork(entry.modulePath, entry.args, {
+        env: instanceEnvironment({
+          ...this.options.instanceEnvironment?.(),
+          ...this.versionSettings,
+          STAYUP_INSTANCE_ID: instanceId,
+          STAYUP_AZ: az,
+          STAYUP_REGION: this.options.region,
+          STAYUP_REDIS_URL: `redis://127.0.0.1:${redisPort}`,
+          ...(this.options.redisPassword ? { STAYUP_REDIS_PASSWORD: this.options.redisPassword } : {}),
+          HOST: "127.0.0.1",
+          PORT: "0",
+        }),
+        stdio: ["ignore", log, log, "ipc"],
+        execArgv: [],
+      }),
+    );
     if (log !== "ignore") closeSync(log); // the child has its own copy; ours would stay open for the runtime's life
     // Listened for at once: the service may report its port before Redis's start resolves here.
     let codeCache: CodeCacheOutcome | undefined;
@@ -276,7 +286,7 @@ export class SingleInstanceGroup {
   /** The instance's log file; without one (it cannot be opened) the instance still runs. */
   private openLog(instanceId: string): number | "ignore" {
     try {
-      return openSync(path.join(this.options.logDir, `${instanceId}.log`), "a");
+      return openPrivateFile(path.join(this.options.logDir, `${instanceId}.log`), "a");
     } catch (error) {
       this.guard.report(
         new Error(`cannot open the log of ${instanceId}: ${(error as Error).message}`),
@@ -294,7 +304,7 @@ export class SingleInstanceGroup {
     // that Redis exited. This group launches one instance at a time, so no other Redis can open the
     // directory between the wait below and the attach.
     const redisDir = path.join(volume.dataDir, "redis");
-    mkdirSync(redisDir, { recursive: true });
+    ensurePrivateDir(redisDir);
     for (;;) {
       const holder = volume.attachment;
       if (!holder || holder.instanceId === instanceId) break;
@@ -308,13 +318,15 @@ export class SingleInstanceGroup {
       }
       await sleep(25);
     }
-    const redis = await startRedisProcess("127.0.0.1", redisPort, [
-      "--port",
-      String(redisPort),
-      "--bind",
+    const password = this.options.redisPassword;
+    // The password in a 0600 config file (first argument), not on the command line `ps` shows.
+    const auth = password ? [writeNodeAuthConfig(redisDir, password)] : [];
+    const redis = await startRedisProcess(
       "127.0.0.1",
-      ...persistenceArgs(redisDir),
-    ]);
+      redisPort,
+      [...auth, "--port", String(redisPort), "--bind", "127.0.0.1", ...persistenceArgs(redisDir)],
+      password,
+    );
     volume.attach(instanceId, redis.pid ?? 0);
     const pid = redis.pid;
     const { processes } = this.options;

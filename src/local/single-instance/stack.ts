@@ -1,4 +1,5 @@
 import path from "node:path";
+import { localRedisPassword } from "../redis/process.ts";
 import { bundleWebService } from "../../web-service/bundle.ts";
 import { type DerivedSettings, derive } from "../../stack/derived.ts";
 import type { HealthCheckSettings } from "../target-group/controller.ts";
@@ -78,6 +79,7 @@ export class SingleInstanceLocalStack extends LocalStack {
       events: this.events,
       processes: this.processes,
       instanceEnvironment: () => ({ LOG_LEVEL: "info", STAYUP_VERSION: version }),
+      redisPassword: localRedisPassword(stateDir),
       healthCheck: singleInstanceHealthCheck(derive(stack)),
       healthCheckGracePeriodMs: derive(stack).healthCheckGracePeriod.localMs,
     });

@@ -13,6 +13,7 @@ import { StackClient } from "../../../local/control-plane/client.ts";
 import type { StackStatus } from "../../../local/runtime.ts";
 import { StayupError } from "../../../shared/errors.ts";
 import { loadStack, type ResolvedStack, type Topology } from "../../../stack/index.ts";
+import { privateUmask } from "../../../shared/private-file.ts";
 import { configOption, envOption, type LocalOptions, stateDirOption, topologyOption } from "../../options.ts";
 import { parsePositive } from "../../parse.ts";
 import { StackSession } from "../../stack-session.ts";
@@ -62,6 +63,8 @@ async function withStack<T>(
 
 /** `stayup drill <name>`: runs one drill, prints its report; exit code 1 if it did not pass. */
 export async function runDrill(drill: DrillModule, opts: DrillCliOptions): Promise<DrillReport> {
+  // Its reports under the state folder, and a temporary stack's files, are the user's alone.
+  process.umask(privateUmask);
   const stack = await loadStack(opts.config, opts.env, { topology: opts.topology });
   const json = Boolean(opts.json);
   // The same run as a drill started from the dashboard (the control plane's DrillRunner).

@@ -1,5 +1,6 @@
 import type { Command } from "commander";
 import { StackClient } from "../../../local/control-plane/client.ts";
+import { instanceSettingProblem } from "../../../local/rolling-deploy/instance-settings.ts";
 import type { RollResult } from "../../../local/rolling-deploy/roll.ts";
 import { StayupError } from "../../../shared/errors.ts";
 import { stateDirOption } from "../../options.ts";
@@ -10,6 +11,7 @@ export interface RollOptions {
   json?: boolean;
 }
 
+/** NAME=value, checked as the control plane checks it (instance-settings.ts), before anything is sent. */
 const parseSetting = (s: string): [string, string] => {
   const at = s.indexOf("=");
   if (at <= 0 || !/^[A-Z][A-Z0-9_]*$/.test(s.slice(0, at))) {
@@ -18,7 +20,10 @@ const parseSetting = (s: string): [string, string] => {
       "e.g. --set LOG_LEVEL=debug",
     );
   }
-  return [s.slice(0, at), s.slice(at + 1)];
+  const [name, value] = [s.slice(0, at), s.slice(at + 1)];
+  const problem = instanceSettingProblem(name, value);
+  if (problem) throw new StayupError(`--set ${name}: ${problem}`, "e.g. --set LOG_LEVEL=debug");
+  return [name, value];
 };
 
 const summary = (r: Omit<RollResult, "regions">): string =>

@@ -1,18 +1,26 @@
 import { spawn } from "node:child_process";
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from "node:fs";
+import { closeSync, existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Command } from "commander";
 import { StackClient } from "../../../local/control-plane/client.ts";
 import { ControlPlaneServer } from "../../../local/control-plane/server.ts";
+import { stateFileName } from "../../../local/control-plane/state-file.ts";
 import { registryDrillRunner } from "../../../drills/runner.ts";
 import { formatEvent } from "../../../local/events/bus.ts";
 import { stopLeftovers } from "../../../local/leftovers.ts";
+import { processFileName } from "../../../local/processes.ts";
 import { localRedisPassword } from "../../../local/redis/process.ts";
 import { createLocalStack } from "../../../local/topologies/index.ts";
-import { UpLock } from "../../../local/up-lock.ts";
+import { UpLock, upLockFileName } from "../../../local/up-lock.ts";
 import { StayupError } from "../../../shared/errors.ts";
 import { sleep } from "../../../shared/net.ts";
+import {
+  ensurePrivateDir,
+  makeTreePrivate,
+  openPrivateFile,
+  privateUmask,
+} from "../../../shared/private-file.ts";
 import { loadStack } from "../../../stack/index.ts";
 import { configOption, envOption, type LocalOptions, stateDirOption, topologyOption } from "../../options.ts";
 import { parsePort } from "../../parse.ts";
@@ -20,6 +28,20 @@ import { describeRoll } from "../roll/index.ts";
 import { printStatusTable } from "../status/index.ts";
 
 const binPath = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../../bin/stayup.mjs");
+
+/** What stayup keeps in a state folder (tightened on every `up`). */
+const stateEntries = [
+  stateFileName,
+  processFileName,
+  upLockFileName,
+  "stack.log",
+  "redis",
+  "logs",
+  "build",
+  "reports",
+  "tls",
+  "volumes",
+];
 
 export type UpOptions = LocalOptions & {
   port?: number;
@@ -30,6 +52,12 @@ export type UpOptions = LocalOptions & {
 
 /** `stayup up`: runs the stack in this process until Ctrl-C or `stayup down` (or in the background). */
 export async function up(opts: UpOptions): Promise<void> {
+  // Everything this run and what it starts create (state, logs, Redis files, reports) is the
+  // user's alone; what an earlier run or version left looser is tightened, folder first.
+  process.umask(privateUmask);
+  ensurePrivateDir(opts.stateDir);
+  // Only what stayup keeps there: a --state-dir naming a folder of other things leaves those alone.
+  for (const name of stateEntries) makeTreePrivate(path.join(opts.stateDir, name));
   const existing = StackClient.find(opts.stateDir);
   if (existing) {
     // A running stack: `up` brings it to the current service bundle and instance settings with a
@@ -61,7 +89,6 @@ export async function up(opts: UpOptions): Promise<void> {
     );
   }
 
-  mkdirSync(opts.stateDir, { recursive: true });
   const stack = createLocalStack({
     stack: resolved,
     stateDir: opts.stateDir,
@@ -96,16 +123,29 @@ export async function up(opts: UpOptions): Promise<void> {
   console.log(
     `\nstayup is up: ${stack.loadBalancer.url}\n` +
       `  try:   curl ${stack.loadBalancer.url}/\n` +
-      `  see:   ${control.dashboardUrl}\n` +
+      `  see:   ${dashboardLine(control.dashboardUrl, Boolean(process.stdout.isTTY), opts.stateDir)}\n` +
       "  watch: npx stayup status        break: npx stayup drill kill-instance\n" +
       "  stop:  Ctrl-C here, or npx stayup down\n",
   );
 }
 
+/**
+ * The dashboard's address as `up` prints it: with what logs it in only to a terminal. Anywhere else
+ * (stack.log of `up --detach`, a redirect) it is written to a file, and no secret goes in a log:
+ * the address without its query or fragment, and the command that prints the login.
+ */
+export function dashboardLine(dashboardUrl: string, terminal: boolean, stateDir: string): string {
+  if (terminal) return dashboardUrl;
+  const url = new URL(dashboardUrl);
+  url.search = "";
+  url.hash = "";
+  const status = `npx stayup status --state-dir ${JSON.stringify(stateDir)}`;
+  return `${url.href} (to log in: \`${status}\` prints its address with the token)`;
+}
+
 async function upDetached(opts: UpOptions, lock: UpLock): Promise<void> {
-  mkdirSync(opts.stateDir, { recursive: true });
   const logFile = path.join(opts.stateDir, "stack.log");
-  const log = openSync(logFile, "w");
+  const log = openPrivateFile(logFile, "w");
   const args = [binPath, "up", "--config", opts.config, "--env", opts.env, "--state-dir", opts.stateDir];
   if (opts.topology !== undefined) args.push("--topology", opts.topology);
   if (opts.port !== undefined) args.push("--port", String(opts.port));
