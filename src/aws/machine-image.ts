@@ -3,9 +3,11 @@ import * as ec2 from "aws-cdk-lib/aws-ec2";
 import type { Construct } from "constructs";
 
 /** Amazon Linux 2023's current AMI, as AWS publishes it in SSM (web instances, bastion). */
-export const AMAZON_LINUX_2023_PARAMETER = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64";
+export const AMAZON_LINUX_2023_PARAMETER =
+  "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64";
 /** The ECS-optimized Amazon Linux 2023 AMI recommended for container instances. */
-export const ECS_AMAZON_LINUX_2023_PARAMETER = "/aws/service/ecs/optimized-ami/amazon-linux-2023/recommended/image_id";
+export const ECS_AMAZON_LINUX_2023_PARAMETER =
+  "/aws/service/ecs/optimized-ami/amazon-linux-2023/recommended/image_id";
 
 /**
  * What an offline synthesis (no account: `stayup check`, `stayup cost`, the tests) puts where the

@@ -148,9 +148,11 @@ export function acknowledgeFindings(stacks: StayupStacks, description: ResolvedS
 export function silenceCfnLint(stacks: StayupStacks): void {
   const resources: Record<string, CfnResource | undefined> = {
     "web-group": stacks.web?.web.group.node.defaultChild as CfnResource | undefined,
+    "container-instance-group": stacks.cluster?.group.node.defaultChild as CfnResource | undefined,
   };
   const secondary: Record<string, CfnResource | undefined> = {
     "web-group": stacks.secondaryWeb?.web.group.node.defaultChild as CfnResource | undefined,
+    "container-instance-group": undefined,
   };
   for (const exception of cfnLintExceptions) {
     for (const resource of [resources[exception.resource], secondary[exception.resource]]) {
