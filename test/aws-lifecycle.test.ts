@@ -118,7 +118,7 @@ describe("AWS lifecycle (issue 22): the stacks", () => {
     assert.ok(kept >= 8, `log groups seen: ${kept} (flow logs, web, failover, failback, tasks...)`);
   });
 
-  it("2. the Redis AUTH token's secret has no fixed name (a deleted secret holds its name for its recovery window)", async () => {
+  it("2. the Redis AUTH token's secret has no fixed name (prod keeps it on destroy; its name would block the next create)", async () => {
     for (const env of ["dev", "prod"] as const) {
       const stacks = await build(env, "load-balanced");
       const [[, secret] = ["", undefined]] = resources(
