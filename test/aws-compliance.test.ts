@@ -74,7 +74,7 @@ function assertNoUnacknowledgedFindings(outdir: string): string[] {
   return report.pluginReports.map((r) => r.pluginName);
 }
 
-describe("offline proof: cdk-nag, cfn-guard and cfn-lint", { timeout: 600_000 }, () => {
+describe("offline proof: cdk-nag, cfn-guard and cfn-lint", { timeout: 1_200_000 }, () => {
   for (const [name, env, change] of variants) {
     it(`${name}: 0 unacknowledged cdk-nag/cfn-guard findings, cfn-lint 0 errors 0 warnings`, async () => {
       const stack = await description(env, change);
