@@ -168,16 +168,16 @@ describe("offline proof: cdk-nag, cfn-guard and cfn-lint", { timeout: 1_200_000 
   it("`stayup check` runs every check for both environments and prints one summary", async () => {
     const out = tempDir("stayup-check-cli-");
     // Each environment is synthesized once per topology besides (the lifecycle rule across topologies).
-    const result = await runCli(["check", "--config", configPath, "--out", out], { timeoutMs: 480_000 });
+    const result = await runCli(["check", "--config", configPath, "--out", out], { timeoutMs: 600_000 });
     assert.equal(result.code, 0, result.stderr + result.stdout);
     assert.match(result.stdout, /ENV\s+STACKS\s+CDK-NAG \+ CFN-GUARD\s+CFN-LINT\s+LIFECYCLE/);
     assert.match(
       result.stdout,
-      /dev\s+6\s+0 unacknowledged \(\d+ acknowledged\)\s+0 errors, 0 warnings\s+0 violations \(6 rules\)/,
+      /dev\s+6\s+0 unacknowledged \(\d+ acknowledged\)\s+0 errors, 0 warnings\s+0 violations \(\d+ rules\)/,
     );
     assert.match(
       result.stdout,
-      /prod\s+6\s+0 unacknowledged \(\d+ acknowledged\)\s+0 errors, 0 warnings\s+0 violations \(6 rules\)/,
+      /prod\s+6\s+0 unacknowledged \(\d+ acknowledged\)\s+0 errors, 0 warnings\s+0 violations \(\d+ rules\)/,
     );
     assert.match(result.stdout, /region lost: clients resolve to the secondary\s+21 s\s+150 s/);
     assert.match(result.stdout, /Route 53 failover is not rendered: set aws\.hostedZone/);

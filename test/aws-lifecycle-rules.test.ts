@@ -15,6 +15,7 @@ import {
   type CfnTemplate,
   type CheckedTemplate,
   checkLifecycle,
+  ecrCountCanExpireRunningImage,
   lifecycleRules,
   nameSharedByTopologies,
   refreshWaitsOnInstances,
@@ -183,6 +184,42 @@ describe("lifecycle rules: each caught on a template that breaks it", () => {
     assert.deepEqual(otherRegion, []);
   });
 
+  it("an ECR count rule with no deployed-image rule above it (main's policy) is caught; with one, it is not", () => {
+    const repository = (rules: unknown[]) =>
+      checked("repo", {
+        Resources: {
+          Repository: {
+            Type: "AWS::ECR::Repository",
+            Properties: { LifecyclePolicy: { LifecyclePolicyText: JSON.stringify({ rules }) } },
+          },
+        },
+      });
+    const untagged = {
+      rulePriority: 1,
+      selection: { tagStatus: "untagged", countType: "sinceImagePushed", countUnit: "days", countNumber: 1 },
+      action: { type: "expire" },
+    };
+    const count = (priority: number, prefix: string, n: number) => ({
+      rulePriority: priority,
+      selection: {
+        tagStatus: "tagged",
+        tagPrefixList: [prefix],
+        countType: "imageCountMoreThan",
+        countNumber: n,
+      },
+      action: { type: "expire" },
+    });
+    const mains = ecrCountCanExpireRunningImage.check([repository([untagged, count(2, "dev-", 3)])]);
+    assert.equal(mains.length, 1);
+    assert.match(mains[0]?.message ?? "", /rule 2 keeps the last \["dev-"\] pushes/);
+    assert.deepEqual(
+      ecrCountCanExpireRunningImage.check([
+        repository([untagged, count(2, "deployed-dev-", 3), count(3, "dev-", 3)]),
+      ]),
+      [],
+    );
+  });
+
   it("as a validation plugin, a breaking resource stops synthesis with the rule's name", () => {
     const outdir = tempDir("stayup-rules-plugin-");
     const app = createStayupApp({ outdir, compliance: true });
@@ -218,6 +255,6 @@ describe("lifecycle rules: the repository's stacks pass them", { timeout: 600_00
       }
       assert.deepEqual(nameSharedByTopologies.check(syntheses), [], env);
     }
-    assert.equal(lifecycleRules.length, 5);
+    assert.equal(lifecycleRules.length, 6);
   });
 });

@@ -302,6 +302,67 @@ export const amiChangesEveryDeploy: LifecycleRule = {
     ),
 };
 
+interface EcrRule {
+  rulePriority: number;
+  selection: { tagStatus?: string; tagPrefixList?: string[]; countType?: string };
+}
+
+/**
+ * ECR expires by push order, and failed deploys push too: a count rule on the pushed tags can
+ * expire the image the service runs after enough of them. An image a higher-priority rule selects
+ * by its tags cannot be expired by a lower one, so a count rule is safe only below a rule that
+ * selects the deployed images by a tag of their own.
+ */
+export const ecrCountCanExpireRunningImage: LifecycleRule = {
+  id: "ecr-count-rule-can-expire-the-running-image",
+  title:
+    "an ECR rule keeping the last N pushed images expires the running one after N pushes whose deploys failed",
+  sources: [
+    "https://docs.aws.amazon.com/AmazonECR/latest/userguide/LifecyclePolicies.html",
+    "https://docs.aws.amazon.com/AmazonECR/latest/userguide/lifecycle_policy_parameters.html",
+  ],
+  fix: "tag deployed images apart (deployed-<env>-…) and keep them with a rule of higher priority than the count rule",
+  check: (templates) =>
+    templates.flatMap((t) =>
+      resourcesOf(t).flatMap(([id, r]) => {
+        if (r.Type !== "AWS::ECR::Repository") return [];
+        const text = (r.Properties?.LifecyclePolicy as Props | undefined)?.LifecyclePolicyText;
+        if (typeof text !== "string") return [];
+        const rules = ((JSON.parse(text) as { rules?: EcrRule[] }).rules ?? []).sort(
+          (a, b) => a.rulePriority - b.rulePriority,
+        );
+        // The count of pushes is the last tagged count rule; the ones above it are what it cannot expire.
+        const counts = rules
+          .map((rule, i) => ({ rule, i }))
+          .filter(
+            ({ rule }) =>
+              rule.selection.countType === "imageCountMoreThan" && rule.selection.tagStatus !== "untagged",
+          );
+        const index = counts.at(-1)?.i ?? -1;
+        const rule = rules[index];
+        if (!rule) return [];
+        const prefixes = rule.selection.tagPrefixList ?? [];
+        const protectedAbove = rules
+          .slice(0, index)
+          .some(
+            (above) =>
+              above.selection.tagStatus === "tagged" &&
+              (above.selection.tagPrefixList ?? []).some((p) => !prefixes.some((mine) => p.startsWith(mine))),
+          );
+        return protectedAbove
+          ? []
+          : [
+              {
+                rule: ecrCountCanExpireRunningImage.id,
+                stack: t.stack,
+                resource: id,
+                message: `rule ${rule.rulePriority} keeps the last ${JSON.stringify(prefixes)} pushes, with no rule above keeping deployed images`,
+              },
+            ];
+      }),
+    ),
+};
+
 /** The rules over one synthesis: run by `stayup check` and as a CDK validation plugin. */
 export const lifecycleRules: LifecycleRule[] = [
   retainedFixedName,
@@ -309,6 +370,7 @@ export const lifecycleRules: LifecycleRule[] = [
   reservedConcurrency,
   unusedNatGateway,
   amiChangesEveryDeploy,
+  ecrCountCanExpireRunningImage,
 ];
 
 export function checkLifecycle(templates: CheckedTemplate[], rules = lifecycleRules): LifecycleViolation[] {
