@@ -24,6 +24,7 @@ import { formatTable } from "../../../shared/table.ts";
 import {
   environmentNames,
   loadStack,
+  StackValidationError,
   type EnvironmentName,
   type Topology,
   topologies,
@@ -56,7 +57,18 @@ async function checkTopologySwitch(
 ): Promise<LifecycleViolation[]> {
   const syntheses = [];
   for (const topology of topologies) {
-    const stack = await loadStack(config, env, { topology });
+    let stack: Awaited<ReturnType<typeof loadStack>>;
+    try {
+      stack = await loadStack(config, env, { topology });
+    } catch (error) {
+      // A topology the description cannot take (an ECS task that fits no instance type...) is
+      // never switched to: nothing of it can clash.
+      if (!(error instanceof StackValidationError)) throw error;
+      process.stderr.write(
+        `checking ${env}: topology ${topology} skipped (the description does not validate for it)\n`,
+      );
+      continue;
+    }
     // Names do not depend on the image: any well-formed tag will do (no git checkout needed).
     const synthesis = synthesize(stack, path.resolve(out, `${env}-${topology}`), {
       imageTag: `${imageTagPrefix(stack)}0000000`,
