@@ -74,7 +74,7 @@ function assertNoUnacknowledgedFindings(outdir: string): string[] {
   return report.pluginReports.map((r) => r.pluginName);
 }
 
-describe("offline proof: cdk-nag, cfn-guard and cfn-lint", { timeout: 300_000 }, () => {
+describe("offline proof: cdk-nag, cfn-guard and cfn-lint", { timeout: 1_200_000 }, () => {
   for (const [name, env, change] of variants) {
     it(`${name}: 0 unacknowledged cdk-nag/cfn-guard findings, cfn-lint 0 errors 0 warnings`, async () => {
       const stack = await description(env, change);
@@ -167,11 +167,18 @@ describe("offline proof: cdk-nag, cfn-guard and cfn-lint", { timeout: 300_000 },
 
   it("`stayup check` runs every check for both environments and prints one summary", async () => {
     const out = tempDir("stayup-check-cli-");
-    const result = await runCli(["check", "--config", configPath, "--out", out], { timeoutMs: 240_000 });
+    // Each environment is synthesized once per topology besides (the lifecycle rule across topologies).
+    const result = await runCli(["check", "--config", configPath, "--out", out], { timeoutMs: 600_000 });
     assert.equal(result.code, 0, result.stderr + result.stdout);
-    assert.match(result.stdout, /ENV\s+STACKS\s+CDK-NAG \+ CFN-GUARD\s+CFN-LINT/);
-    assert.match(result.stdout, /dev\s+6\s+0 unacknowledged \(\d+ acknowledged\)\s+0 errors, 0 warnings/);
-    assert.match(result.stdout, /prod\s+6\s+0 unacknowledged \(\d+ acknowledged\)\s+0 errors, 0 warnings/);
+    assert.match(result.stdout, /ENV\s+STACKS\s+CDK-NAG \+ CFN-GUARD\s+CFN-LINT\s+LIFECYCLE/);
+    assert.match(
+      result.stdout,
+      /dev\s+6\s+0 unacknowledged \(\d+ acknowledged\)\s+0 errors, 0 warnings\s+0 violations \(\d+ rules\)/,
+    );
+    assert.match(
+      result.stdout,
+      /prod\s+6\s+0 unacknowledged \(\d+ acknowledged\)\s+0 errors, 0 warnings\s+0 violations \(\d+ rules\)/,
+    );
     assert.match(result.stdout, /region lost: clients resolve to the secondary\s+21 s\s+150 s/);
     assert.match(result.stdout, /Route 53 failover is not rendered: set aws\.hostedZone/);
     assert.match(result.stdout, /check: passed/);

@@ -1,10 +1,11 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { estimateCost } from "../src/aws/cost/estimate.ts";
+import { steadyContainerInstances } from "../src/aws/cost/ecs-capacity.ts";
 import { tradeOffs } from "../src/aws/cost/trade-offs.ts";
 import { costOf } from "../src/cli/commands/cost/index.ts";
 import type { StackDescription } from "../src/stack/index.ts";
-import { description } from "./aws-helpers.ts";
+import { description, inHostedZone } from "./aws-helpers.ts";
 import { configPath, runCli, tempDir } from "./helpers.ts";
 
 /** One region, us-east-1 (priced in src/aws/cost/prices.ts), no secondary. */
@@ -34,9 +35,11 @@ describe("stayup cost", { timeout: 240_000 }, () => {
       // 2 × t3.micro, their 8 GiB gp3 volumes, 7 detailed-monitoring metrics each
       2 * 0.0104 * hours +
       2 * 8 * 0.08 +
-      2 * 7 * 0.3;
+      2 * 7 * 0.3 +
+      // the two alarms the group's CPU target tracking creates
+      2 * 0.1;
     assert.equal(estimate.total, Math.round(byHand * 100) / 100);
-    assert.equal(estimate.total, 127.29);
+    assert.equal(estimate.total, 127.49);
     const nat = estimate.items.find((i) => i.type === "AWS::EC2::NatGateway");
     assert.match(nat?.what ?? "", /10 GB processed \(assumed\)/);
   });
@@ -71,6 +74,80 @@ describe("stayup cost", { timeout: 240_000 }, () => {
     assert.equal(by(/pilot-light vs warm standby/)?.usdPerMonth, null);
     assert.match(by(/pilot-light vs warm standby/)?.answer ?? "", /no prices for us-east-2/);
     assert.ok(by(/stopping dev's instances at night/));
+  });
+
+  it("ECS prod: 3 tasks spread at 75 % target utilisation run on 4 container instances, priced so", async () => {
+    const stack = await description("prod", (d) => {
+      inUsEast1(d);
+      d.topology = "ecs";
+    });
+    assert.deepEqual(
+      [
+        stack.ecs.tasks.desired,
+        stack.ecs.placement,
+        stack.ecs.clusterTargetUtilizationPercent,
+        stack.web.capacity.min,
+      ],
+      [3, "spread", 75, 3],
+    );
+    assert.equal(steadyContainerInstances(stack).count, 4);
+    const estimate = costOf(stack, tempDir("stayup-cost-"));
+    const group = estimate.items.find(
+      (i) => i.type === "AWS::AutoScaling::AutoScalingGroup" && /t3\.small/.test(i.what),
+    );
+    assert.match(
+      group?.what ?? "",
+      /^4 × t3\.small \(steady state: 3 spread tasks on 3 instance\(s\), at 75 % target utilisation/,
+    );
+    assert.equal(group?.usdPerMonth, Math.round(4 * 0.0208 * 730 * 100) / 100);
+  });
+
+  it("ECS dev: 2 tasks binpacked at 100 % fit one instance; the group's minimum of 2 runs", async () => {
+    const stack = await description("dev", (d) => {
+      inUsEast1(d);
+      d.topology = "ecs";
+    });
+    assert.equal(steadyContainerInstances(stack).count, stack.web.capacity.min);
+    assert.match(steadyContainerInstances(stack).why, /2 binpack tasks on 1 instance/);
+  });
+
+  it("ECS: Container Insights, the scaling alarms (tasks and managed scaling) are priced; nothing is unpriced", async () => {
+    const estimate = costOf(
+      await description("prod", (d) => {
+        inUsEast1(d);
+        d.topology = "ecs";
+      }),
+      tempDir("stayup-cost-"),
+    );
+    assert.deepEqual(estimate.unpriced, []);
+    const insights = estimate.items.find((i) => i.type === "AWS::ECS::Cluster");
+    // 11 cluster + 13 × 1 service + 8 × 1 task family metrics at $0.30, 1 GB of performance logs at $0.50
+    assert.equal(insights?.usdPerMonth, Math.round(((11 + 13 + 8) * 0.3 + 0.5) * 100) / 100);
+    const tracking = estimate.items.filter((i) => /alarms/.test(i.what));
+    assert.deepEqual(
+      tracking.map((i) => [i.type, i.usdPerMonth]),
+      [
+        ["AWS::ECS::CapacityProvider", 0.2],
+        ["AWS::ApplicationAutoScaling::ScalingPolicy", 0.2],
+      ],
+    );
+  });
+
+  it("Route 53: the failover name's queries are priced once; alias records (to the load balancers) are free", async () => {
+    const estimate = costOf(
+      // The repository's regions (eu-west-3, and us-east-1 second), with a zone: failover rendered.
+      await description("prod", (d) => inHostedZone(d)),
+      tempDir("stayup-cost-"),
+    );
+    const queries = estimate.items.filter((i) => i.type === "AWS::Route53::RecordSet");
+    assert.deepEqual(
+      queries.map((i) => [i.what, i.usdPerMonth]),
+      [["1 million DNS queries (assumed)", 0.4]],
+    );
+    assert.ok(
+      (estimate.free.find((f) => f.type === "AWS::Route53::RecordSet")?.count ?? 0) >= 3,
+      "the secondary record and the aliases",
+    );
   });
 
   it("an unknown resource type or region is named, never priced at 0", () => {

@@ -6,6 +6,7 @@ import path from "node:path";
 import { before, describe, it } from "node:test";
 import { Match } from "aws-cdk-lib/assertions";
 import { resolveImageTag } from "../src/aws/ecs/image.ts";
+import { OFFLINE_PLACEHOLDER_AMI } from "../src/aws/machine-image.ts";
 import { cfnLint } from "../src/aws/synth.ts";
 import { StayupError } from "../src/shared/errors.ts";
 import { StackValidationError } from "../src/stack/index.ts";
@@ -89,23 +90,23 @@ describe("AWS topology ecs (CDK assertions)", () => {
     });
   });
 
-  it("container instances: IMDSv2 only, encrypted volume, the ECS-optimized AL2023 AMI from SSM at deploy time", () => {
+  it("container instances: IMDSv2 only, encrypted volume, a pinned AMI (offline: the placeholder), none read from SSM at deploy time", () => {
     t("dev", "cluster").hasResourceProperties("AWS::EC2::LaunchTemplate", {
-      LaunchTemplateData: {
+      LaunchTemplateData: Match.objectLike({
         MetadataOptions: { HttpTokens: "required" },
         BlockDeviceMappings: [Match.objectLike({ Ebs: Match.objectLike({ Encrypted: true }) })],
-        ImageId: { Ref: Match.stringLikeRegexp("ecsoptimizedamiamazonlinux2023") },
-      },
+        ImageId: OFFLINE_PLACEHOLDER_AMI,
+      }),
     });
     const parameters = (j("dev", "cluster").Parameters ?? {}) as Record<
       string,
       { Type: string; Default: string }
     >;
-    const ami = Object.values(parameters).find((p) => p.Default.includes("ecs/optimized-ami"));
-    assert.deepEqual(ami, {
-      Type: "AWS::SSM::Parameter::Value<AWS::EC2::Image::Id>",
-      Default: "/aws/service/ecs/optimized-ami/amazon-linux-2023/recommended/image_id",
-    });
+    assert.deepEqual(
+      Object.values(parameters).filter((p) => p.Type.includes("Image::Id")),
+      [],
+      "no AMI parameter resolved at every deploy",
+    );
     // Nothing was looked up at synthesis (a lookup would write cdk.context.json).
     assert.throws(() =>
       execFileSync("git", ["ls-files", "--error-unmatch", "cdk.context.json"], {
@@ -148,7 +149,11 @@ describe("AWS topology ecs (CDK assertions)", () => {
     const [, taskDef] = resourcesOf(j("dev", "service"), "AWS::ECS::TaskDefinition")[0] ?? [];
     const container = ((taskDef?.Properties as Json).ContainerDefinitions as Json[])[0] as Json;
     const env = JSON.stringify(container.Environment ?? []);
-    assert.ok(!/REDIS/.test(env), `no Redis setting in plain environment: ${env}`);
+    // Endpoint and token only as secrets; the acknowledgement count is not one.
+    assert.ok(
+      !/REDIS_(URL|AUTH|HOST|PORT)/.test(env),
+      `no Redis endpoint or token in plain environment: ${env}`,
+    );
   });
 
   it("the image is the environment's repository at <env>-<git sha>", () => {
@@ -230,7 +235,7 @@ describe("AWS topology ecs (CDK assertions)", () => {
     });
   });
 
-  it("ECR: untagged expire after a day; keep the last 3 dev- (dev) and 10 prod- (prod); emptied on delete in dev only", () => {
+  it("ECR: untagged expire after a day; the last 3 deployed images kept; the last 3 dev- (dev) and 10 prod- (prod); emptied on delete in both", () => {
     const rules = (env: string) => {
       const [, repo] = resourcesOf(j(env, "repository"), "AWS::ECR::Repository")[0] ?? [];
       const p = repo?.Properties as Json;
@@ -246,6 +251,15 @@ describe("AWS topology ecs (CDK assertions)", () => {
         [1, { tagStatus: "untagged", countType: "sinceImagePushed", countNumber: 1, countUnit: "days" }],
         [
           2,
+          {
+            tagStatus: "tagged",
+            tagPrefixList: ["deployed-dev-"],
+            countType: "imageCountMoreThan",
+            countNumber: 3,
+          },
+        ],
+        [
+          3,
           { tagStatus: "tagged", tagPrefixList: ["dev-"], countType: "imageCountMoreThan", countNumber: 3 },
         ],
       ],
@@ -253,14 +267,14 @@ describe("AWS topology ecs (CDK assertions)", () => {
     assert.equal(dev.p.EmptyOnDelete, true);
     assert.equal(dev.p.ImageTagMutability, "IMMUTABLE");
     const prod = rules("prod");
-    assert.deepEqual(prod.rules[1]?.selection, {
+    assert.deepEqual(prod.rules[2]?.selection, {
       tagStatus: "tagged",
       tagPrefixList: ["prod-"],
       countType: "imageCountMoreThan",
       countNumber: 10,
     });
-    assert.equal(prod.p.EmptyOnDelete, false);
-    t("prod", "repository").hasResource("AWS::ECR::Repository", { DeletionPolicy: "Retain" });
+    assert.equal(prod.p.EmptyOnDelete, true);
+    t("prod", "repository").hasResource("AWS::ECR::Repository", { DeletionPolicy: "Delete" });
     t("dev", "repository").hasResource("AWS::ECR::Repository", { DeletionPolicy: "Delete" });
   });
 

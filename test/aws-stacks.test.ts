@@ -197,7 +197,8 @@ describe("AWS stacks (CDK assertions)", () => {
           DesiredCapacity: String(d.web.capacity.desired),
           HealthCheckType: "ELB",
           TargetGroupARNs: [{ Ref: tg }],
-          NewInstancesProtectedFromScaleIn: d.web.scaleInProtection,
+          // The web groups scale in: never protected (web.scaleInProtection is ECS's).
+          NewInstancesProtectedFromScaleIn: false,
           VPCZoneIdentifier: [0, 1, 2].map(() =>
             Match.objectLike({ "Fn::ImportValue": Match.stringLikeRegexp("webSubnet") }),
           ),

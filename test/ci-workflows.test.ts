@@ -6,6 +6,7 @@ import path from "node:path";
 import { promisify } from "node:util";
 import { describe, it } from "node:test";
 import { parse } from "yaml";
+import { deployedTagPrefix } from "../src/aws/ecs/repository.ts";
 import { cdkSteps, deploymentOrder } from "../src/aws/plan.ts";
 import { synthesize } from "../src/aws/synth.ts";
 import { drillTopologyPairs, drills as registeredDrills } from "../src/drills/registry.ts";
@@ -154,7 +155,7 @@ describe("GitHub Actions workflows", () => {
       const ecs = steps
         .map((s, i) => ({ s, i }))
         .filter(({ s }) => s.if === "steps.plan.outputs.topology == 'ecs'");
-      assert.equal(ecs.length, 3, `${id}: repository stack, ECR login, build and push`);
+      assert.equal(ecs.length, 4, `${id}: repository stack, ECR login, build and push, deployed tag`);
       const [repository, login, push] = ecs;
       assert.ok(plan < (repository?.i ?? -1));
       assert.equal(repository?.s.run?.trim(), `npx stayup deploy --env ${env} --stack "$IMAGE_STACK"`);
@@ -165,6 +166,36 @@ describe("GitHub Actions workflows", () => {
       );
       assert.match(push?.s.run ?? "", /docker push "\$IMAGE"/);
       assert.ok((push?.i ?? Infinity) < index, `${id}: the image exists before the service deploys`);
+    }
+  });
+
+  it("deploy.yml: a re-run finds its immutable <env>-<sha> tag pushed and skips the build and push", () => {
+    for (const { id, job } of jobsRunning(workflow("deploy.yml"), "deploy")) {
+      const push = (job.steps ?? []).find((s) => s.run?.includes("docker push"));
+      const run = push?.run ?? "";
+      const check = run.indexOf('docker manifest inspect "$IMAGE"');
+      assert.ok(check >= 0, `${id}: asks the registry for the tag first`);
+      assert.ok(check < run.indexOf("docker build") && check < run.indexOf("docker push"), id);
+      assert.match(
+        run,
+        /if docker manifest inspect "\$IMAGE"[^\n]*; then\n\s*echo[^\n]*\n\s*else\n\s*docker build/,
+      );
+    }
+  });
+
+  it("deploy.yml: after a successful deploy, the running image gets the deployed-<env>- tag the repository keeps", async () => {
+    for (const { id, job, env, index } of jobsRunning(workflow("deploy.yml"), "deploy")) {
+      const steps = job.steps ?? [];
+      const tag = steps.findIndex((s) => s.run?.includes("docker buildx imagetools create"));
+      assert.ok(tag > index, `${id}: tagged after the deploy succeeded`);
+      const step = steps[tag] as Step;
+      assert.equal(step.if, "steps.plan.outputs.topology == 'ecs'");
+      const prefix = deployedTagPrefix(await description(env as "dev" | "prod", (d) => (d.topology = "ecs")));
+      assert.equal(
+        step.env?.DEPLOYED,
+        `\${{ steps.ecr.outputs.registry }}/\${{ steps.plan.outputs.image-repository }}:${prefix}\${{ github.sha }}`,
+      );
+      assert.match(step.run ?? "", /imagetools create --tag "\$DEPLOYED" "\$IMAGE"/);
     }
   });
 

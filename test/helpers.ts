@@ -201,18 +201,25 @@ export interface StartedWebService {
 export async function startWebService(
   entry: { modulePath: string; args: string[] },
   redisPort: number,
+  /** Changes to the instance's environment; an undefined value removes the variable. */
+  envChanges: Record<string, string | undefined> = {},
 ): Promise<StartedWebService> {
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    STAYUP_INSTANCE_ID: "i-test0001",
+    STAYUP_AZ: "eu-west-3a",
+    STAYUP_REGION: "eu-west-3",
+    STAYUP_REDIS_URL: `redis://127.0.0.1:${redisPort}`,
+    HOST: "127.0.0.1",
+    PORT: "0",
+    LOG_LEVEL: "warn",
+  };
+  for (const [key, value] of Object.entries(envChanges)) {
+    if (value === undefined) delete env[key];
+    else env[key] = value;
+  }
   const child = fork(entry.modulePath, entry.args, {
-    env: {
-      ...process.env,
-      STAYUP_INSTANCE_ID: "i-test0001",
-      STAYUP_AZ: "eu-west-3a",
-      STAYUP_REGION: "eu-west-3",
-      STAYUP_REDIS_URL: `redis://127.0.0.1:${redisPort}`,
-      HOST: "127.0.0.1",
-      PORT: "0",
-      LOG_LEVEL: "warn",
-    },
+    env,
     stdio: ["ignore", "inherit", "inherit", "ipc"],
     execArgv: [],
   });

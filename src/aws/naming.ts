@@ -1,3 +1,4 @@
+import { RemovalPolicy } from "aws-cdk-lib";
 import { resourcePrefix, ROUTE53_METRICS_REGION } from "../stack/derived.ts";
 import type { ResolvedStack } from "../stack/index.ts";
 
@@ -39,3 +40,26 @@ export const regionalName = (stack: ResolvedStack, role: "primary" | "secondary"
   if (!stack.dns || !stack.aws.hostedZone) return undefined;
   return rendersDnsFailover(stack) ? `${role}.${stack.dns.name}` : stack.dns.name;
 };
+
+/**
+ * What a stateful resource (log group, log bucket) becomes when its stack is deleted: destroyed in
+ * an environment without deletion protection (dev), kept where it has it (prod).
+ */
+export const removalPolicyOf = (stack: ResolvedStack): RemovalPolicy =>
+  stack.deletionProtection ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY;
+
+/**
+ * The fixed physical name of a resource destroyed with its stack, or none (CloudFormation makes a
+ * unique one) where the resource is kept: a kept resource with a fixed name makes the next create
+ * of the stack fail with "already exists" (docs/aws-lifecycle.md).
+ */
+export const nameUnlessRetained = (stack: ResolvedStack, name: string): string | undefined =>
+  stack.deletionProtection ? undefined : name;
+
+/**
+ * The load balancer's name: one per topology, so that the stacks of two topologies can exist at
+ * once (a switch deploys the new one before the old one is destroyed). The load-balanced
+ * topology's keeps the name it always had; ecs's is its own.
+ */
+export const loadBalancerName = (stack: ResolvedStack, topology: "load-balanced" | "ecs"): string =>
+  topology === "ecs" ? `${resourcePrefix(stack)}-ecs-alb` : `${resourcePrefix(stack)}-alb`;

@@ -249,7 +249,11 @@ const environmentSettings = z
           .array(z.string().regex(/^[a-z0-9]+\.[a-z0-9]+$/, "must be an EC2 instance type such as t3.micro"))
           .min(1, "list at least one instance type (two for capacity resilience)")
           .refine((types) => new Set(types).size === types.length, "lists an instance type twice"),
-        /** Protects instances from scale-in (seed 004: on in prod). */
+        /**
+         * Protects the ECS topology's container instances from scale-in (ECS's managed termination
+         * protection lifts it once an instance runs no task; seed 004: on in prod). The
+         * load-balanced web groups scale in and are never protected.
+         */
         scaleInProtection: z.boolean(),
       })
       .strict(),

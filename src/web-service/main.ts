@@ -2,7 +2,8 @@
  * The process every instance runs. Configured through the environment, the way user data or an
  * ECS task definition configures it on AWS.
  *
- *   STAYUP_INSTANCE_ID, STAYUP_AZ, STAYUP_REGION   identity shown on the page
+ *   STAYUP_INSTANCE_ID, STAYUP_AZ, STAYUP_REGION   identity shown on the page (without STAYUP_AZ,
+ *                                                    an ECS task asks its metadata endpoint v4)
  *   STAYUP_VERSION                                   the version serving (bundle + settings hash)
  *   STAYUP_REDIS_URL                                 redis://[:token@]host:port (rediss:// for TLS)
  *   STAYUP_REDIS_AUTH_TOKEN                          the AUTH token, when it is not in the URL (ECS secrets)
@@ -24,6 +25,7 @@ import { hostname } from "node:os";
 import { serviceListening } from "./code-cache.ts";
 import { isFaultCommand } from "./faults.ts";
 import { createWebService } from "./server.ts";
+import { taskAvailabilityZone } from "./task-metadata.ts";
 
 const env = process.env;
 if (env.STAYUP_BROKEN === "crash") {
@@ -107,6 +109,11 @@ async function listen(): Promise<void> {
   // Give the first Redis connection a moment before taking traffic, so a new instance does not answer
   // its first requests with 503; if Redis is down, start anyway and answer 503 with the reason.
   const redisReadyTimeoutMs = Number(env.STAYUP_REDIS_READY_TIMEOUT_MS ?? 2000);
+  // An ECS task's AZ is not in its task definition: its metadata endpoint knows it.
+  if (!env.STAYUP_AZ) {
+    const zone = await taskAvailabilityZone(env);
+    if (zone) service.setAvailabilityZone(zone);
+  }
   if (service.redis.status !== "ready") {
     await new Promise<void>((resolve) => {
       const timer = setTimeout(resolve, redisReadyTimeoutMs);

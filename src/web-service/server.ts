@@ -44,6 +44,8 @@ export interface WebService {
   redis: Redis;
   /** Stops accepting, lets in-flight requests finish, closes Redis. */
   shutdown(): Promise<void>;
+  /** Sets the AZ learned after start (an ECS task's, from its metadata endpoint): page and metrics. */
+  setAvailabilityZone(zone: string): void;
 }
 
 const escapeHtml = (s: string) =>
@@ -227,5 +229,9 @@ version <code id="version">${escapeHtml(identity.version ?? "unknown")}</code></
     })();
     return closing;
   };
-  return { app, redis, shutdown };
+  const setAvailabilityZone = (zone: string) => {
+    identity.availabilityZone = zone;
+    registry.setDefaultLabels({ instance_id: identity.instanceId, availability_zone: zone });
+  };
+  return { app, redis, shutdown, setAvailabilityZone };
 }

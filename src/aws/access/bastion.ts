@@ -5,6 +5,7 @@ import * as iam from "aws-cdk-lib/aws-iam";
 import { Construct } from "constructs";
 import { grantSessionManager } from "../session-manager.ts";
 import type { ResolvedStack } from "../../stack/index.ts";
+import { AMAZON_LINUX_2023_PARAMETER, pinnedMachineImage } from "../machine-image.ts";
 import { resourcePrefix } from "../naming.ts";
 import { StableElasticIp } from "./elastic-ip.ts";
 
@@ -44,7 +45,7 @@ export class SshBastion extends Construct {
     );
     const launchTemplate = new ec2.LaunchTemplate(this, "LaunchTemplate", {
       launchTemplateName: name,
-      machineImage: ec2.MachineImage.latestAmazonLinux2023(),
+      machineImage: pinnedMachineImage(this, AMAZON_LINUX_2023_PARAMETER),
       instanceType: new ec2.InstanceType(bastion.instanceType),
       securityGroup: props.securityGroup,
       role,

@@ -250,10 +250,20 @@ export const acknowledgements: Acknowledgement[] = [
  * cfn-lint checks silenced on one resource each (never globally), with the reason. Applied as the
  * resource's `Metadata.cfn-lint` by `silenceCfnLint`.
  */
-export const cfnLintExceptions: { rule: string; resource: "web-group"; reason: string }[] = [
+export const cfnLintExceptions: {
+  rule: string;
+  resource: "web-group" | "container-instance-group";
+  reason: string;
+}[] = [
   {
     rule: "E3016",
     resource: "web-group",
+    reason:
+      "UpdatePolicy.AutoScalingInstanceRefresh is CloudFormation's instance-refresh policy (CDK ≥ 2.263, July 2026); cfn-lint 1.51's schema predates it.",
+  },
+  {
+    rule: "E3016",
+    resource: "container-instance-group",
     reason:
       "UpdatePolicy.AutoScalingInstanceRefresh is CloudFormation's instance-refresh policy (CDK ≥ 2.263, July 2026); cfn-lint 1.51's schema predates it.",
   },

@@ -6,6 +6,7 @@ import { AwsSolutionsChecks } from "cdk-nag";
 import { StayupError } from "../../shared/errors.ts";
 import type { ResolvedStack } from "../../stack/index.ts";
 import type { StayupStacks } from "../stacks.ts";
+import { LifecycleRulesValidator } from "./lifecycle-rules.ts";
 import {
   acknowledgementId,
   acknowledgements,
@@ -20,8 +21,9 @@ export interface StayupAppOptions {
 }
 
 /**
- * A CDK app whose synthesis runs cdk-nag's AwsSolutions pack and cfn-guard's Control Tower rules
- * as validation plugins: an unacknowledged finding stops synthesis with a report.
+ * A CDK app whose synthesis runs cdk-nag's AwsSolutions pack, cfn-guard's Control Tower rules and
+ * stayup's lifecycle rules (lifecycle-rules.ts) as validation plugins: an unacknowledged finding
+ * stops synthesis with a report.
  */
 export function createStayupApp(options: StayupAppOptions = {}): App {
   const app = new App({
@@ -39,6 +41,7 @@ export function createStayupApp(options: StayupAppOptions = {}): App {
     Validations.of(app).addPlugins(
       new AwsSolutionsChecks(app, { verbose: true }),
       new CfnGuardValidator({ controlTowerRulesEnabled: true }),
+      new LifecycleRulesValidator(),
     );
   }
   return app;
@@ -148,9 +151,11 @@ export function acknowledgeFindings(stacks: StayupStacks, description: ResolvedS
 export function silenceCfnLint(stacks: StayupStacks): void {
   const resources: Record<string, CfnResource | undefined> = {
     "web-group": stacks.web?.web.group.node.defaultChild as CfnResource | undefined,
+    "container-instance-group": stacks.cluster?.group.node.defaultChild as CfnResource | undefined,
   };
   const secondary: Record<string, CfnResource | undefined> = {
     "web-group": stacks.secondaryWeb?.web.group.node.defaultChild as CfnResource | undefined,
+    "container-instance-group": undefined,
   };
   for (const exception of cfnLintExceptions) {
     for (const resource of [resources[exception.resource], secondary[exception.resource]]) {

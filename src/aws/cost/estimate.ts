@@ -68,21 +68,17 @@ export const freeTypes: Record<string, string> = {
   "AWS::ElasticLoadBalancingV2::Listener": "priced on the load balancer",
   "AWS::ElasticLoadBalancingV2::ListenerRule": "priced on the load balancer",
   "AWS::ElasticLoadBalancingV2::TargetGroup": "priced on the load balancer",
-  "AWS::AutoScaling::ScalingPolicy": "no charge",
   "AWS::AutoScaling::ScheduledAction": "no charge",
   "AWS::Lambda::Permission": "no charge",
   "AWS::Lambda::EventInvokeConfig": "no charge",
   "AWS::Lambda::Function":
     "invoked only on failover, failback or stack deletion: a few requests a month, far below $0.01",
-  "AWS::Route53::RecordSet":
-    "records in the user's existing zone; queries ($0.40 per million) are not modeled",
+  "AWS::ApplicationAutoScaling::ScalableTarget": "no charge",
   "AWS::CertificateManager::Certificate": "public ACM certificates are free",
   "AWS::SSM::Parameter": "standard parameters are free",
   "Custom::S3AutoDeleteObjects": "runs only when the stack is deleted",
-  "AWS::ECS::Cluster": "no charge (EC2 capacity is priced on its group)",
   "AWS::ECS::Service": "no charge (EC2 launch type)",
   "AWS::ECS::TaskDefinition": "no charge",
-  "AWS::ECS::CapacityProvider": "no charge",
   "AWS::ECS::ClusterCapacityProviderAssociations": "no charge",
 };
 
@@ -91,16 +87,27 @@ type Props = Record<string, unknown>;
 
 class MissingPrice extends Error {}
 
+/** What the templates cannot say: a group's running instances where no desired capacity is set. */
+export interface EstimateOptions {
+  /** By Auto Scaling group name (the ecs topology's container instances: steadyContainerInstances). */
+  instanceCounts?: Record<string, { count: number; why: string }>;
+}
+
+/** Alarms target tracking creates and owns (one to scale out, one to scale in), outside the template. */
+const TARGET_TRACKING_ALARMS = 2;
+
 /**
  * Prices every resource of the synthesized templates from the price table and the stated
  * assumptions. A resource type, region or size with no price is listed in `unpriced`, never 0.
  */
-export function estimateCost(templates: PricedTemplate[]): CostEstimate {
+export function estimateCost(templates: PricedTemplate[], options: EstimateOptions = {}): CostEstimate {
   const items: CostItem[] = [];
   const unpriced: Unpriced[] = [];
   const free = new Map<string, number>();
   const used = new Map<string, { region: string; key: string; price: Price }>();
   const h = assumptions.hoursPerMonth;
+  const all = templates.flatMap((t) => Object.values(t.template.Resources ?? {}));
+  const countOf = (type: string) => all.filter((r) => r.Type === type).length;
 
   for (const { stack, region, template } of templates) {
     const resources: Resources = template.Resources ?? {};
@@ -121,11 +128,18 @@ export function estimateCost(templates: PricedTemplate[]): CostEstimate {
       try {
         switch (resource.Type) {
           case "AWS::AutoScaling::AutoScalingGroup": {
-            const count = Number(p.DesiredCapacity ?? p.MinSize ?? 0);
+            const given =
+              typeof p.AutoScalingGroupName === "string"
+                ? options.instanceCounts?.[p.AutoScalingGroupName]
+                : undefined;
+            const count = given ? given.count : Number(p.DesiredCapacity ?? p.MinSize ?? 0);
             const launch = launchTemplateOf(p, resources);
             const type = instanceTypeOf(p, launch);
             if (!type) throw new MissingPrice("its instance type is not in the template");
-            add(`${count} × ${type} (desired capacity) × ${h} h`, count * price(`ec2:${type}`) * h);
+            add(
+              `${count} × ${type} (${given ? `steady state: ${given.why}` : "desired capacity"}) × ${h} h`,
+              count * price(`ec2:${type}`) * h,
+            );
             const gib = volumeGiB(launch);
             if (gib > 0)
               add(`${count} × ${gib} GiB gp3 root volume`, count * gib * price("ebs:gp3-gb-month"));
@@ -186,6 +200,62 @@ export function estimateCost(templates: PricedTemplate[]): CostEstimate {
           case "AWS::CloudWatch::Alarm":
             add("standard alarm", price("cloudwatch:alarm-month"));
             break;
+          case "AWS::AutoScaling::ScalingPolicy":
+          case "AWS::ApplicationAutoScaling::ScalingPolicy": {
+            if (p.PolicyType !== "TargetTrackingScaling") {
+              free.set(resource.Type, (free.get(resource.Type) ?? 0) + 1);
+              break;
+            }
+            add(
+              `${TARGET_TRACKING_ALARMS} alarms target tracking creates`,
+              TARGET_TRACKING_ALARMS * price("cloudwatch:alarm-month"),
+            );
+            break;
+          }
+          case "AWS::ECS::CapacityProvider": {
+            const managed = ((p.AutoScalingGroupProvider as Props | undefined)?.ManagedScaling ??
+              {}) as Props;
+            if (managed.Status !== "ENABLED") {
+              free.set(resource.Type, (free.get(resource.Type) ?? 0) + 1);
+              break;
+            }
+            add(
+              `managed scaling: ${TARGET_TRACKING_ALARMS} alarms of the target tracking policy it puts on its group`,
+              TARGET_TRACKING_ALARMS * price("cloudwatch:alarm-month"),
+            );
+            break;
+          }
+          case "AWS::ECS::Cluster": {
+            const settings = (p.ClusterSettings as Props[] | undefined) ?? [];
+            const insights = settings.find((s) => s.Name === "containerInsights")?.Value;
+            if (insights !== "enabled" && insights !== "enhanced") {
+              free.set(resource.Type, (free.get(resource.Type) ?? 0) + 1);
+              break;
+            }
+            // Charged as custom metrics (cluster, service and task-family dimensions), plus the
+            // performance log events they are made from.
+            const ci = assumptions.containerInsights;
+            const metrics =
+              ci.clusterMetrics +
+              countOf("AWS::ECS::Service") * ci.serviceMetrics +
+              countOf("AWS::ECS::TaskDefinition") * ci.taskFamilyMetrics;
+            add(
+              `Container Insights: ${metrics} metrics (assumed) + ${ci.logGbPerMonth} GB performance logs (assumed)`,
+              metrics * price("cloudwatch:metric-month") + ci.logGbPerMonth * price("logs:ingest-gb"),
+            );
+            break;
+          }
+          case "AWS::Route53::RecordSet": {
+            // Alias queries to AWS resources (the load balancers' records) are free; a failover
+            // pair answers one name, priced once (on the primary record).
+            if (p.AliasTarget !== undefined || p.Failover === "SECONDARY") {
+              free.set(resource.Type, (free.get(resource.Type) ?? 0) + 1);
+              break;
+            }
+            const millions = assumptions.dnsQueriesMillionsPerMonth;
+            add(`${millions} million DNS queries (assumed)`, millions * price("route53:query-million"));
+            break;
+          }
           case "AWS::Logs::LogGroup": {
             const gb = assumptions.logGbPerMonth;
             add(`${gb} GB ingested (assumed)`, gb * price("logs:ingest-gb"));
@@ -194,6 +264,11 @@ export function estimateCost(templates: PricedTemplate[]): CostEstimate {
           case "AWS::S3::Bucket": {
             const gb = assumptions.s3GbPerMonth;
             add(`${gb} GB stored (assumed)`, gb * price("s3:gb-month"));
+            break;
+          }
+          case "AWS::ECR::Repository": {
+            const gb = assumptions.ecrGbPerMonth;
+            add(`${gb} GB of images stored (assumed)`, gb * price("ecr:gb-month"));
             break;
           }
           case "AWS::SecretsManager::Secret":

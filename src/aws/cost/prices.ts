@@ -24,6 +24,8 @@ export type PriceKey =
   | "ipv4:hour"
   | "route53:health-check-month"
   | "route53:health-check-option-month"
+  | "route53:query-million"
+  | "ecr:gb-month"
   | "cloudwatch:alarm-month"
   | "cloudwatch:metric-month"
   | "logs:ingest-gb"
@@ -46,7 +48,7 @@ const viaExtract = (published: string) =>
 
 /** Where the Paris figures still marked NOT SOURCED were looked for last, without a Paris figure found. */
 const PARIS_UNSOURCED_SEARCH =
-  "Searched again 2026-11-22 (stored copies of the AWS pricing pages in several languages, AWS documentation, third-party price pages and public repositories' price extracts): none gave the eu-west-3 figure.";
+  "Searched again 2026-11-22 (stored copies of the AWS pricing pages in several languages, AWS documentation, third-party price pages and public repositories' price extracts) and 2026-12-06 (the docs and pages corpora: the stored ElastiCache pricing pages and third-party node-price pages list US regions only): none gave the eu-west-3 figure.";
 
 export const priceTable: Record<string, Partial<Record<PriceKey, Price>>> = {
   "us-east-1": {
@@ -129,6 +131,20 @@ export const priceTable: Record<string, Partial<Record<PriceKey, Price>>> = {
       source: "https://aws.amazon.com/route53/pricing/",
       date: "2026-11-22",
       note: "$0.50 AWS endpoint and extras for HTTPS and fast interval also shown by the console summary; compiled offline",
+    },
+    "route53:query-million": {
+      usd: 0.4,
+      unit: "million standard queries (first billion a month)",
+      source: "https://aws.amazon.com/route53/pricing/",
+      date: "2026-12-06",
+      note: "Route 53 is a global service; the list price on the AWS page named, compiled offline (no internet), not re-read on that page; the same $0.40 per million standard queries is in third-party summaries of that page found with the pages search",
+    },
+    "ecr:gb-month": {
+      usd: 0.1,
+      unit: "GB-month stored (private repository)",
+      source: "https://aws.amazon.com/ecr/pricing/",
+      date: "2026-12-06",
+      note: "the list price on the AWS page named, the same in every commercial region; compiled offline (no internet), not re-read on that page",
     },
     "cloudwatch:alarm-month": {
       usd: 0.1,
@@ -263,6 +279,20 @@ export const priceTable: Record<string, Partial<Record<PriceKey, Price>>> = {
       date: "2026-11-22",
       note: "Route 53 is a global service priced the same in every region: the us-east-1 entry's figure; compiled offline",
     },
+    "route53:query-million": {
+      usd: 0.4,
+      unit: "million standard queries (first billion a month)",
+      source: "https://aws.amazon.com/route53/pricing/",
+      date: "2026-12-06",
+      note: "Route 53 is a global service; the list price on the AWS page named, compiled offline (no internet), not re-read on that page; the same $0.40 per million standard queries is in third-party summaries of that page found with the pages search",
+    },
+    "ecr:gb-month": {
+      usd: 0.1,
+      unit: "GB-month stored (private repository)",
+      source: "https://aws.amazon.com/ecr/pricing/",
+      date: "2026-12-06",
+      note: "the list price on the AWS page named, the same in every commercial region; compiled offline (no internet), not re-read on that page",
+    },
     "cloudwatch:alarm-month": {
       usd: 0.1,
       unit: "standard alarm-month",
@@ -314,6 +344,17 @@ export const assumptions = {
   s3GbPerMonth: 1,
   /** Detailed monitoring (1-minute) sends 7 EC2 metrics per instance. */
   detailedMonitoringMetrics: 7,
+  /** Per image repository: the kept images' layers (a Node slim image is about 0.1 GB; ten of them). */
+  ecrGbPerMonth: 1,
+  /** Queries a month for the name a failover record answers (alias records' queries are free). */
+  dnsQueriesMillionsPerMonth: 1,
+  /**
+   * Container Insights (ECS, not enhanced), charged as custom metrics: metrics per cluster, per
+   * service and per task definition family, ASSUMED from the dimensions AWS's ECS metrics list
+   * (https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/Container-Insights-metrics-ECS.html)
+   * names, not counted on an account; and the performance log events they come from.
+   */
+  containerInsights: { clusterMetrics: 11, serviceMetrics: 13, taskFamilyMetrics: 8, logGbPerMonth: 1 },
   /** Nightly stop: instances stopped 20:00-08:00, every day. */
   nightlyStopHoursPerDay: 12,
 };

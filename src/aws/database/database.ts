@@ -27,8 +27,10 @@ export class StayupRedis extends Construct {
     const { stack } = props;
     const prefix = resourcePrefix(stack);
     const removalPolicy = stack.deletionProtection ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY;
+    // No fixed name: prod keeps the secret when its stack is deleted, and a fixed name would make
+    // the next create fail on the name it holds. (CloudFormation deletes a secret it does delete
+    // without a recovery window, so dev would not need this; one rule for both is simpler.)
     this.authToken = new secretsmanager.Secret(this, "AuthToken", {
-      secretName: `${prefix}/redis-auth-token`,
       description: `AUTH token of ${prefix} Redis`,
       // ElastiCache accepts 16-128 printable characters; letters and digits keep it URL-safe.
       generateSecretString: { passwordLength: 64, excludePunctuation: true },

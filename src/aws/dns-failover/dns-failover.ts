@@ -1,5 +1,5 @@
 import { fileURLToPath } from "node:url";
-import { Arn, ArnFormat, CfnOutput, Duration, RemovalPolicy, Stack, type StackProps } from "aws-cdk-lib";
+import { Arn, ArnFormat, CfnOutput, Duration, Stack, type StackProps } from "aws-cdk-lib";
 import * as cloudwatch from "aws-cdk-lib/aws-cloudwatch";
 import * as cloudwatchActions from "aws-cdk-lib/aws-cloudwatch-actions";
 import * as iam from "aws-cdk-lib/aws-iam";
@@ -13,7 +13,13 @@ import * as sns from "aws-cdk-lib/aws-sns";
 import * as subscriptions from "aws-cdk-lib/aws-sns-subscriptions";
 import { Construct } from "constructs";
 import { derive, type ResolvedStack } from "../../stack/index.ts";
-import { regionalName, resourcePrefix, webGroupName } from "../naming.ts";
+import {
+  nameUnlessRetained,
+  regionalName,
+  removalPolicyOf,
+  resourcePrefix,
+  webGroupName,
+} from "../naming.ts";
 
 /** "primary" → "Primary", for construct ids. */
 const title = (word: string) => word.charAt(0).toUpperCase() + word.slice(1);
@@ -128,9 +134,9 @@ export class DnsFailover extends Construct {
     const makeFunction = (action: "failover" | "failback") => {
       const name = title(action);
       const logGroup = new logs.LogGroup(this, `${name}Logs`, {
-        logGroupName: `/stayup/${prefix}/${action}`,
+        logGroupName: nameUnlessRetained(stack, `/stayup/${prefix}/${action}`),
         retention: stack.aws.logRetentionDays as logs.RetentionDays,
-        removalPolicy: stack.deletionProtection ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY,
+        removalPolicy: removalPolicyOf(stack),
       });
       const role = new iam.Role(this, `${name}Role`, {
         assumedBy: new iam.ServicePrincipal("lambda.amazonaws.com"),
@@ -164,8 +170,8 @@ export class DnsFailover extends Construct {
         architecture: lambda.Architecture.ARM_64,
         memorySize: 256,
         timeout: Duration.seconds(30),
-        // One resize at a time: two concurrent runs could only race each other.
-        reservedConcurrentExecutions: 1,
+        // No reserved concurrency: a new account's unreserved concurrency is at its minimum, and
+        // reserving any of it fails the create (docs/aws-lifecycle.md). Two runs set the same sizes.
         role,
         logGroup,
         // The alarm invokes asynchronously: Lambda retries a failed run twice, then publishes the

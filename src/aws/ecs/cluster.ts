@@ -7,7 +7,9 @@ import * as kms from "aws-cdk-lib/aws-kms";
 import * as sns from "aws-cdk-lib/aws-sns";
 import type { Construct } from "constructs";
 import type { ResolvedStack } from "../../stack/index.ts";
+import { ECS_AMAZON_LINUX_2023_PARAMETER, pinnedMachineImage } from "../machine-image.ts";
 import { resourcePrefix } from "../naming.ts";
+import { refreshWithoutWaiting } from "../web/web-tier.ts";
 import { grantSessionManager } from "../session-manager.ts";
 import type { EcsStackProps } from "./props.ts";
 
@@ -51,15 +53,19 @@ export class ClusterStack extends Stack {
     });
     // Session Manager without AmazonSSMManagedInstanceCore's region-wide parameter reads.
     grantSessionManager(role);
+    const userData = ec2.UserData.forLinux();
+    // Tasks (awsvpc) must not reach the instance metadata service, and through it the instance
+    // role's credentials: the ECS agent blocks it for them (the ECS_CLUSTER line is CDK's).
+    userData.addCommands("echo ECS_AWSVPC_BLOCK_IMDS=true >> /etc/ecs/ecs.config");
     const launchTemplate = new ec2.LaunchTemplate(this, "LaunchTemplate", {
       launchTemplateName: `${prefix}-ecs`,
-      // The ECS-optimized Amazon Linux 2023 AMI, read from SSM's public parameter at deploy time
-      // (a CloudFormation parameter), never looked up at synthesis.
-      machineImage: ecs.EcsOptimizedImage.amazonLinux2023(),
+      // The ECS-optimized Amazon Linux 2023 AMI, pinned in cdk.context.json at the first deploy
+      // (not AWS's newest at every deploy, which would replace every container instance unasked).
+      machineImage: pinnedMachineImage(this, ECS_AMAZON_LINUX_2023_PARAMETER),
       instanceType: new ec2.InstanceType(stack.web.instanceTypes[0] as string),
       securityGroup: this.instanceSecurityGroup,
       role,
-      userData: ec2.UserData.forLinux(),
+      userData,
       requireImdsv2: true,
       httpPutResponseHopLimit: 1,
       blockDevices: [
@@ -93,7 +99,9 @@ export class ClusterStack extends Stack {
       newInstancesProtectedFromScaleIn: stack.web.scaleInProtection,
       groupMetrics: [autoscaling.GroupMetrics.all()],
       notifications: [{ topic: notifications }],
-      updatePolicy: autoscaling.UpdatePolicy.rollingUpdate({ minInstancesInService: stack.web.capacity.min }),
+      // Replaced by instance refresh that refreshes protected instances (ECS drains them first:
+      // managed draining) instead of waiting an hour for their protection to be lifted.
+      updatePolicy: refreshWithoutWaiting(stack.scaling.aws.warmupSeconds),
     });
     this.capacityProvider = new ecs.AsgCapacityProvider(this, "CapacityProvider", {
       capacityProviderName: capacityProviderName(stack),

@@ -7,6 +7,16 @@ import { resourcePrefix } from "../naming.ts";
 /** The image tag prefix of an environment: CI pushes `<env>-<git sha>`. */
 export const imageTagPrefix = (stack: ResolvedStack) => `${stack.environment}-`;
 
+/**
+ * The prefix of the second tag CI gives an image once a deploy that runs it has succeeded
+ * (`deployed-<env>-<git sha>`): the repository never expires the last `deployedImagesKept` of them,
+ * however many later pushes fail to deploy.
+ */
+export const deployedTagPrefix = (stack: ResolvedStack) => `deployed-${stack.environment}-`;
+
+/** Images that ran in a successful deploy kept beyond the count rule: the running one, and two to roll back to. */
+export const deployedImagesKept = 3;
+
 /** The environment's image repository's name. */
 export const repositoryName = (stack: ResolvedStack) => `${resourcePrefix(stack)}-web`;
 
@@ -14,7 +24,9 @@ export const repositoryName = (stack: ResolvedStack) => `${resourcePrefix(stack)
  * Seed 004's ECR repository, one per environment: tags are immutable (a `<env>-<sha>` tag always
  * names the image it was pushed as), images are scanned on push, untagged images expire after
  * `ecs.repository.untaggedExpiryDays`, and only the last `taggedImagesKept` `<env>-` images stay.
- * Emptied and deleted with the stack in dev; kept in prod.
+ * Emptied and deleted with its stack in every environment: its name is fixed (CI pushes there and
+ * its role is limited to it), so a kept repository would fail the next create of the stack, and
+ * every image is rebuilt from git by the deploy workflow. prod's stack has termination protection.
  */
 export class RepositoryStack extends Stack {
   readonly repository: ecr.Repository;
@@ -25,8 +37,8 @@ export class RepositoryStack extends Stack {
       repositoryName: repositoryName(stack),
       imageTagMutability: ecr.TagMutability.IMMUTABLE,
       imageScanOnPush: true,
-      removalPolicy: stack.deletionProtection ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY,
-      emptyOnDelete: !stack.deletionProtection,
+      removalPolicy: RemovalPolicy.DESTROY,
+      emptyOnDelete: true,
       lifecycleRules: [
         {
           rulePriority: 1,
@@ -34,8 +46,19 @@ export class RepositoryStack extends Stack {
           tagStatus: ecr.TagStatus.UNTAGGED,
           maxImageAge: Duration.days(stack.ecs.repository.untaggedExpiryDays),
         },
+        // ECR: an image that matches a rule's tag selection cannot be expired by a rule of lower
+        // priority. So an image once deployed (it carries deployed-<env>-…) is expired by this rule
+        // only, after `deployedImagesKept` newer deployed ones, never by the count of pushes below:
+        // failed deploys push images too, and must not expire the one running.
         {
           rulePriority: 2,
+          description: `keep the last ${deployedImagesKept} images that ran in a successful deploy`,
+          tagStatus: ecr.TagStatus.TAGGED,
+          tagPrefixList: [deployedTagPrefix(stack)],
+          maxImageCount: deployedImagesKept,
+        },
+        {
+          rulePriority: 3,
           description: `keep the last ${stack.ecs.taggedImagesKept} ${imageTagPrefix(stack)} images`,
           tagStatus: ecr.TagStatus.TAGGED,
           tagPrefixList: [imageTagPrefix(stack)],

@@ -8,7 +8,8 @@ import type * as secretsmanager from "aws-cdk-lib/aws-secretsmanager";
 import * as ssm from "aws-cdk-lib/aws-ssm";
 import type { Construct, IDependable } from "constructs";
 import { type PlacementStep, placementSteps } from "../../stack/ecs.ts";
-import { resourcePrefix } from "../naming.ts";
+import { redisReplicasToAcknowledge } from "../../stack/redis-durability.ts";
+import { loadBalancerName, nameUnlessRetained, removalPolicyOf, resourcePrefix } from "../naming.ts";
 import { addPublicLoadBalancer, addTargetGroup } from "../web/load-balancer.ts";
 import { containerHealthProbe, containerHealthTimings } from "./container.ts";
 import type { EcsStackProps } from "./props.ts";
@@ -64,6 +65,7 @@ export class ServiceStack extends Stack {
       securityGroup: props.loadBalancerSecurityGroup,
       targetGroup: this.targetGroup,
       role: "primary",
+      name: loadBalancerName(stack, "ecs"),
       extraNames: stack.dns ? [`www.${stack.dns.name}`] : [],
     });
     this.loadBalancer = front.loadBalancer;
@@ -76,8 +78,9 @@ export class ServiceStack extends Stack {
       stringValue: `rediss://${props.redis.endpoint}:${props.redis.port}`,
     });
     const logGroup = new logs.LogGroup(this, "Logs", {
-      logGroupName: `/stayup/${prefix}/tasks`,
+      logGroupName: nameUnlessRetained(stack, `/stayup/${prefix}/tasks`),
       retention: stack.aws.logRetentionDays as logs.RetentionDays,
+      removalPolicy: removalPolicyOf(stack),
     });
     this.taskDefinition = new ecs.Ec2TaskDefinition(this, "TaskDefinition", {
       family: `${prefix}-web`,
@@ -95,7 +98,14 @@ export class ServiceStack extends Stack {
       readonlyRootFilesystem: true,
       portMappings: [{ containerPort: port, protocol: ecs.Protocol.TCP }],
       logging: ecs.LogDrivers.awsLogs({ logGroup, streamPrefix: "web" }),
-      environment: { PORT: String(port), HOST: "0.0.0.0", STAYUP_REGION: this.region },
+      // The same acknowledgement rule as the instances': a count is answered once a replica holds
+      // it. The AZ is not known here: the service reads it from the task metadata endpoint (v4).
+      environment: {
+        PORT: String(port),
+        HOST: "0.0.0.0",
+        STAYUP_REGION: this.region,
+        STAYUP_REDIS_WAIT_REPLICAS: String(redisReplicasToAcknowledge(stack)),
+      },
       secrets: {
         STAYUP_REDIS_URL: ecs.Secret.fromSsmParameter(redisUrl),
         STAYUP_REDIS_AUTH_TOKEN: ecs.Secret.fromSecretsManager(props.redis.authToken),

@@ -1,9 +1,9 @@
-import { RemovalPolicy, Stack, type StackProps, Tags } from "aws-cdk-lib";
+import { Stack, type StackProps, Tags } from "aws-cdk-lib";
 import * as ec2 from "aws-cdk-lib/aws-ec2";
 import * as logs from "aws-cdk-lib/aws-logs";
 import { Construct } from "constructs";
 import type { ResolvedStack } from "../../stack/index.ts";
-import { resourcePrefix } from "../naming.ts";
+import { nameUnlessRetained, removalPolicyOf, resourcePrefix } from "../naming.ts";
 
 export interface StayupNetworkProps {
   stack: ResolvedStack;
@@ -32,19 +32,27 @@ export class StayupNetwork extends Construct {
     const azs = props.availabilityZones ?? stack.regions.primary.availabilityZones;
     const prefix = resourcePrefix(stack);
     const flowLogGroup = new logs.LogGroup(this, "FlowLogs", {
-      logGroupName: `/stayup/${prefix}/vpc-flow-logs`,
+      logGroupName: nameUnlessRetained(stack, `/stayup/${prefix}/vpc-flow-logs`),
       retention: stack.aws.logRetentionDays as logs.RetentionDays,
-      removalPolicy: stack.deletionProtection ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY,
+      removalPolicy: removalPolicyOf(stack),
     });
+    // The single instance lives in a public subnet with its own address and Redis on itself:
+    // nothing of it is private, so it gets neither private subnets nor NAT gateways (each NAT
+    // gateway holds an Elastic IP, of the 5 a region allows by default, and costs by the hour).
+    const privateTiers = stack.topology !== "single-instance";
     this.vpc = new ec2.Vpc(this, "Vpc", {
       ipAddresses: ec2.IpAddresses.cidr(stack.aws.vpcCidr),
       availabilityZones: azs,
       // One NAT gateway saves money in dev; one per AZ keeps egress alive when an AZ fails.
-      natGateways: stack.network.natGateways === "one" ? 1 : azs.length,
+      natGateways: !privateTiers ? 0 : stack.network.natGateways === "one" ? 1 : azs.length,
       subnetConfiguration: [
         { name: "public", subnetType: ec2.SubnetType.PUBLIC, cidrMask: 24, mapPublicIpOnLaunch: false },
-        { name: "web", subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS, cidrMask: 24 },
-        { name: "redis", subnetType: ec2.SubnetType.PRIVATE_ISOLATED, cidrMask: 24 },
+        ...(privateTiers
+          ? [
+              { name: "web", subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS, cidrMask: 24 },
+              { name: "redis", subnetType: ec2.SubnetType.PRIVATE_ISOLATED, cidrMask: 24 },
+            ]
+          : []),
       ],
       flowLogs: {
         all: {

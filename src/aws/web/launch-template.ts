@@ -6,6 +6,8 @@ import type * as secretsmanager from "aws-cdk-lib/aws-secretsmanager";
 import { Stack } from "aws-cdk-lib";
 import { Construct } from "constructs";
 import type { ResolvedStack } from "../../stack/index.ts";
+import { AMAZON_LINUX_2023_PARAMETER, pinnedMachineImage } from "../machine-image.ts";
+import { nameUnlessRetained, removalPolicyOf } from "../naming.ts";
 import { grantSessionManager } from "../session-manager.ts";
 import { redisReplicasToAcknowledge } from "../../stack/redis-durability.ts";
 import { bundleWebServiceSync, webServiceBundleName } from "../../web-service/bundle.ts";
@@ -54,8 +56,9 @@ export class WebServiceLaunchTemplate extends Construct {
     super(scope, id);
     const { stack } = props;
     this.logGroup = new logs.LogGroup(this, "Logs", {
-      logGroupName: `/stayup/${props.name}`,
+      logGroupName: nameUnlessRetained(stack, `/stayup/${props.name}`),
       retention: stack.aws.logRetentionDays as logs.RetentionDays,
+      removalPolicy: removalPolicyOf(stack),
     });
     this.role = new iam.Role(this, "Role", {
       assumedBy: new iam.ServicePrincipal("ec2.amazonaws.com"),
@@ -184,7 +187,7 @@ export class WebServiceLaunchTemplate extends Construct {
 
     this.launchTemplate = new ec2.LaunchTemplate(this, "LaunchTemplate", {
       launchTemplateName: props.name,
-      machineImage: ec2.MachineImage.latestAmazonLinux2023(),
+      machineImage: pinnedMachineImage(this, AMAZON_LINUX_2023_PARAMETER),
       instanceType: new ec2.InstanceType(props.instanceType),
       securityGroup: props.securityGroup,
       role: this.role,

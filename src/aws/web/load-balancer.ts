@@ -7,7 +7,7 @@ import * as route53targets from "aws-cdk-lib/aws-route53-targets";
 import * as s3 from "aws-cdk-lib/aws-s3";
 import type { Construct } from "constructs";
 import { derive, type ResolvedStack } from "../../stack/index.ts";
-import { regionalName, resourcePrefix } from "../naming.ts";
+import { regionalName } from "../naming.ts";
 
 /**
  * The pieces every load-balanced topology shares (EC2 instances or ECS tasks behind it), created
@@ -67,6 +67,11 @@ export interface PublicLoadBalancerProps {
   role: "primary" | "secondary";
   /** More names aliased to it and on its certificate (`www.<dns.name>`). */
   extraNames?: string[];
+  /**
+   * Its name, distinct per topology (`<prefix>-alb`, `<prefix>-ecs-alb`): two topologies' stacks
+   * existing at once during a switch must not claim the same load balancer name.
+   */
+  name: string;
 }
 
 export interface PublicLoadBalancer {
@@ -83,7 +88,6 @@ export interface PublicLoadBalancer {
  */
 export function addPublicLoadBalancer(scope: Construct, props: PublicLoadBalancerProps): PublicLoadBalancer {
   const { stack } = props;
-  const prefix = resourcePrefix(stack);
   const removalPolicy = stack.deletionProtection ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY;
   const accessLogs = new s3.Bucket(scope, "AccessLogs", {
     // ALB access logs support only S3-managed keys.
@@ -112,7 +116,7 @@ export function addPublicLoadBalancer(scope: Construct, props: PublicLoadBalance
   const autoDelete = Stack.of(scope).node.tryFindChild("Custom::S3AutoDeleteObjectsCustomResourceProvider");
   (autoDelete?.node.tryFindChild("Handler") as CfnResource | undefined)?.addDeletionOverride("DependsOn");
   const loadBalancer = new elbv2.ApplicationLoadBalancer(scope, "LoadBalancer", {
-    loadBalancerName: `${prefix}-alb`,
+    loadBalancerName: props.name,
     vpc: props.vpc,
     internetFacing: true,
     vpcSubnets: { subnetType: ec2.SubnetType.PUBLIC },

@@ -6,7 +6,7 @@ import * as kms from "aws-cdk-lib/aws-kms";
 import * as sns from "aws-cdk-lib/aws-sns";
 import { Construct } from "constructs";
 import { derive, type ResolvedStack } from "../../stack/index.ts";
-import { resourcePrefix, webGroupName } from "../naming.ts";
+import { loadBalancerName, resourcePrefix, webGroupName } from "../naming.ts";
 import { addPublicLoadBalancer, addTargetGroup } from "./load-balancer.ts";
 import { addNightlyStop } from "../nightly-stop.ts";
 import { type RedisConnection, WebServiceLaunchTemplate } from "./launch-template.ts";
@@ -64,6 +64,7 @@ export class WebTier extends Construct {
       securityGroup: props.loadBalancerSecurityGroup,
       targetGroup: this.targetGroup,
       role: props.role,
+      name: loadBalancerName(stack, "load-balanced"),
     });
     this.loadBalancer = front.loadBalancer;
     this.listener = front.listener;
@@ -103,13 +104,11 @@ export class WebTier extends Construct {
         additionalTypes: [autoscaling.AdditionalHealthCheckType.ELB],
         gracePeriod: Duration.seconds(derived.healthCheckGracePeriod.awsSeconds),
       }),
-      newInstancesProtectedFromScaleIn: stack.web.scaleInProtection,
-      updatePolicy: autoscaling.UpdatePolicy.instanceRefresh({
-        strategy: autoscaling.InstanceRefreshStrategy.ROLLING,
-        minHealthyPercentage: 100,
-        maxHealthyPercentage: 200,
-        instanceWarmup: Duration.seconds(derived.instanceWarmup.awsSeconds),
-      }),
+      // No scale-in protection: this group scales in (target tracking, the nightly stop, failback
+      // returning the secondary to standby), and protected instances would never go. The
+      // description's web.scaleInProtection is ECS's managed termination protection.
+      newInstancesProtectedFromScaleIn: false,
+      updatePolicy: refreshWithoutWaiting(derived.instanceWarmup.awsSeconds),
       groupMetrics: [autoscaling.GroupMetrics.all()],
       notifications: [{ topic: this.notifications }],
     });
@@ -131,6 +130,22 @@ export class WebTier extends Construct {
       description: "The web service, through the load balancer",
     });
   }
+}
+
+/**
+ * Instance refresh at 100 % minimum healthy that never waits on an instance: protected instances
+ * are refreshed, standby ones terminated. AWS's default for both is to wait (an hour, then the
+ * refresh fails and CloudFormation rolls the update back).
+ */
+export function refreshWithoutWaiting(warmupSeconds: number): autoscaling.UpdatePolicy {
+  return autoscaling.UpdatePolicy.instanceRefresh({
+    strategy: autoscaling.InstanceRefreshStrategy.ROLLING,
+    minHealthyPercentage: 100,
+    maxHealthyPercentage: 200,
+    instanceWarmup: Duration.seconds(warmupSeconds),
+    scaleInProtectedInstances: autoscaling.ScaleInProtectedInstances.REFRESH,
+    standbyInstances: autoscaling.StandbyInstances.TERMINATE,
+  });
 }
 
 export class WebStack extends Stack {

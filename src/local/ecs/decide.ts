@@ -1,4 +1,10 @@
-import type { PlacementStep } from "../../stack/ecs.ts";
+import {
+  type ContainerInstanceState,
+  capacityProviderDecision,
+  freeCapacity,
+  placeTask,
+  type TaskSize,
+} from "../../stack/ecs-placement.ts";
 import {
   type MemberHealth,
   type MemberLifecycle,
@@ -12,97 +18,10 @@ import {
  * where the next task goes (placement strategy), how many container instances the capacity
  * provider wants (managed scaling), and which tasks the service starts, replaces and stops. The
  * controllers (service.ts, capacity-provider.ts) observe, call these and act through their seams.
+ * Placement and managed scaling are the stack's model of ECS (src/stack/ecs-placement.ts).
  */
 
-export interface ContainerInstanceState {
-  id: string;
-  az: string;
-  /** Registered capacity (what ECS can place), and what the tasks on it reserve. */
-  cpuUnits: number;
-  memoryMiB: number;
-  tasks: { cpuUnits: number; memoryMiB: number }[];
-}
-
-export interface TaskSize {
-  cpuUnits: number;
-  memoryMiB: number;
-}
-
-const used = (i: ContainerInstanceState) =>
-  i.tasks.reduce((sum, t) => ({ cpu: sum.cpu + t.cpuUnits, mem: sum.mem + t.memoryMiB }), { cpu: 0, mem: 0 });
-
-export const freeCapacity = (i: ContainerInstanceState) => {
-  const u = used(i);
-  return { cpuUnits: i.cpuUnits - u.cpu, memoryMiB: i.memoryMiB - u.mem };
-};
-
-const fits = (i: ContainerInstanceState, task: TaskSize) => {
-  const free = freeCapacity(i);
-  return free.cpuUnits >= task.cpuUnits && free.memoryMiB >= task.memoryMiB;
-};
-
-/**
- * The container instance ECS would place the next task on, or undefined when none has room (the
- * task stays pending and the capacity provider scales out). Steps apply in order, each narrowing
- * the candidates, as ECS's placement strategies do; ties go to the lowest id (deterministic).
- */
-export function placeTask(
-  instances: ContainerInstanceState[],
-  task: TaskSize,
-  steps: PlacementStep[],
-): string | undefined {
-  let candidates = instances.filter((i) => fits(i, task)).sort((a, b) => a.id.localeCompare(b.id));
-  for (const step of steps) {
-    if (candidates.length <= 1) break;
-    if (step.type === "binpack") {
-      const left = (i: ContainerInstanceState) =>
-        step.field === "cpu" ? freeCapacity(i).cpuUnits : freeCapacity(i).memoryMiB;
-      const least = Math.min(...candidates.map(left));
-      candidates = candidates.filter((i) => left(i) === least);
-    } else if (step.field === "attribute:ecs.availability-zone") {
-      // Tasks per AZ over every instance of the cluster, not only those with room.
-      const perAz = new Map<string, number>();
-      for (const i of instances) perAz.set(i.az, (perAz.get(i.az) ?? 0) + i.tasks.length);
-      const fewest = Math.min(...candidates.map((i) => perAz.get(i.az) ?? 0));
-      candidates = candidates.filter((i) => (perAz.get(i.az) ?? 0) === fewest);
-    } else {
-      const fewest = Math.min(...candidates.map((i) => i.tasks.length));
-      candidates = candidates.filter((i) => i.tasks.length === fewest);
-    }
-  }
-  return candidates[0]?.id;
-}
-
-/**
- * The capacity provider's managed scaling: the instances it wants for the tasks running and those
- * that could not be placed, at the target utilisation (ECS's CapacityProviderReservation: instances
- * needed / instances running × 100), within the group's min and max. Scale-in removes only empty
- * instances (managed termination protection keeps those with tasks).
- */
-export function capacityProviderDecision(input: {
-  instances: ContainerInstanceState[];
-  /** Tasks the scheduler could not place on any instance. */
-  unplacedTasks: number;
-  targetUtilizationPercent: number;
-  min: number;
-  max: number;
-}): { desiredInstances: number; removable: string[] } {
-  const withTasks = input.instances.filter((i) => i.tasks.length > 0).length;
-  // One more instance for pending tasks, as ECS does when tasks are in PROVISIONING.
-  const needed = withTasks + (input.unplacedTasks > 0 ? 1 : 0);
-  const atTarget = Math.ceil((needed * 100) / input.targetUtilizationPercent);
-  const desiredInstances = Math.min(input.max, Math.max(input.min, atTarget));
-  const surplus = input.instances.length - desiredInstances;
-  const removable =
-    surplus > 0
-      ? input.instances
-          .filter((i) => i.tasks.length === 0)
-          .map((i) => i.id)
-          .sort()
-          .slice(0, surplus)
-      : [];
-  return { desiredInstances, removable };
-}
+export { type ContainerInstanceState, capacityProviderDecision, freeCapacity, placeTask, type TaskSize };
 
 /** The service's task count: tasks to start (desired minus running) or to stop (the newest first). */
 export function serviceDecision(desired: number, running: string[]): { start: number; stop: string[] } {

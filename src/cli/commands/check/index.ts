@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import path from "node:path";
 import type { Command } from "commander";
 import { synthesizeCi } from "../../../aws/ci/ci-app.ts";
@@ -7,10 +8,27 @@ import {
   formatFailoverModel,
   modelFailover,
 } from "../../../aws/failover-model.ts";
+import {
+  type CfnTemplate,
+  type CheckedTemplate,
+  checkLifecycle,
+  formatViolations,
+  type LifecycleViolation,
+  lifecycleRules,
+  nameSharedByTopologies,
+} from "../../../aws/compliance/lifecycle-rules.ts";
+import { imageTagPrefix } from "../../../aws/ecs/repository.ts";
 import { rendersDnsFailover } from "../../../aws/naming.ts";
 import { cfnLint, type Synthesis, synthesize } from "../../../aws/synth.ts";
 import { formatTable } from "../../../shared/table.ts";
-import { environmentNames, loadStack, type Topology } from "../../../stack/index.ts";
+import {
+  environmentNames,
+  loadStack,
+  StackValidationError,
+  type EnvironmentName,
+  type Topology,
+  topologies,
+} from "../../../stack/index.ts";
 import { configOption, topologyOption } from "../../options.ts";
 
 export interface CheckOptions {
@@ -19,9 +37,53 @@ export interface CheckOptions {
   out: string;
 }
 
-/** `stayup check`: cdk-nag, cfn-guard and cfn-lint over every environment; false (exit 1) on findings. */
+/** A synthesis's templates, as the lifecycle rules read them. */
+const checkedTemplates = (synthesis: Synthesis): CheckedTemplate[] =>
+  synthesis.stacks.map((s) => ({
+    stack: s.name,
+    region: s.region,
+    templatePath: s.templateFile,
+    template: JSON.parse(readFileSync(s.templateFile, "utf8")) as CfnTemplate,
+  }));
+
+/**
+ * The rule across topologies: every topology of the environment synthesized (offline, no
+ * compliance plugins), and no fixed physical name claimed by two of them in different stacks.
+ */
+async function checkTopologySwitch(
+  config: string,
+  env: EnvironmentName,
+  out: string,
+): Promise<LifecycleViolation[]> {
+  const syntheses = [];
+  for (const topology of topologies) {
+    let stack: Awaited<ReturnType<typeof loadStack>>;
+    try {
+      stack = await loadStack(config, env, { topology });
+    } catch (error) {
+      // A topology the description cannot take (an ECS task that fits no instance type...) is
+      // never switched to: nothing of it can clash.
+      if (!(error instanceof StackValidationError)) throw error;
+      process.stderr.write(
+        `checking ${env}: topology ${topology} skipped (the description does not validate for it)\n`,
+      );
+      continue;
+    }
+    // Names do not depend on the image: any well-formed tag will do (no git checkout needed).
+    const synthesis = synthesize(stack, path.resolve(out, `${env}-${topology}`), {
+      imageTag: `${imageTagPrefix(stack)}0000000`,
+    });
+    syntheses.push({ topology, templates: checkedTemplates(synthesis) });
+  }
+  return nameSharedByTopologies.check(syntheses);
+}
+
+/**
+ * `stayup check`: cdk-nag, cfn-guard, stayup's lifecycle rules and cfn-lint over every environment,
+ * and the lifecycle rule across topologies; false (exit 1) on findings.
+ */
 export async function check(opts: CheckOptions): Promise<boolean> {
-  const rows: string[][] = [["ENV", "STACKS", "CDK-NAG + CFN-GUARD", "CFN-LINT"]];
+  const rows: string[][] = [["ENV", "STACKS", "CDK-NAG + CFN-GUARD", "CFN-LINT", "LIFECYCLE"]];
   let failed = false;
   for (const env of environmentNames) {
     const stack = await loadStack(opts.config, env, { topology: opts.topology });
@@ -46,7 +108,24 @@ export async function check(opts: CheckOptions): Promise<boolean> {
         console.error(result.output);
       }
     }
-    rows.push([env, String(synthesis?.stacks.length ?? "-"), compliance, lint]);
+    // The lifecycle rules ran in the synthesis (a validation plugin); the topology switch needs
+    // every topology's templates.
+    let lifecycle = "not run";
+    if (synthesis) {
+      process.stderr.write(
+        `checking ${env}: lifecycle rules, and names across the ${topologies.length} topologies...\n`,
+      );
+      const violations = [
+        ...checkLifecycle(checkedTemplates(synthesis)),
+        ...(await checkTopologySwitch(opts.config, env, path.resolve(opts.out, "topologies"))),
+      ];
+      lifecycle = violations.length === 0 ? `0 violations (${lifecycleRules.length + 1} rules)` : "FINDINGS";
+      if (violations.length > 0) {
+        failed = true;
+        console.error(`lifecycle rules (docs/aws-lifecycle.md):\n${formatViolations(violations)}`);
+      }
+    }
+    rows.push([env, String(synthesis?.stacks.length ?? "-"), compliance, lint, lifecycle]);
   }
   const prod = await loadStack(opts.config, "prod", { topology: opts.topology });
   if (prod.ci) {
@@ -57,11 +136,11 @@ export async function check(opts: CheckOptions): Promise<boolean> {
       const result = await cfnLint([ci.templateFile]);
       if (!result.ok) console.error(result.output);
       failed ||= !result.ok;
-      rows.push(["ci", "1", "0 unacknowledged", result.ok ? "0 errors, 0 warnings" : "FINDINGS"]);
+      rows.push(["ci", "1", "0 unacknowledged", result.ok ? "0 errors, 0 warnings" : "FINDINGS", "-"]);
     } catch (error) {
       failed = true;
       console.error((error as Error).message);
-      rows.push(["ci", "1", "FINDINGS (report above)", "not run"]);
+      rows.push(["ci", "1", "FINDINGS (report above)", "not run", "-"]);
     }
   }
   console.log(formatTable(rows));
@@ -81,7 +160,7 @@ export function register(program: Command): void {
   program
     .command("check")
     .description(
-      "offline proof of the AWS stacks: cdk-nag, cfn-guard (Control Tower) and cfn-lint for every environment",
+      "offline proof of the AWS stacks: cdk-nag, cfn-guard (Control Tower), stayup's lifecycle rules and cfn-lint for every environment",
     )
     .addOption(configOption())
     .addOption(topologyOption())

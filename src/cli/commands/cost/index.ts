@@ -3,7 +3,9 @@ import os from "node:os";
 import path from "node:path";
 import type { Command } from "commander";
 import { type CostEstimate, estimateCost, readTemplates } from "../../../aws/cost/estimate.ts";
+import { steadyContainerInstances } from "../../../aws/cost/ecs-capacity.ts";
 import { tradeOffs } from "../../../aws/cost/trade-offs.ts";
+import { containerInstanceGroupName } from "../../../aws/ecs/cluster.ts";
 import { synthesize } from "../../../aws/synth.ts";
 import { formatTable } from "../../../shared/table.ts";
 import { loadStack, type ResolvedStack } from "../../../stack/index.ts";
@@ -12,7 +14,11 @@ import { configOption, type DescriptionOptions, envOption, topologyOption } from
 /** Synthesizes the description's stacks (no credentials) and prices them. */
 export function costOf(stack: ResolvedStack, outdir: string): CostEstimate {
   const synthesis = synthesize(stack, path.join(outdir, stack.environment));
-  return estimateCost(readTemplates(synthesis.stacks));
+  // The container instances' group has no desired capacity (managed scaling owns it): from the
+  // placement and the cluster's target, as ECS would settle.
+  const instanceCounts =
+    stack.topology === "ecs" ? { [containerInstanceGroupName(stack)]: steadyContainerInstances(stack) } : {};
+  return estimateCost(readTemplates(synthesis.stacks), { instanceCounts });
 }
 
 export function formatCost(stack: ResolvedStack, estimate: CostEstimate): string {
