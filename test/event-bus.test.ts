@@ -287,6 +287,8 @@ const samples: { [T in StackEventType]: Extract<StackEvent, { type: T }> } = {
 const leftOut: Partial<Record<StackEventType, string[]>> = {
   // The notification's body is in the log file; the line names it by its subject.
   "notification.sent": ["message"],
+  // The fault's id is for machines (GET /faults); the line names the fault by its description.
+  "fault.cleared": ["fault"],
 };
 
 const timed = (e: StackEvent, region?: string): TimedStackEvent => ({
