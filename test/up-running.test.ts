@@ -56,5 +56,22 @@ describe(
       const same = await upAgain(["--env", "dev", "--port", String(port)]);
       assert.match(same.stderr, /already runs this version/, same.stderr);
     });
+
+    it("does not undo a `roll --set`: the settings rolled stay, nothing is replaced", async () => {
+      const roll = await runCli(["roll", "--set", "LOG_LEVEL=debug", "--state-dir", stateDir], {
+        cwd: dir,
+        timeoutMs: 180_000,
+      });
+      assert.equal(roll.code, 0, roll.stderr + roll.stdout);
+      const rolled = (await client.status()).instances.map((i) => i.id).sort();
+      const again = await upAgain([]);
+      assert.equal(again.code, 1, again.stderr + again.stdout);
+      assert.match(again.stderr, /already runs this version/);
+      assert.deepEqual(
+        (await client.status()).instances.map((i) => i.id).sort(),
+        rolled,
+        "no instance replaced",
+      );
+    });
   },
 );

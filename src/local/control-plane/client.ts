@@ -154,11 +154,14 @@ export class StackClient {
   }
 
   /** A rolling deploy to the version `settings` make (see roll-route.ts); resolves when it is over. */
-  async roll(settings: Record<string, string>): Promise<RollResult> {
+  async roll(
+    settings: Record<string, string>,
+    options: { keepSettings?: boolean } = {},
+  ): Promise<RollResult> {
     const res = await request(`${this.state.controlUrl}/roll`, {
       method: "POST",
       headers: { ...this.headers, "content-type": "application/json" },
-      body: JSON.stringify({ settings }),
+      body: JSON.stringify({ settings, ...(options.keepSettings ? { keepSettings: true } : {}) }),
       headersTimeout: 0,
       bodyTimeout: 0,
     });

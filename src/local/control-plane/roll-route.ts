@@ -20,8 +20,17 @@ export async function handleRoll(stack: LocalStack, req: http.IncomingMessage, r
   for await (const chunk of req) body += chunk;
   let settings: Record<string, string>;
   try {
-    const parsed = JSON.parse(body || "{}") as { settings?: unknown };
+    const parsed = JSON.parse(body || "{}") as { settings?: unknown; keepSettings?: unknown };
     settings = (parsed.settings ?? {}) as Record<string, string>;
+    // `keepSettings`: on top of the settings the group runs with (an earlier `roll --set`), as
+    // `stayup up` asks, so that bringing a stack up to date does not undo them.
+    if (
+      parsed.keepSettings === true &&
+      typeof settings === "object" &&
+      !(stack instanceof SingleInstanceLocalStack)
+    ) {
+      settings = { ...stack.primary.group.versionSettings, ...settings };
+    }
     if (typeof settings !== "object" || Object.values(settings).some((v) => typeof v !== "string")) {
       return reply(400, { error: "settings must be an object of strings" });
     }

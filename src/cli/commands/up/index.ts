@@ -66,7 +66,8 @@ export async function up(opts: UpOptions, given: ReadonlySet<string> = new Set()
     process.stderr.write(
       `a stack is already running from ${path.resolve(opts.stateDir)} (pid ${existing.state.pid}): checking whether the service bundle or instance settings changed...\n`,
     );
-    const result = await existing.roll({}).catch(() => undefined);
+    // The settings it runs with (an earlier `roll --set`) are kept: only a new bundle is news.
+    const result = await existing.roll({}, { keepSettings: true }).catch(() => undefined);
     if (result && (result.instancesReplaced.length > 0 || result.rolledBack)) {
       for (const line of describeRoll(result)) console.log(line);
       if (result.rolledBack) process.exitCode = 1;
