@@ -50,9 +50,9 @@ export const layers = [
 export const localTiers = [
   {
     name: "local-plumbing",
-    path: "^src/local/(events/|tls/|controller-guard\\.ts$|processes\\.ts$|up-lock\\.ts$)",
+    path: "^src/local/(events/|tls/|controller-guard\\.ts$|processes\\.ts$|up-lock\\.ts$|faults/registry\\.ts$)",
     comment:
-      "what every controller uses: the event bus and its vocabulary, the error guard, the process registry, the local CA",
+      "what every controller uses: the event bus and its vocabulary, the error guard, the process registry, the local CA, the record of faults in force (the runtime owns it; drills lease them)",
   },
   {
     name: "local-controllers",
@@ -68,7 +68,7 @@ export const localTiers = [
   },
   {
     name: "local-operations",
-    path: "^src/local/(control-plane/|faults/|dashboard/|ecs/faults\\.ts$)",
+    path: "^src/local/(control-plane/|faults/(?!registry\\.ts$)|dashboard/|ecs/faults\\.ts$)",
     comment: "the control plane over a running stack and what it serves: fault routes, the dashboard",
   },
 ];

@@ -232,6 +232,12 @@ const samples: { [T in StackEventType]: Extract<StackEvent, { type: T }> } = {
     instanceIds: ["i-0a1"],
     detail: "answers 503",
   },
+  "fault.cleared": {
+    type: "fault.cleared",
+    fault: "az-outage:eu-west-3:eu-west-3a",
+    description: "eu-west-3a impaired",
+    reason: "the drill's lease lapsed",
+  },
   "dns.listening": { type: "dns.listening", server: "127.0.0.1:5353", name: "app.stayup.test" },
   "dns.health-changed": {
     type: "dns.health-changed",
@@ -281,6 +287,8 @@ const samples: { [T in StackEventType]: Extract<StackEvent, { type: T }> } = {
 const leftOut: Partial<Record<StackEventType, string[]>> = {
   // The notification's body is in the log file; the line names it by its subject.
   "notification.sent": ["message"],
+  // The fault's id is for machines (GET /faults); the line names the fault by its description.
+  "fault.cleared": ["fault"],
 };
 
 const timed = (e: StackEvent, region?: string): TimedStackEvent => ({

@@ -81,6 +81,37 @@ describe("nothing is left behind, nothing runs twice", { timeout: 600_000 }, () 
     assert.ok((await count(state(stateDir).listener)) > highest, "the count continues");
   });
 
+  it("after SIGKILL of the runtime, `stayup down` stops what it left and `up` then starts fresh", async () => {
+    const stateDir = stateDirOf();
+    const first = await upDetached(stateDir);
+    assert.equal(first.code, 0, first.stderr + first.stdout);
+    const before = state(stateDir);
+    let highest = 0;
+    for (let i = 0; i < 3; i++) highest = await count(before.listener);
+    const started = recorded(stateDir);
+    assert.equal(started.filter((p) => p.kind === "redis-node" || p.kind === "sentinel").length, 6);
+
+    process.kill(before.pid, "SIGKILL");
+    await waitFor("the runtime to be gone", () => !isAlive(before.pid));
+    const left = started.filter((p) => isAlive(p.pid));
+    assert.ok(left.length >= 6, "Redis nodes and Sentinels outlive a SIGKILLed runtime");
+
+    const down = await runCli(["down", "--state-dir", stateDir], { timeoutMs: 90_000 });
+    assert.equal(down.code, 0, down.stderr + down.stdout);
+    assert.match(down.stdout, new RegExp(`stopped ${left.length} process\\(es\\) it left`));
+    assert.deepEqual(
+      left.filter((p) => isAlive(p.pid)).map((p) => `${p.kind} ${p.name} (pid ${p.pid})`),
+      [],
+      "every process the dead runtime left is stopped",
+    );
+
+    // Nothing was left for the next `up` to stop, and the count continues from the data kept.
+    const second = await upDetached(stateDir);
+    assert.equal(second.code, 0, second.stderr + second.stdout);
+    assert.doesNotMatch(readFileSync(path.join(stateDir, "stack.log"), "utf8"), /left by an earlier run/);
+    assert.ok((await count(state(stateDir).listener)) > highest, "the count continues");
+  });
+
   it("single instance: after SIGKILL of the runtime, its redis-server is stopped cleanly and the count continues", async () => {
     const stateDir = stateDirOf();
     const args = [...upArgs(stateDir), "--topology", "single-instance", "--detach"];

@@ -8,6 +8,7 @@ import * as deploy from "./commands/deploy/index.ts";
 import * as destroy from "./commands/destroy/index.ts";
 import * as down from "./commands/down/index.ts";
 import * as drill from "./commands/drill/index.ts";
+import * as faults from "./commands/faults/index.ts";
 import * as outputs from "./commands/outputs/index.ts";
 import * as roll from "./commands/roll/index.ts";
 import * as report from "./commands/report/index.ts";
@@ -21,6 +22,7 @@ const commands: { register(program: Command): void }[] = [
   down,
   status,
   drill,
+  faults,
   roll,
   report,
   synth,

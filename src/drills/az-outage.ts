@@ -91,7 +91,8 @@ export const azOutage = defineDrill<{ az?: string }>({
   options: () => [
     new Option("--az <az>", "the zone to take down (default: the one with the most healthy instances)"),
   ],
-  run: ({ client, rate, onProgress, options }) => azOutageDrill(client, { az: options.az, rate, onProgress }),
+  run: ({ client, rate, onProgress, harness, options }) =>
+    azOutageDrill(client, { ...harness, az: options.az, rate, onProgress }),
   details: (report) => [
     `zone down            ${report.az} (${report.instancesLost} instance(s) lost)`,
     `zones after          ${(report.zonesAfter as string[]).join(", ")}`,

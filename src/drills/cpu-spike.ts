@@ -100,7 +100,7 @@ export async function cpuSpikeDrill(
       ? `scaled out to ${scaledOut.raised.desired}; new instance in rotation ${scaleOutSeconds?.toFixed(2)} s after the load started`
       : "no scale-out",
   );
-  if (scaledOut) await new Promise((r) => setTimeout(r, o.holdAfterScaleOutMs));
+  if (scaledOut) await run.sleep(o.holdAfterScaleOutMs);
   const loadResult = await load.stop();
   const loadStoppedAt = Date.now();
   run.mark("step", "load stopped", loadStoppedAt);
@@ -174,8 +174,13 @@ export const cpuSpike = defineDrill({
     // overload are held, not replaced (decideService).
     ecs: true,
   },
-  run: ({ client, stack, rate, onProgress }) =>
-    cpuSpikeDrill(client, { rate, onProgress, targetCpuPercent: stack.scaling.targetCpuPercent }),
+  run: ({ client, stack, rate, onProgress, harness }) =>
+    cpuSpikeDrill(client, {
+      ...harness,
+      rate,
+      onProgress,
+      targetCpuPercent: stack.scaling.targetCpuPercent,
+    }),
   details: (report) => [
     `capacity             ${report.startDesired} → ${report.peakDesired} → ${report.scaleInSeconds === null ? "not scaled in" : report.startDesired}`,
     `scale-out in service ${report.recoverySeconds === null ? "never" : `${report.recoverySeconds.toFixed(2)} s after the load started`}`,

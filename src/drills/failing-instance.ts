@@ -51,12 +51,12 @@ export const failingInstance = defineDrill<{ faultSeconds: number; status: strin
       .choices(["500", "502", "503", "504"])
       .default("500"),
   ],
-  run: ({ client, rate, onProgress, options }) =>
+  run: ({ client, rate, onProgress, harness, options }) =>
     instanceFaultDrill(
       "failing-instance",
       client,
       { kind: "errors", status: Number(options.status) },
-      { rate, onProgress, faultMs: options.faultSeconds * 1000 },
+      { ...harness, rate, onProgress, faultMs: options.faultSeconds * 1000 },
     ),
   details: instanceFaultDetails,
   passed: instanceFaultVerdict,

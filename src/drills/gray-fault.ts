@@ -1,7 +1,6 @@
 import type { StackClient } from "../local/control-plane/client.ts";
 import type { TimedStackEvent } from "../local/events/bus.ts";
 import { StayupError } from "../shared/errors.ts";
-import { sleep } from "../shared/net.ts";
 import { type DrillOptions, DrillRun, drillDefaults } from "./harness.ts";
 import type { DrillReport } from "./report.ts";
 import type { TrafficResult } from "./traffic.ts";
@@ -109,7 +108,7 @@ export async function instanceFaultDrill(
       ? `out of rotation after ${ejectedAfterSeconds?.toFixed(2)} s (${ejected.reason}; for ${ejected.forMs / 1000} s)`
       : `still in rotation after ${o.faultMs / 1000} s`,
   );
-  await sleep(Math.max(0, faultAt + o.faultMs - Date.now()));
+  await run.sleep(Math.max(0, faultAt + o.faultMs - Date.now()));
   const clearedAt = Date.now();
   // The drill's own action, not the stack's recovery: a step.
   run.mark("step", "fault cleared", clearedAt);
@@ -168,7 +167,7 @@ export async function redisFaultDrill(
   run.progress(
     `path to Redis: ${fault.kind}${fault.ms ? ` +${fault.ms} ms` : ""} on ${(applied.instances as string[]).length} instances`,
   );
-  await sleep(o.faultMs);
+  await run.sleep(o.faultMs);
   const clearedAt = Date.now();
   run.mark("step", "fault cleared", clearedAt);
   await client.fault("redis", { kind: "none" });

@@ -6,6 +6,66 @@ import { basicTargets, type DrillReport, type DrillTarget, withVerdict } from ".
 import { type TimelineMark, TimelineRecorder } from "./timeline.ts";
 import { SteadyTraffic, type TrafficOptions, type TrafficResult } from "./traffic.ts";
 
+/** A drill stopped before its end (a signal, or its caller gave up): thrown from its next wait. */
+export class DrillInterrupted extends Error {
+  constructor(readonly reason: string) {
+    super(`drill interrupted (${reason})`);
+  }
+}
+
+/**
+ * How a drill's caller interrupts it: the run's waits throw DrillInterrupted once `interrupt` is
+ * called, and `run` is the drill's run (once started), for the partial report.
+ */
+export class DrillInterruption {
+  private readonly controller = new AbortController();
+  run?: DrillRun;
+  reason?: string;
+
+  get signal(): AbortSignal {
+    return this.controller.signal;
+  }
+
+  get interrupted(): boolean {
+    return this.reason !== undefined;
+  }
+
+  interrupt(reason: string): void {
+    if (this.reason !== undefined) return;
+    this.reason = reason;
+    this.controller.abort(new DrillInterrupted(reason));
+  }
+
+  throwIfInterrupted(): void {
+    if (this.reason !== undefined) throw new DrillInterrupted(this.reason);
+  }
+
+  /** `work`, or DrillInterrupted as soon as the drill is interrupted (`work` is then left to end unheard). */
+  race<T>(work: Promise<T>): Promise<T> {
+    if (this.reason !== undefined) {
+      work.catch(() => undefined);
+      return Promise.reject(new DrillInterrupted(this.reason));
+    }
+    return new Promise<T>((resolve, reject) => {
+      const onAbort = () => {
+        work.catch(() => undefined);
+        reject(new DrillInterrupted(this.reason ?? "interrupted"));
+      };
+      this.signal.addEventListener("abort", onAbort, { once: true });
+      work.then(
+        (value) => {
+          this.signal.removeEventListener("abort", onAbort);
+          resolve(value);
+        },
+        (error: unknown) => {
+          this.signal.removeEventListener("abort", onAbort);
+          reject(error);
+        },
+      );
+    });
+  }
+}
+
 export interface DrillOptions {
   /** Requests per second during the drill. */
   rate: number;
@@ -16,6 +76,8 @@ export interface DrillOptions {
   /** Give up waiting for recovery after this long. */
   recoveryTimeoutMs: number;
   onProgress?: (message: string) => void;
+  /** Lets the caller stop the drill at any wait (see DrillInterruption). */
+  interruption?: DrillInterruption;
 }
 
 export const drillDefaults: DrillOptions = {
@@ -70,11 +132,19 @@ export class DrillRun {
     traffic: Partial<TrafficOptions> = {},
     url = client.state.listener,
   ): Promise<DrillRun> {
+    options.interruption?.throwIfInterrupted();
     const run = new DrillRun(client, await client.status(), options, url, traffic);
+    if (options.interruption) options.interruption.run = run;
     run.traffic.start();
     run.progress(`sending ${options.rate} requests/s to ${url}`);
-    await sleep(options.warmupMs);
+    await run.sleep(options.warmupMs);
     return run;
+  }
+
+  /** Waits `ms`, or throws DrillInterrupted as soon as the drill is interrupted. */
+  sleep(ms: number): Promise<void> {
+    const interruption = this.options.interruption;
+    return interruption ? interruption.race(sleep(ms)) : sleep(ms);
   }
 
   progress(message: string): void {
@@ -95,9 +165,11 @@ export class DrillRun {
     timeoutMs: number,
   ): Promise<T | undefined> {
     const deadline = Date.now() + timeoutMs;
+    this.options.interruption?.throwIfInterrupted();
     let value = condition(this.events);
     while (value === undefined && Date.now() < deadline) {
       await Promise.race([new Promise<void>((r) => (this.notify = r)), sleep(100)]);
+      this.options.interruption?.throwIfInterrupted();
       value = condition(this.events);
     }
     return value;
@@ -137,11 +209,35 @@ export class DrillRun {
   }
 
   async finish(): Promise<TrafficResult> {
-    await sleep(this.options.cooldownMs);
+    await this.sleep(this.options.cooldownMs);
     const result = await this.traffic.stop();
     this.abort.abort();
     await this.reading;
     return result;
+  }
+
+  /**
+   * The report of a run interrupted before its end: what the traffic saw until then, the events,
+   * and a verdict that fails on "the drill ran to its end". Stops the run's traffic.
+   */
+  async interruptedReport(drill: string, reason: string): Promise<DrillReport> {
+    const result = await this.traffic.stop();
+    this.abort.abort();
+    await this.reading;
+    const interruptedAt = Date.now();
+    this.mark("step", `interrupted (${reason})`, interruptedAt);
+    const target: DrillTarget = {
+      target: "the drill ran to its end",
+      passed: false,
+      actual: `interrupted (${reason}) after ${((interruptedAt - this.timeline.startedAt) / 1000).toFixed(1)} s; faults it injected cleared`,
+    };
+    return this.report(
+      drill,
+      result,
+      null,
+      { interrupted: { reason, at: new Date(interruptedAt).toISOString() } },
+      (r) => [target, ...basicTargets(r)],
+    );
   }
 
   /** Failures grouped into windows (gaps under 500 ms merged), in seconds from `since`. */

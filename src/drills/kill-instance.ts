@@ -119,8 +119,8 @@ export const killInstance = defineDrill<{ signal: "KILL" | "TERM" }>({
       .choices(["KILL", "TERM"])
       .default("KILL"),
   ],
-  run: ({ client, rate, onProgress, options }) =>
-    killInstanceDrill(client, { signal: options.signal, rate, onProgress }),
+  run: ({ client, rate, onProgress, harness, options }) =>
+    killInstanceDrill(client, { ...harness, signal: options.signal, rate, onProgress }),
   details: (report) => {
     const victim = report.victim as { id: string; az: string };
     const replacement = report.replacement as { id: string; az: string } | null;

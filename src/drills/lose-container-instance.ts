@@ -92,7 +92,8 @@ export const loseContainerInstance = defineDrill<Record<string, never>>({
     },
     ecs: true,
   },
-  run: ({ client, rate, onProgress }) => loseContainerInstanceDrill(client, { rate, onProgress }),
+  run: ({ client, rate, onProgress, harness }) =>
+    loseContainerInstanceDrill(client, { ...harness, rate, onProgress }),
   details: (report) => {
     const ci = report.containerInstance as { id: string; az: string };
     return [

@@ -2,6 +2,7 @@ import type { Option } from "commander";
 import type { StackClient } from "../local/control-plane/client.ts";
 import { StayupError } from "../shared/errors.ts";
 import { type ResolvedStack, type Topology, topologies } from "../stack/index.ts";
+import type { DrillOptions } from "./harness.ts";
 import type { DrillReport, DrillTarget } from "./report.ts";
 
 /** Whether a drill runs on one topology: `true`, or why not and what to run instead (a command). */
@@ -49,6 +50,11 @@ export interface DrillContext<O> {
   /** Requests per second during the drill. */
   rate: number;
   onProgress?: (message: string) => void;
+  /**
+   * The harness's settings every drill passes on to its run: the steady phases before the fault and
+   * after recovery, and the interruption that stops it at any wait.
+   */
+  harness?: Partial<Pick<DrillOptions, "warmupMs" | "cooldownMs" | "interruption">>;
   /** The drill's own options (those of `options()`), as parsed. */
   options: O;
 }

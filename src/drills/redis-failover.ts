@@ -1,7 +1,6 @@
 import type { StackClient } from "../local/control-plane/client.ts";
 import { request } from "undici";
 import { StayupError } from "../shared/errors.ts";
-import { sleep } from "../shared/net.ts";
 import { type DrillOptions, DrillRun, drillDefaults } from "./harness.ts";
 import { counterTarget, type DrillReport, recoveredTarget, type DrillTarget } from "./report.ts";
 import { defineDrill } from "./module.ts";
@@ -81,7 +80,9 @@ export async function redisFailoverDrill(
   );
   // No acknowledged count lost: the count after recovery is above the highest any client saw.
   const highestCountSeen = result.lastCount ?? 0;
-  const countAfterRecovery = await readCountAfterRecovery(client.state.listener, o.recoveryTimeoutMs);
+  const countAfterRecovery = await readCountAfterRecovery(client.state.listener, o.recoveryTimeoutMs, (ms) =>
+    run.sleep(ms),
+  );
   const acknowledgedLost =
     countAfterRecovery === undefined ? null : Math.max(0, highestCountSeen - (countAfterRecovery - 1));
   run.progress(
@@ -135,7 +136,11 @@ function percentile(values: number[], p: number): number | null {
 }
 
 /** One more count through the listener once the traffic stopped (retried until it answers 200). */
-async function readCountAfterRecovery(listener: string, timeoutMs: number): Promise<number | undefined> {
+async function readCountAfterRecovery(
+  listener: string,
+  timeoutMs: number,
+  pause: (ms: number) => Promise<void>,
+): Promise<number | undefined> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     try {
@@ -145,7 +150,7 @@ async function readCountAfterRecovery(listener: string, timeoutMs: number): Prom
     } catch {
       // not recovered yet
     }
-    await sleep(200);
+    await pause(200);
   }
   return undefined;
 }
@@ -164,7 +169,8 @@ export const redisFailover = defineDrill({
     // The tasks share the region's Redis as instances do.
     ecs: true,
   },
-  run: ({ client, rate, onProgress }) => redisFailoverDrill(client, { rate, onProgress }),
+  run: ({ client, rate, onProgress, harness }) =>
+    redisFailoverDrill(client, { ...harness, rate, onProgress }),
   details: (report) => {
     const killed = report.killedPrimary as { az: string };
     const promoted = report.newPrimary as { az: string } | null;

@@ -1,8 +1,8 @@
 import type { StackClient } from "../local/control-plane/client.ts";
 import { StayupError } from "../shared/errors.ts";
-import { sleep } from "../shared/net.ts";
 import { type DrillOptions, DrillRun, drillDefaults } from "./harness.ts";
 import { counterTarget, type DrillReport, recoveredTarget, type DrillTarget } from "./report.ts";
+import { Option } from "commander";
 import { defineDrill } from "./module.ts";
 
 /**
@@ -70,7 +70,7 @@ export async function regionOutageDrill(
       : `${secondary.name} serving with ${desired} instance(s) ${recoverySeconds.toFixed(2)} s after the outage began`,
   );
 
-  await sleep(o.outageMs);
+  await run.sleep(o.outageMs);
   const restoreAt = Date.now();
   run.mark("step", `${status.region} restored`, restoreAt);
   await client.fault("region-restore", { region: status.region });
@@ -89,7 +89,7 @@ export async function regionOutageDrill(
   while (failback && standbyAt === undefined && Date.now() < deadline) {
     const r = (await client.status()).regions.find((x) => x.name === secondary.name);
     if (r && r.group.desired === standby && r.instances.length === standby) standbyAt = Date.now();
-    else await sleep(200);
+    else await run.sleep(200);
   }
   if (standbyAt !== undefined) {
     run.progress(`${secondary.name} back to its standby size (${standby})`);
@@ -145,7 +145,7 @@ export const regionOutageTargets = (r: DrillReport): DrillTarget[] => [
   },
 ];
 
-export const regionOutage = defineDrill({
+export const regionOutage = defineDrill<{ outageSeconds: number }>({
   name: "region-outage",
   description: "take the primary region down, then bring it back: DNS failover and failback",
   topologies: {
@@ -159,7 +159,13 @@ export const regionOutage = defineDrill({
       instead: "run `stayup drill region-outage --topology load-balanced`",
     },
   },
-  run: ({ client, rate, onProgress }) => regionOutageDrill(client, { rate, onProgress }),
+  options: () => [
+    new Option("--outage-seconds <n>", "how long the region stays down once the secondary serves")
+      .argParser(Number)
+      .default(3),
+  ],
+  run: ({ client, rate, onProgress, harness, options }) =>
+    regionOutageDrill(client, { ...harness, rate, onProgress, outageMs: options.outageSeconds * 1000 }),
   details: (report) => [
     `regions              ${report.primaryRegion} → ${report.secondaryRegion} → ${report.primaryRegion}`,
     `clients saw failures ${(report.outageSeconds as number).toFixed(2)} s (DNS answers: ${(report.resolvedAddresses as string[]).join(" → ")})`,

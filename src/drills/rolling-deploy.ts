@@ -110,8 +110,8 @@ export const rollingDeploy = defineDrill<{ broken?: "crash" | "unhealthy" }>({
       "unhealthy",
     ]),
   ],
-  run: ({ client, rate, onProgress, options }) =>
-    rollingDeployDrill(client, { rate, onProgress, broken: options.broken }),
+  run: ({ client, rate, onProgress, harness, options }) =>
+    rollingDeployDrill(client, { ...harness, rate, onProgress, broken: options.broken }),
   details: (report) => [
     `version              ${report.fromVersion} → ${report.toVersion}${report.rolledBack ? " (ROLLED BACK)" : ""}`,
     `instances replaced   ${report.instancesReplaced}`,

@@ -15,12 +15,12 @@ export const slowInstance = defineDrill<{ faultSeconds: number; latencyMs?: numb
       .default(2000),
     new Option("--stall", "accept GET / and never answer, instead of answering late").default(false),
   ],
-  run: ({ client, rate, onProgress, options }) =>
+  run: ({ client, rate, onProgress, harness, options }) =>
     instanceFaultDrill(
       "slow-instance",
       client,
       options.stall ? { kind: "stall" } : { kind: "latency", ms: options.latencyMs ?? 2000 },
-      { rate, onProgress, faultMs: options.faultSeconds * 1000 },
+      { ...harness, rate, onProgress, faultMs: options.faultSeconds * 1000 },
     ),
   details: instanceFaultDetails,
   passed: instanceFaultVerdict,

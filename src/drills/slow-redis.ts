@@ -25,12 +25,12 @@ export const slowRedis = defineDrill<{ faultSeconds: number; latencyMs?: number;
     new Option("--latency-ms <n>", "latency added to each Redis command").argParser(Number).default(200),
     new Option("--hang", "Redis commands hang until the client's command timeout (2 s)").default(false),
   ],
-  run: ({ client, rate, onProgress, options }) =>
+  run: ({ client, rate, onProgress, harness, options }) =>
     redisFaultDrill(
       "slow-redis",
       client,
       options.hang ? { kind: "hang" } : { kind: "latency", ms: options.latencyMs ?? 200 },
-      { rate, onProgress, faultMs: options.faultSeconds * 1000 },
+      { ...harness, rate, onProgress, faultMs: options.faultSeconds * 1000 },
     ),
   details: (report) => [
     `fault                ${JSON.stringify(report.fault)}`,

@@ -12,6 +12,7 @@ import { ControllerGuard } from "./controller-guard.ts";
 import { EventBus, type TimedStackEvent } from "./events/bus.ts";
 import { FailoverDnsServer } from "./dns/server.ts";
 import { FailoverController } from "./failover/controller.ts";
+import { FaultRegistry, type FaultInForce } from "./faults/registry.ts";
 import type { InstanceGroupController } from "./instance-group/controller.ts";
 import type { Listener } from "./load-balancer/balancer.ts";
 import { Notifier } from "./notifications/notifier.ts";
@@ -76,6 +77,8 @@ export interface StackStatus {
   ecs?: EcsStatus;
   /** The live dashboard's URL (with the token that opens it), set by the control plane. */
   dashboard?: string;
+  /** Faults in force (set by the control plane), each with the command that clears it. */
+  faults?: FaultInForce[];
 }
 
 export interface RegionStatus {
@@ -96,6 +99,8 @@ export const REGISTRY_RETRY =
 /** The whole stack on one machine: each controller owns one concern; this only wires them. */
 export class LocalStack {
   readonly events: EventBus;
+  /** Faults in force, with what restores each (drills inject them through the control plane). */
+  readonly faults: FaultRegistry;
   /** Every process this stack starts, in `<state>/processes.json`. */
   readonly processes: ProcessRegistry;
   /** Recording processes from their events is a controller like the others: a failure is an event. */
@@ -113,6 +118,7 @@ export class LocalStack {
   constructor(readonly options: LocalStackOptions) {
     const { stack } = options;
     this.events = options.events ?? new EventBus();
+    this.faults = new FaultRegistry(this.events);
     // The state folder holds the control token, the Redis password, logs: the user's alone.
     ensurePrivateDir(options.stateDir);
     this.processes = new ProcessRegistry(options.stateDir);

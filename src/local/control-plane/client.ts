@@ -4,6 +4,7 @@ import { createInterface } from "node:readline";
 import { type Dispatcher, request } from "undici";
 import { StayupError } from "../../shared/errors.ts";
 import type { TimedStackEvent } from "../events/bus.ts";
+import type { FaultInForce } from "../faults/registry.ts";
 import type { StackStatus } from "../runtime.ts";
 import { type StackStateFile, stateFileName } from "./state-file.ts";
 import type { RollResult } from "../rolling-deploy/roll.ts";
@@ -27,9 +28,85 @@ async function refused(res: Dispatcher.ResponseData): Promise<void> {
   );
 }
 
+/**
+ * A drill's hold on the faults it injects (see FaultRegistry): open while its connection is; the
+ * stack clears them when it closes, whether by `release` or by this process dying.
+ */
+export class FaultLease {
+  constructor(
+    readonly id: string,
+    private readonly client: StackClient,
+    private readonly connection: AbortController,
+  ) {}
+
+  /** Clears every fault injected under this lease, waits until the stack restored them, and lets go. */
+  async release(): Promise<FaultInForce[]> {
+    try {
+      return await this.client.clearFaults(this.id);
+    } finally {
+      this.connection.abort();
+    }
+  }
+}
+
 /** Talks to a running stack through its control plane. */
 export class StackClient {
-  constructor(readonly state: StackStateFile) {}
+  /** `lease`: faults this client injects are held under it (see FaultLease). */
+  constructor(
+    readonly state: StackStateFile,
+    readonly lease?: string,
+  ) {}
+
+  /** This client, its faults held under `lease`. */
+  withLease(lease: FaultLease): StackClient {
+    return new StackClient(this.state, lease.id);
+  }
+
+  /** Opens a fault lease for a drill (a connection held open; see FaultRegistry). */
+  async openFaultLease(drill: string): Promise<FaultLease> {
+    const connection = new AbortController();
+    const res = await request(
+      `${this.state.controlUrl}/faults/lease?${new URLSearchParams({ drill, pid: String(process.pid) })}`,
+      { headers: this.headers, signal: connection.signal, bodyTimeout: 0 },
+    );
+    await refused(res);
+    if (res.statusCode !== 200) {
+      // A stack from before fault leases: the drill still clears its own faults.
+      await res.body.dump();
+      return new FaultLease("", this, connection);
+    }
+    const lines = createInterface({ input: res.body, crlfDelay: Number.POSITIVE_INFINITY });
+    for await (const line of lines) {
+      const lease = (JSON.parse(line) as { lease: string }).lease;
+      // The rest of the body never comes; reading stops here, the connection stays open.
+      lines.close();
+      res.body.on("error", () => undefined);
+      return new FaultLease(lease, this, connection);
+    }
+    throw new StayupError("the stack closed the fault lease at once");
+  }
+
+  /** Faults in force in the stack. */
+  async faults(): Promise<FaultInForce[]> {
+    const res = await request(`${this.state.controlUrl}/faults`, { headers: this.headers });
+    await refused(res);
+    return ((await res.body.json()) as { faults: FaultInForce[] }).faults;
+  }
+
+  /** Restores every fault in force (or those of one lease, closing it); resolves once restored. */
+  async clearFaults(lease?: string): Promise<FaultInForce[]> {
+    if (lease === "") return [];
+    const res = await request(
+      `${this.state.controlUrl}/faults/clear${lease ? `?${new URLSearchParams({ lease })}` : ""}`,
+      { method: "POST", headers: this.headers, headersTimeout: 0, bodyTimeout: 0 },
+    );
+    await refused(res);
+    const body = (await res.body.json()) as { cleared?: FaultInForce[]; error?: string };
+    if (res.statusCode !== 200 || !body.cleared) {
+      throw new StayupError(`clearing the faults failed: ${body.error ?? res.statusCode}`);
+    }
+    return body.cleared;
+  }
 
   private get headers(): Record<string, string> {
     return { authorization: `Bearer ${this.state.token}` };
@@ -66,7 +143,7 @@ export class StackClient {
 
   /** Injects a fault (see ControlPlaneServer.fault); throws with the server's reason if refused. */
   async fault(name: string, params: Record<string, string> = {}): Promise<Record<string, unknown>> {
-    const query = new URLSearchParams(params).toString();
+    const query = new URLSearchParams(this.lease ? { ...params, lease: this.lease } : params).toString();
     const res = await request(`${this.state.controlUrl}/faults/${name}${query ? `?${query}` : ""}`, {
       method: "POST",
       headers: this.headers,
@@ -77,11 +154,14 @@ export class StackClient {
   }
 
   /** A rolling deploy to the version `settings` make (see roll-route.ts); resolves when it is over. */
-  async roll(settings: Record<string, string>): Promise<RollResult> {
+  async roll(
+    settings: Record<string, string>,
+    options: { keepSettings?: boolean } = {},
+  ): Promise<RollResult> {
     const res = await request(`${this.state.controlUrl}/roll`, {
       method: "POST",
       headers: { ...this.headers, "content-type": "application/json" },
-      body: JSON.stringify({ settings }),
+      body: JSON.stringify({ settings, ...(options.keepSettings ? { keepSettings: true } : {}) }),
       headersTimeout: 0,
       bodyTimeout: 0,
     });

@@ -27,7 +27,7 @@ export async function handleRoll(stack: LocalStack, req: http.IncomingMessage, r
   }
   let settings: Record<string, string>;
   try {
-    const parsed = JSON.parse(body || "{}") as { settings?: unknown };
+    const parsed = JSON.parse(body || "{}") as { settings?: unknown; keepSettings?: unknown };
     const given = parsed.settings ?? {};
     if (typeof given !== "object" || given === null || Array.isArray(given)) {
       return reply(400, { error: "settings must be an object of strings" });
@@ -35,6 +35,11 @@ export async function handleRoll(stack: LocalStack, req: http.IncomingMessage, r
     const problems = instanceSettingsProblems(given as Record<string, unknown>);
     if (problems.length > 0) return reply(400, { error: problems.join("; "), problems });
     settings = given as Record<string, string>;
+    // `keepSettings`: on top of the settings the group runs with (an earlier `roll --set`), as
+    // `stayup up` asks, so that bringing a stack up to date does not undo them.
+    if (parsed.keepSettings === true && !(stack instanceof SingleInstanceLocalStack)) {
+      settings = { ...stack.primary.group.versionSettings, ...settings };
+    }
   } catch {
     return reply(400, { error: 'the body must be JSON: {"settings": {"NAME": "value"}}' });
   }

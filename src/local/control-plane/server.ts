@@ -5,6 +5,8 @@ import path from "node:path";
 import { writePrivateFileAtomic } from "../../shared/private-file.ts";
 import { ecsFaultRoutes, handleEcsFault } from "../ecs/faults.ts";
 import { grayFaultRoutes, handleGrayFault } from "../faults/gray-faults.ts";
+import { FaultLeaseClosedError } from "../faults/registry.ts";
+import { faultRegistryRoutes, handleFaultRegistry } from "../faults/routes.ts";
 import { Dashboard } from "../dashboard/dashboard.ts";
 import type { LocalStack } from "../runtime.ts";
 import { ControlPlaneAccess, newControlToken, setSecurityHeaders } from "./access.ts";
@@ -33,6 +35,8 @@ export class ControlPlaneServer {
   readonly drills: DrillDesk;
   /** `/events` and the dashboard's stream: capped in number and in what each may hold. */
   readonly streams: StreamGate;
+  /** Fault leases held open (their drill's connection): ended when the control plane closes. */
+  private readonly held = new Set<http.ServerResponse>();
   url = "";
 
   constructor(
@@ -73,13 +77,20 @@ export class ControlPlaneServer {
       res.writeHead(status, { "content-type": "application/json" });
       res.end(JSON.stringify(body));
     };
+    if (handleFaultRegistry(this.stack, req, url, res, (held) => this.hold(held))) return;
     if (handleGrayFault(this.stack, req, url, res)) return;
     if (handleEcsFault(this.stack, req, url, res)) return;
     if (url.pathname === "/dashboard" || url.pathname.startsWith("/dashboard/")) {
       this.dashboard.handle(req, res, url);
     } else if (req.method === "GET" && url.pathname === "/status") {
       res.writeHead(200, { "content-type": "application/json" });
-      res.end(JSON.stringify({ ...this.stack.status(), dashboard: this.dashboardUrl }));
+      res.end(
+        JSON.stringify({
+          ...this.stack.status(),
+          faults: this.stack.faults.list(),
+          dashboard: this.dashboardUrl,
+        }),
+      );
     } else if (req.method === "GET" && url.pathname === "/events") {
       const since = Number(url.searchParams.get("since") ?? 0);
       let unsubscribe: () => void = () => undefined;
@@ -120,6 +131,7 @@ export class ControlPlaneServer {
             "POST /faults/region-outage?region=",
             "POST /faults/region-restore?region=",
             ...grayFaultRoutes,
+            ...faultRegistryRoutes,
             "POST /roll",
             ...ecsFaultRoutes,
             "POST /shutdown",
@@ -127,6 +139,12 @@ export class ControlPlaneServer {
         }),
       );
     }
+  }
+
+  /** A response left open (an event stream, a fault lease): ended when the control plane closes. */
+  private hold(res: http.ServerResponse): void {
+    this.held.add(res);
+    res.on("close", () => this.held.delete(res));
   }
 
   /** Faults the drills inject: each maps to what the controllers would see from a real outage. */
@@ -137,6 +155,9 @@ export class ControlPlaneServer {
     };
     try {
       const az = url.searchParams.get("az") ?? "";
+      // Under a drill's lease (if given): cleared by the stack when the drill is gone.
+      const lease = url.searchParams.get("lease") ?? undefined;
+      const faults = this.stack.faults;
       const group = this.stack.group;
       if (!group) return reply(409, { error: "the stack is not started" });
       if (url.pathname === "/faults/az-outage" || url.pathname === "/faults/az-restore") {
@@ -148,20 +169,50 @@ export class ControlPlaneServer {
         const name = url.searchParams.get("region") ?? "";
         const region = this.stack.region(name);
         if (!region) return reply(400, { error: `unknown region "${name}"` });
-        if (url.pathname === "/faults/region-outage") await region.fail();
-        else await region.restore();
+        const id = `region-outage:${name}`;
+        if (url.pathname === "/faults/region-outage") {
+          faults.assertOpen(lease);
+          await region.fail();
+          faults.add(
+            {
+              id,
+              kind: "region-outage",
+              region: name,
+              description: `region ${name} down (its load balancer and instances)`,
+            },
+            () => region.restore(),
+            lease,
+          );
+        } else {
+          await region.restore();
+          faults.forget(id);
+        }
         return reply(200, { region: name, down: region.down });
       }
+      const zoneFault = `az-outage:${this.stack.primary.name}:${az}`;
       if (url.pathname === "/faults/az-outage") {
+        faults.assertOpen(lease);
         const lost = group.impairZone(az);
+        faults.add(
+          {
+            id: zoneFault,
+            kind: "az-outage",
+            region: this.stack.primary.name,
+            description: `availability zone ${az} impaired (its instances killed, nothing launches there)`,
+          },
+          () => group.restoreZone(az),
+          lease,
+        );
         return reply(200, { az, terminated: lost.map((i) => i.instanceId) });
       }
       if (url.pathname === "/faults/az-restore") {
         group.restoreZone(az);
+        faults.forget(zoneFault);
         return reply(200, { az, restored: true });
       }
       return reply(404, { error: `unknown fault ${url.pathname}` });
     } catch (error) {
+      if (error instanceof FaultLeaseClosedError) return reply(409, { error: error.message });
       return reply(500, { error: (error as Error).message });
     }
   }
@@ -200,6 +251,7 @@ export class ControlPlaneServer {
   close(): Promise<void> {
     this.dashboard.close();
     this.streams.closeAll();
+    for (const res of this.held) res.end();
     return new Promise((resolve) => this.server.close(() => resolve()));
   }
 }

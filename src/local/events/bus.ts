@@ -92,6 +92,8 @@ export type StackEvent =
     }
   | { type: "target.returned"; instanceId: string; az: string }
   | { type: "fault.injected"; fault: "page" | "redis"; kind: string; instanceIds: string[]; detail: string }
+  /** A fault in force restored by the stack: `stayup faults clear`, or its drill's lease lapsed. */
+  | { type: "fault.cleared"; fault: string; description: string; reason: string }
   | { type: "dns.listening"; server: string; name: string }
   | { type: "dns.health-changed"; healthy: boolean; region: string; answer: string }
   | { type: "alarm.state-changed"; alarm: string; state: "ALARM" | "OK" }
@@ -331,6 +333,8 @@ export function describeEvent(e: StackEvent): string {
       if (e.kind === "none") return `${e.fault} fault cleared on ${on}`;
       return `${e.fault} ${e.kind} on ${on}${e.detail && e.detail !== e.kind ? `: ${e.detail}` : ""}`;
     }
+    case "fault.cleared":
+      return `${e.description}: cleared (${e.reason})`;
     case "dns.listening":
       return `${e.name} on udp://${e.server}`;
     case "dns.health-changed":

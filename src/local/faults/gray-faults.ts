@@ -4,6 +4,7 @@ import { ControllerGuard } from "../controller-guard.ts";
 import type { EventPublisher, TimedStackEvent } from "../events/bus.ts";
 import type { Instance, InstanceGroupController } from "../instance-group/controller.ts";
 import type { LocalStack } from "../runtime.ts";
+import { FaultLeaseClosedError } from "./registry.ts";
 
 /**
  * Gray faults: sent to instances over the IPC channel the runtime forked them with, so only the
@@ -72,6 +73,14 @@ function describe(fault: PageFault | RedisFault): string {
   if (fault.kind === "latency") return `+${fault.ms} ms`;
   if (fault.kind === "errors") return `answers ${fault.status ?? 500}`;
   return fault.kind;
+}
+
+/** A fault in force, for `stayup status`. */
+function inForce(fault: PageFault | RedisFault): string {
+  if (fault.kind === "latency") return `answers ${fault.ms} ms late`;
+  if (fault.kind === "errors") return `answers ${fault.status ?? 500}`;
+  if (fault.kind === "hang") return "commands hang";
+  return "never answers";
 }
 
 const MAX_LATENCY_MS = 120_000;
@@ -143,16 +152,59 @@ export function handleGrayFault(
       injector = new GrayFaultInjector(group, stack.events.scoped(region.name));
       injectors.set(group, injector);
     }
+    // Every fault but "none" is in force until cleared: by the drill, `stayup faults clear`, or the
+    // stack itself when the drill's lease (if given) lapses.
+    const lease = url.searchParams.get("lease") ?? undefined;
+    const faults = stack.faults;
+    const active = injector;
     if (url.pathname === "/faults/instance") {
       const fault = parsePageFault(url);
+      if (fault.kind !== "none") faults.assertOpen(lease);
       const instance = injector.page(url.searchParams.get("instance") ?? "", fault);
+      const id = `instance:${region.name}:${instance.instanceId}`;
+      if (fault.kind === "none") faults.forget(id);
+      else {
+        faults.add(
+          {
+            id,
+            kind: "instance",
+            region: region.name,
+            description: `instance ${instance.instanceId} in ${instance.az}: GET / ${inForce(fault)} (its /health passes)`,
+          },
+          () => {
+            // An instance gone meanwhile took its fault with it.
+            if (group.list().some((i) => i.instanceId === instance.instanceId && i.state !== "terminating")) {
+              active.page(instance.instanceId, { kind: "none" });
+            }
+          },
+          lease,
+        );
+      }
       reply(200, { instance: instance.instanceId, az: instance.az, fault });
     } else {
       const fault = parseRedisFault(url);
-      reply(200, { instances: injector.redis(fault), fault });
+      if (fault.kind !== "none") faults.assertOpen(lease);
+      const instances = injector.redis(fault);
+      const id = `redis:${region.name}`;
+      if (fault.kind === "none") faults.forget(id);
+      else {
+        faults.add(
+          {
+            id,
+            kind: "redis",
+            region: region.name,
+            description: `every instance's path to Redis in ${region.name}: ${fault.kind === "latency" ? `+${fault.ms} ms per command` : inForce(fault)}`,
+          },
+          () => void active.redis({ kind: "none" }),
+          lease,
+        );
+      }
+      reply(200, { instances, fault });
     }
   } catch (error) {
-    reply(error instanceof FaultInputError ? 400 : 500, { error: (error as Error).message });
+    const status =
+      error instanceof FaultInputError ? 400 : error instanceof FaultLeaseClosedError ? 409 : 500;
+    reply(status, { error: (error as Error).message });
   }
   return true;
 }

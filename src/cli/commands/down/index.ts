@@ -1,12 +1,26 @@
 import type { Command } from "commander";
 import { StackClient } from "../../../local/control-plane/client.ts";
+import { findLeftovers, stopLeftovers } from "../../../local/leftovers.ts";
+import { localRedisPassword } from "../../../local/redis/process.ts";
 import { stateDirOption } from "../../options.ts";
 
-/** `stayup down`: stops the stack running from `stateDir` (its instances drain first). */
+/**
+ * `stayup down`: stops the stack running from `stateDir` (its instances drain first). A runtime
+ * that was killed (`kill -9`) leaves its Redis nodes, Sentinels and instances running: `down` stops
+ * those, as the next `up` would (their data kept as the newest copy).
+ */
 export async function down(opts: { stateDir: string }): Promise<void> {
-  const client = StackClient.require(opts.stateDir);
-  process.stderr.write(`stopping the stack (pid ${client.state.pid}): instances drain first...\n`);
-  await client.shutdown();
+  const client = StackClient.find(opts.stateDir);
+  if (!client && findLeftovers(opts.stateDir).length > 0) {
+    const stopped = await stopLeftovers(opts.stateDir, localRedisPassword(opts.stateDir));
+    console.log(
+      `the stack's runtime is gone (killed?); stopped ${stopped.length} process(es) it left: ${stopped.map((p) => `${p.kind} ${p.name} (pid ${p.pid})`).join(", ")}`,
+    );
+    return;
+  }
+  const running = client ?? StackClient.require(opts.stateDir);
+  process.stderr.write(`stopping the stack (pid ${running.state.pid}): instances drain first...\n`);
+  await running.shutdown();
   console.log("stack stopped");
 }
 

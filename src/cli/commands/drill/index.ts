@@ -1,44 +1,146 @@
 import type { Command } from "commander";
-import { drillDefaults } from "../../../drills/harness.ts";
+import { DrillInterrupted, DrillInterruption, drillDefaults } from "../../../drills/harness.ts";
 import {
   assertRunsOn,
+  concludeVerdict,
+  type DrillContext,
   type DrillModule,
   topologiesLine,
   topologySupportHelp,
 } from "../../../drills/module.ts";
 import { drills } from "../../../drills/registry.ts";
 import { type DrillReport, formatReport } from "../../../drills/report.ts";
-import { runDrillAndReport } from "../../../drills/runner.ts";
+import { saveReport } from "../../../drills/report-files.ts";
 import { StackClient } from "../../../local/control-plane/client.ts";
+import type { FaultInForce } from "../../../local/faults/registry.ts";
 import type { StackStatus } from "../../../local/runtime.ts";
 import { StayupError } from "../../../shared/errors.ts";
+import { sleep } from "../../../shared/net.ts";
 import { loadStack, type ResolvedStack, type Topology } from "../../../stack/index.ts";
 import { privateUmask } from "../../../shared/private-file.ts";
 import { configOption, envOption, type LocalOptions, stateDirOption, topologyOption } from "../../options.ts";
-import { parsePositive } from "../../parse.ts";
+import { parseNonNegative, parsePositive } from "../../parse.ts";
 import { StackSession } from "../../stack-session.ts";
 
-export type DrillCliOptions = LocalOptions & { rate: number; json?: boolean; report?: string } & Record<
-    string,
-    unknown
-  >;
+export type DrillCliOptions = LocalOptions & {
+  rate: number;
+  json?: boolean;
+  report?: string;
+  warmupSeconds?: number;
+  cooldownSeconds?: number;
+} & Record<string, unknown>;
 
 /** The topology of a running stack (one started before `status` had the field: inferred from its parts). */
 export const runningTopology = (status: StackStatus): Topology =>
   status.topology ?? (status.ecs ? "ecs" : status.singleInstance ? "single-instance" : "load-balanced");
 
+/** Exit codes of a drill a signal interrupted (128 + the signal's number, as a shell reports it). */
+const interruptSignals = { SIGINT: 130, SIGTERM: 143, SIGHUP: 129 } as const;
+type InterruptSignal = keyof typeof interruptSignals;
+
+/**
+ * While a drill runs, SIGINT (Ctrl-C), SIGTERM and SIGHUP (the terminal closed) interrupt it: its
+ * waits stop, its faults are cleared, its partial report written, and a temporary stack stopped. A
+ * second signal exits at once. Returns what removes the handlers.
+ */
+function trapInterruptions(interruption: DrillInterruption): () => void {
+  const handlers = (Object.keys(interruptSignals) as InterruptSignal[]).map((signal) => {
+    const handler = () => {
+      if (interruption.interrupted) {
+        console.error(
+          `\n${signal} again: exiting now without cleaning up (run \`stayup faults clear\` or \`stayup down\`)`,
+        );
+        process.exit(interruptSignals[signal]);
+      }
+      console.error(`\ninterrupted (${signal}): stopping the drill and clearing the faults it injected...`);
+      interruption.interrupt(signal);
+    };
+    process.on(signal, handler);
+    return () => process.off(signal, handler);
+  });
+  return () => {
+    for (const remove of handlers) remove();
+  };
+}
+
+/** What a drill's run gave: its report, or, interrupted, its partial report (if it had started). */
+interface DrillOutcome {
+  report?: DrillReport;
+  interrupted?: string;
+  /** The faults the stack restored when the drill let go of its lease (interrupted: those it left). */
+  cleared: FaultInForce[];
+}
+
+/**
+ * Runs the drill on `client` with its faults held under a lease: when the drill ends, however it
+ * ends (interrupted included), the stack restores whatever it left; if this process dies, the
+ * stack does the same when the lease's connection closes.
+ */
+async function runLeased(
+  drill: DrillModule,
+  client: StackClient,
+  context: Omit<DrillContext<Record<string, unknown>>, "client">,
+  interruption: DrillInterruption,
+  temporary: boolean,
+): Promise<DrillOutcome> {
+  const lease = await interruption.race(client.openFaultLease(drill.name));
+  let outcome: Omit<DrillOutcome, "cleared">;
+  try {
+    outcome = { report: await interruption.race(drill.run({ ...context, client: client.withLease(lease) })) };
+  } catch (error) {
+    if (!(error instanceof DrillInterrupted)) {
+      await lease.release().catch(() => undefined);
+      throw error;
+    }
+    outcome = {
+      interrupted: error.reason,
+      report: await interruption.run?.interruptedReport(drill.name, error.reason),
+    };
+  }
+  const cleared = await lease.release();
+  // A temporary stack is stopped next: nothing to wait for.
+  if (outcome.interrupted && !temporary) await waitUntilWhole(client, context.onProgress);
+  return { ...outcome, cleared };
+}
+
+/**
+ * After an interrupted drill: waits (30 s at most) until the stack is as the drill found it as far
+ * as the stack restores it by itself: every Redis node running, no region down, no fault in force.
+ */
+async function waitUntilWhole(client: StackClient, onProgress?: (message: string) => void): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  let said = "";
+  while (Date.now() < deadline) {
+    const status = await client.status();
+    const missing = [
+      ...(status.redis.nodes ?? [])
+        .filter((n) => !n.pid)
+        .map((n) => `Redis node ${n.name} in ${n.az} restarted`),
+      ...status.regions.filter((r) => r.down).map((r) => `region ${r.name} back`),
+      ...(status.faults ?? []).map((f) => `${f.description} cleared`),
+    ];
+    if (missing.length === 0) return;
+    const line = `waiting for: ${missing.join(", ")}`;
+    if (line !== said) onProgress?.(line);
+    said = line;
+    await sleep(200);
+  }
+  console.error("the stack is not whole yet: see `stayup status` (and `stayup faults clear`)");
+}
+
 /**
  * Runs on the stack running from `stateDir`, or on a temporary one on free ports if none runs. The
  * drill is checked against the topology it would meet (the running stack's, else the description's)
- * before anything starts.
+ * before anything starts. A temporary stack is stopped however the drill ends.
  */
-async function withStack<T>(
+async function withStack(
   drill: DrillModule,
   opts: LocalOptions,
   resolved: ResolvedStack,
   quiet: boolean,
-  run: (client: StackClient) => Promise<T>,
-): Promise<T> {
+  interruption: DrillInterruption,
+  run: (client: StackClient, temporary: boolean) => Promise<DrillOutcome>,
+): Promise<DrillOutcome> {
   const running = StackClient.find(opts.stateDir);
   if (running) {
     const topology = runningTopology(await running.status());
@@ -49,40 +151,82 @@ async function withStack<T>(
       );
     }
     assertRunsOn(drill, topology);
-    return run(running);
+    return run(running, false);
   }
   assertRunsOn(drill, resolved.topology);
   if (!quiet) console.error("no stack running here; starting a temporary one for this drill (free ports)...");
   const session = await StackSession.temporary(resolved);
   try {
-    return await run(session.client);
+    if (interruption.interrupted) return { interrupted: interruption.reason, cleared: [] };
+    return await run(session.client, true);
   } finally {
+    if (interruption.interrupted) console.error("stopping the temporary stack...");
     await session.stop();
   }
 }
 
 /** `stayup drill <name>`: runs one drill, prints its report; exit code 1 if it did not pass. */
-export async function runDrill(drill: DrillModule, opts: DrillCliOptions): Promise<DrillReport> {
+export async function runDrill(drill: DrillModule, opts: DrillCliOptions): Promise<DrillReport | undefined> {
   // Its reports under the state folder, and a temporary stack's files, are the user's alone.
   process.umask(privateUmask);
   const stack = await loadStack(opts.config, opts.env, { topology: opts.topology });
   const json = Boolean(opts.json);
-  // The same run as a drill started from the dashboard (the control plane's DrillRunner).
-  const { report, files } = await withStack(drill, opts, stack, json, (client) =>
-    runDrillAndReport(drill, {
-      client,
-      stack,
-      stateDir: opts.stateDir,
-      rate: opts.rate,
-      onProgress: json ? undefined : (m) => console.error(`  … ${m}`),
-      options: opts,
-      reportHtml: opts.report,
-    }),
-  );
+  const interruption = new DrillInterruption();
+  const untrap = trapInterruptions(interruption);
+  const onProgress = json ? undefined : (m: string) => console.error(`  … ${m}`);
+  let outcome: DrillOutcome;
+  try {
+    outcome = await withStack(drill, opts, stack, json, interruption, (client, temporary) =>
+      runLeased(
+        drill,
+        client,
+        {
+          stack,
+          rate: opts.rate,
+          onProgress,
+          harness: {
+            interruption,
+            ...(opts.warmupSeconds === undefined ? {} : { warmupMs: opts.warmupSeconds * 1000 }),
+            ...(opts.cooldownSeconds === undefined ? {} : { cooldownMs: opts.cooldownSeconds * 1000 }),
+          },
+          options: opts,
+        },
+        interruption,
+        temporary,
+      ),
+    );
+  } catch (error) {
+    // Interrupted before the drill could start (while the temporary stack started, say).
+    if (!(error instanceof DrillInterrupted)) throw error;
+    outcome = { interrupted: error.reason, cleared: [] };
+  } finally {
+    untrap();
+  }
+  if (outcome.interrupted) return interrupted(drill, opts, outcome);
+  const report = concludeVerdict(drill, outcome.report as DrillReport);
+  const files = saveReport(report, opts.stateDir, opts.report);
   console.log(json ? JSON.stringify(report, null, 2) : formatReport(report, drill.details(report)));
   console.error(`report: ${files.html} (JSON: ${files.json})`);
   if (!report.verdict.passed) process.exitCode = 1;
   return report;
+}
+
+/** An interrupted drill: its partial report written, what it cleared said, and an exit at once. */
+function interrupted(drill: DrillModule, opts: DrillCliOptions, outcome: DrillOutcome): never {
+  const signal = outcome.interrupted as InterruptSignal;
+  const report = outcome.report;
+  if (report) {
+    const files = saveReport(report, opts.stateDir, opts.report);
+    console.log(opts.json ? JSON.stringify(report, null, 2) : formatReport(report));
+    console.error(`partial report: ${files.html} (JSON: ${files.json})`);
+  }
+  const cleared = outcome.cleared.map((f) => f.description);
+  console.error(
+    `drill ${drill.name} interrupted (${signal}): ${cleared.length > 0 ? `cleared what it left: ${cleared.join("; ")}` : "it left no fault in force"}`,
+  );
+  // Its traffic and the stack's event stream would keep the process alive: exit now, as a shell
+  // reports a command a signal ended.
+  process.exit(interruptSignals[signal] ?? 1);
 }
 
 export function register(program: Command): void {
@@ -98,6 +242,18 @@ export function register(program: Command): void {
       .addOption(stateDirOption())
       .option("-r, --rate <n>", "requests per second during the drill", parsePositive, drillDefaults.rate)
       .option("--json", "print the report as JSON")
+      .option(
+        "--warmup-seconds <n>",
+        "steady traffic before the fault",
+        parseNonNegative,
+        drillDefaults.warmupMs / 1000,
+      )
+      .option(
+        "--cooldown-seconds <n>",
+        "steady traffic after recovery, before the report",
+        parseNonNegative,
+        drillDefaults.cooldownMs / 1000,
+      )
       .option(
         "--report <file.html>",
         "write the HTML report here, its JSON next to it (default: <state-dir>/reports/)",

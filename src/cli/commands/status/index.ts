@@ -32,6 +32,21 @@ export function printStatusTable(status: StackStatus): void {
   }
   console.log(formatTable(rows));
   if (status.ecs) printContainerInstances(status.ecs);
+  printFaults(status);
+}
+
+/** Faults in force (a drill interrupted, or one still running), with what clears them. */
+function printFaults(status: StackStatus): void {
+  const faults = status.faults ?? [];
+  if (faults.length === 0) return;
+  console.log(`\nFAULTS IN FORCE (${faults.length}):`);
+  for (const f of faults) {
+    const owner = f.owner
+      ? ` (drill ${f.owner.drill ?? "?"}${f.owner.pid ? `, pid ${f.owner.pid}` : ""}: cleared when it ends)`
+      : "";
+    console.log(`  ${f.description}, since ${f.since}${owner}`);
+  }
+  console.log(`clear them: ${faults[0]?.clear ?? "stayup faults clear"}`);
 }
 
 /** Topology ecs: each container instance with its free capacity and the tasks placed on it. */

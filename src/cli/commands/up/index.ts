@@ -26,6 +26,8 @@ import { configOption, envOption, type LocalOptions, stateDirOption, topologyOpt
 import { parsePort } from "../../parse.ts";
 import { describeRoll } from "../roll/index.ts";
 import { printStatusTable } from "../status/index.ts";
+import { runningTopology } from "../drill/index.ts";
+import type { StackStatus } from "../../../local/runtime.ts";
 
 const binPath = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../../bin/stayup.mjs");
 
@@ -50,8 +52,28 @@ export type UpOptions = LocalOptions & {
   detach?: boolean;
 };
 
+/**
+ * What the options given on the command line ask for that the running stack is not: its
+ * environment, topology or listener port. `given`: the options the user typed (defaults ask nothing).
+ */
+function mismatches(status: StackStatus, opts: UpOptions, given: ReadonlySet<string>): string[] {
+  const found: string[] = [];
+  if (given.has("env") && opts.env !== status.environment) {
+    found.push(`--env ${opts.env} (it runs environment "${status.environment}")`);
+  }
+  const topology = runningTopology(status);
+  if (opts.topology !== undefined && opts.topology !== topology) {
+    found.push(`--topology ${opts.topology} (it runs topology "${topology}")`);
+  }
+  const port = Number(new URL(status.listener).port);
+  if (opts.port !== undefined && opts.port !== 0 && opts.port !== port) {
+    found.push(`--port ${opts.port} (it listens on ${port})`);
+  }
+  return found;
+}
+
 /** `stayup up`: runs the stack in this process until Ctrl-C or `stayup down` (or in the background). */
-export async function up(opts: UpOptions): Promise<void> {
+export async function up(opts: UpOptions, given: ReadonlySet<string> = new Set()): Promise<void> {
   // Everything this run and what it starts create (state, logs, Redis files, reports) is the
   // user's alone; what an earlier run or version left looser is tightened, folder first.
   process.umask(privateUmask);
@@ -60,12 +82,21 @@ export async function up(opts: UpOptions): Promise<void> {
   for (const name of stateEntries) makeTreePrivate(path.join(opts.stateDir, name));
   const existing = StackClient.find(opts.stateDir);
   if (existing) {
+    // Asked for another stack than the one running: say so, rather than roll or answer "already runs".
+    const differ = mismatches(await existing.status(), opts, given);
+    if (differ.length > 0) {
+      throw new StayupError(
+        `a stack is already running from ${path.resolve(opts.stateDir)} (pid ${existing.state.pid}), not the one asked for: ${differ.join(", ")}`,
+        "stop it first (`stayup down`) to start it with these, drop the options to use it as it runs, or pass another --state-dir",
+      );
+    }
     // A running stack: `up` brings it to the current service bundle and instance settings with a
     // rolling deploy (as `stayup roll`), and starts nothing twice.
     process.stderr.write(
       `a stack is already running from ${path.resolve(opts.stateDir)} (pid ${existing.state.pid}): checking whether the service bundle or instance settings changed...\n`,
     );
-    const result = await existing.roll({}).catch(() => undefined);
+    // The settings it runs with (an earlier `roll --set`) are kept: only a new bundle is news.
+    const result = await existing.roll({}, { keepSettings: true }).catch(() => undefined);
     if (result && (result.instancesReplaced.length > 0 || result.rolledBack)) {
       for (const line of describeRoll(result)) console.log(line);
       if (result.rolledBack) process.exitCode = 1;
@@ -208,5 +239,12 @@ export function register(program: Command): void {
       parsePort,
     )
     .option("-d, --detach", "run in the background and return once every instance is healthy")
-    .action(up);
+    .action((opts: UpOptions, command: Command) => {
+      const given = new Set(
+        command.options
+          .map((o) => o.attributeName())
+          .filter((name) => command.getOptionValueSource(name) === "cli"),
+      );
+      return up(opts, given);
+    });
 }

@@ -1,0 +1,315 @@
+import assert from "node:assert/strict";
+import { type ChildProcess, spawn } from "node:child_process";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import net from "node:net";
+import path from "node:path";
+import { after, before, describe, it } from "node:test";
+import { request } from "undici";
+import type { DrillReport } from "../src/drills/report.ts";
+import { StackClient } from "../src/local/control-plane/client.ts";
+import type { StackStatus } from "../src/local/runtime.ts";
+import { cliPath, configPath, isAlive, repoRoot, runCli, tempDir, upDetached, waitFor } from "./helpers.ts";
+
+type Signal = "SIGINT" | "SIGTERM" | "SIGHUP" | "SIGKILL";
+
+interface RunningDrill {
+  child: ChildProcess;
+  stdout: () => string;
+  stderr: () => string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+function startDrill(args: string[]): RunningDrill {
+  const child = spawn(process.execPath, [cliPath, "drill", ...args, "--config", configPath], {
+    cwd: repoRoot,
+  });
+  let stdout = "";
+  let stderr = "";
+  child.stdout?.on("data", (d: Buffer) => {
+    stdout += d;
+  });
+  child.stderr?.on("data", (d: Buffer) => {
+    stderr += d;
+  });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once("close", (code, signal) => resolve({ code, signal })),
+  );
+  return { child, stdout: () => stdout, stderr: () => stderr, exited };
+}
+
+/** What is not as a drill found it: impaired zones, regions down, faults in force, Redis nodes down. */
+function brokenParts(status: StackStatus): string[] {
+  return [
+    ...status.regions.flatMap((r) =>
+      r.availabilityZones.filter((z) => z.impaired).map((z) => `zone ${z.name} impaired`),
+    ),
+    ...status.regions.filter((r) => r.down).map((r) => `region ${r.name} down`),
+    ...(status.faults ?? []).map((f) => `fault in force: ${f.description}`),
+    ...(status.redis.nodes ?? []).filter((n) => !n.pid).map((n) => `Redis node ${n.name} down`),
+  ];
+}
+
+/** GET / on each instance in service, straight to its port: no injected fault answers. */
+async function everyInstanceAnswers(status: StackStatus): Promise<void> {
+  for (const i of status.instances.filter((x) => x.state === "in-service")) {
+    // Faults below are injected as 60 s of latency or a 5xx: an answer within 20 s is no fault.
+    const res = await request(`http://127.0.0.1:${i.port}/`, {
+      headers: { accept: "application/json" },
+      headersTimeout: 20_000,
+      bodyTimeout: 20_000,
+    });
+    const body = await res.body.text();
+    assert.equal(res.statusCode, 200, `${i.id}: ${body}`);
+  }
+}
+
+describe("a drill interrupted mid-fault leaves the stack as it found it", { timeout: 900_000 }, () => {
+  const dir = tempDir();
+  const stateDir = path.join(dir, ".stayup");
+  let client: StackClient;
+
+  before(async () => {
+    await upDetached(stateDir, { cwd: dir });
+    client = StackClient.require(stateDir);
+  });
+  after(async () => {
+    await runCli(["down", "--state-dir", stateDir], { timeoutMs: 90_000 });
+  });
+
+  /** The stack whole again (instances back to desired, not only faults cleared) before the next drill. */
+  const settled = () =>
+    waitFor(
+      "the stack whole, every instance healthy",
+      async () => {
+        const s = await client.status();
+        const healthy = s.instances.filter((i) => i.healthy).length;
+        return brokenParts(s).length === 0 && healthy >= s.group.desired && s.group.desired >= 2
+          ? s
+          : undefined;
+      },
+      120_000,
+    );
+
+  /**
+   * Runs `drill` on the shared stack, sends `signal` once `inFault` holds (the fault is in force),
+   * and checks: it exits non-zero saying "interrupted" with a partial report (not for SIGKILL,
+   * which no process can handle), and the stack is whole again (at once when the drill could clean
+   * up itself; for SIGKILL, once the stack noticed its lease lapse).
+   */
+  async function interruptMidFault(
+    drill: string,
+    args: string[],
+    signal: Signal,
+    inFault: (status: StackStatus, stderr: string) => boolean,
+  ): Promise<void> {
+    await settled();
+    const run = startDrill([drill, "--state-dir", stateDir, "--warmup-seconds", "0.5", ...args]);
+    try {
+      await waitFor(
+        `${drill}'s fault in force`,
+        async () => {
+          if (run.child.exitCode !== null) throw new Error(`${drill} ended first: ${run.stderr()}`);
+          return inFault(await client.status(), run.stderr()) || undefined;
+        },
+        120_000,
+      );
+      run.child.kill(signal);
+      const exit = await run.exited;
+      const output = `${run.stderr()}\n${run.stdout()}`;
+      if (signal === "SIGKILL") {
+        assert.equal(exit.signal, "SIGKILL");
+        await waitFor(
+          "the stack to clear what the killed drill left",
+          async () => brokenParts(await client.status()).length === 0 || undefined,
+          60_000,
+        );
+      } else {
+        assert.notEqual(exit.code, 0, output);
+        assert.ok(exit.code !== null, output);
+        assert.match(run.stderr(), new RegExp(`drill ${drill} interrupted \\(${signal}\\)`), output);
+        // The drill cleared what it left before exiting: nothing to wait for.
+        assert.deepEqual(brokenParts(await client.status()), [], output);
+        const json = /partial report: \S+ \(JSON: (\S+)\)/.exec(run.stderr())?.[1];
+        assert.ok(json && existsSync(json), `a partial report: ${output}`);
+        const report = JSON.parse(readFileSync(json, "utf8")) as DrillReport;
+        assert.deepEqual((report.interrupted as { reason: string }).reason, signal);
+        assert.equal(report.verdict.passed, false);
+        assert.ok(report.requests > 0, "the partial report holds the traffic sent until then");
+      }
+      await everyInstanceAnswers(await client.status());
+    } finally {
+      run.child.kill("SIGKILL");
+    }
+  }
+
+  const faultOf =
+    (kind: string) =>
+    (status: StackStatus): boolean =>
+      (status.faults ?? []).some((f) => f.kind === kind);
+
+  it("az-outage, SIGINT: the zone restored", async () => {
+    await interruptMidFault("az-outage", ["--cooldown-seconds", "120"], "SIGINT", faultOf("az-outage"));
+  });
+
+  it("failing-instance, SIGINT and SIGTERM: the instance answers 200 again", async () => {
+    const args = ["--fault-seconds", "120"];
+    await interruptMidFault("failing-instance", args, "SIGINT", faultOf("instance"));
+    await interruptMidFault("failing-instance", args, "SIGTERM", faultOf("instance"));
+  });
+
+  it("slow-instance, SIGINT and SIGKILL of the drill: the instance answers at once again", async () => {
+    const args = ["--fault-seconds", "120", "--latency-ms", "60000"];
+    await interruptMidFault("slow-instance", args, "SIGINT", faultOf("instance"));
+    await interruptMidFault("slow-instance", args, "SIGKILL", faultOf("instance"));
+  });
+
+  it("slow-redis, SIGINT and SIGHUP: the path to Redis restored", async () => {
+    const args = ["--fault-seconds", "120", "--latency-ms", "60000"];
+    await interruptMidFault("slow-redis", args, "SIGINT", faultOf("redis"));
+    await interruptMidFault("slow-redis", args, "SIGHUP", faultOf("redis"));
+  });
+
+  it("region-outage, SIGINT and SIGKILL of the drill: the region back", async () => {
+    const args = ["--outage-seconds", "120"];
+    await interruptMidFault("region-outage", args, "SIGINT", faultOf("region-outage"));
+    await interruptMidFault("region-outage", args, "SIGKILL", faultOf("region-outage"));
+  });
+
+  it("redis-failover, SIGINT right after the primary was killed: every node running again", async () => {
+    await interruptMidFault("redis-failover", [], "SIGINT", (_s, stderr) =>
+      /SIGKILL → Redis primary/.test(stderr),
+    );
+  });
+
+  it("cpu-spike, SIGINT under load: the load stops, nothing left in force", async () => {
+    await interruptMidFault("cpu-spike", [], "SIGINT", (_s, stderr) => /load: \d+ requests\/s/.test(stderr));
+  });
+
+  it("kill-instance, SIGTERM after the kill: a replacement, nothing left in force", async () => {
+    await interruptMidFault("kill-instance", [], "SIGTERM", (_s, stderr) => /SIGKILL → i-/.test(stderr));
+  });
+
+  it("`stayup status` shows a fault in force with the command that clears it; `stayup faults clear` clears it", async () => {
+    await settled();
+    // A fault injected by hand (no drill, no lease): in force until cleared.
+    const victim = (await client.status()).instances.find((i) => i.healthy);
+    assert.ok(victim);
+    await client.fault("instance", { instance: victim.id, kind: "errors", status: "503" });
+    const zone = (await client.status()).regions[0]?.availabilityZones.find(
+      (z) => z.name !== victim.az,
+    )?.name;
+    assert.ok(zone);
+    await client.fault("az-outage", { az: zone });
+
+    const text = await runCli(["status", "--state-dir", stateDir]);
+    assert.equal(text.code, 0, text.stderr);
+    assert.match(text.stdout, /FAULTS IN FORCE \(2\)/);
+    assert.match(text.stdout, new RegExp(`instance ${victim.id} in ${victim.az}: GET / answers 503`));
+    assert.match(text.stdout, new RegExp(`availability zone ${zone} impaired`));
+    assert.match(text.stdout, /clear them: stayup faults clear/);
+    const json = await runCli(["status", "--state-dir", stateDir, "--json"]);
+    const faults = (JSON.parse(json.stdout) as StackStatus).faults ?? [];
+    assert.deepEqual(faults.map((f) => f.kind).sort(), ["az-outage", "instance"]);
+    assert.ok(faults.every((f) => f.clear === "stayup faults clear"));
+
+    const clear = await runCli(["faults", "clear", "--state-dir", stateDir]);
+    assert.equal(clear.code, 0, clear.stderr);
+    assert.match(clear.stdout, /cleared: availability zone/);
+    assert.match(clear.stdout, /cleared: instance/);
+    const afterClear = await client.status();
+    assert.deepEqual(brokenParts(afterClear), []);
+    assert.doesNotMatch((await runCli(["status", "--state-dir", stateDir])).stdout, /FAULTS IN FORCE/);
+    const again = await runCli(["faults", "clear", "--state-dir", stateDir]);
+    assert.match(again.stdout, /no fault was in force/);
+    await settled();
+    await everyInstanceAnswers(await client.status());
+  });
+});
+
+/** Every process descending from `pid` (from /proc: the temporary stack's Redis, Sentinels, instances). */
+function descendants(pid: number): number[] {
+  const parents = new Map<number, number>();
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      parents.set(Number(entry), ppid);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  const found: number[] = [];
+  const walk = (p: number) => {
+    for (const [child, parent] of parents) {
+      if (parent === p) {
+        found.push(child);
+        walk(child);
+      }
+    }
+  };
+  walk(pid);
+  return found;
+}
+
+const commandOf = (pid: number) => {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, "utf8").replace(/\0/g, " ");
+  } catch {
+    return "?";
+  }
+};
+
+const portRefuses = (port: number) =>
+  new Promise<boolean>((resolve) => {
+    const socket = net.connect({ host: "127.0.0.1", port });
+    socket.once("connect", () => {
+      socket.destroy();
+      resolve(false);
+    });
+    socket.once("error", () => resolve(true));
+  });
+
+describe(
+  "`stayup drill` with no stack running stops its temporary stack when interrupted",
+  { timeout: 600_000 },
+  () => {
+    for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
+      it(`${signal}: no process left, the ports freed`, async () => {
+        const stateDir = path.join(tempDir(), ".stayup");
+        const run = startDrill(["kill-instance", "--state-dir", stateDir, "--warmup-seconds", "30"]);
+        try {
+          const listener = await waitFor(
+            "the drill's traffic on the temporary stack",
+            () => {
+              if (run.child.exitCode !== null) throw new Error(`ended first: ${run.stderr()}`);
+              return /sending \d+ requests\/s to http:\/\/127\.0\.0\.1:(\d+)/.exec(run.stderr())?.[1];
+            },
+            150_000,
+          );
+          const started = descendants(run.child.pid as number);
+          assert.ok(started.length >= 8, `Redis, Sentinels and instances run: ${started.length} processes`);
+          run.child.kill(signal);
+          const exit = await run.exited;
+          assert.notEqual(exit.code, 0, run.stderr());
+          assert.match(run.stderr(), /stopping the temporary stack/);
+          assert.match(run.stderr(), new RegExp(`drill kill-instance interrupted \\(${signal}\\)`));
+          // esbuild's service process (the bundle's) ends on its own once its parent's pipe closes.
+          await waitFor(
+            "every process it started gone",
+            () => started.every((pid) => !isAlive(pid)),
+            15_000,
+          ).catch(() => undefined);
+          assert.deepEqual(
+            started.filter((pid) => isAlive(pid)).map((pid) => `${pid}: ${commandOf(pid)}`),
+            [],
+            "every process the temporary stack started is gone",
+          );
+          assert.ok(await portRefuses(Number(listener)), `the listener's port ${listener} is freed`);
+        } finally {
+          run.child.kill("SIGKILL");
+        }
+      });
+    }
+  },
+);
