@@ -101,7 +101,10 @@ const abort = new AbortController();
 for (const signal of ["SIGINT", "SIGTERM"] as const) process.once(signal, () => abort.abort());
 
 const summaryKeys = ["tests", "suites", "pass", "fail", "cancelled", "skipped", "todo"] as const;
-const totals = Object.fromEntries(summaryKeys.map((k) => [k, 0])) as Record<(typeof summaryKeys)[number], number>;
+const totals = Object.fromEntries(summaryKeys.map((k) => [k, 0])) as Record<
+  (typeof summaryKeys)[number],
+  number
+>;
 const durations: { file: string; seconds: number; passed: boolean; group: string }[] = [];
 const startedAt = Date.now();
 
@@ -149,7 +152,9 @@ async function* events(): AsyncGenerator<TestEvent, void> {
   );
   yield diagnostic("slowest files (test-artifacts/test-durations.json):");
   for (const d of durations.slice(0, 10)) {
-    yield diagnostic(`  ${d.seconds.toFixed(1).padStart(6)} s  ${d.file}${d.group === "alone" ? " (alone)" : ""}`);
+    yield diagnostic(
+      `  ${d.seconds.toFixed(1).padStart(6)} s  ${d.file}${d.group === "alone" ? " (alone)" : ""}`,
+    );
   }
   for (const key of summaryKeys) yield diagnostic(`${key} ${totals[key]}`);
   yield diagnostic(`duration_ms ${Date.now() - startedAt}`);
