@@ -1,7 +1,7 @@
 /**
  * The test runner behind `npm test` and `npm run test:unit`: node:test's `run()` over test/*.test.ts,
- * reported by node:test's spec reporter, ending with node:test's summary lines (tests, pass, fail …)
- * and exit code 1 on any failure, as `node --test` does.
+ * reported as `node --test` reports (spec on a terminal, TAP otherwise), ending with node:test's
+ * summary lines (tests, pass, fail …) and exit code 1 on any failure.
  *
  * Files run in two groups:
  * - every file not listed below, several at a time (STAYUP_TEST_CONCURRENCY, default 3): each uses
@@ -21,7 +21,7 @@ import path from "node:path";
 import { Readable } from "node:stream";
 import { fileURLToPath } from "node:url";
 import { run } from "node:test";
-import { spec, type TestEvent } from "node:test/reporters";
+import { spec, tap, type TestEvent } from "node:test/reporters";
 
 const testDir = path.dirname(fileURLToPath(import.meta.url));
 const repoRoot = path.resolve(testDir, "..");
@@ -107,6 +107,8 @@ const totals = Object.fromEntries(summaryKeys.map((k) => [k, 0])) as Record<
 >;
 const durations: { file: string; seconds: number; passed: boolean; group: string }[] = [];
 const startedAt = Date.now();
+let planned = 0;
+let numbered = 0;
 
 const diagnostic = (message: string): TestEvent => ({
   type: "test:diagnostic",
@@ -133,6 +135,18 @@ async function* events(): AsyncGenerator<TestEvent, void> {
         if (key !== "duration_ms" && !summaryKeys.includes(key as (typeof summaryKeys)[number])) yield event;
         continue;
       }
+      // One TAP plan and one numbering for both groups: the second's top-level tests follow the first's.
+      if (event.type === "test:plan" && event.data.nesting === 0) {
+        planned += event.data.count;
+        continue;
+      }
+      if ((event.type === "test:pass" || event.type === "test:fail") && event.data.nesting === 0) {
+        yield {
+          ...event,
+          data: { ...event.data, testNumber: event.data.testNumber + numbered },
+        } as TestEvent;
+        continue;
+      }
       if (event.type === "test:complete" && event.data.nesting === 0 && event.data.name === event.data.file) {
         durations.push({
           file: path.relative(repoRoot, event.data.file ?? ""),
@@ -143,7 +157,12 @@ async function* events(): AsyncGenerator<TestEvent, void> {
       }
       yield event;
     }
+    numbered = planned;
   }
+  yield {
+    type: "test:plan",
+    data: { nesting: 0, count: planned, file: undefined, line: undefined, column: undefined },
+  };
   durations.sort((a, b) => b.seconds - a.seconds);
   mkdirSync(path.join(repoRoot, "test-artifacts"), { recursive: true });
   writeFileSync(
@@ -160,7 +179,8 @@ async function* events(): AsyncGenerator<TestEvent, void> {
   yield diagnostic(`duration_ms ${Date.now() - startedAt}`);
 }
 
-const output = Readable.from(events()).compose(new spec());
+// node --test's default: spec on a terminal, TAP otherwise (a CI log).
+const output = Readable.from(events()).compose(process.stdout.isTTY ? new spec() : tap);
 output.pipe(process.stdout);
 output.on("end", () => {
   rmSync(synthCache, { recursive: true, force: true });
