@@ -27,11 +27,17 @@ const testDir = path.dirname(fileURLToPath(import.meta.url));
 const repoRoot = path.resolve(testDir, "..");
 
 /**
- * Run one at a time with nothing beside them: they start CPU burners on every core themselves and
- * judge the stack's scaling under that load, which another suite's load would move (and their
- * burners would starve the other suites' health checks).
+ * Run one at a time with nothing beside them, once the others are done. The cpu-spike suites start
+ * CPU burners on every core themselves and judge the stack's scaling under that load (their burners
+ * would also starve the other suites' health checks); gray-failures judges latency-based ejection
+ * (a whole group made slower must have none ejected), which another suite's load moves: beside
+ * two other suites on a busy machine, its slow-redis drill saw two instances ejected.
  */
-const alone = new Set(["cpu-spike-under-load.test.ts", "cpu-spike-ecs-under-load.test.ts"]);
+const alone = new Set([
+  "cpu-spike-under-load.test.ts",
+  "cpu-spike-ecs-under-load.test.ts",
+  "gray-failures.test.ts",
+]);
 
 /**
  * `npm run test:unit`: the suites that start no stack, no server, no redis-server and no browser
@@ -59,16 +65,24 @@ const unit = new Set([
 ]);
 
 /**
- * The longest suites (measured, docs/benchmarks.md), started first so that none of them starts
+ * The longest suites (measured: docs/benchmarks.md), started first so that none of them starts
  * last and leaves the other slots idle; the rest follow in name order.
  */
 const longestFirst = [
   "local-stack.test.ts",
+  "local-ecs.test.ts",
   "leftovers.test.ts",
+  "rolling-deploy-up.test.ts",
+  "cli.test.ts",
+  "dashboard.test.ts",
+  "drill-topologies.test.ts",
+  "drill-report.test.ts",
   "aws-compliance.test.ts",
-  "gray-failures.test.ts",
+  "control-plane-access.test.ts",
   "aws-ecs.test.ts",
+  "load-balancer-workers.test.ts",
   "aws-hardening.test.ts",
+  "controller-errors.test.ts",
   "aws-moto-deploy.test.ts",
   "acknowledged-writes.test.ts",
 ];
