@@ -69,8 +69,10 @@ const unit = new Set([
  * last and leaves the other slots idle; the rest follow in name order.
  */
 const longestFirst = [
-  "local-stack.test.ts",
+  "single-instance-local.test.ts",
   "local-ecs.test.ts",
+  "rolling-deploy.test.ts",
+  "local-stack.test.ts",
   "leftovers.test.ts",
   "rolling-deploy-up.test.ts",
   "cli.test.ts",
