@@ -74,6 +74,7 @@ function assertNoUnacknowledgedFindings(outdir: string): string[] {
   return report.pluginReports.map((r) => r.pluginName);
 }
 
+// A bound against a hang, not a speed requirement: seven checked syntheses take minutes on a busy machine.
 describe("offline proof: cdk-nag, cfn-guard and cfn-lint", { timeout: 1_200_000 }, () => {
   for (const [name, env, change] of variants) {
     it(`${name}: 0 unacknowledged cdk-nag/cfn-guard findings, cfn-lint 0 errors 0 warnings`, async () => {

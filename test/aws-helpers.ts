@@ -1,7 +1,8 @@
-import { readFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { cpSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { Template } from "aws-cdk-lib/assertions";
-import { synthesize } from "../src/aws/synth.ts";
+import { type SynthesizedStack, synthesize } from "../src/aws/synth.ts";
 import {
   type EnvironmentName,
   resolveStack,
@@ -40,16 +41,34 @@ export interface Synthesized {
   regions: Record<string, string>;
 }
 
+/**
+ * Synthesizes the description (CDK, no credentials). Under `npm test` (test/run.ts sets
+ * STAYUP_TEST_SYNTH_CACHE) each distinct description is synthesized once per run: the first suite
+ * to need it synthesizes it and leaves a copy of its output folder; the others get a copy of that
+ * folder. `fresh` synthesizes regardless (a test of synthesis itself).
+ */
 export function synth(
   stack: Awaited<ReturnType<typeof description>>,
   compliance = false,
   imageTag?: string,
+  { fresh = false }: { fresh?: boolean } = {},
 ): Synthesized {
   const outdir = path.join(tempDir("stayup-synth-"), stack.environment);
-  const result = synthesize(stack, outdir, { compliance, imageTag });
+  const cacheRoot = process.env.STAYUP_TEST_SYNTH_CACHE;
+  let stacks: SynthesizedStack[];
+  if (cacheRoot && !fresh) {
+    const key = createHash("sha256").update(JSON.stringify({ stack, compliance, imageTag })).digest("hex");
+    stacks = cachedSynthesis(
+      path.join(cacheRoot, key),
+      outdir,
+      () => synthesize(stack, outdir, { compliance, imageTag }).stacks,
+    );
+  } else {
+    stacks = synthesize(stack, outdir, { compliance, imageTag }).stacks;
+  }
   const templates: Record<string, Template> = {};
   const json: Record<string, Record<string, unknown>> = {};
-  for (const s of result.stacks) {
+  for (const s of stacks) {
     const kind = s.name.slice(`${stack.name}-${stack.environment}-`.length);
     json[kind] = JSON.parse(readFileSync(s.templateFile, "utf8"));
     templates[kind] = Template.fromJSON(json[kind] as Record<string, unknown>);
@@ -58,9 +77,56 @@ export function synth(
     templates,
     json,
     outdir,
-    order: result.stacks.map((s) => s.name),
-    regions: Object.fromEntries(result.stacks.map((s) => [s.name, s.region])),
+    order: stacks.map((s) => s.name),
+    regions: Object.fromEntries(stacks.map((s) => [s.name, s.region])),
   };
+}
+
+/**
+ * The synthesis stored in `entry`, copied to `outdir`; or `synthesizeInto(outdir)`'s, then stored.
+ * While another process synthesizes the same entry (its lock folder exists), waits for it rather
+ * than doing the same work beside it; after two minutes it synthesizes anyway.
+ */
+function cachedSynthesis(
+  entry: string,
+  outdir: string,
+  synthesizeInto: () => SynthesizedStack[],
+): SynthesizedStack[] {
+  const lock = `${entry}.lock`;
+  const stacksFile = `${entry}.stacks.json`;
+  const deadline = Date.now() + 120_000;
+  let locked = false;
+  while (!locked) {
+    if (existsSync(entry)) {
+      cpSync(entry, outdir, { recursive: true });
+      const stored = JSON.parse(readFileSync(stacksFile, "utf8")) as SynthesizedStack[];
+      return stored.map((s) => ({ ...s, templateFile: path.join(outdir, s.templateFile) }));
+    }
+    try {
+      mkdirSync(lock);
+      locked = true;
+    } catch {
+      if (Date.now() > deadline) break;
+      // synth() is synchronous (as CDK's synthesis is): a blocking pause while the other one works.
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 200);
+    }
+  }
+  try {
+    const stacks = synthesizeInto();
+    const relative = stacks.map((s) => ({ ...s, templateFile: path.relative(outdir, s.templateFile) }));
+    // The folder's rename is what makes the entry visible: its stack list is written first.
+    writeFileSync(stacksFile, JSON.stringify(relative));
+    const staging = `${entry}.${process.pid}`;
+    cpSync(outdir, staging, { recursive: true });
+    try {
+      renameSync(staging, entry);
+    } catch {
+      rmSync(staging, { recursive: true, force: true }); // another process stored it first
+    }
+    return stacks;
+  } finally {
+    if (locked) rmSync(lock, { recursive: true, force: true });
+  }
 }
 
 type Resources = Record<string, { Type: string; Properties?: Record<string, unknown> }>;

@@ -50,15 +50,15 @@ export function runCli(
 }
 
 /**
- * `stayup up --detach` of the repository's description from `stateDir`, on free ports (its Redis
- * and DNS ports chosen by stayup), as a user would; fails the test with the CLI's output if it fails.
+ * `stayup up --detach` of the repository's description from `stateDir`, on free ports chosen by
+ * stayup (the listener's free on 127.0.0.1 and on the secondary's 127.0.0.2 alike), as a user
+ * would; fails the test with the CLI's output if it fails.
  */
 export async function upDetached(
   stateDir: string,
   options: { args?: string[]; timeoutMs?: number; cwd?: string; env?: NodeJS.ProcessEnv } = {},
 ): Promise<CliResult> {
-  const port = String(await findFreePort());
-  const args = ["up", "--detach", "--config", configPath, "--state-dir", stateDir, "--port", port];
+  const args = ["up", "--detach", "--config", configPath, "--state-dir", stateDir, "--port", "0"];
   const res = await runCli([...args, "--redis-port", "0", "--dns-port", "0", ...(options.args ?? [])], {
     cwd: options.cwd,
     timeoutMs: options.timeoutMs ?? 150_000,

@@ -215,12 +215,31 @@ export class LocalStack {
     return [this.primary, this.secondary].find((r) => r?.name === name);
   }
 
+  /**
+   * A port free on the primary's host and, with a secondary region, on its host too: the kernel's
+   * free port on 127.0.0.1 may be held on 127.0.0.2 (another stack whose primary region is down).
+   */
+  private async freePortOnBothHosts(): Promise<number> {
+    const primaryHost = this.options.stack.loadBalancer.local.host;
+    const secondaryHost = this.secondary?.options.listener.host;
+    for (let attempt = 1; ; attempt++) {
+      const port = await findFreePort(primaryHost);
+      if (!secondaryHost) return port;
+      try {
+        await assertPortFree(secondaryHost, port, "secondary region's load balancer", "");
+        return port;
+      } catch (error) {
+        if (attempt >= 20) throw error;
+      }
+    }
+  }
+
   /** Starts everything; nothing is left running if any step fails. */
   async start(readyTimeoutMs = 30_000): Promise<void> {
     const { stack, stateDir } = this.options;
     if (this.listenerPort === 0) {
       // Both regions listen on one port (DNS switches the address, not the port): pick it once.
-      const port = await findFreePort(stack.loadBalancer.local.host);
+      const port = await this.freePortOnBothHosts();
       this.primary.options.listener.port = port;
       if (this.secondary) this.secondary.options.listener.port = port;
     }

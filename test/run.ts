@@ -1,0 +1,206 @@
+/**
+ * The test runner behind `npm test` and `npm run test:unit`: node:test's `run()` over test/*.test.ts,
+ * reported as `node --test` reports (spec on a terminal, TAP otherwise), ending with node:test's
+ * summary lines (tests, pass, fail …) and exit code 1 on any failure.
+ *
+ * Files run in two groups:
+ * - every file not listed below, several at a time (STAYUP_TEST_CONCURRENCY, default 3): each uses
+ *   free ports and its own temporary state, so they can share the machine;
+ * - `alone`: one at a time once the others are done, nothing beside them.
+ * A new test file needs no entry here: it runs in the concurrent group. It goes in `alone` only if
+ * it loads the machine itself or judges figures other suites' load would move; in `unit` if it
+ * starts no stack, server, redis-server or browser (see `unit`).
+ *
+ * Usage: node --import tsx test/run.ts [--unit] [test/x.test.ts …]
+ * Per-file durations go to test-artifacts/test-durations.json; the ten slowest are printed before
+ * the summary.
+ */
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { availableParallelism, tmpdir } from "node:os";
+import path from "node:path";
+import { Readable } from "node:stream";
+import { fileURLToPath } from "node:url";
+import { run } from "node:test";
+import { spec, tap, type TestEvent } from "node:test/reporters";
+
+const testDir = path.dirname(fileURLToPath(import.meta.url));
+const repoRoot = path.resolve(testDir, "..");
+
+/**
+ * Run one at a time with nothing beside them, once the others are done. The cpu-spike suites start
+ * CPU burners on every core themselves and judge the stack's scaling under that load (their burners
+ * would also starve the other suites' health checks); gray-failures judges latency-based ejection
+ * (a whole group made slower must have none ejected), which another suite's load moves: beside
+ * two other suites on a busy machine, its slow-redis drill saw two instances ejected.
+ */
+const alone = new Set([
+  "cpu-spike-under-load.test.ts",
+  "cpu-spike-ecs-under-load.test.ts",
+  "gray-failures.test.ts",
+]);
+
+/**
+ * `npm run test:unit`: the suites that start no stack, no server, no redis-server and no browser
+ * (at most the CLI, to print an error): decisions, parsers, the schema, CDK assertions on
+ * synthesized templates. Under a minute on two cores.
+ */
+const unit = new Set([
+  "aws-dns-failover.test.ts",
+  "aws-failover-handlers.test.ts",
+  "aws-hardening.test.ts",
+  "aws-nightly-stop-settings.test.ts",
+  "aws-stacks.test.ts",
+  "controller-guard.test.ts",
+  "derived.test.ts",
+  "ecs-decide.test.ts",
+  "event-bus.test.ts",
+  "failover-model.test.ts",
+  "failover-probe-verdict.test.ts",
+  "instance-group-controller.test.ts",
+  "instance-group-decide.test.ts",
+  "private-file.test.ts",
+  "rolling-deploy-decide.test.ts",
+  "scaling-track-target.test.ts",
+  "stack-description.test.ts",
+]);
+
+/**
+ * The longest suites (measured: docs/benchmarks.md), started first so that none of them starts
+ * last and leaves the other slots idle; the rest follow in name order.
+ */
+const longestFirst = [
+  "single-instance-local.test.ts",
+  "local-ecs.test.ts",
+  "rolling-deploy.test.ts",
+  "local-stack.test.ts",
+  "leftovers.test.ts",
+  "rolling-deploy-up.test.ts",
+  "cli.test.ts",
+  "dashboard.test.ts",
+  "drill-topologies.test.ts",
+  "drill-report.test.ts",
+  "aws-compliance.test.ts",
+  "control-plane-access.test.ts",
+  "aws-ecs.test.ts",
+  "load-balancer-workers.test.ts",
+  "aws-hardening.test.ts",
+  "controller-errors.test.ts",
+  "aws-moto-deploy.test.ts",
+  "acknowledged-writes.test.ts",
+];
+
+const args = process.argv.slice(2);
+const unitOnly = args.includes("--unit");
+const named = args.filter((a) => !a.startsWith("--")).map((a) => path.basename(a));
+const all = readdirSync(testDir)
+  .filter((f) => f.endsWith(".test.ts"))
+  .sort();
+for (const f of named) if (!all.includes(f)) throw new Error(`no test file test/${f}`);
+const chosen = named.length > 0 ? named : unitOnly ? all.filter((f) => unit.has(f)) : all;
+const rank = (f: string) => (longestFirst.includes(f) ? longestFirst.indexOf(f) : longestFirst.length);
+const concurrentFiles = chosen.filter((f) => !alone.has(f)).sort((a, b) => rank(a) - rank(b));
+const aloneFiles = chosen.filter((f) => alone.has(f));
+
+const concurrency = Number(
+  process.env.STAYUP_TEST_CONCURRENCY ?? (unitOnly ? Math.max(2, availableParallelism()) : 3),
+);
+if (!Number.isInteger(concurrency) || concurrency < 1) {
+  throw new Error(`STAYUP_TEST_CONCURRENCY must be a positive integer, got ${concurrency}`);
+}
+
+// One synthesis per description per run, shared by the AWS suites' processes (test/aws-helpers.ts).
+const synthCache = mkdtempSync(path.join(tmpdir(), "stayup-synth-cache-"));
+process.env.STAYUP_TEST_SYNTH_CACHE = synthCache;
+
+// Ctrl-C or a CI cancel stops the test processes (and through their `after` hooks, what they started).
+const abort = new AbortController();
+for (const signal of ["SIGINT", "SIGTERM"] as const) process.once(signal, () => abort.abort());
+
+const summaryKeys = ["tests", "suites", "pass", "fail", "cancelled", "skipped", "todo"] as const;
+const totals = Object.fromEntries(summaryKeys.map((k) => [k, 0])) as Record<
+  (typeof summaryKeys)[number],
+  number
+>;
+const durations: { file: string; seconds: number; passed: boolean; group: string }[] = [];
+const startedAt = Date.now();
+let planned = 0;
+let numbered = 0;
+
+const diagnostic = (message: string): TestEvent => ({
+  type: "test:diagnostic",
+  data: { nesting: 0, message, file: undefined, line: undefined, column: undefined },
+});
+
+/** Both groups' events as one stream; each run's own summary is summed into one at the end. */
+async function* events(): AsyncGenerator<TestEvent, void> {
+  const groups = [
+    { name: "concurrent", files: concurrentFiles, concurrency },
+    { name: "alone", files: aloneFiles, concurrency: 1 },
+  ];
+  for (const group of groups) {
+    if (group.files.length === 0 || abort.signal.aborted) continue;
+    const files = group.files.map((f) => path.join(testDir, f));
+    yield diagnostic(`${group.name}: ${group.files.length} files, ${group.concurrency} at a time`);
+    const stream = run({ files, concurrency: group.concurrency, signal: abort.signal });
+    for await (const event of stream as AsyncIterable<TestEvent>) {
+      if (event.type === "test:diagnostic" && event.data.nesting === 0 && event.data.file === undefined) {
+        const [key, value] = event.data.message.split(" ");
+        if (summaryKeys.includes(key as (typeof summaryKeys)[number])) {
+          totals[key as (typeof summaryKeys)[number]] += Number(value);
+        }
+        if (key !== "duration_ms" && !summaryKeys.includes(key as (typeof summaryKeys)[number])) yield event;
+        continue;
+      }
+      // One TAP plan and one numbering for both groups: the second's top-level tests follow the first's.
+      if (event.type === "test:plan" && event.data.nesting === 0) {
+        planned += event.data.count;
+        continue;
+      }
+      if ((event.type === "test:pass" || event.type === "test:fail") && event.data.nesting === 0) {
+        yield {
+          ...event,
+          data: { ...event.data, testNumber: event.data.testNumber + numbered },
+        } as TestEvent;
+        continue;
+      }
+      if (event.type === "test:complete" && event.data.nesting === 0 && event.data.name === event.data.file) {
+        durations.push({
+          file: path.relative(repoRoot, event.data.file ?? ""),
+          seconds: Math.round(event.data.details.duration_ms / 100) / 10,
+          passed: event.data.details.passed,
+          group: group.name,
+        });
+      }
+      yield event;
+    }
+    numbered = planned;
+  }
+  yield {
+    type: "test:plan",
+    data: { nesting: 0, count: planned, file: undefined, line: undefined, column: undefined },
+  };
+  durations.sort((a, b) => b.seconds - a.seconds);
+  mkdirSync(path.join(repoRoot, "test-artifacts"), { recursive: true });
+  writeFileSync(
+    path.join(repoRoot, "test-artifacts", "test-durations.json"),
+    `${JSON.stringify({ concurrency, totalSeconds: (Date.now() - startedAt) / 1000, files: durations }, null, 2)}\n`,
+  );
+  yield diagnostic("slowest files (test-artifacts/test-durations.json):");
+  for (const d of durations.slice(0, 10)) {
+    yield diagnostic(
+      `  ${d.seconds.toFixed(1).padStart(6)} s  ${d.file}${d.group === "alone" ? " (alone)" : ""}`,
+    );
+  }
+  for (const key of summaryKeys) yield diagnostic(`${key} ${totals[key]}`);
+  yield diagnostic(`duration_ms ${Date.now() - startedAt}`);
+}
+
+// node --test's default: spec on a terminal, TAP otherwise (a CI log).
+const output = Readable.from(events()).compose(process.stdout.isTTY ? new spec() : tap);
+output.pipe(process.stdout);
+output.on("end", () => {
+  rmSync(synthCache, { recursive: true, force: true });
+  if (totals.fail > 0 || totals.cancelled > 0 || totals.tests === 0 || abort.signal.aborted) {
+    process.exitCode = 1;
+  }
+});
