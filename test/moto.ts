@@ -294,8 +294,7 @@ export async function deleteStackAsCloudFormationWould(
   try {
     return await deleteAsCloudFormationWould(clients, stackName, template);
   } catch (error) {
-    (error as Error).message =
-      `deleting ${stackName}: ${(error as Error).message} ${JSON.stringify((error as { $response?: unknown }).$response ?? "")}`;
+    (error as Error).message = `deleting ${stackName}: ${(error as Error).message}`;
     throw error;
   }
 }
