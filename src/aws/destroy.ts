@@ -412,3 +412,20 @@ export async function otherTopologyStacks(
   }
   return found;
 }
+
+/** Whether a stack exists (and is not deleted) in a region. */
+export async function stackExists(
+  stackName: string,
+  region: string,
+  config: ClientConfig = (r) => ({ region: r }),
+): Promise<boolean> {
+  try {
+    const s = (
+      await new CloudFormationClient(config(region)).send(new DescribeStacksCommand({ StackName: stackName }))
+    ).Stacks?.[0];
+    return Boolean(s && s.StackStatus !== "DELETE_COMPLETE");
+  } catch (error) {
+    if (notFound(error)) return false;
+    throw error;
+  }
+}
