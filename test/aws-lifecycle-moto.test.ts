@@ -331,7 +331,6 @@ describe(
             return l;
           };
           const webStack = () => {
-            const l = lifecycle();
             const kind =
               topology === "load-balanced"
                 ? "web"
