@@ -339,7 +339,11 @@ async function deleteAsCloudFormationWould(
     clients.ecs.send(new ecs.DeregisterTaskDefinitionCommand({ taskDefinition: arn })),
   );
   await each("AWS::EC2::LaunchTemplate", (id) =>
-    clients.ec2.send(new ec2.DeleteLaunchTemplateCommand({ LaunchTemplateId: id })),
+    clients.ec2.send(
+      new ec2.DeleteLaunchTemplateCommand(
+        id.startsWith("lt-") ? { LaunchTemplateId: id } : { LaunchTemplateName: id },
+      ),
+    ),
   );
   await each("AWS::EC2::NatGateway", (id) =>
     clients.ec2.send(new ec2.DeleteNatGatewayCommand({ NatGatewayId: id })),
