@@ -338,13 +338,16 @@ async function deleteAsCloudFormationWould(
   await each("AWS::ECS::TaskDefinition", (arn) =>
     clients.ecs.send(new ecs.DeregisterTaskDefinitionCommand({ taskDefinition: arn })),
   );
-  await each("AWS::EC2::LaunchTemplate", (id) =>
-    clients.ec2.send(
-      new ec2.DeleteLaunchTemplateCommand(
-        id.startsWith("lt-") ? { LaunchTemplateId: id } : { LaunchTemplateName: id },
-      ),
-    ),
-  );
+  await each("AWS::EC2::LaunchTemplate", async (idOrName) => {
+    // moto's physical id is the template's id or its name, depending on how it was created.
+    const all = (await clients.ec2.send(new ec2.DescribeLaunchTemplatesCommand({}))).LaunchTemplates ?? [];
+    const found = all.find((t) => t.LaunchTemplateId === idOrName || t.LaunchTemplateName === idOrName);
+    if (found?.LaunchTemplateId)
+      await clients.ec2.send(
+        new ec2.DeleteLaunchTemplateCommand({ LaunchTemplateId: found.LaunchTemplateId }),
+      );
+  });
+
   await each("AWS::EC2::NatGateway", (id) =>
     clients.ec2.send(new ec2.DeleteNatGatewayCommand({ NatGatewayId: id })),
   );
