@@ -281,7 +281,7 @@ export async function deleteStack(cfn: CloudFormationClient, stackName: string):
 
 /**
  * moto's CloudFormation deletes only the resource types it has a delete handler for; the others
- * (route tables, NAT gateways, Elastic IPs, ECS, launch templates) stay,
+ * (route tables, NAT gateways, Elastic IPs, ECS) stay,
  * so the VPC's deletion fails and a redeploy meets its own leftovers. What CloudFormation would
  * delete (every resource without DeletionPolicy Retain or Snapshot) is deleted here through each
  * service's API first, then the stack. Returns the types it deleted this way.
@@ -338,15 +338,6 @@ async function deleteAsCloudFormationWould(
   await each("AWS::ECS::TaskDefinition", (arn) =>
     clients.ecs.send(new ecs.DeregisterTaskDefinitionCommand({ taskDefinition: arn })),
   );
-  await each("AWS::EC2::LaunchTemplate", async (idOrName) => {
-    // moto's physical id is the template's id or its name, depending on how it was created.
-    const all = (await clients.ec2.send(new ec2.DescribeLaunchTemplatesCommand({}))).LaunchTemplates ?? [];
-    const found = all.find((t) => t.LaunchTemplateId === idOrName || t.LaunchTemplateName === idOrName);
-    if (found?.LaunchTemplateId)
-      await clients.ec2.send(
-        new ec2.DeleteLaunchTemplateCommand({ LaunchTemplateId: found.LaunchTemplateId }),
-      );
-  });
 
   await each("AWS::EC2::NatGateway", (id) =>
     clients.ec2.send(new ec2.DeleteNatGatewayCommand({ NatGatewayId: id })),
