@@ -5,9 +5,6 @@
  * what it would have proven is asserted on the template instead (here and in aws-stacks.test.ts).
  */
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
-import { readFileSync } from "node:fs";
-import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { AutoScalingClient, DescribeAutoScalingGroupsCommand } from "@aws-sdk/client-auto-scaling";
 import {
@@ -43,20 +40,14 @@ import {
   ListResourceRecordSetsCommand,
   Route53Client,
 } from "@aws-sdk/client-route-53";
-import {
-  type BucketLocationConstraint,
-  CreateBucketCommand,
-  HeadBucketCommand,
-  PutObjectCommand,
-  S3Client,
-} from "@aws-sdk/client-s3";
+import { S3Client } from "@aws-sdk/client-s3";
 import { description, inHostedZone, synth } from "./aws-helpers.ts";
-import { tempDir } from "./helpers.ts";
 import {
   createStack,
   MOTO_ACCOUNT,
   type Moto,
   NOT_IN_MOTO_COMMON,
+  publishAssets,
   standInOutputs,
   startMoto,
   type Template,
@@ -109,65 +100,6 @@ function adaptForMoto(template: Template, region: string): { template: Template;
   }
   standIns.push(...standInOutputs(copy, NOT_IN_MOTO));
   return { template: copy, standIns };
-}
-
-interface AssetManifest {
-  files: Record<
-    string,
-    {
-      source: { path: string; packaging?: "file" | "zip" };
-      destinations: Record<string, { bucketName: string; objectKey: string; region: string }>;
-    }
-  >;
-}
-
-/**
- * What `cdk deploy` does before creating a stack: uploads its file assets (the Lambda code, the
- * web-service bundle) to the bootstrap bucket, zipping directories. Here into moto's S3.
- */
-async function publishAssets(
-  outdir: string,
-  stackName: string,
-  s3For: (region: string) => S3Client,
-): Promise<number> {
-  const manifest = JSON.parse(
-    readFileSync(path.join(outdir, `${stackName}.assets.json`), "utf8"),
-  ) as AssetManifest;
-  let published = 0;
-  for (const asset of Object.values(manifest.files)) {
-    const source = path.join(outdir, asset.source.path);
-    let body: Buffer;
-    if (asset.source.packaging === "zip") {
-      const zip = path.join(tempDir("stayup-asset-"), "asset.zip");
-      // Python's zipfile: moto_server already needs Python, and "." puts the files at the root.
-      execFileSync("python3", ["-m", "zipfile", "-c", zip, "."], { cwd: source });
-      body = readFileSync(zip);
-    } else {
-      body = readFileSync(source);
-    }
-    for (const dest of Object.values(asset.destinations)) {
-      const bucket = dest.bucketName
-        .replace("${AWS::AccountId}", MOTO_ACCOUNT)
-        .replace("${AWS::Region}", dest.region);
-      const s3 = s3For(dest.region);
-      try {
-        await s3.send(new HeadBucketCommand({ Bucket: bucket }));
-      } catch {
-        await s3.send(
-          new CreateBucketCommand({
-            Bucket: bucket,
-            CreateBucketConfiguration:
-              dest.region === "us-east-1"
-                ? undefined
-                : { LocationConstraint: dest.region as BucketLocationConstraint },
-          }),
-        );
-      }
-      await s3.send(new PutObjectCommand({ Bucket: bucket, Key: dest.objectKey, Body: body }));
-      published++;
-    }
-  }
-  return published;
 }
 
 describe("deploy into moto_server", { timeout: 180_000 }, () => {

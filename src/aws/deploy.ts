@@ -12,14 +12,18 @@ import { ROUTE53_METRICS_REGION, rendersDnsFailover, stackIds } from "./naming.t
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
 
 /** Who the AWS credentials belong to; a clear error, before anything is created, if there are none. */
-export async function requireCredentials(region: string): Promise<{ account: string; arn: string }> {
+export async function requireCredentials(
+  region: string,
+  /** What the command would have done: deploy says nothing was created; destroy and outputs read. */
+  consequence = "nothing was created",
+): Promise<{ account: string; arn: string }> {
   try {
     const identity = await new STSClient({ region, maxAttempts: 1 }).send(new GetCallerIdentityCommand({}));
     return { account: identity.Account ?? "", arn: identity.Arn ?? "" };
   } catch (error) {
     throw new StayupError(
       `no usable AWS credentials: ${(error as Error).message}`,
-      "configure credentials (aws configure sso, AWS_PROFILE, or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY); nothing was created",
+      `configure credentials (aws configure sso, AWS_PROFILE, or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY); ${consequence}`,
     );
   }
 }

@@ -1,4 +1,6 @@
+import { readFileSync } from "node:fs";
 import path from "node:path";
+import { type CloudFormationClient, GetTemplateCommand } from "@aws-sdk/client-cloudformation";
 import { Tags, Validations } from "aws-cdk-lib";
 import { StayupError } from "../../shared/errors.ts";
 import { type EnvironmentName, environmentNames, type ResolvedStack } from "../../stack/index.ts";
@@ -89,4 +91,50 @@ export function synthesizeCi(
     templateFile: path.join(outdir, ciStack.templateFile),
     ciStack,
   };
+}
+
+export interface CiStackDrift {
+  stackName: string;
+  /** The CI stack exists in the account. */
+  deployed: boolean;
+  /** Logical ids whose resource was added, removed or changed since it was deployed. */
+  differences: string[];
+}
+
+const sortedJson = (value: unknown): string =>
+  JSON.stringify(value, (_key, v: unknown) =>
+    v && typeof v === "object" && !Array.isArray(v)
+      ? Object.fromEntries(
+          Object.entries(v as Record<string, unknown>).sort(([a], [b]) => a.localeCompare(b)),
+        )
+      : v,
+  );
+
+/**
+ * Whether the deployed CI stack still matches the description: its template (CloudFormation
+ * GetTemplate) against the one synthesized now. A topology switch, a new region or a new
+ * environment changes what the deploy roles need, and a role frozen at `stayup ci bootstrap` gets
+ * AccessDenied: `stayup ci plan --compare-deployed` says so before a deploy does.
+ */
+export async function ciStackDrift(synthesis: CiSynthesis, cfn: CloudFormationClient): Promise<CiStackDrift> {
+  const wanted = JSON.parse(readFileSync(synthesis.templateFile, "utf8")) as {
+    Resources?: Record<string, unknown>;
+  };
+  let body: string | undefined;
+  try {
+    body = (
+      await cfn.send(new GetTemplateCommand({ StackName: synthesis.stackName, TemplateStage: "Original" }))
+    ).TemplateBody;
+  } catch (error) {
+    if (/does not exist/.test((error as Error).message)) {
+      return { stackName: synthesis.stackName, deployed: false, differences: [] };
+    }
+    throw error;
+  }
+  const deployed = JSON.parse(body ?? "{}") as { Resources?: Record<string, unknown> };
+  const ids = new Set([...Object.keys(wanted.Resources ?? {}), ...Object.keys(deployed.Resources ?? {})]);
+  const differences = [...ids]
+    .filter((id) => sortedJson(wanted.Resources?.[id]) !== sortedJson(deployed.Resources?.[id]))
+    .sort();
+  return { stackName: synthesis.stackName, deployed: true, differences };
 }

@@ -1,7 +1,7 @@
 import path from "node:path";
 import { CloudFormationClient, DescribeStacksCommand } from "@aws-sdk/client-cloudformation";
 import type { Command } from "commander";
-import { ciStackName, requireCi, synthesizeCi } from "../../../aws/ci/ci-app.ts";
+import { ciStackDrift, ciStackName, requireCi, synthesizeCi } from "../../../aws/ci/ci-app.ts";
 import { deployRoleName } from "../../../aws/ci/ci-stack.ts";
 import { requireCredentials, runCdk } from "../../../aws/deploy.ts";
 import { deploymentOrder, imageRepositories } from "../../../aws/plan.ts";
@@ -59,9 +59,31 @@ export function register(program: Command): void {
     .addOption(topologyOption())
     .option("-o, --out <dir>", "where the synthesized assembly is written", "cdk.out")
     .option("--json", "as JSON (what the workflows read)")
-    .action(async (opts: DescriptionOptions & { out: string; json?: boolean }) => {
+    .option(
+      "--compare-deployed",
+      "also compare the deployed stayup-ci stack with the description (needs credentials): a role frozen at bootstrap gets AccessDenied",
+    )
+    .action(async (opts: DescriptionOptions & { out: string; json?: boolean; compareDeployed?: boolean }) => {
       const stack = await loadStack(opts.config, opts.env, { topology: opts.topology });
       const plan = await ciPlan(stack, path.resolve(opts.out, opts.env));
+      if (opts.compareDeployed) {
+        const stacks = {} as Record<EnvironmentName, ResolvedStack>;
+        for (const env of environmentNames) stacks[env] = await loadStack(opts.config, env);
+        const region = stacks[environmentNames[0]].regions.primary.name;
+        await requireCredentials(
+          region,
+          "credentials are missing, so the deployed CI stack was not compared",
+        );
+        const synthesis = synthesizeCi(stacks, path.resolve(opts.out, "ci"));
+        const drift = await ciStackDrift(synthesis, new CloudFormationClient({ region }));
+        if (!drift.deployed) console.error(`${drift.stackName} is not deployed: stayup ci bootstrap`);
+        else if (drift.differences.length > 0)
+          console.error(
+            `${drift.stackName} no longer matches the description (${drift.differences.join(", ")}): deploy it again as an administrator, stayup ci bootstrap`,
+          );
+        else console.error(`${drift.stackName} matches the description`);
+        if (!drift.deployed || drift.differences.length > 0) process.exitCode = 1;
+      }
       if (opts.json) {
         console.log(JSON.stringify(plan, null, 2));
         return;

@@ -1,4 +1,7 @@
+import { readFileSync } from "node:fs";
 import type { Command } from "commander";
+import { formatPreflight, preflight } from "../../../aws/preflight.ts";
+import { stackExists } from "../../../aws/destroy.ts";
 import { requireCredentials, runCdk, stackOutputs } from "../../../aws/deploy.ts";
 import { StayupError } from "../../../shared/errors.ts";
 import { loadStack } from "../../../stack/index.ts";
@@ -26,6 +29,22 @@ export async function deploy(opts: DescriptionOptions & { stack?: string }): Pro
   const env = { CDK_DEFAULT_ACCOUNT: identity.account };
   const order = await synthesizeForCdk(opts, env);
   const stacks = opts.stack ? withDependencies(order, opts.stack) : order;
+  // Before anything changes: what the account lacks for these stacks, in one list.
+  const problems = await preflight(
+    stack,
+    identity.account,
+    await Promise.all(
+      stacks.map(async (s) => ({
+        name: s.name,
+        region: s.region,
+        template: JSON.parse(readFileSync(s.templateFile, "utf8")),
+        deployed: await stackExists(s.name, s.region),
+      })),
+    ),
+  );
+  if (problems.length > 0) {
+    throw new StayupError(formatPreflight(problems), "run the fixes above, then stayup deploy again");
+  }
   for (const args of cdkSteps(assemblyDir(opts), "deploy", stacks)) {
     const code = await runCdk(args, env);
     if (code !== 0) throw new StayupError(`cdk deploy exited with ${code}`, "see its output above");

@@ -6,7 +6,10 @@ import { configOption, type DescriptionOptions, envOption } from "../../options.
 /** `stayup outputs`: the deployed stack's outputs (load-balancer URL, public IP). */
 export async function outputs(opts: DescriptionOptions & { json?: boolean }): Promise<void> {
   const stack = await loadStack(opts.config, opts.env);
-  await requireCredentials(stack.regions.primary.name);
+  await requireCredentials(
+    stack.regions.primary.name,
+    "credentials are missing, so nothing could be read: whether anything is deployed is unknown",
+  );
   const found = await stackOutputs(stack);
   if (opts.json) console.log(JSON.stringify(found, null, 2));
   else for (const o of found) console.log(`${o.key}: ${o.value}`);

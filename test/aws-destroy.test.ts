@@ -1,0 +1,234 @@
+/**
+ * `stayup destroy`: refuses a protected environment before touching anything; with
+ * --force-delete-protected lifts every protection that would make the deletion fail or hang
+ * (against moto_server); says what is left and what it costs; finds the other topology's stacks;
+ * without credentials says so instead of "nothing was created".
+ */
+import assert from "node:assert/strict";
+import path from "node:path";
+import { after, before, describe, it } from "node:test";
+import { AutoScalingClient, DescribeAutoScalingGroupsCommand } from "@aws-sdk/client-auto-scaling";
+import { CloudFormationClient } from "@aws-sdk/client-cloudformation";
+import {
+  DescribeLoadBalancerAttributesCommand,
+  DescribeLoadBalancersCommand,
+  ElasticLoadBalancingV2Client,
+} from "@aws-sdk/client-elastic-load-balancing-v2";
+import {
+  formatLeftovers,
+  liftDeletionProtection,
+  otherTopologyStacks,
+  priceLeftovers,
+  retainedAfterDestroy,
+} from "../src/aws/destroy.ts";
+import { description, synth } from "./aws-helpers.ts";
+import { repoRoot, runCli, tempDir } from "./helpers.ts";
+import { createStack, deleteStack, type Moto, startMoto, type Template } from "./moto.ts";
+
+const noCredentials = (dir: string): NodeJS.ProcessEnv => {
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    AWS_EC2_METADATA_DISABLED: "true",
+    AWS_CONFIG_FILE: path.join(dir, "no-config"),
+    AWS_SHARED_CREDENTIALS_FILE: path.join(dir, "no-credentials"),
+  };
+  for (const k of ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"])
+    delete env[k];
+  return env;
+};
+const config = path.join(repoRoot, "stayup.config.ts");
+
+describe("stayup destroy without credentials or against a protected environment", () => {
+  it("prod (deletion protection) is refused before anything, credentials included, and the flag is named", async () => {
+    const dir = tempDir();
+    const result = await runCli(["destroy", "--env", "prod", "--config", config], {
+      cwd: dir,
+      env: noCredentials(dir),
+    });
+    assert.equal(result.code, 1);
+    assert.match(result.stderr, /prod has deletion protection: nothing was touched/);
+    assert.match(result.stderr, /stayup destroy --env prod --force-delete-protected/);
+    assert.doesNotMatch(result.stderr, /credentials/, "refused before asking AWS anything");
+  });
+
+  it("destroy and outputs without credentials say credentials are missing, not that nothing was created", async () => {
+    for (const command of [["destroy"], ["outputs"]]) {
+      const dir = tempDir();
+      const result = await runCli([...command, "--env", "dev", "--config", config], {
+        cwd: dir,
+        env: noCredentials(dir),
+      });
+      assert.equal(result.code, 1, command[0]);
+      assert.match(result.stderr, /no usable AWS credentials/);
+      assert.match(result.stderr, /credentials are missing/);
+      assert.doesNotMatch(result.stderr, /nothing was created/, command[0]);
+    }
+  });
+});
+
+describe("what destroy leaves, and what it costs", () => {
+  it("prod: the retained secret, repository, buckets, log groups and final snapshots are listed and priced", async () => {
+    const s = synth(
+      await description("prod", (d) => void (d.topology = "ecs")),
+      false,
+      `prod-${"b".repeat(40)}`,
+    );
+    const retained = retainedAfterDestroy(
+      s.order.map((name) => ({
+        stackName: name,
+        region: s.regions[name] as string,
+        template: s.json[name.slice("stayup-prod-".length)] as Template,
+      })),
+    );
+    const names = retained.map((r) => `${r.type} ${r.name}`);
+    for (const expected of [
+      "AWS::SecretsManager::Secret stayup-prod/redis-auth-token",
+      "AWS::ECR::Repository stayup-prod-web",
+      "AWS::Logs::LogGroup /stayup/stayup-prod/vpc-flow-logs",
+      "AWS::Logs::LogGroup /stayup/stayup-prod/tasks",
+      "AWS::Logs::LogGroup /aws/ecs/containerinsights/stayup-prod/performance",
+    ])
+      assert.ok(names.includes(expected), `${expected} in ${names.join("; ")}`);
+    assert.ok(retained.some((r) => r.type === "AWS::ElastiCache::ReplicationGroup snapshot"));
+    // As found after a destroy: a secret (priced per month), 2 GB of images, 1 GB of logs.
+    const priced = priceLeftovers([
+      { ...retained.find((r) => r.type === "AWS::SecretsManager::Secret")!, region: "us-east-1" },
+      { ...retained.find((r) => r.type === "AWS::ECR::Repository")!, sizeBytes: 2 * 1024 ** 3 },
+      { ...retained.find((r) => r.name.endsWith("tasks"))!, sizeBytes: 1024 ** 3 },
+    ]);
+    assert.deepEqual(
+      priced.map((p) => p.monthlyUsd),
+      [0.4, 0.2, 0.03],
+    );
+    const lines = formatLeftovers(priced);
+    assert.match(lines[0] ?? "", /left in the account after destroy \(3\), about \$0\.63\/month/);
+    assert.deepEqual(formatLeftovers([]), ["nothing is left in the account: nothing keeps costing"]);
+  });
+
+  it(
+    "dev leaves nothing billable in CloudFormation's hands (only log groups services create, which destroy deletes)",
+    { todo: "passes once the dev log groups are no longer retained (issue 22 item 2, branch awslife)" },
+    async () => {
+      for (const topology of ["load-balanced", "single-instance", "ecs"] as const) {
+        const s = synth(
+          await description("dev", (d) => void (d.topology = topology)),
+          false,
+          `dev-${"c".repeat(40)}`,
+        );
+        const retained = retainedAfterDestroy(
+          s.order.map((name) => ({
+            stackName: name,
+            region: s.regions[name] as string,
+            template: s.json[name.slice("stayup-dev-".length)] as Template,
+          })),
+        );
+        assert.deepEqual(
+          retained.filter((r) => !r.why.includes("outside CloudFormation")).map((r) => `${r.type} ${r.name}`),
+          [],
+          topology,
+        );
+      }
+    },
+  );
+});
+
+describe("--force-delete-protected against moto_server", { timeout: 120_000 }, () => {
+  let moto: Moto | undefined;
+  const region = "eu-west-3";
+  before(async () => {
+    moto = await startMoto([region]);
+  });
+  after(() => moto?.stop());
+
+  it("clears termination protection, the load balancer's deletion protection and the group's scale-in protection; then the stack deletes", async () => {
+    assert.ok(moto);
+    const c = moto.clientConfig(region);
+    const cfn = new CloudFormationClient(c);
+    const template: Template = {
+      Resources: {
+        Vpc: { Type: "AWS::EC2::VPC", Properties: { CidrBlock: "10.9.0.0/16" } },
+        SubnetA: {
+          Type: "AWS::EC2::Subnet",
+          Properties: { VpcId: { Ref: "Vpc" }, CidrBlock: "10.9.1.0/24", AvailabilityZone: "eu-west-3a" },
+        },
+        SubnetB: {
+          Type: "AWS::EC2::Subnet",
+          Properties: { VpcId: { Ref: "Vpc" }, CidrBlock: "10.9.2.0/24", AvailabilityZone: "eu-west-3b" },
+        },
+        Alb: {
+          Type: "AWS::ElasticLoadBalancingV2::LoadBalancer",
+          Properties: {
+            Name: "stayup-prod-alb",
+            Subnets: [{ Ref: "SubnetA" }, { Ref: "SubnetB" }],
+            LoadBalancerAttributes: [{ Key: "deletion_protection.enabled", Value: "true" }],
+          },
+        },
+        Lt: {
+          Type: "AWS::EC2::LaunchTemplate",
+          Properties: { LaunchTemplateData: { ImageId: "ami-12c6146b", InstanceType: "t3.small" } },
+        },
+        Group: {
+          Type: "AWS::AutoScaling::AutoScalingGroup",
+          Properties: {
+            AutoScalingGroupName: "stayup-prod-web",
+            MinSize: "2",
+            MaxSize: "3",
+            DesiredCapacity: "2",
+            NewInstancesProtectedFromScaleIn: true,
+            VPCZoneIdentifier: [{ Ref: "SubnetA" }, { Ref: "SubnetB" }],
+            LaunchTemplate: {
+              LaunchTemplateId: { Ref: "Lt" },
+              Version: { "Fn::GetAtt": ["Lt", "LatestVersionNumber"] },
+            },
+          },
+        },
+      },
+    };
+    await createStack(cfn, "stayup-prod-web", template);
+    const autoScaling = new AutoScalingClient(c);
+    const groupBefore = (
+      await autoScaling.send(
+        new DescribeAutoScalingGroupsCommand({ AutoScalingGroupNames: ["stayup-prod-web"] }),
+      )
+    ).AutoScalingGroups?.[0];
+    assert.equal(groupBefore?.Instances?.filter((i) => i.ProtectedFromScaleIn).length, 2);
+
+    const lines: string[] = [];
+    const lifted = await liftDeletionProtection(
+      [
+        { stackName: "stayup-prod-web", region },
+        { stackName: "stayup-prod-gone", region },
+      ],
+      () => c,
+      (l) => lines.push(l),
+    );
+    // moto does not implement UpdateTerminationProtection: termination protection is not on here.
+    assert.deepEqual(lifted.terminationProtection, []);
+    assert.equal(lifted.loadBalancers.length, 1);
+    assert.deepEqual(lifted.groups, [{ name: "stayup-prod-web", instances: 2 }]);
+    const elb = new ElasticLoadBalancingV2Client(c);
+    const lb = (await elb.send(new DescribeLoadBalancersCommand({ Names: ["stayup-prod-alb"] })))
+      .LoadBalancers?.[0];
+    const attrs = (
+      await elb.send(new DescribeLoadBalancerAttributesCommand({ LoadBalancerArn: lb?.LoadBalancerArn }))
+    ).Attributes;
+    assert.equal(attrs?.find((a) => a.Key === "deletion_protection.enabled")?.Value, "false");
+    const groupAfter = (
+      await autoScaling.send(
+        new DescribeAutoScalingGroupsCommand({ AutoScalingGroupNames: ["stayup-prod-web"] }),
+      )
+    ).AutoScalingGroups?.[0];
+    assert.equal(groupAfter?.NewInstancesProtectedFromScaleIn, false);
+    assert.deepEqual(
+      groupAfter?.Instances?.map((i) => i.ProtectedFromScaleIn),
+      [false, false],
+    );
+    assert.equal(lines.length, 2, lines.join("\n"));
+
+    // The other topology's stacks are found by name (destroy --topology ecs warns about this one).
+    const others = await otherTopologyStacks("stayup-prod", "ecs", [region], () => c);
+    assert.deepEqual(others, [{ topology: "load-balanced", stackName: "stayup-prod-web", region }]);
+    await deleteStack(cfn, "stayup-prod-web");
+    assert.deepEqual(await otherTopologyStacks("stayup-prod", "ecs", [region], () => c), []);
+  });
+});
