@@ -67,7 +67,7 @@ describe("stayup destroy without credentials or against a protected environment"
 });
 
 describe("what destroy leaves, and what it costs", () => {
-  it("prod: the retained secret, repository, buckets, log groups and final snapshots are listed and priced", async () => {
+  it("prod: the retained secret, buckets, log groups and final snapshots are listed and priced; the repository is not retained", async () => {
     const s = synth(
       await description("prod", (d) => void (d.topology = "ecs")),
       false,
@@ -81,55 +81,69 @@ describe("what destroy leaves, and what it costs", () => {
       })),
     );
     const names = retained.map((r) => `${r.type} ${r.name}`);
-    for (const expected of [
-      "AWS::SecretsManager::Secret stayup-prod/redis-auth-token",
-      "AWS::ECR::Repository stayup-prod-web",
-      "AWS::Logs::LogGroup /stayup/stayup-prod/vpc-flow-logs",
-      "AWS::Logs::LogGroup /stayup/stayup-prod/tasks",
-      "AWS::Logs::LogGroup /aws/ecs/containerinsights/stayup-prod/performance",
-    ])
-      assert.ok(names.includes(expected), `${expected} in ${names.join("; ")}`);
+    // Retained resources have no fixed name (issue 22 item 2): listed by stack and logical id, with
+    // the prefix of the name CloudFormation generates.
+    const unnamed = (type: string, stackName: string, logical: string) =>
+      retained.find(
+        (r) => r.type === type && r.stackName === stackName && r.name.startsWith(`${stackName}/${logical}`),
+      );
+    for (const [type, stackName, logical] of [
+      ["AWS::SecretsManager::Secret", "stayup-prod-database", "RedisAuthToken"],
+      ["AWS::Logs::LogGroup", "stayup-prod-network", "NetworkFlowLogs"],
+      ["AWS::Logs::LogGroup", "stayup-prod-service", "Logs"],
+      ["AWS::S3::Bucket", "stayup-prod-service", "AccessLogs"],
+    ] as const) {
+      const found = unnamed(type, stackName, logical);
+      assert.ok(found, `${type} ${stackName}/${logical}* in ${names.join("; ")}`);
+      assert.equal(found.generatedNamePrefix, found.name.replace("/", "-"));
+    }
+    assert.ok(names.includes("AWS::Logs::LogGroup /aws/ecs/containerinsights/stayup-prod/performance"));
     assert.ok(retained.some((r) => r.type === "AWS::ElastiCache::ReplicationGroup snapshot"));
-    // As found after a destroy: a secret (priced per month), 2 GB of images, 1 GB of logs.
+    // The repository is emptied and deleted with its stack, in prod too (awslife).
+    assert.ok(!retained.some((r) => r.type === "AWS::ECR::Repository"), names.join("; "));
+    // As found after a destroy: a secret (priced per month), 10 GB of access logs, 1 GB of logs.
     const priced = priceLeftovers([
-      { ...retained.find((r) => r.type === "AWS::SecretsManager::Secret")!, region: "us-east-1" },
-      { ...retained.find((r) => r.type === "AWS::ECR::Repository")!, sizeBytes: 2 * 1024 ** 3 },
-      { ...retained.find((r) => r.name.endsWith("tasks"))!, sizeBytes: 1024 ** 3 },
+      {
+        ...unnamed("AWS::SecretsManager::Secret", "stayup-prod-database", "RedisAuthToken")!,
+        region: "us-east-1",
+      },
+      {
+        ...unnamed("AWS::S3::Bucket", "stayup-prod-service", "AccessLogs")!,
+        region: "us-east-1",
+        sizeBytes: 10 * 1024 ** 3,
+      },
+      { ...unnamed("AWS::Logs::LogGroup", "stayup-prod-service", "Logs")!, sizeBytes: 1024 ** 3 },
     ]);
     assert.deepEqual(
-      priced.map((p) => p.monthlyUsd),
-      [0.4, 0.2, 0.03],
+      priced.map((p) => Math.round((p.monthlyUsd ?? NaN) * 100) / 100),
+      [0.4, 0.23, 0.03],
     );
     const lines = formatLeftovers(priced);
-    assert.match(lines[0] ?? "", /left in the account after destroy \(3\), about \$0\.63\/month/);
+    assert.match(lines[0] ?? "", /left in the account after destroy \(3\), about \$0\.66\/month/);
     assert.deepEqual(formatLeftovers([]), ["nothing is left in the account: nothing keeps costing"]);
   });
 
-  it(
-    "dev leaves nothing billable in CloudFormation's hands (only log groups services create, which destroy deletes)",
-    { todo: "passes once the dev log groups are no longer retained (issue 22 item 2, branch awslife)" },
-    async () => {
-      for (const topology of ["load-balanced", "single-instance", "ecs"] as const) {
-        const s = synth(
-          await description("dev", (d) => void (d.topology = topology)),
-          false,
-          `dev-${"c".repeat(40)}`,
-        );
-        const retained = retainedAfterDestroy(
-          s.order.map((name) => ({
-            stackName: name,
-            region: s.regions[name] as string,
-            template: s.json[name.slice("stayup-dev-".length)] as Template,
-          })),
-        );
-        assert.deepEqual(
-          retained.filter((r) => !r.why.includes("outside CloudFormation")).map((r) => `${r.type} ${r.name}`),
-          [],
-          topology,
-        );
-      }
-    },
-  );
+  it("dev leaves nothing billable in CloudFormation's hands (only log groups services create, which destroy deletes)", async () => {
+    for (const topology of ["load-balanced", "single-instance", "ecs"] as const) {
+      const s = synth(
+        await description("dev", (d) => void (d.topology = topology)),
+        false,
+        `dev-${"c".repeat(40)}`,
+      );
+      const retained = retainedAfterDestroy(
+        s.order.map((name) => ({
+          stackName: name,
+          region: s.regions[name] as string,
+          template: s.json[name.slice("stayup-dev-".length)] as Template,
+        })),
+      );
+      assert.deepEqual(
+        retained.filter((r) => !r.why.includes("outside CloudFormation")).map((r) => `${r.type} ${r.name}`),
+        [],
+        topology,
+      );
+    }
+  });
 });
 
 describe("--force-delete-protected against moto_server", { timeout: 120_000 }, () => {

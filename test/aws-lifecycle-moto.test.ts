@@ -34,6 +34,11 @@ import {
   EC2Client,
 } from "@aws-sdk/client-ec2";
 import { DescribeServicesCommand, DescribeTaskDefinitionCommand, ECSClient } from "@aws-sdk/client-ecs";
+import {
+  DescribeLoadBalancersCommand,
+  DescribeTargetGroupsCommand,
+  ElasticLoadBalancingV2Client,
+} from "@aws-sdk/client-elastic-load-balancing-v2";
 import { CreateHostedZoneCommand, Route53Client } from "@aws-sdk/client-route-53";
 import { PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import { retainedAfterDestroy, findRemaining } from "../src/aws/destroy.ts";
@@ -295,6 +300,7 @@ describe(
             cfn: new CloudFormationClient(c),
             ec2: new EC2Client(c),
             ecs: new ECSClient(c),
+            elbv2: new ElasticLoadBalancingV2Client(c),
           },
           stackName,
           s.json[kindOf(l, stackName)] as Template,
@@ -436,12 +442,34 @@ describe(
 
           it("destroy in reverse order: every stack is gone; what remains is what stayup destroy reports", async () => {
             const l = lifecycle();
+            // The load balancers and target groups the stacks created (moto's CloudFormation would
+            // leave the target groups: test/moto.ts deletes them as CloudFormation does).
+            const balancing: { region: string; type: string; arn: string }[] = [];
+            for (const stackName of l.changed.order) {
+              const region = l.changed.regions[stackName] as string;
+              for (const type of [
+                "AWS::ElasticLoadBalancingV2::LoadBalancer",
+                "AWS::ElasticLoadBalancingV2::TargetGroup",
+              ])
+                for (const arn of await physicalIds(stackName, region, type))
+                  balancing.push({ region, type, arn });
+            }
+            if (topology !== "single-instance")
+              assert.ok(balancing.length > 0, "the stacks have a load balancer and target groups");
             await destroyAll(l, l.changed);
             for (const stackName of l.changed.order) {
               assert.equal(
                 await describeStack(cfnFor(l.changed.regions[stackName] as string), stackName),
                 undefined,
               );
+            }
+            for (const { region, type, arn } of balancing) {
+              const elb = new ElasticLoadBalancingV2Client(config(region));
+              const described =
+                type === "AWS::ElasticLoadBalancingV2::LoadBalancer"
+                  ? elb.send(new DescribeLoadBalancersCommand({ LoadBalancerArns: [arn] }))
+                  : elb.send(new DescribeTargetGroupsCommand({ TargetGroupArns: [arn] }));
+              await assert.rejects(described, /NotFound|not found|One or more/i, `${type} ${arn} is gone`);
             }
             const retained = retainedAfterDestroy(
               l.changed.order.map((name) => ({
@@ -451,8 +479,12 @@ describe(
               })),
             );
             const remaining = await findRemaining(retained, (region) => config(region));
+            // Final snapshots and log groups services create are listed, not looked up (moto has neither).
             assert.deepEqual(
-              remaining.map((r) => `${r.type} ${r.name}`).sort(),
+              remaining
+                .filter((r) => r.inMoto !== false)
+                .map((r) => `${r.type} ${r.listedAs ?? r.name}`)
+                .sort(),
               retained
                 .filter((r) => r.inMoto !== false)
                 .map((r) => `${r.type} ${r.name}`)

@@ -25,6 +25,7 @@ import {
 import { PutParameterCommand, SSMClient } from "@aws-sdk/client-ssm";
 import * as ec2 from "@aws-sdk/client-ec2";
 import * as ecs from "@aws-sdk/client-ecs";
+import * as elbv2 from "@aws-sdk/client-elastic-load-balancing-v2";
 import { findExecutable, findFreePort, sleep } from "../src/shared/net.ts";
 import { tempDir } from "./helpers.ts";
 
@@ -281,7 +282,7 @@ export async function deleteStack(cfn: CloudFormationClient, stackName: string):
 
 /**
  * moto's CloudFormation deletes only the resource types it has a delete handler for; the others
- * (route tables, NAT gateways, Elastic IPs, ECS) stay,
+ * (route tables, NAT gateways, Elastic IPs, ECS, ELBv2 listeners, rules and target groups) stay,
  * so the VPC's deletion fails and a redeploy meets its own leftovers. What CloudFormation would
  * delete (every resource without DeletionPolicy Retain or Snapshot) is deleted here through each
  * service's API first, then the stack. Returns the types it deleted this way.
@@ -339,6 +340,11 @@ async function deleteAsCloudFormationWould(
     clients.ecs.send(new ecs.DeregisterTaskDefinitionCommand({ taskDefinition: arn })),
   );
 
+  // A listener rule may sit on another stack's listener and keep a target group in use: gone first.
+  await each("AWS::ElasticLoadBalancingV2::ListenerRule", (arn) =>
+    clients.elbv2.send(new elbv2.DeleteRuleCommand({ RuleArn: arn })),
+  );
+
   await each("AWS::EC2::NatGateway", (id) =>
     clients.ec2.send(new ec2.DeleteNatGatewayCommand({ NatGatewayId: id })),
   );
@@ -361,6 +367,15 @@ async function deleteAsCloudFormationWould(
       await clients.ec2.send(new ec2.ReleaseAddressCommand({ AllocationId: address.AllocationId }));
   });
   await deleteStack(clients.cfn, stackName);
+  // Target groups (and listeners not on this stack's load balancer) after the stack: moto deletes
+  // the load balancer and its listeners itself, and its group deletion deregisters from the target
+  // groups, so they must outlive both. Only by the physical ids this stack had.
+  await each("AWS::ElasticLoadBalancingV2::Listener", (arn) =>
+    clients.elbv2.send(new elbv2.DeleteListenerCommand({ ListenerArn: arn })),
+  );
+  await each("AWS::ElasticLoadBalancingV2::TargetGroup", (arn) =>
+    clients.elbv2.send(new elbv2.DeleteTargetGroupCommand({ TargetGroupArn: arn })),
+  );
   return [...done].sort();
 }
 
@@ -368,4 +383,5 @@ export interface MotoDeleteClients {
   cfn: CloudFormationClient;
   ec2: ec2.EC2Client;
   ecs: ecs.ECSClient;
+  elbv2: elbv2.ElasticLoadBalancingV2Client;
 }

@@ -47,6 +47,11 @@ export interface RetainedResource {
   /** The physical name when the template fixes it, else the stack and logical id it had. */
   name: string;
   why: string;
+  /**
+   * Where the template names it not: the start of the name CloudFormation generates,
+   * `<stack>-<logical id>-<random suffix>` (S3 lower-cases it).
+   */
+  generatedNamePrefix?: string;
   /** false: moto_server does not model it (a snapshot taken on deletion, a log group a service creates). */
   inMoto?: boolean;
 }
@@ -73,7 +78,13 @@ export function retainedAfterDestroy(stacks: DeployedTemplate[]): RetainedResour
       const props = r.Properties ?? {};
       const fixed = namedBy[r.Type] ? props[namedBy[r.Type] as string] : undefined;
       const name = typeof fixed === "string" ? fixed : `${stackName}/${logicalId}`;
-      const base = { stackName, region, type: r.Type, name };
+      const base = {
+        stackName,
+        region,
+        type: r.Type,
+        name,
+        ...(typeof fixed === "string" ? {} : { generatedNamePrefix: `${stackName}-${logicalId}` }),
+      };
       if (r.DeletionPolicy === "Retain" || r.DeletionPolicy === "RetainExceptOnCreate") {
         retained.push({
           ...base,
@@ -121,6 +132,8 @@ export function retainedAfterDestroy(stacks: DeployedTemplate[]): RetainedResour
 /** A leftover that exists, with its size where the API tells it. */
 export interface Remaining extends RetainedResource {
   sizeBytes?: number;
+  /** The name retainedAfterDestroy listed it under, where the one found differs (a generated name). */
+  listedAs?: string;
 }
 
 type ClientConfig = (region: string) => Record<string, unknown> & { region: string };
@@ -142,15 +155,25 @@ export async function findRemaining(
     const c = config(r.region);
     try {
       if (r.type === "AWS::Logs::LogGroup") {
-        const prefix = r.name.replace(/\*$/, "");
+        // An unnamed log group is named <stack>-<logical id>-<suffix> by CloudFormation.
+        const prefix = r.generatedNamePrefix ? `${r.generatedNamePrefix}-` : r.name.replace(/\*$/, "");
         const groups =
           (
             await new CloudWatchLogsClient(c).send(
               new DescribeLogGroupsCommand({ logGroupNamePrefix: prefix }),
             )
           ).logGroups ?? [];
-        for (const g of groups.filter((x) => x.logGroupName === r.name || r.name.endsWith("*"))) {
-          found.push({ ...r, name: g.logGroupName ?? r.name, sizeBytes: g.storedBytes ?? 0 });
+        const matches = (name: string) =>
+          name === r.name ||
+          r.name.endsWith("*") ||
+          Boolean(r.generatedNamePrefix && name.startsWith(prefix));
+        for (const g of groups.filter((x) => matches(x.logGroupName ?? ""))) {
+          found.push({
+            ...r,
+            name: g.logGroupName ?? r.name,
+            listedAs: r.name,
+            sizeBytes: g.storedBytes ?? 0,
+          });
         }
       } else if (r.type === "AWS::ECR::Repository") {
         const ecr = new ECRClient(c);
@@ -161,15 +184,14 @@ export async function findRemaining(
       } else if (r.type === "AWS::S3::Bucket") {
         const s3 = new S3Client({ ...c, forcePathStyle: true });
         // An unnamed bucket is named <stack>-<logical id>-<suffix> by CloudFormation, lower-cased.
-        const [stack, logical] = r.name.split("/");
-        const prefix = logical ? `${stack}-${logical}`.toLowerCase().slice(0, 40) : r.name;
+        const prefix = r.generatedNamePrefix?.toLowerCase().slice(0, 40);
         const buckets = ((await s3.send(new ListBucketsCommand({}))).Buckets ?? []).filter((b) =>
-          logical ? b.Name?.startsWith(prefix) : b.Name === r.name,
+          prefix ? b.Name?.startsWith(prefix) : b.Name === r.name,
         );
         for (const b of buckets) {
           const versions = await s3.send(new ListObjectVersionsCommand({ Bucket: b.Name }));
           const size = (versions.Versions ?? []).reduce((sum, v) => sum + (v.Size ?? 0), 0);
-          found.push({ ...r, name: b.Name ?? r.name, sizeBytes: size });
+          found.push({ ...r, name: b.Name ?? r.name, listedAs: r.name, sizeBytes: size });
         }
       } else if (r.type === "AWS::SecretsManager::Secret") {
         await new SecretsManagerClient(c).send(new DescribeSecretCommand({ SecretId: r.name }));
