@@ -3,8 +3,9 @@
  * dependency order, deploy again with a changed service (a new bundle or image and a changed
  * instance setting), destroy in reverse order, deploy again. Each step must complete, and what each
  * step changed is read back through the AWS SDK: the launch template's new version and user data,
- * the task definition's new revision, stacks gone after destroy and back after the redeploy, and
- * what destroy leaves behind equal to what `stayup destroy` reports it leaves.
+ * the service's task definition (its new image on the template: moto keeps revision 1), stacks,
+ * their load balancers and target groups gone after destroy and back after the redeploy, and what
+ * destroy leaves behind equal to what `stayup destroy` reports it leaves.
  *
  * What moto does not model (an instance refresh waiting on scale-in protection, Lambda concurrency
  * quotas, the ECS service-linked role, Elastic IP quotas, immutable tags) is not proven here: those
