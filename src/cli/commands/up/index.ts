@@ -75,11 +75,8 @@ function mismatches(status: StackStatus, opts: UpOptions, given: ReadonlySet<str
 /** `stayup up`: runs the stack in this process until Ctrl-C or `stayup down` (or in the background). */
 export async function up(opts: UpOptions, given: ReadonlySet<string> = new Set()): Promise<void> {
   // Everything this run and what it starts create (state, logs, Redis files, reports) is the
-  // user's alone; what an earlier run or version left looser is tightened, folder first.
+  // user's alone; what an earlier run or version left looser is tightened (below), folder first.
   process.umask(privateUmask);
-  ensurePrivateDir(opts.stateDir);
-  // Only what stayup keeps there: a --state-dir naming a folder of other things leaves those alone.
-  for (const name of stateEntries) makeTreePrivate(path.join(opts.stateDir, name));
   const existing = StackClient.find(opts.stateDir);
   if (existing) {
     // Asked for another stack than the one running: say so, rather than roll or answer "already runs".
@@ -107,7 +104,11 @@ export async function up(opts: UpOptions, given: ReadonlySet<string> = new Set()
       "stop it with `stayup down`, or use another --state-dir",
     );
   }
+  // A bad description is refused before anything is created (the state folder included).
   const resolved = await loadStack(opts.config, opts.env, { topology: opts.topology });
+  ensurePrivateDir(opts.stateDir);
+  // Only what stayup keeps there: a --state-dir naming a folder of other things leaves those alone.
+  for (const name of stateEntries) makeTreePrivate(path.join(opts.stateDir, name));
   // One `up` per state folder; a detached child adopts the lock its parent took.
   const handedFrom = Number(process.env.STAYUP_UP_LOCK_FROM ?? 0);
   const lock = handedFrom ? UpLock.adopt(opts.stateDir, handedFrom) : UpLock.acquire(opts.stateDir);
