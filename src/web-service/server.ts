@@ -115,8 +115,10 @@ export function createWebService(options: WebServiceOptions): WebService {
     enableOfflineQueue: false,
     maxRetriesPerRequest: 1,
     commandTimeout: redisCommandTimeoutMs,
-    // Reconnect forever, quickly: Redis coming back must heal every instance without a restart.
-    retryStrategy: (attempt) => Math.min(50 * attempt, 1000),
+    // Reconnect forever, quickly: Redis coming back must heal every instance without a restart. At
+    // most 250 ms between tries: a write held through a Sentinel failover (writeHoldMs, 4 s) must
+    // not spend a second of it waiting for the next try after the new primary is named.
+    retryStrategy: (attempt) => Math.min(50 * attempt, 250),
     lazyConnect: false,
     // A demoted primary answers READONLY: reconnect, and Sentinel names the new one.
     reconnectOnError: (err) => err.message.startsWith("READONLY"),
