@@ -50,6 +50,24 @@ const viaExtract = (published: string) =>
 const PARIS_UNSOURCED_SEARCH =
   "Searched again 2026-11-22 (stored copies of the AWS pricing pages in several languages, AWS documentation, third-party price pages and public repositories' price extracts) and 2026-12-06 (the docs and pages corpora: the stored ElastiCache pricing pages and third-party node-price pages list US regions only): none gave the eu-west-3 figure.";
 
+/** Prices that AWS lists once for every commercial region (global services, flat list prices). */
+const sameInEveryRegion: Partial<Record<PriceKey, Price>> = {
+  "route53:query-million": {
+    usd: 0.4,
+    unit: "million standard queries (first billion a month)",
+    source: "https://aws.amazon.com/route53/pricing/",
+    date: "2026-12-06",
+    note: "Route 53 is a global service; the list price on the AWS page named, compiled offline (no internet), not re-read on that page; the same $0.40 per million standard queries is in third-party summaries of that page found with the pages search",
+  },
+  "ecr:gb-month": {
+    usd: 0.1,
+    unit: "GB-month stored (private repository)",
+    source: "https://aws.amazon.com/ecr/pricing/",
+    date: "2026-12-06",
+    note: "the list price on the AWS page named, the same in every commercial region; compiled offline (no internet), not re-read on that page",
+  },
+};
+
 export const priceTable: Record<string, Partial<Record<PriceKey, Price>>> = {
   "us-east-1": {
     "ec2:t3.nano": {
@@ -132,20 +150,7 @@ export const priceTable: Record<string, Partial<Record<PriceKey, Price>>> = {
       date: "2026-11-22",
       note: "$0.50 AWS endpoint and extras for HTTPS and fast interval also shown by the console summary; compiled offline",
     },
-    "route53:query-million": {
-      usd: 0.4,
-      unit: "million standard queries (first billion a month)",
-      source: "https://aws.amazon.com/route53/pricing/",
-      date: "2026-12-06",
-      note: "Route 53 is a global service; the list price on the AWS page named, compiled offline (no internet), not re-read on that page; the same $0.40 per million standard queries is in third-party summaries of that page found with the pages search",
-    },
-    "ecr:gb-month": {
-      usd: 0.1,
-      unit: "GB-month stored (private repository)",
-      source: "https://aws.amazon.com/ecr/pricing/",
-      date: "2026-12-06",
-      note: "the list price on the AWS page named, the same in every commercial region; compiled offline (no internet), not re-read on that page",
-    },
+    ...sameInEveryRegion,
     "cloudwatch:alarm-month": {
       usd: 0.1,
       unit: "standard alarm-month",
@@ -279,20 +284,7 @@ export const priceTable: Record<string, Partial<Record<PriceKey, Price>>> = {
       date: "2026-11-22",
       note: "Route 53 is a global service priced the same in every region: the us-east-1 entry's figure; compiled offline",
     },
-    "route53:query-million": {
-      usd: 0.4,
-      unit: "million standard queries (first billion a month)",
-      source: "https://aws.amazon.com/route53/pricing/",
-      date: "2026-12-06",
-      note: "Route 53 is a global service; the list price on the AWS page named, compiled offline (no internet), not re-read on that page; the same $0.40 per million standard queries is in third-party summaries of that page found with the pages search",
-    },
-    "ecr:gb-month": {
-      usd: 0.1,
-      unit: "GB-month stored (private repository)",
-      source: "https://aws.amazon.com/ecr/pricing/",
-      date: "2026-12-06",
-      note: "the list price on the AWS page named, the same in every commercial region; compiled offline (no internet), not re-read on that page",
-    },
+    ...sameInEveryRegion,
     "cloudwatch:alarm-month": {
       usd: 0.1,
       unit: "standard alarm-month",
