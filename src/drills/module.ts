@@ -54,7 +54,7 @@ export interface DrillContext<O> {
    * The harness's settings every drill passes on to its run: the steady phases before the fault and
    * after recovery, and the interruption that stops it at any wait.
    */
-  harness?: Partial<Pick<DrillOptions, "warmupMs" | "cooldownMs" | "interruption">>;
+  harness?: Partial<Pick<DrillOptions, "warmupMs" | "cooldownMs" | "interruption" | "trafficPath">>;
   /** The drill's own options (those of `options()`), as parsed. */
   options: O;
 }

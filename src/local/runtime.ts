@@ -3,7 +3,13 @@ import path from "node:path";
 import { StayupError } from "../shared/errors.ts";
 import { assertPortFree, findFreePort } from "../shared/net.ts";
 import { ensurePrivateDir } from "../shared/private-file.ts";
-import { derive, type ResolvedStack, serviceTraffic, type ServiceTraffic, type Topology } from "../stack/index.ts";
+import {
+  derive,
+  type ResolvedStack,
+  serviceTraffic,
+  type ServiceTraffic,
+  type Topology,
+} from "../stack/index.ts";
 import { redisNodeCount, redisReplicasToAcknowledge } from "../stack/redis-durability.ts";
 import { bundleWebService } from "../web-service/bundle.ts";
 import { serviceVersion } from "../web-service/version.ts";

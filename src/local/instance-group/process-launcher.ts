@@ -62,7 +62,8 @@ export class ProcessLauncher implements Launcher {
       this.options.onLogUnavailable?.(spec.instanceId, error as Error);
       log = "ignore";
     }
-    if (this.options.service) return this.launchService(spec, this.options.service, host, startTimeoutMs, log);
+    if (this.options.service)
+      return this.launchService(spec, this.options.service, host, startTimeoutMs, log);
     let child: ChildProcess;
     try {
       const stdio = ["ignore", log, log, "ipc"] as const;

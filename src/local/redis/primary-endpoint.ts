@@ -99,7 +99,8 @@ export class PrimaryEndpoint {
   port = 0;
 
   constructor(private readonly options: PrimaryEndpointOptions) {
-    if (!isLoopback(options.host)) throw new Error(`the primary endpoint listens on loopback only, not ${options.host}`);
+    if (!isLoopback(options.host))
+      throw new Error(`the primary endpoint listens on loopback only, not ${options.host}`);
   }
 
   /** The URL instances get: the endpoint's address with the password (any Redis client reads it). */

@@ -1,4 +1,4 @@
-import type { Command } from "commander";
+import { type Command, InvalidArgumentError } from "commander";
 import { DrillInterrupted, DrillInterruption, drillDefaults } from "../../../drills/harness.ts";
 import {
   assertRunsOn,
@@ -27,6 +27,7 @@ export type DrillCliOptions = LocalOptions & {
   json?: boolean;
   report?: string;
   warmupSeconds?: number;
+  path?: string;
   cooldownSeconds?: number;
 } & Record<string, unknown>;
 
@@ -188,6 +189,7 @@ export async function runDrill(drill: DrillModule, opts: DrillCliOptions): Promi
             interruption,
             ...(opts.warmupSeconds === undefined ? {} : { warmupMs: opts.warmupSeconds * 1000 }),
             ...(opts.cooldownSeconds === undefined ? {} : { cooldownMs: opts.cooldownSeconds * 1000 }),
+            ...(opts.path === undefined ? {} : { trafficPath: opts.path }),
           },
           options: opts,
         },
@@ -243,6 +245,11 @@ export function register(program: Command): void {
       .option("-r, --rate <n>", "requests per second during the drill", parsePositive, drillDefaults.rate)
       .option("--json", "print the report as JSON")
       .option(
+        "--path <path>",
+        "where the drill's traffic goes (default: webService.trafficPath, else /)",
+        parseTrafficPath,
+      )
+      .option(
         "--warmup-seconds <n>",
         "steady traffic before the fault",
         parseNonNegative,
@@ -263,4 +270,14 @@ export function register(program: Command): void {
       await runDrill(module, opts);
     });
   }
+}
+
+/** `--path`: a request path as webService.trafficPath takes it. */
+function parseTrafficPath(value: string): string {
+  if (!/^\/[\x21-\x7e]*$/.test(value)) {
+    throw new InvalidArgumentError(
+      'must be a path starting with / and without spaces, such as "/" or "/api/items"',
+    );
+  }
+  return value;
 }
