@@ -62,6 +62,7 @@ const unit = new Set([
   "rolling-deploy-decide.test.ts",
   "scaling-track-target.test.ts",
   "stack-description.test.ts",
+  "your-service-decisions.test.ts",
 ]);
 
 /**
