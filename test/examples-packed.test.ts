@@ -56,13 +56,13 @@ const ok = (res: CliResult, what: string) => assert.equal(res.code, 0, `${what}:
 const drillArgs = ["--json", "--rate", "50", "--warmup-seconds", "0.5", "--cooldown-seconds", "0.5"];
 
 async function drill(cwd: string, name: string): Promise<DrillReport> {
-  const res = await npx(cwd, ["drill", name, ...drillArgs], 180_000);
+  const res = await npx(cwd, ["drill", name, ...drillArgs], 300_000);
   ok(res, `drill ${name}`);
   return JSON.parse(res.stdout) as DrillReport;
 }
 
 async function status(cwd: string): Promise<StackStatus> {
-  const res = await npx(cwd, ["status", "--json"], 30_000);
+  const res = await npx(cwd, ["status", "--json"], 120_000);
   ok(res, "status");
   return JSON.parse(res.stdout) as StackStatus;
 }
@@ -81,70 +81,74 @@ async function synthEveryTopology(cwd: string): Promise<void> {
   }
 }
 
-describe("the examples, from a packed stayup installed into their own folders", { timeout: 900_000 }, () => {
-  before(async () => {
-    const packed = await run("npm", ["pack", "--pack-destination", root], repoRoot, 120_000);
-    ok(packed, "npm pack");
-    const tarball = path.join(root, packed.stdout.trim().split("\n").pop() as string);
-    cpSync(path.join(repoRoot, "examples/node-redis"), nodeProject, { recursive: true });
-    cpSync(path.join(repoRoot, "examples/python-stdlib"), pythonProject, { recursive: true });
-    // The Node.js example's own dependency (ioredis) and stayup, in one install.
-    ok(
-      await run(
-        "npm",
-        ["install", tarball, "--prefer-offline", "--no-audit", "--no-fund"],
-        nodeProject,
-        300_000,
-      ),
-      "npm install",
-    );
-    symlinkSync(path.join(nodeProject, "node_modules"), path.join(pythonProject, "node_modules"));
-  });
+describe(
+  "the examples, from a packed stayup installed into their own folders",
+  { timeout: 1_500_000 },
+  () => {
+    before(async () => {
+      const packed = await run("npm", ["pack", "--pack-destination", root], repoRoot, 120_000);
+      ok(packed, "npm pack");
+      const tarball = path.join(root, packed.stdout.trim().split("\n").pop() as string);
+      cpSync(path.join(repoRoot, "examples/node-redis"), nodeProject, { recursive: true });
+      cpSync(path.join(repoRoot, "examples/python-stdlib"), pythonProject, { recursive: true });
+      // The Node.js example's own dependency (ioredis) and stayup, in one install.
+      ok(
+        await run(
+          "npm",
+          ["install", tarball, "--prefer-offline", "--no-audit", "--no-fund"],
+          nodeProject,
+          300_000,
+        ),
+        "npm install",
+      );
+      symlinkSync(path.join(nodeProject, "node_modules"), path.join(pythonProject, "node_modules"));
+    });
 
-  after(async () => {
-    // Whatever a failed test left running.
-    await Promise.all([nodeProject, pythonProject].map((cwd) => npx(cwd, ["down"], 60_000)));
-  });
+    after(async () => {
+      // Whatever a failed test left running.
+      await Promise.all([nodeProject, pythonProject].map((cwd) => npx(cwd, ["down"], 120_000)));
+    });
 
-  it("node-redis: up, kill-instance and redis-failover with no failed request, counted through its probe, down", async () => {
-    ok(await npx(nodeProject, ["up", "--detach", "--port", "0"], 180_000), "up");
-    const before_ = await status(nodeProject);
-    assert.equal(before_.service?.service, "command");
-    assert.equal(before_.service?.consistencyProbePath, "/count");
+    it("node-redis: up, kill-instance and redis-failover with no failed request, counted through its probe, down", async () => {
+      ok(await npx(nodeProject, ["up", "--detach", "--port", "0"], 300_000), "up");
+      const before_ = await status(nodeProject);
+      assert.equal(before_.service?.service, "command");
+      assert.equal(before_.service?.consistencyProbePath, "/count");
 
-    const killed = await drill(nodeProject, "kill-instance");
-    assert.equal(killed.failed, 0, JSON.stringify(killed.failures));
-    assert.equal(killed.verdict.passed, true, JSON.stringify(killed.verdict));
-    // Each answer names its instance: STAYUP_INSTANCE_ID reached the service.
-    assert.ok(
-      Object.keys(killed.servedBy).every((id) => /^i-[0-9a-f]+$/.test(id)),
-      JSON.stringify(killed.servedBy),
-    );
+      const killed = await drill(nodeProject, "kill-instance");
+      assert.equal(killed.failed, 0, JSON.stringify(killed.failures));
+      assert.equal(killed.verdict.passed, true, JSON.stringify(killed.verdict));
+      // Each answer names its instance: STAYUP_INSTANCE_ID reached the service.
+      assert.ok(
+        Object.keys(killed.servedBy).every((id) => /^i-[0-9a-f]+$/.test(id)),
+        JSON.stringify(killed.servedBy),
+      );
 
-    // ioredis follows the failover through REDIS_URL (the primary endpoint), no Sentinel in the service.
-    const failover = await drill(nodeProject, "redis-failover");
-    assert.equal(failover.failed, 0, JSON.stringify(failover.failures));
-    assert.equal(failover.notMeasured, undefined, "measured through /count");
-    assert.equal(failover.acknowledgedLost, 0);
-    assert.equal(failover.counterContinuous, true, JSON.stringify(failover.counterViolations));
-    assert.ok((failover.counter.last ?? 0) > 0, "the probe read the count");
-    assert.equal(failover.verdict.passed, true, JSON.stringify(failover.verdict));
+      // ioredis follows the failover through REDIS_URL (the primary endpoint), no Sentinel in the service.
+      const failover = await drill(nodeProject, "redis-failover");
+      assert.equal(failover.failed, 0, JSON.stringify(failover.failures));
+      assert.equal(failover.notMeasured, undefined, "measured through /count");
+      assert.equal(failover.acknowledgedLost, 0);
+      assert.equal(failover.counterContinuous, true, JSON.stringify(failover.counterViolations));
+      assert.ok((failover.counter.last ?? 0) > 0, "the probe read the count");
+      assert.equal(failover.verdict.passed, true, JSON.stringify(failover.verdict));
 
-    ok(await npx(nodeProject, ["down"], 60_000), "down");
-    await synthEveryTopology(nodeProject);
-  });
+      ok(await npx(nodeProject, ["down"], 120_000), "down");
+      await synthEveryTopology(nodeProject);
+    });
 
-  it("python-stdlib: up, kill-instance with no failed request (continuity not measured, and why), down", async () => {
-    ok(await npx(pythonProject, ["up", "--detach", "--port", "0"], 180_000), "up");
-    const killed = await drill(pythonProject, "kill-instance");
-    assert.equal(killed.failed, 0, JSON.stringify(killed.failures));
-    assert.equal(killed.verdict.passed, true, JSON.stringify(killed.verdict));
-    assert.match(killed.notMeasured?.counterContinuous ?? "", /consistencyProbePath/);
-    assert.ok(
-      Object.keys(killed.servedBy).every((id) => /^i-[0-9a-f]+$/.test(id)),
-      JSON.stringify(killed.servedBy),
-    );
-    ok(await npx(pythonProject, ["down"], 60_000), "down");
-    await synthEveryTopology(pythonProject);
-  });
-});
+    it("python-stdlib: up, kill-instance with no failed request (continuity not measured, and why), down", async () => {
+      ok(await npx(pythonProject, ["up", "--detach", "--port", "0"], 300_000), "up");
+      const killed = await drill(pythonProject, "kill-instance");
+      assert.equal(killed.failed, 0, JSON.stringify(killed.failures));
+      assert.equal(killed.verdict.passed, true, JSON.stringify(killed.verdict));
+      assert.match(killed.notMeasured?.counterContinuous ?? "", /consistencyProbePath/);
+      assert.ok(
+        Object.keys(killed.servedBy).every((id) => /^i-[0-9a-f]+$/.test(id)),
+        JSON.stringify(killed.servedBy),
+      );
+      ok(await npx(pythonProject, ["down"], 120_000), "down");
+      await synthEveryTopology(pythonProject);
+    });
+  },
+);
