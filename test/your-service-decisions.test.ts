@@ -6,6 +6,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { trafficPlan } from "../src/drills/harness.ts";
+import { assertRunsOnService } from "../src/drills/module.ts";
+import { drills } from "../src/drills/registry.ts";
 import { parseAnswer } from "../src/drills/traffic.ts";
 import { commandLine } from "../src/local/instance-group/service-command.ts";
 import {
@@ -120,6 +122,19 @@ describe("what drills read of an answer", () => {
       "/x",
     );
     assert.deepEqual(probed, { path: "/x", consistency: { probePath: "/count" }, notMeasured: {} });
+  });
+});
+
+describe("drills on your own service", () => {
+  it("those working through the counter are refused there, with why; the others run", () => {
+    const byName = (name: string) => drills.find((d) => d.name === name) as (typeof drills)[number];
+    for (const name of ["slow-instance", "failing-instance", "slow-redis", "cpu-spike"]) {
+      assert.throws(() => assertRunsOnService(byName(name), "command"), /does not run on your own service/);
+      assert.doesNotThrow(() => assertRunsOnService(byName(name), "counter"));
+    }
+    for (const name of ["kill-instance", "redis-failover", "az-outage", "lose-container-instance"]) {
+      assert.doesNotThrow(() => assertRunsOnService(byName(name), "command"));
+    }
   });
 });
 

@@ -2,6 +2,7 @@ import { type Command, InvalidArgumentError } from "commander";
 import { DrillInterrupted, DrillInterruption, drillDefaults } from "../../../drills/harness.ts";
 import {
   assertRunsOn,
+  assertRunsOnService,
   concludeVerdict,
   type DrillContext,
   type DrillModule,
@@ -16,7 +17,7 @@ import type { FaultInForce } from "../../../local/faults/registry.ts";
 import type { StackStatus } from "../../../local/runtime.ts";
 import { StayupError } from "../../../shared/errors.ts";
 import { sleep } from "../../../shared/net.ts";
-import { loadStack, type ResolvedStack, type Topology } from "../../../stack/index.ts";
+import { loadStack, type ResolvedStack, serviceTraffic, type Topology } from "../../../stack/index.ts";
 import { privateUmask } from "../../../shared/private-file.ts";
 import { configOption, envOption, type LocalOptions, stateDirOption, topologyOption } from "../../options.ts";
 import { parseNonNegative, parsePositive } from "../../parse.ts";
@@ -144,7 +145,8 @@ async function withStack(
 ): Promise<DrillOutcome> {
   const running = StackClient.find(opts.stateDir);
   if (running) {
-    const topology = runningTopology(await running.status());
+    const status = await running.status();
+    const topology = runningTopology(status);
     if (opts.topology !== undefined && opts.topology !== topology) {
       throw new StayupError(
         `--topology ${opts.topology} was given, but the stack running from ${opts.stateDir} is topology "${topology}"`,
@@ -152,9 +154,11 @@ async function withStack(
       );
     }
     assertRunsOn(drill, topology);
+    assertRunsOnService(drill, status.service?.service ?? "counter");
     return run(running, false);
   }
   assertRunsOn(drill, resolved.topology);
+  assertRunsOnService(drill, serviceTraffic(resolved).service);
   if (!quiet) console.error("no stack running here; starting a temporary one for this drill (free ports)...");
   const session = await StackSession.temporary(resolved);
   try {
