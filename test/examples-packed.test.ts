@@ -4,7 +4,9 @@
  * imports stayup), and that folder's `npx stayup` runs its service on real processes: `up`, a
  * kill-instance drill with no failed request, and, for the Node.js service whose ordinary Redis
  * client follows REDIS_URL, a redis-failover drill with none either; `synth` of every topology;
- * `down`. One install serves both examples (the Python one's folder links its node_modules).
+ * `down`. One install serves both examples (the Python one's folder links its node_modules), and the
+ * two run side by side (their own folders, state and free ports): one's drills mostly wait while the
+ * other's synths compute.
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
@@ -83,7 +85,7 @@ async function synthEveryTopology(cwd: string): Promise<void> {
 
 describe(
   "the examples, from a packed stayup installed into their own folders",
-  { timeout: 1_500_000 },
+  { timeout: 1_500_000, concurrency: true },
   () => {
     before(async () => {
       const packed = await run("npm", ["pack", "--pack-destination", root], repoRoot, 120_000);
