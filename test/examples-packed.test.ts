@@ -10,7 +10,7 @@
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { cpSync, readdirSync, symlinkSync } from "node:fs";
+import { cpSync, readdirSync, rmSync, symlinkSync } from "node:fs";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import type { DrillReport } from "../src/drills/report.ts";
@@ -109,6 +109,8 @@ describe(
     after(async () => {
       // Whatever a failed test left running.
       await Promise.all([nodeProject, pythonProject].map((cwd) => npx(cwd, ["down"], 120_000)));
+      // The install is hundreds of MB: not left in the temp folder.
+      rmSync(root, { recursive: true, force: true });
     });
 
     it("node-redis: up, kill-instance and redis-failover with no failed request, counted through its probe, down", async () => {
