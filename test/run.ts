@@ -62,6 +62,7 @@ const unit = new Set([
   "rolling-deploy-decide.test.ts",
   "scaling-track-target.test.ts",
   "stack-description.test.ts",
+  "your-service-decisions.test.ts",
 ]);
 
 /**
@@ -69,6 +70,7 @@ const unit = new Set([
  * last and leaves the other slots idle; the rest follow in name order.
  */
 const longestFirst = [
+  "examples-packed.test.ts",
   "single-instance-local.test.ts",
   "local-ecs.test.ts",
   "rolling-deploy.test.ts",

@@ -204,7 +204,9 @@ function keyFigures(report: DrillReport): [string, string][] {
     ],
     [
       "counter continuous",
-      `${report.counterContinuous ? "yes" : "NO"} (${report.counter.first ?? "-"} → ${report.counter.last ?? "-"})`,
+      report.notMeasured?.counterContinuous !== undefined
+        ? `not measured: ${report.notMeasured.counterContinuous}`
+        : `${report.counterContinuous ? "yes" : "NO"} (${report.counter.first ?? "-"} → ${report.counter.last ?? "-"})`,
     ],
     ["worst bucket p99 latency", `${fixed(p99, 1)} ms`],
   ];
