@@ -39,6 +39,18 @@ export const awsServiceArtifactSchema = z
      * Amazon Linux 2023 has python3 (3.9), the AWS CLI and nothing for Node.js. @default nothing
      */
     installCommand: oneLine("dnf install -y nodejs20").optional(),
+    /**
+     * ecs only: who the container runs as, never root (the image's files must be readable to it):
+     * a user the image knows, or uid:gid. @default "65534:65534" (nobody)
+     */
+    containerUser: z
+      .string()
+      .regex(
+        /^[a-z_][a-z0-9_-]*(:[a-z_][a-z0-9_-]*)?$|^\d+(:\d+)?$/,
+        'must be a user such as "app" or "1000:1000"',
+      )
+      .refine((u) => !/^(root|0)(:|$)/.test(u), "must not be root: the task runs as a user of no privilege")
+      .default("65534:65534"),
     /** EC2 only: paths (globs) of `folder` not uploaded. */
     exclude: z
       .array(z.string().min(1, "must be a path or glob such as node_modules"))
@@ -80,7 +92,8 @@ export type Ec2ServiceArtifact =
   | { kind: "folder"; folder: string; command: string; installCommand?: string; exclude: string[] };
 
 /** What the ecs topology's container runs. */
-export type ContainerServiceArtifact = { kind: "counter" } | { kind: "command"; command: string };
+export type ContainerServiceArtifact =
+  { kind: "counter" } | { kind: "command"; command: string; user: string };
 
 /**
  * The user's service on EC2, defaults filled in from `webService.start`: the counter when neither
@@ -102,5 +115,7 @@ export function ec2ServiceArtifact(web: WebServiceFields): Ec2ServiceArtifact {
 /** The user's service on ecs: the command run in the image built from the project's Dockerfile. */
 export function containerServiceArtifact(web: WebServiceFields): ContainerServiceArtifact {
   const command = web.aws?.command ?? web.start?.command;
-  return command ? { kind: "command", command } : { kind: "counter" };
+  return command
+    ? { kind: "command", command, user: web.aws?.containerUser ?? "65534:65534" }
+    : { kind: "counter" };
 }

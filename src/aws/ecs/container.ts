@@ -35,7 +35,8 @@ export const containerBundlePath = "/app/web-service.mjs";
  */
 export function containerStartScript(command: string): string {
   return [
-    'f="${ECS_CONTAINER_METADATA_FILE:-}"',
+    // No ${…} anywhere: CloudFormation's linter takes it for a missing Fn::Sub.
+    'f="$ECS_CONTAINER_METADATA_FILE"',
     "i=0",
     // Up to 10 s for the agent to fill the file in; without it the two names stay empty.
     'while [ -n "$f" ] && [ "$i" -lt 10 ]; do',
@@ -45,7 +46,8 @@ export function containerStartScript(command: string): string {
     'm="$(cat "$f" 2>/dev/null || true)"',
     'STAYUP_AZ="$(printf \'%s\\n\' "$m" | sed -n \'s/.*"AvailabilityZone": *"\\([^"]*\\)".*/\\1/p\')"',
     'STAYUP_INSTANCE_ID="$(printf \'%s\\n\' "$m" | sed -n \'s/.*"TaskARN": *"[^"]*\\/\\([^"/]*\\)".*/\\1/p\')"',
-    'REDIS_URL="rediss://:${STAYUP_REDIS_AUTH_TOKEN}@${STAYUP_REDIS_URL#rediss://}"',
+    // The token is letters and digits (database.ts): safe in a URL and in sed's replacement.
+    'REDIS_URL="$(printf \'%s\\n\' "$STAYUP_REDIS_URL" | sed "s|^rediss://|rediss://:$STAYUP_REDIS_AUTH_TOKEN@|")"',
     "export STAYUP_AZ STAYUP_INSTANCE_ID REDIS_URL",
     "unset STAYUP_REDIS_AUTH_TOKEN f i m",
     `exec ${command}`,

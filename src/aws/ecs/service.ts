@@ -91,7 +91,7 @@ export class ServiceStack extends Stack {
     const port = stack.webService.port;
     const artifact = containerServiceArtifact(stack.webService);
     // The counter's image is known (user node, node for its probe); the user's image, built from
-    // the project's Dockerfile, keeps its own USER, starts `command` through the prelude, and is
+    // the project's Dockerfile, runs as webService.aws.containerUser, starts `command` through the prelude, and is
     // health-checked by the target group alone (its image may have no node, curl or wget).
     const container = this.taskDefinition.addContainer("Web", {
       containerName: "web",
@@ -101,7 +101,11 @@ export class ServiceStack extends Stack {
       essential: true,
       ...(artifact.kind === "counter"
         ? { user: "node" }
-        : { entryPoint: ["/bin/sh", "-c"], command: [containerStartScript(artifact.command)] }),
+        : {
+            user: artifact.user,
+            entryPoint: ["/bin/sh", "-c"],
+            command: [containerStartScript(artifact.command)],
+          }),
       readonlyRootFilesystem: true,
       portMappings: [{ containerPort: port, protocol: ecs.Protocol.TCP }],
       logging: ecs.LogDrivers.awsLogs({ logGroup, streamPrefix: "web" }),

@@ -264,7 +264,10 @@ function installService(
     );
   }
   // A directory asset is zipped; CDK fingerprints its content, so a change is a new object.
-  const asset = new s3assets.Asset(scope, "ServiceFolder", { path: artifact.folder, exclude: artifact.exclude });
+  const asset = new s3assets.Asset(scope, "ServiceFolder", {
+    path: artifact.folder,
+    exclude: artifact.exclude,
+  });
   const zip = userData.addS3DownloadCommand({
     bucket: asset.bucket,
     bucketKey: asset.s3ObjectKey,
