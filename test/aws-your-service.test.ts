@@ -21,7 +21,7 @@ import { tempDir } from "./helpers.ts";
 type Json = Record<string, unknown>;
 const IMAGE_TAG = "dev-0123456789abcdef0123456789abcdef01234567";
 const COMMAND = "node server.js --mode demo";
-const INSTALL = "dnf install -y nodejs20 && ln -sf /usr/bin/node-20 /usr/bin/node";
+const INSTALL = "dnf install -y nodejs20 nodejs20-npm && npm ci --omit=dev";
 
 /** A service folder as a user's project holds it: its code, and dependencies installed for this machine. */
 function serviceFolder(): string {
@@ -101,7 +101,7 @@ describe("your service on AWS: load-balanced and single-instance (EC2)", () => {
     const userData = userDataOf(json("load-balanced"));
     const unpack = userData.indexOf("unzip -q");
     const install = userData.indexOf(INSTALL);
-    const run = userData.indexOf("(cd /opt/stayup/service && /bin/sh -e /opt/stayup/install.sh)");
+    const run = userData.indexOf("(cd /opt/stayup/service && HOME=/root /bin/sh -e /opt/stayup/install.sh)");
     const start = userData.indexOf("systemctl enable --now stayup-web");
     assert.ok(
       unpack > 0 && unpack < install && install < run && run < start,

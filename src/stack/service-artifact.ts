@@ -35,7 +35,7 @@ export const awsServiceArtifactSchema = z
     command: oneLine("node server.js").optional(),
     /**
      * EC2 only: run by /bin/sh as root in the unpacked folder at every boot, before the service
-     * starts (a runtime, dependencies): e.g. "dnf install -y nodejs20 && npm-20 ci --omit=dev".
+     * starts (a runtime, dependencies): e.g. "dnf install -y nodejs20 nodejs20-npm && npm ci --omit=dev".
      * Amazon Linux 2023 has python3 (3.9), the AWS CLI and nothing for Node.js. @default nothing
      */
     installCommand: oneLine("dnf install -y nodejs20").optional(),

@@ -281,11 +281,11 @@ function installService(
     ...writeFile("/opt/stayup/start.sh", `exec ${artifact.command}`),
   ];
   if (artifact.installCommand) {
-    // As root, in the folder, before the service starts; a failure fails the boot (set -e), and the
+    // As root, in the folder, before the service starts (cloud-init sets no HOME; npm needs one); a failure fails the boot (set -e), and the
     // instance never passes its health check.
     bootCommands.push(
       ...writeFile("/opt/stayup/install.sh", artifact.installCommand),
-      `(cd ${serviceFolderPath} && /bin/sh -e /opt/stayup/install.sh)`,
+      `(cd ${serviceFolderPath} && HOME=/root /bin/sh -e /opt/stayup/install.sh)`,
     );
   }
   return {
