@@ -211,6 +211,22 @@ describe("your service on AWS: load-balanced and single-instance (EC2)", () => {
 });
 
 describe("your service on AWS: ecs", () => {
+  it("webService.aws.containerUser root (by name or uid) is refused with the field", async () => {
+    for (const containerUser of ["root", "0", "0:0", "root:app"]) {
+      await assert.rejects(
+        yourService("ecs", (x) => {
+          x.webService.aws = { containerUser };
+        }),
+        (e: StackValidationError) =>
+          e instanceof StackValidationError &&
+          e.problems.some(
+            (p) => p.path === "webService.aws.containerUser" && /must not be root/.test(p.message),
+          ),
+        containerUser,
+      );
+    }
+  });
+
   let s: Synthesized;
   before(async () => {
     s = synth(await yourService("ecs"), false, IMAGE_TAG);
