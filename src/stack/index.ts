@@ -131,6 +131,8 @@ export async function loadStack(
   // The service's folder is relative to the description's, wherever stayup is run from.
   const start = valid.webService.start;
   if (start) start.workingDirectory = path.resolve(path.dirname(file), start.workingDirectory);
+  const aws = valid.webService.aws;
+  if (aws?.folder) aws.folder = path.resolve(path.dirname(file), aws.folder);
   return resolveStack(valid, environment);
 }
 

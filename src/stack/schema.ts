@@ -3,6 +3,7 @@ import { ciSchema } from "./ci-schema.ts";
 import { ecsEnvironmentSettings, ecsSettings, taskFitProblems } from "./ecs.ts";
 import { LOAD_BALANCER_LIMIT_DEFAULTS } from "./load-balancer-limits.ts";
 import { nightlyStopSchema } from "./nightly-stop.ts";
+import { awsServiceArtifactProblems, awsServiceArtifactSchema } from "./service-artifact.ts";
 
 /**
  * The one stack description. Every renderer (the local runtime, the AWS CDK app) reads the
@@ -518,8 +519,16 @@ export const stackDescriptionSchema = z
          * @default absent: those figures are reported as not measured (the counter measures its own)
          */
         consistencyProbePath: httpPath.optional(),
+        /**
+         * What AWS runs of your service (the EC2 folder and command, the container's command).
+         * @default webService.start's command and folder; with neither, the built-in counter
+         */
+        aws: awsServiceArtifactSchema.optional(),
       })
-      .strict(),
+      .strict()
+      .superRefine((web, ctx) => {
+        for (const p of awsServiceArtifactProblems(web)) ctx.addIssue({ code: "custom", ...p });
+      }),
     targetGroup: z
       .object({
         healthCheck,

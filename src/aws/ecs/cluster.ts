@@ -7,6 +7,7 @@ import * as kms from "aws-cdk-lib/aws-kms";
 import * as sns from "aws-cdk-lib/aws-sns";
 import type { Construct } from "constructs";
 import type { ResolvedStack } from "../../stack/index.ts";
+import { containerServiceArtifact } from "../../stack/service-artifact.ts";
 import { ECS_AMAZON_LINUX_2023_PARAMETER, pinnedMachineImage } from "../machine-image.ts";
 import { resourcePrefix } from "../naming.ts";
 import { refreshWithoutWaiting } from "../web/web-tier.ts";
@@ -57,6 +58,11 @@ export class ClusterStack extends Stack {
     // Tasks (awsvpc) must not reach the instance metadata service, and through it the instance
     // role's credentials: the ECS agent blocks it for them (the ECS_CLUSTER line is CDK's).
     userData.addCommands("echo ECS_AWSVPC_BLOCK_IMDS=true >> /etc/ecs/ecs.config");
+    // The user's container reads its AZ and task id from the container metadata file (its prelude:
+    // container.ts); the counter reads them from the task metadata endpoint itself.
+    if (containerServiceArtifact(stack.webService).kind === "command") {
+      userData.addCommands("echo ECS_ENABLE_CONTAINER_METADATA=true >> /etc/ecs/ecs.config");
+    }
     const launchTemplate = new ec2.LaunchTemplate(this, "LaunchTemplate", {
       launchTemplateName: `${prefix}-ecs`,
       // The ECS-optimized Amazon Linux 2023 AMI, pinned in cdk.context.json at the first deploy

@@ -23,3 +23,33 @@ export function containerHealthTimings(stack: Pick<ResolvedStack, "targetGroup">
 
 /** Where the image's runtime stage puts the bundle. */
 export const containerBundlePath = "/app/web-service.mjs";
+
+/**
+ * The user's container starts through this POSIX-sh prelude (the image needs /bin/sh, cat and sed:
+ * any Debian, Alpine or UBI base; not distroless): it gives the service what every instance gets
+ * (docs/your-service-on-aws.md) and then execs `command` in the image's WORKDIR, so the service is
+ * PID 1 and gets SIGTERM. STAYUP_AZ and STAYUP_INSTANCE_ID (the task id) come from the ECS container
+ * metadata file (ECS_ENABLE_CONTAINER_METADATA on the container instances), written within a second
+ * of the start; REDIS_URL joins the token, injected from Secrets Manager at start, to the primary
+ * endpoint's URL, so neither is in the task definition in clear.
+ */
+export function containerStartScript(command: string): string {
+  return [
+    // No ${…} anywhere: CloudFormation's linter takes it for a missing Fn::Sub.
+    'f="$ECS_CONTAINER_METADATA_FILE"',
+    "i=0",
+    // Up to 10 s for the agent to fill the file in; without it the two names stay empty.
+    'while [ -n "$f" ] && [ "$i" -lt 10 ]; do',
+    '  case "$(cat "$f" 2>/dev/null)" in *\'"READY"\'*) break ;; esac',
+    "  sleep 1; i=$((i + 1))",
+    "done",
+    'm="$(cat "$f" 2>/dev/null || true)"',
+    'STAYUP_AZ="$(printf \'%s\\n\' "$m" | sed -n \'s/.*"AvailabilityZone": *"\\([^"]*\\)".*/\\1/p\')"',
+    'STAYUP_INSTANCE_ID="$(printf \'%s\\n\' "$m" | sed -n \'s/.*"TaskARN": *"[^"]*\\/\\([^"/]*\\)".*/\\1/p\')"',
+    // The token is letters and digits (database.ts): safe in a URL and in sed's replacement.
+    'REDIS_URL="$(printf \'%s\\n\' "$STAYUP_REDIS_URL" | sed "s|^rediss://|rediss://:$STAYUP_REDIS_AUTH_TOKEN@|")"',
+    "export STAYUP_AZ STAYUP_INSTANCE_ID REDIS_URL",
+    "unset STAYUP_REDIS_AUTH_TOKEN f i m",
+    `exec ${command}`,
+  ].join("\n");
+}

@@ -9,9 +9,10 @@ import * as ssm from "aws-cdk-lib/aws-ssm";
 import type { Construct, IDependable } from "constructs";
 import { type PlacementStep, placementSteps } from "../../stack/ecs.ts";
 import { redisReplicasToAcknowledge } from "../../stack/redis-durability.ts";
+import { containerServiceArtifact } from "../../stack/service-artifact.ts";
 import { loadBalancerName, nameUnlessRetained, removalPolicyOf, resourcePrefix } from "../naming.ts";
 import { addPublicLoadBalancer, addTargetGroup } from "../web/load-balancer.ts";
-import { containerHealthProbe, containerHealthTimings } from "./container.ts";
+import { containerHealthProbe, containerHealthTimings, containerStartScript } from "./container.ts";
 import type { EcsStackProps } from "./props.ts";
 
 export interface ServiceStackProps extends EcsStackProps {
@@ -88,13 +89,23 @@ export class ServiceStack extends Stack {
     });
     const health = containerHealthTimings(stack);
     const port = stack.webService.port;
-    this.taskDefinition.addContainer("Web", {
+    const artifact = containerServiceArtifact(stack.webService);
+    // The counter's image is known (user node, node for its probe); the user's image, built from
+    // the project's Dockerfile, runs as webService.aws.containerUser, starts `command` through the prelude, and is
+    // health-checked by the target group alone (its image may have no node, curl or wget).
+    const container = this.taskDefinition.addContainer("Web", {
       containerName: "web",
       image: ecs.ContainerImage.fromEcrRepository(props.repository, props.imageTag),
       cpu: stack.ecs.task.cpuUnits,
       memoryLimitMiB: stack.ecs.task.memoryMiB,
       essential: true,
-      user: "node",
+      ...(artifact.kind === "counter"
+        ? { user: "node" }
+        : {
+            user: artifact.user,
+            entryPoint: ["/bin/sh", "-c"],
+            command: [containerStartScript(artifact.command)],
+          }),
       readonlyRootFilesystem: true,
       portMappings: [{ containerPort: port, protocol: ecs.Protocol.TCP }],
       logging: ecs.LogDrivers.awsLogs({ logGroup, streamPrefix: "web" }),
@@ -110,16 +121,28 @@ export class ServiceStack extends Stack {
         STAYUP_REDIS_URL: ecs.Secret.fromSsmParameter(redisUrl),
         STAYUP_REDIS_AUTH_TOKEN: ecs.Secret.fromSecretsManager(props.redis.authToken),
       },
-      healthCheck: {
-        command: ["CMD", ...containerHealthProbe(stack)],
-        interval: Duration.seconds(health.intervalSeconds),
-        timeout: Duration.seconds(health.timeoutSeconds),
-        retries: health.retries,
-        startPeriod: Duration.seconds(health.startPeriodSeconds),
-      },
+      healthCheck:
+        artifact.kind === "counter"
+          ? {
+              command: ["CMD", ...containerHealthProbe(stack)],
+              interval: Duration.seconds(health.intervalSeconds),
+              timeout: Duration.seconds(health.timeoutSeconds),
+              retries: health.retries,
+              startPeriod: Duration.seconds(health.startPeriodSeconds),
+            }
+          : undefined,
       // SIGTERM drains in-flight requests; give it the deregistration delay before SIGKILL.
       stopTimeout: Duration.seconds(Math.min(120, stack.targetGroup.deregistrationDelaySeconds)),
     });
+    if (artifact.kind === "command") {
+      // The root file system stays read-only; /tmp is a volume of the task's own (a Docker volume
+      // is filled from the image's /tmp, mode 1777 included), gone with the task.
+      this.taskDefinition.addVolume({
+        name: "tmp",
+        dockerVolumeConfiguration: { scope: ecs.Scope.TASK, driver: "local" },
+      });
+      container.addMountPoints({ containerPath: "/tmp", sourceVolume: "tmp", readOnly: false });
+    }
 
     this.service = new ecs.Ec2Service(this, "Service", {
       serviceName: `${prefix}-web`,

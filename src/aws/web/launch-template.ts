@@ -3,13 +3,17 @@ import * as iam from "aws-cdk-lib/aws-iam";
 import * as logs from "aws-cdk-lib/aws-logs";
 import * as s3assets from "aws-cdk-lib/aws-s3-assets";
 import type * as secretsmanager from "aws-cdk-lib/aws-secretsmanager";
+import { createHash } from "node:crypto";
+import { statSync } from "node:fs";
 import { Stack } from "aws-cdk-lib";
 import { Construct } from "constructs";
+import { StayupError } from "../../shared/errors.ts";
 import type { ResolvedStack } from "../../stack/index.ts";
 import { AMAZON_LINUX_2023_PARAMETER, pinnedMachineImage } from "../machine-image.ts";
 import { nameUnlessRetained, removalPolicyOf } from "../naming.ts";
 import { grantSessionManager } from "../session-manager.ts";
 import { redisReplicasToAcknowledge } from "../../stack/redis-durability.ts";
+import { type Ec2ServiceArtifact, ec2ServiceArtifact } from "../../stack/service-artifact.ts";
 import { bundleWebServiceSync, webServiceBundleName } from "../../web-service/bundle.ts";
 import { serviceVersion } from "../../web-service/version.ts";
 import { InstanceSettings } from "./instance-settings.ts";
@@ -37,10 +41,14 @@ export interface WebServiceLaunchTemplateProps {
   bootCommands?: (role: iam.Role) => string[];
 }
 
+/** Where the user's folder is unpacked on the instance (the service's working directory). */
+export const serviceFolderPath = "/opt/stayup/service";
+
 /**
  * What every web instance boots from: Amazon Linux 2023, IMDSv2 only, an encrypted root volume,
- * a role with only what the instance does, and user data that installs the very bundle the local
- * runtime runs and starts it under systemd with its logs in CloudWatch.
+ * a role with only what the instance does, and user data that installs the service (the very
+ * bundle the local runtime runs, or the user's folder and command: webService.aws) and starts it
+ * under systemd with its logs in CloudWatch.
  */
 export class WebServiceLaunchTemplate extends Construct {
   readonly launchTemplate: ec2.LaunchTemplate;
@@ -71,25 +79,19 @@ export class WebServiceLaunchTemplate extends Construct {
         resources: [this.logGroup.logGroupArn],
       }),
     );
-    const bundleFile = bundleWebServiceSync(props.bundleDir);
-    const bundle = new s3assets.Asset(this, "WebServiceBundle", { path: bundleFile });
+    const artifact = ec2ServiceArtifact(stack.webService);
+    const userData = ec2.UserData.forLinux();
+    this.userData = userData;
+    const service = installService(this, artifact, userData, props.bundleDir);
     // Exactly the one object, not the whole asset bucket.
     this.role.addToPolicy(
       new iam.PolicyStatement({
         actions: ["s3:GetObject"],
-        resources: [bundle.bucket.arnForObjects(bundle.s3ObjectKey)],
+        resources: [service.asset.bucket.arnForObjects(service.asset.s3ObjectKey)],
       }),
     );
-
-    const userData = ec2.UserData.forLinux();
-    this.userData = userData;
-    const bundlePath = userData.addS3DownloadCommand({
-      bucket: bundle.bucket,
-      bucketKey: bundle.s3ObjectKey,
-      localFile: `/opt/stayup/${webServiceBundleName}`,
-    });
     let redisUrlCommand: string;
-    const packages = ["nodejs20", "amazon-cloudwatch-agent"];
+    const packages = service.packages;
     const settings: Record<string, string> = { SERVICE_PORT: String(props.port) };
     if (props.redis.kind === "elasticache") {
       props.redis.authToken.grantRead(this.role);
@@ -110,7 +112,7 @@ export class WebServiceLaunchTemplate extends Construct {
     // Settings live in Parameter Store, read at boot; the version (bundle + settings) is passed in
     // the user data, so a change of either changes the launch template and rolls the instances.
     this.settings = new InstanceSettings(this, "Settings", { name: props.name, role: this.role, settings });
-    this.version = serviceVersion(bundleFile, Stack.of(this).resolve(settings) as Record<string, unknown>);
+    this.version = service.version(Stack.of(this).resolve(settings) as Record<string, unknown>);
     userData.addCommands(
       "set -euo pipefail",
       "exec > >(tee -a /var/log/stayup-boot.log | logger -t stayup-boot) 2>&1",
@@ -124,6 +126,7 @@ export class WebServiceLaunchTemplate extends Construct {
       ...this.settings.bootCommands,
       ...(props.bootCommands?.(this.role) ?? []),
       ...(redisUrlCommand ? [redisUrlCommand] : []),
+      ...service.bootCommands,
       "install -d -m 0755 /etc/stayup /var/log/stayup",
       "umask 077",
       "cat > /etc/stayup/web.env <<EOF",
@@ -131,6 +134,8 @@ export class WebServiceLaunchTemplate extends Construct {
       "STAYUP_AZ=$AZ",
       "STAYUP_REGION=$REGION",
       "STAYUP_REDIS_URL=$REDIS_URL",
+      // What any service reads (issue 23): the same URL, TLS and token included, to the primary endpoint.
+      "REDIS_URL=$REDIS_URL",
       // The same acknowledgement rule as locally: a count is answered once a replica holds it.
       `STAYUP_REDIS_WAIT_REPLICAS=${props.redis.kind === "elasticache" ? redisReplicasToAcknowledge(stack) : 0}`,
       `STAYUP_VERSION=${this.version}`,
@@ -145,7 +150,7 @@ export class WebServiceLaunchTemplate extends Construct {
       "Wants=network-online.target",
       "[Service]",
       "EnvironmentFile=/etc/stayup/web.env",
-      `ExecStart=/usr/bin/node-20 ${bundlePath}`,
+      ...service.unitLines,
       "DynamicUser=yes",
       ...(props.port < 1024 ? ["AmbientCapabilities=CAP_NET_BIND_SERVICE"] : []),
       "Restart=always",
@@ -204,4 +209,101 @@ export class WebServiceLaunchTemplate extends Construct {
       associatePublicIpAddress: props.associatePublicIpAddress,
     });
   }
+}
+
+interface InstalledService {
+  asset: s3assets.Asset;
+  /** Amazon Linux packages the boot installs. */
+  packages: string[];
+  /** Shell after the settings and the Redis URL are known: download, unpack, install. */
+  bootCommands: string[];
+  /** The systemd unit's lines that start it. */
+  unitLines: string[];
+  /** The version instances name (STAYUP_VERSION): the service's content and the settings hashed. */
+  version: (settings: Record<string, unknown>) => string;
+}
+
+/** A file written by the user data from `text` as it is (a quoted here-document: no expansion). */
+function writeFile(file: string, text: string): string[] {
+  return [`cat > ${file} <<'STAYUP_EOF'`, text, "STAYUP_EOF"];
+}
+
+/** The counter's bundle, or the user's folder and command (webService.aws), as an S3 asset. */
+function installService(
+  scope: Construct,
+  artifact: Ec2ServiceArtifact,
+  userData: ec2.UserData,
+  bundleDir: string,
+): InstalledService {
+  if (artifact.kind === "counter") {
+    const bundleFile = bundleWebServiceSync(bundleDir);
+    const asset = new s3assets.Asset(scope, "WebServiceBundle", { path: bundleFile });
+    const bundlePath = userData.addS3DownloadCommand({
+      bucket: asset.bucket,
+      bucketKey: asset.s3ObjectKey,
+      localFile: `/opt/stayup/${webServiceBundleName}`,
+    });
+    return {
+      asset,
+      packages: ["nodejs20", "amazon-cloudwatch-agent"],
+      bootCommands: [],
+      unitLines: [`ExecStart=/usr/bin/node-20 ${bundlePath}`],
+      version: (settings) => serviceVersion(bundleFile, settings),
+    };
+  }
+  let isFolder = false;
+  try {
+    isFolder = statSync(artifact.folder).isDirectory();
+  } catch {
+    isFolder = false;
+  }
+  if (!isFolder) {
+    throw new StayupError(
+      `webService.aws.folder: ${artifact.folder} is not a folder`,
+      "set webService.aws.folder (or webService.start.workingDirectory) to the folder of your service",
+    );
+  }
+  // A directory asset is zipped; CDK fingerprints its content, so a change is a new object.
+  const asset = new s3assets.Asset(scope, "ServiceFolder", {
+    path: artifact.folder,
+    exclude: artifact.exclude,
+  });
+  const zip = userData.addS3DownloadCommand({
+    bucket: asset.bucket,
+    bucketKey: asset.s3ObjectKey,
+    localFile: "/opt/stayup/service.zip",
+  });
+  const bootCommands = [
+    `rm -rf ${serviceFolderPath} && install -d -m 0755 ${serviceFolderPath}`,
+    `unzip -q ${zip} -d ${serviceFolderPath}`,
+    // Readable by the service's dynamic user, writable by root only.
+    `chmod -R u+rwX,go+rX,go-w ${serviceFolderPath}`,
+    ...writeFile("/opt/stayup/start.sh", `exec ${artifact.command}`),
+  ];
+  if (artifact.installCommand) {
+    // As root, in the folder, before the service starts (cloud-init sets no HOME; npm needs one); a failure fails the boot (set -e), and the
+    // instance never passes its health check.
+    bootCommands.push(
+      ...writeFile("/opt/stayup/install.sh", artifact.installCommand),
+      `(cd ${serviceFolderPath} && HOME=/root /bin/sh -e /opt/stayup/install.sh)`,
+    );
+  }
+  return {
+    asset,
+    packages: ["amazon-cloudwatch-agent", "unzip"],
+    bootCommands,
+    unitLines: [
+      `WorkingDirectory=${serviceFolderPath}`,
+      // The dynamic user has no home; tools that write one (npm's logs) get the private /tmp.
+      "Environment=HOME=/tmp",
+      "ExecStart=/bin/sh /opt/stayup/start.sh",
+    ],
+    version: (settings) => {
+      const hash = createHash("sha256");
+      hash.update(JSON.stringify([asset.assetHash, artifact.command, artifact.installCommand ?? ""]));
+      const sorted = Object.fromEntries(Object.entries(settings).sort(([a], [b]) => a.localeCompare(b)));
+      hash.update(JSON.stringify(sorted));
+      return `v-${hash.digest("hex").slice(0, 12)}`;
+    },
+  };
 }
