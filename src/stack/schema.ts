@@ -687,18 +687,21 @@ export const stackDescriptionSchema = z
     }
     // The top-level regions are checked against the environments that use them; an environment's
     // own regions against that environment.
-    const regionSets: { path: (string | number)[]; regions: z.infer<typeof regions>; envs: EnvironmentName[] }[] =
-      [
-        {
-          path: ["regions"],
-          regions: d.regions,
-          envs: environmentNames.filter((env) => !d.environments[env].regions),
-        },
-        ...environmentNames.flatMap((env) => {
-          const own = d.environments[env].regions;
-          return own ? [{ path: ["environments", env, "regions"], regions: own, envs: [env] }] : [];
-        }),
-      ];
+    const regionSets: {
+      path: (string | number)[];
+      regions: z.infer<typeof regions>;
+      envs: EnvironmentName[];
+    }[] = [
+      {
+        path: ["regions"],
+        regions: d.regions,
+        envs: environmentNames.filter((env) => !d.environments[env].regions),
+      },
+      ...environmentNames.flatMap((env) => {
+        const own = d.environments[env].regions;
+        return own ? [{ path: ["environments", env, "regions"], regions: own, envs: [env] }] : [];
+      }),
+    ];
     for (const set of regionSets) checkSecondaryRegion(d, set.regions, set.path, set.envs, ctx);
     const accounts = environmentNames.map((env) => d.environments[env].aws?.account);
     if (accounts.some(Boolean)) {

@@ -193,7 +193,10 @@ export function describeDrift(drift: CiStackDrift, synthesis: CiSynthesis): { ok
   if (!drift.deployed) {
     return {
       ok: false,
-      lines: [`${drift.stackName} is not deployed${where}: stayup ci bootstrap, as an administrator`, ...others],
+      lines: [
+        `${drift.stackName} is not deployed${where}: stayup ci bootstrap, as an administrator`,
+        ...others,
+      ],
     };
   }
   if (drift.differences.length === 0) {

@@ -154,7 +154,9 @@ export function register(program: Command): void {
         `and create the GitHub environments ${synthesis.environments.join(", ")} (Settings → Environments), deployment branches limited to ${ciSettings.github.branch}; required reviewers on ${ciSettings.github.protectedEnvironments.join(", ") || "none"}: each role trusts only jobs in its GitHub environment`,
       );
       for (const e of synthesis.elsewhere) {
-        console.log(`${e.environment} is in account ${e.account}: run stayup ci bootstrap again with its credentials`);
+        console.log(
+          `${e.environment} is in account ${e.account}: run stayup ci bootstrap again with its credentials`,
+        );
       }
     });
 }
