@@ -6,7 +6,7 @@ import { CfnGuardValidator } from "@cdklabs/cdk-validator-cfnguard";
 import { App, RemovalPolicy, Stack, Validations } from "aws-cdk-lib";
 import { Match, Template } from "aws-cdk-lib/assertions";
 import * as ecr from "aws-cdk-lib/aws-ecr";
-import { type CiSynthesis, requireCi, synthesizeCi } from "../src/aws/ci/ci-app.ts";
+import { ciAccounts, type CiSynthesis, requireCi, synthesizeCi } from "../src/aws/ci/ci-app.ts";
 import { type CiEnvironmentAccess, CiStack, githubSubject } from "../src/aws/ci/ci-stack.ts";
 import { ciAcknowledgements } from "../src/aws/compliance/acknowledgements.ts";
 import { createStayupApp, synthesizeChecked, unacknowledgedFindings } from "../src/aws/compliance/checks.ts";
@@ -425,6 +425,7 @@ describe("stayup-ci: environments apart", { timeout: 600_000 }, () => {
 
   it("with an account per environment, each account's CI stack holds only its environments' roles, naming only that account", async () => {
     const stacks = await descriptions(inAccounts);
+    assert.deepEqual(ciAccounts(stacks), [DEV, PROD], "stayup check synthesizes one CI stack per account");
     const dev = synthesizeCi(stacks, path.join(tempDir("stayup-ci-"), "ci"), {
       account: DEV,
       compliance: true,

@@ -279,13 +279,11 @@ describe("destroy: stack termination protection (SDK mocks: moto does not implem
       cfn
         .on(DescribeStacksCommand, { StackName: "stayup-prod-dns-failover" })
         .resolves(described("stayup-prod-dns-failover", false));
-      cfn
-        .on(DescribeStacksCommand, { StackName: "stayup-prod-gone" })
-        .rejects(
-          Object.assign(new Error("Stack with id stayup-prod-gone does not exist"), {
-            name: "ValidationError",
-          }),
-        );
+      cfn.on(DescribeStacksCommand, { StackName: "stayup-prod-gone" }).rejects(
+        Object.assign(new Error("Stack with id stayup-prod-gone does not exist"), {
+          name: "ValidationError",
+        }),
+      );
       cfn
         .on(UpdateTerminationProtectionCommand)
         .resolves({ StackId: "arn:aws:cloudformation:eu-west-3:1:stack/x/1" });
@@ -322,13 +320,11 @@ describe("destroy: stack termination protection (SDK mocks: moto does not implem
     const cfn = mockClient(CloudFormationClient);
     try {
       cfn.on(DescribeStacksCommand).resolves(described("stayup-prod-network", true));
-      cfn
-        .on(UpdateTerminationProtectionCommand)
-        .rejects(
-          Object.assign(new Error("not authorized to perform: cloudformation:UpdateTerminationProtection"), {
-            name: "AccessDenied",
-          }),
-        );
+      cfn.on(UpdateTerminationProtectionCommand).rejects(
+        Object.assign(new Error("not authorized to perform: cloudformation:UpdateTerminationProtection"), {
+          name: "AccessDenied",
+        }),
+      );
       await assert.rejects(
         liftDeletionProtection([{ stackName: "stayup-prod-network", region: "eu-west-3" }], config),
         /UpdateTerminationProtection/,

@@ -74,6 +74,12 @@ export function ciEnvironments(
   };
 }
 
+/** The accounts that each get a CI stack: those the description names, else one (the credentials'). */
+export const ciAccounts = (stacks: Record<EnvironmentName, ResolvedStack>): (string | undefined)[] => {
+  const named = [...new Set(environmentNames.flatMap((env) => stacks[env].aws.account ?? []))];
+  return named.length > 0 ? named : [undefined];
+};
+
 /**
  * Synthesizes `stayup-ci` alone, in an assembly of its own (so `stayup deploy` never touches it).
  * `stacks` holds the description resolved for each environment; each environment's app is
