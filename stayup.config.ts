@@ -94,9 +94,11 @@ export default defineStack({
     task: { cpuUnits: 256, memoryMiB: 256 },
     repository: { untaggedExpiryDays: 1 },
   },
-  // GitHub Actions deploys (README, "Deploy from GitHub"): the repository and branch the stayup-ci
-  // stack's deploy roles trust; prod's role trusts only jobs in the GitHub environment "prod".
+  // GitHub Actions deploys (README, "Deploy from GitHub"): the repository the stayup-ci stack's
+  // deploy roles trust; each role trusts only jobs in the GitHub environment of its name.
   // ci: { github: { owner: "your-org", repository: "stayup", branch: "main", protectedEnvironments: ["prod"] } },
+  // An account per environment keeps dev from prod (docs/deploy-to-aws.md, "Environments apart"):
+  // environments.<env>.aws = { account: "123456789012" }, and optionally environments.<env>.regions.
   environments: {
     dev: {
       web: {

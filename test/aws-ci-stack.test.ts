@@ -6,12 +6,14 @@ import { CfnGuardValidator } from "@cdklabs/cdk-validator-cfnguard";
 import { App, RemovalPolicy, Stack, Validations } from "aws-cdk-lib";
 import { Match, Template } from "aws-cdk-lib/assertions";
 import * as ecr from "aws-cdk-lib/aws-ecr";
-import { type CiSynthesis, requireCi, synthesizeCi } from "../src/aws/ci/ci-app.ts";
+import { ciAccounts, type CiSynthesis, requireCi, synthesizeCi } from "../src/aws/ci/ci-app.ts";
 import { type CiEnvironmentAccess, CiStack, githubSubject } from "../src/aws/ci/ci-stack.ts";
 import { ciAcknowledgements } from "../src/aws/compliance/acknowledgements.ts";
 import { createStayupApp, synthesizeChecked, unacknowledgedFindings } from "../src/aws/compliance/checks.ts";
 import { deploymentOrder, imageRepositories } from "../src/aws/plan.ts";
+import { checkAccount } from "../src/aws/deploy.ts";
 import { cfnLint } from "../src/aws/synth.ts";
+import type { StayupError } from "../src/shared/errors.ts";
 import {
   type EnvironmentName,
   type ResolvedStack,
@@ -89,9 +91,9 @@ describe("stayup-ci stack: GitHub OIDC deploy roles", { timeout: 600_000 }, () =
     });
   });
 
-  it("dev's role trusts only the description's repository and branch; prod's only its GitHub environment", () => {
+  it("each role trusts only jobs in the GitHub environment of its name: dev's token is not prod's", () => {
     const expected: Record<EnvironmentName, string> = {
-      dev: "repo:octo-org/stayup:ref:refs/heads/main",
+      dev: "repo:octo-org/stayup:environment:dev",
       prod: "repo:octo-org/stayup:environment:prod",
     };
     for (const [env, sub] of Object.entries(expected)) {
@@ -121,24 +123,32 @@ describe("stayup-ci stack: GitHub OIDC deploy roles", { timeout: 600_000 }, () =
   it("a role may assume its regions' CDK bootstrap roles and read its own stacks' outputs, nothing else", () => {
     for (const env of ["dev", "prod"] as const) {
       const statements = statementsOf(json, env);
-      assert.deepEqual(statements.map((s) => s.Sid).sort(), ["AssumeCdkBootstrapRoles", "ReadStackOutputs"]);
+      assert.deepEqual(statements.map((s) => s.Sid).sort(), [
+        "AssumeCdkBootstrapRoles",
+        "AssumeNothingElse",
+        "ReadStackOutputs",
+      ]);
       for (const s of statements) {
-        assert.equal(s.Effect, "Allow");
+        assert.equal(s.Effect, s.Sid === "AssumeNothingElse" ? "Deny" : "Allow");
         for (const action of list(s.Action)) assert.doesNotMatch(action, /\*/, `${env}: action ${action}`);
       }
       const assume = statements.find((s) => s.Sid === "AssumeCdkBootstrapRoles");
       assert.deepEqual(list(assume?.Action as string[]), ["sts:AssumeRole"]);
-      assert.deepEqual(
-        (assume?.Resource as unknown[]).map(arnText).sort(),
-        ["eu-west-3", "us-east-1"]
-          .flatMap((region) =>
-            ["deploy", "file-publishing"].map(
-              (kind) =>
-                `arn:<Partition>:iam::<AccountId>:role/cdk-hnb659fds-${kind}-role-<AccountId>-${region}`,
-            ),
-          )
-          .sort(),
-      );
+      const bootstrapRoles = ["eu-west-3", "us-east-1"]
+        .flatMap((region) =>
+          ["deploy", "file-publishing"].map(
+            (kind) =>
+              `arn:<Partition>:iam::<AccountId>:role/cdk-hnb659fds-${kind}-role-<AccountId>-${region}`,
+          ),
+        )
+        .sort();
+      assert.deepEqual((assume?.Resource as unknown[]).map(arnText).sort(), bootstrapRoles);
+      // Denied every other role, whatever is allowed elsewhere.
+      const deny = statements.find((s) => s.Sid === "AssumeNothingElse") as Statement & {
+        NotResource: unknown[];
+      };
+      assert.deepEqual(list(deny.Action), ["sts:AssumeRole"]);
+      assert.deepEqual(deny.NotResource.map(arnText).sort(), bootstrapRoles);
       const read = statements.find((s) => s.Sid === "ReadStackOutputs");
       assert.deepEqual(list(read?.Action as string[]), ["cloudformation:DescribeStacks"]);
       const stackArns = (read?.Resource as unknown[]).map(arnText);
@@ -333,13 +343,13 @@ describe("stayup-ci: the description and the command", () => {
     );
   });
 
-  it("the issue's short form (owner, repository, branch) protects prod, as the workflows expect", async () => {
+  it("the issue's short form (owner, repository, branch) protects prod; every role trusts its GitHub environment", async () => {
     const { prod } = await descriptions((d) => {
       d.ci = { github: { owner: "octo-org", repository: "stayup", branch: "main" } };
     });
     assert.deepEqual(prod.ci?.github.protectedEnvironments, ["prod"]);
     assert.equal(githubSubject(requireCi(prod), "prod"), "repo:octo-org/stayup:environment:prod");
-    assert.equal(githubSubject(requireCi(prod), "dev"), "repo:octo-org/stayup:ref:refs/heads/main");
+    assert.equal(githubSubject(requireCi(prod), "dev"), "repo:octo-org/stayup:environment:dev");
   });
 
   const noCredentials = (dir: string): NodeJS.ProcessEnv => {
@@ -380,5 +390,234 @@ describe("stayup-ci: the description and the command", () => {
     assert.match(result.stderr, /no usable AWS credentials/);
     assert.match(result.stderr, /nothing was created/);
     assert.equal(existsSync(path.join(dir, "out")), false, "nothing synthesized");
+  });
+});
+
+/** IAM's evaluation for one action on one resource: an explicit deny wins, else any allow, else denied. */
+function allows(statements: Statement[], action: string, resource: string, account: string): boolean {
+  const text = (r: unknown) => arnText(r).replaceAll("<Partition>", "aws").replaceAll("<AccountId>", account);
+  const glob = (pattern: string, value: string) =>
+    new RegExp(
+      `^${pattern
+        .replace(/[.+^${}()|[\]\\]/g, "\\$&")
+        .replaceAll("*", ".*")
+        .replaceAll("?", ".")}$`,
+    ).test(value);
+  const matches = (s: Statement & { NotResource?: unknown }) => {
+    if (!list(s.Action).some((a) => glob(a, action))) return false;
+    if (s.NotResource !== undefined)
+      return !list(s.NotResource as string[]).some((r) => glob(text(r), resource));
+    return list(s.Resource as string[]).some((r) => glob(text(r), resource));
+  };
+  if (statements.some((s) => s.Effect === "Deny" && matches(s))) return false;
+  return statements.some((s) => s.Effect === "Allow" && matches(s));
+}
+
+describe("stayup-ci: environments apart", { timeout: 600_000 }, () => {
+  const DEV = "111111111111";
+  const PROD = "222222222222";
+  const bootstrap = (kind: string, account: string, region: string) =>
+    `arn:aws:iam::${account}:role/cdk-hnb659fds-${kind}-role-${account}-${region}`;
+  const inAccounts = (d: StackDescription) => {
+    d.environments.dev.aws = { account: DEV };
+    d.environments.prod.aws = { account: PROD };
+  };
+
+  it("with an account per environment, each account's CI stack holds only its environments' roles, naming only that account", async () => {
+    const stacks = await descriptions(inAccounts);
+    assert.deepEqual(ciAccounts(stacks), [DEV, PROD], "stayup check synthesizes one CI stack per account");
+    const dev = synthesizeCi(stacks, path.join(tempDir("stayup-ci-"), "ci"), {
+      account: DEV,
+      compliance: true,
+    });
+    assert.deepEqual(dev.environments, ["dev"]);
+    assert.deepEqual(dev.elsewhere, [{ environment: "prod", account: PROD }]);
+    assert.deepEqual(
+      unacknowledgedFindings(dev.outdir),
+      [],
+      "cdk-nag and cfn-guard pass with literal accounts",
+    );
+    const t = Template.fromStack(dev.ciStack);
+    t.resourceCountIs("AWS::IAM::Role", 1);
+    t.hasResourceProperties("AWS::IAM::Role", { RoleName: "stayup-ci-deploy-dev" });
+    const text = JSON.stringify(t.toJSON());
+    assert.doesNotMatch(text, new RegExp(PROD), "nothing of prod's account");
+    assert.doesNotMatch(text, /stayup-prod-/, "nothing of prod's stacks");
+    assert.equal(dev.ciStack.account, DEV);
+
+    const prod = synthesizeCi(stacks, path.join(tempDir("stayup-ci-"), "ci"), { account: PROD });
+    assert.deepEqual(prod.environments, ["prod"]);
+    Template.fromStack(prod.ciStack).hasResourceProperties("AWS::IAM::Role", {
+      RoleName: "stayup-ci-deploy-prod",
+      AssumeRolePolicyDocument: {
+        Statement: [
+          Match.objectLike({
+            Condition: {
+              StringEquals: Match.objectLike({
+                "token.actions.githubusercontent.com:sub": "repo:octo-org/stayup:environment:prod",
+              }),
+            },
+          }),
+        ],
+      },
+    });
+    assert.throws(
+      () => synthesizeCi(stacks, path.join(tempDir("stayup-ci-"), "ci"), { account: "333333333333" }),
+      /account 333333333333 holds no environment of the description \(dev: 111111111111, prod: 222222222222\)/,
+    );
+  });
+
+  it("the dev role's policy reaches nothing of prod: not prod's account, its bootstrap or deploy roles, its stacks", async () => {
+    const stacks = await descriptions(inAccounts);
+    const dev = synthesizeCi(stacks, path.join(tempDir("stayup-ci-"), "ci"), { account: DEV });
+    const statements = statementsOf(Template.fromStack(dev.ciStack).toJSON(), "dev");
+    // What dev needs works (the check can say yes)...
+    assert.ok(allows(statements, "sts:AssumeRole", bootstrap("deploy", DEV, "eu-west-3"), DEV));
+    assert.ok(allows(statements, "sts:AssumeRole", bootstrap("file-publishing", DEV, "us-east-1"), DEV));
+    assert.ok(
+      allows(
+        statements,
+        "cloudformation:DescribeStacks",
+        `arn:aws:cloudformation:eu-west-3:${DEV}:stack/stayup-dev-web/1`,
+        DEV,
+      ),
+    );
+    // ...and nothing of prod does.
+    for (const region of ["eu-west-3", "us-east-1"]) {
+      for (const kind of ["deploy", "file-publishing", "image-publishing", "lookup", "cfn-exec"]) {
+        assert.equal(
+          allows(statements, "sts:AssumeRole", bootstrap(kind, PROD, region), DEV),
+          false,
+          `${kind} ${region}`,
+        );
+      }
+    }
+    for (const role of [
+      `arn:aws:iam::${PROD}:role/stayup-ci-deploy-prod`,
+      `arn:aws:iam::${DEV}:role/stayup-ci-deploy-prod`,
+    ]) {
+      assert.equal(allows(statements, "sts:AssumeRole", role, DEV), false, role);
+    }
+    assert.equal(
+      allows(
+        statements,
+        "cloudformation:DescribeStacks",
+        `arn:aws:cloudformation:eu-west-3:${PROD}:stack/stayup-prod-web/1`,
+        DEV,
+      ),
+      false,
+    );
+    // A role the dev account has but deploys do not use (CDK's execution role, an admin role).
+    assert.equal(allows(statements, "sts:AssumeRole", bootstrap("cfn-exec", DEV, "eu-west-3"), DEV), false);
+    assert.equal(allows(statements, "sts:AssumeRole", `arn:aws:iam::${DEV}:role/Admin`, DEV), false);
+  });
+
+  it("in one account with regions of their own, dev's role cannot assume prod's regions' bootstrap roles (the account-wide ones it shares, it can)", async () => {
+    const ACCOUNT = "444444444444";
+    const stacks = await descriptions((d) => {
+      d.environments.dev.regions = {
+        primary: { name: "eu-west-1", availabilityZones: ["eu-west-1a", "eu-west-1b", "eu-west-1c"] },
+      };
+    });
+    assert.equal(stacks.dev.regions.primary.name, "eu-west-1");
+    assert.equal(stacks.prod.regions.primary.name, "eu-west-3");
+    const ci = synthesizeCi(stacks, path.join(tempDir("stayup-ci-"), "ci"));
+    assert.deepEqual(ci.environments, ["dev", "prod"]);
+    const dev = statementsOf(Template.fromStack(ci.ciStack).toJSON(), "dev");
+    assert.ok(allows(dev, "sts:AssumeRole", bootstrap("deploy", ACCOUNT, "eu-west-1"), ACCOUNT));
+    for (const region of ["eu-west-3", "us-east-1"]) {
+      assert.equal(
+        allows(dev, "sts:AssumeRole", bootstrap("deploy", ACCOUNT, region), ACCOUNT),
+        false,
+        region,
+      );
+    }
+    assert.equal(
+      allows(dev, "sts:AssumeRole", `arn:aws:iam::${ACCOUNT}:role/stayup-ci-deploy-prod`, ACCOUNT),
+      false,
+    );
+  });
+
+  it("rejects accounts given for some environments only, a malformed account, a provider of another account, an environment's bad regions", async () => {
+    await assert.rejects(
+      descriptions((d) => {
+        d.environments.dev.aws = { account: DEV };
+        d.environments.dev.regions = {
+          primary: { name: "eu-west-1", availabilityZones: ["eu-west-1a"] },
+          secondary: {
+            name: "eu-west-1",
+            availabilityZones: ["us-east-1a"],
+            standby: { mode: "warm", warmCapacity: 99 },
+            localHost: "127.0.0.2",
+          },
+        };
+        if (d.ci)
+          d.ci.oidcProviderArn =
+            "arn:aws:iam::999999999999:oidc-provider/token.actions.githubusercontent.com";
+      }),
+      (error: StackValidationError) => {
+        const problems = Object.fromEntries(error.problems.map((p) => [p.path, p.message]));
+        assert.match(
+          problems["environments.prod.aws.account"] ?? "",
+          /is required once another environment names its account/,
+        );
+        assert.match(
+          problems["ci.oidcProviderArn"] ?? "",
+          /account 999999999999, which no environment names/,
+        );
+        assert.match(
+          problems["environments.dev.regions.secondary.name"] ?? "",
+          /must differ from the primary region/,
+        );
+        assert.match(
+          problems["environments.dev.regions.secondary.availabilityZones[0]"] ?? "",
+          /not in region eu-west-1/,
+        );
+        assert.match(
+          problems["environments.dev.regions.secondary.standby.warmCapacity"] ?? "",
+          /environments\.dev\.web\.capacity\.max/,
+        );
+        assert.equal(
+          problems["regions.secondary.standby.warmCapacity"],
+          undefined,
+          "the top-level regions are prod's only",
+        );
+        return true;
+      },
+    );
+    await assert.rejects(
+      descriptions((d) => {
+        d.environments.dev.aws = { account: "1234" };
+        d.environments.prod.aws = { account: PROD };
+      }),
+      (error: StackValidationError) => {
+        assert.deepEqual(
+          error.problems.map((p) => p.path),
+          ["environments.dev.aws.account"],
+        );
+        assert.match(error.message, /12-digit AWS account id/);
+        return true;
+      },
+    );
+  });
+
+  it("deploy, destroy and outputs refuse credentials of another account than the environment's, before reading anything", async () => {
+    const { prod } = await descriptions(inAccounts);
+    assert.equal(prod.aws.account, PROD);
+    assert.throws(
+      () =>
+        checkAccount({ account: DEV, arn: `arn:aws:sts::${DEV}:assumed-role/stayup-ci-deploy-dev/x` }, prod),
+      (error: StayupError) => {
+        assert.match(
+          error.message,
+          /credentials are for account 111111111111 .* environments\.prod\.aws\.account is 222222222222/,
+        );
+        assert.match(error.hint ?? "", /use credentials of account 222222222222 for prod/);
+        return true;
+      },
+    );
+    assert.doesNotThrow(() => checkAccount({ account: PROD, arn: "x" }, prod));
+    const { dev } = await descriptions();
+    assert.doesNotThrow(() => checkAccount({ account: DEV, arn: "x" }, dev), "no account named: any");
   });
 });

@@ -8,7 +8,12 @@ import assert from "node:assert/strict";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { AutoScalingClient, DescribeAutoScalingGroupsCommand } from "@aws-sdk/client-auto-scaling";
-import { CloudFormationClient } from "@aws-sdk/client-cloudformation";
+import {
+  CloudFormationClient,
+  DescribeStacksCommand,
+  ListStackResourcesCommand,
+  UpdateTerminationProtectionCommand,
+} from "@aws-sdk/client-cloudformation";
 import {
   DescribeLoadBalancerAttributesCommand,
   DescribeLoadBalancersCommand,
@@ -21,6 +26,8 @@ import {
   priceLeftovers,
   retainedAfterDestroy,
 } from "../src/aws/destroy.ts";
+import { mockClient } from "aws-sdk-client-mock";
+import { priceTable } from "../src/aws/cost/prices.ts";
 import { description, synth } from "./aws-helpers.ts";
 import { repoRoot, runCli, tempDir } from "./helpers.ts";
 import { createStack, deleteStack, type Moto, startMoto, type Template } from "./moto.ts";
@@ -244,5 +251,117 @@ describe("--force-delete-protected against moto_server", { timeout: 120_000 }, (
     assert.deepEqual(others, [{ topology: "load-balanced", stackName: "stayup-prod-web", region }]);
     await deleteStack(cfn, "stayup-prod-web");
     assert.deepEqual(await otherTopologyStacks("stayup-prod", "ecs", [region], () => c), []);
+  });
+});
+
+describe("destroy: stack termination protection (SDK mocks: moto does not implement UpdateTerminationProtection)", () => {
+  const config = (region: string) => ({
+    region,
+    credentials: { accessKeyId: "testing", secretAccessKey: "testing" },
+  });
+  const described = (name: string, protectedStack: boolean) => ({
+    Stacks: [
+      {
+        StackName: name,
+        StackStatus: "CREATE_COMPLETE" as const,
+        CreationTime: new Date(0),
+        EnableTerminationProtection: protectedStack,
+      },
+    ],
+  });
+
+  it("turns it off on each protected stack, before anything else of that stack; unprotected and missing stacks are left alone", async () => {
+    const cfn = mockClient(CloudFormationClient);
+    try {
+      cfn
+        .on(DescribeStacksCommand, { StackName: "stayup-prod-network" })
+        .resolves(described("stayup-prod-network", true));
+      cfn
+        .on(DescribeStacksCommand, { StackName: "stayup-prod-dns-failover" })
+        .resolves(described("stayup-prod-dns-failover", false));
+      cfn.on(DescribeStacksCommand, { StackName: "stayup-prod-gone" }).rejects(
+        Object.assign(new Error("Stack with id stayup-prod-gone does not exist"), {
+          name: "ValidationError",
+        }),
+      );
+      cfn
+        .on(UpdateTerminationProtectionCommand)
+        .resolves({ StackId: "arn:aws:cloudformation:eu-west-3:1:stack/x/1" });
+      cfn.on(ListStackResourcesCommand).resolves({ StackResourceSummaries: [] });
+      const lines: string[] = [];
+      const lifted = await liftDeletionProtection(
+        [
+          { stackName: "stayup-prod-network", region: "eu-west-3" },
+          { stackName: "stayup-prod-dns-failover", region: "us-east-1" },
+          { stackName: "stayup-prod-gone", region: "eu-west-3" },
+        ],
+        config,
+        (l) => lines.push(l),
+      );
+      assert.deepEqual(lifted.terminationProtection, ["stayup-prod-network"]);
+      assert.deepEqual(
+        cfn.commandCalls(UpdateTerminationProtectionCommand).map((c) => c.args[0].input),
+        [{ StackName: "stayup-prod-network", EnableTerminationProtection: false }],
+      );
+      // The protection goes before the stack's resources are touched (read, then changed).
+      const order = cfn.calls().map((c) => (c.args[0] as { constructor: { name: string } }).constructor.name);
+      assert.deepEqual(order.slice(0, 3), [
+        "DescribeStacksCommand",
+        "UpdateTerminationProtectionCommand",
+        "ListStackResourcesCommand",
+      ]);
+      assert.deepEqual(lines, ["stayup-prod-network: termination protection off"]);
+    } finally {
+      cfn.restore();
+    }
+  });
+
+  it("a refused call (no permission) stops it there: nothing of that stack is changed after it", async () => {
+    const cfn = mockClient(CloudFormationClient);
+    try {
+      cfn.on(DescribeStacksCommand).resolves(described("stayup-prod-network", true));
+      cfn.on(UpdateTerminationProtectionCommand).rejects(
+        Object.assign(new Error("not authorized to perform: cloudformation:UpdateTerminationProtection"), {
+          name: "AccessDenied",
+        }),
+      );
+      await assert.rejects(
+        liftDeletionProtection([{ stackName: "stayup-prod-network", region: "eu-west-3" }], config),
+        /UpdateTerminationProtection/,
+      );
+      assert.equal(cfn.commandCalls(ListStackResourcesCommand).length, 0);
+    } finally {
+      cfn.restore();
+    }
+  });
+});
+
+describe("destroy: leftovers are priced from the cost module's one price table", () => {
+  it("each storage price is the table's; a region without one is priced at us-east-1's and says so", () => {
+    const leftover = (type: string, region: string, sizeBytes?: number) => ({
+      stackName: "stayup-prod-x",
+      region,
+      type,
+      name: "n",
+      why: "w",
+      ...(sizeBytes === undefined ? {} : { sizeBytes }),
+    });
+    const GiB = 1024 ** 3;
+    const [logs, ecr, snapshot, cache, unknown] = priceLeftovers([
+      leftover("AWS::Logs::LogGroup", "eu-west-3", 2 * GiB),
+      leftover("AWS::ECR::Repository", "eu-west-3", 2 * GiB),
+      leftover("AWS::EC2::Volume snapshot", "us-east-1", 2 * GiB),
+      leftover("AWS::ElastiCache::ReplicationGroup snapshot", "us-east-1"),
+      leftover("AWS::Some::Thing", "us-east-1", GiB),
+    ]);
+    const us = priceTable["us-east-1"];
+    assert.equal(logs?.monthlyUsd, 2 * (us?.["logs:storage-gb-month"]?.usd ?? NaN));
+    assert.match(logs?.basis ?? "", /us-east-1's price, eu-west-3 has none/);
+    assert.equal(ecr?.monthlyUsd, 2 * (priceTable["eu-west-3"]?.["ecr:gb-month"]?.usd ?? NaN));
+    assert.doesNotMatch(ecr?.basis ?? "", /us-east-1's price/);
+    assert.equal(snapshot?.monthlyUsd, 2 * (us?.["ebs:snapshot-gb-month"]?.usd ?? NaN));
+    assert.equal(cache?.monthlyUsd, undefined, "size unknown: not priced at 0");
+    assert.match(cache?.basis ?? "", /size unknown/);
+    assert.equal(unknown?.basis, "unpriced");
   });
 });

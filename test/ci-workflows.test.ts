@@ -143,7 +143,8 @@ describe("GitHub Actions workflows", () => {
     assert.ok(dev && prod);
     assert.deepEqual(needsOf(dev.job), [test[0]]);
     assert.deepEqual(needsOf(prod.job), [dev.id]);
-    assert.equal(dev.job.environment, undefined, "dev deploys without an approval");
+    // Each job runs in the GitHub environment its role trusts (dev's without reviewers).
+    assert.equal(dev.job.environment, "dev", "dev's job gets a token only the dev role trusts");
     assert.equal(prod.job.environment, "prod", "prod waits for the GitHub environment's reviewers");
   });
 
@@ -220,6 +221,47 @@ describe("GitHub Actions workflows", () => {
       /aws-access-key-id|aws-secret-access-key|AWS_ACCESS_KEY_ID|AWS_SECRET_ACCESS_KEY|secret-key/i;
     for (const file of filesUnder(path.join(repoRoot, ".github"))) {
       assert.doesNotMatch(readFileSync(file, "utf8"), keys, path.relative(repoRoot, file));
+    }
+  });
+
+  it("only deploy and destroy jobs may ask for an OIDC token, each in its GitHub environment; they install without install scripts, before the credentials", async () => {
+    for (const file of workflowFiles) {
+      const wf = workflow(file);
+      assert.notEqual(wf.permissions?.["id-token"], "write", `${file}: never for the whole workflow`);
+      for (const [id, job] of Object.entries(wf.jobs)) {
+        const steps = job.steps ?? [];
+        const auth = steps.findIndex((s) => s.uses?.startsWith("aws-actions/configure-aws-credentials@"));
+        if (job.permissions?.["id-token"] !== "write") {
+          assert.equal(auth, -1, `${file} ${id}: credentials need the token`);
+          continue;
+        }
+        const command = steps.find((s) => /npx stayup (deploy|destroy) --env (\w+)$/m.test(s.run ?? ""));
+        const env = command?.run?.match(/--env (\w+)$/m)?.[1];
+        assert.ok(env, `${file} ${id}: a job with id-token: write deploys or destroys`);
+        assert.equal(
+          job.environment,
+          env,
+          `${file} ${id}: runs in the GitHub environment ${env} (its role's subject)`,
+        );
+        const installs = steps.flatMap((s, i) => (/\bnpm (ci|install|i)\b/.test(s.run ?? "") ? [i] : []));
+        assert.ok(installs.length > 0, `${file} ${id}: installs`);
+        for (const i of installs) {
+          assert.match(
+            steps[i]?.run ?? "",
+            /--ignore-scripts/,
+            `${file} ${id}: no install script runs where a token can be had`,
+          );
+          assert.ok(i < auth, `${file} ${id}: npm ci before the credentials`);
+        }
+        assert.ok(
+          steps.every((s) => !/npm (rebuild|run|exec)|npx (?!stayup )/.test(s.run ?? "")),
+          `${file} ${id}: no package script runs but stayup's`,
+        );
+      }
+    }
+    // The same files pass actionlint ("pass actionlint" above), environments and flags included.
+    for (const file of ["deploy.yml", "destroy.yml"]) {
+      assert.deepEqual(await runLint(text(file), `.github/workflows/${file}`), [], file);
     }
   });
 

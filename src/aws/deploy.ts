@@ -16,16 +16,37 @@ export async function requireCredentials(
   region: string,
   /** What the command would have done: deploy says nothing was created; destroy and outputs read. */
   consequence = "nothing was created",
+  /** The environment whose account the credentials must be in, when the description names one. */
+  environment?: Pick<ResolvedStack, "environment" | "aws">,
 ): Promise<{ account: string; arn: string }> {
+  let identity: { account: string; arn: string };
   try {
-    const identity = await new STSClient({ region, maxAttempts: 1 }).send(new GetCallerIdentityCommand({}));
-    return { account: identity.Account ?? "", arn: identity.Arn ?? "" };
+    const answer = await new STSClient({ region, maxAttempts: 1 }).send(new GetCallerIdentityCommand({}));
+    identity = { account: answer.Account ?? "", arn: answer.Arn ?? "" };
   } catch (error) {
     throw new StayupError(
       `no usable AWS credentials: ${(error as Error).message}`,
       `configure credentials (aws configure sso, AWS_PROFILE, or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY); ${consequence}`,
     );
   }
+  checkAccount(identity, environment);
+  return identity;
+}
+
+/**
+ * Credentials of another account than the environment's are refused before anything is read or
+ * changed: with dev's credentials, prod's stacks are never even looked for.
+ */
+export function checkAccount(
+  identity: { account: string; arn: string },
+  environment: Pick<ResolvedStack, "environment" | "aws"> | undefined,
+): void {
+  const wanted = environment?.aws.account;
+  if (!wanted || identity.account === wanted) return;
+  throw new StayupError(
+    `the credentials are for account ${identity.account} (${identity.arn}), but environments.${environment.environment}.aws.account is ${wanted}`,
+    `use credentials of account ${wanted} for ${environment.environment} (another AWS_PROFILE, or the ${environment.environment} deploy role); nothing was read or changed`,
+  );
 }
 
 const cdkCli = () =>

@@ -23,7 +23,7 @@ import {
 import { ListBucketsCommand, ListObjectVersionsCommand, S3Client } from "@aws-sdk/client-s3";
 import { DescribeSecretCommand, SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { type Topology, topologies } from "../stack/index.ts";
-import { priceTable } from "./cost/prices.ts";
+import { type Price, type PriceKey, priceTable } from "./cost/prices.ts";
 
 /**
  * What `stayup destroy` does besides running `cdk destroy`: lifts the protections it must (only
@@ -207,23 +207,6 @@ export async function findRemaining(
   return found;
 }
 
-/**
- * Monthly prices of what is left that `src/aws/cost/prices.ts` does not list yet (it prices what
- * runs, not what remains): storage only, us-east-1 list prices.
- */
-const leftoverPrices = {
-  "logs:storage-gb-month": {
-    usd: 0.03,
-    source: "https://aws.amazon.com/cloudwatch/pricing/ (Logs, Store (Archival))",
-  },
-  "ecr:storage-gb-month": { usd: 0.1, source: "https://aws.amazon.com/ecr/pricing/" },
-  "ebs:snapshot-gb-month": { usd: 0.05, source: "https://aws.amazon.com/ebs/pricing/ (Snapshots, Standard)" },
-  "elasticache:snapshot-gb-month": {
-    usd: 0.085,
-    source: "https://aws.amazon.com/elasticache/pricing/ (Backup storage)",
-  },
-} as const;
-
 const GB = 1024 ** 3;
 
 export interface PricedLeftover extends Remaining {
@@ -232,41 +215,42 @@ export interface PricedLeftover extends Remaining {
   basis: string;
 }
 
-/** Prices each leftover with the cost model's prices where it has them, else the storage prices above. */
+/** The storage a leftover of each type is billed for, in the cost module's price table. */
+const storagePrice: Record<string, PriceKey> = {
+  "AWS::Logs::LogGroup": "logs:storage-gb-month",
+  "AWS::ECR::Repository": "ecr:gb-month",
+  "AWS::S3::Bucket": "s3:gb-month",
+  "AWS::EC2::Volume snapshot": "ebs:snapshot-gb-month",
+  "AWS::ElastiCache::ReplicationGroup snapshot": "elasticache:snapshot-gb-month",
+};
+
+/** The region's price, else us-east-1's (said so in the basis): a leftover is never priced at 0. */
+function leftoverPrice(region: string, key: PriceKey): { price: Price; source: string } | undefined {
+  const own = priceTable[region]?.[key];
+  if (own) return { price: own, source: own.source };
+  const fallback = priceTable["us-east-1"]?.[key];
+  return fallback
+    ? { price: fallback, source: `us-east-1's price, ${region} has none: ${fallback.source}` }
+    : undefined;
+}
+
+/** Prices each leftover from the cost module's price table (`src/aws/cost/prices.ts`). */
 export function priceLeftovers(remaining: Remaining[]): PricedLeftover[] {
   return remaining.map((r) => {
-    const gb = (r.sizeBytes ?? 0) / GB;
     if (r.type === "AWS::SecretsManager::Secret") {
-      const price =
-        priceTable[r.region]?.["secretsmanager:secret-month"] ??
-        priceTable["us-east-1"]?.["secretsmanager:secret-month"];
-      return { ...r, monthlyUsd: price?.usd, basis: `per secret (${price?.source ?? "unpriced"})` };
+      const found = leftoverPrice(r.region, "secretsmanager:secret-month");
+      return { ...r, monthlyUsd: found?.price.usd, basis: `per secret (${found?.source ?? "unpriced"})` };
     }
-    if (r.type === "AWS::S3::Bucket") {
-      const price = priceTable[r.region]?.["s3:gb-month"] ?? priceTable["us-east-1"]?.["s3:gb-month"];
-      return {
-        ...r,
-        monthlyUsd: price ? gb * price.usd : undefined,
-        basis: `${gb.toFixed(3)} GB (${price?.source ?? "unpriced"})`,
-      };
-    }
-    const storage =
-      r.type === "AWS::Logs::LogGroup"
-        ? leftoverPrices["logs:storage-gb-month"]
-        : r.type === "AWS::ECR::Repository"
-          ? leftoverPrices["ecr:storage-gb-month"]
-          : r.type === "AWS::EC2::Volume snapshot"
-            ? leftoverPrices["ebs:snapshot-gb-month"]
-            : r.type === "AWS::ElastiCache::ReplicationGroup snapshot"
-              ? leftoverPrices["elasticache:snapshot-gb-month"]
-              : undefined;
-    if (!storage) return { ...r, basis: "unpriced" };
-    if (r.sizeBytes === undefined)
-      return { ...r, basis: `$${storage.usd}/GB-month, size unknown (${storage.source})` };
+    const key = storagePrice[r.type];
+    const found = key ? leftoverPrice(r.region, key) : undefined;
+    if (!found) return { ...r, basis: "unpriced" };
+    const { price, source } = found;
+    if (r.sizeBytes === undefined) return { ...r, basis: `$${price.usd}/GB-month, size unknown (${source})` };
+    const gb = r.sizeBytes / GB;
     return {
       ...r,
-      monthlyUsd: gb * storage.usd,
-      basis: `${gb.toFixed(3)} GB at $${storage.usd}/GB-month (${storage.source})`,
+      monthlyUsd: gb * price.usd,
+      basis: `${gb.toFixed(3)} GB at $${price.usd}/GB-month (${source})`,
     };
   });
 }

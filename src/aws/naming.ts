@@ -1,8 +1,15 @@
-import { RemovalPolicy } from "aws-cdk-lib";
+import { DefaultStackSynthesizer, RemovalPolicy } from "aws-cdk-lib";
 import { resourcePrefix, ROUTE53_METRICS_REGION } from "../stack/derived.ts";
 import type { ResolvedStack } from "../stack/index.ts";
 
 export { resourcePrefix, ROUTE53_METRICS_REGION };
+
+/**
+ * The CDK bootstrap qualifier the stacks are synthesized with (DefaultStackSynthesizer's, not
+ * configured): it names the bootstrap roles (`cdk-<qualifier>-deploy-role-<account>-<region>`) the
+ * CI roles may assume and the version parameter the deploy preflight reads.
+ */
+export const CDK_QUALIFIER = DefaultStackSynthesizer.DEFAULT_QUALIFIER;
 
 export const stackIds = (stack: ResolvedStack) => {
   const prefix = resourcePrefix(stack);

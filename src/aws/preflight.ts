@@ -8,6 +8,7 @@ import {
 } from "@aws-sdk/client-service-quotas";
 import { GetParameterCommand, SSMClient } from "@aws-sdk/client-ssm";
 import type { ResolvedStack } from "../stack/index.ts";
+import { CDK_QUALIFIER } from "./naming.ts";
 
 /**
  * What `stayup deploy` checks in the account before it changes anything: each item is something
@@ -64,7 +65,7 @@ export async function preflight(
       const version = Number(
         (
           await new SSMClient(config(region)).send(
-            new GetParameterCommand({ Name: "/cdk-bootstrap/hnb659fds/version" }),
+            new GetParameterCommand({ Name: `/cdk-bootstrap/${CDK_QUALIFIER}/version` }),
           )
         ).Parameter?.Value,
       );
@@ -81,7 +82,7 @@ export async function preflight(
       problems.push({
         check: "bootstrap",
         region,
-        problem: `${region} is not CDK-bootstrapped (no /cdk-bootstrap/hnb659fds/version parameter)`,
+        problem: `${region} is not CDK-bootstrapped (no /cdk-bootstrap/${CDK_QUALIFIER}/version parameter)`,
         fix: `npx cdk bootstrap aws://${account}/${region}`,
       });
     }

@@ -2,7 +2,7 @@ import { z } from "zod";
 
 /**
  * `ci`: who may deploy from GitHub Actions. Read by the `stayup-ci` stack (the GitHub OIDC provider
- * and one deploy role per environment) and nothing else; optional, since a user who deploys from a
+ * and one deploy role per environment, one stack per account) and nothing else; optional, since a user who deploys from a
  * laptop needs none of it.
  */
 export const ciSchema = (environments: readonly [string, ...string[]]) =>
@@ -20,7 +20,11 @@ export const ciSchema = (environments: readonly [string, ...string[]]) =>
           repository: z
             .string()
             .regex(/^[A-Za-z0-9._-]{1,100}$/, "must be a repository name (letters, digits, . _ -)"),
-          /** Only workflows running on this branch may assume an unprotected environment's role. */
+          /**
+           * The branch deploys come from: `stayup ci bootstrap` says to limit each GitHub
+           * environment's deployment branches to it (the roles trust the GitHub environment, whose
+           * rules GitHub enforces before it issues the job's token).
+           */
           branch: z
             .string()
             .regex(
@@ -28,9 +32,9 @@ export const ciSchema = (environments: readonly [string, ...string[]]) =>
               "must be a branch name such as main (no wildcards: the trust names one branch)",
             ),
           /**
-           * Environments whose jobs run in the GitHub environment of the same name (required
-           * reviewers, deployment branches set there): their role trusts that GitHub environment.
-           * Default prod, as deploy.yml and destroy.yml run it.
+           * Environments whose GitHub environment has required reviewers (`stayup ci bootstrap`
+           * says to set them; deploy.yml's prod job waits for them). Every environment's role trusts
+           * only jobs in the GitHub environment of its name, protected or not. Default prod.
            */
           protectedEnvironments: z
             .array(z.enum(environments, { message: `must be one of ${environments.join(", ")}` }))
@@ -39,7 +43,8 @@ export const ciSchema = (environments: readonly [string, ...string[]]) =>
         .strict(),
       /**
        * An account has one GitHub OIDC provider: when it already exists, its ARN here makes the
-       * stack use it instead of creating a second (which IAM refuses).
+       * stack use it instead of creating a second (which IAM refuses). With an account per
+       * environment, it serves the account its ARN names; the others' CI stacks create theirs.
        */
       oidcProviderArn: z
         .string()

@@ -69,10 +69,12 @@ export function resolveStack(stack: ValidStackDescription, environment: Environm
     );
   }
   const { environments, ...shared } = stack;
-  const chosen = environments[environment];
+  const { regions, aws, ...chosen } = environments[environment];
   return {
     ...shared,
     ...chosen,
+    regions: regions ?? shared.regions,
+    aws: aws?.account ? { ...shared.aws, account: aws.account } : shared.aws,
     redis: { ...shared.redis, ...chosen.redis },
     ecs: { ...shared.ecs, ...chosen.ecs },
     environment,

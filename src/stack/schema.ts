@@ -67,6 +67,9 @@ const secondaryRegion = z
   })
   .strict();
 
+/** Where a stack runs: the top-level `regions`, or an environment's own (`environments.<env>.regions`). */
+const regions = z.object({ primary: region, secondary: secondaryRegion.optional() }).strict();
+
 const dnsFailover = z
   .object({
     /** The name clients resolve; answered by Route 53 on AWS and by the local DNS server locally. */
@@ -279,6 +282,23 @@ const environmentSettings = z
     ecs: ecsEnvironmentSettings,
     /** Seed 003: the group stopped at night (scheduled actions on AWS); off when absent. */
     nightlyStop: nightlyStopSchema.optional(),
+    /**
+     * The environment's own regions, in place of the top-level `regions` (the whole object: primary
+     * and, if any, secondary). Its CI deploy role reaches only these.
+     */
+    regions: regions.optional(),
+    /**
+     * The AWS account the environment lives in. Given for one environment, required for every one.
+     * Separate accounts are what keeps dev from prod: CDK's bootstrap roles are account-wide, so a
+     * role allowed to deploy anything in an account can deploy everything in it
+     * (docs/deploy-to-aws.md, "Environments apart").
+     */
+    aws: z
+      .object({
+        account: z.string().regex(/^\d{12}$/, 'must be a 12-digit AWS account id such as "123456789012"'),
+      })
+      .strict()
+      .optional(),
   })
   .strict();
 
@@ -477,6 +497,64 @@ const loadBalancerLimits = z
 
 export type LoadBalancerLimits = z.output<typeof loadBalancerLimits>;
 
+type RegionsInput = z.infer<typeof regions>;
+
+/** The checks a secondary region needs, on the top-level regions or an environment's own. */
+function checkSecondaryRegion(
+  d: {
+    dns?: unknown;
+    loadBalancer: { local: { host: string } };
+    environments: Record<EnvironmentName, { web: { capacity: { max: number } } }>;
+  },
+  r: RegionsInput,
+  at: (string | number)[],
+  envs: readonly EnvironmentName[],
+  ctx: z.RefinementCtx,
+): void {
+  const secondary = r.secondary;
+  if (!secondary) return;
+  if (secondary.name === r.primary.name) {
+    ctx.addIssue({
+      code: "custom",
+      path: [...at, "secondary", "name"],
+      message: "must differ from the primary region",
+    });
+  }
+  secondary.availabilityZones.forEach((az, i) => {
+    if (!az.startsWith(secondary.name)) {
+      ctx.addIssue({
+        code: "custom",
+        path: [...at, "secondary", "availabilityZones", i],
+        message: `"${az}" is not in region ${secondary.name}`,
+      });
+    }
+  });
+  if (!d.dns && envs.length > 0) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["dns"],
+      message: "is required with a secondary region (it routes the failover)",
+    });
+  }
+  if (secondary.localHost === d.loadBalancer.local.host) {
+    ctx.addIssue({
+      code: "custom",
+      path: [...at, "secondary", "localHost"],
+      message: `must differ from loadBalancer.local.host (${d.loadBalancer.local.host}): DNS answers an address, not a port`,
+    });
+  }
+  for (const env of envs) {
+    const max = d.environments[env].web.capacity.max;
+    if (secondary.standby.warmCapacity > max) {
+      ctx.addIssue({
+        code: "custom",
+        path: [...at, "secondary", "standby", "warmCapacity"],
+        message: `must be ≤ environments.${env}.web.capacity.max (${max})`,
+      });
+    }
+  }
+}
+
 export const stackDescriptionSchema = z
   .object({
     /** Lower-case name used as a prefix for every named resource, with the environment appended. */
@@ -487,7 +565,7 @@ export const stackDescriptionSchema = z
         "must be 2-21 lower-case letters, digits or dashes, starting with a letter",
       ),
     topology,
-    regions: z.object({ primary: region, secondary: secondaryRegion.optional() }).strict(),
+    regions,
     /** DNS failover between the regions (Route 53 failover records locally mirrored). */
     dns: dnsFailover.optional(),
     scaling,
@@ -661,45 +739,40 @@ export const stackDescriptionSchema = z
         message: `must be a name inside aws.hostedZone.name and below its apex, such as app.${zone.name}`,
       });
     }
-    const secondary = d.regions.secondary;
-    if (!secondary) return;
-    if (secondary.name === d.regions.primary.name) {
-      ctx.addIssue({
-        code: "custom",
-        path: ["regions", "secondary", "name"],
-        message: "must differ from the primary region",
-      });
-    }
-    secondary.availabilityZones.forEach((az, i) => {
-      if (!az.startsWith(secondary.name)) {
+    // The top-level regions are checked against the environments that use them; an environment's
+    // own regions against that environment.
+    const regionSets: {
+      path: (string | number)[];
+      regions: z.infer<typeof regions>;
+      envs: EnvironmentName[];
+    }[] = [
+      {
+        path: ["regions"],
+        regions: d.regions,
+        envs: environmentNames.filter((env) => !d.environments[env].regions),
+      },
+      ...environmentNames.flatMap((env) => {
+        const own = d.environments[env].regions;
+        return own ? [{ path: ["environments", env, "regions"], regions: own, envs: [env] }] : [];
+      }),
+    ];
+    for (const set of regionSets) checkSecondaryRegion(d, set.regions, set.path, set.envs, ctx);
+    const accounts = environmentNames.map((env) => d.environments[env].aws?.account);
+    if (accounts.some(Boolean)) {
+      environmentNames.forEach((env, i) => {
+        if (accounts[i]) return;
         ctx.addIssue({
           code: "custom",
-          path: ["regions", "secondary", "availabilityZones", i],
-          message: `"${az}" is not in region ${secondary.name}`,
+          path: ["environments", env, "aws", "account"],
+          message: `is required once another environment names its account: give every environment its account (aws: { account: "123456789012" }), or none`,
         });
-      }
-    });
-    if (!d.dns) {
-      ctx.addIssue({
-        code: "custom",
-        path: ["dns"],
-        message: "is required with a secondary region (it routes the failover)",
       });
-    }
-    if (secondary.localHost === d.loadBalancer.local.host) {
-      ctx.addIssue({
-        code: "custom",
-        path: ["regions", "secondary", "localHost"],
-        message: `must differ from loadBalancer.local.host (${d.loadBalancer.local.host}): DNS answers an address, not a port`,
-      });
-    }
-    for (const env of ["dev", "prod"] as const) {
-      const max = d.environments[env].web.capacity.max;
-      if (secondary.standby.warmCapacity > max) {
+      const providerAccount = d.ci?.oidcProviderArn?.split(":")[4];
+      if (providerAccount && !accounts.includes(providerAccount)) {
         ctx.addIssue({
           code: "custom",
-          path: ["regions", "secondary", "standby", "warmCapacity"],
-          message: `must be ≤ environments.${env}.web.capacity.max (${max})`,
+          path: ["ci", "oidcProviderArn"],
+          message: `is in account ${providerAccount}, which no environment names (${accounts.join(", ")}): use the provider of an environment's account, or remove it`,
         });
       }
     }
@@ -709,9 +782,13 @@ export type StackDescription = z.input<typeof stackDescriptionSchema>;
 export type ValidStackDescription = z.output<typeof stackDescriptionSchema>;
 
 /** The description with one environment chosen: what renderers read. */
-export type ResolvedStack = Omit<ValidStackDescription, "environments" | "redis" | "ecs"> &
-  Omit<EnvironmentSettings, "redis" | "ecs"> & {
+export type ResolvedStack = Omit<ValidStackDescription, "environments" | "redis" | "ecs" | "aws"> &
+  Omit<EnvironmentSettings, "redis" | "ecs" | "regions" | "aws"> & {
     environment: EnvironmentName;
+    /** The environment's own regions when it names them, else the top-level ones. */
+    regions: ValidStackDescription["regions"];
     redis: ValidStackDescription["redis"] & EnvironmentSettings["redis"];
     ecs: ValidStackDescription["ecs"] & EnvironmentSettings["ecs"];
+    /** The top-level aws settings, with the environment's account when it names one. */
+    aws: ValidStackDescription["aws"] & { account?: string };
   };

@@ -1,7 +1,8 @@
-import { Aws, CfnOutput, DefaultStackSynthesizer, Stack, type StackProps } from "aws-cdk-lib";
+import { Aws, CfnOutput, Stack, type StackProps } from "aws-cdk-lib";
 import * as iam from "aws-cdk-lib/aws-iam";
 import type { Construct } from "constructs";
 import type { EnvironmentName, ResolvedStack } from "../../stack/index.ts";
+import { CDK_QUALIFIER } from "../naming.ts";
 
 export const GITHUB_OIDC_ISSUER = "token.actions.githubusercontent.com";
 /** The audience configure-aws-credentials asks GitHub's token for. */
@@ -10,6 +11,11 @@ export const GITHUB_OIDC_AUDIENCE = "sts.amazonaws.com";
 /** What one environment's deploy role may touch: its stacks and its image repositories. */
 export interface CiEnvironmentAccess {
   environment: EnvironmentName;
+  /**
+   * The environment's account when the description names it (environments.<env>.aws.account): the
+   * role's ARNs then name it, not the CI stack's own account.
+   */
+  account?: string;
   /** The environment's stacks (their outputs are readable), in deployment order. */
   stacks: { name: string; region: string }[];
   /** ECR repositories the workflow pushes the image to (the ECS topology). */
@@ -31,22 +37,32 @@ export interface CiStackProps extends StackProps {
 export const deployRoleName = (stack: Pick<ResolvedStack, "name">, environment: EnvironmentName) =>
   `${stack.name}-ci-deploy-${environment}`;
 
-/** The OIDC subject GitHub puts in the token of a job allowed to deploy `environment`. */
+/**
+ * The OIDC subject GitHub puts in the token of a job allowed to deploy `environment`: only a job
+ * that runs in the GitHub environment of that name (`environment: <env>` in the workflow). Its
+ * subject names the environment instead of the branch, so the environment's deployment branches
+ * and required reviewers gate the role, and the dev job's token is not the prod role's.
+ */
 export function githubSubject(ci: NonNullable<ResolvedStack["ci"]>, environment: EnvironmentName): string {
-  const repo = `repo:${ci.github.owner}/${ci.github.repository}`;
-  // A job in a GitHub environment gets `environment:<name>` as its subject instead of the branch:
-  // the environment's required reviewers and deployment branches then gate the role.
-  return ci.github.protectedEnvironments.includes(environment)
-    ? `${repo}:environment:${environment}`
-    : `${repo}:ref:refs/heads/${ci.github.branch}`;
+  return `repo:${ci.github.owner}/${ci.github.repository}:environment:${environment}`;
 }
 
+/** A CDK bootstrap role: account-wide (it acts on any stack of its account and region). */
+export const cdkBootstrapRoleArn = (
+  kind: "deploy" | "file-publishing" | "image-publishing" | "lookup",
+  account: string,
+  region: string,
+  partition: string = Aws.PARTITION,
+) => `arn:${partition}:iam::${account}:role/cdk-${CDK_QUALIFIER}-${kind}-role-${account}-${region}`;
+
 /**
- * `stayup-ci`: GitHub's OIDC provider and one deploy role per environment, so workflows get
- * short-lived credentials and no access key exists. Deployed once by an administrator
- * (`stayup ci bootstrap`), never by the workflows it trusts. A role may only assume the CDK
- * bootstrap roles of its environment's regions (CloudFormation does the work with those), read its
- * environment's stack outputs, and push to its environment's image repositories.
+ * `stayup-ci`: GitHub's OIDC provider and one deploy role per environment of the account it is
+ * deployed in, so workflows get short-lived credentials and no access key exists. Deployed once per
+ * account by an administrator (`stayup ci bootstrap`), never by the workflows it trusts. A role may
+ * only assume the CDK bootstrap roles of its environment's account and regions (CloudFormation
+ * does the work with those), read its environment's stack outputs, and push to its environment's
+ * image repositories; it is denied assuming any other role. Where environments share one account,
+ * the bootstrap roles they share can deploy any stack there: only separate accounts keep dev from prod.
  */
 export class CiStack extends Stack {
   readonly provider: iam.IOidcProvider;
@@ -56,16 +72,22 @@ export class CiStack extends Stack {
     super(scope, id, props);
     const ci = props.stack.ci;
     if (!ci) throw new Error("the CI stack needs the description's ci field");
-    this.provider = ci.oidcProviderArn
-      ? iam.OidcProviderNative.fromOidcProviderArn(this, "GitHubOidc", ci.oidcProviderArn)
+    // The named provider is one account's: another account's CI stack creates its own.
+    const described = props.environments.find((e) => e.account)?.account;
+    const existing =
+      ci.oidcProviderArn && (!described || ci.oidcProviderArn.split(":")[4] === described)
+        ? ci.oidcProviderArn
+        : undefined;
+    this.provider = existing
+      ? iam.OidcProviderNative.fromOidcProviderArn(this, "GitHubOidc", existing)
       : new iam.OidcProviderNative(this, "GitHubOidc", {
           url: `https://${GITHUB_OIDC_ISSUER}`,
           clientIds: [GITHUB_OIDC_AUDIENCE],
         });
 
-    const qualifier = DefaultStackSynthesizer.DEFAULT_QUALIFIER;
     for (const access of props.environments) {
       const env = access.environment;
+      const account = access.account ?? Aws.ACCOUNT_ID;
       const role = new iam.Role(this, `DeployRole-${env}`, {
         roleName: deployRoleName(props.stack, env),
         description: `GitHub Actions deploys of ${props.stack.name} ${env} from ${ci.github.owner}/${ci.github.repository}`,
@@ -79,16 +101,24 @@ export class CiStack extends Stack {
       const regions = [...new Set(access.stacks.map((s) => s.region))];
       // The CDK CLI deploys through these: the deploy role drives CloudFormation, the
       // file-publishing role uploads assets (the web bundle, the Lambdas' code).
+      const bootstrapRoles = regions.flatMap((region) =>
+        (["deploy", "file-publishing"] as const).map((kind) => cdkBootstrapRoleArn(kind, account, region)),
+      );
       role.addToPolicy(
         new iam.PolicyStatement({
           sid: "AssumeCdkBootstrapRoles",
           actions: ["sts:AssumeRole"],
-          resources: regions.flatMap((region) =>
-            ["deploy", "file-publishing"].map(
-              (kind) =>
-                `arn:${Aws.PARTITION}:iam::${Aws.ACCOUNT_ID}:role/cdk-${qualifier}-${kind}-role-${Aws.ACCOUNT_ID}-${region}`,
-            ),
-          ),
+          resources: bootstrapRoles,
+        }),
+      );
+      // An explicit deny wins over any allow attached later (a managed policy, a wider statement):
+      // this role assumes its own environment's bootstrap roles or nothing.
+      role.addToPolicy(
+        new iam.PolicyStatement({
+          sid: "AssumeNothingElse",
+          effect: iam.Effect.DENY,
+          actions: ["sts:AssumeRole"],
+          notResources: bootstrapRoles,
         }),
       );
       // A stack's ARN ends in an id CloudFormation picks at creation: `/*` is that id, nothing more.
@@ -97,7 +127,7 @@ export class CiStack extends Stack {
           sid: "ReadStackOutputs",
           actions: ["cloudformation:DescribeStacks"],
           resources: access.stacks.map(
-            (s) => `arn:${Aws.PARTITION}:cloudformation:${s.region}:${Aws.ACCOUNT_ID}:stack/${s.name}/*`,
+            (s) => `arn:${Aws.PARTITION}:cloudformation:${s.region}:${account}:stack/${s.name}/*`,
           ),
         }),
       );
@@ -122,7 +152,7 @@ export class CiStack extends Stack {
               "ecr:BatchGetImage",
             ],
             resources: access.imageRepositories.map(
-              (r) => `arn:${Aws.PARTITION}:ecr:${r.region}:${Aws.ACCOUNT_ID}:repository/${r.name}`,
+              (r) => `arn:${Aws.PARTITION}:ecr:${r.region}:${account}:repository/${r.name}`,
             ),
           }),
         );
@@ -134,7 +164,7 @@ export class CiStack extends Stack {
           new iam.PolicyStatement({
             sid: "EcsTeardown",
             actions: ["ecs:UpdateService", "ecs:DescribeServices"],
-            resources: [`arn:${Aws.PARTITION}:ecs:${region}:${Aws.ACCOUNT_ID}:service/${cluster}/${service}`],
+            resources: [`arn:${Aws.PARTITION}:ecs:${region}:${account}:service/${cluster}/${service}`],
           }),
         );
         role.addToPolicy(
@@ -143,7 +173,7 @@ export class CiStack extends Stack {
             actions: ["autoscaling:UpdateAutoScalingGroup", "autoscaling:SetInstanceProtection"],
             // A group's ARN carries an id AWS assigns; the name pins it.
             resources: [
-              `arn:${Aws.PARTITION}:autoscaling:${region}:${Aws.ACCOUNT_ID}:autoScalingGroup:*:autoScalingGroupName/${group}`,
+              `arn:${Aws.PARTITION}:autoscaling:${region}:${account}:autoScalingGroup:*:autoScalingGroupName/${group}`,
             ],
           }),
         );

@@ -274,10 +274,12 @@ export const cfnLintExceptions: {
  * wildcards its roles hold, one finding per stack or repository.
  */
 export function ciAcknowledgements(environments: CiEnvironmentAccess[]): { id: string; reason: string }[] {
+  // cdk-nag writes the account as it is in the template: a literal when the description names it.
+  const account = (e: CiEnvironmentAccess) => e.account ?? "<AWS::AccountId>";
   const stackArns = environments.flatMap((e) =>
     e.stacks.map((s) => ({
       id: nag(
-        `IAM5[Resource::arn:<AWS::Partition>:cloudformation:${s.region}:<AWS::AccountId>:stack/${s.name}/*]`,
+        `IAM5[Resource::arn:<AWS::Partition>:cloudformation:${s.region}:${account(e)}:stack/${s.name}/*]`,
       ),
       reason:
         "A stack's ARN ends in an id CloudFormation assigns at creation; the ARN pins the region, the account and the stack's name, and DescribeStacks (reading outputs) is the only action granted.",
@@ -297,7 +299,7 @@ export function ciAcknowledgements(environments: CiEnvironmentAccess[]): { id: s
       ? [
           {
             id: nag(
-              `IAM5[Resource::arn:<AWS::Partition>:autoscaling:${e.ecsTeardown.region}:<AWS::AccountId>:autoScalingGroup:*:autoScalingGroupName/${e.ecsTeardown.group}]`,
+              `IAM5[Resource::arn:<AWS::Partition>:autoscaling:${e.ecsTeardown.region}:${account(e)}:autoScalingGroup:*:autoScalingGroupName/${e.ecsTeardown.group}]`,
             ),
             reason:
               "A group's ARN holds an id AWS assigns at creation; the ARN pins the region, the account and the group's name, and only destroy's scale-in-protection and size changes are granted.",

@@ -30,7 +30,11 @@ export type PriceKey =
   | "cloudwatch:metric-month"
   | "logs:ingest-gb"
   | "s3:gb-month"
-  | "secretsmanager:secret-month";
+  | "secretsmanager:secret-month"
+  // What `stayup destroy` finds left (storage only): priced here so there is one price table.
+  | "logs:storage-gb-month"
+  | "ebs:snapshot-gb-month"
+  | "elasticache:snapshot-gb-month";
 
 const EC2 = "https://aws.amazon.com/ec2/pricing/on-demand/";
 const VPC = "https://aws.amazon.com/vpc/pricing/";
@@ -182,6 +186,27 @@ export const priceTable: Record<string, Partial<Record<PriceKey, Price>>> = {
       source: "https://aws.amazon.com/secrets-manager/pricing/",
       date: "2026-11-22",
       note: "the list price on the AWS page named; compiled offline (no internet), not re-read on that page",
+    },
+    "logs:storage-gb-month": {
+      usd: 0.03,
+      unit: "GB-month stored (log data, compressed)",
+      source: "https://aws.amazon.com/cloudwatch/pricing/",
+      date: "2026-12-06",
+      note: "Logs, Store (Archival); the list price on the AWS page named, compiled offline (no internet), not re-read on that page; moved from destroy's own table",
+    },
+    "ebs:snapshot-gb-month": {
+      usd: 0.05,
+      unit: "GB-month (snapshot, Standard tier)",
+      source: "https://aws.amazon.com/ebs/pricing/",
+      date: "2026-12-06",
+      note: "Snapshots, Standard; the list price on the AWS page named, compiled offline (no internet), not re-read on that page; moved from destroy's own table",
+    },
+    "elasticache:snapshot-gb-month": {
+      usd: 0.085,
+      unit: "GB-month (backup storage)",
+      source: "https://aws.amazon.com/elasticache/pricing/",
+      date: "2026-12-06",
+      note: "Backup storage; the list price on the AWS page named, compiled offline (no internet), not re-read on that page; moved from destroy's own table",
     },
   },
   "eu-west-3": {

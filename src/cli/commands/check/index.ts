@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import type { Command } from "commander";
-import { synthesizeCi } from "../../../aws/ci/ci-app.ts";
+import { ciAccounts, synthesizeCi } from "../../../aws/ci/ci-app.ts";
 import {
   failoverModelCoverage,
   formatFailoverCoverage,
@@ -131,16 +131,23 @@ export async function check(opts: CheckOptions): Promise<boolean> {
   if (prod.ci) {
     process.stderr.write("checking the CI stack: synthesis with cdk-nag and cfn-guard, cfn-lint...\n");
     const stacks = { dev: await loadStack(opts.config, "dev", { topology: opts.topology }), prod };
-    try {
-      const ci = synthesizeCi(stacks, path.resolve(opts.out, "ci"), { compliance: true });
-      const result = await cfnLint([ci.templateFile]);
-      if (!result.ok) console.error(result.output);
-      failed ||= !result.ok;
-      rows.push(["ci", "1", "0 unacknowledged", result.ok ? "0 errors, 0 warnings" : "FINDINGS", "-"]);
-    } catch (error) {
-      failed = true;
-      console.error((error as Error).message);
-      rows.push(["ci", "1", "FINDINGS (report above)", "not run", "-"]);
+    // One CI stack per account the description names (each holds that account's roles).
+    for (const account of ciAccounts(stacks)) {
+      const label = account ? `ci ${account}` : "ci";
+      try {
+        const ci = synthesizeCi(stacks, path.resolve(opts.out, account ? `ci-${account}` : "ci"), {
+          compliance: true,
+          account,
+        });
+        const result = await cfnLint([ci.templateFile]);
+        if (!result.ok) console.error(result.output);
+        failed ||= !result.ok;
+        rows.push([label, "1", "0 unacknowledged", result.ok ? "0 errors, 0 warnings" : "FINDINGS", "-"]);
+      } catch (error) {
+        failed = true;
+        console.error((error as Error).message);
+        rows.push([label, "1", "FINDINGS (report above)", "not run", "-"]);
+      }
     }
   }
   console.log(formatTable(rows));

@@ -1,7 +1,7 @@
 import path from "node:path";
 import { CloudFormationClient, DescribeStacksCommand } from "@aws-sdk/client-cloudformation";
 import type { Command } from "commander";
-import { ciStackDrift, ciStackName, requireCi, synthesizeCi } from "../../../aws/ci/ci-app.ts";
+import { ciStackDrift, ciStackName, describeDrift, requireCi, synthesizeCi } from "../../../aws/ci/ci-app.ts";
 import { deployRoleName } from "../../../aws/ci/ci-stack.ts";
 import { requireCredentials, runCdk } from "../../../aws/deploy.ts";
 import { deploymentOrder, imageRepositories } from "../../../aws/plan.ts";
@@ -24,6 +24,8 @@ export interface CiPlan {
   environment: EnvironmentName;
   topology: string;
   region: string;
+  /** The environment's account when the description names it. */
+  account?: string;
   /** Deployment order (the synthesized app's dependencies); destroy runs it in reverse. */
   stacks: { name: string; region: string; dependsOn: string[] }[];
   destroyOrder: string[];
@@ -38,6 +40,7 @@ export async function ciPlan(stack: ResolvedStack, outdir: string): Promise<CiPl
     environment: stack.environment,
     topology: stack.topology,
     region: stack.regions.primary.name,
+    ...(stack.aws.account ? { account: stack.aws.account } : {}),
     stacks: order.map(({ name, region, dependsOn }) => ({ name, region, dependsOn })),
     destroyOrder: order.map((s) => s.name).reverse(),
     imageRepositories: imageRepositories(order),
@@ -67,22 +70,19 @@ export function register(program: Command): void {
       const stack = await loadStack(opts.config, opts.env, { topology: opts.topology });
       const plan = await ciPlan(stack, path.resolve(opts.out, opts.env));
       if (opts.compareDeployed) {
+        // The roles hold what every environment's app needs, with this run's topology.
         const stacks = {} as Record<EnvironmentName, ResolvedStack>;
-        for (const env of environmentNames) stacks[env] = await loadStack(opts.config, env);
-        const region = stacks[environmentNames[0]].regions.primary.name;
-        await requireCredentials(
-          region,
+        for (const env of environmentNames)
+          stacks[env] = await loadStack(opts.config, env, { topology: opts.topology });
+        const identity = await requireCredentials(
+          stack.regions.primary.name,
           "credentials are missing, so the deployed CI stack was not compared",
         );
-        const synthesis = synthesizeCi(stacks, path.resolve(opts.out, "ci"));
-        const drift = await ciStackDrift(synthesis, new CloudFormationClient({ region }));
-        if (!drift.deployed) console.error(`${drift.stackName} is not deployed: stayup ci bootstrap`);
-        else if (drift.differences.length > 0)
-          console.error(
-            `${drift.stackName} no longer matches the description (${drift.differences.join(", ")}): deploy it again as an administrator, stayup ci bootstrap`,
-          );
-        else console.error(`${drift.stackName} matches the description`);
-        if (!drift.deployed || drift.differences.length > 0) process.exitCode = 1;
+        const synthesis = synthesizeCi(stacks, path.resolve(opts.out, "ci"), { account: identity.account });
+        const drift = await ciStackDrift(synthesis, new CloudFormationClient({ region: synthesis.region }));
+        const verdict = describeDrift(drift, synthesis);
+        for (const line of verdict.lines) console.error(line);
+        if (!verdict.ok) process.exitCode = 1;
       }
       if (opts.json) {
         console.log(JSON.stringify(plan, null, 2));
@@ -112,14 +112,18 @@ export function register(program: Command): void {
       for (const env of environmentNames) stacks[env] = await loadStack(opts.config, env);
       const first = stacks[environmentNames[0]];
       const ciSettings = requireCi(first);
-      const region = first.regions.primary.name;
-      const identity = await requireCredentials(region);
-      console.error(
-        `deploying ${ciStackName(first)} (trusting ${ciSettings.github.owner}/${ciSettings.github.repository}) to account ${identity.account} in ${region} as ${identity.arn}`,
-      );
+      const identity = await requireCredentials(first.regions.primary.name);
       process.env.CDK_DEFAULT_ACCOUNT = identity.account;
       const outdir = path.resolve(opts.out, "ci");
-      const synthesis = synthesizeCi(stacks, outdir, { compliance: true });
+      const synthesis = synthesizeCi(stacks, outdir, { compliance: true, account: identity.account });
+      console.error(
+        `deploying ${ciStackName(first)} (deploy roles of ${synthesis.environments.join(", ")}, trusting ${ciSettings.github.owner}/${ciSettings.github.repository}) to account ${identity.account} in ${synthesis.region} as ${identity.arn}`,
+      );
+      if (synthesis.environments.length > 1) {
+        console.error(
+          `warning: ${synthesis.environments.join(" and ")} share account ${identity.account}. Each role is limited to its own stacks and regions, but CDK's bootstrap roles are account-wide: a job that may deploy one environment can deploy or delete any stack of that account. Give each environment its account (environments.<env>.aws.account) to keep dev from prod: docs/deploy-to-aws.md`,
+        );
+      }
       const approval = opts.yes ? ["--require-approval", "never"] : [];
       const code = await runCdk(
         [
@@ -135,16 +139,24 @@ export function register(program: Command): void {
         { CDK_DEFAULT_ACCOUNT: identity.account },
       );
       if (code !== 0) throw new StayupError(`cdk deploy exited with ${code}`, "see its output above");
-      const res = await new CloudFormationClient({ region }).send(
+      const res = await new CloudFormationClient({ region: synthesis.region }).send(
         new DescribeStacksCommand({ StackName: synthesis.stackName }),
       );
       console.log(
         "set these as repository variables (Settings → Secrets and variables → Actions → Variables):",
       );
-      for (const env of environmentNames) {
+      for (const env of synthesis.environments) {
         const key = `DeployRoleArn${env[0]?.toUpperCase()}${env.slice(1)}`;
         const value = res.Stacks?.[0]?.Outputs?.find((o) => o.OutputKey === key)?.OutputValue ?? "(missing)";
         console.log(`${roleVariable(env)}=${value}`);
+      }
+      console.log(
+        `and create the GitHub environments ${synthesis.environments.join(", ")} (Settings → Environments), deployment branches limited to ${ciSettings.github.branch}; required reviewers on ${ciSettings.github.protectedEnvironments.join(", ") || "none"}: each role trusts only jobs in its GitHub environment`,
+      );
+      for (const e of synthesis.elsewhere) {
+        console.log(
+          `${e.environment} is in account ${e.account}: run stayup ci bootstrap again with its credentials`,
+        );
       }
     });
 }

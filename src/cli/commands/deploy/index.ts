@@ -22,7 +22,7 @@ import {
  */
 export async function deploy(opts: DescriptionOptions & { stack?: string }): Promise<void> {
   const stack = await loadStack(opts.config, opts.env, { topology: opts.topology });
-  const identity = await requireCredentials(stack.regions.primary.name);
+  const identity = await requireCredentials(stack.regions.primary.name, undefined, stack);
   console.error(
     `deploying ${stack.name} ${opts.env} to account ${identity.account} in ${stack.regions.primary.name} as ${identity.arn}`,
   );

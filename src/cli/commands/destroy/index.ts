@@ -41,6 +41,7 @@ export async function destroy(opts: DescriptionOptions & { forceDeleteProtected?
   const identity = await requireCredentials(
     stack.regions.primary.name,
     "credentials are missing, so nothing was looked at or deleted: whether anything is deployed is unknown",
+    stack,
   );
   const env = { CDK_DEFAULT_ACCOUNT: identity.account };
   const order = await synthesizeForCdk(opts, env);

@@ -9,6 +9,7 @@ export async function outputs(opts: DescriptionOptions & { json?: boolean }): Pr
   await requireCredentials(
     stack.regions.primary.name,
     "credentials are missing, so nothing could be read: whether anything is deployed is unknown",
+    stack,
   );
   const found = await stackOutputs(stack);
   if (opts.json) console.log(JSON.stringify(found, null, 2));
