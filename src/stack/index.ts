@@ -7,7 +7,6 @@ import {
   type EnvironmentName,
   environmentNames,
   type ResolvedStack,
-  type StackDescription,
   stackDescriptionSchema,
   type Topology,
   type ValidStackDescription,
@@ -15,10 +14,7 @@ import {
 
 export * from "./schema.ts";
 
-/** Typed helper for `stayup.config.ts`: gives editor completion; validation happens at load. */
-export function defineStack(description: StackDescription): StackDescription {
-  return description;
-}
+export { defineStack } from "./public.ts";
 
 function formatPath(p: ReadonlyArray<PropertyKey>): string {
   return p.reduce<string>(
