@@ -113,6 +113,9 @@ if (!Number.isInteger(concurrency) || concurrency < 1) {
 // One synthesis per description per run, shared by the AWS suites' processes (test/aws-helpers.ts).
 const synthCache = mkdtempSync(path.join(tmpdir(), "stayup-synth-cache-"));
 process.env.STAYUP_TEST_SYNTH_CACHE = synthCache;
+// One `npm pack` + `npm install` of stayup per run, shared by the suites that use it (test/packaged.ts).
+const packageCache = mkdtempSync(path.join(tmpdir(), "stayup-package-cache-"));
+process.env.STAYUP_TEST_PACKAGE_CACHE = packageCache;
 
 // Ctrl-C or a CI cancel stops the test processes (and through their `after` hooks, what they started).
 const abort = new AbortController();
@@ -202,6 +205,7 @@ const output = Readable.from(events()).compose(process.stdout.isTTY ? new spec()
 output.pipe(process.stdout);
 output.on("end", () => {
   rmSync(synthCache, { recursive: true, force: true });
+  rmSync(packageCache, { recursive: true, force: true });
   if (totals.fail > 0 || totals.cancelled > 0 || totals.tests === 0 || abort.signal.aborted) {
     process.exitCode = 1;
   }

@@ -95,7 +95,7 @@ export async function loadStack(
   if (!existsSync(file)) {
     throw new StayupError(
       `no stack description at ${file}`,
-      `run stayup from the repository root, or pass --config path/to/${defaultConfigFile}`,
+      `run stayup from your project's folder (npx stayup init writes one there), or pass --config path/to/${defaultConfigFile}`,
     );
   }
   let mod: { default?: unknown };
