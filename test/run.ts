@@ -53,6 +53,7 @@ const unit = new Set([
   "cli-help.test.ts",
   "controller-guard.test.ts",
   "derived.test.ts",
+  "docs.test.ts",
   "ecs-decide.test.ts",
   "event-bus.test.ts",
   "failover-model.test.ts",
