@@ -2,9 +2,10 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { describe, it } from "node:test";
-import type { Command } from "commander";
+import { type Command, Help } from "commander";
 import { commandPath } from "../src/cli/help-examples.ts";
-import { buildProgram, stayupVersion } from "../src/cli/main.ts";
+import { catalog, lazyProgram, requestedCommand } from "../src/cli/lazy.ts";
+import { buildProgram, commands, stayupVersion } from "../src/cli/main.ts";
 import { repoRoot, runCli } from "./helpers.ts";
 
 /** Every command below the program, subcommands included (commander's own `help` left out). */
@@ -70,5 +71,39 @@ describe("stayup --version and every command's --help examples", () => {
         }
       }
     }
+  });
+});
+
+describe("stayup loads only the command it runs (src/cli/lazy.ts)", () => {
+  it("the catalog lists every command as the command itself does, in the same order", () => {
+    assert.deepEqual(Object.keys(catalog), Object.keys(commands));
+    const help = new Help();
+    for (const command of buildProgram().commands) {
+      const entry = catalog[command.name()];
+      assert.ok(entry, `${command.name()} is missing from lazy.ts's catalog`);
+      assert.equal(entry.term, help.subcommandTerm(command), `catalog term of ${command.name()}`);
+      assert.equal(entry.description, command.description(), `catalog description of ${command.name()}`);
+    }
+  });
+
+  it("stayup --help lists the same commands as the whole program, without loading them", async () => {
+    const lazy = await lazyProgram(undefined);
+    assert.equal(helpOf(lazy), helpOf(buildProgram()));
+  });
+
+  it("the command asked for is found, help <command> included", () => {
+    assert.equal(requestedCommand(["up", "--detach"]), "up");
+    assert.equal(requestedCommand(["help", "drill"]), "drill");
+    assert.equal(requestedCommand(["--help"]), undefined);
+    assert.equal(requestedCommand(["nonsense"]), undefined);
+    assert.equal(requestedCommand(["constructor"]), undefined);
+  });
+
+  it("the command asked for is the real one: its options and subcommands", async () => {
+    const lazy = await lazyProgram("drill");
+    const drill = lazy.commands.find((c) => c.name() === "drill");
+    assert.ok(drill && drill.commands.some((c) => c.name() === "kill-instance"));
+    const up = lazy.commands.find((c) => c.name() === "up");
+    assert.equal(up?.options.length, 0, "the others are placeholders");
   });
 });

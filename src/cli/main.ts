@@ -1,6 +1,4 @@
-import { readFileSync } from "node:fs";
-import { Command } from "commander";
-import { StayupError } from "../shared/errors.ts";
+import type { Command } from "commander";
 import * as check from "./commands/check/index.ts";
 import * as ci from "./commands/ci/index.ts";
 import * as cost from "./commands/cost/index.ts";
@@ -18,9 +16,15 @@ import * as status from "./commands/status/index.ts";
 import * as synth from "./commands/synth/index.ts";
 import * as up from "./commands/up/index.ts";
 import { addHelpExamples } from "./help-examples.ts";
+import { baseProgram, runProgram } from "./program.ts";
 
-/** Every command, in help order: a new command is its folder under commands/ and one line here. */
-const commands: { register(program: Command): void }[] = [
+export { stayupVersion } from "./program.ts";
+
+/**
+ * Every command, in help order: a new command is its folder under commands/, one line here and one
+ * in lazy.ts's catalog (test/cli-help.test.ts checks they agree).
+ */
+export const commands: Record<string, { register(program: Command): void }> = {
   init,
   up,
   down,
@@ -37,34 +41,16 @@ const commands: { register(program: Command): void }[] = [
   destroy,
   outputs,
   ci,
-];
+};
 
-/** The installed package's version (`stayup --version`). */
-export const stayupVersion = (
-  JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }
-).version;
-
+/** The whole program, every command loaded (tests, docs/cli.md); `stayup` itself runs lazy.ts. */
 export function buildProgram(): Command {
-  const program = new Command("stayup")
-    .description("A highly-available web stack you can run on a laptop, break on purpose, and deploy to AWS.")
-    .version(stayupVersion, "-V, --version", "print stayup's version")
-    .showHelpAfterError()
-    .configureOutput({ outputError: (str, write) => write(str) });
-  for (const command of commands) command.register(program);
+  const program = baseProgram();
+  for (const command of Object.values(commands)) command.register(program);
   addHelpExamples(program);
   return program;
 }
 
 export async function main(argv = process.argv): Promise<void> {
-  try {
-    await buildProgram().parseAsync(argv);
-  } catch (error) {
-    if (error instanceof StayupError) {
-      console.error(`error: ${error.message}`);
-      if (error.hint) console.error(`  fix: ${error.hint}`);
-    } else {
-      console.error(error);
-    }
-    process.exitCode = 1;
-  }
+  await runProgram(buildProgram(), argv);
 }

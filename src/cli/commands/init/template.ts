@@ -15,7 +15,7 @@ export function renderDescription(service: DetectedService): string {
 /**
  * Written by \`stayup init\`. Run it locally with \`npx stayup up\`, break it with
  * \`npx stayup drill kill-instance\`, render it for AWS with \`npx stayup synth\`.
- * Every field: node_modules/stayup/docs/reference/description.md (or \`npx stayup --help\`).
+ * Every field: node_modules/stayup/docs/description.md; every command: \`npx stayup --help\`.
  */
 export default defineStack({
   name: ${q(service.name)},

@@ -1,0 +1,135 @@
+/**
+ * What `stayup` runs (bin/stayup.mjs): the program with only the command asked for loaded. Every
+ * command module pulls in its world (the CDK for synth, the runtime for up); loading all of them
+ * cost about 2 s of CPU before anything ran (docs/benchmarks.md). The other commands are listed from
+ * the catalog below, as `stayup --help` shows them; test/cli-help.test.ts checks it against the
+ * commands themselves.
+ */
+import type { Command } from "commander";
+import { addHelpExamples } from "./help-examples.ts";
+import { baseProgram, runProgram } from "./program.ts";
+
+interface CatalogEntry {
+  /** As `stayup --help` lists it: the name, `[options]` when it has any, its arguments. */
+  term: string;
+  description: string;
+  load: () => Promise<{ register(program: Command): void }>;
+}
+
+/** Every command, in help order (main.ts's `commands`, the same order). */
+export const catalog: Record<string, CatalogEntry> = {
+  init: {
+    term: "init [options]",
+    description: "write a starting stack description (stayup.config.ts) for the service in this folder",
+    load: () => import("./commands/init/index.ts"),
+  },
+  up: {
+    term: "up [options]",
+    description: "bring the local stack up: Redis, the instance group, health checks and the load balancer",
+    load: () => import("./commands/up/index.ts"),
+  },
+  down: {
+    term: "down [options]",
+    description: "stop a stack started with `stayup up --detach` (or in another terminal)",
+    load: () => import("./commands/down/index.ts"),
+  },
+  status: {
+    term: "status [options]",
+    description: "show the running stack: topology, listener, group capacity, instances and their health",
+    load: () => import("./commands/status/index.ts"),
+  },
+  drill: {
+    term: "drill",
+    description: "break the stack on purpose and report what users saw",
+    load: () => import("./commands/drill/index.ts"),
+  },
+  faults: {
+    term: "faults",
+    description: "faults in force in the running stack (drills inject them; `stayup status` lists them)",
+    load: () => import("./commands/faults/index.ts"),
+  },
+  roll: {
+    term: "roll [options]",
+    description:
+      "rolling deploy of the running stack: the rebuilt bundle and instance settings, launch first",
+    load: () => import("./commands/roll/index.ts"),
+  },
+  report: {
+    term: "report [options] <file.json>",
+    description: "render a saved drill report (the .json next to its HTML) as standalone HTML again",
+    load: () => import("./commands/report/index.ts"),
+  },
+  synth: {
+    term: "synth [options]",
+    description: "render the stack description as CloudFormation (AWS CDK); needs no credentials",
+    load: () => import("./commands/synth/index.ts"),
+  },
+  check: {
+    term: "check [options]",
+    description:
+      "offline proof of the AWS stacks: cdk-nag, cfn-guard (Control Tower), stayup's lifecycle rules and cfn-lint for every environment",
+    load: () => import("./commands/check/index.ts"),
+  },
+  cost: {
+    term: "cost [options]",
+    description: "monthly on-demand cost of the synthesized AWS stacks, per stack and per resource",
+    load: () => import("./commands/cost/index.ts"),
+  },
+  diagram: {
+    term: "diagram [options]",
+    description: "the architecture as a Mermaid flowchart (GitHub renders it), on AWS or locally",
+    load: () => import("./commands/diagram/index.ts"),
+  },
+  deploy: {
+    term: "deploy [options]",
+    description:
+      "deploy the stacks to AWS one by one in the synthesized app's dependency order (network → access → database → web)",
+    load: () => import("./commands/deploy/index.ts"),
+  },
+  destroy: {
+    term: "destroy [options]",
+    description: "delete the stacks from AWS one by one in reverse dependency order",
+    load: () => import("./commands/destroy/index.ts"),
+  },
+  outputs: {
+    term: "outputs [options]",
+    description: "print the deployed stack's outputs (load-balancer URL, public IP)",
+    load: () => import("./commands/outputs/index.ts"),
+  },
+  ci: {
+    term: "ci",
+    description: "GitHub Actions: the stayup-ci stack (OIDC deploy roles) and what the workflows ask stayup",
+    load: () => import("./commands/ci/index.ts"),
+  },
+};
+
+/** The command the arguments name (`help <command>` names the next one), if any. */
+export function requestedCommand(args: readonly string[]): string | undefined {
+  const words = args.filter((a) => !a.startsWith("-"));
+  const name = words[0] === "help" ? words[1] : words[0];
+  return name !== undefined && Object.hasOwn(catalog, name) ? name : undefined;
+}
+
+/**
+ * The program with `wanted` registered for real and every other command as a placeholder that
+ * lists it in `stayup --help` (and lets commander suggest a name for a misspelt one).
+ */
+export async function lazyProgram(wanted: string | undefined): Promise<Command> {
+  const program = baseProgram();
+  const terms = new Map<string, string>();
+  for (const [name, entry] of Object.entries(catalog)) {
+    if (name === wanted) (await entry.load()).register(program);
+    else {
+      program.command(name).description(entry.description);
+      terms.set(name, entry.term);
+    }
+  }
+  const help = program.createHelp();
+  program.configureHelp({ subcommandTerm: (cmd) => terms.get(cmd.name()) ?? help.subcommandTerm(cmd) });
+  addHelpExamples(program);
+  return program;
+}
+
+export async function main(argv = process.argv): Promise<void> {
+  await runProgram(await lazyProgram(requestedCommand(argv.slice(2))), argv);
+}
