@@ -3,5 +3,5 @@
 import { register } from "tsx/esm/api";
 
 register();
-const { main } = await import("../src/cli/lazy.ts");
+const { main } = await import("../src/cli/main.ts");
 await main();

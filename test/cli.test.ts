@@ -14,8 +14,8 @@ import { StayupError } from "../src/shared/errors.ts";
 import { configPath, isAlive, runCli, tempDir, upDetached } from "./helpers.ts";
 
 describe("CLI: one folder per command, drills from one registry", () => {
-  it("registers every command, and one drill subcommand per registry entry with its own options", () => {
-    const program = buildProgram();
+  it("registers every command, and one drill subcommand per registry entry with its own options", async () => {
+    const program = await buildProgram();
     const names = program.commands.map((c) => c.name());
     for (const name of ["up", "down", "status", "drill", "synth", "check", "deploy", "destroy", "outputs"])
       assert.ok(names.includes(name), name);

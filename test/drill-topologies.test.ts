@@ -111,8 +111,8 @@ describe("drills × topologies: every drill says what it does on every topology"
     assert.equal(byName("kill-instance").topologies["single-instance"], true);
   });
 
-  it("`stayup drill --help` and each drill's --help say where it runs, from the declaration", () => {
-    const drill = buildProgram().commands.find((c) => c.name() === "drill");
+  it("`stayup drill --help` and each drill's --help say where it runs, from the declaration", async () => {
+    const drill = (await buildProgram()).commands.find((c) => c.name() === "drill");
     assert.ok(drill);
     for (const module of drills) {
       const command = drill.commands.find((c) => c.name() === module.name);

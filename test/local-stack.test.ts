@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -56,6 +57,10 @@ describe("local stack through the CLI", { timeout: 900_000 }, () => {
       assert.match(i.az, /^eu-west-3[abc]$/);
     }
     assert.equal(new Set(s.instances.map((i) => i.az)).size, s.instances.length, "one instance per AZ");
+    // At rest the runtime holds no bundler: esbuild's service process (about 90 MB) went after the build.
+    const children = execFileSync("ps", ["-o", "args=", "--ppid", String(s.pid)], { encoding: "utf8" });
+    assert.doesNotMatch(children, /esbuild/, children);
+    assert.match(children, /redis-server/, "the runtime's children are listed");
     const table = await runCli(["status", "--state-dir", stateDir]);
     assert.match(table.stdout, /REGION\s+INSTANCE\s+AZ\s+PID\s+PORT\s+STATE\s+HEALTH/);
     assert.match(table.stdout, /secondary us-east-1: http:\/\/127\.0\.0\.2:\d+ {3}group 0\/0 in service/);

@@ -131,6 +131,14 @@ const durations: { file: string; seconds: number; passed: boolean; group: string
 const startedAt = Date.now();
 let planned = 0;
 let numbered = 0;
+/** Every failed test (not suite), printed again just before the summary: a CI log shows only its end. */
+const failures: { file: string; name: string; message: string }[] = [];
+
+function failureMessage(error: unknown): string {
+  const cause = (error as { cause?: unknown } | undefined)?.cause ?? error;
+  const text = cause instanceof Error ? cause.message : String(cause);
+  return text.split("\n").slice(0, 12).join("\n");
+}
 
 const diagnostic = (message: string): TestEvent => ({
   type: "test:diagnostic",
@@ -156,6 +164,13 @@ async function* events(): AsyncGenerator<TestEvent, void> {
         }
         if (key !== "duration_ms" && !summaryKeys.includes(key as (typeof summaryKeys)[number])) yield event;
         continue;
+      }
+      if (event.type === "test:fail" && event.data.details.type !== "suite") {
+        failures.push({
+          file: path.relative(repoRoot, event.data.file ?? ""),
+          name: event.data.name,
+          message: failureMessage(event.data.details.error),
+        });
       }
       // One TAP plan and one numbering for both groups: the second's top-level tests follow the first's.
       if (event.type === "test:plan" && event.data.nesting === 0) {
@@ -196,6 +211,13 @@ async function* events(): AsyncGenerator<TestEvent, void> {
     yield diagnostic(
       `  ${d.seconds.toFixed(1).padStart(6)} s  ${d.file}${d.group === "alone" ? " (alone)" : ""}`,
     );
+  }
+  if (failures.length > 0) {
+    yield diagnostic(`failed tests (${failures.length}):`);
+    for (const f of failures) {
+      yield diagnostic(`  ✗ ${f.file} › ${f.name}`);
+      for (const line of f.message.split("\n")) yield diagnostic(`      ${line}`);
+    }
   }
   for (const key of summaryKeys) yield diagnostic(`${key} ${totals[key]}`);
   yield diagnostic(`duration_ms ${Date.now() - startedAt}`);

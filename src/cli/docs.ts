@@ -26,7 +26,7 @@ function helpText(command: Command): string {
 }
 
 /** docs/cli.md: the program's help, then every command's and subcommand's, in help order. */
-export function cliReference(program: Command = buildProgram()): string {
+export function cliReference(program: Command): string {
   const sections = [
     "# CLI reference",
     "",
@@ -59,7 +59,7 @@ export function withDrillTable(markdown: string, table: string = drillTopologyTa
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  writeFileSync(cliReferenceFile, cliReference());
+  writeFileSync(cliReferenceFile, cliReference(await buildProgram()));
   writeFileSync(drillsFile, withDrillTable(readFileSync(drillsFile, "utf8")));
   console.log(
     `wrote ${path.relative(process.cwd(), cliReferenceFile)} and ${path.relative(process.cwd(), drillsFile)}`,

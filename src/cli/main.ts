@@ -1,56 +1,160 @@
 import type { Command } from "commander";
-import * as check from "./commands/check/index.ts";
-import * as ci from "./commands/ci/index.ts";
-import * as cost from "./commands/cost/index.ts";
-import * as diagram from "./commands/diagram/index.ts";
-import * as deploy from "./commands/deploy/index.ts";
-import * as destroy from "./commands/destroy/index.ts";
-import * as down from "./commands/down/index.ts";
-import * as drill from "./commands/drill/index.ts";
-import * as faults from "./commands/faults/index.ts";
-import * as init from "./commands/init/index.ts";
-import * as outputs from "./commands/outputs/index.ts";
-import * as roll from "./commands/roll/index.ts";
-import * as report from "./commands/report/index.ts";
-import * as status from "./commands/status/index.ts";
-import * as synth from "./commands/synth/index.ts";
-import * as up from "./commands/up/index.ts";
 import { addHelpExamples } from "./help-examples.ts";
 import { baseProgram, runProgram } from "./program.ts";
 
 export { stayupVersion } from "./program.ts";
 
+export interface CatalogEntry {
+  /** As `stayup --help` lists it: the name, `[options]` when it has any, its arguments. */
+  term: string;
+  description: string;
+  load: () => Promise<{ register(program: Command): void }>;
+}
+
 /**
- * Every command, in help order: a new command is its folder under commands/, one line here and one
- * in lazy.ts's catalog (test/cli-help.test.ts checks they agree).
+ * Every command, in help order: a new command is its folder under commands/ and one entry here.
+ * Loaded on demand: `stayup status` loads only status's modules, not the AWS CDK and the local
+ * runtime that other commands need (every command used to spend about 2 s of CPU loading them
+ * all). `stayup --help` lists them from `term` and `description`, loading none
+ * (test/cli-help.test.ts checks both against the commands themselves).
  */
-export const commands: Record<string, { register(program: Command): void }> = {
-  init,
-  up,
-  down,
-  status,
-  drill,
-  faults,
-  roll,
-  report,
-  synth,
-  check,
-  cost,
-  diagram,
-  deploy,
-  destroy,
-  outputs,
-  ci,
+export const catalog: Record<string, CatalogEntry> = {
+  init: {
+    term: "init [options]",
+    description: "write a starting stack description (stayup.config.ts) for the service in this folder",
+    load: () => import("./commands/init/index.ts"),
+  },
+  up: {
+    term: "up [options]",
+    description: "bring the local stack up: Redis, the instance group, health checks and the load balancer",
+    load: () => import("./commands/up/index.ts"),
+  },
+  down: {
+    term: "down [options]",
+    description: "stop a stack started with `stayup up --detach` (or in another terminal)",
+    load: () => import("./commands/down/index.ts"),
+  },
+  status: {
+    term: "status [options]",
+    description: "show the running stack: topology, listener, group capacity, instances and their health",
+    load: () => import("./commands/status/index.ts"),
+  },
+  drill: {
+    term: "drill",
+    description: "break the stack on purpose and report what users saw",
+    load: () => import("./commands/drill/index.ts"),
+  },
+  faults: {
+    term: "faults",
+    description: "faults in force in the running stack (drills inject them; `stayup status` lists them)",
+    load: () => import("./commands/faults/index.ts"),
+  },
+  roll: {
+    term: "roll [options]",
+    description:
+      "rolling deploy of the running stack: the rebuilt bundle and instance settings, launch first",
+    load: () => import("./commands/roll/index.ts"),
+  },
+  report: {
+    term: "report [options] <file.json>",
+    description: "render a saved drill report (the .json next to its HTML) as standalone HTML again",
+    load: () => import("./commands/report/index.ts"),
+  },
+  synth: {
+    term: "synth [options]",
+    description: "render the stack description as CloudFormation (AWS CDK); needs no credentials",
+    load: () => import("./commands/synth/index.ts"),
+  },
+  check: {
+    term: "check [options]",
+    description:
+      "offline proof of the AWS stacks: cdk-nag, cfn-guard (Control Tower), stayup's lifecycle rules and cfn-lint for every environment",
+    load: () => import("./commands/check/index.ts"),
+  },
+  cost: {
+    term: "cost [options]",
+    description: "monthly on-demand cost of the synthesized AWS stacks, per stack and per resource",
+    load: () => import("./commands/cost/index.ts"),
+  },
+  diagram: {
+    term: "diagram [options]",
+    description: "the architecture as a Mermaid flowchart (GitHub renders it), on AWS or locally",
+    load: () => import("./commands/diagram/index.ts"),
+  },
+  deploy: {
+    term: "deploy [options]",
+    description:
+      "deploy the stacks to AWS one by one in the synthesized app's dependency order (network → access → database → web)",
+    load: () => import("./commands/deploy/index.ts"),
+  },
+  destroy: {
+    term: "destroy [options]",
+    description: "delete the stacks from AWS one by one in reverse dependency order",
+    load: () => import("./commands/destroy/index.ts"),
+  },
+  outputs: {
+    term: "outputs [options]",
+    description: "print the deployed stack's outputs (load-balancer URL, public IP)",
+    load: () => import("./commands/outputs/index.ts"),
+  },
+  ci: {
+    term: "ci",
+    description: "GitHub Actions: the stayup-ci stack (OIDC deploy roles) and what the workflows ask stayup",
+    load: () => import("./commands/ci/index.ts"),
+  },
 };
 
-/** The whole program, every command loaded (tests, docs/cli.md); `stayup` itself runs lazy.ts. */
-export function buildProgram(): Command {
+/** The command the arguments name (`help <command>` names the next one), if any. */
+export function requestedCommand(args: readonly string[]): string | undefined {
+  const words = args.filter((a) => !a.startsWith("-"));
+  const name = words[0] === "help" ? words[1] : words[0];
+  return name !== undefined && Object.hasOwn(catalog, name) ? name : undefined;
+}
+
+/**
+ * The program with every command loaded, or only `commandName`'s when it names one (what `main`
+ * runs for a command); the others are then placeholders that list it in `stayup --help`.
+ */
+export async function buildProgram(commandName?: string): Promise<Command> {
+  const wanted = commandName !== undefined && Object.hasOwn(catalog, commandName) ? commandName : undefined;
   const program = baseProgram();
-  for (const command of Object.values(commands)) command.register(program);
+  const terms = new Map<string, string>();
+  const modules = await Promise.all(
+    Object.entries(catalog).map(async ([name, entry]) =>
+      wanted === undefined || name === wanted ? entry.load() : undefined,
+    ),
+  );
+  Object.entries(catalog).forEach(([name, entry], i) => {
+    const module = modules[i];
+    if (module) module.register(program);
+    else {
+      program.command(name).description(entry.description);
+      terms.set(name, entry.term);
+    }
+  });
+  if (terms.size > 0) {
+    const help = program.createHelp();
+    program.configureHelp({ subcommandTerm: (cmd) => terms.get(cmd.name()) ?? help.subcommandTerm(cmd) });
+  }
   addHelpExamples(program);
   return program;
 }
 
+/**
+ * The program for help, the version, or a name it does not know: every command listed from the
+ * catalog, none loaded (commander still suggests the closest name for a misspelt one).
+ */
+export function listingProgram(): Command {
+  const program = baseProgram();
+  for (const [name, entry] of Object.entries(catalog)) program.command(name).description(entry.description);
+  const help = program.createHelp();
+  program.configureHelp({
+    subcommandTerm: (cmd) => catalog[cmd.name()]?.term ?? help.subcommandTerm(cmd),
+  });
+  return program;
+}
+
 export async function main(argv = process.argv): Promise<void> {
-  await runProgram(buildProgram(), argv);
+  const name = requestedCommand(argv.slice(2));
+  await runProgram(name === undefined ? listingProgram() : await buildProgram(name), argv);
 }

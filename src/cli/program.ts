@@ -1,7 +1,7 @@
 /**
  * The program without its commands, and how it runs: light on purpose (commander and node:fs
  * only), so `stayup --help`, `--version` and a command that needs little load little
- * (src/cli/lazy.ts loads only the command asked for).
+ * (main.ts loads only the command asked for).
  */
 import { readFileSync } from "node:fs";
 import { Command } from "commander";
