@@ -10,6 +10,13 @@ export default tseslint.config(
   ...tseslint.configs.recommended,
   prettier,
   {
+    // The examples are plain JavaScript run by Node, outside the TypeScript project.
+    files: ["examples/**/*.js"],
+    languageOptions: {
+      globals: { process: "readonly", console: "readonly", setTimeout: "readonly", clearTimeout: "readonly" },
+    },
+  },
+  {
     rules: {
       "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_", varsIgnorePattern: "^_" }],
     },

@@ -65,6 +65,7 @@ const unit = new Set([
   "rolling-deploy-decide.test.ts",
   "scaling-track-target.test.ts",
   "stack-description.test.ts",
+  "your-service-decisions.test.ts",
 ]);
 
 /**

@@ -162,6 +162,7 @@ export const cpuSpikeTargets = (r: DrillReport): DrillTarget[] => [
 
 export const cpuSpike = defineDrill({
   name: "cpu-spike",
+  counterOnly: "the CPU load is the counter's own /load page",
   description: "CPU load beyond the group's capacity: it scales out, then back in when the load stops",
   topologies: {
     "load-balanced": true,

@@ -43,6 +43,7 @@ export const faultSecondsOption = () =>
 
 export const failingInstance = defineDrill<{ faultSeconds: number; status: string }>({
   name: "failing-instance",
+  counterOnly: "the failing answers are injected by the counter, over its control channel",
   description: "one instance answers 5xx on GET / while its /health passes; the balancer ejects it",
   topologies: grayInstanceTopologies("failing-instance"),
   options: () => [

@@ -5,6 +5,7 @@ import { sleep } from "../shared/net.ts";
 import { basicTargets, type DrillReport, type DrillTarget, withVerdict } from "./report.ts";
 import { type TimelineMark, TimelineRecorder } from "./timeline.ts";
 import { SteadyTraffic, type TrafficOptions, type TrafficResult } from "./traffic.ts";
+import type { ServiceTraffic } from "../stack/index.ts";
 
 /** A drill stopped before its end (a signal, or its caller gave up): thrown from its next wait. */
 export class DrillInterrupted extends Error {
@@ -78,6 +79,33 @@ export interface DrillOptions {
   onProgress?: (message: string) => void;
   /** Lets the caller stop the drill at any wait (see DrillInterruption). */
   interruption?: DrillInterruption;
+  /** Where traffic goes (`stayup drill --path`); default: the description's webService.trafficPath. */
+  trafficPath?: string;
+}
+
+/**
+ * Where a run's traffic goes and what it can measure there: the counter's own page carries its
+ * count; another service's answers carry nothing stayup can read, unless it offers a consistency
+ * probe (`webService.consistencyProbePath`). `notMeasured` says why a figure is missing.
+ */
+export function trafficPlan(
+  service: ServiceTraffic | undefined,
+  pathOverride: string | undefined,
+): {
+  path: string;
+  consistency: NonNullable<TrafficOptions["consistency"]>;
+  notMeasured: Record<string, string>;
+} {
+  const s = service ?? { service: "counter", trafficPath: "/" };
+  const path = pathOverride ?? s.trafficPath;
+  if (s.consistencyProbePath)
+    return { path, consistency: { probePath: s.consistencyProbePath }, notMeasured: {} };
+  if (s.service === "counter" && path === "/") return { path, consistency: "counter", notMeasured: {} };
+  const why =
+    s.service === "counter"
+      ? `traffic goes to ${path}, not the counter's page / (whose answers carry the count)`
+      : "your service's answers carry no number stayup can read: set webService.consistencyProbePath to a path answering one that must never go back";
+  return { path, consistency: "none", notMeasured: { counterContinuous: why, acknowledgedLost: why } };
 }
 
 export const drillDefaults: DrillOptions = {
@@ -101,6 +129,8 @@ export class DrillRun {
   readonly options: DrillOptions;
   /** Every request of the run in 100 ms buckets, and the run's fault and recovery marks. */
   readonly timeline = new TimelineRecorder();
+  /** Where the traffic goes and what it measures (see trafficPlan). */
+  readonly plan: ReturnType<typeof trafficPlan>;
 
   private constructor(
     readonly client: StackClient,
@@ -117,8 +147,11 @@ export class DrillRun {
       }
     })().catch(() => undefined);
     const maxDurationMs = options.warmupMs + options.recoveryTimeoutMs * 2 + options.cooldownMs + 10_000;
+    this.plan = trafficPlan(before.service, options.trafficPath);
     this.traffic = new SteadyTraffic(url, {
       timeline: this.timeline,
+      path: this.plan.path,
+      consistency: this.plan.consistency,
       ...traffic,
       rate: options.rate,
       maxDurationMs,
@@ -136,7 +169,9 @@ export class DrillRun {
     const run = new DrillRun(client, await client.status(), options, url, traffic);
     if (options.interruption) options.interruption.run = run;
     run.traffic.start();
-    run.progress(`sending ${options.rate} requests/s to ${url}`);
+    run.progress(`sending ${options.rate} requests/s to ${url}${run.plan.path === "/" ? "" : run.plan.path}`);
+    for (const [figure, why] of Object.entries(run.plan.notMeasured))
+      run.progress(`${figure} not measured: ${why}`);
     await run.sleep(options.warmupMs);
     return run;
   }
@@ -284,6 +319,11 @@ export class DrillRun {
       failures: result.failures,
       servedBy: result.servedBy,
       counter: { first: result.firstCount, last: result.lastCount },
+      trafficPath: this.plan.path,
+      ...(typeof this.plan.consistency === "object"
+        ? { consistencyProbe: { path: this.plan.consistency.probePath, ...result.probe } }
+        : {}),
+      ...(Object.keys(this.plan.notMeasured).length > 0 ? { notMeasured: { ...this.plan.notMeasured } } : {}),
       ...extra,
       counterViolations: result.counterViolations,
       timeline: this.timeline.build(recoverySeconds),

@@ -42,6 +42,18 @@ export function assertRunsOn(drill: Pick<DrillModule, "name" | "topologies">, to
   );
 }
 
+/** Refuses a counter-only drill on the user's own service, before anything starts. */
+export function assertRunsOnService(
+  drill: Pick<DrillModule, "name" | "counterOnly">,
+  service: "counter" | "command",
+): void {
+  if (service === "counter" || drill.counterOnly === undefined) return;
+  throw new StayupError(
+    `the ${drill.name} drill does not run on your own service (webService.start): ${drill.counterOnly}`,
+    "run it on the built-in counter (a description without webService.start), or use kill-instance, redis-failover, az-outage",
+  );
+}
+
 /** What a drill's run gets: the stack to break (through its control plane) and the run's settings. */
 export interface DrillContext<O> {
   client: StackClient;
@@ -54,7 +66,7 @@ export interface DrillContext<O> {
    * The harness's settings every drill passes on to its run: the steady phases before the fault and
    * after recovery, and the interruption that stops it at any wait.
    */
-  harness?: Partial<Pick<DrillOptions, "warmupMs" | "cooldownMs" | "interruption">>;
+  harness?: Partial<Pick<DrillOptions, "warmupMs" | "cooldownMs" | "interruption" | "trafficPath">>;
   /** The drill's own options (those of `options()`), as parsed. */
   options: O;
 }
@@ -69,6 +81,12 @@ export interface DrillModule<O = Record<string, unknown>> {
    * drill that has not said what it does there.
    */
   topologies: DrillTopologies;
+  /**
+   * Set when the drill works through the built-in counter itself (a fault sent over its channel, its
+   * `/load` page): why, so that on the user's own service (webService.start) it is refused, not run
+   * to a verdict that broke nothing.
+   */
+  counterOnly?: string;
   /** Command-line options beyond the common ones (--rate, --json, --config, --env, --topology). */
   options?: () => Option[];
   run(context: DrillContext<O>): Promise<DrillReport>;

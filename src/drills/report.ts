@@ -29,6 +29,11 @@ export interface DrillReport {
   timeline: DrillTimeline;
   /** The stack's events during the run. */
   events: TimedStackEvent[];
+  /**
+   * Figures this run could not measure on this service, each with why (the counter's continuity and
+   * acknowledged counts on a service without webService.consistencyProbePath). Absent: all measured.
+   */
+  notMeasured?: Record<string, string>;
   /** The drill's targets and whether this run met every one. */
   verdict: { passed: boolean; targets: DrillTarget[] };
   [extra: string]: unknown;
@@ -55,11 +60,17 @@ export const recoveredTarget = (report: DrillReport): DrillTarget => ({
   actual: report.recoverySeconds === null ? "not recovered" : `${report.recoverySeconds.toFixed(2)} s`,
 });
 
-export const counterTarget = (report: DrillReport): DrillTarget => ({
-  target: "the count never went back",
-  passed: report.counterContinuous,
-  actual: report.counterContinuous ? "continuous" : `${report.counterViolations.length} violation(s)`,
-});
+export const counterTarget = (report: DrillReport): DrillTarget => {
+  const why = report.notMeasured?.counterContinuous;
+  // Not measured is not a miss: the service offers nothing to measure (the report says why).
+  if (why !== undefined)
+    return { target: "the count never went back", passed: true, actual: `not measured: ${why}` };
+  return {
+    target: "the count never went back",
+    passed: report.counterContinuous,
+    actual: report.counterContinuous ? "continuous" : `${report.counterViolations.length} violation(s)`,
+  };
+};
 
 /** Sets the report's verdict from its targets. */
 export function withVerdict(report: DrillReport, targets: DrillTarget[]): DrillReport {
@@ -77,7 +88,9 @@ export function formatReport(report: DrillReport, details: string[] = []): strin
     `  requests sent        ${report.requests} (${report.rate}/s for ${report.durationSeconds.toFixed(1)} s)`,
     `  failed requests      ${report.failed}${failures ? ` (${failures})` : ""}`,
     `  recovery             ${report.recoverySeconds === null ? "NOT RECOVERED in time" : `${report.recoverySeconds.toFixed(2)} s`}`,
-    `  counter continuous   ${yesNo(report.counterContinuous)} (${report.counter.first ?? "-"} → ${report.counter.last ?? "-"})`,
+    report.notMeasured?.counterContinuous !== undefined
+      ? `  counter continuous   not measured: ${report.notMeasured.counterContinuous}`
+      : `  counter continuous   ${yesNo(report.counterContinuous)} (${report.counter.first ?? "-"} → ${report.counter.last ?? "-"})`,
     `  served by            ${Object.entries(report.servedBy)
       .map(([id, n]) => `${id}: ${n}`)
       .join(", ")}`,

@@ -5,6 +5,7 @@ import { defineDrill } from "./module.ts";
 
 export const slowInstance = defineDrill<{ faultSeconds: number; latencyMs?: number; stall: boolean }>({
   name: "slow-instance",
+  counterOnly: "the latency is injected by the counter, over its control channel",
   description:
     "one instance answers GET / late (or never, --stall) while its /health passes; requests go elsewhere and it is ejected",
   topologies: grayInstanceTopologies("slow-instance"),

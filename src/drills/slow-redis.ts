@@ -5,6 +5,7 @@ import { defineDrill } from "./module.ts";
 
 export const slowRedis = defineDrill<{ faultSeconds: number; latencyMs?: number; hang: boolean }>({
   name: "slow-redis",
+  counterOnly: "the slow Redis path is injected inside the counter's instances, over their control channel",
   description:
     "every instance's path to Redis gets slow (or hangs, --hang); pages slow down or answer 503, nothing is replaced",
   topologies: {

@@ -21,6 +21,13 @@ export interface TrafficOptions {
   resolve?: { name: string; server: string; port: number };
   /** Records every request (outcome, latency, serving instance) in the drill's time buckets. */
   timeline?: TimelineRecorder;
+  /**
+   * Where the number that must never go back comes from: the counter's answers (`count`, each
+   * request a larger one: the default), the user's probe path (a number, the body or JSON `count`,
+   * that may stay but never fall; read from the answers when it is the traffic path, else polled
+   * one request at a time), or nowhere (`none`: continuity is not measured).
+   */
+  consistency?: "counter" | "none" | { probePath: string };
 }
 
 export interface TrafficResult {
@@ -35,6 +42,8 @@ export interface TrafficResult {
   firstCount?: number;
   lastCount?: number;
   durationSeconds: number;
+  /** Requests to the consistency probe path (when it is not the traffic path), and how many answered a number. */
+  probe?: { requests: number; answered: number };
   /** Time of every failure (ms since epoch), to measure outage windows. */
   failureTimes: number[];
   /** Every request: when it was sent (ms since epoch) and how long it took (ms), failed or not. */
@@ -88,6 +97,11 @@ export class SteadyTraffic {
     }
     this.startedAt = Date.now();
     this.timer = setInterval(() => this.tick(), 5);
+    const consistency = this.options.consistency;
+    if (typeof consistency === "object" && consistency.probePath !== this.path) {
+      const p = this.probeLoop(consistency.probePath).finally(() => this.inFlight.delete(p));
+      this.inFlight.add(p);
+    }
   }
 
   private tick(): void {
@@ -167,26 +181,67 @@ export class SteadyTraffic {
         headers: { accept: "application/json", ...this.options.headers },
       });
       const text = await res.body.text();
+      // What a client calls a failure: 5xx (and any non-2xx), refused, reset, timed out.
       if (res.statusCode < 200 || res.statusCode > 299) return this.fail(String(res.statusCode), startedAt);
-      const body = JSON.parse(text) as { count?: number; instanceId: string };
-      this.options.timeline?.record({
-        ok: true,
-        latencyMs: performance.now() - startedAt,
-        instanceId: body.instanceId,
-      });
-      this.result.servedBy[body.instanceId] = (this.result.servedBy[body.instanceId] ?? 0) + 1;
-      if (body.count === undefined) return; // not the counter page
-      if (body.count <= floor) {
-        this.result.counterContinuous = false;
-        if (this.result.counterViolations.length < 20)
-          this.result.counterViolations.push({ expectedAbove: floor, got: body.count });
-      }
-      this.result.firstCount ??= body.count;
-      this.highestCompleted = Math.max(this.highestCompleted, body.count);
-      this.result.lastCount = this.highestCompleted;
+      const body = parseAnswer(text);
+      const instanceId = typeof body.instanceId === "string" ? body.instanceId : unnamedInstance;
+      this.options.timeline?.record({ ok: true, latencyMs: performance.now() - startedAt, instanceId });
+      this.result.servedBy[instanceId] = (this.result.servedBy[instanceId] ?? 0) + 1;
+      const consistency = this.options.consistency ?? "counter";
+      if (consistency === "counter" && typeof body.count === "number") this.observe(body.count, floor, true);
+      else if (
+        typeof consistency === "object" &&
+        consistency.probePath === this.path &&
+        body.number !== undefined
+      )
+        this.observe(body.number, floor, false);
     } catch (error) {
       const e = error as NodeJS.ErrnoException;
       this.fail(e.code ?? e.name, startedAt);
+    }
+  }
+
+  private get path(): string {
+    return this.options.path ?? "/";
+  }
+
+  /**
+   * A number read after `floor` was the highest completed: the counter's must be larger (each
+   * request increments it), a probe's must not be smaller.
+   */
+  private observe(value: number, floor: number, strict: boolean): void {
+    if (strict ? value <= floor : value < floor) {
+      this.result.counterContinuous = false;
+      if (this.result.counterViolations.length < 20)
+        this.result.counterViolations.push({ expectedAbove: strict ? floor : floor - 1, got: value });
+    }
+    this.result.firstCount ??= value;
+    this.highestCompleted = Math.max(this.highestCompleted, value);
+    this.result.lastCount = this.highestCompleted;
+  }
+
+  /** The consistency probe on a path of its own: one request at a time, every 50 ms, until stopped. */
+  private async probeLoop(probePath: string): Promise<void> {
+    const probe = { requests: 0, answered: 0 };
+    this.result.probe = probe;
+    while (this.timer) {
+      const floor = this.highestCompleted;
+      probe.requests++;
+      try {
+        const res = await this.pool(await this.origin()).request({
+          method: "GET",
+          path: probePath,
+          headers: { accept: "application/json", ...this.options.headers },
+        });
+        const body = parseAnswer(await res.body.text());
+        if (res.statusCode >= 200 && res.statusCode <= 299 && body.number !== undefined) {
+          probe.answered++;
+          this.observe(body.number, floor, false);
+        }
+      } catch {
+        // a probe that gets no answer measures nothing; the traffic counts failures
+      }
+      await new Promise((r) => setTimeout(r, 50));
     }
   }
 
@@ -208,4 +263,28 @@ export class SteadyTraffic {
   whenFinished(): Promise<TrafficResult> {
     return this.finished.then(() => this.result);
   }
+}
+
+/** servedBy's key for answers that do not name their instance (a service's own page). */
+export const unnamedInstance = "(instance not named in the answer)";
+
+/**
+ * What drills read of an answer: JSON's `instanceId` and `count` where there are, and the number it
+ * carries (the body itself, or JSON's `count`) for a consistency probe. Any other body is fine: a
+ * 2xx is a success whatever it says.
+ */
+export function parseAnswer(text: string): { instanceId?: unknown; count?: unknown; number?: number } {
+  const trimmed = text.trim();
+  if (/^-?\d+(\.\d+)?$/.test(trimmed)) return { number: Number(trimmed) };
+  try {
+    const body = JSON.parse(trimmed) as unknown;
+    if (body && typeof body === "object") {
+      const { instanceId, count } = body as { instanceId?: unknown; count?: unknown };
+      return { instanceId, count, ...(typeof count === "number" ? { number: count } : {}) };
+    }
+    if (typeof body === "number") return { number: body };
+  } catch {
+    // not JSON
+  }
+  return {};
 }

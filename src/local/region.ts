@@ -75,6 +75,7 @@ export class LocalRegion {
         availabilityZones: options.availabilityZones,
         capacity: options.capacity,
         serviceEntry: options.serviceEntry,
+        service: stack.webService.start,
         instanceEnvironment: options.instanceEnvironment,
         logDir: path.join(options.stateDir, "logs", options.name),
         policy: {

@@ -3,7 +3,13 @@ import path from "node:path";
 import { StayupError } from "../shared/errors.ts";
 import { assertPortFree, findFreePort } from "../shared/net.ts";
 import { ensurePrivateDir } from "../shared/private-file.ts";
-import { derive, type ResolvedStack, type Topology } from "../stack/index.ts";
+import {
+  derive,
+  type ResolvedStack,
+  serviceTraffic,
+  type ServiceTraffic,
+  type Topology,
+} from "../stack/index.ts";
 import { redisNodeCount, redisReplicasToAcknowledge } from "../stack/redis-durability.ts";
 import { bundleWebService } from "../web-service/bundle.ts";
 import { serviceVersion } from "../web-service/version.ts";
@@ -14,6 +20,7 @@ import { FailoverDnsServer } from "./dns/server.ts";
 import { FailoverController } from "./failover/controller.ts";
 import { FaultRegistry, type FaultInForce } from "./faults/registry.ts";
 import type { InstanceGroupController } from "./instance-group/controller.ts";
+import { assertServiceStartable } from "./instance-group/service-command.ts";
 import type { Listener } from "./load-balancer/balancer.ts";
 import { Notifier } from "./notifications/notifier.ts";
 import { RedisController, type RedisEndpoint } from "./redis/controller.ts";
@@ -54,6 +61,8 @@ export interface StackStatus {
   environment: string;
   /** How the web service runs (the description's topology, or `--topology`'s): drills check it. */
   topology: Topology;
+  /** Which service runs (the counter or the user's command) and where drills send traffic. */
+  service?: ServiceTraffic;
   region: string;
   listener: string;
   pid: number;
@@ -244,6 +253,7 @@ export class LocalStack {
       if (this.secondary) this.secondary.options.listener.port = port;
     }
     // Everything that can be checked is checked before anything starts.
+    assertServiceStartable(stack.webService.start);
     const fix = "pass --port with a free port, or change loadBalancer.local.port in stayup.config.ts";
     await assertPortFree(stack.loadBalancer.local.host, this.listenerPort, "load balancer", fix);
     if (this.secondary) {
@@ -359,6 +369,7 @@ export class LocalStack {
       name: stack.name,
       environment: stack.environment,
       topology: stack.topology,
+      service: serviceTraffic(stack),
       region: stack.regions.primary.name,
       listener: this.loadBalancer.url,
       pid: process.pid,

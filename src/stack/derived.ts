@@ -102,3 +102,24 @@ export function derive(stack: ResolvedStack): DerivedSettings {
     },
   };
 }
+
+/** The path drills send traffic to when neither `--path` nor `webService.trafficPath` names one. */
+export const DEFAULT_TRAFFIC_PATH = "/";
+
+/**
+ * What drills need to know of the service they send traffic to: whether it is the built-in counter
+ * (whose answers carry the count), where to send traffic, and its consistency probe if it has one.
+ */
+export interface ServiceTraffic {
+  service: "counter" | "command";
+  trafficPath: string;
+  consistencyProbePath?: string;
+}
+
+export const serviceTraffic = (stack: Pick<ResolvedStack, "webService">): ServiceTraffic => ({
+  service: stack.webService.start ? "command" : "counter",
+  trafficPath: stack.webService.trafficPath ?? DEFAULT_TRAFFIC_PATH,
+  ...(stack.webService.consistencyProbePath
+    ? { consistencyProbePath: stack.webService.consistencyProbePath }
+    : {}),
+});

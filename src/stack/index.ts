@@ -123,7 +123,18 @@ export async function loadStack(
     exported = { ...exported, topology: overrides.topology };
   }
   const source = path.relative(process.cwd(), file) || file;
-  return resolveStack(validateStack(exported, source), environment);
+  const valid = validateStack(exported, source);
+  // The service's folder is relative to the description's, wherever stayup is run from.
+  const start = valid.webService.start;
+  if (start) start.workingDirectory = path.resolve(path.dirname(file), start.workingDirectory);
+  return resolveStack(valid, environment);
 }
 
-export { derive, type DerivedSettings, REGION_HEALTH_CHECK_PATH, standbyCapacity } from "./derived.ts";
+export {
+  derive,
+  type DerivedSettings,
+  REGION_HEALTH_CHECK_PATH,
+  serviceTraffic,
+  type ServiceTraffic,
+  standbyCapacity,
+} from "./derived.ts";

@@ -409,6 +409,33 @@ const retries = z
   })
   .strict();
 
+/** A request path: from `/`, printable, no spaces (a drill sends it as it is). */
+const httpPath = z
+  .string()
+  .regex(/^\/[\x21-\x7e]*$/, 'must be a path starting with / and without spaces, such as "/" or "/count"');
+
+/**
+ * The user's service: a command line and the folder it runs in. The command is split on spaces and
+ * started without a shell (`node server.js`); one with shell syntax (quotes, `$`, `&&`, pipes,
+ * redirections...) is run by `/bin/sh -c` instead. Either way it is its own process group, stopped whole.
+ */
+const serviceStart = z
+  .object({
+    /** e.g. "node server.js", "python3 app.py", "npm start". */
+    command: z
+      .string()
+      .trim()
+      .min(1, 'must name the command that starts one instance, such as "node server.js"')
+      .refine((c) => !/[\r\n\0]/.test(c), "must be one line (chain commands with && if you must)"),
+    /**
+     * The folder the command runs in, relative to the description file's folder (or absolute); it
+     * must exist when `stayup up` starts the stack.
+     * @default "." (the description file's folder)
+     */
+    workingDirectory: z.string().min(1, 'must be a folder such as "." or "service"').default("."),
+  })
+  .strict();
+
 const D = LOAD_BALANCER_LIMIT_DEFAULTS;
 const MiB = 1024 * 1024;
 
@@ -473,6 +500,24 @@ export const stackDescriptionSchema = z
       .object({
         /** Port every instance listens on behind the load balancer (on AWS; locally each takes a free port). */
         port: port.refine((p) => p > 0, "must be a fixed port for the instances"),
+        /**
+         * How one instance of *your* service starts (any language): the command, run in
+         * `workingDirectory` with PORT, HOST, STAYUP_INSTANCE_ID, STAYUP_AZ, STAYUP_REGION and
+         * REDIS_URL in its environment (docs/your-service.md).
+         * @default absent: the built-in counter (the demo)
+         */
+        start: serviceStart.optional(),
+        /**
+         * Where drills send their traffic (GET); `stayup drill --path` overrides it per run.
+         * @default "/"
+         */
+        trafficPath: httpPath.optional(),
+        /**
+         * A path answering a number (the body, or JSON's `count`) that must never go back, such as a
+         * counter in Redis: drills then measure continuity and acknowledged writes from it.
+         * @default absent: those figures are reported as not measured (the counter measures its own)
+         */
+        consistencyProbePath: httpPath.optional(),
       })
       .strict(),
     targetGroup: z

@@ -81,7 +81,7 @@ export class EcsLocalStack extends LocalStack {
         healthCheckGracePeriodMs: derived.healthCheckGracePeriod.localMs,
         unhealthyReplacementMs: derived.replacementDelayMs,
       },
-      new ProcessLauncher(),
+      new ProcessLauncher({ service: stack.webService.start }),
       this.primary.targetGroup,
       events,
     );

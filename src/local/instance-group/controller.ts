@@ -11,6 +11,7 @@ import {
 } from "./decide.ts";
 import type { InstanceHandle, Launcher } from "./launcher.ts";
 import { ProcessLauncher } from "./process-launcher.ts";
+import type { ServiceStart } from "./service-command.ts";
 
 export interface GroupCapacity {
   min: number;
@@ -48,6 +49,8 @@ export interface InstanceGroupOptions {
   terminationTimeoutMs?: number;
   /** How instances are started (default: forked processes). */
   launcher?: Launcher;
+  /** The user's service (webService.start): instances run its command instead of the counter. */
+  service?: ServiceStart;
   /** The clock decisions are taken at (a fake one in tests). */
   now?: () => number;
   /** How often the group reconciles besides on events (0: only on events and explicit calls). */
@@ -120,6 +123,7 @@ export class InstanceGroupController {
       options.launcher ??
       new ProcessLauncher({
         host: options.host,
+        service: options.service,
         // A process still starting is not killed sooner than the grace period lets it become
         // healthy: on a busy host a start took over 10 s, and killing it at 10 s only threw away
         // the CPU it had spent and started over (the cpu-spike drill beside CPU-bound processes).

@@ -1,8 +1,10 @@
 import { type ChildProcess, fork } from "node:child_process";
 import { closeSync } from "node:fs";
+import { findFreePort } from "../../shared/net.ts";
 import { openPrivateFile, withPrivateUmask } from "../../shared/private-file.ts";
 import { instanceEnvironment } from "../instance-environment.ts";
 import type { InstanceExit, InstanceHandle, Launcher, LaunchSpec } from "./launcher.ts";
+import { type ServiceStart, signalService, spawnService, waitListening } from "./service-command.ts";
 
 export interface ProcessLauncherOptions {
   /** The address instances listen on. */
@@ -11,6 +13,8 @@ export interface ProcessLauncherOptions {
   startTimeoutMs?: number;
   /** Told when an instance's log file cannot be opened; the instance then runs without one. */
   onLogUnavailable?: (instanceId: string, error: Error) => void;
+  /** The user's service (webService.start): run with its command instead of the counter's bundle. */
+  service?: ServiceStart;
 }
 
 class ProcessInstance implements InstanceHandle {
@@ -22,6 +26,8 @@ class ProcessInstance implements InstanceHandle {
     readonly port: number,
     private readonly child: ChildProcess,
     exited: Promise<InstanceExit>,
+    /** A command's process group is signalled whole (what it started stops with it). */
+    private readonly group = false,
   ) {
     this.exited = exited;
   }
@@ -33,7 +39,9 @@ class ProcessInstance implements InstanceHandle {
     return this.child.exitCode === null && this.child.signalCode === null;
   }
   terminate(signal: NodeJS.Signals): void {
-    if (this.alive) this.child.kill(signal);
+    if (!this.alive) return;
+    if (this.group) signalService(this.child, signal);
+    else this.child.kill(signal);
   }
   send(message: object): boolean {
     return this.alive && this.child.connected && this.child.send(message);
@@ -54,6 +62,8 @@ export class ProcessLauncher implements Launcher {
       this.options.onLogUnavailable?.(spec.instanceId, error as Error);
       log = "ignore";
     }
+    if (this.options.service)
+      return this.launchService(spec, this.options.service, host, startTimeoutMs, log);
     let child: ChildProcess;
     try {
       const stdio = ["ignore", log, log, "ipc"] as const;
@@ -109,4 +119,56 @@ export class ProcessLauncher implements Launcher {
       });
     });
   }
+
+  /**
+   * The user's service: a free port chosen here and given in PORT (it cannot report one), its
+   * command spawned in its folder, ready once the port accepts connections.
+   */
+  private async launchService(
+    spec: LaunchSpec,
+    service: ServiceStart,
+    host: string,
+    startTimeoutMs: number,
+    log: number | "ignore",
+  ): Promise<InstanceHandle> {
+    let child: ChildProcess;
+    let port: number;
+    try {
+      port = await findFreePort(host);
+      child = withPrivateUmask(() => spawnService(service, serviceEnvironment(spec, host, port), log));
+    } finally {
+      if (log !== "ignore") closeSync(log);
+    }
+    const exited = new Promise<InstanceExit>((resolve) =>
+      child.once("exit", (code, signal) => {
+        // What the leader started must not outlive it (a port held by an orphan, CPU burnt).
+        signalService(child, "SIGKILL");
+        resolve({ code, signal });
+      }),
+    );
+    child.on("error", () => undefined);
+    try {
+      await waitListening(host, port, child, startTimeoutMs);
+    } catch (error) {
+      signalService(child, "SIGKILL");
+      throw error;
+    }
+    return new ProcessInstance(spec.instanceId, spec.az, host, port, child, exited, true);
+  }
+}
+
+/**
+ * The environment of one instance of the user's service: the inherited basics, the stack's (REDIS_URL
+ * and the rest), its identity, and where to listen: PORT on HOST (loopback).
+ */
+export function serviceEnvironment(spec: LaunchSpec, host: string, port: number): Record<string, string> {
+  return instanceEnvironment({
+    ...spec.environment,
+    STAYUP_INSTANCE_ID: spec.instanceId,
+    STAYUP_AZ: spec.az,
+    STAYUP_REGION: spec.region,
+    STAYUP_VERSION: spec.version,
+    HOST: host,
+    PORT: String(port),
+  });
 }

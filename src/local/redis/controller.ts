@@ -24,6 +24,10 @@ export interface RedisControllerOptions {
   processes?: ProcessRegistry;
 }
 
+/** A redis:// URL with the password (no user name: Redis's default user), as ordinary clients read it. */
+export const redisUrl = (host: string, port: number, password?: string): string =>
+  `redis://${password ? `:${encodeURIComponent(password)}@` : ""}${host}:${port}`;
+
 /** How instances reach Redis: what the group passes to every instance's environment. */
 export interface RedisEndpoint {
   /** Environment variables for the web service. */
@@ -56,7 +60,12 @@ export class RedisController implements RedisEndpoint {
   }
 
   environment(): Record<string, string> {
-    return { STAYUP_REDIS_URL: this.url, STAYUP_REDIS_PASSWORD: this.options.password };
+    return {
+      STAYUP_REDIS_URL: this.url,
+      STAYUP_REDIS_PASSWORD: this.options.password,
+      // Any service's one Redis URL, password included (one node: its port stays across restarts).
+      REDIS_URL: redisUrl(this.options.host, this.port, this.options.password),
+    };
   }
 
   /** Checks what can be checked before anything starts: the binary and the port. */

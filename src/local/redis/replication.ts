@@ -8,6 +8,7 @@ import { ControllerGuard } from "../controller-guard.ts";
 import type { EventBus } from "../events/bus.ts";
 import type { ProcessRegistry } from "../processes.ts";
 import type { RedisEndpoint } from "./controller.ts";
+import { PrimaryEndpoint } from "./primary-endpoint.ts";
 import {
   persistenceArgs,
   redisPreflight,
@@ -98,6 +99,8 @@ export class RedisReplicationController implements RedisEndpoint {
   private readonly restartTimers = new Set<NodeJS.Timeout>();
   /** Port of the node Sentinel last named primary. */
   masterPort = 0;
+  /** REDIS_URL's address: forwards to whichever node Sentinel names primary (primary-endpoint.ts). */
+  endpoint?: PrimaryEndpoint;
   /** A failed restart or handler is an event, then a retry; it never ends the runtime. */
   private readonly guard: ControllerGuard;
 
@@ -120,6 +123,8 @@ export class RedisReplicationController implements RedisEndpoint {
       STAYUP_REDIS_PASSWORD: this.options.password,
       // Answer a write only once the replica has it, so a failover never loses a count a client saw.
       STAYUP_REDIS_WAIT_REPLICAS: String(this.options.replicasToAcknowledge),
+      // Any service's one Redis URL: the primary endpoint, whichever node is primary.
+      ...(this.endpoint ? { REDIS_URL: this.endpoint.url } : {}),
     };
   }
 
@@ -210,6 +215,13 @@ export class RedisReplicationController implements RedisEndpoint {
       this.sentinels.push(sentinel);
     }
     this.watchFailovers();
+    this.endpoint = new PrimaryEndpoint({
+      host,
+      sentinels: this.sentinels.map((s) => ({ host, port: s.port })),
+      masterName: sentinelMasterName,
+      password: this.options.password,
+    });
+    await this.endpoint.start({ host, port: primary.port });
   }
 
   private async startNode(node: RedisNode, replicaOfPort?: number): Promise<void> {
@@ -409,6 +421,7 @@ export class RedisReplicationController implements RedisEndpoint {
     this.guard.stop();
     for (const t of this.restartTimers) clearTimeout(t);
     this.watcher?.disconnect();
+    await this.endpoint?.stop();
     // Sentinels first: a primary stopping on purpose must not trigger a failover.
     await Promise.all(this.sentinels.map((s) => stopProcess(s.process)));
     // Remember who was primary and how far each node got, for the next `stayup up`.

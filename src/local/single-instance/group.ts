@@ -8,7 +8,14 @@ import { ensurePrivateDir, openPrivateFile, withPrivateUmask } from "../../share
 import { instanceEnvironment } from "../instance-environment.ts";
 import { ControllerGuard } from "../controller-guard.ts";
 import type { EventPublisher } from "../events/bus.ts";
+import { redisUrl } from "../redis/controller.ts";
 import { persistenceArgs, startRedisProcess, writeNodeAuthConfig } from "../redis/process.ts";
+import {
+  type ServiceStart,
+  signalService,
+  spawnService,
+  waitListening,
+} from "../instance-group/service-command.ts";
 import type { HealthCheckSettings } from "../target-group/controller.ts";
 import { instanceEntry } from "../../web-service/bundle.ts";
 import type { CodeCacheOutcome } from "../../web-service/code-cache.ts";
@@ -27,6 +34,8 @@ export interface SingleInstanceGroupOptions {
   volume: DataVolume;
   address: StableAddress;
   events: EventPublisher;
+  /** The user's service (webService.start): the instance runs its command instead of the counter. */
+  service?: ServiceStart;
   /** Extra environment of every instance (version, broken-on-purpose settings...). */
   instanceEnvironment?: () => Record<string, string>;
   /**
@@ -146,26 +155,42 @@ export class SingleInstanceGroup {
     const redisStarting = this.startRedisOnVolume(instanceId, redisPort);
     redisStarting.catch(() => undefined);
     const log = this.openLog(instanceId);
-    // Through the bundle's V8 code cache when it was built with one: less compiling, less downtime.
-    const entry = instanceEntry(this.options.serviceEntry);
-    // Under umask 077, with an environment from a list, not the CLI's (see instance-environment.ts).
-    const web = withPrivateUmask(() =>
-      fork(entry.modulePath, entry.args, {
-        env: instanceEnvironment({
-          ...this.options.instanceEnvironment?.(),
-          ...this.versionSettings,
-          STAYUP_INSTANCE_ID: instanceId,
-          STAYUP_AZ: az,
-          STAYUP_REGION: this.options.region,
-          STAYUP_REDIS_URL: `redis://127.0.0.1:${redisPort}`,
-          ...(this.options.redisPassword ? { STAYUP_REDIS_PASSWORD: this.options.redisPassword } : {}),
-          HOST: "127.0.0.1",
-          PORT: "0",
+    const environment = {
+      ...this.options.instanceEnvironment?.(),
+      ...this.versionSettings,
+      STAYUP_INSTANCE_ID: instanceId,
+      STAYUP_AZ: az,
+      STAYUP_REGION: this.options.region,
+      STAYUP_REDIS_URL: `redis://127.0.0.1:${redisPort}`,
+      ...(this.options.redisPassword ? { STAYUP_REDIS_PASSWORD: this.options.redisPassword } : {}),
+      // Any service's Redis: the instance's own redis-server (as `localhost` on the EC2 instance).
+      REDIS_URL: redisUrl("127.0.0.1", redisPort, this.options.redisPassword),
+      HOST: "127.0.0.1",
+    };
+    const service = this.options.service;
+    let web: ChildProcess;
+    let servicePort = 0;
+    if (service) {
+      // The user's service may connect to Redis as it starts: it starts once Redis answers (a
+      // failed Redis is reported by the await below).
+      await redisStarting.catch(() => undefined);
+      servicePort = await findFreePort();
+      web = withPrivateUmask(() =>
+        spawnService(service, instanceEnvironment({ ...environment, PORT: String(servicePort) }), log),
+      );
+      web.on("error", () => undefined);
+    } else {
+      // Through the bundle's V8 code cache when it was built with one: less compiling, less downtime.
+      const entry = instanceEntry(this.options.serviceEntry);
+      // Under umask 077, with an environment from a list, not the CLI's (see instance-environment.ts).
+      web = withPrivateUmask(() =>
+        fork(entry.modulePath, entry.args, {
+          env: instanceEnvironment({ ...environment, PORT: "0" }),
+          stdio: ["ignore", log, log, "ipc"],
+          execArgv: [],
         }),
-        stdio: ["ignore", log, log, "ipc"],
-        execArgv: [],
-      }),
-    );
+      );
+    }
     if (log !== "ignore") closeSync(log); // the child has its own copy; ours would stay open for the runtime's life
     // Listened for at once: the service may report its port before Redis's start resolves here.
     let codeCache: CodeCacheOutcome | undefined;
@@ -175,6 +200,19 @@ export class SingleInstanceGroup {
         clearTimeout(timer);
         reject(new Error(`exited during launch (${signal ?? `code ${code}`})`));
       });
+      if (service) {
+        // A service in any language cannot report its port: it is up once PORT accepts connections.
+        waitListening("127.0.0.1", servicePort, web, 10_000).then(
+          () => {
+            clearTimeout(timer);
+            resolve(servicePort);
+          },
+          (error: unknown) => {
+            clearTimeout(timer);
+            reject(error as Error);
+          },
+        );
+      }
       web.on("message", (m: { type?: string; port?: number; outcome?: CodeCacheOutcome }) => {
         if (m?.type === "code-cache") codeCache = m.outcome;
         if (m?.type === "listening" && typeof m.port === "number") {
@@ -201,6 +239,8 @@ export class SingleInstanceGroup {
       throw error;
     }
     web.removeAllListeners("exit");
+    // What the service's command started must not outlive it (its process group, see service-command.ts).
+    if (service) web.once("exit", () => signalService(web, "SIGKILL"));
     const instance: SingleInstance = {
       instanceId,
       az,

@@ -1,12 +1,13 @@
 import path from "node:path";
 import { localRedisPassword } from "../redis/process.ts";
 import { bundleWebService } from "../../web-service/bundle.ts";
-import { type DerivedSettings, derive } from "../../stack/derived.ts";
+import { type DerivedSettings, derive, serviceTraffic } from "../../stack/derived.ts";
 import type { HealthCheckSettings } from "../target-group/controller.ts";
 import { serviceVersion } from "../../web-service/version.ts";
 import type { RollResult } from "../rolling-deploy/roll.ts";
 import { LocalStack, type LocalStackOptions, type StackStatus } from "../runtime.ts";
 import { DataVolume } from "./data-volume.ts";
+import { assertServiceStartable } from "../instance-group/service-command.ts";
 import { instanceHealth, SingleInstanceGroup } from "./group.ts";
 import { StableAddress } from "./stable-address.ts";
 
@@ -55,6 +56,7 @@ export class SingleInstanceLocalStack extends LocalStack {
 
   override async start(): Promise<void> {
     const { stack, stateDir } = this.options;
+    assertServiceStartable(stack.webService.start);
     this.events.publish({
       type: "stack.starting",
       environment: stack.environment,
@@ -73,6 +75,7 @@ export class SingleInstanceLocalStack extends LocalStack {
       region: stack.regions.primary.name,
       az,
       serviceEntry: entry,
+      service: stack.webService.start,
       logDir: path.join(stateDir, "logs", stack.regions.primary.name),
       volume: this.volume,
       address: this.address,
@@ -153,6 +156,7 @@ export class SingleInstanceLocalStack extends LocalStack {
       name: stack.name,
       environment: stack.environment,
       topology: stack.topology,
+      service: serviceTraffic(stack),
       region: stack.regions.primary.name,
       listener: this.address.url,
       pid: process.pid,

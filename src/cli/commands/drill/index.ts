@@ -1,7 +1,8 @@
-import type { Command } from "commander";
+import { type Command, InvalidArgumentError } from "commander";
 import { DrillInterrupted, DrillInterruption, drillDefaults } from "../../../drills/harness.ts";
 import {
   assertRunsOn,
+  assertRunsOnService,
   concludeVerdict,
   type DrillContext,
   type DrillModule,
@@ -16,7 +17,7 @@ import type { FaultInForce } from "../../../local/faults/registry.ts";
 import type { StackStatus } from "../../../local/runtime.ts";
 import { StayupError } from "../../../shared/errors.ts";
 import { sleep } from "../../../shared/net.ts";
-import { loadStack, type ResolvedStack, type Topology } from "../../../stack/index.ts";
+import { loadStack, type ResolvedStack, serviceTraffic, type Topology } from "../../../stack/index.ts";
 import { privateUmask } from "../../../shared/private-file.ts";
 import { configOption, envOption, type LocalOptions, stateDirOption, topologyOption } from "../../options.ts";
 import { parseNonNegative, parsePositive } from "../../parse.ts";
@@ -27,6 +28,7 @@ export type DrillCliOptions = LocalOptions & {
   json?: boolean;
   report?: string;
   warmupSeconds?: number;
+  path?: string;
   cooldownSeconds?: number;
 } & Record<string, unknown>;
 
@@ -143,7 +145,8 @@ async function withStack(
 ): Promise<DrillOutcome> {
   const running = StackClient.find(opts.stateDir);
   if (running) {
-    const topology = runningTopology(await running.status());
+    const status = await running.status();
+    const topology = runningTopology(status);
     if (opts.topology !== undefined && opts.topology !== topology) {
       throw new StayupError(
         `--topology ${opts.topology} was given, but the stack running from ${opts.stateDir} is topology "${topology}"`,
@@ -151,9 +154,11 @@ async function withStack(
       );
     }
     assertRunsOn(drill, topology);
+    assertRunsOnService(drill, status.service?.service ?? "counter");
     return run(running, false);
   }
   assertRunsOn(drill, resolved.topology);
+  assertRunsOnService(drill, serviceTraffic(resolved).service);
   if (!quiet) console.error("no stack running here; starting a temporary one for this drill (free ports)...");
   const session = await StackSession.temporary(resolved);
   try {
@@ -188,6 +193,7 @@ export async function runDrill(drill: DrillModule, opts: DrillCliOptions): Promi
             interruption,
             ...(opts.warmupSeconds === undefined ? {} : { warmupMs: opts.warmupSeconds * 1000 }),
             ...(opts.cooldownSeconds === undefined ? {} : { cooldownMs: opts.cooldownSeconds * 1000 }),
+            ...(opts.path === undefined ? {} : { trafficPath: opts.path }),
           },
           options: opts,
         },
@@ -243,6 +249,11 @@ export function register(program: Command): void {
       .option("-r, --rate <n>", "requests per second during the drill", parsePositive, drillDefaults.rate)
       .option("--json", "print the report as JSON")
       .option(
+        "--path <path>",
+        "where the drill's traffic goes (default: webService.trafficPath, else /)",
+        parseTrafficPath,
+      )
+      .option(
         "--warmup-seconds <n>",
         "steady traffic before the fault",
         parseNonNegative,
@@ -263,4 +274,14 @@ export function register(program: Command): void {
       await runDrill(module, opts);
     });
   }
+}
+
+/** `--path`: a request path as webService.trafficPath takes it. */
+function parseTrafficPath(value: string): string {
+  if (!/^\/[\x21-\x7e]*$/.test(value)) {
+    throw new InvalidArgumentError(
+      'must be a path starting with / and without spaces, such as "/" or "/api/items"',
+    );
+  }
+  return value;
 }

@@ -3,13 +3,14 @@ import { type Command, Option } from "commander";
 import { synthesize } from "../../../aws/synth.ts";
 import { formatTable } from "../../../shared/table.ts";
 import { type EnvironmentName, environmentNames, loadStack, type Topology } from "../../../stack/index.ts";
-import { configOption, topologyOption } from "../../options.ts";
+import { configOption, imageTagOption, topologyOption } from "../../options.ts";
 
 export interface SynthOptions {
   config: string;
   env: EnvironmentName | "all";
   topology?: Topology;
   out: string;
+  imageTag?: string;
 }
 
 /** `stayup synth`: CloudFormation templates for one or every environment; needs no credentials. */
@@ -17,7 +18,7 @@ export async function synth(opts: SynthOptions): Promise<void> {
   const envs = opts.env === "all" ? environmentNames : [opts.env];
   for (const env of envs) {
     const stack = await loadStack(opts.config, env, { topology: opts.topology });
-    const result = synthesize(stack, path.resolve(opts.out, env));
+    const result = synthesize(stack, path.resolve(opts.out, env), { imageTag: opts.imageTag });
     console.log(`${env}: ${result.stacks.length} stacks in deployment order`);
     console.log(
       formatTable([
@@ -40,5 +41,7 @@ export function register(program: Command): void {
     )
     .addOption(topologyOption())
     .option("-o, --out <dir>", "output directory (one assembly per environment)", "cdk.out")
+    // Outside a git checkout (a project that installed stayup) the ecs topology's tag is given here.
+    .addOption(imageTagOption())
     .action(synth);
 }
