@@ -10,7 +10,7 @@ import {
 } from "../src/cli/commands/init/detect.ts";
 import { renderDescription } from "../src/cli/commands/init/template.ts";
 import { StayupError } from "../src/shared/errors.ts";
-import { stackDescriptionSchema, validateStack } from "../src/stack/index.ts";
+import { validateStack } from "../src/stack/index.ts";
 
 const pkg = (scripts: Record<string, string>, name = "my-app") => JSON.stringify({ name, scripts });
 
@@ -141,10 +141,6 @@ describe("stayup init: port and health path", () => {
   });
 });
 
-// webService.start arrives with the local runtime's work for issue 23 (branch svclocal); until that
-// schema is merged, the written description cannot validate here.
-const schemaHasStart = "start" in stackDescriptionSchema.shape.webService.shape;
-
 describe("stayup init: the description it writes", () => {
   it("holds the detected values", () => {
     const text = renderDescription(
@@ -160,21 +156,17 @@ describe("stayup init: the description it writes", () => {
     assert.match(text, /name: "shop"/);
   });
 
-  it(
-    "is a valid stack description",
-    { skip: !schemaHasStart && "needs webService.start (svclocal)" },
-    async () => {
-      const text = renderDescription(
-        detectService({ folderName: "shop", dockerfile: 'CMD ["sh", "-c", "echo \\"hi\\" && node s.js"]' }),
-      );
-      // The object literal is plain data: evaluate it without the import.
-      const literal = text.slice(
-        text.indexOf("defineStack(") + "defineStack(".length,
-        text.lastIndexOf(");"),
-      );
-      const description: unknown = new Function(`return (${literal});`)();
-      const valid = validateStack(description, "init's description");
-      assert.equal(valid.name, "shop");
-    },
-  );
+  it("is a valid stack description", async () => {
+    const text = renderDescription(
+      detectService({ folderName: "shop", dockerfile: 'CMD ["sh", "-c", "echo \\"hi\\" && node s.js"]' }),
+    );
+    // The object literal is plain data: evaluate it without the import.
+    const literal = text.slice(text.indexOf("defineStack(") + "defineStack(".length, text.lastIndexOf(");"));
+    const description: unknown = new Function(`return (${literal});`)();
+    const valid = validateStack(description, "init's description");
+    assert.equal(valid.name, "shop");
+    assert.equal(valid.webService.start?.command, 'echo "hi" && node s.js');
+    assert.equal(valid.webService.start?.workingDirectory, ".");
+    assert.equal(valid.targetGroup.healthCheck.path, "/");
+  });
 });

@@ -2,7 +2,6 @@ import assert from "node:assert/strict";
 import { existsSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { before, describe, it } from "node:test";
-import { stackDescriptionSchema } from "../src/stack/index.ts";
 import { repoRoot } from "./helpers.ts";
 import { type Project, projectWithStayup } from "./packaged.ts";
 
@@ -10,10 +9,6 @@ import { type Project, projectWithStayup } from "./packaged.ts";
 const server = `const http = require("node:http");
 http.createServer((req, res) => res.end("ok")).listen(Number(process.env.PORT), process.env.HOST);
 `;
-
-// webService.start arrives with the local runtime's work for issue 23 (branch svclocal). Until that
-// schema is merged, the synthesis below drops the lines init writes for it (and runs the counter).
-const schemaHasStart = "start" in stackDescriptionSchema.shape.webService.shape;
 
 describe("stayup as a dev dependency of someone else's project (npm pack, npm install --save-dev)", () => {
   let project: Project;
@@ -56,10 +51,6 @@ describe("stayup as a dev dependency of someone else's project (npm pack, npm in
   });
 
   it('synth renders it there: `import { defineStack } from "stayup"` resolves in the project', async () => {
-    const file = path.join(project.dir, "stayup.config.ts");
-    if (!schemaHasStart) {
-      writeFileSync(file, readFileSync(file, "utf8").replace(/^\s*(start|trafficPath): .*\n/gm, ""));
-    }
     const result = await project.stayup(["synth", "--topology", "single-instance", "--env", "dev"], {
       timeoutMs: 240_000,
     });
