@@ -50,6 +50,7 @@ export function init(opts: InitOptions, log: (line: string) => void = console.lo
   log(`  health     GET ${service.healthPath} must answer 200 (from ${service.healthPathFrom})`);
   log("check:");
   for (const line of service.checks) log(`  - ${line}`);
+  log("  - keep .stayup/ (the local stack's state, its Redis password) and cdk.out/ out of version control");
   log("next:");
   log(
     "  npx stayup up                    # runs it: 2 instances over 3 AZs, a load balancer on :8080, Redis",
