@@ -50,12 +50,15 @@ const unit = new Set([
   "aws-hardening.test.ts",
   "aws-nightly-stop-settings.test.ts",
   "aws-stacks.test.ts",
+  "cli-help.test.ts",
   "controller-guard.test.ts",
   "derived.test.ts",
+  "docs.test.ts",
   "ecs-decide.test.ts",
   "event-bus.test.ts",
   "failover-model.test.ts",
   "failover-probe-verdict.test.ts",
+  "init-detect.test.ts",
   "instance-group-controller.test.ts",
   "instance-group-decide.test.ts",
   "private-file.test.ts",
@@ -113,6 +116,9 @@ if (!Number.isInteger(concurrency) || concurrency < 1) {
 // One synthesis per description per run, shared by the AWS suites' processes (test/aws-helpers.ts).
 const synthCache = mkdtempSync(path.join(tmpdir(), "stayup-synth-cache-"));
 process.env.STAYUP_TEST_SYNTH_CACHE = synthCache;
+// One `npm pack` + `npm install` of stayup per run, shared by the suites that use it (test/packaged.ts).
+const packageCache = mkdtempSync(path.join(tmpdir(), "stayup-package-cache-"));
+process.env.STAYUP_TEST_PACKAGE_CACHE = packageCache;
 
 // Ctrl-C or a CI cancel stops the test processes (and through their `after` hooks, what they started).
 const abort = new AbortController();
@@ -224,6 +230,7 @@ const output = Readable.from(events()).compose(process.stdout.isTTY ? new spec()
 output.pipe(process.stdout);
 output.on("end", () => {
   rmSync(synthCache, { recursive: true, force: true });
+  rmSync(packageCache, { recursive: true, force: true });
   if (totals.fail > 0 || totals.cancelled > 0 || totals.tests === 0 || abort.signal.aborted) {
     process.exitCode = 1;
   }

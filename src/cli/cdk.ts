@@ -26,9 +26,12 @@ export function cdkArgs(command: string, opts: DescriptionOptions, extra: string
   ];
 }
 
-/** Where the CDK CLI writes an environment's assembly (deploy and destroy run from it). */
-export const assemblyDir = (opts: Pick<DescriptionOptions, "env">) =>
-  path.join(repoRoot, "cdk.out", opts.env);
+/**
+ * Where the CDK CLI writes an environment's assembly (deploy and destroy run from it): beside the
+ * description, in the project's folder (not inside stayup's package when it is a dependency).
+ */
+export const assemblyDir = (opts: Pick<DescriptionOptions, "env" | "config">) =>
+  path.join(path.dirname(path.resolve(opts.config)), "cdk.out", opts.env);
 
 /** Synthesizes the app with the CDK CLI (the templates it deploys) and reads its dependency order. */
 export async function synthesizeForCdk(

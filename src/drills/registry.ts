@@ -35,8 +35,8 @@ export function findDrill(name: string): DrillModule | undefined {
 }
 
 /**
- * The README's drills × topologies table, from the drills' declarations (test/drill-topologies.test.ts
- * checks the README's copy against it).
+ * The drills × topologies table of docs/drills.md, from the drills' declarations (`npm run docs`
+ * writes it there; test/drill-topologies.test.ts checks the copy against it).
  */
 export function drillTopologyTable(list: readonly DrillModule[] = drills): string {
   const rows = [

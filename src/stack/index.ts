@@ -7,7 +7,6 @@ import {
   type EnvironmentName,
   environmentNames,
   type ResolvedStack,
-  type StackDescription,
   stackDescriptionSchema,
   type Topology,
   type ValidStackDescription,
@@ -15,10 +14,7 @@ import {
 
 export * from "./schema.ts";
 
-/** Typed helper for `stayup.config.ts`: gives editor completion; validation happens at load. */
-export function defineStack(description: StackDescription): StackDescription {
-  return description;
-}
+export { defineStack } from "./public.ts";
 
 function formatPath(p: ReadonlyArray<PropertyKey>): string {
   return p.reduce<string>(
@@ -101,7 +97,7 @@ export async function loadStack(
   if (!existsSync(file)) {
     throw new StayupError(
       `no stack description at ${file}`,
-      `run stayup from the repository root, or pass --config path/to/${defaultConfigFile}`,
+      `run stayup from your project's folder (npx stayup init writes one there), or pass --config path/to/${defaultConfigFile}`,
     );
   }
   let mod: { default?: unknown };

@@ -1,3 +1,5 @@
+import { existsSync } from "node:fs";
+import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { Arn, ArnFormat, CfnOutput, Duration, Stack, type StackProps } from "aws-cdk-lib";
 import * as cloudwatch from "aws-cdk-lib/aws-cloudwatch";
@@ -12,6 +14,7 @@ import * as route53 from "aws-cdk-lib/aws-route53";
 import * as sns from "aws-cdk-lib/aws-sns";
 import * as subscriptions from "aws-cdk-lib/aws-sns-subscriptions";
 import { Construct } from "constructs";
+import { StayupError } from "../../shared/errors.ts";
 import { derive, type ResolvedStack } from "../../stack/index.ts";
 import {
   nameUnlessRetained,
@@ -25,7 +28,22 @@ import {
 const title = (word: string) => word.charAt(0).toUpperCase() + word.slice(1);
 
 const handlersFile = fileURLToPath(new URL("../failover/handlers.ts", import.meta.url));
-const lockFile = fileURLToPath(new URL("../../../package-lock.json", import.meta.url));
+/**
+ * The lock file the Lambdas' bundling reads: this repository's, or, with stayup installed as a
+ * dependency (npm never packs package-lock.json), the project's that holds it.
+ */
+function findLockFile(): string {
+  for (let dir = path.dirname(handlersFile); ; dir = path.dirname(dir)) {
+    const candidate = path.join(dir, "package-lock.json");
+    if (existsSync(candidate)) return candidate;
+    if (path.dirname(dir) === dir) {
+      throw new StayupError(
+        "no package-lock.json above stayup's sources: the failover Lambdas cannot be bundled",
+        "install stayup with npm (npm install --save-dev stayup) in the project",
+      );
+    }
+  }
+}
 
 export interface DnsFailoverProps {
   stack: ResolvedStack;
@@ -165,7 +183,7 @@ export class DnsFailover extends Construct {
         description: `stayup: sets ${webGroupName(stack)} in ${secondary.name} to min ${size.min}, desired ${size.desired}`,
         entry: handlersFile,
         handler: `${action}Handler`,
-        depsLockFilePath: lockFile,
+        depsLockFilePath: findLockFile(),
         runtime: lambda.Runtime.NODEJS_24_X,
         architecture: lambda.Architecture.ARM_64,
         memorySize: 256,

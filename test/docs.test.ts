@@ -1,0 +1,57 @@
+import assert from "node:assert/strict";
+import { existsSync, readFileSync, readdirSync } from "node:fs";
+import path from "node:path";
+import { describe, it } from "node:test";
+import { cliReference, cliReferenceFile } from "../src/cli/docs.ts";
+import { buildProgram } from "../src/cli/main.ts";
+import { repoRoot } from "./helpers.ts";
+
+const markdownFiles = [
+  "README.md",
+  ...readdirSync(path.join(repoRoot, "docs"))
+    .filter((f) => f.endsWith(".md"))
+    .map((f) => `docs/${f}`),
+];
+
+describe("documentation: generated pages current, links that lead somewhere", () => {
+  it("docs/cli.md is every command's --help (npm run docs rewrites it)", async () => {
+    const written = readFileSync(cliReferenceFile, "utf8");
+    assert.equal(written, cliReference(await buildProgram()), "docs/cli.md is stale: run npm run docs");
+    assert.match(written, /## stayup init\n/);
+    assert.match(written, /## stayup drill kill-instance\n/);
+  });
+
+  it("every relative link in README.md and docs/ names a file that exists", () => {
+    const broken: string[] = [];
+    for (const file of markdownFiles) {
+      const text = readFileSync(path.join(repoRoot, file), "utf8").replace(/```[\s\S]*?```/g, "");
+      for (const match of text.matchAll(/\]\(([^)\s]+)\)/g)) {
+        const target = match[1]!.split("#")[0]!;
+        if (target === "" || /^[a-z]+:/i.test(target)) continue;
+        if (!existsSync(path.resolve(repoRoot, path.dirname(file), target)))
+          broken.push(`${file} → ${target}`);
+      }
+    }
+    assert.deepEqual(broken, []);
+  });
+
+  it("docs/README.md indexes every page of docs/", () => {
+    const index = readFileSync(path.join(repoRoot, "docs/README.md"), "utf8");
+    for (const file of markdownFiles.filter((f) => f.startsWith("docs/") && f !== "docs/README.md")) {
+      assert.ok(index.includes(`](${path.basename(file)})`), `docs/README.md does not link ${file}`);
+    }
+  });
+
+  it("the README's quick start is the demo's two commands, and links the docs", () => {
+    const readme = readFileSync(path.join(repoRoot, "README.md"), "utf8");
+    assert.ok(
+      readme.includes(
+        "npm ci && npm start      # brings the local stack up on http://127.0.0.1:8080 (Ctrl-C stops it)\n" +
+          "npm test                 # runs the tests (real redis-server, real processes, loopback only)\n",
+      ),
+      "the quick start's two commands are unchanged",
+    );
+    assert.match(readme, /npx stayup init/);
+    assert.match(readme, /\(docs\/README\.md\)/);
+  });
+});
