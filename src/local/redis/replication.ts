@@ -246,10 +246,7 @@ export class RedisReplicationController implements RedisEndpoint {
       az: node.az,
     });
     node.inSync = false;
-    if (replicaOfPort)
-      void this.announceWhenInSync(node, child).catch((error: unknown) =>
-        this.guard.report(error, `redis.replica-in-sync of ${node.az} is announced when it restarts next`),
-      );
+    if (replicaOfPort) this.watchSync(node);
     child.once(
       "exit",
       this.guard.wrap((code: number | null, signal: NodeJS.Signals | null) => {
@@ -295,7 +292,30 @@ export class RedisReplicationController implements RedisEndpoint {
     child.once("exit", () => processes.remove(pid));
   }
 
-  /** Publishes `redis.replica-in-sync` once the replica's link to its primary is up. */
+  /** The node processes whose link to the primary is being watched (one watch per process). */
+  private readonly syncWatched = new Set<ChildProcess>();
+
+  /**
+   * Watches a replica until it is in sync again, then publishes `redis.replica-in-sync`. Started
+   * for a node started as a replica and, after a failover, for every live replica: Sentinel points
+   * the replicas that stayed up at the new primary without restarting them, so a watch begun only
+   * at a node's start left them out of sync in status forever (issue 25, item 3).
+   */
+  private watchSync(node: RedisNode): void {
+    const child = node.process;
+    if (!child || this.syncWatched.has(child)) return;
+    this.syncWatched.add(child);
+    void this.announceWhenInSync(node, child)
+      .catch((error: unknown) =>
+        this.guard.report(error, `redis.replica-in-sync of ${node.az} is announced when it restarts next`),
+      )
+      .finally(() => this.syncWatched.delete(child));
+  }
+
+  /**
+   * Publishes `redis.replica-in-sync` once the replica's link is up to the node Sentinel names
+   * primary (a link to a former primary, or one seen before the failover message, does not count).
+   */
   private async announceWhenInSync(node: RedisNode, child: ChildProcess): Promise<void> {
     const client = new Redis({
       host: this.options.host,
@@ -307,7 +327,8 @@ export class RedisReplicationController implements RedisEndpoint {
     try {
       while (!this.stopping && node.process === child) {
         const info = await client.info("replication").catch(() => "");
-        if (/master_link_status:up/.test(info)) {
+        const linkedTo = Number(/master_port:(\d+)/.exec(info)?.[1]);
+        if (/master_link_status:up/.test(info) && linkedTo === this.masterPort) {
           node.inSync = true;
           this.options.events.publish({ type: "redis.replica-in-sync", port: node.port, az: node.az });
           return;
@@ -367,7 +388,11 @@ export class RedisReplicationController implements RedisEndpoint {
         this.masterPort = Number(newPort);
         if (to) this.writeRecord({ primary: to.name });
         // The former replica is primary now; the other node must resync before it counts again.
-        for (const n of this.nodes) if (n.port !== this.masterPort) n.inSync = false;
+        for (const n of this.nodes) {
+          if (n.port === this.masterPort) continue;
+          n.inSync = false;
+          this.watchSync(n);
+        }
         this.options.events.publish({
           type: "redis.failover",
           fromPort: Number(oldPort),
