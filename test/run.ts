@@ -50,6 +50,7 @@ const unit = new Set([
   "aws-hardening.test.ts",
   "aws-nightly-stop-settings.test.ts",
   "aws-stacks.test.ts",
+  "cli-usage-errors.test.ts",
   "controller-guard.test.ts",
   "derived.test.ts",
   "ecs-decide.test.ts",

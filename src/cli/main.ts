@@ -38,13 +38,36 @@ const commands: { register(program: Command): void }[] = [
 export function buildProgram(): Command {
   const program = new Command("stayup")
     .description("A highly-available web stack you can run on a laptop, break on purpose, and deploy to AWS.")
-    .showHelpAfterError()
     .configureOutput({ outputError: (str, write) => write(str) });
   for (const command of commands) command.register(program);
+  hintAfterErrors(program, "stayup");
   return program;
 }
 
+/**
+ * A usage error (unknown option, missing argument) prints the error and where the usage is, not
+ * the whole help: the error is the line to read (issue 25, item 10).
+ */
+function hintAfterErrors(command: Command, name: string): void {
+  command.showHelpAfterError(`  fix: see \`${name} --help\` for the options`);
+  for (const sub of command.commands) hintAfterErrors(sub, `${name} ${sub.name()}`);
+}
+
+/**
+ * Output piped into a reader that stops early (`stayup status | head -4`) closes the pipe: what is
+ * left to print is dropped rather than dying on EPIPE with a stack trace. The command itself goes
+ * on (a foreground `up` still stops its stack cleanly).
+ */
+function ignoreClosedPipes(): void {
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on("error", (error: NodeJS.ErrnoException) => {
+      if (error.code !== "EPIPE") throw error;
+    });
+  }
+}
+
 export async function main(argv = process.argv): Promise<void> {
+  ignoreClosedPipes();
   try {
     await buildProgram().parseAsync(argv);
   } catch (error) {
