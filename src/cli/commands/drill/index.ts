@@ -16,7 +16,7 @@ import type { FaultInForce } from "../../../local/faults/registry.ts";
 import type { StackStatus } from "../../../local/runtime.ts";
 import { StayupError } from "../../../shared/errors.ts";
 import { sleep } from "../../../shared/net.ts";
-import { loadStack, type ResolvedStack, type Topology } from "../../../stack/index.ts";
+import { loadStack, nothingStarted, type ResolvedStack, type Topology } from "../../../stack/index.ts";
 import { privateUmask } from "../../../shared/private-file.ts";
 import { configOption, envOption, type LocalOptions, stateDirOption, topologyOption } from "../../options.ts";
 import { parseNonNegative, parsePositive } from "../../parse.ts";
@@ -169,7 +169,7 @@ async function withStack(
 export async function runDrill(drill: DrillModule, opts: DrillCliOptions): Promise<DrillReport | undefined> {
   // Its reports under the state folder, and a temporary stack's files, are the user's alone.
   process.umask(privateUmask);
-  const stack = await loadStack(opts.config, opts.env, { topology: opts.topology });
+  const stack = await loadStack(opts.config, opts.env, { topology: opts.topology }).catch(nothingStarted);
   const json = Boolean(opts.json);
   const interruption = new DrillInterruption();
   const untrap = trapInterruptions(interruption);
