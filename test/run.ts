@@ -59,6 +59,7 @@ const unit = new Set([
   "failover-probe-verdict.test.ts",
   "instance-group-controller.test.ts",
   "instance-group-decide.test.ts",
+  "new-user-figures.test.ts",
   "private-file.test.ts",
   "rolling-deploy-decide.test.ts",
   "scaling-track-target.test.ts",

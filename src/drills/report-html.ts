@@ -1,5 +1,5 @@
 import { describeEvent, type TimedStackEvent } from "../local/events/bus.ts";
-import type { DrillReport } from "./report.ts";
+import { type DrillReport, requestsSummary } from "./report.ts";
 import type { TimelineMark } from "./timeline.ts";
 
 /**
@@ -196,7 +196,7 @@ ${xAxis(f, bottom)}
 function keyFigures(report: DrillReport): [string, string][] {
   const p99 = Math.max(0, ...report.timeline.buckets.map((b) => b.latencyMs?.p99 ?? 0));
   const figures: [string, string][] = [
-    ["requests", `${report.requests} (${report.rate}/s for ${fixed(report.durationSeconds, 1)} s)`],
+    ["requests", requestsSummary(report)],
     ["failed", String(report.failed)],
     [
       "recovery",

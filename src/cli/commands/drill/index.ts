@@ -150,7 +150,7 @@ async function withStack(
         "drop --topology to drill the running stack, or stop it (`stayup down`) to drill a temporary one",
       );
     }
-    assertRunsOn(drill, topology);
+    assertRunsOn(drill, topology, { stateDir: opts.stateDir });
     return run(running, false);
   }
   assertRunsOn(drill, resolved.topology);

@@ -1,0 +1,84 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { estimateCost } from "../src/aws/cost/estimate.ts";
+import { tradeOffs } from "../src/aws/cost/trade-offs.ts";
+import { renderReportHtml } from "../src/drills/report-html.ts";
+import { type DrillReport, formatReport } from "../src/drills/report.ts";
+import { TimelineRecorder } from "../src/drills/timeline.ts";
+import { description } from "./aws-helpers.ts";
+import { configPath, runCli, tempDir } from "./helpers.ts";
+
+/** Issue 25, item 6: figures that disagreed with each other or with what is rendered. */
+describe("figures a new user reads", { timeout: 120_000 }, () => {
+  it("cpu-spike's requests add up: the steady traffic and the CPU-heavy load, each with its rate", () => {
+    const t0 = 1_000_000;
+    const timeline = new TimelineRecorder(t0, 100);
+    timeline.record({ ok: true, latencyMs: 3, instanceId: "i-a" }, t0 + 50);
+    const report: DrillReport = {
+      drill: "cpu-spike",
+      requests: 4365,
+      failed: 0,
+      recoverySeconds: 3.2,
+      counterContinuous: true,
+      rate: 200,
+      durationSeconds: 19.9,
+      failures: {},
+      servedBy: { "i-a": 4365 },
+      counter: { first: 1, last: 4365 },
+      counterViolations: [],
+      timeline: timeline.build(0, t0 + 19_900),
+      events: [],
+      verdict: { passed: true, targets: [] },
+      load: { rate: 120, cpuMsPerRequest: 20, requests: 385, failed: 0, durationSeconds: 3.2 },
+    };
+    const line = "4365 (3980 steady at 200/s for 19.9 s, plus 385 CPU-heavy at 120/s for 3.2 s)";
+    assert.match(formatReport(report), new RegExp(`requests sent +${line.replace(/[()/.]/g, "\\$&")}`));
+    assert.ok(renderReportHtml(report).includes(line));
+    // Without extra traffic the line is as before.
+    delete report.load;
+    report.requests = 3980;
+    assert.match(formatReport(report), /requests sent +3980 \(200\/s for 19\.9 s\)$/m);
+  });
+
+  it("deploy --help promises only the stacks a description renders (access only with a bastion)", async () => {
+    const res = await runCli(["deploy", "--help"]);
+    assert.equal(res.code, 0, res.stderr);
+    const help = res.stdout.replace(/\s+/g, " ");
+    assert.doesNotMatch(help, /network → access/);
+    assert.match(help, /access, the SSH bastion, only with aws\.bastion set/);
+    assert.match(help, /ecs database → repository → cluster → service/);
+  });
+
+  it("cost prices a pilot light only for the topology that renders the secondary region", async () => {
+    const question = /pilot-light vs warm standby/;
+    for (const topology of ["ecs", "single-instance", "load-balanced"] as const) {
+      const stack = await description("dev", (d) => {
+        d.topology = topology;
+      });
+      assert.ok(stack.regions.secondary, "the description has a secondary region");
+      const rows = tradeOffs(stack, { ...estimateCost([]), items: [] });
+      assert.equal(
+        rows.some((r) => question.test(r.question)),
+        topology === "load-balanced",
+        `${topology}: ${rows.map((r) => r.question).join("; ")}`,
+      );
+    }
+  });
+
+  it("destroy and outputs without credentials do not say that nothing was created", async () => {
+    const env = {
+      PATH: process.env.PATH,
+      HOME: tempDir(),
+      AWS_CONFIG_FILE: "/nonexistent",
+      AWS_SHARED_CREDENTIALS_FILE: "/nonexistent",
+      AWS_EC2_METADATA_DISABLED: "true",
+    };
+    for (const command of ["destroy", "outputs"]) {
+      const res = await runCli([command, "--config", configPath], { env });
+      assert.equal(res.code, 1, res.stdout);
+      assert.match(res.stderr, /no usable AWS credentials/);
+      assert.doesNotMatch(res.stderr, /nothing was created/);
+      assert.match(res.stderr, /whether anything is deployed is unknown/);
+    }
+  });
+});
