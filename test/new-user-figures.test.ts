@@ -40,6 +40,45 @@ describe("figures a new user reads", { timeout: 120_000 }, () => {
     assert.match(formatReport(report), /requests sent +3980 \(200\/s for 19\.9 s\)$/m);
   });
 
+  it("a drill report's key figures are words and numbers, not JSON; every column has a header", () => {
+    const t0 = 1_000_000;
+    const timeline = new TimelineRecorder(t0, 100);
+    timeline.record({ ok: true, latencyMs: 3, instanceId: "i-a" }, t0 + 50);
+    const report: DrillReport = {
+      drill: "cpu-spike",
+      requests: 10,
+      failed: 0,
+      recoverySeconds: 1,
+      counterContinuous: true,
+      rate: 10,
+      durationSeconds: 1,
+      failures: {},
+      servedBy: { "i-a": 10 },
+      counter: { first: 1, last: 10 },
+      counterViolations: [],
+      timeline: timeline.build(0, t0 + 1000),
+      events: [],
+      verdict: {
+        passed: true,
+        targets: [{ target: "no failed request", passed: true, actual: "0 failed of 10" }],
+      },
+      scaleInSeconds: 4.25,
+      load: { rate: 120, cpuMsPerRequest: 20, requests: 385, failed: 0 },
+      failureWindows: [{ fromSeconds: 1.5, toSeconds: 2 }],
+      newPrimary: null,
+    };
+    const html = renderReportHtml(report);
+    const figures = /<dl class="figures" id="figures">(.*?)<\/dl>/s.exec(html)?.[1] ?? "";
+    assert.doesNotMatch(figures, /[{}]|&quot;/, figures);
+    assert.match(figures, /<dt>load cpu ms per request<\/dt><dd>20<\/dd>/);
+    assert.match(figures, /<dt>failure windows<\/dt><dd>from seconds 1.50, to seconds 2<\/dd>/);
+    assert.match(figures, /<dt>scale in seconds<\/dt><dd>4.25<\/dd>/);
+    assert.match(figures, /<dt>new primary<\/dt><dd>none<\/dd>/);
+    const targets = /<table id="targets">(.*?)<\/table>/s.exec(html)?.[1] ?? "";
+    assert.doesNotMatch(targets, /<th><\/th>/);
+    assert.equal((targets.match(/<th>/g) ?? []).length, 3);
+  });
+
   it("deploy --help promises only the stacks a description renders (access only with a bastion)", async () => {
     const res = await runCli(["deploy", "--help"]);
     assert.equal(res.code, 0, res.stderr);

@@ -228,17 +228,41 @@ function keyFigures(report: DrillReport): [string, string][] {
     "events",
     "verdict",
   ]);
+  // A drill's own figures, in words: an object's fields each a figure of their own ("load rate"),
+  // lists and nested values as text, never raw JSON (issue 25, item 7).
+  const add = (label: string, value: unknown) => {
+    const text = figureText(value);
+    figures.push([label, text.length > 160 ? `${text.slice(0, 157)}…` : text]);
+  };
   for (const [key, value] of Object.entries(report)) {
     if (shared.has(key) || value === undefined) continue;
-    const text =
-      typeof value === "number"
-        ? fixed(value, Number.isInteger(value) ? 0 : 2)
-        : typeof value === "string" || typeof value === "boolean"
-          ? String(value)
-          : JSON.stringify(value);
-    figures.push([key, text.length > 160 ? `${text.slice(0, 157)}…` : text]);
+    if (isRecord(value)) {
+      for (const [sub, v] of Object.entries(value))
+        if (v !== undefined) add(`${words(key)} ${words(sub)}`, v);
+    } else add(words(key), value);
   }
   return figures;
+}
+
+const isRecord = (v: unknown): v is Record<string, unknown> =>
+  typeof v === "object" && v !== null && !Array.isArray(v);
+
+/** A field name as words: "scaleInSeconds" → "scale in seconds". */
+const words = (key: string): string => key.replace(/([a-z0-9])([A-Z])/g, "$1 $2").toLowerCase();
+
+/** A figure's value as text: numbers rounded, lists joined, objects as "name value" pairs. */
+function figureText(value: unknown): string {
+  if (value === null) return "none";
+  if (typeof value === "number") return fixed(value, Number.isInteger(value) ? 0 : 2);
+  if (typeof value === "string" || typeof value === "boolean") return String(value);
+  if (Array.isArray(value)) return value.length === 0 ? "none" : value.map(figureText).join("; ");
+  if (isRecord(value)) {
+    return Object.entries(value)
+      .filter(([, v]) => v !== undefined)
+      .map(([k, v]) => `${words(k)} ${figureText(v)}`)
+      .join(", ");
+  }
+  return String(value);
 }
 
 /** An event's detail as the terminal prints it (after its time and type). */
@@ -298,7 +322,7 @@ pre { background: #f9fafb; padding: 8px; overflow: auto; max-height: 420px; font
 <p class="sub">started ${escapeHtml(t.startedAt)}, ${fixed(t.durationSeconds, 1)} s of traffic in ${t.bucketMs} ms buckets; times below are seconds from the start</p>
 
 <h2>Targets</h2>
-<table id="targets"><tr><th>target</th><th>this run</th><th></th></tr>
+<table id="targets"><tr><th>target</th><th>this run</th><th>result</th></tr>
 ${verdict.targets.map((x) => `<tr><td>${escapeHtml(x.target)}</td><td>${escapeHtml(x.actual)}</td><td class="${x.passed ? "ok" : "missed"}">${x.passed ? "met" : "MISSED"}</td></tr>`).join("")}
 </table>
 
