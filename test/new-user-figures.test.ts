@@ -2,9 +2,11 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { estimateCost } from "../src/aws/cost/estimate.ts";
 import { tradeOffs } from "../src/aws/cost/trade-offs.ts";
+import { whyNotPromoted } from "../src/drills/redis-failover.ts";
 import { renderReportHtml } from "../src/drills/report-html.ts";
 import { type DrillReport, formatReport } from "../src/drills/report.ts";
 import { TimelineRecorder } from "../src/drills/timeline.ts";
+import type { TimedStackEvent } from "../src/local/events/bus.ts";
 import { description } from "./aws-helpers.ts";
 import { configPath, runCli, tempDir } from "./helpers.ts";
 
@@ -119,5 +121,45 @@ describe("figures a new user reads", { timeout: 120_000 }, () => {
       assert.doesNotMatch(res.stderr, /nothing was created/);
       assert.match(res.stderr, /whether anything is deployed is unknown/);
     }
+  });
+});
+
+describe("redis-failover without a promotion says why (issue 25, item 2)", () => {
+  const at = (s: number) => new Date(1_000_000 + s * 1000).toISOString();
+  const sentinel = (s: number, sentinelName: string, event: string): TimedStackEvent => ({
+    type: "redis.sentinel",
+    sentinel: sentinelName,
+    event,
+    detail: "master stayup 127.0.0.1 6390",
+    time: at(s),
+    seq: s,
+  });
+  it("names the first cause that applies, from the Sentinels' own events", () => {
+    assert.match(whyNotPromoted([], 1_000_000).whyNotPromoted, /no Sentinel saw the primary down/);
+    assert.match(
+      whyNotPromoted([sentinel(1, "sentinel-1", "+sdown")], 1_000_000).whyNotPromoted,
+      /did not agree .* no \+odown/,
+    );
+    assert.match(
+      whyNotPromoted([sentinel(1, "sentinel-2", "+sdown"), sentinel(2, "sentinel-2", "+tilt")], 1_000_000)
+        .whyNotPromoted,
+      /sentinel-2\) entered TILT mode/,
+    );
+    assert.match(
+      whyNotPromoted(
+        [
+          sentinel(1, "sentinel-1", "+sdown"),
+          sentinel(2, "sentinel-1", "+odown"),
+          sentinel(3, "sentinel-1", "+try-failover"),
+        ],
+        1_000_000,
+      ).whyNotPromoted,
+      /did not elect a leader .*\+try-failover from sentinel-1/,
+    );
+    // Events from before the kill are not this failover's.
+    assert.match(
+      whyNotPromoted([sentinel(-5, "sentinel-1", "+tilt")], 1_000_000).whyNotPromoted,
+      /no Sentinel saw/,
+    );
   });
 });

@@ -48,6 +48,20 @@ interface RedisNode {
 export const sentinelMasterName = "stayup";
 
 /**
+ * The Sentinel events that are decisions about the primary (see the Sentinel docs' event list):
+ * down or back, a failover tried, a leader elected, a replica chosen or none fit, an abort, TILT.
+ */
+const sentinelDecisions =
+  /^[+-](sdown|odown|try-failover|elected-leader|failover-state-select-slave|selected-slave|no-good-slave|failover-abort-.*|failover-end-for-timeout|failover-end|tilt|new-epoch|vote-for-leader)$/;
+
+/** A Redis reply of alternating names and values as an object. */
+const pairs = (flat: string[]): Record<string, string> => {
+  const out: Record<string, string> = {};
+  for (let i = 0; i + 1 < flat.length; i += 2) out[flat[i] as string] = flat[i + 1] as string;
+  return out;
+};
+
+/**
  * What the controller remembers across runs (`replication.json` in the data folder): which node was
  * primary, and the nodes' replication offsets when they were last seen together (at `stayup down`,
  * or when leftovers of a killed run are stopped).
@@ -94,6 +108,7 @@ export class RedisReplicationController implements RedisEndpoint {
   readonly nodes: RedisNode[] = [];
   private readonly sentinels: { port: number; dir: string; process?: ChildProcess }[] = [];
   private watcher?: Redis;
+  private readonly sentinelSubscribers: Redis[] = [];
   private stopping = false;
   private readonly restartTimers = new Set<NodeJS.Timeout>();
   /** Port of the node Sentinel last named primary. */
@@ -210,6 +225,7 @@ export class RedisReplicationController implements RedisEndpoint {
       this.sentinels.push(sentinel);
     }
     this.watchFailovers();
+    this.watchSentinelDecisions();
   }
 
   private async startNode(node: RedisNode, replicaOfPort?: number): Promise<void> {
@@ -257,13 +273,22 @@ export class RedisReplicationController implements RedisEndpoint {
         // Reconcile: bring the node back as a replica of the current primary, never as a stale primary.
         // A dead primary waits for the Sentinels to promote the replica first (or for their give-up).
         const wasPrimary = node.port === this.masterPort;
+        const diedAt = Date.now();
         const deadline =
-          Date.now() + (this.options.downAfterMs ?? 1000) + (this.options.failoverTimeoutMs ?? 5000);
+          diedAt + (this.options.downAfterMs ?? 1000) + (this.options.failoverTimeoutMs ?? 5000);
+        let viewed = false;
         const attempt = () => {
           const timer = setTimeout(() => {
             this.restartTimers.delete(timer);
             if (this.stopping) return;
             if (wasPrimary && this.masterPort === node.port && Date.now() < deadline) return attempt();
+            // Not replaced in time: say what Sentinel saw before the old primary comes back.
+            if (wasPrimary && this.masterPort === node.port && !viewed) {
+              viewed = true;
+              void this.publishSentinelView(
+                `the primary in ${node.az} was not replaced within ${(deadline - diedAt) / 1000} s: restarting it`,
+              );
+            }
             void this.currentMasterPort()
               .then((master) => this.startNode(node, master && master !== node.port ? master : undefined))
               .catch((error: unknown) => {
@@ -404,6 +429,68 @@ export class RedisReplicationController implements RedisEndpoint {
     );
   }
 
+  /**
+   * Every Sentinel's decisions about the primary, as events: when no replica is promoted, they say
+   * why (never agreed it was down, no leader elected, no replica fit to promote, TILT under load).
+   * Hello and discovery messages are left out.
+   */
+  private watchSentinelDecisions(): void {
+    this.sentinels.forEach((s, i) => {
+      const subscriber = new Redis({
+        host: this.options.host,
+        port: s.port,
+        password: this.options.password,
+        retryStrategy: () => 200,
+      });
+      subscriber.on("error", () => undefined);
+      this.sentinelSubscribers.push(subscriber);
+      void subscriber
+        .psubscribe("*")
+        .catch((error: unknown) =>
+          this.guard.report(error, "Sentinel's decisions are not reported this run"),
+        );
+      subscriber.on(
+        "pmessage",
+        this.guard.wrap((_pattern: string, channel: string, message: string) => {
+          if (!sentinelDecisions.test(channel)) return;
+          this.options.events.publish({
+            type: "redis.sentinel",
+            sentinel: `sentinel-${i + 1}`,
+            event: channel,
+            detail: message,
+          });
+        }, "the next Sentinel message is reported as usual"),
+      );
+    });
+  }
+
+  /** Sentinel's view of the primary and replicas (SENTINEL MASTER / REPLICAS), as an event. */
+  private async publishSentinelView(reason: string): Promise<void> {
+    for (const s of this.sentinels) {
+      const client = new Redis({
+        host: this.options.host,
+        port: s.port,
+        password: this.options.password,
+        lazyConnect: true,
+        retryStrategy: () => null,
+      });
+      client.on("error", () => undefined);
+      try {
+        await client.connect();
+        const master = pairs((await client.call("SENTINEL", "MASTER", sentinelMasterName)) as string[]);
+        const replicas = ((await client.call("SENTINEL", "REPLICAS", sentinelMasterName)) as string[][]).map(
+          pairs,
+        );
+        this.options.events.publish({ type: "redis.sentinel-view", reason, master, replicas });
+        return;
+      } catch {
+        // ask the next Sentinel
+      } finally {
+        client.disconnect();
+      }
+    }
+  }
+
   nodeStatus(): { name: string; az: string; port: number; pid?: number; role: string; inSync?: boolean }[] {
     return this.nodes.map((n) => ({
       name: n.name,
@@ -434,6 +521,7 @@ export class RedisReplicationController implements RedisEndpoint {
     this.guard.stop();
     for (const t of this.restartTimers) clearTimeout(t);
     this.watcher?.disconnect();
+    for (const subscriber of this.sentinelSubscribers) subscriber.disconnect();
     // Sentinels first: a primary stopping on purpose must not trigger a failover.
     await Promise.all(this.sentinels.map((s) => stopProcess(s.process)));
     // Remember who was primary and how far each node got, for the next `stayup up`.
