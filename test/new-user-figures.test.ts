@@ -3,7 +3,7 @@ import { describe, it } from "node:test";
 import { estimateCost } from "../src/aws/cost/estimate.ts";
 import { tradeOffs } from "../src/aws/cost/trade-offs.ts";
 import { whyNotPromoted } from "../src/drills/redis-failover.ts";
-import { renderReportHtml } from "../src/drills/report-html.ts";
+import { markLabelWidth, renderReportHtml } from "../src/drills/report-html.ts";
 import { type DrillReport, formatReport } from "../src/drills/report.ts";
 import { TimelineRecorder } from "../src/drills/timeline.ts";
 import type { TimedStackEvent } from "../src/local/events/bus.ts";
@@ -79,6 +79,53 @@ describe("figures a new user reads", { timeout: 120_000 }, () => {
     const targets = /<table id="targets">(.*?)<\/table>/s.exec(html)?.[1] ?? "";
     assert.doesNotMatch(targets, /<th><\/th>/);
     assert.equal((targets.match(/<th>/g) ?? []).length, 3);
+  });
+
+  it("a drill report's mark labels do not overlap, however close the marks", () => {
+    const t0 = 1_000_000;
+    const timeline = new TimelineRecorder(t0, 100);
+    for (let ms = 0; ms < 10_000; ms += 100)
+      timeline.record({ ok: true, latencyMs: 3, instanceId: "i-a" }, t0 + ms);
+    timeline.mark("fault", "SIGKILL → Redis primary in eu-west-3a", t0 + 1000);
+    timeline.mark("step", "load stopped", t0 + 1100);
+    timeline.mark("recovery", "replica in eu-west-3b promoted", t0 + 1200);
+    timeline.mark("step", "traffic steady", t0 + 1300);
+    timeline.mark("recovery", "old primary back as an in-sync replica", t0 + 1400);
+    timeline.mark("recovery", "scaled back in to 2", t0 + 9000);
+    const report = {
+      drill: "redis-failover",
+      requests: 100,
+      failed: 0,
+      recoverySeconds: 0.2,
+      counterContinuous: true,
+      rate: 10,
+      durationSeconds: 10,
+      failures: {},
+      servedBy: { "i-a": 100 },
+      counter: { first: 1, last: 100 },
+      counterViolations: [],
+      timeline: timeline.build(0.2, t0 + 10_000),
+      events: [],
+      verdict: { passed: true, targets: [] },
+    } satisfies DrillReport;
+    const labels = [
+      ...renderReportHtml(report).matchAll(
+        /<text x="([\d.]+)" text-anchor="(start|end)" y="([\d.]+)"[^>]*class="mark-label">([^<]*)<\/text>/g,
+      ),
+    ].map(([, x, anchor, y, text]) => {
+      const width = markLabelWidth((text ?? "").replace(/&[a-z]+;/g, "x"));
+      const at = Number(x);
+      return {
+        y: Number(y),
+        from: anchor === "end" ? at - width : at,
+        to: anchor === "end" ? at : at + width,
+        text,
+      };
+    });
+    assert.ok(labels.length >= 6, `${labels.length} labels`);
+    for (const [i, a] of labels.entries())
+      for (const b of labels.slice(i + 1))
+        assert.ok(a.y !== b.y || a.to <= b.from || b.to <= a.from, `"${a.text}" and "${b.text}" overlap`);
   });
 
   it("deploy --help promises only the stacks a description renders (access only with a bastion)", async () => {

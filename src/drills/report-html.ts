@@ -61,17 +61,47 @@ function xAxis(f: Frame, y: number): string {
   return `<line x1="${f.left}" x2="${f.left + f.width}" y1="${y}" y2="${y}" stroke="#9ca3af"/>${ticks.join("")}`;
 }
 
+/** Width of a mark label at 11 px semi-bold, estimated per character (no font metrics here). */
+export const markLabelWidth = (label: string): number => label.length * 6.8 + 4;
+
+/**
+ * The row of each label: the first row where it overlaps no label placed before it (a recovery
+ * label close after the fault's goes under it, not over it; issue 25, item 7).
+ */
+export function labelRows(spans: { from: number; to: number }[], maxRows = 8): number[] {
+  const placed: { row: number; from: number; to: number }[] = [];
+  return spans.map((span) => {
+    const free = (row: number) =>
+      placed.every((p) => p.row !== row || span.to + 4 <= p.from || span.from >= p.to + 4);
+    let row = 0;
+    while (row < maxRows - 1 && !free(row)) row++;
+    placed.push({ row, ...span });
+    return row;
+  });
+}
+
 function markLines(report: DrillReport, f: Frame, top: number, bottom: number, labelled: boolean): string {
-  let labelRow = 0;
-  return marks(report)
-    .map((m) => {
-      const x = f.x(m.seconds);
+  const all = marks(report).map((m) => {
+    const x = f.x(m.seconds);
+    const label = `${markSymbol[m.kind]} ${m.label} (${fixed(m.seconds)} s)`;
+    // Labels right of the middle run leftwards, so they stay inside the chart.
+    const rightHalf = x > f.left + f.width * 0.6;
+    const width = markLabelWidth(label);
+    return {
+      m,
+      x,
+      label,
+      rightHalf,
+      from: rightHalf ? x - 3 - width : x + 3,
+      to: rightHalf ? x - 3 : x + 3 + width,
+    };
+  });
+  const rows = labelRows(all);
+  return all
+    .map(({ m, x, label, rightHalf }, i) => {
       const color = markColor[m.kind];
-      const label = `${markSymbol[m.kind]} ${m.label} (${fixed(m.seconds)} s)`;
-      // Labels right of the middle run leftwards, so they stay inside the chart.
-      const rightHalf = x > f.left + f.width * 0.6;
       const text = labelled
-        ? `<text x="${rightHalf ? x - 3 : x + 3}" text-anchor="${rightHalf ? "end" : "start"}" y="${top + 11 + 12 * (labelRow++ % 4)}" fill="${color}" class="mark-label">${escapeHtml(label)}</text>`
+        ? `<text x="${rightHalf ? x - 3 : x + 3}" text-anchor="${rightHalf ? "end" : "start"}" y="${top + 11 + 12 * (rows[i] ?? 0)}" fill="${color}" class="mark-label">${escapeHtml(label)}</text>`
         : "";
       return `<g class="mark mark-${m.kind}" data-kind="${m.kind}" data-seconds="${m.seconds}" data-at="${escapeHtml(m.at)}"><title>${escapeHtml(`${label} at ${m.at}`)}</title><line x1="${x}" x2="${x}" y1="${top}" y2="${bottom}" stroke="${color}" stroke-width="2" stroke-dasharray="${m.kind === "fault" ? "0" : "5 3"}"/>${text}</g>`;
     })
