@@ -77,6 +77,18 @@ const samples: { [T in StackEventType]: Extract<StackEvent, { type: T }> } = {
     toAz: "eu-west-3b",
   },
   "redis.replica-in-sync": { type: "redis.replica-in-sync", port: 6391, az: "eu-west-3b" },
+  "redis.sentinel": {
+    type: "redis.sentinel",
+    sentinel: "sentinel-1",
+    event: "-failover-abort-no-good-slave",
+    detail: "master stayup 127.0.0.1 6390",
+  },
+  "redis.sentinel-view": {
+    type: "redis.sentinel-view",
+    reason: "the primary in eu-west-3a was not replaced within 6 s: restarting it",
+    master: { flags: "s_down,o_down,master" },
+    replicas: [{ port: "6391", flags: "slave", "master-link-status": "err", "slave-priority": "100" }],
+  },
   "redis.primary-chosen": {
     type: "redis.primary-chosen",
     node: "redis-b",

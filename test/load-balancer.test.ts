@@ -4,7 +4,9 @@ import type { AddressInfo } from "node:net";
 import { after, describe, it } from "node:test";
 import { request } from "undici";
 import { EventBus } from "../src/local/events/bus.ts";
+import { TrafficMeter } from "../src/local/dashboard/traffic-meter.ts";
 import { LoadBalancer } from "../src/local/load-balancer/balancer.ts";
+import { REGION_HEALTH_CHECK_PATH } from "../src/stack/derived.ts";
 import { TargetGroupController } from "../src/local/target-group/controller.ts";
 import { findFreePort } from "../src/shared/net.ts";
 import { waitFor } from "./helpers.ts";
@@ -72,6 +74,31 @@ describe("load balancer", () => {
     const seen: string[] = [];
     for (let i = 0; i < 6; i++) seen.push(await (await request(`${url}/x`)).body.text());
     assert.deepEqual(seen.sort(), ["a", "a", "a", "b", "b", "b"]);
+  });
+
+  it("the dashboard's meter counts clients, not the failover's region health checks (issue 25, item 7)", async () => {
+    const a = await target("a");
+    cleanup.push(() => a.server.close());
+    const { lb, url } = await setup([{ id: "a", port: a.port }]);
+    const meter = new TrafficMeter();
+    const paths: string[] = [];
+    lb.observer = (answer) => {
+      paths.push(answer.path);
+      meter.record(answer);
+    };
+    const t0 = Math.ceil(Date.now() / 1000) * 1000 + 1000;
+    await (await request(`${url}${REGION_HEALTH_CHECK_PATH}`)).body.dump();
+    await (await request(`${url}${REGION_HEALTH_CHECK_PATH}?probe=1`)).body.dump();
+    await (await request(`${url}/`)).body.dump();
+    await waitFor("three answers observed", () => paths.length === 3 || undefined);
+    assert.deepEqual(paths, [REGION_HEALTH_CHECK_PATH, `${REGION_HEALTH_CHECK_PATH}?probe=1`, "/"]);
+    const samples = meter.tick(Math.max(Date.now(), t0) + 1000);
+    assert.equal(
+      samples.reduce((n, s) => n + s.ok + s.failed, 0),
+      1,
+      "one client request",
+    );
+    lb.observer = undefined;
   });
 
   it("a refused connection is retried on another target and takes the dead one out at once", async () => {

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { trackTarget, type TrackingState } from "../src/local/scaling/controller.ts";
+import { EventBus } from "../src/local/events/bus.ts";
+import { ScalingController, trackTarget, type TrackingState } from "../src/local/scaling/controller.ts";
 
 const settings = { targetCpuPercent: 50, evaluationPeriods: 2, scaleInCooldownMs: 5000 };
 const group = (average: number, counts: Partial<TrackingState> = {}): TrackingState => ({
@@ -39,5 +40,37 @@ describe("target tracking (pure)", () => {
     assert.equal(trackTarget(low, settings, 1000).scaleTo, undefined, "cooldown not over");
     assert.equal(trackTarget(group(10, { desired: 4, below: 4 }), settings, 60_000).scaleTo, undefined);
     assert.equal(trackTarget(group(10), settings, 60_000).scaleTo, undefined, "never below min");
+  });
+});
+
+describe("the group's average CPU in status", () => {
+  it("is measured while instances serve, and gone once none does (no stale figure for an empty group)", async () => {
+    let instances = [
+      {
+        instanceId: "i-a",
+        pid: process.pid,
+        state: "in-service" as const,
+        launchedAt: 0,
+        eventLoopUtilization: 0.03,
+      },
+    ];
+    const capacity = { min: 0, desired: 1, max: 2 };
+    const scaling = new ScalingController(
+      { list: () => instances as never, capacity, setDesiredCapacity: () => undefined },
+      {
+        targetCpuPercent: 50,
+        evaluationIntervalMs: 1000,
+        evaluationPeriods: 2,
+        warmupMs: 0,
+        scaleInCooldownMs: 0,
+      },
+      new EventBus(),
+    );
+    await scaling.evaluate();
+    assert.equal(typeof scaling.lastAverage, "number");
+    instances = [];
+    await scaling.evaluate();
+    assert.equal(scaling.lastAverage, undefined);
+    scaling.stop();
   });
 });

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { existsSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { describe, it } from "node:test";
 import { loadStack, resolveStack, StackValidationError, validateStack } from "../src/stack/index.ts";
@@ -192,5 +192,94 @@ describe("stack description", () => {
     assert.equal(result.code, 1);
     assert.match(result.stderr, /no stack description at .*stayup\.config\.ts/);
     assert.match(result.stderr, /--config/);
+  });
+});
+
+/** Issue 25, item 11: the mistakes a new user makes in stayup.config.ts, answered in its words. */
+describe("description errors a new user meets", () => {
+  const problems = (input: unknown): Map<string, string> => {
+    try {
+      validateStack(input, "stayup.config.ts");
+    } catch (e) {
+      assert.ok(e instanceof StackValidationError);
+      return new Map(e.problems.map((p) => [p.path, p.message]));
+    }
+    assert.fail("the description was accepted");
+  };
+
+  it("a field of the wrong type is present, not missing: the type expected and the value given", async () => {
+    const input = await valid();
+    (input.webService as Record<string, unknown>).port = "8000";
+    assert.equal(problems(input).get("webService.port"), 'must be a number, got string "8000"');
+  });
+
+  it("a bad topology is echoed with the nearest allowed one", async () => {
+    const input = await valid();
+    (input as Record<string, unknown>).topology = "load-balancd";
+    assert.match(problems(input).get("topology") ?? "", /got "load-balancd": did you mean "load-balanced"\?/);
+  });
+
+  it("a misspelt field, at any depth, gets a did you mean", async () => {
+    const input = await valid();
+    const targetGroup = input.targetGroup as Record<string, unknown>;
+    targetGroup.deregistrationDelaySecond = targetGroup.deregistrationDelaySeconds;
+    delete targetGroup.deregistrationDelaySeconds;
+    assert.equal(
+      problems(input).get("targetGroup"),
+      'unknown field "deregistrationDelaySecond": did you mean "deregistrationDelaySeconds"?',
+    );
+    const far = await valid();
+    (far.targetGroup.healthCheck as Record<string, unknown>).zzzz = 1;
+    assert.match(problems(far).get("targetGroup.healthCheck") ?? "", /unknown field "zzzz": .*allowed: path/);
+  });
+
+  const withSource = (edit: (source: string) => string) => {
+    const file = path.join(tempDir(), "stayup.config.ts");
+    const source = readFileSync(configPath, "utf8").replace(
+      'from "./src/stack/index.ts"',
+      `from ${JSON.stringify(path.join(repoRoot, "src/stack/index.ts"))}`,
+    );
+    writeFileSync(file, edit(source));
+    return {
+      file,
+      lineOf: (text: string) =>
+        edit(source)
+          .split("\n")
+          .findIndex((l) => l.includes(text)) + 1,
+    };
+  };
+
+  it("a bracket left open is reported at its own line, not at the file's last", async () => {
+    const { file, lineOf } = withSource((s) =>
+      s.replace("webService: { port: 8000 },", "webService: { port: 8000,"),
+    );
+    const line = lineOf("webService: { port: 8000,");
+    await assert.rejects(loadStack(file), (e: Error) => {
+      assert.match(
+        e.message,
+        new RegExp(`stayup\\.config\\.ts:${line}:\\d+: syntax error: this "\\{" is never closed`),
+      );
+      return true;
+    });
+  });
+
+  it("another syntax error is reported at its line, as the parser found it", async () => {
+    const { file, lineOf } = withSource((s) => s.replace("ttlSeconds: 1,", "ttlSeconds: 1,,"));
+    await assert.rejects(
+      loadStack(file),
+      new RegExp(`stayup\\.config\\.ts:${lineOf("ttlSeconds: 1,,")}:\\d+: syntax error`),
+    );
+  });
+
+  it("synth and diagram, which start nothing, do not say that nothing was started", async () => {
+    const { file } = withSource((s) =>
+      s.replace("webService: { port: 8000 }", 'webService: { port: "8000" }'),
+    );
+    for (const command of ["synth", "diagram"]) {
+      const res = await runCli([command, "--config", file], { cwd: path.dirname(file) });
+      assert.equal(res.code, 1, res.stdout);
+      assert.match(res.stderr, /webService\.port: must be a number, got string "8000"/);
+      assert.doesNotMatch(res.stderr, /nothing was started/);
+    }
   });
 });

@@ -28,6 +28,6 @@ export interface StayupStacks {
   repository?: RepositoryStack;
   cluster?: ClusterStack;
   service?: ServiceStack;
-  /** In deployment order (network → access → database → web), as in the seeds. */
+  /** In deployment order (network, access with a bastion, then the topology's), as in the seeds. */
   ordered: Stack[];
 }

@@ -137,6 +137,7 @@ export async function buildProgram(commandName?: string): Promise<Command> {
     program.configureHelp({ subcommandTerm: (cmd) => terms.get(cmd.name()) ?? help.subcommandTerm(cmd) });
   }
   addHelpExamples(program);
+  hintAfterErrors(program, "stayup");
   return program;
 }
 
@@ -151,10 +152,34 @@ export function listingProgram(): Command {
   program.configureHelp({
     subcommandTerm: (cmd) => catalog[cmd.name()]?.term ?? help.subcommandTerm(cmd),
   });
+  hintAfterErrors(program, "stayup");
   return program;
 }
 
+/**
+ * A usage error (unknown option, missing argument) prints the error and where the usage is, not
+ * the whole help: the error is the line to read (issue 25, item 10).
+ */
+function hintAfterErrors(command: Command, name: string): void {
+  command.showHelpAfterError(`  fix: see \`${name} --help\` for the options`);
+  for (const sub of command.commands) hintAfterErrors(sub, `${name} ${sub.name()}`);
+}
+
+/**
+ * Output piped into a reader that stops early (`stayup status | head -4`) closes the pipe: what is
+ * left to print is dropped rather than dying on EPIPE with a stack trace. The command itself goes
+ * on (a foreground `up` still stops its stack cleanly).
+ */
+function ignoreClosedPipes(): void {
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on("error", (error: NodeJS.ErrnoException) => {
+      if (error.code !== "EPIPE") throw error;
+    });
+  }
+}
+
 export async function main(argv = process.argv): Promise<void> {
+  ignoreClosedPipes();
   const name = requestedCommand(argv.slice(2));
   await runProgram(name === undefined ? listingProgram() : await buildProgram(name), argv);
 }

@@ -134,6 +134,7 @@ export async function cpuSpikeDrill(
         cpuMsPerRequest: o.cpuMsPerRequest,
         requests: loadResult.requests,
         failed: loadResult.failed,
+        durationSeconds: (loadStoppedAt - loadStart) / 1000,
       },
       // When failures happened, in seconds from the load's start: steady traffic, then the load's.
       failureWindows: DrillRun.failureWindows(result, loadStart),

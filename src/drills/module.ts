@@ -33,12 +33,22 @@ export const topologySupportHelp = (drill: Pick<DrillModule, "topologies">): str
  * Refuses a drill on a topology it does not run on, before anything starts: the error names the
  * drill, the topology and the reason; the hint says what to run instead.
  */
-export function assertRunsOn(drill: Pick<DrillModule, "name" | "topologies">, topology: Topology): void {
+export function assertRunsOn(
+  drill: Pick<DrillModule, "name" | "topologies">,
+  topology: Topology,
+  running?: { stateDir: string },
+): void {
   const support = drill.topologies[topology];
   if (support === true) return;
+  // A drill on another topology needs a stack of it: not while this state folder runs this one.
+  const otherStack = support.instead.includes("--topology");
+  const where =
+    running && otherStack
+      ? ` on a stack of that topology: stop the one running from ${running.stateDir} first (\`stayup down\`), or pass another --state-dir (the drill then starts a temporary stack beside it)`
+      : "";
   throw new StayupError(
     `the ${drill.name} drill does not run on topology "${topology}": ${support.unsupported}`,
-    `${support.instead}; ${drill.name} runs on: ${supportedTopologies(drill).join(", ")}`,
+    `${support.instead}${where}; ${drill.name} runs on: ${supportedTopologies(drill).join(", ")}`,
   );
 }
 

@@ -1,4 +1,5 @@
 import type { StackClient } from "../local/control-plane/client.ts";
+import type { TimedStackEvent } from "../local/events/bus.ts";
 import { request } from "undici";
 import { StayupError } from "../shared/errors.ts";
 import { type DrillOptions, DrillRun, drillDefaults } from "./harness.ts";
@@ -114,6 +115,8 @@ export async function redisFailoverDrill(
       p99DuringFailoverMs,
       killedPrimary: { az: primary.az, port: primary.port },
       newPrimary: failover?.type === "redis.failover" ? { az: failover.toAz, port: failover.toPort } : null,
+      // No promotion: why, in Sentinel's words (its decisions and its view of the nodes).
+      ...(failover ? {} : whyNotPromoted(run.events, killedAt)),
       oldPrimaryRejoinedAsReplica: Boolean(rejoined),
       redundancyRestoredSeconds: redundancySeconds,
       failureWindows: DrillRun.failureWindows(result, killedAt),
@@ -146,6 +149,54 @@ export const redisFailoverTargets = (r: DrillReport): DrillTarget[] => [
   recoveredTarget(r),
   counterTarget(r),
 ];
+
+/**
+ * Why the Sentinels promoted no replica after the primary was killed, from what they published
+ * (redis.sentinel events) and their view of the nodes when the old primary was restarted
+ * (redis.sentinel-view): the first cause that applies, in the order a failover goes through.
+ */
+export function whyNotPromoted(
+  events: readonly TimedStackEvent[],
+  killedAt: number,
+): { whyNotPromoted: string; sentinelDecisions: string[]; sentinelView: Record<string, unknown> | null } {
+  const after = events.filter((e) => Date.parse(e.time) >= killedAt);
+  const decisions = after.flatMap((e) => (e.type === "redis.sentinel" ? [e] : []));
+  const view = after.find((e) => e.type === "redis.sentinel-view");
+  const seen = (name: string | RegExp) =>
+    decisions.filter((d) => (typeof name === "string" ? d.event === name : name.test(d.event)));
+  const who = (list: { sentinel: string }[]) => [...new Set(list.map((d) => d.sentinel))].join(", ");
+  const replicas = view?.type === "redis.sentinel-view" ? view.replicas : [];
+  const replicaState = replicas
+    .map((r) => `replica ${r.port ?? "?"}: ${r.flags ?? "?"}, link ${r["master-link-status"] ?? "?"}`)
+    .join("; ");
+  let why: string;
+  if (seen("+tilt").length > 0) {
+    why = `a Sentinel (${who(seen("+tilt"))}) entered TILT mode: its clock jumped (the machine too busy to run it on time), and in TILT it takes no action for 30 s`;
+  } else if (seen("+sdown").length === 0) {
+    why = "no Sentinel saw the primary down (+sdown) before it came back: none reported it unreachable";
+  } else if (seen("+odown").length === 0) {
+    why = `the Sentinels did not agree the primary was down: +sdown from ${who(seen("+sdown"))}, but no +odown (the quorum of 2 was not reached)`;
+  } else if (seen(/^-failover-abort-no-good-slave$|^-?no-good-slave$/).length > 0) {
+    why = `no replica was fit to promote (-failover-abort-no-good-slave): Sentinel skips a replica that is down, disconnected from the primary too long, or of priority 0${replicaState ? ` (${replicaState})` : ""}`;
+  } else if (seen("-failover-abort-not-elected").length > 0 || seen("+elected-leader").length === 0) {
+    why = `the Sentinels did not elect a leader to run the failover${seen("+try-failover").length ? ` (+try-failover from ${who(seen("+try-failover"))}, no +elected-leader)` : " (no +try-failover)"}; the next try comes only after twice failover-timeout`;
+  } else if (seen(/^-failover-abort-/).length > 0) {
+    why = `the failover was aborted: ${[...new Set(seen(/^-failover-abort-/).map((d) => d.event))].join(", ")}`;
+  } else if (seen("-odown").length > 0 || seen("-sdown").length > 0) {
+    why =
+      "the old primary was back before the failover completed (-odown/-sdown): Sentinel keeps a primary that answers";
+  } else {
+    why = "the Sentinels started a failover that did not complete before the drill's timeout";
+  }
+  return {
+    whyNotPromoted: why,
+    sentinelDecisions: decisions.map((d) => `${d.time} ${d.sentinel} ${d.event} ${d.detail}`),
+    sentinelView:
+      view?.type === "redis.sentinel-view"
+        ? { reason: view.reason, master: view.master, replicas: view.replicas }
+        : null,
+  };
+}
 
 /** The p-th percentile (nearest rank) in ms, or null without samples. */
 function percentile(values: number[], p: number): number | null {
@@ -195,7 +246,7 @@ export const redisFailover = defineDrill({
     const promoted = report.newPrimary as { az: string } | null;
     return [
       `killed primary       in ${killed.az}`,
-      `new primary          ${promoted ? `in ${promoted.az}` : "none"}`,
+      `new primary          ${promoted ? `in ${promoted.az}` : `none: ${String(report.whyNotPromoted ?? "Sentinel published nothing")}`}`,
       `writes failed for    ${(report.writeOutageSeconds as number).toFixed(2)} s (${report.failed} requests answered 503)`,
       `p99 latency          ${report.p99BeforeFailoverMs ?? "-"} ms before, ${report.p99DuringFailoverMs ?? "-"} ms during the failover (held and retried)`,
       report.notMeasured?.acknowledgedLost !== undefined

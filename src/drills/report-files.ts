@@ -44,7 +44,17 @@ export function loadReport(file: string): DrillReport {
   try {
     report = JSON.parse(readFileSync(file, "utf8")) as Partial<DrillReport>;
   } catch (error) {
-    throw new StayupError(`${file} is not JSON: ${(error as Error).message}`);
+    // The HTML a drill wrote is the usual mistake: its JSON is beside it, under the same name.
+    if (/\.html?$/i.test(file)) {
+      throw new StayupError(
+        `${file} is not JSON (an HTML report?): \`stayup report\` reads the JSON a drill saves beside it`,
+        `pass that .json: \`stayup report ${file.replace(/\.html?$/i, ".json")}\``,
+      );
+    }
+    throw new StayupError(
+      `${file} is not JSON: ${(error as Error).message.replace(/\s+/g, " ")}`,
+      "pass the .json a drill wrote next to its HTML report (see `stayup drill … --report`)",
+    );
   }
   const missing = (["drill", "requests", "failed", "timeline", "events", "verdict"] as const).filter(
     (k) => report[k] === undefined,

@@ -1,5 +1,5 @@
 import { describeEvent, type TimedStackEvent } from "../local/events/bus.ts";
-import type { DrillReport } from "./report.ts";
+import { type DrillReport, requestsSummary } from "./report.ts";
 import type { TimelineMark } from "./timeline.ts";
 
 /**
@@ -61,17 +61,47 @@ function xAxis(f: Frame, y: number): string {
   return `<line x1="${f.left}" x2="${f.left + f.width}" y1="${y}" y2="${y}" stroke="#9ca3af"/>${ticks.join("")}`;
 }
 
+/** Width of a mark label at 11 px semi-bold, estimated per character (no font metrics here). */
+export const markLabelWidth = (label: string): number => label.length * 6.8 + 4;
+
+/**
+ * The row of each label: the first row where it overlaps no label placed before it (a recovery
+ * label close after the fault's goes under it, not over it; issue 25, item 7).
+ */
+export function labelRows(spans: { from: number; to: number }[], maxRows = 8): number[] {
+  const placed: { row: number; from: number; to: number }[] = [];
+  return spans.map((span) => {
+    const free = (row: number) =>
+      placed.every((p) => p.row !== row || span.to + 4 <= p.from || span.from >= p.to + 4);
+    let row = 0;
+    while (row < maxRows - 1 && !free(row)) row++;
+    placed.push({ row, ...span });
+    return row;
+  });
+}
+
 function markLines(report: DrillReport, f: Frame, top: number, bottom: number, labelled: boolean): string {
-  let labelRow = 0;
-  return marks(report)
-    .map((m) => {
-      const x = f.x(m.seconds);
+  const all = marks(report).map((m) => {
+    const x = f.x(m.seconds);
+    const label = `${markSymbol[m.kind]} ${m.label} (${fixed(m.seconds)} s)`;
+    // Labels right of the middle run leftwards, so they stay inside the chart.
+    const rightHalf = x > f.left + f.width * 0.6;
+    const width = markLabelWidth(label);
+    return {
+      m,
+      x,
+      label,
+      rightHalf,
+      from: rightHalf ? x - 3 - width : x + 3,
+      to: rightHalf ? x - 3 : x + 3 + width,
+    };
+  });
+  const rows = labelRows(all);
+  return all
+    .map(({ m, x, label, rightHalf }, i) => {
       const color = markColor[m.kind];
-      const label = `${markSymbol[m.kind]} ${m.label} (${fixed(m.seconds)} s)`;
-      // Labels right of the middle run leftwards, so they stay inside the chart.
-      const rightHalf = x > f.left + f.width * 0.6;
       const text = labelled
-        ? `<text x="${rightHalf ? x - 3 : x + 3}" text-anchor="${rightHalf ? "end" : "start"}" y="${top + 11 + 12 * (labelRow++ % 4)}" fill="${color}" class="mark-label">${escapeHtml(label)}</text>`
+        ? `<text x="${rightHalf ? x - 3 : x + 3}" text-anchor="${rightHalf ? "end" : "start"}" y="${top + 11 + 12 * (rows[i] ?? 0)}" fill="${color}" class="mark-label">${escapeHtml(label)}</text>`
         : "";
       return `<g class="mark mark-${m.kind}" data-kind="${m.kind}" data-seconds="${m.seconds}" data-at="${escapeHtml(m.at)}"><title>${escapeHtml(`${label} at ${m.at}`)}</title><line x1="${x}" x2="${x}" y1="${top}" y2="${bottom}" stroke="${color}" stroke-width="2" stroke-dasharray="${m.kind === "fault" ? "0" : "5 3"}"/>${text}</g>`;
     })
@@ -196,7 +226,7 @@ ${xAxis(f, bottom)}
 function keyFigures(report: DrillReport): [string, string][] {
   const p99 = Math.max(0, ...report.timeline.buckets.map((b) => b.latencyMs?.p99 ?? 0));
   const figures: [string, string][] = [
-    ["requests", `${report.requests} (${report.rate}/s for ${fixed(report.durationSeconds, 1)} s)`],
+    ["requests", requestsSummary(report)],
     ["failed", String(report.failed)],
     [
       "recovery",
@@ -230,17 +260,41 @@ function keyFigures(report: DrillReport): [string, string][] {
     "events",
     "verdict",
   ]);
+  // A drill's own figures, in words: an object's fields each a figure of their own ("load rate"),
+  // lists and nested values as text, never raw JSON (issue 25, item 7).
+  const add = (label: string, value: unknown) => {
+    const text = figureText(value);
+    figures.push([label, text.length > 160 ? `${text.slice(0, 157)}…` : text]);
+  };
   for (const [key, value] of Object.entries(report)) {
     if (shared.has(key) || value === undefined) continue;
-    const text =
-      typeof value === "number"
-        ? fixed(value, Number.isInteger(value) ? 0 : 2)
-        : typeof value === "string" || typeof value === "boolean"
-          ? String(value)
-          : JSON.stringify(value);
-    figures.push([key, text.length > 160 ? `${text.slice(0, 157)}…` : text]);
+    if (isRecord(value)) {
+      for (const [sub, v] of Object.entries(value))
+        if (v !== undefined) add(`${words(key)} ${words(sub)}`, v);
+    } else add(words(key), value);
   }
   return figures;
+}
+
+const isRecord = (v: unknown): v is Record<string, unknown> =>
+  typeof v === "object" && v !== null && !Array.isArray(v);
+
+/** A field name as words: "scaleInSeconds" → "scale in seconds". */
+const words = (key: string): string => key.replace(/([a-z0-9])([A-Z])/g, "$1 $2").toLowerCase();
+
+/** A figure's value as text: numbers rounded, lists joined, objects as "name value" pairs. */
+function figureText(value: unknown): string {
+  if (value === null) return "none";
+  if (typeof value === "number") return fixed(value, Number.isInteger(value) ? 0 : 2);
+  if (typeof value === "string" || typeof value === "boolean") return String(value);
+  if (Array.isArray(value)) return value.length === 0 ? "none" : value.map(figureText).join("; ");
+  if (isRecord(value)) {
+    return Object.entries(value)
+      .filter(([, v]) => v !== undefined)
+      .map(([k, v]) => `${words(k)} ${figureText(v)}`)
+      .join(", ");
+  }
+  return String(value);
 }
 
 /** An event's detail as the terminal prints it (after its time and type). */
@@ -300,7 +354,7 @@ pre { background: #f9fafb; padding: 8px; overflow: auto; max-height: 420px; font
 <p class="sub">started ${escapeHtml(t.startedAt)}, ${fixed(t.durationSeconds, 1)} s of traffic in ${t.bucketMs} ms buckets; times below are seconds from the start</p>
 
 <h2>Targets</h2>
-<table id="targets"><tr><th>target</th><th>this run</th><th></th></tr>
+<table id="targets"><tr><th>target</th><th>this run</th><th>result</th></tr>
 ${verdict.targets.map((x) => `<tr><td>${escapeHtml(x.target)}</td><td>${escapeHtml(x.actual)}</td><td class="${x.passed ? "ok" : "missed"}">${x.passed ? "met" : "MISSED"}</td></tr>`).join("")}
 </table>
 

@@ -78,6 +78,22 @@ export function withVerdict(report: DrillReport, targets: DrillTarget[]): DrillR
   return report;
 }
 
+/**
+ * The requests a run sent, as the sum it is: the steady client traffic at `rate` for the run's
+ * duration, plus any extra traffic of the drill (cpu-spike's CPU-heavy load, `report.load`), each
+ * with its own rate and duration, so the figures add up.
+ */
+export function requestsSummary(report: DrillReport): string {
+  const steady = `${report.rate}/s for ${report.durationSeconds.toFixed(1)} s`;
+  const load = report.load as
+    { requests?: number; rate?: number; durationSeconds?: number; cpuMsPerRequest?: number } | undefined;
+  if (!load || typeof load.requests !== "number" || load.requests === 0)
+    return `${report.requests} (${steady})`;
+  const loadDuration =
+    typeof load.durationSeconds === "number" ? ` for ${load.durationSeconds.toFixed(1)} s` : "";
+  return `${report.requests} (${report.requests - load.requests} steady at ${steady}, plus ${load.requests} CPU-heavy at ${load.rate}/s${loadDuration})`;
+}
+
 export function formatReport(report: DrillReport, details: string[] = []): string {
   const failures = Object.entries(report.failures)
     .map(([k, v]) => `${k}×${v}`)
@@ -85,7 +101,7 @@ export function formatReport(report: DrillReport, details: string[] = []): strin
   const lines = [
     `Drill ${report.drill}`,
     ...details.map((d) => `  ${d}`),
-    `  requests sent        ${report.requests} (${report.rate}/s for ${report.durationSeconds.toFixed(1)} s)`,
+    `  requests sent        ${requestsSummary(report)}`,
     `  failed requests      ${report.failed}${failures ? ` (${failures})` : ""}`,
     `  recovery             ${report.recoverySeconds === null ? "NOT RECOVERED in time" : `${report.recoverySeconds.toFixed(2)} s`}`,
     report.notMeasured?.counterContinuous !== undefined

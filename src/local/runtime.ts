@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import path from "node:path";
 import { StayupError } from "../shared/errors.ts";
-import { assertPortFree, findFreePort } from "../shared/net.ts";
+import { assertPortFree, assertPortsFree, findFreePort } from "../shared/net.ts";
 import { ensurePrivateDir } from "../shared/private-file.ts";
 import {
   derive,
@@ -24,7 +24,7 @@ import { assertServiceStartable } from "./instance-group/service-command.ts";
 import type { Listener } from "./load-balancer/balancer.ts";
 import { Notifier } from "./notifications/notifier.ts";
 import { RedisController, type RedisEndpoint } from "./redis/controller.ts";
-import { localRedisPassword } from "./redis/process.ts";
+import { assertRedisInstalled, localRedisPassword } from "./redis/process.ts";
 import { RedisReplicationController } from "./redis/replication.ts";
 import { ProcessRegistry } from "./processes.ts";
 import { LocalRegion } from "./region.ts";
@@ -252,23 +252,43 @@ export class LocalStack {
       this.primary.options.listener.port = port;
       if (this.secondary) this.secondary.options.listener.port = port;
     }
-    // Everything that can be checked is checked before anything starts.
+    // Everything that can be checked is checked before anything starts, every port at once.
+    const listener = { option: "--port", setting: "loadBalancer.local.port" };
+    assertRedisInstalled();
     assertServiceStartable(stack.webService.start);
-    const fix = "pass --port with a free port, or change loadBalancer.local.port in stayup.config.ts";
-    await assertPortFree(stack.loadBalancer.local.host, this.listenerPort, "load balancer", fix);
-    if (this.secondary) {
-      await assertPortFree(
-        this.secondary.options.listener.host,
-        this.listenerPort,
-        "secondary region's load balancer",
-        fix,
-      );
-    }
-    await this.redis.preflight();
-    if (stack.dns && this.secondary) {
-      this.dns = new FailoverDnsServer(stack.dns, this.events);
-      await this.dns.preflight(this.options.dnsPort);
-    }
+    await assertPortsFree([
+      {
+        ...listener,
+        check: () => assertPortFree(stack.loadBalancer.local.host, this.listenerPort, "load balancer", ""),
+      },
+      ...(this.secondary
+        ? [
+            {
+              ...listener,
+              check: () =>
+                assertPortFree(
+                  this.secondary?.options.listener.host ?? "",
+                  this.listenerPort,
+                  "secondary region's load balancer",
+                  "",
+                ),
+            },
+          ]
+        : []),
+      { option: "--redis-port", setting: "redis.localPort", check: () => this.redis.preflight() },
+      ...(stack.dns && this.secondary
+        ? [
+            {
+              option: "--dns-port",
+              setting: "dns.local.port",
+              check: () => {
+                this.dns = new FailoverDnsServer(stack.dns as NonNullable<typeof stack.dns>, this.events);
+                return this.dns.preflight(this.options.dnsPort);
+              },
+            },
+          ]
+        : []),
+    ]);
     this.events.publish({
       type: "stack.starting",
       environment: stack.environment,

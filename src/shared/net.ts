@@ -3,6 +3,14 @@ import net from "node:net";
 import path from "node:path";
 import { StayupError } from "./errors.ts";
 
+/** A port a stack needs that cannot be had (taken, or not allowed): see assertPortsFree. */
+export class PortUnavailableError extends StayupError {
+  constructor(message: string, fix: string) {
+    super(message, fix);
+    this.name = "PortUnavailableError";
+  }
+}
+
 /** Resolves with the port if it can be bound on host, rejects with a clear error if it is taken. */
 export function assertPortFree(host: string, port: number, what: string, fix: string): Promise<void> {
   if (port === 0) return Promise.resolve();
@@ -10,15 +18,53 @@ export function assertPortFree(host: string, port: number, what: string, fix: st
     const server = net.createServer();
     server.once("error", (error: NodeJS.ErrnoException) => {
       if (error.code === "EADDRINUSE") {
-        reject(new StayupError(`${what}: port ${port} on ${host} is already in use by another process`, fix));
+        reject(
+          new PortUnavailableError(
+            `${what}: port ${port} on ${host} is already in use by another process`,
+            fix,
+          ),
+        );
       } else if (error.code === "EACCES") {
-        reject(new StayupError(`${what}: not allowed to listen on ${host}:${port}`, fix));
+        reject(new PortUnavailableError(`${what}: not allowed to listen on ${host}:${port}`, fix));
       } else {
-        reject(new StayupError(`${what}: cannot listen on ${host}:${port}: ${error.message}`, fix));
+        reject(new PortUnavailableError(`${what}: cannot listen on ${host}:${port}: ${error.message}`, fix));
       }
     });
     server.listen({ host, port, exclusive: true }, () => server.close(() => resolve()));
   });
+}
+
+/**
+ * Runs every port check and fails once, naming every port taken with the option that frees it: a
+ * second stack clashes on several ports at once, and one failed start per port is two too many.
+ * Any other failure (Redis not installed) is thrown as it is, at once.
+ */
+export async function assertPortsFree(
+  checks: { check: () => Promise<void>; option: string; setting: string }[],
+): Promise<void> {
+  const taken: { error: PortUnavailableError; option: string; setting: string }[] = [];
+  for (const { check, option, setting } of checks) {
+    try {
+      await check();
+    } catch (error) {
+      if (!(error instanceof PortUnavailableError)) throw error;
+      taken.push({ error, option, setting });
+    }
+  }
+  const first = taken[0];
+  if (!first) return;
+  const options = [...new Set(taken.map((t) => `${t.option} 0`))].join(" ");
+  const settings = [...new Set(taken.map((t) => t.setting))].join(", ");
+  if (taken.length === 1) {
+    throw new PortUnavailableError(
+      first.error.message,
+      `pass ${options} (a free port), or set ${settings} in stayup.config.ts, or stop what holds it`,
+    );
+  }
+  throw new PortUnavailableError(
+    `${taken.length} ports the stack needs are taken:\n${taken.map((t) => `  ✗ ${t.error.message} (${t.option})`).join("\n")}`,
+    `pass ${options} (free ports), or set ${settings} in stayup.config.ts, or stop what holds them`,
+  );
 }
 
 /** A port the kernel says is free right now (for redis-server, which cannot report its own). */

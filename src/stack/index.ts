@@ -1,8 +1,9 @@
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { tsImport } from "tsx/esm/api";
-import type { z } from "zod";
 import { StayupError } from "../shared/errors.ts";
+import { describeIssue } from "./issues.ts";
+import { unclosedBracket } from "./unclosed-bracket.ts";
 import {
   type EnvironmentName,
   environmentNames,
@@ -23,16 +24,6 @@ function formatPath(p: ReadonlyArray<PropertyKey>): string {
   );
 }
 
-function describeIssue(issue: z.core.$ZodIssue): string {
-  if (issue.code === "unrecognized_keys") {
-    return `unknown field(s) ${issue.keys.map((k) => `"${k}"`).join(", ")}: remove them or check the spelling`;
-  }
-  if (issue.code === "invalid_type" && issue.input === undefined) {
-    return `is required (${issue.expected})`;
-  }
-  return issue.message;
-}
-
 export class StackValidationError extends StayupError {
   constructor(
     readonly source: string,
@@ -41,7 +32,7 @@ export class StackValidationError extends StayupError {
     super(
       `${source} is not a valid stack description (${problems.length} problem${problems.length === 1 ? "" : "s"}):\n` +
         problems.map((p) => `  ✗ ${p.path || "(root)"}: ${p.message}`).join("\n"),
-      "fix the fields above; nothing was started",
+      "fix the fields above",
     );
     this.name = "StackValidationError";
   }
@@ -49,11 +40,15 @@ export class StackValidationError extends StayupError {
 
 /** Validates a description, reporting every bad field with its path and what is allowed. */
 export function validateStack(input: unknown, source = "stack description"): ValidStackDescription {
-  const result = stackDescriptionSchema.safeParse(input);
+  // reportInput: each problem can echo the value given ("got string \"8000\"").
+  const result = stackDescriptionSchema.safeParse(input, { reportInput: true });
   if (result.success) return result.data;
   throw new StackValidationError(
     source,
-    result.error.issues.map((issue) => ({ path: formatPath(issue.path), message: describeIssue(issue) })),
+    result.error.issues.map((issue) => ({
+      path: formatPath(issue.path),
+      message: describeIssue(issue, stackDescriptionSchema),
+    })),
   );
 }
 
@@ -75,6 +70,38 @@ export function resolveStack(stack: ValidStackDescription, environment: Environm
     ecs: { ...shared.ecs, ...chosen.ecs },
     environment,
   };
+}
+
+/**
+ * A description that does not load: a syntax error at the line to fix. The parser reports a
+ * bracket left open only at the end of the file; the bracket itself is found (unclosed-bracket.ts).
+ */
+function loadError(file: string, error: Error): StayupError {
+  const fix = "fix the syntax or imports of the stack description";
+  const at = /:(\d+):(\d+): ERROR: (.*)/.exec(error.message);
+  if (!at) return new StayupError(`could not load ${file}: ${error.message}`, fix);
+  const [line, column, text] = [Number(at[1]), Number(at[2]), at[3] as string];
+  const source = readFileSync(file, "utf8");
+  const lastLine = source.trimEnd().split("\n").length;
+  const open = line >= lastLine || /end of file/i.test(text) ? unclosedBracket(source) : undefined;
+  if (open) {
+    return new StayupError(
+      `${file}:${open.line}:${open.column}: syntax error: this "${open.bracket}" is never closed (line ${open.noticedAtLine} is not inside it; the parser noticed at line ${line}: ${text})`,
+      `close it where its contents end, before line ${open.noticedAtLine}`,
+    );
+  }
+  return new StayupError(`${file}:${line}:${column}: syntax error: ${text}`, fix);
+}
+
+/**
+ * For the commands that start a stack (`up`, `drill`): a description refused says so, for a user
+ * wondering what is left running. `synth` and `diagram` start nothing and do not say it.
+ */
+export function nothingStarted(error: unknown): never {
+  if (error instanceof StayupError && error.hint) {
+    throw new StayupError(error.message, `${error.hint}; nothing was started`);
+  }
+  throw error;
 }
 
 export const defaultConfigFile = "stayup.config.ts";
@@ -105,10 +132,7 @@ export async function loadStack(
     // tsx loads TypeScript from anywhere, whatever the enclosing package.json says about modules.
     mod = (await tsImport(file, import.meta.url)) as { default?: unknown };
   } catch (error) {
-    throw new StayupError(
-      `could not load ${file}: ${(error as Error).message}`,
-      "fix the syntax or imports of the stack description",
-    );
+    throw loadError(file, error as Error);
   }
   let exported = mod.default;
   // A file loaded as CommonJS (outside a "type": "module" package) nests its default export once more.

@@ -44,7 +44,9 @@ export function tradeOffs(stack: ResolvedStack, estimate: CostEstimate): TradeOf
         : `one per AZ costs $${nat.toFixed(2)}/month more; egress then survives an AZ loss (${stack.network.natGateways === "one" ? "this environment runs one" : "this environment runs one per AZ"})`,
   });
 
-  const secondary = stack.regions.secondary;
+  // Only the load-balanced topology renders the secondary region (ecs and single-instance are one
+  // region): its standby is not priced for a stack that would not have it.
+  const secondary = stack.topology === "load-balanced" ? stack.regions.secondary : undefined;
   if (secondary) {
     const type = stack.web.instanceTypes[0] as string;
     const perInstance = (p: (key: PriceKey) => number) =>

@@ -1,3 +1,5 @@
+import { REGION_HEALTH_CHECK_PATH } from "../../stack/derived.ts";
+
 /** One second of traffic through the load balancers (or a single instance's stable address), as the dashboard charts it. */
 export interface TrafficSample {
   /** Start of the second, ms since epoch. */
@@ -39,7 +41,12 @@ export class TrafficMeter {
 
   constructor(private readonly windowSeconds = 300) {}
 
-  record(answer: { statusCode: number; latencyMs: number; instanceId?: string }, now = Date.now()): void {
+  record(
+    answer: { statusCode: number; latencyMs: number; instanceId?: string; path?: string },
+    now = Date.now(),
+  ): void {
+    // The failover's region health checks go through the balancers too: they are not client traffic.
+    if (answer.path !== undefined && answer.path.split("?")[0] === REGION_HEALTH_CHECK_PATH) return;
     const second = this.roll(now);
     if (answer.statusCode > 0 && answer.statusCode < 500) {
       second.ok++;

@@ -1,7 +1,7 @@
 import dgram from "node:dgram";
 import dnsPacket from "dns-packet";
 import type { ResolvedStack } from "../../stack/index.ts";
-import { StayupError } from "../../shared/errors.ts";
+import { PortUnavailableError } from "../../shared/net.ts";
 import { ControllerGuard } from "../controller-guard.ts";
 import type { EventPublisher } from "../events/bus.ts";
 
@@ -41,9 +41,9 @@ export class FailoverDnsServer {
       probe.once("error", (error: NodeJS.ErrnoException) => {
         probe.close();
         reject(
-          new StayupError(
+          new PortUnavailableError(
             `DNS server: UDP port ${port} on ${this.settings.local.host} is ${error.code === "EADDRINUSE" ? "already in use by another process" : `unusable (${error.message})`}`,
-            "change dns.local.port in stayup.config.ts (0 picks a free one), or stop what holds it",
+            "pass --dns-port 0 (a free port), or change dns.local.port in stayup.config.ts, or stop what holds it",
           ),
         );
       });

@@ -14,6 +14,18 @@ export type StackEvent =
   | { type: "redis.failover"; fromPort: number; toPort: number; fromAz: string; toAz: string }
   | { type: "redis.replica-in-sync"; port: number; az: string }
   | { type: "redis.primary-chosen"; node: string; az: string; reason: string }
+  /** What a Sentinel decided about the primary (+sdown, +odown, +try-failover, -failover-abort-*, +tilt...). */
+  | { type: "redis.sentinel"; sentinel: string; event: string; detail: string }
+  /**
+   * Sentinel's view when a dead primary was not replaced in time: its flags for the primary and each
+   * replica (SENTINEL MASTER / REPLICAS), so a report can say why no replica was promoted.
+   */
+  | {
+      type: "redis.sentinel-view";
+      reason: string;
+      master: Record<string, string>;
+      replicas: Record<string, string>[];
+    }
   /** A controller's failure, and what retries it (src/local/controller-guard.ts). */
   | ControllerErrorEvent
   | { type: "load-balancer.listening"; url: string }
@@ -275,6 +287,10 @@ export function describeEvent(e: StackEvent): string {
       return `${e.controller}: ${e.error} (${e.retry}${e.repeated ? `; ${e.repeated} more like it held back` : ""})`;
     case "redis.primary-chosen":
       return `${e.node} in ${e.az} starts as primary: ${e.reason}`;
+    case "redis.sentinel":
+      return `${e.sentinel}: ${e.event} ${e.detail}`;
+    case "redis.sentinel-view":
+      return `${e.reason}; Sentinel sees the primary ${e.master.flags ?? "?"}${e.replicas.map((r) => `, replica ${r.port ?? "?"} ${r.flags ?? "?"} (link ${r["master-link-status"] ?? "?"}, priority ${r["slave-priority"] ?? r["replica-priority"] ?? "?"})`).join("")}`;
     case "redis.failover":
       return `primary ${e.fromAz} (port ${e.fromPort}) → ${e.toAz} (port ${e.toPort})`;
     case "load-balancer.listening":

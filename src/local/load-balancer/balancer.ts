@@ -92,7 +92,7 @@ export class LoadBalancer implements Listener, InFlightRequests, TryPolicy {
   /** Requests forwarded to each target and not yet answered: draining waits for them. */
   private readonly inFlightByTarget = new InFlightByTarget();
   /** Called once per client request when its answer is sent (the dashboard's traffic meter). */
-  observer?: (answer: { statusCode: number; latencyMs: number; instanceId?: string }) => void;
+  observer?: (answer: { statusCode: number; latencyMs: number; instanceId?: string; path: string }) => void;
   /** A failure while routing, in a timer or an event handler is an event; the next request or tick retries. */
   private readonly guard: ControllerGuard;
 
@@ -283,7 +283,7 @@ export class LoadBalancer implements Listener, InFlightRequests, TryPolicy {
     const { headers, hasBody, refusal } = forwardedHeaders(req, this.options.host);
     if (refusal) return replyError(res, 400, refusal);
     const method = req.method;
-    const exchange = new Exchange(this, res, performance.now());
+    const exchange = new Exchange(this, res, performance.now(), req.url);
     res.onClose(exchange);
     const upstreamRequest: UpstreamRequest = {
       method,
@@ -370,6 +370,8 @@ class Exchange implements CloseListener {
     readonly balancer: LoadBalancer,
     readonly res: ClientResponse,
     readonly startedAt: number,
+    /** The request's path (and query): who asked (a client, or the failover's region health check). */
+    readonly path: string,
   ) {}
 
   closed(): void {
@@ -379,6 +381,7 @@ class Exchange implements CloseListener {
       statusCode: res.writableFinished ? res.statusCode : 0,
       latencyMs: performance.now() - this.startedAt,
       instanceId: this.instanceId,
+      path: this.path,
     });
   }
 }

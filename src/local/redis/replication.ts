@@ -49,6 +49,20 @@ interface RedisNode {
 export const sentinelMasterName = "stayup";
 
 /**
+ * The Sentinel events that are decisions about the primary (see the Sentinel docs' event list):
+ * down or back, a failover tried, a leader elected, a replica chosen or none fit, an abort, TILT.
+ */
+const sentinelDecisions =
+  /^[+-](sdown|odown|try-failover|elected-leader|failover-state-select-slave|selected-slave|no-good-slave|failover-abort-.*|failover-end-for-timeout|failover-end|tilt|new-epoch|vote-for-leader)$/;
+
+/** A Redis reply of alternating names and values as an object. */
+const pairs = (flat: string[]): Record<string, string> => {
+  const out: Record<string, string> = {};
+  for (let i = 0; i + 1 < flat.length; i += 2) out[flat[i] as string] = flat[i + 1] as string;
+  return out;
+};
+
+/**
  * What the controller remembers across runs (`replication.json` in the data folder): which node was
  * primary, and the nodes' replication offsets when they were last seen together (at `stayup down`,
  * or when leftovers of a killed run are stopped).
@@ -95,6 +109,7 @@ export class RedisReplicationController implements RedisEndpoint {
   readonly nodes: RedisNode[] = [];
   private readonly sentinels: { port: number; dir: string; process?: ChildProcess }[] = [];
   private watcher?: Redis;
+  private readonly sentinelSubscribers: Redis[] = [];
   private stopping = false;
   private readonly restartTimers = new Set<NodeJS.Timeout>();
   /** Port of the node Sentinel last named primary. */
@@ -222,6 +237,7 @@ export class RedisReplicationController implements RedisEndpoint {
       password: this.options.password,
     });
     await this.endpoint.start({ host, port: primary.port });
+    this.watchSentinelDecisions();
   }
 
   private async startNode(node: RedisNode, replicaOfPort?: number): Promise<void> {
@@ -258,10 +274,7 @@ export class RedisReplicationController implements RedisEndpoint {
       az: node.az,
     });
     node.inSync = false;
-    if (replicaOfPort)
-      void this.announceWhenInSync(node, child).catch((error: unknown) =>
-        this.guard.report(error, `redis.replica-in-sync of ${node.az} is announced when it restarts next`),
-      );
+    if (replicaOfPort) this.watchSync(node);
     child.once(
       "exit",
       this.guard.wrap((code: number | null, signal: NodeJS.Signals | null) => {
@@ -272,13 +285,22 @@ export class RedisReplicationController implements RedisEndpoint {
         // Reconcile: bring the node back as a replica of the current primary, never as a stale primary.
         // A dead primary waits for the Sentinels to promote the replica first (or for their give-up).
         const wasPrimary = node.port === this.masterPort;
+        const diedAt = Date.now();
         const deadline =
-          Date.now() + (this.options.downAfterMs ?? 1000) + (this.options.failoverTimeoutMs ?? 5000);
+          diedAt + (this.options.downAfterMs ?? 1000) + (this.options.failoverTimeoutMs ?? 5000);
+        let viewed = false;
         const attempt = () => {
           const timer = setTimeout(() => {
             this.restartTimers.delete(timer);
             if (this.stopping) return;
             if (wasPrimary && this.masterPort === node.port && Date.now() < deadline) return attempt();
+            // Not replaced in time: say what Sentinel saw before the old primary comes back.
+            if (wasPrimary && this.masterPort === node.port && !viewed) {
+              viewed = true;
+              void this.publishSentinelView(
+                `the primary in ${node.az} was not replaced within ${(deadline - diedAt) / 1000} s: restarting it`,
+              );
+            }
             void this.currentMasterPort()
               .then((master) => this.startNode(node, master && master !== node.port ? master : undefined))
               .catch((error: unknown) => {
@@ -307,7 +329,30 @@ export class RedisReplicationController implements RedisEndpoint {
     child.once("exit", () => processes.remove(pid));
   }
 
-  /** Publishes `redis.replica-in-sync` once the replica's link to its primary is up. */
+  /** The node processes whose link to the primary is being watched (one watch per process). */
+  private readonly syncWatched = new Set<ChildProcess>();
+
+  /**
+   * Watches a replica until it is in sync again, then publishes `redis.replica-in-sync`. Started
+   * for a node started as a replica and, after a failover, for every live replica: Sentinel points
+   * the replicas that stayed up at the new primary without restarting them, so a watch begun only
+   * at a node's start left them out of sync in status forever (issue 25, item 3).
+   */
+  private watchSync(node: RedisNode): void {
+    const child = node.process;
+    if (!child || this.syncWatched.has(child)) return;
+    this.syncWatched.add(child);
+    void this.announceWhenInSync(node, child)
+      .catch((error: unknown) =>
+        this.guard.report(error, `redis.replica-in-sync of ${node.az} is announced when it restarts next`),
+      )
+      .finally(() => this.syncWatched.delete(child));
+  }
+
+  /**
+   * Publishes `redis.replica-in-sync` once the replica's link is up to the node Sentinel names
+   * primary (a link to a former primary, or one seen before the failover message, does not count).
+   */
   private async announceWhenInSync(node: RedisNode, child: ChildProcess): Promise<void> {
     const client = new Redis({
       host: this.options.host,
@@ -319,7 +364,8 @@ export class RedisReplicationController implements RedisEndpoint {
     try {
       while (!this.stopping && node.process === child) {
         const info = await client.info("replication").catch(() => "");
-        if (/master_link_status:up/.test(info)) {
+        const linkedTo = Number(/master_port:(\d+)/.exec(info)?.[1]);
+        if (/master_link_status:up/.test(info) && linkedTo === this.masterPort) {
           node.inSync = true;
           this.options.events.publish({ type: "redis.replica-in-sync", port: node.port, az: node.az });
           return;
@@ -379,7 +425,11 @@ export class RedisReplicationController implements RedisEndpoint {
         this.masterPort = Number(newPort);
         if (to) this.writeRecord({ primary: to.name });
         // The former replica is primary now; the other node must resync before it counts again.
-        for (const n of this.nodes) if (n.port !== this.masterPort) n.inSync = false;
+        for (const n of this.nodes) {
+          if (n.port === this.masterPort) continue;
+          n.inSync = false;
+          this.watchSync(n);
+        }
         this.options.events.publish({
           type: "redis.failover",
           fromPort: Number(oldPort),
@@ -389,6 +439,68 @@ export class RedisReplicationController implements RedisEndpoint {
         });
       }, "the next failover message is handled as usual"),
     );
+  }
+
+  /**
+   * Every Sentinel's decisions about the primary, as events: when no replica is promoted, they say
+   * why (never agreed it was down, no leader elected, no replica fit to promote, TILT under load).
+   * Hello and discovery messages are left out.
+   */
+  private watchSentinelDecisions(): void {
+    this.sentinels.forEach((s, i) => {
+      const subscriber = new Redis({
+        host: this.options.host,
+        port: s.port,
+        password: this.options.password,
+        retryStrategy: () => 200,
+      });
+      subscriber.on("error", () => undefined);
+      this.sentinelSubscribers.push(subscriber);
+      void subscriber
+        .psubscribe("*")
+        .catch((error: unknown) =>
+          this.guard.report(error, "Sentinel's decisions are not reported this run"),
+        );
+      subscriber.on(
+        "pmessage",
+        this.guard.wrap((_pattern: string, channel: string, message: string) => {
+          if (!sentinelDecisions.test(channel)) return;
+          this.options.events.publish({
+            type: "redis.sentinel",
+            sentinel: `sentinel-${i + 1}`,
+            event: channel,
+            detail: message,
+          });
+        }, "the next Sentinel message is reported as usual"),
+      );
+    });
+  }
+
+  /** Sentinel's view of the primary and replicas (SENTINEL MASTER / REPLICAS), as an event. */
+  private async publishSentinelView(reason: string): Promise<void> {
+    for (const s of this.sentinels) {
+      const client = new Redis({
+        host: this.options.host,
+        port: s.port,
+        password: this.options.password,
+        lazyConnect: true,
+        retryStrategy: () => null,
+      });
+      client.on("error", () => undefined);
+      try {
+        await client.connect();
+        const master = pairs((await client.call("SENTINEL", "MASTER", sentinelMasterName)) as string[]);
+        const replicas = ((await client.call("SENTINEL", "REPLICAS", sentinelMasterName)) as string[][]).map(
+          pairs,
+        );
+        this.options.events.publish({ type: "redis.sentinel-view", reason, master, replicas });
+        return;
+      } catch {
+        // ask the next Sentinel
+      } finally {
+        client.disconnect();
+      }
+    }
   }
 
   nodeStatus(): { name: string; az: string; port: number; pid?: number; role: string; inSync?: boolean }[] {
@@ -422,6 +534,7 @@ export class RedisReplicationController implements RedisEndpoint {
     for (const t of this.restartTimers) clearTimeout(t);
     this.watcher?.disconnect();
     await this.endpoint?.stop();
+    for (const subscriber of this.sentinelSubscribers) subscriber.disconnect();
     // Sentinels first: a primary stopping on purpose must not trigger a failover.
     await Promise.all(this.sentinels.map((s) => stopProcess(s.process)));
     // Remember who was primary and how far each node got, for the next `stayup up`.

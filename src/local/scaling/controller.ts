@@ -115,7 +115,12 @@ export class ScalingController {
       const counted = this.group
         .list()
         .filter((i) => i.state === "in-service" && now - i.launchedAt >= this.settings.warmupMs);
-      if (counted.length === 0) return;
+      if (counted.length === 0) {
+        // No instance to measure (a pilot light at zero, a region down): no average to show, rather
+        // than the last one of instances long gone (issue 25, item 7).
+        this.lastAverage = undefined;
+        return;
+      }
       const samples = await Promise.all(
         counted.map(async (i) => {
           try {
@@ -134,7 +139,10 @@ export class ScalingController {
         }),
       );
       const values = samples.filter((v): v is number => v !== undefined);
-      if (values.length === 0) return;
+      if (values.length === 0) {
+        this.lastAverage = undefined;
+        return;
+      }
       const average = values.reduce((a, b) => a + b, 0) / values.length;
       this.lastAverage = average;
       const step = trackTarget(

@@ -3,6 +3,7 @@ import { localRedisPassword } from "../redis/process.ts";
 import { bundleWebService } from "../../web-service/bundle.ts";
 import { type DerivedSettings, derive, serviceTraffic } from "../../stack/derived.ts";
 import type { HealthCheckSettings } from "../target-group/controller.ts";
+import { assertPortFree, assertPortsFree } from "../../shared/net.ts";
 import { serviceVersion } from "../../web-service/version.ts";
 import type { RollResult } from "../rolling-deploy/roll.ts";
 import { LocalStack, type LocalStackOptions, type StackStatus } from "../runtime.ts";
@@ -62,6 +63,13 @@ export class SingleInstanceLocalStack extends LocalStack {
       environment: stack.environment,
       region: stack.regions.primary.name,
     });
+    await assertPortsFree([
+      {
+        option: "--port",
+        setting: "loadBalancer.local.port",
+        check: () => assertPortFree(this.address.listener.host, this.address.listener.port, "address", ""),
+      },
+    ]);
     // With the code-cache entry: a replacement is downtime, and compiling is much of its start.
     const entry = await bundleWebService(path.join(stateDir, "build"), { codeCache: true });
     await this.address.listen();

@@ -56,7 +56,7 @@ export function register(program: Command): void {
   program
     .command("deploy")
     .description(
-      "deploy the stacks to AWS one by one in the synthesized app's dependency order (network → access → database → web)",
+      "deploy the stacks to AWS one by one in the synthesized app's dependency order: network (then access, the SSH bastion, only with aws.bastion set), then by topology: load-balanced database → web (→ the secondary region's network, database, web → dns-failover); single-instance single-instance; ecs database → repository → cluster → service",
     )
     .addOption(configOption())
     .addOption(envOption())

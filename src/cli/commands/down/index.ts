@@ -1,3 +1,4 @@
+import path from "node:path";
 import type { Command } from "commander";
 import { StackClient } from "../../../local/control-plane/client.ts";
 import { findLeftovers, stopLeftovers } from "../../../local/leftovers.ts";
@@ -18,7 +19,12 @@ export async function down(opts: { stateDir: string }): Promise<void> {
     );
     return;
   }
-  const running = client ?? StackClient.require(opts.stateDir);
+  if (!client) {
+    // Nothing to stop is what `down` is for: safe to run twice, or in a script's cleanup.
+    console.log(`no stack is running from ${path.resolve(opts.stateDir)}: nothing to stop`);
+    return;
+  }
+  const running = client;
   process.stderr.write(`stopping the stack (pid ${running.state.pid}): instances drain first...\n`);
   await running.shutdown();
   console.log("stack stopped");

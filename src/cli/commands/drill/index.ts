@@ -17,7 +17,13 @@ import type { FaultInForce } from "../../../local/faults/registry.ts";
 import type { StackStatus } from "../../../local/runtime.ts";
 import { StayupError } from "../../../shared/errors.ts";
 import { sleep } from "../../../shared/net.ts";
-import { loadStack, type ResolvedStack, serviceTraffic, type Topology } from "../../../stack/index.ts";
+import {
+  loadStack,
+  nothingStarted,
+  type ResolvedStack,
+  serviceTraffic,
+  type Topology,
+} from "../../../stack/index.ts";
 import { privateUmask } from "../../../shared/private-file.ts";
 import { configOption, envOption, type LocalOptions, stateDirOption, topologyOption } from "../../options.ts";
 import { parseNonNegative, parsePositive } from "../../parse.ts";
@@ -153,7 +159,7 @@ async function withStack(
         "drop --topology to drill the running stack, or stop it (`stayup down`) to drill a temporary one",
       );
     }
-    assertRunsOn(drill, topology);
+    assertRunsOn(drill, topology, { stateDir: opts.stateDir });
     assertRunsOnService(drill, status.service?.service ?? "counter");
     return run(running, false);
   }
@@ -174,7 +180,7 @@ async function withStack(
 export async function runDrill(drill: DrillModule, opts: DrillCliOptions): Promise<DrillReport | undefined> {
   // Its reports under the state folder, and a temporary stack's files, are the user's alone.
   process.umask(privateUmask);
-  const stack = await loadStack(opts.config, opts.env, { topology: opts.topology });
+  const stack = await loadStack(opts.config, opts.env, { topology: opts.topology }).catch(nothingStarted);
   const json = Boolean(opts.json);
   const interruption = new DrillInterruption();
   const untrap = trapInterruptions(interruption);

@@ -2,6 +2,7 @@ import type { Command } from "commander";
 import { StackClient } from "../../../local/control-plane/client.ts";
 import type { EcsStatus } from "../../../local/ecs/status.ts";
 import type { StackStatus } from "../../../local/runtime.ts";
+import type { StayupError } from "../../../shared/errors.ts";
 import { formatTable } from "../../../shared/table.ts";
 import { stateDirOption } from "../../options.ts";
 
@@ -75,7 +76,19 @@ export interface StatusOptions {
 
 /** `stayup status`: the running stack's topology, listener, group capacity, instances and their health. */
 export async function status(opts: StatusOptions): Promise<StackStatus> {
-  const current = await StackClient.require(opts.stateDir).status();
+  let current: StackStatus;
+  try {
+    current = await StackClient.require(opts.stateDir).status();
+  } catch (error) {
+    // A script reading --json gets JSON either way: the error and its fix, then exit code 1.
+    if (opts.json) {
+      const e = error as StayupError;
+      console.log(
+        JSON.stringify({ running: false, error: e.message, ...(e.hint ? { fix: e.hint } : {}) }, null, 2),
+      );
+    }
+    throw error;
+  }
   if (opts.json) console.log(JSON.stringify(current, null, 2));
   else printStatusTable(current);
   return current;

@@ -21,7 +21,7 @@ import {
   openPrivateFile,
   privateUmask,
 } from "../../../shared/private-file.ts";
-import { loadStack } from "../../../stack/index.ts";
+import { loadStack, nothingStarted } from "../../../stack/index.ts";
 import { configOption, envOption, type LocalOptions, stateDirOption, topologyOption } from "../../options.ts";
 import { parsePort } from "../../parse.ts";
 import { describeRoll } from "../roll/index.ts";
@@ -105,7 +105,7 @@ export async function up(opts: UpOptions, given: ReadonlySet<string> = new Set()
     );
   }
   // A bad description is refused before anything is created (the state folder included).
-  const resolved = await loadStack(opts.config, opts.env, { topology: opts.topology });
+  const resolved = await loadStack(opts.config, opts.env, { topology: opts.topology }).catch(nothingStarted);
   ensurePrivateDir(opts.stateDir);
   // Only what stayup keeps there: a --state-dir naming a folder of other things leaves those alone.
   for (const name of stateEntries) makeTreePrivate(path.join(opts.stateDir, name));

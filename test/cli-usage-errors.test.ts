@@ -1,0 +1,49 @@
+import assert from "node:assert/strict";
+import { writeFileSync } from "node:fs";
+import path from "node:path";
+import { describe, it } from "node:test";
+import { runCli, tempDir } from "./helpers.ts";
+
+/** Issue 25, item 10: what a new user's usual mistakes print, with no stack running. */
+describe("the CLI's answers to usual mistakes", { timeout: 120_000 }, () => {
+  it("down with nothing up exits 0 (safe to run twice), saying there was nothing to stop", async () => {
+    const stateDir = path.join(tempDir(), ".stayup");
+    for (let i = 0; i < 2; i++) {
+      const res = await runCli(["down", "--state-dir", stateDir]);
+      assert.equal(res.code, 0, res.stderr);
+      assert.match(res.stdout, /no stack is running from .*: nothing to stop/);
+    }
+  });
+
+  it("status --json with no stack prints JSON (the error and its fix) and exits 1", async () => {
+    const res = await runCli(["status", "--json", "--state-dir", path.join(tempDir(), ".stayup")]);
+    assert.equal(res.code, 1);
+    const body = JSON.parse(res.stdout) as { running: boolean; error: string; fix: string };
+    assert.equal(body.running, false);
+    assert.match(body.error, /no stack is running/);
+    assert.match(body.fix, /stayup up/);
+  });
+
+  it("report given the HTML names the JSON beside it as the fix", async () => {
+    const html = path.join(tempDir(), "redis-failover.html");
+    writeFileSync(html, "<!doctype html><html></html>\n");
+    const res = await runCli(["report", html]);
+    assert.equal(res.code, 1);
+    assert.match(res.stderr, /is not JSON/);
+    assert.match(res.stderr, /fix: pass that \.json: `stayup report .*redis-failover\.json`/);
+  });
+
+  it("an unknown option prints the error and where the usage is, not the whole help", async () => {
+    for (const [args, usage] of [
+      [["status", "--bogus"], "stayup status --help"],
+      [["drill", "kill-instance", "--bogus"], "stayup drill kill-instance --help"],
+    ] as const) {
+      const res = await runCli([...args]);
+      assert.equal(res.code, 1);
+      assert.match(res.stderr, /error: unknown option '--bogus'/);
+      assert.ok(res.stderr.includes(`fix: see \`${usage}\``), res.stderr);
+      assert.doesNotMatch(res.stderr, /Usage:/);
+      assert.ok(res.stderr.trim().split("\n").length <= 3, res.stderr);
+    }
+  });
+});

@@ -1,0 +1,212 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { estimateCost } from "../src/aws/cost/estimate.ts";
+import { tradeOffs } from "../src/aws/cost/trade-offs.ts";
+import { whyNotPromoted } from "../src/drills/redis-failover.ts";
+import { markLabelWidth, renderReportHtml } from "../src/drills/report-html.ts";
+import { type DrillReport, formatReport } from "../src/drills/report.ts";
+import { TimelineRecorder } from "../src/drills/timeline.ts";
+import type { TimedStackEvent } from "../src/local/events/bus.ts";
+import { description } from "./aws-helpers.ts";
+import { configPath, runCli, tempDir } from "./helpers.ts";
+
+/** Issue 25, item 6: figures that disagreed with each other or with what is rendered. */
+describe("figures a new user reads", { timeout: 120_000 }, () => {
+  it("cpu-spike's requests add up: the steady traffic and the CPU-heavy load, each with its rate", () => {
+    const t0 = 1_000_000;
+    const timeline = new TimelineRecorder(t0, 100);
+    timeline.record({ ok: true, latencyMs: 3, instanceId: "i-a" }, t0 + 50);
+    const report: DrillReport = {
+      drill: "cpu-spike",
+      requests: 4365,
+      failed: 0,
+      recoverySeconds: 3.2,
+      counterContinuous: true,
+      rate: 200,
+      durationSeconds: 19.9,
+      failures: {},
+      servedBy: { "i-a": 4365 },
+      counter: { first: 1, last: 4365 },
+      counterViolations: [],
+      timeline: timeline.build(0, t0 + 19_900),
+      events: [],
+      verdict: { passed: true, targets: [] },
+      load: { rate: 120, cpuMsPerRequest: 20, requests: 385, failed: 0, durationSeconds: 3.2 },
+    };
+    const line = "4365 (3980 steady at 200/s for 19.9 s, plus 385 CPU-heavy at 120/s for 3.2 s)";
+    assert.match(formatReport(report), new RegExp(`requests sent +${line.replace(/[()/.]/g, "\\$&")}`));
+    assert.ok(renderReportHtml(report).includes(line));
+    // Without extra traffic the line is as before.
+    delete report.load;
+    report.requests = 3980;
+    assert.match(formatReport(report), /requests sent +3980 \(200\/s for 19\.9 s\)$/m);
+  });
+
+  it("a drill report's key figures are words and numbers, not JSON; every column has a header", () => {
+    const t0 = 1_000_000;
+    const timeline = new TimelineRecorder(t0, 100);
+    timeline.record({ ok: true, latencyMs: 3, instanceId: "i-a" }, t0 + 50);
+    const report: DrillReport = {
+      drill: "cpu-spike",
+      requests: 10,
+      failed: 0,
+      recoverySeconds: 1,
+      counterContinuous: true,
+      rate: 10,
+      durationSeconds: 1,
+      failures: {},
+      servedBy: { "i-a": 10 },
+      counter: { first: 1, last: 10 },
+      counterViolations: [],
+      timeline: timeline.build(0, t0 + 1000),
+      events: [],
+      verdict: {
+        passed: true,
+        targets: [{ target: "no failed request", passed: true, actual: "0 failed of 10" }],
+      },
+      scaleInSeconds: 4.25,
+      load: { rate: 120, cpuMsPerRequest: 20, requests: 385, failed: 0 },
+      failureWindows: [{ fromSeconds: 1.5, toSeconds: 2 }],
+      newPrimary: null,
+    };
+    const html = renderReportHtml(report);
+    const figures = /<dl class="figures" id="figures">(.*?)<\/dl>/s.exec(html)?.[1] ?? "";
+    assert.doesNotMatch(figures, /[{}]|&quot;/, figures);
+    assert.match(figures, /<dt>load cpu ms per request<\/dt><dd>20<\/dd>/);
+    assert.match(figures, /<dt>failure windows<\/dt><dd>from seconds 1.50, to seconds 2<\/dd>/);
+    assert.match(figures, /<dt>scale in seconds<\/dt><dd>4.25<\/dd>/);
+    assert.match(figures, /<dt>new primary<\/dt><dd>none<\/dd>/);
+    const targets = /<table id="targets">(.*?)<\/table>/s.exec(html)?.[1] ?? "";
+    assert.doesNotMatch(targets, /<th><\/th>/);
+    assert.equal((targets.match(/<th>/g) ?? []).length, 3);
+  });
+
+  it("a drill report's mark labels do not overlap, however close the marks", () => {
+    const t0 = 1_000_000;
+    const timeline = new TimelineRecorder(t0, 100);
+    for (let ms = 0; ms < 10_000; ms += 100)
+      timeline.record({ ok: true, latencyMs: 3, instanceId: "i-a" }, t0 + ms);
+    timeline.mark("fault", "SIGKILL → Redis primary in eu-west-3a", t0 + 1000);
+    timeline.mark("step", "load stopped", t0 + 1100);
+    timeline.mark("recovery", "replica in eu-west-3b promoted", t0 + 1200);
+    timeline.mark("step", "traffic steady", t0 + 1300);
+    timeline.mark("recovery", "old primary back as an in-sync replica", t0 + 1400);
+    timeline.mark("recovery", "scaled back in to 2", t0 + 9000);
+    const report = {
+      drill: "redis-failover",
+      requests: 100,
+      failed: 0,
+      recoverySeconds: 0.2,
+      counterContinuous: true,
+      rate: 10,
+      durationSeconds: 10,
+      failures: {},
+      servedBy: { "i-a": 100 },
+      counter: { first: 1, last: 100 },
+      counterViolations: [],
+      timeline: timeline.build(0.2, t0 + 10_000),
+      events: [],
+      verdict: { passed: true, targets: [] },
+    } satisfies DrillReport;
+    const labels = [
+      ...renderReportHtml(report).matchAll(
+        /<text x="([\d.]+)" text-anchor="(start|end)" y="([\d.]+)"[^>]*class="mark-label">([^<]*)<\/text>/g,
+      ),
+    ].map(([, x, anchor, y, text]) => {
+      const width = markLabelWidth((text ?? "").replace(/&[a-z]+;/g, "x"));
+      const at = Number(x);
+      return {
+        y: Number(y),
+        from: anchor === "end" ? at - width : at,
+        to: anchor === "end" ? at : at + width,
+        text,
+      };
+    });
+    assert.ok(labels.length >= 6, `${labels.length} labels`);
+    for (const [i, a] of labels.entries())
+      for (const b of labels.slice(i + 1))
+        assert.ok(a.y !== b.y || a.to <= b.from || b.to <= a.from, `"${a.text}" and "${b.text}" overlap`);
+  });
+
+  it("deploy --help promises only the stacks a description renders (access only with a bastion)", async () => {
+    const res = await runCli(["deploy", "--help"]);
+    assert.equal(res.code, 0, res.stderr);
+    const help = res.stdout.replace(/\s+/g, " ");
+    assert.doesNotMatch(help, /network → access/);
+    assert.match(help, /access, the SSH bastion, only with aws\.bastion set/);
+    assert.match(help, /ecs database → repository → cluster → service/);
+  });
+
+  it("cost prices a pilot light only for the topology that renders the secondary region", async () => {
+    const question = /pilot-light vs warm standby/;
+    for (const topology of ["ecs", "single-instance", "load-balanced"] as const) {
+      const stack = await description("dev", (d) => {
+        d.topology = topology;
+      });
+      assert.ok(stack.regions.secondary, "the description has a secondary region");
+      const rows = tradeOffs(stack, { ...estimateCost([]), items: [] });
+      assert.equal(
+        rows.some((r) => question.test(r.question)),
+        topology === "load-balanced",
+        `${topology}: ${rows.map((r) => r.question).join("; ")}`,
+      );
+    }
+  });
+
+  it("destroy and outputs without credentials do not say that nothing was created", async () => {
+    const env = {
+      PATH: process.env.PATH,
+      HOME: tempDir(),
+      AWS_CONFIG_FILE: "/nonexistent",
+      AWS_SHARED_CREDENTIALS_FILE: "/nonexistent",
+      AWS_EC2_METADATA_DISABLED: "true",
+    };
+    for (const command of ["destroy", "outputs"]) {
+      const res = await runCli([command, "--config", configPath], { env });
+      assert.equal(res.code, 1, res.stdout);
+      assert.match(res.stderr, /no usable AWS credentials/);
+      assert.doesNotMatch(res.stderr, /nothing was created/);
+      assert.match(res.stderr, /whether anything is deployed is unknown/);
+    }
+  });
+});
+
+describe("redis-failover without a promotion says why (issue 25, item 2)", () => {
+  const at = (s: number) => new Date(1_000_000 + s * 1000).toISOString();
+  const sentinel = (s: number, sentinelName: string, event: string): TimedStackEvent => ({
+    type: "redis.sentinel",
+    sentinel: sentinelName,
+    event,
+    detail: "master stayup 127.0.0.1 6390",
+    time: at(s),
+    seq: s,
+  });
+  it("names the first cause that applies, from the Sentinels' own events", () => {
+    assert.match(whyNotPromoted([], 1_000_000).whyNotPromoted, /no Sentinel saw the primary down/);
+    assert.match(
+      whyNotPromoted([sentinel(1, "sentinel-1", "+sdown")], 1_000_000).whyNotPromoted,
+      /did not agree .* no \+odown/,
+    );
+    assert.match(
+      whyNotPromoted([sentinel(1, "sentinel-2", "+sdown"), sentinel(2, "sentinel-2", "+tilt")], 1_000_000)
+        .whyNotPromoted,
+      /sentinel-2\) entered TILT mode/,
+    );
+    assert.match(
+      whyNotPromoted(
+        [
+          sentinel(1, "sentinel-1", "+sdown"),
+          sentinel(2, "sentinel-1", "+odown"),
+          sentinel(3, "sentinel-1", "+try-failover"),
+        ],
+        1_000_000,
+      ).whyNotPromoted,
+      /did not elect a leader .*\+try-failover from sentinel-1/,
+    );
+    // Events from before the kill are not this failover's.
+    assert.match(
+      whyNotPromoted([sentinel(-5, "sentinel-1", "+tilt")], 1_000_000).whyNotPromoted,
+      /no Sentinel saw/,
+    );
+  });
+});
