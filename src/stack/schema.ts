@@ -3,6 +3,7 @@ import { ciSchema } from "./ci-schema.ts";
 import { ecsEnvironmentSettings, ecsSettings, taskFitProblems } from "./ecs.ts";
 import { LOAD_BALANCER_LIMIT_DEFAULTS } from "./load-balancer-limits.ts";
 import { nightlyStopSchema } from "./nightly-stop.ts";
+import { regionTimingProblems } from "./region-failover-timing.ts";
 
 /**
  * The one stack description. Every renderer (the local runtime, the AWS CDK app) reads the
@@ -73,7 +74,20 @@ const dnsFailover = z
     ttlSeconds: z.number().int().min(0, "must be 0 to 86400").max(86_400, "must be 0 to 86400"),
     healthCheck: z
       .object({
-        /** Consecutive failed checks before the primary counts as down (Route 53 allows 1-10). */
+        /**
+         * Which failover records carry a health check. `primary` (the default): the SECONDARY has
+         * none, so Route 53 answers it as soon as the primary fails. `both`: the SECONDARY has one
+         * too, and Route 53 then answers the PRIMARY whenever the secondary is unhealthy, whatever
+         * the primary's health (ResourceRecordSet.Failover): right for a secondary that always
+         * serves, refused for a pilot light, which has no instance to pass its check until it booted.
+         */
+        checkedRecords: z
+          .enum(["primary", "both"], { message: 'must be "primary" or "both"' })
+          .default("primary"),
+        /**
+         * Consecutive failed checks before the primary counts as down (Route 53 allows 1-10). With
+         * the interval, longer than a recovery inside the region may take (region-failover-timing.ts).
+         */
         failureThreshold: z
           .number()
           .int()
@@ -630,6 +644,19 @@ export const stackDescriptionSchema = z
         code: "custom",
         path: ["dns"],
         message: "is required with a secondary region (it routes the failover)",
+      });
+    }
+    if (d.dns) {
+      const timing = { dns: d.dns, targetGroup: d.targetGroup };
+      for (const p of regionTimingProblems(timing))
+        ctx.addIssue({ code: "custom", path: p.path, message: p.message });
+    }
+    if (d.dns?.healthCheck.checkedRecords === "both" && secondary.standby.mode === "pilot-light") {
+      ctx.addIssue({
+        code: "custom",
+        path: ["dns", "healthCheck", "checkedRecords"],
+        message:
+          'cannot be "both" with a pilot-light secondary: it has no instance to pass its health check until the alarm has started one, and while the secondary is unhealthy Route 53 answers the failed primary; use "primary", or regions.secondary.standby.mode "warm" or "active"',
       });
     }
     if (secondary.localHost === d.loadBalancer.local.host) {
