@@ -75,6 +75,10 @@ export interface StackStatus {
     /** Only with a health check on the SECONDARY record (dns.healthCheck.checkedRecords "both"). */
     secondaryHealthy?: boolean;
     failedOver: boolean;
+    /** The region health check's failed checks × interval, and the in-region budget it exceeds. */
+    regionDetectionMs: number;
+    inRegionBudgetMs: number;
+    ttlSeconds: number;
   };
   /** The single-instance topology: its stable address and data volume (see src/local/single-instance). */
   singleInstance?: {

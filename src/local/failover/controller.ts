@@ -29,6 +29,7 @@ export interface FailoverControllerOptions {
     | "failoverCapacity"
     | "secondaryStandby"
     | "failoverRecords"
+    | "regionTiming"
   >;
   events: EventPublisher;
   notifier: Notifier;
@@ -149,11 +150,23 @@ export class FailoverController {
     return this.options[answer.value].options.listener.host;
   }
 
-  describe(): { primaryHealthy: boolean; secondaryHealthy?: boolean; failedOver: boolean } {
+  describe(): {
+    primaryHealthy: boolean;
+    secondaryHealthy?: boolean;
+    failedOver: boolean;
+    /** Failed checks × interval before a region is called down (longer than inRegionBudgetMs). */
+    regionDetectionMs: number;
+    inRegionBudgetMs: number;
+    ttlSeconds: number;
+  } {
+    const timing = this.options.derived.regionTiming?.local;
     return {
       primaryHealthy: this.checks.primary.healthy,
       ...(this.checks.secondary ? { secondaryHealthy: this.checks.secondary.healthy } : {}),
       failedOver: this.failedOver,
+      regionDetectionMs: timing?.regionDetectionMs ?? 0,
+      inRegionBudgetMs: timing?.inRegionBudgetMs.total ?? 0,
+      ttlSeconds: this.options.dns.ttlSeconds,
     };
   }
 
