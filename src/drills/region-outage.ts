@@ -210,18 +210,20 @@ export const regionOutageTargets = (r: DrillReport): DrillTarget[] => {
   ];
 };
 
-const formatPhases = (p: RegionOutagePhases) =>
-  (
-    [
-      ["detection", p.detectionSeconds],
-      ["alarm", p.alarmSeconds],
-      ["standby start", p.standbyStartSeconds],
-      ["DNS", p.dnsSeconds],
-      ["clients served", p.clientsServedSeconds],
-    ] as const
-  )
-    .map(([name, s]) => `${name} ${s === null ? "never" : `${s.toFixed(1)} s`}`)
-    .join(", ");
+const formatPhases = (p: RegionOutagePhases | undefined) =>
+  !p
+    ? "not measured"
+    : (
+        [
+          ["detection", p.detectionSeconds],
+          ["alarm", p.alarmSeconds],
+          ["standby start", p.standbyStartSeconds],
+          ["DNS", p.dnsSeconds],
+          ["clients served", p.clientsServedSeconds],
+        ] as const
+      )
+        .map(([name, s]) => `${name} ${s === null ? "never" : `${s.toFixed(1)} s`}`)
+        .join(", ");
 
 export const regionOutage = defineDrill<{ outageSeconds: number }>({
   name: "region-outage",
@@ -249,7 +251,7 @@ export const regionOutage = defineDrill<{ outageSeconds: number }>({
     `clients saw failures ${(report.outageSeconds as number).toFixed(2)} s (DNS answers: ${(report.resolvedAddresses as string[]).join(" → ")})`,
     `secondary            started by the alarm: ${report.secondaryStartedByAlarm ? "yes" : "NO"}; back to standby (${report.standbyCapacity}): ${report.secondaryBackToStandby ? "yes" : "NO"}`,
     `notifications        ${(report.notifications as string[]).join("; ") || "none"}`,
-    `phases (from fault)  ${formatPhases(report.phases as RegionOutagePhases)}; the region was called down after ${report.regionDetectionSeconds as number} s of failed checks (longer than the ${report.inRegionBudgetSeconds as number} s a recovery inside it may take)`,
+    `phases (from fault)  ${formatPhases(report.phases as RegionOutagePhases | undefined)}; the region was called down after ${report.regionDetectionSeconds as number} s of failed checks (longer than the ${report.inRegionBudgetSeconds as number} s a recovery inside it may take)`,
   ],
   passed: (r) => regionOutageTargets(r).every((t) => t.passed),
 });
