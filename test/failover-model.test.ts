@@ -29,14 +29,14 @@ describe("modeled worst-case failover times", () => {
   it("a region's loss phase by phase: detection, alarm, standby start, DNS, served; from the settings and the stated boot", async () => {
     const rows = modelFailover(await description("prod", (d) => inHostedZone(d)));
     const at = (phase: string) => rows.find((r) => r.scenario.startsWith(`region lost: ${phase}`));
-    // Route 53: 10 s × 7 = 70 s (past the 60 s an ElastiCache failover may take); seed: 30 s × 3.
-    assert.deepEqual([at("detection")?.stayupSeconds, at("detection")?.awsDefaultSeconds], [70, 90]);
-    assert.equal(at("alarm")?.stayupSeconds, 70 + 60);
+    // Route 53: 10 s × 8 = 80 s at worst (70 s at best, past the 60 s an ElastiCache failover may take); seed: 30 s × 3.
+    assert.deepEqual([at("detection")?.stayupSeconds, at("detection")?.awsDefaultSeconds], [80, 90]);
+    assert.equal(at("alarm")?.stayupSeconds, 80 + 60);
     // Pilot light: alarm + Lambda 10 + boot 45 + install 45 + 10 s × 2 healthy checks.
-    assert.equal(at("standby start")?.stayupSeconds, 130 + 10 + 45 + 45 + 20);
+    assert.equal(at("standby start")?.stayupSeconds, 140 + 10 + 45 + 45 + 20);
     // No check on the SECONDARY: clients resolve to it at detection + TTL, and wait for its start.
-    assert.equal(at("DNS")?.stayupSeconds, 71);
-    assert.equal(at("clients served")?.stayupSeconds, 250);
+    assert.equal(at("DNS")?.stayupSeconds, 81);
+    assert.equal(at("clients served")?.stayupSeconds, 260);
     // The seed, both records checked: the secondary answered only once Route 53 finds it healthy.
     const seedStart = 90 + 60 + 10 + 45 + 45 + 30 * 5;
     assert.equal(at("DNS")?.awsDefaultSeconds, seedStart + 30 * 3 + 60);
@@ -50,12 +50,14 @@ describe("modeled worst-case failover times", () => {
       d.targetGroup.healthCheck.unhealthyThreshold = 3;
       if (d.regions.secondary) d.regions.secondary.standby.mode = "active";
       if (d.dns) d.dns.ttlSeconds = 30;
-      // 30 s × 3 + 5 s to take dead targets out: the region check must wait longer (10 × 10 s).
-      if (d.dns) d.dns.healthCheck.failureThreshold = 10;
+      // 30 s × 3 + 5 s to take dead targets out: the region check must wait longer (at least 4 × 30 s).
+      if (d.dns) d.dns.healthCheck.failureThreshold = 5;
+      if (d.dns) d.dns.healthCheck.aws.intervalSeconds = 30;
+      if (d.dns) d.dns.healthCheck.local.intervalMs = 2000;
     });
     const rows = modelFailover(slower);
     assert.equal(rows.find((r) => r.scenario.startsWith("instance dies"))?.stayupSeconds, 30 * 3 + 5);
-    assert.equal(rows.find((r) => r.scenario.startsWith("region lost: DNS"))?.stayupSeconds, 10 * 10 + 30);
+    assert.equal(rows.find((r) => r.scenario.startsWith("region lost: DNS"))?.stayupSeconds, 30 * 5 + 30);
     assert.equal(
       rows.find((r) => r.scenario.startsWith("region lost: standby start"))?.formula,
       "already serving",

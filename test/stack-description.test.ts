@@ -85,11 +85,11 @@ describe("stack description", () => {
     // 2 × 10 s on AWS, within the 60 s budgeted for an ElastiCache failover; 2 × 1000 ms locally.
     assert.match(
       byPath.get("dns.healthCheck.failureThreshold") ?? "",
-      /after 20 s .* within the 60 s .*ElastiCache failover 60 s.*: set it to at least 7/,
+      /called down 10 s after .* within the 60 s .*ElastiCache failover 60 s.*: set it to at least 8/,
     );
     assert.match(
       byPath.get("dns.healthCheck.local.intervalMs") ?? "",
-      /within the 6000 ms .*set it to at least 3001/,
+      /called down 1000 ms after .*within the 6000 ms .*set it to at least 6001/,
     );
     assert.match(
       byPath.get("dns.healthCheck.checkedRecords") ?? "",

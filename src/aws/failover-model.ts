@@ -212,12 +212,12 @@ export function formatRegionBudgets(stack: ResolvedStack): string | undefined {
     [
       "AWS",
       `${t.aws.inRegionBudgetSeconds.total} s (ElastiCache failover ${t.aws.inRegionBudgetSeconds.redisFailover} s, dead targets out ${t.aws.inRegionBudgetSeconds.deadTargetsRemoved} s)`,
-      `${t.aws.regionDetectionSeconds} s (${hc.failureThreshold} × ${hc.aws.intervalSeconds} s)`,
+      `${t.aws.earliestRegionDetectionSeconds}-${t.aws.regionDetectionSeconds} s (${hc.failureThreshold} × ${hc.aws.intervalSeconds} s, the first check at once or not)`,
     ],
     [
       "local",
       `${t.local.inRegionBudgetMs.total / 1000} s (Sentinel failover ${t.local.inRegionBudgetMs.redisFailover / 1000} s, dead targets out ${t.local.inRegionBudgetMs.deadTargetsRemoved / 1000} s)`,
-      `${t.local.regionDetectionMs / 1000} s (${hc.failureThreshold} × ${hc.local.intervalMs / 1000} s)`,
+      `${t.local.earliestRegionDetectionMs / 1000}-${t.local.regionDetectionMs / 1000} s (${hc.failureThreshold} × ${hc.local.intervalMs / 1000} s, the first check at once or not)`,
     ],
   ]);
 }

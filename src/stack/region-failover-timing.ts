@@ -47,10 +47,20 @@ export interface InRegionBudget {
   total: number;
 }
 
+/**
+ * A region is called down after `failureThreshold` failed checks in a row. The first may come right
+ * after the failure began, so the region can be called down as early as (threshold − 1) intervals
+ * (`earliest`, what must outlast the in-region budget) and as late as threshold intervals
+ * (`regionDetection*`, the worst case the model and the drill's target use).
+ */
 export interface RegionFailoverTiming {
   /** In seconds on AWS, in milliseconds locally. */
-  aws: { inRegionBudgetSeconds: InRegionBudget; regionDetectionSeconds: number };
-  local: { inRegionBudgetMs: InRegionBudget; regionDetectionMs: number };
+  aws: {
+    inRegionBudgetSeconds: InRegionBudget;
+    regionDetectionSeconds: number;
+    earliestRegionDetectionSeconds: number;
+  };
+  local: { inRegionBudgetMs: InRegionBudget; regionDetectionMs: number; earliestRegionDetectionMs: number };
 }
 
 const budget = (redisFailover: number, deadTargetsRemoved: number): InRegionBudget => ({
@@ -70,6 +80,7 @@ export function regionFailoverTiming(d: RegionTimingInput): RegionFailoverTiming
       ),
       // Route 53 calls an endpoint unhealthy after failureThreshold failed checks in a row.
       regionDetectionSeconds: hc.aws.intervalSeconds * hc.failureThreshold,
+      earliestRegionDetectionSeconds: hc.aws.intervalSeconds * (hc.failureThreshold - 1),
     },
     local: {
       inRegionBudgetMs: budget(
@@ -77,6 +88,7 @@ export function regionFailoverTiming(d: RegionTimingInput): RegionFailoverTiming
         tg.local.intervalMs * tg.unhealthyThreshold + tg.local.timeoutMs,
       ),
       regionDetectionMs: hc.local.intervalMs * hc.failureThreshold,
+      earliestRegionDetectionMs: hc.local.intervalMs * (hc.failureThreshold - 1),
     },
   };
 }
@@ -90,18 +102,19 @@ export function regionTimingProblems(d: RegionTimingInput): { path: string[]; me
   const t = regionFailoverTiming(d);
   const hc = d.dns.healthCheck;
   const problems: { path: string[]; message: string }[] = [];
-  if (t.aws.regionDetectionSeconds <= t.aws.inRegionBudgetSeconds.total) {
-    const least = Math.floor(t.aws.inRegionBudgetSeconds.total / hc.aws.intervalSeconds) + 1;
+  if (t.aws.earliestRegionDetectionSeconds <= t.aws.inRegionBudgetSeconds.total) {
+    // (threshold − 1) × interval must exceed the budget.
+    const least = Math.floor(t.aws.inRegionBudgetSeconds.total / hc.aws.intervalSeconds) + 2;
     problems.push({
       path: ["dns", "healthCheck", "failureThreshold"],
-      message: `on AWS the region would be called down after ${t.aws.regionDetectionSeconds} s (${hc.failureThreshold} × ${hc.aws.intervalSeconds} s), within the ${t.aws.inRegionBudgetSeconds.total} s a recovery inside it may take (ElastiCache failover ${t.aws.inRegionBudgetSeconds.redisFailover} s, dead targets out ${t.aws.inRegionBudgetSeconds.deadTargetsRemoved} s): set it to ${least <= 10 ? `at least ${least}` : "10 with dns.healthCheck.aws.intervalSeconds 30"}`,
+      message: `on AWS the region could be called down ${t.aws.earliestRegionDetectionSeconds} s after a failure began ((${hc.failureThreshold} − 1) × ${hc.aws.intervalSeconds} s: the first failed check may come at once), within the ${t.aws.inRegionBudgetSeconds.total} s a recovery inside it may take (ElastiCache failover ${t.aws.inRegionBudgetSeconds.redisFailover} s, dead targets out ${t.aws.inRegionBudgetSeconds.deadTargetsRemoved} s): set it to ${least <= 10 ? `at least ${least}` : "10 with dns.healthCheck.aws.intervalSeconds 30"}`,
     });
   }
-  if (t.local.regionDetectionMs <= t.local.inRegionBudgetMs.total) {
-    const least = Math.floor(t.local.inRegionBudgetMs.total / hc.failureThreshold) + 1;
+  if (hc.failureThreshold > 1 && t.local.earliestRegionDetectionMs <= t.local.inRegionBudgetMs.total) {
+    const least = Math.floor(t.local.inRegionBudgetMs.total / (hc.failureThreshold - 1)) + 1;
     problems.push({
       path: ["dns", "healthCheck", "local", "intervalMs"],
-      message: `locally the region would be called down after ${t.local.regionDetectionMs} ms (${hc.failureThreshold} × ${hc.local.intervalMs} ms), within the ${t.local.inRegionBudgetMs.total} ms a recovery inside it may take (Sentinel failover ${t.local.inRegionBudgetMs.redisFailover} ms, dead targets out ${t.local.inRegionBudgetMs.deadTargetsRemoved} ms): set it to at least ${least}`,
+      message: `locally the region could be called down ${t.local.earliestRegionDetectionMs} ms after a failure began ((${hc.failureThreshold} − 1) × ${hc.local.intervalMs} ms), within the ${t.local.inRegionBudgetMs.total} ms a recovery inside it may take (Sentinel failover ${t.local.inRegionBudgetMs.redisFailover} ms, dead targets out ${t.local.inRegionBudgetMs.deadTargetsRemoved} ms): set it to at least ${least}`,
     });
   }
   return problems;
