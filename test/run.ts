@@ -59,6 +59,8 @@ const unit = new Set([
   "instance-group-controller.test.ts",
   "instance-group-decide.test.ts",
   "private-file.test.ts",
+  "region-outage-phases.test.ts",
+  "route53-failover.test.ts",
   "rolling-deploy-decide.test.ts",
   "scaling-track-target.test.ts",
   "stack-description.test.ts",
