@@ -82,6 +82,10 @@ describe("local stack through the CLI", { timeout: 900_000 }, () => {
       table.stdout,
       /dns app\.stayup\.test on udp:\/\/127\.0\.0\.1:\d+ → 127\.0\.0\.1 \(primary healthy\)/,
     );
+    assert.match(
+      table.stdout,
+      /called down after 8 s of failed checks, past its 6 s in-region recovery budget/,
+    );
   });
 
   it("the listener counts in Redis and successive answers come from different instances", async () => {
