@@ -56,6 +56,7 @@ describe("stayup cost", { timeout: 240_000 }, () => {
   it("answers the seeds' trade-offs with numbers", async () => {
     const stack = await description("dev", (d) => {
       inUsEast1(d);
+      inHostedZone(d);
       d.regions.secondary = {
         name: "us-east-2",
         availabilityZones: ["us-east-2a", "us-east-2b", "us-east-2c"],
@@ -74,6 +75,38 @@ describe("stayup cost", { timeout: 240_000 }, () => {
     assert.equal(by(/pilot-light vs warm standby/)?.usdPerMonth, null);
     assert.match(by(/pilot-light vs warm standby/)?.answer ?? "", /no prices for us-east-2/);
     assert.ok(by(/stopping dev's instances at night/));
+  });
+
+  it("a standby region without aws.hostedZone is priced as what deploy refuses, not as a working standby", async () => {
+    const stack = await description("dev");
+    const rows = tradeOffs(stack, {
+      ...estimateCost([]),
+      items: [
+        {
+          stack: "stayup-dev-secondary-web",
+          region: "us-east-1",
+          resource: "Alb",
+          type: "AWS::ElasticLoadBalancingV2::LoadBalancer",
+          what: "ALB",
+          usdPerMonth: 20,
+        },
+        {
+          stack: "stayup-dev-web",
+          region: "eu-west-3",
+          resource: "Alb",
+          type: "AWS::ElasticLoadBalancingV2::LoadBalancer",
+          what: "ALB",
+          usdPerMonth: 22,
+        },
+      ],
+    });
+    const row = rows.find((r) => /without aws\.hostedZone/.test(r.question));
+    assert.equal(row?.usdPerMonth, 20);
+    assert.match(row?.answer ?? "", /deploy refuses it: no Route 53 failover record/);
+    assert.ok(
+      !rows.some((r) => /pilot-light vs warm standby/.test(r.question)),
+      "no claim that warm serves at once",
+    );
   });
 
   it("ECS prod: 3 tasks spread at 75 % target utilisation run on 4 container instances, priced so", async () => {

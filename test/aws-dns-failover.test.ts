@@ -16,7 +16,8 @@ import {
   type Synthesized,
   synth,
 } from "./aws-helpers.ts";
-import { REGION_HEALTH_CHECK_PATH } from "../src/stack/derived.ts";
+import { derive, REGION_HEALTH_CHECK_PATH } from "../src/stack/derived.ts";
+import { route53FailoverAnswer } from "../src/stack/route53-failover.ts";
 
 type Json = Record<string, unknown>;
 type Resource = { Type: string; Properties: Json; Metadata?: Json };
@@ -75,30 +76,40 @@ describe("AWS: Route 53 failover (seed 002)", () => {
     }
   });
 
-  it("a health check on each region's name with the description's interval and threshold, on the region health path", () => {
-    for (const role of ["primary", "secondary"]) {
-      one(json, "AWS::Route53::HealthCheck", (r) => {
-        const c = r.Properties.HealthCheckConfig as Json;
-        return (
-          c.FullyQualifiedDomainName === `${role}.app.example.com` &&
-          c.Type === "HTTP" &&
-          c.Port === 80 &&
-          c.ResourcePath === REGION_HEALTH_CHECK_PATH &&
-          c.RequestInterval === 10 &&
-          c.FailureThreshold === 2
-        );
-      });
-    }
+  it("a health check on the primary's name only, on the region health path, slower to call it down than a recovery inside it", async () => {
+    const checks = resourcesOf(json, "AWS::Route53::HealthCheck");
+    assert.equal(checks.length, 1, "no health check on the secondary (a pilot light would fail it)");
+    const stack = await description("dev", (d) => inHostedZone(d));
+    const timing = derive(stack).regionTiming;
+    const [, check] = one(json, "AWS::Route53::HealthCheck", (r) => {
+      const c = r.Properties.HealthCheckConfig as Json;
+      return (
+        c.FullyQualifiedDomainName === "primary.app.example.com" &&
+        c.Type === "HTTP" &&
+        c.Port === 80 &&
+        c.ResourcePath === REGION_HEALTH_CHECK_PATH &&
+        c.RequestInterval === stack.dns?.healthCheck.aws.intervalSeconds &&
+        c.FailureThreshold === stack.dns?.healthCheck.failureThreshold
+      );
+    });
+    const c = check.Properties.HealthCheckConfig as { RequestInterval: number; FailureThreshold: number };
+    assert.ok(timing, "a description with dns has its region timing");
+    assert.ok(
+      c.RequestInterval * (c.FailureThreshold - 1) > timing.aws.inRegionBudgetSeconds.total,
+      `${c.RequestInterval} × (${c.FailureThreshold} − 1) s (the first failed check may come at once) must exceed the in-region budget (${timing.aws.inRegionBudgetSeconds.total} s)`,
+    );
   });
 
-  it("PRIMARY and SECONDARY failover records for dns.name, each with its health check and the description's TTL", () => {
-    const healthCheckOf = (role: string) =>
-      one(
-        json,
-        "AWS::Route53::HealthCheck",
-        (r) =>
-          (r.Properties.HealthCheckConfig as Json).FullyQualifiedDomainName === `${role}.app.example.com`,
-      )[0];
+  /** The rendered records as the shared Route 53 function reads them. */
+  const recordsOf = (template: Json) =>
+    (["PRIMARY", "SECONDARY"] as const).map((failover) => {
+      const [, r] = one(template, "AWS::Route53::RecordSet", (x) => x.Properties.Failover === failover);
+      const check = r.Properties.HealthCheckId as { Ref: string } | undefined;
+      return { failover, value: failover, ...(check ? { healthCheck: check.Ref } : {}) };
+    });
+
+  it("PRIMARY and SECONDARY failover records for dns.name: the primary checked, the secondary not, the description's TTL", () => {
+    const checkId = resourcesOf(json, "AWS::Route53::HealthCheck")[0]?.[0];
     for (const role of ["primary", "secondary"]) {
       const [, record] = one(
         json,
@@ -120,10 +131,41 @@ describe("AWS: Route 53 failover (seed 002)", () => {
           ttl: "1",
           to: [`${role}.app.example.com`],
           zone: "Z0123456789ABC",
-          check: { Ref: healthCheckOf(role) },
+          check: role === "primary" ? { Ref: checkId } : undefined,
         },
       );
     }
+    // Route 53 with these records: the primary failing sends clients to the pilot light at once,
+    // though it has no instance yet (with a check on it, the dead primary would be answered).
+    const records = recordsOf(json);
+    const primaryCheck = records[0]?.healthCheck as string;
+    assert.equal(route53FailoverAnswer(records, { checks: { [primaryCheck]: false } }).value, "SECONDARY");
+    assert.equal(route53FailoverAnswer(records, { checks: { [primaryCheck]: true } }).value, "PRIMARY");
+  });
+
+  it('checkedRecords "both" checks the secondary too (warm or active only); a pilot light is refused', async () => {
+    const warm = synth(
+      await description("dev", (d) => {
+        inHostedZone(d);
+        if (d.regions.secondary) d.regions.secondary.standby = { mode: "warm", warmCapacity: 1 };
+        if (d.dns) d.dns.healthCheck.checkedRecords = "both";
+      }),
+    ).json["dns-failover"] as Json;
+    assert.equal(resourcesOf(warm, "AWS::Route53::HealthCheck").length, 2);
+    const records = recordsOf(warm);
+    const [p, sec] = records.map((r) => r.healthCheck as string);
+    assert.ok(sec, "the SECONDARY record carries its check");
+    // The secondary-unhealthy rule: both down, Route 53 answers the primary.
+    assert.equal(
+      route53FailoverAnswer(records, { checks: { [p as string]: false, [sec]: false } }).value,
+      "PRIMARY",
+    );
+    await assert.rejects(
+      description("dev", (d) => {
+        if (d.dns) d.dns.healthCheck.checkedRecords = "both";
+      }),
+      /dns\.healthCheck\.checkedRecords.*pilot-light/s,
+    );
   });
 
   it("two alarms on the primary's health check, each able to fire, each invoking its own function", () => {

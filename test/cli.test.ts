@@ -57,6 +57,8 @@ describe("CLI: one folder per command, drills from one registry", () => {
       fault: { kind: "latency" },
       rolledBack: false,
       outageSeconds: 0,
+      regionDetectionSeconds: 7,
+      ttlSeconds: 1,
       scaleInSeconds: 1,
       launchedInImpairedAz: 0,
       secondaryStartedByAlarm: true,

@@ -245,6 +245,10 @@ describe("a controller's failure is a controller.error event and a retry, for ev
         regionHealthCheckPath: "/health/deep",
         failoverCapacity: { min: 2, desired: 2 },
         secondaryStandby: { min: 0, desired: 0 },
+        failoverRecords: [
+          { failover: "PRIMARY", value: "primary", healthCheck: "primary" },
+          { failover: "SECONDARY", value: "secondary" },
+        ],
       } as never,
       events: bus,
       notifier: { send: async () => {} } as unknown as Notifier,

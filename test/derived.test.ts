@@ -53,10 +53,39 @@ describe("derived settings: the local runtime and the AWS templates agree", { ti
     const paths = resourcesOf(json, "AWS::Route53::HealthCheck").map(
       ([, r]) => ((r.Properties as Json).HealthCheckConfig as Json).ResourcePath,
     );
-    assert.equal(paths.length, 2);
     assert.ok(local.failover);
+    const checked = local.failover.options.derived.failoverRecords.filter((r) => r.healthCheck);
+    assert.equal(paths.length, checked.length, "a Route 53 health check per checked record, as locally");
     for (const p of paths) assert.equal(p, local.failover.options.derived.regionHealthCheckPath);
     assert.notEqual(paths[0], stack.targetGroup.healthCheck.path, "not the target group's cheap check");
+  });
+
+  it("the failover records: the SECONDARY carries a health check on AWS exactly when the local DNS checks it", () => {
+    const json = aws.json["dns-failover"] as Json;
+    const records = resourcesOf(json, "AWS::Route53::RecordSet").map(([, r]) => r.Properties as Json);
+    assert.ok(local.failover);
+    for (const record of local.failover.options.derived.failoverRecords) {
+      const rendered = records.find((r) => r.Failover === record.failover);
+      assert.equal(Boolean(rendered?.HealthCheckId), Boolean(record.healthCheck), record.failover);
+    }
+  });
+
+  it("region detection: Route 53's and the local probe's threshold × interval, each past its in-region budget", () => {
+    const json = aws.json["dns-failover"] as Json;
+    const [, check] = resourcesOf(json, "AWS::Route53::HealthCheck")[0] ?? [];
+    const c = (check?.Properties as Json).HealthCheckConfig as {
+      RequestInterval: number;
+      FailureThreshold: number;
+    };
+    const timing = derive(stack).regionTiming;
+    assert.ok(timing && stack.dns);
+    assert.equal(c.RequestInterval * c.FailureThreshold, timing.aws.regionDetectionSeconds);
+    assert.ok(timing.aws.earliestRegionDetectionSeconds > timing.aws.inRegionBudgetSeconds.total);
+    assert.equal(
+      stack.dns.healthCheck.local.intervalMs * stack.dns.healthCheck.failureThreshold,
+      timing.local.regionDetectionMs,
+    );
+    assert.ok(timing.local.earliestRegionDetectionMs > timing.local.inRegionBudgetMs.total);
   });
 
   it("a warm secondary's standby: min and desired at warmCapacity on both sides", () => {

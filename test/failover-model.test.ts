@@ -4,9 +4,10 @@ import {
   failoverModelCoverage,
   formatFailoverCoverage,
   formatFailoverModel,
+  formatModelAssumptions,
   modelFailover,
 } from "../src/aws/failover-model.ts";
-import { description } from "./aws-helpers.ts";
+import { description, inHostedZone } from "./aws-helpers.ts";
 
 describe("modeled worst-case failover times", () => {
   it("come from the description's intervals and thresholds, next to AWS defaults", async () => {
@@ -20,25 +21,46 @@ describe("modeled worst-case failover times", () => {
       ],
       [25, 65],
     );
-    // Route 53: 10 s × 2 + the failover CNAME's TTL 1 s = 21 s, against 30 s × 3 + alias 60 s = 150 s.
-    const region = byScenario.get("region lost: clients resolve to the secondary");
-    assert.deepEqual([region?.stayupSeconds, region?.awsDefaultSeconds], [21, 150]);
-    assert.ok(byScenario.has("region lost: pilot-light secondary at full capacity"));
+    // Without aws.hostedZone no failover record is deployed: no region-loss figures.
+    assert.ok(!rows.some((r) => r.scenario.startsWith("region lost")));
     assert.equal(byScenario.get("scale-in or deploy: a target drains")?.stayupSeconds, 30);
+  });
+
+  it("a region's loss phase by phase: detection, alarm, standby start, DNS, served; from the settings and the stated boot", async () => {
+    const rows = modelFailover(await description("prod", (d) => inHostedZone(d)));
+    const at = (phase: string) => rows.find((r) => r.scenario.startsWith(`region lost: ${phase}`));
+    // Route 53: 10 s × 8 = 80 s at worst (70 s at best, past the 60 s an ElastiCache failover may take); seed: 30 s × 3.
+    assert.deepEqual([at("detection")?.stayupSeconds, at("detection")?.awsDefaultSeconds], [80, 90]);
+    assert.equal(at("alarm")?.stayupSeconds, 80 + 60);
+    // Pilot light: alarm + Lambda 10 + boot 45 + install 45 + 10 s × 2 healthy checks.
+    assert.equal(at("standby start")?.stayupSeconds, 140 + 10 + 45 + 45 + 20);
+    // No check on the SECONDARY: clients resolve to it at detection + TTL, and wait for its start.
+    assert.equal(at("DNS")?.stayupSeconds, 81);
+    assert.equal(at("clients served")?.stayupSeconds, 260);
+    // The seed, both records checked: the secondary answered only once Route 53 finds it healthy.
+    const seedStart = 90 + 60 + 10 + 45 + 45 + 30 * 5;
+    assert.equal(at("DNS")?.awsDefaultSeconds, seedStart + 30 * 3 + 60);
+    assert.match(formatModelAssumptions(), /bundle.*stayup-boot\.log/);
   });
 
   it("follow a changed description", async () => {
     const slower = await description("prod", (d) => {
+      inHostedZone(d);
       d.targetGroup.healthCheck.aws.intervalSeconds = 30;
       d.targetGroup.healthCheck.unhealthyThreshold = 3;
       if (d.regions.secondary) d.regions.secondary.standby.mode = "active";
       if (d.dns) d.dns.ttlSeconds = 30;
+      // 30 s × 3 + 5 s to take dead targets out: the region check must wait longer (at least 4 × 30 s).
+      if (d.dns) d.dns.healthCheck.failureThreshold = 5;
+      if (d.dns) d.dns.healthCheck.aws.intervalSeconds = 30;
+      if (d.dns) d.dns.healthCheck.local.intervalMs = 2000;
     });
     const rows = modelFailover(slower);
     assert.equal(rows.find((r) => r.scenario.startsWith("instance dies"))?.stayupSeconds, 30 * 3 + 5);
-    assert.equal(rows.find((r) => r.scenario.startsWith("region lost: clients"))?.stayupSeconds, 10 * 2 + 30);
-    assert.ok(
-      !rows.some((r) => r.scenario.includes("secondary at full capacity")),
+    assert.equal(rows.find((r) => r.scenario.startsWith("region lost: DNS"))?.stayupSeconds, 30 * 5 + 30);
+    assert.equal(
+      rows.find((r) => r.scenario.startsWith("region lost: standby start"))?.formula,
+      "already serving",
       "an active secondary is already serving",
     );
     assert.match(formatFailoverModel(rows), /SCENARIO .*STAYUP\s+AWS DEFAULTS/);

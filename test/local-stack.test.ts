@@ -4,10 +4,29 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { request } from "undici";
+import type { RegionOutagePhases } from "../src/drills/region-outage.ts";
 import type { DrillReport } from "../src/drills/report.ts";
 import type { StackStatus } from "../src/local/runtime.ts";
 import { assertPortFree, findFreePort } from "../src/shared/net.ts";
 import { configPath, isAlive, runCli, tempDir, waitFor } from "./helpers.ts";
+
+/** A failure the region recovers from by itself: DNS stays on the primary, the standby stays idle. */
+function assertNoRegionFailover(report: DrillReport): void {
+  const events = (report as unknown as { events: { type: string; healthy?: boolean; answer?: string }[] })
+    .events;
+  assert.ok(events.length > 0, "the report carries the run's events");
+  const regionEvents = events.filter(
+    (e) =>
+      (e.type === "dns.health-changed" && (e.healthy === false || e.answer !== "127.0.0.1")) ||
+      e.type === "failover.action" ||
+      e.type === "alarm.state-changed",
+  );
+  assert.deepEqual(
+    regionEvents,
+    [],
+    "no region failover: no unhealthy primary, no alarm, no standby started",
+  );
+}
 
 /** The stack a user gets from the README, on free ports, driven through the real CLI. */
 // A bound against a hang, not a speed requirement: beside other suites or a busy machine it takes longer.
@@ -67,6 +86,10 @@ describe("local stack through the CLI", { timeout: 900_000 }, () => {
     assert.match(
       table.stdout,
       /dns app\.stayup\.test on udp:\/\/127\.0\.0\.1:\d+ → 127\.0\.0\.1 \(primary healthy\)/,
+    );
+    assert.match(
+      table.stdout,
+      /called down after 8 s of failed checks, past its 6 s in-region recovery budget/,
     );
   });
 
@@ -131,6 +154,7 @@ describe("local stack through the CLI", { timeout: 900_000 }, () => {
     assert.equal(typeof report.recoverySeconds, "number");
     assert.equal(report.launchedInImpairedAz, 0, "nothing launches in the zone that is down");
     assert.ok(!report.zonesAfter.includes(report.az));
+    assertNoRegionFailover(report);
     const s = await status();
     assert.equal(s.instances.filter((i) => i.healthy).length, s.group.desired);
   });
@@ -174,6 +198,8 @@ describe("local stack through the CLI", { timeout: 900_000 }, () => {
     assert.equal(report.acknowledgedLost, 0);
     assert.equal(report.counterContinuous, true, JSON.stringify(report.counterViolations));
     assert.equal(report.oldPrimaryRejoinedAsReplica, true);
+    // A recovery inside the region, within its budget: the region is never called down.
+    assertNoRegionFailover(report);
     // Instances followed the failover without a restart.
     const s = await status();
     assert.ok(s.instances.every((i) => isAlive(i.pid)));
@@ -187,6 +213,11 @@ describe("local stack through the CLI", { timeout: 900_000 }, () => {
     assert.equal(drill.code, 0, drill.stderr + drill.stdout);
     const report = JSON.parse(drill.stdout) as DrillReport & {
       outageSeconds: number;
+      regionDetectionSeconds: number;
+      inRegionBudgetSeconds: number;
+      ttlSeconds: number;
+      phases: RegionOutagePhases;
+      failureWindows: { fromSeconds: number; toSeconds: number }[];
       secondaryStartedByAlarm: boolean;
       failedBack: boolean;
       secondaryBackToStandby: boolean;
@@ -199,7 +230,29 @@ describe("local stack through the CLI", { timeout: 900_000 }, () => {
       ["127.0.0.1", "127.0.0.2", "127.0.0.1"],
       "clients followed DNS",
     );
-    assert.ok(report.outageSeconds <= 5, `clients saw failures for ${report.outageSeconds} s`);
+    // Detection (8 failed checks × 1 s, at least 7 s: past the 6 s a Sentinel failover may take) + TTL + the
+    // pilot light's start, not a fixed 5 s: the region is given its in-region budget first.
+    assert.ok(
+      report.outageSeconds <= report.regionDetectionSeconds + report.ttlSeconds + 5,
+      `clients saw failures for ${report.outageSeconds} s`,
+    );
+    assert.ok(report.regionDetectionSeconds > report.inRegionBudgetSeconds);
+    const p = report.phases;
+    assert.ok(
+      p.detectionSeconds !== null && p.detectionSeconds >= report.inRegionBudgetSeconds,
+      JSON.stringify(p),
+    );
+    // No check on the SECONDARY: DNS answers it when the primary is called down, not after its boot.
+    assert.equal(p.dnsSeconds, p.detectionSeconds, JSON.stringify(p));
+    assert.ok(
+      p.alarmSeconds !== null && p.standbyStartSeconds !== null && p.standbyStartSeconds >= p.alarmSeconds,
+    );
+    // Failure windows in seconds from the start of the traffic, as the timeline (issue 25 item 6).
+    const faultSeconds = report.timeline.fault?.seconds ?? Number.NaN;
+    assert.ok(
+      report.failureWindows.every((w) => w.fromSeconds >= faultSeconds - 0.5),
+      JSON.stringify(report.failureWindows),
+    );
     assert.equal(report.secondaryStartedByAlarm, true);
     assert.equal(report.failedBack, true);
     assert.equal(report.secondaryBackToStandby, true);

@@ -64,6 +64,8 @@ const unit = new Set([
   "instance-group-decide.test.ts",
   "new-user-figures.test.ts",
   "private-file.test.ts",
+  "region-outage-phases.test.ts",
+  "route53-failover.test.ts",
   "rolling-deploy-decide.test.ts",
   "scaling-track-target.test.ts",
   "stack-description.test.ts",

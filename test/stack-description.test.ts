@@ -70,6 +70,33 @@ describe("stack description", () => {
     assert.match(byPath.get("dns") ?? "", /required with a secondary region/);
   });
 
+  it("refuses a region health check that would call the region down within its own recovery budget, and a checked pilot light", async () => {
+    const input = await valid();
+    assert.ok(input.dns);
+    input.dns.healthCheck.failureThreshold = 2;
+    input.dns.healthCheck.checkedRecords = "both";
+    let error: StackValidationError | undefined;
+    try {
+      validateStack(input);
+    } catch (e) {
+      error = e as StackValidationError;
+    }
+    const byPath = new Map(error?.problems.map((p) => [p.path, p.message]));
+    // 2 × 10 s on AWS, within the 60 s budgeted for an ElastiCache failover; 2 × 1000 ms locally.
+    assert.match(
+      byPath.get("dns.healthCheck.failureThreshold") ?? "",
+      /called down 10 s after .* within the 60 s .*ElastiCache failover 60 s.*: set it to at least 8/,
+    );
+    assert.match(
+      byPath.get("dns.healthCheck.local.intervalMs") ?? "",
+      /called down 1000 ms after .*within the 6000 ms .*set it to at least 6001/,
+    );
+    assert.match(
+      byPath.get("dns.healthCheck.checkedRecords") ?? "",
+      /pilot-light .* Route 53 answers the failed primary/,
+    );
+  });
+
   it("checks the hosted zone, dns.name and HTTPS against each other", async () => {
     const problems = async (change: (d: Awaited<ReturnType<typeof valid>>) => void) => {
       const input = await valid();

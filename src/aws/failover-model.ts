@@ -1,5 +1,7 @@
 import { formatTable } from "../shared/table.ts";
-import type { ResolvedStack } from "../stack/index.ts";
+import { derive, type ResolvedStack } from "../stack/index.ts";
+import { ELASTICACHE_FAILOVER_BUDGET_SECONDS } from "../stack/region-failover-timing.ts";
+import { rendersDnsFailover } from "./naming.ts";
 
 export interface FailoverEstimate {
   scenario: string;
@@ -19,8 +21,6 @@ const ROUTE53_DEFAULT = { intervalSeconds: 30, failureThreshold: 3 };
 const ALB_ALIAS_TTL = 60;
 /** Route 53's HealthCheckStatus metric has a 1-minute period: one datapoint to alarm. */
 const ALARM_PERIOD = 60;
-/** Booting an EC2 instance and its user data until the service listens (typical, not configurable). */
-const INSTANCE_BOOT = 90;
 
 /**
  * Worst-case times, modeled from the configured intervals and thresholds, for the failures the
@@ -29,7 +29,10 @@ const INSTANCE_BOOT = 90;
 export function modelFailover(stack: ResolvedStack): FailoverEstimate[] {
   const hc = stack.targetGroup.healthCheck;
   const deadTarget = (interval: number, timeout: number, threshold: number) => interval * threshold + timeout;
-  const newTarget = (interval: number, threshold: number) => INSTANCE_BOOT + interval * threshold;
+  // Booting an EC2 instance and its user data until the service listens (assumptions below).
+  const boot =
+    STANDBY_START_ASSUMPTIONS.instanceBoot.seconds + STANDBY_START_ASSUMPTIONS.bundleInstall.seconds;
+  const newTarget = (interval: number, threshold: number) => boot + interval * threshold;
   const rows: FailoverEstimate[] = [
     {
       scenario: "instance dies: the ALB stops routing to it",
@@ -49,7 +52,7 @@ export function modelFailover(stack: ResolvedStack): FailoverEstimate[] {
       awsDefaultSeconds:
         deadTarget(ALB_DEFAULT.intervalSeconds, ALB_DEFAULT.timeoutSeconds, ALB_DEFAULT.unhealthyThreshold) +
         newTarget(ALB_DEFAULT.intervalSeconds, ALB_DEFAULT.healthyThreshold),
-      formula: `detection + boot (~${INSTANCE_BOOT} s) + interval × healthy threshold`,
+      formula: `detection + boot and install (~${boot} s) + interval × healthy threshold`,
     },
     {
       scenario: "scale-in or deploy: a target drains",
@@ -60,33 +63,172 @@ export function modelFailover(stack: ResolvedStack): FailoverEstimate[] {
   ];
   const dns = stack.dns;
   const secondary = stack.regions.secondary;
-  if (dns && secondary) {
-    const detection = (interval: number, threshold: number) => interval * threshold;
-    rows.push({
-      scenario: "region lost: clients resolve to the secondary",
-      stayupSeconds:
-        detection(dns.healthCheck.aws.intervalSeconds, dns.healthCheck.failureThreshold) + dns.ttlSeconds,
-      awsDefaultSeconds:
-        detection(ROUTE53_DEFAULT.intervalSeconds, ROUTE53_DEFAULT.failureThreshold) + ALB_ALIAS_TTL,
-      formula: `health-check interval × failure threshold + record TTL (alias: ${ALB_ALIAS_TTL} s)`,
-    });
-    if (secondary.standby.mode !== "active") {
-      const serving = (interval: number, threshold: number) =>
-        detection(interval, threshold) +
-        ALARM_PERIOD +
-        newTarget(hc.aws.intervalSeconds, hc.healthyThreshold);
-      rows.push({
-        scenario: `region lost: ${secondary.standby.mode} secondary at full capacity`,
-        stayupSeconds: serving(dns.healthCheck.aws.intervalSeconds, dns.healthCheck.failureThreshold),
-        awsDefaultSeconds:
-          detection(ROUTE53_DEFAULT.intervalSeconds, ROUTE53_DEFAULT.failureThreshold) +
-          ALARM_PERIOD +
-          newTarget(ALB_DEFAULT.intervalSeconds, ALB_DEFAULT.healthyThreshold),
-        formula: `detection + alarm period (${ALARM_PERIOD} s) + boot + interval × healthy threshold`,
-      });
-    }
-  }
+  // Without a hosted zone no failover record is deployed: nothing would send clients anywhere.
+  if (!dns || !secondary || !rendersDnsFailover(stack)) return rows;
+  rows.push(
+    ...regionLossPhases(stack).map(({ phase, stayupSeconds, awsDefaultSeconds, formula }) => ({
+      scenario: `region lost: ${phase}`,
+      stayupSeconds,
+      awsDefaultSeconds,
+      formula,
+    })),
+  );
   return rows;
+}
+
+/** A figure the model takes from outside the description, with where it comes from. */
+export interface ModelAssumption {
+  seconds: number;
+  source: string;
+}
+
+/**
+ * What a standby's start takes that no setting controls. AWS publishes no boot time; these are
+ * stated so that they can be checked on a deployed stack (the logs named) and corrected here.
+ */
+export const STANDBY_START_ASSUMPTIONS = {
+  lambdaAndGroup: {
+    seconds: 10,
+    source:
+      "the alarm invokes the failover Lambda asynchronously; UpdateAutoScalingGroup returns at once and the group starts a launch within seconds (EC2 Auto Scaling, scaling activities; the Lambda's log /stayup/<name>-<env>/failover)",
+  },
+  instanceBoot: {
+    seconds: 45,
+    source:
+      "EC2 launch to cloud-init running the user data on Amazon Linux 2023 (not published by AWS; typical for t3/t4g; /var/log/cloud-init-output.log on a web instance)",
+  },
+  bundleInstall: {
+    seconds: 45,
+    source:
+      "the user data (src/aws/web/launch-template.ts): dnf install nodejs20 and the CloudWatch agent, the bundle from S3, the settings from Parameter Store, the service started (/var/log/stayup-boot.log on a web instance)",
+  },
+} satisfies Record<string, ModelAssumption>;
+
+export interface RegionLossPhase {
+  phase: string;
+  /** From the region's loss, with the description's settings. */
+  stayupSeconds: number;
+  /** The same with AWS's defaults and the seed's records (a health check on both). */
+  awsDefaultSeconds: number;
+  formula: string;
+}
+
+/**
+ * A region's loss, phase by phase, each time counted from the loss: the same phases the
+ * region-outage drill's timeline reports (detection, alarm, standby start, DNS, served).
+ */
+export function regionLossPhases(stack: ResolvedStack): RegionLossPhase[] {
+  const dns = stack.dns;
+  const secondary = stack.regions.secondary;
+  if (!dns || !secondary) return [];
+  const hc = stack.targetGroup.healthCheck;
+  const a = STANDBY_START_ASSUMPTIONS;
+  const start = (interval: number, threshold: number) =>
+    a.lambdaAndGroup.seconds + a.instanceBoot.seconds + a.bundleInstall.seconds + interval * threshold;
+  const mode = secondary.standby.mode;
+  const type = stack.web.instanceTypes[0] ?? "the instance type";
+  const phases = (p: {
+    r53Interval: number;
+    r53Threshold: number;
+    ttl: number;
+    tgInterval: number;
+    tgHealthy: number;
+    secondaryChecked: boolean;
+  }) => {
+    const detection = p.r53Interval * p.r53Threshold;
+    const alarm = detection + ALARM_PERIOD;
+    // An active secondary already serves; a warm one serves at its standby size at once.
+    const started = mode === "active" ? detection : alarm + start(p.tgInterval, p.tgHealthy);
+    // A checked SECONDARY is answered only once Route 53 finds it healthy: threshold passes after
+    // it serves (until then Route 53 answers the failed primary); an unchecked one at detection.
+    const answered =
+      p.secondaryChecked && mode === "pilot-light" ? started + p.r53Interval * p.r53Threshold : detection;
+    const resolved = answered + p.ttl;
+    const served = mode === "pilot-light" ? Math.max(resolved, started) : resolved;
+    return { detection, alarm, started, resolved, served };
+  };
+  const ours = phases({
+    r53Interval: dns.healthCheck.aws.intervalSeconds,
+    r53Threshold: dns.healthCheck.failureThreshold,
+    ttl: dns.ttlSeconds,
+    tgInterval: hc.aws.intervalSeconds,
+    tgHealthy: hc.healthyThreshold,
+    secondaryChecked: dns.healthCheck.checkedRecords === "both",
+  });
+  const seed = phases({
+    r53Interval: ROUTE53_DEFAULT.intervalSeconds,
+    r53Threshold: ROUTE53_DEFAULT.failureThreshold,
+    ttl: ALB_ALIAS_TTL,
+    tgInterval: ALB_DEFAULT.intervalSeconds,
+    tgHealthy: ALB_DEFAULT.healthyThreshold,
+    secondaryChecked: true,
+  });
+  const startFormula = `alarm + Lambda and group (~${a.lambdaAndGroup.seconds} s) + ${type} boot (~${a.instanceBoot.seconds} s) + bundle install (~${a.bundleInstall.seconds} s) + interval × healthy threshold`;
+  return [
+    {
+      phase: "detection (Route 53 calls the primary down)",
+      stayupSeconds: ours.detection,
+      awsDefaultSeconds: seed.detection,
+      formula: "health-check interval × failure threshold",
+    },
+    {
+      phase: "alarm (the failover Lambda runs)",
+      stayupSeconds: ours.alarm,
+      awsDefaultSeconds: seed.alarm,
+      formula: `detection + HealthCheckStatus period (${ALARM_PERIOD} s)`,
+    },
+    {
+      phase: `standby start (${mode} secondary at full capacity)`,
+      stayupSeconds: ours.started,
+      awsDefaultSeconds: seed.started,
+      formula: mode === "active" ? "already serving" : startFormula,
+    },
+    {
+      phase: "DNS (clients resolve to the secondary)",
+      stayupSeconds: ours.resolved,
+      awsDefaultSeconds: seed.resolved,
+      formula:
+        dns.healthCheck.checkedRecords === "both" && mode === "pilot-light"
+          ? "standby start + interval × threshold (its own check) + TTL"
+          : `detection + record TTL (no check on the SECONDARY; seed: checked, alias TTL ${ALB_ALIAS_TTL} s)`,
+    },
+    {
+      phase: "clients served by the secondary",
+      stayupSeconds: ours.served,
+      awsDefaultSeconds: seed.served,
+      formula:
+        mode === "pilot-light" ? "the later of DNS and standby start" : "DNS (the standby already serves)",
+    },
+  ];
+}
+
+/** Both budgets side by side: how long the region may recover by itself, and when it is called down. */
+export function formatRegionBudgets(stack: ResolvedStack): string | undefined {
+  const t = derive(stack).regionTiming;
+  const hc = stack.dns?.healthCheck;
+  if (!t || !hc) return undefined;
+  return formatTable([
+    ["REGION HEALTH", "IN-REGION RECOVERY BUDGET", "REGION CALLED DOWN AFTER"],
+    [
+      "AWS",
+      `${t.aws.inRegionBudgetSeconds.total} s (ElastiCache failover ${t.aws.inRegionBudgetSeconds.redisFailover} s, dead targets out ${t.aws.inRegionBudgetSeconds.deadTargetsRemoved} s)`,
+      `${t.aws.earliestRegionDetectionSeconds}-${t.aws.regionDetectionSeconds} s (${hc.failureThreshold} × ${hc.aws.intervalSeconds} s, the first check at once or not)`,
+    ],
+    [
+      "local",
+      `${t.local.inRegionBudgetMs.total / 1000} s (Sentinel failover ${t.local.inRegionBudgetMs.redisFailover / 1000} s, dead targets out ${t.local.inRegionBudgetMs.deadTargetsRemoved / 1000} s)`,
+      `${t.local.earliestRegionDetectionMs / 1000}-${t.local.regionDetectionMs / 1000} s (${hc.failureThreshold} × ${hc.local.intervalMs / 1000} s, the first check at once or not)`,
+    ],
+  ]);
+}
+
+/** The figures the model assumes, with their sources (printed under the model). */
+export function formatModelAssumptions(): string {
+  return [
+    "Assumed (not settings):",
+    `  ElastiCache failover ${ELASTICACHE_FAILOVER_BUDGET_SECONDS} s: AWS publishes no figure (AutoFailover: "some downtime", "minimized")`,
+    ...Object.values(STANDBY_START_ASSUMPTIONS).map((x) => `  ${x.seconds} s: ${x.source}`),
+  ].join("\n");
 }
 
 export function formatFailoverModel(rows: FailoverEstimate[]): string {

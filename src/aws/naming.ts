@@ -40,6 +40,20 @@ export const rendersDnsFailover = (stack: ResolvedStack): boolean =>
   Boolean(stack.regions.secondary && stack.topology === "load-balanced" && stack.dns && stack.aws.hostedZone);
 
 /**
+ * A secondary region that nothing could switch to: without aws.hostedZone no failover record is
+ * deployed, so the secondary would be paid for and never receive a client. `deploy` refuses it,
+ * `check` and `cost` say so; the local runtime, with its own DNS, runs it.
+ */
+export function secondaryWithoutFailover(stack: ResolvedStack): { problem: string; fix: string } | undefined {
+  const secondary = stack.regions.secondary;
+  if (!secondary || stack.topology !== "load-balanced" || rendersDnsFailover(stack)) return undefined;
+  return {
+    problem: `regions.secondary (${secondary.name}) without aws.hostedZone: no Route 53 failover record would be deployed, so nothing could send clients to ${secondary.name}; its stacks would cost money and never serve`,
+    fix: "set aws.hostedZone (a public zone that holds dns.name) to deploy Route 53 failover, or remove regions.secondary to deploy one region",
+  };
+}
+
+/**
  * The name a region's load balancer answers on. With failover routing each region publishes its
  * own name and the failover record for `dns.name` points at one of them.
  */

@@ -1,4 +1,5 @@
 import type { StackClient } from "../local/control-plane/client.ts";
+import type { TimedStackEvent } from "../local/events/bus.ts";
 import { StayupError } from "../shared/errors.ts";
 import { type DrillOptions, DrillRun, drillDefaults } from "./harness.ts";
 import { counterTarget, type DrillReport, recoveredTarget, type DrillTarget } from "./report.ts";
@@ -96,7 +97,21 @@ export async function regionOutageDrill(
     run.mark("recovery", `${secondary.name} back to standby`, standbyAt);
   }
   const result = await run.finish();
-  const windows = DrillRun.failureWindows(result, faultAt);
+  const phases = regionOutagePhases(run.events, {
+    faultAt,
+    restoreAt,
+    primary: status.region,
+    secondaryHost: new URL(secondary.listener).hostname,
+    servedAt: lastFailureBefore(result.failureTimes, restoreAt),
+  });
+  for (const [label, seconds] of [
+    ["detection: the primary failed its health check", phases.detectionSeconds],
+    [`DNS answers ${secondary.name}`, phases.dnsSeconds],
+  ] as const) {
+    if (seconds !== null) run.mark("recovery", label, faultAt + seconds * 1000);
+  }
+  // Seconds from the start of the traffic, as the report's timeline (issue 25: they were from the fault).
+  const windows = DrillRun.failureWindows(result, run.timeline.startedAt);
   const outageSeconds = windows.length
     ? (windows[windows.length - 1]?.toSeconds ?? 0) - (windows[0]?.fromSeconds ?? 0)
     : 0;
@@ -110,6 +125,11 @@ export async function regionOutageDrill(
     {
       outageSeconds,
       failureWindows: windows,
+      phases,
+      // What the local region health check needs to call a region down, and what it must outlast.
+      regionDetectionSeconds: status.dns.regionDetectionMs / 1000,
+      inRegionBudgetSeconds: status.dns.inRegionBudgetMs / 1000,
+      ttlSeconds: status.dns.ttlSeconds,
       primaryRegion: status.region,
       secondaryRegion: secondary.name,
       secondaryStartedByAlarm: Boolean(failover),
@@ -123,27 +143,87 @@ export async function regionOutageDrill(
   );
 }
 
+/** What a local standby may take to start and pass its checks (a process, not an EC2 boot). */
+export const LOCAL_STANDBY_START_ALLOWANCE_SECONDS = 5;
+
+export interface RegionOutagePhases {
+  /** Each from the fault, in seconds; null if it did not happen before the region was restored. */
+  detectionSeconds: number | null;
+  alarmSeconds: number | null;
+  /** The failover action resized the secondary group (the Lambda's run on AWS). */
+  standbyStartSeconds: number | null;
+  dnsSeconds: number | null;
+  /** The last failure clients saw before the restore: from then on the secondary served them. */
+  clientsServedSeconds: number | null;
+}
+
+const lastFailureBefore = (failureTimes: number[], until: number): number | undefined => {
+  const before = failureTimes.filter((t) => t < until);
+  return before.length ? Math.max(...before) : undefined;
+};
+
+/** The drill's timeline split as the failover model splits AWS's: detection, alarm, standby start, DNS. */
+export function regionOutagePhases(
+  events: readonly TimedStackEvent[],
+  at: { faultAt: number; restoreAt: number; primary: string; secondaryHost: string; servedAt?: number },
+): RegionOutagePhases {
+  const first = (match: (e: TimedStackEvent) => boolean): number | null => {
+    const e = events.find((x) => {
+      const t = Date.parse(x.time);
+      return t >= at.faultAt && t < at.restoreAt && match(x);
+    });
+    return e ? (Date.parse(e.time) - at.faultAt) / 1000 : null;
+  };
+  return {
+    detectionSeconds: first((e) => e.type === "dns.health-changed" && e.region === at.primary && !e.healthy),
+    alarmSeconds: first((e) => e.type === "alarm.state-changed" && e.state === "ALARM"),
+    standbyStartSeconds: first((e) => e.type === "failover.action" && e.action === "failover"),
+    dnsSeconds: first((e) => e.type === "dns.health-changed" && e.answer === at.secondaryHost),
+    clientsServedSeconds: at.servedAt === undefined ? 0 : Math.max(0, (at.servedAt - at.faultAt) / 1000),
+  };
+}
+
 /** This drill's targets, checked against a run's report. */
-export const regionOutageTargets = (r: DrillReport): DrillTarget[] => [
-  recoveredTarget(r),
-  counterTarget(r),
-  {
-    target: "clients see failures for 5 s at most",
-    passed: (r.outageSeconds as number) <= 5,
-    actual: `${(r.outageSeconds as number).toFixed(2)} s`,
-  },
-  {
-    target: "the alarm started the secondary",
-    passed: Boolean(r.secondaryStartedByAlarm),
-    actual: r.secondaryStartedByAlarm ? "yes" : "no",
-  },
-  { target: "DNS failed back", passed: Boolean(r.failedBack), actual: r.failedBack ? "yes" : "no" },
-  {
-    target: "the secondary back to standby",
-    passed: Boolean(r.secondaryBackToStandby),
-    actual: r.secondaryBackToStandby ? "yes" : "no",
-  },
-];
+export const regionOutageTargets = (r: DrillReport): DrillTarget[] => {
+  // Detection, one TTL, and the standby's start: the time the settings allow, not a fixed figure.
+  const allowed =
+    (r.regionDetectionSeconds as number) + (r.ttlSeconds as number) + LOCAL_STANDBY_START_ALLOWANCE_SECONDS;
+  return [
+    recoveredTarget(r),
+    counterTarget(r),
+    {
+      target: `clients see failures for ${allowed} s at most (detection ${r.regionDetectionSeconds as number} s + TTL ${r.ttlSeconds as number} s + standby start ${LOCAL_STANDBY_START_ALLOWANCE_SECONDS} s)`,
+      passed: (r.outageSeconds as number) <= allowed,
+      actual: `${(r.outageSeconds as number).toFixed(2)} s`,
+    },
+    {
+      target: "the alarm started the secondary",
+      passed: Boolean(r.secondaryStartedByAlarm),
+      actual: r.secondaryStartedByAlarm ? "yes" : "no",
+    },
+    { target: "DNS failed back", passed: Boolean(r.failedBack), actual: r.failedBack ? "yes" : "no" },
+    {
+      target: "the secondary back to standby",
+      passed: Boolean(r.secondaryBackToStandby),
+      actual: r.secondaryBackToStandby ? "yes" : "no",
+    },
+  ];
+};
+
+const formatPhases = (p: RegionOutagePhases | undefined) =>
+  !p
+    ? "not measured"
+    : (
+        [
+          ["detection", p.detectionSeconds],
+          ["alarm", p.alarmSeconds],
+          ["standby start", p.standbyStartSeconds],
+          ["DNS", p.dnsSeconds],
+          ["clients served", p.clientsServedSeconds],
+        ] as const
+      )
+        .map(([name, s]) => `${name} ${s === null ? "never" : `${s.toFixed(1)} s`}`)
+        .join(", ");
 
 export const regionOutage = defineDrill<{ outageSeconds: number }>({
   name: "region-outage",
@@ -171,6 +251,7 @@ export const regionOutage = defineDrill<{ outageSeconds: number }>({
     `clients saw failures ${(report.outageSeconds as number).toFixed(2)} s (DNS answers: ${(report.resolvedAddresses as string[]).join(" → ")})`,
     `secondary            started by the alarm: ${report.secondaryStartedByAlarm ? "yes" : "NO"}; back to standby (${report.standbyCapacity}): ${report.secondaryBackToStandby ? "yes" : "NO"}`,
     `notifications        ${(report.notifications as string[]).join("; ") || "none"}`,
+    `phases (from fault)  ${formatPhases(report.phases as RegionOutagePhases | undefined)}; the region was called down after ${report.regionDetectionSeconds as number} s of failed checks (longer than the ${report.inRegionBudgetSeconds as number} s a recovery inside it may take)`,
   ],
   passed: (r) => regionOutageTargets(r).every((t) => t.passed),
 });

@@ -11,6 +11,7 @@ import {
   type Topology,
 } from "../stack/index.ts";
 import { redisNodeCount, redisReplicasToAcknowledge } from "../stack/redis-durability.ts";
+import { LOCAL_SENTINEL_TIMING } from "../stack/region-failover-timing.ts";
 import { bundleWebService } from "../web-service/bundle.ts";
 import { serviceVersion } from "../web-service/version.ts";
 import type { EcsStatus } from "./ecs/status.ts";
@@ -75,7 +76,19 @@ export interface StackStatus {
   instances: InstanceStatus[];
   /** Every region; the top-level group and instances are the primary's. */
   regions: RegionStatus[];
-  dns?: { name: string; server: string; answer: string; primaryHealthy: boolean; failedOver: boolean };
+  dns?: {
+    name: string;
+    server: string;
+    answer: string;
+    primaryHealthy: boolean;
+    /** Only with a health check on the SECONDARY record (dns.healthCheck.checkedRecords "both"). */
+    secondaryHealthy?: boolean;
+    failedOver: boolean;
+    /** The region health check's failed checks × interval, and the in-region budget it exceeds. */
+    regionDetectionMs: number;
+    inRegionBudgetMs: number;
+    ttlSeconds: number;
+  };
   /** The single-instance topology: its stable address and data volume (see src/local/single-instance). */
   singleInstance?: {
     address: string;
@@ -153,6 +166,8 @@ export class LocalStack {
           ...redisSettings,
           availabilityZones: stack.regions.primary.availabilityZones.slice(0, redisNodeCount(stack)),
           replicasToAcknowledge: redisReplicasToAcknowledge(stack),
+          // The in-region recovery budget (region-failover-timing.ts) is computed from these.
+          ...LOCAL_SENTINEL_TIMING,
         })
       : new RedisController(redisSettings);
     const common = {

@@ -1,3 +1,5 @@
+import type { FailoverRecord } from "./route53-failover.ts";
+import { type RegionFailoverTiming, regionFailoverTiming } from "./region-failover-timing.ts";
 import type { ResolvedStack } from "./schema.ts";
 
 /**
@@ -53,6 +55,14 @@ export interface DerivedSettings {
   instanceWarmup: { awsSeconds: number; localMs: number };
   /** Locally only: how long a running, unhealthy instance stays unhealthy before it is replaced. */
   replacementDelayMs: number;
+  /**
+   * The failover record pair for `dns.name`, as Route 53 holds it (each value is the region's role,
+   * each health check is named by it): the PRIMARY checked, the SECONDARY only with
+   * `dns.healthCheck.checkedRecords: "both"`. The AWS records and the local DNS both follow it.
+   */
+  failoverRecords: FailoverRecord<"primary" | "secondary">[];
+  /** The in-region recovery budget and the region health check's detection (region-failover-timing.ts). */
+  regionTiming?: RegionFailoverTiming;
   /** The failover/failback notification topic: its name, region and, for an account, its ARN. */
   notificationTopic: { name: string; region: string; arn: (account: string) => string };
 }
@@ -95,6 +105,17 @@ export function derive(stack: ResolvedStack): DerivedSettings {
     },
     instanceWarmup: { awsSeconds: stack.scaling.aws.warmupSeconds, localMs: stack.scaling.local.warmupMs },
     replacementDelayMs: group.local.replacementDelayMs,
+    failoverRecords: [
+      { failover: "PRIMARY", value: "primary", healthCheck: "primary" },
+      {
+        failover: "SECONDARY",
+        value: "secondary",
+        ...(stack.dns?.healthCheck.checkedRecords === "both" ? { healthCheck: "secondary" } : {}),
+      },
+    ],
+    regionTiming: stack.dns
+      ? regionFailoverTiming({ dns: stack.dns, targetGroup: stack.targetGroup })
+      : undefined,
     notificationTopic: {
       name: topicName,
       region: ROUTE53_METRICS_REGION,

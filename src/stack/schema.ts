@@ -3,6 +3,7 @@ import { ciSchema } from "./ci-schema.ts";
 import { ecsEnvironmentSettings, ecsSettings, taskFitProblems } from "./ecs.ts";
 import { LOAD_BALANCER_LIMIT_DEFAULTS } from "./load-balancer-limits.ts";
 import { nightlyStopSchema } from "./nightly-stop.ts";
+import { regionTimingProblems } from "./region-failover-timing.ts";
 import { awsServiceArtifactProblems, awsServiceArtifactSchema } from "./service-artifact.ts";
 
 /**
@@ -77,7 +78,20 @@ const dnsFailover = z
     ttlSeconds: z.number().int().min(0, "must be 0 to 86400").max(86_400, "must be 0 to 86400"),
     healthCheck: z
       .object({
-        /** Consecutive failed checks before the primary counts as down (Route 53 allows 1-10). */
+        /**
+         * Which failover records carry a health check. `primary` (the default): the SECONDARY has
+         * none, so Route 53 answers it as soon as the primary fails. `both`: the SECONDARY has one
+         * too, and Route 53 then answers the PRIMARY whenever the secondary is unhealthy, whatever
+         * the primary's health (ResourceRecordSet.Failover): right for a secondary that always
+         * serves, refused for a pilot light, which has no instance to pass its check until it booted.
+         */
+        checkedRecords: z
+          .enum(["primary", "both"], { message: 'must be "primary" or "both"' })
+          .default("primary"),
+        /**
+         * Consecutive failed checks before the primary counts as down (Route 53 allows 1-10). With
+         * the interval, longer than a recovery inside the region may take (region-failover-timing.ts).
+         */
         failureThreshold: z
           .number()
           .int()
@@ -502,7 +516,7 @@ type RegionsInput = z.infer<typeof regions>;
 /** The checks a secondary region needs, on the top-level regions or an environment's own. */
 function checkSecondaryRegion(
   d: {
-    dns?: unknown;
+    dns?: { healthCheck: { checkedRecords: string } };
     loadBalancer: { local: { host: string } };
     environments: Record<EnvironmentName, { web: { capacity: { max: number } } }>;
   },
@@ -534,6 +548,14 @@ function checkSecondaryRegion(
       code: "custom",
       path: ["dns"],
       message: "is required with a secondary region (it routes the failover)",
+    });
+  }
+  if (d.dns?.healthCheck.checkedRecords === "both" && secondary.standby.mode === "pilot-light") {
+    ctx.addIssue({
+      code: "custom",
+      path: ["dns", "healthCheck", "checkedRecords"],
+      message:
+        'cannot be "both" with a pilot-light secondary: it has no instance to pass its health check until the alarm has started one, and while the secondary is unhealthy Route 53 answers the failed primary; use "primary", or regions.secondary.standby.mode "warm" or "active"',
     });
   }
   if (secondary.localHost === d.loadBalancer.local.host) {
@@ -757,6 +779,10 @@ export const stackDescriptionSchema = z
       }),
     ];
     for (const set of regionSets) checkSecondaryRegion(d, set.regions, set.path, set.envs, ctx);
+    if (d.dns && regionSets.some((set) => set.regions.secondary)) {
+      for (const p of regionTimingProblems({ dns: d.dns, targetGroup: d.targetGroup }))
+        ctx.addIssue({ code: "custom", path: p.path, message: p.message });
+    }
     const accounts = environmentNames.map((env) => d.environments[env].aws?.account);
     if (accounts.some(Boolean)) {
       environmentNames.forEach((env, i) => {

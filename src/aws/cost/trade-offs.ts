@@ -1,4 +1,5 @@
 import type { ResolvedStack } from "../../stack/index.ts";
+import { secondaryWithoutFailover } from "../naming.ts";
 import { type CostEstimate, round } from "./estimate.ts";
 import { assumptions, type PriceKey, priceTable } from "./prices.ts";
 
@@ -47,7 +48,18 @@ export function tradeOffs(stack: ResolvedStack, estimate: CostEstimate): TradeOf
   // Only the load-balanced topology renders the secondary region (ecs and single-instance are one
   // region): its standby is not priced for a stack that would not have it.
   const secondary = stack.topology === "load-balanced" ? stack.regions.secondary : undefined;
-  if (secondary) {
+  const unswitchable = secondaryWithoutFailover(stack);
+  if (secondary && unswitchable) {
+    // Priced from the synthesized stacks of that region: what it would cost, for no failover.
+    const secondaryUsd = round(
+      estimate.items.filter((i) => i.region === secondary.name).reduce((sum, i) => sum + i.usdPerMonth, 0),
+    );
+    rows.push({
+      question: `a standby region (${secondary.name}) without aws.hostedZone`,
+      usdPerMonth: secondaryUsd,
+      answer: `deploy refuses it: no Route 53 failover record would be deployed, so nothing could switch to it; its stacks would cost $${secondaryUsd.toFixed(2)}/month and never serve (${unswitchable.fix})`,
+    });
+  } else if (secondary) {
     const type = stack.web.instanceTypes[0] as string;
     const perInstance = (p: (key: PriceKey) => number) =>
       p(`ec2:${type}`) * h +

@@ -50,15 +50,17 @@ export interface DnsFailoverProps {
 }
 
 /**
- * Seed 002's failover, built so that it works: Route 53 failover records for `dns.name` with a
- * health check on each region's load balancer (through the regional names the web stacks publish),
+ * Seed 002's failover, built so that it works: Route 53 failover records for `dns.name`, a health
+ * check on the primary region's load balancer (through the regional names the web stacks publish;
+ * none on the secondary's unless asked, see derive().failoverRecords),
  * and two CloudWatch alarms on the primary's health check, each with its own Lambda: one that
  * starts the secondary group, one that returns it to standby. The alarms must live in us-east-1,
  * where Route 53 publishes its health-check metrics; referring to the other stacks only by name
  * keeps this stack free of cross-region references.
  */
 export class DnsFailover extends Construct {
-  readonly healthChecks: { primary: route53.CfnHealthCheck; secondary: route53.CfnHealthCheck };
+  /** The secondary's only with dns.healthCheck.checkedRecords "both". */
+  readonly healthChecks: { primary: route53.CfnHealthCheck; secondary?: route53.CfnHealthCheck };
   readonly records: { primary: route53.CfnRecordSet; secondary: route53.CfnRecordSet };
   /** Fires when the primary fails its health check; runs `failover`. */
   readonly primaryUnhealthy: cloudwatch.Alarm;
@@ -92,7 +94,15 @@ export class DnsFailover extends Construct {
         },
         healthCheckTags: [{ key: "Name", value: `${prefix}-${role}` }],
       });
-    this.healthChecks = { primary: healthCheck("primary"), secondary: healthCheck("secondary") };
+    // The records and their checks as derived (the local DNS answers from the same pair): the
+    // SECONDARY carries a check only with dns.healthCheck.checkedRecords "both", since Route 53
+    // answers the PRIMARY whenever a checked SECONDARY is unhealthy, and a pilot light or a warm
+    // standby short of capacity must get the traffic once the primary fails.
+    const [primaryRecord, secondaryRecord] = derived.failoverRecords;
+    this.healthChecks = {
+      primary: healthCheck("primary"),
+      secondary: secondaryRecord?.healthCheck ? healthCheck("secondary") : undefined,
+    };
 
     // A health check's Ref is its id (and moto, unlike AWS, has no GetAtt HealthCheckId).
     // CNAMEs rather than aliases, so that clients re-resolve after dns.ttlSeconds, not the
@@ -105,9 +115,10 @@ export class DnsFailover extends Construct {
         ttl: String(dns.ttlSeconds),
         setIdentifier: `${prefix}-${role}`,
         failover: role.toUpperCase(),
-        healthCheckId: this.healthChecks[role].ref,
+        healthCheckId: this.healthChecks[role]?.ref,
         resourceRecords: [regionalName(stack, role) as string],
       });
+    if (!primaryRecord?.healthCheck) throw new Error("the PRIMARY failover record is always checked");
     this.records = { primary: failoverRecord("primary"), secondary: failoverRecord("secondary") };
 
     this.topic = new sns.Topic(this, "Notifications", {

@@ -1,6 +1,7 @@
 import { monitorEventLoopDelay, performance } from "node:perf_hooks";
 import { request } from "undici";
 import type { DerivedSettings, ResolvedStack } from "../../stack/index.ts";
+import { route53FailoverAnswer } from "../../stack/route53-failover.ts";
 import { ControllerGuard, type RetryHandle } from "../controller-guard.ts";
 import type { EventPublisher } from "../events/bus.ts";
 import type { InstanceGroupController } from "../instance-group/controller.ts";
@@ -23,7 +24,12 @@ export interface FailoverControllerOptions {
   /** The probe's path, the secondary's failover and standby sizes: as on AWS. */
   derived: Pick<
     DerivedSettings,
-    "regionHealthCheckPath" | "regionHealthCheckTimeoutMs" | "failoverCapacity" | "secondaryStandby"
+    | "regionHealthCheckPath"
+    | "regionHealthCheckTimeoutMs"
+    | "failoverCapacity"
+    | "secondaryStandby"
+    | "failoverRecords"
+    | "regionTiming"
   >;
   events: EventPublisher;
   notifier: Notifier;
@@ -60,62 +66,120 @@ export function probeVerdict(probe: {
  * back, the secondary returns to its standby size (after the TTL, so cached answers drain), with a
  * notification. Failback runs its own action, not the failover's (the seed's bug).
  */
+/** One Route 53 health check on one region's listener: its counters and its own prober's load. */
+class RegionHealthCheck {
+  failures = 0;
+  successes = 0;
+  checking = false;
+  healthy = true;
+  /** Probes that timed out while this process was too busy to tell (see probeVerdict). */
+  inconclusive = 0;
+  /** This process's event-loop stalls, reset at each probe. */
+  readonly loopDelay = monitorEventLoopDelay({ resolution: 20 });
+  constructor(readonly region: FailoverRegion) {}
+}
+
+/**
+ * Route 53's health checks on the failover records (the primary region's always, the secondary's
+ * with `dns.healthCheck.checkedRecords: "both"`), the alarm on the primary's, and the actions
+ * seed 002 meant: on failure the secondary group is scaled to the primary's desired capacity, with
+ * a notification; when the primary is healthy again the secondary returns to its standby size
+ * (after the TTL, so cached answers drain), with a notification. DNS answers what Route 53 would
+ * with these records and health states (route53FailoverAnswer), so the secondary-unhealthy rule
+ * holds here too.
+ */
 export class FailoverController {
-  private timer?: NodeJS.Timeout;
+  private readonly timers: NodeJS.Timeout[] = [];
   private failbackTimer?: NodeJS.Timeout;
-  private failures = 0;
-  private successes = 0;
-  private checking = false;
   /** The failover or failback action under way (retried until it succeeds or the other replaces it). */
   private action?: RetryHandle;
   /** A failed check or action is an event; checks run again next interval, actions with back-off. */
   private readonly guard: ControllerGuard;
-  primaryHealthy = true;
+  private readonly checks: { primary: RegionHealthCheck; secondary?: RegionHealthCheck };
   failedOver = false;
-  /** Probes that timed out while this process was too busy to tell (see probeVerdict). */
-  inconclusive = 0;
-  /** This process's event-loop stalls, reset at each probe. */
-  private readonly loopDelay = monitorEventLoopDelay({ resolution: 20 });
 
   constructor(readonly options: FailoverControllerOptions) {
     this.guard = new ControllerGuard({ controller: "failover", events: options.events });
+    const secondaryChecked = options.derived.failoverRecords.some(
+      (r) => r.failover === "SECONDARY" && r.healthCheck !== undefined,
+    );
+    this.checks = {
+      primary: new RegionHealthCheck(options.primary),
+      secondary: secondaryChecked ? new RegionHealthCheck(options.secondary) : undefined,
+    };
+  }
+
+  get primaryHealthy(): boolean {
+    return this.checks.primary.healthy;
+  }
+
+  /** Probes of the primary that timed out while this process was too busy to tell. */
+  get inconclusive(): number {
+    return this.checks.primary.inconclusive;
   }
 
   start(): void {
     this.guard.resume();
-    this.loopDelay.enable();
-    this.timer = setInterval(
-      this.guard.wrap(() => this.check(), "checked again at the next interval"),
-      this.options.dns.healthCheck.local.intervalMs,
-    );
+    for (const check of [this.checks.primary, this.checks.secondary]) {
+      if (!check) continue;
+      check.loopDelay.enable();
+      this.timers.push(
+        setInterval(
+          this.guard.wrap(() => this.check(check), "checked again at the next interval"),
+          this.options.dns.healthCheck.local.intervalMs,
+        ),
+      );
+    }
   }
 
   stop(): void {
-    this.loopDelay.disable();
-    clearInterval(this.timer);
+    for (const check of [this.checks.primary, this.checks.secondary]) check?.loopDelay.disable();
+    for (const timer of this.timers.splice(0)) clearInterval(timer);
     clearTimeout(this.failbackTimer);
     this.guard.stop();
   }
 
-  /** The failover record pair's answer right now. */
+  /** The failover record pair's answer right now, as Route 53 gives it. */
   answer(): string {
-    return (this.primaryHealthy ? this.options.primary : this.options.secondary).options.listener.host;
+    const answer = route53FailoverAnswer(this.options.derived.failoverRecords, {
+      checks: {
+        primary: this.checks.primary.healthy,
+        ...(this.checks.secondary ? { secondary: this.checks.secondary.healthy } : {}),
+      },
+    });
+    return this.options[answer.value].options.listener.host;
   }
 
-  describe(): { primaryHealthy: boolean; failedOver: boolean } {
-    return { primaryHealthy: this.primaryHealthy, failedOver: this.failedOver };
+  describe(): {
+    primaryHealthy: boolean;
+    secondaryHealthy?: boolean;
+    failedOver: boolean;
+    /** Failed checks × interval before a region is called down (longer than inRegionBudgetMs). */
+    regionDetectionMs: number;
+    inRegionBudgetMs: number;
+    ttlSeconds: number;
+  } {
+    const timing = this.options.derived.regionTiming?.local;
+    return {
+      primaryHealthy: this.checks.primary.healthy,
+      ...(this.checks.secondary ? { secondaryHealthy: this.checks.secondary.healthy } : {}),
+      failedOver: this.failedOver,
+      regionDetectionMs: timing?.regionDetectionMs ?? 0,
+      inRegionBudgetMs: timing?.inRegionBudgetMs.total ?? 0,
+      ttlSeconds: this.options.dns.ttlSeconds,
+    };
   }
 
-  private async check(): Promise<void> {
-    if (this.checking) return;
-    this.checking = true;
-    const { primary, dns } = this.options;
+  private async check(state: RegionHealthCheck): Promise<void> {
+    if (state.checking) return;
+    state.checking = true;
+    const { dns } = this.options;
     let outcome: ProbeOutcome = "timed-out";
     const timeoutMs = this.options.derived.regionHealthCheckTimeoutMs;
-    this.loopDelay.reset();
+    state.loopDelay.reset();
     const utilizationBefore = performance.eventLoopUtilization();
     try {
-      const { host, port } = primary.options.listener;
+      const { host, port } = state.region.options.listener;
       const res = await request(`http://${host}:${port}${this.options.derived.regionHealthCheckPath}`, {
         // A probe may outlast the interval: the next one waits for it (`checking`).
         headersTimeout: timeoutMs,
@@ -128,42 +192,47 @@ export class FailoverController {
       const code = (error as NodeJS.ErrnoException).code ?? "";
       outcome = code.endsWith("_TIMEOUT") ? "timed-out" : "connection-failed";
     } finally {
-      this.checking = false;
+      state.checking = false;
     }
     const verdict = probeVerdict({
       outcome,
       timeoutMs,
       proberUtilization: performance.eventLoopUtilization(utilizationBefore).utilization,
-      proberMaxStallMs: this.loopDelay.max / 1e6,
+      proberMaxStallMs: state.loopDelay.max / 1e6,
     });
     if (verdict === "inconclusive") {
-      this.inconclusive++;
+      state.inconclusive++;
       return;
     }
     if (verdict === "pass") {
-      this.failures = 0;
-      this.successes++;
+      state.failures = 0;
+      state.successes++;
     } else {
-      this.successes = 0;
-      this.failures++;
+      state.successes = 0;
+      state.failures++;
     }
     // Route 53 uses one threshold for both directions.
     const threshold = dns.healthCheck.failureThreshold;
-    if (this.primaryHealthy && this.failures >= threshold) this.onPrimaryUnhealthy();
-    else if (!this.primaryHealthy && this.successes >= threshold) this.onPrimaryHealthy();
+    const changed =
+      (state.healthy && state.failures >= threshold) || (!state.healthy && state.successes >= threshold);
+    if (!changed) return;
+    state.healthy = !state.healthy;
+    this.options.events.publish({
+      type: "dns.health-changed",
+      healthy: state.healthy,
+      region: state.region.name,
+      answer: this.answer(),
+    });
+    // The alarms watch the primary's check only (as on AWS).
+    if (state !== this.checks.primary) return;
+    if (state.healthy) this.onPrimaryHealthy();
+    else this.onPrimaryUnhealthy();
   }
 
   private onPrimaryUnhealthy(): void {
     const { events, secondary, primary, notifier } = this.options;
-    this.primaryHealthy = false;
     clearTimeout(this.failbackTimer);
     this.action?.cancel();
-    events.publish({
-      type: "dns.health-changed",
-      healthy: false,
-      region: primary.name,
-      answer: this.answer(),
-    });
     events.publish({ type: "alarm.state-changed", alarm: "primary-region-health", state: "ALARM" });
     // The description's capacity, as the failover Lambda sets it on AWS (not the primary's live one).
     const { min, desired } = this.options.derived.failoverCapacity;
@@ -191,15 +260,8 @@ export class FailoverController {
   private onPrimaryHealthy(): void {
     const { events, secondary, primary, notifier, dns } = this.options;
     const standby = this.options.derived.secondaryStandby;
-    this.primaryHealthy = true;
     // A failover still retrying no longer applies.
     this.action?.cancel();
-    events.publish({
-      type: "dns.health-changed",
-      healthy: true,
-      region: primary.name,
-      answer: this.answer(),
-    });
     events.publish({ type: "alarm.state-changed", alarm: "primary-region-health", state: "OK" });
     // Clients may hold the secondary's address for one TTL: let it drain before scaling it down.
     this.failbackTimer = setTimeout(

@@ -6,6 +6,8 @@ import {
   failoverModelCoverage,
   formatFailoverCoverage,
   formatFailoverModel,
+  formatModelAssumptions,
+  formatRegionBudgets,
   modelFailover,
 } from "../../../aws/failover-model.ts";
 import {
@@ -18,7 +20,7 @@ import {
   nameSharedByTopologies,
 } from "../../../aws/compliance/lifecycle-rules.ts";
 import { imageTagPrefix } from "../../../aws/ecs/repository.ts";
-import { rendersDnsFailover } from "../../../aws/naming.ts";
+import { secondaryWithoutFailover } from "../../../aws/naming.ts";
 import { cfnLint, type Synthesis, synthesize } from "../../../aws/synth.ts";
 import { formatTable } from "../../../shared/table.ts";
 import {
@@ -151,12 +153,12 @@ export async function check(opts: CheckOptions): Promise<boolean> {
     }
   }
   console.log(formatTable(rows));
-  if (prod.regions.secondary && prod.topology === "load-balanced" && !rendersDnsFailover(prod)) {
-    console.log(
-      "\nRoute 53 failover is not rendered: set aws.hostedZone (a public zone that holds dns.name) to add the dns-failover stack (failover records, health checks, alarms, failover/failback Lambdas).",
-    );
-  }
+  const unswitchable = secondaryWithoutFailover(prod);
+  if (unswitchable) console.log(`\n${unswitchable.problem}\n  fix: ${unswitchable.fix}`);
   console.log(`\n${formatFailoverModel(modelFailover(prod))}\n`);
+  const budgets = formatRegionBudgets(prod);
+  if (budgets) console.log(`${budgets}\n`);
+  console.log(`${formatModelAssumptions()}\n`);
   console.log(`${formatFailoverCoverage(failoverModelCoverage(prod))}\n`);
   console.log(failed ? "check: FAILED" : "check: passed");
   if (failed) process.exitCode = 1;

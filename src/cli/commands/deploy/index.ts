@@ -3,6 +3,7 @@ import type { Command } from "commander";
 import { formatPreflight, preflight } from "../../../aws/preflight.ts";
 import { stackExists } from "../../../aws/destroy.ts";
 import { requireCredentials, runCdk, stackOutputs } from "../../../aws/deploy.ts";
+import { secondaryWithoutFailover } from "../../../aws/naming.ts";
 import { StayupError } from "../../../shared/errors.ts";
 import { loadStack } from "../../../stack/index.ts";
 import { cdkSteps, withDependencies } from "../../../aws/plan.ts";
@@ -23,6 +24,9 @@ import {
 export async function deploy(opts: DescriptionOptions & { stack?: string }): Promise<void> {
   const stack = await loadStack(opts.config, opts.env, { topology: opts.topology });
   const identity = await requireCredentials(stack.regions.primary.name, undefined, stack);
+  // A secondary region nothing could switch to is refused, not deployed and paid for.
+  const unswitchable = secondaryWithoutFailover(stack);
+  if (unswitchable) throw new StayupError(`${unswitchable.problem}; nothing was created`, unswitchable.fix);
   console.error(
     `deploying ${stack.name} ${opts.env} to account ${identity.account} in ${stack.regions.primary.name} as ${identity.arn}`,
   );

@@ -13,7 +13,7 @@ export function printStatusTable(status: StackStatus): void {
   if (status.dashboard) console.log(`dashboard ${status.dashboard}`);
   if (status.dns) {
     console.log(
-      `dns ${status.dns.name} on udp://${status.dns.server} → ${status.dns.answer} (${status.dns.primaryHealthy ? "primary healthy" : "FAILED OVER"})`,
+      `dns ${status.dns.name} on udp://${status.dns.server} → ${status.dns.answer} (${status.dns.primaryHealthy ? "primary healthy" : "FAILED OVER"}${status.dns.secondaryHealthy === false ? ", secondary UNHEALTHY" : ""}); a region is called down after ${status.dns.regionDetectionMs / 1000} s of failed checks, past its ${status.dns.inRegionBudgetMs / 1000} s in-region recovery budget`,
     );
   }
   const single = status.singleInstance;

@@ -1,0 +1,121 @@
+/**
+ * When a region fails over, in one place for both renderers: how long a recovery inside the primary
+ * region may take (a Redis failover, an instance or a zone lost) before anything moves to another
+ * region, and how long the region health check takes to call the region down. The schema refuses a
+ * description whose detection is not longer than that budget, the local failover controller and the
+ * Route 53 health check use the same threshold and interval, and `stayup check` prints both.
+ *
+ * No import from schema.ts (the schema validates with this): the input is the few settings read.
+ */
+
+/**
+ * ElastiCache Multi-AZ failover: AWS promises "some downtime", "minimized", and publishes no figure
+ * (https://docs.aws.amazon.com/AmazonElastiCache/latest/dg/AutoFailover.html). stayup budgets a
+ * minute for detection, promotion and the primary endpoint's DNS change.
+ */
+export const ELASTICACHE_FAILOVER_BUDGET_SECONDS = 60;
+
+/**
+ * The local Sentinels' timings (src/local/redis/replication.ts is given these): a silent primary is
+ * down after `downAfterMs`; one failover attempt is bounded by `failoverTimeoutMs`.
+ */
+export const LOCAL_SENTINEL_TIMING = { downAfterMs: 1000, failoverTimeoutMs: 5000 } as const;
+
+export interface RegionTimingInput {
+  dns: {
+    healthCheck: {
+      failureThreshold: number;
+      aws: { intervalSeconds: number };
+      local: { intervalMs: number };
+    };
+  };
+  targetGroup: {
+    healthCheck: {
+      unhealthyThreshold: number;
+      aws: { intervalSeconds: number; timeoutSeconds: number };
+      local: { intervalMs: number; timeoutMs: number };
+    };
+  };
+}
+
+export interface InRegionBudget {
+  /** A Redis failover inside the region: its primary lost, a replica promoted. */
+  redisFailover: number;
+  /** An instance or a zone lost: the load balancer stops routing to the dead targets. */
+  deadTargetsRemoved: number;
+  /** The longest of the two: what the region must be given before it is called down. */
+  total: number;
+}
+
+/**
+ * A region is called down after `failureThreshold` failed checks in a row. The first may come right
+ * after the failure began, so the region can be called down as early as (threshold − 1) intervals
+ * (`earliest`, what must outlast the in-region budget) and as late as threshold intervals
+ * (`regionDetection*`, the worst case the model and the drill's target use).
+ */
+export interface RegionFailoverTiming {
+  /** In seconds on AWS, in milliseconds locally. */
+  aws: {
+    inRegionBudgetSeconds: InRegionBudget;
+    regionDetectionSeconds: number;
+    earliestRegionDetectionSeconds: number;
+  };
+  local: { inRegionBudgetMs: InRegionBudget; regionDetectionMs: number; earliestRegionDetectionMs: number };
+}
+
+const budget = (redisFailover: number, deadTargetsRemoved: number): InRegionBudget => ({
+  redisFailover,
+  deadTargetsRemoved,
+  total: Math.max(redisFailover, deadTargetsRemoved),
+});
+
+export function regionFailoverTiming(d: RegionTimingInput): RegionFailoverTiming {
+  const tg = d.targetGroup.healthCheck;
+  const hc = d.dns.healthCheck;
+  return {
+    aws: {
+      inRegionBudgetSeconds: budget(
+        ELASTICACHE_FAILOVER_BUDGET_SECONDS,
+        tg.aws.intervalSeconds * tg.unhealthyThreshold + tg.aws.timeoutSeconds,
+      ),
+      // Route 53 calls an endpoint unhealthy after failureThreshold failed checks in a row.
+      regionDetectionSeconds: hc.aws.intervalSeconds * hc.failureThreshold,
+      earliestRegionDetectionSeconds: hc.aws.intervalSeconds * (hc.failureThreshold - 1),
+    },
+    local: {
+      inRegionBudgetMs: budget(
+        LOCAL_SENTINEL_TIMING.downAfterMs + LOCAL_SENTINEL_TIMING.failoverTimeoutMs,
+        tg.local.intervalMs * tg.unhealthyThreshold + tg.local.timeoutMs,
+      ),
+      regionDetectionMs: hc.local.intervalMs * hc.failureThreshold,
+      earliestRegionDetectionMs: hc.local.intervalMs * (hc.failureThreshold - 1),
+    },
+  };
+}
+
+/**
+ * What is wrong with the description's region health check, if anything: detection not longer
+ * than the in-region budget would move traffic to another region on a failure the region recovers
+ * from by itself. Each with the field to change and the least value that fixes it.
+ */
+export function regionTimingProblems(d: RegionTimingInput): { path: string[]; message: string }[] {
+  const t = regionFailoverTiming(d);
+  const hc = d.dns.healthCheck;
+  const problems: { path: string[]; message: string }[] = [];
+  if (t.aws.earliestRegionDetectionSeconds <= t.aws.inRegionBudgetSeconds.total) {
+    // (threshold − 1) × interval must exceed the budget.
+    const least = Math.floor(t.aws.inRegionBudgetSeconds.total / hc.aws.intervalSeconds) + 2;
+    problems.push({
+      path: ["dns", "healthCheck", "failureThreshold"],
+      message: `on AWS the region could be called down ${t.aws.earliestRegionDetectionSeconds} s after a failure began ((${hc.failureThreshold} − 1) × ${hc.aws.intervalSeconds} s: the first failed check may come at once), within the ${t.aws.inRegionBudgetSeconds.total} s a recovery inside it may take (ElastiCache failover ${t.aws.inRegionBudgetSeconds.redisFailover} s, dead targets out ${t.aws.inRegionBudgetSeconds.deadTargetsRemoved} s): set it to ${least <= 10 ? `at least ${least}` : "10 with dns.healthCheck.aws.intervalSeconds 30"}`,
+    });
+  }
+  if (hc.failureThreshold > 1 && t.local.earliestRegionDetectionMs <= t.local.inRegionBudgetMs.total) {
+    const least = Math.floor(t.local.inRegionBudgetMs.total / (hc.failureThreshold - 1)) + 1;
+    problems.push({
+      path: ["dns", "healthCheck", "local", "intervalMs"],
+      message: `locally the region could be called down ${t.local.earliestRegionDetectionMs} ms after a failure began ((${hc.failureThreshold} − 1) × ${hc.local.intervalMs} ms), within the ${t.local.inRegionBudgetMs.total} ms a recovery inside it may take (Sentinel failover ${t.local.inRegionBudgetMs.redisFailover} ms, dead targets out ${t.local.inRegionBudgetMs.deadTargetsRemoved} ms): set it to at least ${least}`,
+    });
+  }
+  return problems;
+}
