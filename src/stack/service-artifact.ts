@@ -19,7 +19,7 @@ const oneLine = (example: string) =>
     .refine((c) => !/[\r\n\0]/.test(c), "must be one line (chain commands with && if you must)");
 
 /** Not the service: history, dependencies built for this machine, stayup's state, CDK output. */
-const defaultExclude = [".git", "node_modules", ".stayup", "cdk.out"];
+const defaultExclude = [".git", "node_modules", ".stayup", "cdk.out", "cdk.out-*"];
 
 export const awsServiceArtifactSchema = z
   .object({

@@ -5,7 +5,8 @@ import * as s3assets from "aws-cdk-lib/aws-s3-assets";
 import type * as secretsmanager from "aws-cdk-lib/aws-secretsmanager";
 import { createHash } from "node:crypto";
 import { statSync } from "node:fs";
-import { Stack } from "aws-cdk-lib";
+import path from "node:path";
+import { Stack, Stage } from "aws-cdk-lib";
 import { Construct } from "constructs";
 import { StayupError } from "../../shared/errors.ts";
 import type { ResolvedStack } from "../../stack/index.ts";
@@ -266,7 +267,7 @@ function installService(
   // A directory asset is zipped; CDK fingerprints its content, so a change is a new object.
   const asset = new s3assets.Asset(scope, "ServiceFolder", {
     path: artifact.folder,
-    exclude: artifact.exclude,
+    exclude: [...artifact.exclude, ...synthesisOutputInside(scope, artifact.folder)],
   });
   const zip = userData.addS3DownloadCommand({
     bucket: asset.bucket,
@@ -306,4 +307,17 @@ function installService(
       return `v-${hash.digest("hex").slice(0, 12)}`;
     },
   };
+}
+
+/**
+ * The synthesis's own output folder when it lies inside the service's folder (`stayup synth --out`
+ * anywhere in the project): never part of the asset, or each synthesis would copy the last one's
+ * assets into itself, deeper every time.
+ */
+function synthesisOutputInside(scope: Construct, folder: string): string[] {
+  const outdir = Stage.of(scope)?.outdir;
+  if (!outdir) return [];
+  const relative = path.relative(folder, path.resolve(outdir));
+  if (relative === "" || relative.startsWith("..") || path.isAbsolute(relative)) return [];
+  return [relative.split(path.sep).join("/")];
 }

@@ -35,9 +35,12 @@ export default defineStack({
     name: "app.stayup.test",
     ttlSeconds: 1,
     healthCheck: {
-      failureThreshold: 2,
+      // Only the PRIMARY record is checked: Route 53 answers the SECONDARY as soon as it fails.
+      checkedRecords: "primary",
+      // Longer than a recovery inside the region (a Redis failover): 70-80 s on AWS, 7-8 s locally.
+      failureThreshold: 8,
       aws: { intervalSeconds: 10 },
-      local: { intervalMs: 500, timeoutMs: 2000 },
+      local: { intervalMs: 1000, timeoutMs: 2000 },
     },
     local: { host: "127.0.0.1", port: 5353 },
   },
