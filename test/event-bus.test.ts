@@ -77,6 +77,22 @@ const samples: { [T in StackEventType]: Extract<StackEvent, { type: T }> } = {
     toAz: "eu-west-3b",
   },
   "redis.replica-in-sync": { type: "redis.replica-in-sync", port: 6391, az: "eu-west-3b" },
+  "redis.cross-region-promoted": {
+    type: "redis.cross-region-promoted",
+    region: "us-east-1",
+    reason: "failover: the primary region failed its health check",
+    replicationLagMs: 3,
+  },
+  "redis.cross-region-following": {
+    type: "redis.cross-region-following",
+    region: "eu-west-3",
+    writer: "us-east-1",
+  },
+  "redis.cross-region-failback": {
+    type: "redis.cross-region-failback",
+    region: "eu-west-3",
+    caughtUpToOffset: 4242,
+  },
   "redis.primary-chosen": {
     type: "redis.primary-chosen",
     node: "redis-b",

@@ -32,6 +32,15 @@ export async function regionOutageDrill(
   });
   run.progress(`clients resolve ${status.dns.name} through udp://${status.dns.server}`);
 
+  // What crosses regions, and how far the secondary's copy trailed just before the fault.
+  const crossRegion = (await client.status()).redis.crossRegion;
+  const crossRegionMode = crossRegion?.mode ?? "none";
+  const replicationLagMs = crossRegion?.replicationLagMs ?? null;
+  run.progress(
+    crossRegionMode === "replica"
+      ? `${secondary.name}'s Redis replicates ${status.region}'s (lag ${replicationLagMs ?? "unknown"} ms)`
+      : `nothing of Redis crosses regions: ${secondary.name} counts from what it holds`,
+  );
   const faultAt = Date.now();
   run.mark("fault", `${status.region} down`, faultAt);
   await client.fault("region-outage", { region: status.region });
@@ -100,6 +109,18 @@ export async function regionOutageDrill(
   const outageSeconds = windows.length
     ? (windows[windows.length - 1]?.toSeconds ?? 0) - (windows[0]?.fromSeconds ?? 0)
     : 0;
+  const primaryHost = new URL(status.listener).hostname;
+  const counts = countAcrossRegions(result.answers ?? [], primaryHost, new URL(secondary.listener).hostname);
+  const caughtUp = run.events.find(
+    (e) => e.type === "redis.cross-region-failback" && Date.parse(e.time) >= restoreAt,
+  );
+  if (crossRegionMode === "replica") {
+    run.progress(
+      `acknowledged counts lost: ${counts.lostOnFailover ?? "unknown"} on failover (lag before it ${replicationLagMs ?? "unknown"} ms), ${counts.lostOnFailback ?? "unknown"} on failback`,
+    );
+  } else if (counts.countWentBackBy > 0) {
+    run.progress(`the count went back by ${counts.countWentBackBy}: ${secondary.name} counted from its own copy`);
+  }
   const notifications = run.events
     .filter((e) => e.type === "notification.sent" && Date.parse(e.time) >= faultAt)
     .map((e) => (e.type === "notification.sent" ? e.subject : ""));
@@ -118,15 +139,77 @@ export async function regionOutageDrill(
       standbyCapacity: standby,
       notifications,
       resolvedAddresses: run.traffic.resolvedAddresses,
+      crossRegion: crossRegionMode,
+      replicationLagMs,
+      acknowledgedLost:
+        counts.lostOnFailover === null && counts.lostOnFailback === null
+          ? null
+          : (counts.lostOnFailover ?? 0) + (counts.lostOnFailback ?? 0),
+      acknowledgedLostOnFailover: counts.lostOnFailover,
+      acknowledgedLostOnFailback: counts.lostOnFailback,
+      countWentBackBy: counts.countWentBackBy,
+      countsByRegion: counts.byRegion,
+      primaryCaughtUpBeforeWrites: crossRegionMode === "replica" ? Boolean(caughtUp) : null,
     },
     regionOutageTargets,
   );
 }
 
-/** This drill's targets, checked against a run's report. */
+/**
+ * What each region acknowledged, from the counts clients were answered, in answer order:
+ * `lostOnFailover` the counts answered by the primary above where the secondary went on from (its
+ * lowest answer less one), `lostOnFailback` the same from the secondary to the primary; null when a
+ * side answered nothing. `countWentBackBy` the largest step back any client saw.
+ */
+export function countAcrossRegions(
+  answers: readonly { count: number; address: string }[],
+  primaryHost: string,
+  secondaryHost: string,
+): {
+  lostOnFailover: number | null;
+  lostOnFailback: number | null;
+  countWentBackBy: number;
+  byRegion: { phase: string; first: number; last: number; answers: number }[];
+} {
+  // Consecutive runs of answers from one address: primary, secondary, primary again.
+  const phases: { address: string; counts: number[] }[] = [];
+  let highest = 0;
+  let countWentBackBy = 0;
+  for (const a of answers) {
+    if (a.count <= highest) countWentBackBy = Math.max(countWentBackBy, highest - a.count);
+    highest = Math.max(highest, a.count);
+    const last = phases[phases.length - 1];
+    if (last?.address === a.address) last.counts.push(a.count);
+    else phases.push({ address: a.address, counts: [a.count] });
+  }
+  const lost = (from?: number[], to?: number[]) =>
+    from?.length && to?.length ? Math.max(0, Math.max(...from) - (Math.min(...to) - 1)) : null;
+  const primaryBefore = phases.find((p) => p.address === primaryHost);
+  const secondaryIndex = phases.findIndex((p) => p.address === secondaryHost);
+  const secondaryPhase = secondaryIndex >= 0 ? phases[secondaryIndex] : undefined;
+  const primaryAfter = phases.slice(secondaryIndex + 1).find((p) => p.address === primaryHost);
+  return {
+    lostOnFailover: lost(primaryBefore?.counts, secondaryPhase?.counts),
+    lostOnFailback: secondaryIndex >= 0 ? lost(secondaryPhase?.counts, primaryAfter?.counts) : null,
+    countWentBackBy,
+    byRegion: phases.map((p) => ({
+      phase: p.address === primaryHost ? "primary" : p.address === secondaryHost ? "secondary" : p.address,
+      first: p.counts[0] ?? 0,
+      last: p.counts[p.counts.length - 1] ?? 0,
+      answers: p.counts.length,
+    })),
+  };
+}
+
+/**
+ * This drill's targets, checked against a run's report. With a cross-region replica the count must
+ * stay continuous: nothing lost on the planned failback, on failover no more than the lag allowed
+ * at this rate. With `none` the secondary counts from its own copy by design: the reset is
+ * reported (counterContinuous, countWentBackBy), not a target.
+ */
 export const regionOutageTargets = (r: DrillReport): DrillTarget[] => [
   recoveredTarget(r),
-  counterTarget(r),
+  ...(r.crossRegion === "replica" ? replicaTargets(r) : []),
   {
     target: "clients see failures for 5 s at most",
     passed: (r.outageSeconds as number) <= 5,
@@ -144,6 +227,31 @@ export const regionOutageTargets = (r: DrillReport): DrillTarget[] => [
     actual: r.secondaryBackToStandby ? "yes" : "no",
   },
 ];
+
+function replicaTargets(r: DrillReport): DrillTarget[] {
+  const lag = r.replicationLagMs as number | null;
+  const allowed = lag === null ? 0 : Math.ceil((r.rate * lag) / 1000);
+  const onFailover = r.acknowledgedLostOnFailover as number | null;
+  const onFailback = r.acknowledgedLostOnFailback as number | null;
+  return [
+    counterTarget(r),
+    {
+      target: "no acknowledged count lost on the planned failback",
+      passed: onFailback === 0,
+      actual: onFailback === null ? "unknown" : `${onFailback} lost`,
+    },
+    {
+      target: "on failover, no more lost than the replication lag allows",
+      passed: onFailover !== null && onFailover <= allowed,
+      actual: `${onFailover ?? "unknown"} lost; ${allowed} allowed (${r.rate}/s × ${lag ?? "unknown"} ms)`,
+    },
+    {
+      target: "the primary region caught up before it took writes again",
+      passed: Boolean(r.primaryCaughtUpBeforeWrites),
+      actual: r.primaryCaughtUpBeforeWrites ? "yes" : "no",
+    },
+  ];
+}
 
 export const regionOutage = defineDrill<{ outageSeconds: number }>({
   name: "region-outage",
@@ -171,6 +279,9 @@ export const regionOutage = defineDrill<{ outageSeconds: number }>({
     `clients saw failures ${(report.outageSeconds as number).toFixed(2)} s (DNS answers: ${(report.resolvedAddresses as string[]).join(" → ")})`,
     `secondary            started by the alarm: ${report.secondaryStartedByAlarm ? "yes" : "NO"}; back to standby (${report.standbyCapacity}): ${report.secondaryBackToStandby ? "yes" : "NO"}`,
     `notifications        ${(report.notifications as string[]).join("; ") || "none"}`,
+    report.crossRegion === "replica"
+      ? `redis across regions replica (lag before the fault ${report.replicationLagMs ?? "unknown"} ms); acknowledged lost ${report.acknowledgedLostOnFailover ?? "unknown"} on failover, ${report.acknowledgedLostOnFailback ?? "unknown"} on failback`
+      : `redis across regions none: each region counts from its own copy; the count went back by ${report.countWentBackBy}`,
   ],
   passed: (r) => regionOutageTargets(r).every((t) => t.passed),
 });

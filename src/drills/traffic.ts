@@ -39,6 +39,11 @@ export interface TrafficResult {
   failureTimes: number[];
   /** Every request: when it was sent (ms since epoch) and how long it took (ms), failed or not. */
   latencies: { sentAt: number; ms: number }[];
+  /**
+   * With `resolve`: every count answered, when (ms since epoch) and by which address, in the order
+   * answered (so a drill can tell what each region acknowledged).
+   */
+  answers?: { at: number; count: number; address: string }[];
 }
 
 /**
@@ -161,7 +166,8 @@ export class SteadyTraffic {
     const startedAt = performance.now();
     this.result.requests++;
     try {
-      const res = await this.pool(await this.origin()).request({
+      const origin = await this.origin();
+      const res = await this.pool(origin).request({
         method: "GET",
         path: this.options.path ?? "/",
         headers: { accept: "application/json", ...this.options.headers },
@@ -180,6 +186,9 @@ export class SteadyTraffic {
         this.result.counterContinuous = false;
         if (this.result.counterViolations.length < 20)
           this.result.counterViolations.push({ expectedAbove: floor, got: body.count });
+      }
+      if (this.options.resolve) {
+        (this.result.answers ??= []).push({ at: Date.now(), count: body.count, address: new URL(origin).hostname });
       }
       this.result.firstCount ??= body.count;
       this.highestCompleted = Math.max(this.highestCompleted, body.count);

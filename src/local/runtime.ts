@@ -17,6 +17,8 @@ import type { InstanceGroupController } from "./instance-group/controller.ts";
 import type { Listener } from "./load-balancer/balancer.ts";
 import { Notifier } from "./notifications/notifier.ts";
 import { RedisController, type RedisEndpoint } from "./redis/controller.ts";
+import { CrossRegionReplication, type CrossRegionStatus } from "./redis/cross-region.ts";
+import { crossRegionRedis } from "../stack/cross-region-redis.ts";
 import { localRedisPassword } from "./redis/process.ts";
 import { RedisReplicationController } from "./redis/replication.ts";
 import { ProcessRegistry } from "./processes.ts";
@@ -61,6 +63,12 @@ export interface StackStatus {
     url: string;
     pid?: number;
     nodes?: { name: string; az: string; port: number; pid?: number; role: string; inSync?: boolean }[];
+    /** With a secondary region: its own Redis group, and what crosses between the two. */
+    secondary?: {
+      url: string;
+      nodes?: { name: string; az: string; port: number; pid?: number; role: string; inSync?: boolean }[];
+    };
+    crossRegion?: CrossRegionStatus;
   };
   group: { min: number; desired: number; max: number; inService: number; averageCpuPercent?: number };
   instances: InstanceStatus[];
@@ -105,7 +113,12 @@ export class LocalStack {
   readonly processes: ProcessRegistry;
   /** Recording processes from their events is a controller like the others: a failure is an event. */
   protected readonly registryGuard: ControllerGuard;
+  /** The primary region's Redis group. */
   readonly redis: RedisController | RedisReplicationController;
+  /** The secondary region's own Redis group (each region has its own, as on AWS). */
+  readonly secondaryRedis?: RedisController | RedisReplicationController;
+  /** What of Redis crosses regions (`redis.crossRegion`): the secondary's copy and its promotion. */
+  readonly crossRegion?: CrossRegionReplication;
   readonly primary: LocalRegion;
   readonly secondary?: LocalRegion;
   readonly failover?: FailoverController;
@@ -131,36 +144,63 @@ export class LocalStack {
         } else if (e.type === "instance.terminated") this.processes.remove(e.pid);
       }, REGISTRY_RETRY),
     );
-    const redisSettings = {
-      host: "127.0.0.1",
-      port: options.redisPort ?? stack.redis.localPort,
-      dataDir: path.join(options.stateDir, "redis", stack.regions.primary.name),
-      events: this.events,
-      password: localRedisPassword(options.stateDir),
-      processes: this.processes,
+    const password = localRedisPassword(options.stateDir);
+    const redisGroup = (
+      region: { name: string; availabilityZones: string[] },
+      port: number,
+      events: LocalStack["events"] | ReturnType<EventBus["scoped"]>,
+    ) => {
+      const settings = {
+        host: "127.0.0.1",
+        port,
+        dataDir: path.join(options.stateDir, "redis", region.name),
+        events,
+        password,
+        processes: this.processes,
+      };
+      return stack.redis.multiAz
+        ? new RedisReplicationController({
+            ...settings,
+            availabilityZones: region.availabilityZones.slice(0, redisNodeCount(stack)),
+            replicasToAcknowledge: redisReplicasToAcknowledge(stack),
+          })
+        : new RedisController(settings);
     };
-    this.redis = stack.redis.multiAz
-      ? new RedisReplicationController({
-          ...redisSettings,
-          availabilityZones: stack.regions.primary.availabilityZones.slice(0, redisNodeCount(stack)),
-          replicasToAcknowledge: redisReplicasToAcknowledge(stack),
-        })
-      : new RedisController(redisSettings);
+    this.redis = redisGroup(stack.regions.primary, options.redisPort ?? stack.redis.localPort, this.events);
+    const secondaryRegion = stack.regions.secondary;
+    if (secondaryRegion) {
+      // Its own group on free ports, its events marked with its region.
+      this.secondaryRedis = redisGroup(secondaryRegion, 0, this.events.scoped(secondaryRegion.name));
+      this.crossRegion = new CrossRegionReplication({
+        mode: crossRegionRedis(stack),
+        primary: { name: stack.regions.primary.name, redis: this.redis },
+        secondary: { name: secondaryRegion.name, redis: this.secondaryRedis },
+        password,
+        events: this.events,
+      });
+    }
     const common = {
       stack,
       serviceEntry: "",
-      instanceEnvironment: () => ({
-        ...(this.redis as RedisEndpoint).environment(),
-        LOG_LEVEL: "info",
-        STAYUP_LOAD_SECRET: this.loadSecret,
-      }),
       stateDir: options.stateDir,
       events: this.events,
     };
+    const environmentOf = (redis: RedisEndpoint) => () => ({
+      ...redis.environment(),
+      LOG_LEVEL: "info",
+      STAYUP_LOAD_SECRET: this.loadSecret,
+    });
+    const regionRedis = (name: string) =>
+      this.crossRegion && {
+        lost: () => this.crossRegion?.regionLost(name),
+        back: async () => this.crossRegion?.regionBack(name),
+      };
     this.primary = new LocalRegion({
       ...common,
       name: stack.regions.primary.name,
       role: "primary",
+      instanceEnvironment: environmentOf(this.redis),
+      redis: regionRedis(stack.regions.primary.name),
       availabilityZones: stack.regions.primary.availabilityZones,
       listener: { host: stack.loadBalancer.local.host, port: this.listenerPort },
       capacity: stack.web.capacity,
@@ -171,6 +211,8 @@ export class LocalStack {
         ...common,
         name: secondary.name,
         role: "secondary",
+        instanceEnvironment: environmentOf(this.secondaryRedis ?? this.redis),
+        redis: regionRedis(secondary.name),
         availabilityZones: secondary.availabilityZones,
         listener: { host: secondary.localHost, port: this.listenerPort },
         capacity: derive(stack).secondaryStandby,
@@ -184,6 +226,7 @@ export class LocalStack {
           derived: derive(stack),
           events: this.events,
           notifier: new Notifier(stack, this.events),
+          crossRegion: this.crossRegion,
         });
       }
     }
@@ -255,6 +298,7 @@ export class LocalStack {
       );
     }
     await this.redis.preflight();
+    await this.secondaryRedis?.preflight();
     if (stack.dns && this.secondary) {
       this.dns = new FailoverDnsServer(stack.dns, this.events);
       await this.dns.preflight(this.options.dnsPort);
@@ -270,6 +314,14 @@ export class LocalStack {
         if (region) region.group.serviceEntry = this.serviceEntry;
       }
       await this.redis.start();
+      if (this.secondaryRedis) {
+        // With a cross-region replica the secondary's group starts as a follower of the primary's.
+        if (this.crossRegion?.options.mode === "replica") {
+          this.secondaryRedis.following = { host: this.redis.host, port: this.redis.headPort };
+        }
+        await this.secondaryRedis.start();
+        this.crossRegion?.start();
+      }
       // The version instances launch with: bundle and instance settings hashed (see rolling-deploy).
       for (const region of [this.primary, this.secondary]) {
         if (region)
@@ -366,6 +418,14 @@ export class LocalStack {
         url: this.redis.url,
         pid: this.redis.pid,
         nodes: this.redis instanceof RedisReplicationController ? this.redis.nodeStatus() : undefined,
+        secondary: this.secondaryRedis && {
+          url: this.secondaryRedis.url,
+          nodes:
+            this.secondaryRedis instanceof RedisReplicationController
+              ? this.secondaryRedis.nodeStatus()
+              : undefined,
+        },
+        crossRegion: this.crossRegion?.status(),
       },
       group: primary.group,
       instances: primary.instances,
@@ -381,7 +441,8 @@ export class LocalStack {
       this.failover?.stop();
       await this.dns?.close();
       await Promise.all([this.primary.stop(), this.secondary?.stop()]);
-      await this.redis.stop();
+      this.crossRegion?.stop();
+      await Promise.all([this.redis.stop(), this.secondaryRedis?.stop()]);
       this.events.publish({ type: "stack.stopped" });
     })();
     return this.stopped;

@@ -23,10 +23,27 @@ export interface FailoverControllerOptions {
   /** The probe's path, the secondary's failover and standby sizes: as on AWS. */
   derived: Pick<
     DerivedSettings,
-    "regionHealthCheckPath" | "regionHealthCheckTimeoutMs" | "failoverCapacity" | "secondaryStandby"
+    | "regionHealthCheckPath"
+    | "regionHealthCheckTimeoutMs"
+    | "failoverCapacity"
+    | "secondaryStandby"
+    | "instanceHealthCheck"
   >;
   events: EventPublisher;
   notifier: Notifier;
+  /**
+   * The regions' Redis, when it crosses regions (`redis.crossRegion: "replica"`): a failover
+   * promotes the secondary's copy; before a failback, the primary's catches up and is promoted.
+   */
+  crossRegion?: CrossRegionSeam;
+}
+
+/** What failover does to Redis across regions (src/local/redis/cross-region.ts behind it). */
+export interface CrossRegionSeam {
+  promoteSecondary(): Promise<void>;
+  /** The primary's Redis follows the secondary's: the primary cannot pass /health/deep until failBack. */
+  readonly awaitsFailback: boolean;
+  failBack(): Promise<void>;
 }
 
 export type ProbeOutcome = "answered-ok" | "answered-error" | "connection-failed" | "timed-out";
@@ -66,6 +83,8 @@ export class FailoverController {
   private failures = 0;
   private successes = 0;
   private checking = false;
+  /** The cross-region Redis failback under way. */
+  private redisFailback?: RetryHandle;
   /** The failover or failback action under way (retried until it succeeds or the other replaces it). */
   private action?: RetryHandle;
   /** A failed check or action is an event; checks run again next interval, actions with back-off. */
@@ -91,6 +110,7 @@ export class FailoverController {
   }
 
   stop(): void {
+    this.redisFailback?.cancel();
     this.loopDelay.disable();
     clearInterval(this.timer);
     clearTimeout(this.failbackTimer);
@@ -116,7 +136,12 @@ export class FailoverController {
     const utilizationBefore = performance.eventLoopUtilization();
     try {
       const { host, port } = primary.options.listener;
-      const res = await request(`http://${host}:${port}${this.options.derived.regionHealthCheckPath}`, {
+      // While the primary region's Redis follows the secondary's it refuses writes, so the deep
+      // check cannot pass: the instances' own check says whether the region is back to fail back.
+      const path = this.awaitingRedisFailback
+        ? this.options.derived.instanceHealthCheck.path
+        : this.options.derived.regionHealthCheckPath;
+      const res = await request(`http://${host}:${port}${path}`, {
         // A probe may outlast the interval: the next one waits for it (`checking`).
         headersTimeout: timeoutMs,
         bodyTimeout: timeoutMs,
@@ -150,7 +175,30 @@ export class FailoverController {
     // Route 53 uses one threshold for both directions.
     const threshold = dns.healthCheck.failureThreshold;
     if (this.primaryHealthy && this.failures >= threshold) this.onPrimaryUnhealthy();
-    else if (!this.primaryHealthy && this.successes >= threshold) this.onPrimaryHealthy();
+    else if (!this.primaryHealthy && this.successes >= threshold) {
+      if (this.awaitingRedisFailback) this.failBackRedis();
+      else this.onPrimaryHealthy();
+    }
+  }
+
+  private get awaitingRedisFailback(): boolean {
+    return !this.primaryHealthy && Boolean(this.options.crossRegion?.awaitsFailback);
+  }
+
+  /** The primary region is back: its Redis catches up and takes writes, then DNS fails back. */
+  private failBackRedis(): void {
+    const crossRegion = this.options.crossRegion;
+    if (!crossRegion || this.redisFailback) return;
+    this.successes = 0;
+    this.redisFailback = this.guard.retryUntilDone(
+      () => crossRegion.failBack(),
+      "the failback of Redis to the primary region is",
+    );
+    void this.redisFailback.done.then((succeeded) => {
+      this.redisFailback = undefined;
+      // The primary's copy holds every count now: answer it at once (the secondary's writes are refused).
+      if (succeeded && !this.primaryHealthy) this.onPrimaryHealthy();
+    });
   }
 
   private onPrimaryUnhealthy(): void {
@@ -167,7 +215,9 @@ export class FailoverController {
     events.publish({ type: "alarm.state-changed", alarm: "primary-region-health", state: "ALARM" });
     // The description's capacity, as the failover Lambda sets it on AWS (not the primary's live one).
     const { min, desired } = this.options.derived.failoverCapacity;
-    const action = this.guard.retryUntilDone(() => {
+    const action = this.guard.retryUntilDone(async () => {
+      // The secondary's Redis takes writes before its instances are asked to serve them.
+      await this.options.crossRegion?.promoteSecondary();
       secondary.group.setCapacity({ min, desired }, "failover: the primary region failed its health check");
       this.failedOver = true;
       events.publish({ type: "failover.action", action: "failover", region: secondary.name, desired });
