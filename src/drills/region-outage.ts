@@ -106,11 +106,15 @@ export async function regionOutageDrill(
   }
   const result = await run.finish();
   const windows = DrillRun.failureWindows(result, faultAt);
-  const outageSeconds = windows.length
-    ? (windows[windows.length - 1]?.toSeconds ?? 0) - (windows[0]?.fromSeconds ?? 0)
-    : 0;
+  // Failures at failover and (fewer) at failback: how long clients saw them, the windows summed.
+  const outageSeconds = windows.reduce((sum, w) => sum + (w.toSeconds - w.fromSeconds), 0);
   const primaryHost = new URL(status.listener).hostname;
-  const counts = countAcrossRegions(result.answers ?? [], primaryHost, new URL(secondary.listener).hostname);
+  const counts = countAcrossRegions(
+    result.answers ?? [],
+    primaryHost,
+    new URL(secondary.listener).hostname,
+    result.countWentBackBy ?? 0,
+  );
   const caughtUp = run.events.find(
     (e) => e.type === "redis.cross-region-failback" && Date.parse(e.time) >= restoreAt,
   );
@@ -159,12 +163,14 @@ export async function regionOutageDrill(
  * What each region acknowledged, from the counts clients were answered, in answer order:
  * `lostOnFailover` the counts answered by the primary above where the secondary went on from (its
  * lowest answer less one), `lostOnFailback` the same from the secondary to the primary; null when a
- * side answered nothing. `countWentBackBy` the largest step back any client saw.
+ * side answered nothing. `countWentBackBy` the largest step back a client saw (from a count answered before it sent).
  */
 export function countAcrossRegions(
   answers: readonly { count: number; address: string }[],
   primaryHost: string,
   secondaryHost: string,
+  /** From the traffic's continuity check: the largest step back below a count answered before a request was sent. */
+  countWentBackBy: number,
 ): {
   lostOnFailover: number | null;
   lostOnFailback: number | null;
@@ -173,24 +179,23 @@ export function countAcrossRegions(
 } {
   // Consecutive runs of answers from one address: primary, secondary, primary again.
   const phases: { address: string; counts: number[] }[] = [];
-  let highest = 0;
-  let countWentBackBy = 0;
   for (const a of answers) {
-    if (a.count <= highest) countWentBackBy = Math.max(countWentBackBy, highest - a.count);
-    highest = Math.max(highest, a.count);
     const last = phases[phases.length - 1];
     if (last?.address === a.address) last.counts.push(a.count);
     else phases.push({ address: a.address, counts: [a.count] });
   }
   const lost = (from?: number[], to?: number[]) =>
     from?.length && to?.length ? Math.max(0, Math.max(...from) - (Math.min(...to) - 1)) : null;
-  const primaryBefore = phases.find((p) => p.address === primaryHost);
-  const secondaryIndex = phases.findIndex((p) => p.address === secondaryHost);
-  const secondaryPhase = secondaryIndex >= 0 ? phases[secondaryIndex] : undefined;
-  const primaryAfter = phases.slice(secondaryIndex + 1).find((p) => p.address === primaryHost);
+  // Every answer from the secondary counts (one still in flight may complete after the switch back).
+  const firstSecondary = answers.findIndex((a) => a.address === secondaryHost);
+  const of = (list: readonly { count: number; address: string }[], host: string) =>
+    list.filter((a) => a.address === host).map((a) => a.count);
+  const primaryBefore = of(firstSecondary < 0 ? answers : answers.slice(0, firstSecondary), primaryHost);
+  const secondaryCounts = of(answers, secondaryHost);
+  const primaryAfter = firstSecondary < 0 ? [] : of(answers.slice(firstSecondary), primaryHost);
   return {
-    lostOnFailover: lost(primaryBefore?.counts, secondaryPhase?.counts),
-    lostOnFailback: secondaryIndex >= 0 ? lost(secondaryPhase?.counts, primaryAfter?.counts) : null,
+    lostOnFailover: lost(primaryBefore, secondaryCounts),
+    lostOnFailback: lost(secondaryCounts, primaryAfter),
     countWentBackBy,
     byRegion: phases.map((p) => ({
       phase: p.address === primaryHost ? "primary" : p.address === secondaryHost ? "secondary" : p.address,

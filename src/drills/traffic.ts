@@ -32,6 +32,8 @@ export interface TrafficResult {
   servedBy: Record<string, number>;
   counterContinuous: boolean;
   counterViolations: { expectedAbove: number; got: number }[];
+  /** The largest step back seen (every violation, not only the first 20 kept). */
+  countWentBackBy?: number;
   firstCount?: number;
   lastCount?: number;
   durationSeconds: number;
@@ -184,6 +186,7 @@ export class SteadyTraffic {
       if (body.count === undefined) return; // not the counter page
       if (body.count <= floor) {
         this.result.counterContinuous = false;
+        this.result.countWentBackBy = Math.max(this.result.countWentBackBy ?? 0, floor - body.count);
         if (this.result.counterViolations.length < 20)
           this.result.counterViolations.push({ expectedAbove: floor, got: body.count });
       }

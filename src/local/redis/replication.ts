@@ -210,7 +210,6 @@ export class RedisReplicationController implements RedisEndpoint {
         [
           `port ${sentinel.port}`,
           `requirepass ${this.options.password}`,
-          `sentinel auth-pass ${sentinelMasterName} ${this.options.password}`,
           `bind ${host}`,
           `dir ${dir}`,
           // A follower's Sentinels watch nothing until the group is promoted (see `follow`).
@@ -233,6 +232,7 @@ export class RedisReplicationController implements RedisEndpoint {
   private monitorLines(port: number): string[] {
     return [
       `sentinel monitor ${sentinelMasterName} ${this.options.host} ${port} 2`,
+      `sentinel auth-pass ${sentinelMasterName} ${this.options.password}`,
       `sentinel down-after-milliseconds ${sentinelMasterName} ${this.options.downAfterMs ?? 1000}`,
       `sentinel failover-timeout ${sentinelMasterName} ${this.options.failoverTimeoutMs ?? 5000}`,
       `sentinel parallel-syncs ${sentinelMasterName} 1`,
@@ -424,7 +424,13 @@ export class RedisReplicationController implements RedisEndpoint {
       port: n.port,
       pid: n.process?.pid,
       inSync: n.port === this.masterPort ? undefined : Boolean(n.inSync),
-      role: !n.process ? "down" : n.port === this.masterPort ? "primary" : "replica",
+      role: !n.process
+        ? "down"
+        : n.port !== this.masterPort
+          ? "replica"
+          : this.following
+            ? "cross-region replica"
+            : "primary",
     }));
   }
 
