@@ -123,7 +123,9 @@ export async function regionOutageDrill(
       `acknowledged counts lost: ${counts.lostOnFailover ?? "unknown"} on failover (lag before it ${replicationLagMs ?? "unknown"} ms), ${counts.lostOnFailback ?? "unknown"} on failback`,
     );
   } else if (counts.countWentBackBy > 0) {
-    run.progress(`the count went back by ${counts.countWentBackBy}: ${secondary.name} counted from its own copy`);
+    run.progress(
+      `the count went back by ${counts.countWentBackBy}: ${secondary.name} counted from its own copy`,
+    );
   }
   const notifications = run.events
     .filter((e) => e.type === "notification.sent" && Date.parse(e.time) >= faultAt)

@@ -191,7 +191,11 @@ export class SteadyTraffic {
           this.result.counterViolations.push({ expectedAbove: floor, got: body.count });
       }
       if (this.options.resolve) {
-        (this.result.answers ??= []).push({ at: Date.now(), count: body.count, address: new URL(origin).hostname });
+        (this.result.answers ??= []).push({
+          at: Date.now(),
+          count: body.count,
+          address: new URL(origin).hostname,
+        });
       }
       this.result.firstCount ??= body.count;
       this.highestCompleted = Math.max(this.highestCompleted, body.count);

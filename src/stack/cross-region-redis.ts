@@ -18,9 +18,10 @@ export function globalDatastoreNodeTypeProblem(nodeType: string): string | undef
   if (!match) return `"${nodeType}" is not a node type such as cache.r7g.large`;
   const [, family, , , size] = match as unknown as [string, string, string, string, string];
   const why =
-    "an ElastiCache Global Datastore (crossRegion: \"replica\") runs on M and R node types, large and above";
+    'an ElastiCache Global Datastore (crossRegion: "replica") runs on M and R node types, large and above';
   const fix = 'pick cache.r7g.large or cache.m7g.large, or set crossRegion: "none"';
-  if (family !== "m" && family !== "r") return `${nodeType}: ${why} (not the ${family.toUpperCase()} family); ${fix}`;
+  if (family !== "m" && family !== "r")
+    return `${nodeType}: ${why} (not the ${family.toUpperCase()} family); ${fix}`;
   if (!/^(\d*xlarge|large|metal)$/.test(size)) return `${nodeType}: ${why} (not ${size}); ${fix}`;
   return undefined;
 }

@@ -278,9 +278,7 @@ const environmentSettings = z
          * replicates from the primary's (an ElastiCache Global Datastore on AWS, large M/R node
          * types only) and is promoted on failover. See docs/cross-region-redis.md.
          */
-        crossRegion: z
-          .enum(["none", "replica"], { message: 'must be "none" or "replica"' })
-          .default("none"),
+        crossRegion: z.enum(["none", "replica"], { message: 'must be "none" or "replica"' }).default("none"),
       })
       .strict(),
     /** Deletion protection on the load balancer, Redis and DNS zone (seed 004: on in prod). */
