@@ -135,7 +135,10 @@ export function grantGlobalDatastoreFailover(
     fn.addEnvironment("SECONDARY_REPLICATION_GROUP_ID", datastore.secondary.group);
     fn.addToRolePolicy(
       new iam.PolicyStatement({
-        actions: ["elasticache:FailoverGlobalReplicationGroup", "elasticache:DescribeGlobalReplicationGroups"],
+        actions: [
+          "elasticache:FailoverGlobalReplicationGroup",
+          "elasticache:DescribeGlobalReplicationGroups",
+        ],
         resources: [globalDatastoreArn(fn, datastore.id)],
       }),
     );
