@@ -45,7 +45,16 @@ async function replicationInfo(
   port: number,
   password: string,
 ): Promise<{ role: string; offset: number; linkUp: boolean } | undefined> {
-  const client = new Redis({ host, port, password, lazyConnect: true, retryStrategy: () => null });
+  // Bounded: a node of a region that is out of reach (stopped) must not hold the caller forever.
+  const client = new Redis({
+    host,
+    port,
+    password,
+    lazyConnect: true,
+    retryStrategy: () => null,
+    connectTimeout: 1000,
+    commandTimeout: 1000,
+  });
   client.on("error", () => undefined);
   try {
     await client.connect();
