@@ -161,6 +161,8 @@ export class FailoverController {
       proberUtilization: performance.eventLoopUtilization(utilizationBefore).utilization,
       proberMaxStallMs: this.loopDelay.max / 1e6,
     });
+    // During a Redis failback the primary refuses writes until promoted: its deep check proves nothing.
+    if (this.redisFailback) return;
     if (verdict === "inconclusive") {
       this.inconclusive++;
       return;
@@ -185,20 +187,40 @@ export class FailoverController {
     return !this.primaryHealthy && Boolean(this.options.crossRegion?.awaitsFailback);
   }
 
-  /** The primary region is back: its Redis catches up and takes writes, then DNS fails back. */
+  /**
+   * The primary region is back (its instances pass their check) while its Redis follows the
+   * secondary's. DNS answers the primary first: its instances hold the writes they get (up to their
+   * write hold) while clients that still hold the secondary's address (one TTL) are served there.
+   * Then the secondary's writes pause, the primary's Redis catches up and is promoted, the held
+   * writes go on from there, and the secondary's Redis follows the primary's.
+   */
   private failBackRedis(): void {
     const crossRegion = this.options.crossRegion;
     if (!crossRegion || this.redisFailback) return;
     this.successes = 0;
-    this.redisFailback = this.guard.retryUntilDone(
-      () => crossRegion.failBack(),
-      "the failback of Redis to the primary region is",
+    this.onPrimaryHealthy();
+    let handle: RetryHandle | undefined;
+    const timer = setTimeout(
+      () => {
+        handle = this.guard.retryUntilDone(
+          () => crossRegion.failBack(),
+          "the failback of Redis to the primary region is",
+        );
+        void handle.done.then(() => {
+          if (this.redisFailback === pending) this.redisFailback = undefined;
+        });
+      },
+      this.options.dns.ttlSeconds * 1000 + 250,
     );
-    void this.redisFailback.done.then((succeeded) => {
-      this.redisFailback = undefined;
-      // The primary's copy holds every count now: answer it at once (the secondary's writes are refused).
-      if (succeeded && !this.primaryHealthy) this.onPrimaryHealthy();
-    });
+    const pending: RetryHandle = {
+      cancel: () => {
+        clearTimeout(timer);
+        handle?.cancel();
+        if (this.redisFailback === pending) this.redisFailback = undefined;
+      },
+      done: Promise.resolve(false),
+    };
+    this.redisFailback = pending;
   }
 
   private onPrimaryUnhealthy(): void {
