@@ -2,7 +2,7 @@ import { z } from "zod";
 import { ciSchema } from "./ci-schema.ts";
 import { ecsEnvironmentSettings, ecsSettings, taskFitProblems } from "./ecs.ts";
 import { LOAD_BALANCER_LIMIT_DEFAULTS } from "./load-balancer-limits.ts";
-import { globalDatastoreNodeTypeProblem } from "./cross-region-redis.ts";
+import { globalDatastoreNodeTypeProblem } from "./global-datastore.ts";
 import { nightlyStopSchema } from "./nightly-stop.ts";
 
 /**
