@@ -280,22 +280,21 @@ export class LocalStack {
   /** Starts everything; nothing is left running if any step fails. */
   async start(readyTimeoutMs = 30_000): Promise<void> {
     const { stack, stateDir } = this.options;
-    if (this.listenerPort === 0) {
-      // Both regions listen on one port (DNS switches the address, not the port): pick it once.
-      const port = await this.freePortOnBothHosts();
-      this.primary.options.listener.port = port;
-      if (this.secondary) this.secondary.options.listener.port = port;
-    }
+    // A port to pick is picked once the Redis groups hold theirs: picked earlier, a free port can
+    // be handed to a Redis node or Sentinel before the load balancer binds it.
+    const pickListenerPort = this.listenerPort === 0;
     // Everything that can be checked is checked before anything starts.
     const fix = "pass --port with a free port, or change loadBalancer.local.port in stayup.config.ts";
-    await assertPortFree(stack.loadBalancer.local.host, this.listenerPort, "load balancer", fix);
-    if (this.secondary) {
-      await assertPortFree(
-        this.secondary.options.listener.host,
-        this.listenerPort,
-        "secondary region's load balancer",
-        fix,
-      );
+    if (!pickListenerPort) {
+      await assertPortFree(stack.loadBalancer.local.host, this.listenerPort, "load balancer", fix);
+      if (this.secondary) {
+        await assertPortFree(
+          this.secondary.options.listener.host,
+          this.listenerPort,
+          "secondary region's load balancer",
+          fix,
+        );
+      }
     }
     await this.redis.preflight();
     await this.secondaryRedis?.preflight();
@@ -329,6 +328,12 @@ export class LocalStack {
             this.serviceEntry,
             region.group.options.instanceEnvironment(),
           );
+      }
+      if (pickListenerPort) {
+        // Both regions listen on one port (DNS switches the address, not the port): pick it once.
+        const port = await this.freePortOnBothHosts();
+        this.primary.options.listener.port = port;
+        if (this.secondary) this.secondary.options.listener.port = port;
       }
       await this.primary.start();
       await this.secondary?.start();
