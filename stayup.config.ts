@@ -113,6 +113,8 @@ export default defineStack({
       },
       network: { natGateways: "one" },
       // Multi-AZ in dev too: every drill, redis-failover included, runs on the stack a new user gets.
+      // Each region its own Redis; crossRegion "none" (the default) resets the count on a region
+      // failover; "replica" (a Global Datastore on AWS) needs cache.r7g.large or cache.m7g.large and up.
       redis: { nodeType: "cache.t4g.micro", multiAz: true },
       deletionProtection: false,
       ecs: {

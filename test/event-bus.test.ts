@@ -89,6 +89,22 @@ const samples: { [T in StackEventType]: Extract<StackEvent, { type: T }> } = {
     master: { flags: "s_down,o_down,master" },
     replicas: [{ port: "6391", flags: "slave", "master-link-status": "err", "slave-priority": "100" }],
   },
+  "redis.cross-region-promoted": {
+    type: "redis.cross-region-promoted",
+    region: "us-east-1",
+    reason: "failover: the primary region failed its health check",
+    replicationLagMs: 3,
+  },
+  "redis.cross-region-following": {
+    type: "redis.cross-region-following",
+    region: "eu-west-3",
+    writer: "us-east-1",
+  },
+  "redis.cross-region-failback": {
+    type: "redis.cross-region-failback",
+    region: "eu-west-3",
+    caughtUpToOffset: 4242,
+  },
   "redis.primary-chosen": {
     type: "redis.primary-chosen",
     node: "redis-b",

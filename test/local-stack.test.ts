@@ -208,7 +208,7 @@ describe("local stack through the CLI", { timeout: 900_000 }, () => {
     await res.body.dump();
   });
 
-  it("drill region-outage: DNS fails over to the secondary started by the alarm, then fails back", async () => {
+  it("drill region-outage (redis.crossRegion none): DNS fails over and back; the count's reset is reported", async () => {
     const drill = await runCli(["drill", "region-outage", "--json", ...common()], { timeoutMs: 120_000 });
     assert.equal(drill.code, 0, drill.stderr + drill.stdout);
     const report = JSON.parse(drill.stdout) as DrillReport & {
@@ -223,6 +223,10 @@ describe("local stack through the CLI", { timeout: 900_000 }, () => {
       secondaryBackToStandby: boolean;
       notifications: string[];
       resolvedAddresses: string[];
+      crossRegion: string;
+      countWentBackBy: number;
+      acknowledgedLostOnFailover: number | null;
+      countsByRegion: { phase: string; first: number; last: number }[];
     };
     assert.equal(report.drill, "region-outage");
     assert.deepEqual(
@@ -259,8 +263,22 @@ describe("local stack through the CLI", { timeout: 900_000 }, () => {
     assert.equal(report.notifications.length, 2);
     assert.match(report.notifications[0] ?? "", /failover: eu-west-3 → us-east-1/);
     assert.match(report.notifications[1] ?? "", /failback: us-east-1 → eu-west-3/);
-    assert.equal(report.counterContinuous, true);
+    // Each region its own Redis, nothing crossing: the secondary counts from its own copy (empty
+    // here: this stack's secondary never served before), so the count went back, by as much as
+    // the primary had counted, and the report says so.
+    assert.equal(report.crossRegion, "none");
+    assert.equal(report.counterContinuous, false);
+    const [primaryPhase, secondaryPhase] = report.countsByRegion;
+    assert.equal(primaryPhase?.phase, "primary");
+    assert.equal(secondaryPhase?.phase, "secondary");
+    assert.ok(
+      report.countWentBackBy > 0 &&
+        report.countWentBackBy >= (primaryPhase?.last ?? 0) - (secondaryPhase?.first ?? 0),
+    );
+    assert.ok((report.acknowledgedLostOnFailover ?? 0) > 0, "the primary's counts are not in the secondary");
     const s = await status();
+    assert.equal(s.redis.crossRegion?.mode, "none");
+    assert.notEqual(s.redis.secondary?.url, s.redis.url, "each region its own Redis");
     assert.equal(s.dns?.answer, "127.0.0.1");
     assert.equal(s.regions.find((r) => r.role === "secondary")?.instances.length, 0, "pilot light again");
   });

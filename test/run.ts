@@ -47,6 +47,7 @@ const alone = new Set([
 const unit = new Set([
   "aws-dns-failover.test.ts",
   "aws-failover-handlers.test.ts",
+  "aws-global-datastore.test.ts",
   "aws-hardening.test.ts",
   "aws-nightly-stop-settings.test.ts",
   "aws-stacks.test.ts",

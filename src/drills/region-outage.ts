@@ -33,6 +33,15 @@ export async function regionOutageDrill(
   });
   run.progress(`clients resolve ${status.dns.name} through udp://${status.dns.server}`);
 
+  // What crosses regions, and how far the secondary's copy trailed just before the fault.
+  const crossRegion = (await client.status()).redis.crossRegion;
+  const crossRegionMode = crossRegion?.mode ?? "none";
+  const replicationLagMs = crossRegion?.replicationLagMs ?? null;
+  run.progress(
+    crossRegionMode === "replica"
+      ? `${secondary.name}'s Redis replicates ${status.region}'s (lag ${replicationLagMs ?? "unknown"} ms)`
+      : `nothing of Redis crosses regions: ${secondary.name} counts from what it holds`,
+  );
   const faultAt = Date.now();
   run.mark("fault", `${status.region} down`, faultAt);
   await client.fault("region-outage", { region: status.region });
@@ -112,9 +121,27 @@ export async function regionOutageDrill(
   }
   // Seconds from the start of the traffic, as the report's timeline (issue 25: they were from the fault).
   const windows = DrillRun.failureWindows(result, run.timeline.startedAt);
-  const outageSeconds = windows.length
-    ? (windows[windows.length - 1]?.toSeconds ?? 0) - (windows[0]?.fromSeconds ?? 0)
-    : 0;
+  // Failures at failover and (fewer) at failback: how long clients saw them, the windows summed.
+  const outageSeconds = windows.reduce((sum, w) => sum + (w.toSeconds - w.fromSeconds), 0);
+  const primaryHost = new URL(status.listener).hostname;
+  const counts = countAcrossRegions(
+    result.answers ?? [],
+    primaryHost,
+    new URL(secondary.listener).hostname,
+    result.countWentBackBy ?? 0,
+  );
+  const caughtUp = run.events.find(
+    (e) => e.type === "redis.cross-region-failback" && Date.parse(e.time) >= restoreAt,
+  );
+  if (crossRegionMode === "replica") {
+    run.progress(
+      `acknowledged counts lost: ${counts.lostOnFailover ?? "unknown"} on failover (lag before it ${replicationLagMs ?? "unknown"} ms), ${counts.lostOnFailback ?? "unknown"} on failback`,
+    );
+  } else if (counts.countWentBackBy > 0) {
+    run.progress(
+      `the count went back by ${counts.countWentBackBy}: ${secondary.name} counted from its own copy`,
+    );
+  }
   const notifications = run.events
     .filter((e) => e.type === "notification.sent" && Date.parse(e.time) >= faultAt)
     .map((e) => (e.type === "notification.sent" ? e.subject : ""));
@@ -138,6 +165,17 @@ export async function regionOutageDrill(
       standbyCapacity: standby,
       notifications,
       resolvedAddresses: run.traffic.resolvedAddresses,
+      crossRegion: crossRegionMode,
+      replicationLagMs,
+      acknowledgedLost:
+        counts.lostOnFailover === null && counts.lostOnFailback === null
+          ? null
+          : (counts.lostOnFailover ?? 0) + (counts.lostOnFailback ?? 0),
+      acknowledgedLostOnFailover: counts.lostOnFailover,
+      acknowledgedLostOnFailback: counts.lostOnFailback,
+      countWentBackBy: counts.countWentBackBy,
+      countsByRegion: counts.byRegion,
+      primaryCaughtUpBeforeWrites: crossRegionMode === "replica" ? Boolean(caughtUp) : null,
     },
     regionOutageTargets,
   );
@@ -184,13 +222,19 @@ export function regionOutagePhases(
 }
 
 /** This drill's targets, checked against a run's report. */
+/**
+ * This drill's targets, checked against a run's report. With a cross-region replica the count must
+ * stay continuous: nothing lost on the planned failback, on failover no more than the lag allowed
+ * at this rate. With `none` the secondary counts from its own copy by design: the reset is
+ * reported (counterContinuous, countWentBackBy), not a target.
+ */
 export const regionOutageTargets = (r: DrillReport): DrillTarget[] => {
   // Detection, one TTL, and the standby's start: the time the settings allow, not a fixed figure.
   const allowed =
     (r.regionDetectionSeconds as number) + (r.ttlSeconds as number) + LOCAL_STANDBY_START_ALLOWANCE_SECONDS;
   return [
     recoveredTarget(r),
-    counterTarget(r),
+    ...(r.crossRegion === "replica" ? replicaTargets(r) : []),
     {
       target: `clients see failures for ${allowed} s at most (detection ${r.regionDetectionSeconds as number} s + TTL ${r.ttlSeconds as number} s + standby start ${LOCAL_STANDBY_START_ALLOWANCE_SECONDS} s)`,
       passed: (r.outageSeconds as number) <= allowed,
@@ -225,6 +269,78 @@ const formatPhases = (p: RegionOutagePhases | undefined) =>
         .map(([name, s]) => `${name} ${s === null ? "never" : `${s.toFixed(1)} s`}`)
         .join(", ");
 
+/**
+ * What each region acknowledged, from the counts clients were answered, in answer order:
+ * `lostOnFailover` the counts answered by the primary above where the secondary went on from (its
+ * lowest answer less one), `lostOnFailback` the same from the secondary to the primary; null when a
+ * side answered nothing. `countWentBackBy` the largest step back a client saw (from a count answered before it sent).
+ */
+export function countAcrossRegions(
+  answers: readonly { count: number; address: string }[],
+  primaryHost: string,
+  secondaryHost: string,
+  /** From the traffic's continuity check: the largest step back below a count answered before a request was sent. */
+  countWentBackBy: number,
+): {
+  lostOnFailover: number | null;
+  lostOnFailback: number | null;
+  countWentBackBy: number;
+  byRegion: { phase: string; first: number; last: number; answers: number }[];
+} {
+  // Consecutive runs of answers from one address: primary, secondary, primary again.
+  const phases: { address: string; counts: number[] }[] = [];
+  for (const a of answers) {
+    const last = phases[phases.length - 1];
+    if (last?.address === a.address) last.counts.push(a.count);
+    else phases.push({ address: a.address, counts: [a.count] });
+  }
+  const lost = (from?: number[], to?: number[]) =>
+    from?.length && to?.length ? Math.max(0, Math.max(...from) - (Math.min(...to) - 1)) : null;
+  // Every answer from the secondary counts (one still in flight may complete after the switch back).
+  const firstSecondary = answers.findIndex((a) => a.address === secondaryHost);
+  const of = (list: readonly { count: number; address: string }[], host: string) =>
+    list.filter((a) => a.address === host).map((a) => a.count);
+  const primaryBefore = of(firstSecondary < 0 ? answers : answers.slice(0, firstSecondary), primaryHost);
+  const secondaryCounts = of(answers, secondaryHost);
+  const primaryAfter = firstSecondary < 0 ? [] : of(answers.slice(firstSecondary), primaryHost);
+  return {
+    lostOnFailover: lost(primaryBefore, secondaryCounts),
+    lostOnFailback: lost(secondaryCounts, primaryAfter),
+    countWentBackBy,
+    byRegion: phases.map((p) => ({
+      phase: p.address === primaryHost ? "primary" : p.address === secondaryHost ? "secondary" : p.address,
+      first: p.counts[0] ?? 0,
+      last: p.counts[p.counts.length - 1] ?? 0,
+      answers: p.counts.length,
+    })),
+  };
+}
+
+function replicaTargets(r: DrillReport): DrillTarget[] {
+  const lag = r.replicationLagMs as number | null;
+  const allowed = lag === null ? 0 : Math.ceil((r.rate * lag) / 1000);
+  const onFailover = r.acknowledgedLostOnFailover as number | null;
+  const onFailback = r.acknowledgedLostOnFailback as number | null;
+  return [
+    counterTarget(r),
+    {
+      target: "no acknowledged count lost on the planned failback",
+      passed: onFailback === 0,
+      actual: onFailback === null ? "unknown" : `${onFailback} lost`,
+    },
+    {
+      target: "on failover, no more lost than the replication lag allows",
+      passed: onFailover !== null && onFailover <= allowed,
+      actual: `${onFailover ?? "unknown"} lost; ${allowed} allowed (${r.rate}/s × ${lag ?? "unknown"} ms)`,
+    },
+    {
+      target: "the primary region caught up before it took writes again",
+      passed: Boolean(r.primaryCaughtUpBeforeWrites),
+      actual: r.primaryCaughtUpBeforeWrites ? "yes" : "no",
+    },
+  ];
+}
+
 export const regionOutage = defineDrill<{ outageSeconds: number }>({
   name: "region-outage",
   description: "take the primary region down, then bring it back: DNS failover and failback",
@@ -252,6 +368,9 @@ export const regionOutage = defineDrill<{ outageSeconds: number }>({
     `secondary            started by the alarm: ${report.secondaryStartedByAlarm ? "yes" : "NO"}; back to standby (${report.standbyCapacity}): ${report.secondaryBackToStandby ? "yes" : "NO"}`,
     `notifications        ${(report.notifications as string[]).join("; ") || "none"}`,
     `phases (from fault)  ${formatPhases(report.phases as RegionOutagePhases | undefined)}; the region was called down after ${report.regionDetectionSeconds as number} s of failed checks (longer than the ${report.inRegionBudgetSeconds as number} s a recovery inside it may take)`,
+    report.crossRegion === "replica"
+      ? `redis across regions replica (lag before the fault ${report.replicationLagMs ?? "unknown"} ms); acknowledged lost ${report.acknowledgedLostOnFailover ?? "unknown"} on failover, ${report.acknowledgedLostOnFailback ?? "unknown"} on failback`
+      : `redis across regions none: each region counts from its own copy; the count went back by ${report.countWentBackBy}`,
   ],
   passed: (r) => regionOutageTargets(r).every((t) => t.passed),
 });

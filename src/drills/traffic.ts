@@ -39,6 +39,8 @@ export interface TrafficResult {
   servedBy: Record<string, number>;
   counterContinuous: boolean;
   counterViolations: { expectedAbove: number; got: number }[];
+  /** The largest step back seen (every violation, not only the first 20 kept). */
+  countWentBackBy?: number;
   firstCount?: number;
   lastCount?: number;
   durationSeconds: number;
@@ -48,6 +50,11 @@ export interface TrafficResult {
   failureTimes: number[];
   /** Every request: when it was sent (ms since epoch) and how long it took (ms), failed or not. */
   latencies: { sentAt: number; ms: number }[];
+  /**
+   * With `resolve`: every count answered, when (ms since epoch) and by which address, in the order
+   * answered (so a drill can tell what each region acknowledged).
+   */
+  answers?: { at: number; count: number; address: string }[];
 }
 
 /**
@@ -175,7 +182,8 @@ export class SteadyTraffic {
     const startedAt = performance.now();
     this.result.requests++;
     try {
-      const res = await this.pool(await this.origin()).request({
+      const origin = await this.origin();
+      const res = await this.pool(origin).request({
         method: "GET",
         path: this.options.path ?? "/",
         headers: { accept: "application/json", ...this.options.headers },
@@ -188,8 +196,17 @@ export class SteadyTraffic {
       this.options.timeline?.record({ ok: true, latencyMs: performance.now() - startedAt, instanceId });
       this.result.servedBy[instanceId] = (this.result.servedBy[instanceId] ?? 0) + 1;
       const consistency = this.options.consistency ?? "counter";
-      if (consistency === "counter" && typeof body.count === "number") this.observe(body.count, floor, true);
-      else if (
+      if (consistency === "counter" && typeof body.count === "number") {
+        this.observe(body.count, floor, true);
+        // Which region answered which count: a region failover's report compares the two sides.
+        if (this.options.resolve) {
+          (this.result.answers ??= []).push({
+            at: Date.now(),
+            count: body.count,
+            address: new URL(origin).hostname,
+          });
+        }
+      } else if (
         typeof consistency === "object" &&
         consistency.probePath === this.path &&
         body.number !== undefined
@@ -212,6 +229,7 @@ export class SteadyTraffic {
   private observe(value: number, floor: number, strict: boolean): void {
     if (strict ? value <= floor : value < floor) {
       this.result.counterContinuous = false;
+      this.result.countWentBackBy = Math.max(this.result.countWentBackBy ?? 0, floor - value);
       if (this.result.counterViolations.length < 20)
         this.result.counterViolations.push({ expectedAbove: strict ? floor : floor - 1, got: value });
     }

@@ -20,6 +20,11 @@ export interface LocalRegionOptions {
   instanceEnvironment: () => Record<string, string>;
   stateDir: string;
   events: EventBus;
+  /**
+   * The region's own Redis in an outage: out of reach while the region is down, and back (following
+   * the region that took writes meanwhile, with a cross-region replica) before its instances start.
+   */
+  redis?: { lost(): void; back(): Promise<void> };
 }
 
 /** One region: its target group, load balancer, instance group and scaling policy. */
@@ -130,9 +135,11 @@ export class LocalRegion {
     this.options.events.scoped(this.name).publish({ type: "load-balancer.listening", url });
   }
 
-  /** A whole-region outage: the load balancer stops answering and every instance dies at once. */
+  /** A whole-region outage: the load balancer stops answering, every instance dies, Redis is out of reach. */
   async fail(): Promise<void> {
     this.down = true;
+    // The whole region at once: its Redis is out of reach as its instances die.
+    this.options.redis?.lost();
     this.scaling.stop();
     await this.loadBalancer.close();
     await this.https?.close();
@@ -141,6 +148,7 @@ export class LocalRegion {
 
   /** The region comes back: listener up, the group relaunches its desired capacity. */
   async restore(): Promise<void> {
+    await this.options.redis?.back();
     this.down = false;
     await this.https?.listen();
     await this.loadBalancer.listen();

@@ -25,6 +25,8 @@ import { assertServiceStartable } from "./instance-group/service-command.ts";
 import type { Listener } from "./load-balancer/balancer.ts";
 import { Notifier } from "./notifications/notifier.ts";
 import { RedisController, type RedisEndpoint } from "./redis/controller.ts";
+import { CrossRegionReplication, type CrossRegionStatus } from "./redis/cross-region.ts";
+import { crossRegionRedis } from "../stack/cross-region-redis.ts";
 import { assertRedisInstalled, localRedisPassword } from "./redis/process.ts";
 import { RedisReplicationController } from "./redis/replication.ts";
 import { ProcessRegistry } from "./processes.ts";
@@ -71,6 +73,12 @@ export interface StackStatus {
     url: string;
     pid?: number;
     nodes?: { name: string; az: string; port: number; pid?: number; role: string; inSync?: boolean }[];
+    /** With a secondary region: its own Redis group, and what crosses between the two. */
+    secondary?: {
+      url: string;
+      nodes?: { name: string; az: string; port: number; pid?: number; role: string; inSync?: boolean }[];
+    };
+    crossRegion?: CrossRegionStatus;
   };
   group: { min: number; desired: number; max: number; inService: number; averageCpuPercent?: number };
   instances: InstanceStatus[];
@@ -127,7 +135,12 @@ export class LocalStack {
   readonly processes: ProcessRegistry;
   /** Recording processes from their events is a controller like the others: a failure is an event. */
   protected readonly registryGuard: ControllerGuard;
+  /** The primary region's Redis group. */
   readonly redis: RedisController | RedisReplicationController;
+  /** The secondary region's own Redis group (each region has its own, as on AWS). */
+  readonly secondaryRedis?: RedisController | RedisReplicationController;
+  /** What of Redis crosses regions (`redis.crossRegion`): the secondary's copy and its promotion. */
+  readonly crossRegion?: CrossRegionReplication;
   readonly primary: LocalRegion;
   readonly secondary?: LocalRegion;
   readonly failover?: FailoverController;
@@ -153,38 +166,65 @@ export class LocalStack {
         } else if (e.type === "instance.terminated") this.processes.remove(e.pid);
       }, REGISTRY_RETRY),
     );
-    const redisSettings = {
-      host: "127.0.0.1",
-      port: options.redisPort ?? stack.redis.localPort,
-      dataDir: path.join(options.stateDir, "redis", stack.regions.primary.name),
-      events: this.events,
-      password: localRedisPassword(options.stateDir),
-      processes: this.processes,
+    const password = localRedisPassword(options.stateDir);
+    const redisGroup = (
+      region: { name: string; availabilityZones: string[] },
+      port: number,
+      events: LocalStack["events"] | ReturnType<EventBus["scoped"]>,
+    ) => {
+      const settings = {
+        host: "127.0.0.1",
+        port,
+        dataDir: path.join(options.stateDir, "redis", region.name),
+        events,
+        password,
+        processes: this.processes,
+      };
+      return stack.redis.multiAz
+        ? new RedisReplicationController({
+            ...settings,
+            availabilityZones: region.availabilityZones.slice(0, redisNodeCount(stack)),
+            replicasToAcknowledge: redisReplicasToAcknowledge(stack),
+            // The in-region recovery budget (region-failover-timing.ts) is computed from these.
+            ...LOCAL_SENTINEL_TIMING,
+          })
+        : new RedisController(settings);
     };
-    this.redis = stack.redis.multiAz
-      ? new RedisReplicationController({
-          ...redisSettings,
-          availabilityZones: stack.regions.primary.availabilityZones.slice(0, redisNodeCount(stack)),
-          replicasToAcknowledge: redisReplicasToAcknowledge(stack),
-          // The in-region recovery budget (region-failover-timing.ts) is computed from these.
-          ...LOCAL_SENTINEL_TIMING,
-        })
-      : new RedisController(redisSettings);
+    this.redis = redisGroup(stack.regions.primary, options.redisPort ?? stack.redis.localPort, this.events);
+    const secondaryRegion = stack.regions.secondary;
+    if (secondaryRegion) {
+      // Its own group on free ports, its events marked with its region.
+      this.secondaryRedis = redisGroup(secondaryRegion, 0, this.events.scoped(secondaryRegion.name));
+      this.crossRegion = new CrossRegionReplication({
+        mode: crossRegionRedis(stack),
+        primary: { name: stack.regions.primary.name, redis: this.redis },
+        secondary: { name: secondaryRegion.name, redis: this.secondaryRedis },
+        password,
+        events: this.events,
+      });
+    }
     const common = {
       stack,
       serviceEntry: "",
-      instanceEnvironment: () => ({
-        ...(this.redis as RedisEndpoint).environment(),
-        LOG_LEVEL: "info",
-        STAYUP_LOAD_SECRET: this.loadSecret,
-      }),
       stateDir: options.stateDir,
       events: this.events,
     };
+    const environmentOf = (redis: RedisEndpoint) => () => ({
+      ...redis.environment(),
+      LOG_LEVEL: "info",
+      STAYUP_LOAD_SECRET: this.loadSecret,
+    });
+    const regionRedis = (name: string) =>
+      this.crossRegion && {
+        lost: () => this.crossRegion?.regionLost(name),
+        back: async () => this.crossRegion?.regionBack(name),
+      };
     this.primary = new LocalRegion({
       ...common,
       name: stack.regions.primary.name,
       role: "primary",
+      instanceEnvironment: environmentOf(this.redis),
+      redis: regionRedis(stack.regions.primary.name),
       availabilityZones: stack.regions.primary.availabilityZones,
       listener: { host: stack.loadBalancer.local.host, port: this.listenerPort },
       capacity: stack.web.capacity,
@@ -195,6 +235,8 @@ export class LocalStack {
         ...common,
         name: secondary.name,
         role: "secondary",
+        instanceEnvironment: environmentOf(this.secondaryRedis ?? this.redis),
+        redis: regionRedis(secondary.name),
         availabilityZones: secondary.availabilityZones,
         listener: { host: secondary.localHost, port: this.listenerPort },
         capacity: derive(stack).secondaryStandby,
@@ -208,6 +250,7 @@ export class LocalStack {
           derived: derive(stack),
           events: this.events,
           notifier: new Notifier(stack, this.events),
+          crossRegion: this.crossRegion,
         });
       }
     }
@@ -261,36 +304,45 @@ export class LocalStack {
   /** Starts everything; nothing is left running if any step fails. */
   async start(readyTimeoutMs = 30_000): Promise<void> {
     const { stack, stateDir } = this.options;
-    if (this.listenerPort === 0) {
-      // Both regions listen on one port (DNS switches the address, not the port): pick it once.
-      const port = await this.freePortOnBothHosts();
-      this.primary.options.listener.port = port;
-      if (this.secondary) this.secondary.options.listener.port = port;
-    }
+    // A port to pick is picked once the Redis groups hold theirs: picked earlier, a free port can
+    // be handed to a Redis node or Sentinel before the load balancer binds it.
+    const pickListenerPort = this.listenerPort === 0;
     // Everything that can be checked is checked before anything starts, every port at once.
     const listener = { option: "--port", setting: "loadBalancer.local.port" };
     assertRedisInstalled();
     assertServiceStartable(stack.webService.start);
     await assertPortsFree([
-      {
-        ...listener,
-        check: () => assertPortFree(stack.loadBalancer.local.host, this.listenerPort, "load balancer", ""),
-      },
-      ...(this.secondary
-        ? [
+      ...(pickListenerPort
+        ? []
+        : [
             {
               ...listener,
               check: () =>
-                assertPortFree(
-                  this.secondary?.options.listener.host ?? "",
-                  this.listenerPort,
-                  "secondary region's load balancer",
-                  "",
-                ),
+                assertPortFree(stack.loadBalancer.local.host, this.listenerPort, "load balancer", ""),
             },
-          ]
-        : []),
-      { option: "--redis-port", setting: "redis.localPort", check: () => this.redis.preflight() },
+            ...(this.secondary
+              ? [
+                  {
+                    ...listener,
+                    check: () =>
+                      assertPortFree(
+                        this.secondary?.options.listener.host ?? "",
+                        this.listenerPort,
+                        "secondary region's load balancer",
+                        "",
+                      ),
+                  },
+                ]
+              : []),
+          ]),
+      {
+        option: "--redis-port",
+        setting: "redis.localPort",
+        check: async () => {
+          await this.redis.preflight();
+          await this.secondaryRedis?.preflight();
+        },
+      },
       ...(stack.dns && this.secondary
         ? [
             {
@@ -315,6 +367,14 @@ export class LocalStack {
         if (region) region.group.serviceEntry = this.serviceEntry;
       }
       await this.redis.start();
+      if (this.secondaryRedis) {
+        // With a cross-region replica the secondary's group starts as a follower of the primary's.
+        if (this.crossRegion?.options.mode === "replica") {
+          this.secondaryRedis.following = { host: this.redis.host, port: this.redis.headPort };
+        }
+        await this.secondaryRedis.start();
+        this.crossRegion?.start();
+      }
       // The version instances launch with: bundle and instance settings hashed (see rolling-deploy).
       for (const region of [this.primary, this.secondary]) {
         if (region)
@@ -322,6 +382,12 @@ export class LocalStack {
             this.serviceEntry,
             region.group.options.instanceEnvironment(),
           );
+      }
+      if (pickListenerPort) {
+        // Both regions listen on one port (DNS switches the address, not the port): pick it once.
+        const port = await this.freePortOnBothHosts();
+        this.primary.options.listener.port = port;
+        if (this.secondary) this.secondary.options.listener.port = port;
       }
       await this.primary.start();
       await this.secondary?.start();
@@ -412,6 +478,14 @@ export class LocalStack {
         url: this.redis.url,
         pid: this.redis.pid,
         nodes: this.redis instanceof RedisReplicationController ? this.redis.nodeStatus() : undefined,
+        secondary: this.secondaryRedis && {
+          url: this.secondaryRedis.url,
+          nodes:
+            this.secondaryRedis instanceof RedisReplicationController
+              ? this.secondaryRedis.nodeStatus()
+              : undefined,
+        },
+        crossRegion: this.crossRegion?.status(),
       },
       group: primary.group,
       instances: primary.instances,
@@ -427,7 +501,8 @@ export class LocalStack {
       this.failover?.stop();
       await this.dns?.close();
       await Promise.all([this.primary.stop(), this.secondary?.stop()]);
-      await this.redis.stop();
+      this.crossRegion?.stop();
+      await Promise.all([this.redis.stop(), this.secondaryRedis?.stop()]);
       this.events.publish({ type: "stack.stopped" });
     })();
     return this.stopped;

@@ -2,6 +2,7 @@ import { z } from "zod";
 import { ciSchema } from "./ci-schema.ts";
 import { ecsEnvironmentSettings, ecsSettings, taskFitProblems } from "./ecs.ts";
 import { LOAD_BALANCER_LIMIT_DEFAULTS } from "./load-balancer-limits.ts";
+import { globalDatastoreNodeTypeProblem } from "./global-datastore.ts";
 import { nightlyStopSchema } from "./nightly-stop.ts";
 import { regionTimingProblems } from "./region-failover-timing.ts";
 import { awsServiceArtifactProblems, awsServiceArtifactSchema } from "./service-artifact.ts";
@@ -288,6 +289,14 @@ const environmentSettings = z
           .regex(/^cache\.[a-z0-9]+\.[a-z0-9]+$/, "must be a node type such as cache.t4g.micro"),
         /** A primary and a replica in different AZs with automatic failover. */
         multiAz: z.boolean(),
+        /**
+         * What of Redis crosses to the secondary region (each region has its own Redis group).
+         * `none` (the default): the secondary counts from what it holds, so a region failover resets
+         * the count and a failback brings the primary's back. `replica`: the secondary's group
+         * replicates from the primary's (an ElastiCache Global Datastore on AWS, large M/R node
+         * types only) and is promoted on failover. See docs/cross-region-redis.md.
+         */
+        crossRegion: z.enum(["none", "replica"], { message: 'must be "none" or "replica"' }).default("none"),
       })
       .strict(),
     /** Deletion protection on the load balancer, Redis and DNS zone (seed 004: on in prod). */
@@ -760,6 +769,20 @@ export const stackDescriptionSchema = z
         path: ["dns", "name"],
         message: `must be a name inside aws.hostedZone.name and below its apex, such as app.${zone.name}`,
       });
+    }
+    for (const env of environmentNames) {
+      const redis = d.environments[env].redis;
+      if (redis.crossRegion !== "replica") continue;
+      const path = ["environments", env, "redis"];
+      if (!(d.environments[env].regions ?? d.regions).secondary) {
+        ctx.addIssue({
+          code: "custom",
+          path: [...path, "crossRegion"],
+          message: 'needs regions.secondary (there is no region to replicate to); set it to "none"',
+        });
+      }
+      const refusal = globalDatastoreNodeTypeProblem(redis.nodeType);
+      if (refusal) ctx.addIssue({ code: "custom", path: [...path, "nodeType"], message: refusal });
     }
     // The top-level regions are checked against the environments that use them; an environment's
     // own regions against that environment.

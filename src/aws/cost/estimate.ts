@@ -76,6 +76,10 @@ export const freeTypes: Record<string, string> = {
   "AWS::ApplicationAutoScaling::ScalableTarget": "no charge",
   "AWS::CertificateManager::Certificate": "public ACM certificates are free",
   "AWS::SSM::Parameter": "standard parameters are free",
+  "Custom::CrossRegionExportWriter":
+    "CDK's cross-region references (the Global Datastore's id): runs on deploy only",
+  "Custom::CrossRegionExportReader":
+    "CDK's cross-region references (the Global Datastore's id): runs on deploy only",
   "Custom::S3AutoDeleteObjects": "runs only when the stack is deleted",
   "AWS::ECS::Service": "no charge (EC2 launch type)",
   "AWS::ECS::TaskDefinition": "no charge",
@@ -182,6 +186,15 @@ export function estimateCost(templates: PricedTemplate[], options: EstimateOptio
             const nodes = Number(p.NumCacheClusters ?? 1);
             const node = String(p.CacheNodeType);
             add(`${nodes} × ${node} × ${h} h`, nodes * price(`elasticache:${node}`) * h);
+            break;
+          }
+          case "AWS::ElastiCache::GlobalReplicationGroup": {
+            // The nodes are priced on each region's replication group; this is the link between them.
+            const gb = assumptions.globalDatastoreGbPerMonth;
+            add(
+              `Global Datastore: ${gb} GB replicated to the other region (assumed)`,
+              gb * price("transfer:inter-region-gb"),
+            );
             break;
           }
           case "AWS::Route53::HealthCheck": {

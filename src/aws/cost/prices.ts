@@ -19,6 +19,7 @@ export type PriceKey =
   | "ebs:gp3-gb-month"
   | "nat:hour"
   | "nat:gb"
+  | "transfer:inter-region-gb"
   | "alb:hour"
   | "alb:lcu-hour"
   | "ipv4:hour"
@@ -125,6 +126,28 @@ export const priceTable: Record<string, Partial<Record<PriceKey, Price>>> = {
     },
     "nat:hour": { usd: 0.045, unit: "hour", source: VPC, date: "2025-10-01" },
     "nat:gb": { usd: 0.045, unit: "GB processed", source: VPC, date: "2025-10-01" },
+    // A cross-region replica (redis.crossRegion "replica") needs M/R large nodes and above.
+    "elasticache:cache.r7g.large": {
+      usd: 0.219,
+      unit: "node-hour",
+      source: "https://aws.amazon.com/elasticache/pricing/",
+      date: "2026-12-06",
+      note: "NOT SOURCED: on-demand node table, compiled offline (no internet); no stored copy of the page showed it. Check it on the page named.",
+    },
+    "elasticache:cache.m7g.large": {
+      usd: 0.158,
+      unit: "node-hour",
+      source: "https://aws.amazon.com/elasticache/pricing/",
+      date: "2026-12-06",
+      note: "NOT SOURCED: on-demand node table, compiled offline (no internet); no stored copy of the page showed it. Check it on the page named.",
+    },
+    "transfer:inter-region-gb": {
+      usd: 0.02,
+      unit: "GB out to another region",
+      source: "https://aws.amazon.com/ec2/pricing/on-demand/#Data_Transfer",
+      date: "2026-12-06",
+      note: "NOT SOURCED: data transfer to another AWS region, compiled offline; a Global Datastore's replication is billed at it (ElastiCache pricing page, Global Datastore)",
+    },
     "alb:hour": {
       usd: 0.0225,
       unit: "hour",
@@ -274,6 +297,27 @@ export const priceTable: Record<string, Partial<Record<PriceKey, Price>>> = {
       date: "2026-10-08",
       note: `EUW3-NatGateway-Bytes; ${viaExtract("2026-10-08")}`,
     },
+    "elasticache:cache.r7g.large": {
+      usd: 0.251,
+      unit: "node-hour",
+      source: "https://aws.amazon.com/elasticache/pricing/",
+      date: "2026-12-06",
+      note: `NOT SOURCED: the us-east-1 figure with Paris's usual ElastiCache uplift, compiled offline. ${PARIS_UNSOURCED_SEARCH} Check it on the page named.`,
+    },
+    "elasticache:cache.m7g.large": {
+      usd: 0.182,
+      unit: "node-hour",
+      source: "https://aws.amazon.com/elasticache/pricing/",
+      date: "2026-12-06",
+      note: `NOT SOURCED: the us-east-1 figure with Paris's usual ElastiCache uplift, compiled offline. ${PARIS_UNSOURCED_SEARCH} Check it on the page named.`,
+    },
+    "transfer:inter-region-gb": {
+      usd: 0.02,
+      unit: "GB out to another region",
+      source: "https://aws.amazon.com/ec2/pricing/on-demand/#Data_Transfer",
+      date: "2026-12-06",
+      note: "NOT SOURCED: data transfer to another AWS region, compiled offline; a Global Datastore's replication is billed at it",
+    },
     "alb:hour": {
       usd: 0.02646,
       unit: "hour",
@@ -353,6 +397,8 @@ export const assumptions = {
   hoursPerMonth: 730,
   /** Per NAT gateway: package installs and the bundle at boot, AWS API calls, Redis is in the VPC. */
   natGbPerMonth: 10,
+  /** A Global Datastore's replication to the other region: the page counter's writes, far below it. */
+  globalDatastoreGbPerMonth: 10,
   /** A small site: one LCU on average (25 new connections/s or 1 GB/h of traffic is one LCU). */
   albLcu: 1,
   /** Per log group (instance logs, flow logs, Lambda logs). */

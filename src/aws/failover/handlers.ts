@@ -8,6 +8,11 @@ import {
   DescribeAutoScalingGroupsCommand,
   UpdateAutoScalingGroupCommand,
 } from "@aws-sdk/client-auto-scaling";
+import {
+  DescribeGlobalReplicationGroupsCommand,
+  ElastiCacheClient,
+  FailoverGlobalReplicationGroupCommand,
+} from "@aws-sdk/client-elasticache";
 import { PublishCommand, SNSClient } from "@aws-sdk/client-sns";
 
 /** The event a CloudWatch alarm's Lambda action delivers (only the fields used). */
@@ -27,6 +32,76 @@ export interface HandlerResult {
   group?: string;
   minSize?: number;
   desiredCapacity?: number;
+  /** With a cross-region Redis replica: the Global Datastore's member promoted, or why not. */
+  redis?: { promoted: boolean; region: string; reason: string };
+}
+
+/** The SDK clients the handlers use (tests pass mocks). */
+export interface Clients {
+  autoScaling?: AutoScalingClient;
+  sns?: SNSClient;
+  elastiCache?: ElastiCacheClient;
+}
+
+/** The Global Datastore and its two members, from the environment (absent: nothing crosses). */
+function globalDatastore(env: NodeJS.ProcessEnv = process.env) {
+  const id = env.GLOBAL_REPLICATION_GROUP_ID;
+  if (!id) return undefined;
+  const need = (name: string) => {
+    const value = env[name];
+    if (!value) throw new Error(`missing environment variable ${name}`);
+    return value;
+  };
+  return {
+    id,
+    primary: { region: need("PRIMARY_REGION"), group: need("PRIMARY_REPLICATION_GROUP_ID") },
+    secondary: { region: need("SECONDARY_REGION"), group: need("SECONDARY_REPLICATION_GROUP_ID") },
+  };
+}
+
+/**
+ * Makes `to`'s member the Global Datastore's primary (FailoverGlobalReplicationGroup), read first so
+ * a retried invocation finds it done. On failback the primary region's member must be `associated`
+ * (replicating, caught up with the writer) before it takes writes again: otherwise this throws and
+ * Lambda retries.
+ */
+export async function promoteGlobalDatastoreMember(
+  action: "failover" | "failback",
+  client: ElastiCacheClient,
+  datastore: NonNullable<ReturnType<typeof globalDatastore>>,
+): Promise<{ promoted: boolean; region: string; reason: string }> {
+  const to = action === "failover" ? datastore.secondary : datastore.primary;
+  const found = await client.send(
+    new DescribeGlobalReplicationGroupsCommand({
+      GlobalReplicationGroupId: datastore.id,
+      ShowMemberInfo: true,
+    }),
+  );
+  const group = found.GlobalReplicationGroups?.find((g) => g.GlobalReplicationGroupId === datastore.id);
+  if (!group) throw new Error(`Global Datastore ${datastore.id} was not found`);
+  const member = group.Members?.find(
+    (m) => m.ReplicationGroupId === to.group && m.ReplicationGroupRegion === to.region,
+  );
+  if (!member) throw new Error(`${to.group} in ${to.region} is not a member of ${datastore.id}`);
+  if (member.Role === "PRIMARY") {
+    return { promoted: false, region: to.region, reason: `${to.group} is already the primary` };
+  }
+  if (group.Status !== "available") {
+    throw new Error(`Global Datastore ${datastore.id} is ${group.Status}: promoted once it is available`);
+  }
+  if (action === "failback" && member.Status !== "associated") {
+    throw new Error(
+      `${to.group} in ${to.region} is ${member.Status}, not yet caught up: it takes writes once associated`,
+    );
+  }
+  await client.send(
+    new FailoverGlobalReplicationGroupCommand({
+      GlobalReplicationGroupId: datastore.id,
+      PrimaryRegion: to.region,
+      PrimaryReplicationGroupId: to.group,
+    }),
+  );
+  return { promoted: true, region: to.region, reason: `${to.group} in ${to.region} promoted` };
 }
 
 interface Settings {
@@ -83,12 +158,25 @@ async function resize(
   action: "failover" | "failback",
   event: AlarmEvent,
   s: Settings,
-  clients: { autoScaling?: AutoScalingClient; sns?: SNSClient },
+  clients: Clients,
 ): Promise<HandlerResult> {
   // An alarm also invokes its action on other transitions when configured so; act on ALARM only.
   if (event.alarmData.state.value !== "ALARM") {
     return { action: "none", reason: `alarm ${event.alarmData.alarmName} is ${event.alarmData.state.value}` };
   }
+  // The secondary's Redis takes writes before its instances are asked to serve them (failover);
+  // the primary's, once caught up, before the secondary goes back to standby (failback).
+  const datastore = globalDatastore();
+  const redis = datastore
+    ? await promoteGlobalDatastoreMember(
+        action,
+        clients.elastiCache ??
+          new ElastiCacheClient({
+            region: action === "failover" ? datastore.secondary.region : datastore.primary.region,
+          }),
+        datastore,
+      )
+    : undefined;
   const autoScaling = clients.autoScaling ?? new AutoScalingClient({ region: s.region });
   // Read before writing: a retried or repeated invocation finds the group already resized.
   const found = await autoScaling.send(
@@ -127,6 +215,7 @@ async function resize(
         before: observed,
         minSize: now.minSize,
         desiredCapacity: now.desiredCapacity,
+        ...(redis ? { redis } : {}),
       }),
     }),
   );
@@ -138,20 +227,17 @@ async function resize(
     group: s.group,
     minSize: now.minSize,
     desiredCapacity: now.desiredCapacity,
+    ...(redis ? { redis } : {}),
   };
 }
 
 /** Primary unhealthy: scale the secondary group to its active size and notify. */
-export const failover = async (
-  event: AlarmEvent,
-  clients: { autoScaling?: AutoScalingClient; sns?: SNSClient } = {},
-): Promise<HandlerResult> => resize("failover", event, settings("ACTIVE"), clients);
+export const failover = async (event: AlarmEvent, clients: Clients = {}): Promise<HandlerResult> =>
+  resize("failover", event, settings("ACTIVE"), clients);
 
 /** Primary healthy again: return the secondary group to its standby size and notify. */
-export const failback = async (
-  event: AlarmEvent,
-  clients: { autoScaling?: AutoScalingClient; sns?: SNSClient } = {},
-): Promise<HandlerResult> => resize("failback", event, settings("STANDBY"), clients);
+export const failback = async (event: AlarmEvent, clients: Clients = {}): Promise<HandlerResult> =>
+  resize("failback", event, settings("STANDBY"), clients);
 
 /**
  * The Lambda entry points. Lambda passes its context as the second argument, so these take the

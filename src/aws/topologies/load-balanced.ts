@@ -1,5 +1,6 @@
 import { derive } from "../../stack/index.ts";
-import type { StayupRedis } from "../database/database.ts";
+import { crossRegionRedis } from "../../stack/cross-region-redis.ts";
+import { grantGlobalDatastoreFailover, type StayupRedis } from "../database/database.ts";
 import { DnsFailoverStack } from "../dns-failover/dns-failover.ts";
 import { ROUTE53_METRICS_REGION, rendersDnsFailover } from "../naming.ts";
 import { NetworkStack } from "../network/network.ts";
@@ -25,7 +26,13 @@ function elasticacheConnection(redis: StayupRedis): RedisConnection {
 export const buildLoadBalanced: AwsTopologyBuilder = (context) => {
   const { app, stack, bundleDir, ids, common, networkStack, result } = context;
   const { network } = networkStack;
-  result.database = addPrimaryDatabase(context);
+  // A cross-region replica: the Global Datastore over the primary's group, its id read by the
+  // secondary region's stack and the failover stack (CDK's cross-region references).
+  const replica = crossRegionRedis(stack) === "replica";
+  result.database = addPrimaryDatabase(
+    context,
+    replica ? { globalDatastore: { role: "primary" }, crossRegionReferences: true } : {},
+  );
   const web = new WebStack(app, ids.web, {
     ...onPrimaryNetwork(context, "ALB and the web Auto Scaling group"),
     loadBalancerSecurityGroup: network.loadBalancerSecurityGroup,
@@ -39,6 +46,7 @@ export const buildLoadBalanced: AwsTopologyBuilder = (context) => {
   const secondary = stack.regions.secondary;
   if (!secondary) return;
   const secondaryEnv = { region: secondary.name, account: process.env.CDK_DEFAULT_ACCOUNT };
+  const globalDatastore = result.database.redis.globalDatastore;
   const secondaryCommon = { ...common, env: secondaryEnv };
   const secondaryNetwork = new NetworkStack(app, ids.secondaryNetwork, {
     ...secondaryCommon,
@@ -51,6 +59,12 @@ export const buildLoadBalanced: AwsTopologyBuilder = (context) => {
     databaseIn(app, ids.secondaryDatabase, secondaryNetwork, {
       ...secondaryCommon,
       description: `stayup ${stack.environment} secondary region: ElastiCache Redis`,
+      ...(globalDatastore
+        ? {
+            globalDatastore: { role: "secondary", id: globalDatastore.attrGlobalReplicationGroupId },
+            crossRegionReferences: true,
+          }
+        : {}),
     }),
     secondaryNetwork,
   );
@@ -75,7 +89,15 @@ export const buildLoadBalanced: AwsTopologyBuilder = (context) => {
       ...common,
       env: { region: ROUTE53_METRICS_REGION, account: process.env.CDK_DEFAULT_ACCOUNT },
       description: `stayup ${stack.environment}: Route 53 failover for ${stack.dns?.name}, its alarms and the failover/failback Lambdas`,
+      ...(globalDatastore ? { crossRegionReferences: true } : {}),
     });
+    if (globalDatastore) {
+      grantGlobalDatastoreFailover(dnsFailover.failover.functions, {
+        id: globalDatastore.attrGlobalReplicationGroupId,
+        primary: { region: stack.regions.primary.name, group: result.database.redis.replicationGroup.ref },
+        secondary: { region: secondary.name, group: secondaryDatabase.redis.replicationGroup.ref },
+      });
+    }
     // Order only (no references): the health checks probe the names the web stacks publish.
     dnsFailover.addStackDependency(result.web, "its health check probes the primary's name");
     dnsFailover.addStackDependency(secondaryWeb, "its health check probes the secondary's name");

@@ -1,6 +1,6 @@
 import type { App, Stack, StackProps } from "aws-cdk-lib";
 import type { ResolvedStack } from "../../stack/index.ts";
-import { DatabaseStack } from "../database/database.ts";
+import { DatabaseStack, type DatabaseStackProps } from "../database/database.ts";
 import type { NetworkStack } from "../network/network.ts";
 import type { AwsTopologyContext } from "./builder.ts";
 
@@ -24,7 +24,8 @@ export function databaseIn(
   app: App,
   id: string,
   networkStack: NetworkStack,
-  props: StackProps & { stack: ResolvedStack; description: string },
+  props: StackProps &
+    Pick<DatabaseStackProps, "globalDatastore"> & { stack: ResolvedStack; description: string },
 ): DatabaseStack {
   const { network } = networkStack;
   return new DatabaseStack(app, id, {
@@ -35,10 +36,14 @@ export function databaseIn(
 }
 
 /** The primary region's ElastiCache (load-balanced and ecs), next in order after the network. */
-export function addPrimaryDatabase(context: AwsTopologyContext): DatabaseStack {
+export function addPrimaryDatabase(
+  context: AwsTopologyContext,
+  extra: Pick<DatabaseStackProps, "globalDatastore" | "crossRegionReferences"> = {},
+): DatabaseStack {
   const { app, stack, ids, common, networkStack, result } = context;
   const database = databaseIn(app, ids.database, networkStack, {
     ...common,
+    ...extra,
     description: `stayup ${stack.environment}: ElastiCache Redis`,
   });
   return deployAfter(result.ordered, database, networkStack);

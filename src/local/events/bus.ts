@@ -26,6 +26,16 @@ export type StackEvent =
       master: Record<string, string>;
       replicas: Record<string, string>[];
     }
+  /** Cross-region Redis (src/local/redis/cross-region.ts): which region's group takes writes. */
+  | {
+      type: "redis.cross-region-promoted";
+      region: string;
+      reason: string;
+      /** The last sampled lag before the promotion: what a lost primary region may take with it. */
+      replicationLagMs: number | null;
+    }
+  | { type: "redis.cross-region-following"; region: string; writer: string }
+  | { type: "redis.cross-region-failback"; region: string; caughtUpToOffset: number }
   /** A controller's failure, and what retries it (src/local/controller-guard.ts). */
   | ControllerErrorEvent
   | { type: "load-balancer.listening"; url: string }
@@ -293,6 +303,12 @@ export function describeEvent(e: StackEvent): string {
       return `${e.reason}; Sentinel sees the primary ${e.master.flags ?? "?"}${e.replicas.map((r) => `, replica ${r.port ?? "?"} ${r.flags ?? "?"} (link ${r["master-link-status"] ?? "?"}, priority ${r["slave-priority"] ?? r["replica-priority"] ?? "?"})`).join("")}`;
     case "redis.failover":
       return `primary ${e.fromAz} (port ${e.fromPort}) → ${e.toAz} (port ${e.toPort})`;
+    case "redis.cross-region-promoted":
+      return `${e.region}'s Redis takes writes (${e.reason}; replication lag before it ${e.replicationLagMs ?? "unknown"} ms)`;
+    case "redis.cross-region-following":
+      return `${e.region}'s Redis follows ${e.writer}'s and catches up before it takes writes again`;
+    case "redis.cross-region-failback":
+      return `${e.region}'s Redis caught up (offset ${e.caughtUpToOffset}) and takes writes again`;
     case "load-balancer.listening":
       return e.url;
     case "instance.launched":

@@ -30,9 +30,23 @@ export interface FailoverControllerOptions {
     | "secondaryStandby"
     | "failoverRecords"
     | "regionTiming"
+    | "instanceHealthCheck"
   >;
   events: EventPublisher;
   notifier: Notifier;
+  /**
+   * The regions' Redis, when it crosses regions (`redis.crossRegion: "replica"`): a failover
+   * promotes the secondary's copy; before a failback, the primary's catches up and is promoted.
+   */
+  crossRegion?: CrossRegionSeam;
+}
+
+/** What failover does to Redis across regions (src/local/redis/cross-region.ts behind it). */
+export interface CrossRegionSeam {
+  promoteSecondary(): Promise<void>;
+  /** The primary's Redis follows the secondary's: the primary cannot pass /health/deep until failBack. */
+  readonly awaitsFailback: boolean;
+  failBack(): Promise<void>;
 }
 
 export type ProbeOutcome = "answered-ok" | "answered-error" | "connection-failed" | "timed-out";
@@ -91,6 +105,8 @@ class RegionHealthCheck {
 export class FailoverController {
   private readonly timers: NodeJS.Timeout[] = [];
   private failbackTimer?: NodeJS.Timeout;
+  /** The cross-region Redis failback under way. */
+  private redisFailback?: RetryHandle;
   /** The failover or failback action under way (retried until it succeeds or the other replaces it). */
   private action?: RetryHandle;
   /** A failed check or action is an event; checks run again next interval, actions with back-off. */
@@ -133,6 +149,7 @@ export class FailoverController {
   }
 
   stop(): void {
+    this.redisFailback?.cancel();
     for (const check of [this.checks.primary, this.checks.secondary]) check?.loopDelay.disable();
     for (const timer of this.timers.splice(0)) clearInterval(timer);
     clearTimeout(this.failbackTimer);
@@ -180,7 +197,13 @@ export class FailoverController {
     const utilizationBefore = performance.eventLoopUtilization();
     try {
       const { host, port } = state.region.options.listener;
-      const res = await request(`http://${host}:${port}${this.options.derived.regionHealthCheckPath}`, {
+      // While the primary region's Redis follows the secondary's it refuses writes, so the deep
+      // check cannot pass: the instances' own check says whether the region is back to fail back.
+      const path =
+        state === this.checks.primary && this.awaitingRedisFailback
+          ? this.options.derived.instanceHealthCheck.path
+          : this.options.derived.regionHealthCheckPath;
+      const res = await request(`http://${host}:${port}${path}`, {
         // A probe may outlast the interval: the next one waits for it (`checking`).
         headersTimeout: timeoutMs,
         bodyTimeout: timeoutMs,
@@ -200,6 +223,8 @@ export class FailoverController {
       proberUtilization: performance.eventLoopUtilization(utilizationBefore).utilization,
       proberMaxStallMs: state.loopDelay.max / 1e6,
     });
+    // During a Redis failback the primary refuses writes until promoted: its deep check proves nothing.
+    if (this.redisFailback && state === this.checks.primary) return;
     if (verdict === "inconclusive") {
       state.inconclusive++;
       return;
@@ -216,6 +241,8 @@ export class FailoverController {
     const changed =
       (state.healthy && state.failures >= threshold) || (!state.healthy && state.successes >= threshold);
     if (!changed) return;
+    // Read before the flip: the primary is back while its Redis still follows the secondary's.
+    const redisFailbackDue = state === this.checks.primary && this.awaitingRedisFailback;
     state.healthy = !state.healthy;
     this.options.events.publish({
       type: "dns.health-changed",
@@ -225,8 +252,48 @@ export class FailoverController {
     });
     // The alarms watch the primary's check only (as on AWS).
     if (state !== this.checks.primary) return;
-    if (state.healthy) this.onPrimaryHealthy();
-    else this.onPrimaryUnhealthy();
+    if (!state.healthy) this.onPrimaryUnhealthy();
+    else if (redisFailbackDue) this.failBackRedis();
+    else this.onPrimaryHealthy();
+  }
+
+  private get awaitingRedisFailback(): boolean {
+    return !this.primaryHealthy && Boolean(this.options.crossRegion?.awaitsFailback);
+  }
+
+  /**
+   * The primary region is back (its instances pass their check) while its Redis follows the
+   * secondary's. DNS answers the primary first: its instances hold the writes they get (up to their
+   * write hold) while clients that still hold the secondary's address (one TTL) are served there.
+   * Then the secondary's writes pause, the primary's Redis catches up and is promoted, the held
+   * writes go on from there, and the secondary's Redis follows the primary's.
+   */
+  private failBackRedis(): void {
+    const crossRegion = this.options.crossRegion;
+    if (!crossRegion || this.redisFailback) return;
+    this.onPrimaryHealthy();
+    let handle: RetryHandle | undefined;
+    const timer = setTimeout(
+      () => {
+        handle = this.guard.retryUntilDone(
+          () => crossRegion.failBack(),
+          "the failback of Redis to the primary region is",
+        );
+        void handle.done.then(() => {
+          if (this.redisFailback === pending) this.redisFailback = undefined;
+        });
+      },
+      this.options.dns.ttlSeconds * 1000 + 250,
+    );
+    const pending: RetryHandle = {
+      cancel: () => {
+        clearTimeout(timer);
+        handle?.cancel();
+        if (this.redisFailback === pending) this.redisFailback = undefined;
+      },
+      done: Promise.resolve(false),
+    };
+    this.redisFailback = pending;
   }
 
   private onPrimaryUnhealthy(): void {
@@ -236,7 +303,9 @@ export class FailoverController {
     events.publish({ type: "alarm.state-changed", alarm: "primary-region-health", state: "ALARM" });
     // The description's capacity, as the failover Lambda sets it on AWS (not the primary's live one).
     const { min, desired } = this.options.derived.failoverCapacity;
-    const action = this.guard.retryUntilDone(() => {
+    const action = this.guard.retryUntilDone(async () => {
+      // The secondary's Redis takes writes before its instances are asked to serve them.
+      await this.options.crossRegion?.promoteSecondary();
       secondary.group.setCapacity({ min, desired }, "failover: the primary region failed its health check");
       this.failedOver = true;
       events.publish({ type: "failover.action", action: "failover", region: secondary.name, desired });

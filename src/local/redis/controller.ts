@@ -1,8 +1,9 @@
 import type { ChildProcess } from "node:child_process";
+import { Redis } from "ioredis";
 import { findFreePort } from "../../shared/net.ts";
 import { ensurePrivateDir } from "../../shared/private-file.ts";
 import { ControllerGuard } from "../controller-guard.ts";
-import type { EventBus } from "../events/bus.ts";
+import type { EventPublisher } from "../events/bus.ts";
 import type { ProcessRegistry } from "../processes.ts";
 import {
   persistenceArgs,
@@ -17,11 +18,13 @@ export interface RedisControllerOptions {
   /** 0 picks a free port. */
   port: number;
   dataDir: string;
-  events: EventBus;
+  events: EventPublisher;
   /** Required by Redis (and Sentinels) for every command; instances get it in their environment. */
   password: string;
   /** Where every process started is recorded (for a run killed before it could stop them). */
   processes?: ProcessRegistry;
+  /** Start as a replica of another region's Redis (a cross-region replica) until `promote()`. */
+  follow?: { host: string; port: number };
 }
 
 /** A redis:// URL with the password (no user name: Redis's default user), as ordinary clients read it. */
@@ -46,9 +49,59 @@ export class RedisController implements RedisEndpoint {
   port = 0;
   /** A failed restart is an event and is tried again with back-off; it never ends the runtime. */
   private readonly guard: ControllerGuard;
+  /** The other region's Redis this one replicates from (a cross-region replica). */
+  following?: { host: string; port: number };
+  /** Stopped (SIGSTOP): the region is out of reach, its data kept. */
+  frozen = false;
 
   constructor(private readonly options: RedisControllerOptions) {
     this.guard = new ControllerGuard({ controller: "redis", events: options.events });
+    this.following = options.follow;
+  }
+
+  get host(): string {
+    return this.options.host;
+  }
+
+  get headPort(): number {
+    return this.port;
+  }
+
+  freeze(): void {
+    this.frozen = true;
+    this.process?.kill("SIGSTOP");
+  }
+
+  thaw(): void {
+    if (!this.frozen) return;
+    this.frozen = false;
+    this.process?.kill("SIGCONT");
+  }
+
+  private async command(...args: string[]): Promise<void> {
+    const client = new Redis({
+      host: this.options.host,
+      port: this.port,
+      password: this.options.password,
+      retryStrategy: () => null,
+      maxRetriesPerRequest: 0,
+    });
+    client.on("error", () => undefined);
+    try {
+      await client.call(args[0] as string, ...args.slice(1));
+    } finally {
+      client.disconnect();
+    }
+  }
+
+  async follow(upstream: { host: string; port: number }): Promise<void> {
+    this.following = upstream;
+    await this.command("REPLICAOF", upstream.host, String(upstream.port));
+  }
+
+  async promote(): Promise<void> {
+    await this.command("REPLICAOF", "NO", "ONE");
+    this.following = undefined;
   }
 
   get url(): string {
@@ -96,6 +149,7 @@ export class RedisController implements RedisEndpoint {
         "no",
         "--loglevel",
         "warning",
+        ...(this.following ? ["--replicaof", this.following.host, String(this.following.port)] : []),
       ],
       this.options.password,
     );
@@ -122,6 +176,7 @@ export class RedisController implements RedisEndpoint {
   }
 
   async stop(): Promise<void> {
+    this.thaw();
     this.stopping = true;
     clearTimeout(this.restartTimer);
     this.guard.stop();

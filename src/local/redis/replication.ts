@@ -5,7 +5,7 @@ import { Redis } from "ioredis";
 import { findFreePort } from "../../shared/net.ts";
 import { ensurePrivateDir, writePrivateFileAtomic } from "../../shared/private-file.ts";
 import { ControllerGuard } from "../controller-guard.ts";
-import type { EventBus } from "../events/bus.ts";
+import type { EventPublisher } from "../events/bus.ts";
 import type { ProcessRegistry } from "../processes.ts";
 import type { RedisEndpoint } from "./controller.ts";
 import { PrimaryEndpoint } from "./primary-endpoint.ts";
@@ -26,7 +26,7 @@ export interface RedisReplicationOptions {
   availabilityZones: string[];
   /** Replicas that must hold a write: WAIT on the instances, min-replicas-to-write on the primary. */
   replicasToAcknowledge: number;
-  events: EventBus;
+  events: EventPublisher;
   /** Required by every node and Sentinel; instances get it in their environment. */
   password: string;
   /** Where every process started is recorded (for a run killed before it could stop them). */
@@ -34,6 +34,12 @@ export interface RedisReplicationOptions {
   /** Sentinel's down-after-milliseconds: how long a silent primary takes to be declared down. */
   downAfterMs?: number;
   failoverTimeoutMs?: number;
+  /**
+   * Start as a follower of another region's group (a cross-region replica): the group's primary
+   * replicates from `follow`, and the Sentinels watch nothing until `promote()` (a Sentinel seeing
+   * its primary report itself a replica would declare it down and promote one of its replicas).
+   */
+  follow?: { host: string; port: number };
 }
 
 interface RedisNode {
@@ -118,9 +124,23 @@ export class RedisReplicationController implements RedisEndpoint {
   endpoint?: PrimaryEndpoint;
   /** A failed restart or handler is an event, then a retry; it never ends the runtime. */
   private readonly guard: ControllerGuard;
+  /** The other region's primary this group's primary replicates from (a cross-region replica). */
+  following?: { host: string; port: number };
+  /** Every process stopped (SIGSTOP): the region is unreachable, its data intact. */
+  frozen = false;
 
   constructor(private readonly options: RedisReplicationOptions) {
     this.guard = new ControllerGuard({ controller: "redis", events: options.events });
+    this.following = options.follow;
+  }
+
+  get host(): string {
+    return this.options.host;
+  }
+
+  /** The node taking the group's writes (or, following another region, receiving its stream). */
+  get headPort(): number {
+    return this.masterPort;
   }
 
   get url(): string {
@@ -191,7 +211,7 @@ export class RedisReplicationController implements RedisEndpoint {
       reason: choice.reason,
     });
     this.masterPort = primary.port;
-    await this.startNode(primary);
+    await this.startNode(primary, undefined, this.following);
     this.writeRecord({ primary: primary.name });
     for (const replica of this.nodes) if (replica !== primary) await this.startNode(replica, primary.port);
     for (let i = 0; i < 3; i++) {
@@ -210,13 +230,10 @@ export class RedisReplicationController implements RedisEndpoint {
         [
           `port ${sentinel.port}`,
           `requirepass ${this.options.password}`,
-          `sentinel auth-pass ${sentinelMasterName} ${this.options.password}`,
           `bind ${host}`,
           `dir ${dir}`,
-          `sentinel monitor ${sentinelMasterName} ${host} ${primary.port} 2`,
-          `sentinel down-after-milliseconds ${sentinelMasterName} ${this.options.downAfterMs ?? 1000}`,
-          `sentinel failover-timeout ${sentinelMasterName} ${this.options.failoverTimeoutMs ?? 5000}`,
-          `sentinel parallel-syncs ${sentinelMasterName} 1`,
+          // A follower's Sentinels watch nothing until the group is promoted (see `follow`).
+          ...(this.following ? [] : this.monitorLines(primary.port)),
           "",
         ].join("\n"),
       );
@@ -240,7 +257,21 @@ export class RedisReplicationController implements RedisEndpoint {
     this.watchSentinelDecisions();
   }
 
-  private async startNode(node: RedisNode, replicaOfPort?: number): Promise<void> {
+  private monitorLines(port: number): string[] {
+    return [
+      `sentinel monitor ${sentinelMasterName} ${this.options.host} ${port} 2`,
+      `sentinel auth-pass ${sentinelMasterName} ${this.options.password}`,
+      `sentinel down-after-milliseconds ${sentinelMasterName} ${this.options.downAfterMs ?? 1000}`,
+      `sentinel failover-timeout ${sentinelMasterName} ${this.options.failoverTimeoutMs ?? 5000}`,
+      `sentinel parallel-syncs ${sentinelMasterName} 1`,
+    ];
+  }
+
+  private async startNode(
+    node: RedisNode,
+    replicaOfPort?: number,
+    upstream?: { host: string; port: number },
+  ): Promise<void> {
     const { host } = this.options;
     const args = [
       writeNodeAuthConfig(node.dir, this.options.password),
@@ -262,6 +293,7 @@ export class RedisReplicationController implements RedisEndpoint {
       "--min-replicas-max-lag",
       "3",
       ...(replicaOfPort ? ["--replicaof", host, String(replicaOfPort)] : []),
+      ...(upstream && !replicaOfPort ? ["--replicaof", upstream.host, String(upstream.port)] : []),
     ];
     const child = await startRedisProcess(host, node.port, args, this.options.password);
     node.process = child;
@@ -270,11 +302,16 @@ export class RedisReplicationController implements RedisEndpoint {
       type: "redis.started",
       port: node.port,
       pid: child.pid ?? 0,
-      role: replicaOfPort ? "replica" : "primary",
+      role: replicaOfPort || upstream ? "replica" : "primary",
       az: node.az,
     });
     node.inSync = false;
-    if (replicaOfPort) this.watchSync(node);
+    // The head of a group that follows another region's primary is in sync once linked to it.
+    if (upstream) {
+      void this.announceWhenInSync(node, child, upstream.port).catch((error: unknown) =>
+        this.guard.report(error, `redis.replica-in-sync of ${node.az} is announced when it restarts next`),
+      );
+    } else if (replicaOfPort) this.watchSync(node);
     child.once(
       "exit",
       this.guard.wrap((code: number | null, signal: NodeJS.Signals | null) => {
@@ -295,14 +332,20 @@ export class RedisReplicationController implements RedisEndpoint {
             if (this.stopping) return;
             if (wasPrimary && this.masterPort === node.port && Date.now() < deadline) return attempt();
             // Not replaced in time: say what Sentinel saw before the old primary comes back.
-            if (wasPrimary && this.masterPort === node.port && !viewed) {
+            if (wasPrimary && !this.following && this.masterPort === node.port && !viewed) {
               viewed = true;
               void this.publishSentinelView(
                 `the primary in ${node.az} was not replaced within ${(deadline - diedAt) / 1000} s: restarting it`,
               );
             }
-            void this.currentMasterPort()
-              .then((master) => this.startNode(node, master && master !== node.port ? master : undefined))
+            // Following another region, nothing is asked of the Sentinels (they watch nothing).
+            const following = this.following;
+            void (following ? Promise.resolve(this.masterPort) : this.currentMasterPort())
+              .then((master) =>
+                master && master !== node.port
+                  ? this.startNode(node, master)
+                  : this.startNode(node, undefined, following),
+              )
               .catch((error: unknown) => {
                 this.guard.report(error, `the restart of the node in ${node.az} is retried in 0.25 s`);
                 attempt();
@@ -353,7 +396,12 @@ export class RedisReplicationController implements RedisEndpoint {
    * Publishes `redis.replica-in-sync` once the replica's link is up to the node Sentinel names
    * primary (a link to a former primary, or one seen before the failover message, does not count).
    */
-  private async announceWhenInSync(node: RedisNode, child: ChildProcess): Promise<void> {
+  private async announceWhenInSync(
+    node: RedisNode,
+    child: ChildProcess,
+    /** The port its link must be up to: another region's primary for a following group's head. */
+    upstreamPort?: number,
+  ): Promise<void> {
     const client = new Redis({
       host: this.options.host,
       port: node.port,
@@ -365,7 +413,7 @@ export class RedisReplicationController implements RedisEndpoint {
       while (!this.stopping && node.process === child) {
         const info = await client.info("replication").catch(() => "");
         const linkedTo = Number(/master_port:(\d+)/.exec(info)?.[1]);
-        if (/master_link_status:up/.test(info) && linkedTo === this.masterPort) {
+        if (/master_link_status:up/.test(info) && linkedTo === (upstreamPort ?? this.masterPort)) {
           node.inSync = true;
           this.options.events.publish({ type: "redis.replica-in-sync", port: node.port, az: node.az });
           return;
@@ -510,7 +558,13 @@ export class RedisReplicationController implements RedisEndpoint {
       port: n.port,
       pid: n.process?.pid,
       inSync: n.port === this.masterPort ? undefined : Boolean(n.inSync),
-      role: !n.process ? "down" : n.port === this.masterPort ? "primary" : "replica",
+      role: !n.process
+        ? "down"
+        : n.port !== this.masterPort
+          ? "replica"
+          : this.following
+            ? "cross-region replica"
+            : "primary",
     }));
   }
 
@@ -528,7 +582,98 @@ export class RedisReplicationController implements RedisEndpoint {
     return offsets;
   }
 
+  /** Every node and Sentinel stopped (SIGSTOP): a region out of reach, its data kept. */
+  freeze(): void {
+    this.frozen = true;
+    for (const child of this.children()) child.kill("SIGSTOP");
+  }
+
+  thaw(): void {
+    if (!this.frozen) return;
+    this.frozen = false;
+    for (const child of this.children()) child.kill("SIGCONT");
+  }
+
+  private children(): ChildProcess[] {
+    return [...this.nodes.map((n) => n.process), ...this.sentinels.map((s) => s.process)].filter(
+      (c): c is ChildProcess => c !== undefined && c.exitCode === null && c.signalCode === null,
+    );
+  }
+
+  /** Sends one command to each Sentinel (a Sentinel that fails it is reported, not fatal). */
+  private async eachSentinel(run: (client: Redis) => Promise<unknown>): Promise<void> {
+    await Promise.all(
+      this.sentinels.map(async (s) => {
+        const client = this.client(s.port);
+        try {
+          await run(client);
+        } finally {
+          client.disconnect();
+        }
+      }),
+    );
+  }
+
+  private client(port: number): Redis {
+    const client = new Redis({
+      host: this.options.host,
+      port,
+      password: this.options.password,
+      retryStrategy: () => null,
+      maxRetriesPerRequest: 0,
+    });
+    client.on("error", () => undefined);
+    return client;
+  }
+
+  /**
+   * The group follows another region's primary: the Sentinels forget the group (so they promote
+   * nothing) and the group's primary replicates from `upstream`; its replicas keep following it.
+   */
+  async follow(upstream: { host: string; port: number }): Promise<void> {
+    this.following = upstream;
+    await this.eachSentinel((c) => c.call("SENTINEL", "REMOVE", sentinelMasterName).catch(() => undefined));
+    const head = this.client(this.masterPort);
+    try {
+      await head.call("REPLICAOF", upstream.host, String(upstream.port));
+    } finally {
+      head.disconnect();
+    }
+  }
+
+  /** The group takes writes again: its primary stops following, the Sentinels watch it. */
+  async promote(): Promise<void> {
+    const head = this.client(this.masterPort);
+    try {
+      await head.call("REPLICAOF", "NO", "ONE");
+    } finally {
+      head.disconnect();
+    }
+    this.following = undefined;
+    const { host, password } = this.options;
+    await this.eachSentinel(async (c) => {
+      await c.call("SENTINEL", "REMOVE", sentinelMasterName).catch(() => undefined);
+      await c.call("SENTINEL", "MONITOR", sentinelMasterName, host, String(this.masterPort), "2");
+      await c.call(
+        "SENTINEL",
+        "SET",
+        sentinelMasterName,
+        "auth-pass",
+        password,
+        "down-after-milliseconds",
+        String(this.options.downAfterMs ?? 1000),
+        "failover-timeout",
+        String(this.options.failoverTimeoutMs ?? 5000),
+        "parallel-syncs",
+        "1",
+      );
+    });
+    const primary = this.nodes.find((n) => n.port === this.masterPort);
+    if (primary) this.writeRecord({ primary: primary.name });
+  }
+
   async stop(): Promise<void> {
+    this.thaw();
     this.stopping = true;
     this.guard.stop();
     for (const t of this.restartTimers) clearTimeout(t);
@@ -545,7 +690,7 @@ export class RedisReplicationController implements RedisEndpoint {
 }
 
 /** Role and `master_repl_offset` of the node on `port`, or undefined if it does not answer. */
-async function replicationState(
+export async function replicationState(
   host: string,
   port: number,
   password: string,
