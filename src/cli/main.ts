@@ -84,7 +84,7 @@ export const catalog: Record<string, CatalogEntry> = {
   deploy: {
     term: "deploy [options]",
     description:
-      "deploy the stacks to AWS one by one in the synthesized app's dependency order (network → access → database → web)",
+      "deploy the stacks to AWS one by one in the synthesized app's dependency order: network (then access, the SSH bastion, only with aws.bastion set), then by topology: load-balanced database → web (→ the secondary region's network, database, web → dns-failover); single-instance single-instance; ecs database → repository → cluster → service",
     load: () => import("./commands/deploy/index.ts"),
   },
   destroy: {
