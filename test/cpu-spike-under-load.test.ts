@@ -62,6 +62,14 @@ describe("cpu-spike with two CPU-bound processes beside the stack", { timeout: 6
     );
     assert.equal(report.counterContinuous, true);
     assert.ok(report.peakDesired > report.startDesired, "the group scaled out");
+    // Moved from local-stack.test.ts: the new instance went into rotation, and the group came back.
+    assert.equal(typeof report.recoverySeconds, "number", "the new instance went into rotation");
+    assert.equal(typeof report.scaleInSeconds, "number", "the group scaled back in");
+    assert.ok((report.load as { requests: number }).requests > 0, "CPU load was sent");
+    const after = JSON.parse((await runCli(["status", "--json", "--state-dir", stateDir])).stdout) as {
+      group: { desired: number };
+    };
+    assert.equal(after.group.desired, report.startDesired, "back to the desired capacity it started from");
     // Item 2: a region that is only busy stays the DNS answer.
     const dnsChanges = during.filter((e) => e.type === "dns.health-changed" || e.type === "failover.action");
     assert.deepEqual(dnsChanges, [], "no DNS failover while the primary is only busy");

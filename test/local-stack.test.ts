@@ -159,25 +159,8 @@ describe("local stack through the CLI", { timeout: 900_000 }, () => {
     assert.equal(s.instances.filter((i) => i.healthy).length, s.group.desired);
   });
 
-  it("drill cpu-spike: scales out under CPU load, back in after it, no failed request", async () => {
-    const drill = await runCli(["drill", "cpu-spike", "--json", ...common()], { timeoutMs: 120_000 });
-    assert.equal(drill.code, 0, drill.stderr + drill.stdout);
-    const report = JSON.parse(drill.stdout) as DrillReport & {
-      startDesired: number;
-      peakDesired: number;
-      scaleInSeconds: number | null;
-      load: { requests: number };
-    };
-    assert.equal(report.drill, "cpu-spike");
-    assert.ok(report.load.requests > 0, "CPU load was sent");
-    assert.ok(report.peakDesired > report.startDesired, "the group scaled out");
-    assert.equal(typeof report.recoverySeconds, "number", "the new instance went into rotation");
-    assert.equal(typeof report.scaleInSeconds, "number", "the group scaled back in");
-    assert.equal(report.failed, 0, JSON.stringify(report.failures));
-    assert.equal(report.counterContinuous, true);
-    const s = await status();
-    assert.equal(s.group.desired, report.startDesired);
-  });
+  // cpu-spike runs in cpu-spike-under-load.test.ts, in the runner's `alone` group: its CPU load
+  // beside other suites made its figures depend on them (header timeouts under a load average of 15).
 
   it("drill redis-failover: a replica is promoted, no request fails, the count never goes back", async () => {
     const drill = await runCli(["drill", "redis-failover", "--json", ...common()], { timeoutMs: 90_000 });

@@ -7,7 +7,7 @@ import { markLabelWidth, renderReportHtml } from "../src/drills/report-html.ts";
 import { type DrillReport, formatReport } from "../src/drills/report.ts";
 import { TimelineRecorder } from "../src/drills/timeline.ts";
 import type { TimedStackEvent } from "../src/local/events/bus.ts";
-import { description } from "./aws-helpers.ts";
+import { description, inHostedZone } from "./aws-helpers.ts";
 import { configPath, runCli, tempDir } from "./helpers.ts";
 
 /** Issue 25, item 6: figures that disagreed with each other or with what is rendered. */
@@ -140,8 +140,11 @@ describe("figures a new user reads", { timeout: 120_000 }, () => {
   it("cost prices a pilot light only for the topology that renders the secondary region", async () => {
     const question = /pilot-light vs warm standby/;
     for (const topology of ["ecs", "single-instance", "load-balanced"] as const) {
+      // With a hosted zone: without one, load-balanced prices the secondary as a region nothing can
+      // fail over to (region-failover.md), not as a pilot light.
       const stack = await description("dev", (d) => {
         d.topology = topology;
+        inHostedZone(d);
       });
       assert.ok(stack.regions.secondary, "the description has a secondary region");
       const rows = tradeOffs(stack, { ...estimateCost([]), items: [] });
