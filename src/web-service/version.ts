@@ -15,6 +15,8 @@ export const wiringVariables: ReadonlySet<string> = new Set([
   "STAYUP_REDIS_SENTINELS",
   "STAYUP_REDIS_PASSWORD",
   "STAYUP_REDIS_AUTH_TOKEN",
+  "STAYUP_REDIS_MASTER_NAME",
+  "REDIS_URL",
   "STAYUP_LOAD_SECRET",
   "STAYUP_INSTANCE_ID",
   "STAYUP_AZ",
