@@ -188,9 +188,15 @@ describe("webService's fields for your own service", () => {
       "webService.trafficPath",
     ]);
     const multiLine = problems(withService({ start: { command: "node a.js\nrm -rf /" } }));
+    // The message names the rule, then echoes what was given (issue 25 item 11).
     assert.deepEqual(
       multiLine.map((p) => [p.path, p.message]),
-      [["webService.start.command", "must be one line (chain commands with && if you must)"]],
+      [
+        [
+          "webService.start.command",
+          'must be one line (chain commands with && if you must), got "node a.js\\nrm -rf /"',
+        ],
+      ],
     );
   });
 });
