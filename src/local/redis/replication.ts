@@ -427,6 +427,15 @@ export class RedisReplicationController implements RedisEndpoint {
 
   /** The primary according to the Sentinels (what clients will be told). */
   async currentMasterPort(): Promise<number | undefined> {
+    return this.askSentinels(async (client) => {
+      const addr = (await client.call("SENTINEL", "get-master-addr-by-name", sentinelMasterName)) as
+        string[] | null;
+      return addr?.[1] ? Number(addr[1]) : undefined;
+    });
+  }
+
+  /** The first Sentinel's answer to `ask` (one that is down, or answers nothing, passes to the next). */
+  private async askSentinels<T>(ask: (client: Redis) => Promise<T | undefined>): Promise<T | undefined> {
     for (const s of this.sentinels) {
       const client = new Redis({
         host: this.options.host,
@@ -438,11 +447,10 @@ export class RedisReplicationController implements RedisEndpoint {
       client.on("error", () => undefined);
       try {
         await client.connect();
-        const addr = (await client.call("SENTINEL", "get-master-addr-by-name", sentinelMasterName)) as
-          string[] | null;
-        if (addr?.[1]) return Number(addr[1]);
+        const answer = await ask(client);
+        if (answer !== undefined) return answer;
       } catch {
-        // try the next sentinel
+        // ask the next Sentinel
       } finally {
         client.disconnect();
       }
@@ -526,29 +534,11 @@ export class RedisReplicationController implements RedisEndpoint {
 
   /** Sentinel's view of the primary and replicas (SENTINEL MASTER / REPLICAS), as an event. */
   private async publishSentinelView(reason: string): Promise<void> {
-    for (const s of this.sentinels) {
-      const client = new Redis({
-        host: this.options.host,
-        port: s.port,
-        password: this.options.password,
-        lazyConnect: true,
-        retryStrategy: () => null,
-      });
-      client.on("error", () => undefined);
-      try {
-        await client.connect();
-        const master = pairs((await client.call("SENTINEL", "MASTER", sentinelMasterName)) as string[]);
-        const replicas = ((await client.call("SENTINEL", "REPLICAS", sentinelMasterName)) as string[][]).map(
-          pairs,
-        );
-        this.options.events.publish({ type: "redis.sentinel-view", reason, master, replicas });
-        return;
-      } catch {
-        // ask the next Sentinel
-      } finally {
-        client.disconnect();
-      }
-    }
+    const view = await this.askSentinels(async (client) => ({
+      master: pairs((await client.call("SENTINEL", "MASTER", sentinelMasterName)) as string[]),
+      replicas: ((await client.call("SENTINEL", "REPLICAS", sentinelMasterName)) as string[][]).map(pairs),
+    }));
+    if (view) this.options.events.publish({ type: "redis.sentinel-view", reason, ...view });
   }
 
   nodeStatus(): { name: string; az: string; port: number; pid?: number; role: string; inSync?: boolean }[] {
