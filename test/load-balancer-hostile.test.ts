@@ -16,7 +16,7 @@ import { after, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { Pool } from "undici";
-import { EventBus } from "../src/local/events/bus.ts";
+import { EventBus, type TimedStackEvent } from "../src/local/events/bus.ts";
 import { LoadBalancer, type LoadBalancerOptions } from "../src/local/load-balancer/balancer.ts";
 import { loadHttp1Parser } from "../src/local/load-balancer/http1-parser.ts";
 import { type UpstreamHandler, UpstreamPool } from "../src/local/load-balancer/upstream-pool.ts";
@@ -99,7 +99,12 @@ async function startBalancer(targetPorts: number[], options: Omit<LoadBalancerOp
     if (child.exitCode === null) child.kill("SIGKILL");
   });
   const waiters: ((m: FromBalancerProcess) => void)[] = [];
-  child.on("message", (m: FromBalancerProcess) => waiters.shift()?.(m));
+  /** What the balancer published (its EventBus), in order. */
+  const events: TimedStackEvent[] = [];
+  child.on("message", (m: FromBalancerProcess) => {
+    if (m.type === "event") events.push(m.event);
+    else waiters.shift()?.(m);
+  });
   const ask = (m: ToBalancerProcess) =>
     new Promise<FromBalancerProcess>((resolve, reject) => {
       waiters.push(resolve);
@@ -111,6 +116,7 @@ async function startBalancer(targetPorts: number[], options: Omit<LoadBalancerOp
   const port = (listening as { port: number }).port;
   return {
     port,
+    events,
     memory: async () => (await ask({ type: "memory" })) as BalancerMemory & { type: "memory" },
     /** Starts measuring the peak from now; answers the resident set now. */
     baseline: async () => {
@@ -317,6 +323,26 @@ describe("load balancer against hostile clients", { timeout: 180_000 }, () => {
     );
     assert.ok(open <= cap - 1, `at most the cap less the good client's connection stay open: ${open}`);
     assert.ok(open >= 1, "connections within the cap are accepted");
+    // The refusals are told: an event at the first, then one per window with its count, so that
+    // the events add up to every connection refused.
+    const refusedTold = () =>
+      balancer.events.reduce(
+        (n, e) => (e.type === "load-balancer.connections-refused" ? n + e.refused : n),
+        0,
+      );
+    const closed = flood.length - open;
+    await waitFor(
+      `events telling the ${closed} refused connections`,
+      () => refusedTold() >= closed || undefined,
+      30_000,
+    );
+    const told = balancer.events.filter((e) => e.type === "load-balancer.connections-refused");
+    t.diagnostic(`${told.length} connections-refused events, ${refusedTold()} refusals told`);
+    assert.equal(refusedTold(), closed, "each refused connection counted once");
+    assert.ok(
+      told.every((e) => e.listener === "http" && e.maxClientConnections === cap),
+      "the events name the listener and its cap",
+    );
     await assertMemoryBound(balancer, baseline, 32 * MiB, t);
     await good.finish();
     // The flood leaves: its slots serve new clients again.
@@ -549,6 +575,12 @@ describe("load balancer as worker processes against hostile clients", { timeout:
     assert.ok(
       flood.some((c) => c.state.connected),
       "connections within the cap are accepted",
+    );
+    // Each worker tells its refusals; the runtime's bus hears them.
+    await waitFor(
+      "a worker's connections-refused event",
+      () => events.recent().find((e) => e.type === "load-balancer.connections-refused"),
+      10_000,
     );
     for (const c of flood) c.socket.destroy();
   });

@@ -7,7 +7,8 @@ import {
   type HeadersComplete,
   setReading,
 } from "./http1-parser.ts";
-import type { BodyBudget, ClientLimits } from "./limits.ts";
+import type { EventPublisher } from "../events/bus.ts";
+import { type BodyBudget, type ClientLimits, capClientConnections } from "./limits.ts";
 
 /** A client's request as the balancer routes it, whichever listener read it. */
 export interface ClientRequest {
@@ -71,6 +72,8 @@ export interface Http1ListenerOptions {
   bodyBudget: BodyBudget;
   /** An idle client connection is closed after this long (like the ALB's idle timeout). */
   keepAliveTimeoutMs: number;
+  /** Where connections refused at the cap are told (`load-balancer.connections-refused`). */
+  events?: EventPublisher;
 }
 
 /** Requests read ahead of the one being answered; past this, reading stops until they are answered. */
@@ -110,8 +113,9 @@ export class Http1Listener {
       this.connections.add(connection);
       socket.once("close", () => this.connections.delete(connection));
     });
-    // Node closes a connection beyond this as it is accepted, before any JS runs for it.
-    this.server.maxConnections = options.limits.maxClientConnections;
+    // Node closes a connection beyond the cap as it is accepted, before any JS runs for it; the
+    // refusals are told as events.
+    capClientConnections(this.server, options.limits.maxClientConnections, "http", options.events);
     this.server.on("listening", () => {
       // One sweep for every connection's deadlines instead of a socket timer refreshed on each
       // read and write.

@@ -4,7 +4,8 @@ import type { AddressInfo } from "node:net";
 import { StayupError } from "../../shared/errors.ts";
 import type { ClientRequest, ClientRequestHandler, ClientResponse, CloseListener } from "./http1-listener.ts";
 import { replyError } from "./http1-listener.ts";
-import { type BodyBudget, type ClientLimits, clientLimits } from "./limits.ts";
+import type { EventPublisher } from "../events/bus.ts";
+import { type BodyBudget, type ClientLimits, capClientConnections, clientLimits } from "./limits.ts";
 
 /**
  * HTTPS as a thin layer over the load balancer, as the ALB's HTTPS listener: a TLS server whose
@@ -132,6 +133,8 @@ export interface HttpsListenerOptions {
   privateKeyPem: string;
   /** The balancer's client limits (deadline, connections, head size); left out: the defaults. */
   limits?: ClientLimits;
+  /** Where connections refused at the cap are told (`load-balancer.connections-refused`). */
+  events?: EventPublisher;
 }
 
 export class HttpsListener {
@@ -157,7 +160,7 @@ export class HttpsListener {
       handler,
     );
     this.server.keepAliveTimeout = 60_000;
-    this.server.maxConnections = limits.maxClientConnections;
+    capClientConnections(this.server, limits.maxClientConnections, "https", options.events);
   }
 
   listen(): Promise<string> {
