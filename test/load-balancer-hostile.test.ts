@@ -472,6 +472,18 @@ describe("load balancer against hostile clients", { timeout: 180_000 }, () => {
     );
   });
 
+  it("a body declared larger than the limit: 413 before any of it is read (no 100 Continue), never forwarded", async () => {
+    const target = await startTarget();
+    const balancer = await startBalancerHere(target.port);
+    const text = await exchange(
+      balancer.port,
+      `POST /too-large HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: ${10 * MiB + 1}\r\n\r\n`,
+    );
+    assert.match(text, /^HTTP\/1\.1 413 /, "the 413 comes first: the body is not invited");
+    assert.match(text, /at most 10485760 bytes/);
+    assert.ok(!target.seen.includes("POST /too-large"));
+  });
+
   it("two Host header fields: 400, and the request is not forwarded", async () => {
     const target = await startTarget();
     const balancer = await startBalancerHere(target.port);

@@ -225,17 +225,30 @@ class ClientConnection {
       }
       this.reading = request;
       const raw = request.rawHeaders;
+      let expectContinue = false;
       for (let i = 0; i + 1 < raw.length; i += 2) {
         const name = raw[i] as string;
+        // A body declared larger than the limit is refused before any of it is read (and before a
+        // 100 Continue would invite it).
+        if (
+          name.length === 14 &&
+          name.toLowerCase() === "content-length" &&
+          Number(raw[i + 1]) > limits.maxRequestBodyBytes
+        ) {
+          this.reading = undefined;
+          this.fail(413, `request body too large (at most ${limits.maxRequestBodyBytes} bytes)`);
+          return 1;
+        }
         if (name.length === 6 && name.toLowerCase() === "expect") {
           if (!/^100-continue$/i.test(raw[i + 1] as string)) {
             this.fail(417, "only Expect: 100-continue is supported");
             return 1;
           }
-          if (this.queue.length === 0 && !this.current && !this.waitingForDrain)
-            this.socket.write("HTTP/1.1 100 Continue\r\n\r\n");
+          expectContinue = true;
         }
       }
+      if (expectContinue && this.queue.length === 0 && !this.current && !this.waitingForDrain)
+        this.socket.write("HTTP/1.1 100 Continue\r\n\r\n");
       return 0;
     }) satisfies HeadersComplete;
     this.parser[P.kOnBody | 0] = (chunk: Buffer) => {
@@ -244,7 +257,7 @@ class ClientConnection {
       request.bodyBytes += chunk.length;
       if (request.bodyBytes > limits.maxRequestBodyBytes) {
         this.reading = undefined;
-        this.fail(413, "request body too large");
+        this.fail(413, `request body too large (at most ${limits.maxRequestBodyBytes} bytes)`);
         return;
       }
       if (!budget.take(chunk.length)) {

@@ -44,6 +44,9 @@ async function serveNodeRequest(
 ): Promise<void> {
   const response = new NodeResponse(res);
   let body: Buffer | undefined;
+  // A body declared larger than the limit is refused before any of it is read.
+  if (Number(req.headers["content-length"]) > limits.maxRequestBodyBytes)
+    return replyError(response, 413, `request body too large (at most ${limits.maxRequestBodyBytes} bytes)`);
   if (req.headers["content-length"] !== undefined || req.headers["transfer-encoding"] !== undefined) {
     const held = { bytes: 0 };
     // The body is held until the answer is complete (or the client left).
@@ -54,7 +57,12 @@ async function serveNodeRequest(
     } catch {
       return replyError(response, 400, "request body could not be read");
     }
-    if (read === "too-large") return replyError(response, 413, "request body too large");
+    if (read === "too-large")
+      return replyError(
+        response,
+        413,
+        `request body too large (at most ${limits.maxRequestBodyBytes} bytes)`,
+      );
     if (read === "over-budget")
       return replyError(
         response,
