@@ -17,7 +17,11 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { Pool } from "undici";
 import { EventBus, type TimedStackEvent } from "../src/local/events/bus.ts";
-import { LoadBalancer, type LoadBalancerOptions } from "../src/local/load-balancer/balancer.ts";
+import {
+  LoadBalancer,
+  type LoadBalancerOptions,
+  type TrafficPolicy,
+} from "../src/local/load-balancer/balancer.ts";
 import { loadHttp1Parser } from "../src/local/load-balancer/http1-parser.ts";
 import { type UpstreamHandler, UpstreamPool } from "../src/local/load-balancer/upstream-pool.ts";
 import { LoadBalancerWorkers } from "../src/local/load-balancer/workers.ts";
@@ -127,19 +131,27 @@ async function startBalancer(targetPorts: number[], options: Omit<LoadBalancerOp
 }
 
 /** The balancer in this process (for what needs no memory measurement: quicker to start). */
-async function startBalancerHere(targetPort: number): Promise<{ port: number }> {
-  const target: Target = {
-    instanceId: "i-0",
+async function startBalancerHere(
+  targetPorts: number | number[],
+  options: Omit<LoadBalancerOptions, "host" | "port"> = {},
+  policy?: TrafficPolicy,
+): Promise<{ port: number }> {
+  const targets: Target[] = [targetPorts].flat().map((port, i) => ({
+    instanceId: `i-${i}`,
     az: "eu-west-3a",
     host: "127.0.0.1",
-    port: targetPort,
+    port,
     health: "healthy",
     consecutiveSuccesses: 2,
     consecutiveFailures: 0,
     registeredAt: 0,
+  }));
+  const source = {
+    routable: () => targets,
+    get: (id: string) => targets.find((t) => t.instanceId === id),
+    reportConnectionFailure: () => undefined,
   };
-  const source = { routable: () => [target], get: () => target, reportConnectionFailure: () => undefined };
-  const lb = new LoadBalancer(source, new EventBus(), { host: "127.0.0.1", port: 0 });
+  const lb = new LoadBalancer(source, new EventBus(), { host: "127.0.0.1", port: 0, ...options }, policy);
   const url = await lb.listen();
   cleanup.push(() => lb.close());
   return { port: Number(new URL(url).port) };
@@ -482,6 +494,50 @@ describe("load balancer against hostile clients", { timeout: 180_000 }, () => {
     assert.match(text, /^HTTP\/1\.1 413 /, "the 413 comes first: the body is not invited");
     assert.match(text, /at most 10485760 bytes/);
     assert.ok(!target.seen.includes("POST /too-large"));
+  });
+
+  it("a GET queued behind a busy target whose per-try timeout passes leaves that queue: never sent there, served by the next", async () => {
+    // Two targets, one connection each. POSTs (never retried) keep them busy: one each, and a third
+    // queued behind one of them (Q); the other (F) is then the less busy, where the GET waits first.
+    const targets = [await startTarget(), await startTarget()];
+    const balancer = await startBalancerHere(
+      targets.map((t) => t.port),
+      { limits: { maxConnectionsPerTarget: 1 } },
+      { retries: { maxAttempts: 3, perTryTimeoutMs: 300, budgetPercent: 100, minRetryConcurrency: 10 } },
+    );
+    const heldNow = () => targets.reduce((n, t) => n + t.held.length, 0);
+    const holders = [rawClient(balancer.port), rawClient(balancer.port), rawClient(balancer.port)];
+    for (const [i, h] of holders.entries()) {
+      h.socket.write("POST /hold HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n");
+      if (i < 2) await waitFor(`target holds POST ${i + 1}`, () => heldNow() === i + 1 || undefined);
+    }
+    await sleep(200); // the third POST reaches a target's queue
+    const client = rawClient(balancer.port);
+    client.socket.write("GET /queued-per-try HTTP/1.1\r\nHost: x\r\n\r\n");
+    // Its per-try timeout (300 ms) passes while it waits at F: it leaves F's queue for Q's.
+    await sleep(3000);
+    // Each target answers the POST it holds: Q takes its queued POST next (the GET still waits
+    // behind it); F takes whatever is left in its queue, which must be nothing.
+    for (const t of targets) t.release();
+    await waitFor(
+      "two held POSTs answered, the third held",
+      () =>
+        (holders.filter((h) => /released$/.test(h.state.text)).length === 2 && heldNow() === 1) || undefined,
+    );
+    await sleep(500);
+    const sentTo = () => targets.map((t) => t.seen.filter((s) => s === "GET /queued-per-try").length);
+    assert.deepEqual(sentTo(), [0, 0], "the GET was not sent from the queue it left");
+    // Q answers its last POST: the GET goes there, once.
+    for (const t of targets) t.release();
+    await waitFor(
+      "the GET answered",
+      () => /^HTTP\/1\.1 200 [\s\S]*ok$/.test(client.state.text) || undefined,
+    );
+    await sleep(300);
+    const q = targets.findIndex((t) => t.seen.filter((s) => s === "POST /hold").length === 2);
+    const expected = [0, 0];
+    expected[q] = 1;
+    assert.deepEqual(sentTo(), expected, "sent once, by the target whose queue it moved to");
   });
 
   it("two Host header fields: 400, and the request is not forwarded", async () => {
