@@ -2,9 +2,10 @@
  * A load balancer in a process of its own, for tests that measure what hostile clients make it
  * hold: forked with IPC, it gets its targets and settings in a `start` message, answers
  * `listening`, and on `memory` reports its resident set (and the peak since the last `reset-peak`,
- * sampled every 50 ms so a short spike between two questions is not missed).
+ * sampled every 50 ms so a short spike between two questions is not missed). Every event the
+ * balancer publishes is sent to the parent as an `event` message.
  */
-import { EventBus } from "../src/local/events/bus.ts";
+import { EventBus, type TimedStackEvent } from "../src/local/events/bus.ts";
 import {
   LoadBalancer,
   type LoadBalancerOptions,
@@ -29,7 +30,10 @@ export interface BalancerMemory {
   arrayBuffersBytes: number;
 }
 
-export type FromBalancerProcess = { type: "listening"; port: number } | ({ type: "memory" } & BalancerMemory);
+export type FromBalancerProcess =
+  | { type: "listening"; port: number }
+  | ({ type: "memory" } & BalancerMemory)
+  | { type: "event"; event: TimedStackEvent };
 
 let peakRss = 0;
 const sample = () => {
@@ -51,13 +55,15 @@ process.on("message", async (m: ToBalancerProcess) => {
       consecutiveFailures: 0,
       registeredAt: 0,
     }));
+    const events = new EventBus();
+    events.subscribe((event) => send({ type: "event", event }));
     const lb = new LoadBalancer(
       {
         routable: () => targets,
         get: (id) => targets.find((t) => t.instanceId === id),
         reportConnectionFailure: () => undefined,
       },
-      new EventBus(),
+      events,
       { host: "127.0.0.1", port: 0, ...m.options },
       m.policy,
     );

@@ -119,6 +119,12 @@ const samples: { [T in StackEventType]: Extract<StackEvent, { type: T }> } = {
     repeated: 4,
   },
   "load-balancer.listening": { type: "load-balancer.listening", url: "http://127.0.0.1:8080" },
+  "load-balancer.connections-refused": {
+    type: "load-balancer.connections-refused",
+    listener: "http",
+    refused: 351,
+    maxClientConnections: 4096,
+  },
   "instance.launched": {
     type: "instance.launched",
     instanceId: "i-0a1",

@@ -16,8 +16,12 @@ import { after, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { Pool } from "undici";
-import { EventBus } from "../src/local/events/bus.ts";
-import { LoadBalancer, type LoadBalancerOptions } from "../src/local/load-balancer/balancer.ts";
+import { EventBus, type TimedStackEvent } from "../src/local/events/bus.ts";
+import {
+  LoadBalancer,
+  type LoadBalancerOptions,
+  type TrafficPolicy,
+} from "../src/local/load-balancer/balancer.ts";
 import { loadHttp1Parser } from "../src/local/load-balancer/http1-parser.ts";
 import { type UpstreamHandler, UpstreamPool } from "../src/local/load-balancer/upstream-pool.ts";
 import { LoadBalancerWorkers } from "../src/local/load-balancer/workers.ts";
@@ -99,7 +103,12 @@ async function startBalancer(targetPorts: number[], options: Omit<LoadBalancerOp
     if (child.exitCode === null) child.kill("SIGKILL");
   });
   const waiters: ((m: FromBalancerProcess) => void)[] = [];
-  child.on("message", (m: FromBalancerProcess) => waiters.shift()?.(m));
+  /** What the balancer published (its EventBus), in order. */
+  const events: TimedStackEvent[] = [];
+  child.on("message", (m: FromBalancerProcess) => {
+    if (m.type === "event") events.push(m.event);
+    else waiters.shift()?.(m);
+  });
   const ask = (m: ToBalancerProcess) =>
     new Promise<FromBalancerProcess>((resolve, reject) => {
       waiters.push(resolve);
@@ -111,6 +120,7 @@ async function startBalancer(targetPorts: number[], options: Omit<LoadBalancerOp
   const port = (listening as { port: number }).port;
   return {
     port,
+    events,
     memory: async () => (await ask({ type: "memory" })) as BalancerMemory & { type: "memory" },
     /** Starts measuring the peak from now; answers the resident set now. */
     baseline: async () => {
@@ -121,19 +131,27 @@ async function startBalancer(targetPorts: number[], options: Omit<LoadBalancerOp
 }
 
 /** The balancer in this process (for what needs no memory measurement: quicker to start). */
-async function startBalancerHere(targetPort: number): Promise<{ port: number }> {
-  const target: Target = {
-    instanceId: "i-0",
+async function startBalancerHere(
+  targetPorts: number | number[],
+  options: Omit<LoadBalancerOptions, "host" | "port"> = {},
+  policy?: TrafficPolicy,
+): Promise<{ port: number }> {
+  const targets: Target[] = [targetPorts].flat().map((port, i) => ({
+    instanceId: `i-${i}`,
     az: "eu-west-3a",
     host: "127.0.0.1",
-    port: targetPort,
+    port,
     health: "healthy",
     consecutiveSuccesses: 2,
     consecutiveFailures: 0,
     registeredAt: 0,
+  }));
+  const source = {
+    routable: () => targets,
+    get: (id: string) => targets.find((t) => t.instanceId === id),
+    reportConnectionFailure: () => undefined,
   };
-  const source = { routable: () => [target], get: () => target, reportConnectionFailure: () => undefined };
-  const lb = new LoadBalancer(source, new EventBus(), { host: "127.0.0.1", port: 0 });
+  const lb = new LoadBalancer(source, new EventBus(), { host: "127.0.0.1", port: 0, ...options }, policy);
   const url = await lb.listen();
   cleanup.push(() => lb.close());
   return { port: Number(new URL(url).port) };
@@ -225,7 +243,14 @@ function exchange(port: number, raw: string) {
   });
 }
 
-/** Fails unless the balancer's resident set grew less than `boundBytes` above `baselineBytes`. */
+/**
+ * Fails unless the balancer's resident set grew less than `boundBytes` above `baselineBytes`. The
+ * peak RSS of the balancer's own process is what a user would see grow, and it includes what no
+ * counter inside the balancer sees (sockets' kernel-side buffers copied in, V8 garbage not yet
+ * collected). The bounds leave room for that: what the limits let the balancer hold in each test,
+ * plus 16 MiB or more for garbage collection's timing, at least twice what a run measured, and
+ * well under what the same client made the balancer hold before the limits.
+ */
 async function assertMemoryBound(
   balancer: Awaited<ReturnType<typeof startBalancer>>,
   baselineBytes: number,
@@ -268,6 +293,7 @@ describe("load balancer against hostile clients", { timeout: 180_000 }, () => {
     }
     for (const c of clients) assert.match(c.state.text, /^HTTP\/1\.1 408 /);
     assert.ok(!target.seen.some((s) => s !== "GET /small"), "nothing but the good client's requests");
+    // 200 heads of at most a few hundred bytes each: next to nothing; 32 MiB is GC's slack.
     await assertMemoryBound(balancer, baseline, 32 * MiB, t);
     await good.finish();
   });
@@ -291,6 +317,7 @@ describe("load balancer against hostile clients", { timeout: 180_000 }, () => {
     }
     for (const c of clients) assert.match(c.state.text, /^HTTP\/1\.1 408 /);
     assert.ok(!target.seen.slice(before).includes("POST /slow-body"), "no slow body reached the target");
+    // 100 bodies of a few bytes each so far: next to nothing; 32 MiB is GC's slack.
     await assertMemoryBound(balancer, baseline, 32 * MiB, t);
     await good.finish();
   });
@@ -317,6 +344,26 @@ describe("load balancer against hostile clients", { timeout: 180_000 }, () => {
     );
     assert.ok(open <= cap - 1, `at most the cap less the good client's connection stay open: ${open}`);
     assert.ok(open >= 1, "connections within the cap are accepted");
+    // The refusals are told: an event at the first, then one per window with its count, so that
+    // the events add up to every connection refused.
+    const refusedTold = () =>
+      balancer.events.reduce(
+        (n, e) => (e.type === "load-balancer.connections-refused" ? n + e.refused : n),
+        0,
+      );
+    const closed = flood.length - open;
+    await waitFor(
+      `events telling the ${closed} refused connections`,
+      () => refusedTold() >= closed || undefined,
+      30_000,
+    );
+    const told = balancer.events.filter((e) => e.type === "load-balancer.connections-refused");
+    t.diagnostic(`${told.length} connections-refused events, ${refusedTold()} refusals told`);
+    assert.equal(refusedTold(), closed, "each refused connection counted once");
+    assert.ok(
+      told.every((e) => e.listener === "http" && e.maxClientConnections === cap),
+      "the events name the listener and its cap",
+    );
     await assertMemoryBound(balancer, baseline, 32 * MiB, t);
     await good.finish();
     // The flood leaves: its slots serve new clients again.
@@ -360,6 +407,9 @@ describe("load balancer against hostile clients", { timeout: 180_000 }, () => {
       },
       60_000,
     );
+    // Held: at most maxQueuedResponseBytes (1 MiB) of answers unread in the socket, one answer
+    // buffered (200 KiB), 16 request heads read ahead; the kernel holds the rest. The answers that
+    // went through are garbage until collected: 40 MiB (measured +15; +96 before the limits).
     await assertMemoryBound(balancer, baseline, 40 * MiB, t);
     const served = target.seen.filter((s) => s === "GET /big").length;
     t.diagnostic(
@@ -390,6 +440,8 @@ describe("load balancer against hostile clients", { timeout: 180_000 }, () => {
       // A client told 503 closes (as a browser or client library does).
       c.socket.on("end", () => c.socket.destroy());
     }
+    // Held: the 16 MiB budget, plus the chunks of refused bodies until collected and the copy of
+    // the one body a request gets whole: 64 MiB (measured +17; +101 before the limits).
     const bound = 64 * MiB;
     const refused = () => clients.filter((c) => /^HTTP\/1\.1 503 /.test(c.state.text)).length;
     // Until all but one are refused, or (a balancer that holds them all) its memory is past the bound.
@@ -444,6 +496,62 @@ describe("load balancer against hostile clients", { timeout: 180_000 }, () => {
       ["GET /hold", "GET /small"],
       "the aborted and the expired POST never reached the target",
     );
+  });
+
+  it("a body declared larger than the limit: 413 before any of it is read (no 100 Continue), never forwarded", async () => {
+    const target = await startTarget();
+    const balancer = await startBalancerHere(target.port);
+    const text = await exchange(
+      balancer.port,
+      `POST /too-large HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: ${10 * MiB + 1}\r\n\r\n`,
+    );
+    assert.match(text, /^HTTP\/1\.1 413 /, "the 413 comes first: the body is not invited");
+    assert.match(text, /at most 10485760 bytes/);
+    assert.ok(!target.seen.includes("POST /too-large"));
+  });
+
+  it("a GET queued behind a busy target whose per-try timeout passes leaves that queue: never sent there, served by the next", async () => {
+    // Two targets, one connection each. POSTs (never retried) keep them busy: one each, and a third
+    // queued behind one of them (Q); the other (F) is then the less busy, where the GET waits first.
+    const targets = [await startTarget(), await startTarget()];
+    const balancer = await startBalancerHere(
+      targets.map((t) => t.port),
+      { limits: { maxConnectionsPerTarget: 1 } },
+      { retries: { maxAttempts: 3, perTryTimeoutMs: 300, budgetPercent: 100, minRetryConcurrency: 10 } },
+    );
+    const heldNow = () => targets.reduce((n, t) => n + t.held.length, 0);
+    const holders = [rawClient(balancer.port), rawClient(balancer.port), rawClient(balancer.port)];
+    for (const [i, h] of holders.entries()) {
+      h.socket.write("POST /hold HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n");
+      if (i < 2) await waitFor(`target holds POST ${i + 1}`, () => heldNow() === i + 1 || undefined);
+    }
+    await sleep(200); // the third POST reaches a target's queue
+    const client = rawClient(balancer.port);
+    client.socket.write("GET /queued-per-try HTTP/1.1\r\nHost: x\r\n\r\n");
+    // Its per-try timeout (300 ms) passes while it waits at F: it leaves F's queue for Q's.
+    await sleep(3000);
+    // Each target answers the POST it holds: Q takes its queued POST next (the GET still waits
+    // behind it); F takes whatever is left in its queue, which must be nothing.
+    for (const t of targets) t.release();
+    await waitFor(
+      "two held POSTs answered, the third held",
+      () =>
+        (holders.filter((h) => /released$/.test(h.state.text)).length === 2 && heldNow() === 1) || undefined,
+    );
+    await sleep(500);
+    const sentTo = () => targets.map((t) => t.seen.filter((s) => s === "GET /queued-per-try").length);
+    assert.deepEqual(sentTo(), [0, 0], "the GET was not sent from the queue it left");
+    // Q answers its last POST: the GET goes there, once.
+    for (const t of targets) t.release();
+    await waitFor(
+      "the GET answered",
+      () => /^HTTP\/1\.1 200 [\s\S]*ok$/.test(client.state.text) || undefined,
+    );
+    await sleep(300);
+    const q = targets.findIndex((t) => t.seen.filter((s) => s === "POST /hold").length === 2);
+    const expected = [0, 0];
+    expected[q] = 1;
+    assert.deepEqual(sentTo(), expected, "sent once, by the target whose queue it moved to");
   });
 
   it("two Host header fields: 400, and the request is not forwarded", async () => {
@@ -549,6 +657,12 @@ describe("load balancer as worker processes against hostile clients", { timeout:
     assert.ok(
       flood.some((c) => c.state.connected),
       "connections within the cap are accepted",
+    );
+    // Each worker tells its refusals; the runtime's bus hears them.
+    await waitFor(
+      "a worker's connections-refused event",
+      () => events.recent().find((e) => e.type === "load-balancer.connections-refused"),
+      10_000,
     );
     for (const c of flood) c.socket.destroy();
   });

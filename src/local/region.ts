@@ -129,6 +129,7 @@ export class LocalRegion {
       host: listener.host,
       port: this.httpsPort,
       limits: stack.loadBalancer.local.limits,
+      events: this.options.events.scoped(this.name),
       ...certificate,
     });
     const url = await this.https.listen();

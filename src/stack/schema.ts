@@ -492,30 +492,62 @@ const MiB = 1024 * 1024;
  */
 const loadBalancerLimits = z
   .object({
-    /** A request's head and body must arrive within this long of its first byte; 408 and closed after. */
+    /**
+     * A request's head and body must arrive within this long of its first byte (of the connection's
+     * accept, for its first request); 408 and closed after. The ALB has no such deadline: its idle
+     * timeout (60 s) restarts with every byte, so a body trickled a byte every 25 s is held there.
+     * @default 60000 (60 s)
+     */
     requestTimeoutMs: intIn(100, 3_600_000, " ms").default(D.requestTimeoutMs),
-    /** Client connections open at once; a new one beyond it is closed at once (the client sees a reset). */
+    /**
+     * Client connections open at once (per listener); a new one beyond it is closed as it is
+     * accepted (the client sees a reset), told by a `load-balancer.connections-refused` event. The
+     * ALB has no such cap (it scales out).
+     * @default 4096
+     */
     maxClientConnections: intIn(1, 1_000_000).default(D.maxClientConnections),
-    /** A request's line and header fields (431 above). */
+    /**
+     * A request's line and all its header fields together (431 above). The ALB allows 16 KB for the
+     * request line and for each field, 64 KB for all fields, and answers 400 beyond.
+     * @default 16384 (16 KiB)
+     */
     maxRequestHeadBytes: intIn(1024, 1 * MiB, " bytes").default(D.maxRequestHeadBytes),
-    /** One request's body, held whole so the request can be retried (413 above). */
+    /**
+     * One request's body, held whole so the request can be retried on another target (413 above,
+     * at once when its Content-Length says so). The ALB streams bodies and sets no such limit.
+     * @default 10485760 (10 MiB)
+     */
     maxRequestBodyBytes: intIn(0, 1024 * MiB, " bytes").default(D.maxRequestBodyBytes),
-    /** All requests' bodies held at once; a request whose body would go past it gets 503. */
+    /**
+     * All requests' bodies held at once (per balancer process); a request whose body would go past
+     * it gets 503. At least `maxRequestBodyBytes`.
+     * @default 67108864 (64 MiB)
+     */
     maxBufferedRequestBytesTotal: intIn(0, 16 * 1024 * MiB, " bytes").default(D.maxBufferedRequestBytesTotal),
     /**
      * Answer bytes written to a client and not yet read by it: past this, the balancer stops reading
      * that client's requests until it reads (write backpressure).
+     * @default 1048576 (1 MiB)
      */
     maxQueuedResponseBytes: intIn(16 * 1024, 1024 * MiB, " bytes").default(D.maxQueuedResponseBytes),
-    /** Connections to one target; further requests wait for one. */
+    /**
+     * Connections to one target; further requests wait for one, in order. The ALB has no such
+     * limit.
+     * @default 128
+     */
     maxConnectionsPerTarget: intIn(1, 100_000).default(D.maxConnectionsPerTarget),
-    /** A request waiting that long for a connection to its target is never sent; it gets 503. */
+    /**
+     * A request waiting that long for a connection to its target is never sent; another target is
+     * tried, or it gets 503.
+     * @default 60000 (60 s)
+     */
     targetQueueTimeoutMs: intIn(10, 3_600_000, " ms").default(D.targetQueueTimeoutMs),
   })
   .strict()
   .refine((l) => l.maxBufferedRequestBytesTotal >= l.maxRequestBodyBytes, {
     path: ["maxBufferedRequestBytesTotal"],
-    message: "must be ≥ maxRequestBodyBytes (one largest body must fit)",
+    message:
+      "must be ≥ maxRequestBodyBytes (one largest body must fit): raise it, or lower maxRequestBodyBytes",
   });
 
 export type LoadBalancerLimits = z.output<typeof loadBalancerLimits>;

@@ -39,6 +39,17 @@ export type StackEvent =
   /** A controller's failure, and what retries it (src/local/controller-guard.ts). */
   | ControllerErrorEvent
   | { type: "load-balancer.listening"; url: string }
+  /**
+   * Client connections refused at a balancer process's cap (`loadBalancer.local.limits.
+   * maxClientConnections`, this process's share with several): the first at once, then one event
+   * per 10 s with the count of that window, however large the flood.
+   */
+  | {
+      type: "load-balancer.connections-refused";
+      listener: "http" | "https";
+      refused: number;
+      maxClientConnections: number;
+    }
   | { type: "instance.launched"; instanceId: string; az: string; pid: number; port: number }
   | { type: "instance.launch-failed"; instanceId: string; az: string; reason: string }
   | { type: "instance.terminating"; instanceId: string; az: string; reason: string }
@@ -311,6 +322,8 @@ export function describeEvent(e: StackEvent): string {
       return `${e.region}'s Redis caught up (offset ${e.caughtUpToOffset}) and takes writes again`;
     case "load-balancer.listening":
       return e.url;
+    case "load-balancer.connections-refused":
+      return `${plural(e.refused, "client connection")} refused: the ${e.listener} listener holds its cap of ${e.maxClientConnections} (loadBalancer.local.limits.maxClientConnections)`;
     case "instance.launched":
       return `${e.instanceId} in ${e.az}, pid ${e.pid}, port ${e.port}`;
     case "instance.launch-failed":

@@ -16,7 +16,7 @@ import {
   replyError,
 } from "./http1-listener.ts";
 import { type Http1ParserBinding, loadHttp1Parser } from "./http1-parser.ts";
-import { BodyBudget, type ClientLimits, clientLimits } from "./limits.ts";
+import { BodyBudget, type ClientLimits, capClientConnections, clientLimits } from "./limits.ts";
 import { nodeRequestListener, redirectToHttps } from "./https.ts";
 import type { OutlierDetectionSettings, TryOutcome } from "./outlier-detection.ts";
 import { RetryBudget, type RetrySettings, isIdempotent, noRetries, notSent } from "./retries.ts";
@@ -133,13 +133,14 @@ export class LoadBalancer implements Listener, InFlightRequests, TryPolicy {
         limits: this.limits,
         bodyBudget: this.bodyBudget,
         keepAliveTimeoutMs: 60_000,
+        events,
       });
       this.server = listener.server;
       this.connections = listener;
     } else {
       const redirect = http.createServer({ keepAlive: true }, redirectToHttps(redirectPort));
       redirect.keepAliveTimeout = 60_000;
-      redirect.maxConnections = this.limits.maxClientConnections;
+      capClientConnections(redirect, this.limits.maxClientConnections, "http", events);
       redirect.requestTimeout = this.limits.requestTimeoutMs;
       redirect.headersTimeout = this.limits.requestTimeoutMs;
       this.server = redirect;

@@ -7,7 +7,8 @@ import {
   type HeadersComplete,
   setReading,
 } from "./http1-parser.ts";
-import type { BodyBudget, ClientLimits } from "./limits.ts";
+import type { EventPublisher } from "../events/bus.ts";
+import { type BodyBudget, type ClientLimits, capClientConnections } from "./limits.ts";
 
 /** A client's request as the balancer routes it, whichever listener read it. */
 export interface ClientRequest {
@@ -71,6 +72,8 @@ export interface Http1ListenerOptions {
   bodyBudget: BodyBudget;
   /** An idle client connection is closed after this long (like the ALB's idle timeout). */
   keepAliveTimeoutMs: number;
+  /** Where connections refused at the cap are told (`load-balancer.connections-refused`). */
+  events?: EventPublisher;
 }
 
 /** Requests read ahead of the one being answered; past this, reading stops until they are answered. */
@@ -110,8 +113,9 @@ export class Http1Listener {
       this.connections.add(connection);
       socket.once("close", () => this.connections.delete(connection));
     });
-    // Node closes a connection beyond this as it is accepted, before any JS runs for it.
-    this.server.maxConnections = options.limits.maxClientConnections;
+    // Node closes a connection beyond the cap as it is accepted, before any JS runs for it; the
+    // refusals are told as events.
+    capClientConnections(this.server, options.limits.maxClientConnections, "http", options.events);
     this.server.on("listening", () => {
       // One sweep for every connection's deadlines instead of a socket timer refreshed on each
       // read and write.
@@ -221,17 +225,30 @@ class ClientConnection {
       }
       this.reading = request;
       const raw = request.rawHeaders;
+      let expectContinue = false;
       for (let i = 0; i + 1 < raw.length; i += 2) {
         const name = raw[i] as string;
+        // A body declared larger than the limit is refused before any of it is read (and before a
+        // 100 Continue would invite it).
+        if (
+          name.length === 14 &&
+          name.toLowerCase() === "content-length" &&
+          Number(raw[i + 1]) > limits.maxRequestBodyBytes
+        ) {
+          this.reading = undefined;
+          this.fail(413, `request body too large (at most ${limits.maxRequestBodyBytes} bytes)`);
+          return 1;
+        }
         if (name.length === 6 && name.toLowerCase() === "expect") {
           if (!/^100-continue$/i.test(raw[i + 1] as string)) {
             this.fail(417, "only Expect: 100-continue is supported");
             return 1;
           }
-          if (this.queue.length === 0 && !this.current && !this.waitingForDrain)
-            this.socket.write("HTTP/1.1 100 Continue\r\n\r\n");
+          expectContinue = true;
         }
       }
+      if (expectContinue && this.queue.length === 0 && !this.current && !this.waitingForDrain)
+        this.socket.write("HTTP/1.1 100 Continue\r\n\r\n");
       return 0;
     }) satisfies HeadersComplete;
     this.parser[P.kOnBody | 0] = (chunk: Buffer) => {
@@ -240,7 +257,7 @@ class ClientConnection {
       request.bodyBytes += chunk.length;
       if (request.bodyBytes > limits.maxRequestBodyBytes) {
         this.reading = undefined;
-        this.fail(413, "request body too large");
+        this.fail(413, `request body too large (at most ${limits.maxRequestBodyBytes} bytes)`);
         return;
       }
       if (!budget.take(chunk.length)) {

@@ -4,7 +4,8 @@ import type { AddressInfo } from "node:net";
 import { StayupError } from "../../shared/errors.ts";
 import type { ClientRequest, ClientRequestHandler, ClientResponse, CloseListener } from "./http1-listener.ts";
 import { replyError } from "./http1-listener.ts";
-import { type BodyBudget, type ClientLimits, clientLimits } from "./limits.ts";
+import type { EventPublisher } from "../events/bus.ts";
+import { type BodyBudget, type ClientLimits, capClientConnections, clientLimits } from "./limits.ts";
 
 /**
  * HTTPS as a thin layer over the load balancer, as the ALB's HTTPS listener: a TLS server whose
@@ -43,6 +44,9 @@ async function serveNodeRequest(
 ): Promise<void> {
   const response = new NodeResponse(res);
   let body: Buffer | undefined;
+  // A body declared larger than the limit is refused before any of it is read.
+  if (Number(req.headers["content-length"]) > limits.maxRequestBodyBytes)
+    return replyError(response, 413, `request body too large (at most ${limits.maxRequestBodyBytes} bytes)`);
   if (req.headers["content-length"] !== undefined || req.headers["transfer-encoding"] !== undefined) {
     const held = { bytes: 0 };
     // The body is held until the answer is complete (or the client left).
@@ -53,7 +57,12 @@ async function serveNodeRequest(
     } catch {
       return replyError(response, 400, "request body could not be read");
     }
-    if (read === "too-large") return replyError(response, 413, "request body too large");
+    if (read === "too-large")
+      return replyError(
+        response,
+        413,
+        `request body too large (at most ${limits.maxRequestBodyBytes} bytes)`,
+      );
     if (read === "over-budget")
       return replyError(
         response,
@@ -132,6 +141,8 @@ export interface HttpsListenerOptions {
   privateKeyPem: string;
   /** The balancer's client limits (deadline, connections, head size); left out: the defaults. */
   limits?: ClientLimits;
+  /** Where connections refused at the cap are told (`load-balancer.connections-refused`). */
+  events?: EventPublisher;
 }
 
 export class HttpsListener {
@@ -157,7 +168,7 @@ export class HttpsListener {
       handler,
     );
     this.server.keepAliveTimeout = 60_000;
-    this.server.maxConnections = limits.maxClientConnections;
+    capClientConnections(this.server, limits.maxClientConnections, "https", options.events);
   }
 
   listen(): Promise<string> {
