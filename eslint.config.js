@@ -10,8 +10,8 @@ export default tseslint.config(
   ...tseslint.configs.recommended,
   prettier,
   {
-    // The examples are plain JavaScript run by Node, outside the TypeScript project.
-    files: ["examples/**/*.js"],
+    // The examples and the launcher in bin/ are plain JavaScript run by Node, outside the TypeScript project.
+    files: ["examples/**/*.js", "bin/**/*.mjs"],
     languageOptions: {
       globals: { process: "readonly", console: "readonly", setTimeout: "readonly", clearTimeout: "readonly" },
     },

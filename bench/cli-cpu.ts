@@ -6,7 +6,8 @@
  *
  * Commands: `--version`, `--help`, `status` and `down` with no stack (each answers at once), and
  * `status` of a running stack (one is started on free ports, and stopped at the end).
- * Each figure is the median of the runs. The target: `--help` and `status` within 0.3 s of CPU.
+ * Each figure is the median of the runs, beside the same command through tsx (STAYUP_PREBUILT=0,
+ * as every command ran before bin/prebuilt.mjs). The target: `--help` and `status` within 0.3 s of CPU.
  */
 import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
@@ -23,8 +24,8 @@ const gnuTime = "/usr/bin/time";
 if (!existsSync(gnuTime)) throw new Error("needs GNU time (/usr/bin/time): apt-get install -y time");
 
 /** User + system seconds of one run of `args` (its children included, as getrusage counts them). */
-function cpuSeconds(args: string[]): number {
-  const result = spawnSync(gnuTime, ["-f", "%U %S", ...args], { encoding: "utf8", cwd: repo });
+function cpuSeconds(args: string[], env: NodeJS.ProcessEnv = process.env): number {
+  const result = spawnSync(gnuTime, ["-f", "%U %S", ...args], { encoding: "utf8", cwd: repo, env });
   const last = result.stderr.trim().split("\n").at(-1) ?? "";
   const [user, system] = last.split(" ").map(Number);
   if (user === undefined || system === undefined || Number.isNaN(user + system)) {
@@ -70,14 +71,19 @@ const cases: [string, string[]][] = [
 try {
   const rows = cases.map(([name, args]) => {
     const samples = Array.from({ length: runs }, () => cpuSeconds(args));
-    return { name, seconds: median(samples) };
+    // The same command through tsx, as every command ran before bin/prebuilt.mjs.
+    const tsx = Array.from({ length: runs }, () =>
+      cpuSeconds(args, { ...process.env, STAYUP_PREBUILT: "0" }),
+    );
+    return { name, seconds: median(samples), tsxSeconds: median(tsx) };
   });
   const floor = rows[0]?.seconds ?? NaN;
   console.log(`CPU (user + system), median of ${runs} runs`);
   for (const r of rows) {
     const ratio =
       r.name === "node -e 0" ? "" : `  ${(r.seconds / Math.max(floor, 0.01)).toFixed(1)}× node -e 0`;
-    console.log(`${r.name.padEnd(34)} ${r.seconds.toFixed(2).padStart(6)} s${ratio}`);
+    const tsx = r.name === "node -e 0" ? "" : `  (through tsx: ${r.tsxSeconds.toFixed(2)} s)`;
+    console.log(`${r.name.padEnd(34)} ${r.seconds.toFixed(2).padStart(6)} s${ratio}${tsx}`);
   }
 } finally {
   execFileSync(process.execPath, [bin, "down", "--state-dir", stackState], { stdio: "ignore" });

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
-// Runs the TypeScript sources directly (tsx), so `npx stayup` works right after `npm ci`.
-import { register } from "tsx/esm/api";
+// Runs the TypeScript sources, bundled once after each change (bin/prebuilt.mjs), so `npx stayup`
+// works right after `npm ci` and answers quickly.
+import { loadCli } from "./prebuilt.mjs";
 
-register();
-const { main } = await import("../src/cli/main.ts");
+const { main } = await loadCli();
 await main();

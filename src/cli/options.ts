@@ -5,7 +5,7 @@ import {
   environmentNames,
   type Topology,
   topologies,
-} from "../stack/index.ts";
+} from "../stack/names.ts";
 
 /** What commands that read the stack description get from these options. */
 export interface DescriptionOptions {

@@ -1,8 +1,8 @@
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
-import { tsImport } from "tsx/esm/api";
 import { StayupError } from "../shared/errors.ts";
 import { describeIssue } from "./issues.ts";
+import { defaultConfigFile } from "./names.ts";
 import { unclosedBracket } from "./unclosed-bracket.ts";
 import {
   type EnvironmentName,
@@ -16,6 +16,7 @@ import {
 export * from "./schema.ts";
 
 export { defineStack } from "./public.ts";
+export { defaultConfigFile };
 
 function formatPath(p: ReadonlyArray<PropertyKey>): string {
   return p.reduce<string>(
@@ -104,8 +105,6 @@ export function nothingStarted(error: unknown): never {
   throw error;
 }
 
-export const defaultConfigFile = "stayup.config.ts";
-
 /** Settings a command line may override for one run, as `--env` chooses the environment. */
 export interface StackOverrides {
   topology?: Topology;
@@ -130,6 +129,8 @@ export async function loadStack(
   let mod: { default?: unknown };
   try {
     // tsx loads TypeScript from anywhere, whatever the enclosing package.json says about modules.
+    // Loaded here, not with this module: commands that read no description (status) skip its cost.
+    const { tsImport } = await import("tsx/esm/api");
     mod = (await tsImport(file, import.meta.url)) as { default?: unknown };
   } catch (error) {
     throw loadError(file, error as Error);

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { type EnvironmentName, environmentNames, type Topology, topologies } from "./names.ts";
 import { ciSchema } from "./ci-schema.ts";
 import { ecsEnvironmentSettings, ecsSettings, taskFitProblems } from "./ecs.ts";
 import { LOAD_BALANCER_LIMIT_DEFAULTS } from "./load-balancer-limits.ts";
@@ -325,15 +326,6 @@ const environmentSettings = z
   })
   .strict();
 
-/**
- * How the web service is run, on AWS and locally; each renderer has one builder per topology.
- * `load-balanced`: tutorial 07 (a load balancer in front of a group over the AZs, Redis apart).
- * `single-instance`: seed 003 (a group of 1 with a stable address and a data volume, no load balancer).
- * `ecs`: seed 004 (ECS tasks on EC2 container instances through a capacity provider, behind the load balancer).
- */
-export const topologies = ["load-balanced", "single-instance", "ecs"] as const;
-export type Topology = (typeof topologies)[number];
-
 const topology = z.enum(topologies, {
   message: `must be one of ${topologies.map((t) => `"${t}"`).join(", ")}`,
 });
@@ -404,9 +396,6 @@ const aws = z
   .strict();
 
 export type EnvironmentSettings = z.infer<typeof environmentSettings>;
-
-export const environmentNames = ["dev", "prod"] as const;
-export type EnvironmentName = (typeof environmentNames)[number];
 
 const intIn = (min: number, max: number, unit = "") =>
   z
@@ -873,3 +862,5 @@ export type ResolvedStack = Omit<ValidStackDescription, "environments" | "redis"
     /** The top-level aws settings, with the environment's account when it names one. */
     aws: ValidStackDescription["aws"] & { account?: string };
   };
+
+export { type EnvironmentName, environmentNames, type Topology, topologies };
