@@ -6,8 +6,14 @@
  *
  *   node --import tsx bench/stack-memory.ts [--settle-seconds 10]
  *
- * RSS counts shared pages once per process (as `ps` and a laptop's activity monitor do), so the
- * total is what a user sees, a little above what the machine really spends.
+ * Two sums: RSS counts shared pages once per process (as `ps` and a laptop's activity monitor do):
+ * twelve redis-servers each count the same 9 MiB of redis-server's code, three node processes the
+ * same libnode. PSS (/proc/<pid>/smaps_rollup) splits each shared page among the processes that
+ * map it: its sum is what the stack really takes from the machine. (A page shared with a process
+ * outside the stack, the system's redis-server say, is split with it too: USS, the pages no other
+ * process maps, is the floor, and is printed as well.) The figure compared with the target counts
+ * every page once: each process's own pages (USS), plus the shared pages of each program (node,
+ * redis-server) once, taken from the process of that program that maps the most of them.
  */
 import { execFileSync } from "node:child_process";
 import { readFileSync, readdirSync } from "node:fs";
@@ -27,6 +33,8 @@ interface Proc {
   pid: number;
   ppid: number;
   rssMiB: number;
+  pssMiB: number;
+  ussMiB: number;
   command: string;
 }
 
@@ -39,7 +47,16 @@ function processes(): Proc[] {
       const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
       const rssKiB = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${entry}/status`, "utf8"))?.[1] ?? 0);
       const command = readFileSync(`/proc/${entry}/cmdline`, "utf8").split("\0").join(" ").trim();
-      out.push({ pid: Number(entry), ppid, rssMiB: rssKiB / 1024, command });
+      const rollup = readFileSync(`/proc/${entry}/smaps_rollup`, "utf8");
+      const kib = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+)`, "m").exec(rollup)?.[1] ?? 0);
+      out.push({
+        pid: Number(entry),
+        ppid,
+        rssMiB: rssKiB / 1024,
+        pssMiB: kib("Pss") / 1024,
+        ussMiB: (kib("Private_Clean") + kib("Private_Dirty")) / 1024,
+        command,
+      });
     } catch {
       // The process ended while we read it.
     }
@@ -90,12 +107,24 @@ try {
   const runtime = all.find((p) => p.pid === status.pid);
   if (!runtime) throw new Error(`the runtime (pid ${status.pid}) is not running`);
   const rows = [runtime, ...descendants(runtime.pid, all)];
+  const mib = (n: number) => n.toFixed(1).padStart(7);
+  console.log(`    RSS      PSS      USS (MiB)  pid  command`);
   for (const p of rows) {
-    console.log(`${p.rssMiB.toFixed(1).padStart(7)} MiB  ${p.pid}  ${p.command.slice(0, 90)}`);
+    console.log(`${mib(p.rssMiB)}  ${mib(p.pssMiB)}  ${mib(p.ussMiB)}  ${p.pid}  ${p.command.slice(0, 80)}`);
   }
-  const total = rows.reduce((sum, p) => sum + p.rssMiB, 0);
+  const sum = (f: (p: Proc) => number) => rows.reduce((total, p) => total + f(p), 0);
   console.log(
-    `${total.toFixed(1).padStart(7)} MiB  total, ${rows.length} processes (target: at most 300 MB)`,
+    `${mib(sum((p) => p.rssMiB))}  ${mib(sum((p) => p.pssMiB))}  ${mib(sum((p) => p.ussMiB))}  total, ${rows.length} processes`,
+  );
+  const sharedOnce = new Map<string, number>();
+  for (const p of rows) {
+    const program = path.basename(p.command.split(" ")[0] ?? "");
+    sharedOnce.set(program, Math.max(sharedOnce.get(program) ?? 0, p.rssMiB - p.ussMiB));
+  }
+  const shared = [...sharedOnce.values()].reduce((a, b) => a + b, 0);
+  const once = sum((p) => p.ussMiB) + shared;
+  console.log(
+    `every page once: ${once.toFixed(1)} MiB = ${sum((p) => p.ussMiB).toFixed(1)} MiB of the processes' own + ${[...sharedOnce].map(([k, v]) => `${k} ${v.toFixed(1)}`).join(" + ")} MiB shared (target: at most 300 MB = ${(300e6 / 2 ** 20).toFixed(0)} MiB)`,
   );
 } finally {
   execFileSync(process.execPath, [bin, "down", "--state-dir", stateDir], { stdio: "ignore" });
