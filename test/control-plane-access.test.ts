@@ -133,7 +133,7 @@ describe("control plane access", { timeout: 180_000 }, () => {
     }
   });
 
-  it("answers everything with a strict CSP, no framing, no Referer and nosniff", async () => {
+  it("answers everything with a strict CSP, no framing, no Referer, nosniff and no-store", async () => {
     const answers = [
       await send("/status"),
       await send("/status", { token: null }),
