@@ -232,7 +232,11 @@ describe("control plane streams: a cap and backpressure", { timeout: 180_000 }, 
       await reader.has("status", statuses + 3);
       assert.ok(held.open, "still open: backed up for less than its deadline, under its bound");
       assert.ok(held.heldBack.includes("status"), `held back: ${held.heldBack.join(", ")}`);
-      assert.equal(held.res.writableLength, heldBytes, "nothing more buffered for the stalled client");
+      // (the kernel may still take a little of what was held; nothing is added)
+      assert.ok(
+        held.res.writableLength <= heldBytes,
+        `nothing more buffered for the stalled client: ${held.res.writableLength} > ${heldBytes}`,
+      );
       // It reads again: it gets every event it was sent, then the status that was held back.
       stalled.resume();
       const lastEvent = `"error":"${published - 1} `;
