@@ -104,16 +104,28 @@ describe("control plane access", { timeout: 180_000 }, () => {
     await own.body.dump();
   });
 
-  it("lets nobody in by a cookie or a token in the query: the Bearer header only, and sets no cookie", async () => {
+  it("lets nobody in by a cookie or a token in the query: the Bearer header only; sets no cookie, clears an old one", async () => {
     const port = new URL(state.controlUrl).port;
-    for (const [route, headers] of [
-      [`/status?token=${state.token}`, {}],
-      ["/status", { cookie: `stayup_token_${port}=${state.token}` }],
-      [`/dashboard?token=${state.token}&x`, { cookie: `token=${state.token}` }],
+    for (const [route, headers, cleared] of [
+      [`/status?token=${state.token}`, {}, []],
+      ["/status", { cookie: `stayup_token_${port}=${state.token}` }, [`stayup_token_${port}`]],
+      [`/dashboard?token=${state.token}&x`, { cookie: `token=${state.token}` }, []],
+      // An earlier version's cookies (another stack's port, the first unported name): cleared too.
+      [
+        "/dashboard",
+        { cookie: `a=1; stayup_token_1234=${state.token}; stayup_token=${state.token}` },
+        ["stayup_token_1234", "stayup_token"],
+      ],
     ] as const) {
       const res = await send(route, { token: null, headers });
       const body = await res.body.text();
-      assert.equal(res.headers["set-cookie"], undefined, route);
+      // Only ever `Max-Age=0` with an empty value, for the stayup_token cookies the request carried.
+      const setCookie = [res.headers["set-cookie"] ?? []].flat();
+      assert.deepEqual(
+        setCookie,
+        cleared.map((name) => `${name}=; Max-Age=0; Path=/; HttpOnly; SameSite=Strict`),
+        route,
+      );
       // The dashboard's shell is public and holds nothing; every datum needs the header.
       if (route.startsWith("/dashboard"))
         assert.ok(!body.includes(state.token) && !body.includes(state.listener));
@@ -121,7 +133,7 @@ describe("control plane access", { timeout: 180_000 }, () => {
     }
   });
 
-  it("answers everything with a strict CSP, no framing, no Referer and nosniff", async () => {
+  it("answers everything with a strict CSP, no framing, no Referer, nosniff and no-store", async () => {
     const answers = [
       await send("/status"),
       await send("/status", { token: null }),
@@ -146,6 +158,7 @@ describe("control plane access", { timeout: 180_000 }, () => {
       assert.equal(res.headers["x-frame-options"], "DENY");
       assert.equal(res.headers["referrer-policy"], "no-referrer");
       assert.equal(res.headers["x-content-type-options"], "nosniff");
+      assert.equal(res.headers["cache-control"], "no-store", "no answer is kept in a cache");
     }
   });
 

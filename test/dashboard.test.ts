@@ -6,6 +6,9 @@ import { after, before, describe, it } from "node:test";
 import type { Browser, BrowserContext, Page } from "playwright-core";
 import { request } from "undici";
 import { StackClient } from "../src/local/control-plane/client.ts";
+import { EventBus } from "../src/local/events/bus.ts";
+import { LoadBalancer } from "../src/local/load-balancer/balancer.ts";
+import type { Target } from "../src/local/target-group/controller.ts";
 import { TrafficMeter } from "../src/local/dashboard/traffic-meter.ts";
 import type { StackStatus } from "../src/local/runtime.ts";
 import { artifactPath, launchChromium } from "./browser.ts";
@@ -21,6 +24,8 @@ describe("live dashboard", { timeout: 300_000 }, () => {
   let listener = "";
   const requests: string[] = [];
   const consoleErrors: string[] = [];
+  /** Every CSP violation any page of the dashboard's context reported (the report tab included). */
+  const cspViolations: string[] = [];
   const status = async () =>
     JSON.parse((await runCli(["status", "--json", "--state-dir", stateDir])).stdout) as StackStatus;
   const tileState = (id: string) =>
@@ -38,6 +43,7 @@ describe("live dashboard", { timeout: 300_000 }, () => {
     listener = s.listener;
     browser = await launchChromium();
     page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
+    await watchCsp(page.context(), cspViolations);
     page.on("request", (r) => requests.push(r.url()));
     page.on("console", (m) => {
       if (m.type() === "error") consoleErrors.push(m.text());
@@ -75,7 +81,7 @@ describe("live dashboard", { timeout: 300_000 }, () => {
     await query.body.dump();
   });
 
-  it("keeps the token to its own server: a second server on 127.0.0.1 and the load balancer get none of it", async () => {
+  it("keeps the token to its own server: a second server on 127.0.0.1, the load balancer and what is behind one get none of it", async () => {
     const token = tokenOf(dashboard);
     const seen: { url: string; headers: http.IncomingHttpHeaders }[] = [];
     const other = http.createServer((req, res) => {
@@ -85,9 +91,49 @@ describe("live dashboard", { timeout: 300_000 }, () => {
     });
     await new Promise<void>((resolve) => other.listen(0, "127.0.0.1", resolve));
     const otherUrl = `http://127.0.0.1:${(other.address() as AddressInfo).port}`;
-    // What the browser puts on the wire to the balancer (cookies included): all it could forward.
+    // What an instance gets through a balancer: a recording server as the one target of a real
+    // LoadBalancer (the stack's instances cannot tell what they were sent).
+    const atInstance: { url: string; headers: http.IncomingHttpHeaders }[] = [];
+    const instance = http.createServer((req, res) => {
+      atInstance.push({ url: req.url ?? "", headers: req.headers });
+      res.writeHead(200, { "content-type": "text/html" });
+      res.end("<!doctype html><title>instance</title>");
+    });
+    await new Promise<void>((resolve) => instance.listen(0, "127.0.0.1", resolve));
+    const target: Target = {
+      instanceId: "i-recording",
+      az: "eu-west-3a",
+      host: "127.0.0.1",
+      port: (instance.address() as AddressInfo).port,
+      health: "healthy",
+      consecutiveSuccesses: 2,
+      consecutiveFailures: 0,
+      registeredAt: 0,
+    };
+    const balancer = new LoadBalancer(
+      { routable: () => [target], get: () => target, reportConnectionFailure: () => undefined },
+      new EventBus(),
+      { host: "127.0.0.1", port: 0 },
+    );
+    const balancerUrl = await balancer.listen();
+    // What the browser puts on the wire to the stack's balancer (cookies included): all it could forward.
     const toBalancer: Promise<{ url: string; headers: Record<string, string> }>[] = [];
     const context = await browser.newContext();
+    const cspInContext: string[] = [];
+    await watchCsp(context, cspInContext);
+    // A browser that logged in with an earlier version holds its host-wide cookies: the
+    // dashboard clears them on the first visit, before the browser goes anywhere else.
+    const controlPort = dashboard.port;
+    await context.addCookies(
+      [`stayup_token_${controlPort}`, "stayup_token"].map((name) => ({
+        name,
+        value: token,
+        domain: "127.0.0.1",
+        path: "/",
+        httpOnly: true,
+        sameSite: "Strict" as const,
+      })),
+    );
     context.on("request", (r) => {
       if (r.url().startsWith(listener))
         toBalancer.push(r.allHeaders().then((headers) => ({ url: r.url(), headers })));
@@ -97,6 +143,7 @@ describe("live dashboard", { timeout: 300_000 }, () => {
       await tab.goto(dashboard.href);
       await tab.waitForSelector('#connection[data-state="live"]', { timeout: 30_000 });
       assert.equal(tab.url(), `${dashboard.origin}/dashboard`, "the token left the address bar");
+      assert.deepEqual(await context.cookies(), [], "the old cookies were cleared");
       // Left from the logged-in page (a Referer would name it), typed, and in a second tab.
       await tab.evaluate((u) => {
         location.href = u;
@@ -109,12 +156,29 @@ describe("live dashboard", { timeout: 300_000 }, () => {
       await Promise.all([second.waitForURL(`${listener}/`), second.click("#to-balancer")]);
       await tab.goto(`${listener}/?typed`);
       assert.match((await tab.textContent("#count")) ?? "", /^\d+$/, "an instance answered the page");
+      // A balancer with an instance that records what it is sent, typed and from the dashboard.
+      await tab.goto(`${balancerUrl}/typed`);
+      await tab.goto(`${dashboard.origin}/dashboard`);
+      await tab.waitForSelector('#connection[data-state="live"]', { timeout: 30_000 });
+      await tab.evaluate((u) => {
+        location.href = u;
+      }, `${balancerUrl}/from-dashboard`);
+      await tab.waitForURL(`${balancerUrl}/from-dashboard`);
       // Back on the dashboard in the first tab: still logged in (the tab kept its session).
       await tab.goto(`${dashboard.origin}/dashboard`);
       await tab.waitForSelector('#connection[data-state="live"]', { timeout: 30_000 });
     } finally {
       await context.close();
       other.close();
+      instance.close();
+      await balancer.close();
+    }
+    assert.deepEqual(cspInContext, [], "no CSP violation in this context either");
+    for (const url of ["/typed", "/from-dashboard"]) {
+      assert.ok(
+        atInstance.some((r) => r.url === url),
+        `the instance behind the balancer got ${url}`,
+      );
     }
     for (const url of ["/from-dashboard", "/typed", "/second-tab"]) {
       assert.ok(
@@ -124,12 +188,12 @@ describe("live dashboard", { timeout: 300_000 }, () => {
     }
     // The dashboard's Referrer-Policy: leaving it names nothing, not even its origin.
     assert.equal(seen.find((r) => r.url === "/from-dashboard")?.headers.referer, undefined);
-    const balancer = await Promise.all(toBalancer);
+    const balancerGot = await Promise.all(toBalancer);
     assert.ok(
-      seen.length >= 3 && balancer.length >= 2,
-      `${seen.length} requests to the second server, ${balancer.length} to the balancer`,
+      seen.length >= 3 && balancerGot.length >= 2,
+      `${seen.length} requests to the second server, ${balancerGot.length} to the balancer`,
     );
-    for (const r of [...seen, ...balancer]) {
+    for (const r of [...seen, ...balancerGot, ...atInstance]) {
       assert.equal(r.headers.cookie, undefined, `no cookie to ${r.url}`);
       assert.equal(r.headers.authorization, undefined, `no Authorization to ${r.url}`);
       assert.ok(
@@ -286,7 +350,35 @@ describe("live dashboard", { timeout: 300_000 }, () => {
     assert.deepEqual(offLoopback, []);
     assert.deepEqual(consoleErrors, []);
   });
+
+  it("runs under its CSP without a single violation, in the dashboard or the report tab (and a violation would be seen)", async () => {
+    assert.deepEqual(cspViolations, []);
+    // The watcher sees one when there is one: an inline script, which the policy refuses.
+    await page.evaluate(() => {
+      const script = document.createElement("script");
+      script.textContent = "document.title = 'inline ran'";
+      document.body.append(script);
+      script.remove();
+    });
+    await waitFor("the violation reported", () => (cspViolations.length > 0 ? true : undefined), 10_000);
+    assert.match(cspViolations[0] ?? "", /^script-src/);
+    assert.notEqual(await page.title(), "inline ran");
+  });
 });
+
+/**
+ * Collects the CSP violations of every page of `context` (a `securitypolicyviolation` listener set
+ * before any page script runs), each as "directive blocked-uri source:line".
+ */
+async function watchCsp(context: BrowserContext, into: string[]): Promise<void> {
+  await context.exposeFunction("reportCspViolation", (v: string) => into.push(v));
+  await context.addInitScript(() => {
+    document.addEventListener("securitypolicyviolation", (e) => {
+      const report = (window as unknown as { reportCspViolation: (v: string) => void }).reportCspViolation;
+      report(`${e.effectiveDirective} ${e.blockedURI} ${e.sourceFile}:${e.lineNumber}`);
+    });
+  });
+}
 
 /** The token of a dashboard URL (in its fragment). */
 const tokenOf = (url: URL) => new URLSearchParams(url.hash.slice(1)).get("token") ?? "";

@@ -102,9 +102,33 @@ export function contentSecurityPolicy(inline: { scripts?: string[]; styles?: str
   ].join("; ");
 }
 
+/**
+ * Every answer carries these, refusals included. `no-store`: nothing a control plane answers (the
+ * stack's state, the token-gated data) is kept in a browser's or a proxy's cache.
+ */
 export function setSecurityHeaders(res: http.ServerResponse): void {
   res.setHeader("content-security-policy", contentSecurityPolicy());
   res.setHeader("x-frame-options", "DENY");
   res.setHeader("referrer-policy", "no-referrer");
   res.setHeader("x-content-type-options", "nosniff");
+  res.setHeader("cache-control", "no-store");
+}
+
+/**
+ * The token cookies earlier versions set (`stayup_token`, then `stayup_token_<port>`): a browser
+ * that still holds one sends it to every server on the host. Any such cookie a request carries is
+ * cleared (same name and path, `Max-Age=0`); no answer ever sets one.
+ */
+const oldTokenCookie = /^stayup_token(_\d+)?$/;
+
+export function clearOldTokenCookies(req: http.IncomingMessage, res: http.ServerResponse): void {
+  const names = (req.headers.cookie ?? "")
+    .split(";")
+    .map((pair) => pair.split("=")[0]?.trim() ?? "")
+    .filter((name) => oldTokenCookie.test(name));
+  if (names.length === 0) return;
+  res.setHeader(
+    "set-cookie",
+    [...new Set(names)].map((name) => `${name}=; Max-Age=0; Path=/; HttpOnly; SameSite=Strict`),
+  );
 }

@@ -2,6 +2,7 @@ import type http from "node:http";
 import path from "node:path";
 import { bundleWebService } from "../../web-service/bundle.ts";
 import { instanceSettingsProblems, rollBodyLimitBytes } from "../rolling-deploy/instance-settings.ts";
+import { defaultBodyDeadlineMs, readBoundedBody, refuseBody } from "./body.ts";
 import { rollStack } from "../rolling-deploy/roll.ts";
 import type { LocalRegion } from "../region.ts";
 import type { LocalStack } from "../runtime.ts";
@@ -12,19 +13,24 @@ import { SingleInstanceLocalStack } from "../single-instance/stack.ts";
  * instance settings make (region by region, see rollStack); answers the roll's result, with one
  * entry per region, once it finished or was rolled back. Only instance settings: a name that changes
  * how a process loads code, or that stayup sets itself, is refused with 400 and the reason
- * (instance-settings.ts); a body over rollBodyLimitBytes with 413.
+ * (instance-settings.ts); a body over rollBodyLimitBytes with 413, one that has not arrived within
+ * the deadline with 408 (body.ts).
  */
-export async function handleRoll(stack: LocalStack, req: http.IncomingMessage, res: http.ServerResponse) {
+export async function handleRoll(
+  stack: LocalStack,
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+  bodyDeadlineMs = defaultBodyDeadlineMs,
+) {
   const reply = (status: number, body: unknown) => {
     res.writeHead(status, { "content-type": "application/json" });
     res.end(JSON.stringify(body));
   };
-  // A bounded body: settings are a few short strings; a bigger body is refused, not buffered.
-  const body = await readBoundedBody(req, rollBodyLimitBytes);
-  if (body === undefined) {
-    res.setHeader("connection", "close"); // the rest of the body is not read
-    return reply(413, { error: `the body is larger than ${rollBodyLimitBytes} bytes` });
-  }
+  // A bounded body: settings are a few short strings; a bigger or a trickled body is refused, not
+  // buffered or waited for.
+  const read = await readBoundedBody(req, { limitBytes: rollBodyLimitBytes, deadlineMs: bodyDeadlineMs });
+  if (!read.ok) return refuseBody(res, read);
+  const body = read.text;
   let settings: Record<string, string>;
   try {
     const parsed = JSON.parse(body || "{}") as { settings?: unknown; keepSettings?: unknown };
@@ -58,28 +64,4 @@ export async function handleRoll(stack: LocalStack, req: http.IncomingMessage, r
   } catch (error) {
     return reply(500, { error: (error as Error).message });
   }
-}
-
-/**
- * The request's body as text, or undefined as soon as it exceeds `limitBytes` (declared by
- * Content-Length or as it arrives): what follows is drained and dropped, never kept.
- */
-export function readBoundedBody(req: http.IncomingMessage, limitBytes: number): Promise<string | undefined> {
-  return new Promise((resolve, reject) => {
-    const drop = () => {
-      req.removeAllListeners("data");
-      req.resume();
-      resolve(undefined);
-    };
-    if (Number(req.headers["content-length"] ?? 0) > limitBytes) return drop();
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on("data", (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > limitBytes) return drop();
-      chunks.push(chunk);
-    });
-    req.once("end", () => resolve(Buffer.concat(chunks).toString("utf8")));
-    req.once("error", reject);
-  });
 }

@@ -9,7 +9,7 @@ import { FaultLeaseClosedError } from "../faults/registry.ts";
 import { faultRegistryRoutes, handleFaultRegistry } from "../faults/routes.ts";
 import { Dashboard } from "../dashboard/dashboard.ts";
 import type { LocalStack } from "../runtime.ts";
-import { ControlPlaneAccess, newControlToken, setSecurityHeaders } from "./access.ts";
+import { clearOldTokenCookies, ControlPlaneAccess, newControlToken, setSecurityHeaders } from "./access.ts";
 import { StackClient } from "./client.ts";
 import { DrillDesk, type DrillRunner } from "./drills.ts";
 import { handleRoll } from "./roll-route.ts";
@@ -20,6 +20,8 @@ export interface ControlPlaneOptions {
   /** How drills run (`GET /drills`, `POST /drills/<name>`): given by the CLI, which knows them. */
   drills?: DrillRunner;
   streams?: Partial<StreamLimits>;
+  /** How long a route that reads a body (`POST /roll`) waits for all of it: 408 after. */
+  bodyDeadlineMs?: number;
 }
 
 /**
@@ -42,14 +44,17 @@ export class ControlPlaneServer {
   constructor(
     private readonly stack: LocalStack,
     private readonly onShutdown: () => void,
-    options: ControlPlaneOptions = {},
+    private readonly options: ControlPlaneOptions = {},
   ) {
     this.access = new ControlPlaneAccess(
       newControlToken(),
       () => (this.server.address() as AddressInfo).port,
     );
-    this.server = http.createServer((req, res) => {
+    // Node's own deadlines for a request's head and whole request (a route that reads a body has
+    // its own, shorter, body.ts); a stream's answer is not bounded by them, only its request.
+    this.server = http.createServer({ headersTimeout: 10_000, requestTimeout: 30_000 }, (req, res) => {
       setSecurityHeaders(res);
+      clearOldTokenCookies(req, res);
       if (this.access.admit(req, res)) this.handle(req, res);
     });
     this.streams = new StreamGate({ ...defaultStreamLimits, ...options.streams });
@@ -111,7 +116,7 @@ export class ControlPlaneServer {
     } else if (req.method === "POST" && url.pathname.startsWith("/faults/")) {
       void this.fault(url, res);
     } else if (req.method === "POST" && url.pathname === "/roll") {
-      void handleRoll(this.stack, req, res);
+      void handleRoll(this.stack, req, res, this.options.bodyDeadlineMs);
     } else if (req.method === "POST" && url.pathname === "/shutdown") {
       res.writeHead(202, { "content-type": "application/json" });
       res.end(JSON.stringify({ stopping: true }));

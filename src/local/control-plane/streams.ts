@@ -12,51 +12,135 @@ export interface StreamLimits {
    * keep up.
    */
   maxBufferedBytes: number;
+  /**
+   * How long a stream may stay backed up (a write found the socket's buffer full, and it has not
+   * emptied since) before it is closed: a client that stopped reading while little is published
+   * does not keep its place among `maxStreams` for ever.
+   */
+  drainDeadlineMs: number;
 }
 
-export const defaultStreamLimits: StreamLimits = { maxStreams: 32, maxBufferedBytes: 1024 * 1024 };
+export const defaultStreamLimits: StreamLimits = {
+  maxStreams: 32,
+  maxBufferedBytes: 1024 * 1024,
+  drainDeadlineMs: 30_000,
+};
 
-/** One open stream: writes that close it when its client stopped reading. */
+/** Why the server closed a stream. */
+export type StreamCloseReason = "over-buffer-bound" | "drain-deadline";
+
+/**
+ * One open stream. Backpressure: once a write finds the socket's buffer full, snapshots (the
+ * dashboard's status, each replacing the last) are held back, only the latest of each kind, and
+ * sent when the client has read what it was sent; events are written on (the page resumes by id),
+ * up to `maxBufferedBytes`. A stream past that bound, or backed up for `drainDeadlineMs`, is closed.
+ */
 export class LiveStream {
-  /** True once closed because its client did not read. */
-  overflowed = false;
+  /** Set once the server closed the stream because its client did not read. */
+  closedBecause?: StreamCloseReason;
   /** What was sent on opening (the history), written at once: allowed on top of the bound. */
   private replayedBytes = 0;
+  /** Snapshots held back while the client does not read: kind → the latest (or their merge). */
+  private readonly pending = new Map<string, { value: unknown; render: (value: never) => string }>();
+  private drainTimer?: NodeJS.Timeout;
 
   constructor(
     readonly res: http.ServerResponse,
-    private readonly maxBufferedBytes: number,
-  ) {}
+    private readonly limits: StreamLimits,
+  ) {
+    res.on("drain", () => this.drained());
+    res.once("close", () => this.stopDrainTimer());
+  }
 
   get open(): boolean {
     return !this.res.destroyed && !this.res.writableEnded;
+  }
+
+  /** True while the client has not read what it was sent (the socket's buffer is full). */
+  get backedUp(): boolean {
+    return this.res.writableNeedDrain;
+  }
+
+  /** The kinds of snapshot held back, waiting for the client to read. */
+  get heldBack(): string[] {
+    return [...this.pending.keys()];
   }
 
   /** Writes what a new stream starts with (the history since the client's last event). */
   replay(chunk: string): void {
     if (!this.open) return;
     this.replayedBytes += Buffer.byteLength(chunk);
-    this.res.write(chunk);
+    this.push(chunk);
   }
 
   /** Writes `chunk`; false when the stream is (now) closed. */
   write(chunk: string): boolean {
     if (!this.open) return false;
-    this.res.write(chunk);
+    this.push(chunk);
     // writableLength counts what node holds for the socket; ending would wait for a reader that
     // never comes, so the socket is destroyed and its buffer freed.
-    if (this.res.writableLength > this.maxBufferedBytes + this.replayedBytes) {
-      this.overflowed = true;
-      this.res.destroy();
+    if (this.res.writableLength > this.limits.maxBufferedBytes + this.replayedBytes) {
+      this.close("over-buffer-bound");
       return false;
     }
     return true;
+  }
+
+  /**
+   * Writes `value` of `kind` (as `render` makes it), which the next of its kind supersedes: while
+   * the client is backed up, one is kept per kind, the latest or, with `merge`, the held one and
+   * the new one merged (a bounded merge: the caller's), written once the client has read the rest.
+   */
+  writeLatest<T>(
+    kind: string,
+    value: T,
+    render: (value: T) => string,
+    merge: (held: T, next: T) => T = (_, next) => next,
+  ): boolean {
+    if (!this.open) return false;
+    if (this.backedUp) {
+      const held = this.pending.get(kind) as { value: T } | undefined;
+      this.pending.set(kind, { value: held ? merge(held.value, value) : value, render });
+      return true;
+    }
+    return this.write(render(value));
+  }
+
+  private push(chunk: string): void {
+    if (!this.res.write(chunk)) this.startDrainTimer();
+  }
+
+  private drained(): void {
+    this.stopDrainTimer();
+    const held = [...this.pending.values()];
+    this.pending.clear();
+    for (const { value, render } of held) if (!this.write(render(value as never))) return;
+  }
+
+  private startDrainTimer(): void {
+    if (this.drainTimer) return;
+    this.drainTimer = setTimeout(() => this.close("drain-deadline"), this.limits.drainDeadlineMs);
+    this.drainTimer.unref();
+  }
+
+  private stopDrainTimer(): void {
+    clearTimeout(this.drainTimer);
+    this.drainTimer = undefined;
+  }
+
+  private close(reason: StreamCloseReason): void {
+    this.closedBecause = reason;
+    this.pending.clear();
+    this.stopDrainTimer();
+    this.res.destroy();
   }
 }
 
 /** Admits streams up to the cap and keeps them, so a shutdown can end them. */
 export class StreamGate {
   private readonly streams = new Set<LiveStream>();
+  /** Streams the server closed because their client did not read, by reason (since start). */
+  readonly closed: Record<StreamCloseReason, number> = { "over-buffer-bound": 0, "drain-deadline": 0 };
 
   constructor(readonly limits: StreamLimits = defaultStreamLimits) {}
 
@@ -67,6 +151,11 @@ export class StreamGate {
   /** Bytes each open stream holds for its client right now. */
   bufferedBytes(): number[] {
     return [...this.streams].map((s) => s.res.writableLength);
+  }
+
+  /** The open streams (for tests and diagnostics). */
+  list(): LiveStream[] {
+    return [...this.streams];
   }
 
   /**
@@ -88,10 +177,11 @@ export class StreamGate {
       );
       return undefined;
     }
-    const stream = new LiveStream(res, this.limits.maxBufferedBytes);
+    const stream = new LiveStream(res, this.limits);
     this.streams.add(stream);
     res.once("close", () => {
       this.streams.delete(stream);
+      if (stream.closedBecause) this.closed[stream.closedBecause]++;
       onClose();
     });
     res.writeHead(200, headers);

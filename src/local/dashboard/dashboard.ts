@@ -22,6 +22,9 @@ const uplotCss = createRequire(import.meta.url).resolve("uplot/dist/uPlot.min.cs
 const sse = (event: string, data: unknown, id?: number) =>
   `event: ${event}\n${id === undefined ? "" : `id: ${id}\n`}data: ${JSON.stringify(data)}\n\n`;
 
+/** The page's traffic chart shows this many seconds (one sample a second each). */
+const trafficWindowSamples = 300;
+
 /** How long a report's one-time ticket may wait to be used. */
 const reportTicketTtlMs = 60_000;
 
@@ -58,7 +61,7 @@ export class Dashboard {
     if (address) address.observer = (answer) => this.meter.record(answer);
     this.unsubscribe = [
       stack.events.subscribe((e) => this.broadcast("stack-event", e, e.seq)),
-      drills.onChange((run) => this.broadcast("drill", run)),
+      drills.onChange((run) => this.broadcastLatest("drill", run)),
     ];
     this.timer = setInterval(() => this.tick(), 1000);
     this.timer.unref();
@@ -195,14 +198,29 @@ export class Dashboard {
     for (const stream of this.streams) stream.write(chunk);
   }
 
+  /**
+   * A snapshot (the next supersedes it): a client that is not reading gets only the latest, once
+   * it reads again; with `merge`, the held one and the new one merged.
+   */
+  private broadcastLatest<T>(event: string, data: T, merge?: (held: T, next: T) => T): void {
+    const chunk = sse(event, data);
+    for (const stream of this.streams)
+      stream.writeLatest(event, data, (d) => (d === data ? chunk : sse(event, d)), merge);
+  }
+
   private tick(): void {
     if (this.streams.size === 0) {
       this.meter.tick();
       return;
     }
     const samples = this.meter.tick();
-    if (samples.length) this.broadcast("traffic", samples);
-    this.broadcast("status", this.stack.status());
+    // Traffic samples add up: a client that is not reading gets those it missed (the chart's
+    // window at most) in one event once it reads again.
+    if (samples.length)
+      this.broadcastLatest("traffic", samples, (held, next) =>
+        [...held, ...next].slice(-trafficWindowSamples),
+      );
+    this.broadcastLatest("status", this.stack.status());
   }
 
   close(): void {
