@@ -1,6 +1,6 @@
 import type { Command } from "commander";
 import { StackClient } from "../../../local/control-plane/client.ts";
-import { instanceSettingProblem } from "../../../local/rolling-deploy/instance-settings.ts";
+import { instanceSettingProblem, settingNamePattern } from "../../../local/rolling-deploy/instance-settings.ts";
 import type { RollResult } from "../../../local/rolling-deploy/roll.ts";
 import { StayupError } from "../../../shared/errors.ts";
 import { stateDirOption } from "../../options.ts";
@@ -14,7 +14,7 @@ export interface RollOptions {
 /** NAME=value, checked as the control plane checks it (instance-settings.ts), before anything is sent. */
 const parseSetting = (s: string): [string, string] => {
   const at = s.indexOf("=");
-  if (at <= 0 || !/^[A-Z][A-Z0-9_]*$/.test(s.slice(0, at))) {
+  if (at <= 0 || !settingNamePattern.test(s.slice(0, at))) {
     throw new StayupError(
       `--set ${s}: expected NAME=value with an upper-case NAME`,
       "e.g. --set LOG_LEVEL=debug",
