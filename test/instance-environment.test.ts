@@ -63,7 +63,12 @@ describe("an instance's environment", () => {
     const previous = process.env.AWS_SECRET_ACCESS_KEY;
     process.env.AWS_SECRET_ACCESS_KEY = "canary-from-process-env";
     try {
-      const env = instanceEnvironment({ PORT: "0", STAYUP_INSTANCE_ID: "i-1", LOG_LEVEL: "debug", TZ: "UTC" });
+      const env = instanceEnvironment({
+        PORT: "0",
+        STAYUP_INSTANCE_ID: "i-1",
+        LOG_LEVEL: "debug",
+        TZ: "UTC",
+      });
       assert.equal(env.PORT, "0");
       assert.equal(env.STAYUP_INSTANCE_ID, "i-1");
       assert.equal(env.LOG_LEVEL, "debug");

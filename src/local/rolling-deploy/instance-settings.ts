@@ -40,16 +40,32 @@ const refused: { test: (name: string) => boolean; why: string; fix: string }[] =
       /^(PYTHON|PERL5?|RUBY|JAVA|_JAVA|JDK_JAVA|BASH_FUNC_|LUA_|PHP_|DOTNET_|CORECLR_|ERL_|ELIXIR_|R_PROFILE|R_ENVIRON|R_LIBS|GEM_|BUNDLE_|TCL)/.test(
         n,
       ) ||
-      ["CLASSPATH", "BASH_ENV", "ENV", "SHELL", "SHELLOPTS", "BASHOPTS", "PS4", "IFS", "PROMPT_COMMAND"].includes(n) ||
-      ["PHPRC", "GOFLAGS", "GOROOT", "GOPATH", "GOTOOLCHAIN", "GOENV", "RUSTC_WRAPPER", "ZDOTDIR"].includes(n),
+      [
+        "CLASSPATH",
+        "BASH_ENV",
+        "ENV",
+        "SHELL",
+        "SHELLOPTS",
+        "BASHOPTS",
+        "PS4",
+        "IFS",
+        "PROMPT_COMMAND",
+      ].includes(n) ||
+      ["PHPRC", "GOFLAGS", "GOROOT", "GOPATH", "GOTOOLCHAIN", "GOENV", "RUSTC_WRAPPER", "ZDOTDIR"].includes(
+        n,
+      ),
     why: "an interpreter or shell the instance may start reads it to load or run code (PYTHONPATH, PYTHONSTARTUP, PERL5OPT, RUBYOPT, JAVA_TOOL_OPTIONS, BASH_ENV, ENV, LUA_INIT, PHPRC, DOTNET_STARTUP_HOOKS, GOFLAGS...)",
     fix: startFix,
   },
   {
     test: (n) =>
       /^(NPM_CONFIG_|YARN_|PNPM_|COREPACK_|BUN_|DENO_|XDG_CONFIG|XDG_DATA)/.test(n) ||
-      /^GIT_(SSH|EXEC_PATH|CONFIG|ASKPASS|EDITOR|PAGER|PROXY|EXTERNAL_DIFF|TEMPLATE_DIR|DIR|WORK_TREE)/.test(n) ||
-      ["MAKEFLAGS", "MFLAGS", "EDITOR", "VISUAL", "PAGER", "BROWSER", "SUDO_ASKPASS", "SSH_ASKPASS"].includes(n),
+      /^GIT_(SSH|EXEC_PATH|CONFIG|ASKPASS|EDITOR|PAGER|PROXY|EXTERNAL_DIFF|TEMPLATE_DIR|DIR|WORK_TREE)/.test(
+        n,
+      ) ||
+      ["MAKEFLAGS", "MFLAGS", "EDITOR", "VISUAL", "PAGER", "BROWSER", "SUDO_ASKPASS", "SSH_ASKPASS"].includes(
+        n,
+      ),
     why: "a tool the start command may be (npm start, yarn, make, git...) reads it to choose a program to run or a configuration that can run one (NPM_CONFIG_SCRIPT_SHELL, GIT_SSH_COMMAND, MAKEFLAGS SHELL=, XDG_CONFIG_HOME...)",
     fix: startFix,
   },
