@@ -1,6 +1,9 @@
 import type { Command } from "commander";
 import { StackClient } from "../../../local/control-plane/client.ts";
-import { instanceSettingProblem, settingNamePattern } from "../../../local/rolling-deploy/instance-settings.ts";
+import {
+  instanceSettingProblem,
+  settingNamePattern,
+} from "../../../local/rolling-deploy/instance-settings.ts";
 import type { RollResult } from "../../../local/rolling-deploy/roll.ts";
 import { StayupError } from "../../../shared/errors.ts";
 import { stateDirOption } from "../../options.ts";
