@@ -329,6 +329,7 @@ describe("a running stack is private to its owner (issue 26)", { timeout: 600_00
     const refused = await runCli(["roll", "--state-dir", tempDir(), "--set", "NODE_OPTIONS=--require=x"]);
     assert.equal(refused.code, 1);
     assert.match(refused.stderr, /NODE_OPTIONS cannot be an instance setting/);
+    assert.match(refused.stderr, /fix: .*webService\.start's command in stayup\.config\.ts/);
     const refusedLd = await runCli(["roll", "--state-dir", stateDir, "--set", "LD_PRELOAD=/tmp/x.so"]);
     assert.equal(refusedLd.code, 1);
     assert.match(refusedLd.stderr, /LD_PRELOAD cannot be an instance setting/);

@@ -89,16 +89,37 @@ const refused: { test: (name: string) => boolean; why: string; fix: string }[] =
   },
 ];
 
-/** Why `name=value` cannot be an instance setting, or undefined when it can. */
-export function instanceSettingProblem(name: string, value: unknown): string | undefined {
-  if (!settingNamePattern.test(name)) return `"${name}" is not a setting name (upper case, digits and _)`;
+/** Why `name=value` cannot be an instance setting and what to do instead, or undefined when it can. */
+export function instanceSettingRefusal(
+  name: string,
+  value: unknown,
+): { problem: string; fix: string } | undefined {
+  if (!settingNamePattern.test(name))
+    return {
+      problem: `"${name}" is not a setting name (upper case, digits and _)`,
+      fix: "name it in upper case, e.g. LOG_LEVEL",
+    };
   for (const family of refused) {
-    if (family.test(name)) return `${name} cannot be an instance setting: ${family.why}; ${family.fix}`;
+    if (family.test(name))
+      return { problem: `${name} cannot be an instance setting: ${family.why}`, fix: family.fix };
   }
-  if (typeof value !== "string") return `${name}: the value must be a string`;
+  if (typeof value !== "string")
+    return {
+      problem: `${name}: the value must be a string`,
+      fix: 'e.g. {"settings": {"LOG_LEVEL": "debug"}}',
+    };
   if (Buffer.byteLength(value) > settingValueLimitBytes)
-    return `${name}: the value is longer than ${settingValueLimitBytes} bytes`;
+    return {
+      problem: `${name}: the value is longer than ${settingValueLimitBytes} bytes`,
+      fix: "a setting is a short string: put more in a file the service reads",
+    };
   return undefined;
+}
+
+/** The refusal as one line (problem; fix), as `POST /roll` answers it, or undefined. */
+export function instanceSettingProblem(name: string, value: unknown): string | undefined {
+  const refusal = instanceSettingRefusal(name, value);
+  return refusal && `${refusal.problem}; ${refusal.fix}`;
 }
 
 /** Every problem of `settings` (empty: they can be rolled out). */

@@ -1,7 +1,7 @@
 import type { Command } from "commander";
 import { StackClient } from "../../../local/control-plane/client.ts";
 import {
-  instanceSettingProblem,
+  instanceSettingRefusal,
   settingNamePattern,
 } from "../../../local/rolling-deploy/instance-settings.ts";
 import type { RollResult } from "../../../local/rolling-deploy/roll.ts";
@@ -24,8 +24,8 @@ const parseSetting = (s: string): [string, string] => {
     );
   }
   const [name, value] = [s.slice(0, at), s.slice(at + 1)];
-  const problem = instanceSettingProblem(name, value);
-  if (problem) throw new StayupError(`--set ${name}: ${problem}`, "e.g. --set LOG_LEVEL=debug");
+  const refusal = instanceSettingRefusal(name, value);
+  if (refusal) throw new StayupError(`--set ${name}: ${refusal.problem}`, refusal.fix);
   return [name, value];
 };
 
