@@ -15,6 +15,8 @@ describe("instance settings a roll may set", () => {
       "STAYUP_SHUTDOWN_TIMEOUT_MS",
       "NODE_ENV",
       "FEATURE_X",
+      "GIT_SHA",
+      "DEPLOY_ID",
     ]) {
       assert.equal(instanceSettingProblem(name, "1"), undefined, name);
     }
@@ -36,10 +38,46 @@ describe("instance settings a roll may set", () => {
       "RUBYOPT",
       "JAVA_TOOL_OPTIONS",
       "BASH_ENV",
+      "ENV",
+      "PYTHONSTARTUP",
+      "PERLLIB",
+      "RUBYLIB",
+      "LUA_INIT",
+      "PHPRC",
+      "DOTNET_STARTUP_HOOKS",
+      "GOFLAGS",
       "OPENSSL_CONF",
     ]) {
       const problem = instanceSettingProblem(name, "x");
       assert.match(problem ?? "", new RegExp(`^${name} cannot be an instance setting: .*load`), name);
+      // The fix: where a change of how instances start belongs.
+      assert.match(problem ?? "", /webService\.start's command in stayup\.config\.ts/, name);
+    }
+  });
+
+  it("refuses what makes the start command's tool run another program (npm start, make, git)", () => {
+    for (const name of [
+      "NPM_CONFIG_SCRIPT_SHELL",
+      "NPM_CONFIG_NODE_OPTIONS",
+      "YARN_RC_FILENAME",
+      "MAKEFLAGS",
+      "GIT_SSH_COMMAND",
+      "GIT_CONFIG_GLOBAL",
+      "XDG_CONFIG_HOME",
+      "SHELL",
+      "EDITOR",
+    ]) {
+      assert.match(
+        instanceSettingProblem(name, "x") ?? "",
+        new RegExp(`^${name} cannot be an instance setting: .*(run|load)`),
+        name,
+      );
+    }
+  });
+
+  it("names outside the allow rule are not settings (npm reads npm_config_* in any case)", () => {
+    for (const name of ["npm_config_script_shell", "http_proxy", "Node_Options", "_JAVA_OPTIONS"]) {
+      assert.match(instanceSettingProblem(name, "x") ?? "", /is not a setting name/, name);
     }
   });
 
@@ -54,6 +92,7 @@ describe("instance settings a roll may set", () => {
       "STAYUP_REDIS_PASSWORD",
       "STAYUP_REDIS_URL",
       "STAYUP_LOAD_SECRET",
+      "REDIS_URL",
     ]) {
       assert.match(
         instanceSettingProblem(name, "x") ?? "",

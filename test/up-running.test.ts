@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { chmodSync, lstatSync } from "node:fs";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { StackClient } from "../src/local/control-plane/client.ts";
@@ -64,9 +65,20 @@ describe(
       });
       assert.equal(roll.code, 0, roll.stderr + roll.stdout);
       const rolled = (await client.status()).instances.map((i) => i.id).sort();
+      // Loosened meanwhile (a chmod, a tool): this `up` makes the folder private again (issue 26).
+      chmodSync(stateDir, 0o755);
+      chmodSync(path.join(stateDir, "stack.log"), 0o644);
+      chmodSync(path.join(stateDir, "logs"), 0o755);
       const again = await upAgain([]);
       assert.equal(again.code, 1, again.stderr + again.stdout);
       assert.match(again.stderr, /already runs this version/);
+      for (const [name, mode] of [
+        [".", 0o700],
+        ["stack.log", 0o600],
+        ["logs", 0o700],
+      ] as const) {
+        assert.equal(lstatSync(path.join(stateDir, name)).mode & 0o777, mode, `${name} made private again`);
+      }
       assert.deepEqual(
         (await client.status()).instances.map((i) => i.id).sort(),
         rolled,

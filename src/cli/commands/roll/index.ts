@@ -1,6 +1,9 @@
 import type { Command } from "commander";
 import { StackClient } from "../../../local/control-plane/client.ts";
-import { instanceSettingProblem } from "../../../local/rolling-deploy/instance-settings.ts";
+import {
+  instanceSettingRefusal,
+  settingNamePattern,
+} from "../../../local/rolling-deploy/instance-settings.ts";
 import type { RollResult } from "../../../local/rolling-deploy/roll.ts";
 import { StayupError } from "../../../shared/errors.ts";
 import { stateDirOption } from "../../options.ts";
@@ -14,15 +17,15 @@ export interface RollOptions {
 /** NAME=value, checked as the control plane checks it (instance-settings.ts), before anything is sent. */
 const parseSetting = (s: string): [string, string] => {
   const at = s.indexOf("=");
-  if (at <= 0 || !/^[A-Z][A-Z0-9_]*$/.test(s.slice(0, at))) {
+  if (at <= 0 || !settingNamePattern.test(s.slice(0, at))) {
     throw new StayupError(
       `--set ${s}: expected NAME=value with an upper-case NAME`,
       "e.g. --set LOG_LEVEL=debug",
     );
   }
   const [name, value] = [s.slice(0, at), s.slice(at + 1)];
-  const problem = instanceSettingProblem(name, value);
-  if (problem) throw new StayupError(`--set ${name}: ${problem}`, "e.g. --set LOG_LEVEL=debug");
+  const refusal = instanceSettingRefusal(name, value);
+  if (refusal) throw new StayupError(`--set ${name}: ${refusal.problem}`, refusal.fix);
   return [name, value];
 };
 

@@ -72,6 +72,15 @@ function mismatches(status: StackStatus, opts: UpOptions, given: ReadonlySet<str
   return found;
 }
 
+/**
+ * The state folder 0700 (created so, or made so again) and what stayup keeps in it the owner's
+ * alone; a --state-dir naming a folder of other things (., ~) leaves those alone.
+ */
+function tightenStateDir(stateDir: string): void {
+  ensurePrivateDir(stateDir);
+  for (const name of stateEntries) makeTreePrivate(path.join(stateDir, name));
+}
+
 /** `stayup up`: runs the stack in this process until Ctrl-C or `stayup down` (or in the background). */
 export async function up(opts: UpOptions, given: ReadonlySet<string> = new Set()): Promise<void> {
   // Everything this run and what it starts create (state, logs, Redis files, reports) is the
@@ -79,6 +88,8 @@ export async function up(opts: UpOptions, given: ReadonlySet<string> = new Set()
   process.umask(privateUmask);
   const existing = StackClient.find(opts.stateDir);
   if (existing) {
+    // A running stack's folder too: whatever loosened it since is tightened by this `up`.
+    tightenStateDir(opts.stateDir);
     // Asked for another stack than the one running: say so, rather than roll or answer "already runs".
     const differ = mismatches(await existing.status(), opts, given);
     if (differ.length > 0) {
@@ -106,9 +117,7 @@ export async function up(opts: UpOptions, given: ReadonlySet<string> = new Set()
   }
   // A bad description is refused before anything is created (the state folder included).
   const resolved = await loadStack(opts.config, opts.env, { topology: opts.topology }).catch(nothingStarted);
-  ensurePrivateDir(opts.stateDir);
-  // Only what stayup keeps there: a --state-dir naming a folder of other things leaves those alone.
-  for (const name of stateEntries) makeTreePrivate(path.join(opts.stateDir, name));
+  tightenStateDir(opts.stateDir);
   // One `up` per state folder; a detached child adopts the lock its parent took.
   const handedFrom = Number(process.env.STAYUP_UP_LOCK_FROM ?? 0);
   const lock = handedFrom ? UpLock.adopt(opts.stateDir, handedFrom) : UpLock.acquire(opts.stateDir);
