@@ -3,20 +3,12 @@ import path from "node:path";
 import { createInterface } from "node:readline";
 import { type Dispatcher, request } from "undici";
 import { StayupError } from "../../shared/errors.ts";
+import { isProcessAlive as isAlive, isSameProcess } from "../../shared/process-info.ts";
 import type { TimedStackEvent } from "../events/bus.ts";
 import type { FaultInForce } from "../faults/registry.ts";
 import type { StackStatus } from "../runtime.ts";
 import { type StackStateFile, stateFileName } from "./state-file.ts";
 import type { RollResult } from "../rolling-deploy/roll.ts";
-
-const isAlive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 /** Throws the control plane's reason when it refused the request (token, Host or Origin). */
 async function refused(res: Dispatcher.ResponseData): Promise<void> {
@@ -117,7 +109,8 @@ export class StackClient {
     const file = path.join(stateDir, stateFileName);
     if (!existsSync(file)) return undefined;
     const state = JSON.parse(readFileSync(file, "utf8")) as StackStateFile;
-    if (!isAlive(state.pid)) {
+    // Gone, or its pid now names another process (the runtime was killed, the pid reused).
+    if (state.processStart ? !isSameProcess(state.pid, state.processStart) : !isAlive(state.pid)) {
       rmSync(file, { force: true });
       return undefined;
     }
