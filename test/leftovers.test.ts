@@ -12,7 +12,10 @@ import { findLeftovers } from "../src/local/leftovers.ts";
 import type { ProcessFile, RecordedProcess } from "../src/local/processes.ts";
 import { findFreePort } from "../src/shared/net.ts";
 import { isProcessAlive, processGroupMembers, processStartOf } from "../src/shared/process-info.ts";
-import { cliPath, configPath, isAlive, repoRoot, runCli, tempDir, waitFor } from "./helpers.ts";
+import { cliPath, configPath, repoRoot, runCli, tempDir, waitFor } from "./helpers.ts";
+
+/** Running: a zombie (exited, its new parent not having reaped it yet) has stopped. */
+const isAlive = isProcessAlive;
 
 const upArgs = (stateDir: string, redisPort: number | string = 0) => [
   "up",
