@@ -315,6 +315,19 @@ describe(
         );
       }
       const groups = new Map(instances.map((i) => [i.pid, membersOf(i.pid)]));
+      // The user's own service has no /load: it is not handed the stack's load secret either.
+      for (const pid of [...groups.values()].flat()) {
+        const environ = readFileSync(`/proc/${pid}/environ`, "utf8").split("\0");
+        assert.ok(
+          environ.includes(
+            `STAYUP_INSTANCE_ID=${instances.find((i) => groups.get(i.pid)?.includes(pid))?.name}`,
+          ),
+        );
+        assert.ok(
+          !environ.some((v) => v.startsWith("STAYUP_LOAD_SECRET=")),
+          `no load secret in ${pid}'s environment`,
+        );
+      }
       process.kill(runtime, "SIGKILL");
       await waitFor("the runtime to be gone", () => !isProcessAlive(runtime) || undefined);
       // One shell is killed as well: its node, alone in the group, must be found all the same.
