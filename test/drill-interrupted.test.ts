@@ -8,6 +8,7 @@ import { request } from "undici";
 import type { DrillReport } from "../src/drills/report.ts";
 import { StackClient } from "../src/local/control-plane/client.ts";
 import type { StackStatus } from "../src/local/runtime.ts";
+import { isProcessAlive } from "../src/shared/process-info.ts";
 import { cliPath, configPath, isAlive, repoRoot, runCli, tempDir, upDetached, waitFor } from "./helpers.ts";
 
 type Signal = "SIGINT" | "SIGTERM" | "SIGHUP" | "SIGKILL";
@@ -270,6 +271,23 @@ const portRefuses = (port: number) =>
     socket.once("error", () => resolve(true));
   });
 
+/** What a shell reports for a command a signal ended: 128 + the signal's number. */
+const conventionalCode = { SIGINT: 130, SIGTERM: 143, SIGHUP: 129 } as const;
+
+/** Every process `pid` started is gone (zombies, exited but not yet reaped, count as gone). */
+async function assertAllGone(started: number[], stderr: string): Promise<void> {
+  await waitFor(
+    "every process it started gone",
+    () => started.every((pid) => !isProcessAlive(pid)) || undefined,
+    30_000,
+  ).catch(() => undefined);
+  assert.deepEqual(
+    started.filter((pid) => isProcessAlive(pid)).map((pid) => `${pid}: ${commandOf(pid)}`),
+    [],
+    `every process the temporary stack started is gone: ${stderr}`,
+  );
+}
+
 describe(
   "`stayup drill` with no stack running stops its temporary stack when interrupted",
   { timeout: 600_000 },
@@ -291,7 +309,7 @@ describe(
           assert.ok(started.length >= 8, `Redis, Sentinels and instances run: ${started.length} processes`);
           run.child.kill(signal);
           const exit = await run.exited;
-          assert.notEqual(exit.code, 0, run.stderr());
+          assert.equal(exit.code, conventionalCode[signal], `128 + the signal's number: ${run.stderr()}`);
           assert.match(run.stderr(), /stopping the temporary stack/);
           assert.match(run.stderr(), new RegExp(`drill kill-instance interrupted \\(${signal}\\)`));
           // esbuild's service process (the bundle's) ends on its own once its parent's pipe closes.
@@ -311,5 +329,72 @@ describe(
         }
       });
     }
+
+    it("SIGTERM while the temporary stack is still starting: it is stopped once started, nothing left", async () => {
+      const stateDir = path.join(tempDir(), ".stayup");
+      const run = startDrill(["kill-instance", "--state-dir", stateDir, "--warmup-seconds", "30"]);
+      try {
+        // Its first Redis node runs: the stack is starting, no traffic yet.
+        const redisStarted = await waitFor(
+          "a Redis node of the temporary stack",
+          () => {
+            if (run.child.exitCode !== null) throw new Error(`ended first: ${run.stderr()}`);
+            const redis = descendants(run.child.pid as number).filter((pid) =>
+              /redis-server/.test(commandOf(pid)),
+            );
+            return redis.length > 0 ? redis : undefined;
+          },
+          150_000,
+        );
+        assert.doesNotMatch(run.stderr(), /sending \d+ requests/, "interrupted before the drill's traffic");
+        run.child.kill("SIGTERM");
+        // What else it starts meanwhile is found as it goes (the stack finishes starting first).
+        const started = new Set(redisStarted);
+        const watch = setInterval(() => {
+          for (const pid of descendants(run.child.pid as number)) started.add(pid);
+        }, 20);
+        const exit = await run.exited;
+        clearInterval(watch);
+        assert.equal(exit.code, 143, run.stderr());
+        assert.match(run.stderr(), /drill kill-instance interrupted \(SIGTERM\)/);
+        await assertAllGone([...started], run.stderr());
+      } finally {
+        run.child.kill("SIGKILL");
+      }
+    });
+
+    it("SIGINT twice: the second kills the temporary stack's processes at once, nothing left", async () => {
+      const stateDir = path.join(tempDir(), ".stayup");
+      const run = startDrill(["kill-instance", "--state-dir", stateDir, "--warmup-seconds", "30"]);
+      try {
+        await waitFor(
+          "the drill's traffic on the temporary stack",
+          () => {
+            if (run.child.exitCode !== null) throw new Error(`ended first: ${run.stderr()}`);
+            return /sending \d+ requests\/s/.test(run.stderr()) || undefined;
+          },
+          150_000,
+        );
+        const started = descendants(run.child.pid as number);
+        assert.ok(started.length >= 8, `Redis, Sentinels and instances run: ${started.length} processes`);
+        // Both at once: the second lands while the first's orderly stop has barely begun.
+        run.child.kill("SIGINT");
+        await waitFor(
+          "the first seen",
+          () => /interrupted \(SIGINT\)/.test(run.stderr()) || undefined,
+          30_000,
+        );
+        run.child.kill("SIGINT");
+        const exit = await run.exited;
+        assert.equal(exit.code, 130, run.stderr());
+        assert.match(
+          run.stderr(),
+          /SIGINT again: killed the temporary stack's \d+ process\(es\); exiting now/,
+        );
+        await assertAllGone(started, run.stderr());
+      } finally {
+        run.child.kill("SIGKILL");
+      }
+    });
   },
 );

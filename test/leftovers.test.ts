@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import path from "node:path";
@@ -8,9 +8,14 @@ import { request } from "undici";
 import { StackClient } from "../src/local/control-plane/client.ts";
 import type { StackStateFile } from "../src/local/control-plane/state-file.ts";
 import type { TimedStackEvent } from "../src/local/events/bus.ts";
-import type { RecordedProcess } from "../src/local/processes.ts";
+import { findLeftovers } from "../src/local/leftovers.ts";
+import type { ProcessFile, RecordedProcess } from "../src/local/processes.ts";
 import { findFreePort } from "../src/shared/net.ts";
-import { cliPath, configPath, isAlive, runCli, tempDir, waitFor } from "./helpers.ts";
+import { isProcessAlive, processGroupMembers, processStartOf } from "../src/shared/process-info.ts";
+import { cliPath, configPath, repoRoot, runCli, tempDir, waitFor } from "./helpers.ts";
+
+/** Running: a zombie (exited, its new parent not having reaped it yet) has stopped. */
+const isAlive = isProcessAlive;
 
 const upArgs = (stateDir: string, redisPort: number | string = 0) => [
   "up",
@@ -245,3 +250,177 @@ describe("nothing is left behind, nothing runs twice", { timeout: 600_000 }, () 
     await count(client.state.listener);
   });
 });
+
+/** A service in the user's own words: `node server.cjs; echo …` runs under `/bin/sh -c` (a shell, then node). */
+function shellServiceConfig(): string {
+  const dir = tempDir();
+  writeFileSync(
+    path.join(dir, "server.cjs"),
+    `require("node:http").createServer((req, res) => res.end("ok")).listen(Number(process.env.PORT), process.env.HOST);\n`,
+  );
+  const description = readFileSync(path.join(repoRoot, "examples/python-stdlib/stayup.config.ts"), "utf8")
+    .replace(/name: "python-stdlib"/, 'name: "shell-service"')
+    .replace(/command: "python3 server.py"/, 'command: "node server.cjs; echo the service ended"');
+  assert.match(description, /node server\.cjs; echo/);
+  writeFileSync(path.join(dir, "stayup.config.ts"), description);
+  return path.join(dir, "stayup.config.ts");
+}
+
+/** The group's live members (zombies left out). */
+const membersOf = (group: number) => processGroupMembers(group).sort((a, b) => a - b);
+
+describe(
+  "`stayup down` after SIGKILL of the runtime: all it started, nothing else",
+  { timeout: 600_000 },
+  () => {
+    const dirs: string[] = [];
+    const strangers: ChildProcess[] = [];
+    after(async () => {
+      for (const dir of dirs) await runCli(["down", "--state-dir", dir]);
+      for (const child of strangers) child.kill("SIGKILL");
+    });
+
+    it("a service started by `sh -c` goes with its shell, and with the shell gone too", async () => {
+      const stateDir = path.join(tempDir(), ".stayup");
+      dirs.push(stateDir);
+      const up = await runCli(
+        [
+          "up",
+          "--config",
+          shellServiceConfig(),
+          "--state-dir",
+          stateDir,
+          "--port",
+          "0",
+          "--redis-port",
+          "0",
+          "--dns-port",
+          "0",
+          "--detach",
+        ],
+        { timeoutMs: 150_000 },
+      );
+      assert.equal(up.code, 0, up.stderr + up.stdout);
+      const runtime = state(stateDir).pid;
+      const instances = await waitFor("two instances recorded", () => {
+        const found = recorded(stateDir).filter((p) => p.kind === "instance");
+        return found.length >= 2 ? found : undefined;
+      });
+      // Each instance leads its own group: the shell and, under it, node.
+      for (const i of instances) {
+        assert.equal(i.group, true, `${i.name} is recorded as a group`);
+        assert.ok(i.processStart, "with its start");
+        await waitFor(`${i.name}'s shell and its node`, () =>
+          membersOf(i.pid).length >= 2 ? true : undefined,
+        );
+      }
+      const groups = new Map(instances.map((i) => [i.pid, membersOf(i.pid)]));
+      // The user's own service has no /load: it is not handed the stack's load secret either.
+      for (const pid of [...groups.values()].flat()) {
+        const environ = readFileSync(`/proc/${pid}/environ`, "utf8").split("\0");
+        assert.ok(
+          environ.includes(
+            `STAYUP_INSTANCE_ID=${instances.find((i) => groups.get(i.pid)?.includes(pid))?.name}`,
+          ),
+        );
+        assert.ok(
+          !environ.some((v) => v.startsWith("STAYUP_LOAD_SECRET=")),
+          `no load secret in ${pid}'s environment`,
+        );
+      }
+      process.kill(runtime, "SIGKILL");
+      await waitFor("the runtime to be gone", () => !isProcessAlive(runtime) || undefined);
+      // One shell is killed as well: its node, alone in the group, must be found all the same.
+      const [first] = instances;
+      assert.ok(first);
+      process.kill(first.pid, "SIGKILL");
+      await waitFor("that shell to be gone", () => !isProcessAlive(first.pid) || undefined);
+      assert.ok(
+        [...groups.values()].flat().some((pid) => pid !== first.pid && isProcessAlive(pid)),
+        "the services outlive their runtime",
+      );
+
+      const down = await runCli(["down", "--state-dir", stateDir], { timeoutMs: 90_000 });
+      assert.equal(down.code, 0, down.stderr + down.stdout);
+      assert.match(
+        down.stdout,
+        new RegExp(`instance ${first.name} \\(pid ${first.pid} gone, its group's \\d+\\)`),
+      );
+      for (const [group, members] of groups) {
+        assert.deepEqual(membersOf(group), [], `group ${group} is empty`);
+        assert.deepEqual(
+          members.filter((pid) => isProcessAlive(pid)),
+          [],
+          `every process of group ${group} is stopped`,
+        );
+      }
+      assert.ok(
+        recorded(stateDir).every((p) => !isProcessAlive(p.pid)),
+        "every recorded process is stopped",
+      );
+    });
+
+    it("never stops a process the record names by pid alone: a pid reused since, or another redis-server", async () => {
+      const stateDir = path.join(tempDir(), ".stayup");
+      mkdirSync(stateDir, { recursive: true });
+      // Another redis-server (as the system's on 6379 would be) and another node process, each
+      // named in a killed run's record under its own pid but with another start.
+      const port = await findFreePort();
+      const redis = spawn("redis-server", ["--port", String(port), "--save", "", "--appendonly", "no"], {
+        stdio: "ignore",
+      });
+      const node = spawn(process.execPath, ["-e", "setInterval(() => {}, 1000)"], { stdio: "ignore" });
+      strangers.push(redis, node);
+      await waitFor("the strangers to run", () =>
+        processStartOf(redis.pid!) && processStartOf(node.pid!) ? true : undefined,
+      );
+      const record: ProcessFile = {
+        runtimePid: 999_999_999,
+        processes: [
+          {
+            pid: redis.pid!,
+            kind: "redis-node",
+            name: "redis-a",
+            port,
+            startedAt: "",
+            processStart: "ticks:1",
+          },
+          {
+            pid: node.pid!,
+            kind: "instance",
+            name: "i-0",
+            startedAt: "",
+            processStart: "ticks:1",
+            group: true,
+          },
+          // An older stayup's record (no start): the command line must match its kind.
+          { pid: node.pid!, kind: "sentinel", name: "sentinel-1", startedAt: "" },
+        ],
+      };
+      writeFileSync(path.join(stateDir, "processes.json"), JSON.stringify(record));
+      assert.deepEqual(findLeftovers(stateDir), []);
+      const down = await runCli(["down", "--state-dir", stateDir], { timeoutMs: 60_000 });
+      assert.equal(down.code, 0, down.stderr + down.stdout);
+      assert.match(down.stdout, /nothing to stop/);
+      assert.ok(isProcessAlive(redis.pid!), "the other redis-server runs on");
+      assert.ok(isProcessAlive(node.pid!), "the other node process runs on");
+
+      // The same processes recorded with their true start are ours: found (and not stopped here).
+      record.processes = [
+        {
+          pid: redis.pid!,
+          kind: "redis-node",
+          name: "redis-a",
+          port,
+          startedAt: "",
+          processStart: processStartOf(redis.pid!)!,
+        },
+      ];
+      writeFileSync(path.join(stateDir, "processes.json"), JSON.stringify(record));
+      assert.deepEqual(
+        findLeftovers(stateDir).map((p) => p.pid),
+        [redis.pid],
+      );
+    });
+  },
+);

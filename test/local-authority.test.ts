@@ -10,7 +10,13 @@ import https from "node:https";
 import type { AddressInfo } from "node:net";
 import { after, describe, it } from "node:test";
 import { AsnConvert } from "@peculiar/asn1-schema";
-import { id_ce_nameConstraints, NameConstraints } from "@peculiar/asn1-x509";
+import {
+  GeneralName,
+  GeneralSubtree,
+  GeneralSubtrees,
+  id_ce_nameConstraints,
+  NameConstraints,
+} from "@peculiar/asn1-x509";
 import "reflect-metadata";
 import * as x509 from "@peculiar/x509";
 import {
@@ -130,6 +136,107 @@ describe("the local certificate authority", () => {
     const otherName = await ensureLocalAuthority(stateDir, { dnsNames: ["other.stayup.test"], now: dueAt });
     assert.equal(otherName.created, true);
     assert.match(otherName.renewedBecause ?? "", /other\.stayup\.test/);
+  });
+
+  it("is renewed once less than a third of its validity remains, not before", async () => {
+    assert.equal(authorityRenewalMarginDays, 10, "a third of 30 days");
+    const stateDir = tempDir("stayup-ca-");
+    const first = await ensureLocalAuthority(stateDir, { dnsNames: [NAME] });
+    const ca = new x509.X509Certificate(first.certificatePem);
+    const at = (remainingDays: number) => ca.notAfter.getTime() - remainingDays * DAY_MS;
+    const early = await ensureLocalAuthority(stateDir, { dnsNames: [NAME], now: at(10.5) });
+    assert.equal(early.created, false, "10.5 days left: kept");
+    const due = await ensureLocalAuthority(stateDir, { dnsNames: [NAME], now: at(9.5) });
+    assert.equal(due.created, true, "9.5 days left: renewed");
+    const renewed = new x509.X509Certificate(due.certificatePem);
+    assert.ok(renewed.notAfter.getTime() >= at(9.5) + 29 * DAY_MS, "the new one valid 30 days from then");
+  });
+
+  it("replaces an authority whose name constraints are not critical, or permit more than loopback", async () => {
+    for (const [critical, ips, why] of [
+      [false, ["127.0.0.0/8", "::1/128"], /not marked critical/],
+      [true, ["127.0.0.0/8", "::1/128", "10.0.0.0/8"], /loopback/],
+    ] as const) {
+      const stateDir = tempDir("stayup-ca-");
+      const files = authorityFiles(stateDir);
+      const keys = (await webcrypto.subtle.generateKey(algorithm, true, ["sign", "verify"])) as CryptoKeyPair;
+      const subtrees = [
+        ...["localhost", NAME].map((dNSName) => new GeneralName({ dNSName })),
+        ...ips.map((iPAddress) => new GeneralName({ iPAddress })),
+      ].map((base) => new GeneralSubtree({ base }));
+      const loose = await x509.X509CertificateGenerator.createSelfSigned({
+        serialNumber: "01",
+        name: "CN=stayup local certificate authority",
+        notBefore: new Date(Date.now() - DAY_MS),
+        notAfter: new Date(Date.now() + 29 * DAY_MS),
+        signingAlgorithm: algorithm,
+        keys,
+        extensions: [
+          new x509.BasicConstraintsExtension(true, 0, true),
+          new x509.Extension(
+            id_ce_nameConstraints,
+            critical,
+            AsnConvert.serialize(new NameConstraints({ permittedSubtrees: new GeneralSubtrees(subtrees) })),
+          ),
+        ],
+      });
+      const pkcs8 = Buffer.from(await webcrypto.subtle.exportKey("pkcs8", keys.privateKey)).toString(
+        "base64",
+      );
+      writePrivateFileAtomic(
+        files.privateKeyFile,
+        `-----BEGIN PRIVATE KEY-----\n${pkcs8}\n-----END PRIVATE KEY-----\n`,
+      );
+      writePrivateFileAtomic(files.certificateFile, loose.toString("pem"));
+      const replaced = await ensureLocalAuthority(stateDir, { dnsNames: [NAME] });
+      assert.equal(replaced.created, true);
+      assert.match(replaced.renewedBecause ?? "", why);
+      const constraints = constraintsOf(new x509.X509Certificate(replaced.certificatePem));
+      assert.equal(constraints.critical, true);
+      assert.deepEqual(constraints.ips.sort(), ["127.0.0.0/8", "::1/128"].sort());
+    }
+  });
+
+  it("a TLS client trusting it accepts a server certificate it issued, by name and by loopback address", async () => {
+    const stateDir = tempDir("stayup-ca-");
+    const authority = await ensureLocalAuthority(stateDir, { dnsNames: [NAME] });
+    const certificate = await issueServerCertificate(authority, [NAME, "localhost", "127.0.0.1", "::1"]);
+    const server = https.createServer(
+      { cert: certificate.certificatePem, key: certificate.privateKeyPem },
+      (_, res) => res.end("ok"),
+    );
+    servers.push(server);
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
+    const { port } = server.address() as AddressInfo;
+    const get = (servername?: string) =>
+      new Promise<string>((resolve, reject) => {
+        // No servername: Node checks the address against the certificate's IP entries.
+        const req = https.get(
+          {
+            host: "127.0.0.1",
+            port,
+            ca: authority.certificatePem,
+            agent: false,
+            ...(servername ? { servername } : {}),
+          },
+          (res) => {
+            let body = "";
+            res.on("data", (d: Buffer) => (body += d));
+            res.on("end", () => resolve(body));
+          },
+        );
+        req.on("error", reject);
+      });
+    assert.equal(await get(NAME), "ok");
+    assert.equal(await get("localhost"), "ok");
+    assert.equal(await get(), "ok", "by its address, 127.0.0.1");
+    const leaf = new x509.X509Certificate(certificate.certificatePem);
+    const san = leaf.getExtension(x509.SubjectAlternativeNameExtension);
+    assert.deepEqual(
+      san?.names.items.filter((n) => n.type === "ip").map((n) => n.value),
+      ["127.0.0.1", "::1"],
+      "::1 is an address, not a DNS name",
+    );
   });
 
   it("replaces an earlier version's authority: ten years, no name constraints", async () => {

@@ -4,6 +4,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 
 import path from "node:path";
 import { createInterface } from "node:readline";
 import { describe, it } from "node:test";
+import { processStartOf } from "../src/shared/process-info.ts";
 import { repoRoot, tempDir, waitFor } from "./helpers.ts";
 
 const takers = 12;
@@ -82,7 +83,12 @@ function assertOneWinner(dirs: string[], outcomes: string[][], children: ChildPr
     assert.equal(each.filter((o) => o === "won").length, 1, `${stateDir}: ${each.join(", ")}`);
     assert.equal(each.filter((o) => o === "lost").length, takers - 1, `${stateDir}: ${each.join(", ")}`);
     const winner = children[each.indexOf("won")];
-    assert.equal(readFileSync(path.join(stateDir, "up.lock"), "utf8"), `${winner?.pid}\n`);
+    // Complete from the start: the winner's pid and its start, which tell it from a pid reused later.
+    assert.ok(winner?.pid);
+    assert.equal(
+      readFileSync(path.join(stateDir, "up.lock"), "utf8"),
+      `${winner.pid} ${processStartOf(winner.pid)}\n`,
+    );
     assert.deepEqual(
       readdirSync(stateDir).filter((f) => f !== "up.lock"),
       [],
@@ -118,6 +124,41 @@ describe("the up lock: of many concurrent takers exactly one wins", { timeout: 3
       assertOneWinner(dirs, outcomes, children);
     } finally {
       await release(children);
+    }
+  });
+
+  it("with a lock whose pid now names another node process (started later): stale, taken over by exactly one", async () => {
+    const dirs = stateDirs();
+    // A live node process, as a pid reused after the holder's SIGKILL would be: only its start
+    // tells it from the holder (its command line is `node` all the same).
+    const other = spawn(process.execPath, ["-e", "setInterval(() => {}, 1000)"], { stdio: "ignore" });
+    try {
+      const start = await waitFor("its start", () => (other.pid ? processStartOf(other.pid) : undefined));
+      assert.ok(other.pid);
+      for (const stateDir of dirs) {
+        mkdirSync(stateDir, { recursive: true });
+        writeFileSync(path.join(stateDir, "up.lock"), `${other.pid} ${start}-not\n`);
+      }
+      const { outcomes, children } = await race(dirs);
+      try {
+        assertOneWinner(dirs, outcomes, children);
+      } finally {
+        await release(children);
+      }
+      // The same pid with its true start holds the lock: every taker loses.
+      const held = stateDirs().slice(0, 3);
+      for (const stateDir of held) {
+        mkdirSync(stateDir, { recursive: true });
+        writeFileSync(path.join(stateDir, "up.lock"), `${other.pid} ${start}\n`);
+      }
+      const second = await race(held);
+      try {
+        for (const each of second.outcomes) assert.deepEqual(new Set(each), new Set(["lost"]));
+      } finally {
+        await release(second.children);
+      }
+    } finally {
+      other.kill("SIGKILL");
     }
   });
 });

@@ -150,6 +150,14 @@ export class LocalStack {
   /** What a load drill sends for an instance to serve GET /load (see web-service/load-secret.ts). */
   readonly loadSecret = randomBytes(32).toString("base64url");
 
+  /**
+   * The load secret in an instance's environment: the built-in counter's only (its /load is what
+   * the load drills use); the user's own service has no /load, and gets no secret it has no use for.
+   */
+  protected loadSecretEnvironment(): { STAYUP_LOAD_SECRET?: string } {
+    return this.options.stack.webService.start ? {} : { STAYUP_LOAD_SECRET: this.loadSecret };
+  }
+
   constructor(readonly options: LocalStackOptions) {
     const { stack } = options;
     this.events = options.events ?? new EventBus();
@@ -212,7 +220,7 @@ export class LocalStack {
     const environmentOf = (redis: RedisEndpoint) => () => ({
       ...redis.environment(),
       LOG_LEVEL: "info",
-      STAYUP_LOAD_SECRET: this.loadSecret,
+      ...this.loadSecretEnvironment(),
     });
     const regionRedis = (name: string) =>
       this.crossRegion && {

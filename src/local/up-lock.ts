@@ -1,15 +1,34 @@
 import { linkSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { StayupError } from "../shared/errors.ts";
-import { commandLineOf, isProcessAlive } from "../shared/process-info.ts";
+import { commandLineOf, isProcessAlive, isSameProcess, processStartOf } from "../shared/process-info.ts";
 
 export const upLockFileName = "up.lock";
 
-const holderAlive = (pid: number): boolean => {
-  if (pid === process.pid) return true;
-  if (!isProcessAlive(pid)) return false;
-  // A pid reused by something else after a crash does not hold the lock; unknown: assume it does.
-  const command = commandLineOf(pid);
+/** What a lock file holds: the holder's pid and start (shared/process-info.ts), complete in one write. */
+const ownContent = (() => {
+  const start = processStartOf(process.pid);
+  return `${process.pid}${start ? ` ${start}` : ""}\n`;
+})();
+
+/** The holder a lock file names: its pid, and its start when the file has one (an older stayup's has not). */
+function parseHolder(content: string | undefined): { pid: number; start?: string } | undefined {
+  const [pidWord, ...startWords] = (content ?? "").trim().split(" ");
+  const pid = Number(pidWord);
+  if (!Number.isInteger(pid) || pid <= 0) return undefined;
+  return startWords.length > 0 ? { pid, start: startWords.join(" ") } : { pid };
+}
+
+/**
+ * Whether the holder still runs: the same pid with the same start (a pid reused after a SIGKILL
+ * names another process, which holds nothing). An older stayup's file names a pid only: its
+ * command line is checked then, and unknown counts as held.
+ */
+const holderAlive = (holder: { pid: number; start?: string }): boolean => {
+  if (holder.pid === process.pid) return true;
+  if (holder.start) return isSameProcess(holder.pid, holder.start);
+  if (!isProcessAlive(holder.pid)) return false;
+  const command = commandLineOf(holder.pid);
   return command === undefined || /node/.test(command);
 };
 
@@ -25,16 +44,13 @@ function contentOf(file: string): string | undefined {
   }
 }
 
-/** The pid a lock file names, or undefined (gone, unreadable, or not a pid). */
-function holderOf(file: string): number | undefined {
-  const pid = Number(contentOf(file)?.trim());
-  return Number.isInteger(pid) && pid > 0 ? pid : undefined;
-}
+/** The holder a lock file names, or undefined (gone, unreadable, or naming no pid). */
+const holderOf = (file: string) => parseHolder(contentOf(file));
 
 /** A private file naming this process, complete before anyone can see it under its final name. */
 function writeOwnPid(file: string): string {
   const temp = `${file}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
-  writeFileSync(temp, `${process.pid}\n`, { mode: 0o600, flag: "wx" });
+  writeFileSync(temp, ownContent, { mode: 0o600, flag: "wx" });
   return temp;
 }
 
@@ -64,8 +80,7 @@ function createExclusive(file: string): boolean {
  */
 function takeOver(file: string, stale: string, depth = 0): boolean {
   if (depth > 4) return false;
-  const stalePid = Number(stale.trim());
-  const claim = `${file}.takeover-${Number.isInteger(stalePid) && stalePid > 0 ? stalePid : "unnamed"}`;
+  const claim = `${file}.takeover-${parseHolder(stale)?.pid ?? "unnamed"}`;
   if (!createExclusive(claim)) {
     const claimed = contentOf(claim);
     const claimer = holderOf(claim);
@@ -83,13 +98,13 @@ function takeOver(file: string, stale: string, depth = 0): boolean {
     }
     return true;
   } finally {
-    if (holderOf(claim) === process.pid) rmSync(claim, { force: true });
+    if (contentOf(claim) === ownContent) rmSync(claim, { force: true });
   }
 }
 
 /**
- * One `stayup up` per state folder. The lock file names its holder's pid: a holder that is gone
- * (killed with SIGKILL) does not block the next run, and a live one makes a second `up` fail at
+ * One `stayup up` per state folder. The lock file names its holder's pid and start: a holder that
+ * is gone (killed with SIGKILL, its pid free or reused since) does not block the next run, and a live one makes a second `up` fail at
  * once with a clear error. (A pid lock, not an mtime lock such as proper-lockfile's: those block
  * the next run for their staleness period after a SIGKILL.) Taking it is atomic, a stale one
  * included: of any number of concurrent takers exactly one wins (test/up-lock.test.ts).
@@ -106,18 +121,18 @@ export class UpLock {
     const file = path.join(stateDir, upLockFileName);
     for (let attempt = 0; attempt < 200; attempt++) {
       if (createExclusive(file)) return new UpLock(file);
-      const holder = holderOf(file);
+      const content = contentOf(file);
+      const holder = parseHolder(content);
       if (holder !== undefined && holderAlive(holder)) {
         throw new StayupError(
-          `another \`stayup up\` is already running from ${path.resolve(stateDir)} (pid ${holder})`,
+          `another \`stayup up\` is already running from ${path.resolve(stateDir)} (pid ${holder.pid})`,
           "use that stack (`stayup status`), stop it with `stayup down`, or pass another --state-dir",
         );
       }
       // Released meanwhile (look again), or left by a run that was killed: take it over. A file
       // that names no pid (an older stayup's, killed while writing it) is stale too.
-      const stale = contentOf(file);
-      if (stale === undefined || holderOf(file) !== holder) continue;
-      if (takeOver(file, stale)) return new UpLock(file);
+      if (content === undefined) continue;
+      if (takeOver(file, content)) return new UpLock(file);
       pause(5);
     }
     throw new StayupError(`could not take the lock ${file}`, "try again");
@@ -130,7 +145,7 @@ export class UpLock {
   static adopt(stateDir: string, fromPid: number): UpLock {
     const file = path.join(stateDir, upLockFileName);
     const parent = contentOf(file);
-    if (parent === undefined || holderOf(file) !== fromPid || !takeOver(file, parent)) {
+    if (parent === undefined || parseHolder(parent)?.pid !== fromPid || !takeOver(file, parent)) {
       return UpLock.acquire(stateDir);
     }
     return new UpLock(file);
@@ -140,7 +155,7 @@ export class UpLock {
   release(): void {
     if (this.released) return;
     this.released = true;
-    if (holderOf(this.file) === process.pid) rmSync(this.file, { force: true });
+    if (contentOf(this.file) === ownContent) rmSync(this.file, { force: true });
   }
 
   /** Leaves the lock to a child (the detached runtime adopts it); this process no longer holds it. */

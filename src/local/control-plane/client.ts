@@ -3,6 +3,7 @@ import path from "node:path";
 import { createInterface } from "node:readline";
 import type { Dispatcher } from "undici";
 import { StayupError } from "../../shared/errors.ts";
+import { isProcessAlive as isAlive, isSameProcess } from "../../shared/process-info.ts";
 import type { TimedStackEvent } from "../events/bus.ts";
 import type { FaultInForce } from "../faults/registry.ts";
 import type { StackStatus } from "../runtime.ts";
@@ -14,15 +15,6 @@ import type { RollResult } from "../rolling-deploy/roll.ts";
  * answers without it (about 0.1 s of CPU less: docs/benchmarks.md).
  */
 const request: typeof import("undici").request = async (...args) => (await import("undici")).request(...args);
-
-const isAlive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 /** Throws the control plane's reason when it refused the request (token, Host or Origin). */
 async function refused(res: Dispatcher.ResponseData): Promise<void> {
@@ -123,7 +115,8 @@ export class StackClient {
     const file = path.join(stateDir, stateFileName);
     if (!existsSync(file)) return undefined;
     const state = JSON.parse(readFileSync(file, "utf8")) as StackStateFile;
-    if (!isAlive(state.pid)) {
+    // Gone, or its pid now names another process (the runtime was killed, the pid reused).
+    if (state.processStart ? !isSameProcess(state.pid, state.processStart) : !isAlive(state.pid)) {
       rmSync(file, { force: true });
       return undefined;
     }

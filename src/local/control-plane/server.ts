@@ -3,6 +3,7 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import path from "node:path";
 import { writePrivateFileAtomic } from "../../shared/private-file.ts";
+import { processStartOf } from "../../shared/process-info.ts";
 import { ecsFaultRoutes, handleEcsFault } from "../ecs/faults.ts";
 import { grayFaultRoutes, handleGrayFault } from "../faults/gray-faults.ts";
 import { FaultLeaseClosedError } from "../faults/registry.ts";
@@ -233,8 +234,10 @@ export class ControlPlaneServer {
 
   /** What a client needs to reach this control plane. */
   state(): StackStateFile {
+    const processStart = processStartOf(process.pid);
     return {
       pid: process.pid,
+      ...(processStart ? { processStart } : {}),
       controlUrl: this.url,
       token: this.access.token,
       loadSecret: this.stack.loadSecret,

@@ -4,6 +4,8 @@
 /** The running stack's control plane: where it listens and the token that opens it. */
 export interface StackStateFile {
   pid: number;
+  /** The runtime's start (shared/process-info.ts): a pid reused since is not taken for the runtime. */
+  processStart?: string;
   controlUrl: string;
   /** Bearer token of the control plane (the file is 0600: only the user can read it). */
   token: string;

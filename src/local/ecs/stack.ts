@@ -75,7 +75,7 @@ export class EcsLocalStack extends LocalStack {
         environment: () => ({
           ...(this.redis as RedisEndpoint).environment(),
           LOG_LEVEL: "info",
-          STAYUP_LOAD_SECRET: this.loadSecret,
+          ...this.loadSecretEnvironment(),
         }),
         logDir: path.join(options.stateDir, "logs", region),
         healthCheckGracePeriodMs: derived.healthCheckGracePeriod.localMs,

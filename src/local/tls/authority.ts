@@ -1,5 +1,6 @@
 import { webcrypto } from "node:crypto";
 import { chmodSync, existsSync, readFileSync } from "node:fs";
+import net from "node:net";
 import path from "node:path";
 import { AsnConvert } from "@peculiar/asn1-schema";
 import {
@@ -62,13 +63,14 @@ export const authorityFiles = (stateDir: string) => ({
 
 /**
  * Validity of the authority, and of the server certificates it signs. Short, so a copied key or
- * certificate is worth little for long; the authority is renewed on `up` once less than the margin
- * remains, and the margin exceeds a server certificate's validity, so no server certificate ever
- * outlives its authority.
+ * certificate is worth little for long (a month: long enough that a browser's trust, added by
+ * hand, is not asked for every few days; a week for a server certificate, issued afresh on every
+ * start anyway). The authority is renewed on `up` once less than a third of its validity remains
+ * (10 days), more than a server certificate's validity: no server certificate outlives its authority.
  */
 export const authorityValidityDays = 30;
 export const serverCertificateValidityDays = 7;
-export const authorityRenewalMarginDays = 8;
+export const authorityRenewalMarginDays = authorityValidityDays / 3;
 
 /** Loopback only: what the authority may sign for, besides the stack's own DNS names. */
 export const permittedAddresses = ["127.0.0.0/8", "::1/128"] as const;
@@ -89,13 +91,36 @@ function nameConstraints(dnsNames: readonly string[]): x509.Extension {
   return new x509.Extension(id_ce_nameConstraints, true, value);
 }
 
-/** The DNS names an authority's name constraints permit (none when it has no constraints). */
-export function permittedDnsNames(certificate: x509.X509Certificate): string[] {
+/**
+ * What an authority's name constraints permit: DNS names and IP ranges (as their encoded bytes, in
+ * hex), and whether the extension is critical; undefined when it has none.
+ */
+function permittedBy(
+  certificate: x509.X509Certificate,
+): { critical: boolean; dnsNames: string[]; ipRanges: string[] } | undefined {
   const extension = certificate.getExtension(id_ce_nameConstraints);
-  if (!extension) return [];
+  if (!extension) return undefined;
   const constraints = AsnConvert.parse(extension.value, NameConstraints);
-  return [...(constraints.permittedSubtrees ?? [])].flatMap((s) => (s.base.dNSName ? [s.base.dNSName] : []));
+  const bases = [...(constraints.permittedSubtrees ?? [])].map((s) => s.base);
+  return {
+    critical: extension.critical,
+    dnsNames: bases.flatMap((b) => (b.dNSName ? [b.dNSName] : [])),
+    ipRanges: bases.flatMap((b) =>
+      b.iPAddress
+        ? [Buffer.from(AsnConvert.serialize(new GeneralName({ iPAddress: b.iPAddress }))).toString("hex")]
+        : [],
+    ),
+  };
 }
+
+/** The DNS names an authority's name constraints permit (none when it has no constraints). */
+export const permittedDnsNames = (certificate: x509.X509Certificate): string[] =>
+  permittedBy(certificate)?.dnsNames ?? [];
+
+/** The encoded loopback ranges an authority must be limited to (compared with permittedBy's). */
+const loopbackRanges = permittedAddresses.map((iPAddress) =>
+  Buffer.from(AsnConvert.serialize(new GeneralName({ iPAddress }))).toString("hex"),
+);
 
 /** Why an existing authority must be replaced, or undefined when it can serve on. */
 function replacementReason(
@@ -107,9 +132,17 @@ function replacementReason(
   if (remainingMs < authorityRenewalMarginDays * DAY_MS) return "it expires within the renewal margin";
   if (certificate.notAfter.getTime() - certificate.notBefore.getTime() > (authorityValidityDays + 1) * DAY_MS)
     return "it is valid longer than stayup's authorities are (an earlier version's)";
-  const permitted = permittedDnsNames(certificate);
-  const missing = [...permittedLoopbackNames, ...dnsNames].filter((n) => !permitted.includes(n));
+  const permitted = permittedBy(certificate);
+  if (!permitted) return "it has no name constraints (an earlier version's)";
+  if (!permitted.critical) return "its name constraints are not marked critical";
+  const missing = [...permittedLoopbackNames, ...dnsNames].filter((n) => !permitted.dnsNames.includes(n));
   if (missing.length > 0) return `its name constraints do not cover ${missing.join(", ")}`;
+  const wanted = [...permittedLoopbackNames, ...dnsNames];
+  const beyond = permitted.dnsNames.filter((n) => !wanted.includes(n));
+  if (beyond.length > 0)
+    return `its name constraints permit names the stack no longer has (${beyond.join(", ")})`;
+  if (permitted.ipRanges.sort().join() !== [...loopbackRanges].sort().join())
+    return "its name constraints do not limit addresses to loopback";
   return undefined;
 }
 
@@ -200,7 +233,7 @@ export async function issueServerCertificate(
   );
   const keys = (await webcrypto.subtle.generateKey(algorithm, true, ["sign", "verify"])) as CryptoKeyPair;
   const now = Date.now();
-  const isIp = (n: string) => /^\d{1,3}(\.\d{1,3}){3}$/.test(n);
+  const isIp = (n: string) => net.isIP(n) !== 0;
   const certificate = await x509.X509CertificateGenerator.create({
     serialNumber: serial(),
     subject: `CN=${names[0]}`,

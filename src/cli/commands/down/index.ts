@@ -1,7 +1,7 @@
 import path from "node:path";
 import type { Command } from "commander";
 import { StackClient } from "../../../local/control-plane/client.ts";
-import { findLeftovers, stopLeftovers } from "../../../local/leftovers.ts";
+import { describeLeftover, findLeftovers, stopLeftovers } from "../../../local/leftovers.ts";
 import { localRedisPassword } from "../../../local/redis/process.ts";
 import { stateDirOption } from "../../options.ts";
 
@@ -15,7 +15,7 @@ export async function down(opts: { stateDir: string }): Promise<void> {
   if (!client && findLeftovers(opts.stateDir).length > 0) {
     const stopped = await stopLeftovers(opts.stateDir, localRedisPassword(opts.stateDir));
     console.log(
-      `the stack's runtime is gone (killed?); stopped ${stopped.length} process(es) it left: ${stopped.map((p) => `${p.kind} ${p.name} (pid ${p.pid})`).join(", ")}`,
+      `the stack's runtime is gone (killed?); stopped ${stopped.length} process(es) it left: ${stopped.map(describeLeftover).join(", ")}`,
     );
     return;
   }

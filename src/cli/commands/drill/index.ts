@@ -27,7 +27,7 @@ import {
 import { privateUmask } from "../../../shared/private-file.ts";
 import { configOption, envOption, type LocalOptions, stateDirOption, topologyOption } from "../../options.ts";
 import { parseNonNegative, parsePositive } from "../../parse.ts";
-import { StackSession } from "../../stack-session.ts";
+import { killTemporaryStack, StackSession } from "../../stack-session.ts";
 
 export type DrillCliOptions = LocalOptions & {
   rate: number;
@@ -46,18 +46,29 @@ export const runningTopology = (status: StackStatus): Topology =>
 const interruptSignals = { SIGINT: 130, SIGTERM: 143, SIGHUP: 129 } as const;
 type InterruptSignal = keyof typeof interruptSignals;
 
+/** The state folder of the temporary stack this drill runs on, while it runs (or starts). */
+interface TemporaryStackHolder {
+  stateDir?: string;
+}
+
 /**
  * While a drill runs, SIGINT (Ctrl-C), SIGTERM and SIGHUP (the terminal closed) interrupt it: its
  * waits stop, its faults are cleared, its partial report written, and a temporary stack stopped. A
- * second signal exits at once. Returns what removes the handlers.
+ * second signal exits at once, killing a temporary stack's processes first (a stack the drill did
+ * not start is left for `stayup faults clear`). Returns what removes the handlers.
  */
-function trapInterruptions(interruption: DrillInterruption): () => void {
+function trapInterruptions(interruption: DrillInterruption, temporary: TemporaryStackHolder): () => void {
   const handlers = (Object.keys(interruptSignals) as InterruptSignal[]).map((signal) => {
     const handler = () => {
       if (interruption.interrupted) {
-        console.error(
-          `\n${signal} again: exiting now without cleaning up (run \`stayup faults clear\` or \`stayup down\`)`,
-        );
+        if (temporary.stateDir) {
+          const killed = killTemporaryStack(temporary.stateDir);
+          console.error(`\n${signal} again: killed the temporary stack's ${killed} process(es); exiting now`);
+        } else {
+          console.error(
+            `\n${signal} again: exiting now without cleaning up (run \`stayup faults clear\` or \`stayup down\`)`,
+          );
+        }
         process.exit(interruptSignals[signal]);
       }
       console.error(`\ninterrupted (${signal}): stopping the drill and clearing the faults it injected...`);
@@ -147,6 +158,7 @@ async function withStack(
   resolved: ResolvedStack,
   quiet: boolean,
   interruption: DrillInterruption,
+  temporary: TemporaryStackHolder,
   run: (client: StackClient, temporary: boolean) => Promise<DrillOutcome>,
 ): Promise<DrillOutcome> {
   const running = StackClient.find(opts.stateDir);
@@ -166,13 +178,17 @@ async function withStack(
   assertRunsOn(drill, resolved.topology);
   assertRunsOnService(drill, serviceTraffic(resolved).service);
   if (!quiet) console.error("no stack running here; starting a temporary one for this drill (free ports)...");
-  const session = await StackSession.temporary(resolved);
+  // A signal while it starts is acted on once it has started: then it is stopped, in order.
+  const session = await StackSession.temporary(resolved, undefined, (stateDir) => {
+    temporary.stateDir = stateDir;
+  });
   try {
     if (interruption.interrupted) return { interrupted: interruption.reason, cleared: [] };
     return await run(session.client, true);
   } finally {
     if (interruption.interrupted) console.error("stopping the temporary stack...");
     await session.stop();
+    temporary.stateDir = undefined;
   }
 }
 
@@ -183,11 +199,12 @@ export async function runDrill(drill: DrillModule, opts: DrillCliOptions): Promi
   const stack = await loadStack(opts.config, opts.env, { topology: opts.topology }).catch(nothingStarted);
   const json = Boolean(opts.json);
   const interruption = new DrillInterruption();
-  const untrap = trapInterruptions(interruption);
+  const temporary: TemporaryStackHolder = {};
+  const untrap = trapInterruptions(interruption, temporary);
   const onProgress = json ? undefined : (m: string) => console.error(`  … ${m}`);
   let outcome: DrillOutcome;
   try {
-    outcome = await withStack(drill, opts, stack, json, interruption, (client, temporary) =>
+    outcome = await withStack(drill, opts, stack, json, interruption, temporary, (client, isTemporary) =>
       runLeased(
         drill,
         client,
@@ -204,7 +221,7 @@ export async function runDrill(drill: DrillModule, opts: DrillCliOptions): Promi
           options: opts,
         },
         interruption,
-        temporary,
+        isTemporary,
       ),
     );
   } catch (error) {

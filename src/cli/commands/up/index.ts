@@ -8,7 +8,7 @@ import { ControlPlaneServer } from "../../../local/control-plane/server.ts";
 import { stateFileName } from "../../../local/control-plane/state-file.ts";
 import { registryDrillRunner } from "../../../drills/runner.ts";
 import { formatEvent } from "../../../local/events/bus.ts";
-import { stopLeftovers } from "../../../local/leftovers.ts";
+import { describeLeftover, stopLeftovers } from "../../../local/leftovers.ts";
 import { processFileName } from "../../../local/processes.ts";
 import { localRedisPassword } from "../../../local/redis/process.ts";
 import { createLocalStack } from "../../../local/topologies/index.ts";
@@ -126,7 +126,7 @@ export async function up(opts: UpOptions, given: ReadonlySet<string> = new Set()
   const leftovers = await stopLeftovers(opts.stateDir, localRedisPassword(opts.stateDir));
   if (leftovers.length > 0) {
     console.log(
-      `stopped ${leftovers.length} process(es) left by an earlier run that was killed: ${leftovers.map((p) => `${p.kind} ${p.name} (pid ${p.pid})`).join(", ")}`,
+      `stopped ${leftovers.length} process(es) left by an earlier run that was killed: ${leftovers.map(describeLeftover).join(", ")}`,
     );
   }
 
