@@ -10,7 +10,7 @@ import {
   type ServiceTraffic,
   type Topology,
 } from "../stack/index.ts";
-import { redisNodeCount, redisReplicasToAcknowledge } from "../stack/redis-durability.ts";
+import { redisNodeCount, redisReplicasToAcknowledge, redisWriteHoldMs } from "../stack/redis-durability.ts";
 import { LOCAL_SENTINEL_TIMING } from "../stack/region-failover-timing.ts";
 import { bundleWebService } from "../web-service/bundle.ts";
 import { serviceVersion } from "../web-service/version.ts";
@@ -185,6 +185,7 @@ export class LocalStack {
             ...settings,
             availabilityZones: region.availabilityZones.slice(0, redisNodeCount(stack)),
             replicasToAcknowledge: redisReplicasToAcknowledge(stack),
+            writeHoldMs: redisWriteHoldMs(stack, "local"),
             // The in-region recovery budget (region-failover-timing.ts) is computed from these.
             ...LOCAL_SENTINEL_TIMING,
           })
