@@ -13,7 +13,7 @@ import {
 import { redisNodeCount, redisReplicasToAcknowledge, redisWriteHoldMs } from "../stack/redis-durability.ts";
 import { LOCAL_SENTINEL_TIMING } from "../stack/region-failover-timing.ts";
 import { bundleWebService } from "../web-service/bundle.ts";
-import { serviceVersion } from "../web-service/version.ts";
+import { serviceFolderOf, serviceVersion } from "../web-service/version.ts";
 import type { EcsStatus } from "./ecs/status.ts";
 import { ControllerGuard } from "./controller-guard.ts";
 import { EventBus, type TimedStackEvent } from "./events/bus.ts";
@@ -382,6 +382,7 @@ export class LocalStack {
           region.group.version = serviceVersion(
             this.serviceEntry,
             region.group.options.instanceEnvironment(),
+            serviceFolderOf(stack.webService.start, stateDir),
           );
       }
       if (pickListenerPort) {
