@@ -195,7 +195,7 @@ describe("AWS lifecycle (issue 22): the stacks", () => {
     }
   });
 
-  it("7. ECS tasks get STAYUP_REDIS_WAIT_REPLICAS, as the instances do", async () => {
+  it("7. ECS tasks get STAYUP_REDIS_WAIT_REPLICAS and the write hold, as the instances do", async () => {
     const stack = await description("prod");
     const stacks = await build("prod", "ecs");
     Template.fromStack(must(stacks.service, "service")).hasResourceProperties("AWS::ECS::TaskDefinition", {
@@ -203,6 +203,7 @@ describe("AWS lifecycle (issue 22): the stacks", () => {
         Match.objectLike({
           Environment: Match.arrayWith([
             { Name: "STAYUP_REDIS_WAIT_REPLICAS", Value: String(redisReplicasToAcknowledge(stack)) },
+            { Name: "STAYUP_REDIS_WRITE_HOLD_MS", Value: "55000" },
           ]),
         }),
       ],

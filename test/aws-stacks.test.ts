@@ -46,6 +46,7 @@ describe("AWS stacks (CDK assertions)", () => {
     });
     // No replica to wait for: the instances do not WAIT.
     assert.match(JSON.stringify(single.json.web), /STAYUP_REDIS_WAIT_REPLICAS=0\b/);
+    assert.match(JSON.stringify(single.json.web), /STAYUP_REDIS_WRITE_HOLD_MS=0\b/);
   });
 
   it("prod: one ElastiCache node per AZ, and the instances WAIT for one replica", async () => {
@@ -57,6 +58,8 @@ describe("AWS stacks (CDK assertions)", () => {
       AutomaticFailoverEnabled: true,
     });
     assert.match(JSON.stringify(prod.json.web), /STAYUP_REDIS_WAIT_REPLICAS=1\b/);
+    // Held through an ElastiCache failover (60 s budget), 5 s short of the ALB's 60 s idle timeout.
+    assert.match(JSON.stringify(prod.json.web), /STAYUP_REDIS_WRITE_HOLD_MS=55000\b/);
   });
 
   it("stacks deploy in the seeds' order, the secondary region's after the primary's", () => {

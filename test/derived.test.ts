@@ -3,6 +3,7 @@ import { before, describe, it } from "node:test";
 import { LOCAL_ACCOUNT_ID } from "../src/local/notifications/notifier.ts";
 import { LocalStack } from "../src/local/runtime.ts";
 import { derive, type ResolvedStack } from "../src/stack/index.ts";
+import { ALB_IDLE_TIMEOUT_SECONDS, DRILL_CLIENT_TIMEOUT_MS } from "../src/stack/region-failover-timing.ts";
 import { description, inHostedZone, resourcesOf, type Synthesized, synth } from "./aws-helpers.ts";
 import { tempDir } from "./helpers.ts";
 
@@ -86,6 +87,19 @@ describe("derived settings: the local runtime and the AWS templates agree", { ti
       timing.local.regionDetectionMs,
     );
     assert.ok(timing.local.earliestRegionDetectionMs > timing.local.inRegionBudgetMs.total);
+  });
+
+  it("the write hold: each side's instances hold a count through their Redis failover budget (issue 25, item 2)", () => {
+    const timing = derive(stack).regionTiming;
+    assert.ok(timing);
+    // Locally the Sentinels' whole budget; the drills' client waits longer than that.
+    const localHold = Number(local.redis.environment().STAYUP_REDIS_WRITE_HOLD_MS);
+    assert.equal(localHold, timing.local.inRegionBudgetMs.redisFailover);
+    assert.ok(DRILL_CLIENT_TIMEOUT_MS > localHold);
+    // On AWS ElastiCache's budget, short of the ALB's idle timeout (a 504 there would hide the reason).
+    const awsHold =
+      Math.min(timing.aws.inRegionBudgetSeconds.redisFailover, ALB_IDLE_TIMEOUT_SECONDS - 5) * 1000;
+    assert.match(JSON.stringify(aws.json.web), new RegExp(`STAYUP_REDIS_WRITE_HOLD_MS=${awsHold}\\b`));
   });
 
   it("a warm secondary's standby: min and desired at warmCapacity on both sides", () => {

@@ -1,5 +1,6 @@
 import { Resolver } from "node:dns/promises";
 import { Pool } from "undici";
+import { DRILL_CLIENT_TIMEOUT_MS } from "../stack/region-failover-timing.ts";
 import type { TimelineRecorder } from "./timeline.ts";
 
 export interface TrafficOptions {
@@ -9,6 +10,7 @@ export interface TrafficOptions {
   maxDurationMs: number;
   maxRequests: number;
   connections?: number;
+  /** Per request (headers, then body); default DRILL_CLIENT_TIMEOUT_MS, above the write hold. */
   timeoutMs?: number;
   /** Path requested (default `/`, the counter page, whose count is checked for continuity). */
   path?: string;
@@ -137,8 +139,8 @@ export class SteadyTraffic {
     if (!pool) {
       pool = new Pool(origin, {
         connections: this.options.connections ?? 32,
-        headersTimeout: this.options.timeoutMs ?? 5000,
-        bodyTimeout: this.options.timeoutMs ?? 5000,
+        headersTimeout: this.options.timeoutMs ?? DRILL_CLIENT_TIMEOUT_MS,
+        bodyTimeout: this.options.timeoutMs ?? DRILL_CLIENT_TIMEOUT_MS,
       });
       this.pools.set(origin, pool);
     }

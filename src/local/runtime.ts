@@ -10,10 +10,10 @@ import {
   type ServiceTraffic,
   type Topology,
 } from "../stack/index.ts";
-import { redisNodeCount, redisReplicasToAcknowledge } from "../stack/redis-durability.ts";
+import { redisNodeCount, redisReplicasToAcknowledge, redisWriteHoldMs } from "../stack/redis-durability.ts";
 import { LOCAL_SENTINEL_TIMING } from "../stack/region-failover-timing.ts";
 import { bundleWebService } from "../web-service/bundle.ts";
-import { serviceVersion } from "../web-service/version.ts";
+import { serviceFolderOf, serviceVersion } from "../web-service/version.ts";
 import type { EcsStatus } from "./ecs/status.ts";
 import { ControllerGuard } from "./controller-guard.ts";
 import { EventBus, type TimedStackEvent } from "./events/bus.ts";
@@ -193,6 +193,7 @@ export class LocalStack {
             ...settings,
             availabilityZones: region.availabilityZones.slice(0, redisNodeCount(stack)),
             replicasToAcknowledge: redisReplicasToAcknowledge(stack),
+            writeHoldMs: redisWriteHoldMs(stack, "local"),
             // The in-region recovery budget (region-failover-timing.ts) is computed from these.
             ...LOCAL_SENTINEL_TIMING,
           })
@@ -389,6 +390,7 @@ export class LocalStack {
           region.group.version = serviceVersion(
             this.serviceEntry,
             region.group.options.instanceEnvironment(),
+            serviceFolderOf(stack.webService.start, stateDir),
           );
       }
       if (pickListenerPort) {

@@ -1,3 +1,4 @@
+import { REDIS_WRITE_HOLD } from "./region-failover-timing.ts";
 import type { ResolvedStack } from "./schema.ts";
 
 /**
@@ -12,4 +13,14 @@ export function redisNodeCount(stack: ResolvedStack): number {
 /** Replicas that must hold a count before it is answered (Redis WAIT and min-replicas-to-write). */
 export function redisReplicasToAcknowledge(stack: ResolvedStack): number {
   return redisNodeCount(stack) > 1 ? 1 : 0;
+}
+
+/**
+ * How long an instance holds a count through a Redis failover before answering 503
+ * (STAYUP_REDIS_WRITE_HOLD_MS), locally or on AWS: the failover's budget (REDIS_WRITE_HOLD), or 0
+ * without a replica, where there is no failover to wait for.
+ */
+export function redisWriteHoldMs(stack: ResolvedStack, where: "local" | "aws"): number {
+  if (redisReplicasToAcknowledge(stack) === 0) return 0;
+  return where === "aws" ? REDIS_WRITE_HOLD.awsMs : REDIS_WRITE_HOLD.localMs;
 }

@@ -21,6 +21,29 @@ export const ELASTICACHE_FAILOVER_BUDGET_SECONDS = 60;
  */
 export const LOCAL_SENTINEL_TIMING = { downAfterMs: 1000, failoverTimeoutMs: 5000 } as const;
 
+/** The ALB's idle timeout, AWS's default (stayup does not change it): a silent target gets a 504. */
+export const ALB_IDLE_TIMEOUT_SECONDS = 60;
+
+/**
+ * How long the counter holds a write through a Redis failover, retrying it against the new primary,
+ * before it answers 503 (STAYUP_REDIS_WRITE_HOLD_MS, set by both renderers): the failover's budget,
+ * so a failover within its budget costs clients latency, not errors. Locally the Sentinels' budget
+ * (detection + one failover attempt: 6 s; a 4 s hold lost writes to a 4.5 s failover under load).
+ * On AWS the ElastiCache budget, but 5 s short of the ALB's idle timeout: a request held past it
+ * gets the ALB's 504 instead of the service's 503 with its reason.
+ */
+export const REDIS_WRITE_HOLD = {
+  localMs: LOCAL_SENTINEL_TIMING.downAfterMs + LOCAL_SENTINEL_TIMING.failoverTimeoutMs,
+  awsMs: Math.min(ELASTICACHE_FAILOVER_BUDGET_SECONDS, ALB_IDLE_TIMEOUT_SECONDS - 5) * 1000,
+} as const;
+
+/**
+ * The drills' HTTP client timeout: above the local write hold, with room for the balancer's
+ * retries (a held try abandoned after its per-try timeout) and a busy machine's queueing, so a
+ * client waiting through a failover gets the answer rather than its own timeout.
+ */
+export const DRILL_CLIENT_TIMEOUT_MS = REDIS_WRITE_HOLD.localMs + 4000;
+
 export interface RegionTimingInput {
   dns: {
     healthCheck: {

@@ -11,7 +11,8 @@
  *   STAYUP_REDIS_PASSWORD                            Redis (and Sentinel) password, if not in the URL
  *   STAYUP_REDIS_WAIT_REPLICAS                       answer a count once this many replicas have it
  *   STAYUP_REDIS_WRITE_HOLD_MS                       hold and retry a count this long during a failover
- *                                                    (default 4000 with replicas, else 0)
+ *                                                    (default 6000, the local Sentinel budget, with
+ *                                                    replicas, else 0; see REDIS_WRITE_HOLD)
  *   HOST, PORT                                       listen address (PORT=0: any free port)
  *   STAYUP_SHUTDOWN_TIMEOUT_MS                       hard deadline for draining (default 10000)
  *   STAYUP_LOAD_SECRET                               serve GET /load?cpuMs=N to requests carrying it in
@@ -22,6 +23,7 @@
  */
 import { performance } from "node:perf_hooks";
 import { hostname } from "node:os";
+import { REDIS_WRITE_HOLD } from "../stack/region-failover-timing.ts";
 import { serviceListening } from "./code-cache.ts";
 import { isFaultCommand } from "./faults.ts";
 import { createWebService } from "./server.ts";
@@ -49,8 +51,8 @@ const sentinels = (env.STAYUP_REDIS_SENTINELS ?? "")
     return { host: host ?? "127.0.0.1", port: Number(port) };
   });
 const waitForReplicas = Number(env.STAYUP_REDIS_WAIT_REPLICAS ?? 0);
-// Below the clients' usual 5 s timeout, above a Sentinel failover (1 s detection + promotion).
-const defaultWriteHoldMs = 4000;
+// Both renderers set STAYUP_REDIS_WRITE_HOLD_MS (redisWriteHoldMs); without it, the local budget.
+const defaultWriteHoldMs = REDIS_WRITE_HOLD.localMs;
 const service = createWebService({
   identity,
   redis:

@@ -122,9 +122,24 @@ export function createWebService(options: WebServiceOptions): WebService {
     lazyConnect: false,
     // A demoted primary answers READONLY: reconnect, and Sentinel names the new one.
     reconnectOnError: (err) => err.message.startsWith("READONLY"),
+    // Through Sentinel: a Sentinel that accepts the connection but does not answer (stopped, or
+    // starved of CPU) is passed over for the next one, not waited on forever.
+    ...("sentinels" in options.redis ? { sentinelCommandTimeout: 1000, connectTimeout: 2000 } : {}),
     ...options.redis,
   });
   let lastRedisError = "not connected yet";
+  let stopped = false;
+  // ioredis gives up for good ("end") when a Sentinel's +switch-master reaches its failover detector
+  // while it is asking a Sentinel for the primary (the detector cancels that connect, which then
+  // fails with "Connection is closed." and no retry): every count answered 503 from then on. An end
+  // that is not our shutdown is a reconnect, at the same pace as ioredis's own retries.
+  redis.on("end", () => {
+    if (stopped) return;
+    lastRedisError = `${lastRedisError} (the Redis client had stopped retrying: reconnecting)`;
+    setTimeout(() => {
+      if (!stopped && redis.status === "end") redis.connect().catch(() => undefined);
+    }, 250).unref();
+  });
   redis.on("ready", () => {
     redisUp.set(1);
     app.log.info("redis ready");
@@ -227,6 +242,7 @@ version <code id="version">${escapeHtml(identity.version ?? "unknown")}</code></
     closing ??= (async () => {
       draining = true;
       await app.close();
+      stopped = true;
       redis.disconnect();
     })();
     return closing;

@@ -8,7 +8,7 @@ import type * as secretsmanager from "aws-cdk-lib/aws-secretsmanager";
 import * as ssm from "aws-cdk-lib/aws-ssm";
 import type { Construct, IDependable } from "constructs";
 import { type PlacementStep, placementSteps } from "../../stack/ecs.ts";
-import { redisReplicasToAcknowledge } from "../../stack/redis-durability.ts";
+import { redisReplicasToAcknowledge, redisWriteHoldMs } from "../../stack/redis-durability.ts";
 import { containerServiceArtifact } from "../../stack/service-artifact.ts";
 import { loadBalancerName, nameUnlessRetained, removalPolicyOf, resourcePrefix } from "../naming.ts";
 import { addPublicLoadBalancer, addTargetGroup } from "../web/load-balancer.ts";
@@ -116,6 +116,7 @@ export class ServiceStack extends Stack {
         HOST: "0.0.0.0",
         STAYUP_REGION: this.region,
         STAYUP_REDIS_WAIT_REPLICAS: String(redisReplicasToAcknowledge(stack)),
+        STAYUP_REDIS_WRITE_HOLD_MS: String(redisWriteHoldMs(stack, "aws")),
       },
       secrets: {
         STAYUP_REDIS_URL: ecs.Secret.fromSsmParameter(redisUrl),

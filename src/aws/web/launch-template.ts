@@ -13,7 +13,7 @@ import type { ResolvedStack } from "../../stack/index.ts";
 import { AMAZON_LINUX_2023_PARAMETER, pinnedMachineImage } from "../machine-image.ts";
 import { nameUnlessRetained, removalPolicyOf } from "../naming.ts";
 import { grantSessionManager } from "../session-manager.ts";
-import { redisReplicasToAcknowledge } from "../../stack/redis-durability.ts";
+import { redisReplicasToAcknowledge, redisWriteHoldMs } from "../../stack/redis-durability.ts";
 import { type Ec2ServiceArtifact, ec2ServiceArtifact } from "../../stack/service-artifact.ts";
 import { bundleWebServiceSync, webServiceBundleName } from "../../web-service/bundle.ts";
 import { serviceVersion } from "../../web-service/version.ts";
@@ -139,6 +139,8 @@ export class WebServiceLaunchTemplate extends Construct {
       "REDIS_URL=$REDIS_URL",
       // The same acknowledgement rule as locally: a count is answered once a replica holds it.
       `STAYUP_REDIS_WAIT_REPLICAS=${props.redis.kind === "elasticache" ? redisReplicasToAcknowledge(stack) : 0}`,
+      // Held through an ElastiCache failover, short of the ALB's idle timeout (redisWriteHoldMs).
+      `STAYUP_REDIS_WRITE_HOLD_MS=${props.redis.kind === "elasticache" ? redisWriteHoldMs(stack, "aws") : 0}`,
       `STAYUP_VERSION=${this.version}`,
       "HOST=0.0.0.0",
       "PORT=$SERVICE_PORT",

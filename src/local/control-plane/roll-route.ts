@@ -1,6 +1,7 @@
 import type http from "node:http";
 import path from "node:path";
 import { bundleWebService } from "../../web-service/bundle.ts";
+import { serviceFolderOf } from "../../web-service/version.ts";
 import { instanceSettingsProblems, rollBodyLimitBytes } from "../rolling-deploy/instance-settings.ts";
 import { defaultBodyDeadlineMs, readBoundedBody, refuseBody } from "./body.ts";
 import { rollStack } from "../rolling-deploy/roll.ts";
@@ -60,7 +61,9 @@ export async function handleRoll(
     );
     if (stack instanceof SingleInstanceLocalStack) return reply(200, await stack.roll(artifact, settings));
     const regions = [stack.primary, stack.secondary].filter((r): r is LocalRegion => r !== undefined);
-    return reply(200, await rollStack(regions, stack.events, { settings, artifact }));
+    // The user's service is its folder: a change there is a new version (not only the bundle's).
+    const serviceFolder = serviceFolderOf(stack.options.stack.webService.start, stack.options.stateDir);
+    return reply(200, await rollStack(regions, stack.events, { settings, artifact, serviceFolder }));
   } catch (error) {
     return reply(500, { error: (error as Error).message });
   }

@@ -27,6 +27,8 @@ export interface ServiceOptions {
   /** The container instances tasks may be placed on, as observed now. */
   containerInstances: () => ContainerInstance[];
   artifact: () => string;
+  /** The version tasks are launched with (the service's bundle, settings and folder hashed). */
+  version?: () => string;
   environment: () => Record<string, string>;
   logDir: string;
   /** A task never healthy this long after it started is replaced (ALB health). */
@@ -260,7 +262,7 @@ export class EcsServiceController {
         instanceId: taskId,
         az,
         region: this.options.region,
-        version: "1",
+        version: this.options.version?.() || "1",
         artifact: this.options.artifact(),
         environment: this.options.environment(),
         workingDirectory: process.cwd(),

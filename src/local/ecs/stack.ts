@@ -72,6 +72,8 @@ export class EcsLocalStack extends LocalStack {
         placement: placementSteps(stack.ecs.placement),
         containerInstances: () => this.containerInstances.active(),
         artifact: () => this.primary.group.options.serviceEntry,
+        // The version the runtime computed at start (bundle, settings and the service's folder).
+        version: () => this.primary.group.version,
         environment: () => ({
           ...(this.redis as RedisEndpoint).environment(),
           LOG_LEVEL: "info",

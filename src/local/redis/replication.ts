@@ -26,6 +26,8 @@ export interface RedisReplicationOptions {
   availabilityZones: string[];
   /** Replicas that must hold a write: WAIT on the instances, min-replicas-to-write on the primary. */
   replicasToAcknowledge: number;
+  /** How long an instance holds a count through a failover before answering 503 (redisWriteHoldMs). */
+  writeHoldMs?: number;
   events: EventPublisher;
   /** Required by every node and Sentinel; instances get it in their environment. */
   password: string;
@@ -158,6 +160,10 @@ export class RedisReplicationController implements RedisEndpoint {
       STAYUP_REDIS_PASSWORD: this.options.password,
       // Answer a write only once the replica has it, so a failover never loses a count a client saw.
       STAYUP_REDIS_WAIT_REPLICAS: String(this.options.replicasToAcknowledge),
+      // Held through a failover within the Sentinels' budget: clients wait for it, not get a 503.
+      ...(this.options.writeHoldMs !== undefined
+        ? { STAYUP_REDIS_WRITE_HOLD_MS: String(this.options.writeHoldMs) }
+        : {}),
       // Any service's one Redis URL: the primary endpoint, whichever node is primary.
       ...(this.endpoint ? { REDIS_URL: this.endpoint.url } : {}),
     };

@@ -1,5 +1,5 @@
 import { sleep } from "../../shared/net.ts";
-import { serviceVersion } from "../../web-service/version.ts";
+import { type ServiceFolder, serviceVersion } from "../../web-service/version.ts";
 import type { EventBus, TimedStackEvent } from "../events/bus.ts";
 import type { LocalRegion } from "../region.ts";
 
@@ -14,6 +14,8 @@ export interface RollRequest {
   timeoutMs?: number;
   /** A rebuilt service bundle to roll out (default: the one running). */
   artifact?: string;
+  /** The user's service folder, hashed into the version: a code change there is a new version. */
+  serviceFolder?: ServiceFolder;
 }
 
 export interface RollResult {
@@ -69,10 +71,11 @@ export async function rollRegion(
   const fromSettings = { ...group.versionSettings };
   const fromArtifact = group.options.serviceEntry;
   const artifact = request.artifact ?? fromArtifact;
-  const toVersion = serviceVersion(artifact, {
-    ...group.options.instanceEnvironment(),
-    ...request.settings,
-  });
+  const toVersion = serviceVersion(
+    artifact,
+    { ...group.options.instanceEnvironment(), ...request.settings },
+    request.serviceFolder,
+  );
   const before = group.list().filter((i) => i.state !== "terminating");
   const result = (rolledBack: boolean, replaced: string[], reason?: string): RollResult => ({
     fromVersion,

@@ -4,7 +4,7 @@ import { bundleWebService } from "../../web-service/bundle.ts";
 import { type DerivedSettings, derive, serviceTraffic } from "../../stack/derived.ts";
 import type { HealthCheckSettings } from "../target-group/controller.ts";
 import { assertPortFree, assertPortsFree } from "../../shared/net.ts";
-import { serviceVersion } from "../../web-service/version.ts";
+import { serviceFolderOf, serviceVersion } from "../../web-service/version.ts";
 import type { RollResult } from "../rolling-deploy/roll.ts";
 import { LocalStack, type LocalStackOptions, type StackStatus } from "../runtime.ts";
 import { DataVolume } from "./data-volume.ts";
@@ -40,6 +40,8 @@ export class SingleInstanceLocalStack extends LocalStack {
     topology: "single-instance",
     az: this.options.stack.regions.primary.availabilityZones[0] ?? "",
   });
+  /** The user's service folder (its code), hashed into the version; none for the counter. */
+  private serviceFolder = () => serviceFolderOf(this.options.stack.webService.start, this.options.stateDir);
 
   constructor(options: LocalStackOptions) {
     super(options);
@@ -76,7 +78,7 @@ export class SingleInstanceLocalStack extends LocalStack {
     // The CLI and drills read the stack's listener from here.
     this.primary.loadBalancer.url = this.address.url;
     const az = stack.regions.primary.availabilityZones[0] as string;
-    this.version = serviceVersion(entry, this.instanceSettings());
+    this.version = serviceVersion(entry, this.instanceSettings(), this.serviceFolder());
     const version = this.version;
     this.singleGroup = new SingleInstanceGroup({
       name: `${stack.name}-${stack.environment}-single`,
@@ -109,7 +111,11 @@ export class SingleInstanceLocalStack extends LocalStack {
     if (!group) throw new Error("the stack is not started");
     const startedAt = Date.now();
     const fromVersion = this.version;
-    const toVersion = serviceVersion(artifact, { ...this.instanceSettings(), ...settings });
+    const toVersion = serviceVersion(
+      artifact,
+      { ...this.instanceSettings(), ...settings },
+      this.serviceFolder(),
+    );
     const done = (r: { replaced: string[]; rolledBack: boolean; reason?: string }): RollResult => ({
       fromVersion,
       toVersion,
