@@ -30,7 +30,6 @@ export interface FailoverControllerOptions {
     | "secondaryStandby"
     | "failoverRecords"
     | "regionTiming"
-    | "instanceHealthCheck"
   >;
   events: EventPublisher;
   notifier: Notifier;
@@ -44,7 +43,7 @@ export interface FailoverControllerOptions {
 /** What failover does to Redis across regions (src/local/redis/cross-region.ts behind it). */
 export interface CrossRegionSeam {
   promoteSecondary(): Promise<void>;
-  /** The primary's Redis follows the secondary's: the primary cannot pass /health/deep until failBack. */
+  /** The primary's Redis follows the secondary's: once the primary passes its check, failBack. */
   readonly awaitsFailback: boolean;
   failBack(): Promise<void>;
 }
@@ -197,12 +196,9 @@ export class FailoverController {
     const utilizationBefore = performance.eventLoopUtilization();
     try {
       const { host, port } = state.region.options.listener;
-      // While the primary region's Redis follows the secondary's it refuses writes, so the deep
-      // check cannot pass: the instances' own check says whether the region is back to fail back.
-      const path =
-        state === this.checks.primary && this.awaitingRedisFailback
-          ? this.options.derived.instanceHealthCheck.path
-          : this.options.derived.regionHealthCheckPath;
+      // The same check as Route 53's on AWS, in every state: the region health endpoint itself
+      // passes a region whose Redis follows the other region's (it takes writes once promoted).
+      const path = this.options.derived.regionHealthCheckPath;
       const res = await request(`http://${host}:${port}${path}`, {
         // A probe may outlast the interval: the next one waits for it (`checking`).
         headersTimeout: timeoutMs,
@@ -223,7 +219,7 @@ export class FailoverController {
       proberUtilization: performance.eventLoopUtilization(utilizationBefore).utilization,
       proberMaxStallMs: state.loopDelay.max / 1e6,
     });
-    // During a Redis failback the primary refuses writes until promoted: its deep check proves nothing.
+    // During a Redis failback the primary's Redis changes role (caught up, promoted): a probe then proves nothing.
     if (this.redisFailback && state === this.checks.primary) return;
     if (verdict === "inconclusive") {
       state.inconclusive++;
