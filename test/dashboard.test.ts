@@ -210,6 +210,47 @@ describe("live dashboard", { timeout: 300_000 }, () => {
     assert.ok(await page.locator("#chart canvas").count(), "the chart is drawn");
   });
 
+  it("the time axis's labels do not overlap: each label's box, measured in the page, clear of the next", async () => {
+    // uPlot draws the axis on a canvas: its labels' positions and texts come from the plot, their
+    // widths from the canvas's own font metrics.
+    const boxes = await page.evaluate(() => {
+      const container = document.getElementById("chart") as HTMLElement & {
+        uplot?: {
+          axes: { font: [string, number]; _splits: number[]; _values: string[] }[];
+          valToPos(v: number, scale: string): number;
+        };
+      };
+      const u = container.uplot;
+      if (!u) return undefined;
+      const axis = u.axes[0];
+      if (!axis) return undefined;
+      const ctx = document.createElement("canvas").getContext("2d") as CanvasRenderingContext2D;
+      ctx.font = axis.font[0];
+      return axis._splits.map((split, i) => {
+        const text = String(axis._values[i] ?? "");
+        const width = ctx.measureText(text).width / devicePixelRatio;
+        const x = u.valToPos(split, "x");
+        return { text, left: x - width / 2, right: x + width / 2 };
+      });
+    });
+    assert.ok(boxes && boxes.length >= 2, `the axis has labels: ${JSON.stringify(boxes)}`);
+    const sorted = [...boxes].sort((a, b) => a.left - b.left);
+    for (let i = 1; i < sorted.length; i++) {
+      const [a, b] = [sorted[i - 1], sorted[i]] as [(typeof sorted)[0], (typeof sorted)[0]];
+      assert.ok(a.right <= b.left, `"${a.text}" and "${b.text}" overlap: ${JSON.stringify(sorted)}`);
+    }
+  });
+
+  it("a region with no instance shows no average CPU; the traffic figures say whose view they are", async () => {
+    const s = await status();
+    const empty = s.regions.find((r) => r.instances.length === 0);
+    assert.ok(empty, "the pilot-light secondary has no instance");
+    const group = page.locator(`[data-region="${empty.name}"] .group`);
+    await group.waitFor({ timeout: 15_000 });
+    assert.doesNotMatch((await group.textContent()) ?? "", /CPU/);
+    assert.match((await page.textContent("#traffic-summary")) ?? "", /at the load balancers/);
+  });
+
   it("resumes the event stream after a reconnect: only the events after Last-Event-ID", async () => {
     const token = tokenOf(dashboard);
     const first = await readStream(dashboard.origin, token, 0);
