@@ -248,7 +248,8 @@ describe("live dashboard", { timeout: 300_000 }, () => {
     const group = page.locator(`[data-region="${empty.name}"] .group`);
     await group.waitFor({ timeout: 15_000 });
     assert.doesNotMatch((await group.textContent()) ?? "", /CPU/);
-    assert.match((await page.textContent("#traffic-summary")) ?? "", /at the load balancers/);
+    assert.match((await page.textContent("#traffic-title")) ?? "", /through the load balancers/);
+    assert.match((await page.textContent("#traffic-summary")) ?? "", /as received here; refused connections/);
   });
 
   it("resumes the event stream after a reconnect: only the events after Last-Event-ID", async () => {

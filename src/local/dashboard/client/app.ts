@@ -311,11 +311,10 @@ function renderTrafficSummary(): void {
   const summary = $("traffic-summary");
   summary.dataset.ok = String(ok);
   summary.dataset.failed = String(failed);
-  // The balancers' view: a connection refused before any balancer (a region down, clients still
-  // sent there by DNS) never reaches one, so it is not here; a drill's report counts it client-side.
-  summary.textContent = `last 10 s at the load balancers: ${ok} successful, ${failed} failed, worst p99 ${p99.toFixed(1)} ms`;
-  summary.title =
-    "as the load balancers saw it: connections refused before a balancer (a region down) are counted by a drill's report, client-side";
+  // Counted where the requests arrive (the title says where): a connection refused before any
+  // balancer (a region down, clients still sent there by DNS) never reaches one. A drill's report
+  // counts those client-side, so the two figures differ during a region outage.
+  summary.textContent = `last 10 s: ${ok} successful, ${failed} failed, worst p99 ${p99.toFixed(1)} ms (as received here; refused connections are counted by a drill's report)`;
 }
 
 function renderChart(): void {
