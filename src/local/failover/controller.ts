@@ -30,6 +30,7 @@ export interface FailoverControllerOptions {
     | "secondaryStandby"
     | "failoverRecords"
     | "regionTiming"
+    | "instanceHealthCheck"
   >;
   events: EventPublisher;
   notifier: Notifier;
@@ -45,6 +46,8 @@ export interface CrossRegionSeam {
   promoteSecondary(): Promise<void>;
   /** The primary's Redis follows the secondary's: once the primary passes its check, failBack. */
   readonly awaitsFailback: boolean;
+  /** While it follows: the primary's Redis answers as a copy whose link to the writer is up. */
+  primaryFollowingInSync(): Promise<boolean>;
   failBack(): Promise<void>;
 }
 
@@ -196,9 +199,14 @@ export class FailoverController {
     const utilizationBefore = performance.eventLoopUtilization();
     try {
       const { host, port } = state.region.options.listener;
-      // The same check as Route 53's on AWS, in every state: the region health endpoint itself
-      // passes a region whose Redis follows the other region's (it takes writes once promoted).
-      const path = this.options.derived.regionHealthCheckPath;
+      // The region health rule: it can serve if its instances answer and its Redis answers, taking
+      // writes where it is the writer (/health/deep judges both). While the primary's Redis follows
+      // the secondary's, the local instances cannot reach it (their Sentinels watch nothing then):
+      // the rule is asked in its two halves, the instances' check and the Redis copy's link.
+      const following = state === this.checks.primary && this.awaitingRedisFailback;
+      const path = following
+        ? this.options.derived.instanceHealthCheck.path
+        : this.options.derived.regionHealthCheckPath;
       const res = await request(`http://${host}:${port}${path}`, {
         // A probe may outlast the interval: the next one waits for it (`checking`).
         headersTimeout: timeoutMs,
@@ -207,6 +215,13 @@ export class FailoverController {
       });
       await res.body.dump();
       outcome = res.statusCode >= 200 && res.statusCode < 400 ? "answered-ok" : "answered-error";
+      if (
+        outcome === "answered-ok" &&
+        following &&
+        !(await this.options.crossRegion?.primaryFollowingInSync())
+      ) {
+        outcome = "answered-error";
+      }
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code ?? "";
       outcome = code.endsWith("_TIMEOUT") ? "timed-out" : "connection-failed";
