@@ -274,6 +274,75 @@ describe("live dashboard", { timeout: 300_000 }, () => {
     assert.ok(await page.locator("#chart canvas").count(), "the chart is drawn");
   });
 
+  it("the time axis's labels do not overlap at any width: each label's box, measured in the page, clear of the next", async () => {
+    // uPlot draws the axis on a canvas: its labels' positions and texts come from the plot, their
+    // widths from the canvas's own font metrics. The ticks uPlot picks depend on the width, so
+    // several widths are tried.
+    const measure = () =>
+      page.evaluate(() => {
+        const container = document.getElementById("chart") as HTMLElement & {
+          uplot?: {
+            width: number;
+            axes: { font: [string, number]; _splits: number[]; _values: string[] }[];
+            valToPos(v: number, scale: string): number;
+          };
+        };
+        const u = container.uplot;
+        const axis = u?.axes[0];
+        if (!u || !axis) return undefined;
+        const ctx = document.createElement("canvas").getContext("2d") as CanvasRenderingContext2D;
+        ctx.font = axis.font[0];
+        return {
+          width: u.width,
+          boxes: axis._splits.map((split, i) => {
+            const text = String(axis._values[i] ?? "");
+            const width = ctx.measureText(text).width / devicePixelRatio;
+            const x = u.valToPos(split, "x");
+            return { text, left: x - width / 2, right: x + width / 2 };
+          }),
+        };
+      });
+    try {
+      for (let viewport = 700; viewport <= 1400; viewport += 60) {
+        const previous = (await measure())?.width;
+        await page.setViewportSize({ width: viewport, height: 1000 });
+        // The plot follows its container (a ResizeObserver): wait for its new width.
+        await page
+          .waitForFunction(
+            (w) =>
+              (document.getElementById("chart") as HTMLElement & { uplot?: { width: number } }).uplot
+                ?.width !== w,
+            previous,
+            { timeout: 5000 },
+          )
+          .catch(() => undefined);
+        const measured = await measure();
+        assert.ok(measured && measured.boxes.length >= 2, `the axis has labels: ${JSON.stringify(measured)}`);
+        const sorted = [...measured.boxes].sort((a, b) => a.left - b.left);
+        for (let i = 1; i < sorted.length; i++) {
+          const [a, b] = [sorted[i - 1], sorted[i]] as [(typeof sorted)[0], (typeof sorted)[0]];
+          assert.ok(
+            a.right <= b.left,
+            `at ${viewport} px "${a.text}" and "${b.text}" overlap: ${JSON.stringify(sorted)}`,
+          );
+        }
+      }
+    } finally {
+      await page.setViewportSize({ width: 1280, height: 1000 });
+    }
+  });
+
+  it("a region with no instance shows no average CPU; the traffic figures say whose view they are", async () => {
+    const s = await status();
+    const empty = s.regions.find((r) => r.instances.length === 0);
+    assert.ok(empty, "the pilot-light secondary has no instance");
+    const group = page.locator(`[data-region="${empty.name}"] .group`);
+    await group.waitFor({ timeout: 15_000 });
+    assert.doesNotMatch((await group.textContent()) ?? "", /CPU/);
+    assert.match((await page.textContent("#traffic-title")) ?? "", /through the load balancers/);
+    assert.match((await page.textContent("#traffic-summary")) ?? "", /as received here; refused connections/);
+  });
+
   it("resumes the event stream after a reconnect: only the events after Last-Event-ID", async () => {
     const token = tokenOf(dashboard);
     const first = await readStream(dashboard.origin, token, 0);

@@ -70,12 +70,14 @@ describe("figures a new user reads", { timeout: 120_000 }, () => {
       newPrimary: null,
     };
     const html = renderReportHtml(report);
-    const figures = /<dl class="figures" id="figures">(.*?)<\/dl>/s.exec(html)?.[1] ?? "";
+    // A table (issue 25 item 7): a header, then a figure and its value per row.
+    const figures = /<table class="figures" id="figures">(.*?)<\/table>/s.exec(html)?.[1] ?? "";
     assert.doesNotMatch(figures, /[{}]|&quot;/, figures);
-    assert.match(figures, /<dt>load cpu ms per request<\/dt><dd>20<\/dd>/);
-    assert.match(figures, /<dt>failure windows<\/dt><dd>from seconds 1.50, to seconds 2<\/dd>/);
-    assert.match(figures, /<dt>scale in seconds<\/dt><dd>4.25<\/dd>/);
-    assert.match(figures, /<dt>new primary<\/dt><dd>none<\/dd>/);
+    assert.match(figures, /<tr><th>figure<\/th><th>this run<\/th><\/tr>/);
+    assert.match(figures, /<td>load cpu ms per request<\/td><td>20<\/td>/);
+    assert.match(figures, /<td>failure windows<\/td><td>from seconds 1.50, to seconds 2<\/td>/);
+    assert.match(figures, /<td>scale in seconds<\/td><td>4.25<\/td>/);
+    assert.match(figures, /<td>new primary<\/td><td>none<\/td>/);
     const targets = /<table id="targets">(.*?)<\/table>/s.exec(html)?.[1] ?? "";
     assert.doesNotMatch(targets, /<th><\/th>/);
     assert.equal((targets.match(/<th>/g) ?? []).length, 3);

@@ -50,6 +50,7 @@ const unit = new Set([
   "aws-global-datastore.test.ts",
   "aws-hardening.test.ts",
   "aws-nightly-stop-settings.test.ts",
+  "aws-region-failback.test.ts",
   "aws-stacks.test.ts",
   "cli-help.test.ts",
   "cli-usage-errors.test.ts",

@@ -1,6 +1,6 @@
 import { formatTable } from "../shared/table.ts";
 import { derive, type ResolvedStack } from "../stack/index.ts";
-import { ELASTICACHE_FAILOVER_BUDGET_SECONDS } from "../stack/region-failover-timing.ts";
+import { AWS_TIMING_ASSUMPTIONS, type TimingAssumption } from "../stack/region-failover-timing.ts";
 import { rendersDnsFailover } from "./naming.ts";
 
 export interface FailoverEstimate {
@@ -77,32 +77,17 @@ export function modelFailover(stack: ResolvedStack): FailoverEstimate[] {
 }
 
 /** A figure the model takes from outside the description, with where it comes from. */
-export interface ModelAssumption {
-  seconds: number;
-  source: string;
-}
+export type ModelAssumption = TimingAssumption;
 
 /**
- * What a standby's start takes that no setting controls. AWS publishes no boot time; these are
- * stated so that they can be checked on a deployed stack (the logs named) and corrected here.
+ * What a standby's start takes that no setting controls (src/stack/region-failover-timing.ts holds
+ * every such figure, with its source).
  */
 export const STANDBY_START_ASSUMPTIONS = {
-  lambdaAndGroup: {
-    seconds: 10,
-    source:
-      "the alarm invokes the failover Lambda asynchronously; UpdateAutoScalingGroup returns at once and the group starts a launch within seconds (EC2 Auto Scaling, scaling activities; the Lambda's log /stayup/<name>-<env>/failover)",
-  },
-  instanceBoot: {
-    seconds: 45,
-    source:
-      "EC2 launch to cloud-init running the user data on Amazon Linux 2023 (not published by AWS; typical for t3/t4g; /var/log/cloud-init-output.log on a web instance)",
-  },
-  bundleInstall: {
-    seconds: 45,
-    source:
-      "the user data (src/aws/web/launch-template.ts): dnf install nodejs20 and the CloudWatch agent, the bundle from S3, the settings from Parameter Store, the service started (/var/log/stayup-boot.log on a web instance)",
-  },
-} satisfies Record<string, ModelAssumption>;
+  lambdaAndGroup: AWS_TIMING_ASSUMPTIONS.lambdaAndGroup,
+  instanceBoot: AWS_TIMING_ASSUMPTIONS.instanceBoot,
+  bundleInstall: AWS_TIMING_ASSUMPTIONS.bundleInstall,
+};
 
 export interface RegionLossPhase {
   phase: string;
@@ -225,9 +210,8 @@ export function formatRegionBudgets(stack: ResolvedStack): string | undefined {
 /** The figures the model assumes, with their sources (printed under the model). */
 export function formatModelAssumptions(): string {
   return [
-    "Assumed (not settings):",
-    `  ElastiCache failover ${ELASTICACHE_FAILOVER_BUDGET_SECONDS} s: AWS publishes no figure (AutoFailover: "some downtime", "minimized")`,
-    ...Object.values(STANDBY_START_ASSUMPTIONS).map((x) => `  ${x.seconds} s: ${x.source}`),
+    "Assumed (not settings: AWS publishes no figure; src/stack/region-failover-timing.ts):",
+    ...Object.values(AWS_TIMING_ASSUMPTIONS).map((x) => `  ${x.seconds} s: ${x.source}`),
   ].join("\n");
 }
 

@@ -56,21 +56,23 @@ export async function regionOutageDrill(
   );
   const desired = failover?.type === "failover.action" ? failover.desired : 0;
   if (failover) run.mark("recovery", `alarm: failover to ${secondary.name}`, Date.parse(failover.time));
-  const servedAt = failover
-    ? await run.waitFor(run.capacityRestored(faultAt, desired, secondary.name), o.recoveryTimeoutMs)
+  // Serving: DNS answers the secondary and it has the failover's capacity in rotation. From an
+  // active standby (already at that capacity) nothing drops or rises: the DNS answer decides.
+  const secondaryHost = new URL(secondary.listener).hostname;
+  const healthyBefore = secondary.instances.filter((i) => i.healthy).map((i) => i.id);
+  const inRotationAt = failover
+    ? await run.waitFor(
+        (events) =>
+          secondaryServingAt(events, {
+            since: faultAt,
+            region: secondary.name,
+            host: secondaryHost,
+            desired,
+            healthyBefore,
+          }),
+        o.recoveryTimeoutMs,
+      )
     : undefined;
-  // capacityRestored needs a drop first; from pilot light the secondary starts empty.
-  const inRotationAt =
-    servedAt ??
-    (await run.waitFor((events) => {
-      let healthy = 0;
-      for (const e of events) {
-        if (e.region !== secondary.name || Date.parse(e.time) < faultAt) continue;
-        if (e.type === "target.healthy") healthy++;
-        if (healthy >= desired && desired > 0) return Date.parse(e.time);
-      }
-      return undefined;
-    }, o.recoveryTimeoutMs));
   const recoverySeconds = inRotationAt === undefined ? null : (inRotationAt - faultAt) / 1000;
   if (inRotationAt !== undefined)
     run.mark("recovery", `${secondary.name} serving with ${desired}`, inRotationAt);
@@ -110,7 +112,7 @@ export async function regionOutageDrill(
     faultAt,
     restoreAt,
     primary: status.region,
-    secondaryHost: new URL(secondary.listener).hostname,
+    secondaryHost,
     servedAt: lastFailureBefore(result.failureTimes, restoreAt),
   });
   for (const [label, seconds] of [
@@ -183,6 +185,38 @@ export async function regionOutageDrill(
 
 /** What a local standby may take to start and pass its checks (a process, not an EC2 boot). */
 export const LOCAL_STANDBY_START_ALLOWANCE_SECONDS = 5;
+
+/**
+ * When the secondary region serves the clients a region outage moved: the first moment from `since`
+ * at which DNS answers its host and at least `desired` of its targets are healthy (counting from
+ * those healthy before the drill and the target events since). Pure, over the drill's events.
+ * A pilot light serves once its new instances pass; an active standby, already at capacity, as
+ * soon as DNS answers it (issue 24: the drill waited for a capacity drop that never comes).
+ */
+export function secondaryServingAt(
+  events: readonly TimedStackEvent[],
+  at: { since: number; region: string; host: string; desired: number; healthyBefore: readonly string[] },
+): number | undefined {
+  const healthy = new Set(at.healthyBefore);
+  let answered = false;
+  for (const e of events) {
+    if (e.type === "dns.health-changed") answered = e.answer === at.host;
+    if (e.region === at.region) {
+      if (e.type === "target.healthy") healthy.add(e.instanceId);
+      if (
+        e.type === "target.unhealthy" ||
+        e.type === "target.draining" ||
+        e.type === "target.deregistered" ||
+        e.type === "instance.terminated"
+      ) {
+        healthy.delete(e.instanceId);
+      }
+    }
+    const t = Date.parse(e.time);
+    if (t >= at.since && answered && at.desired > 0 && healthy.size >= at.desired) return t;
+  }
+  return undefined;
+}
 
 export interface RegionOutagePhases {
   /** Each from the fault, in seconds; null if it did not happen before the region was restored. */

@@ -61,8 +61,14 @@ function xAxis(f: Frame, y: number): string {
   return `<line x1="${f.left}" x2="${f.left + f.width}" y1="${y}" y2="${y}" stroke="#9ca3af"/>${ticks.join("")}`;
 }
 
-/** Width of a mark label at 11 px semi-bold, estimated per character (no font metrics here). */
-export const markLabelWidth = (label: string): number => label.length * 6.8 + 4;
+/** Rows of mark labels this far apart: an 11 px label's box is 13 px high. */
+const MARK_LABEL_ROW_PX = 14;
+
+/**
+ * Width of a mark label at 11 px semi-bold, estimated per character (no font metrics here): on the
+ * wide side, so that two labels placed apart never touch (the browser test measures real boxes).
+ */
+export const markLabelWidth = (label: string): number => label.length * 7.4 + 6;
 
 /**
  * The row of each label: the first row where it overlaps no label placed before it (a recovery
@@ -101,7 +107,7 @@ function markLines(report: DrillReport, f: Frame, top: number, bottom: number, l
     .map(({ m, x, label, rightHalf }, i) => {
       const color = markColor[m.kind];
       const text = labelled
-        ? `<text x="${rightHalf ? x - 3 : x + 3}" text-anchor="${rightHalf ? "end" : "start"}" y="${top + 11 + 12 * (rows[i] ?? 0)}" fill="${color}" class="mark-label">${escapeHtml(label)}</text>`
+        ? `<text x="${rightHalf ? x - 3 : x + 3}" text-anchor="${rightHalf ? "end" : "start"}" y="${top + 11 + MARK_LABEL_ROW_PX * (rows[i] ?? 0)}" fill="${color}" class="mark-label">${escapeHtml(label)}</text>`
         : "";
       return `<g class="mark mark-${m.kind}" data-kind="${m.kind}" data-seconds="${m.seconds}" data-at="${escapeHtml(m.at)}"><title>${escapeHtml(`${label} at ${m.at}`)}</title><line x1="${x}" x2="${x}" y1="${top}" y2="${bottom}" stroke="${color}" stroke-width="2" stroke-dasharray="${m.kind === "fault" ? "0" : "5 3"}"/>${text}</g>`;
     })
@@ -341,8 +347,7 @@ h1 { font-size: 22px; margin: 0 0 4px; } h2 { font-size: 16px; margin: 28px 0 8p
 table { border-collapse: collapse; width: 100%; } td, th { text-align: left; padding: 4px 8px; border-bottom: 1px solid #e5e7eb; vertical-align: top; }
 th { font-weight: 600; color: #374151; } td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 .ok { color: #16a34a; font-weight: 600; } .missed { color: #dc2626; font-weight: 600; }
-.figures { display: grid; grid-template-columns: max-content 1fr; gap: 2px 16px; }
-.figures dt { color: #6b7280; } .figures dd { margin: 0; font-variant-numeric: tabular-nums; word-break: break-word; }
+.figures td:first-child { color: #6b7280; white-space: nowrap; } .figures td { font-variant-numeric: tabular-nums; word-break: break-word; }
 svg.chart { max-width: 100%; height: auto; display: block; }
 svg .tick { font-size: 11px; fill: #4b5563; } svg .mark-label { font-size: 11px; font-weight: 600; } svg .lane-label { font: 11px ui-monospace, monospace; fill: #374151; }
 .events { max-height: 420px; overflow: auto; border: 1px solid #e5e7eb; } .events td { font-size: 12px; padding: 2px 8px; }
@@ -359,9 +364,9 @@ ${verdict.targets.map((x) => `<tr><td>${escapeHtml(x.target)}</td><td>${escapeHt
 </table>
 
 <h2>Key figures</h2>
-<dl class="figures" id="figures">${keyFigures(report)
-    .map(([k, v]) => `<dt>${escapeHtml(k)}</dt><dd>${escapeHtml(v)}</dd>`)
-    .join("")}</dl>
+<table class="figures" id="figures"><tr><th>figure</th><th>this run</th></tr>${keyFigures(report)
+    .map(([k, v]) => `<tr><td>${escapeHtml(k)}</td><td>${escapeHtml(v)}</td></tr>`)
+    .join("")}</table>
 
 <h2>Timeline</h2>
 ${trafficChart(report)}

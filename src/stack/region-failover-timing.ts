@@ -9,11 +9,53 @@
  */
 
 /**
- * ElastiCache Multi-AZ failover: AWS promises "some downtime", "minimized", and publishes no figure
- * (https://docs.aws.amazon.com/AmazonElastiCache/latest/dg/AutoFailover.html). stayup budgets a
- * minute for detection, promotion and the primary endpoint's DNS change.
+ * A figure the model and the renderers take from outside the description: AWS publishes none, so
+ * each is an assumption, stated with its source (or why there is none) and where to check it on a
+ * deployed stack. Every such figure lives here, once; `stayup check` prints them all.
  */
-export const ELASTICACHE_FAILOVER_BUDGET_SECONDS = 60;
+export interface TimingAssumption {
+  seconds: number;
+  source: string;
+}
+
+export const AWS_TIMING_ASSUMPTIONS = {
+  /** An ElastiCache Multi-AZ failover inside a region: detection, promotion, the endpoint's DNS. */
+  elastiCacheFailover: {
+    seconds: 60,
+    source:
+      'ElastiCache Multi-AZ failover: AWS promises "some downtime", "minimized", and publishes no figure (https://docs.aws.amazon.com/AmazonElastiCache/latest/dg/AutoFailover.html); stayup budgets a minute for detection, promotion and the primary endpoint\'s DNS change (the events of the replication group show it)',
+  },
+  lambdaAndGroup: {
+    seconds: 10,
+    source:
+      "the alarm invokes the failover Lambda asynchronously; UpdateAutoScalingGroup returns at once and the group starts a launch within seconds (EC2 Auto Scaling, scaling activities; the Lambda's log /stayup/<name>-<env>/failover)",
+  },
+  instanceBoot: {
+    seconds: 45,
+    source:
+      "EC2 launch to cloud-init running the user data on Amazon Linux 2023 (not published by AWS; typical for t3/t4g; /var/log/cloud-init-output.log on a web instance)",
+  },
+  bundleInstall: {
+    seconds: 45,
+    source:
+      "the user data (src/aws/web/launch-template.ts): dnf install nodejs20 and the CloudWatch agent, the bundle from S3, the settings from Parameter Store, the service started (/var/log/stayup-boot.log on a web instance)",
+  },
+  /**
+   * How long the failback Lambda waits, within one run, for the primary region's Global Datastore
+   * member to be `associated` (caught up) before it gives the run up to Lambda's retries.
+   */
+  globalDatastoreCatchUp: {
+    seconds: 600,
+    source:
+      "a rejoining Global Datastore member's resynchronisation: AWS publishes no figure (ElastiCache user guide, \"Replication across AWS Regions using global datastores\"); 10 minutes within Lambda's 15-minute cap, twice more on Lambda's retries (the failback Lambda's log /stayup/<name>-<env>/failback)",
+  },
+} satisfies Record<string, TimingAssumption>;
+
+/** The ElastiCache failover budget (AWS_TIMING_ASSUMPTIONS.elastiCacheFailover). */
+export const ELASTICACHE_FAILOVER_BUDGET_SECONDS = AWS_TIMING_ASSUMPTIONS.elastiCacheFailover.seconds;
+
+/** The failback Lambda's timeout with a Global Datastore: its catch-up wait and a minute to act. */
+export const FAILBACK_LAMBDA_TIMEOUT_SECONDS = AWS_TIMING_ASSUMPTIONS.globalDatastoreCatchUp.seconds + 60;
 
 /**
  * The local Sentinels' timings (src/local/redis/replication.ts is given these): a silent primary is

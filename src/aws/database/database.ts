@@ -8,6 +8,10 @@ import { Construct } from "constructs";
 import type { ResolvedStack } from "../../stack/index.ts";
 import { crossRegionRedis, globalDatastoreNames } from "../../stack/cross-region-redis.ts";
 import { redisNodeCount } from "../../stack/redis-durability.ts";
+import {
+  AWS_TIMING_ASSUMPTIONS,
+  FAILBACK_LAMBDA_TIMEOUT_SECONDS,
+} from "../../stack/region-failover-timing.ts";
 import { resourcePrefix } from "../naming.ts";
 
 export interface StayupRedisProps {
@@ -143,4 +147,9 @@ export function grantGlobalDatastoreFailover(
       }),
     );
   }
+  // DNS answers the primary region once it can serve (its Redis following, read-only until
+  // promoted): the failback waits within its run for the member to catch up, not a retry later.
+  const catchUp = AWS_TIMING_ASSUMPTIONS.globalDatastoreCatchUp.seconds;
+  functions.failback.addEnvironment("CATCH_UP_WAIT_SECONDS", String(catchUp));
+  (functions.failback.node.defaultChild as lambda.CfnFunction).timeout = FAILBACK_LAMBDA_TIMEOUT_SECONDS;
 }

@@ -41,6 +41,8 @@ export interface Clients {
   autoScaling?: AutoScalingClient;
   sns?: SNSClient;
   elastiCache?: ElastiCacheClient;
+  /** Overrides the wait for the datastore (tests: a sleep that returns at once). */
+  promotionWait?: Partial<PromotionWait>;
 }
 
 /** The Global Datastore and its two members, from the environment (absent: nothing crosses). */
@@ -59,40 +61,62 @@ function globalDatastore(env: NodeJS.ProcessEnv = process.env) {
   };
 }
 
+/** How long and how often a run waits for the datastore to be ready to promote (tests pass their own sleep). */
+export interface PromotionWait {
+  /** Within one run; 0: throw at once (Lambda retries). */
+  seconds: number;
+  pollMs?: number;
+  sleep?: (ms: number) => Promise<void>;
+}
+
+/** CATCH_UP_WAIT_SECONDS, set on the failback function with a Global Datastore (none: no wait). */
+function promotionWait(env: NodeJS.ProcessEnv = process.env): PromotionWait {
+  const seconds = Number(env.CATCH_UP_WAIT_SECONDS ?? 0);
+  return { seconds: Number.isFinite(seconds) && seconds > 0 ? seconds : 0 };
+}
+
 /**
  * Makes `to`'s member the Global Datastore's primary (FailoverGlobalReplicationGroup), read first so
  * a retried invocation finds it done. On failback the primary region's member must be `associated`
- * (replicating, caught up with the writer) before it takes writes again: otherwise this throws and
- * Lambda retries.
+ * (replicating, caught up with the writer) before it takes writes again. DNS already answers the
+ * primary region by then (its health check passes while its Redis follows: it takes writes once
+ * promoted), so the run waits for the catch-up (`wait`, polling the datastore) rather than leave
+ * the region read-only until Lambda's next retry; past the wait it throws and Lambda retries.
  */
 export async function promoteGlobalDatastoreMember(
   action: "failover" | "failback",
   client: ElastiCacheClient,
   datastore: NonNullable<ReturnType<typeof globalDatastore>>,
+  wait: PromotionWait = { seconds: 0 },
 ): Promise<{ promoted: boolean; region: string; reason: string }> {
   const to = action === "failover" ? datastore.secondary : datastore.primary;
-  const found = await client.send(
-    new DescribeGlobalReplicationGroupsCommand({
-      GlobalReplicationGroupId: datastore.id,
-      ShowMemberInfo: true,
-    }),
-  );
-  const group = found.GlobalReplicationGroups?.find((g) => g.GlobalReplicationGroupId === datastore.id);
-  if (!group) throw new Error(`Global Datastore ${datastore.id} was not found`);
-  const member = group.Members?.find(
-    (m) => m.ReplicationGroupId === to.group && m.ReplicationGroupRegion === to.region,
-  );
-  if (!member) throw new Error(`${to.group} in ${to.region} is not a member of ${datastore.id}`);
-  if (member.Role === "PRIMARY") {
-    return { promoted: false, region: to.region, reason: `${to.group} is already the primary` };
-  }
-  if (group.Status !== "available") {
-    throw new Error(`Global Datastore ${datastore.id} is ${group.Status}: promoted once it is available`);
-  }
-  if (action === "failback" && member.Status !== "associated") {
-    throw new Error(
-      `${to.group} in ${to.region} is ${member.Status}, not yet caught up: it takes writes once associated`,
+  const deadline = Date.now() + wait.seconds * 1000;
+  const sleep = wait.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+  for (;;) {
+    const found = await client.send(
+      new DescribeGlobalReplicationGroupsCommand({
+        GlobalReplicationGroupId: datastore.id,
+        ShowMemberInfo: true,
+      }),
     );
+    const group = found.GlobalReplicationGroups?.find((g) => g.GlobalReplicationGroupId === datastore.id);
+    if (!group) throw new Error(`Global Datastore ${datastore.id} was not found`);
+    const member = group.Members?.find(
+      (m) => m.ReplicationGroupId === to.group && m.ReplicationGroupRegion === to.region,
+    );
+    if (!member) throw new Error(`${to.group} in ${to.region} is not a member of ${datastore.id}`);
+    if (member.Role === "PRIMARY") {
+      return { promoted: false, region: to.region, reason: `${to.group} is already the primary` };
+    }
+    const notYet =
+      group.Status !== "available"
+        ? `Global Datastore ${datastore.id} is ${group.Status}: promoted once it is available`
+        : action === "failback" && member.Status !== "associated"
+          ? `${to.group} in ${to.region} is ${member.Status}, not yet caught up: it takes writes once associated`
+          : undefined;
+    if (notYet === undefined) break;
+    if (Date.now() >= deadline) throw new Error(notYet);
+    await sleep(wait.pollMs ?? 15_000);
   }
   await client.send(
     new FailoverGlobalReplicationGroupCommand({
@@ -175,6 +199,7 @@ async function resize(
             region: action === "failover" ? datastore.secondary.region : datastore.primary.region,
           }),
         datastore,
+        { ...promotionWait(), ...clients.promotionWait },
       )
     : undefined;
   const autoScaling = clients.autoScaling ?? new AutoScalingClient({ region: s.region });

@@ -44,8 +44,10 @@ export interface FailoverControllerOptions {
 /** What failover does to Redis across regions (src/local/redis/cross-region.ts behind it). */
 export interface CrossRegionSeam {
   promoteSecondary(): Promise<void>;
-  /** The primary's Redis follows the secondary's: the primary cannot pass /health/deep until failBack. */
+  /** The primary's Redis follows the secondary's: once the primary passes its check, failBack. */
   readonly awaitsFailback: boolean;
+  /** While it follows: the primary's Redis answers as a copy whose link to the writer is up. */
+  primaryFollowingInSync(): Promise<boolean>;
   failBack(): Promise<void>;
 }
 
@@ -197,12 +199,14 @@ export class FailoverController {
     const utilizationBefore = performance.eventLoopUtilization();
     try {
       const { host, port } = state.region.options.listener;
-      // While the primary region's Redis follows the secondary's it refuses writes, so the deep
-      // check cannot pass: the instances' own check says whether the region is back to fail back.
-      const path =
-        state === this.checks.primary && this.awaitingRedisFailback
-          ? this.options.derived.instanceHealthCheck.path
-          : this.options.derived.regionHealthCheckPath;
+      // The region health rule: it can serve if its instances answer and its Redis answers, taking
+      // writes where it is the writer (/health/deep judges both). While the primary's Redis follows
+      // the secondary's, the local instances cannot reach it (their Sentinels watch nothing then):
+      // the rule is asked in its two halves, the instances' check and the Redis copy's link.
+      const following = state === this.checks.primary && this.awaitingRedisFailback;
+      const path = following
+        ? this.options.derived.instanceHealthCheck.path
+        : this.options.derived.regionHealthCheckPath;
       const res = await request(`http://${host}:${port}${path}`, {
         // A probe may outlast the interval: the next one waits for it (`checking`).
         headersTimeout: timeoutMs,
@@ -211,6 +215,13 @@ export class FailoverController {
       });
       await res.body.dump();
       outcome = res.statusCode >= 200 && res.statusCode < 400 ? "answered-ok" : "answered-error";
+      if (
+        outcome === "answered-ok" &&
+        following &&
+        !(await this.options.crossRegion?.primaryFollowingInSync())
+      ) {
+        outcome = "answered-error";
+      }
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code ?? "";
       outcome = code.endsWith("_TIMEOUT") ? "timed-out" : "connection-failed";
@@ -223,7 +234,7 @@ export class FailoverController {
       proberUtilization: performance.eventLoopUtilization(utilizationBefore).utilization,
       proberMaxStallMs: state.loopDelay.max / 1e6,
     });
-    // During a Redis failback the primary refuses writes until promoted: its deep check proves nothing.
+    // During a Redis failback the primary's Redis changes role (caught up, promoted): a probe then proves nothing.
     if (this.redisFailback && state === this.checks.primary) return;
     if (verdict === "inconclusive") {
       state.inconclusive++;

@@ -201,6 +201,19 @@ export class CrossRegionReplication {
   }
 
   /**
+   * The Redis half of the region health rule for the primary region while it follows the
+   * secondary's: its group head answers, is a copy, and its link to the writer is up (it takes
+   * writes once promoted). Locally the instances reach their Redis through its Sentinels, which
+   * watch nothing while the group follows, so the failover probe asks here (on AWS the instances'
+   * own /health/deep answers it through the primary endpoint; src/web-service/region-health.ts).
+   */
+  async primaryFollowingInSync(): Promise<boolean> {
+    const { primary, password } = this.options;
+    const info = await replicationInfo(primary.redis.host, primary.redis.headPort, password);
+    return info !== undefined && info.role !== "master" && info.linkUp;
+  }
+
+  /**
    * Planned failback: the primary region catches up, then takes writes. Throws (to be retried)
    * if the primary's Redis is not following and in sync within the timeout.
    */

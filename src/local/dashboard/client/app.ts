@@ -156,7 +156,12 @@ function renderRegion(region: RegionStatus, status: StackStatus): HTMLElement {
     el(
       "div",
       { class: "group" },
-      `${status.ecs && region.name === status.region ? "service" : "group"} min ${g.min} · desired ${g.desired} · max ${g.max} · in service ${g.inService}${g.averageCpuPercent === undefined ? "" : ` · average CPU ${g.averageCpuPercent.toFixed(0)} %`}`,
+      `${status.ecs && region.name === status.region ? "service" : "group"} min ${g.min} · desired ${g.desired} · max ${g.max} · in service ${g.inService}${
+        // No instance, no CPU to average: a figure here would be the last one, or the monitor's own.
+        g.averageCpuPercent === undefined || region.instances.length === 0
+          ? ""
+          : ` · average CPU ${g.averageCpuPercent.toFixed(0)} %`
+      }`,
     ),
     azs,
   );
@@ -306,7 +311,10 @@ function renderTrafficSummary(): void {
   const summary = $("traffic-summary");
   summary.dataset.ok = String(ok);
   summary.dataset.failed = String(failed);
-  summary.textContent = `last 10 s: ${ok} successful, ${failed} failed, worst p99 ${p99.toFixed(1)} ms`;
+  // Counted where the requests arrive (the title says where): a connection refused before any
+  // balancer (a region down, clients still sent there by DNS) never reaches one. A drill's report
+  // counts those client-side, so the two figures differ during a region outage.
+  summary.textContent = `last 10 s: ${ok} successful, ${failed} failed, worst p99 ${p99.toFixed(1)} ms (as received here; refused connections are counted by a drill's report)`;
 }
 
 function renderChart(): void {
@@ -323,7 +331,8 @@ function renderChart(): void {
           ms: { auto: true, range: (_u, _min, max) => [0, Math.max(1, max ?? 1)] },
         },
         axes: [
-          {},
+          // Time labels as h:m:s, at least 90 px apart: uPlot's default spacing let them overlap.
+          { space: 90, values: "{HH}:{mm}:{ss}" },
           { scale: "rps", label: "requests/s" },
           { scale: "ms", side: 1, label: "latency (ms)", grid: { show: false } },
         ],
@@ -355,6 +364,8 @@ function renderChart(): void {
       chartData(),
       container,
     );
+    // For the browser tests (the axis is drawn on a canvas: they measure its labels through it).
+    (container as HTMLElement & { uplot?: uPlot }).uplot = plot;
     new ResizeObserver(() =>
       plot?.setSize({ width: Math.max(300, container.clientWidth - 4), height: 300 }),
     ).observe(container);
