@@ -51,6 +51,8 @@ const state = {
   traffic: [] as TrafficSample[],
   events: [] as TimedStackEvent[],
   lastSeq: 0,
+  /** Requests in every second received since the page opened (each second once, by its time). */
+  counted: { okTotal: 0, failedTotal: 0, lastT: 0 },
   drills: undefined as DrillsState | undefined,
   /** Instances that left, kept as tiles for a while so their end is visible. */
   gone: new Map<string, { instance: InstanceStatus; region: string; until: number }>(),
@@ -303,6 +305,15 @@ function drawEventMarks(u: uPlot): void {
 }
 
 /** The last ten seconds in words, above the chart. */
+function countTraffic(samples: TrafficSample[]): void {
+  for (const x of samples) {
+    if (x.t <= state.counted.lastT) continue;
+    state.counted.okTotal += x.ok;
+    state.counted.failedTotal += x.failed;
+    state.counted.lastT = x.t;
+  }
+}
+
 function renderTrafficSummary(): void {
   const last = state.traffic.slice(-10);
   const ok = last.reduce((n, x) => n + x.ok, 0);
@@ -311,6 +322,8 @@ function renderTrafficSummary(): void {
   const summary = $("traffic-summary");
   summary.dataset.ok = String(ok);
   summary.dataset.failed = String(failed);
+  summary.dataset.okTotal = String(state.counted.okTotal);
+  summary.dataset.failedTotal = String(state.counted.failedTotal);
   // Counted where the requests arrive (the title says where): a connection refused before any
   // balancer (a region down, clients still sent there by DNS) never reaches one. A drill's report
   // counts those client-side, so the two figures differ during a region outage.
@@ -490,6 +503,7 @@ function connect(): void {
       status: StackStatus;
     };
     state.traffic = hello.traffic.slice(-windowSeconds);
+    countTraffic(hello.traffic);
     state.drills = hello.drills;
     state.status = hello.status;
     renderTopology();
@@ -504,7 +518,9 @@ function connect(): void {
     renderTopology();
   });
   source.addEventListener("traffic", (m) => {
-    state.traffic.push(...(JSON.parse((m as MessageEvent<string>).data) as TrafficSample[]));
+    const samples = JSON.parse((m as MessageEvent<string>).data) as TrafficSample[];
+    countTraffic(samples);
+    state.traffic.push(...samples);
     if (state.traffic.length > windowSeconds) state.traffic.splice(0, state.traffic.length - windowSeconds);
     renderChart();
   });
