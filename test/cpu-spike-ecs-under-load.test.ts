@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import type { ChildProcess } from "node:child_process";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
-import type { StackStatus } from "../src/local/runtime.ts";
+import { StackClient } from "../src/local/control-plane/client.ts";
 import {
   configPath,
   cpuSpikeReport,
@@ -29,9 +29,8 @@ describe("cpu-spike on ecs with two CPU-bound processes beside the stack", { tim
     await waitFor(
       "tasks healthy",
       async () => {
-        const s = JSON.parse(
-          (await runCli(["status", "--json", "--state-dir", stateDir])).stdout,
-        ) as StackStatus;
+        // What `status --json` prints, without a CLI process per look (it looks every 50 ms).
+        const s = await StackClient.require(stateDir).status();
         return s.ecs && s.ecs.service.healthy >= s.ecs.service.desired ? true : undefined;
       },
       120_000,

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import type { ChildProcess } from "node:child_process";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
-import type { StackStatus } from "../src/local/runtime.ts";
+import { StackClient } from "../src/local/control-plane/client.ts";
 import { findFreePort } from "../src/shared/net.ts";
 import { configPath, cpuSpikeReport, runCli, tempDir, waitFor, startCpuBurners } from "./helpers.ts";
 
@@ -29,9 +29,8 @@ describe("cpu-spike with two CPU-bound processes beside the stack", { timeout: 6
     await waitFor(
       "instances healthy",
       async () => {
-        const s = JSON.parse(
-          (await runCli(["status", "--json", "--state-dir", stateDir])).stdout,
-        ) as StackStatus;
+        // What `status --json` prints, without a CLI process per look (it looks every 50 ms).
+        const s = await StackClient.require(stateDir).status();
         return s.instances.filter((i) => i.healthy).length >= 2 ? true : undefined;
       },
       120_000,
