@@ -26,11 +26,11 @@ import {
   writeFileSync,
 } from "node:fs";
 import { availableParallelism, tmpdir } from "node:os";
+import { setMaxListeners } from "node:events";
 import path from "node:path";
 import { Readable } from "node:stream";
 import { fileURLToPath } from "node:url";
 import { run } from "node:test";
-import { setTimeout as sleep } from "node:timers/promises";
 import { spec, tap, type TestEvent } from "node:test/reporters";
 
 const testDir = path.dirname(fileURLToPath(import.meta.url));
@@ -145,6 +145,8 @@ process.env.STAYUP_TEST_PACKAGE_CACHE = packageCache;
 
 // Ctrl-C or a CI cancel stops the test processes (and through their `after` hooks, what they started).
 const abort = new AbortController();
+// Every file's run() listens on it (a hundred files): not a leak, so no MaxListeners warning.
+setMaxListeners(0, abort.signal);
 for (const signal of ["SIGINT", "SIGTERM"] as const) process.once(signal, () => abort.abort());
 
 const summaryKeys = ["tests", "suites", "pass", "fail", "cancelled", "skipped", "todo"] as const;
