@@ -37,8 +37,16 @@ describe("gray failures on the local stack", { timeout: 600_000 }, () => {
     await session?.stop();
   });
 
+  // Half a second of steady traffic before the fault and after recovery (1.5 s each by default):
+  // what is judged here is the fault's window; this suite runs alone, on the suite's critical path.
   const drill = (module: DrillModule, options: Record<string, unknown>) =>
-    module.run({ client: session.client, stack, rate: 200, options });
+    module.run({
+      client: session.client,
+      stack,
+      rate: 200,
+      options,
+      harness: { warmupMs: 500, cooldownMs: 500 },
+    });
   const get = async () => {
     const res = await request(`${session.client.state.listener}/`, {
       headers: { accept: "application/json" },

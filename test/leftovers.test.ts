@@ -56,6 +56,14 @@ describe("nothing is left behind, nothing runs twice", { timeout: 600_000 }, () 
   after(async () => {
     for (const dir of dirs) await runCli(["down", "--state-dir", dir]);
   });
+  /**
+   * A test's stack stopped once its test is done, not left to `after` (for what a failed test left):
+   * an idle stack's health checks and Sentinels cost CPU the other tests and suites could use.
+   */
+  const stopped = async (stateDir: string) => {
+    await runCli(["down", "--state-dir", stateDir], { timeoutMs: 90_000 });
+    dirs.splice(dirs.indexOf(stateDir), 1);
+  };
 
   it("after SIGKILL of the runtime, `stayup up` on the same Redis port succeeds and the count continues", async () => {
     const stateDir = stateDirOf();
@@ -85,6 +93,7 @@ describe("nothing is left behind, nothing runs twice", { timeout: 600_000 }, () 
     const log = readFileSync(path.join(stateDir, "stack.log"), "utf8");
     assert.match(log, /stopped 12 process\(es\) left by an earlier run/);
     assert.ok((await count(state(stateDir).listener)) > highest, "the count continues");
+    await stopped(stateDir);
   });
 
   it("after SIGKILL of the runtime, `stayup down` stops what it left and `up` then starts fresh", async () => {
@@ -129,6 +138,7 @@ describe("nothing is left behind, nothing runs twice", { timeout: 600_000 }, () 
     assert.equal(second.code, 0, second.stderr + second.stdout);
     assert.doesNotMatch(readFileSync(path.join(stateDir, "stack.log"), "utf8"), /left by an earlier run/);
     assert.ok((await count(state(stateDir).listener)) > highest, "the count continues");
+    await stopped(stateDir);
   });
 
   it("single instance: after SIGKILL of the runtime, its redis-server is stopped cleanly and the count continues", async () => {
@@ -156,6 +166,7 @@ describe("nothing is left behind, nothing runs twice", { timeout: 600_000 }, () 
       "the leftover redis-server was stopped",
     );
     assert.ok((await count(state(stateDir).listener)) > highest, "the count continues from the volume");
+    await stopped(stateDir);
   });
 
   it("two concurrent `stayup up`: one stack and one clear error", async () => {
@@ -168,6 +179,7 @@ describe("nothing is left behind, nothing runs twice", { timeout: 600_000 }, () 
     const running = state(stateDir);
     assert.ok(isAlive(running.pid));
     await count(running.listener);
+    await stopped(stateDir);
   });
 
   it("SIGHUP (the terminal closed) stops the stack cleanly, Redis included", async () => {
@@ -261,6 +273,7 @@ describe("nothing is left behind, nothing runs twice", { timeout: 600_000 }, () 
       `a persistent failure is rate-limited (${redisErrors.length} events, not one per attempt)`,
     );
     await count(client.state.listener);
+    await stopped(stateDir);
   });
 });
 

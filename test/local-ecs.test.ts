@@ -3,6 +3,7 @@ import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { request } from "undici";
 import type { DrillReport } from "../src/drills/report.ts";
+import { StackClient } from "../src/local/control-plane/client.ts";
 import type { StackStatus } from "../src/local/runtime.ts";
 import { findFreePort } from "../src/shared/net.ts";
 import { configPath, isAlive, runCli, tempDir, waitFor } from "./helpers.ts";
@@ -96,8 +97,10 @@ describe("local ECS topology, prod (spread)", { timeout: 420_000 }, () => {
     assert.equal(report.counterContinuous, true);
     assert.ok((report.counter.last ?? 0) > (report.counter.first ?? 0));
     assert.notEqual(report.recoverySeconds, null);
+    // What `status --json` prints, without a CLI process per look (it looks every 50 ms).
+    const client = StackClient.require(stateDir);
     const s = await waitFor("3 healthy tasks", async () => {
-      const current = await status();
+      const current = await client.status();
       return current.instances.filter((i) => i.healthy).length === 3 ? current : undefined;
     });
     const ids = new Set(s.ecs?.containerInstances.map((c) => c.id));

@@ -4,8 +4,9 @@
  * summary lines (tests, pass, fail …) and exit code 1 on any failure.
  *
  * Files run in two groups:
- * - every file not listed below, several at a time (STAYUP_TEST_CONCURRENCY, default 3): each uses
- *   free ports and its own temporary state, so they can share the machine;
+ * - every file not listed below, several at a time (STAYUP_TEST_CONCURRENCY, default 3, and a
+ *   fourth while the CPU is at least 35 % idle; see `extraSlots`): each uses free ports and its
+ *   own temporary state, so they can share the machine;
  * - `alone`: one at a time once the others are done, nothing beside them.
  * A new test file needs no entry here: it runs in the concurrent group. It goes in `alone` only if
  * it loads the machine itself or judges figures other suites' load would move; in `unit` if it
@@ -15,8 +16,17 @@
  * Per-file durations go to test-artifacts/test-durations.json; the ten slowest are printed before
  * the summary.
  */
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { availableParallelism, tmpdir } from "node:os";
+import { setMaxListeners } from "node:events";
 import path from "node:path";
 import { Readable } from "node:stream";
 import { fileURLToPath } from "node:url";
@@ -79,6 +89,9 @@ const unit = new Set([
  * last and leaves the other slots idle; the rest follow in name order.
  */
 const longestFirst = [
+  // CPU-bound in one process (checked syntheses): the longest of all on a loaded machine (844 s
+  // of a 28 min run at load average 18), the tail of the concurrent group when started 12th.
+  "aws-compliance.test.ts",
   "examples-packed.test.ts",
   "single-instance-local.test.ts",
   "local-ecs.test.ts",
@@ -90,7 +103,6 @@ const longestFirst = [
   "dashboard.test.ts",
   "drill-topologies.test.ts",
   "drill-report.test.ts",
-  "aws-compliance.test.ts",
   "control-plane-access.test.ts",
   "aws-ecs.test.ts",
   "load-balancer-workers.test.ts",
@@ -112,12 +124,20 @@ const rank = (f: string) => (longestFirst.includes(f) ? longestFirst.indexOf(f) 
 const concurrentFiles = chosen.filter((f) => !alone.has(f)).sort((a, b) => rank(a) - rank(b));
 const aloneFiles = chosen.filter((f) => alone.has(f));
 
-const concurrency = Number(
-  process.env.STAYUP_TEST_CONCURRENCY ?? (unitOnly ? Math.max(2, availableParallelism()) : 3),
-);
+const pinned = process.env.STAYUP_TEST_CONCURRENCY;
+const concurrency = Number(pinned ?? (unitOnly ? Math.max(2, availableParallelism()) : 3));
 if (!Number.isInteger(concurrency) || concurrency < 1) {
   throw new Error(`STAYUP_TEST_CONCURRENCY must be a positive integer, got ${concurrency}`);
 }
+/**
+ * One file more than `concurrency` while the machine has CPU to spare: most files mostly wait on
+ * the processes they start (about 1.2 of 2 cores busy in a quiet run at three at a time), but
+ * beside CPU-bound work (two busy loops, a loaded CI host) a fourth would only slow the others.
+ * Not when STAYUP_TEST_CONCURRENCY is set: then that many, exactly.
+ */
+const extraSlots = pinned === undefined && !unitOnly ? 1 : 0;
+/** The share of CPU time idle, over the last sampling window, for the extra slot to open. */
+const idleShareForExtra = 0.35;
 
 // One synthesis per description per run, shared by the AWS suites' processes (test/aws-helpers.ts).
 const synthCache = mkdtempSync(path.join(tmpdir(), "stayup-synth-cache-"));
@@ -128,6 +148,8 @@ process.env.STAYUP_TEST_PACKAGE_CACHE = packageCache;
 
 // Ctrl-C or a CI cancel stops the test processes (and through their `after` hooks, what they started).
 const abort = new AbortController();
+// Every file's run() listens on it (a hundred files): not a leak, so no MaxListeners warning.
+setMaxListeners(0, abort.signal);
 for (const signal of ["SIGINT", "SIGTERM"] as const) process.once(signal, () => abort.abort());
 
 const summaryKeys = ["tests", "suites", "pass", "fail", "cancelled", "skipped", "todo"] as const;
@@ -153,18 +175,119 @@ const diagnostic = (message: string): TestEvent => ({
   data: { nesting: 0, message, file: undefined, line: undefined, column: undefined },
 });
 
+/** CPU time (all cores, in USER_HZ ticks) as /proc/stat counts it: idle and in all; undefined off Linux. */
+function cpuTicks(): { idle: number; total: number } | undefined {
+  if (!existsSync("/proc/stat")) return undefined;
+  const fields = /^cpu\s+(.*)$/m.exec(readFileSync("/proc/stat", "utf8"))?.[1]?.split(/\s+/).map(Number);
+  if (!fields || fields.length < 5) return undefined;
+  // user nice system idle iowait irq softirq steal: idle and iowait are time no one wanted the CPU.
+  return { idle: (fields[3] ?? 0) + (fields[4] ?? 0), total: fields.slice(0, 8).reduce((a, b) => a + b, 0) };
+}
+
+/** The idle share of the CPU over the last `windowMs`, sampled every second; undefined off Linux. */
+class IdleMeter {
+  private samples: { at: number; idle: number; total: number }[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  constructor(private readonly windowMs = 5000) {}
+  start(): void {
+    const take = () => {
+      const t = cpuTicks();
+      if (!t) return;
+      this.samples.push({ at: Date.now(), ...t });
+      while (this.samples.length > 2 && (this.samples[1]?.at ?? 0) <= Date.now() - this.windowMs) {
+        this.samples.shift();
+      }
+    };
+    take();
+    this.timer = setInterval(take, 1000);
+    this.timer.unref();
+  }
+  stop(): void {
+    clearInterval(this.timer);
+  }
+  idleShare(): number | undefined {
+    const first = this.samples[0];
+    const last = this.samples.at(-1);
+    if (!first || !last || last.at - first.at < this.windowMs - 1000) return undefined;
+    const total = last.total - first.total;
+    return total > 0 ? (last.idle - first.idle) / total : undefined;
+  }
+}
+
+/**
+ * Each file its own node:test `run()`, `slots` of them at a time (one more while the machine's CPU
+ * is idle enough, see `extraSlots`), their events merged into one stream in the order they come.
+ */
+async function* runFiles(files: string[], slots: number, extra: number): AsyncGenerator<TestEvent, void> {
+  const queue: TestEvent[] = [];
+  let wake: (() => void) | undefined;
+  const notify = () => {
+    wake?.();
+    wake = undefined;
+  };
+  const pending = [...files];
+  let running = 0;
+  let extraInUse = 0;
+  const meter = new IdleMeter();
+  if (extra > 0) meter.start();
+  const startOne = (asExtra: boolean) => {
+    const file = pending.shift();
+    if (file === undefined) return;
+    running++;
+    if (asExtra) extraInUse++;
+    void (async () => {
+      try {
+        const stream = run({ files: [path.join(testDir, file)], concurrency: 1, signal: abort.signal });
+        for await (const event of stream as AsyncIterable<TestEvent>) {
+          queue.push(event);
+          notify();
+        }
+      } finally {
+        running--;
+        if (asExtra) extraInUse--;
+        notify();
+      }
+    })();
+  };
+  const admit = () => {
+    while (pending.length > 0 && running - extraInUse < slots && !abort.signal.aborted) startOne(false);
+    const idle = meter.idleShare();
+    if (pending.length > 0 && extraInUse < extra && idle !== undefined && idle >= idleShareForExtra) {
+      queue.push(diagnostic(`${pending[0]} beside ${running} (CPU ${Math.round(idle * 100)} % idle)`));
+      startOne(true);
+    }
+  };
+  admit();
+  // Looks again every second for the extra slot, and at once when a file ends or sends an event.
+  const ticker = extra > 0 ? setInterval(notify, 1000) : undefined;
+  try {
+    while (running > 0 || queue.length > 0 || (pending.length > 0 && !abort.signal.aborted)) {
+      while (queue.length > 0) yield queue.shift() as TestEvent;
+      admit();
+      if (queue.length === 0 && (running > 0 || pending.length > 0)) {
+        await new Promise<void>((resolve) => (wake = resolve));
+      }
+    }
+  } finally {
+    clearInterval(ticker);
+    meter.stop();
+  }
+}
+
 /** Both groups' events as one stream; each run's own summary is summed into one at the end. */
 async function* events(): AsyncGenerator<TestEvent, void> {
   const groups = [
-    { name: "concurrent", files: concurrentFiles, concurrency },
-    { name: "alone", files: aloneFiles, concurrency: 1 },
+    { name: "concurrent", files: concurrentFiles, concurrency, extra: extraSlots },
+    { name: "alone", files: aloneFiles, concurrency: 1, extra: 0 },
   ];
   for (const group of groups) {
     if (group.files.length === 0 || abort.signal.aborted) continue;
-    const files = group.files.map((f) => path.join(testDir, f));
-    yield diagnostic(`${group.name}: ${group.files.length} files, ${group.concurrency} at a time`);
-    const stream = run({ files, concurrency: group.concurrency, signal: abort.signal });
-    for await (const event of stream as AsyncIterable<TestEvent>) {
+    const upTo =
+      group.extra > 0
+        ? ` (${group.concurrency + group.extra} while the CPU is ${idleShareForExtra * 100} % idle or more)`
+        : "";
+    yield diagnostic(`${group.name}: ${group.files.length} files, ${group.concurrency} at a time${upTo}`);
+    for await (const event of runFiles(group.files, group.concurrency, group.extra)) {
       if (event.type === "test:diagnostic" && event.data.nesting === 0 && event.data.file === undefined) {
         const [key, value] = event.data.message.split(" ");
         if (summaryKeys.includes(key as (typeof summaryKeys)[number])) {
@@ -180,16 +303,13 @@ async function* events(): AsyncGenerator<TestEvent, void> {
           message: failureMessage(event.data.details.error),
         });
       }
-      // One TAP plan and one numbering for both groups: the second's top-level tests follow the first's.
+      // One TAP plan and one numbering for all files (each file's run numbers its own from 1).
       if (event.type === "test:plan" && event.data.nesting === 0) {
         planned += event.data.count;
         continue;
       }
       if ((event.type === "test:pass" || event.type === "test:fail") && event.data.nesting === 0) {
-        yield {
-          ...event,
-          data: { ...event.data, testNumber: event.data.testNumber + numbered },
-        } as TestEvent;
+        yield { ...event, data: { ...event.data, testNumber: ++numbered } } as TestEvent;
         continue;
       }
       if (event.type === "test:complete" && event.data.nesting === 0 && event.data.name === event.data.file) {
@@ -202,7 +322,6 @@ async function* events(): AsyncGenerator<TestEvent, void> {
       }
       yield event;
     }
-    numbered = planned;
   }
   yield {
     type: "test:plan",
