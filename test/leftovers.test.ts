@@ -115,10 +115,10 @@ describe("nothing is left behind, nothing runs twice", { timeout: 600_000 }, () 
     assert.equal(down.code, 0, down.stderr + down.stdout);
     // Redis nodes and Sentinels wait to be stopped; an instance may end by itself once its parent
     // is gone (its IPC channel closes), before `down` looks, so the count is a range.
-    const stopped = Number(/stopped (\d+) process\(es\) it left/.exec(down.stdout)?.[1]);
+    const stoppedCount = Number(/stopped (\d+) process\(es\) it left/.exec(down.stdout)?.[1]);
     assert.ok(
-      stopped >= 12 && stopped <= left.length,
-      `stopped ${stopped} of ${left.length}: ${down.stdout}`,
+      stoppedCount >= 12 && stoppedCount <= left.length,
+      `stopped ${stoppedCount} of ${left.length}: ${down.stdout}`,
     );
     for (const p of left.filter((p) => p.kind === "redis-node" || p.kind === "sentinel")) {
       assert.match(
