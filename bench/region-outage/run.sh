@@ -5,11 +5,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 out=${1:-$(mktemp -d)}
-for config in stayup.config.ts test/fixtures/cross-region-replica.config.ts bench/region-outage/*.config.ts; do
-  name=$(basename "$config" .config.ts)
-  state=$(mktemp -d)/.stayup
-  node bin/stayup.mjs up --detach --config "$config" --state-dir "$state" --port 0 --redis-port 0 --dns-port 0 >/dev/null
-  node bin/stayup.mjs drill region-outage --json --config "$config" --state-dir "$state" >"$out/$name.json" || true
-  node bin/stayup.mjs down --state-dir "$state" >/dev/null
-  echo "$name: $out/$name.json"
+for mode in pilot-light warm active; do
+  for crossRegion in none replica; do
+    name=$mode-$crossRegion
+    config=bench/region-outage/variant.config.ts
+    state=$(mktemp -d)/.stayup
+    export STAYUP_BENCH_STANDBY=$mode STAYUP_BENCH_CROSS_REGION=$crossRegion
+    node bin/stayup.mjs up --detach --config "$config" --state-dir "$state" --port 0 --redis-port 0 --dns-port 0 >/dev/null
+    node bin/stayup.mjs drill region-outage --json --config "$config" --state-dir "$state" >"$out/$name.json" || true
+    node bin/stayup.mjs down --state-dir "$state" >/dev/null
+    echo "$name: $out/$name.json"
+  done
 done
