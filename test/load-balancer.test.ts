@@ -140,17 +140,24 @@ describe("load balancer", () => {
       () => draining.server.close(),
       () => ok.server.close(),
     );
-    const { url, tg } = await setup([
+    const { url, events } = await setup([
       { id: "d", port: draining.port },
       { id: "ok", port: ok.port },
     ]);
+    const takenOut: string[] = [];
+    events.subscribe((e) => {
+      if (e.type === "target.unhealthy" && e.instanceId === "d") takenOut.push(e.reason);
+    });
     for (let i = 0; i < 4; i++) {
       const res = await request(`${url}/`, { method: "POST", body: "x" });
       assert.equal(res.statusCode, 200);
       assert.equal(await res.body.text(), "ok");
     }
-    assert.equal(tg.get("d")?.health, "unhealthy");
-    assert.match(tg.get("d")?.reason ?? "", /draining/);
+    // Judged by the event, not the target's state now: its /health still passes, so on a slow
+    // machine its health checks may have put it back (healthy threshold 2 × 100 ms) before the
+    // fourth POST is answered.
+    assert.ok(takenOut.length >= 1, "d was taken out");
+    assert.match(takenOut[0] ?? "", /draining/);
   });
 
   it("a connection reset after the request was sent: GET is retried, POST gets 502 and is not repeated", async () => {
