@@ -1,4 +1,6 @@
 import assert from "node:assert/strict";
+import { createServer, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
 import { describe, it } from "node:test";
 import { estimateCost } from "../src/aws/cost/estimate.ts";
 import { tradeOffs } from "../src/aws/cost/trade-offs.ts";
@@ -6,6 +8,7 @@ import { whyNotPromoted } from "../src/drills/redis-failover.ts";
 import { markLabelWidth, renderReportHtml } from "../src/drills/report-html.ts";
 import { type DrillReport, formatReport } from "../src/drills/report.ts";
 import { TimelineRecorder } from "../src/drills/timeline.ts";
+import { SteadyTraffic } from "../src/drills/traffic.ts";
 import type { TimedStackEvent } from "../src/local/events/bus.ts";
 import { description, inHostedZone } from "./aws-helpers.ts";
 import { configPath, runCli, tempDir } from "./helpers.ts";
@@ -40,6 +43,39 @@ describe("figures a new user reads", { timeout: 120_000 }, () => {
     delete report.load;
     report.requests = 3980;
     assert.match(formatReport(report), /requests sent +3980 \(200\/s for 19\.9 s\)$/m);
+  });
+
+  it("traffic's duration is how long it sent, not how long its last answers took (cpu-spike's load line)", async () => {
+    // A server that holds every answer until told: the answers still in flight when the traffic
+    // stops come 1.5 s later. "N sent at R/s for T s" must count T up to the stop, not to them.
+    const held: ServerResponse[] = [];
+    const server = createServer((_req, res) => void held.push(res));
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const { port } = server.address() as AddressInfo;
+    const traffic = new SteadyTraffic(`http://127.0.0.1:${port}`, {
+      rate: 50,
+      maxDurationMs: 60_000,
+      maxRequests: 10_000,
+      consistency: "none",
+    });
+    try {
+      const startedBefore = Date.now();
+      traffic.start();
+      while (held.length < 5) await new Promise((r) => setTimeout(r, 20));
+      const stopping = traffic.stop();
+      const stopCalledBy = Date.now();
+      await new Promise((r) => setTimeout(r, 1500));
+      for (const res of held) res.end('{"count":1}');
+      const result = await stopping;
+      assert.ok(result.requests >= 5 && result.failed === 0, JSON.stringify(result.failures));
+      assert.ok(
+        result.durationSeconds * 1000 <= stopCalledBy - startedBefore,
+        `${result.durationSeconds} s: sending stopped within ${(stopCalledBy - startedBefore) / 1000} s of the start`,
+      );
+    } finally {
+      for (const res of held) if (!res.writableEnded) res.end();
+      server.close();
+    }
   });
 
   it("a drill report's key figures are words and numbers, not JSON; every column has a header", () => {
