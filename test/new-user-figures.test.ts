@@ -194,6 +194,43 @@ describe("figures a new user reads", { timeout: 120_000 }, () => {
     }
   });
 
+  it("cost's nightly stop counts the ECS cluster's instances, and says ecs renders none", async () => {
+    const night = /stopping dev's instances at night/;
+    const instances = (what: string) => ({
+      ...estimateCost([]),
+      items: [
+        {
+          stack: "s",
+          region: "eu-west-3",
+          resource: "G",
+          type: "AWS::AutoScaling::AutoScalingGroup",
+          what,
+          usdPerMonth: 17.24,
+        },
+      ],
+    });
+    const ecs = await description("dev", (d) => {
+      d.topology = "ecs";
+    });
+    const ecsRow = tradeOffs(
+      ecs,
+      instances(
+        "2 × t3.micro (steady state: 2 binpack tasks on 1 instance(s), at 100 % target utilisation) × 730 h",
+      ),
+    ).find((r) => night.test(r.question));
+    assert.equal(ecsRow?.usdPerMonth, -8.62, JSON.stringify(ecsRow));
+    assert.match(ecsRow?.answer ?? "", /^would save \$8\.62\/month .*renders no nightly stop for ecs/);
+    const lb = await description("dev", (d) => {
+      d.topology = "load-balanced";
+    });
+    const lbRow = tradeOffs(lb, instances("2 × t3.micro (desired capacity) × 730 h")).find((r) =>
+      night.test(r.question),
+    );
+    assert.equal(lbRow?.usdPerMonth, -8.62, JSON.stringify(lbRow));
+    assert.match(lbRow?.answer ?? "", /^saves \$8\.62\/month/);
+    assert.doesNotMatch(lbRow?.answer ?? "", /no nightly stop/);
+  });
+
   it("destroy and outputs without credentials do not say that nothing was created", async () => {
     const env = {
       PATH: process.env.PATH,
