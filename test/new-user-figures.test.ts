@@ -5,6 +5,7 @@ import { describe, it } from "node:test";
 import { estimateCost } from "../src/aws/cost/estimate.ts";
 import { tradeOffs } from "../src/aws/cost/trade-offs.ts";
 import { whyNotPromoted } from "../src/drills/redis-failover.ts";
+import { regionOutage } from "../src/drills/region-outage.ts";
 import { markLabelWidth, renderReportHtml } from "../src/drills/report-html.ts";
 import { type DrillReport, formatReport } from "../src/drills/report.ts";
 import { TimelineRecorder } from "../src/drills/timeline.ts";
@@ -76,6 +77,30 @@ describe("figures a new user reads", { timeout: 120_000 }, () => {
       for (const res of held) if (!res.writableEnded) res.end();
       server.close();
     }
+  });
+
+  it("region-outage's detection and the threshold beside it agree: called down within 8 s, here at 7.2 s", () => {
+    const report = {
+      outageSeconds: 9.27,
+      resolvedAddresses: ["127.0.0.1", "127.0.0.2", "127.0.0.1"],
+      notifications: [],
+      phases: {
+        detectionSeconds: 7.176,
+        alarmSeconds: 7.176,
+        standbyStartSeconds: 7.254,
+        dnsSeconds: 7.176,
+        clientsServedSeconds: 9.718,
+      },
+      regionDetectionSeconds: 8,
+      inRegionBudgetSeconds: 6,
+      crossRegion: "none",
+      countWentBackBy: 0,
+    } as unknown as DrillReport;
+    const line = regionOutage.details(report).find((l) => l.startsWith("phases")) ?? "";
+    assert.match(line, /detection 7\.2 s/);
+    // 8 failed checks 1 s apart, the first possibly at once: 7 to 8 s, never "after 8 s".
+    assert.doesNotMatch(line, /after 8 s/);
+    assert.match(line, /called down within 8 s of failed checks/);
   });
 
   it("a drill report's key figures are words and numbers, not JSON; every column has a header", () => {
