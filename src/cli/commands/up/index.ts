@@ -103,9 +103,18 @@ export async function up(opts: UpOptions, given: ReadonlySet<string> = new Set()
     process.stderr.write(
       `a stack is already running from ${path.resolve(opts.stateDir)} (pid ${existing.state.pid}): checking whether the service bundle or instance settings changed...\n`,
     );
-    // The settings it runs with (an earlier `roll --set`) are kept: only a new bundle is news.
-    const result = await existing.roll({}, { keepSettings: true }).catch(() => undefined);
-    if (result && (result.instancesReplaced.length > 0 || result.rolledBack)) {
+    // The settings it runs with (an earlier `roll --set`) are kept: only a new bundle is news. A
+    // roll that fails (the bundle does not build, another roll under way) is said as such: the
+    // stack may well not run this version.
+    const result = await existing.roll({}, { keepSettings: true }).catch((error: unknown) => {
+      const reason = error instanceof Error ? error.message : String(error);
+      throw new StayupError(
+        `a stack is already running from ${path.resolve(opts.stateDir)} (pid ${existing.state.pid}), and bringing it to the current version failed: ${reason}`,
+        (error instanceof StayupError ? error.hint : undefined) ??
+          "fix what the error names, then run `stayup up` (or `stayup roll`) again; `stayup down` stops the stack",
+      );
+    });
+    if (result.instancesReplaced.length > 0 || result.rolledBack) {
       for (const line of describeRoll(result)) console.log(line);
       if (result.rolledBack) process.exitCode = 1;
       return;
