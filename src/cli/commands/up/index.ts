@@ -54,9 +54,10 @@ export type UpOptions = LocalOptions & {
 
 /**
  * What the options given on the command line ask for that the running stack is not: its
- * environment, topology or listener port. `given`: the options the user typed (defaults ask nothing).
+ * environment, topology, listener, Redis or DNS port. `given`: the options the user typed (defaults
+ * ask nothing); a port of 0 asks for any.
  */
-function mismatches(status: StackStatus, opts: UpOptions, given: ReadonlySet<string>): string[] {
+export function mismatches(status: StackStatus, opts: UpOptions, given: ReadonlySet<string>): string[] {
   const found: string[] = [];
   if (given.has("env") && opts.env !== status.environment) {
     found.push(`--env ${opts.env} (it runs environment "${status.environment}")`);
@@ -68,6 +69,21 @@ function mismatches(status: StackStatus, opts: UpOptions, given: ReadonlySet<str
   const port = Number(new URL(status.listener).port);
   if (opts.port !== undefined && opts.port !== 0 && opts.port !== port) {
     found.push(`--port ${opts.port} (it listens on ${port})`);
+  }
+  // --redis-port is the first Redis node's (redis-a); a single instance's Redis is its own.
+  const nodes = status.redis.nodes ?? [];
+  const redisPort = (nodes.find((n) => n.name === "redis-a") ?? nodes[0])?.port;
+  if (
+    opts.redisPort !== undefined &&
+    opts.redisPort !== 0 &&
+    redisPort !== undefined &&
+    opts.redisPort !== redisPort
+  ) {
+    found.push(`--redis-port ${opts.redisPort} (its Redis listens on ${redisPort})`);
+  }
+  const dnsPort = status.dns ? Number(status.dns.server.split(":").pop()) : undefined;
+  if (opts.dnsPort !== undefined && opts.dnsPort !== 0 && dnsPort !== undefined && opts.dnsPort !== dnsPort) {
+    found.push(`--dns-port ${opts.dnsPort} (its DNS server listens on ${dnsPort})`);
   }
   return found;
 }
