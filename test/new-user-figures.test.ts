@@ -7,7 +7,7 @@ import { tradeOffs } from "../src/aws/cost/trade-offs.ts";
 import { whyNotPromoted } from "../src/drills/redis-failover.ts";
 import { regionOutage } from "../src/drills/region-outage.ts";
 import { markLabelWidth, renderReportHtml } from "../src/drills/report-html.ts";
-import { type DrillReport, formatReport } from "../src/drills/report.ts";
+import { basicTargets, type DrillReport, formatReport, withVerdict } from "../src/drills/report.ts";
 import { TimelineRecorder } from "../src/drills/timeline.ts";
 import { SteadyTraffic } from "../src/drills/traffic.ts";
 import type { TimedStackEvent } from "../src/local/events/bus.ts";
@@ -101,6 +101,55 @@ describe("figures a new user reads", { timeout: 120_000 }, () => {
     // 8 failed checks 1 s apart, the first possibly at once: 7 to 8 s, never "after 8 s".
     assert.doesNotMatch(line, /after 8 s/);
     assert.match(line, /called down within 8 s of failed checks/);
+  });
+
+  it("an interrupted drill's recovery is not measured, not 'NOT RECOVERED in time'", () => {
+    const t0 = 1_000_000;
+    const timeline = new TimelineRecorder(t0, 100);
+    timeline.record({ ok: true, latencyMs: 3, instanceId: "i-a" }, t0 + 50);
+    const base = {
+      drill: "az-outage",
+      requests: 322,
+      failed: 0,
+      recoverySeconds: null,
+      counterContinuous: true,
+      rate: 200,
+      durationSeconds: 1.6,
+      failures: {},
+      servedBy: { "i-a": 322 },
+      counter: { first: 1, last: 322 },
+      counterViolations: [],
+      timeline: timeline.build(null, t0 + 1600),
+      events: [],
+      verdict: { passed: false, targets: [] },
+    } satisfies DrillReport;
+    const ranToEnd = {
+      target: "the drill ran to its end",
+      passed: false,
+      actual: "interrupted (SIGINT) after 1.6 s",
+    };
+    const interrupted = withVerdict(
+      { ...base, interrupted: { reason: "SIGINT", at: new Date(t0).toISOString() } },
+      [ranToEnd, ...basicTargets({ ...base, interrupted: { reason: "SIGINT" } })],
+    );
+    const text = formatReport(interrupted);
+    assert.match(text, /recovery +not measured: interrupted \(SIGINT\) before the end/);
+    assert.doesNotMatch(text, /NOT RECOVERED|not recovered/);
+    assert.match(
+      text,
+      /verdict +FAILED; missed: the drill ran to its end \(interrupted \(SIGINT\) after 1\.6 s\)$/m,
+    );
+    assert.match(
+      renderReportHtml(interrupted),
+      /<td>recovery<\/td><td>not measured: interrupted \(SIGINT\) before the end<\/td>/,
+    );
+    // A run that ran to its end and did not recover: as before.
+    const notRecovered = withVerdict(base, basicTargets(base));
+    assert.match(formatReport(notRecovered), /recovery +NOT RECOVERED in time/);
+    assert.match(
+      formatReport(notRecovered),
+      /missed: recovered within the drill's timeout \(not recovered\)/,
+    );
   });
 
   it("a drill report's key figures are words and numbers, not JSON; every column has a header", () => {
