@@ -4,13 +4,16 @@ import type { AddressInfo } from "node:net";
 import { describe, it } from "node:test";
 import { estimateCost } from "../src/aws/cost/estimate.ts";
 import { tradeOffs } from "../src/aws/cost/trade-offs.ts";
+import { DrillRun } from "../src/drills/harness.ts";
 import { whyNotPromoted } from "../src/drills/redis-failover.ts";
 import { regionOutage } from "../src/drills/region-outage.ts";
 import { markLabelWidth, renderReportHtml } from "../src/drills/report-html.ts";
 import { basicTargets, type DrillReport, formatReport, withVerdict } from "../src/drills/report.ts";
 import { TimelineRecorder } from "../src/drills/timeline.ts";
 import { SteadyTraffic } from "../src/drills/traffic.ts";
+import type { StackClient } from "../src/local/control-plane/client.ts";
 import type { TimedStackEvent } from "../src/local/events/bus.ts";
+import type { StackStatus } from "../src/local/runtime.ts";
 import { description, inHostedZone } from "./aws-helpers.ts";
 import { configPath, runCli, tempDir } from "./helpers.ts";
 
@@ -50,7 +53,9 @@ describe("figures a new user reads", { timeout: 120_000 }, () => {
     // A server that holds every answer until told: the answers still in flight when the traffic
     // stops come 1.5 s later. "N sent at R/s for T s" must count T up to the stop, not to them.
     const held: ServerResponse[] = [];
-    const server = createServer((_req, res) => void held.push(res));
+    let released = false;
+    // Once released, every answer at once: requests queued behind the held ones arrive after.
+    const server = createServer((_req, res) => void (released ? res.end('{"count":1}') : held.push(res)));
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
     const { port } = server.address() as AddressInfo;
     const traffic = new SteadyTraffic(`http://127.0.0.1:${port}`, {
@@ -66,6 +71,7 @@ describe("figures a new user reads", { timeout: 120_000 }, () => {
       const stopping = traffic.stop();
       const stopCalledBy = Date.now();
       await new Promise((r) => setTimeout(r, 1500));
+      released = true;
       for (const res of held) res.end('{"count":1}');
       const result = await stopping;
       assert.ok(result.requests >= 5 && result.failed === 0, JSON.stringify(result.failures));
@@ -150,6 +156,51 @@ describe("figures a new user reads", { timeout: 120_000 }, () => {
       formatReport(notRecovered),
       /missed: recovered within the drill's timeout \(not recovered\)/,
     );
+  });
+
+  it("an interrupted drill was interrupted when the signal came, not when its last answers did", async () => {
+    // Answers held until told (a request to an instance being killed may take seconds): the
+    // partial report says "interrupted after" the time of the interruption, beside "sent for".
+    const held: ServerResponse[] = [];
+    let released = false;
+    // Once released, every answer at once: requests queued behind the held ones arrive after.
+    const server = createServer((_req, res) => void (released ? res.end('{"count":1}') : held.push(res)));
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const client = {
+      state: { listener: url },
+      status: async () => ({ service: { service: "counter", trafficPath: "/" } }) as unknown as StackStatus,
+      events: async function* (signal: AbortSignal) {
+        // No stack event: it ends when the run stops reading.
+        await new Promise((resolve) => signal.addEventListener("abort", resolve, { once: true }));
+        yield* [];
+      },
+    } as unknown as StackClient;
+    try {
+      const run = await DrillRun.start(client, {
+        rate: 50,
+        warmupMs: 0,
+        cooldownMs: 0,
+        recoveryTimeoutMs: 60_000,
+      });
+      while (held.length < 5) await new Promise((r) => setTimeout(r, 20));
+      const reporting = run.interruptedReport("az-outage", "SIGINT");
+      const interruptedBy = Date.now();
+      await new Promise((r) => setTimeout(r, 1500));
+      released = true;
+      for (const res of held) res.end('{"count":1}');
+      const report = await reporting;
+      const at = Date.parse((report.interrupted as { at: string }).at);
+      assert.ok(at <= interruptedBy, `interrupted at ${at}, asked by ${interruptedBy}`);
+      const after = Number(/after ([\d.]+) s/.exec(report.verdict.targets[0]?.actual ?? "")?.[1]);
+      assert.ok(
+        after <= report.durationSeconds + 0.1,
+        `interrupted after ${after} s, sent for ${report.durationSeconds} s`,
+      );
+    } finally {
+      for (const res of held) if (!res.writableEnded) res.end();
+      server.close();
+    }
   });
 
   it("a drill report's key figures are words and numbers, not JSON; every column has a header", () => {
