@@ -15,6 +15,16 @@ describe("the CLI's answers to usual mistakes", { timeout: 120_000 }, () => {
     }
   });
 
+  it("faults clear with nothing up exits 0, saying no fault is in force (safe in a cleanup)", async () => {
+    const stateDir = path.join(tempDir(), ".stayup");
+    const res = await runCli(["faults", "clear", "--state-dir", stateDir]);
+    assert.equal(res.code, 0, res.stderr);
+    assert.match(res.stdout, /no stack is running from .*: no fault in force/);
+    const json = await runCli(["faults", "clear", "--json", "--state-dir", stateDir]);
+    assert.equal(json.code, 0, json.stderr);
+    assert.deepEqual(JSON.parse(json.stdout), { cleared: [], inForce: [] });
+  });
+
   it("status --json with no stack prints JSON (the error and its fix) and exits 1", async () => {
     const res = await runCli(["status", "--json", "--state-dir", path.join(tempDir(), ".stayup")]);
     assert.equal(res.code, 1);

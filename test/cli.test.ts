@@ -186,6 +186,31 @@ describe("stayup drill on a topology the drill does not run on", { timeout: 300_
       for (const i of after_.instances) assert.ok(isAlive(i.pid));
     });
 
+    it("--topology against the running stack: the fix leads somewhere (issue 25, item 9)", async () => {
+      // lose-container-instance runs only on ecs: dropping --topology would meet "single-instance".
+      const ecsOnly = await runCli([
+        "drill",
+        "lose-container-instance",
+        "--topology",
+        "ecs",
+        "--config",
+        configPath,
+        "--state-dir",
+        stateDir,
+      ]);
+      assert.equal(ecsOnly.code, 1, ecsOnly.stderr + ecsOnly.stdout);
+      assert.match(
+        ecsOnly.stderr,
+        /--topology ecs was given, but the stack running from .* is topology "single-instance"/,
+      );
+      assert.doesNotMatch(ecsOnly.stderr, /drop --topology/);
+      assert.match(
+        ecsOnly.stderr,
+        /stop it \(`stayup down`\) to drill a temporary one, or pass another --state-dir/,
+      );
+      assert.equal(existsSync(path.join(stateDir, "reports")), false, "no report written");
+    });
+
     it("the dashboard offers only the drills of the running topology and refuses the others", async () => {
       const client = StackClient.find(stateDir);
       assert.ok(client);
@@ -222,6 +247,8 @@ describe("stayup drill on a topology the drill does not run on", { timeout: 300_
         res.stderr,
         /--topology ecs was given, but the stack running from .* is topology "single-instance"/,
       );
+      // kill-instance runs on single-instance too: there, dropping --topology is a way.
+      assert.match(res.stderr, /fix: drop --topology to drill the running stack, or stop it/);
       const after_ = await status();
       assert.deepEqual(
         after_.instances.map((i) => i.pid),

@@ -1,12 +1,19 @@
 import assert from "node:assert/strict";
+import { createServer, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
 import { describe, it } from "node:test";
 import { estimateCost } from "../src/aws/cost/estimate.ts";
 import { tradeOffs } from "../src/aws/cost/trade-offs.ts";
+import { DrillRun } from "../src/drills/harness.ts";
 import { whyNotPromoted } from "../src/drills/redis-failover.ts";
+import { regionOutage } from "../src/drills/region-outage.ts";
 import { markLabelWidth, renderReportHtml } from "../src/drills/report-html.ts";
-import { type DrillReport, formatReport } from "../src/drills/report.ts";
+import { basicTargets, type DrillReport, formatReport, withVerdict } from "../src/drills/report.ts";
 import { TimelineRecorder } from "../src/drills/timeline.ts";
+import { SteadyTraffic } from "../src/drills/traffic.ts";
+import type { StackClient } from "../src/local/control-plane/client.ts";
 import type { TimedStackEvent } from "../src/local/events/bus.ts";
+import type { StackStatus } from "../src/local/runtime.ts";
 import { description, inHostedZone } from "./aws-helpers.ts";
 import { configPath, runCli, tempDir } from "./helpers.ts";
 
@@ -40,6 +47,160 @@ describe("figures a new user reads", { timeout: 120_000 }, () => {
     delete report.load;
     report.requests = 3980;
     assert.match(formatReport(report), /requests sent +3980 \(200\/s for 19\.9 s\)$/m);
+  });
+
+  it("traffic's duration is how long it sent, not how long its last answers took (cpu-spike's load line)", async () => {
+    // A server that holds every answer until told: the answers still in flight when the traffic
+    // stops come 1.5 s later. "N sent at R/s for T s" must count T up to the stop, not to them.
+    const held: ServerResponse[] = [];
+    let released = false;
+    // Once released, every answer at once: requests queued behind the held ones arrive after.
+    const server = createServer((_req, res) => void (released ? res.end('{"count":1}') : held.push(res)));
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const { port } = server.address() as AddressInfo;
+    const traffic = new SteadyTraffic(`http://127.0.0.1:${port}`, {
+      rate: 50,
+      maxDurationMs: 60_000,
+      maxRequests: 10_000,
+      consistency: "none",
+    });
+    try {
+      const startedBefore = Date.now();
+      traffic.start();
+      while (held.length < 5) await new Promise((r) => setTimeout(r, 20));
+      const stopping = traffic.stop();
+      const stopCalledBy = Date.now();
+      await new Promise((r) => setTimeout(r, 1500));
+      released = true;
+      for (const res of held) res.end('{"count":1}');
+      const result = await stopping;
+      assert.ok(result.requests >= 5 && result.failed === 0, JSON.stringify(result.failures));
+      assert.ok(
+        result.durationSeconds * 1000 <= stopCalledBy - startedBefore,
+        `${result.durationSeconds} s: sending stopped within ${(stopCalledBy - startedBefore) / 1000} s of the start`,
+      );
+    } finally {
+      for (const res of held) if (!res.writableEnded) res.end();
+      server.close();
+    }
+  });
+
+  it("region-outage's detection and the threshold beside it agree: called down within 8 s, here at 7.2 s", () => {
+    const report = {
+      outageSeconds: 9.27,
+      resolvedAddresses: ["127.0.0.1", "127.0.0.2", "127.0.0.1"],
+      notifications: [],
+      phases: {
+        detectionSeconds: 7.176,
+        alarmSeconds: 7.176,
+        standbyStartSeconds: 7.254,
+        dnsSeconds: 7.176,
+        clientsServedSeconds: 9.718,
+      },
+      regionDetectionSeconds: 8,
+      inRegionBudgetSeconds: 6,
+      crossRegion: "none",
+      countWentBackBy: 0,
+    } as unknown as DrillReport;
+    const line = regionOutage.details(report).find((l) => l.startsWith("phases")) ?? "";
+    assert.match(line, /detection 7\.2 s/);
+    // 8 failed checks 1 s apart, the first possibly at once: 7 to 8 s, never "after 8 s".
+    assert.doesNotMatch(line, /after 8 s/);
+    assert.match(line, /called down within 8 s of failed checks/);
+  });
+
+  it("an interrupted drill's recovery is not measured, not 'NOT RECOVERED in time'", () => {
+    const t0 = 1_000_000;
+    const timeline = new TimelineRecorder(t0, 100);
+    timeline.record({ ok: true, latencyMs: 3, instanceId: "i-a" }, t0 + 50);
+    const base = {
+      drill: "az-outage",
+      requests: 322,
+      failed: 0,
+      recoverySeconds: null,
+      counterContinuous: true,
+      rate: 200,
+      durationSeconds: 1.6,
+      failures: {},
+      servedBy: { "i-a": 322 },
+      counter: { first: 1, last: 322 },
+      counterViolations: [],
+      timeline: timeline.build(null, t0 + 1600),
+      events: [],
+      verdict: { passed: false, targets: [] },
+    } satisfies DrillReport;
+    const ranToEnd = {
+      target: "the drill ran to its end",
+      passed: false,
+      actual: "interrupted (SIGINT) after 1.6 s",
+    };
+    const interrupted = withVerdict(
+      { ...base, interrupted: { reason: "SIGINT", at: new Date(t0).toISOString() } },
+      [ranToEnd, ...basicTargets({ ...base, interrupted: { reason: "SIGINT" } })],
+    );
+    const text = formatReport(interrupted);
+    assert.match(text, /recovery +not measured: interrupted \(SIGINT\) before the end/);
+    assert.doesNotMatch(text, /NOT RECOVERED|not recovered/);
+    assert.match(
+      text,
+      /verdict +FAILED; missed: the drill ran to its end \(interrupted \(SIGINT\) after 1\.6 s\)$/m,
+    );
+    assert.match(
+      renderReportHtml(interrupted),
+      /<td>recovery<\/td><td>not measured: interrupted \(SIGINT\) before the end<\/td>/,
+    );
+    // A run that ran to its end and did not recover: as before.
+    const notRecovered = withVerdict(base, basicTargets(base));
+    assert.match(formatReport(notRecovered), /recovery +NOT RECOVERED in time/);
+    assert.match(
+      formatReport(notRecovered),
+      /missed: recovered within the drill's timeout \(not recovered\)/,
+    );
+  });
+
+  it("an interrupted drill was interrupted when the signal came, not when its last answers did", async () => {
+    // Answers held until told (a request to an instance being killed may take seconds): the
+    // partial report says "interrupted after" the time of the interruption, beside "sent for".
+    const held: ServerResponse[] = [];
+    let released = false;
+    // Once released, every answer at once: requests queued behind the held ones arrive after.
+    const server = createServer((_req, res) => void (released ? res.end('{"count":1}') : held.push(res)));
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const client = {
+      state: { listener: url },
+      status: async () => ({ service: { service: "counter", trafficPath: "/" } }) as unknown as StackStatus,
+      events: async function* (signal: AbortSignal) {
+        // No stack event: it ends when the run stops reading.
+        await new Promise((resolve) => signal.addEventListener("abort", resolve, { once: true }));
+        yield* [];
+      },
+    } as unknown as StackClient;
+    try {
+      const run = await DrillRun.start(client, {
+        rate: 50,
+        warmupMs: 0,
+        cooldownMs: 0,
+        recoveryTimeoutMs: 60_000,
+      });
+      while (held.length < 5) await new Promise((r) => setTimeout(r, 20));
+      const reporting = run.interruptedReport("az-outage", "SIGINT");
+      const interruptedBy = Date.now();
+      await new Promise((r) => setTimeout(r, 1500));
+      released = true;
+      for (const res of held) res.end('{"count":1}');
+      const report = await reporting;
+      const at = Date.parse((report.interrupted as { at: string }).at);
+      assert.ok(at <= interruptedBy, `interrupted at ${at}, asked by ${interruptedBy}`);
+      const after = Number(/after ([\d.]+) s/.exec(report.verdict.targets[0]?.actual ?? "")?.[1]);
+      assert.ok(
+        after <= report.durationSeconds + 0.1,
+        `interrupted after ${after} s, sent for ${report.durationSeconds} s`,
+      );
+    } finally {
+      for (const res of held) if (!res.writableEnded) res.end();
+      server.close();
+    }
   });
 
   it("a drill report's key figures are words and numbers, not JSON; every column has a header", () => {
@@ -156,6 +317,43 @@ describe("figures a new user reads", { timeout: 120_000 }, () => {
         `${topology}: ${rows.map((r) => r.question).join("; ")}`,
       );
     }
+  });
+
+  it("cost's nightly stop counts the ECS cluster's instances, and says ecs renders none", async () => {
+    const night = /stopping dev's instances at night/;
+    const instances = (what: string) => ({
+      ...estimateCost([]),
+      items: [
+        {
+          stack: "s",
+          region: "eu-west-3",
+          resource: "G",
+          type: "AWS::AutoScaling::AutoScalingGroup",
+          what,
+          usdPerMonth: 17.24,
+        },
+      ],
+    });
+    const ecs = await description("dev", (d) => {
+      d.topology = "ecs";
+    });
+    const ecsRow = tradeOffs(
+      ecs,
+      instances(
+        "2 × t3.micro (steady state: 2 binpack tasks on 1 instance(s), at 100 % target utilisation) × 730 h",
+      ),
+    ).find((r) => night.test(r.question));
+    assert.equal(ecsRow?.usdPerMonth, -8.62, JSON.stringify(ecsRow));
+    assert.match(ecsRow?.answer ?? "", /^would save \$8\.62\/month .*renders no nightly stop for ecs/);
+    const lb = await description("dev", (d) => {
+      d.topology = "load-balanced";
+    });
+    const lbRow = tradeOffs(lb, instances("2 × t3.micro (desired capacity) × 730 h")).find((r) =>
+      night.test(r.question),
+    );
+    assert.equal(lbRow?.usdPerMonth, -8.62, JSON.stringify(lbRow));
+    assert.match(lbRow?.answer ?? "", /^saves \$8\.62\/month/);
+    assert.doesNotMatch(lbRow?.answer ?? "", /no nightly stop/);
   });
 
   it("destroy and outputs without credentials do not say that nothing was created", async () => {

@@ -134,7 +134,8 @@ export async function cpuSpikeDrill(
         cpuMsPerRequest: o.cpuMsPerRequest,
         requests: loadResult.requests,
         failed: loadResult.failed,
-        durationSeconds: (loadStoppedAt - loadStart) / 1000,
+        // How long it sent: its requests still in flight then are answered after.
+        durationSeconds: loadResult.durationSeconds,
       },
       // When failures happened, in seconds from the load's start: steady traffic, then the load's.
       failureWindows: DrillRun.failureWindows(result, loadStart),

@@ -256,10 +256,11 @@ export class DrillRun {
    * and a verdict that fails on "the drill ran to its end". Stops the run's traffic.
    */
   async interruptedReport(drill: string, reason: string): Promise<DrillReport> {
+    // When it was interrupted, not when its last answers came in (they may take seconds).
+    const interruptedAt = Date.now();
     const result = await this.traffic.stop();
     this.abort.abort();
     await this.reading;
-    const interruptedAt = Date.now();
     this.mark("step", `interrupted (${reason})`, interruptedAt);
     const target: DrillTarget = {
       target: "the drill ran to its end",

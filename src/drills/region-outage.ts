@@ -401,7 +401,7 @@ export const regionOutage = defineDrill<{ outageSeconds: number }>({
     `clients saw failures ${(report.outageSeconds as number).toFixed(2)} s (DNS answers: ${(report.resolvedAddresses as string[]).join(" → ")})`,
     `secondary            started by the alarm: ${report.secondaryStartedByAlarm ? "yes" : "NO"}; back to standby (${report.standbyCapacity}): ${report.secondaryBackToStandby ? "yes" : "NO"}`,
     `notifications        ${(report.notifications as string[]).join("; ") || "none"}`,
-    `phases (from fault)  ${formatPhases(report.phases as RegionOutagePhases | undefined)}; the region was called down after ${report.regionDetectionSeconds as number} s of failed checks (longer than the ${report.inRegionBudgetSeconds as number} s a recovery inside it may take)`,
+    `phases (from fault)  ${formatPhases(report.phases as RegionOutagePhases | undefined)}; a region is called down within ${report.regionDetectionSeconds as number} s of failed checks (the first may come at once; longer than the ${report.inRegionBudgetSeconds as number} s a recovery inside it may take)`,
     report.crossRegion === "replica"
       ? `redis across regions replica (lag before the fault ${report.replicationLagMs ?? "unknown"} ms); acknowledged lost ${report.acknowledgedLostOnFailover ?? "unknown"} on failover, ${report.acknowledgedLostOnFailback ?? "unknown"} on failback`
       : `redis across regions none: each region counts from its own copy; the count went back by ${report.countWentBackBy}`,

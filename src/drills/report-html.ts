@@ -1,5 +1,5 @@
 import { describeEvent, type TimedStackEvent } from "../local/events/bus.ts";
-import { type DrillReport, requestsSummary } from "./report.ts";
+import { type DrillReport, recoveryText, requestsSummary } from "./report.ts";
 import type { TimelineMark } from "./timeline.ts";
 
 /**
@@ -234,10 +234,7 @@ function keyFigures(report: DrillReport): [string, string][] {
   const figures: [string, string][] = [
     ["requests", requestsSummary(report)],
     ["failed", String(report.failed)],
-    [
-      "recovery",
-      report.recoverySeconds === null ? "not recovered in time" : `${fixed(report.recoverySeconds)} s`,
-    ],
+    ["recovery", recoveryText(report, "not recovered in time")],
     [
       "counter continuous",
       report.notMeasured?.counterContinuous !== undefined

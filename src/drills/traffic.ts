@@ -45,6 +45,7 @@ export interface TrafficResult {
   countWentBackBy?: number;
   firstCount?: number;
   lastCount?: number;
+  /** How long it sent requests (until stopped or a bound), not counting the wait for the last answers. */
   durationSeconds: number;
   /** Requests to the consistency probe path (when it is not the traffic path), and how many answered a number. */
   probe?: { requests: number; answered: number };
@@ -270,8 +271,9 @@ export class SteadyTraffic {
     if (this.timer) {
       clearInterval(this.timer);
       this.timer = undefined;
-      await Promise.all(this.inFlight);
+      // How long it sent (what "N sent at R/s for T s" means), not how long its last answers took.
       this.result.durationSeconds = (Date.now() - this.startedAt) / 1000;
+      await Promise.all(this.inFlight);
       await Promise.all([...this.pools.values()].map((p) => p.close()));
       this.done?.();
     }

@@ -91,15 +91,21 @@ export function tradeOffs(stack: ResolvedStack, estimate: CostEstimate): TradeOf
         : `the ALB (with its ${azs} public addresses) costs $${alb.toFixed(2)}/month, the Elastic IP $${eip.toFixed(2)}: $${round(alb - eip).toFixed(2)} more for health checks and no single point of failure`,
   });
 
-  // Instances stop; NAT, the load balancer, Redis and volumes keep running (and costing).
-  const compute = estimate.items.filter((i) => /\(desired capacity\)/.test(i.what));
+  // Instances stop; NAT, the load balancer, Redis and volumes keep running (and costing). A group's
+  // instance hours: its desired capacity, or the ECS cluster's steady-state count.
+  const compute = estimate.items.filter((i) => /^\d+ × \S+ \((desired capacity|steady state:)/.test(i.what));
   const stopped = round(
     compute.reduce((sum, i) => sum + i.usdPerMonth, 0) * (assumptions.nightlyStopHoursPerDay / 24),
   );
+  // src/aws/nightly-stop.ts schedules the web and single-instance groups, not an ECS cluster's.
+  const notRendered =
+    stack.topology === "ecs"
+      ? " (stayup renders no nightly stop for ecs: its cluster's instances run around the clock)"
+      : "";
   rows.push({
     question: `stopping ${stack.environment}'s instances at night (${assumptions.nightlyStopHoursPerDay} h a day)`,
     usdPerMonth: -stopped,
-    answer: `saves $${stopped.toFixed(2)}/month of instance hours${estimate.complete ? "" : " (of the instances priced)"}; NAT, the load balancer, Redis and volumes keep costing`,
+    answer: `${notRendered ? "would save" : "saves"} $${stopped.toFixed(2)}/month of instance hours${estimate.complete ? "" : " (of the instances priced)"}${notRendered}; NAT, the load balancer, Redis and volumes keep costing`,
   });
   return rows;
 }

@@ -166,9 +166,12 @@ async function withStack(
     const status = await running.status();
     const topology = runningTopology(status);
     if (opts.topology !== undefined && opts.topology !== topology) {
+      // Dropping --topology helps only if the drill runs on the running stack's topology.
+      const drop =
+        drill.topologies[topology] === true ? "drop --topology to drill the running stack, or " : "";
       throw new StayupError(
         `--topology ${opts.topology} was given, but the stack running from ${opts.stateDir} is topology "${topology}"`,
-        "drop --topology to drill the running stack, or stop it (`stayup down`) to drill a temporary one",
+        `${drop}stop it (\`stayup down\`) to drill a temporary one, or pass another --state-dir (the drill then starts a temporary stack beside it)`,
       );
     }
     assertRunsOn(drill, topology, { stateDir: opts.stateDir });

@@ -1,3 +1,4 @@
+import path from "node:path";
 import type { Command } from "commander";
 import { StackClient } from "../../../local/control-plane/client.ts";
 import type { FaultInForce } from "../../../local/faults/registry.ts";
@@ -14,7 +15,13 @@ export interface FaultsClearOptions {
  * by hand. Resolves once the stack has restored them.
  */
 export async function faultsClear(opts: FaultsClearOptions): Promise<FaultInForce[]> {
-  const client = StackClient.require(opts.stateDir);
+  const client = StackClient.find(opts.stateDir);
+  if (!client) {
+    // Faults live in the running stack: with none running, none is in force (safe in a cleanup, as `down`).
+    if (opts.json) console.log(JSON.stringify({ cleared: [], inForce: [] }, null, 2));
+    else console.log(`no stack is running from ${path.resolve(opts.stateDir)}: no fault in force`);
+    return [];
+  }
   const cleared = await client.clearFaults();
   const left = await client.faults();
   if (opts.json) console.log(JSON.stringify({ cleared, inForce: left }, null, 2));

@@ -54,9 +54,10 @@ export type UpOptions = LocalOptions & {
 
 /**
  * What the options given on the command line ask for that the running stack is not: its
- * environment, topology or listener port. `given`: the options the user typed (defaults ask nothing).
+ * environment, topology, listener, Redis or DNS port. `given`: the options the user typed (defaults
+ * ask nothing); a port of 0 asks for any.
  */
-function mismatches(status: StackStatus, opts: UpOptions, given: ReadonlySet<string>): string[] {
+export function mismatches(status: StackStatus, opts: UpOptions, given: ReadonlySet<string>): string[] {
   const found: string[] = [];
   if (given.has("env") && opts.env !== status.environment) {
     found.push(`--env ${opts.env} (it runs environment "${status.environment}")`);
@@ -68,6 +69,21 @@ function mismatches(status: StackStatus, opts: UpOptions, given: ReadonlySet<str
   const port = Number(new URL(status.listener).port);
   if (opts.port !== undefined && opts.port !== 0 && opts.port !== port) {
     found.push(`--port ${opts.port} (it listens on ${port})`);
+  }
+  // --redis-port is the first Redis node's (redis-a); a single instance's Redis is its own.
+  const nodes = status.redis.nodes ?? [];
+  const redisPort = (nodes.find((n) => n.name === "redis-a") ?? nodes[0])?.port;
+  if (
+    opts.redisPort !== undefined &&
+    opts.redisPort !== 0 &&
+    redisPort !== undefined &&
+    opts.redisPort !== redisPort
+  ) {
+    found.push(`--redis-port ${opts.redisPort} (its Redis listens on ${redisPort})`);
+  }
+  const dnsPort = status.dns ? Number(status.dns.server.split(":").pop()) : undefined;
+  if (opts.dnsPort !== undefined && opts.dnsPort !== 0 && dnsPort !== undefined && opts.dnsPort !== dnsPort) {
+    found.push(`--dns-port ${opts.dnsPort} (its DNS server listens on ${dnsPort})`);
   }
   return found;
 }
@@ -103,9 +119,18 @@ export async function up(opts: UpOptions, given: ReadonlySet<string> = new Set()
     process.stderr.write(
       `a stack is already running from ${path.resolve(opts.stateDir)} (pid ${existing.state.pid}): checking whether the service bundle or instance settings changed...\n`,
     );
-    // The settings it runs with (an earlier `roll --set`) are kept: only a new bundle is news.
-    const result = await existing.roll({}, { keepSettings: true }).catch(() => undefined);
-    if (result && (result.instancesReplaced.length > 0 || result.rolledBack)) {
+    // The settings it runs with (an earlier `roll --set`) are kept: only a new bundle is news. A
+    // roll that fails (the bundle does not build, another roll under way) is said as such: the
+    // stack may well not run this version.
+    const result = await existing.roll({}, { keepSettings: true }).catch((error: unknown) => {
+      const reason = error instanceof Error ? error.message : String(error);
+      throw new StayupError(
+        `a stack is already running from ${path.resolve(opts.stateDir)} (pid ${existing.state.pid}), and bringing it to the current version failed: ${reason}`,
+        (error instanceof StayupError ? error.hint : undefined) ??
+          "fix what the error names, then run `stayup up` (or `stayup roll`) again; `stayup down` stops the stack",
+      );
+    });
+    if (result.instancesReplaced.length > 0 || result.rolledBack) {
       for (const line of describeRoll(result)) console.log(line);
       if (result.rolledBack) process.exitCode = 1;
       return;

@@ -206,6 +206,32 @@ function renderRedis(status: StackStatus): HTMLElement {
   );
 }
 
+/** Faults in force (a drill's, or one left behind) and the command that clears them, as `stayup status` says. */
+function renderFaults(status: StackStatus): HTMLElement[] {
+  const faults = status.faults ?? [];
+  if (faults.length === 0) return [];
+  return [
+    el(
+      "div",
+      { class: "faults", role: "alert" },
+      el("h3", {}, `Faults in force (${faults.length})`),
+      el(
+        "ul",
+        {},
+        ...faults.map((f) =>
+          el(
+            "li",
+            { "data-fault": f.id },
+            f.description,
+            f.owner ? ` (drill ${f.owner.drill ?? "?"}: cleared when it ends)` : "",
+          ),
+        ),
+      ),
+      el("p", {}, "clear them: ", el("code", {}, faults[0]?.clear ?? "stayup faults clear")),
+    ),
+  ];
+}
+
 function renderTopology(): void {
   const status = state.status;
   if (!status) return;
@@ -219,6 +245,7 @@ function renderTopology(): void {
   $("traffic-title").textContent = status.singleInstance
     ? `Traffic through the stable address (${status.singleInstance.address})`
     : "Traffic through the load balancers";
+  $("faults").replaceChildren(...renderFaults(status));
   $("regions").replaceChildren(...status.regions.map((r) => renderRegion(r, status)));
   $("redis").replaceChildren(renderRedis(status));
 }
