@@ -1,4 +1,5 @@
 import { existsSync, readFileSync, rmSync } from "node:fs";
+import http from "node:http";
 import path from "node:path";
 import { createInterface } from "node:readline";
 import type { Dispatcher } from "undici";
@@ -19,9 +20,14 @@ const request: typeof import("undici").request = async (...args) => (await impor
 /** Throws the control plane's reason when it refused the request (token, Host or Origin). */
 async function refused(res: Dispatcher.ResponseData): Promise<void> {
   if (res.statusCode !== 401 && res.statusCode !== 403) return;
-  const body = (await res.body.json().catch(() => ({}))) as { reason?: string };
+  refusedWith(res.statusCode, await res.body.json().catch(() => ({})));
+}
+
+function refusedWith(statusCode: number, answer: unknown): void {
+  if (statusCode !== 401 && statusCode !== 403) return;
+  const body = (answer ?? {}) as { reason?: string };
   throw new StayupError(
-    `the stack's control plane refused the request: ${body.reason ?? res.statusCode}`,
+    `the stack's control plane refused the request: ${body.reason ?? statusCode}`,
     "run the CLI as the user who started the stack, with the same --state-dir",
   );
 }
@@ -45,6 +51,40 @@ export class FaultLease {
       this.connection.abort();
     }
   }
+}
+
+/** Longest wait for the control plane's answer to a read (`status`, `faults`). */
+const READ_TIMEOUT_MS = 60_000;
+
+/**
+ * A GET answered with JSON, over node:http: the reads `stayup status` makes need no undici, whose
+ * loading cost `status` of a running stack about 0.1 s of CPU (issue 25, item 13).
+ */
+function getJson(
+  url: string,
+  headers: Record<string, string>,
+): Promise<{ statusCode: number; body: unknown }> {
+  return new Promise((resolve, reject) => {
+    const req = http.get(url, { headers, timeout: READ_TIMEOUT_MS }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on("data", (c: Buffer) => chunks.push(c));
+      res.on("error", reject);
+      res.on("end", () => {
+        const text = Buffer.concat(chunks).toString("utf8");
+        try {
+          resolve({ statusCode: res.statusCode ?? 0, body: text ? JSON.parse(text) : undefined });
+        } catch {
+          reject(new StayupError(`the stack's control plane answered ${res.statusCode} with no JSON`));
+        }
+      });
+    });
+    req.on("timeout", () =>
+      req.destroy(
+        new StayupError(`the stack's control plane did not answer within ${READ_TIMEOUT_MS / 1000} s`),
+      ),
+    );
+    req.on("error", reject);
+  });
 }
 
 /** Talks to a running stack through its control plane. */
@@ -86,9 +126,9 @@ export class StackClient {
 
   /** Faults in force in the stack. */
   async faults(): Promise<FaultInForce[]> {
-    const res = await request(`${this.state.controlUrl}/faults`, { headers: this.headers });
-    await refused(res);
-    return ((await res.body.json()) as { faults: FaultInForce[] }).faults;
+    const res = await getJson(`${this.state.controlUrl}/faults`, this.headers);
+    refusedWith(res.statusCode, res.body);
+    return (res.body as { faults: FaultInForce[] }).faults;
   }
 
   /** Restores every fault in force (or those of one lease, closing it); resolves once restored. */
@@ -135,9 +175,9 @@ export class StackClient {
   }
 
   async status(): Promise<StackStatus> {
-    const res = await request(`${this.state.controlUrl}/status`, { headers: this.headers });
-    await refused(res);
-    return (await res.body.json()) as StackStatus;
+    const res = await getJson(`${this.state.controlUrl}/status`, this.headers);
+    refusedWith(res.statusCode, res.body);
+    return res.body as StackStatus;
   }
 
   /** Injects a fault (see ControlPlaneServer.fault); throws with the server's reason if refused. */
