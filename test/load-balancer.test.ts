@@ -7,6 +7,7 @@ import { EventBus } from "../src/local/events/bus.ts";
 import { TrafficMeter } from "../src/local/dashboard/traffic-meter.ts";
 import { LoadBalancer } from "../src/local/load-balancer/balancer.ts";
 import { REGION_HEALTH_CHECK_PATH } from "../src/stack/derived.ts";
+import { REGION_HEALTH_CHECK_USER_AGENT } from "../src/local/failover/controller.ts";
 import { TargetGroupController } from "../src/local/target-group/controller.ts";
 import { findFreePort } from "../src/shared/net.ts";
 import { waitFor } from "./helpers.ts";
@@ -76,7 +77,7 @@ describe("load balancer", () => {
     assert.deepEqual(seen.sort(), ["a", "a", "a", "b", "b", "b"]);
   });
 
-  it("the dashboard's meter counts clients, not the failover's region health checks (issue 25, item 7)", async () => {
+  it("the dashboard's meter counts clients, not the failover's region health checks, whatever path they ask (issue 25, item 7)", async () => {
     const a = await target("a");
     cleanup.push(() => a.server.close());
     const { lb, url } = await setup([{ id: "a", port: a.port }]);
@@ -87,16 +88,27 @@ describe("load balancer", () => {
       meter.record(answer);
     };
     const t0 = Math.ceil(Date.now() / 1000) * 1000 + 1000;
-    await (await request(`${url}${REGION_HEALTH_CHECK_PATH}`)).body.dump();
+    const probe = { headers: { "user-agent": REGION_HEALTH_CHECK_USER_AGENT } };
+    // The probe asks the region rule, or the instances' check during a Redis failback.
+    await (await request(`${url}${REGION_HEALTH_CHECK_PATH}`, probe)).body.dump();
+    await (await request(`${url}/health`, probe)).body.dump();
+    // A client asking the same paths is a client.
+    await (await request(`${url}/health`)).body.dump();
     await (await request(`${url}${REGION_HEALTH_CHECK_PATH}?probe=1`)).body.dump();
     await (await request(`${url}/`)).body.dump();
-    await waitFor("three answers observed", () => paths.length === 3 || undefined);
-    assert.deepEqual(paths, [REGION_HEALTH_CHECK_PATH, `${REGION_HEALTH_CHECK_PATH}?probe=1`, "/"]);
+    await waitFor("five answers observed", () => paths.length === 5 || undefined);
+    assert.deepEqual(paths, [
+      REGION_HEALTH_CHECK_PATH,
+      "/health",
+      "/health",
+      `${REGION_HEALTH_CHECK_PATH}?probe=1`,
+      "/",
+    ]);
     const samples = meter.tick(Math.max(Date.now(), t0) + 1000);
     assert.equal(
       samples.reduce((n, s) => n + s.ok + s.failed, 0),
-      1,
-      "one client request",
+      3,
+      "three client requests; the two probes left out",
     );
     lb.observer = undefined;
   });
