@@ -345,7 +345,7 @@ describe("live dashboard", { timeout: 300_000 }, () => {
     assert.match((await page.textContent("#traffic-title")) ?? "", /through the load balancers/);
     assert.match(
       (await page.textContent("#traffic-summary")) ?? "",
-      /at the balancers: .*counted by the clients/,
+      /last 10 s: .* as they arrived here \(a connection refused before: counted by the clients/,
     );
     // No drill has run yet: no client of ours to show.
     assert.match((await page.textContent("#client-traffic")) ?? "", /no client of stayup's is sending/);

@@ -319,7 +319,7 @@ function renderClients(): void {
                 "of them refused",
                 "of them timed out",
                 "state",
-              ].map((h) => el("th", {}, h)),
+              ].map((h, i) => el("th", i >= 2 && i <= 5 ? { class: "num" } : {}, h)),
             ),
             ...runs.map((r) =>
               el(
@@ -441,7 +441,7 @@ function renderTrafficSummary(): void {
   // Counted where the requests arrive (the title says where): a connection refused before any
   // balancer (a region down, clients still sent there by DNS) never reaches one. Our clients count
   // those themselves: their figures are below, and on the chart as "failed/s at clients".
-  summary.textContent = `last 10 s at the balancers: ${ok} successful, ${failed} failed, worst p99 ${p99.toFixed(1)} ms (connections refused before a balancer: counted by the clients, below)`;
+  summary.textContent = `last 10 s: ${ok} successful, ${failed} failed, worst p99 ${p99.toFixed(1)} ms, as they arrived here (a connection refused before: counted by the clients, below)`;
 }
 
 function renderChart(): void {
