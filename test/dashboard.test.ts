@@ -343,7 +343,12 @@ describe("live dashboard", { timeout: 300_000 }, () => {
     await group.waitFor({ timeout: 15_000 });
     assert.doesNotMatch((await group.textContent()) ?? "", /CPU/);
     assert.match((await page.textContent("#traffic-title")) ?? "", /through the load balancers/);
-    assert.match((await page.textContent("#traffic-summary")) ?? "", /as received here; refused connections/);
+    assert.match(
+      (await page.textContent("#traffic-summary")) ?? "",
+      /last 10 s: .* as they arrived here \(a connection refused before: counted by the clients/,
+    );
+    // No drill has run yet: no client of ours to show.
+    assert.match((await page.textContent("#client-traffic")) ?? "", /no client of stayup's is sending/);
   });
 
   it("resumes the event stream after a reconnect: only the events after Last-Event-ID", async () => {

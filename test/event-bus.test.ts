@@ -315,6 +315,16 @@ const samples: { [T in StackEventType]: Extract<StackEvent, { type: T }> } = {
     instanceId: "i-0a1",
     reason: "instance terminated",
   },
+  "client.traffic": {
+    type: "client.traffic",
+    client: "drill region-outage",
+    clientId: "mh2x-1a2b3c4d",
+    seconds: [
+      { secondStartMs: 1_700_000_000_000, ok: 190, failed: 10, refused: 8, timedOut: 1 },
+      { secondStartMs: 1_700_000_001_000, ok: 0, failed: 200, refused: 200, timedOut: 0 },
+    ],
+    final: true,
+  },
 };
 
 /** Fields a line leaves out on purpose, with why. */
@@ -354,6 +364,13 @@ describe("formatEvent: every event type is one meaningful line", () => {
       }
     });
   }
+
+  it("a client's figures add up its seconds, refused and timed out as parts of failed", () => {
+    assert.equal(
+      describeEvent(samples["client.traffic"]),
+      "drill region-outage (run mh2x-1a2b3c4d): 190 ok, 210 failed (208 refused, 1 timed out) in 2 seconds; its last",
+    );
+  });
 
   it("durations and sizes carry their units", () => {
     assert.match(describeEvent(samples["target.ejected"]), /ejected for 5000 ms/);

@@ -7,6 +7,7 @@ import { EventBus } from "../src/local/events/bus.ts";
 import { TrafficMeter } from "../src/local/dashboard/traffic-meter.ts";
 import { LoadBalancer } from "../src/local/load-balancer/balancer.ts";
 import { REGION_HEALTH_CHECK_PATH } from "../src/stack/derived.ts";
+import { REGION_HEALTH_CHECK_USER_AGENT } from "../src/local/failover/controller.ts";
 import { TargetGroupController } from "../src/local/target-group/controller.ts";
 import { findFreePort } from "../src/shared/net.ts";
 import { waitFor } from "./helpers.ts";
@@ -76,28 +77,46 @@ describe("load balancer", () => {
     assert.deepEqual(seen.sort(), ["a", "a", "a", "b", "b", "b"]);
   });
 
-  it("the dashboard's meter counts clients, not the failover's region health checks (issue 25, item 7)", async () => {
+  it("the dashboard's meter counts clients, not the failover's region health checks, whatever path they ask (issue 25, item 7)", async () => {
     const a = await target("a");
     cleanup.push(() => a.server.close());
     const { lb, url } = await setup([{ id: "a", port: a.port }]);
-    const meter = new TrafficMeter();
     const paths: string[] = [];
-    lb.observer = (answer) => {
-      paths.push(answer.path);
-      meter.record(answer);
+    /** Requests the meter counts, of those sent by `send`. */
+    const counted = async (send: () => Promise<void>, answers: number) => {
+      const meter = new TrafficMeter();
+      const seenBefore = paths.length;
+      lb.observer = (answer) => {
+        paths.push(answer.path);
+        meter.record(answer);
+      };
+      await send();
+      await waitFor(`${answers} answers observed`, () => paths.length === seenBefore + answers || undefined);
+      return meter.tick(Date.now() + 1000).reduce((n, s) => n + s.ok + s.failed, 0);
     };
-    const t0 = Math.ceil(Date.now() / 1000) * 1000 + 1000;
-    await (await request(`${url}${REGION_HEALTH_CHECK_PATH}`)).body.dump();
-    await (await request(`${url}${REGION_HEALTH_CHECK_PATH}?probe=1`)).body.dump();
-    await (await request(`${url}/`)).body.dump();
-    await waitFor("three answers observed", () => paths.length === 3 || undefined);
-    assert.deepEqual(paths, [REGION_HEALTH_CHECK_PATH, `${REGION_HEALTH_CHECK_PATH}?probe=1`, "/"]);
-    const samples = meter.tick(Math.max(Date.now(), t0) + 1000);
-    assert.equal(
-      samples.reduce((n, s) => n + s.ok + s.failed, 0),
-      1,
-      "one client request",
-    );
+    const get = async (path: string, headers: Record<string, string> = {}) =>
+      (await request(`${url}${path}`, { headers })).body.dump();
+    const probe = { "user-agent": REGION_HEALTH_CHECK_USER_AGENT };
+    // The probe asks the region rule, or the instances' check while a failback waits for Redis.
+    const probes = await counted(async () => {
+      await get(REGION_HEALTH_CHECK_PATH, probe);
+      await get("/health", probe);
+    }, 2);
+    assert.equal(probes, 0, "no probe counted, whatever its path");
+    // A client asking the same paths is a client.
+    const clients = await counted(async () => {
+      await get("/health");
+      await get(`${REGION_HEALTH_CHECK_PATH}?probe=1`);
+      await get("/");
+    }, 3);
+    assert.equal(clients, 3, "every client request counted, whatever its path");
+    assert.deepEqual(paths, [
+      REGION_HEALTH_CHECK_PATH,
+      "/health",
+      "/health",
+      `${REGION_HEALTH_CHECK_PATH}?probe=1`,
+      "/",
+    ]);
     lb.observer = undefined;
   });
 

@@ -58,6 +58,7 @@ export async function cpuSpikeDrill(
     maxRequests: loadRate * Math.ceil(o.recoveryTimeoutMs / 1000),
     connections: 64,
     timeline: run.timeline,
+    figures: run.clientFigures("load"),
   });
   const loadStart = Date.now();
   load.start();

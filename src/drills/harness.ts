@@ -2,6 +2,7 @@ import type { StackClient } from "../local/control-plane/client.ts";
 import type { TimedStackEvent } from "../local/events/bus.ts";
 import type { StackStatus } from "../local/runtime.ts";
 import { sleep } from "../shared/net.ts";
+import { ClientFigures } from "./client-figures.ts";
 import { basicTargets, type DrillReport, type DrillTarget, withVerdict } from "./report.ts";
 import { type TimelineMark, TimelineRecorder } from "./timeline.ts";
 import { SteadyTraffic, type TrafficOptions, type TrafficResult } from "./traffic.ts";
@@ -81,6 +82,8 @@ export interface DrillOptions {
   interruption?: DrillInterruption;
   /** Where traffic goes (`stayup drill --path`); default: the description's webService.trafficPath. */
   trafficPath?: string;
+  /** Who the traffic is, as the dashboard names its client-side figures ("drill region-outage"). */
+  clientName?: string;
 }
 
 /**
@@ -142,6 +145,8 @@ export class DrillRun {
     this.options = options;
     this.reading = (async () => {
       for await (const e of client.events(this.abort.signal)) {
+        // This run's own figures (and another client's) are no stack event: the report has its own.
+        if (e.type === "client.traffic") continue;
         this.events.push(e);
         this.notify();
       }
@@ -152,6 +157,7 @@ export class DrillRun {
       timeline: this.timeline,
       path: this.plan.path,
       consistency: this.plan.consistency,
+      figures: this.clientFigures(),
       ...traffic,
       rate: options.rate,
       maxDurationMs,
@@ -174,6 +180,17 @@ export class DrillRun {
       run.progress(`${figure} not measured: ${why}`);
     await run.sleep(options.warmupMs);
     return run;
+  }
+
+  /**
+   * Figures of this run's traffic (or, with `part`, of other traffic it sends: cpu-spike's load) for
+   * the stack's dashboard, counted client-side, where refused connections happen.
+   */
+  clientFigures(part?: string): ClientFigures {
+    const name = this.options.clientName ?? "drill";
+    return new ClientFigures(part ? `${name} (${part})` : name, (report) =>
+      this.client.reportClientTraffic(report),
+    );
   }
 
   /** Waits `ms`, or throws DrillInterrupted as soon as the drill is interrupted. */

@@ -76,7 +76,9 @@ export interface DrillContext<O> {
    * The harness's settings every drill passes on to its run: the steady phases before the fault and
    * after recovery, and the interruption that stops it at any wait.
    */
-  harness?: Partial<Pick<DrillOptions, "warmupMs" | "cooldownMs" | "interruption" | "trafficPath">>;
+  harness?: Partial<
+    Pick<DrillOptions, "warmupMs" | "cooldownMs" | "interruption" | "trafficPath" | "clientName">
+  >;
   /** The drill's own options (those of `options()`), as parsed. */
   options: O;
 }
@@ -155,7 +157,11 @@ export function defineDrill<O>(drill: DrillModule<O>): DrillModule {
   const module: DrillModule<O> = {
     ...drill,
     run: async (context) => {
-      const report = await drill.run(context);
+      // The dashboard names the run's client-side figures after the drill, whoever runs it.
+      const report = await drill.run({
+        ...context,
+        harness: { clientName: `drill ${drill.name}`, ...context.harness },
+      });
       const missing = missingMarks(report);
       if (missing) {
         report.verdict.targets.push(missing);

@@ -1,6 +1,7 @@
 import { Resolver } from "node:dns/promises";
 import { Pool } from "undici";
 import { DRILL_CLIENT_TIMEOUT_MS } from "../stack/region-failover-timing.ts";
+import type { ClientFigures } from "./client-figures.ts";
 import type { TimelineRecorder } from "./timeline.ts";
 
 export interface TrafficOptions {
@@ -23,6 +24,11 @@ export interface TrafficOptions {
   resolve?: { name: string; server: string; port: number };
   /** Records every request (outcome, latency, serving instance) in the drill's time buckets. */
   timeline?: TimelineRecorder;
+  /**
+   * Counts every request's outcome per second and sends it to the stack's control plane (the
+   * dashboard's client-side figures); closed, its last seconds sent, when the traffic stops.
+   */
+  figures?: ClientFigures;
   /**
    * Where the number that must never go back comes from: the counter's answers (`count`, each
    * request a larger one: the default), the user's probe path (a number, the body or JSON `count`,
@@ -106,6 +112,7 @@ export class SteadyTraffic {
       throw new Error(`refusing to send drill traffic to ${this.url}: drills target loopback addresses only`);
     }
     this.startedAt = Date.now();
+    this.options.figures?.start();
     this.timer = setInterval(() => this.tick(), 5);
     const consistency = this.options.consistency;
     if (typeof consistency === "object" && consistency.probePath !== this.path) {
@@ -130,6 +137,7 @@ export class SteadyTraffic {
 
   private fail(reason: string, startedAt: number): void {
     this.options.timeline?.record({ ok: false, reason, latencyMs: performance.now() - startedAt });
+    this.options.figures?.record({ ok: false, reason });
     this.result.failed++;
     this.result.failures[reason] = (this.result.failures[reason] ?? 0) + 1;
     this.result.failureTimes.push(Date.now());
@@ -197,6 +205,7 @@ export class SteadyTraffic {
       const body = parseAnswer(text);
       const instanceId = typeof body.instanceId === "string" ? body.instanceId : unnamedInstance;
       this.options.timeline?.record({ ok: true, latencyMs: performance.now() - startedAt, instanceId });
+      this.options.figures?.record({ ok: true });
       this.result.servedBy[instanceId] = (this.result.servedBy[instanceId] ?? 0) + 1;
       const consistency = this.options.consistency ?? "counter";
       if (consistency === "counter" && typeof body.count === "number") {
@@ -275,6 +284,8 @@ export class SteadyTraffic {
       this.result.durationSeconds = (Date.now() - this.startedAt) / 1000;
       await Promise.all(this.inFlight);
       await Promise.all([...this.pools.values()].map((p) => p.close()));
+      // Every outcome is counted by now: the stack gets the last seconds before the report exists.
+      await this.options.figures?.close();
       this.done?.();
     }
     await this.finished;

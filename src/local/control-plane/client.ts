@@ -5,7 +5,7 @@ import { createInterface } from "node:readline";
 import type { Dispatcher } from "undici";
 import { StayupError } from "../../shared/errors.ts";
 import { isProcessAlive as isAlive, isSameProcess } from "../../shared/process-info.ts";
-import type { TimedStackEvent } from "../events/bus.ts";
+import type { ClientTrafficEvent, TimedStackEvent } from "../events/bus.ts";
 import type { FaultInForce } from "../faults/registry.ts";
 import type { StackStatus } from "../runtime.ts";
 import { type StackStateFile, stateFileName } from "./state-file.ts";
@@ -207,6 +207,24 @@ export class StackClient {
     const body = (await res.body.json()) as RollResult & { error?: string; fix?: string };
     if (res.statusCode !== 200) throw new StayupError(`roll refused: ${body.error}`, body.fix);
     return body;
+  }
+
+  /**
+   * Reports what a client of the stack saw (see client-traffic-route.ts); resolves once the stack
+   * published it. Throws if it was not (the caller keeps the seconds and sends them again).
+   */
+  async reportClientTraffic(report: Omit<ClientTrafficEvent, "type">, timeoutMs = 5000): Promise<void> {
+    const res = await request(`${this.state.controlUrl}/client-traffic`, {
+      method: "POST",
+      headers: { ...this.headers, "content-type": "application/json" },
+      body: JSON.stringify(report),
+      headersTimeout: timeoutMs,
+      bodyTimeout: timeoutMs,
+    });
+    await refused(res);
+    const body = (await res.body.json().catch(() => ({}))) as { error?: string };
+    if (res.statusCode !== 202)
+      throw new StayupError(`the stack did not take the client's figures: ${body.error ?? res.statusCode}`);
   }
 
   /** Asks the stack to stop and waits until its process has exited. */

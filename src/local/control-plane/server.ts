@@ -13,6 +13,7 @@ import type { LocalStack } from "../runtime.ts";
 import { clearOldTokenCookies, ControlPlaneAccess, newControlToken, setSecurityHeaders } from "./access.ts";
 import { StackClient } from "./client.ts";
 import { DrillDesk, type DrillRunner } from "./drills.ts";
+import { handleClientTraffic } from "./client-traffic-route.ts";
 import { handleRoll } from "./roll-route.ts";
 import { type StackStateFile, stateFileName } from "./state-file.ts";
 import { defaultStreamLimits, type StreamLimits, StreamGate } from "./streams.ts";
@@ -27,7 +28,8 @@ export interface ControlPlaneOptions {
 
 /**
  * A loopback HTTP API over a running stack: `GET /status`, `GET /events` (newline-delimited JSON:
- * recent history, then live), `GET /drills`, `POST /drills/<name>`, `POST /shutdown`. The CLI and
+ * recent history, then live), `GET /drills`, `POST /drills/<name>`, `POST /client-traffic` (what a
+ * drill's client saw, published as events), `POST /shutdown`. The CLI and
  * drills use only this. Every request goes through `access` first (token, loopback Host, own
  * Origin); every answer carries the security headers (CSP, no framing, no Referer, nosniff).
  */
@@ -116,6 +118,8 @@ export class ControlPlaneServer {
       reply(started.status, started.body);
     } else if (req.method === "POST" && url.pathname.startsWith("/faults/")) {
       void this.fault(url, res);
+    } else if (req.method === "POST" && url.pathname === "/client-traffic") {
+      void handleClientTraffic(this.stack.events, req, res, this.options.bodyDeadlineMs);
     } else if (req.method === "POST" && url.pathname === "/roll") {
       void handleRoll(this.stack, req, res, this.options.bodyDeadlineMs);
     } else if (req.method === "POST" && url.pathname === "/shutdown") {
@@ -139,6 +143,7 @@ export class ControlPlaneServer {
             ...grayFaultRoutes,
             ...faultRegistryRoutes,
             "POST /roll",
+            "POST /client-traffic",
             ...ecsFaultRoutes,
             "POST /shutdown",
           ],

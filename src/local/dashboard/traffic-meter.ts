@@ -1,4 +1,7 @@
-import { REGION_HEALTH_CHECK_PATH } from "../../stack/derived.ts";
+import { REGION_HEALTH_CHECK_USER_AGENT } from "../failover/controller.ts";
+
+/** Route 53's checkers, ours included, name themselves so (see REGION_HEALTH_CHECK_USER_AGENT). */
+const route53CheckerAgent = REGION_HEALTH_CHECK_USER_AGENT.split(" ")[0] ?? "";
 
 /** One second of traffic through the load balancers (or a single instance's stable address), as the dashboard charts it. */
 export interface TrafficSample {
@@ -42,11 +45,17 @@ export class TrafficMeter {
   constructor(private readonly windowSeconds = 300) {}
 
   record(
-    answer: { statusCode: number; latencyMs: number; instanceId?: string; path?: string },
+    answer: { statusCode: number; latencyMs: number; instanceId?: string; userAgent?: string },
     now = Date.now(),
   ): void {
-    // The failover's region health checks go through the balancers too: they are not client traffic.
-    if (answer.path !== undefined && answer.path.split("?")[0] === REGION_HEALTH_CHECK_PATH) return;
+    // Client traffic only. The balancers' own target checks never pass through a listener, as on
+    // AWS, where "metrics for Application Load Balancers exclude health check requests"
+    // (RequestCount counts the requests a balancer routed to a target). The failover's region
+    // checks do pass through it, whatever path they ask (/health/deep, or /health while a failback
+    // waits for the primary's Redis): they are told by their User-Agent, whatever the path. On
+    // AWS, Route 53's checks reach the ALB as requests and are in its RequestCount; the dashboard
+    // departs from that on purpose, its figures being what clients sent.
+    if (answer.userAgent?.startsWith(route53CheckerAgent)) return;
     const second = this.roll(now);
     if (answer.statusCode > 0 && answer.statusCode < 500) {
       second.ok++;

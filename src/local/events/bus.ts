@@ -138,7 +138,38 @@ export type StackEvent =
   | { type: "roll.completed"; version: string; instancesReplaced: number; durationSeconds: number }
   | { type: "roll.rolled-back"; fromVersion: string; toVersion: string; reason: string }
   | { type: "volume.attached"; volumeId: string; instanceId: string }
-  | { type: "volume.detached"; volumeId: string; instanceId: string; reason: string };
+  | { type: "volume.detached"; volumeId: string; instanceId: string; reason: string }
+  /**
+   * What a client of the stack saw, counted where it happens (a drill's traffic, its CPU load):
+   * the connections refused before any balancer included, which no balancer can count. Published
+   * by the control plane for the client (`POST /client-traffic`), a few seconds at a time.
+   */
+  | ClientTrafficEvent;
+
+/** One second of a client's requests, counted by the client when each outcome was known. */
+export interface ClientTrafficSecond {
+  /** Start of the second, ms since epoch (the client's clock, which is this machine's). */
+  secondStartMs: number;
+  /** 2xx answers. */
+  ok: number;
+  /** Every request that did not get a 2xx: an error status, refused, reset, timed out. */
+  failed: number;
+  /** Of `failed`: connections refused (nothing listening: a region down, say). */
+  refused: number;
+  /** Of `failed`: no answer within the client's timeout. */
+  timedOut: number;
+}
+
+export interface ClientTrafficEvent {
+  type: "client.traffic";
+  /** Who sent the requests, in words ("drill region-outage"). */
+  client: string;
+  /** One run of that client: its seconds add up under this id. */
+  clientId: string;
+  seconds: ClientTrafficSecond[];
+  /** The client stopped: nothing more comes under this id. */
+  final: boolean;
+}
 
 export type StackEventType = StackEvent["type"];
 /** An event as published: when, in which order, and (for per-region controllers) where. */
@@ -404,6 +435,10 @@ export function describeEvent(e: StackEvent): string {
       return `${e.volumeId} to ${e.instanceId}`;
     case "volume.detached":
       return `${e.volumeId} from ${e.instanceId}: ${e.reason}`;
+    case "client.traffic": {
+      const sum = (k: "ok" | "failed" | "refused" | "timedOut") => e.seconds.reduce((n, s) => n + s[k], 0);
+      return `${e.client} (run ${e.clientId}): ${sum("ok")} ok, ${sum("failed")} failed (${sum("refused")} refused, ${sum("timedOut")} timed out) in ${plural(e.seconds.length, "second")}${e.final ? "; its last" : ""}`;
+    }
     default:
       return unknownEvent(e);
   }

@@ -8,6 +8,12 @@ import type { InstanceGroupController } from "../instance-group/controller.ts";
 import type { Notifier } from "../notifications/notifier.ts";
 
 /**
+ * The User-Agent of the local Route 53 health checks (whatever path they ask: the region rule, or
+ * the instances' check while the primary's Redis follows the secondary's), as Route 53's own
+ * checkers send "Amazon-Route53-Health-Check-Service (ref …; report http://amzn.to/1vsZADi)".
+ */
+export const REGION_HEALTH_CHECK_USER_AGENT = "Amazon-Route53-Health-Check-Service (ref stayup-local)";
+/**
  * What failover needs of a region (a LocalRegion, which the runtime composes from the controllers
  * this is one of): its name, its listener to probe and its group to resize.
  */
@@ -208,6 +214,8 @@ export class FailoverController {
         ? this.options.derived.instanceHealthCheck.path
         : this.options.derived.regionHealthCheckPath;
       const res = await request(`http://${host}:${port}${path}`, {
+        // Named as Route 53's checkers name themselves: the dashboard tells a probe from a client by it.
+        headers: { "user-agent": REGION_HEALTH_CHECK_USER_AGENT },
         // A probe may outlast the interval: the next one waits for it (`checking`).
         headersTimeout: timeoutMs,
         bodyTimeout: timeoutMs,

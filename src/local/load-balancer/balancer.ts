@@ -92,7 +92,14 @@ export class LoadBalancer implements Listener, InFlightRequests, TryPolicy {
   /** Requests forwarded to each target and not yet answered: draining waits for them. */
   private readonly inFlightByTarget = new InFlightByTarget();
   /** Called once per client request when its answer is sent (the dashboard's traffic meter). */
-  observer?: (answer: { statusCode: number; latencyMs: number; instanceId?: string; path: string }) => void;
+  observer?: (answer: {
+    statusCode: number;
+    latencyMs: number;
+    instanceId?: string;
+    path: string;
+    /** The request's User-Agent: the failover's health checks name themselves by it. */
+    userAgent?: string;
+  }) => void;
   /** A failure while routing, in a timer or an event handler is an event; the next request or tick retries. */
   private readonly guard: ControllerGuard;
 
@@ -284,7 +291,7 @@ export class LoadBalancer implements Listener, InFlightRequests, TryPolicy {
     const { headers, hasBody, refusal } = forwardedHeaders(req, this.options.host);
     if (refusal) return replyError(res, 400, refusal);
     const method = req.method;
-    const exchange = new Exchange(this, res, performance.now(), req.url);
+    const exchange = new Exchange(this, res, performance.now(), req.url, req.rawHeaders);
     res.onClose(exchange);
     const upstreamRequest: UpstreamRequest = {
       method,
@@ -371,18 +378,30 @@ class Exchange implements CloseListener {
     readonly balancer: LoadBalancer,
     readonly res: ClientResponse,
     readonly startedAt: number,
-    /** The request's path (and query): who asked (a client, or the failover's region health check). */
+    /** The request's path (and query). */
     readonly path: string,
+    /** As the client sent them: the observer gets the User-Agent (who asked: a client, or a health check). */
+    private readonly rawHeaders: string[],
   ) {}
 
   closed(): void {
     const res = this.res;
     if (!res.writableFinished) this.current?.abort(new Error("client closed the connection"));
-    this.balancer.observer?.({
+    const observer = this.balancer.observer;
+    if (!observer) return;
+    observer({
       statusCode: res.writableFinished ? res.statusCode : 0,
       latencyMs: performance.now() - this.startedAt,
       instanceId: this.instanceId,
       path: this.path,
+      userAgent: headerValue(this.rawHeaders, "user-agent"),
     });
   }
+}
+
+/** A header's first value from a flat name/value list (names compared without case). */
+function headerValue(rawHeaders: readonly string[], name: string): string | undefined {
+  for (let i = 0; i + 1 < rawHeaders.length; i += 2)
+    if (rawHeaders[i]?.toLowerCase() === name) return rawHeaders[i + 1];
+  return undefined;
 }

@@ -162,7 +162,10 @@ export async function up(opts: UpOptions, given: ReadonlySet<string> = new Set()
     redisPort: opts.redisPort,
     dnsPort: opts.dnsPort,
   });
-  stack.events.subscribe((e) => console.log(formatEvent(e)));
+  // A drill's client figures come each second: its own output and the dashboard show them.
+  stack.events.subscribe((e) => {
+    if (e.type !== "client.traffic") console.log(formatEvent(e));
+  });
   let stopping = false;
   const control = new ControlPlaneServer(stack, () => void shutdown("stayup down"), {
     drills: registryDrillRunner,

@@ -3,7 +3,7 @@
 import { EventSource } from "eventsource";
 import uPlot from "uplot";
 import type { DrillRunState, DrillsState } from "../../control-plane/drills.ts";
-import type { TimedStackEvent } from "../../events/bus.ts";
+import type { ClientTrafficEvent, TimedStackEvent } from "../../events/bus.ts";
 import type { InstanceStatus, RegionStatus, StackStatus } from "../../runtime.ts";
 import type { TrafficSample } from "../traffic-meter.ts";
 
@@ -46,6 +46,23 @@ const marked: Record<string, string> = {
   "failover.action": "#0f766e",
 };
 
+/** One client run's figures, as it reported them (client.traffic events), added up. */
+interface ClientRun {
+  client: string;
+  clientId: string;
+  ok: number;
+  failed: number;
+  refused: number;
+  timedOut: number;
+  final: boolean;
+  firstSecondMs: number;
+  /** Failed requests by second (its start, ms), for the chart. */
+  failedBySecond: Map<number, number>;
+}
+
+/** Client runs shown beside the balancers' figures, newest first. */
+const clientRunsShown = 3;
+
 const state = {
   status: undefined as StackStatus | undefined,
   traffic: [] as TrafficSample[],
@@ -54,6 +71,8 @@ const state = {
   /** Requests in every second received since the page opened (each second once, by its time). */
   counted: { okTotal: 0, failedTotal: 0, lastT: 0 },
   drills: undefined as DrillsState | undefined,
+  /** Our clients' own figures (a drill's traffic), by run, in the order they began. */
+  clients: new Map<string, ClientRun>(),
   /** Instances that left, kept as tiles for a while so their end is visible. */
   gone: new Map<string, { instance: InstanceStatus; region: string; until: number }>(),
 };
@@ -263,9 +282,102 @@ function describe(e: TimedStackEvent): string {
     .join(" ");
 }
 
+/** A client's report: added to its run (each event once: they have ids), not listed as an event. */
+function addClientTraffic(e: ClientTrafficEvent): void {
+  let run = state.clients.get(e.clientId);
+  if (!run) {
+    run = {
+      client: e.client,
+      clientId: e.clientId,
+      ok: 0,
+      failed: 0,
+      refused: 0,
+      timedOut: 0,
+      final: false,
+      firstSecondMs: e.seconds[0]?.secondStartMs ?? Date.now(),
+      failedBySecond: new Map(),
+    };
+    state.clients.set(e.clientId, run);
+  }
+  for (const s of e.seconds) {
+    run.ok += s.ok;
+    run.failed += s.failed;
+    run.refused += s.refused;
+    run.timedOut += s.timedOut;
+    run.firstSecondMs = Math.min(run.firstSecondMs, s.secondStartMs);
+    if (s.failed)
+      run.failedBySecond.set(s.secondStartMs, (run.failedBySecond.get(s.secondStartMs) ?? 0) + s.failed);
+  }
+  run.final ||= e.final;
+  // Older runs beyond what is shown are dropped with their seconds.
+  while (state.clients.size > clientRunsShown) state.clients.delete(state.clients.keys().next().value ?? "");
+  renderClients();
+}
+
+/**
+ * Our clients' figures (a drill's traffic), counted where the requests fail: a connection refused
+ * because a region is down (DNS still sending clients there) never reaches a balancer, so only the
+ * client can count it. A run's totals are what its drill report counts.
+ */
+function renderClients(): void {
+  const runs = [...state.clients.values()].reverse();
+  const cell = (text: string) => el("td", { class: "num" }, text);
+  $("client-traffic").replaceChildren(
+    ...(runs.length === 0
+      ? [
+          el(
+            "p",
+            { class: "muted" },
+            "no client of stayup's is sending: a drill's traffic shows here, counted by the drill's client",
+          ),
+        ]
+      : [
+          el(
+            "table",
+            {},
+            el(
+              "tr",
+              {},
+              ...[
+                "counted by the client",
+                "since",
+                "successful",
+                "failed",
+                "of them refused",
+                "of them timed out",
+                "state",
+              ].map((h, i) => el("th", i >= 2 && i <= 5 ? { class: "num" } : {}, h)),
+            ),
+            ...runs.map((r) =>
+              el(
+                "tr",
+                {
+                  "data-client-id": r.clientId,
+                  "data-client": r.client,
+                  "data-ok-total": String(r.ok),
+                  "data-failed-total": String(r.failed),
+                  "data-refused-total": String(r.refused),
+                  "data-timed-out-total": String(r.timedOut),
+                  "data-final": String(r.final),
+                },
+                el("td", {}, r.client),
+                el("td", {}, new Date(r.firstSecondMs).toISOString().slice(11, 19)),
+                cell(String(r.ok)),
+                cell(String(r.failed)),
+                cell(String(r.refused)),
+                cell(String(r.timedOut)),
+                el("td", {}, r.final ? "ended" : "sending"),
+              ),
+            ),
+          ),
+        ]),
+  );
+}
+
 function addEvent(e: TimedStackEvent): void {
   if (e.seq <= state.lastSeq) return; // already shown (a resumed stream repeats nothing, but be sure)
   state.lastSeq = e.seq;
+  if (e.type === "client.traffic") return addClientTraffic(e);
   state.events.push(e);
   if (state.events.length > 1000) state.events.shift();
   // An instance terminated or a task stopped: its tile stays a while, so its end is visible.
@@ -305,6 +417,8 @@ function chartData(): uPlot.AlignedData {
     t.map((s) => s.t / 1000),
     t.map((s) => s.ok),
     t.map((s) => s.failed),
+    // The same seconds as our clients counted their failures (refused connections included).
+    t.map((s) => [...state.clients.values()].reduce((n, r) => n + (r.failedBySecond.get(s.t) ?? 0), 0)),
     t.map((s) => s.p50),
     t.map((s) => s.p95),
     t.map((s) => s.p99),
@@ -352,9 +466,9 @@ function renderTrafficSummary(): void {
   summary.dataset.okTotal = String(state.counted.okTotal);
   summary.dataset.failedTotal = String(state.counted.failedTotal);
   // Counted where the requests arrive (the title says where): a connection refused before any
-  // balancer (a region down, clients still sent there by DNS) never reaches one. A drill's report
-  // counts those client-side, so the two figures differ during a region outage.
-  summary.textContent = `last 10 s: ${ok} successful, ${failed} failed, worst p99 ${p99.toFixed(1)} ms (as received here; refused connections are counted by a drill's report)`;
+  // balancer (a region down, clients still sent there by DNS) never reaches one. Our clients count
+  // those themselves: their figures are below, and on the chart as "failed/s at clients".
+  summary.textContent = `last 10 s: ${ok} successful, ${failed} failed, worst p99 ${p99.toFixed(1)} ms, as they arrived here (a connection refused before: counted by the clients, below)`;
 }
 
 function renderChart(): void {
@@ -392,6 +506,14 @@ function renderChart(): void {
             scale: "rps",
             stroke: "#dc2626",
             fill: "rgba(220,38,38,0.2)",
+            width: 2,
+          },
+          {
+            label: "failed/s at clients",
+            points: { show: false },
+            scale: "rps",
+            stroke: "#7f1d1d",
+            dash: [6, 4],
             width: 2,
           },
           { label: "p50 ms", points: { show: false }, scale: "ms", stroke: "#1d4ed8", width: 1 },
@@ -534,6 +656,7 @@ function connect(): void {
     state.drills = hello.drills;
     state.status = hello.status;
     renderTopology();
+    renderClients();
     renderChart();
     renderDrills();
   });
