@@ -310,8 +310,11 @@ export class LocalStack {
     }
   }
 
-  /** Starts everything; nothing is left running if any step fails. */
-  async start(readyTimeoutMs = 30_000): Promise<void> {
+  /**
+   * Starts everything; nothing is left running if any step fails. `readyTimeoutMs`: as ECS's
+   * (ecs/stack.ts); 30 s was too short for two instances on a loaded 2-core machine (load 35).
+   */
+  async start(readyTimeoutMs = 60_000): Promise<void> {
     const { stack, stateDir } = this.options;
     // A port to pick is picked once the Redis groups hold theirs: picked earlier, a free port can
     // be handed to a Redis node or Sentinel before the load balancer binds it.
