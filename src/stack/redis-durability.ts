@@ -4,15 +4,25 @@ import type { ResolvedStack } from "./schema.ts";
 /**
  * Redis durability, derived once from the description and read by both renderers (the local
  * Sentinel group and ElastiCache): with `redis.multiAz`, one node per availability zone (a primary
- * and a replica in each other AZ); a count is acknowledged once one replica holds it (WAIT 1).
+ * and a replica in each other AZ); a count is acknowledged once every replica holds it.
  */
 export function redisNodeCount(stack: ResolvedStack): number {
   return stack.redis.multiAz ? Math.max(2, stack.regions.primary.availabilityZones.length) : 1;
 }
 
-/** Replicas that must hold a count before it is answered (Redis WAIT and min-replicas-to-write). */
+/**
+ * Replicas that must hold a count before it is answered (Redis WAIT and min-replicas-to-write):
+ * every replica of the group. Only then does any node a failover may promote hold every answered
+ * count, whichever replica it picks and however many failovers follow (Sentinel and ElastiCache
+ * pick from replication offsets sampled up to a second earlier, and a live primary failed over by
+ * mistake keeps taking writes after the promoted replica left it). A count one replica holds (WAIT 1
+ * of two) was lost that way on a loaded machine: a second failover promoted the other replica. The
+ * price: while a replica is down or resyncing, counts are held, then answered 503, never lost.
+ * Not "the replicas connected now": the replica being promoted disconnects first, which would
+ * lower the count exactly when it matters.
+ */
 export function redisReplicasToAcknowledge(stack: ResolvedStack): number {
-  return redisNodeCount(stack) > 1 ? 1 : 0;
+  return redisNodeCount(stack) - 1;
 }
 
 /**

@@ -62,8 +62,9 @@ export class StayupRedis extends Construct {
       engine: "redis",
       engineVersion: "7.1",
       cacheNodeType: stack.redis.nodeType,
-      // One node per AZ (a replica in each other AZ), as locally: the loss of one node or AZ leaves
-      // a replica to take the instances' WAIT, so writes keep being acknowledged.
+      // One node per AZ (a replica in each other AZ), as locally. The instances WAIT for every
+      // replica (redisReplicasToAcknowledge): while ElastiCache replaces a lost node, counts are
+      // answered 503 rather than held by fewer nodes than a failover may choose from.
       numCacheClusters: redisNodeCount(stack),
       multiAzEnabled: multiAz,
       automaticFailoverEnabled: multiAz,

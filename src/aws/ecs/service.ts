@@ -109,8 +109,8 @@ export class ServiceStack extends Stack {
       readonlyRootFilesystem: true,
       portMappings: [{ containerPort: port, protocol: ecs.Protocol.TCP }],
       logging: ecs.LogDrivers.awsLogs({ logGroup, streamPrefix: "web" }),
-      // The same acknowledgement rule as the instances': a count is answered once a replica holds
-      // it. The AZ is not known here: the service reads it from the task metadata endpoint (v4).
+      // The same acknowledgement rule as the instances': a count is answered once every replica
+      // holds it (redisReplicasToAcknowledge). The AZ is not known here: the service reads it from the task metadata endpoint (v4).
       environment: {
         PORT: String(port),
         HOST: "0.0.0.0",
