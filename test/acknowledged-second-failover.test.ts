@@ -141,17 +141,16 @@ describe("no acknowledged count is lost by a second failover", { timeout: 240_00
 
   const group = async (): Promise<[Node, Node, Node]> => {
     assert.equal(redisNodeCount(stack), 3, "the dev description runs one node per AZ, three AZs");
-    const [a, b, c] = await Promise.all(
-      ["a", "b", "c"].map(async (name) => new Node(`redis-${name}`, await findFreePort())),
-    );
-    const nodes = [a, b, c] as [Node, Node, Node];
-    started.push(...nodes);
+    const a = new Node("redis-a", await findFreePort());
+    const b = new Node("redis-b", await findFreePort());
+    const c = new Node("redis-c", await findFreePort());
+    started.push(a, b, c);
     await a.start();
     await b.start(a);
     await c.start(a);
     await waitInSync(b, a);
     await waitInSync(c, a);
-    return nodes;
+    return [a, b, c];
   };
 
   it("a live primary failed over right after a failover (the ecs run): the counts it answered since survive", async (t) => {

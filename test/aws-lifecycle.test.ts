@@ -208,7 +208,8 @@ describe("AWS lifecycle (issue 22): the stacks", () => {
         }),
       ],
     });
-    assert.equal(redisReplicasToAcknowledge(stack), 1);
+    // Every replica of the three nodes (one per AZ).
+    assert.equal(redisReplicasToAcknowledge(stack), 2);
   });
 
   it("7. ECS container instances: the agent blocks tasks from IMDS (ECS_AWSVPC_BLOCK_IMDS=true)", async () => {

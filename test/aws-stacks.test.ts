@@ -49,15 +49,18 @@ describe("AWS stacks (CDK assertions)", () => {
     assert.match(JSON.stringify(single.json.web), /STAYUP_REDIS_WRITE_HOLD_MS=0\b/);
   });
 
-  it("prod: one ElastiCache node per AZ, and the instances WAIT for one replica", async () => {
+  it("prod: one ElastiCache node per AZ, and the instances WAIT for every replica", async () => {
     const prod = envs.prod;
     assert.ok(prod?.templates.database && prod.json.web);
+    const azs = (await description("prod")).regions.primary.availabilityZones.length;
+    assert.equal(azs, 3);
     prod.templates.database.hasResourceProperties("AWS::ElastiCache::ReplicationGroup", {
-      NumCacheClusters: (await description("prod")).regions.primary.availabilityZones.length,
+      NumCacheClusters: azs,
       MultiAZEnabled: true,
       AutomaticFailoverEnabled: true,
     });
-    assert.match(JSON.stringify(prod.json.web), /STAYUP_REDIS_WAIT_REPLICAS=1\b/);
+    // Every replica holds a count before it is answered: any node a failover promotes holds it.
+    assert.match(JSON.stringify(prod.json.web), /STAYUP_REDIS_WAIT_REPLICAS=2\b/);
     // Held through an ElastiCache failover (60 s budget), 5 s short of the ALB's 60 s idle timeout.
     assert.match(JSON.stringify(prod.json.web), /STAYUP_REDIS_WRITE_HOLD_MS=55000\b/);
   });
@@ -247,7 +250,7 @@ describe("AWS stacks (CDK assertions)", () => {
     assert.match(userData, /X-aws-ec2-metadata-token-ttl-seconds/, "IMDSv2 token in user data");
     assert.match(userData, /REGION=\$\(imds placement\/region\)/, "no hard-coded region");
     assert.match(userData, /STAYUP_REDIS_URL=\$REDIS_URL/);
-    assert.match(userData, /STAYUP_REDIS_WAIT_REPLICAS=1\b/, "a count is answered once a replica holds it");
+    assert.match(userData, /STAYUP_REDIS_WAIT_REPLICAS=2\b/, "a count is answered once every replica holds it");
     assert.match(userData, /rediss:\/\//, "TLS to ElastiCache");
   });
 
