@@ -250,7 +250,11 @@ describe("AWS stacks (CDK assertions)", () => {
     assert.match(userData, /X-aws-ec2-metadata-token-ttl-seconds/, "IMDSv2 token in user data");
     assert.match(userData, /REGION=\$\(imds placement\/region\)/, "no hard-coded region");
     assert.match(userData, /STAYUP_REDIS_URL=\$REDIS_URL/);
-    assert.match(userData, /STAYUP_REDIS_WAIT_REPLICAS=2\b/, "a count is answered once every replica holds it");
+    assert.match(
+      userData,
+      /STAYUP_REDIS_WAIT_REPLICAS=2\b/,
+      "a count is answered once every replica holds it",
+    );
     assert.match(userData, /rediss:\/\//, "TLS to ElastiCache");
   });
 

@@ -304,6 +304,11 @@ export class RedisReplicationController implements RedisEndpoint {
       ...(upstream && !replicaOfPort ? ["--replicaof", upstream.host, String(upstream.port)] : []),
     ];
     const child = await startRedisProcess(host, node.port, args, this.options.password);
+    // `stop()` ran while this node was starting: it could not see the process, so stop it here.
+    if (this.stopping) {
+      await stopProcess(child);
+      return;
+    }
     node.process = child;
     this.track(child, "redis-node", node.name, node.port, node.dir);
     this.options.events.publish({
@@ -349,11 +354,13 @@ export class RedisReplicationController implements RedisEndpoint {
             // Following another region, nothing is asked of the Sentinels (they watch nothing).
             const following = this.following;
             void (following ? Promise.resolve(this.masterPort) : this.currentMasterPort())
-              .then((master) =>
-                master && master !== node.port
+              .then((master) => {
+                // Stopped while the Sentinels were asked: nothing more is started.
+                if (this.stopping) return;
+                return master && master !== node.port
                   ? this.startNode(node, master)
-                  : this.startNode(node, undefined, following),
-              )
+                  : this.startNode(node, undefined, following);
+              })
               .catch((error: unknown) => {
                 this.guard.report(error, `the restart of the node in ${node.az} is retried in 0.25 s`);
                 attempt();
