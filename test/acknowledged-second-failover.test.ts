@@ -20,7 +20,7 @@ import { tempDir, waitFor } from "./helpers.ts";
  * of the repository's dev description), as the local group and the instances do.
  */
 const stack = resolveStack(validateStack(structuredClone(config)), "dev");
-const replicasToAcknowledge = redisReplicasToAcknowledge(stack);
+const replicasToAcknowledge = redisReplicasToAcknowledge(stack, "local");
 
 class Node {
   process?: ChildProcess;

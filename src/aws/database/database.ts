@@ -62,9 +62,8 @@ export class StayupRedis extends Construct {
       engine: "redis",
       engineVersion: "7.1",
       cacheNodeType: stack.redis.nodeType,
-      // One node per AZ (a replica in each other AZ), as locally. The instances WAIT for every
-      // replica (redisReplicasToAcknowledge): while ElastiCache replaces a lost node, counts are
-      // answered 503 rather than held by fewer nodes than a failover may choose from.
+      // One node per AZ (a replica in each other AZ), as locally. The instances WAIT for one
+      // replica (redisReplicasToAcknowledge): ElastiCache promotes the least-lagged one.
       numCacheClusters: redisNodeCount(stack),
       multiAzEnabled: multiAz,
       automaticFailoverEnabled: multiAz,

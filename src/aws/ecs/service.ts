@@ -115,7 +115,7 @@ export class ServiceStack extends Stack {
         PORT: String(port),
         HOST: "0.0.0.0",
         STAYUP_REGION: this.region,
-        STAYUP_REDIS_WAIT_REPLICAS: String(redisReplicasToAcknowledge(stack)),
+        STAYUP_REDIS_WAIT_REPLICAS: String(redisReplicasToAcknowledge(stack, "aws")),
         STAYUP_REDIS_WRITE_HOLD_MS: String(redisWriteHoldMs(stack, "aws")),
       },
       secrets: {
