@@ -108,15 +108,16 @@ export function chooseStartPrimary(
 /**
  * Redis Multi-AZ on one machine: one node per AZ (a primary and its replicas), watched by a quorum
  * of three Sentinels with tuned timeouts (1 s to declare the primary down instead of the default
- * 30 s). The primary refuses writes no replica takes (`min-replicas-to-write`), so an isolated old
- * primary cannot accept counts a failover would discard; Sentinel promotes the replica with the
- * highest replication offset (equal priorities). A node that dies is started again as a replica of
+ * 30 s). The primary refuses writes its replicas do not take (`min-replicas-to-write`), so an isolated old
+ * primary cannot accept counts a failover would discard; every replica holds each answered count
+ * (redisReplicasToAcknowledge), so whichever replica Sentinel promotes holds them all. A node that dies is started again as a replica of
  * whichever node is primary by then. Which node was primary is remembered across runs.
  */
 export class RedisReplicationController implements RedisEndpoint {
   readonly nodes: RedisNode[] = [];
   private readonly sentinels: { port: number; dir: string; process?: ChildProcess }[] = [];
-  private watcher?: Redis;
+  /** One `+switch-master` subscriber per Sentinel: one down or starved must not hide a failover. */
+  private readonly failoverWatchers: Redis[] = [];
   private readonly sentinelSubscribers: Redis[] = [];
   private stopping = false;
   private readonly restartTimers = new Set<NodeJS.Timeout>();
@@ -158,7 +159,7 @@ export class RedisReplicationController implements RedisEndpoint {
       STAYUP_REDIS_SENTINELS: this.sentinels.map((s) => `${this.options.host}:${s.port}`).join(","),
       STAYUP_REDIS_MASTER_NAME: sentinelMasterName,
       STAYUP_REDIS_PASSWORD: this.options.password,
-      // Answer a write only once the replica has it, so a failover never loses a count a client saw.
+      // Answer a write only once every replica has it, so no failover loses a count a client saw.
       STAYUP_REDIS_WAIT_REPLICAS: String(this.options.replicasToAcknowledge),
       // Held through a failover within the Sentinels' budget: clients wait for it, not get a 503.
       ...(this.options.writeHoldMs !== undefined
@@ -293,7 +294,8 @@ export class RedisReplicationController implements RedisEndpoint {
       // Redis 7 waits 5 s before a diskless sync to batch replicas: 5 s without redundancy.
       "--repl-diskless-sync-delay",
       "0",
-      // A primary without a replica that acknowledged within 3 s refuses writes (NOREPLICAS).
+      // A primary short of the replicas that must hold a write (each acknowledged within 3 s)
+      // refuses it (NOREPLICAS): a count no acknowledgement could cover is never even applied.
       "--min-replicas-to-write",
       String(this.options.replicasToAcknowledge),
       "--min-replicas-max-lag",
@@ -302,6 +304,11 @@ export class RedisReplicationController implements RedisEndpoint {
       ...(upstream && !replicaOfPort ? ["--replicaof", upstream.host, String(upstream.port)] : []),
     ];
     const child = await startRedisProcess(host, node.port, args, this.options.password);
+    // `stop()` ran while this node was starting: it could not see the process, so stop it here.
+    if (this.stopping) {
+      await stopProcess(child);
+      return;
+    }
     node.process = child;
     this.track(child, "redis-node", node.name, node.port, node.dir);
     this.options.events.publish({
@@ -347,11 +354,13 @@ export class RedisReplicationController implements RedisEndpoint {
             // Following another region, nothing is asked of the Sentinels (they watch nothing).
             const following = this.following;
             void (following ? Promise.resolve(this.masterPort) : this.currentMasterPort())
-              .then((master) =>
-                master && master !== node.port
+              .then((master) => {
+                // Stopped while the Sentinels were asked: nothing more is started.
+                if (this.stopping) return;
+                return master && master !== node.port
                   ? this.startNode(node, master)
-                  : this.startNode(node, undefined, following),
-              )
+                  : this.startNode(node, undefined, following);
+              })
               .catch((error: unknown) => {
                 this.guard.report(error, `the restart of the node in ${node.az} is retried in 0.25 s`);
                 attempt();
@@ -440,7 +449,10 @@ export class RedisReplicationController implements RedisEndpoint {
     });
   }
 
-  /** The first Sentinel's answer to `ask` (one that is down, or answers nothing, passes to the next). */
+  /**
+   * The first Sentinel's answer to `ask` (one that is down, answers nothing, or does not answer
+   * within 1 s, a stopped or starved one, passes to the next).
+   */
   private async askSentinels<T>(ask: (client: Redis) => Promise<T | undefined>): Promise<T | undefined> {
     for (const s of this.sentinels) {
       const client = new Redis({
@@ -451,56 +463,87 @@ export class RedisReplicationController implements RedisEndpoint {
         retryStrategy: () => null,
       });
       client.on("error", () => undefined);
+      let timer: NodeJS.Timeout | undefined;
       try {
-        await client.connect();
-        const answer = await ask(client);
+        const answer = await Promise.race([
+          client.connect().then(() => ask(client)),
+          new Promise<never>((_, reject) => {
+            timer = setTimeout(() => reject(new Error("no answer within 1 s")), 1000);
+          }),
+        ]);
         if (answer !== undefined) return answer;
       } catch {
         // ask the next Sentinel
       } finally {
+        clearTimeout(timer);
         client.disconnect();
       }
     }
     return undefined;
   }
 
+  /**
+   * Listens for `+switch-master` on every Sentinel. Listening on the first only missed the switch
+   * whenever that one was down or starved (the others still fail over: a quorum of 2 of 3).
+   */
   private watchFailovers(): void {
-    const first = this.sentinels[0];
-    if (!first) return;
-    this.watcher = new Redis({
-      host: this.options.host,
-      port: first.port,
-      password: this.options.password,
-      retryStrategy: () => 200,
+    for (const s of this.sentinels) {
+      const watcher = new Redis({
+        host: this.options.host,
+        port: s.port,
+        password: this.options.password,
+        retryStrategy: () => 200,
+      });
+      watcher.on("error", () => undefined);
+      this.failoverWatchers.push(watcher);
+      void watcher
+        .subscribe("+switch-master")
+        .catch((error: unknown) =>
+          this.guard.report(error, "failovers are seen through the other Sentinels and the next status read"),
+        );
+      watcher.on(
+        "message",
+        this.guard.wrap((_channel: string, message: string) => {
+          void this.onSwitchMaster(message).catch((error: unknown) =>
+            this.guard.report(error, "the next failover message is handled as usual"),
+          );
+        }, "the next failover message is handled as usual"),
+      );
+    }
+  }
+
+  /**
+   * One `+switch-master` ("<name> <old-ip> <old-port> <new-ip> <new-port>"). Every Sentinel
+   * publishes each switch (the leader first, the others as they learn it): the first to arrive is
+   * applied, its copies are not, and one from a primary that is no longer current (a late Sentinel's
+   * word on an earlier switch, or a switch in between missed) is applied only if the Sentinels name
+   * its new primary now, so a late message never takes the group back to an earlier primary.
+   */
+  private async onSwitchMaster(message: string): Promise<void> {
+    const [name, , oldPortText, , newPortText] = message.split(" ");
+    if (name !== sentinelMasterName) return;
+    const oldPort = Number(oldPortText);
+    const newPort = Number(newPortText);
+    if (newPort === this.masterPort) return;
+    if (oldPort !== this.masterPort && (await this.currentMasterPort()) !== newPort) return;
+    if (newPort === this.masterPort || this.stopping) return;
+    const from = this.nodes.find((n) => n.port === oldPort);
+    const to = this.nodes.find((n) => n.port === newPort);
+    this.masterPort = newPort;
+    if (to) this.writeRecord({ primary: to.name });
+    // The former replica is primary now; the other node must resync before it counts again.
+    for (const n of this.nodes) {
+      if (n.port === this.masterPort) continue;
+      n.inSync = false;
+      this.watchSync(n);
+    }
+    this.options.events.publish({
+      type: "redis.failover",
+      fromPort: oldPort,
+      toPort: newPort,
+      fromAz: from?.az ?? "unknown",
+      toAz: to?.az ?? "unknown",
     });
-    this.watcher.on("error", () => undefined);
-    void this.watcher
-      .subscribe("+switch-master")
-      .catch((error: unknown) => this.guard.report(error, "failovers are seen by the next status read"));
-    this.watcher.on(
-      "message",
-      this.guard.wrap((_channel: string, message: string) => {
-        // "<name> <old-ip> <old-port> <new-ip> <new-port>"
-        const [, , oldPort, , newPort] = message.split(" ");
-        const from = this.nodes.find((n) => n.port === Number(oldPort));
-        const to = this.nodes.find((n) => n.port === Number(newPort));
-        this.masterPort = Number(newPort);
-        if (to) this.writeRecord({ primary: to.name });
-        // The former replica is primary now; the other node must resync before it counts again.
-        for (const n of this.nodes) {
-          if (n.port === this.masterPort) continue;
-          n.inSync = false;
-          this.watchSync(n);
-        }
-        this.options.events.publish({
-          type: "redis.failover",
-          fromPort: Number(oldPort),
-          toPort: Number(newPort),
-          fromAz: from?.az ?? "unknown",
-          toAz: to?.az ?? "unknown",
-        });
-      }, "the next failover message is handled as usual"),
-    );
   }
 
   /**
@@ -545,6 +588,11 @@ export class RedisReplicationController implements RedisEndpoint {
       replicas: ((await client.call("SENTINEL", "REPLICAS", sentinelMasterName)) as string[][]).map(pairs),
     }));
     if (view) this.options.events.publish({ type: "redis.sentinel-view", reason, ...view });
+  }
+
+  /** The Sentinels, in the order they were started. */
+  sentinelStatus(): { name: string; port: number; pid?: number }[] {
+    return this.sentinels.map((s, i) => ({ name: `sentinel-${i + 1}`, port: s.port, pid: s.process?.pid }));
   }
 
   nodeStatus(): { name: string; az: string; port: number; pid?: number; role: string; inSync?: boolean }[] {
@@ -673,7 +721,7 @@ export class RedisReplicationController implements RedisEndpoint {
     this.stopping = true;
     this.guard.stop();
     for (const t of this.restartTimers) clearTimeout(t);
-    this.watcher?.disconnect();
+    for (const watcher of this.failoverWatchers) watcher.disconnect();
     await this.endpoint?.stop();
     for (const subscriber of this.sentinelSubscribers) subscriber.disconnect();
     // Sentinels first: a primary stopping on purpose must not trigger a failover.

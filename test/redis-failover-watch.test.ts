@@ -1,0 +1,101 @@
+import assert from "node:assert/strict";
+import path from "node:path";
+import { after, before, describe, it } from "node:test";
+import { Redis } from "ioredis";
+import { EventBus, type TimedStackEvent } from "../src/local/events/bus.ts";
+import { localRedisPassword } from "../src/local/redis/process.ts";
+import { RedisReplicationController, sentinelMasterName } from "../src/local/redis/replication.ts";
+import { tempDir, waitFor } from "./helpers.ts";
+
+/**
+ * The local Redis controller learns of a failover from `+switch-master`. It listened on the first
+ * Sentinel only: with that one stopped (down, or starved on a loaded machine), the other two still
+ * failed over, and the controller never knew: no `redis.failover`, and the dead primary was never
+ * restarted (its restart asks the Sentinels, the stopped one first, which never answered).
+ */
+describe("a failover seen with the first Sentinel stopped", { timeout: 120_000 }, () => {
+  const stateDir = tempDir();
+  const password = localRedisPassword(stateDir);
+  const events = new EventBus();
+  const seen: TimedStackEvent[] = [];
+  events.subscribe((e) => seen.push(e));
+  const redis = new RedisReplicationController({
+    host: "127.0.0.1",
+    port: 0,
+    dataDir: path.join(stateDir, "redis", "test"),
+    availabilityZones: ["az-a", "az-b", "az-c"],
+    replicasToAcknowledge: 2,
+    events,
+    password,
+  });
+  let stopped: number | undefined;
+  const resume = () => {
+    if (stopped) process.kill(stopped, "SIGCONT");
+    stopped = undefined;
+  };
+  before(async () => {
+    await redis.start();
+  });
+  after(async () => {
+    resume();
+    await redis.stop();
+  });
+
+  /** The primary according to one Sentinel (the ones still running are the truth here). */
+  const namedBy = async (port: number): Promise<number | undefined> => {
+    const client = new Redis({
+      host: "127.0.0.1",
+      port,
+      password,
+      lazyConnect: true,
+      retryStrategy: () => null,
+    });
+    client.on("error", () => undefined);
+    try {
+      await client.connect();
+      const addr = (await client.call("SENTINEL", "get-master-addr-by-name", sentinelMasterName)) as
+        string[] | null;
+      return addr?.[1] ? Number(addr[1]) : undefined;
+    } catch {
+      return undefined;
+    } finally {
+      client.disconnect();
+    }
+  };
+
+  it("publishes redis.failover to the node the other Sentinels promoted, and restarts the old primary as its replica", async () => {
+    await waitFor(
+      "replicas in sync",
+      () => redis.nodeStatus().every((n) => n.role === "primary" || n.inSync) || undefined,
+    );
+    const [first, second] = redis.sentinelStatus();
+    assert.ok(first?.pid && second);
+    process.kill(first.pid, "SIGSTOP");
+    stopped = first.pid;
+    const primary = redis.nodeStatus().find((n) => n.role === "primary");
+    assert.ok(primary?.pid);
+    process.kill(primary.pid, "SIGKILL");
+
+    const promoted = await waitFor(
+      "the running Sentinels to name a new primary",
+      async () => {
+        const port = await namedBy(second.port);
+        return port && port !== primary.port ? port : undefined;
+      },
+      60_000,
+    );
+    const failover = await waitFor(
+      "redis.failover from the controller",
+      () => seen.find((e) => e.type === "redis.failover"),
+      30_000,
+    );
+    assert.equal(failover.type === "redis.failover" && failover.toPort, promoted);
+    assert.equal(redis.masterPort, promoted);
+    await waitFor(
+      "the old primary back as a replica",
+      () =>
+        redis.nodeStatus().find((n) => n.port === primary.port && n.role === "replica" && n.pid) ?? undefined,
+      30_000,
+    );
+  });
+});
