@@ -10,7 +10,9 @@ import { renderReportHtml } from "../src/drills/report-html.ts";
 import type { DrillReport } from "../src/drills/report.ts";
 import { sparkline, TimelineRecorder } from "../src/drills/timeline.ts";
 import { artifactPath, launchChromium } from "./browser.ts";
-import { configPath, runCli, tempDir, upDetached } from "./helpers.ts";
+import { repoRoot, runCli, tempDir } from "./helpers.ts";
+
+const oneRegionConfig = path.join(repoRoot, "test/fixtures/one-region.config.ts");
 
 describe("drill timeline buckets", () => {
   it("puts each request in the 100 ms bucket of its completion, with outcome, latency and instance", () => {
@@ -275,150 +277,26 @@ async function checkReportPage(
   await page.close();
 }
 
-/** A real drill against a temporary stack, its HTML report opened from disk in Chromium. */
-describe("drill report in a browser", { timeout: 180_000 }, () => {
-  const dir = tempDir();
-  const htmlFile = path.join(dir, "kill.html");
-  let report: DrillReport;
+/**
+ * The drills below on one running stack, their HTML reports opened from disk in one Chromium. The
+ * stack is the repository's description with its primary region only: no drill here touches the
+ * secondary region (kill-instance, failing-instance, rolling-deploy), and one Redis group starts
+ * instead of two. A drill on a temporary stack is local-stack.test.ts's "drill without a running stack".
+ */
+describe("drill reports in a browser, on one running stack", { timeout: 480_000 }, () => {
+  const stackDir = tempDir();
+  const stateDir = path.join(stackDir, ".stayup");
   let browser: Browser;
 
   before(async () => {
-    const drill = await runCli(
-      ["drill", "kill-instance", "--rate", "100", "--report", htmlFile, "--config", configPath],
-      { cwd: dir, timeoutMs: 120_000 },
-    );
-    assert.equal(drill.code, 0, drill.stderr + drill.stdout);
-    assert.match(drill.stdout, /timeline\s+\S*↯\S*/, "the terminal summary has the run on one line");
-    assert.match(drill.stderr, new RegExp(`report: ${htmlFile.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}`));
-    report = JSON.parse(readFileSync(path.join(dir, "kill.json"), "utf8")) as DrillReport;
-    browser = await launchChromium();
-  });
-  after(async () => {
-    await browser?.close();
-  });
-
-  it("the JSON carries the fault time and the recovery times", () => {
-    const fault = report.timeline.fault;
-    assert.ok(fault, "fault mark");
-    assert.ok(report.timeline.recoveries.length >= 1, "a recovery mark");
-    assert.equal(report.recoverySeconds !== null, true);
-    const recovery = report.timeline.recoveries.at(-1);
-    assert.ok(recovery);
-    assert.ok(Math.abs(recovery.seconds - fault.seconds - (report.recoverySeconds ?? 0)) < 0.002);
-    assert.ok(report.timeline.buckets.length > 20, "100 ms buckets over the run");
-    assert.equal(
-      report.timeline.buckets.reduce((s, b) => s + b.ok + b.failed, 0),
-      report.requests,
-      "every request is in a bucket",
-    );
-  });
-
-  it("opened from disk, the report shows the fault and recovery markers at the JSON's times", async () => {
-    await checkReportPage(browser, htmlFile, "drill-report.png", async (page) => {
-      const geometry = await page.evaluate(() => {
-        const plot = document.querySelector("#timeline [data-plot]") as SVGRectElement;
-        const box = plot.getBoundingClientRect();
-        const marks = [...document.querySelectorAll("#timeline .mark")].map((g) => {
-          const line = (g.querySelector("line") as SVGLineElement).getBoundingClientRect();
-          return {
-            kind: g.getAttribute("data-kind"),
-            x: line.left + line.width / 2,
-            label: g.querySelector("text")?.textContent ?? "",
-          };
-        });
-        const embedded = document.getElementById("stayup-report")?.textContent ?? "";
-        return {
-          left: box.left,
-          width: box.width,
-          marks,
-          embedded,
-          verdict: document.getElementById("verdict")?.textContent,
-        };
-      });
-      const duration = report.timeline.durationSeconds;
-      const xOf = (seconds: number) => geometry.left + (seconds / duration) * geometry.width;
-      const fault = report.timeline.fault;
-      assert.ok(fault);
-      const faultMarks = geometry.marks.filter((m) => m.kind === "fault");
-      assert.equal(faultMarks.length, 1);
-      assert.ok(
-        Math.abs((faultMarks[0]?.x ?? 0) - xOf(fault.seconds)) < 2,
-        `fault marker at ${fault.seconds} s`,
-      );
-      assert.match(faultMarks[0]?.label ?? "", new RegExp(`\\(${fault.seconds.toFixed(2)} s\\)`));
-      const recoveryMarks = geometry.marks.filter((m) => m.kind === "recovery");
-      assert.equal(recoveryMarks.length, report.timeline.recoveries.length);
-      report.timeline.recoveries.forEach((r, i) => {
-        assert.ok(
-          Math.abs((recoveryMarks[i]?.x ?? 0) - xOf(r.seconds)) < 2,
-          `recovery marker at ${r.seconds} s`,
-        );
-        assert.match(recoveryMarks[i]?.label ?? "", new RegExp(`\\(${r.seconds.toFixed(2)} s\\)`));
-      });
-      assert.ok(
-        recoveryMarks.every((m) => m.x > (faultMarks[0]?.x ?? 0)),
-        "recovery after the fault",
-      );
-      assert.deepEqual(JSON.parse(geometry.embedded), report, "the raw JSON is embedded");
-      assert.equal(geometry.verdict, "PASSED");
-    });
-  });
-
-  it("its markers, steps and impact window sit where the JSON says", async () => {
-    await assertMarkersAtJsonTimes(browser, htmlFile, report, "drill-report-kill.png");
-  });
-
-  it("stayup report renders the saved JSON to the same HTML again", async () => {
-    const out = path.join(dir, "again.html");
-    const again = await runCli(["report", path.join(dir, "kill.json"), "--out", out]);
-    assert.equal(again.code, 0, again.stderr);
-    assert.equal(readFileSync(out, "utf8"), readFileSync(htmlFile, "utf8"));
-  });
-
-  it("stayup report names what is wrong with a file that is not a report", async () => {
-    const bad = path.join(dir, "bad.json");
-    await import("node:fs").then((fs) => fs.writeFileSync(bad, JSON.stringify({ drill: "x" })));
-    const res = await runCli(["report", bad]);
-    assert.equal(res.code, 1);
-    assert.match(
-      res.stderr,
-      /is not a stayup drill report \(missing: requests, failed, timeline, events, verdict\)/,
-    );
-  });
-});
-
-/** Gray-fault and rolling-deploy drills on one running stack, their HTML reports opened from disk. */
-describe("gray-fault and rolling-deploy reports in a browser", { timeout: 300_000 }, () => {
-  const dir = tempDir();
-  const stateDir = path.join(dir, ".stayup");
-  let browser: Browser;
-  const drill = async (name: string, extra: string[] = []) => {
-    const html = path.join(dir, `${name}.html`);
-    const res = await runCli(
+    const up = await runCli(
       [
-        "drill",
-        name,
-        "--rate",
-        "100",
-        "--report",
-        html,
-        "--state-dir",
-        stateDir,
-        "--config",
-        configPath,
-        ...extra,
+        ...["up", "--detach", "--config", oneRegionConfig, "--state-dir", stateDir],
+        ...["--port", "0", "--redis-port", "0", "--dns-port", "0"],
       ],
-      { cwd: dir, timeoutMs: 150_000 },
+      { cwd: stackDir, timeoutMs: 150_000 },
     );
-    assert.equal(res.code, 0, res.stderr + res.stdout);
-    return {
-      html,
-      report: JSON.parse(readFileSync(html.replace(/\.html$/, ".json"), "utf8")) as DrillReport,
-    };
-  };
-
-  before(async () => {
-    await upDetached(stateDir, { cwd: dir, timeoutMs: 90_000 });
+    assert.equal(up.code, 0, up.stderr + up.stdout);
     browser = await launchChromium();
   });
   after(async () => {
@@ -426,44 +304,181 @@ describe("gray-fault and rolling-deploy reports in a browser", { timeout: 300_00
     await runCli(["down", "--state-dir", stateDir]);
   });
 
-  it("failing-instance: the fault, the ejection and the return, at the JSON's times", async () => {
-    const { html, report } = await drill("failing-instance", ["--fault-seconds", "4"]);
-    const t = report.timeline;
-    const victim = (report.victim as { id: string }).id;
-    assert.match(t.fault?.label ?? "", new RegExp(`${victim} .*answers 500`));
-    assert.deepEqual(
-      t.recoveries.map((r) => r.label.replace(/ \(.*\)$/, "")),
-      [`${victim} ejected`, `${victim} back in rotation`],
-    );
-    assert.deepEqual(
-      t.steps.map((s) => s.label),
-      ["fault cleared"],
-    );
-    // The markers are the events' own times: the ejection is the report's recovery.
-    const ejected = report.events.find((e) => e.type === "target.ejected" && e.instanceId === victim);
-    assert.equal(t.recoveries[0]?.at, ejected?.time);
-    assert.ok(
-      Math.abs((t.recoveries[0]?.seconds ?? 0) - (t.fault?.seconds ?? 0) - (report.recoverySeconds ?? -1)) <
-        0.002,
-    );
-    await assertMarkersAtJsonTimes(browser, html, report, "drill-report-failing-instance.png");
+  describe("drill report in a browser", () => {
+    const dir = tempDir();
+    const htmlFile = path.join(dir, "kill.html");
+    let report: DrillReport;
+
+    before(async () => {
+      const drill = await runCli(
+        [
+          ...["drill", "kill-instance", "--rate", "100", "--report", htmlFile],
+          ...["--state-dir", stateDir, "--config", oneRegionConfig],
+        ],
+        { cwd: dir, timeoutMs: 120_000 },
+      );
+      assert.equal(drill.code, 0, drill.stderr + drill.stdout);
+      assert.match(drill.stdout, /timeline\s+\S*↯\S*/, "the terminal summary has the run on one line");
+      assert.match(drill.stderr, new RegExp(`report: ${htmlFile.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}`));
+      report = JSON.parse(readFileSync(path.join(dir, "kill.json"), "utf8")) as DrillReport;
+    });
+
+    it("the JSON carries the fault time and the recovery times", () => {
+      const fault = report.timeline.fault;
+      assert.ok(fault, "fault mark");
+      assert.ok(report.timeline.recoveries.length >= 1, "a recovery mark");
+      assert.equal(report.recoverySeconds !== null, true);
+      const recovery = report.timeline.recoveries.at(-1);
+      assert.ok(recovery);
+      assert.ok(Math.abs(recovery.seconds - fault.seconds - (report.recoverySeconds ?? 0)) < 0.002);
+      assert.ok(report.timeline.buckets.length > 20, "100 ms buckets over the run");
+      assert.equal(
+        report.timeline.buckets.reduce((s, b) => s + b.ok + b.failed, 0),
+        report.requests,
+        "every request is in a bucket",
+      );
+    });
+
+    it("opened from disk, the report shows the fault and recovery markers at the JSON's times", async () => {
+      await checkReportPage(browser, htmlFile, "drill-report.png", async (page) => {
+        const geometry = await page.evaluate(() => {
+          const plot = document.querySelector("#timeline [data-plot]") as SVGRectElement;
+          const box = plot.getBoundingClientRect();
+          const marks = [...document.querySelectorAll("#timeline .mark")].map((g) => {
+            const line = (g.querySelector("line") as SVGLineElement).getBoundingClientRect();
+            return {
+              kind: g.getAttribute("data-kind"),
+              x: line.left + line.width / 2,
+              label: g.querySelector("text")?.textContent ?? "",
+            };
+          });
+          const embedded = document.getElementById("stayup-report")?.textContent ?? "";
+          return {
+            left: box.left,
+            width: box.width,
+            marks,
+            embedded,
+            verdict: document.getElementById("verdict")?.textContent,
+          };
+        });
+        const duration = report.timeline.durationSeconds;
+        const xOf = (seconds: number) => geometry.left + (seconds / duration) * geometry.width;
+        const fault = report.timeline.fault;
+        assert.ok(fault);
+        const faultMarks = geometry.marks.filter((m) => m.kind === "fault");
+        assert.equal(faultMarks.length, 1);
+        assert.ok(
+          Math.abs((faultMarks[0]?.x ?? 0) - xOf(fault.seconds)) < 2,
+          `fault marker at ${fault.seconds} s`,
+        );
+        assert.match(faultMarks[0]?.label ?? "", new RegExp(`\\(${fault.seconds.toFixed(2)} s\\)`));
+        const recoveryMarks = geometry.marks.filter((m) => m.kind === "recovery");
+        assert.equal(recoveryMarks.length, report.timeline.recoveries.length);
+        report.timeline.recoveries.forEach((r, i) => {
+          assert.ok(
+            Math.abs((recoveryMarks[i]?.x ?? 0) - xOf(r.seconds)) < 2,
+            `recovery marker at ${r.seconds} s`,
+          );
+          assert.match(recoveryMarks[i]?.label ?? "", new RegExp(`\\(${r.seconds.toFixed(2)} s\\)`));
+        });
+        assert.ok(
+          recoveryMarks.every((m) => m.x > (faultMarks[0]?.x ?? 0)),
+          "recovery after the fault",
+        );
+        assert.deepEqual(JSON.parse(geometry.embedded), report, "the raw JSON is embedded");
+        assert.equal(geometry.verdict, "PASSED");
+      });
+    });
+
+    it("its markers, steps and impact window sit where the JSON says", async () => {
+      await assertMarkersAtJsonTimes(browser, htmlFile, report, "drill-report-kill.png");
+    });
+
+    it("stayup report renders the saved JSON to the same HTML again", async () => {
+      const out = path.join(dir, "again.html");
+      const again = await runCli(["report", path.join(dir, "kill.json"), "--out", out]);
+      assert.equal(again.code, 0, again.stderr);
+      assert.equal(readFileSync(out, "utf8"), readFileSync(htmlFile, "utf8"));
+    });
+
+    it("stayup report names what is wrong with a file that is not a report", async () => {
+      const bad = path.join(dir, "bad.json");
+      await import("node:fs").then((fs) => fs.writeFileSync(bad, JSON.stringify({ drill: "x" })));
+      const res = await runCli(["report", bad]);
+      assert.equal(res.code, 1);
+      assert.match(
+        res.stderr,
+        /is not a stayup drill report \(missing: requests, failed, timeline, events, verdict\)/,
+      );
+    });
   });
 
-  it("rolling-deploy: the roll, each new instance in rotation and its completion, at the JSON's times", async () => {
-    const { html, report } = await drill("rolling-deploy");
-    const t = report.timeline;
-    assert.match(t.fault?.label ?? "", /roll to a new version started/);
-    const inRotation = t.recoveries.filter((r) => / in rotation$/.test(r.label));
-    assert.ok(inRotation.length >= (report.instancesReplaced as number), "each replacement marked");
-    const completed = report.events.find((e) => e.type === "roll.completed");
-    assert.ok(completed);
-    assert.equal(t.recoveries.at(-1)?.at, completed.time);
-    assert.match(t.recoveries.at(-1)?.label ?? "", /roll completed: \d+ replaced/);
-    for (const r of inRotation) {
-      const id = r.label.replace(/ in rotation$/, "");
-      const healthy = report.events.find((e) => e.type === "target.healthy" && e.instanceId === id);
-      assert.equal(r.at, healthy?.time, `${id}'s marker at its target.healthy event`);
-    }
-    await assertMarkersAtJsonTimes(browser, html, report, "drill-report-rolling-deploy.png");
+  describe("gray-fault and rolling-deploy reports in a browser", () => {
+    const dir = tempDir();
+    const drill = async (name: string, extra: string[] = []) => {
+      const html = path.join(dir, `${name}.html`);
+      const res = await runCli(
+        [
+          "drill",
+          name,
+          "--rate",
+          "100",
+          "--report",
+          html,
+          "--state-dir",
+          stateDir,
+          "--config",
+          oneRegionConfig,
+          ...extra,
+        ],
+        { cwd: dir, timeoutMs: 150_000 },
+      );
+      assert.equal(res.code, 0, res.stderr + res.stdout);
+      return {
+        html,
+        report: JSON.parse(readFileSync(html.replace(/\.html$/, ".json"), "utf8")) as DrillReport,
+      };
+    };
+
+    it("failing-instance: the fault, the ejection and the return, at the JSON's times", async () => {
+      const { html, report } = await drill("failing-instance", ["--fault-seconds", "4"]);
+      const t = report.timeline;
+      const victim = (report.victim as { id: string }).id;
+      assert.match(t.fault?.label ?? "", new RegExp(`${victim} .*answers 500`));
+      assert.deepEqual(
+        t.recoveries.map((r) => r.label.replace(/ \(.*\)$/, "")),
+        [`${victim} ejected`, `${victim} back in rotation`],
+      );
+      assert.deepEqual(
+        t.steps.map((s) => s.label),
+        ["fault cleared"],
+      );
+      // The markers are the events' own times: the ejection is the report's recovery.
+      const ejected = report.events.find((e) => e.type === "target.ejected" && e.instanceId === victim);
+      assert.equal(t.recoveries[0]?.at, ejected?.time);
+      assert.ok(
+        Math.abs((t.recoveries[0]?.seconds ?? 0) - (t.fault?.seconds ?? 0) - (report.recoverySeconds ?? -1)) <
+          0.002,
+      );
+      await assertMarkersAtJsonTimes(browser, html, report, "drill-report-failing-instance.png");
+    });
+
+    it("rolling-deploy: the roll, each new instance in rotation and its completion, at the JSON's times", async () => {
+      const { html, report } = await drill("rolling-deploy");
+      const t = report.timeline;
+      assert.match(t.fault?.label ?? "", /roll to a new version started/);
+      const inRotation = t.recoveries.filter((r) => / in rotation$/.test(r.label));
+      assert.ok(inRotation.length >= (report.instancesReplaced as number), "each replacement marked");
+      const completed = report.events.find((e) => e.type === "roll.completed");
+      assert.ok(completed);
+      assert.equal(t.recoveries.at(-1)?.at, completed.time);
+      assert.match(t.recoveries.at(-1)?.label ?? "", /roll completed: \d+ replaced/);
+      for (const r of inRotation) {
+        const id = r.label.replace(/ in rotation$/, "");
+        const healthy = report.events.find((e) => e.type === "target.healthy" && e.instanceId === id);
+        assert.equal(r.at, healthy?.time, `${id}'s marker at its target.healthy event`);
+      }
+      await assertMarkersAtJsonTimes(browser, html, report, "drill-report-rolling-deploy.png");
+    });
   });
 });

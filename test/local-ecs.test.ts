@@ -71,7 +71,8 @@ describe("local ECS topology, prod (spread)", { timeout: 420_000 }, () => {
   });
 
   it("serves through the load balancer from the tasks, counting in Redis", async () => {
-    const tasks = new Set((await status()).instances.map((i) => i.id));
+    // The stack itself, not the CLI's printing of it (the test above reads that): no CLI process.
+    const tasks = new Set((await StackClient.require(stateDir).status()).instances.map((i) => i.id));
     const counts: number[] = [];
     for (let n = 0; n < 6; n++) {
       const res = await request(`http://127.0.0.1:${port}/`);

@@ -9,7 +9,9 @@ import type { DrillReport } from "../src/drills/report.ts";
 import { StackClient } from "../src/local/control-plane/client.ts";
 import type { StackStatus } from "../src/local/runtime.ts";
 import { assertPortFree, findFreePort } from "../src/shared/net.ts";
-import { configPath, isAlive, runCli, tempDir, waitFor } from "./helpers.ts";
+import { configPath, isAlive, repoRoot, runCli, tempDir, waitFor } from "./helpers.ts";
+
+const oneRegionConfig = path.join(repoRoot, "test/fixtures/one-region.config.ts");
 
 /** A failure the region recovers from by itself: DNS stays on the primary, the standby stays idle. */
 function assertNoRegionFailover(report: DrillReport): void {
@@ -50,7 +52,8 @@ describe("local stack through the CLI", { timeout: 900_000 }, () => {
     JSON.parse((await runCli(["status", "--json", "--state-dir", stateDir])).stdout) as StackStatus;
   /**
    * What `status --json` prints (it prints this object), without a CLI process per look: for the
-   * waits below, which look every 50 ms (a CLI run costs most of a second of CPU).
+   * waits below, which look every 50 ms, and every test that reads the stack rather than the CLI's
+   * printing of it (a CLI run costs most of a second of CPU; the first test reads it through the CLI).
    */
   const polledStatus = () => StackClient.require(stateDir).status();
 
@@ -111,7 +114,7 @@ describe("local stack through the CLI", { timeout: 900_000 }, () => {
     }
     // Round robin, shared with the DNS health check's requests: every instance answers, and no
     // instance answers more than two in a row.
-    const s = await status();
+    const s = await polledStatus();
     assert.deepEqual(new Set(answers.map((a) => a.instanceId)), new Set(s.instances.map((i) => i.id)));
     for (let i = 2; i < answers.length; i++) {
       const run = new Set([answers[i]?.instanceId, answers[i - 1]?.instanceId, answers[i - 2]?.instanceId]);
@@ -121,31 +124,44 @@ describe("local stack through the CLI", { timeout: 900_000 }, () => {
 
   for (const signal of ["KILL", "TERM"] as const) {
     it(`drill kill-instance --signal ${signal}: no failed request, a healthy replacement, a continuous counter`, async () => {
-      const before = await status();
-      const drill = await runCli(["drill", "kill-instance", "--signal", signal, "--json", ...common()], {
-        timeoutMs: 60_000,
-      });
+      const before = await polledStatus();
+      const drill = await runCli(
+        ["drill", "kill-instance", "--signal", signal, "--json", "--rate", "100", ...common()],
+        {
+          timeoutMs: 60_000,
+        },
+      );
       assert.equal(drill.code, 0, drill.stderr + drill.stdout);
       const report = JSON.parse(drill.stdout) as DrillReport & {
         victim: { id: string; pid: number };
         replacement: { id: string } | null;
       };
       assert.equal(report.drill, "kill-instance");
-      assert.ok(report.requests >= 400, `steady traffic at 200/s for 3 s or more, got ${report.requests}`);
+      assert.ok(report.requests >= 200, `steady traffic at 100/s for 2 s or more, got ${report.requests}`);
       assert.equal(report.failed, 0, JSON.stringify(report.failures));
       assert.equal(report.counterContinuous, true);
       assert.equal(typeof report.recoverySeconds, "number", "the replacement became healthy");
       assert.ok(report.replacement);
       assert.ok(before.instances.some((i) => i.id === report.victim.id));
       assert.equal(isAlive(report.victim.pid), false, "the victim is gone");
-      const afterwards = await status();
-      assert.equal(afterwards.instances.filter((i) => i.healthy).length, before.group.desired);
+      // Capacity back: as many healthy instances as the group wants. Its wish is read with them, not
+      // from before the drill: on a loaded machine target tracking may have scaled it meanwhile.
+      const afterwards = await waitFor(
+        "as many healthy instances as the group's desired capacity",
+        async () => {
+          const s = await polledStatus();
+          return s.instances.filter((i) => i.healthy).length === s.group.desired ? s : undefined;
+        },
+        60_000,
+      );
       assert.ok(afterwards.instances.some((i) => i.id === report.replacement?.id && i.healthy));
     });
   }
 
   it("drill az-outage: a whole zone lost at once, no failed request, capacity back in the other zones", async () => {
-    const drill = await runCli(["drill", "az-outage", "--json", ...common()], { timeoutMs: 60_000 });
+    const drill = await runCli(["drill", "az-outage", "--json", "--rate", "100", ...common()], {
+      timeoutMs: 60_000,
+    });
     assert.equal(drill.code, 0, drill.stderr + drill.stdout);
     const report = JSON.parse(drill.stdout) as DrillReport & {
       az: string;
@@ -161,7 +177,7 @@ describe("local stack through the CLI", { timeout: 900_000 }, () => {
     assert.equal(report.launchedInImpairedAz, 0, "nothing launches in the zone that is down");
     assert.ok(!report.zonesAfter.includes(report.az));
     assertNoRegionFailover(report);
-    const s = await status();
+    const s = await polledStatus();
     assert.equal(s.instances.filter((i) => i.healthy).length, s.group.desired);
   });
 
@@ -169,7 +185,9 @@ describe("local stack through the CLI", { timeout: 900_000 }, () => {
   // beside other suites made its figures depend on them (header timeouts under a load average of 15).
 
   it("drill redis-failover: a replica is promoted, no request fails, the count never goes back", async () => {
-    const drill = await runCli(["drill", "redis-failover", "--json", ...common()], { timeoutMs: 90_000 });
+    const drill = await runCli(["drill", "redis-failover", "--json", "--rate", "100", ...common()], {
+      timeoutMs: 90_000,
+    });
     assert.equal(drill.code, 0, drill.stderr + drill.stdout);
     const report = JSON.parse(drill.stdout) as DrillReport & {
       writeOutageSeconds: number;
@@ -190,7 +208,7 @@ describe("local stack through the CLI", { timeout: 900_000 }, () => {
     // A recovery inside the region, within its budget: the region is never called down.
     assertNoRegionFailover(report);
     // Instances followed the failover without a restart.
-    const s = await status();
+    const s = await polledStatus();
     assert.ok(s.instances.every((i) => isAlive(i.pid)));
     const res = await request(`http://127.0.0.1:${port}/`);
     assert.equal(res.statusCode, 200);
@@ -198,7 +216,9 @@ describe("local stack through the CLI", { timeout: 900_000 }, () => {
   });
 
   it("drill region-outage (redis.crossRegion none): DNS fails over and back; the count's reset is reported", async () => {
-    const drill = await runCli(["drill", "region-outage", "--json", ...common()], { timeoutMs: 120_000 });
+    const drill = await runCli(["drill", "region-outage", "--json", "--rate", "100", ...common()], {
+      timeoutMs: 120_000,
+    });
     assert.equal(drill.code, 0, drill.stderr + drill.stdout);
     const report = JSON.parse(drill.stdout) as DrillReport & {
       outageSeconds: number;
@@ -265,7 +285,7 @@ describe("local stack through the CLI", { timeout: 900_000 }, () => {
         report.countWentBackBy >= (primaryPhase?.last ?? 0) - (secondaryPhase?.first ?? 0),
     );
     assert.ok((report.acknowledgedLostOnFailover ?? 0) > 0, "the primary's counts are not in the secondary");
-    const s = await status();
+    const s = await polledStatus();
     assert.equal(s.redis.crossRegion?.mode, "none");
     assert.notEqual(s.redis.secondary?.url, s.redis.url, "each region its own Redis");
     assert.equal(s.dns?.answer, "127.0.0.1");
@@ -273,7 +293,7 @@ describe("local stack through the CLI", { timeout: 900_000 }, () => {
   });
 
   it("every instance frozen at once: held as overload, none replaced; they serve again once they recover", async () => {
-    const before = await status();
+    const before = await polledStatus();
     const pids = before.instances.map((i) => i.pid);
     const logFile = path.join(stateDir, "stack.log");
     for (const pid of pids) process.kill(pid, "SIGSTOP");
@@ -284,7 +304,7 @@ describe("local stack through the CLI", { timeout: 900_000 }, () => {
           /overload, not a broken instance; not replaced/.test(readFileSync(logFile, "utf8")) || undefined,
         30_000,
       );
-      const during = await status();
+      const during = await polledStatus();
       assert.deepEqual(
         during.instances.map((i) => i.pid).sort(),
         [...pids].sort(),
@@ -305,7 +325,7 @@ describe("local stack through the CLI", { timeout: 900_000 }, () => {
 
   it("one instance frozen while the others are healthy: replaced after the delay, launch before terminate", async () => {
     const logFrom = readFileSync(path.join(stateDir, "stack.log"), "utf8").length;
-    const before = await status();
+    const before = await polledStatus();
     const victim = before.instances.find((i) => i.healthy);
     assert.ok(victim);
     process.kill(victim.pid, "SIGSTOP");
@@ -388,7 +408,7 @@ describe("local stack through the CLI", { timeout: 900_000 }, () => {
   });
 
   it("down stops everything; up again continues the count (Redis persistence)", async () => {
-    const s = await status();
+    const s = await polledStatus();
     const last = ((await (await request(`http://127.0.0.1:${port}/`)).body.json()) as { count: number })
       .count;
     const down = await runCli(["down", "--state-dir", stateDir]);
@@ -416,7 +436,9 @@ describe("drill without a running stack", { timeout: 120_000 }, () => {
   it("starts a temporary stack on free ports, drills it and stops it", async () => {
     const dir = tempDir();
     const drill = await runCli(
-      ["drill", "kill-instance", "--json", "--rate", "100", "--config", configPath],
+      // The description with its primary region only: what is tested is the temporary stack's
+      // start, drill and stop, not the secondary region (the suite above fails it over).
+      ["drill", "kill-instance", "--json", "--rate", "100", "--config", oneRegionConfig],
       {
         cwd: dir,
         timeoutMs: 90_000,

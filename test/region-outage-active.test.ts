@@ -40,7 +40,9 @@ describe("region outage with an active standby", { timeout: 400_000 }, () => {
   });
 
   it("drill region-outage: the secondary seen serving, then the failback", async () => {
-    const drill = await runCli(["drill", "region-outage", "--json", ...common()], { timeoutMs: 200_000 });
+    const drill = await runCli(["drill", "region-outage", "--json", "--rate", "100", ...common()], {
+      timeoutMs: 200_000,
+    });
     const report = JSON.parse(drill.stdout || "{}") as DrillReport & {
       standbyCapacity: number;
       failedBack: boolean;

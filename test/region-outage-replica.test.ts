@@ -54,7 +54,9 @@ describe("region outage with a cross-region Redis replica", { timeout: 400_000 }
   });
 
   it("drill region-outage: the count continuous through failover and failback, acknowledgedLost 0 on failback", async () => {
-    const drill = await runCli(["drill", "region-outage", "--json", ...common()], { timeoutMs: 150_000 });
+    const drill = await runCli(["drill", "region-outage", "--json", "--rate", "100", ...common()], {
+      timeoutMs: 150_000,
+    });
     const report = JSON.parse(drill.stdout || "{}") as DrillReport & {
       crossRegion: string;
       replicationLagMs: number | null;

@@ -5,7 +5,10 @@ import { StackSession } from "../src/cli/stack-session.ts";
 import { rollingDeployDrill } from "../src/drills/rolling-deploy.ts";
 import { SteadyTraffic } from "../src/drills/traffic.ts";
 import { loadStack, resolveStack, validateStack } from "../src/stack/index.ts";
-import { configPath } from "./helpers.ts";
+import { repoRoot } from "./helpers.ts";
+import path from "node:path";
+
+const oneRegionConfig = path.join(repoRoot, "test/fixtures/one-region.config.ts");
 
 const versionServing = async (listener: string): Promise<string> => {
   const res = await request(`${listener}/`, { reset: true });
@@ -15,17 +18,18 @@ const versionServing = async (listener: string): Promise<string> => {
 describe("rolling deploy on real processes and a real redis-server", () => {
   let session: StackSession;
   before(async () => {
-    session = await StackSession.temporary(await loadStack(configPath, "dev"));
+    // Its primary region only: these rolls touch no other (the warm standby's roll is the next suite's).
+    session = await StackSession.temporary(await loadStack(oneRegionConfig, "dev"));
   });
   after(async () => {
     await session?.stop();
   });
 
-  it("rolls a new version under 200 requests/s: 0 failed, every instance replaced, the count continuous", async () => {
+  it("rolls a new version under 100 requests/s: 0 failed, every instance replaced, the count continuous", async () => {
     const before = await session.client.status();
     const inService = before.instances.filter((i) => i.healthy).map((i) => i.id);
     const oldVersion = await versionServing(before.listener);
-    const report = await rollingDeployDrill(session.client, { rate: 200 });
+    const report = await rollingDeployDrill(session.client, { rate: 100 });
     assert.equal(report.failed, 0, JSON.stringify(report.failures));
     assert.equal(report.counterContinuous, true);
     assert.equal(report.rolledBack, false);
@@ -41,7 +45,7 @@ describe("rolling deploy on real processes and a real redis-server", () => {
     it(`a new version that ${broken === "crash" ? "crashes" : "never turns healthy"} is rolled back with nothing failed for clients`, async () => {
       const before = await session.client.status();
       const serving = await versionServing(before.listener);
-      const report = await rollingDeployDrill(session.client, { rate: 200, broken });
+      const report = await rollingDeployDrill(session.client, { rate: 100, broken });
       assert.equal(report.rolledBack, true);
       assert.equal(report.failed, 0, JSON.stringify(report.failures));
       assert.equal(report.counterContinuous, true);

@@ -4,12 +4,14 @@ import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { Redis } from "ioredis";
 import { request } from "undici";
+import { rollingDeployDrill } from "../src/drills/rolling-deploy.ts";
+import { StackClient } from "../src/local/control-plane/client.ts";
 import { EventBus } from "../src/local/events/bus.ts";
 import { DataVolume } from "../src/local/single-instance/data-volume.ts";
 import { SingleInstanceGroup } from "../src/local/single-instance/group.ts";
 import { StableAddress } from "../src/local/single-instance/stable-address.ts";
 import { bundleWebService } from "../src/web-service/bundle.ts";
-import { isAlive, tempDir, waitFor } from "./helpers.ts";
+import { configPath, isAlive, runCli, tempDir, waitFor } from "./helpers.ts";
 
 async function count(url: string): Promise<{ count: number; instanceId: string }> {
   const res = await request(`${url}/`, { reset: true });
@@ -144,15 +146,32 @@ describe("single instance locally (seed 003): real processes, a real redis-serve
   });
 });
 
-describe("single instance through the CLI and the control plane (--topology single-instance)", () => {
-  it("status shows the address, the instance it points at and the volume's attachment", async () => {
-    const { StackSession } = await import("../src/cli/stack-session.ts");
-    const { loadStack } = await import("../src/stack/index.ts");
-    const { configPath } = await import("./helpers.ts");
-    const stack = await loadStack(configPath, "dev", { topology: "single-instance" });
-    const session = await StackSession.temporary(stack);
-    try {
-      const status = await session.client.status();
+/**
+ * One single-instance stack (`stayup up --detach --topology single-instance`) for the status, the
+ * drills and the rollback below: each reads it or rolls it and leaves one healthy instance serving,
+ * which is all the next one needs. One start instead of four (a bundle build and an instance each).
+ */
+describe("single instance on one running stack (--topology single-instance)", { timeout: 600_000 }, () => {
+  const stateDir = path.join(tempDir(), ".stayup");
+  const client = () => StackClient.require(stateDir);
+
+  before(async () => {
+    const up = await runCli(
+      [
+        ...["up", "--detach", "--topology", "single-instance", "--config", configPath],
+        ...["--state-dir", stateDir, "--port", "0", "--redis-port", "0", "--dns-port", "0"],
+      ],
+      { timeoutMs: 150_000 },
+    );
+    assert.equal(up.code, 0, up.stderr + up.stdout);
+  });
+  after(async () => {
+    await runCli(["down", "--state-dir", stateDir], { timeoutMs: 120_000 });
+  });
+
+  describe("single instance through the CLI and the control plane (--topology single-instance)", () => {
+    it("status shows the address, the instance it points at and the volume's attachment", async () => {
+      const status = await client().status();
       const single = status.singleInstance;
       assert.ok(single, "no singleInstance in status");
       const [instance] = status.instances;
@@ -163,74 +182,73 @@ describe("single instance through the CLI and the control plane (--topology sing
       assert.equal(`http://${single.address}`, status.listener);
       const answer = await count(status.listener);
       assert.equal(answer.instanceId, instance.id);
-    } finally {
-      await session.stop();
-    }
-  });
-
-  it("drill kill-instance reports the downtime clients saw, the recovery and a continuous counter", async () => {
-    const { runCli } = await import("./helpers.ts");
-    const result = await runCli(["drill", "kill-instance", "--topology", "single-instance", "--json"], {
-      timeoutMs: 240_000,
     });
-    assert.equal(result.code, 0, result.stderr);
-    const report = JSON.parse(result.stdout) as {
-      drill: string;
-      failed: number;
-      recoverySeconds: number | null;
-      counterContinuous: boolean;
-      victim: { id: string };
-      replacement: { id: string } | null;
-    };
-    assert.equal(report.drill, "kill-instance");
-    assert.equal(report.counterContinuous, true, "nothing acknowledged lost");
-    assert.ok(report.recoverySeconds !== null && report.recoverySeconds > 0, "the address answered again");
-    assert.ok(report.replacement && report.replacement.id !== report.victim.id);
-    // A single instance cannot avoid downtime: clients saw failures while the address pointed nowhere.
-    assert.ok(report.failed > 0);
-  });
-});
 
-describe("single instance: a roll cannot overlap two instances on one volume", () => {
-  it("drill rolling-deploy replaces the one instance, reports the downtime and loses no count", async () => {
-    const { runCli } = await import("./helpers.ts");
-    const result = await runCli(["drill", "rolling-deploy", "--topology", "single-instance", "--json"], {
-      timeoutMs: 240_000,
+    it("drill kill-instance reports the downtime clients saw, the recovery and a continuous counter", async () => {
+      const result = await runCli(
+        [
+          ...["drill", "kill-instance", "--json", "--rate", "100", "--topology", "single-instance"],
+          ...["--config", configPath, "--state-dir", stateDir],
+        ],
+        { timeoutMs: 240_000 },
+      );
+      assert.equal(result.code, 0, result.stderr);
+      const report = JSON.parse(result.stdout) as {
+        drill: string;
+        failed: number;
+        recoverySeconds: number | null;
+        counterContinuous: boolean;
+        victim: { id: string };
+        replacement: { id: string } | null;
+      };
+      assert.equal(report.drill, "kill-instance");
+      assert.equal(report.counterContinuous, true, "nothing acknowledged lost");
+      assert.ok(report.recoverySeconds !== null && report.recoverySeconds > 0, "the address answered again");
+      assert.ok(report.replacement && report.replacement.id !== report.victim.id);
+      // A single instance cannot avoid downtime: clients saw failures while the address pointed nowhere.
+      assert.ok(report.failed > 0);
     });
-    assert.equal(result.code, 0, result.stderr);
-    const report = JSON.parse(result.stdout) as {
-      failed: number;
-      instancesReplaced: number;
-      rolledBack: boolean;
-      counterContinuous: boolean;
-      topology: string;
-    };
-    assert.equal(report.topology, "single-instance");
-    assert.equal(report.instancesReplaced, 1);
-    assert.equal(report.rolledBack, false);
-    assert.equal(report.counterContinuous, true, "nothing acknowledged lost");
-    assert.equal(typeof report.failed, "number");
   });
-});
 
-describe("single instance: its own health check rolls back a version that listens but fails /health", () => {
-  it("drill rolling-deploy --broken unhealthy: rolled back, the old version serving again, no count lost", async () => {
-    const { StackSession } = await import("../src/cli/stack-session.ts");
-    const { loadStack } = await import("../src/stack/index.ts");
-    const { configPath } = await import("./helpers.ts");
-    const { rollingDeployDrill } = await import("../src/drills/rolling-deploy.ts");
-    const stack = await loadStack(configPath, "dev", { topology: "single-instance" });
-    const session = await StackSession.temporary(stack);
-    try {
-      const before = await session.client.status();
+  describe("single instance: a roll cannot overlap two instances on one volume", () => {
+    it("drill rolling-deploy replaces the one instance, reports the downtime and loses no count", async () => {
+      const result = await runCli(
+        [
+          ...["drill", "rolling-deploy", "--json", "--rate", "100", "--topology", "single-instance"],
+          ...["--config", configPath, "--state-dir", stateDir],
+        ],
+        { timeoutMs: 240_000 },
+      );
+      assert.equal(result.code, 0, result.stderr);
+      const report = JSON.parse(result.stdout) as {
+        failed: number;
+        instancesReplaced: number;
+        rolledBack: boolean;
+        counterContinuous: boolean;
+        topology: string;
+      };
+      assert.equal(report.topology, "single-instance");
+      assert.equal(report.instancesReplaced, 1);
+      assert.equal(report.rolledBack, false);
+      assert.equal(report.counterContinuous, true, "nothing acknowledged lost");
+      assert.equal(typeof report.failed, "number");
+    });
+  });
+
+  describe("single instance: its own health check rolls back a version that listens but fails /health", () => {
+    it("drill rolling-deploy --broken unhealthy: rolled back, the old version serving again, no count lost", async () => {
+      const stack = client();
+      const before = await stack.status();
       const serving = (await count(before.listener)) as { version?: string; instanceId: string };
       assert.ok(serving.version);
+      // This roll's events only: the stream replays the earlier drills' (a kill has its own unhealthy target).
+      const from = new Date().toISOString();
       const events: string[] = [];
       const abort = new AbortController();
       const reading = (async () => {
-        for await (const e of session.client.events(abort.signal)) events.push(e.type);
+        for await (const e of stack.events(abort.signal)) if (e.time >= from) events.push(e.type);
       })().catch(() => undefined);
-      const report = await rollingDeployDrill(session.client, { rate: 50, broken: "unhealthy" });
+      const report = await rollingDeployDrill(stack, { rate: 50, broken: "unhealthy" });
       abort.abort();
       await reading;
       assert.equal(report.rolledBack, true, JSON.stringify(report));
@@ -239,15 +257,13 @@ describe("single instance: its own health check rolls back a version that listen
       assert.equal(report.counterContinuous, true, "nothing acknowledged lost");
       assert.ok(events.includes("target.unhealthy"), "the new version's health check failed");
       assert.ok(events.includes("roll.rolled-back"));
-      const now = await session.client.status();
+      const now = await stack.status();
       const [instance] = now.instances;
       assert.ok(instance && now.singleInstance?.associatedWith === instance.id);
       const answer = (await count(now.listener)) as { version?: string; instanceId: string };
       assert.equal(answer.version, serving.version, "the old version serves again");
       assert.equal(answer.instanceId, instance.id);
       assert.notEqual(answer.instanceId, serving.instanceId, "on a new instance (the volume had to move)");
-    } finally {
-      await session.stop();
-    }
+    });
   });
 });
