@@ -138,7 +138,10 @@ describe("redis-failover drill and restart from the newest copy", { timeout: 300
   });
 
   it("kills the primary under load: 0 failed requests, no acknowledged count lost", async () => {
-    const res = await runCli(["drill", "redis-failover", "--json", "--state-dir", stateDir], {
+    // Half a second of steady traffic before and after the failover (1.5 s each by default): the
+    // figures checked are the failover's.
+    const phases = ["--warmup-seconds", "0.5", "--cooldown-seconds", "0.5"];
+    const res = await runCli(["drill", "redis-failover", "--json", ...phases, "--state-dir", stateDir], {
       timeoutMs: 180_000,
     });
     report = JSON.parse(res.stdout) as DrillReport;

@@ -268,7 +268,21 @@ describe("`stayup up` prints every event of a drill as a meaningful line", { tim
   it("failing-instance: the fault, the ejection with its duration, the return; no undefined", async () => {
     await upDetached(stateDir, { cwd: dir });
     const drill = await runCli(
-      ["drill", "failing-instance", "--fault-seconds", "3", "--state-dir", stateDir, "--config", configPath],
+      [
+        "drill",
+        "failing-instance",
+        "--fault-seconds",
+        "3",
+        // Half a second of steady traffic before and after (1.5 s by default): the lines are the fault's.
+        "--warmup-seconds",
+        "0.5",
+        "--cooldown-seconds",
+        "0.5",
+        "--state-dir",
+        stateDir,
+        "--config",
+        configPath,
+      ],
       { cwd: dir, timeoutMs: 150_000 },
     );
     const down = await runCli(["down", "--state-dir", stateDir], { timeoutMs: 60_000 });

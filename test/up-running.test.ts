@@ -1,10 +1,35 @@
 import assert from "node:assert/strict";
-import { chmodSync, lstatSync } from "node:fs";
+import { chmodSync, lstatSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { after, before, describe, it } from "node:test";
+import { after, describe, it } from "node:test";
+import { request } from "undici";
 import { StackClient } from "../src/local/control-plane/client.ts";
 import { findFreePort } from "../src/shared/net.ts";
+import { serviceVersion } from "../src/web-service/version.ts";
 import { configPath, runCli, tempDir, upDetached } from "./helpers.ts";
+
+/**
+ * Issue 25, item 5: the version is the service (bundle and settings), not this run's wiring. A
+ * `down` then `up` with no change, on other free ports, serves the same version; `up` on a running
+ * stack with no change rolls nothing (the stack of the second `up` is the one the suite below uses).
+ */
+it("wiring (ports, Sentinels, the run's secrets) is no part of the version; a setting is", () => {
+  const bundle = path.join(tempDir(), "bundle.js");
+  writeFileSync(bundle, "console.log('x');\n");
+  const run = (port: number, secret: string) => ({
+    LOG_LEVEL: "info",
+    STAYUP_REDIS_WAIT_REPLICAS: "1",
+    STAYUP_REDIS_SENTINELS: `127.0.0.1:${port},127.0.0.1:${port + 1}`,
+    STAYUP_REDIS_URL: `redis://127.0.0.1:${port}`,
+    STAYUP_REDIS_PASSWORD: secret,
+    STAYUP_LOAD_SECRET: secret,
+  });
+  assert.equal(serviceVersion(bundle, run(6390, "a")), serviceVersion(bundle, run(41000, "b")));
+  assert.notEqual(
+    serviceVersion(bundle, run(6390, "a")),
+    serviceVersion(bundle, { ...run(6390, "a"), LOG_LEVEL: "debug" }),
+  );
+});
 
 describe(
   "`stayup up` on a running stack refuses what differs from it, naming it",
@@ -13,10 +38,6 @@ describe(
     const dir = tempDir();
     const stateDir = path.join(dir, ".stayup");
     let client: StackClient;
-    before(async () => {
-      await upDetached(stateDir, { cwd: dir });
-      client = StackClient.require(stateDir);
-    });
     after(async () => {
       await runCli(["down", "--state-dir", stateDir], { timeoutMs: 90_000 });
     });
@@ -26,6 +47,29 @@ describe(
         cwd: dir,
         timeoutMs: 120_000,
       });
+
+    const servedVersion = async () => {
+      const res = await request(`${client.state.listener}/`, { reset: true });
+      return ((await res.body.json()) as { version: string }).version;
+    };
+
+    // Before the others: it leaves the stack they refuse to change running (one stack start fewer
+    // than a stack of its own: this was test/version-across-restarts.test.ts).
+    it("down then up on other free ports serves the same version, and up rolls nothing", async () => {
+      await upDetached(stateDir, { cwd: dir });
+      client = StackClient.require(stateDir);
+      const first = await servedVersion();
+      const down = await runCli(["down", "--state-dir", stateDir]);
+      assert.equal(down.code, 0, down.stderr);
+      await upDetached(stateDir, { cwd: dir });
+      client = StackClient.require(stateDir);
+      const second = await servedVersion();
+      assert.equal(second, first, "same bundle and settings: the same version");
+      // The running stack at this version: `up` has nothing to roll.
+      const again = await upAgain([]);
+      assert.equal(again.code, 1, again.stdout + again.stderr);
+      assert.match(again.stderr, /already runs this version/);
+    });
 
     it("another environment, topology or port: exit 1 naming each, and nothing rolled", async () => {
       const before = await client.status();
