@@ -3,7 +3,7 @@ import { closeSync } from "node:fs";
 import { findFreePort } from "../../shared/net.ts";
 import { openPrivateFile, withPrivateUmask } from "../../shared/private-file.ts";
 import { instanceEnvironment } from "../instance-environment.ts";
-import { ownNodeFlags } from "../node-flags.ts";
+import { counterNodeFlags } from "../node-flags.ts";
 import type { InstanceExit, InstanceHandle, Launcher, LaunchSpec } from "./launcher.ts";
 import { type ServiceStart, signalService, spawnService, waitListening } from "./service-command.ts";
 
@@ -83,7 +83,7 @@ export class ProcessLauncher implements Launcher {
             PORT: "0",
           }),
           stdio: [...stdio],
-          execArgv: [...ownNodeFlags],
+          execArgv: [...counterNodeFlags],
         }),
       );
     } finally {
