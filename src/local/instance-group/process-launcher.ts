@@ -3,7 +3,6 @@ import { closeSync } from "node:fs";
 import { findFreePort } from "../../shared/net.ts";
 import { openPrivateFile, withPrivateUmask } from "../../shared/private-file.ts";
 import { instanceEnvironment } from "../instance-environment.ts";
-import { counterNodeFlags } from "../node-flags.ts";
 import type { InstanceExit, InstanceHandle, Launcher, LaunchSpec } from "./launcher.ts";
 import { type ServiceStart, signalService, spawnService, waitListening } from "./service-command.ts";
 
@@ -83,7 +82,7 @@ export class ProcessLauncher implements Launcher {
             PORT: "0",
           }),
           stdio: [...stdio],
-          execArgv: [...counterNodeFlags],
+          execArgv: [],
         }),
       );
     } finally {

@@ -6,7 +6,6 @@ import path from "node:path";
 import { findFreePort, sleep } from "../../shared/net.ts";
 import { ensurePrivateDir, openPrivateFile, withPrivateUmask } from "../../shared/private-file.ts";
 import { instanceEnvironment } from "../instance-environment.ts";
-import { counterNodeFlags } from "../node-flags.ts";
 import { ControllerGuard } from "../controller-guard.ts";
 import type { EventPublisher } from "../events/bus.ts";
 import { redisUrl } from "../redis/controller.ts";
@@ -188,7 +187,7 @@ export class SingleInstanceGroup {
         fork(entry.modulePath, entry.args, {
           env: instanceEnvironment({ ...environment, PORT: "0" }),
           stdio: ["ignore", log, log, "ipc"],
-          execArgv: [...counterNodeFlags],
+          execArgv: [],
         }),
       );
     }
