@@ -103,7 +103,10 @@ if (values.foreground) {
   // Up once its state file names it (what `up --detach` waits for too).
   const deadline = Date.now() + 120_000;
   while (!existsSync(path.join(stateDir, "stack.json"))) {
-    if (child.exitCode !== null || Date.now() > deadline) throw new Error("`up` did not start");
+    if (child.exitCode !== null || Date.now() > deadline) {
+      child.kill("SIGTERM"); // what the bench started, it stops
+      throw new Error("`up` did not start");
+    }
     await sleep(250);
   }
 } else {
