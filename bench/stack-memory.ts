@@ -4,7 +4,10 @@
  * `--settle-seconds`. A stack is started on free ports with this repository's description and
  * stopped at the end.
  *
- *   node --import tsx bench/stack-memory.ts [--settle-seconds 10]
+ *   node --import tsx bench/stack-memory.ts [--settle-seconds 10] [--foreground]
+ *
+ * `up --detach` by default (its runtime is started by stayup, with src/local/node-flags.ts's
+ * flags); `--foreground` runs `up` as in a terminal, where the runtime is the user's own `node`.
  *
  * Two sums: RSS counts shared pages once per process (as `ps` and a laptop's activity monitor do):
  * twelve redis-servers each count the same 9 MiB of redis-server's code, three node processes the
@@ -15,15 +18,17 @@
  * every page once: each process's own pages (USS), plus the shared pages of each program (node,
  * redis-server) once, taken from the process of that program that maps the most of them.
  */
-import { execFileSync } from "node:child_process";
-import { readFileSync, readdirSync } from "node:fs";
+import { execFileSync, spawn } from "node:child_process";
+import { existsSync, readFileSync, readdirSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { sleep } from "../src/shared/net.ts";
 import { tempDir } from "../test/helpers.ts";
 
-const { values } = parseArgs({ options: { "settle-seconds": { type: "string", default: "10" } } });
+const { values } = parseArgs({
+  options: { "settle-seconds": { type: "string", default: "10" }, foreground: { type: "boolean" } },
+});
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const bin = path.join(repo, "bin", "stayup.mjs");
 const dir = tempDir();
@@ -79,25 +84,34 @@ function descendants(root: number, all: Proc[]): Proc[] {
   return found;
 }
 
-execFileSync(
-  process.execPath,
-  [
-    bin,
-    "up",
-    "--detach",
-    "--config",
-    path.join(repo, "stayup.config.ts"),
-    "--state-dir",
-    stateDir,
-    "--port",
-    "0",
-    "--redis-port",
-    "0",
-    "--dns-port",
-    "0",
-  ],
-  { cwd: dir, stdio: "ignore" },
-);
+const upArgs = [
+  bin,
+  "up",
+  "--config",
+  path.join(repo, "stayup.config.ts"),
+  "--state-dir",
+  stateDir,
+  "--port",
+  "0",
+  "--redis-port",
+  "0",
+  "--dns-port",
+  "0",
+];
+if (values.foreground) {
+  const child = spawn(process.execPath, upArgs, { cwd: dir, stdio: "ignore" });
+  // Up once its state file names it (what `up --detach` waits for too).
+  const deadline = Date.now() + 120_000;
+  while (!existsSync(path.join(stateDir, "stack.json"))) {
+    if (child.exitCode !== null || Date.now() > deadline) {
+      child.kill("SIGTERM"); // what the bench started, it stops
+      throw new Error("`up` did not start");
+    }
+    await sleep(250);
+  }
+} else {
+  execFileSync(process.execPath, [...upArgs, "--detach"], { cwd: dir, stdio: "ignore" });
+}
 try {
   await sleep(Number(values["settle-seconds"]) * 1000);
   const status = JSON.parse(

@@ -96,7 +96,9 @@ async function prebuiltEntry() {
       target: "node20",
       // Dependencies stay in node_modules, loaded as they are: only stayup's own sources are bundled.
       packages: "external",
-      sourcemap: "inline",
+      // Beside each chunk, not inside it: Node reads a map only with --enable-source-maps, and an
+      // inline one is kept in memory with the chunk's source for as long as the command runs.
+      sourcemap: "linked",
       logLevel: "silent",
       define: { "import.meta.url": "__stayupSourceUrl" },
       plugins: [

@@ -5,7 +5,6 @@ import { type GroupCapacity, InstanceGroupController } from "./instance-group/co
 import { LoadBalancer, type Listener } from "./load-balancer/balancer.ts";
 import { LoadBalancerWorkers } from "./load-balancer/workers.ts";
 import { HttpsListener } from "./load-balancer/https.ts";
-import { ensureLocalAuthority, issueServerCertificate } from "./tls/authority.ts";
 import { ScalingController } from "./scaling/controller.ts";
 import { TargetGroupController } from "./target-group/controller.ts";
 
@@ -120,6 +119,9 @@ export class LocalRegion {
     // The schema refuses httpsPort with balancer workers: TLS terminates in this process.
     if (!(this.loadBalancer instanceof LoadBalancer)) return;
     const balancer = this.loadBalancer;
+    // Loaded only here: its X.509 library is more than a megabyte of code a stack without HTTPS
+    // would hold for nothing.
+    const { ensureLocalAuthority, issueServerCertificate } = await import("./tls/authority.ts");
     // Renewed here when due: every `up` starts with an authority valid for the renewal margin.
     const authority = await ensureLocalAuthority(stateDir, { dnsNames: [stack.dns.name] });
     // The authority may sign for loopback only (its name constraints): another address is left out.

@@ -1,5 +1,6 @@
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
+import { pathToFileURL } from "node:url";
 import { StayupError } from "../shared/errors.ts";
 import { describeIssue } from "./issues.ts";
 import { defaultConfigFile } from "./names.ts";
@@ -111,6 +112,62 @@ export interface StackOverrides {
 }
 
 /**
+ * The description file's module. Its TypeScript (and any TypeScript it imports: stayup's own
+ * sources, `import ... from "stayup"`) is compiled by esbuild into one module, whatever the
+ * enclosing package.json says about modules; the JavaScript it imports (zod, a package) stays
+ * where it is and is loaded by Node as usual, so a module the runtime has loaded is not loaded
+ * twice. Not tsx's loader: registering it starts a thread of module hooks that lives as long as
+ * the process, 36 MiB more in a running stack (docs/benchmarks.md, "What the default stack holds
+ * at rest"). Loaded here, not with this module: commands that read no description skip its cost.
+ */
+async function importDescription(file: string): Promise<{ default?: unknown }> {
+  const { buildThenStop } = await import("../shared/esbuild.ts");
+  const built = await buildThenStop({
+    entryPoints: [file],
+    bundle: true,
+    write: false,
+    format: "esm",
+    platform: "node",
+    target: "node20",
+    // Node's conditions only (esbuild adds "module" by default): a package resolves to the file
+    // Node itself would load.
+    conditions: [],
+    logLevel: "silent",
+    // Each compiled file keeps its own URL as import.meta.url (the module itself is a data: URL).
+    define: { "import.meta.url": "__stayupSourceUrl" },
+    plugins: [
+      {
+        name: "javascript-stays-external",
+        setup(build) {
+          build.onResolve({ filter: /.*/ }, async (args) => {
+            if (args.kind === "entry-point" || args.pluginData === "resolving") return undefined;
+            const found = await build.resolve(args.path, {
+              kind: args.kind,
+              importer: args.importer,
+              resolveDir: args.resolveDir,
+              pluginData: "resolving",
+            });
+            if (found.errors.length > 0 || found.external || !/\.[cm]?js$/.test(found.path)) return found;
+            return { path: pathToFileURL(found.path).href, external: true };
+          });
+          build.onLoad({ filter: /\.[cm]?tsx?$/ }, (args) => {
+            const source = readFileSync(args.path, "utf8");
+            // On the first line, not before it: an error's line number stays the file's.
+            const url = `const __stayupSourceUrl = ${JSON.stringify(pathToFileURL(args.path).href)};`;
+            const contents = source.includes("import.meta") ? url + source : source;
+            return { loader: args.path.endsWith("x") ? "tsx" : "ts", contents };
+          });
+        },
+      },
+    ],
+  });
+  const code = built.outputFiles[0]?.text ?? "";
+  return (await import(`data:text/javascript;base64,${Buffer.from(code).toString("base64")}`)) as {
+    default?: unknown;
+  };
+}
+
+/**
  * Loads, validates and resolves a stack description file (TypeScript or JavaScript, default export).
  * Overrides replace the file's values before validation, so a variant is checked like the file.
  */
@@ -128,10 +185,7 @@ export async function loadStack(
   }
   let mod: { default?: unknown };
   try {
-    // tsx loads TypeScript from anywhere, whatever the enclosing package.json says about modules.
-    // Loaded here, not with this module: commands that read no description (status) skip its cost.
-    const { tsImport } = await import("tsx/esm/api");
-    mod = (await tsImport(file, import.meta.url)) as { default?: unknown };
+    mod = await importDescription(file);
   } catch (error) {
     throw loadError(file, error as Error);
   }

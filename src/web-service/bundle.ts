@@ -1,7 +1,8 @@
 import { existsSync, mkdirSync, rmSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { type BuildOptions, build, buildSync, stop as stopEsbuild } from "esbuild";
+import { type BuildOptions, buildSync } from "esbuild";
+import { buildThenStop } from "../shared/esbuild.ts";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const entry = path.join(here, "main.ts");
@@ -67,18 +68,11 @@ export async function bundleWebService(outDir: string, { codeCache = false } = {
     for (const name of [webServiceScriptName, codeCacheStarterName])
       rmSync(path.join(outDir, name), { force: true });
   }
-  bundlesInFlight++;
-  try {
-    await Promise.all([options(outDir), ...(codeCache ? codeCacheOptions(outDir) : [])].map((o) => build(o)));
-  } finally {
-    // esbuild keeps its service process (about 90 MB) for later builds; a stack builds once at `up`
-    // and again only on a roll, so it goes once no build needs it (the next build starts another).
-    if (--bundlesInFlight === 0) await stopEsbuild();
-  }
+  await Promise.all(
+    [options(outDir), ...(codeCache ? codeCacheOptions(outDir) : [])].map((o) => buildThenStop(o)),
+  );
   return path.join(outDir, webServiceBundleName);
 }
-
-let bundlesInFlight = 0;
 
 /**
  * How to start an instance of a bundle: through its code cache when it was built with one (and

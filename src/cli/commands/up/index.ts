@@ -9,6 +9,7 @@ import { stateFileName } from "../../../local/control-plane/state-file.ts";
 import { registryDrillRunner } from "../../../drills/runner.ts";
 import { formatEvent } from "../../../local/events/bus.ts";
 import { describeLeftover, stopLeftovers } from "../../../local/leftovers.ts";
+import { runtimeNodeFlags } from "../../../local/node-flags.ts";
 import { processFileName } from "../../../local/processes.ts";
 import { localRedisPassword } from "../../../local/redis/process.ts";
 import { createLocalStack } from "../../../local/topologies/index.ts";
@@ -220,7 +221,7 @@ async function upDetached(opts: UpOptions, lock: UpLock): Promise<void> {
   if (opts.port !== undefined) args.push("--port", String(opts.port));
   if (opts.redisPort !== undefined) args.push("--redis-port", String(opts.redisPort));
   if (opts.dnsPort !== undefined) args.push("--dns-port", String(opts.dnsPort));
-  const child = spawn(process.execPath, args, {
+  const child = spawn(process.execPath, [...runtimeNodeFlags, ...args], {
     detached: true,
     stdio: ["ignore", log, log],
     env: { ...process.env, STAYUP_UP_LOCK_FROM: String(process.pid) },
