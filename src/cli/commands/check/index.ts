@@ -51,14 +51,22 @@ const checkedTemplates = (synthesis: Synthesis): CheckedTemplate[] =>
 /**
  * The rule across topologies: every topology of the environment synthesized (offline, no
  * compliance plugins), and no fixed physical name claimed by two of them in different stacks.
+ * `checked` is the environment's synthesis already made (with the plugins) for its own topology:
+ * its templates are used as they are rather than synthesized again (names do not depend on the
+ * plugins, which only read the templates, nor on the image tag).
  */
 async function checkTopologySwitch(
   config: string,
   env: EnvironmentName,
   out: string,
+  checked: { topology: Topology; templates: CheckedTemplate[] },
 ): Promise<LifecycleViolation[]> {
   const syntheses = [];
   for (const topology of topologies) {
+    if (topology === checked.topology) {
+      syntheses.push(checked);
+      continue;
+    }
     let stack: Awaited<ReturnType<typeof loadStack>>;
     try {
       stack = await loadStack(config, env, { topology });
@@ -117,9 +125,13 @@ export async function check(opts: CheckOptions): Promise<boolean> {
       process.stderr.write(
         `checking ${env}: lifecycle rules, and names across the ${topologies.length} topologies...\n`,
       );
+      const templates = checkedTemplates(synthesis);
       const violations = [
-        ...checkLifecycle(checkedTemplates(synthesis)),
-        ...(await checkTopologySwitch(opts.config, env, path.resolve(opts.out, "topologies"))),
+        ...checkLifecycle(templates),
+        ...(await checkTopologySwitch(opts.config, env, path.resolve(opts.out, "topologies"), {
+          topology: stack.topology,
+          templates,
+        })),
       ];
       lifecycle = violations.length === 0 ? `0 violations (${lifecycleRules.length + 1} rules)` : "FINDINGS";
       if (violations.length > 0) {
