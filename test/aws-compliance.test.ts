@@ -1,11 +1,12 @@
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { describe, it } from "node:test";
 import { Stack, Validations, aws_s3 as s3 } from "aws-cdk-lib";
 import { acknowledgements } from "../src/aws/compliance/acknowledgements.ts";
 import { createStayupApp, synthesizeChecked, unacknowledgedFindings } from "../src/aws/compliance/checks.ts";
 import { cfnLint, synthesize } from "../src/aws/synth.ts";
+import { lintAll } from "../src/cli/commands/check/index.ts";
 import type { StackDescription } from "../src/stack/index.ts";
 import { description, inHostedZone, inOtherRegions } from "./aws-helpers.ts";
 import { configPath, runCli, tempDir } from "./helpers.ts";
@@ -231,6 +232,27 @@ describe("offline proof: cdk-nag, cfn-guard and cfn-lint", { timeout: 1_200_000 
       /local\s+6 s \(Sentinel failover 6 s, dead targets out 1\.25 s\)\s+7-8 s \(8 × 1 s/,
     );
     assert.match(result.stdout, /check: passed/);
+  });
+
+  it("`stayup check`'s one cfn-lint run gives each finding to the row whose template it names", async () => {
+    const dir = tempDir("stayup-check-lint-");
+    const template = (name: string, properties: Record<string, unknown>) => {
+      const file = path.join(dir, `${name}.template.json`);
+      writeFileSync(
+        file,
+        JSON.stringify({ Resources: { Topic: { Type: "AWS::SNS::Topic", Properties: properties } } }),
+      );
+      return file;
+    };
+    const clean = {
+      row: ["dev", "2", "", "not run", ""],
+      templateFiles: [template("a", {}), template("b", {})],
+    };
+    // An unknown property: cfn-lint's E3002.
+    const planted = { row: ["prod", "1", "", "not run", ""], templateFiles: [template("c", { Nope: 1 })] };
+    assert.equal(await lintAll([clean, planted]), false);
+    assert.equal(clean.row[3], "0 errors, 0 warnings");
+    assert.equal(planted.row[3], "FINDINGS");
   });
 
   it("`stayup deploy` without credentials fails before anything is created", async () => {
