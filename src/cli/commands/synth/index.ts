@@ -54,10 +54,12 @@ export function register(program: Command): void {
         .default("all"),
     )
     .addOption(
-      new Option(
-        "-t, --topology <topology>",
-        "topology (default: the description's `topology`); all: every one, each in <out>/<topology>",
-      ).choices([...topologies, "all"]),
+      // "all": every topology, each in <out>/<topology> (the help's examples show it); the text is
+      // topologyOption()'s, so the choices keep their place in the help.
+      new Option("-t, --topology <topology>", "topology (default: the description's `topology`)").choices([
+        ...topologies,
+        "all",
+      ]),
     )
     .option("-o, --out <dir>", "output directory (one assembly per environment)", "cdk.out")
     // Outside a git checkout (a project that installed stayup) the ecs topology's tag is given here.
