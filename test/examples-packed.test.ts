@@ -3,7 +3,8 @@
  * tarball installed into a fresh folder holding a copy of an example (`examples/`, none of which
  * imports stayup), and that folder's `npx stayup` runs its service on real processes: `up`, a
  * kill-instance drill with no failed request, and, for the Node.js service whose ordinary Redis
- * client follows REDIS_URL, a redis-failover drill with none either; `synth` of every topology;
+ * client follows REDIS_URL, a redis-failover drill with none either; `synth` of every topology
+ * (one `synth --topology all`);
  * `down`. The Python example's description is the one `stayup init --command` writes.
  * The install is the run's shared one (test/packaged.ts): the Node.js example's own dependency,
  * ioredis, resolves there too, as stayup depends on it. The two run side by side (their own
@@ -50,16 +51,22 @@ async function status(cwd: Project): Promise<StackStatus> {
   return JSON.parse(res.stdout) as StackStatus;
 }
 
-/** `synth` of every topology (dev): the description renders for AWS from the project's folder. */
+/**
+ * `synth` of every topology (dev): the description renders for AWS from the project's folder.
+ * One process for the three (`--topology all`): a CLI process's first synthesis loads CDK and
+ * costs most of it; each topology is still loaded, validated and synthesized on its own.
+ */
 async function synthEveryTopology(cwd: Project): Promise<void> {
-  // One after the other: each synth is a CPU-bound CDK app; side by side they only compete.
+  const args = ["synth", "--env", "dev", "--topology", "all", "--out", "cdk.out-all"];
+  const res = await npx(cwd, [...args, "--image-tag", "dev-0000000"], 600_000);
+  ok(res, "synth --topology all");
   for (const topology of ["load-balanced", "single-instance", "ecs"]) {
-    const args = ["synth", "--env", "dev", "--topology", topology, "--out", `cdk.out-${topology}`];
-    ok(await npx(cwd, [...args, "--image-tag", "dev-0000000"], 300_000), `synth --topology ${topology}`);
-  }
-  for (const topology of ["load-balanced", "single-instance", "ecs"]) {
+    assert.match(res.stdout, new RegExp(`dev \\(${topology}\\): \\d+ stacks in deployment order`));
     assert.ok(
-      readdirSync(path.join(cwd.dir, `cdk.out-${topology}`, "dev")).some((f) => f.endsWith(".template.json")),
+      readdirSync(path.join(cwd.dir, "cdk.out-all", topology, "dev")).some((f) =>
+        f.endsWith(".template.json"),
+      ),
+      `${topology}: a template`,
     );
   }
 }

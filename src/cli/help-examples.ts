@@ -34,6 +34,7 @@ export const helpExamples: Record<string, string[]> = {
   synth: [
     "npx stayup synth                         # dev and prod, no credentials needed",
     "npx stayup synth --topology ecs --env prod --out cdk.out",
+    "npx stayup synth --topology all --env dev   # every topology, each in cdk.out/<topology>/dev",
   ],
   check: ["npx stayup check                  # dev and prod", "npx stayup check --topology single-instance"],
   cost: ["npx stayup cost --env dev", "npx stayup cost --topology ecs --json"],

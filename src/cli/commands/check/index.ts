@@ -51,14 +51,22 @@ const checkedTemplates = (synthesis: Synthesis): CheckedTemplate[] =>
 /**
  * The rule across topologies: every topology of the environment synthesized (offline, no
  * compliance plugins), and no fixed physical name claimed by two of them in different stacks.
+ * `checked` is the environment's synthesis already made (with the plugins) for its own topology:
+ * its templates are used as they are rather than synthesized again (names do not depend on the
+ * plugins, which only read the templates, nor on the image tag).
  */
 async function checkTopologySwitch(
   config: string,
   env: EnvironmentName,
   out: string,
+  checked: { topology: Topology; templates: CheckedTemplate[] },
 ): Promise<LifecycleViolation[]> {
   const syntheses = [];
   for (const topology of topologies) {
+    if (topology === checked.topology) {
+      syntheses.push(checked);
+      continue;
+    }
     let stack: Awaited<ReturnType<typeof loadStack>>;
     try {
       stack = await loadStack(config, env, { topology });
@@ -80,6 +88,33 @@ async function checkTopologySwitch(
   return nameSharedByTopologies.check(syntheses);
 }
 
+/** A row of the table whose CFN-LINT column waits for the one cfn-lint run, and its templates. */
+export interface LintTarget {
+  row: string[];
+  templateFiles: string[];
+}
+
+/**
+ * One cfn-lint process over every row's templates (most of a cfn-lint run is its own start), each
+ * finding given back to the row whose template it names. False on any finding.
+ */
+export async function lintAll(targets: LintTarget[]): Promise<boolean> {
+  const files = targets.flatMap((t) => t.templateFiles);
+  if (files.length === 0) return true;
+  process.stderr.write(`checking: cfn-lint over the ${files.length} templates...\n`);
+  const result = await cfnLint(files);
+  // Parseable output: one finding a line, starting with the template's path as given.
+  const lines = result.output.split("\n");
+  const names = (templateFiles: string[]) =>
+    lines.some((l) => templateFiles.some((f) => l.startsWith(`${f}:`)));
+  // A failure that names no template (cfn-lint itself failed) counts against every row.
+  const unattributed = !result.ok && !names(files);
+  for (const target of targets)
+    target.row[3] = unattributed || names(target.templateFiles) ? "FINDINGS" : "0 errors, 0 warnings";
+  if (!result.ok) console.error(result.output);
+  return result.ok;
+}
+
 /**
  * `stayup check`: cdk-nag, cfn-guard, stayup's lifecycle rules and cfn-lint over every environment,
  * and the lifecycle rule across topologies; false (exit 1) on findings.
@@ -87,6 +122,7 @@ async function checkTopologySwitch(
 export async function check(opts: CheckOptions): Promise<boolean> {
   const rows: string[][] = [["ENV", "STACKS", "CDK-NAG + CFN-GUARD", "CFN-LINT", "LIFECYCLE"]];
   let failed = false;
+  const lintTargets: LintTarget[] = [];
   for (const env of environmentNames) {
     const stack = await loadStack(opts.config, env, { topology: opts.topology });
     process.stderr.write(`checking ${env}: synthesis with cdk-nag and cfn-guard...\n`);
@@ -100,16 +136,6 @@ export async function check(opts: CheckOptions): Promise<boolean> {
       compliance = "FINDINGS (report above)";
       console.error((error as Error).message);
     }
-    let lint = "not run";
-    if (synthesis) {
-      process.stderr.write(`checking ${env}: cfn-lint...\n`);
-      const result = await cfnLint(synthesis.stacks.map((s) => s.templateFile));
-      lint = result.ok ? "0 errors, 0 warnings" : "FINDINGS";
-      if (!result.ok) {
-        failed = true;
-        console.error(result.output);
-      }
-    }
     // The lifecycle rules ran in the synthesis (a validation plugin); the topology switch needs
     // every topology's templates.
     let lifecycle = "not run";
@@ -117,9 +143,13 @@ export async function check(opts: CheckOptions): Promise<boolean> {
       process.stderr.write(
         `checking ${env}: lifecycle rules, and names across the ${topologies.length} topologies...\n`,
       );
+      const templates = checkedTemplates(synthesis);
       const violations = [
-        ...checkLifecycle(checkedTemplates(synthesis)),
-        ...(await checkTopologySwitch(opts.config, env, path.resolve(opts.out, "topologies"))),
+        ...checkLifecycle(templates),
+        ...(await checkTopologySwitch(opts.config, env, path.resolve(opts.out, "topologies"), {
+          topology: stack.topology,
+          templates,
+        })),
       ];
       lifecycle = violations.length === 0 ? `0 violations (${lifecycleRules.length + 1} rules)` : "FINDINGS";
       if (violations.length > 0) {
@@ -127,11 +157,13 @@ export async function check(opts: CheckOptions): Promise<boolean> {
         console.error(`lifecycle rules (docs/aws-lifecycle.md):\n${formatViolations(violations)}`);
       }
     }
-    rows.push([env, String(synthesis?.stacks.length ?? "-"), compliance, lint, lifecycle]);
+    const row = [env, String(synthesis?.stacks.length ?? "-"), compliance, "not run", lifecycle];
+    rows.push(row);
+    if (synthesis) lintTargets.push({ row, templateFiles: synthesis.stacks.map((s) => s.templateFile) });
   }
   const prod = await loadStack(opts.config, "prod", { topology: opts.topology });
   if (prod.ci) {
-    process.stderr.write("checking the CI stack: synthesis with cdk-nag and cfn-guard, cfn-lint...\n");
+    process.stderr.write("checking the CI stack: synthesis with cdk-nag and cfn-guard...\n");
     const stacks = { dev: await loadStack(opts.config, "dev", { topology: opts.topology }), prod };
     // One CI stack per account the description names (each holds that account's roles).
     for (const account of ciAccounts(stacks)) {
@@ -141,10 +173,9 @@ export async function check(opts: CheckOptions): Promise<boolean> {
           compliance: true,
           account,
         });
-        const result = await cfnLint([ci.templateFile]);
-        if (!result.ok) console.error(result.output);
-        failed ||= !result.ok;
-        rows.push([label, "1", "0 unacknowledged", result.ok ? "0 errors, 0 warnings" : "FINDINGS", "-"]);
+        const row = [label, "1", "0 unacknowledged", "not run", "-"];
+        rows.push(row);
+        lintTargets.push({ row, templateFiles: [ci.templateFile] });
       } catch (error) {
         failed = true;
         console.error((error as Error).message);
@@ -152,6 +183,7 @@ export async function check(opts: CheckOptions): Promise<boolean> {
       }
     }
   }
+  if (!(await lintAll(lintTargets))) failed = true;
   console.log(formatTable(rows));
   const unswitchable = secondaryWithoutFailover(prod);
   if (unswitchable) console.log(`\n${unswitchable.problem}\n  fix: ${unswitchable.fix}`);

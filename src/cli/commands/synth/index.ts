@@ -2,31 +2,45 @@ import path from "node:path";
 import { type Command, Option } from "commander";
 import { synthesize } from "../../../aws/synth.ts";
 import { formatTable } from "../../../shared/table.ts";
-import { type EnvironmentName, environmentNames, loadStack, type Topology } from "../../../stack/index.ts";
-import { configOption, imageTagOption, topologyOption } from "../../options.ts";
+import {
+  type EnvironmentName,
+  environmentNames,
+  loadStack,
+  type Topology,
+  topologies,
+} from "../../../stack/index.ts";
+import { configOption, imageTagOption } from "../../options.ts";
 
 export interface SynthOptions {
   config: string;
   env: EnvironmentName | "all";
-  topology?: Topology;
+  topology?: Topology | "all";
   out: string;
   imageTag?: string;
 }
 
-/** `stayup synth`: CloudFormation templates for one or every environment; needs no credentials. */
+/**
+ * `stayup synth`: CloudFormation templates for one or every environment; needs no credentials.
+ * `--topology all` renders every topology in this one process (one assembly per topology and
+ * environment, `<out>/<topology>/<env>`): a process's first synthesis loads CDK and costs most.
+ */
 export async function synth(opts: SynthOptions): Promise<void> {
   const envs = opts.env === "all" ? environmentNames : [opts.env];
-  for (const env of envs) {
-    const stack = await loadStack(opts.config, env, { topology: opts.topology });
-    const result = synthesize(stack, path.resolve(opts.out, env), { imageTag: opts.imageTag });
-    console.log(`${env}: ${result.stacks.length} stacks in deployment order`);
-    console.log(
-      formatTable([
-        ["STACK", "REGION", "TEMPLATE"],
-        ...result.stacks.map((s) => [s.name, s.region, path.relative(process.cwd(), s.templateFile)]),
-      ]),
-    );
-  }
+  const every = opts.topology === "all";
+  for (const topology of every ? topologies : [opts.topology as Topology | undefined])
+    for (const env of envs) {
+      const stack = await loadStack(opts.config, env, { topology });
+      const outdir = every ? path.resolve(opts.out, stack.topology, env) : path.resolve(opts.out, env);
+      const result = synthesize(stack, outdir, { imageTag: opts.imageTag });
+      const label = every ? `${env} (${stack.topology})` : env;
+      console.log(`${label}: ${result.stacks.length} stacks in deployment order`);
+      console.log(
+        formatTable([
+          ["STACK", "REGION", "TEMPLATE"],
+          ...result.stacks.map((s) => [s.name, s.region, path.relative(process.cwd(), s.templateFile)]),
+        ]),
+      );
+    }
 }
 
 export function register(program: Command): void {
@@ -39,7 +53,14 @@ export function register(program: Command): void {
         .choices([...environmentNames, "all"])
         .default("all"),
     )
-    .addOption(topologyOption())
+    .addOption(
+      // "all": every topology, each in <out>/<topology> (the help's examples show it); the text is
+      // topologyOption()'s, so the choices keep their place in the help.
+      new Option("-t, --topology <topology>", "topology (default: the description's `topology`)").choices([
+        ...topologies,
+        "all",
+      ]),
+    )
     .option("-o, --out <dir>", "output directory (one assembly per environment)", "cdk.out")
     // Outside a git checkout (a project that installed stayup) the ecs topology's tag is given here.
     .addOption(imageTagOption())
