@@ -192,7 +192,7 @@ export class LocalStack {
         ? new RedisReplicationController({
             ...settings,
             availabilityZones: region.availabilityZones.slice(0, redisNodeCount(stack)),
-            replicasToAcknowledge: redisReplicasToAcknowledge(stack, "local"),
+            replicasToAcknowledge: redisReplicasToAcknowledge(stack),
             writeHoldMs: redisWriteHoldMs(stack, "local"),
             // The in-region recovery budget (region-failover-timing.ts) is computed from these.
             ...LOCAL_SENTINEL_TIMING,

@@ -62,8 +62,8 @@ export class StayupRedis extends Construct {
       engine: "redis",
       engineVersion: "7.1",
       cacheNodeType: stack.redis.nodeType,
-      // One node per AZ (a replica in each other AZ), as locally. The instances WAIT for one
-      // replica (redisReplicasToAcknowledge): ElastiCache promotes the least-lagged one.
+      // One node per AZ (a replica in each other AZ), as locally: the loss of one node or AZ leaves
+      // a replica to take the instances' WAIT, so writes keep being acknowledged.
       numCacheClusters: redisNodeCount(stack),
       multiAzEnabled: multiAz,
       automaticFailoverEnabled: multiAz,

@@ -109,13 +109,13 @@ export class ServiceStack extends Stack {
       readonlyRootFilesystem: true,
       portMappings: [{ containerPort: port, protocol: ecs.Protocol.TCP }],
       logging: ecs.LogDrivers.awsLogs({ logGroup, streamPrefix: "web" }),
-      // The same acknowledgement rule as the instances': a count is answered once every replica
-      // holds it (redisReplicasToAcknowledge). The AZ is not known here: the service reads it from the task metadata endpoint (v4).
+      // The same acknowledgement rule as the instances': a count is answered once a replica holds
+      // it. The AZ is not known here: the service reads it from the task metadata endpoint (v4).
       environment: {
         PORT: String(port),
         HOST: "0.0.0.0",
         STAYUP_REGION: this.region,
-        STAYUP_REDIS_WAIT_REPLICAS: String(redisReplicasToAcknowledge(stack, "aws")),
+        STAYUP_REDIS_WAIT_REPLICAS: String(redisReplicasToAcknowledge(stack)),
         STAYUP_REDIS_WRITE_HOLD_MS: String(redisWriteHoldMs(stack, "aws")),
       },
       secrets: {

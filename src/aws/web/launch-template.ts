@@ -137,8 +137,8 @@ export class WebServiceLaunchTemplate extends Construct {
       "STAYUP_REDIS_URL=$REDIS_URL",
       // What any service reads (issue 23): the same URL, TLS and token included, to the primary endpoint.
       "REDIS_URL=$REDIS_URL",
-      // The same acknowledgement rule as locally: a count is answered once every replica holds it.
-      `STAYUP_REDIS_WAIT_REPLICAS=${props.redis.kind === "elasticache" ? redisReplicasToAcknowledge(stack, "aws") : 0}`,
+      // The same acknowledgement rule as locally: a count is answered once a replica holds it.
+      `STAYUP_REDIS_WAIT_REPLICAS=${props.redis.kind === "elasticache" ? redisReplicasToAcknowledge(stack) : 0}`,
       // Held through an ElastiCache failover, short of the ALB's idle timeout (redisWriteHoldMs).
       `STAYUP_REDIS_WRITE_HOLD_MS=${props.redis.kind === "elasticache" ? redisWriteHoldMs(stack, "aws") : 0}`,
       `STAYUP_VERSION=${this.version}`,

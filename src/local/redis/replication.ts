@@ -108,9 +108,9 @@ export function chooseStartPrimary(
 /**
  * Redis Multi-AZ on one machine: one node per AZ (a primary and its replicas), watched by a quorum
  * of three Sentinels with tuned timeouts (1 s to declare the primary down instead of the default
- * 30 s). The primary refuses writes its replicas do not take (`min-replicas-to-write`), so an isolated old
- * primary cannot accept counts a failover would discard; every replica holds each answered count
- * (redisReplicasToAcknowledge), so whichever replica Sentinel promotes holds them all. A node that dies is started again as a replica of
+ * 30 s). The primary refuses writes no replica takes (`min-replicas-to-write`), so an isolated old
+ * primary cannot accept counts a failover would discard; Sentinel promotes the replica with the
+ * highest replication offset (equal priorities). A node that dies is started again as a replica of
  * whichever node is primary by then. Which node was primary is remembered across runs.
  */
 export class RedisReplicationController implements RedisEndpoint {
@@ -159,7 +159,7 @@ export class RedisReplicationController implements RedisEndpoint {
       STAYUP_REDIS_SENTINELS: this.sentinels.map((s) => `${this.options.host}:${s.port}`).join(","),
       STAYUP_REDIS_MASTER_NAME: sentinelMasterName,
       STAYUP_REDIS_PASSWORD: this.options.password,
-      // Answer a write only once every replica has it, so no failover loses a count a client saw.
+      // Answer a write only once the replica has it, so a failover never loses a count a client saw.
       STAYUP_REDIS_WAIT_REPLICAS: String(this.options.replicasToAcknowledge),
       // Held through a failover within the Sentinels' budget: clients wait for it, not get a 503.
       ...(this.options.writeHoldMs !== undefined
@@ -294,8 +294,7 @@ export class RedisReplicationController implements RedisEndpoint {
       // Redis 7 waits 5 s before a diskless sync to batch replicas: 5 s without redundancy.
       "--repl-diskless-sync-delay",
       "0",
-      // A primary short of the replicas that must hold a write (each acknowledged within 3 s)
-      // refuses it (NOREPLICAS): a count no acknowledgement could cover is never even applied.
+      // A primary without a replica that acknowledged within 3 s refuses writes (NOREPLICAS).
       "--min-replicas-to-write",
       String(this.options.replicasToAcknowledge),
       "--min-replicas-max-lag",
