@@ -11,7 +11,7 @@ import type { ClientTrafficEvent, TimedStackEvent } from "../src/local/events/bu
 import type { StackStatus } from "../src/local/runtime.ts";
 import { findFreePort } from "../src/shared/net.ts";
 import { artifactPath, launchChromium } from "./browser.ts";
-import { repoRoot, runCli, tempDir, waitFor } from "./helpers.ts";
+import { repoRoot, runCli, tempDir, upDetached, waitFor } from "./helpers.ts";
 
 /** Cross-region Redis "replica": a failback waits for the primary's Redis, probing the instances' /health. */
 const replicaConfig = path.join(repoRoot, "test/fixtures/cross-region-replica.config.ts");
@@ -51,21 +51,7 @@ describe("the dashboard's client figures", { timeout: 400_000 }, () => {
     waitFor(`an event after #${since}`, () => events.find((e) => e.seq > since && match(e)), timeoutMs);
 
   before(async () => {
-    const up = await runCli(
-      [
-        "up",
-        "--detach",
-        "--port",
-        "0",
-        "--redis-port",
-        "0",
-        "--dns-port",
-        String(await findFreePort()),
-        ...common(),
-      ],
-      { cwd: dir, timeoutMs: 150_000 },
-    );
-    assert.equal(up.code, 0, up.stderr + up.stdout);
+    await upDetached(stateDir, { config: replicaConfig, cwd: dir, dnsPort: await findFreePort() });
     const found = StackClient.find(stateDir);
     assert.ok(found, "the stack's state file");
     client = found;

@@ -56,10 +56,31 @@ export function runCli(
  */
 export async function upDetached(
   stateDir: string,
-  options: { args?: string[]; timeoutMs?: number; cwd?: string; env?: NodeJS.ProcessEnv } = {},
+  options: {
+    args?: string[];
+    timeoutMs?: number;
+    cwd?: string;
+    env?: NodeJS.ProcessEnv;
+    /** The description file (the repository's own by default). */
+    config?: string;
+    /** The DNS server's port (0 by default: one picked by the stack). */
+    dnsPort?: number;
+  } = {},
 ): Promise<CliResult> {
-  const args = ["up", "--detach", "--config", configPath, "--state-dir", stateDir, "--port", "0"];
-  const res = await runCli([...args, "--redis-port", "0", "--dns-port", "0", ...(options.args ?? [])], {
+  const config = options.config ?? configPath;
+  const args = [
+    "up",
+    "--detach",
+    "--config",
+    config,
+    "--state-dir",
+    stateDir,
+    "--port",
+    "0",
+    "--redis-port",
+    "0",
+  ];
+  const res = await runCli([...args, "--dns-port", String(options.dnsPort ?? 0), ...(options.args ?? [])], {
     cwd: options.cwd,
     timeoutMs: options.timeoutMs ?? 150_000,
     env: options.env,

@@ -3,7 +3,7 @@ import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import type { DrillReport } from "../src/drills/report.ts";
 import { findFreePort } from "../src/shared/net.ts";
-import { repoRoot, runCli, tempDir } from "./helpers.ts";
+import { repoRoot, runCli, tempDir, upDetached } from "./helpers.ts";
 
 const activeConfig = path.join(repoRoot, "test/fixtures/active-standby.config.ts");
 
@@ -19,21 +19,7 @@ describe("region outage with an active standby", { timeout: 400_000 }, () => {
   const common = () => ["--config", activeConfig, "--state-dir", stateDir];
 
   before(async () => {
-    const up = await runCli(
-      [
-        "up",
-        "--detach",
-        "--port",
-        "0",
-        "--redis-port",
-        "0",
-        "--dns-port",
-        String(await findFreePort()),
-        ...common(),
-      ],
-      { cwd: dir, timeoutMs: 150_000 },
-    );
-    assert.equal(up.code, 0, up.stderr + up.stdout);
+    await upDetached(stateDir, { config: activeConfig, cwd: dir, dnsPort: await findFreePort() });
   });
   after(async () => {
     await runCli(["down", "--state-dir", stateDir]);

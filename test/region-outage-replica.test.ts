@@ -4,7 +4,7 @@ import { after, before, describe, it } from "node:test";
 import type { DrillReport } from "../src/drills/report.ts";
 import type { StackStatus } from "../src/local/runtime.ts";
 import { findFreePort } from "../src/shared/net.ts";
-import { repoRoot, runCli, tempDir } from "./helpers.ts";
+import { repoRoot, runCli, tempDir, upDetached } from "./helpers.ts";
 
 const replicaConfig = path.join(repoRoot, "test/fixtures/cross-region-replica.config.ts");
 
@@ -21,21 +21,7 @@ describe("region outage with a cross-region Redis replica", { timeout: 400_000 }
     JSON.parse((await runCli(["status", "--json", "--state-dir", stateDir])).stdout) as StackStatus;
 
   before(async () => {
-    const up = await runCli(
-      [
-        "up",
-        "--detach",
-        "--port",
-        "0",
-        "--redis-port",
-        "0",
-        "--dns-port",
-        String(await findFreePort()),
-        ...common(),
-      ],
-      { cwd: dir, timeoutMs: 150_000 },
-    );
-    assert.equal(up.code, 0, up.stderr + up.stdout);
+    await upDetached(stateDir, { config: replicaConfig, cwd: dir, dnsPort: await findFreePort() });
   });
   after(async () => {
     await runCli(["down", "--state-dir", stateDir]);
