@@ -1,8 +1,9 @@
 import { randomBytes } from "node:crypto";
-import type { ClientTrafficEvent, ClientTrafficSecond } from "../local/events/bus.ts";
-
-/** What the control plane takes in one report (client-traffic-route.ts). */
-const maxSecondsPerReport = 600;
+import {
+  CLIENT_TRAFFIC_MAX_SECONDS_PER_REPORT as maxSecondsPerReport,
+  type ClientTrafficEvent,
+  type ClientTrafficSecond,
+} from "../local/events/bus.ts";
 /** The last report is tried this many times: the drill's own report has the figures anyway. */
 const finalAttempts = 3;
 

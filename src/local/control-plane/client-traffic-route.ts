@@ -1,6 +1,10 @@
 import type http from "node:http";
 import { z } from "zod";
-import type { ClientTrafficEvent, EventBus } from "../events/bus.ts";
+import {
+  CLIENT_TRAFFIC_MAX_SECONDS_PER_REPORT,
+  type ClientTrafficEvent,
+  type EventBus,
+} from "../events/bus.ts";
 import { defaultBodyDeadlineMs, readBoundedBody, refuseBody } from "./body.ts";
 
 /** A report holds a few seconds (more only after the control plane did not answer for a while). */
@@ -26,7 +30,7 @@ const clientTrafficBody = z
             message: "refused and timedOut are parts of failed",
           }),
       )
-      .max(600),
+      .max(CLIENT_TRAFFIC_MAX_SECONDS_PER_REPORT),
     final: z.boolean().default(false),
   })
   .strict();

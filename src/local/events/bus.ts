@@ -160,6 +160,9 @@ export interface ClientTrafficSecond {
   timedOut: number;
 }
 
+/** The most seconds one client-traffic report may carry (the control plane refuses more). */
+export const CLIENT_TRAFFIC_MAX_SECONDS_PER_REPORT = 600;
+
 export interface ClientTrafficEvent {
   type: "client.traffic";
   /** Who sent the requests, in words ("drill region-outage"). */
