@@ -36,10 +36,12 @@ export const stateDirOption = () =>
   );
 
 /** Overrides the description's `topology` for this run (the file is not changed). */
-export const topologyOption = () =>
-  new Option("-t, --topology <topology>", "topology (default: the description's `topology`)").choices(
-    topologies,
-  );
+/** `--topology`; `extraChoices`: a command's own values beside the topologies (synth's "all"). */
+export const topologyOption = (extraChoices: readonly string[] = []) =>
+  new Option("-t, --topology <topology>", "topology (default: the description's `topology`)").choices([
+    ...topologies,
+    ...extraChoices,
+  ]);
 
 /** The image the ecs topology's service runs (CI pushes it to the repository first). */
 export const imageTagOption = () =>

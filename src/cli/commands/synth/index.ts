@@ -9,7 +9,7 @@ import {
   type Topology,
   topologies,
 } from "../../../stack/index.ts";
-import { configOption, imageTagOption } from "../../options.ts";
+import { configOption, imageTagOption, topologyOption } from "../../options.ts";
 
 export interface SynthOptions {
   config: string;
@@ -53,14 +53,8 @@ export function register(program: Command): void {
         .choices([...environmentNames, "all"])
         .default("all"),
     )
-    .addOption(
-      // "all": every topology, each in <out>/<topology> (the help's examples show it); the text is
-      // topologyOption()'s, so the choices keep their place in the help.
-      new Option("-t, --topology <topology>", "topology (default: the description's `topology`)").choices([
-        ...topologies,
-        "all",
-      ]),
-    )
+    // "all": every topology, each in <out>/<topology> (the help's examples show it).
+    .addOption(topologyOption(["all"]))
     .option("-o, --out <dir>", "output directory (one assembly per environment)", "cdk.out")
     // Outside a git checkout (a project that installed stayup) the ecs topology's tag is given here.
     .addOption(imageTagOption())
