@@ -15,6 +15,13 @@ import type { ResolvedStack } from "./schema.ts";
  */
 export const REGION_HEALTH_CHECK_PATH = "/health/deep";
 
+/**
+ * The User-Agent of the local Route 53 health checks (whatever path they ask: the region rule, or
+ * the instances' check while the primary's Redis follows the secondary's), as Route 53's own
+ * checkers send "Amazon-Route53-Health-Check-Service (ref …; report http://amzn.to/1vsZADi)".
+ */
+export const REGION_HEALTH_CHECK_USER_AGENT = "Amazon-Route53-Health-Check-Service (ref stayup-local)";
+
 /** Where Route 53's health-check metrics, so their alarms and the notification topic, live. */
 export const ROUTE53_METRICS_REGION = "us-east-1";
 

@@ -1,4 +1,4 @@
-import { REGION_HEALTH_CHECK_USER_AGENT } from "../failover/controller.ts";
+import { REGION_HEALTH_CHECK_USER_AGENT } from "../../stack/derived.ts";
 
 /** Route 53's checkers, ours included, name themselves so (see REGION_HEALTH_CHECK_USER_AGENT). */
 const route53CheckerAgent = REGION_HEALTH_CHECK_USER_AGENT.split(" ")[0] ?? "";

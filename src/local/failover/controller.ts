@@ -1,18 +1,13 @@
 import { monitorEventLoopDelay, performance } from "node:perf_hooks";
 import { request } from "undici";
 import type { DerivedSettings, ResolvedStack } from "../../stack/index.ts";
+import { REGION_HEALTH_CHECK_USER_AGENT } from "../../stack/derived.ts";
 import { route53FailoverAnswer } from "../../stack/route53-failover.ts";
 import { ControllerGuard, type RetryHandle } from "../controller-guard.ts";
 import type { EventPublisher } from "../events/bus.ts";
 import type { InstanceGroupController } from "../instance-group/controller.ts";
 import type { Notifier } from "../notifications/notifier.ts";
 
-/**
- * The User-Agent of the local Route 53 health checks (whatever path they ask: the region rule, or
- * the instances' check while the primary's Redis follows the secondary's), as Route 53's own
- * checkers send "Amazon-Route53-Health-Check-Service (ref …; report http://amzn.to/1vsZADi)".
- */
-export const REGION_HEALTH_CHECK_USER_AGENT = "Amazon-Route53-Health-Check-Service (ref stayup-local)";
 /**
  * What failover needs of a region (a LocalRegion, which the runtime composes from the controllers
  * this is one of): its name, its listener to probe and its group to resize.
