@@ -408,3 +408,26 @@ describe("AWS stacks: bastion, single instance, HTTPS", () => {
     web?.hasOutput("*", { Value: "https://primary.app.example.com" });
   });
 });
+
+describe("CDK's built-in CloudFormation validation", () => {
+  // It took 10 of a synthesis's 11 s of CPU; cfn-lint (stayup check, CI) covers what it checks.
+  it("is off in stayup's apps, and CDK_VALIDATION=true turns it back on", async () => {
+    const { createStayupApp } = await import("../src/aws/compliance/checks.ts");
+    const saved = process.env.CDK_VALIDATION;
+    try {
+      delete process.env.CDK_VALIDATION;
+      assert.equal(
+        createStayupApp({ outdir: tempDir("stayup-app-") })._builtinCloudFormationValidation,
+        false,
+      );
+      process.env.CDK_VALIDATION = "true";
+      assert.equal(
+        createStayupApp({ outdir: tempDir("stayup-app-") })._builtinCloudFormationValidation,
+        true,
+      );
+    } finally {
+      if (saved === undefined) delete process.env.CDK_VALIDATION;
+      else process.env.CDK_VALIDATION = saved;
+    }
+  });
+});

@@ -3,6 +3,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { type BuildOptions, buildSync } from "esbuild";
 import { buildThenStop } from "../shared/esbuild.ts";
+import { keepBundle, packageRoot, reuseBundle } from "./bundle-cache.ts";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const entry = path.join(here, "main.ts");
@@ -17,6 +18,9 @@ function options(outDir: string): BuildOptions {
   return {
     entryPoints: [entry],
     outfile: path.join(outDir, webServiceBundleName),
+    // Paths inside the bundle (CommonJS modules' names) relative to the package, not to the
+    // caller's folder: the same bundle, and the same AWS asset hash, from any folder.
+    absWorkingDir: packageRoot,
     bundle: true,
     platform: "node",
     target: "node20",
@@ -68,9 +72,15 @@ export async function bundleWebService(outDir: string, { codeCache = false } = {
     for (const name of [webServiceScriptName, codeCacheStarterName])
       rmSync(path.join(outDir, name), { force: true });
   }
-  await Promise.all(
-    [options(outDir), ...(codeCache ? codeCacheOptions(outDir) : [])].map((o) => buildThenStop(o)),
-  );
+  const builds = [options(outDir), ...(codeCache ? codeCacheOptions(outDir) : [])];
+  if (!reuseBundle(builds, outDir)) {
+    const results = await Promise.all(builds.map((o) => buildThenStop({ ...o, metafile: true })));
+    keepBundle(
+      builds,
+      outDir,
+      results.map((r) => r.metafile),
+    );
+  }
   return path.join(outDir, webServiceBundleName);
 }
 
@@ -89,6 +99,13 @@ export function instanceEntry(bundleFile: string): { modulePath: string; args: s
 
 /** The same bundle, synchronously (CDK constructs are built synchronously). */
 export function bundleWebServiceSync(outDir: string): string {
-  buildSync(options(outDir));
+  const builds = [options(outDir)];
+  if (!reuseBundle(builds, outDir)) {
+    keepBundle(
+      builds,
+      outDir,
+      builds.map((o) => buildSync({ ...o, metafile: true }).metafile),
+    );
+  }
   return path.join(outDir, webServiceBundleName);
 }

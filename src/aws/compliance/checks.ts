@@ -28,6 +28,12 @@ export interface StayupAppOptions {
 export function createStayupApp(options: StayupAppOptions = {}): App {
   const app = new App({
     outdir: options.outdir,
+    // CDK's built-in CloudFormation validation (a wasm rules engine, on by default since CDK 2.26x)
+    // took 10 of a synthesis's 11 s of CPU (docs/benchmarks.md), at every synth, cost, diagram and
+    // deploy. stayup's templates are linted by cfn-lint instead, a superset: `stayup check` runs it
+    // over every environment's templates, and CI over every topology's. CDK_VALIDATION=true turns
+    // it back on.
+    builtinCloudFormationValidation: process.env.CDK_VALIDATION === "true",
     // Stacks deploy in order and reference each other's exports: keep the producer protected.
     context: {
       "@aws-cdk/core:defaultCrossStackReferences": "strong",

@@ -1,0 +1,68 @@
+import assert from "node:assert/strict";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { afterEach, beforeEach, describe, it } from "node:test";
+import { bundleWebService, bundleWebServiceSync } from "../src/web-service/bundle.ts";
+import { tempDir } from "./helpers.ts";
+
+const files = (dir: string) =>
+  Object.fromEntries(readdirSync(dir).map((f) => [f, readFileSync(path.join(dir, f), "utf8")]));
+
+describe("the web service's bundle cache", () => {
+  let saved: string | undefined;
+  let cache: string;
+  beforeEach(() => {
+    saved = process.env.STAYUP_WEB_SERVICE_CACHE;
+    cache = tempDir("stayup-bundle-cache-");
+    process.env.STAYUP_WEB_SERVICE_CACHE = cache;
+  });
+  afterEach(() => {
+    if (saved === undefined) delete process.env.STAYUP_WEB_SERVICE_CACHE;
+    else process.env.STAYUP_WEB_SERVICE_CACHE = saved;
+  });
+
+  it("gives what esbuild writes, byte for byte, into any folder (source maps included)", async () => {
+    const root = tempDir("stayup-bundles-");
+    await bundleWebService(path.join(root, "first"), { codeCache: true });
+    await bundleWebService(path.join(root, "a", "b", "copy"), { codeCache: true });
+    process.env.STAYUP_WEB_SERVICE_CACHE = "off";
+    await bundleWebService(path.join(root, "a", "b", "fresh"), { codeCache: true });
+    const copy = files(path.join(root, "a", "b", "copy"));
+    assert.deepEqual(Object.keys(copy).sort(), [
+      "web-service-start.cjs",
+      "web-service.cjs",
+      "web-service.cjs.map",
+      "web-service.mjs",
+      "web-service.mjs.map",
+    ]);
+    assert.deepEqual(copy, files(path.join(root, "a", "b", "fresh")));
+  });
+
+  it("is reused while every file the build read is unchanged, and built again once one is not", () => {
+    const root = tempDir("stayup-bundles-");
+    bundleWebServiceSync(path.join(root, "first"));
+    const [entry] = readdirSync(cache);
+    assert.ok(entry, "one cache entry");
+    const entryFile = path.join(cache, entry, "entry.json");
+    // Marked in the cache: a copy that carries the mark came from it.
+    const cached = path.join(cache, entry, "web-service.mjs");
+    writeFileSync(cached, `${readFileSync(cached, "utf8")}\n// from the cache\n`);
+    bundleWebServiceSync(path.join(root, "reused"));
+    assert.match(readFileSync(path.join(root, "reused", "web-service.mjs"), "utf8"), /from the cache/);
+
+    // One input (the service's entry) said to have changed since.
+    const recorded = JSON.parse(readFileSync(entryFile, "utf8")) as { inputs: Record<string, string> };
+    const input = Object.keys(recorded.inputs).find((f) =>
+      f.endsWith(path.join("src", "web-service", "main.ts")),
+    );
+    assert.ok(input, "the service's entry is among the recorded inputs");
+    recorded.inputs[input] = "0".repeat(64);
+    writeFileSync(entryFile, JSON.stringify(recorded));
+    bundleWebServiceSync(path.join(root, "rebuilt"));
+    assert.doesNotMatch(
+      readFileSync(path.join(root, "rebuilt", "web-service.mjs"), "utf8"),
+      /from the cache/,
+    );
+    assert.doesNotMatch(readFileSync(path.join(cache, entry, "web-service.mjs"), "utf8"), /from the cache/);
+  });
+});
