@@ -451,9 +451,18 @@ describe("a running stack is private to its owner (issue 26)", { timeout: 600_00
           reachable: true,
         });
         const reached = Object.entries(byMode.files).filter(([, r]) => !r.startsWith("unreached"));
+        // Files the runtime replaces or removes meanwhile (more of them on a loaded machine) are gone
+        // by the probe's turn: that is the only way one may be missed.
+        assert.deepEqual(
+          Object.entries(byMode.files).filter(
+            ([, r]) => r.startsWith("unreached") && r !== "unreached ENOENT",
+          ),
+          [],
+          "every file still there is reached through the opened folders",
+        );
         assert.ok(
-          reached.length >= opened.files.length - 2,
-          `reached by the other user: ${reached.length} of ${opened.files.length} (a couple may go meanwhile)`,
+          reached.length >= opened.files.length / 2,
+          `reached by the other user: ${reached.length} of ${opened.files.length}`,
         );
         assert.deepEqual(
           reached.filter(([, r]) => r !== "EACCES"),
