@@ -159,7 +159,17 @@ const totals = Object.fromEntries(summaryKeys.map((k) => [k, 0])) as Record<
   (typeof summaryKeys)[number],
   number
 >;
-const durations: { file: string; seconds: number; passed: boolean; group: string }[] = [];
+const durations: {
+  file: string;
+  seconds: number;
+  passed: boolean;
+  group: string;
+  /** Seconds from the run's start to the file's, and the CPU's idle share then (a timeline of the run). */
+  startedAtSeconds?: number;
+  idleAtStart?: number;
+}[] = [];
+/** When each file started (seconds from the run's start) and how idle the CPU was then. */
+const fileStarts = new Map<string, { at: number; idle: number | undefined }>();
 const startedAt = Date.now();
 let planned = 0;
 let numbered = 0;
@@ -236,6 +246,7 @@ async function* runFiles(files: string[], slots: number, extra: number): AsyncGe
     const file = pending.shift();
     if (file === undefined) return;
     running++;
+    fileStarts.set(path.join(testDir, file), { at: (Date.now() - startedAt) / 1000, idle: meter.idleShare() });
     if (asExtra) extraInUse++;
     void (async () => {
       try {
@@ -320,6 +331,8 @@ async function* events(): AsyncGenerator<TestEvent, void> {
           seconds: Math.round(event.data.details.duration_ms / 100) / 10,
           passed: event.data.details.passed,
           group: group.name,
+          startedAtSeconds: fileStarts.get(event.data.file ?? "")?.at,
+          idleAtStart: fileStarts.get(event.data.file ?? "")?.idle,
         });
       }
       yield event;
