@@ -4,8 +4,8 @@
  * summary lines (tests, pass, fail …) and exit code 1 on any failure.
  *
  * Files run in two groups:
- * - every file not listed below, several at a time (STAYUP_TEST_CONCURRENCY, default 3, and a
- *   fourth while the CPU is at least 35 % idle; see `extraSlots`): each uses free ports and its
+ * - every file not listed below, several at a time (STAYUP_TEST_CONCURRENCY, default 3, and up to
+ *   two more while the CPU is at least 35 % idle; see `extraSlots`): each uses free ports and its
  *   own temporary state, so they can share the machine;
  * - `alone`: one at a time once the others are done, nothing beside them.
  * A new test file needs no entry here: it runs in the concurrent group. It goes in `alone` only if
@@ -132,12 +132,13 @@ if (!Number.isInteger(concurrency) || concurrency < 1) {
   throw new Error(`STAYUP_TEST_CONCURRENCY must be a positive integer, got ${concurrency}`);
 }
 /**
- * One file more than `concurrency` while the machine has CPU to spare: most files mostly wait on
- * the processes they start (about 1.2 of 2 cores busy in a quiet run at three at a time), but
- * beside CPU-bound work (two busy loops, a loaded CI host) a fourth would only slow the others.
- * Not when STAYUP_TEST_CONCURRENCY is set: then that many, exactly.
+ * Up to two files more than `concurrency` while the machine has CPU to spare: most files mostly
+ * wait on the processes they start (about 1.4 of 2 cores busy in a quiet run at three or four at a
+ * time), but beside CPU-bound work (two busy loops, a loaded CI host) more would only slow the
+ * others. One extra file at a time, each after the CPU was seen idle for a whole window since the
+ * last one started. Not when STAYUP_TEST_CONCURRENCY is set: then that many, exactly.
  */
-const extraSlots = pinned === undefined && !unitOnly ? 1 : 0;
+const extraSlots = pinned === undefined && !unitOnly ? Number(process.env.STAYUP_TEST_EXTRA_SLOTS ?? 2) : 0;
 /** The share of CPU time idle, over the last sampling window, for the extra slot to open. */
 const idleShareForExtra = 0.35;
 
@@ -217,9 +218,11 @@ class IdleMeter {
   stop(): void {
     clearInterval(this.timer);
   }
-  idleShare(): number | undefined {
+  /** Undefined until a whole window of samples taken after `since` (ms) is there. */
+  idleShare(since = 0): number | undefined {
     const first = this.samples[0];
     const last = this.samples.at(-1);
+    if (first && first.at < since) return undefined;
     if (!first || !last || last.at - first.at < this.windowMs - 1000) return undefined;
     const total = last.total - first.total;
     return total > 0 ? (last.idle - first.idle) / total : undefined;
@@ -240,13 +243,18 @@ async function* runFiles(files: string[], slots: number, extra: number): AsyncGe
   const pending = [...files];
   let running = 0;
   let extraInUse = 0;
+  /** When the last extra file started: the idle share counts only from then on. */
+  let lastExtraAt = 0;
   const meter = new IdleMeter();
   if (extra > 0) meter.start();
   const startOne = (asExtra: boolean) => {
     const file = pending.shift();
     if (file === undefined) return;
     running++;
-    fileStarts.set(path.join(testDir, file), { at: (Date.now() - startedAt) / 1000, idle: meter.idleShare() });
+    fileStarts.set(path.join(testDir, file), {
+      at: (Date.now() - startedAt) / 1000,
+      idle: meter.idleShare(),
+    });
     if (asExtra) extraInUse++;
     void (async () => {
       try {
@@ -264,9 +272,10 @@ async function* runFiles(files: string[], slots: number, extra: number): AsyncGe
   };
   const admit = () => {
     while (pending.length > 0 && running - extraInUse < slots && !abort.signal.aborted) startOne(false);
-    const idle = meter.idleShare();
+    const idle = meter.idleShare(lastExtraAt);
     if (pending.length > 0 && extraInUse < extra && idle !== undefined && idle >= idleShareForExtra) {
       queue.push(diagnostic(`${pending[0]} beside ${running} (CPU ${Math.round(idle * 100)} % idle)`));
+      lastExtraAt = Date.now();
       startOne(true);
     }
   };
