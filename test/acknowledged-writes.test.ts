@@ -8,7 +8,7 @@ import type { DrillReport } from "../src/drills/report.ts";
 import { chooseStartPrimary } from "../src/local/redis/replication.ts";
 import type { StackStatus } from "../src/local/runtime.ts";
 import { bundleWebService } from "../src/web-service/bundle.ts";
-import { runCli, tempDir, testRedisReplication, upDetached, waitFor } from "./helpers.ts";
+import { repoRoot, runCli, tempDir, testRedisReplication, upDetached, waitFor } from "./helpers.ts";
 
 describe("which node starts as primary (pure)", () => {
   const nodes = ["redis-a", "redis-b", "redis-c"];
@@ -123,8 +123,10 @@ describe("a count is answered only once a replica holds it", { timeout: 180_000 
 /** A primary killed under load through the real CLI, then `stayup down` + `stayup up`. */
 describe("redis-failover drill and restart from the newest copy", { timeout: 300_000 }, () => {
   const stateDir = path.join(tempDir(), ".stayup");
+  // The primary region's Redis group is the one drilled: the secondary region is not exercised.
+  const config = path.join(repoRoot, "test/fixtures/one-region.config.ts");
   const up = async () => {
-    await upDetached(stateDir);
+    await upDetached(stateDir, { config });
   };
   const status = async () =>
     JSON.parse((await runCli(["status", "--json", "--state-dir", stateDir])).stdout) as StackStatus;
@@ -141,9 +143,12 @@ describe("redis-failover drill and restart from the newest copy", { timeout: 300
     // Half a second of steady traffic before and after the failover (1.5 s each by default): the
     // figures checked are the failover's.
     const phases = ["--warmup-seconds", "0.5", "--cooldown-seconds", "0.5"];
-    const res = await runCli(["drill", "redis-failover", "--json", ...phases, "--state-dir", stateDir], {
-      timeoutMs: 180_000,
-    });
+    const res = await runCli(
+      ["drill", "redis-failover", "--json", ...phases, "--config", config, "--state-dir", stateDir],
+      {
+        timeoutMs: 180_000,
+      },
+    );
     report = JSON.parse(res.stdout) as DrillReport;
     assert.equal(report.failed, 0, JSON.stringify(report.failures));
     assert.equal(report.acknowledgedLost, 0);

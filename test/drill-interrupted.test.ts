@@ -20,8 +20,18 @@ interface RunningDrill {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-function startDrill(args: string[], onOutput: () => void = () => undefined): RunningDrill {
-  const child = spawn(process.execPath, [cliPath, "drill", ...args, "--config", configPath], {
+/**
+ * The description with its primary region only: for the temporary stacks whose interruption while
+ * starting is what is tested (the SIGHUP test keeps both regions, and checks every process of both).
+ */
+const oneRegionConfig = path.join(repoRoot, "test/fixtures/one-region.config.ts");
+
+function startDrill(
+  args: string[],
+  onOutput: () => void = () => undefined,
+  config = configPath,
+): RunningDrill {
+  const child = spawn(process.execPath, [cliPath, "drill", ...args, "--config", config], {
     cwd: repoRoot,
   });
   let stdout = "";
@@ -390,7 +400,11 @@ describe(
 
     it("SIGTERM while the temporary stack is still starting: it is stopped once started, nothing left", async () => {
       const stateDir = path.join(tempDir(), ".stayup");
-      const run = startDrill(["kill-instance", "--state-dir", stateDir, "--warmup-seconds", "30"]);
+      const run = startDrill(
+        ["kill-instance", "--state-dir", stateDir, "--warmup-seconds", "30"],
+        undefined,
+        oneRegionConfig,
+      );
       try {
         // Its first Redis node runs: the stack is starting, no traffic yet.
         const redisStarted = await waitFor(
@@ -423,7 +437,11 @@ describe(
 
     it("SIGINT twice: the second kills the temporary stack's processes at once, nothing left", async () => {
       const stateDir = path.join(tempDir(), ".stayup");
-      const run = startDrill(["kill-instance", "--state-dir", stateDir, "--warmup-seconds", "30"]);
+      const run = startDrill(
+        ["kill-instance", "--state-dir", stateDir, "--warmup-seconds", "30"],
+        undefined,
+        oneRegionConfig,
+      );
       try {
         await waitFor(
           "the drill's traffic on the temporary stack",

@@ -17,10 +17,15 @@ import { cliPath, configPath, repoRoot, runCli, tempDir, waitFor } from "./helpe
 /** Running: a zombie (exited, its new parent not having reaped it yet) has stopped. */
 const isAlive = isProcessAlive;
 
-const upArgs = (stateDir: string, redisPort: number | string = 0) => [
+/**
+ * The repository's description by default: its two regions' Redis groups are what a SIGKILLed
+ * runtime leaves. The one-region fixture where nothing of the secondary region is exercised.
+ */
+const oneRegionConfig = path.join(repoRoot, "test/fixtures/one-region.config.ts");
+const upArgs = (stateDir: string, redisPort: number | string = 0, config = configPath) => [
   "up",
   "--config",
-  configPath,
+  config,
   "--state-dir",
   stateDir,
   "--port",
@@ -30,8 +35,8 @@ const upArgs = (stateDir: string, redisPort: number | string = 0) => [
   "--dns-port",
   "0",
 ];
-const upDetached = (stateDir: string, redisPort: number | string = 0) =>
-  runCli([...upArgs(stateDir, redisPort), "--detach"], { timeoutMs: 150_000 });
+const upDetached = (stateDir: string, redisPort: number | string = 0, config = configPath) =>
+  runCli([...upArgs(stateDir, redisPort, config), "--detach"], { timeoutMs: 150_000 });
 const state = (stateDir: string) =>
   JSON.parse(readFileSync(path.join(stateDir, "stack.json"), "utf8")) as StackStateFile;
 const recorded = (stateDir: string) =>
@@ -214,7 +219,7 @@ describe("nothing is left behind, nothing runs twice", { timeout: 600_000 }, () 
     // A file where the log directory should be: neither mkdir nor open can succeed (even as root).
     mkdirSync(stateDir, { recursive: true });
     writeFileSync(path.join(stateDir, "logs"), "not a directory\n");
-    const up = await upDetached(stateDir);
+    const up = await upDetached(stateDir, 0, oneRegionConfig);
     assert.equal(up.code, 0, up.stderr + up.stdout);
     const client = StackClient.require(stateDir);
     const abort = new AbortController();

@@ -12,6 +12,12 @@ import { assertPortFree, findFreePort } from "../src/shared/net.ts";
 import { configPath, isAlive, repoRoot, runCli, tempDir, waitFor } from "./helpers.ts";
 
 const oneRegionConfig = path.join(repoRoot, "test/fixtures/one-region.config.ts");
+/**
+ * Half a second of steady traffic before the fault and after the recovery (1.5 s each by default),
+ * through the drills' own options, where the test checks the drill's verdict and figures about the
+ * fault, not the amount of traffic (kill-instance's test counts its requests: the default phases).
+ */
+const shortPhases = ["--warmup-seconds", "0.5", "--cooldown-seconds", "0.5"];
 
 /** A failure the region recovers from by itself: DNS stays on the primary, the standby stays idle. */
 function assertNoRegionFailover(report: DrillReport): void {
@@ -159,9 +165,12 @@ describe("local stack through the CLI", { timeout: 900_000 }, () => {
   }
 
   it("drill az-outage: a whole zone lost at once, no failed request, capacity back in the other zones", async () => {
-    const drill = await runCli(["drill", "az-outage", "--json", "--rate", "100", ...common()], {
-      timeoutMs: 60_000,
-    });
+    const drill = await runCli(
+      ["drill", "az-outage", "--json", "--rate", "100", ...shortPhases, ...common()],
+      {
+        timeoutMs: 60_000,
+      },
+    );
     assert.equal(drill.code, 0, drill.stderr + drill.stdout);
     const report = JSON.parse(drill.stdout) as DrillReport & {
       az: string;
@@ -185,9 +194,12 @@ describe("local stack through the CLI", { timeout: 900_000 }, () => {
   // beside other suites made its figures depend on them (header timeouts under a load average of 15).
 
   it("drill redis-failover: a replica is promoted, no request fails, the count never goes back", async () => {
-    const drill = await runCli(["drill", "redis-failover", "--json", "--rate", "100", ...common()], {
-      timeoutMs: 90_000,
-    });
+    const drill = await runCli(
+      ["drill", "redis-failover", "--json", "--rate", "100", ...shortPhases, ...common()],
+      {
+        timeoutMs: 90_000,
+      },
+    );
     assert.equal(drill.code, 0, drill.stderr + drill.stdout);
     const report = JSON.parse(drill.stdout) as DrillReport & {
       writeOutageSeconds: number;
@@ -438,7 +450,7 @@ describe("drill without a running stack", { timeout: 120_000 }, () => {
     const drill = await runCli(
       // The description with its primary region only: what is tested is the temporary stack's
       // start, drill and stop, not the secondary region (the suite above fails it over).
-      ["drill", "kill-instance", "--json", "--rate", "100", "--config", oneRegionConfig],
+      ["drill", "kill-instance", "--json", "--rate", "100", ...shortPhases, "--config", oneRegionConfig],
       {
         cwd: dir,
         timeoutMs: 90_000,

@@ -6,7 +6,10 @@ import { request } from "undici";
 import { StackClient } from "../src/local/control-plane/client.ts";
 import { findFreePort } from "../src/shared/net.ts";
 import { serviceVersion } from "../src/web-service/version.ts";
-import { configPath, runCli, tempDir, upDetached } from "./helpers.ts";
+import { repoRoot, runCli, tempDir, upDetached } from "./helpers.ts";
+
+/** What is compared here is the primary region's: the secondary region is not exercised. */
+const oneRegionConfig = path.join(repoRoot, "test/fixtures/one-region.config.ts");
 
 /**
  * Issue 25, item 5: the version is the service (bundle and settings), not this run's wiring. A
@@ -43,7 +46,7 @@ describe(
     });
 
     const upAgain = (args: string[]) =>
-      runCli(["up", "--config", configPath, "--state-dir", stateDir, ...args], {
+      runCli(["up", "--config", oneRegionConfig, "--state-dir", stateDir, ...args], {
         cwd: dir,
         timeoutMs: 120_000,
       });
@@ -56,12 +59,12 @@ describe(
     // Before the others: it leaves the stack they refuse to change running (one stack start fewer
     // than a stack of its own: this was test/version-across-restarts.test.ts).
     it("down then up on other free ports serves the same version, and up rolls nothing", async () => {
-      await upDetached(stateDir, { cwd: dir });
+      await upDetached(stateDir, { cwd: dir, config: oneRegionConfig });
       client = StackClient.require(stateDir);
       const first = await servedVersion();
       const down = await runCli(["down", "--state-dir", stateDir]);
       assert.equal(down.code, 0, down.stderr);
-      await upDetached(stateDir, { cwd: dir });
+      await upDetached(stateDir, { cwd: dir, config: oneRegionConfig });
       client = StackClient.require(stateDir);
       const second = await servedVersion();
       assert.equal(second, first, "same bundle and settings: the same version");
