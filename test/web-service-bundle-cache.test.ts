@@ -66,3 +66,19 @@ describe("the web service's bundle cache", () => {
     assert.doesNotMatch(readFileSync(path.join(cache, entry, "web-service.mjs"), "utf8"), /from the cache/);
   });
 });
+
+describe("the web service's bundle, into a relative folder", () => {
+  it("is written under the caller's folder, not the package's (a packed install's `up` in .stayup/build)", async () => {
+    const saved = process.cwd();
+    const root = tempDir("stayup-bundles-");
+    try {
+      process.chdir(root);
+      await bundleWebService(path.join(".stayup", "build"));
+      bundleWebServiceSync(path.join(".stayup", "aws-bundle"));
+    } finally {
+      process.chdir(saved);
+    }
+    assert.ok(readdirSync(path.join(root, ".stayup", "build")).includes("web-service.mjs"));
+    assert.ok(readdirSync(path.join(root, ".stayup", "aws-bundle")).includes("web-service.mjs"));
+  });
+});

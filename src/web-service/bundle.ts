@@ -13,7 +13,9 @@ export const webServiceScriptName = "web-service.cjs";
 /** The entry that runs the CommonJS bundle from its code cache. */
 export const codeCacheStarterName = "web-service-start.cjs";
 
-function options(outDir: string): BuildOptions {
+function options(folder: string): BuildOptions {
+  // Absolute: esbuild resolves a relative outfile from absWorkingDir (the package), not the caller's folder.
+  const outDir = path.resolve(folder);
   mkdirSync(outDir, { recursive: true });
   return {
     entryPoints: [entry],
@@ -47,14 +49,14 @@ function options(outDir: string): BuildOptions {
 function codeCacheOptions(outDir: string): BuildOptions[] {
   const service = options(outDir);
   return [
-    { ...service, format: "cjs", banner: {}, outfile: path.join(outDir, webServiceScriptName) },
+    { ...service, format: "cjs", banner: {}, outfile: path.resolve(outDir, webServiceScriptName) },
     {
       ...service,
       entryPoints: [path.join(here, "start-with-code-cache.ts")],
       format: "cjs",
       banner: {},
       sourcemap: false,
-      outfile: path.join(outDir, codeCacheStarterName),
+      outfile: path.resolve(outDir, codeCacheStarterName),
     },
   ];
 }
