@@ -2,9 +2,11 @@ import assert from "node:assert/strict";
 import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { describe, it } from "node:test";
+import { CfnGuardValidator } from "@cdklabs/cdk-validator-cfnguard";
 import { Stack, Validations, aws_s3 as s3 } from "aws-cdk-lib";
 import { acknowledgements } from "../src/aws/compliance/acknowledgements.ts";
 import { createStayupApp, synthesizeChecked, unacknowledgedFindings } from "../src/aws/compliance/checks.ts";
+import { ControlTowerGuard, controlTowerRules, controlTowerRulesFor } from "../src/aws/compliance/guard.ts";
 import { cfnLint, synthesize } from "../src/aws/synth.ts";
 import { lintAll } from "../src/cli/commands/check/index.ts";
 import type { StackDescription } from "../src/stack/index.ts";
@@ -188,6 +190,47 @@ describe("offline proof: cdk-nag, cfn-guard and cfn-lint", { timeout: 1_200_000 
     ]);
     // The tests' own report check fails on it too.
     assert.throws(() => assertNoUnacknowledgedFindings(outdir), /s3_bucket_default_encryption_kms_check/);
+  });
+
+  it("cfn-guard given only the rules naming the templates' resource types finds what all 237 find", () => {
+    const all = controlTowerRules();
+    assert.equal(all.length, 237, "every Control Tower rule file the plugin ships");
+    const some = controlTowerRulesFor(new Set(["AWS::S3::Bucket", "AWS::EC2::SecurityGroup"]));
+    assert.ok(some.length > 0 && some.length < all.length / 2, `${some.length} of ${all.length} rules`);
+    // Exactly the files that name one of the two types (every one names some type).
+    assert.deepEqual(
+      some,
+      all
+        .filter((r) => r.types.has("AWS::S3::Bucket") || r.types.has("AWS::EC2::SecurityGroup"))
+        .map((r) => r.file),
+    );
+    assert.ok(all.every((r) => r.types.size > 0));
+    // An unencrypted bucket and an open security group: findings of both kinds, beside a topic.
+    const file = path.join(tempDir("stayup-guard-"), "t.template.json");
+    writeFileSync(
+      file,
+      JSON.stringify({
+        Resources: {
+          Bucket: { Type: "AWS::S3::Bucket", Properties: {} },
+          Open: {
+            Type: "AWS::EC2::SecurityGroup",
+            Properties: {
+              GroupDescription: "open",
+              SecurityGroupIngress: [{ CidrIp: "0.0.0.0/0", IpProtocol: "tcp", FromPort: 0, ToPort: 65535 }],
+            },
+          },
+          Topic: { Type: "AWS::SNS::Topic", Properties: {} },
+        },
+      }),
+    );
+    const app = createStayupApp();
+    const context = { templatePaths: [file], appConstruct: new Stack(app, "guard") };
+    const full = new CfnGuardValidator({ controlTowerRulesEnabled: true }).validate(context);
+    const subset = new ControlTowerGuard().validate(context);
+    const rules = (r: typeof full) => r.violations.map((v) => v.ruleName).sort();
+    assert.ok(rules(full).length >= 3, rules(full).join(", "));
+    assert.deepEqual(rules(subset), rules(full));
+    assert.deepEqual(subset, full);
   });
 
   it("`stayup check` runs every check for both environments and prints one summary", async () => {

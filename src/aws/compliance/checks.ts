@@ -1,11 +1,11 @@
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
-import { CfnGuardValidator } from "@cdklabs/cdk-validator-cfnguard";
 import { App, type CfnResource, Validations } from "aws-cdk-lib";
 import { AwsSolutionsChecks } from "cdk-nag";
 import { StayupError } from "../../shared/errors.ts";
 import type { ResolvedStack } from "../../stack/index.ts";
 import type { StayupStacks } from "../stacks.ts";
+import { ControlTowerGuard } from "./guard.ts";
 import { LifecycleRulesValidator } from "./lifecycle-rules.ts";
 import {
   acknowledgementId,
@@ -46,7 +46,8 @@ export function createStayupApp(options: StayupAppOptions = {}): App {
   if (options.compliance) {
     Validations.of(app).addPlugins(
       new AwsSolutionsChecks(app, { verbose: true }),
-      new CfnGuardValidator({ controlTowerRulesEnabled: true }),
+      // cfn-guard with the Control Tower rules that can apply to the templates (guard.ts).
+      new ControlTowerGuard(),
       new LifecycleRulesValidator(),
     );
   }
