@@ -112,6 +112,43 @@ describe("outlier detector (decisions)", () => {
     for (let t = 0; t < 10; t++) assert.equal(d.observe("a", "timeout", 1800 + 20 * t, rotation), undefined);
   });
 
+  it("beside peers that answer in time but slowly (the group near the per-try timeout), a brief timeout streak is the group's tail: no ejection", () => {
+    // Window 1000 ms, answers of 100 ms or less count as quick (a quarter of a 400 ms per-try timeout).
+    const d = new OutlierDetector(settings, 1000, 100);
+    const rotation = ["a", "b"];
+    // Both answer in time, slowly (a slow Redis): 250 ms each.
+    for (let t = 0; t < 20; t++) {
+      d.observe("a", "success", 1000 + 40 * t, rotation, 250);
+      d.observe("b", "success", 1000 + 40 * t, rotation, 250);
+    }
+    // a's process is held up for a moment (a busy machine): a streak of timeouts, b still in time.
+    for (let t = 0; t < 10; t++) {
+      d.observe("b", "success", 1800 + 20 * t, rotation, 260);
+      assert.equal(d.observe("a", "timeout", 1800 + 20 * t, rotation), undefined);
+    }
+    // Answering in time again ends it; the same streak beside quick answers would have ejected a.
+    d.observe("a", "success", 2000, rotation, 300);
+    const quick = new OutlierDetector(settings, 1000, 100);
+    for (let t = 0; t < 20; t++) quick.observe("b", "success", 1000 + 40 * t, rotation, 5);
+    quick.observe("a", "success", 1700, rotation, 5);
+    for (let t = 0; t < 2; t++)
+      assert.equal(quick.observe("a", "timeout", 1800 + 20 * t, rotation), undefined);
+    assert.match(quick.observe("a", "timeout", 1840, rotation)?.reason ?? "", /timeouts/);
+  });
+
+  it("beside slowly answering peers, a target that answers nothing in time for two windows is ejected", () => {
+    const d = new OutlierDetector(settings, 1000, 100);
+    const rotation = ["a", "b"];
+    d.observe("a", "success", 0, rotation, 250);
+    // a stalls from now on; b keeps answering in time, slowly.
+    for (let t = 1; t <= 39; t++) {
+      d.observe("b", "success", 50 * t, rotation, 250);
+      assert.equal(d.observe("a", "timeout", 50 * t, rotation), undefined, `at ${50 * t} ms`);
+    }
+    d.observe("b", "success", 2000, rotation, 250);
+    assert.match(d.observe("a", "timeout", 2000, rotation)?.reason ?? "", /no answer in time for 2\.0 s/);
+  });
+
   it("a target back from an ejection is no fast peer until it answers in time (no ejection ping-pong under overload)", () => {
     const d = new OutlierDetector(settings, 1000);
     const rotation = ["a", "b"];

@@ -248,8 +248,8 @@ export class LoadBalancer implements Listener, InFlightRequests, TryPolicy {
   }
 
   /** Records one try's outcome for outlier detection (and publishes the ejection it causes). */
-  observe(target: Target, outcome: TryOutcome): void {
-    this.ejections?.observe(target, outcome);
+  observe(target: Target, outcome: TryOutcome, latencyMs?: number): void {
+    this.ejections?.observe(target, outcome, latencyMs);
   }
 
   /** An ejection decided by another worker of the same listener: shared target health. */
@@ -319,14 +319,14 @@ export class LoadBalancer implements Listener, InFlightRequests, TryPolicy {
       try {
         const outcome = await t.run(this.pool(target), upstreamRequest);
         // A late answer was already counted as a timeout when the per-try timeout passed.
-        if (outcome !== "timeout") this.observe(target, outcome);
+        if (outcome !== "timeout") this.observe(target, outcome, t.elapsedMs());
         return;
       } catch (error) {
         const e = error as TryFailure;
         const code = e.code ?? "";
         lastError = `${target.instanceId}: ${code || e.message}`;
         if (e.held) {
-          this.observe(target, "5xx");
+          this.observe(target, "5xx", t.elapsedMs());
           held = e.held;
           continue;
         }

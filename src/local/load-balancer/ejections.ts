@@ -14,8 +14,9 @@ export class Ejections {
 
   /**
    * @param rotationIds the routable targets' ids now
-   * @param perTryTimeoutMs a target is slow only next to peers that answered within two per-try
-   *   timeouts (1 s at least)
+   * @param perTryTimeoutMs a target is slow only next to peers that answered in time within two
+   *   per-try timeouts (1 s at least); at once only if their answers took a quarter of it or less
+   *   (median), as OutlierDetector says
    */
   constructor(
     settings: OutlierDetectionSettings,
@@ -25,7 +26,7 @@ export class Ejections {
     private readonly events: EventPublisher,
     private readonly guard: ControllerGuard,
   ) {
-    this.detector = new OutlierDetector(settings, Math.max(1000, 2 * perTryTimeoutMs));
+    this.detector = new OutlierDetector(settings, Math.max(1000, 2 * perTryTimeoutMs), perTryTimeoutMs / 4);
   }
 
   isEjected(instanceId: string, now: number): boolean {
@@ -37,9 +38,15 @@ export class Ejections {
     return this.detector.hasFastPeer(instanceId, Date.now(), this.rotationIds());
   }
 
-  /** Records one try's outcome (and publishes the ejection it causes). */
-  observe(target: Target, outcome: TryOutcome): void {
-    const ejection = this.detector.observe(target.instanceId, outcome, Date.now(), this.rotationIds());
+  /** Records one try's outcome and time taken (and publishes the ejection it causes). */
+  observe(target: Target, outcome: TryOutcome, latencyMs?: number): void {
+    const ejection = this.detector.observe(
+      target.instanceId,
+      outcome,
+      Date.now(),
+      this.rotationIds(),
+      latencyMs,
+    );
     if (!ejection) return;
     this.events.publish({ type: "target.ejected", az: target.az, ...ejection });
     this.scheduleReturns();

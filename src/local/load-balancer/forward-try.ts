@@ -47,8 +47,8 @@ export function sendHeld(res: ClientResponse, held: HeldAnswer): void {
 
 /** What a try asks of the balancer: its retry decisions and outlier detection. */
 export interface TryPolicy {
-  /** Records a try's outcome for outlier detection. */
-  observe(target: Target, outcome: TryOutcome): void;
+  /** Records a try's outcome (and, answered, how long it took) for outlier detection. */
+  observe(target: Target, outcome: TryOutcome, latencyMs?: number): void;
   /** A try may give up on a 5xx answer for another target. */
   tryElsewhereOnError(t: ForwardTry): boolean;
   /** A try past its per-try timeout may be abandoned for another target. */
@@ -78,6 +78,7 @@ export class ForwardTry implements UpstreamHandler {
   private late = false;
   private abortDispatch?: (error: Error) => void;
   private timer?: NodeJS.Timeout;
+  private startedAt = 0;
   private resolve!: (outcome: TryOutcome) => void;
   private reject!: (error: TryFailure) => void;
 
@@ -95,9 +96,15 @@ export class ForwardTry implements UpstreamHandler {
     return new Promise((resolve, reject) => {
       this.resolve = resolve;
       this.reject = reject;
+      this.startedAt = performance.now();
       if (this.perTryMs > 0) this.timer = setTimeout(onPerTryTimeout, this.perTryMs, this);
       pool.dispatch(request, this);
     });
+  }
+
+  /** Milliseconds since the try was dispatched. */
+  elapsedMs(): number {
+    return performance.now() - this.startedAt;
   }
 
   abort(error: Error): void {

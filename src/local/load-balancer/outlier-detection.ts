@@ -27,6 +27,12 @@ export interface Ejection {
 const RECENT_TRIES = 32;
 
 /**
+ * A target that only times out while its peers answer in time, but not quickly, is ejected only
+ * once it has answered nothing in time for this many slow-peer windows (see `observe`).
+ */
+const SILENT_WINDOWS_AMONG_SLOW_PEERS = 2;
+
+/**
  * A peer may have had this share of its recent tries time out and still count as answering in
  * time: on a busy machine a healthy target sees an occasional slow answer, and requiring none at
  * all let one such answer keep a stalled target in rotation for the whole fault.
@@ -41,9 +47,10 @@ interface TargetRecord {
   ejectedUntil: number;
   returnedAt: number;
   ejections: number;
-  /** Ring of the latest tries: when each ended and whether it timed out. */
+  /** Ring of the latest tries: when each ended, whether it timed out, how long it took (ms). */
   recentAt: Float64Array;
   recentTimedOut: Uint8Array;
+  recentMs: Float64Array;
   recentNext: number;
 }
 
@@ -58,12 +65,20 @@ export class OutlierDetector {
 
   /**
    * @param slowPeerWindowMs a timeout streak ejects a target only if another target in rotation
-   *   has had no timeout for this long: when the whole group is slow (an overload), nothing is an
-   *   outlier, and ejecting would only pile the load on fewer targets.
+   *   answered in time within this window, with few timeouts: when the whole group is slow (an
+   *   overload), nothing is an outlier, and ejecting would only pile the load on fewer targets.
+   * @param quickAnswerMs and only at once (after `consecutiveFailures` timeouts) if that peer's
+   *   answers in the window took at most this long (median): a timeout then stands out from the
+   *   group. When the group itself answers near the per-try timeout (a slow dependency, a busy
+   *   machine), a timeout is the group's own tail: a target whose process was held up for a moment
+   *   would be ejected though it is as slow as the others. Then a target goes only once it has
+   *   answered nothing in time for SILENT_WINDOWS_AMONG_SLOW_PEERS windows while a peer did.
+   *   Default: every answer in time is quick (the streak alone decides, beside an answering peer).
    */
   constructor(
     readonly settings: OutlierDetectionSettings,
     private readonly slowPeerWindowMs: number,
+    private readonly quickAnswerMs = Number.POSITIVE_INFINITY,
   ) {}
 
   private record(instanceId: string): TargetRecord {
@@ -78,6 +93,7 @@ export class OutlierDetector {
         ejections: 0,
         recentAt: new Float64Array(RECENT_TRIES).fill(Number.NEGATIVE_INFINITY),
         recentTimedOut: new Uint8Array(RECENT_TRIES),
+        recentMs: new Float64Array(RECENT_TRIES),
         recentNext: 0,
       };
       this.records.set(instanceId, r);
@@ -85,16 +101,21 @@ export class OutlierDetector {
     return r;
   }
 
-  /** Records the outcome of one try; returns the ejection it causes, if any. */
+  /**
+   * Records the outcome of one try (and how long it took, `latencyMs`, when it was answered);
+   * returns the ejection it causes, if any.
+   */
   observe(
     instanceId: string,
     outcome: TryOutcome,
     now: number,
     rotation: readonly string[],
+    latencyMs = 0,
   ): Ejection | undefined {
     const r = this.record(instanceId);
     r.recentAt[r.recentNext] = now;
     r.recentTimedOut[r.recentNext] = outcome === "timeout" ? 1 : 0;
+    r.recentMs[r.recentNext] = latencyMs;
     r.recentNext = (r.recentNext + 1) % RECENT_TRIES;
     if (outcome === "success") {
       r.lastInTimeAt = now;
@@ -109,8 +130,15 @@ export class OutlierDetector {
     let reason: string | undefined;
     if (r.consecutive5xx >= threshold) reason = `${r.consecutive5xx} consecutive 5xx answers`;
     else if (r.consecutiveTimeouts >= threshold) {
-      if (!this.hasFastPeer(instanceId, now, rotation)) return undefined;
-      reason = `${r.consecutiveTimeouts} consecutive timeouts while other targets answered in time`;
+      const peerMedianMs = this.answeringPeerMedianMs(instanceId, now, rotation);
+      if (peerMedianMs === undefined) return undefined;
+      if (peerMedianMs <= this.quickAnswerMs) {
+        reason = `${r.consecutiveTimeouts} consecutive timeouts while other targets answered in time`;
+      } else {
+        const silentMs = now - r.lastInTimeAt;
+        if (silentMs < SILENT_WINDOWS_AMONG_SLOW_PEERS * this.slowPeerWindowMs) return undefined;
+        reason = `${r.consecutiveTimeouts} consecutive timeouts and no answer in time for ${Number.isFinite(silentMs) ? `${(silentMs / 1000).toFixed(1)} s` : "its whole time in rotation"} while other targets answered in time`;
+      }
     }
     if (!reason) return undefined;
     const ejectedNow = rotation.filter((id) => id !== instanceId && this.isEjected(id, now)).length;
@@ -135,19 +163,35 @@ export class OutlierDetector {
    * load, ...).
    */
   hasFastPeer(instanceId: string, now: number, rotation: readonly string[]): boolean {
-    return rotation.some((id) => {
-      if (id === instanceId || this.isEjected(id, now)) return false;
+    return this.answeringPeerMedianMs(instanceId, now, rotation) !== undefined;
+  }
+
+  /**
+   * Among the peers `hasFastPeer` counts, the quickest one's median answer time (ms) over its
+   * answers in time within the window; undefined when there is no such peer.
+   */
+  private answeringPeerMedianMs(instanceId: string, now: number, rotation: readonly string[]) {
+    let best: number | undefined;
+    const answered: number[] = [];
+    for (const id of rotation) {
+      if (id === instanceId || this.isEjected(id, now)) continue;
       const r = this.records.get(id);
-      if (r === undefined || now - r.lastInTimeAt >= this.slowPeerWindowMs) return false;
+      if (r === undefined || now - r.lastInTimeAt >= this.slowPeerWindowMs) continue;
       let tries = 0;
       let timeouts = 0;
+      answered.length = 0;
       for (let i = 0; i < RECENT_TRIES; i++) {
         if (now - (r.recentAt[i] ?? Number.NEGATIVE_INFINITY) >= this.slowPeerWindowMs) continue;
         tries++;
-        timeouts += r.recentTimedOut[i] ?? 0;
+        if (r.recentTimedOut[i]) timeouts++;
+        else answered.push(r.recentMs[i] ?? 0);
       }
-      return timeouts <= FAST_PEER_MAX_TIMEOUT_SHARE * tries;
-    });
+      if (timeouts > FAST_PEER_MAX_TIMEOUT_SHARE * tries || answered.length === 0) continue;
+      answered.sort((a, b) => a - b);
+      const median = answered[Math.floor((answered.length - 1) / 2)] ?? 0;
+      best = best === undefined ? median : Math.min(best, median);
+    }
+    return best;
   }
 
   /** Takes an ejection decided elsewhere (another balancer process) until `until`. */
