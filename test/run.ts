@@ -87,31 +87,42 @@ const unit = new Set([
  * last and leaves the other slots idle; the rest follow in name order.
  */
 const longestFirst = [
-  // CPU-bound in one process (checked syntheses): the longest of all on a loaded machine (844 s
-  // of a 28 min run at load average 18), the tail of the concurrent group when started 12th.
-  "aws-compliance.test.ts",
-  "examples-packed.test.ts",
-  "single-instance-local.test.ts",
-  "local-ecs.test.ts",
-  "rolling-deploy.test.ts",
+  // Measured 2026-12-07 (test-durations.json of a fresh-clone run, three or four files side by side),
+  // after the AWS suites' syntheses got cheaper: the longest wall times first, stack suites (mostly
+  // waiting on their processes) and AWS suites (mostly CPU) interleaved.
+  "aws-lifecycle-moto.test.ts",
   "local-stack.test.ts",
-  // Not listed before, and so started in name order, after half the suite: 93 s of a 12 min run.
+  "examples-packed.test.ts",
   "drill-interrupted.test.ts",
+  "aws-compliance.test.ts",
   "leftovers.test.ts",
-  // About 60 s, most of it waiting for ejections to run out: alone before, now among the rest.
-  "gray-failures.test.ts",
-  "rolling-deploy-up.test.ts",
-  "cli.test.ts",
   "dashboard.test.ts",
-  "drill-topologies.test.ts",
-  "drill-report.test.ts",
-  "control-plane-access.test.ts",
+  "aws-ci-stack.test.ts",
+  "gray-failures.test.ts",
+  "dashboard-client-figures.test.ts",
+  "aws-your-service.test.ts",
+  "single-instance-local.test.ts",
+  "topology.test.ts",
+  "rolling-deploy.test.ts",
+  "aws-lifecycle.test.ts",
+  "cli.test.ts",
   "aws-ecs.test.ts",
-  "load-balancer-workers.test.ts",
-  "aws-hardening.test.ts",
-  "controller-errors.test.ts",
-  "aws-moto-deploy.test.ts",
+  "up-running.test.ts",
+  "drill-report.test.ts",
+  "aws-destroy.test.ts",
+  "local-ecs.test.ts",
+  "aws-cost.test.ts",
+  "ci-workflows.test.ts",
   "acknowledged-writes.test.ts",
+  "aws-ci-drift.test.ts",
+  "region-outage-replica.test.ts",
+  "diagram.test.ts",
+  "drill-topologies.test.ts",
+  "rolling-deploy-up.test.ts",
+  "region-outage-active.test.ts",
+  "service-folder-version.test.ts",
+  "load-balancer-hostile.test.ts",
+  "aws-moto-deploy.test.ts",
 ];
 
 const args = process.argv.slice(2);
