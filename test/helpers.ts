@@ -9,7 +9,7 @@ import type { DrillReport } from "../src/drills/report.ts";
 import { EventBus, type TimedStackEvent } from "../src/local/events/bus.ts";
 import { localRedisPassword } from "../src/local/redis/process.ts";
 import { RedisReplicationController } from "../src/local/redis/replication.ts";
-import { findFreePort, sleep } from "../src/shared/net.ts";
+import { sleep } from "../src/shared/net.ts";
 import type { CodeCacheOutcome } from "../src/web-service/code-cache.ts";
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
