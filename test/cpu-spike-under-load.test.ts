@@ -63,21 +63,21 @@ describe("cpu-spike with two CPU-bound processes beside the stack", { timeout: 6
     await Promise.all([runCli(["down", "--state-dir", balanced]), runCli(["down", "--state-dir", ecs])]);
   });
 
-  const drill = (stateDir: string) =>
-    runCli(
+  /** The drill on one stack, with the CPU-bound processes running throughout: its report. */
+  const drill = async (stateDir: string, t: Parameters<typeof cpuSpikeReport>[1]) => {
+    const run = await runCli(
       ["drill", "cpu-spike", "--json", ...shortSteadyPhases, "--config", configPath, "--state-dir", stateDir],
-      {
-        timeoutMs: 400_000,
-      },
+      { timeoutMs: 400_000 },
     );
-
-  it("load-balanced: 0 failed requests, no instance replaced for slowness, scale-out, the count never goes back, no DNS failover", async (t) => {
-    const run = await drill(balanced);
     assert.ok(
       burners.every((b) => b.exitCode === null),
       "the CPU-bound processes ran throughout",
     );
-    const report = cpuSpikeReport(run.stdout, t);
+    return cpuSpikeReport(run.stdout, t);
+  };
+
+  it("load-balanced: 0 failed requests, no instance replaced for slowness, scale-out, the count never goes back, no DNS failover", async (t) => {
+    const report = await drill(balanced, t);
     const during = report.events;
     const replaced = during.filter((e) => e.type === "instance.replaced");
     const terminated = during.filter((e) => e.type === "instance.terminating" && e.reason !== "scale in");
@@ -106,12 +106,7 @@ describe("cpu-spike with two CPU-bound processes beside the stack", { timeout: 6
   // Tasks slowed by the overload may fail health checks; none is replaced for it (before, the
   // service stopped them and every replacement cost more CPU), and service auto scaling adds tasks.
   it("ecs: 0 failed requests, no task replaced or stopped but by scale-in, the service scales out, the count never goes back", async (t) => {
-    const run = await drill(ecs);
-    assert.ok(
-      burners.every((b) => b.exitCode === null),
-      "the CPU-bound processes ran throughout",
-    );
-    const report = cpuSpikeReport(run.stdout, t);
+    const report = await drill(ecs, t);
     const during = report.events;
     const replacements = during.filter((e) => e.type === "task.placed" && e.replaces !== undefined);
     assert.deepEqual(replacements, [], "no task started to replace another");
