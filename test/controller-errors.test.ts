@@ -33,7 +33,7 @@ import { EcsServiceController } from "../src/local/ecs/service.ts";
 import { createLocalStack } from "../src/local/topologies/index.ts";
 import { loadStack } from "../src/stack/index.ts";
 import { description } from "./aws-helpers.ts";
-import { configPath, tempDir, waitFor } from "./helpers.ts";
+import { configPath, tempDir, waitFor, freePortBelowEphemeralRange } from "./helpers.ts";
 
 type ControllerError = Extract<TimedStackEvent, { type: "controller.error" }>;
 
@@ -362,7 +362,7 @@ describe("a controller's failure is a controller.error event and a retry, for ev
 
   it("redis: a restart that fails (its port taken) is an event and is retried until redis-server is back", async () => {
     const bus = new EventBus();
-    const port = await findFreePort("127.0.0.1");
+    const port = await freePortBelowEphemeralRange();
     const redis = new RedisController({
       host: "127.0.0.1",
       port,

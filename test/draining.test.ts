@@ -7,8 +7,7 @@ import { EventBus } from "../src/local/events/bus.ts";
 import { type Listener, LoadBalancer } from "../src/local/load-balancer/balancer.ts";
 import { LoadBalancerWorkers } from "../src/local/load-balancer/workers.ts";
 import { TargetGroupController } from "../src/local/target-group/controller.ts";
-import { findFreePort } from "../src/shared/net.ts";
-import { waitFor } from "./helpers.ts";
+import { waitFor, freePortBelowEphemeralRange } from "./helpers.ts";
 
 const healthCheck = {
   path: "/health",
@@ -59,7 +58,7 @@ for (const workers of [0, 2])
             new LoadBalancerWorkers(
               tg,
               events,
-              { host: "127.0.0.1", port: await findFreePort() },
+              { host: "127.0.0.1", port: await freePortBelowEphemeralRange() },
               {},
               workers,
             );

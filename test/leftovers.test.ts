@@ -10,9 +10,16 @@ import type { StackStateFile } from "../src/local/control-plane/state-file.ts";
 import type { TimedStackEvent } from "../src/local/events/bus.ts";
 import { findLeftovers } from "../src/local/leftovers.ts";
 import type { ProcessFile, RecordedProcess } from "../src/local/processes.ts";
-import { findFreePort } from "../src/shared/net.ts";
 import { isProcessAlive, processGroupMembers, processStartOf } from "../src/shared/process-info.ts";
-import { cliPath, configPath, repoRoot, runCli, tempDir, waitFor } from "./helpers.ts";
+import {
+  cliPath,
+  configPath,
+  repoRoot,
+  runCli,
+  tempDir,
+  waitFor,
+  freePortBelowEphemeralRange,
+} from "./helpers.ts";
 
 /** Running: a zombie (exited, its new parent not having reaped it yet) has stopped. */
 const isAlive = isProcessAlive;
@@ -74,7 +81,7 @@ describe("nothing is left behind, nothing runs twice", { timeout: 600_000 }, () 
   // foreground, as from a terminal, and that terminal's closing (SIGHUP) then stops it.
   it("after SIGKILL of the runtime, `stayup up` on the same Redis port succeeds and the count continues; SIGHUP (the terminal closed) then stops it cleanly, Redis included", async () => {
     const stateDir = stateDirOf();
-    const redisPort = await findFreePort();
+    const redisPort = await freePortBelowEphemeralRange();
     const first = await upDetached(stateDir, redisPort);
     assert.equal(first.code, 0, first.stderr + first.stdout);
     const before = state(stateDir);
@@ -394,7 +401,7 @@ describe(
       mkdirSync(stateDir, { recursive: true });
       // Another redis-server (as the system's on 6379 would be) and another node process, each
       // named in a killed run's record under its own pid but with another start.
-      const port = await findFreePort();
+      const port = await freePortBelowEphemeralRange();
       const redis = spawn("redis-server", ["--port", String(port), "--save", "", "--appendonly", "no"], {
         stdio: "ignore",
       });

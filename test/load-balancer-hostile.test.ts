@@ -26,9 +26,8 @@ import { loadHttp1Parser } from "../src/local/load-balancer/http1-parser.ts";
 import { type UpstreamHandler, UpstreamPool } from "../src/local/load-balancer/upstream-pool.ts";
 import { LoadBalancerWorkers } from "../src/local/load-balancer/workers.ts";
 import { type Target, TargetGroupController } from "../src/local/target-group/controller.ts";
-import { findFreePort } from "../src/shared/net.ts";
 import type { BalancerMemory, FromBalancerProcess, ToBalancerProcess } from "./balancer-process.ts";
-import { waitFor } from "./helpers.ts";
+import { waitFor, freePortBelowEphemeralRange } from "./helpers.ts";
 
 const MiB = 1024 * 1024;
 const cleanup: (() => unknown)[] = [];
@@ -625,7 +624,7 @@ describe("load balancer as worker processes against hostile clients", { timeout:
       events,
       {
         host: "127.0.0.1",
-        port: await findFreePort(),
+        port: await freePortBelowEphemeralRange(),
         limits: { requestTimeoutMs: 2000, maxClientConnections: cap },
       },
       {},

@@ -5,8 +5,7 @@ import { request } from "undici";
 import type { DrillReport } from "../src/drills/report.ts";
 import { StackClient } from "../src/local/control-plane/client.ts";
 import type { StackStatus } from "../src/local/runtime.ts";
-import { findFreePort } from "../src/shared/net.ts";
-import { configPath, isAlive, runCli, tempDir, waitFor } from "./helpers.ts";
+import { configPath, isAlive, runCli, tempDir, waitFor, freePortBelowEphemeralRange } from "./helpers.ts";
 
 type LoseReport = DrillReport & {
   placement: string;
@@ -35,8 +34,8 @@ describe("local ECS topology, prod (spread)", { timeout: 420_000 }, () => {
     JSON.parse((await runCli(["status", "--json", "--state-dir", stateDir])).stdout) as StackStatus;
 
   before(async () => {
-    port = await findFreePort();
-    const redisPort = await findFreePort();
+    port = await freePortBelowEphemeralRange();
+    const redisPort = await freePortBelowEphemeralRange();
     const up = await runCli(
       ["up", "--detach", "--port", String(port), "--redis-port", String(redisPort), ...common()],
       { cwd: dir, timeoutMs: 180_000 },

@@ -2,8 +2,7 @@ import assert from "node:assert/strict";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import type { DrillReport } from "../src/drills/report.ts";
-import { findFreePort } from "../src/shared/net.ts";
-import { repoRoot, runCli, tempDir, upDetached } from "./helpers.ts";
+import { repoRoot, runCli, tempDir, upDetached, freePortBelowEphemeralRange } from "./helpers.ts";
 
 const activeConfig = path.join(repoRoot, "test/fixtures/active-standby.config.ts");
 
@@ -19,7 +18,11 @@ describe("region outage with an active standby", { timeout: 400_000 }, () => {
   const common = () => ["--config", activeConfig, "--state-dir", stateDir];
 
   before(async () => {
-    await upDetached(stateDir, { config: activeConfig, cwd: dir, dnsPort: await findFreePort() });
+    await upDetached(stateDir, {
+      config: activeConfig,
+      cwd: dir,
+      dnsPort: await freePortBelowEphemeralRange(),
+    });
   });
   after(async () => {
     await runCli(["down", "--state-dir", stateDir]);
