@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
+import { request } from "undici";
 import { StackSession } from "../src/cli/stack-session.ts";
 import { failingInstance } from "../src/drills/failing-instance.ts";
 import { killInstance } from "../src/drills/kill-instance.ts";
@@ -37,6 +38,37 @@ describe("load balancer as several worker processes", { timeout: 600_000 }, () =
     const { regions } = await session.client.status();
     assert.equal(workerPids.length, 2 * regions.length);
     for (const pid of workerPids) assert.ok(isAlive(pid));
+  });
+
+  it("the dashboard's traffic meter counts every client request the workers answered, and not the failover's probes", async () => {
+    const meter = session.control.dashboard.meter;
+    const counted = () => {
+      const samples = meter.history();
+      return {
+        ok: samples.reduce((n, s) => n + s.ok, 0),
+        failed: samples.reduce((n, s) => n + s.failed, 0),
+        instances: new Set(samples.flatMap((s) => Object.keys(s.byInstance))),
+      };
+    };
+    const before = counted();
+    const sent = 40;
+    const { listener } = await session.client.status();
+    for (let i = 0; i < sent; i++) {
+      // A new connection each: the kernel spreads them over the workers accepting on the socket.
+      const res = await request(`${listener}/`, { reset: true });
+      assert.equal(res.statusCode, 200);
+      await res.body.dump();
+    }
+    // The workers send their answers in batches; the meter closes a second a second later.
+    await waitFor(
+      "the requests counted",
+      () => (counted().ok >= before.ok + sent ? true : undefined),
+      15_000,
+    );
+    const after = counted();
+    assert.equal(after.ok - before.ok, sent, "each request once");
+    assert.equal(after.failed, before.failed);
+    for (const id of after.instances) assert.match(id, /^i-[0-9a-f]+$/);
   });
 
   it("kill-instance: 0 failed, a replacement in rotation (refused connections reach the shared target group)", async () => {

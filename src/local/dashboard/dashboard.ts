@@ -1,4 +1,3 @@
-import { LoadBalancer } from "../load-balancer/balancer.ts";
 import { existsSync, readFileSync } from "node:fs";
 import type http from "node:http";
 import { createRequire } from "node:module";
@@ -52,9 +51,8 @@ export class Dashboard {
     private readonly gate: StreamGate,
   ) {
     for (const region of [stack.primary, stack.secondary]) {
-      // The traffic meter needs the in-process balancer (with workers, each worker answers alone).
-      if (region?.loadBalancer instanceof LoadBalancer)
-        region.loadBalancer.observer = (answer) => this.meter.record(answer);
+      // In-process or as workers (which send their answers to this process in batches).
+      if (region?.loadBalancer) region.loadBalancer.observer = (answer) => this.meter.record(answer);
     }
     // A single instance has no load balancer: its requests go through the stable address.
     const address = this.stableAddress();
@@ -228,7 +226,7 @@ export class Dashboard {
     clearInterval(this.timer);
     for (const unsubscribe of this.unsubscribe) unsubscribe();
     for (const region of [this.stack.primary, this.stack.secondary]) {
-      if (region?.loadBalancer instanceof LoadBalancer) region.loadBalancer.observer = undefined;
+      if (region?.loadBalancer) region.loadBalancer.observer = undefined;
     }
     const address = this.stableAddress();
     if (address) address.observer = undefined;

@@ -42,8 +42,21 @@ export interface TrafficPolicy {
  * A listener the region starts and stops: one balancer process, or several sharing one port. Either
  * counts its requests in flight to each target, which draining waits for.
  */
+/** One client request's answer as the load balancer sent it (the dashboard's traffic meter reads these). */
+export interface ObservedRequest {
+  /** 0: the connection closed before the answer was complete. */
+  statusCode: number;
+  latencyMs: number;
+  instanceId?: string;
+  path: string;
+  /** The request's User-Agent: the failover's health checks name themselves by it. */
+  userAgent?: string;
+}
+
 export interface Listener extends InFlightRequests {
   url: string;
+  /** Called once per client request when its answer is sent; with workers, a moment later. */
+  observer?: (answer: ObservedRequest) => void;
   listen(): Promise<string>;
   close(): Promise<void>;
 }
@@ -92,14 +105,7 @@ export class LoadBalancer implements Listener, InFlightRequests, TryPolicy {
   /** Requests forwarded to each target and not yet answered: draining waits for them. */
   private readonly inFlightByTarget = new InFlightByTarget();
   /** Called once per client request when its answer is sent (the dashboard's traffic meter). */
-  observer?: (answer: {
-    statusCode: number;
-    latencyMs: number;
-    instanceId?: string;
-    path: string;
-    /** The request's User-Agent: the failover's health checks name themselves by it. */
-    userAgent?: string;
-  }) => void;
+  observer?: (answer: ObservedRequest) => void;
   /** A failure while routing, in a timer or an event handler is an event; the next request or tick retries. */
   private readonly guard: ControllerGuard;
 

@@ -6,14 +6,22 @@
  */
 import { RemoteEvents, type StackEvent, type TimedStackEvent } from "../events/bus.ts";
 import type { Target } from "../target-group/controller.ts";
-import { LoadBalancer, type LoadBalancerOptions, type TargetSource, type TrafficPolicy } from "./balancer.ts";
+import {
+  LoadBalancer,
+  type LoadBalancerOptions,
+  type ObservedRequest,
+  type TargetSource,
+  type TrafficPolicy,
+} from "./balancer.ts";
 
 export type ToWorker =
   | { type: "start"; listener: LoadBalancerOptions; policy: TrafficPolicy }
   /** `generation` counts the runtime's target changes: an in-flight report names the one it saw. */
   | { type: "targets"; generation: number; routable: Target[]; all: Target[] }
   | { type: "event"; event: TimedStackEvent }
-  | { type: "eject"; instanceId: string; forMs: number };
+  | { type: "eject"; instanceId: string; forMs: number }
+  /** Whether the runtime has an observer (the dashboard): then this worker sends its answers. */
+  | { type: "observe"; on: boolean };
 
 export type FromWorker =
   | { type: "ready" }
@@ -22,7 +30,9 @@ export type FromWorker =
   | { type: "publish"; event: StackEvent }
   | { type: "connection-failure"; instanceId: string; reason: string }
   /** This worker's requests in flight to each draining target, as of targets `generation`. */
-  | { type: "in-flight"; generation: number; counts: Record<string, number> };
+  | { type: "in-flight"; generation: number; counts: Record<string, number> }
+  /** The answers this worker sent since its last batch, for the runtime's observer. */
+  | { type: "answers"; answers: ObservedRequest[] };
 
 const send = (m: FromWorker) => process.send?.(m);
 
@@ -48,6 +58,39 @@ const events = new RemoteEvents((event) => send({ type: "publish", event }), "lo
 let balancer: LoadBalancer | undefined;
 let generation = 0;
 let reporter: NodeJS.Timeout | undefined;
+
+/**
+ * Answers wait here for the next batch: one IPC message per `answersBatchMs` rather than one per
+ * request. Past `maxAnswersPerBatch` a batch goes at once (a worker at full speed). A path or
+ * User-Agent is cut to `maxAnswerFieldChars` (the meter reads only the User-Agent's first word).
+ */
+const answersBatchMs = 250;
+const maxAnswersPerBatch = 5000;
+const maxAnswerFieldChars = 200;
+let observing = false;
+let answers: ObservedRequest[] = [];
+let answersTimer: NodeJS.Timeout | undefined;
+
+function sendAnswers(): void {
+  clearTimeout(answersTimer);
+  answersTimer = undefined;
+  if (answers.length === 0) return;
+  send({ type: "answers", answers });
+  answers = [];
+}
+
+function observe(answer: ObservedRequest): void {
+  answers.push({
+    ...answer,
+    path: answer.path.slice(0, maxAnswerFieldChars),
+    ...(answer.userAgent === undefined ? {} : { userAgent: answer.userAgent.slice(0, maxAnswerFieldChars) }),
+  });
+  if (answers.length >= maxAnswersPerBatch) sendAnswers();
+  else if (!answersTimer) {
+    answersTimer = setTimeout(sendAnswers, answersBatchMs);
+    answersTimer.unref();
+  }
+}
 
 /** Requests in flight to the draining targets: draining ends when every worker reports none. */
 function reportInFlight(): void {
@@ -79,8 +122,13 @@ process.on("message", (m: ToWorker) => {
     events.deliver(m.event);
   } else if (m.type === "eject") {
     balancer?.applyEjection(m.instanceId, m.forMs);
+  } else if (m.type === "observe") {
+    observing = m.on;
+    if (balancer) balancer.observer = observing ? observe : undefined;
+    if (!observing) answers = [];
   } else if (m.type === "start" && !balancer) {
     balancer = new LoadBalancer(targets, events, { ...m.listener, shared: true }, m.policy);
+    if (observing) balancer.observer = observe;
     balancer.listen().then(
       (url) => send({ type: "listening", url }),
       (error: Error) => send({ type: "listen-failed", message: error.message }),
@@ -91,5 +139,8 @@ process.on("message", (m: ToWorker) => {
 send({ type: "ready" });
 // The runtime went away (or closes the listener): finish what is in flight and exit.
 process.on("disconnect", () => {
-  void (balancer?.close() ?? Promise.resolve()).finally(() => process.exit(0));
+  void (balancer?.close() ?? Promise.resolve()).finally(() => {
+    sendAnswers();
+    process.exit(0);
+  });
 });

@@ -4,7 +4,7 @@ import { StayupError } from "../../shared/errors.ts";
 import { ControllerGuard } from "../controller-guard.ts";
 import type { EventPublisher, TimedStackEvent } from "../events/bus.ts";
 import type { InFlightRequests, TargetGroupController } from "../target-group/controller.ts";
-import type { Listener, LoadBalancerOptions, TrafficPolicy } from "./balancer.ts";
+import type { Listener, LoadBalancerOptions, ObservedRequest, TrafficPolicy } from "./balancer.ts";
 import { clientLimits, limitsPerProcess } from "./limits.ts";
 import type { FromWorker, ToWorker } from "./worker.ts";
 
@@ -30,7 +30,17 @@ export class LoadBalancerWorkers implements Listener, InFlightRequests {
   private readonly unsubscribe: () => void;
   /** A failure relaying to or from the workers is an event; the next message is relayed as usual. */
   private readonly guard: ControllerGuard;
+  private answerObserver?: (answer: ObservedRequest) => void;
   url = "";
+
+  /** Each worker's answers, a batch at a time (a quarter second late at most): they are told to send them only while set. */
+  get observer(): ((answer: ObservedRequest) => void) | undefined {
+    return this.answerObserver;
+  }
+  set observer(observer: ((answer: ObservedRequest) => void) | undefined) {
+    this.answerObserver = observer;
+    this.broadcast({ type: "observe", on: observer !== undefined });
+  }
 
   constructor(
     private readonly targetGroup: TargetGroupController,
@@ -88,6 +98,9 @@ export class LoadBalancerWorkers implements Listener, InFlightRequests {
   private onMessage(worker: Worker, m: FromWorker): void {
     if (m.type === "connection-failure") {
       this.targetGroup.reportConnectionFailure(m.instanceId, m.reason);
+    } else if (m.type === "answers") {
+      const observer = this.answerObserver;
+      if (observer) for (const answer of m.answers) observer(answer);
     } else if (m.type === "in-flight") {
       this.inFlightReports.set(worker, { generation: m.generation, counts: m.counts });
     } else if (m.type === "publish") {
@@ -132,6 +145,7 @@ export class LoadBalancerWorkers implements Listener, InFlightRequests {
       worker.on("message", (m: FromWorker) => {
         if (m.type === "ready") {
           worker.send(this.targetsMessage());
+          if (this.answerObserver) worker.send({ type: "observe", on: true } satisfies ToWorker);
           // Each worker counts its own connections and bodies: it gets its share of the totals.
           const listener: LoadBalancerOptions = {
             host: this.options.host,
