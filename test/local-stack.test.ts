@@ -139,8 +139,13 @@ describe("local stack through the CLI", { timeout: 900_000 }, () => {
   for (const signal of ["KILL", "TERM"] as const) {
     it(`drill kill-instance --signal ${signal}: no failed request, a healthy replacement, a continuous counter`, async () => {
       const before = await polledStatus();
+      // With TERM, the instance is named (--instance); with KILL, the drill picks one at random.
+      const named = signal === "TERM" ? before.instances.filter((i) => i.healthy).at(-1)?.id : undefined;
       const drill = await runCli(
-        ["drill", "kill-instance", "--signal", signal, "--json", "--rate", "100", ...common()],
+        [
+          ...["drill", "kill-instance", "--signal", signal, "--json", "--rate", "100", ...common()],
+          ...(named ? ["--instance", named] : []),
+        ],
         {
           timeoutMs: 60_000,
         },
@@ -157,6 +162,7 @@ describe("local stack through the CLI", { timeout: 900_000 }, () => {
       assert.equal(typeof report.recoverySeconds, "number", "the replacement became healthy");
       assert.ok(report.replacement);
       assert.ok(before.instances.some((i) => i.id === report.victim.id));
+      if (named) assert.equal(report.victim.id, named, "the instance --instance named");
       assert.equal(isAlive(report.victim.pid), false, "the victim is gone");
       // Capacity back: as many healthy instances as the group wants. Its wish is read with them, not
       // from before the drill: on a loaded machine target tracking may have scaled it meanwhile.

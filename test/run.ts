@@ -65,6 +65,7 @@ const unit = new Set([
   "controller-guard.test.ts",
   "derived.test.ts",
   "docs.test.ts",
+  "drill-victim.test.ts",
   "ecs-decide.test.ts",
   "event-bus.test.ts",
   "failover-model.test.ts",

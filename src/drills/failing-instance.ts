@@ -6,6 +6,7 @@ import {
   type LatencyPercentiles,
 } from "./gray-fault.ts";
 import { defineDrill, type DrillTopologies } from "./module.ts";
+import { instanceOption, victimOf } from "./victim.ts";
 import type { DrillReport } from "./report.ts";
 
 /** Lines shared by the instance gray-fault drills. */
@@ -41,7 +42,7 @@ export const grayInstanceTopologies = (drill: string): DrillTopologies => ({
 export const faultSecondsOption = () =>
   new Option("--fault-seconds <n>", "how long the fault lasts").argParser(Number).default(5);
 
-export const failingInstance = defineDrill<{ faultSeconds: number; status: string }>({
+export const failingInstance = defineDrill<{ faultSeconds: number; status: string; instance?: string }>({
   name: "failing-instance",
   counterOnly: "the failing answers are injected by the counter, over its control channel",
   description: "one instance answers 5xx on GET / while its /health passes; the balancer ejects it",
@@ -51,13 +52,14 @@ export const failingInstance = defineDrill<{ faultSeconds: number; status: strin
     new Option("--status <code>", "the 5xx code the instance answers")
       .choices(["500", "502", "503", "504"])
       .default("500"),
+    instanceOption(),
   ],
   run: ({ client, rate, onProgress, harness, options }) =>
     instanceFaultDrill(
       "failing-instance",
       client,
       { kind: "errors", status: Number(options.status) },
-      { ...harness, rate, onProgress, faultMs: options.faultSeconds * 1000 },
+      { ...harness, rate, onProgress, faultMs: options.faultSeconds * 1000, ...victimOf(options) },
     ),
   details: instanceFaultDetails,
   passed: instanceFaultVerdict,

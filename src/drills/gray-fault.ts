@@ -4,6 +4,7 @@ import { StayupError } from "../shared/errors.ts";
 import { type DrillOptions, DrillRun, drillDefaults } from "./harness.ts";
 import type { DrillReport } from "./report.ts";
 import type { TrafficResult } from "./traffic.ts";
+import { chooseInstance } from "./victim.ts";
 
 export interface LatencyPercentiles {
   requests: number;
@@ -33,6 +34,8 @@ export function latencyPercentiles(result: TrafficResult, from: number, to: numb
 export interface GrayFaultOptions extends DrillOptions {
   /** How long the fault lasts before the drill clears it. */
   faultMs: number;
+  /** The instance to fault; default: a healthy one at random. */
+  instance?: string;
 }
 
 export const grayFaultDefaults: GrayFaultOptions = { ...drillDefaults, faultMs: 5000 };
@@ -66,7 +69,13 @@ export async function instanceFaultDrill(
 ): Promise<DrillReport> {
   const o = { ...grayFaultDefaults, ...opts };
   const run = await DrillRun.start(client, o);
-  const victim = run.before.instances.find((i) => i.healthy);
+  let victim;
+  try {
+    victim = chooseInstance(run.before.instances, o.instance);
+  } catch (error) {
+    await run.finish();
+    throw error;
+  }
   if (!victim || run.before.instances.filter((i) => i.healthy).length < 2) {
     await run.finish();
     throw new StayupError(

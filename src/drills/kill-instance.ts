@@ -11,9 +11,12 @@ import {
   recoveredTarget,
 } from "./report.ts";
 import { defineDrill } from "./module.ts";
+import { chooseInstance, instanceOption, victimOf } from "./victim.ts";
 
 export interface KillInstanceOptions extends DrillOptions {
   signal: "KILL" | "TERM";
+  /** The instance to kill; default: a healthy one at random. */
+  instance?: string;
 }
 
 export const killInstanceDefaults: KillInstanceOptions = { ...drillDefaults, signal: "KILL" };
@@ -28,7 +31,13 @@ export async function killInstanceDrill(
 ): Promise<DrillReport> {
   const o = { ...killInstanceDefaults, ...opts };
   const run = await DrillRun.start(client, o);
-  const victim = run.before.instances.find((i) => i.healthy);
+  let victim;
+  try {
+    victim = chooseInstance(run.before.instances, o.instance);
+  } catch (error) {
+    await run.finish();
+    throw error;
+  }
   if (!victim) {
     await run.finish();
     throw new StayupError(
@@ -104,7 +113,7 @@ export async function killInstanceDrill(
 export const killInstanceTargets = (r: DrillReport): DrillTarget[] =>
   r.topology === "single-instance" ? [recoveredTarget(r), counterTarget(r)] : basicTargets(r);
 
-export const killInstance = defineDrill<{ signal: "KILL" | "TERM" }>({
+export const killInstance = defineDrill<{ signal: "KILL" | "TERM"; instance?: string }>({
   name: "kill-instance",
   description: "kill one healthy instance under steady traffic; report failures, recovery time and counter",
   topologies: {
@@ -118,9 +127,16 @@ export const killInstance = defineDrill<{ signal: "KILL" | "TERM" }>({
     new Option("-s, --signal <signal>", "signal sent to the instance")
       .choices(["KILL", "TERM"])
       .default("KILL"),
+    instanceOption(),
   ],
   run: ({ client, rate, onProgress, harness, options }) =>
-    killInstanceDrill(client, { ...harness, signal: options.signal, rate, onProgress }),
+    killInstanceDrill(client, {
+      ...harness,
+      signal: options.signal,
+      ...victimOf(options),
+      rate,
+      onProgress,
+    }),
   details: (report) => {
     const victim = report.victim as { id: string; az: string };
     const replacement = report.replacement as { id: string; az: string } | null;
