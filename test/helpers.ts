@@ -162,25 +162,30 @@ export class TestRedis {
 
 /**
  * Three real Redis nodes (one per AZ, one replica acknowledging each write) under Sentinel, in a
- * fresh state folder with its generated password. Not started: `redis.start()` in `before`.
+ * fresh state folder with its generated password; `seen` collects every event the controller
+ * publishes, in order. Not started: `redis.start()` in `before`.
  */
 export function testRedisReplication(): {
   stateDir: string;
   password: string;
   redis: RedisReplicationController;
+  seen: TimedStackEvent[];
 } {
   const stateDir = tempDir();
   const password = localRedisPassword(stateDir);
+  const events = new EventBus();
+  const seen: TimedStackEvent[] = [];
+  events.subscribe((e) => seen.push(e));
   const redis = new RedisReplicationController({
     host: "127.0.0.1",
     port: 0,
     dataDir: path.join(stateDir, "redis", "test"),
     availabilityZones: ["az-a", "az-b", "az-c"],
     replicasToAcknowledge: 1,
-    events: new EventBus(),
+    events,
     password,
   });
-  return { stateDir, password, redis };
+  return { stateDir, password, redis, seen };
 }
 
 export const isAlive = (pid: number) => {

@@ -1,11 +1,8 @@
 import assert from "node:assert/strict";
-import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { Redis } from "ioredis";
-import { EventBus, type TimedStackEvent } from "../src/local/events/bus.ts";
-import { localRedisPassword } from "../src/local/redis/process.ts";
-import { RedisReplicationController, sentinelMasterName } from "../src/local/redis/replication.ts";
-import { tempDir, waitFor } from "./helpers.ts";
+import { sentinelMasterName } from "../src/local/redis/replication.ts";
+import { testRedisReplication, waitFor } from "./helpers.ts";
 
 /**
  * The local Redis controller learns of a failover from `+switch-master`. It listened on the first
@@ -14,20 +11,7 @@ import { tempDir, waitFor } from "./helpers.ts";
  * restarted (its restart asks the Sentinels, the stopped one first, which never answered).
  */
 describe("a failover seen with the first Sentinel stopped", { timeout: 120_000 }, () => {
-  const stateDir = tempDir();
-  const password = localRedisPassword(stateDir);
-  const events = new EventBus();
-  const seen: TimedStackEvent[] = [];
-  events.subscribe((e) => seen.push(e));
-  const redis = new RedisReplicationController({
-    host: "127.0.0.1",
-    port: 0,
-    dataDir: path.join(stateDir, "redis", "test"),
-    availabilityZones: ["az-a", "az-b", "az-c"],
-    replicasToAcknowledge: 1,
-    events,
-    password,
-  });
+  const { password, redis, seen } = testRedisReplication();
   let stopped: number | undefined;
   const resume = () => {
     if (stopped) process.kill(stopped, "SIGCONT");
