@@ -1,14 +1,22 @@
 import { type ChildProcess, fork, spawn } from "node:child_process";
-import { mkdtempSync, readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import {
+  createServer as createHttpServer,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from "node:http";
 import { tmpdir } from "node:os";
-import { createServer } from "node:net";
+import { type AddressInfo, createServer } from "node:net";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { Redis } from "ioredis";
 import type { DrillReport } from "../src/drills/report.ts";
+import { stateFileName } from "../src/local/control-plane/state-file.ts";
 import { EventBus, type TimedStackEvent } from "../src/local/events/bus.ts";
 import { localRedisPassword } from "../src/local/redis/process.ts";
 import { RedisReplicationController } from "../src/local/redis/replication.ts";
+import type { StackStatus } from "../src/local/runtime.ts";
 import { sleep } from "../src/shared/net.ts";
 import type { CodeCacheOutcome } from "../src/web-service/code-cache.ts";
 
@@ -287,4 +295,55 @@ export async function startWebService(
   });
   child.removeAllListeners("exit");
   return { child, url: `http://127.0.0.1:${port}`, codeCache };
+}
+
+/**
+ * The status of a stand-in stack (nothing runs): a load-balanced dev stack in eu-west-3 with two
+ * instances in service but none listed, no region listed, and `changes` on top.
+ */
+export function standInStatus(changes: Partial<StackStatus> = {}): StackStatus {
+  return {
+    name: "stayup",
+    environment: "dev",
+    topology: "load-balanced",
+    region: "eu-west-3",
+    listener: "http://127.0.0.1:1",
+    pid: process.pid,
+    redis: { url: "redis://127.0.0.1:2" },
+    group: { min: 2, desired: 2, max: 4, inService: 2 },
+    instances: [],
+    regions: [],
+    ...changes,
+  };
+}
+
+/**
+ * A stand-in control plane, named in `stateDir`'s state file as a running stack's is, so that the
+ * CLI given that state folder talks to it: a loopback server answering JSON, `status` on /status,
+ * `{}` elsewhere, unless `route` answers the request first (it returns true when it did).
+ */
+export async function startStandInControlPlane(
+  stateDir: string,
+  status: StackStatus,
+  route: (req: IncomingMessage, res: ServerResponse) => boolean = () => false,
+): Promise<Server> {
+  const server = createHttpServer((req, res) => {
+    res.setHeader("content-type", "application/json");
+    if (route(req, res)) return;
+    res.end(req.url === "/status" ? JSON.stringify(status) : "{}");
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  writeFileSync(
+    path.join(stateDir, stateFileName),
+    JSON.stringify({
+      pid: process.pid,
+      controlUrl: `http://127.0.0.1:${port}`,
+      token: "t",
+      listener: "http://127.0.0.1:1",
+      environment: "dev",
+      startedAt: new Date().toISOString(),
+    }),
+  );
+  return server;
 }
