@@ -59,6 +59,29 @@ export function runCli(
 }
 
 /**
+ * `stayup up`'s arguments (after the CLI's path) for `config`, the repository's description by
+ * default, in `stateDir`: every port 0 (stayup picks free ones) unless a Redis or DNS port is given.
+ */
+export function upArgs(
+  stateDir: string,
+  options: { config?: string; redisPort?: number | string; dnsPort?: number } = {},
+): string[] {
+  return [
+    "up",
+    "--config",
+    options.config ?? configPath,
+    "--state-dir",
+    stateDir,
+    "--port",
+    "0",
+    "--redis-port",
+    String(options.redisPort ?? 0),
+    "--dns-port",
+    String(options.dnsPort ?? 0),
+  ];
+}
+
+/**
  * `stayup up --detach` of the repository's description from `stateDir`, on free ports chosen by
  * stayup (the listener's free on 127.0.0.1 and on the secondary's 127.0.0.2 alike), as a user
  * would; fails the test with the CLI's output if it fails.
@@ -76,20 +99,8 @@ export async function upDetached(
     dnsPort?: number;
   } = {},
 ): Promise<CliResult> {
-  const config = options.config ?? configPath;
-  const args = [
-    "up",
-    "--detach",
-    "--config",
-    config,
-    "--state-dir",
-    stateDir,
-    "--port",
-    "0",
-    "--redis-port",
-    "0",
-  ];
-  const res = await runCli([...args, "--dns-port", String(options.dnsPort ?? 0), ...(options.args ?? [])], {
+  const args = upArgs(stateDir, { config: options.config, dnsPort: options.dnsPort });
+  const res = await runCli([...args, "--detach", ...(options.args ?? [])], {
     cwd: options.cwd,
     timeoutMs: options.timeoutMs ?? 150_000,
     env: options.env,
