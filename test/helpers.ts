@@ -20,6 +20,9 @@ import type { StackStatus } from "../src/local/runtime.ts";
 import { sleep } from "../src/shared/net.ts";
 import type { CodeCacheOutcome } from "../src/web-service/code-cache.ts";
 
+// Here for every suite; in a module of its own for test/balancer-process.ts, whose memory is measured.
+export { alwaysRoutable } from "./target-source.ts";
+
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 export const cliPath = path.join(repoRoot, "bin/stayup.mjs");
 export const configPath = path.join(repoRoot, "stayup.config.ts");
