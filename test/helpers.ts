@@ -210,6 +210,29 @@ export function testRedisReplication(): {
   return { stateDir, password, redis, seen };
 }
 
+/**
+ * One command to the Redis node or Sentinel on loopback `port`, authenticated with `password`, on a
+ * connection of its own (closed after): no retry, no reconnection; rejects with the connection's or
+ * the command's error.
+ */
+export async function redisCall(port: number, password: string, ...command: string[]): Promise<unknown> {
+  const client = new Redis({
+    host: "127.0.0.1",
+    port,
+    password,
+    lazyConnect: true,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+  });
+  client.on("error", () => undefined); // the call's own rejection says what failed
+  try {
+    await client.connect();
+    return await client.call(command[0] as string, ...command.slice(1));
+  } finally {
+    client.disconnect();
+  }
+}
+
 export const isAlive = (pid: number) => {
   try {
     process.kill(pid, 0);

@@ -1,8 +1,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { Redis } from "ioredis";
 import { sentinelMasterName } from "../src/local/redis/replication.ts";
-import { testRedisReplication, waitFor } from "./helpers.ts";
+import { redisCall, testRedisReplication, waitFor } from "./helpers.ts";
 
 /**
  * The local Redis controller learns of a failover from `+switch-master`. It listened on the first
@@ -26,24 +25,8 @@ describe("a failover seen with the first Sentinel stopped", { timeout: 120_000 }
   });
 
   /** One SENTINEL command to the Sentinel on `port`; undefined if it is unreachable or refuses. */
-  const askSentinel = async (port: number, ...args: string[]): Promise<unknown> => {
-    const client = new Redis({
-      host: "127.0.0.1",
-      port,
-      password,
-      lazyConnect: true,
-      retryStrategy: () => null,
-    });
-    client.on("error", () => undefined);
-    try {
-      await client.connect();
-      return await client.call("SENTINEL", ...args);
-    } catch {
-      return undefined;
-    } finally {
-      client.disconnect();
-    }
-  };
+  const askSentinel = (port: number, ...args: string[]): Promise<unknown> =>
+    redisCall(port, password, "SENTINEL", ...args).catch(() => undefined);
 
   /** The primary according to one Sentinel (the ones still running are the truth here). */
   const namedBy = async (port: number): Promise<number | undefined> => {
