@@ -14,7 +14,7 @@ import { existsSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { tempDir } from "../test/helpers.ts";
+import { tempDir, upArgs } from "../test/helpers.ts";
 
 const { values } = parseArgs({ options: { runs: { type: "string", default: "5" } } });
 const runs = Number(values.runs);
@@ -39,26 +39,7 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 const emptyState = path.join(tempDir(), ".stayup");
 const stackDir = tempDir();
 const stackState = path.join(stackDir, ".stayup");
-const config = path.join(repo, "stayup.config.ts");
-execFileSync(
-  process.execPath,
-  [
-    bin,
-    "up",
-    "--detach",
-    "--config",
-    config,
-    "--state-dir",
-    stackState,
-    "--port",
-    "0",
-    "--redis-port",
-    "0",
-    "--dns-port",
-    "0",
-  ],
-  { cwd: stackDir, stdio: "ignore" },
-);
+execFileSync(process.execPath, [bin, ...upArgs(stackState), "--detach"], { cwd: stackDir, stdio: "ignore" });
 
 const cases: [string, string[]][] = [
   ["node -e 0", [process.execPath, "-e", "0"]],

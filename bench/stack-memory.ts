@@ -24,7 +24,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { sleep } from "../src/shared/net.ts";
-import { tempDir } from "../test/helpers.ts";
+import { tempDir, upArgs } from "../test/helpers.ts";
 
 const { values } = parseArgs({
   options: { "settle-seconds": { type: "string", default: "10" }, foreground: { type: "boolean" } },
@@ -84,22 +84,9 @@ function descendants(root: number, all: Proc[]): Proc[] {
   return found;
 }
 
-const upArgs = [
-  bin,
-  "up",
-  "--config",
-  path.join(repo, "stayup.config.ts"),
-  "--state-dir",
-  stateDir,
-  "--port",
-  "0",
-  "--redis-port",
-  "0",
-  "--dns-port",
-  "0",
-];
+const up = [bin, ...upArgs(stateDir)];
 if (values.foreground) {
-  const child = spawn(process.execPath, upArgs, { cwd: dir, stdio: "ignore" });
+  const child = spawn(process.execPath, up, { cwd: dir, stdio: "ignore" });
   // Up once its state file names it (what `up --detach` waits for too).
   const deadline = Date.now() + 120_000;
   while (!existsSync(path.join(stateDir, "stack.json"))) {
@@ -110,7 +97,7 @@ if (values.foreground) {
     await sleep(250);
   }
 } else {
-  execFileSync(process.execPath, [...upArgs, "--detach"], { cwd: dir, stdio: "ignore" });
+  execFileSync(process.execPath, [...up, "--detach"], { cwd: dir, stdio: "ignore" });
 }
 try {
   await sleep(Number(values["settle-seconds"]) * 1000);

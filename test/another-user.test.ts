@@ -23,14 +23,13 @@ import {
 } from "node:fs";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
-import { Redis } from "ioredis";
 import { request } from "undici";
 import type { StackStateFile } from "../src/local/control-plane/state-file.ts";
 import type { StackStatus } from "../src/local/runtime.ts";
 import { loadSecretHeader } from "../src/web-service/load-secret.ts";
 import { sentinelMasterName } from "../src/local/redis/replication.ts";
 import { sleep } from "../src/shared/net.ts";
-import { repoRoot, runCli, tempDir, upDetached } from "./helpers.ts";
+import { redisCall, repoRoot, runCli, tempDir, upDetached } from "./helpers.ts";
 
 const canary = `canary-${process.pid}-${Date.now()}`;
 const isRoot = process.getuid?.() === 0;
@@ -76,25 +75,6 @@ function runAs(
       resolve({ code, stdout, stderr });
     });
   });
-}
-
-/** One command to a Redis node or Sentinel, authenticated with the stack's password. */
-async function redisCall(port: number, password: string, ...args: string[]): Promise<unknown> {
-  const client = new Redis({
-    host: "127.0.0.1",
-    port,
-    password,
-    lazyConnect: true,
-    maxRetriesPerRequest: 0,
-    retryStrategy: () => null,
-  });
-  client.on("error", () => undefined);
-  try {
-    await client.connect();
-    return await client.call(args[0] as string, ...args.slice(1));
-  } finally {
-    client.disconnect();
-  }
 }
 
 /** Polls `check` until it holds; the deadline is generous (a loaded machine), the poll cheap. */

@@ -22,7 +22,7 @@ import {
   StackValidationError,
   validateStack,
 } from "../src/stack/index.ts";
-import { inHostedZone } from "./aws-helpers.ts";
+import { inHostedZone, noCredentials } from "./aws-helpers.ts";
 import { repoRoot, runCli, tempDir } from "./helpers.ts";
 
 const github = {
@@ -234,26 +234,39 @@ describe("stayup-ci stack: GitHub OIDC deploy roles", { timeout: 600_000 }, () =
   });
 });
 
+/** dev's access: its network stack and its image repository. */
+const devWithImages: CiEnvironmentAccess = {
+  environment: "dev",
+  stacks: [{ name: "stayup-dev-network", region: "eu-west-3" }],
+  imageRepositories: [{ name: "stayup-dev-web", region: "eu-west-3" }],
+};
+
+/**
+ * The CI stack giving `environments` their access, synthesized with the compliance checks (its
+ * acknowledgements applied; fails on any other cdk-nag or cfn-guard finding), and the policy
+ * statements of dev's deploy role.
+ */
+function checkedCiStatements(
+  dev: ResolvedStack,
+  environments: CiEnvironmentAccess[],
+  outdirPrefix: string,
+): Statement[] {
+  const app = createStayupApp({ outdir: path.join(tempDir(outdirPrefix), "ci"), compliance: true });
+  const stack = new CiStack(app, "stayup-ci", { stack: dev, env: { region: "eu-west-3" }, environments });
+  for (const ack of ciAcknowledgements(environments)) {
+    Validations.of(stack).acknowledge({ id: ack.id, reason: ack.reason });
+  }
+  assert.doesNotThrow(
+    () => synthesizeChecked(app, "the CI stack", true),
+    "no unacknowledged cdk-nag or cfn-guard finding",
+  );
+  return statementsOf(Template.fromStack(stack).toJSON(), "dev");
+}
+
 describe("stayup-ci: image repositories (ECS topology)", () => {
   it("an environment's role may push only to its repositories; `*` only for ECR's login (cdk-nag, cfn-guard pass)", async () => {
     const { dev } = await descriptions();
-    const environments: CiEnvironmentAccess[] = [
-      {
-        environment: "dev",
-        stacks: [{ name: "stayup-dev-network", region: "eu-west-3" }],
-        imageRepositories: [{ name: "stayup-dev-web", region: "eu-west-3" }],
-      },
-    ];
-    const app = createStayupApp({ outdir: path.join(tempDir("stayup-ci-ecr-"), "ci"), compliance: true });
-    const stack = new CiStack(app, "stayup-ci", { stack: dev, env: { region: "eu-west-3" }, environments });
-    for (const ack of ciAcknowledgements(environments)) {
-      Validations.of(stack).acknowledge({ id: ack.id, reason: ack.reason });
-    }
-    assert.doesNotThrow(
-      () => synthesizeChecked(app, "the CI stack", true),
-      "no unacknowledged cdk-nag or cfn-guard finding",
-    );
-    const statements = statementsOf(Template.fromStack(stack).toJSON(), "dev");
+    const statements = checkedCiStatements(dev, [devWithImages], "stayup-ci-ecr-");
     const star = statements.filter((s) => list(s.Resource as string[]).includes("*"));
     assert.deepEqual(
       star.map((s) => s.Action),
@@ -268,29 +281,13 @@ describe("stayup-ci: image repositories (ECS topology)", () => {
 
   it("with ECS, a role may also do what destroy does first, on its own service and group only", async () => {
     const { dev } = await descriptions();
-    const environments: CiEnvironmentAccess[] = [
-      {
-        environment: "dev",
-        stacks: [{ name: "stayup-dev-network", region: "eu-west-3" }],
-        imageRepositories: [{ name: "stayup-dev-web", region: "eu-west-3" }],
-        ecsTeardown: {
-          region: "eu-west-3",
-          cluster: "stayup-dev",
-          service: "stayup-dev-web",
-          group: "stayup-dev-ecs",
-        },
-      },
-    ];
-    const app = createStayupApp({ outdir: path.join(tempDir("stayup-ci-ecs-"), "ci"), compliance: true });
-    const stack = new CiStack(app, "stayup-ci", { stack: dev, env: { region: "eu-west-3" }, environments });
-    for (const ack of ciAcknowledgements(environments)) {
-      Validations.of(stack).acknowledge({ id: ack.id, reason: ack.reason });
-    }
-    assert.doesNotThrow(
-      () => synthesizeChecked(app, "the CI stack", true),
-      "no unacknowledged cdk-nag or cfn-guard finding",
-    );
-    const statements = statementsOf(Template.fromStack(stack).toJSON(), "dev");
+    const ecsTeardown = {
+      region: "eu-west-3",
+      cluster: "stayup-dev",
+      service: "stayup-dev-web",
+      group: "stayup-dev-ecs",
+    };
+    const statements = checkedCiStatements(dev, [{ ...devWithImages, ecsTeardown }], "stayup-ci-ecs-");
     const ecs = statements.find((s) => s.Sid === "EcsTeardown");
     assert.deepEqual(list(ecs?.Action as string[]).sort(), ["ecs:DescribeServices", "ecs:UpdateService"]);
     assert.deepEqual(list(ecs?.Resource as string[]).map(arnText), [
@@ -351,18 +348,6 @@ describe("stayup-ci: the description and the command", () => {
     assert.equal(githubSubject(requireCi(prod), "prod"), "repo:octo-org/stayup:environment:prod");
     assert.equal(githubSubject(requireCi(prod), "dev"), "repo:octo-org/stayup:environment:dev");
   });
-
-  const noCredentials = (dir: string): NodeJS.ProcessEnv => {
-    const env: NodeJS.ProcessEnv = {
-      ...process.env,
-      AWS_EC2_METADATA_DISABLED: "true",
-      AWS_CONFIG_FILE: path.join(dir, "no-config"),
-      AWS_SHARED_CREDENTIALS_FILE: path.join(dir, "no-credentials"),
-    };
-    for (const k of ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"])
-      delete env[k];
-    return env;
-  };
 
   it("`stayup ci bootstrap` without ci in the description says what to add", async () => {
     const dir = tempDir();

@@ -10,7 +10,7 @@ import { ControlTowerGuard, controlTowerRules, controlTowerRulesFor } from "../s
 import { cfnLint, synthesize } from "../src/aws/synth.ts";
 import { lintAll } from "../src/cli/commands/check/index.ts";
 import type { StackDescription } from "../src/stack/index.ts";
-import { description, inHostedZone, inOtherRegions } from "./aws-helpers.ts";
+import { description, inHostedZone, inOtherRegions, noCredentials } from "./aws-helpers.ts";
 import { configPath, runCli, tempDir } from "./helpers.ts";
 
 /**
@@ -299,15 +299,10 @@ describe("offline proof: cdk-nag, cfn-guard and cfn-lint", { timeout: 1_200_000 
 
   it("`stayup deploy` without credentials fails before anything is created", async () => {
     const dir = tempDir();
-    const env: NodeJS.ProcessEnv = {
-      ...process.env,
-      AWS_EC2_METADATA_DISABLED: "true",
-      AWS_CONFIG_FILE: path.join(dir, "no-config"),
-      AWS_SHARED_CREDENTIALS_FILE: path.join(dir, "no-credentials"),
-    };
-    for (const k of ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"])
-      delete env[k];
-    const result = await runCli(["deploy", "--env", "dev", "--config", configPath], { cwd: dir, env });
+    const result = await runCli(["deploy", "--env", "dev", "--config", configPath], {
+      cwd: dir,
+      env: noCredentials(dir),
+    });
     assert.equal(result.code, 1);
     assert.match(result.stderr, /no usable AWS credentials/);
     assert.match(result.stderr, /nothing was created/);

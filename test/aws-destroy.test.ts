@@ -28,21 +28,10 @@ import {
 } from "../src/aws/destroy.ts";
 import { mockClient } from "aws-sdk-client-mock";
 import { priceTable } from "../src/aws/cost/prices.ts";
-import { description, synth } from "./aws-helpers.ts";
+import { description, noCredentials, synth } from "./aws-helpers.ts";
 import { repoRoot, runCli, tempDir } from "./helpers.ts";
 import { createStack, deleteStack, type Moto, startMoto, type Template } from "./moto.ts";
 
-const noCredentials = (dir: string): NodeJS.ProcessEnv => {
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    AWS_EC2_METADATA_DISABLED: "true",
-    AWS_CONFIG_FILE: path.join(dir, "no-config"),
-    AWS_SHARED_CREDENTIALS_FILE: path.join(dir, "no-credentials"),
-  };
-  for (const k of ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"])
-    delete env[k];
-  return env;
-};
 const config = path.join(repoRoot, "stayup.config.ts");
 
 describe("stayup destroy without credentials or against a protected environment", () => {

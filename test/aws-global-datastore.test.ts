@@ -16,13 +16,16 @@ import { PublishCommand, SNSClient } from "@aws-sdk/client-sns";
 import { mockClient } from "aws-sdk-client-mock";
 import { failback, failover } from "../src/aws/failover/handlers.ts";
 import { globalDatastoreNodeTypeProblem } from "../src/stack/cross-region-redis.ts";
-import { type StackDescription, StackValidationError } from "../src/stack/index.ts";
-import { description, inHostedZone, resourcesOf, type Synthesized, synth } from "./aws-helpers.ts";
-
-const replica = (d: StackDescription) => {
-  inHostedZone(d);
-  d.environments.prod.redis = { nodeType: "cache.r7g.large", multiAz: true, crossRegion: "replica" };
-};
+import { StackValidationError } from "../src/stack/index.ts";
+import {
+  description,
+  globalDatastoreLambdaEnvironment,
+  globalDatastoreMembers,
+  resourcesOf,
+  type Synthesized,
+  synth,
+  withGlobalDatastore,
+} from "./aws-helpers.ts";
 
 describe("cross-region Redis: the description", () => {
   it("refuses a node type a Global Datastore does not run on, with the reason and the fix", async () => {
@@ -53,7 +56,7 @@ describe("cross-region Redis: the description", () => {
 describe("cross-region Redis: CDK", () => {
   let out: Synthesized;
   before(async () => {
-    out = synth(await description("prod", replica));
+    out = synth(await description("prod", withGlobalDatastore));
   });
 
   it("renders the Global Datastore over the primary region's group, and the secondary's group joins it", () => {
@@ -126,28 +129,6 @@ describe("the failover Lambdas promote the Global Datastore (mocked SDK)", () =>
   const elastiCache = mockClient(ElastiCacheClient);
   const saved = { ...process.env };
   const alarm = (value: "ALARM" | "OK") => ({ alarmData: { alarmName: "a", state: { value } } });
-  const members = (primaryIn: "eu-west-3" | "us-east-1", secondaryStatus = "associated") => ({
-    GlobalReplicationGroups: [
-      {
-        GlobalReplicationGroupId: "ldgnf-stayup-prod-redis",
-        Status: "available",
-        Members: [
-          {
-            ReplicationGroupId: "stayup-prod-redis",
-            ReplicationGroupRegion: "eu-west-3",
-            Role: primaryIn === "eu-west-3" ? "PRIMARY" : "SECONDARY",
-            Status: primaryIn === "eu-west-3" ? "associated" : secondaryStatus,
-          },
-          {
-            ReplicationGroupId: "stayup-prod-redis-us",
-            ReplicationGroupRegion: "us-east-1",
-            Role: primaryIn === "us-east-1" ? "PRIMARY" : "SECONDARY",
-            Status: "associated",
-          },
-        ],
-      },
-    ],
-  });
   beforeEach(() => {
     for (const m of [autoScaling, sns, elastiCache]) m.reset();
     autoScaling.on(DescribeAutoScalingGroupsCommand).resolves({
@@ -156,17 +137,9 @@ describe("the failover Lambdas promote the Global Datastore (mocked SDK)", () =>
     sns.on(PublishCommand).resolves({});
     elastiCache.on(FailoverGlobalReplicationGroupCommand).resolves({});
     Object.assign(process.env, {
-      SECONDARY_REGION: "us-east-1",
-      SECONDARY_GROUP_NAME: "g",
+      ...globalDatastoreLambdaEnvironment,
       ACTIVE_MIN_SIZE: "3",
       ACTIVE_DESIRED_CAPACITY: "3",
-      STANDBY_MIN_SIZE: "0",
-      STANDBY_DESIRED_CAPACITY: "0",
-      TOPIC_ARN: "arn:aws:sns:us-east-1:123456789012:t",
-      GLOBAL_REPLICATION_GROUP_ID: "ldgnf-stayup-prod-redis",
-      PRIMARY_REGION: "eu-west-3",
-      PRIMARY_REPLICATION_GROUP_ID: "stayup-prod-redis",
-      SECONDARY_REPLICATION_GROUP_ID: "stayup-prod-redis-us",
     });
   });
   afterEach(() => {
@@ -174,7 +147,7 @@ describe("the failover Lambdas promote the Global Datastore (mocked SDK)", () =>
   });
 
   it("failover promotes the secondary region's member before anything else is reported done", async () => {
-    elastiCache.on(DescribeGlobalReplicationGroupsCommand).resolves(members("eu-west-3"));
+    elastiCache.on(DescribeGlobalReplicationGroupsCommand).resolves(globalDatastoreMembers("eu-west-3"));
     const result = await failover(alarm("ALARM"));
     const [call] = elastiCache.commandCalls(FailoverGlobalReplicationGroupCommand);
     assert.deepEqual(call?.args[0].input, {
@@ -186,17 +159,19 @@ describe("the failover Lambdas promote the Global Datastore (mocked SDK)", () =>
   });
 
   it("a retried failover finds the secondary already primary and promotes nothing", async () => {
-    elastiCache.on(DescribeGlobalReplicationGroupsCommand).resolves(members("us-east-1"));
+    elastiCache.on(DescribeGlobalReplicationGroupsCommand).resolves(globalDatastoreMembers("us-east-1"));
     const result = await failover(alarm("ALARM"));
     assert.equal(elastiCache.commandCalls(FailoverGlobalReplicationGroupCommand).length, 0);
     assert.equal(result.redis?.promoted, false);
   });
 
   it("failback waits for the primary region to catch up: it throws (Lambda retries) until associated", async () => {
-    elastiCache.on(DescribeGlobalReplicationGroupsCommand).resolves(members("us-east-1", "associating"));
+    elastiCache
+      .on(DescribeGlobalReplicationGroupsCommand)
+      .resolves(globalDatastoreMembers("us-east-1", "associating"));
     await assert.rejects(failback(alarm("ALARM")), /not yet caught up/);
     assert.equal(elastiCache.commandCalls(FailoverGlobalReplicationGroupCommand).length, 0);
-    elastiCache.on(DescribeGlobalReplicationGroupsCommand).resolves(members("us-east-1"));
+    elastiCache.on(DescribeGlobalReplicationGroupsCommand).resolves(globalDatastoreMembers("us-east-1"));
     const result = await failback(alarm("ALARM"));
     const [call] = elastiCache.commandCalls(FailoverGlobalReplicationGroupCommand);
     assert.equal(call?.args[0].input.PrimaryRegion, "eu-west-3");

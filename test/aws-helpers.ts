@@ -24,6 +24,76 @@ export function inHostedZone(d: StackDescription, zone = { id: "Z0123456789ABC",
   if (d.dns) d.dns.name = `app.${zone.name}`;
 }
 
+/** Gives prod's Redis a cross-region replica (a Global Datastore), on a node type that runs one. */
+export function withGlobalDatastore(d: StackDescription) {
+  inHostedZone(d);
+  d.environments.prod.redis = { nodeType: "cache.r7g.large", multiAz: true, crossRegion: "replica" };
+}
+
+/**
+ * The environment the failover Lambdas get for prod with a Global Datastore (what the mocked-SDK
+ * suites set before each test): the secondary group and its standby size, the topic, the datastore
+ * and each region's member.
+ */
+export const globalDatastoreLambdaEnvironment = {
+  SECONDARY_REGION: "us-east-1",
+  SECONDARY_GROUP_NAME: "g",
+  STANDBY_MIN_SIZE: "0",
+  STANDBY_DESIRED_CAPACITY: "0",
+  TOPIC_ARN: "arn:aws:sns:us-east-1:123456789012:t",
+  GLOBAL_REPLICATION_GROUP_ID: "ldgnf-stayup-prod-redis",
+  PRIMARY_REGION: "eu-west-3",
+  PRIMARY_REPLICATION_GROUP_ID: "stayup-prod-redis",
+  SECONDARY_REPLICATION_GROUP_ID: "stayup-prod-redis-us",
+};
+
+/**
+ * What DescribeGlobalReplicationGroups answers for that datastore: its member in `primaryIn` is
+ * the primary; the primary region's member (eu-west-3), while it follows, is `followerStatus`
+ * ("associating" until it has caught up); the secondary region's is always associated.
+ */
+export const globalDatastoreMembers = (
+  primaryIn: "eu-west-3" | "us-east-1",
+  followerStatus = "associated",
+) => ({
+  GlobalReplicationGroups: [
+    {
+      GlobalReplicationGroupId: "ldgnf-stayup-prod-redis",
+      Status: "available",
+      Members: [
+        {
+          ReplicationGroupId: "stayup-prod-redis",
+          ReplicationGroupRegion: "eu-west-3",
+          Role: primaryIn === "eu-west-3" ? "PRIMARY" : "SECONDARY",
+          Status: primaryIn === "eu-west-3" ? "associated" : followerStatus,
+        },
+        {
+          ReplicationGroupId: "stayup-prod-redis-us",
+          ReplicationGroupRegion: "us-east-1",
+          Role: primaryIn === "us-east-1" ? "PRIMARY" : "SECONDARY",
+          Status: "associated",
+        },
+      ],
+    },
+  ],
+});
+
+/**
+ * The CLI's environment with no AWS credentials anywhere: no keys, no profile, no config or
+ * credentials file (both named in `dir`, where none exists), no instance metadata.
+ */
+export function noCredentials(dir: string): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    AWS_EC2_METADATA_DISABLED: "true",
+    AWS_CONFIG_FILE: path.join(dir, "no-config"),
+    AWS_SHARED_CREDENTIALS_FILE: path.join(dir, "no-credentials"),
+  };
+  for (const k of ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"])
+    delete env[k];
+  return env;
+}
+
 /** Moves the primary to us-west-2 and the secondary to eu-west-1: neither is us-east-1. */
 export function inOtherRegions(d: StackDescription) {
   d.regions.primary = { name: "us-west-2", availabilityZones: ["us-west-2a", "us-west-2b", "us-west-2c"] };

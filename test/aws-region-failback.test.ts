@@ -36,13 +36,14 @@ import {
   AWS_TIMING_ASSUMPTIONS,
   FAILBACK_LAMBDA_TIMEOUT_SECONDS,
 } from "../src/stack/region-failover-timing.ts";
-import { description, inHostedZone } from "./aws-helpers.ts";
+import {
+  description,
+  globalDatastoreLambdaEnvironment,
+  globalDatastoreMembers,
+  inHostedZone,
+  withGlobalDatastore,
+} from "./aws-helpers.ts";
 import { tempDir } from "./helpers.ts";
-
-const replica = (d: StackDescription) => {
-  inHostedZone(d);
-  d.environments.prod.redis = { nodeType: "cache.r7g.large", multiAz: true, crossRegion: "replica" };
-};
 
 /** The dns-failover stack's template, built in-process (an offline synthesis, no account). */
 async function dnsFailoverTemplate(change: (d: StackDescription) => void): Promise<Template> {
@@ -57,7 +58,7 @@ describe("failback with a Global Datastore: the dns-failover stack", { timeout: 
   let withReplica: Template;
   let withoutReplica: Template;
   const templates = async () => {
-    withReplica ??= await dnsFailoverTemplate(replica);
+    withReplica ??= await dnsFailoverTemplate(withGlobalDatastore);
     withoutReplica ??= await dnsFailoverTemplate(inHostedZone);
     return { withReplica, withoutReplica };
   };
@@ -137,28 +138,8 @@ describe("failback with a Global Datastore: the Lambda's order (mocked SDK)", ()
   const elastiCache = mockClient(ElastiCacheClient);
   const saved = { ...process.env };
   const alarm = { alarmData: { alarmName: "primary-healthy", state: { value: "ALARM" as const } } };
-  const datastore = (primaryMemberStatus: string) => ({
-    GlobalReplicationGroups: [
-      {
-        GlobalReplicationGroupId: "ldgnf-stayup-prod-redis",
-        Status: "available",
-        Members: [
-          {
-            ReplicationGroupId: "stayup-prod-redis",
-            ReplicationGroupRegion: "eu-west-3",
-            Role: "SECONDARY",
-            Status: primaryMemberStatus,
-          },
-          {
-            ReplicationGroupId: "stayup-prod-redis-us",
-            ReplicationGroupRegion: "us-east-1",
-            Role: "PRIMARY",
-            Status: "associated",
-          },
-        ],
-      },
-    ],
-  });
+  /** The datastore after the failover: the secondary's member primary, the primary's following. */
+  const datastore = (primaryMemberStatus: string) => globalDatastoreMembers("us-east-1", primaryMemberStatus);
   const instant = { sleep: async () => undefined, pollMs: 0 };
 
   beforeEach(() => {
@@ -169,18 +150,7 @@ describe("failback with a Global Datastore: the Lambda's order (mocked SDK)", ()
     autoScaling.on(UpdateAutoScalingGroupCommand).resolves({});
     sns.on(PublishCommand).resolves({});
     elastiCache.on(FailoverGlobalReplicationGroupCommand).resolves({});
-    Object.assign(process.env, {
-      SECONDARY_REGION: "us-east-1",
-      SECONDARY_GROUP_NAME: "g",
-      STANDBY_MIN_SIZE: "0",
-      STANDBY_DESIRED_CAPACITY: "0",
-      TOPIC_ARN: "arn:aws:sns:us-east-1:123456789012:t",
-      GLOBAL_REPLICATION_GROUP_ID: "ldgnf-stayup-prod-redis",
-      PRIMARY_REGION: "eu-west-3",
-      PRIMARY_REPLICATION_GROUP_ID: "stayup-prod-redis",
-      SECONDARY_REPLICATION_GROUP_ID: "stayup-prod-redis-us",
-      CATCH_UP_WAIT_SECONDS: "600",
-    });
+    Object.assign(process.env, { ...globalDatastoreLambdaEnvironment, CATCH_UP_WAIT_SECONDS: "600" });
   });
   afterEach(() => {
     process.env = { ...saved };

@@ -11,7 +11,7 @@ import {
   type LoadBalancerOptions,
   type TrafficPolicy,
 } from "../src/local/load-balancer/balancer.ts";
-import type { Target } from "../src/local/target-group/controller.ts";
+import { alwaysRoutable } from "./target-source.ts";
 
 export type ToBalancerProcess =
   | {
@@ -45,24 +45,10 @@ const send = (m: FromBalancerProcess) => process.send?.(m);
 
 process.on("message", async (m: ToBalancerProcess) => {
   if (m.type === "start") {
-    const targets: Target[] = m.targetPorts.map((port, i) => ({
-      instanceId: `i-${i}`,
-      az: "eu-west-3a",
-      host: "127.0.0.1",
-      port,
-      health: "healthy",
-      consecutiveSuccesses: 2,
-      consecutiveFailures: 0,
-      registeredAt: 0,
-    }));
     const events = new EventBus();
     events.subscribe((event) => send({ type: "event", event }));
     const lb = new LoadBalancer(
-      {
-        routable: () => targets,
-        get: (id) => targets.find((t) => t.instanceId === id),
-        reportConnectionFailure: () => undefined,
-      },
+      alwaysRoutable(m.targetPorts),
       events,
       { host: "127.0.0.1", port: 0, ...m.options },
       m.policy,

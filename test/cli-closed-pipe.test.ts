@@ -1,13 +1,8 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { writeFileSync } from "node:fs";
-import { createServer } from "node:http";
-import type { AddressInfo } from "node:net";
-import path from "node:path";
+import type { Server } from "node:http";
 import { after, before, describe, it } from "node:test";
-import { stateFileName } from "../src/local/control-plane/state-file.ts";
-import type { StackStatus } from "../src/local/runtime.ts";
-import { cliPath, tempDir } from "./helpers.ts";
+import { cliPath, standInStatus, startStandInControlPlane, tempDir } from "./helpers.ts";
 
 /**
  * Issue 25, item 10: `stayup status | head -4`. The reader closes the pipe after a few lines; the
@@ -27,14 +22,7 @@ describe("status piped into a reader that stops early", { timeout: 60_000 }, () 
     healthy: true,
   }));
   const group = { min: 2, desired: 3000, max: 3000, inService: 3000 };
-  const status: StackStatus = {
-    name: "stayup",
-    environment: "dev",
-    topology: "load-balanced",
-    region: "eu-west-3",
-    listener: "http://127.0.0.1:1",
-    pid: process.pid,
-    redis: { url: "redis://127.0.0.1:2" },
+  const status = standInStatus({
     group,
     instances,
     regions: [
@@ -48,25 +36,10 @@ describe("status piped into a reader that stops early", { timeout: 60_000 }, () 
         instances,
       },
     ],
-  };
-  const server = createServer((req, res) => {
-    res.setHeader("content-type", "application/json");
-    res.end(req.url === "/status" ? JSON.stringify(status) : "{}");
   });
+  let server: Server;
   before(async () => {
-    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-    const { port } = server.address() as AddressInfo;
-    writeFileSync(
-      path.join(stateDir, stateFileName),
-      JSON.stringify({
-        pid: process.pid,
-        controlUrl: `http://127.0.0.1:${port}`,
-        token: "t",
-        listener: "http://127.0.0.1:1",
-        environment: "dev",
-        startedAt: new Date().toISOString(),
-      }),
-    );
+    server = await startStandInControlPlane(stateDir, status);
   });
   after(() => server.close());
 

@@ -7,9 +7,9 @@ import type { DrillDesk } from "../src/local/control-plane/drills.ts";
 import { StreamGate } from "../src/local/control-plane/streams.ts";
 import { Dashboard } from "../src/local/dashboard/dashboard.ts";
 import { EventBus } from "../src/local/events/bus.ts";
-import type { LocalStack, StackStatus } from "../src/local/runtime.ts";
+import type { LocalStack } from "../src/local/runtime.ts";
 import { launchChromium } from "./browser.ts";
-import { tempDir } from "./helpers.ts";
+import { standInStatus, tempDir } from "./helpers.ts";
 
 /**
  * Issue 25: the dashboard shows every fault in force with the command that clears it, as `stayup
@@ -18,17 +18,7 @@ import { tempDir } from "./helpers.ts";
  * started, one browser page is opened.
  */
 describe("the dashboard's faults in force", { timeout: 120_000 }, () => {
-  const status: StackStatus = {
-    name: "stayup",
-    environment: "dev",
-    topology: "load-balanced",
-    region: "eu-west-3",
-    listener: "http://127.0.0.1:1",
-    pid: process.pid,
-    redis: { url: "redis://127.0.0.1:2" },
-    group: { min: 2, desired: 2, max: 4, inService: 2 },
-    instances: [],
-    regions: [],
+  const status = standInStatus({
     faults: [
       {
         id: "az-outage:eu-west-3:eu-west-3a",
@@ -40,7 +30,7 @@ describe("the dashboard's faults in force", { timeout: 120_000 }, () => {
         clear: "stayup faults clear",
       },
     ],
-  };
+  });
   const stack = {
     events: new EventBus(),
     status: () => status,

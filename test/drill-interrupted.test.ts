@@ -353,6 +353,27 @@ async function assertAllGone(started: number[], stderr: string): Promise<void> {
   );
 }
 
+/**
+ * `stayup drill kill-instance` with no stack running in a fresh state folder: it starts a temporary
+ * stack of `config`, then sends traffic after 30 s of warm-up (time for the test to interrupt it).
+ */
+function startOnTemporaryStack(config = configPath): RunningDrill {
+  const stateDir = path.join(tempDir(), ".stayup");
+  return startDrill(["kill-instance", "--state-dir", stateDir, "--warmup-seconds", "30"], undefined, config);
+}
+
+/** Waits (150 s at most) for what `seen` finds while the drill runs; fails at once if it ends first. */
+function whileRunning<T>(run: RunningDrill, what: string, seen: () => T | undefined): Promise<T> {
+  return waitFor(
+    what,
+    () => {
+      if (run.child.exitCode !== null) throw new Error(`ended first: ${run.stderr()}`);
+      return seen();
+    },
+    150_000,
+  );
+}
+
 describe(
   "`stayup drill` with no stack running stops its temporary stack when interrupted",
   { timeout: 600_000 },
@@ -363,16 +384,12 @@ describe(
     // own exit code, checked in its test.
     it("SIGHUP under traffic: the temporary stack stopped, no process left, the ports freed", async () => {
       const signal = "SIGHUP";
-      const stateDir = path.join(tempDir(), ".stayup");
-      const run = startDrill(["kill-instance", "--state-dir", stateDir, "--warmup-seconds", "30"]);
+      const run = startOnTemporaryStack();
       try {
-        const listener = await waitFor(
+        const listener = await whileRunning(
+          run,
           "the drill's traffic on the temporary stack",
-          () => {
-            if (run.child.exitCode !== null) throw new Error(`ended first: ${run.stderr()}`);
-            return /sending \d+ requests\/s to http:\/\/127\.0\.0\.1:(\d+)/.exec(run.stderr())?.[1];
-          },
-          150_000,
+          () => /sending \d+ requests\/s to http:\/\/127\.0\.0\.1:(\d+)/.exec(run.stderr())?.[1],
         );
         const started = descendants(run.child.pid as number);
         assert.ok(started.length >= 8, `Redis, Sentinels and instances run: ${started.length} processes`);
@@ -399,25 +416,15 @@ describe(
     });
 
     it("SIGTERM while the temporary stack is still starting: it is stopped once started, nothing left", async () => {
-      const stateDir = path.join(tempDir(), ".stayup");
-      const run = startDrill(
-        ["kill-instance", "--state-dir", stateDir, "--warmup-seconds", "30"],
-        undefined,
-        oneRegionConfig,
-      );
+      const run = startOnTemporaryStack(oneRegionConfig);
       try {
         // Its first Redis node runs: the stack is starting, no traffic yet.
-        const redisStarted = await waitFor(
-          "a Redis node of the temporary stack",
-          () => {
-            if (run.child.exitCode !== null) throw new Error(`ended first: ${run.stderr()}`);
-            const redis = descendants(run.child.pid as number).filter((pid) =>
-              /redis-server/.test(commandOf(pid)),
-            );
-            return redis.length > 0 ? redis : undefined;
-          },
-          150_000,
-        );
+        const redisStarted = await whileRunning(run, "a Redis node of the temporary stack", () => {
+          const redis = descendants(run.child.pid as number).filter((pid) =>
+            /redis-server/.test(commandOf(pid)),
+          );
+          return redis.length > 0 ? redis : undefined;
+        });
         assert.doesNotMatch(run.stderr(), /sending \d+ requests/, "interrupted before the drill's traffic");
         run.child.kill("SIGTERM");
         // What else it starts meanwhile is found as it goes (the stack finishes starting first).
@@ -436,20 +443,12 @@ describe(
     });
 
     it("SIGINT twice: the second kills the temporary stack's processes at once, nothing left", async () => {
-      const stateDir = path.join(tempDir(), ".stayup");
-      const run = startDrill(
-        ["kill-instance", "--state-dir", stateDir, "--warmup-seconds", "30"],
-        undefined,
-        oneRegionConfig,
-      );
+      const run = startOnTemporaryStack(oneRegionConfig);
       try {
-        await waitFor(
+        await whileRunning(
+          run,
           "the drill's traffic on the temporary stack",
-          () => {
-            if (run.child.exitCode !== null) throw new Error(`ended first: ${run.stderr()}`);
-            return /sending \d+ requests\/s/.test(run.stderr()) || undefined;
-          },
-          150_000,
+          () => /sending \d+ requests\/s/.test(run.stderr()) || undefined,
         );
         const started = descendants(run.child.pid as number);
         assert.ok(started.length >= 8, `Redis, Sentinels and instances run: ${started.length} processes`);

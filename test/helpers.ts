@@ -1,16 +1,27 @@
 import { type ChildProcess, fork, spawn } from "node:child_process";
-import { mkdtempSync, readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import {
+  createServer as createHttpServer,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from "node:http";
 import { tmpdir } from "node:os";
-import { createServer } from "node:net";
+import { type AddressInfo, createServer } from "node:net";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { Redis } from "ioredis";
 import type { DrillReport } from "../src/drills/report.ts";
+import { stateFileName } from "../src/local/control-plane/state-file.ts";
 import { EventBus, type TimedStackEvent } from "../src/local/events/bus.ts";
 import { localRedisPassword } from "../src/local/redis/process.ts";
 import { RedisReplicationController } from "../src/local/redis/replication.ts";
+import type { StackStatus } from "../src/local/runtime.ts";
 import { sleep } from "../src/shared/net.ts";
 import type { CodeCacheOutcome } from "../src/web-service/code-cache.ts";
+
+// Here for every suite; in a module of its own for test/balancer-process.ts, whose memory is measured.
+export { alwaysRoutable } from "./target-source.ts";
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 export const cliPath = path.join(repoRoot, "bin/stayup.mjs");
@@ -51,6 +62,29 @@ export function runCli(
 }
 
 /**
+ * `stayup up`'s arguments (after the CLI's path) for `config`, the repository's description by
+ * default, in `stateDir`: every port 0 (stayup picks free ones) unless a Redis or DNS port is given.
+ */
+export function upArgs(
+  stateDir: string,
+  options: { config?: string; redisPort?: number | string; dnsPort?: number } = {},
+): string[] {
+  return [
+    "up",
+    "--config",
+    options.config ?? configPath,
+    "--state-dir",
+    stateDir,
+    "--port",
+    "0",
+    "--redis-port",
+    String(options.redisPort ?? 0),
+    "--dns-port",
+    String(options.dnsPort ?? 0),
+  ];
+}
+
+/**
  * `stayup up --detach` of the repository's description from `stateDir`, on free ports chosen by
  * stayup (the listener's free on 127.0.0.1 and on the secondary's 127.0.0.2 alike), as a user
  * would; fails the test with the CLI's output if it fails.
@@ -68,20 +102,8 @@ export async function upDetached(
     dnsPort?: number;
   } = {},
 ): Promise<CliResult> {
-  const config = options.config ?? configPath;
-  const args = [
-    "up",
-    "--detach",
-    "--config",
-    config,
-    "--state-dir",
-    stateDir,
-    "--port",
-    "0",
-    "--redis-port",
-    "0",
-  ];
-  const res = await runCli([...args, "--dns-port", String(options.dnsPort ?? 0), ...(options.args ?? [])], {
+  const args = upArgs(stateDir, { config: options.config, dnsPort: options.dnsPort });
+  const res = await runCli([...args, "--detach", ...(options.args ?? [])], {
     cwd: options.cwd,
     timeoutMs: options.timeoutMs ?? 150_000,
     env: options.env,
@@ -162,25 +184,53 @@ export class TestRedis {
 
 /**
  * Three real Redis nodes (one per AZ, one replica acknowledging each write) under Sentinel, in a
- * fresh state folder with its generated password. Not started: `redis.start()` in `before`.
+ * fresh state folder with its generated password; `seen` collects every event the controller
+ * publishes, in order. Not started: `redis.start()` in `before`.
  */
 export function testRedisReplication(): {
   stateDir: string;
   password: string;
   redis: RedisReplicationController;
+  seen: TimedStackEvent[];
 } {
   const stateDir = tempDir();
   const password = localRedisPassword(stateDir);
+  const events = new EventBus();
+  const seen: TimedStackEvent[] = [];
+  events.subscribe((e) => seen.push(e));
   const redis = new RedisReplicationController({
     host: "127.0.0.1",
     port: 0,
     dataDir: path.join(stateDir, "redis", "test"),
     availabilityZones: ["az-a", "az-b", "az-c"],
     replicasToAcknowledge: 1,
-    events: new EventBus(),
+    events,
     password,
   });
-  return { stateDir, password, redis };
+  return { stateDir, password, redis, seen };
+}
+
+/**
+ * One command to the Redis node or Sentinel on loopback `port`, authenticated with `password`, on a
+ * connection of its own (closed after): no retry, no reconnection; rejects with the connection's or
+ * the command's error.
+ */
+export async function redisCall(port: number, password: string, ...command: string[]): Promise<unknown> {
+  const client = new Redis({
+    host: "127.0.0.1",
+    port,
+    password,
+    lazyConnect: true,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+  });
+  client.on("error", () => undefined); // the call's own rejection says what failed
+  try {
+    await client.connect();
+    return await client.call(command[0] as string, ...command.slice(1));
+  } finally {
+    client.disconnect();
+  }
 }
 
 export const isAlive = (pid: number) => {
@@ -282,4 +332,55 @@ export async function startWebService(
   });
   child.removeAllListeners("exit");
   return { child, url: `http://127.0.0.1:${port}`, codeCache };
+}
+
+/**
+ * The status of a stand-in stack (nothing runs): a load-balanced dev stack in eu-west-3 with two
+ * instances in service but none listed, no region listed, and `changes` on top.
+ */
+export function standInStatus(changes: Partial<StackStatus> = {}): StackStatus {
+  return {
+    name: "stayup",
+    environment: "dev",
+    topology: "load-balanced",
+    region: "eu-west-3",
+    listener: "http://127.0.0.1:1",
+    pid: process.pid,
+    redis: { url: "redis://127.0.0.1:2" },
+    group: { min: 2, desired: 2, max: 4, inService: 2 },
+    instances: [],
+    regions: [],
+    ...changes,
+  };
+}
+
+/**
+ * A stand-in control plane, named in `stateDir`'s state file as a running stack's is, so that the
+ * CLI given that state folder talks to it: a loopback server answering JSON, `status` on /status,
+ * `{}` elsewhere, unless `route` answers the request first (it returns true when it did).
+ */
+export async function startStandInControlPlane(
+  stateDir: string,
+  status: StackStatus,
+  route: (req: IncomingMessage, res: ServerResponse) => boolean = () => false,
+): Promise<Server> {
+  const server = createHttpServer((req, res) => {
+    res.setHeader("content-type", "application/json");
+    if (route(req, res)) return;
+    res.end(req.url === "/status" ? JSON.stringify(status) : "{}");
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  writeFileSync(
+    path.join(stateDir, stateFileName),
+    JSON.stringify({
+      pid: process.pid,
+      controlUrl: `http://127.0.0.1:${port}`,
+      token: "t",
+      listener: "http://127.0.0.1:1",
+      environment: "dev",
+      startedAt: new Date().toISOString(),
+    }),
+  );
+  return server;
 }

@@ -17,6 +17,7 @@ import {
   repoRoot,
   runCli,
   tempDir,
+  upArgs,
   waitFor,
   freePortBelowEphemeralRange,
 } from "./helpers.ts";
@@ -29,21 +30,8 @@ const isAlive = isProcessAlive;
  * runtime leaves. The one-region fixture where nothing of the secondary region is exercised.
  */
 const oneRegionConfig = path.join(repoRoot, "test/fixtures/one-region.config.ts");
-const upArgs = (stateDir: string, redisPort: number | string = 0, config = configPath) => [
-  "up",
-  "--config",
-  config,
-  "--state-dir",
-  stateDir,
-  "--port",
-  "0",
-  "--redis-port",
-  String(redisPort),
-  "--dns-port",
-  "0",
-];
 const upDetached = (stateDir: string, redisPort: number | string = 0, config = configPath) =>
-  runCli([...upArgs(stateDir, redisPort, config), "--detach"], { timeoutMs: 150_000 });
+  runCli([...upArgs(stateDir, { redisPort, config }), "--detach"], { timeoutMs: 150_000 });
 const state = (stateDir: string) =>
   JSON.parse(readFileSync(path.join(stateDir, "stack.json"), "utf8")) as StackStateFile;
 const recorded = (stateDir: string) =>
@@ -99,7 +87,7 @@ describe("nothing is left behind, nothing runs twice", { timeout: 600_000 }, () 
     );
 
     // In the foreground: what `up --detach` writes to stack.log comes on its stdout.
-    const child = spawn(process.execPath, [cliPath, ...upArgs(stateDir, redisPort)], {
+    const child = spawn(process.execPath, [cliPath, ...upArgs(stateDir, { redisPort })], {
       stdio: ["ignore", "pipe", "pipe"],
     });
     let output = "";
@@ -319,23 +307,9 @@ describe(
     it("a service started by `sh -c` goes with its shell, and with the shell gone too", async () => {
       const stateDir = path.join(tempDir(), ".stayup");
       dirs.push(stateDir);
-      const up = await runCli(
-        [
-          "up",
-          "--config",
-          shellServiceConfig(),
-          "--state-dir",
-          stateDir,
-          "--port",
-          "0",
-          "--redis-port",
-          "0",
-          "--dns-port",
-          "0",
-          "--detach",
-        ],
-        { timeoutMs: 150_000 },
-      );
+      const up = await runCli([...upArgs(stateDir, { config: shellServiceConfig() }), "--detach"], {
+        timeoutMs: 150_000,
+      });
       assert.equal(up.code, 0, up.stderr + up.stdout);
       const runtime = state(stateDir).pid;
       const instances = await waitFor("two instances recorded", () => {

@@ -25,9 +25,9 @@ import {
 import { loadHttp1Parser } from "../src/local/load-balancer/http1-parser.ts";
 import { type UpstreamHandler, UpstreamPool } from "../src/local/load-balancer/upstream-pool.ts";
 import { LoadBalancerWorkers } from "../src/local/load-balancer/workers.ts";
-import { type Target, TargetGroupController } from "../src/local/target-group/controller.ts";
+import { TargetGroupController } from "../src/local/target-group/controller.ts";
 import type { BalancerMemory, FromBalancerProcess, ToBalancerProcess } from "./balancer-process.ts";
-import { waitFor, freePortBelowEphemeralRange } from "./helpers.ts";
+import { alwaysRoutable, waitFor, freePortBelowEphemeralRange } from "./helpers.ts";
 
 const MiB = 1024 * 1024;
 const cleanup: (() => unknown)[] = [];
@@ -135,21 +135,7 @@ async function startBalancerHere(
   options: Omit<LoadBalancerOptions, "host" | "port"> = {},
   policy?: TrafficPolicy,
 ): Promise<{ port: number }> {
-  const targets: Target[] = [targetPorts].flat().map((port, i) => ({
-    instanceId: `i-${i}`,
-    az: "eu-west-3a",
-    host: "127.0.0.1",
-    port,
-    health: "healthy",
-    consecutiveSuccesses: 2,
-    consecutiveFailures: 0,
-    registeredAt: 0,
-  }));
-  const source = {
-    routable: () => targets,
-    get: (id: string) => targets.find((t) => t.instanceId === id),
-    reportConnectionFailure: () => undefined,
-  };
+  const source = alwaysRoutable([targetPorts].flat());
   const lb = new LoadBalancer(source, new EventBus(), { host: "127.0.0.1", port: 0, ...options }, policy);
   const url = await lb.listen();
   cleanup.push(() => lb.close());

@@ -8,9 +8,8 @@ import http from "node:http";
 import net, { type AddressInfo } from "node:net";
 import { after, describe, it } from "node:test";
 import { EventBus } from "../src/local/events/bus.ts";
-import { LoadBalancer, type TargetSource } from "../src/local/load-balancer/balancer.ts";
-import type { Target } from "../src/local/target-group/controller.ts";
-import { waitFor } from "./helpers.ts";
+import { LoadBalancer } from "../src/local/load-balancer/balancer.ts";
+import { alwaysRoutable, waitFor } from "./helpers.ts";
 
 const cleanup: (() => unknown)[] = [];
 after(async () => {
@@ -25,22 +24,7 @@ async function listening<T extends net.Server>(server: T): Promise<number> {
 
 /** A balancer in front of one target at `port` (always routable: no health checks here). */
 async function balancerFor(port: number, maxBodyBytes?: number): Promise<{ port: number; lb: LoadBalancer }> {
-  const target: Target = {
-    instanceId: "i-a",
-    az: "eu-west-3a",
-    host: "127.0.0.1",
-    port,
-    health: "healthy",
-    consecutiveSuccesses: 2,
-    consecutiveFailures: 0,
-    registeredAt: 0,
-  };
-  const source: TargetSource = {
-    routable: () => [target],
-    get: () => target,
-    reportConnectionFailure: () => undefined,
-  };
-  const lb = new LoadBalancer(source, new EventBus(), {
+  const lb = new LoadBalancer(alwaysRoutable([port]), new EventBus(), {
     host: "127.0.0.1",
     port: 0,
     limits: maxBodyBytes === undefined ? {} : { maxRequestBodyBytes: maxBodyBytes },

@@ -4,7 +4,6 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, wr
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, describe, it } from "node:test";
-import { Redis } from "ioredis";
 import {
   persistenceArgs,
   startRedisProcess,
@@ -13,6 +12,7 @@ import {
 } from "../src/local/redis/process.ts";
 import { findFreePort } from "../src/shared/net.ts";
 import { writePrivateFileAtomic } from "../src/shared/private-file.ts";
+import { redisCall } from "./helpers.ts";
 
 describe("writePrivateFileAtomic", () => {
   const dir = mkdtempSync(path.join(tmpdir(), "stayup-private-file-"));
@@ -80,23 +80,7 @@ describe("redis-server and Sentinel start under umask 077 (what they rewrite sta
       ].join("\n"),
     );
     children.push(await startRedisProcess("127.0.0.1", sentinelPort, [sentinelConf, "--sentinel"], password));
-    const call = async (port: number, ...args: string[]) => {
-      const client = new Redis({
-        host: "127.0.0.1",
-        port,
-        password,
-        lazyConnect: true,
-        maxRetriesPerRequest: 0,
-        retryStrategy: () => null,
-      });
-      client.on("error", () => undefined); // the call's own rejection says what failed
-      try {
-        await client.connect();
-        return await client.call(args[0] as string, ...args.slice(1));
-      } finally {
-        client.disconnect();
-      }
-    };
+    const call = (port: number, ...command: string[]) => redisCall(port, password, ...command);
     assert.equal(await call(nodePort, "CONFIG", "REWRITE"), "OK");
     assert.equal(await call(sentinelPort, "SENTINEL", "FLUSHCONFIG"), "OK");
     for (const file of [conf, sentinelConf]) {

@@ -1,11 +1,7 @@
 import assert from "node:assert/strict";
-import path from "node:path";
 import { after, before, describe, it } from "node:test";
-import { Redis } from "ioredis";
-import { EventBus, type TimedStackEvent } from "../src/local/events/bus.ts";
-import { localRedisPassword } from "../src/local/redis/process.ts";
-import { RedisReplicationController, sentinelMasterName } from "../src/local/redis/replication.ts";
-import { tempDir, waitFor } from "./helpers.ts";
+import { sentinelMasterName } from "../src/local/redis/replication.ts";
+import { redisCall, testRedisReplication, waitFor } from "./helpers.ts";
 
 /**
  * The local Redis controller learns of a failover from `+switch-master`. It listened on the first
@@ -14,20 +10,7 @@ import { tempDir, waitFor } from "./helpers.ts";
  * restarted (its restart asks the Sentinels, the stopped one first, which never answered).
  */
 describe("a failover seen with the first Sentinel stopped", { timeout: 120_000 }, () => {
-  const stateDir = tempDir();
-  const password = localRedisPassword(stateDir);
-  const events = new EventBus();
-  const seen: TimedStackEvent[] = [];
-  events.subscribe((e) => seen.push(e));
-  const redis = new RedisReplicationController({
-    host: "127.0.0.1",
-    port: 0,
-    dataDir: path.join(stateDir, "redis", "test"),
-    availabilityZones: ["az-a", "az-b", "az-c"],
-    replicasToAcknowledge: 1,
-    events,
-    password,
-  });
+  const { password, redis, seen } = testRedisReplication();
   let stopped: number | undefined;
   const resume = () => {
     if (stopped) process.kill(stopped, "SIGCONT");
@@ -42,24 +25,8 @@ describe("a failover seen with the first Sentinel stopped", { timeout: 120_000 }
   });
 
   /** One SENTINEL command to the Sentinel on `port`; undefined if it is unreachable or refuses. */
-  const askSentinel = async (port: number, ...args: string[]): Promise<unknown> => {
-    const client = new Redis({
-      host: "127.0.0.1",
-      port,
-      password,
-      lazyConnect: true,
-      retryStrategy: () => null,
-    });
-    client.on("error", () => undefined);
-    try {
-      await client.connect();
-      return await client.call("SENTINEL", ...args);
-    } catch {
-      return undefined;
-    } finally {
-      client.disconnect();
-    }
-  };
+  const askSentinel = (port: number, ...args: string[]): Promise<unknown> =>
+    redisCall(port, password, "SENTINEL", ...args).catch(() => undefined);
 
   /** The primary according to one Sentinel (the ones still running are the truth here). */
   const namedBy = async (port: number): Promise<number | undefined> => {

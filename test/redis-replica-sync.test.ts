@@ -1,12 +1,8 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { Redis } from "ioredis";
-import path from "node:path";
 import { whyNotPromoted } from "../src/drills/redis-failover.ts";
-import { EventBus, type TimedStackEvent } from "../src/local/events/bus.ts";
-import { localRedisPassword } from "../src/local/redis/process.ts";
-import { RedisReplicationController } from "../src/local/redis/replication.ts";
-import { tempDir, testRedisReplication, waitFor } from "./helpers.ts";
+import { redisCall, testRedisReplication, waitFor } from "./helpers.ts";
 
 /**
  * Issue 25, item 3: after a failover, every replica that is in sync according to Redis itself
@@ -22,24 +18,10 @@ describe("replica health after a failover", { timeout: 120_000 }, () => {
     await redis.stop();
   });
 
-  const linkUp = async (port: number): Promise<boolean> => {
-    const client = new Redis({
-      host: "127.0.0.1",
-      port,
-      password,
-      lazyConnect: true,
-      retryStrategy: () => null,
-    });
-    client.on("error", () => undefined);
-    try {
-      await client.connect();
-      return /master_link_status:up/.test(await client.info("replication"));
-    } catch {
-      return false;
-    } finally {
-      client.disconnect();
-    }
-  };
+  const linkUp = async (port: number): Promise<boolean> =>
+    /master_link_status:up/.test(
+      String(await redisCall(port, password, "INFO", "replication").catch(() => "")),
+    );
 
   it("status shows each replica in sync once its link to the new primary is up", async () => {
     await waitFor(
@@ -85,20 +67,7 @@ describe("replica health after a failover", { timeout: 120_000 }, () => {
  * Sentinel's view of the nodes as it does.
  */
 describe("no promotion: Sentinel's reasons reach the events", { timeout: 120_000 }, () => {
-  const stateDir = tempDir();
-  const password = localRedisPassword(stateDir);
-  const events = new EventBus();
-  const seen: TimedStackEvent[] = [];
-  events.subscribe((e) => seen.push(e));
-  const redis = new RedisReplicationController({
-    host: "127.0.0.1",
-    port: 0,
-    dataDir: path.join(stateDir, "redis", "test"),
-    availabilityZones: ["az-a", "az-b", "az-c"],
-    replicasToAcknowledge: 1,
-    events,
-    password,
-  });
+  const { password, redis, seen } = testRedisReplication();
   before(async () => {
     await redis.start();
   });

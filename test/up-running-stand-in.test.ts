@@ -1,13 +1,8 @@
 import assert from "node:assert/strict";
-import { writeFileSync } from "node:fs";
-import { createServer } from "node:http";
-import type { AddressInfo } from "node:net";
-import path from "node:path";
+import type { Server } from "node:http";
 import { after, before, describe, it } from "node:test";
 import { mismatches } from "../src/cli/commands/up/index.ts";
-import { stateFileName } from "../src/local/control-plane/state-file.ts";
-import type { StackStatus } from "../src/local/runtime.ts";
-import { runCli, tempDir } from "./helpers.ts";
+import { runCli, standInStatus, startStandInControlPlane, tempDir } from "./helpers.ts";
 
 /**
  * `stayup up` on a running stack: options that ask for another stack (here its Redis and DNS
@@ -23,13 +18,7 @@ describe(
   () => {
     const stateDir = tempDir();
     const rolls: string[] = [];
-    const status = {
-      name: "stayup",
-      environment: "dev",
-      topology: "load-balanced",
-      region: "eu-west-3",
-      listener: "http://127.0.0.1:1",
-      pid: process.pid,
+    const status = standInStatus({
       redis: {
         url: "redis-sentinel://127.0.0.1:26379/stayup",
         nodes: [
@@ -47,13 +36,12 @@ describe(
         inRegionBudgetMs: 6000,
         ttlSeconds: 1,
       },
-      group: { min: 2, desired: 2, max: 4, inService: 2 },
-      instances: [],
-      regions: [],
-    } satisfies StackStatus;
-    const server = createServer((req, res) => {
-      res.setHeader("content-type", "application/json");
-      if (req.url === "/roll") {
+    });
+    let server: Server;
+    before(async () => {
+      // A roll answers the error a failed bundle build gives.
+      server = await startStandInControlPlane(stateDir, status, (req, res) => {
+        if (req.url !== "/roll") return false;
         rolls.push(req.method ?? "");
         res.statusCode = 500;
         res.end(
@@ -61,24 +49,8 @@ describe(
             error: 'Build failed with 1 error: src/web-service/main.ts:3:1: ERROR: Unexpected "}"',
           }),
         );
-        return;
-      }
-      res.end(req.url === "/status" ? JSON.stringify(status) : "{}");
-    });
-    before(async () => {
-      await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-      const { port } = server.address() as AddressInfo;
-      writeFileSync(
-        path.join(stateDir, stateFileName),
-        JSON.stringify({
-          pid: process.pid,
-          controlUrl: `http://127.0.0.1:${port}`,
-          token: "t",
-          listener: "http://127.0.0.1:1",
-          environment: "dev",
-          startedAt: new Date().toISOString(),
-        }),
-      );
+        return true;
+      });
     });
     after(() => server.close());
 

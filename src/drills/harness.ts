@@ -111,6 +111,22 @@ export function trafficPlan(
   return { path, consistency: "none", notMeasured: { counterContinuous: why, acknowledgedLost: why } };
 }
 
+/**
+ * One event applied to the set of healthy target ids: a target that passes joins it; one that
+ * fails, drains, is deregistered or whose instance ends leaves it. (The drills' capacity counts.)
+ */
+export function trackHealthyTargets(healthy: Set<string>, e: TimedStackEvent): void {
+  if (e.type === "target.healthy") healthy.add(e.instanceId);
+  if (
+    e.type === "target.unhealthy" ||
+    e.type === "target.draining" ||
+    e.type === "target.deregistered" ||
+    e.type === "instance.terminated"
+  ) {
+    healthy.delete(e.instanceId);
+  }
+}
+
 export const drillDefaults: DrillOptions = {
   rate: 200,
   warmupMs: 1500,
@@ -242,15 +258,7 @@ export class DrillRun {
       let droppedAfterFault = false;
       for (const e of events) {
         if (e.region !== undefined && e.region !== region) continue;
-        if (e.type === "target.healthy") healthy.add(e.instanceId);
-        if (
-          e.type === "target.unhealthy" ||
-          e.type === "target.draining" ||
-          e.type === "target.deregistered" ||
-          e.type === "instance.terminated"
-        ) {
-          healthy.delete(e.instanceId);
-        }
+        trackHealthyTargets(healthy, e);
         const t = Date.parse(e.time);
         if (t < since) continue;
         if (healthy.size < desired) droppedAfterFault = true;

@@ -1,7 +1,7 @@
 import type { StackClient } from "../local/control-plane/client.ts";
 import type { TimedStackEvent } from "../local/events/bus.ts";
 import { StayupError } from "../shared/errors.ts";
-import { type DrillOptions, DrillRun, drillDefaults } from "./harness.ts";
+import { type DrillOptions, DrillRun, drillDefaults, trackHealthyTargets } from "./harness.ts";
 import { counterTarget, type DrillReport, recoveredTarget, type DrillTarget } from "./report.ts";
 import { Option } from "commander";
 import { defineDrill } from "./module.ts";
@@ -201,17 +201,7 @@ export function secondaryServingAt(
   let answered = false;
   for (const e of events) {
     if (e.type === "dns.health-changed") answered = e.answer === at.host;
-    if (e.region === at.region) {
-      if (e.type === "target.healthy") healthy.add(e.instanceId);
-      if (
-        e.type === "target.unhealthy" ||
-        e.type === "target.draining" ||
-        e.type === "target.deregistered" ||
-        e.type === "instance.terminated"
-      ) {
-        healthy.delete(e.instanceId);
-      }
-    }
+    if (e.region === at.region) trackHealthyTargets(healthy, e);
     const t = Date.parse(e.time);
     if (t >= at.since && answered && at.desired > 0 && healthy.size >= at.desired) return t;
   }

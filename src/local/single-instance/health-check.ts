@@ -1,5 +1,4 @@
-import { request } from "undici";
-import type { HealthCheckSettings } from "../target-group/controller.ts";
+import { type HealthCheckSettings, probeHealth } from "../target-group/controller.ts";
 
 export type InstanceHealth = "initial" | "healthy" | "unhealthy";
 
@@ -78,16 +77,7 @@ export class InstanceHealthCheck {
     this.checking = true;
     let failure: string | undefined;
     try {
-      const res = await request(`http://${this.target.host}:${this.target.port}${this.settings.path}`, {
-        headersTimeout: this.settings.timeoutMs,
-        bodyTimeout: this.settings.timeoutMs,
-        reset: true,
-      });
-      await res.body.dump();
-      if (res.statusCode < 200 || res.statusCode > 399) failure = `health check answered ${res.statusCode}`;
-    } catch (error) {
-      const e = error as NodeJS.ErrnoException;
-      failure = `health check failed: ${e.code ?? e.message}`;
+      ({ failure } = await probeHealth(this.target, this.settings));
     } finally {
       this.checking = false;
     }

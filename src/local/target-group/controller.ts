@@ -33,6 +33,31 @@ export interface Target {
   unhealthyBySlowness?: boolean;
 }
 
+/**
+ * One health check of `target`, as the ALB makes it: GET `path` on a fresh connection (proving the
+ * instance still accepts connections), answered within `timeoutMs`, passing on 200 to 399. Never
+ * throws: `failure` says why it did not pass, `code` is the error's code when it failed to answer.
+ */
+export async function probeHealth(
+  target: { host: string; port: number },
+  settings: Pick<HealthCheckSettings, "path" | "timeoutMs">,
+): Promise<{ failure?: string; code?: string }> {
+  try {
+    const res = await request(`http://${target.host}:${target.port}${settings.path}`, {
+      headersTimeout: settings.timeoutMs,
+      bodyTimeout: settings.timeoutMs,
+      reset: true,
+    });
+    await res.body.dump();
+    if (res.statusCode < 200 || res.statusCode > 399)
+      return { failure: `health check answered ${res.statusCode}` };
+    return {};
+  } catch (error) {
+    const e = error as NodeJS.ErrnoException;
+    return { failure: `health check failed: ${e.code ?? e.message}`, code: e.code };
+  }
+}
+
 /** A timed-out check: the target accepted the connection (or is queueing it) and answered late. */
 const isTimeout = (code: string | undefined) => code !== undefined && code.endsWith("_TIMEOUT");
 
@@ -184,22 +209,8 @@ export class TargetGroupController {
   /** One health check of `t` and its outcome (protected: a test's subclass makes it fail). */
   protected async check(t: Target): Promise<void> {
     if (!this.targets.has(t.instanceId) || t.health === "draining") return;
-    let failure: string | undefined;
-    let timedOut = false;
-    try {
-      const res = await request(`http://${t.host}:${t.port}${this.healthCheck.path}`, {
-        headersTimeout: this.healthCheck.timeoutMs,
-        bodyTimeout: this.healthCheck.timeoutMs,
-        // A fresh connection each time, like the ALB: proves the instance still accepts connections.
-        reset: true,
-      });
-      await res.body.dump();
-      if (res.statusCode < 200 || res.statusCode > 399) failure = `health check answered ${res.statusCode}`;
-    } catch (error) {
-      const e = error as NodeJS.ErrnoException;
-      failure = `health check failed: ${e.code ?? e.message}`;
-      timedOut = isTimeout(e.code);
-    }
+    const { failure, code } = await probeHealth(t, this.healthCheck);
+    const timedOut = isTimeout(code);
     // The target may have been deregistered while the check was in flight.
     if (!this.targets.has(t.instanceId) || (t.health as TargetHealth) === "draining") return;
     if (timedOut) t.lastSlowAt = Date.now();
