@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterEach, beforeEach, describe, it } from "node:test";
 import { bundleWebService, bundleWebServiceSync } from "../src/web-service/bundle.ts";
@@ -64,6 +64,37 @@ describe("the web service's bundle cache", () => {
       /from the cache/,
     );
     assert.doesNotMatch(readFileSync(path.join(cache, entry, "web-service.mjs"), "utf8"), /from the cache/);
+  });
+});
+
+describe("the web service's bundle cache and file modes", () => {
+  it("a reused bundle's files take the caller's umask, not the cache's modes (a state folder is private)", () => {
+    const saved = process.env.STAYUP_WEB_SERVICE_CACHE;
+    const cache = tempDir("stayup-bundle-cache-");
+    process.env.STAYUP_WEB_SERVICE_CACHE = cache;
+    const before = process.umask(0o022);
+    try {
+      const root = tempDir("stayup-bundles-");
+      bundleWebServiceSync(path.join(root, "first"));
+      const [entry] = readdirSync(cache);
+      assert.ok(entry, "one cache entry");
+      for (const f of readdirSync(path.join(cache, entry))) chmodSync(path.join(cache, entry, f), 0o644);
+      process.umask(0o077);
+      bundleWebServiceSync(path.join(root, "private"));
+      const modes = readdirSync(path.join(root, "private")).map(
+        (f) => `${f} ${(statSync(path.join(root, "private", f)).mode & 0o777).toString(8)}`,
+      );
+      assert.ok(modes.length > 0);
+      assert.deepEqual(
+        modes.filter((m) => !m.endsWith(" 600")),
+        [],
+        "every file readable by its owner only",
+      );
+    } finally {
+      process.umask(before);
+      if (saved === undefined) delete process.env.STAYUP_WEB_SERVICE_CACHE;
+      else process.env.STAYUP_WEB_SERVICE_CACHE = saved;
+    }
   });
 });
 

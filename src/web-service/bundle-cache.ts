@@ -82,7 +82,9 @@ export function reuseBundle(builds: BuildOptions[], outDir: string): boolean {
       if (name.endsWith(".map")) {
         const text = readFileSync(path.join(dir, name), "utf8");
         writeFileSync(path.join(outDir, name), relocateSources(text, relativeTo(outDir)));
-      } else copyFileSync(path.join(dir, name), path.join(outDir, name));
+        // Written, not copied: a copy takes the cache file's mode (0644 when a synthesis built it),
+        // and a stack's state folder is its user's alone (the caller's umask decides, as esbuild's).
+      } else writeFileSync(path.join(outDir, name), readFileSync(path.join(dir, name)));
     }
     return true;
   } catch {
