@@ -293,11 +293,13 @@ export class DrillRun {
     );
   }
 
-  /** Failures grouped into windows (gaps under 500 ms merged), in seconds from `since`. */
-  static failureWindows(
-    result: TrafficResult,
-    since: number,
-  ): { fromSeconds: number; toSeconds: number; failures: number }[] {
+  /**
+   * Failures grouped into windows (gaps under 500 ms merged), in seconds from the start of the
+   * drill's traffic: the origin of its timeline, its fault and recovery marks and its failures
+   * table, in every drill (issue 25 item 6: one origin, not the fault's in some reports).
+   */
+  failureWindows(result: TrafficResult): { fromSeconds: number; toSeconds: number; failures: number }[] {
+    const since = this.timeline.startedAt;
     const windows: { from: number; to: number; failures: number }[] = [];
     for (const t of [...result.failureTimes].sort((a, b) => a - b)) {
       const last = windows[windows.length - 1];
