@@ -56,4 +56,18 @@ describe("the CLI's answers to usual mistakes", { timeout: 120_000 }, () => {
       assert.ok(res.stderr.trim().split("\n").length <= 3, res.stderr);
     }
   });
+
+  it("an unknown command says so with the nearest name, and points at the commands, not only the options", async () => {
+    for (const [args, nearest, usage] of [
+      [["stauts"], "status", "stayup --help"],
+      [["drill", "kil-instance"], "kill-instance", "stayup drill --help"],
+    ] as const) {
+      const res = await runCli([...args]);
+      assert.equal(res.code, 1);
+      assert.match(res.stderr, new RegExp(`error: unknown command '${args.at(-1)}'`));
+      assert.ok(res.stderr.includes(`Did you mean ${nearest}?`), res.stderr);
+      assert.ok(res.stderr.includes(`fix: see \`${usage}\` for the commands and options`), res.stderr);
+      assert.doesNotMatch(res.stderr, /Usage:/);
+    }
+  });
 });
