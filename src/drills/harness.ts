@@ -134,6 +134,11 @@ export class DrillRun {
   readonly timeline = new TimelineRecorder();
   /** Where the traffic goes and what it measures (see trafficPlan). */
   readonly plan: ReturnType<typeof trafficPlan>;
+  /**
+   * What this run started in the stack that an interruption does not stop and no fault lease
+   * restores (a roll goes on to its end): said when the drill is interrupted, and in its report.
+   */
+  readonly goesOn = new Set<string>();
 
   private constructor(
     readonly client: StackClient,
@@ -288,7 +293,13 @@ export class DrillRun {
       drill,
       result,
       null,
-      { interrupted: { reason, at: new Date(interruptedAt).toISOString() } },
+      {
+        interrupted: {
+          reason,
+          at: new Date(interruptedAt).toISOString(),
+          ...(this.goesOn.size > 0 ? { goesOn: [...this.goesOn] } : {}),
+        },
+      },
       (r) => [target, ...basicTargets(r)],
     );
   }

@@ -88,6 +88,8 @@ interface DrillOutcome {
   interrupted?: string;
   /** The faults the stack restored when the drill let go of its lease (interrupted: those it left). */
   cleared: FaultInForce[];
+  /** Interrupted: what the drill started that goes on in the stack (a roll), said as such. */
+  goesOn?: string[];
 }
 
 /**
@@ -114,6 +116,7 @@ async function runLeased(
     outcome = {
       interrupted: error.reason,
       report: await interruption.run?.interruptedReport(drill.name, error.reason),
+      goesOn: [...(interruption.run?.goesOn ?? [])],
     };
   }
   const cleared = await lease.release();
@@ -274,8 +277,9 @@ function interrupted(drill: DrillModule, opts: DrillCliOptions, outcome: DrillOu
     console.error(`partial report: ${files.html} (JSON: ${files.json})`);
   }
   const cleared = outcome.cleared.map((f) => f.description);
+  const goesOn = (outcome.goesOn ?? []).map((what) => `; ${what} (see \`stayup status\`)`).join("");
   console.error(
-    `drill ${drill.name} interrupted (${signal}): ${cleared.length > 0 ? `cleared what it left: ${cleared.join("; ")}` : "it left no fault in force"}`,
+    `drill ${drill.name} interrupted (${signal}): ${cleared.length > 0 ? `cleared what it left: ${cleared.join("; ")}` : "it left no fault in force"}${goesOn}`,
   );
   // Its traffic and the stack's event stream would keep the process alive: exit now, as a shell
   // reports a command a signal ended.
