@@ -43,6 +43,21 @@ describe("the CLI's answers to usual mistakes", { timeout: 120_000 }, () => {
     assert.match(res.stderr, /fix: pass that \.json: `stayup report .*redis-failover\.json`/);
   });
 
+  it("report given an HTML name that is not there, its JSON beside it, names that JSON as the fix", async () => {
+    const dir = tempDir();
+    writeFileSync(path.join(dir, "x.json"), "{}\n");
+    const res = await runCli(["report", path.join(dir, "x.html")]);
+    assert.equal(res.code, 1);
+    assert.match(res.stderr, /no such file: .*x\.html/);
+    assert.ok(
+      res.stderr.includes(`fix: pass the .json beside it: \`stayup report ${path.join(dir, "x.json")}\``),
+      res.stderr,
+    );
+    // Nothing beside it: the general fix.
+    const none = await runCli(["report", path.join(dir, "y.html")]);
+    assert.match(none.stderr, /fix: pass the \.json a drill wrote/);
+  });
+
   it("an unknown option prints the error and where the usage is, not the whole help", async () => {
     for (const [args, usage] of [
       [["status", "--bogus"], "stayup status --help"],
