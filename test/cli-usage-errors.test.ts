@@ -43,6 +43,21 @@ describe("the CLI's answers to usual mistakes", { timeout: 120_000 }, () => {
     assert.match(res.stderr, /fix: pass that \.json: `stayup report .*redis-failover\.json`/);
   });
 
+  it("report given an HTML name that is not there, its JSON beside it, names that JSON as the fix", async () => {
+    const dir = tempDir();
+    writeFileSync(path.join(dir, "x.json"), "{}\n");
+    const res = await runCli(["report", path.join(dir, "x.html")]);
+    assert.equal(res.code, 1);
+    assert.match(res.stderr, /no such file: .*x\.html/);
+    assert.ok(
+      res.stderr.includes(`fix: pass the .json beside it: \`stayup report ${path.join(dir, "x.json")}\``),
+      res.stderr,
+    );
+    // Nothing beside it: the general fix.
+    const none = await runCli(["report", path.join(dir, "y.html")]);
+    assert.match(none.stderr, /fix: pass the \.json a drill wrote/);
+  });
+
   it("an unknown option prints the error and where the usage is, not the whole help", async () => {
     for (const [args, usage] of [
       [["status", "--bogus"], "stayup status --help"],
@@ -54,6 +69,20 @@ describe("the CLI's answers to usual mistakes", { timeout: 120_000 }, () => {
       assert.ok(res.stderr.includes(`fix: see \`${usage}\``), res.stderr);
       assert.doesNotMatch(res.stderr, /Usage:/);
       assert.ok(res.stderr.trim().split("\n").length <= 3, res.stderr);
+    }
+  });
+
+  it("an unknown command says so with the nearest name, and points at the commands, not only the options", async () => {
+    for (const [args, nearest, usage] of [
+      [["stauts"], "status", "stayup --help"],
+      [["drill", "kil-instance"], "kill-instance", "stayup drill --help"],
+    ] as const) {
+      const res = await runCli([...args]);
+      assert.equal(res.code, 1);
+      assert.match(res.stderr, new RegExp(`error: unknown command '${args.at(-1)}'`));
+      assert.ok(res.stderr.includes(`Did you mean ${nearest}?`), res.stderr);
+      assert.ok(res.stderr.includes(`fix: see \`${usage}\` for the commands and options`), res.stderr);
+      assert.doesNotMatch(res.stderr, /Usage:/);
     }
   });
 });

@@ -211,6 +211,28 @@ describe("stayup drill on a topology the drill does not run on", { timeout: 300_
       assert.equal(existsSync(path.join(stateDir, "reports")), false, "no report written");
     });
 
+    it("--env against the running stack's environment is refused, naming both, and the stack is left alone (issue 25, item 4's rule)", async () => {
+      const res = await runCli([
+        "drill",
+        "kill-instance",
+        "--env",
+        "prod",
+        "--config",
+        configPath,
+        "--state-dir",
+        stateDir,
+      ]);
+      assert.equal(res.code, 1, res.stderr + res.stdout);
+      assert.match(res.stderr, /--env prod was given, but the stack running from .* is environment "dev"/);
+      assert.match(res.stderr, /drop --env to drill the running stack/);
+      assert.equal(existsSync(path.join(stateDir, "reports")), false, "no report written");
+      const after_ = await status();
+      assert.deepEqual(
+        after_.instances.map((i) => [i.id, i.pid]),
+        before_.instances.map((i) => [i.id, i.pid]),
+      );
+    });
+
     it("the dashboard offers only the drills of the running topology and refuses the others", async () => {
       const client = StackClient.find(stateDir);
       assert.ok(client);

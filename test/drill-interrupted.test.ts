@@ -118,6 +118,17 @@ async function everyInstanceAnswers(status: StackStatus): Promise<void> {
   }
 }
 
+/** The version every instance in service answers GET / with (one version, or the test fails). */
+async function servedVersion(status: StackStatus): Promise<string> {
+  const versions = new Set<string>();
+  for (const i of status.instances.filter((x) => x.state === "in-service")) {
+    const res = await request(`http://127.0.0.1:${i.port}/`, { headers: { accept: "application/json" } });
+    versions.add(((await res.body.json()) as { version: string }).version);
+  }
+  assert.equal(versions.size, 1, `one version served: ${[...versions].join(", ")}`);
+  return [...versions][0] as string;
+}
+
 describe("a drill interrupted mid-fault leaves the stack as it found it", { timeout: 900_000 }, () => {
   const dir = tempDir();
   const stateDir = path.join(dir, ".stayup");
@@ -164,7 +175,7 @@ describe("a drill interrupted mid-fault leaves the stack as it found it", { time
     args: string[],
     signal: Signal,
     inFault: (status: StackStatus, stderr: string) => boolean,
-  ): Promise<void> {
+  ): Promise<string> {
     await settled();
     // 50 requests/s, not 200: the partial report needs some traffic, the stack's CPU none of the rest.
     const run = startDrill(
@@ -206,6 +217,7 @@ describe("a drill interrupted mid-fault leaves the stack as it found it", { time
         assert.ok(report.requests > 0, "the partial report holds the traffic sent until then");
       }
       await everyInstanceAnswers(await client.status());
+      return run.stderr();
     } finally {
       run.child.kill("SIGKILL");
     }
@@ -256,6 +268,34 @@ describe("a drill interrupted mid-fault leaves the stack as it found it", { time
 
   it("kill-instance, SIGTERM after the kill: a replacement, nothing left in force", async () => {
     await interruptMidFault("kill-instance", [], "SIGTERM", (_s, stderr) => /SIGKILL → i-/.test(stderr));
+  });
+
+  it("rolling-deploy of a broken version, SIGINT mid-roll: the roll rolled back, the instances found serve the version found", async () => {
+    const found = await settled();
+    const foundIds = found.instances.map((i) => i.id).sort();
+    const foundVersion = await servedVersion(found);
+    const stderr = await interruptMidFault("rolling-deploy", ["--broken", "crash"], "SIGINT", (_s, out) =>
+      /rolling to a new version broken on purpose/.test(out),
+    );
+    // A roll is not a fault the lease restores: the drill says it goes on rather than "nothing left".
+    assert.match(
+      stderr,
+      /its roll to a version broken on purpose goes on in the stack until it is rolled back/,
+    );
+    // The roll goes on in the stack after the drill let go: it ends rolled back, as it would have.
+    const back = await waitOn(
+      "the broken roll rolled back: the instances found, and only them, in service",
+      changes,
+      async () => {
+        const s = await client.status();
+        const ids = s.instances.map((i) => i.id).sort();
+        return JSON.stringify(ids) === JSON.stringify(foundIds) && s.instances.every((i) => i.healthy)
+          ? s
+          : undefined;
+      },
+      120_000,
+    );
+    assert.equal(await servedVersion(back), foundVersion);
   });
 
   it("`stayup status` shows a fault in force with the command that clears it; `stayup faults clear` clears it", async () => {

@@ -1,11 +1,21 @@
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { request } from "undici";
 import type { DrillReport } from "../src/drills/report.ts";
 import { StackClient } from "../src/local/control-plane/client.ts";
 import type { StackStatus } from "../src/local/runtime.ts";
-import { configPath, isAlive, runCli, tempDir, waitFor, freePortBelowEphemeralRange } from "./helpers.ts";
+import {
+  cliPath,
+  configPath,
+  isAlive,
+  runCli,
+  tempDir,
+  waitFor,
+  freePortBelowEphemeralRange,
+} from "./helpers.ts";
 
 type LoseReport = DrillReport & {
   placement: string;
@@ -111,6 +121,60 @@ describe("local ECS topology, prod (spread)", { timeout: 420_000 }, () => {
         false,
         "its task is no longer a target",
       );
+    }
+  });
+
+  it("drill lose-container-instance interrupted (SIGINT) right after the loss: exits saying so with a partial report, the service whole again", async () => {
+    const client = StackClient.require(stateDir);
+    await waitFor(
+      "3 healthy tasks before",
+      async () =>
+        (await client.status()).instances.filter((i) => i.healthy).length === 3 ? true : undefined,
+      60_000,
+    );
+    const run = spawn(
+      process.execPath,
+      [cliPath, "drill", "lose-container-instance", "--rate", "50", "--warmup-seconds", "0.5", ...common()],
+      { cwd: dir },
+    );
+    let stderr = "";
+    run.stderr.on("data", (d: Buffer) => {
+      stderr += d;
+    });
+    const exited = new Promise<number | null>((resolve) => run.once("close", (code) => resolve(code)));
+    try {
+      const lost = await waitFor(
+        "the container instance lost",
+        () => {
+          if (run.exitCode !== null) throw new Error(`ended first: ${stderr}`);
+          return /losing container instance (i-\w+)/.exec(stderr)?.[1];
+        },
+        60_000,
+      );
+      run.kill("SIGINT");
+      const code = await exited;
+      assert.equal(code, 130, `128 + SIGINT's number, as a shell reports it: ${stderr}`);
+      assert.match(stderr, /drill lose-container-instance interrupted \(SIGINT\)/);
+      const json = /partial report: \S+ \(JSON: (\S+)\)/.exec(stderr)?.[1];
+      assert.ok(json && existsSync(json), `a partial report: ${stderr}`);
+      const report = JSON.parse(readFileSync(json, "utf8")) as DrillReport;
+      assert.equal((report.interrupted as { reason: string }).reason, "SIGINT");
+      assert.equal(report.verdict.passed, false);
+      // As the drill found it: 3 healthy tasks, none on the lost container instance.
+      const s = await waitFor(
+        "3 healthy tasks, the lost container instance gone",
+        async () => {
+          const current = await client.status();
+          return current.instances.filter((i) => i.healthy).length === 3 &&
+            current.ecs?.containerInstances.every((c) => c.id !== lost)
+            ? current
+            : undefined;
+        },
+        60_000,
+      );
+      assert.deepEqual(s.faults ?? [], []);
+    } finally {
+      run.kill("SIGKILL");
     }
   });
 });

@@ -203,6 +203,58 @@ describe("figures a new user reads", { timeout: 120_000 }, () => {
     }
   });
 
+  it("failure windows count from the start of the traffic, as the timeline and the failures table, in every drill", async () => {
+    // A server that fails every request from 0.6 s after the traffic began: the window starts there,
+    // in seconds from the start (redis-failover and cpu-spike counted from their fault before).
+    let failing = false;
+    const server = createServer((_req, res) => {
+      if (failing) res.writeHead(503).end('{"error":"down"}');
+      else res.end('{"count":1}');
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const client = {
+      state: { listener: url },
+      status: async () => ({ service: { service: "counter", trafficPath: "/" } }) as unknown as StackStatus,
+      events: async function* (signal: AbortSignal) {
+        await new Promise((resolve) => signal.addEventListener("abort", resolve, { once: true }));
+        yield* [];
+      },
+    } as unknown as StackClient;
+    try {
+      const run = await DrillRun.start(client, {
+        rate: 50,
+        warmupMs: 0,
+        cooldownMs: 0,
+        recoveryTimeoutMs: 60_000,
+      });
+      const startedAt = run.timeline.startedAt;
+      await new Promise((r) => setTimeout(r, 600));
+      failing = true;
+      const failingFrom = (Date.now() - startedAt) / 1000;
+      await new Promise((r) => setTimeout(r, 400));
+      const result = await run.finish();
+      assert.ok(result.failed > 0, JSON.stringify(result.failures));
+      const [first] = run.failureWindows(result);
+      assert.ok(first, "a window");
+      assert.ok(
+        first.fromSeconds >= failingFrom - 0.05 && first.fromSeconds < failingFrom + 0.5,
+        `window from ${first.fromSeconds} s; failing from ${failingFrom} s after the traffic's start`,
+      );
+      const report = run.report("redis-failover", result, null, {
+        failureWindows: run.failureWindows(result),
+      });
+      const firstBucket = report.timeline.buckets.find((b) => Object.keys(b.failures).length > 0);
+      assert.ok(firstBucket, "a failed bucket in the timeline");
+      assert.ok(
+        Math.abs(firstBucket.t - first.fromSeconds) <= report.timeline.bucketMs / 1000,
+        `timeline's first failure at ${firstBucket.t} s, window from ${first.fromSeconds} s`,
+      );
+    } finally {
+      server.close();
+    }
+  });
+
   it("a drill report's key figures are words and numbers, not JSON; every column has a header", () => {
     const t0 = 1_000_000;
     const timeline = new TimelineRecorder(t0, 100);

@@ -161,7 +161,9 @@ export function listingProgram(): Command {
  * the whole help: the error is the line to read (issue 25, item 10).
  */
 function hintAfterErrors(command: Command, name: string): void {
-  command.showHelpAfterError(`  fix: see \`${name} --help\` for the options`);
+  // A misspelt command is an error too: its parent's help lists the commands.
+  const what = command.commands.length > 0 ? "the commands and options" : "the options";
+  command.showHelpAfterError(`  fix: see \`${name} --help\` for ${what}`);
   for (const sub of command.commands) hintAfterErrors(sub, `${name} ${sub.name()}`);
 }
 

@@ -138,9 +138,9 @@ export async function cpuSpikeDrill(
         // How long it sent: its requests still in flight then are answered after.
         durationSeconds: loadResult.durationSeconds,
       },
-      // When failures happened, in seconds from the load's start: steady traffic, then the load's.
-      failureWindows: DrillRun.failureWindows(result, loadStart),
-      loadFailureWindows: DrillRun.failureWindows(loadResult, loadStart),
+      // When failures happened, in seconds from the start of the traffic: steady traffic, then the load's.
+      failureWindows: run.failureWindows(result),
+      loadFailureWindows: run.failureWindows(loadResult),
     },
     cpuSpikeTargets,
     // What users saw includes the heavy requests.

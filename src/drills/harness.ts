@@ -150,6 +150,11 @@ export class DrillRun {
   readonly timeline = new TimelineRecorder();
   /** Where the traffic goes and what it measures (see trafficPlan). */
   readonly plan: ReturnType<typeof trafficPlan>;
+  /**
+   * What this run started in the stack that an interruption does not stop and no fault lease
+   * restores (a roll goes on to its end): said when the drill is interrupted, and in its report.
+   */
+  readonly goesOn = new Set<string>();
 
   private constructor(
     readonly client: StackClient,
@@ -296,16 +301,24 @@ export class DrillRun {
       drill,
       result,
       null,
-      { interrupted: { reason, at: new Date(interruptedAt).toISOString() } },
+      {
+        interrupted: {
+          reason,
+          at: new Date(interruptedAt).toISOString(),
+          ...(this.goesOn.size > 0 ? { goesOn: [...this.goesOn] } : {}),
+        },
+      },
       (r) => [target, ...basicTargets(r)],
     );
   }
 
-  /** Failures grouped into windows (gaps under 500 ms merged), in seconds from `since`. */
-  static failureWindows(
-    result: TrafficResult,
-    since: number,
-  ): { fromSeconds: number; toSeconds: number; failures: number }[] {
+  /**
+   * Failures grouped into windows (gaps under 500 ms merged), in seconds from the start of the
+   * drill's traffic: the origin of its timeline, its fault and recovery marks and its failures
+   * table, in every drill (issue 25 item 6: one origin, not the fault's in some reports).
+   */
+  failureWindows(result: TrafficResult): { fromSeconds: number; toSeconds: number; failures: number }[] {
+    const since = this.timeline.startedAt;
     const windows: { from: number; to: number; failures: number }[] = [];
     for (const t of [...result.failureTimes].sort((a, b) => a - b)) {
       const last = windows[windows.length - 1];

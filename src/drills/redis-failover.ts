@@ -119,7 +119,7 @@ export async function redisFailoverDrill(
       ...(failover ? {} : whyNotPromoted(run.events, killedAt)),
       oldPrimaryRejoinedAsReplica: Boolean(rejoined),
       redundancyRestoredSeconds: redundancySeconds,
-      failureWindows: DrillRun.failureWindows(result, killedAt),
+      failureWindows: run.failureWindows(result),
     },
     redisFailoverTargets,
   );

@@ -122,7 +122,7 @@ export async function regionOutageDrill(
     if (seconds !== null) run.mark("recovery", label, faultAt + seconds * 1000);
   }
   // Seconds from the start of the traffic, as the report's timeline (issue 25: they were from the fault).
-  const windows = DrillRun.failureWindows(result, run.timeline.startedAt);
+  const windows = run.failureWindows(result);
   // Failures at failover and (fewer) at failback: how long clients saw them, the windows summed.
   const outageSeconds = windows.reduce((sum, w) => sum + (w.toSeconds - w.fromSeconds), 0);
   const primaryHost = new URL(status.listener).hostname;

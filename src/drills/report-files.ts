@@ -35,11 +35,16 @@ export function saveReport(
 
 /** A saved JSON report, checked to be one before anything is rendered. */
 export function loadReport(file: string): DrillReport {
-  if (!existsSync(file))
+  if (!existsSync(file)) {
+    // The HTML's name with its JSON beside it (the HTML moved or deleted): that JSON is the fix.
+    const json = file.replace(/\.html?$/i, ".json");
     throw new StayupError(
       `no such file: ${file}`,
-      "pass the .json a drill wrote (see `stayup drill … --report`)",
+      json !== file && existsSync(json)
+        ? `pass the .json beside it: \`stayup report ${json}\``
+        : "pass the .json a drill wrote (see `stayup drill … --report`)",
     );
+  }
   let report: Partial<DrillReport>;
   try {
     report = JSON.parse(readFileSync(file, "utf8")) as Partial<DrillReport>;

@@ -26,10 +26,16 @@ export async function rollingDeployDrill(
   run.progress(`rolling to a new version${o.broken ? ` broken on purpose (${o.broken})` : ""}`);
   const rollAt = Date.now();
   run.mark("fault", `roll to a new version${o.broken ? ` (broken: ${o.broken})` : ""} started`, rollAt);
+  // Interrupted meanwhile, the roll is not stopped halfway: it ends in the stack as it would have.
+  const goesOn = o.broken
+    ? "its roll to a version broken on purpose goes on in the stack until it is rolled back"
+    : "its roll to a new version goes on in the stack until every instance runs it";
+  run.goesOn.add(goesOn);
   const roll = await client.roll(settings).catch(async (error: unknown) => {
     await run.finish();
     throw error;
   });
+  run.goesOn.delete(goesOn);
   run.progress(
     roll.rolledBack
       ? `rolled back to ${roll.fromVersion}: ${roll.reason}`

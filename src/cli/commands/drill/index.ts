@@ -88,6 +88,8 @@ interface DrillOutcome {
   interrupted?: string;
   /** The faults the stack restored when the drill let go of its lease (interrupted: those it left). */
   cleared: FaultInForce[];
+  /** Interrupted: what the drill started that goes on in the stack (a roll), said as such. */
+  goesOn?: string[];
 }
 
 /**
@@ -114,6 +116,7 @@ async function runLeased(
     outcome = {
       interrupted: error.reason,
       report: await interruption.run?.interruptedReport(drill.name, error.reason),
+      goesOn: [...(interruption.run?.goesOn ?? [])],
     };
   }
   const cleared = await lease.release();
@@ -159,6 +162,7 @@ async function withStack(
   quiet: boolean,
   interruption: DrillInterruption,
   temporary: TemporaryStackHolder,
+  envGiven: boolean,
   run: (client: StackClient, temporary: boolean) => Promise<DrillOutcome>,
 ): Promise<DrillOutcome> {
   const running = StackClient.find(opts.stateDir);
@@ -172,6 +176,14 @@ async function withStack(
       throw new StayupError(
         `--topology ${opts.topology} was given, but the stack running from ${opts.stateDir} is topology "${topology}"`,
         `${drop}stop it (\`stayup down\`) to drill a temporary one, or pass another --state-dir (the drill then starts a temporary stack beside it)`,
+      );
+    }
+    // Asked for another environment than the one running (issue 25 item 4's rule for `up`):
+    // said, not drilled on the running one as if it were that environment.
+    if (envGiven && opts.env !== status.environment) {
+      throw new StayupError(
+        `--env ${opts.env} was given, but the stack running from ${opts.stateDir} is environment "${status.environment}"`,
+        `drop --env to drill the running stack, or stop it (\`stayup down\`) to drill a temporary one, or pass another --state-dir (the drill then starts a temporary stack beside it)`,
       );
     }
     assertRunsOn(drill, topology, { stateDir: opts.stateDir });
@@ -196,7 +208,11 @@ async function withStack(
 }
 
 /** `stayup drill <name>`: runs one drill, prints its report; exit code 1 if it did not pass. */
-export async function runDrill(drill: DrillModule, opts: DrillCliOptions): Promise<DrillReport | undefined> {
+export async function runDrill(
+  drill: DrillModule,
+  opts: DrillCliOptions,
+  envGiven = false,
+): Promise<DrillReport | undefined> {
   // Its reports under the state folder, and a temporary stack's files, are the user's alone.
   process.umask(privateUmask);
   const stack = await loadStack(opts.config, opts.env, { topology: opts.topology }).catch(nothingStarted);
@@ -207,25 +223,33 @@ export async function runDrill(drill: DrillModule, opts: DrillCliOptions): Promi
   const onProgress = json ? undefined : (m: string) => console.error(`  … ${m}`);
   let outcome: DrillOutcome;
   try {
-    outcome = await withStack(drill, opts, stack, json, interruption, temporary, (client, isTemporary) =>
-      runLeased(
-        drill,
-        client,
-        {
-          stack,
-          rate: opts.rate,
-          onProgress,
-          harness: {
-            interruption,
-            ...(opts.warmupSeconds === undefined ? {} : { warmupMs: opts.warmupSeconds * 1000 }),
-            ...(opts.cooldownSeconds === undefined ? {} : { cooldownMs: opts.cooldownSeconds * 1000 }),
-            ...(opts.path === undefined ? {} : { trafficPath: opts.path }),
+    outcome = await withStack(
+      drill,
+      opts,
+      stack,
+      json,
+      interruption,
+      temporary,
+      envGiven,
+      (client, isTemporary) =>
+        runLeased(
+          drill,
+          client,
+          {
+            stack,
+            rate: opts.rate,
+            onProgress,
+            harness: {
+              interruption,
+              ...(opts.warmupSeconds === undefined ? {} : { warmupMs: opts.warmupSeconds * 1000 }),
+              ...(opts.cooldownSeconds === undefined ? {} : { cooldownMs: opts.cooldownSeconds * 1000 }),
+              ...(opts.path === undefined ? {} : { trafficPath: opts.path }),
+            },
+            options: opts,
           },
-          options: opts,
-        },
-        interruption,
-        isTemporary,
-      ),
+          interruption,
+          isTemporary,
+        ),
     );
   } catch (error) {
     // Interrupted before the drill could start (while the temporary stack started, say).
@@ -253,8 +277,9 @@ function interrupted(drill: DrillModule, opts: DrillCliOptions, outcome: DrillOu
     console.error(`partial report: ${files.html} (JSON: ${files.json})`);
   }
   const cleared = outcome.cleared.map((f) => f.description);
+  const goesOn = (outcome.goesOn ?? []).map((what) => `; ${what} (see \`stayup status\`)`).join("");
   console.error(
-    `drill ${drill.name} interrupted (${signal}): ${cleared.length > 0 ? `cleared what it left: ${cleared.join("; ")}` : "it left no fault in force"}`,
+    `drill ${drill.name} interrupted (${signal}): ${cleared.length > 0 ? `cleared what it left: ${cleared.join("; ")}` : "it left no fault in force"}${goesOn}`,
   );
   // Its traffic and the stack's event stream would keep the process alive: exit now, as a shell
   // reports a command a signal ended.
@@ -296,8 +321,8 @@ export function register(program: Command): void {
         "write the HTML report here, its JSON next to it (default: <state-dir>/reports/)",
       );
     for (const option of module.options?.() ?? []) command.addOption(option);
-    command.action(async (opts: DrillCliOptions) => {
-      await runDrill(module, opts);
+    command.action(async (opts: DrillCliOptions, self: Command) => {
+      await runDrill(module, opts, self.getOptionValueSource("env") === "cli");
     });
   }
 }
