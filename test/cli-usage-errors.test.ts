@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
-import { writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { describe, it } from "node:test";
-import { runCli, tempDir } from "./helpers.ts";
+import type { FaultInForce } from "../src/local/faults/registry.ts";
+import { runCli, standInStatus, startStandInControlPlane, tempDir } from "./helpers.ts";
 
 /** Issue 25, item 10: what a new user's usual mistakes print, with no stack running. */
 describe("the CLI's answers to usual mistakes", { timeout: 120_000 }, () => {
@@ -23,6 +24,46 @@ describe("the CLI's answers to usual mistakes", { timeout: 120_000 }, () => {
     const json = await runCli(["faults", "clear", "--json", "--state-dir", stateDir]);
     assert.equal(json.code, 0, json.stderr);
     assert.deepEqual(JSON.parse(json.stdout), { cleared: [], inForce: [] });
+  });
+
+  it("faults lists what is in force and what clears it; with nothing up, none (exit 0)", async () => {
+    const stateDir = path.join(tempDir(), ".stayup");
+    const none = await runCli(["faults", "--state-dir", stateDir]);
+    assert.equal(none.code, 0, none.stderr);
+    assert.match(none.stdout, /no stack is running from .*: no fault in force/);
+    assert.deepEqual(JSON.parse((await runCli(["faults", "--json", "--state-dir", stateDir])).stdout), {
+      inForce: [],
+    });
+
+    mkdirSync(stateDir, { recursive: true });
+    const fault = {
+      id: "az-outage:eu-west-3:eu-west-3a",
+      kind: "az-outage",
+      region: "eu-west-3",
+      description: "availability zone eu-west-3a impaired (its instances killed, nothing launches there)",
+      since: "2026-12-07T10:00:00.000Z",
+      clear: "stayup faults clear",
+    } satisfies FaultInForce;
+    const server = await startStandInControlPlane(
+      stateDir,
+      standInStatus({ faults: [fault] }),
+      (req, res) => {
+        if (req.url !== "/faults") return false;
+        res.end(JSON.stringify({ faults: [fault] }));
+        return true;
+      },
+    );
+    try {
+      const listed = await runCli(["faults", "--state-dir", stateDir]);
+      assert.equal(listed.code, 0, listed.stderr);
+      assert.match(listed.stdout, /FAULTS IN FORCE \(1\):/);
+      assert.match(listed.stdout, /availability zone eu-west-3a impaired .*, since 2026-12-07T10:00:00.000Z/);
+      assert.match(listed.stdout, /clear them: stayup faults clear/);
+      const json = await runCli(["faults", "--json", "--state-dir", stateDir]);
+      assert.deepEqual(JSON.parse(json.stdout), { inForce: [fault] });
+    } finally {
+      server.close();
+    }
   });
 
   it("status --json with no stack prints JSON (the error and its fix) and exits 1", async () => {

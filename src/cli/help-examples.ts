@@ -23,7 +23,8 @@ export const helpExamples: Record<string, string[]> = {
     "npx stayup drill redis-failover --json",
     "npx stayup drill az-outage --report az.html   # az.html and az.json",
   ],
-  faults: ["npx stayup faults clear"],
+  faults: ["npx stayup faults", "npx stayup faults clear"],
+  "faults list": ["npx stayup faults list", "npx stayup faults list --json"],
   "faults clear": ["npx stayup faults clear", "npx stayup faults clear --state-dir .stayup-2"],
   roll: [
     "npx stayup roll                          # after editing the service: the new version, launch first",

@@ -1,3 +1,4 @@
+import { describeFaults } from "../faults/index.ts";
 import type { Command } from "commander";
 import { StackClient } from "../../../local/control-plane/client.ts";
 import type { EcsStatus } from "../../../local/ecs/status.ts";
@@ -38,16 +39,8 @@ export function printStatusTable(status: StackStatus): void {
 
 /** Faults in force (a drill interrupted, or one still running), with what clears them. */
 function printFaults(status: StackStatus): void {
-  const faults = status.faults ?? [];
-  if (faults.length === 0) return;
-  console.log(`\nFAULTS IN FORCE (${faults.length}):`);
-  for (const f of faults) {
-    const owner = f.owner
-      ? ` (drill ${f.owner.drill ?? "?"}${f.owner.pid ? `, pid ${f.owner.pid}` : ""}: cleared when it ends)`
-      : "";
-    console.log(`  ${f.description}, since ${f.since}${owner}`);
-  }
-  console.log(`clear them: ${faults[0]?.clear ?? "stayup faults clear"}`);
+  const lines = describeFaults(status.faults ?? []);
+  if (lines.length > 0) console.log(`\n${lines.join("\n")}`);
 }
 
 /** Topology ecs: each container instance with its free capacity and the tasks placed on it. */
