@@ -1,4 +1,4 @@
-import { request } from "undici";
+import { httpCheck } from "../../shared/http-check.ts";
 import type { HealthCheckSettings } from "../target-group/controller.ts";
 
 export type InstanceHealth = "initial" | "healthy" | "unhealthy";
@@ -78,12 +78,9 @@ export class InstanceHealthCheck {
     this.checking = true;
     let failure: string | undefined;
     try {
-      const res = await request(`http://${this.target.host}:${this.target.port}${this.settings.path}`, {
-        headersTimeout: this.settings.timeoutMs,
-        bodyTimeout: this.settings.timeoutMs,
-        reset: true,
+      const res = await httpCheck(`http://${this.target.host}:${this.target.port}${this.settings.path}`, {
+        timeoutMs: this.settings.timeoutMs,
       });
-      await res.body.dump();
       if (res.statusCode < 200 || res.statusCode > 399) failure = `health check answered ${res.statusCode}`;
     } catch (error) {
       const e = error as NodeJS.ErrnoException;

@@ -1,4 +1,4 @@
-import { request } from "undici";
+import { httpCheck } from "../../shared/http-check.ts";
 import { ControllerGuard } from "../controller-guard.ts";
 import type { EventPublisher } from "../events/bus.ts";
 
@@ -187,13 +187,10 @@ export class TargetGroupController {
     let failure: string | undefined;
     let timedOut = false;
     try {
-      const res = await request(`http://${t.host}:${t.port}${this.healthCheck.path}`, {
-        headersTimeout: this.healthCheck.timeoutMs,
-        bodyTimeout: this.healthCheck.timeoutMs,
-        // A fresh connection each time, like the ALB: proves the instance still accepts connections.
-        reset: true,
+      // A fresh connection each time, like the ALB: proves the instance still accepts connections.
+      const res = await httpCheck(`http://${t.host}:${t.port}${this.healthCheck.path}`, {
+        timeoutMs: this.healthCheck.timeoutMs,
       });
-      await res.body.dump();
       if (res.statusCode < 200 || res.statusCode > 399) failure = `health check answered ${res.statusCode}`;
     } catch (error) {
       const e = error as NodeJS.ErrnoException;
