@@ -1,12 +1,11 @@
 import type { StackClient } from "../local/control-plane/client.ts";
 import type { TimedStackEvent } from "../local/events/bus.ts";
-import { request } from "undici";
 import { StayupError } from "../shared/errors.ts";
 import { SENTINEL_QUORUM } from "../stack/derived.ts";
 import { type DrillOptions, DrillRun, drillDefaults } from "./harness.ts";
 import { counterTarget, type DrillReport, recoveredTarget, type DrillTarget } from "./report.ts";
 import { defineDrill } from "./module.ts";
-import { parseAnswer } from "./traffic.ts";
+import { loadUndici, parseAnswer } from "./traffic.ts";
 
 /**
  * Kills the Redis primary under steady traffic. The region's Sentinel promotes the replica in another AZ,
@@ -217,6 +216,7 @@ async function readCountAfterRecovery(
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     try {
+      const { request } = await loadUndici();
       const res = await request(url, { headers: { accept: "application/json" } });
       const body = parseAnswer(await res.body.text());
       if (res.statusCode === 200 && body.number !== undefined) return body.number;
