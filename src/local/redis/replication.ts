@@ -110,7 +110,8 @@ export function chooseStartPrimary(
  * Redis Multi-AZ on one machine: one node per AZ (a primary and its replicas), watched by the
  * region's Sentinel (SENTINELS_PER_REGION: one, placed in no zone, as ElastiCache's failover is
  * decided by AWS's regional control plane) with tuned timeouts (1 s to declare the primary down
- * instead of the default 30 s); the Sentinel is restarted from its rewritten config if it exits. The primary refuses writes no replica takes (`min-replicas-to-write`), so an isolated old
+ * instead of the default 30 s); the Sentinel is restarted from its rewritten config if it exits.
+ * The primary refuses writes no replica takes (`min-replicas-to-write`), so an isolated old
  * primary cannot accept counts a failover would discard; Sentinel promotes the replica with the
  * highest replication offset (equal priorities). A node that dies is started again as a replica of
  * whichever node is primary by then. Which node was primary is remembered across runs.
@@ -280,6 +281,8 @@ export class RedisReplicationController implements RedisEndpoint {
       return;
     }
     sentinel.process = child;
+    // Restarted while its region is out of reach: it is frozen with the rest (thawed with it).
+    if (this.frozen) child.kill("SIGSTOP");
     this.track(child, "sentinel", sentinel.name, sentinel.port);
     child.once(
       "exit",
