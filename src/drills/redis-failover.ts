@@ -162,8 +162,13 @@ export function whyNotPromoted(
   const after = events.filter((e) => Date.parse(e.time) >= killedAt);
   const decisions = after.flatMap((e) => (e.type === "redis.sentinel" ? [e] : []));
   const view = after.find((e) => e.type === "redis.sentinel-view");
+  // About the primary: a replica's +sdown (one restarted, say) is not the primary seen down.
+  const aboutReplica = (d: { event: string; detail: string }) =>
+    /^[+-][so]down$/.test(d.event) && !d.detail.startsWith("master ");
   const seen = (name: string | RegExp) =>
-    decisions.filter((d) => (typeof name === "string" ? d.event === name : name.test(d.event)));
+    decisions.filter(
+      (d) => !aboutReplica(d) && (typeof name === "string" ? d.event === name : name.test(d.event)),
+    );
   const who = (list: { sentinel: string }[]) => [...new Set(list.map((d) => d.sentinel))].join(", ");
   const replicas = view?.type === "redis.sentinel-view" ? view.replicas : [];
   const replicaState = replicas
