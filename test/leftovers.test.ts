@@ -10,6 +10,7 @@ import type { StackStateFile } from "../src/local/control-plane/state-file.ts";
 import type { TimedStackEvent } from "../src/local/events/bus.ts";
 import { findLeftovers } from "../src/local/leftovers.ts";
 import type { ProcessFile, RecordedProcess } from "../src/local/processes.ts";
+import { SENTINELS_PER_REGION } from "../src/stack/derived.ts";
 import { isProcessAlive, processGroupMembers, processStartOf } from "../src/shared/process-info.ts";
 import {
   cliPath,
@@ -30,6 +31,8 @@ const isAlive = isProcessAlive;
  * runtime leaves. The one-region fixture where nothing of the secondary region is exercised.
  */
 const oneRegionConfig = path.join(repoRoot, "test/fixtures/one-region.config.ts");
+/** Redis processes of the default stack: per region (two), three nodes and its Sentinel(s). */
+const redisPerStack = 2 * (3 + SENTINELS_PER_REGION);
 const upDetached = (stateDir: string, redisPort: number | string = 0, config = configPath) =>
   runCli([...upArgs(stateDir, { redisPort, config }), "--detach"], { timeoutMs: 150_000 });
 const state = (stateDir: string) =>
@@ -76,8 +79,8 @@ describe("nothing is left behind, nothing runs twice", { timeout: 600_000 }, () 
     let highest = 0;
     for (let i = 0; i < 5; i++) highest = await count(before.listener);
     const redisLeft = recorded(stateDir).filter((p) => p.kind === "redis-node" || p.kind === "sentinel");
-    // Each region its own group (issue 24): three nodes and three Sentinels in each of the two.
-    assert.equal(redisLeft.length, 12, "three nodes and three Sentinels per region recorded");
+    // Each region its own group (issue 24): three nodes and its regional Sentinel in each of the two.
+    assert.equal(redisLeft.length, redisPerStack, "three nodes and the Sentinel per region recorded");
 
     process.kill(before.pid, "SIGKILL");
     await waitFor("the runtime to be gone", () => !isAlive(before.pid));
@@ -111,7 +114,7 @@ describe("nothing is left behind, nothing runs twice", { timeout: 600_000 }, () 
         redisLeft.every((p) => !isAlive(p.pid)),
         "the leftovers were stopped",
       );
-      assert.match(output, /stopped 12 process\(es\) left by an earlier run/);
+      assert.match(output, new RegExp(`stopped ${redisPerStack} process\\(es\\) left by an earlier run`));
       assert.ok((await count(state(stateDir).listener)) > highest, "the count continues");
 
       const started = recorded(stateDir);
@@ -138,12 +141,15 @@ describe("nothing is left behind, nothing runs twice", { timeout: 600_000 }, () 
     let highest = 0;
     for (let i = 0; i < 3; i++) highest = await count(before.listener);
     const started = recorded(stateDir);
-    assert.equal(started.filter((p) => p.kind === "redis-node" || p.kind === "sentinel").length, 12);
+    assert.equal(
+      started.filter((p) => p.kind === "redis-node" || p.kind === "sentinel").length,
+      redisPerStack,
+    );
 
     process.kill(before.pid, "SIGKILL");
     await waitFor("the runtime to be gone", () => !isAlive(before.pid));
     const left = started.filter((p) => isAlive(p.pid));
-    assert.ok(left.length >= 12, "Redis nodes and Sentinels outlive a SIGKILLed runtime");
+    assert.ok(left.length >= redisPerStack, "Redis nodes and Sentinels outlive a SIGKILLed runtime");
 
     const down = await runCli(["down", "--state-dir", stateDir], { timeoutMs: 90_000 });
     assert.equal(down.code, 0, down.stderr + down.stdout);
@@ -151,7 +157,7 @@ describe("nothing is left behind, nothing runs twice", { timeout: 600_000 }, () 
     // is gone (its IPC channel closes), before `down` looks, so the count is a range.
     const stoppedCount = Number(/stopped (\d+) process\(es\) it left/.exec(down.stdout)?.[1]);
     assert.ok(
-      stoppedCount >= 12 && stoppedCount <= left.length,
+      stoppedCount >= redisPerStack && stoppedCount <= left.length,
       `stopped ${stoppedCount} of ${left.length}: ${down.stdout}`,
     );
     for (const p of left.filter((p) => p.kind === "redis-node" || p.kind === "sentinel")) {

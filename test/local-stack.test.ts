@@ -222,7 +222,7 @@ describe("local stack through the CLI", { timeout: 900_000 }, () => {
       oldPrimaryRejoinedAsReplica: boolean;
     };
     assert.equal(report.drill, "redis-failover");
-    assert.equal(typeof report.recoverySeconds, "number", "the Sentinels promoted the replica");
+    assert.equal(typeof report.recoverySeconds, "number", "the Sentinel promoted the replica");
     assert.ok(
       report.newPrimary && report.newPrimary.az !== report.killedPrimary.az,
       "primary and replica in different AZs",

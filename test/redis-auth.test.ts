@@ -4,6 +4,7 @@ import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { Redis } from "ioredis";
 import { localRedisPassword } from "../src/local/redis/process.ts";
+import { SENTINELS_PER_REGION } from "../src/stack/derived.ts";
 import { testRedisReplication } from "./helpers.ts";
 
 /** Local Redis and Sentinels answer only to the generated password, kept 0600 and reused. */
@@ -55,7 +56,7 @@ describe("local Redis password", { timeout: 120_000 }, () => {
 
   it("every Sentinel refuses commands without it (it would name the primary)", async () => {
     const sentinels = (redis.environment().STAYUP_REDIS_SENTINELS ?? "").split(",");
-    assert.equal(sentinels.length, 3);
+    assert.equal(sentinels.length, SENTINELS_PER_REGION);
     for (const hostPort of sentinels) {
       const port = Number(hostPort.split(":")[1]);
       const anonymous = connect(port);

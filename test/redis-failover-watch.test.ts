@@ -1,32 +1,63 @@
 import assert from "node:assert/strict";
+import path from "node:path";
 import { after, before, describe, it } from "node:test";
-import { sentinelMasterName } from "../src/local/redis/replication.ts";
-import { redisCall, testRedisReplication, waitFor } from "./helpers.ts";
+import { Redis } from "ioredis";
+import { EventBus, type TimedStackEvent } from "../src/local/events/bus.ts";
+import { localRedisPassword } from "../src/local/redis/process.ts";
+import { RedisReplicationController, sentinelMasterName } from "../src/local/redis/replication.ts";
+import { SENTINELS_PER_REGION } from "../src/stack/derived.ts";
+import { tempDir, waitFor } from "./helpers.ts";
 
 /**
- * The local Redis controller learns of a failover from `+switch-master`. It listened on the first
- * Sentinel only: with that one stopped (down, or starved on a loaded machine), the other two still
- * failed over, and the controller never knew: no `redis.failover`, and the dead primary was never
- * restarted (its restart asks the Sentinels, the stopped one first, which never answered).
+ * The region's one Sentinel (SENTINELS_PER_REGION: a regional process in no zone, as ElastiCache's
+ * failover is decided by AWS's regional control plane) is supervised: when it exits, the runtime
+ * starts it again on its port from the sentinel.conf it rewrote, so it still knows the primary and
+ * the replicas. Killed together with the primary, it is back in time to promote a replica, and the
+ * controller hears the switch through its subscriptions to the restarted Sentinel (the old test
+ * here, "a failover seen with the first Sentinel stopped", was about three Sentinels: the
+ * controller listened on the first only).
  */
-describe("a failover seen with the first Sentinel stopped", { timeout: 120_000 }, () => {
-  const { password, redis, seen } = testRedisReplication();
-  let stopped: number | undefined;
-  const resume = () => {
-    if (stopped) process.kill(stopped, "SIGCONT");
-    stopped = undefined;
-  };
+describe("the region's Sentinel, supervised", { timeout: 120_000 }, () => {
+  const stateDir = tempDir();
+  const password = localRedisPassword(stateDir);
+  const events = new EventBus();
+  const seen: TimedStackEvent[] = [];
+  events.subscribe((e) => seen.push(e));
+  const redis = new RedisReplicationController({
+    host: "127.0.0.1",
+    port: 0,
+    dataDir: path.join(stateDir, "redis", "test"),
+    availabilityZones: ["az-a", "az-b", "az-c"],
+    replicasToAcknowledge: 1,
+    events,
+    password,
+  });
   before(async () => {
     await redis.start();
   });
   after(async () => {
-    resume();
     await redis.stop();
   });
 
   /** One SENTINEL command to the Sentinel on `port`; undefined if it is unreachable or refuses. */
-  const askSentinel = (port: number, ...args: string[]): Promise<unknown> =>
-    redisCall(port, password, "SENTINEL", ...args).catch(() => undefined);
+  const askSentinel = async (port: number, ...args: string[]): Promise<unknown> => {
+    const client = new Redis({
+      host: "127.0.0.1",
+      port,
+      password,
+      lazyConnect: true,
+      retryStrategy: () => null,
+    });
+    client.on("error", () => undefined);
+    try {
+      await client.connect();
+      return await client.call("SENTINEL", ...args);
+    } catch {
+      return undefined;
+    } finally {
+      client.disconnect();
+    }
+  };
 
   /** The primary according to one Sentinel (the ones still running are the truth here). */
   const namedBy = async (port: number): Promise<number | undefined> => {
@@ -35,41 +66,55 @@ describe("a failover seen with the first Sentinel stopped", { timeout: 120_000 }
     return addr?.[1] ? Number(addr[1]) : undefined;
   };
 
-  // A refusal (INPROGRESS: the Sentinels began one themselves) is as good.
-  const forceFailover = (port: number) => askSentinel(port, "failover", sentinelMasterName);
+  const sentinelEvents = (event: string) =>
+    seen.filter((e) => e.type === "redis.sentinel" && e.event === event).length;
 
-  it("publishes redis.failover to the node the other Sentinels promoted, and restarts the old primary as its replica", async () => {
+  it("is one, and is started again on its port when it exits, still naming the primary", async () => {
+    assert.equal(redis.sentinelStatus().length, SENTINELS_PER_REGION);
     await waitFor(
       "replicas in sync",
       () => redis.nodeStatus().every((n) => n.role === "primary" || n.inSync) || undefined,
     );
-    const [first, second] = redis.sentinelStatus();
-    assert.ok(first?.pid && second);
-    process.kill(first.pid, "SIGSTOP");
-    stopped = first.pid;
-    const primary = redis.nodeStatus().find((n) => n.role === "primary");
-    assert.ok(primary?.pid);
-    process.kill(primary.pid, "SIGKILL");
-    // With one Sentinel of three stopped, the two left can split their votes, and their retry
-    // (2 × failover-timeout) comes after the controller has restarted the old primary in place:
-    // no failover at all. Forced on the second Sentinel instead (no agreement asked), so the test
-    // is about who hears the switch, not about an election.
-    await forceFailover(second.port);
+    // Its rewritten sentinel.conf names the replicas it found (what a restart starts from).
+    await waitFor("the Sentinel to know both replicas", async () => {
+      const [sentinel] = redis.sentinelStatus();
+      const replicas = (await askSentinel(sentinel!.port, "replicas", sentinelMasterName)) as unknown[];
+      return replicas?.length === 2 || undefined;
+    });
+    const [sentinel] = redis.sentinelStatus();
+    assert.ok(sentinel?.pid);
+    process.kill(sentinel.pid, "SIGKILL");
+    const restarted = await waitFor("the Sentinel started again", () => {
+      const [now] = redis.sentinelStatus();
+      return now?.pid && now.pid !== sentinel.pid ? now : undefined;
+    });
+    assert.equal(restarted.port, sentinel.port, "on the same port (the instances' STAYUP_REDIS_SENTINELS)");
+    assert.equal(await namedBy(restarted.port), redis.masterPort);
+    assert.equal(sentinelEvents("exited"), 1);
+    await waitFor("redis.sentinel restarted", () => sentinelEvents("restarted") === 1 || undefined);
+  });
 
-    const promoted = await waitFor(
-      "the running Sentinels to name a new primary",
-      async () => {
-        const port = await namedBy(second.port);
-        return port && port !== primary.port ? port : undefined;
-      },
-      60_000,
+  it("killed with the primary, it is back to promote a replica: redis.failover, the old primary restarted as its replica", async () => {
+    await waitFor(
+      "replicas in sync",
+      () => redis.nodeStatus().every((n) => n.role === "primary" || n.inSync) || undefined,
     );
+    const [sentinel] = redis.sentinelStatus();
+    const primary = redis.nodeStatus().find((n) => n.role === "primary");
+    assert.ok(sentinel?.pid && primary?.pid);
+    process.kill(sentinel.pid, "SIGKILL");
+    process.kill(primary.pid, "SIGKILL");
+
     const failover = await waitFor(
       "redis.failover from the controller",
       () => seen.find((e) => e.type === "redis.failover"),
       30_000,
     );
-    assert.equal(failover.type === "redis.failover" && failover.toPort, promoted);
+    assert.ok(failover.type === "redis.failover" && failover.fromPort === primary.port);
+    const [restarted] = redis.sentinelStatus();
+    assert.ok(restarted?.pid && restarted.pid !== sentinel.pid, "the Sentinel runs again");
+    const promoted = await namedBy(restarted.port);
+    assert.equal(failover.toPort, promoted, "the node the Sentinel promoted");
     assert.equal(redis.masterPort, promoted);
     await waitFor(
       "the old primary back as a replica",

@@ -1,4 +1,5 @@
 import type { ResolvedStack } from "../stack/index.ts";
+import { SENTINELS_PER_REGION } from "../stack/derived.ts";
 import type { PricedTemplate } from "./cost/estimate.ts";
 
 /**
@@ -259,7 +260,7 @@ export function localDiagram(stack: ResolvedStack): string {
   }
   lines.push(`  control[${quote("control plane (loopback): status, events, faults")}]`);
   lines.push(
-    `  redis[${quote(`Redis: primary and replica${stack.redis.multiAz ? " in two AZs, 3 Sentinels" : ""}, port ${stack.redis.localPort}`)}]`,
+    `  redis[${quote(`Redis: primary and replica${stack.redis.multiAz ? ` in two AZs, ${SENTINELS_PER_REGION === 1 ? "a regional Sentinel" : `${SENTINELS_PER_REGION} Sentinels`}` : ""}, port ${stack.redis.localPort}`)}]`,
   );
   for (const [r, region] of regions.entries()) {
     lines.push(`  subgraph region${r}[${quote(`${region.role} ${region.name} (${region.host})`)}]`);

@@ -1,14 +1,14 @@
 import type { StackClient } from "../local/control-plane/client.ts";
 import type { TimedStackEvent } from "../local/events/bus.ts";
-import { request } from "undici";
 import { StayupError } from "../shared/errors.ts";
+import { SENTINEL_QUORUM } from "../stack/derived.ts";
 import { type DrillOptions, DrillRun, drillDefaults } from "./harness.ts";
 import { counterTarget, type DrillReport, recoveredTarget, type DrillTarget } from "./report.ts";
 import { defineDrill } from "./module.ts";
-import { parseAnswer } from "./traffic.ts";
+import { loadUndici, parseAnswer } from "./traffic.ts";
 
 /**
- * Kills the Redis primary under steady traffic. The Sentinels promote the replica in the other AZ,
+ * Kills the Redis primary under steady traffic. The region's Sentinel promotes the replica in another AZ,
  * the instances hold and retry the writes meanwhile, and the dead node comes back as a replica.
  * Reports failed requests (target 0), the p99 latency during the failover, and `acknowledgedLost`:
  * how far the count after recovery fell below the highest count any client saw (target 0).
@@ -48,7 +48,7 @@ export async function redisFailoverDrill(
     run.mark("recovery", `replica in ${failover.toAz} promoted`, Date.parse(failover.time));
   run.progress(
     failover?.type === "redis.failover"
-      ? `Sentinels promoted the replica in ${failover.toAz} after ${recoverySeconds?.toFixed(2)} s`
+      ? `Sentinel promoted the replica in ${failover.toAz} after ${recoverySeconds?.toFixed(2)} s`
       : "no failover",
   );
   // Redundancy restored: the old primary is back as a replica holding every write.
@@ -151,7 +151,7 @@ export const redisFailoverTargets = (r: DrillReport): DrillTarget[] => [
 ];
 
 /**
- * Why the Sentinels promoted no replica after the primary was killed, from what they published
+ * Why Sentinel promoted no replica after the primary was killed, from what they published
  * (redis.sentinel events) and their view of the nodes when the old primary was restarted
  * (redis.sentinel-view): the first cause that applies, in the order a failover goes through.
  */
@@ -162,20 +162,27 @@ export function whyNotPromoted(
   const after = events.filter((e) => Date.parse(e.time) >= killedAt);
   const decisions = after.flatMap((e) => (e.type === "redis.sentinel" ? [e] : []));
   const view = after.find((e) => e.type === "redis.sentinel-view");
+  // About the primary: a replica's +sdown (one restarted, say) is not the primary seen down.
+  const aboutReplica = (d: { event: string; detail: string }) =>
+    /^[+-][so]down$/.test(d.event) && !d.detail.startsWith("master ");
   const seen = (name: string | RegExp) =>
-    decisions.filter((d) => (typeof name === "string" ? d.event === name : name.test(d.event)));
+    decisions.filter(
+      (d) => !aboutReplica(d) && (typeof name === "string" ? d.event === name : name.test(d.event)),
+    );
   const who = (list: { sentinel: string }[]) => [...new Set(list.map((d) => d.sentinel))].join(", ");
   const replicas = view?.type === "redis.sentinel-view" ? view.replicas : [];
   const replicaState = replicas
     .map((r) => `replica ${r.port ?? "?"}: ${r.flags ?? "?"}, link ${r["master-link-status"] ?? "?"}`)
     .join("; ");
   let why: string;
-  if (seen("+tilt").length > 0) {
+  if (seen("exited").length > 0 && seen("+odown").length === 0) {
+    why = `the region's Sentinel (${who(seen("exited"))}) exited before it agreed the primary was down${seen("restarted").length ? ": the runtime started it again, too late for this failover" : " and was not running again"}`;
+  } else if (seen("+tilt").length > 0) {
     why = `a Sentinel (${who(seen("+tilt"))}) entered TILT mode: its clock jumped (the machine too busy to run it on time), and in TILT it takes no action for 30 s`;
   } else if (seen("+sdown").length === 0) {
     why = "no Sentinel saw the primary down (+sdown) before it came back: none reported it unreachable";
   } else if (seen("+odown").length === 0) {
-    why = `the Sentinels did not agree the primary was down: +sdown from ${who(seen("+sdown"))}, but no +odown (the quorum of 2 was not reached)`;
+    why = `the Sentinels did not agree the primary was down: +sdown from ${who(seen("+sdown"))}, but no +odown (the quorum of ${SENTINEL_QUORUM} was not reached)`;
   } else if (seen(/^-failover-abort-no-good-slave$|^-?no-good-slave$/).length > 0) {
     why = `no replica was fit to promote (-failover-abort-no-good-slave): Sentinel skips a replica that is down, disconnected from the primary too long, or of priority 0${replicaState ? ` (${replicaState})` : ""}`;
   } else if (seen("-failover-abort-not-elected").length > 0 || seen("+elected-leader").length === 0) {
@@ -214,6 +221,7 @@ async function readCountAfterRecovery(
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     try {
+      const { request } = await loadUndici();
       const res = await request(url, { headers: { accept: "application/json" } });
       const body = parseAnswer(await res.body.text());
       if (res.statusCode === 200 && body.number !== undefined) return body.number;

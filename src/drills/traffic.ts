@@ -1,5 +1,13 @@
 import { Resolver } from "node:dns/promises";
-import { Pool } from "undici";
+import type { Pool } from "undici";
+
+/**
+ * undici, loaded when traffic is first sent: the drills are part of the runtime's bundle (a drill
+ * can be started from the dashboard), and undici held about 10 MiB of a stack at rest that never
+ * runs one (issue 25, item 12).
+ */
+let undici: Promise<typeof import("undici")> | undefined;
+export const loadUndici = () => (undici ??= import("undici"));
 import { DRILL_CLIENT_TIMEOUT_MS } from "../stack/region-failover-timing.ts";
 import type { ClientFigures } from "./client-figures.ts";
 import type { TimelineRecorder } from "./timeline.ts";
@@ -102,6 +110,8 @@ export class SteadyTraffic {
     private readonly options: TrafficOptions,
   ) {
     if (options.resolve) this.resolver.setServers([options.resolve.server]);
+    // Loaded before the first request is due, so no request's latency includes the load.
+    void loadUndici();
     this.finished = new Promise((resolve) => {
       this.done = resolve;
     });
@@ -143,9 +153,13 @@ export class SteadyTraffic {
     this.result.failureTimes.push(Date.now());
   }
 
-  private pool(origin: string): Pool {
+  private async pool(origin: string): Promise<Pool> {
     let pool = this.pools.get(origin);
     if (!pool) {
+      const { Pool } = await loadUndici();
+      // Another request may have made it meanwhile.
+      pool = this.pools.get(origin);
+      if (pool) return pool;
       pool = new Pool(origin, {
         connections: this.options.connections ?? 32,
         headersTimeout: this.options.timeoutMs ?? DRILL_CLIENT_TIMEOUT_MS,
@@ -194,7 +208,9 @@ export class SteadyTraffic {
     this.result.requests++;
     try {
       const origin = await this.origin();
-      const res = await this.pool(origin).request({
+      const res = await (
+        await this.pool(origin)
+      ).request({
         method: "GET",
         path: this.options.path ?? "/",
         headers: { accept: "application/json", ...this.options.headers },
@@ -258,7 +274,9 @@ export class SteadyTraffic {
       const floor = this.highestCompleted;
       probe.requests++;
       try {
-        const res = await this.pool(await this.origin()).request({
+        const res = await (
+          await this.pool(await this.origin())
+        ).request({
           method: "GET",
           path: probePath,
           headers: { accept: "application/json", ...this.options.headers },

@@ -26,6 +26,20 @@ export const REGION_HEALTH_CHECK_USER_AGENT = "Amazon-Route53-Health-Check-Servi
 export const ROUTE53_METRICS_REGION = "us-east-1";
 
 /**
+ * Sentinels per region's Redis group, locally: one, a regional process placed in no availability
+ * zone. ElastiCache's Multi-AZ automatic failover is decided by AWS's regional control plane, not
+ * by anything in a customer's zone, so a zone outage never takes the decision-maker down; one
+ * Sentinel outside the zones models that, where three zonal ones modelled a quorum AWS does not
+ * have (and cost a process each: issue 25, item 12). The runtime restarts it if it exits (its state
+ * is in the sentinel.conf it rewrites), as a supervisor would. The AWS rendering has no Sentinel:
+ * its replication group's `automaticFailoverEnabled` is that control plane.
+ */
+export const SENTINELS_PER_REGION = 1;
+
+/** How many Sentinels must agree the primary is down: a majority of SENTINELS_PER_REGION. */
+export const SENTINEL_QUORUM = Math.floor(SENTINELS_PER_REGION / 2) + 1;
+
+/**
  * Every named resource carries the stack name and the environment, so dev and prod (or two users)
  * never collide (the seed's fixed IAM names did).
  */

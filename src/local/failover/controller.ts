@@ -1,7 +1,7 @@
 import { monitorEventLoopDelay, performance } from "node:perf_hooks";
-import { request } from "undici";
 import type { DerivedSettings, ResolvedStack } from "../../stack/index.ts";
 import { REGION_HEALTH_CHECK_USER_AGENT } from "../../stack/derived.ts";
+import { httpCheck } from "../../shared/http-check.ts";
 import { route53FailoverAnswer } from "../../stack/route53-failover.ts";
 import { ControllerGuard, type RetryHandle } from "../controller-guard.ts";
 import type { EventPublisher } from "../events/bus.ts";
@@ -208,15 +208,12 @@ export class FailoverController {
       const path = following
         ? this.options.derived.instanceHealthCheck.path
         : this.options.derived.regionHealthCheckPath;
-      const res = await request(`http://${host}:${port}${path}`, {
+      const res = await httpCheck(`http://${host}:${port}${path}`, {
         // Named as Route 53's checkers name themselves: the dashboard tells a probe from a client by it.
         headers: { "user-agent": REGION_HEALTH_CHECK_USER_AGENT },
         // A probe may outlast the interval: the next one waits for it (`checking`).
-        headersTimeout: timeoutMs,
-        bodyTimeout: timeoutMs,
-        reset: true,
+        timeoutMs,
       });
-      await res.body.dump();
       outcome = res.statusCode >= 200 && res.statusCode < 400 ? "answered-ok" : "answered-error";
       if (
         outcome === "answered-ok" &&

@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { request } from "undici";
+import { httpCheck } from "../../shared/http-check.ts";
 import { derive, type ResolvedStack } from "../../stack/index.ts";
 import { ControllerGuard, type ControllerGuardOptions } from "../controller-guard.ts";
 import type { EventPublisher } from "../events/bus.ts";
@@ -60,14 +60,12 @@ export class Notifier {
   }
 
   private async post(url: string, body: string): Promise<void> {
-    const res = await request(url, {
+    const res = await httpCheck(url, {
       method: "POST",
       headers: { "content-type": "application/json", "x-amz-sns-message-type": "Notification" },
       body,
-      headersTimeout: 2000,
-      bodyTimeout: 2000,
+      timeoutMs: 2000,
     });
-    await res.body.dump();
     if (res.statusCode >= 300) throw new Error(`webhook ${url} answered ${res.statusCode}`);
   }
 

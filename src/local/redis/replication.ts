@@ -3,6 +3,7 @@ import { readFileSync, rmSync } from "node:fs";
 import path from "node:path";
 import { Redis } from "ioredis";
 import { findFreePort } from "../../shared/net.ts";
+import { SENTINEL_QUORUM, SENTINELS_PER_REGION } from "../../stack/derived.ts";
 import { ensurePrivateDir, writePrivateFileAtomic } from "../../shared/private-file.ts";
 import { ControllerGuard } from "../controller-guard.ts";
 import type { EventPublisher } from "../events/bus.ts";
@@ -106,16 +107,18 @@ export function chooseStartPrimary(
 }
 
 /**
- * Redis Multi-AZ on one machine: one node per AZ (a primary and its replicas), watched by a quorum
- * of three Sentinels with tuned timeouts (1 s to declare the primary down instead of the default
- * 30 s). The primary refuses writes no replica takes (`min-replicas-to-write`), so an isolated old
+ * Redis Multi-AZ on one machine: one node per AZ (a primary and its replicas), watched by the
+ * region's Sentinel (SENTINELS_PER_REGION: one, placed in no zone, as ElastiCache's failover is
+ * decided by AWS's regional control plane) with tuned timeouts (1 s to declare the primary down
+ * instead of the default 30 s); the Sentinel is restarted from its rewritten config if it exits.
+ * The primary refuses writes no replica takes (`min-replicas-to-write`), so an isolated old
  * primary cannot accept counts a failover would discard; Sentinel promotes the replica with the
  * highest replication offset (equal priorities). A node that dies is started again as a replica of
  * whichever node is primary by then. Which node was primary is remembered across runs.
  */
 export class RedisReplicationController implements RedisEndpoint {
   readonly nodes: RedisNode[] = [];
-  private readonly sentinels: { port: number; dir: string; process?: ChildProcess }[] = [];
+  private readonly sentinels: { name: string; port: number; dir: string; process?: ChildProcess }[] = [];
   /** One `+switch-master` subscriber per Sentinel: one down or starved must not hide a failover. */
   private readonly failoverWatchers: Redis[] = [];
   private readonly sentinelSubscribers: Redis[] = [];
@@ -221,37 +224,27 @@ export class RedisReplicationController implements RedisEndpoint {
     await this.startNode(primary, undefined, this.following);
     this.writeRecord({ primary: primary.name });
     for (const replica of this.nodes) if (replica !== primary) await this.startNode(replica, primary.port);
-    for (let i = 0; i < 3; i++) {
-      const dir = path.join(this.options.dataDir, `sentinel-${i + 1}`);
+    for (let i = 0; i < SENTINELS_PER_REGION; i++) {
+      const name = `sentinel-${i + 1}`;
+      const dir = path.join(this.options.dataDir, name);
       // Sentinel rewrites its file with what it learns; each `up` starts from the description.
       rmSync(dir, { recursive: true, force: true });
       ensurePrivateDir(dir);
-      const sentinel = {
-        port: await findFreePort(host),
-        dir,
-        process: undefined as ChildProcess | undefined,
-      };
-      const conf = path.join(dir, "sentinel.conf");
+      const sentinel = { name, port: await findFreePort(host), dir, process: undefined };
       writePrivateFileAtomic(
-        conf,
+        path.join(dir, "sentinel.conf"),
         [
           `port ${sentinel.port}`,
           `requirepass ${this.options.password}`,
           `bind ${host}`,
           `dir ${dir}`,
-          // A follower's Sentinels watch nothing until the group is promoted (see `follow`).
+          // A follower's Sentinel watches nothing until the group is promoted (see `follow`).
           ...(this.following ? [] : this.monitorLines(primary.port)),
           "",
         ].join("\n"),
       );
-      sentinel.process = await startRedisProcess(
-        host,
-        sentinel.port,
-        [conf, "--sentinel", "--loglevel", "warning"],
-        this.options.password,
-      );
-      this.track(sentinel.process, "sentinel", `sentinel-${i + 1}`, sentinel.port);
       this.sentinels.push(sentinel);
+      await this.startSentinel(sentinel);
     }
     this.watchFailovers();
     this.endpoint = new PrimaryEndpoint({
@@ -264,9 +257,73 @@ export class RedisReplicationController implements RedisEndpoint {
     this.watchSentinelDecisions();
   }
 
+  /**
+   * Starts a Sentinel from its sentinel.conf (the one written at `start`, or its own rewrite of it:
+   * the primary it names, the replicas it knows, its epoch) and starts it again whenever it exits
+   * while the stack runs: the region's failover decision-maker is supervised, like AWS's control
+   * plane, never left down.
+   */
+  private async startSentinel(sentinel: {
+    name: string;
+    port: number;
+    dir: string;
+    process?: ChildProcess;
+  }): Promise<void> {
+    const { host } = this.options;
+    const child = await startRedisProcess(
+      host,
+      sentinel.port,
+      [path.join(sentinel.dir, "sentinel.conf"), "--sentinel", "--loglevel", "warning"],
+      this.options.password,
+    );
+    if (this.stopping) {
+      await stopProcess(child);
+      return;
+    }
+    sentinel.process = child;
+    // Restarted while its region is out of reach: it is frozen with the rest (thawed with it).
+    if (this.frozen) child.kill("SIGSTOP");
+    this.track(child, "sentinel", sentinel.name, sentinel.port);
+    child.once(
+      "exit",
+      this.guard.wrap((code: number | null, signal: NodeJS.Signals | null) => {
+        if (sentinel.process === child) sentinel.process = undefined;
+        if (this.stopping) return;
+        this.options.events.publish({
+          type: "redis.sentinel",
+          sentinel: sentinel.name,
+          event: "exited",
+          detail: `pid ${child.pid ?? 0} (${signal ?? `code ${code}`}): started again from its sentinel.conf`,
+        });
+        const attempt = () => {
+          const timer = setTimeout(() => {
+            this.restartTimers.delete(timer);
+            if (this.stopping) return;
+            void this.startSentinel(sentinel)
+              .then(() => {
+                if (!sentinel.process || this.stopping) return;
+                this.options.events.publish({
+                  type: "redis.sentinel",
+                  sentinel: sentinel.name,
+                  event: "restarted",
+                  detail: `port ${sentinel.port}, pid ${sentinel.process.pid ?? 0}`,
+                });
+              })
+              .catch((error: unknown) => {
+                this.guard.report(error, `${sentinel.name} is started again in 0.25 s`);
+                attempt();
+              });
+          }, 250);
+          this.restartTimers.add(timer);
+        };
+        attempt();
+      }, `${sentinel.name} is started again when it exits next`),
+    );
+  }
+
   private monitorLines(port: number): string[] {
     return [
-      `sentinel monitor ${sentinelMasterName} ${this.options.host} ${port} 2`,
+      `sentinel monitor ${sentinelMasterName} ${this.options.host} ${port} ${SENTINEL_QUORUM}`,
       `sentinel auth-pass ${sentinelMasterName} ${this.options.password}`,
       `sentinel down-after-milliseconds ${sentinelMasterName} ${this.options.downAfterMs ?? 1000}`,
       `sentinel failover-timeout ${sentinelMasterName} ${this.options.failoverTimeoutMs ?? 5000}`,
@@ -482,8 +539,9 @@ export class RedisReplicationController implements RedisEndpoint {
   }
 
   /**
-   * Listens for `+switch-master` on every Sentinel. Listening on the first only missed the switch
-   * whenever that one was down or starved (the others still fail over: a quorum of 2 of 3).
+   * Listens for `+switch-master` on every Sentinel (with several, listening on the first only
+   * missed the switch whenever that one was down or starved). A restarted Sentinel is subscribed
+   * to again: the subscriber reconnects to its port.
    */
   private watchFailovers(): void {
     for (const s of this.sentinels) {
@@ -551,7 +609,7 @@ export class RedisReplicationController implements RedisEndpoint {
    * Hello and discovery messages are left out.
    */
   private watchSentinelDecisions(): void {
-    this.sentinels.forEach((s, i) => {
+    this.sentinels.forEach((s) => {
       const subscriber = new Redis({
         host: this.options.host,
         port: s.port,
@@ -571,7 +629,7 @@ export class RedisReplicationController implements RedisEndpoint {
           if (!sentinelDecisions.test(channel)) return;
           this.options.events.publish({
             type: "redis.sentinel",
-            sentinel: `sentinel-${i + 1}`,
+            sentinel: s.name,
             event: channel,
             detail: message,
           });
@@ -591,7 +649,7 @@ export class RedisReplicationController implements RedisEndpoint {
 
   /** The Sentinels, in the order they were started. */
   sentinelStatus(): { name: string; port: number; pid?: number }[] {
-    return this.sentinels.map((s, i) => ({ name: `sentinel-${i + 1}`, port: s.port, pid: s.process?.pid }));
+    return this.sentinels.map((s) => ({ name: s.name, port: s.port, pid: s.process?.pid }));
   }
 
   nodeStatus(): { name: string; az: string; port: number; pid?: number; role: string; inSync?: boolean }[] {
@@ -696,7 +754,14 @@ export class RedisReplicationController implements RedisEndpoint {
     const { host, password } = this.options;
     await this.eachSentinel(async (c) => {
       await c.call("SENTINEL", "REMOVE", sentinelMasterName).catch(() => undefined);
-      await c.call("SENTINEL", "MONITOR", sentinelMasterName, host, String(this.masterPort), "2");
+      await c.call(
+        "SENTINEL",
+        "MONITOR",
+        sentinelMasterName,
+        host,
+        String(this.masterPort),
+        String(SENTINEL_QUORUM),
+      );
       await c.call(
         "SENTINEL",
         "SET",

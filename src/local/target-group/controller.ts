@@ -1,4 +1,4 @@
-import { request } from "undici";
+import { httpCheck } from "../../shared/http-check.ts";
 import { ControllerGuard } from "../controller-guard.ts";
 import type { EventPublisher } from "../events/bus.ts";
 
@@ -43,12 +43,9 @@ export async function probeHealth(
   settings: Pick<HealthCheckSettings, "path" | "timeoutMs">,
 ): Promise<{ failure?: string; code?: string }> {
   try {
-    const res = await request(`http://${target.host}:${target.port}${settings.path}`, {
-      headersTimeout: settings.timeoutMs,
-      bodyTimeout: settings.timeoutMs,
-      reset: true,
+    const res = await httpCheck(`http://${target.host}:${target.port}${settings.path}`, {
+      timeoutMs: settings.timeoutMs,
     });
-    await res.body.dump();
     if (res.statusCode < 200 || res.statusCode > 399)
       return { failure: `health check answered ${res.statusCode}` };
     return {};
