@@ -19,8 +19,8 @@ export async function redisFailoverDrill(
 ): Promise<DrillReport> {
   const o = { ...drillDefaults, ...opts };
   const run = await DrillRun.start(client, o);
-  const primary = run.before.redis.nodes?.find((n) => n.role === "primary");
-  if (!primary?.pid) {
+  const first = run.before.redis.nodes?.find((n) => n.role === "primary");
+  if (!first?.pid) {
     await run.finish();
     throw new StayupError(
       "this stack runs a single Redis node: there is no replica to fail over to",
@@ -33,6 +33,16 @@ export async function redisFailoverDrill(
     await run.waitFor(
       (events) => events.find((e) => e.type === "redis.replica-in-sync" && e.port === replica.port),
       o.recoveryTimeoutMs,
+    );
+  }
+  // The primary as it is now, not as it was when the drill started: after the steady phase and the
+  // wait for replicas, a failover meanwhile (Sentinel failing over a starved primary) would make the
+  // node read then a replica, and the drill would kill the wrong node and see no promotion.
+  const current = (await client.status()).redis.nodes?.find((n) => n.role === "primary");
+  const primary = current?.pid ? { ...current, pid: current.pid } : { ...first, pid: first.pid };
+  if (primary.port !== first.port) {
+    run.progress(
+      `the primary moved from ${first.az} to ${primary.az} since the drill started (a failover meanwhile)`,
     );
   }
   const killedAt = Date.now();
