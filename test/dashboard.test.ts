@@ -306,6 +306,14 @@ describe("live dashboard", { timeout: 300_000 }, () => {
         };
       });
     try {
+      // The axis spans the seconds of traffic the page has had: soon after the stack started (a fast
+      // run) that is one tick's worth. Wait, at the narrowest width, for two labels to compare.
+      await page.setViewportSize({ width: 700, height: 1000 });
+      await waitFor(
+        "two labels on the time axis at the narrowest width",
+        async () => ((await measure())?.boxes.length ?? 0) >= 2 || undefined,
+        90_000,
+      );
       for (let viewport = 700; viewport <= 1400; viewport += 60) {
         const previous = (await measure())?.width;
         await page.setViewportSize({ width: viewport, height: 1000 });
