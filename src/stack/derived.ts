@@ -26,15 +26,16 @@ export const REGION_HEALTH_CHECK_USER_AGENT = "Amazon-Route53-Health-Check-Servi
 export const ROUTE53_METRICS_REGION = "us-east-1";
 
 /**
- * Sentinels per region's Redis group, locally: one, a regional process placed in no availability
- * zone. ElastiCache's Multi-AZ automatic failover is decided by AWS's regional control plane, not
- * by anything in a customer's zone, so a zone outage never takes the decision-maker down; one
- * Sentinel outside the zones models that, where three zonal ones modelled a quorum AWS does not
- * have (and cost a process each: issue 25, item 12). The runtime restarts it if it exits (its state
- * is in the sentinel.conf it rewrites), as a supervisor would. The AWS rendering has no Sentinel:
- * its replication group's `automaticFailoverEnabled` is that control plane.
+ * Sentinels per region's Redis group, locally: three, regional processes placed in no availability
+ * zone (ElastiCache's Multi-AZ failover is decided by AWS's regional control plane, which a zone
+ * outage does not take down), restarted by the runtime if one exits (its state is in the
+ * sentinel.conf it rewrites). Three, not one: with one (quorum 1) a new primary slow to answer one
+ * ping beside CPU load was failed over again, to a replica that lacked counts the instances had
+ * answered (118 and 125 acknowledged counts lost in 2 of 30 redis-failover runs beside CPU load;
+ * none in 20 with three: docs/benchmarks.md). A quorum of two needs two to see it down. The AWS
+ * rendering has no Sentinel: its replication group's `automaticFailoverEnabled` is that control plane.
  */
-export const SENTINELS_PER_REGION = 1;
+export const SENTINELS_PER_REGION = 3;
 
 /** How many Sentinels must agree the primary is down: a majority of SENTINELS_PER_REGION. */
 export const SENTINEL_QUORUM = Math.floor(SENTINELS_PER_REGION / 2) + 1;
