@@ -238,7 +238,7 @@ export class RedisReplicationController implements RedisEndpoint {
           `requirepass ${this.options.password}`,
           `bind ${host}`,
           `dir ${dir}`,
-          // A follower's Sentinel watches nothing until the group is promoted (see `follow`).
+          // A follower's Sentinels watch nothing until the group is promoted (see `follow`).
           ...(this.following ? [] : this.monitorLines(primary.port)),
           "",
         ].join("\n"),
