@@ -27,6 +27,10 @@ describe("httpCheck", { timeout: 30_000 }, () => {
       else if (req.url === "/503") {
         res.statusCode = 503;
         res.end("no");
+      } else if (req.url === "/endless-body") {
+        // A piece every 20 ms, forever: each piece arrives in time, the body never ends.
+        const timer = setInterval(() => res.write("more "), 20);
+        res.on("close", () => clearInterval(timer));
       } else if (req.url === "/slow-body") {
         res.write("part");
         // the rest never comes
@@ -71,6 +75,12 @@ describe("httpCheck", { timeout: 30_000 }, () => {
 
   it("fails with UND_ERR_BODY_TIMEOUT when the body stops", async () => {
     await assert.rejects(httpCheck(`${base}/slow-body`, { timeoutMs: 200 }), {
+      code: "UND_ERR_BODY_TIMEOUT",
+    });
+  });
+
+  it("fails with UND_ERR_BODY_TIMEOUT when the body never ends, though each piece comes in time", async () => {
+    await assert.rejects(httpCheck(`${base}/endless-body`, { timeoutMs: 200 }), {
       code: "UND_ERR_BODY_TIMEOUT",
     });
   });

@@ -51,8 +51,10 @@ export async function httpCheck(
       socket.once("connect", () => arm("UND_ERR_HEADERS_TIMEOUT", "Headers Timeout Error"));
     });
     req.once("response", (res) => {
+      // The whole body within timeoutMs of the headers, not each piece: a service that streams
+      // forever would otherwise hold its check open, and the next check never starts.
       arm("UND_ERR_BODY_TIMEOUT", "Body Timeout Error");
-      res.on("data", () => arm("UND_ERR_BODY_TIMEOUT", "Body Timeout Error"));
+      res.resume();
       res.once("end", () => done(undefined, res.statusCode ?? 0));
       res.once("error", (error) => done(error));
       res.once("aborted", () =>
