@@ -18,6 +18,18 @@ import { description, inHostedZone } from "./aws-helpers.ts";
 import { configPath, runCli, tempDir } from "./helpers.ts";
 
 /** Issue 25, item 6: figures that disagreed with each other or with what is rendered. */
+
+/** A stand-in stack client for DrillRun: the counter at `url`, and no stack event (the events end when the run stops reading). */
+const counterClient = (url: string) =>
+  ({
+    state: { listener: url },
+    status: async () => ({ service: { service: "counter", trafficPath: "/" } }) as unknown as StackStatus,
+    events: async function* (signal: AbortSignal) {
+      await new Promise((resolve) => signal.addEventListener("abort", resolve, { once: true }));
+      yield* [];
+    },
+  }) as unknown as StackClient;
+
 describe("figures a new user reads", { timeout: 120_000 }, () => {
   it("cpu-spike's requests add up: the steady traffic and the CPU-heavy load, each with its rate", () => {
     const t0 = 1_000_000;
@@ -167,15 +179,7 @@ describe("figures a new user reads", { timeout: 120_000 }, () => {
     const server = createServer((_req, res) => void (released ? res.end('{"count":1}') : held.push(res)));
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
     const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-    const client = {
-      state: { listener: url },
-      status: async () => ({ service: { service: "counter", trafficPath: "/" } }) as unknown as StackStatus,
-      events: async function* (signal: AbortSignal) {
-        // No stack event: it ends when the run stops reading.
-        await new Promise((resolve) => signal.addEventListener("abort", resolve, { once: true }));
-        yield* [];
-      },
-    } as unknown as StackClient;
+    const client = counterClient(url);
     try {
       const run = await DrillRun.start(client, {
         rate: 50,
@@ -213,14 +217,7 @@ describe("figures a new user reads", { timeout: 120_000 }, () => {
     });
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
     const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-    const client = {
-      state: { listener: url },
-      status: async () => ({ service: { service: "counter", trafficPath: "/" } }) as unknown as StackStatus,
-      events: async function* (signal: AbortSignal) {
-        await new Promise((resolve) => signal.addEventListener("abort", resolve, { once: true }));
-        yield* [];
-      },
-    } as unknown as StackClient;
+    const client = counterClient(url);
     try {
       const run = await DrillRun.start(client, {
         rate: 50,

@@ -4,7 +4,7 @@ import { StayupError } from "../shared/errors.ts";
 import { type DrillOptions, DrillRun, drillDefaults } from "./harness.ts";
 import type { DrillReport } from "./report.ts";
 import type { TrafficResult } from "./traffic.ts";
-import { chooseInstance } from "./victim.ts";
+import { chooseRunInstance } from "./victim.ts";
 
 export interface LatencyPercentiles {
   requests: number;
@@ -69,13 +69,7 @@ export async function instanceFaultDrill(
 ): Promise<DrillReport> {
   const o = { ...grayFaultDefaults, ...opts };
   const run = await DrillRun.start(client, o);
-  let victim;
-  try {
-    victim = chooseInstance(run.before.instances, o.instance);
-  } catch (error) {
-    await run.finish();
-    throw error;
-  }
+  const victim = await chooseRunInstance(run, o.instance);
   if (!victim || run.before.instances.filter((i) => i.healthy).length < 2) {
     await run.finish();
     throw new StayupError(

@@ -11,7 +11,7 @@ import {
   recoveredTarget,
 } from "./report.ts";
 import { defineDrill } from "./module.ts";
-import { chooseInstance, instanceOption, victimOf } from "./victim.ts";
+import { chooseRunInstance, instanceOption, victimOf } from "./victim.ts";
 
 export interface KillInstanceOptions extends DrillOptions {
   signal: "KILL" | "TERM";
@@ -31,13 +31,7 @@ export async function killInstanceDrill(
 ): Promise<DrillReport> {
   const o = { ...killInstanceDefaults, ...opts };
   const run = await DrillRun.start(client, o);
-  let victim;
-  try {
-    victim = chooseInstance(run.before.instances, o.instance);
-  } catch (error) {
-    await run.finish();
-    throw error;
-  }
+  const victim = await chooseRunInstance(run, o.instance);
   if (!victim) {
     await run.finish();
     throw new StayupError(

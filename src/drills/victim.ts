@@ -1,5 +1,6 @@
 import { Option } from "commander";
 import { StayupError } from "../shared/errors.ts";
+import type { DrillRun } from "./harness.ts";
 
 /** `--instance <id>`: the instance a drill faults, for the drills that fault one instance. */
 export const instanceOption = () =>
@@ -31,4 +32,14 @@ export function chooseInstance<I extends { id: string; healthy: boolean }>(
     found ? `instance ${wanted} is not healthy: nothing to measure` : `no instance ${wanted} in this stack`,
     `pass --instance with a healthy instance (now: ${ids}), or leave it out for one at random`,
   );
+}
+
+/** chooseInstance over the run's starting status; a refusal stops the run's traffic before it is thrown. */
+export async function chooseRunInstance(run: DrillRun, wanted: string | undefined) {
+  try {
+    return chooseInstance(run.before.instances, wanted);
+  } catch (error) {
+    await run.finish();
+    throw error;
+  }
 }
