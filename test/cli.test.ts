@@ -8,9 +8,9 @@ import { request } from "undici";
 import { drills } from "../src/drills/registry.ts";
 import { StackClient } from "../src/local/control-plane/client.ts";
 import type { StackStatus } from "../src/local/runtime.ts";
-import { findFreePort } from "../src/shared/net.ts";
 import type { DrillReport } from "../src/drills/report.ts";
 import { StayupError } from "../src/shared/errors.ts";
+import { findFreePort } from "../src/shared/net.ts";
 import { configPath, isAlive, runCli, tempDir, upDetached } from "./helpers.ts";
 
 describe("CLI: one folder per command, drills from one registry", () => {

@@ -13,9 +13,10 @@ import {
   containerHealthProbe,
   containerHealthTimings,
 } from "../src/aws/ecs/container.ts";
+import { findFreePort } from "../src/shared/net.ts";
 import { webServiceBundleName } from "../src/web-service/bundle.ts";
 import { description } from "./aws-helpers.ts";
-import { repoRoot, tempDir, waitFor, freePortBelowEphemeralRange } from "./helpers.ts";
+import { repoRoot, tempDir, waitFor } from "./helpers.ts";
 
 interface Instruction {
   keyword: string;
@@ -117,7 +118,7 @@ describe("container image (Dockerfile)", () => {
       const bundle = path.join(out, webServiceBundleName);
       assert.ok(existsSync(bundle));
       const d = await description("dev");
-      const port = await freePortBelowEphemeralRange();
+      const port = await findFreePort();
       const probe = containerHealthProbe({ ...d, webService: { port } });
       const runProbe = () =>
         new Promise<number | null>((resolve) => {
@@ -131,7 +132,7 @@ describe("container image (Dockerfile)", () => {
           ...process.env,
           HOST: "127.0.0.1",
           PORT: String(port),
-          STAYUP_REDIS_URL: `redis://127.0.0.1:${await freePortBelowEphemeralRange()}`,
+          STAYUP_REDIS_URL: `redis://127.0.0.1:${await findFreePort()}`,
           STAYUP_REDIS_READY_TIMEOUT_MS: "100",
           LOG_LEVEL: "silent",
         },

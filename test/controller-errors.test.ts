@@ -7,7 +7,6 @@ import path from "node:path";
 import { after, describe, it } from "node:test";
 import dnsPacket from "dns-packet";
 import { request } from "undici";
-import { findFreePort } from "../src/shared/net.ts";
 import { FailoverDnsServer } from "../src/local/dns/server.ts";
 import { EventBus, type StackEvent, type TimedStackEvent } from "../src/local/events/bus.ts";
 import { FailoverController } from "../src/local/failover/controller.ts";
@@ -31,9 +30,10 @@ import { SingleInstanceGroup } from "../src/local/single-instance/group.ts";
 import { type Target, TargetGroupController } from "../src/local/target-group/controller.ts";
 import { EcsServiceController } from "../src/local/ecs/service.ts";
 import { createLocalStack } from "../src/local/topologies/index.ts";
+import { findFreePort } from "../src/shared/net.ts";
 import { loadStack } from "../src/stack/index.ts";
 import { description } from "./aws-helpers.ts";
-import { configPath, tempDir, waitFor, freePortBelowEphemeralRange } from "./helpers.ts";
+import { configPath, tempDir, waitFor } from "./helpers.ts";
 
 type ControllerError = Extract<TimedStackEvent, { type: "controller.error" }>;
 
@@ -362,7 +362,7 @@ describe("a controller's failure is a controller.error event and a retry, for ev
 
   it("redis: a restart that fails (its port taken) is an event and is retried until redis-server is back", async () => {
     const bus = new EventBus();
-    const port = await freePortBelowEphemeralRange();
+    const port = await findFreePort();
     const redis = new RedisController({
       host: "127.0.0.1",
       port,

@@ -7,7 +7,8 @@ import { EventBus } from "../src/local/events/bus.ts";
 import { type Listener, LoadBalancer } from "../src/local/load-balancer/balancer.ts";
 import { LoadBalancerWorkers } from "../src/local/load-balancer/workers.ts";
 import { TargetGroupController } from "../src/local/target-group/controller.ts";
-import { waitFor, freePortBelowEphemeralRange } from "./helpers.ts";
+import { findFreePort } from "../src/shared/net.ts";
+import { waitFor } from "./helpers.ts";
 
 const healthCheck = {
   path: "/health",
@@ -58,7 +59,7 @@ for (const workers of [0, 2])
             new LoadBalancerWorkers(
               tg,
               events,
-              { host: "127.0.0.1", port: await freePortBelowEphemeralRange() },
+              { host: "127.0.0.1", port: await findFreePort() },
               {},
               workers,
             );

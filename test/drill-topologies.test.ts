@@ -9,8 +9,9 @@ import { drillTopologyTable, drills } from "../src/drills/registry.ts";
 import type { DrillReport } from "../src/drills/report.ts";
 import type { StackStatus } from "../src/local/runtime.ts";
 import { StayupError } from "../src/shared/errors.ts";
+import { findFreePort } from "../src/shared/net.ts";
 import { topologies } from "../src/stack/index.ts";
-import { configPath, repoRoot, runCli, tempDir, freePortBelowEphemeralRange } from "./helpers.ts";
+import { configPath, repoRoot, runCli, tempDir } from "./helpers.ts";
 
 /** The cells of a markdown table's rows (separator row dropped, backticks and padding removed). */
 function tableCells(markdown: string): string[][] {
@@ -181,7 +182,7 @@ describe("drills declared supported on ecs run there for real", { timeout: 600_0
     const up = await runCli(
       [
         ...["up", "--detach", "--topology", "ecs", "--config", configPath, "--state-dir", stateDir],
-        ...["--port", String(await freePortBelowEphemeralRange()), "--redis-port", "0", "--dns-port", "0"],
+        ...["--port", String(await findFreePort()), "--redis-port", "0", "--dns-port", "0"],
       ],
       { timeoutMs: 240_000 },
     );

@@ -1,5 +1,5 @@
 import { type ChildProcess, fork, spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, writeFileSync } from "node:fs";
 import {
   createServer as createHttpServer,
   type IncomingMessage,
@@ -7,7 +7,7 @@ import {
   type ServerResponse,
 } from "node:http";
 import { tmpdir } from "node:os";
-import { type AddressInfo, createServer } from "node:net";
+import type { AddressInfo } from "node:net";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { Redis } from "ioredis";
@@ -17,7 +17,7 @@ import { EventBus, type TimedStackEvent } from "../src/local/events/bus.ts";
 import { localRedisPassword } from "../src/local/redis/process.ts";
 import { RedisReplicationController } from "../src/local/redis/replication.ts";
 import type { StackStatus } from "../src/local/runtime.ts";
-import { sleep } from "../src/shared/net.ts";
+import { findFreePort, sleep } from "../src/shared/net.ts";
 import type { CodeCacheOutcome } from "../src/web-service/code-cache.ts";
 
 // Here for every suite; in a module of its own for test/balancer-process.ts, whose memory is measured.
@@ -112,40 +112,13 @@ export async function upDetached(
   return res;
 }
 
-/**
- * A free loopback port below the kernel's ephemeral range, for a server started long after its
- * port is chosen: a port from the range (what port 0 gives) can meanwhile become the source port
- * of any outgoing connection on the machine (a loaded run holds thousands, and their TIME_WAITs),
- * or of a client's own retries to it (a TCP self-connect), and the late bind then fails.
- */
-export async function freePortBelowEphemeralRange(): Promise<number> {
-  let low = 32768;
-  try {
-    low =
-      Number(readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/)[0]) || low;
-  } catch {
-    // not Linux: the usual range's start
-  }
-  const floor = Math.min(10_000, low - 1000);
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const port = floor + Math.floor(Math.random() * (low - floor));
-    const free = await new Promise<boolean>((resolve) => {
-      const server = createServer();
-      server.once("error", () => resolve(false));
-      server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)));
-    });
-    if (free) return port;
-  }
-  throw new Error("no free port below the ephemeral range after 50 tries");
-}
-
 /** A real redis-server on a free loopback port, without persistence. */
 export class TestRedis {
   process?: ChildProcess;
   constructor(readonly port: number) {}
 
   static async start(): Promise<TestRedis> {
-    const redis = new TestRedis(await freePortBelowEphemeralRange());
+    const redis = new TestRedis(await findFreePort());
     await redis.start();
     return redis;
   }

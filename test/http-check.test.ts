@@ -2,8 +2,8 @@ import assert from "node:assert/strict";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { after, before, describe, it } from "node:test";
-import { httpCheck } from "../src/shared/http-check.ts";
 import { findFreePort } from "../src/shared/net.ts";
+import { httpCheck } from "../src/shared/http-check.ts";
 
 /**
  * The runtime's health checks and failover probe over node:http (src/shared/http-check.ts, in place

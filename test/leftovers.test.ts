@@ -10,18 +10,10 @@ import type { StackStateFile } from "../src/local/control-plane/state-file.ts";
 import type { TimedStackEvent } from "../src/local/events/bus.ts";
 import { findLeftovers } from "../src/local/leftovers.ts";
 import type { ProcessFile, RecordedProcess } from "../src/local/processes.ts";
+import { findFreePort } from "../src/shared/net.ts";
 import { SENTINELS_PER_REGION } from "../src/stack/derived.ts";
 import { isProcessAlive, processGroupMembers, processStartOf } from "../src/shared/process-info.ts";
-import {
-  cliPath,
-  configPath,
-  repoRoot,
-  runCli,
-  tempDir,
-  upArgs,
-  waitFor,
-  freePortBelowEphemeralRange,
-} from "./helpers.ts";
+import { cliPath, configPath, repoRoot, runCli, tempDir, upArgs, waitFor } from "./helpers.ts";
 
 /** Running: a zombie (exited, its new parent not having reaped it yet) has stopped. */
 const isAlive = isProcessAlive;
@@ -72,7 +64,7 @@ describe("nothing is left behind, nothing runs twice", { timeout: 600_000 }, () 
   // foreground, as from a terminal, and that terminal's closing (SIGHUP) then stops it.
   it("after SIGKILL of the runtime, `stayup up` on the same Redis port succeeds and the count continues; SIGHUP (the terminal closed) then stops it cleanly, Redis included", async () => {
     const stateDir = stateDirOf();
-    const redisPort = await freePortBelowEphemeralRange();
+    const redisPort = await findFreePort();
     const first = await upDetached(stateDir, redisPort);
     assert.equal(first.code, 0, first.stderr + first.stdout);
     const before = state(stateDir);
@@ -381,7 +373,7 @@ describe(
       mkdirSync(stateDir, { recursive: true });
       // Another redis-server (as the system's on 6379 would be) and another node process, each
       // named in a killed run's record under its own pid but with another start.
-      const port = await freePortBelowEphemeralRange();
+      const port = await findFreePort();
       const redis = spawn("redis-server", ["--port", String(port), "--save", "", "--appendonly", "no"], {
         stdio: "ignore",
       });

@@ -26,8 +26,9 @@ import { loadHttp1Parser } from "../src/local/load-balancer/http1-parser.ts";
 import { type UpstreamHandler, UpstreamPool } from "../src/local/load-balancer/upstream-pool.ts";
 import { LoadBalancerWorkers } from "../src/local/load-balancer/workers.ts";
 import { TargetGroupController } from "../src/local/target-group/controller.ts";
+import { findFreePort } from "../src/shared/net.ts";
 import type { BalancerMemory, FromBalancerProcess, ToBalancerProcess } from "./balancer-process.ts";
-import { alwaysRoutable, waitFor, freePortBelowEphemeralRange } from "./helpers.ts";
+import { alwaysRoutable, waitFor } from "./helpers.ts";
 
 const MiB = 1024 * 1024;
 const cleanup: (() => unknown)[] = [];
@@ -610,7 +611,7 @@ describe("load balancer as worker processes against hostile clients", { timeout:
       events,
       {
         host: "127.0.0.1",
-        port: await freePortBelowEphemeralRange(),
+        port: await findFreePort(),
         limits: { requestTimeoutMs: 2000, maxClientConnections: cap },
       },
       {},

@@ -6,9 +6,9 @@ import { request } from "undici";
 import { EventBus } from "../src/local/events/bus.ts";
 import { TrafficMeter } from "../src/local/dashboard/traffic-meter.ts";
 import { LoadBalancer } from "../src/local/load-balancer/balancer.ts";
+import { findFreePort } from "../src/shared/net.ts";
 import { REGION_HEALTH_CHECK_PATH, REGION_HEALTH_CHECK_USER_AGENT } from "../src/stack/derived.ts";
 import { TargetGroupController } from "../src/local/target-group/controller.ts";
-import { findFreePort } from "../src/shared/net.ts";
 import { waitFor } from "./helpers.ts";
 
 /** A real HTTP target on loopback that records what reached it. */

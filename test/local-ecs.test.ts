@@ -7,15 +7,8 @@ import { request } from "undici";
 import type { DrillReport } from "../src/drills/report.ts";
 import { StackClient } from "../src/local/control-plane/client.ts";
 import type { StackStatus } from "../src/local/runtime.ts";
-import {
-  cliPath,
-  configPath,
-  isAlive,
-  runCli,
-  tempDir,
-  waitFor,
-  freePortBelowEphemeralRange,
-} from "./helpers.ts";
+import { findFreePort } from "../src/shared/net.ts";
+import { cliPath, configPath, isAlive, runCli, tempDir, waitFor } from "./helpers.ts";
 
 type LoseReport = DrillReport & {
   placement: string;
@@ -44,8 +37,8 @@ describe("local ECS topology, prod (spread)", { timeout: 420_000 }, () => {
     JSON.parse((await runCli(["status", "--json", "--state-dir", stateDir])).stdout) as StackStatus;
 
   before(async () => {
-    port = await freePortBelowEphemeralRange();
-    const redisPort = await freePortBelowEphemeralRange();
+    port = await findFreePort();
+    const redisPort = await findFreePort();
     const up = await runCli(
       ["up", "--detach", "--port", String(port), "--redis-port", String(redisPort), ...common()],
       { cwd: dir, timeoutMs: 180_000 },

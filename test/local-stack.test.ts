@@ -8,16 +8,8 @@ import type { RegionOutagePhases } from "../src/drills/region-outage.ts";
 import type { DrillReport } from "../src/drills/report.ts";
 import { StackClient } from "../src/local/control-plane/client.ts";
 import type { StackStatus } from "../src/local/runtime.ts";
-import { assertPortFree } from "../src/shared/net.ts";
-import {
-  configPath,
-  isAlive,
-  repoRoot,
-  runCli,
-  tempDir,
-  waitFor,
-  freePortBelowEphemeralRange,
-} from "./helpers.ts";
+import { assertPortFree, findFreePort } from "../src/shared/net.ts";
+import { configPath, isAlive, repoRoot, runCli, tempDir, waitFor } from "./helpers.ts";
 
 const oneRegionConfig = path.join(repoRoot, "test/fixtures/one-region.config.ts");
 /**
@@ -72,9 +64,9 @@ describe("local stack through the CLI", { timeout: 900_000 }, () => {
   const polledStatus = () => StackClient.require(stateDir).status();
 
   before(async () => {
-    port = await freePortBelowEphemeralRange();
-    redisPort = await freePortBelowEphemeralRange();
-    dnsPort = await freePortBelowEphemeralRange();
+    port = await findFreePort();
+    redisPort = await findFreePort();
+    dnsPort = await findFreePort();
     const up = await runCli(["up", "--detach", ...ports(), ...common()], {
       cwd: dir,
       timeoutMs: 150_000,
@@ -403,7 +395,7 @@ describe("local stack through the CLI", { timeout: 900_000 }, () => {
   });
 
   it("a second stack on the same listener port fails clearly and starts nothing", async () => {
-    const otherRedisPort = await freePortBelowEphemeralRange();
+    const otherRedisPort = await findFreePort();
     const other = await runCli(
       [
         "up",

@@ -1,9 +1,10 @@
 import assert from "node:assert/strict";
 import dgram from "node:dgram";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import net from "node:net";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
+import { findFreePort } from "../src/shared/net.ts";
 import { configPath, runCli, tempDir } from "./helpers.ts";
 
 /**
@@ -66,5 +67,29 @@ describe("up with its listener, Redis and DNS ports taken", { timeout: 120_000 }
     assert.match(res.stderr, /fix: pass --port 0 --redis-port 0 --dns-port 0 \(free ports\)/);
     assert.doesNotMatch(res.stderr, /stayup\.config\.ts \(0 picks/);
     assert.equal(existsSync(path.join(stateDir, "processes.json")), false, "nothing was started");
+  });
+});
+
+/**
+ * A port chosen for a server that binds it later (redis-server, a service) comes from below the
+ * kernel's ephemeral range: one from the range can meanwhile become the source port of any outgoing
+ * connection on the machine, and the late bind fails (CI saw "redis-server on port 41889 exited").
+ */
+describe("findFreePort", () => {
+  it("picks ports below the ephemeral range that can be bound", async () => {
+    const ephemeralStart = Number(
+      readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/)[0],
+    );
+    const ports = await Promise.all(Array.from({ length: 20 }, () => findFreePort()));
+    for (const port of ports) {
+      assert.ok(port >= 10_000 && port < ephemeralStart, `${port} is not below ${ephemeralStart}`);
+      const server = net.createServer();
+      await new Promise<void>((resolve, reject) => {
+        server.once("error", reject);
+        server.listen({ host: "127.0.0.1", port }, resolve);
+      });
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+    assert.ok(new Set(ports).size > 1, "the picks are random, not one port for every caller");
   });
 });

@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import type { DrillReport } from "../src/drills/report.ts";
-import { repoRoot, runCli, tempDir, upDetached, freePortBelowEphemeralRange } from "./helpers.ts";
+import { findFreePort } from "../src/shared/net.ts";
+import { repoRoot, runCli, tempDir, upDetached } from "./helpers.ts";
 
 const activeConfig = path.join(repoRoot, "test/fixtures/active-standby.config.ts");
 
@@ -21,7 +22,7 @@ describe("region outage with an active standby", { timeout: 400_000 }, () => {
     await upDetached(stateDir, {
       config: activeConfig,
       cwd: dir,
-      dnsPort: await freePortBelowEphemeralRange(),
+      dnsPort: await findFreePort(),
     });
   });
   after(async () => {

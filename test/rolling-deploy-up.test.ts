@@ -7,7 +7,8 @@ import { request } from "undici";
 import { SteadyTraffic } from "../src/drills/traffic.ts";
 import { StackClient } from "../src/local/control-plane/client.ts";
 import type { StackStatus } from "../src/local/runtime.ts";
-import { type CliResult, repoRoot, tempDir, waitFor, freePortBelowEphemeralRange } from "./helpers.ts";
+import { findFreePort } from "../src/shared/net.ts";
+import { type CliResult, repoRoot, tempDir, waitFor } from "./helpers.ts";
 
 /**
  * A user's loop: `stayup up`, edit the service, `stayup up` again. The second `up` finds the stack
@@ -46,11 +47,11 @@ describe("`stayup up` on a running stack whose service bundle changed", { timeou
     symlinkSync(path.join(repoRoot, "node_modules"), path.join(dir, "node_modules"), "dir");
     ports = [
       "--port",
-      String(await freePortBelowEphemeralRange()),
+      String(await findFreePort()),
       "--redis-port",
-      String(await freePortBelowEphemeralRange()),
+      String(await findFreePort()),
       "--dns-port",
-      String(await freePortBelowEphemeralRange()),
+      String(await findFreePort()),
     ];
     const up = await cli(["up", "--detach", ...ports, ...common()]);
     assert.equal(up.code, 0, up.stderr + up.stdout);

@@ -4,8 +4,9 @@ import path from "node:path";
 import { after, describe, it } from "node:test";
 import { request } from "undici";
 import { StackClient } from "../src/local/control-plane/client.ts";
+import { findFreePort } from "../src/shared/net.ts";
 import { serviceVersion } from "../src/web-service/version.ts";
-import { repoRoot, runCli, tempDir, upDetached, freePortBelowEphemeralRange } from "./helpers.ts";
+import { repoRoot, runCli, tempDir, upDetached } from "./helpers.ts";
 
 /** What is compared here is the primary region's: the secondary region is not exercised. */
 const oneRegionConfig = path.join(repoRoot, "test/fixtures/one-region.config.ts");
@@ -89,7 +90,7 @@ describe(
         /--env prod \(it runs environment "dev"\), --topology ecs \(it runs topology "load-balanced"\)/,
       );
 
-      const other = await freePortBelowEphemeralRange();
+      const other = await findFreePort();
       const listener = await upAgain(["--port", String(other)]);
       assert.equal(listener.code, 1, listener.stderr + listener.stdout);
       assert.match(listener.stderr, new RegExp(`--port ${other} \\(it listens on ${port}\\)`));

@@ -3,10 +3,10 @@ import type { ChildProcess } from "node:child_process";
 import { after, before, describe, it } from "node:test";
 import { Redis } from "ioredis";
 import { request } from "undici";
-import { sleep } from "../src/shared/net.ts";
+import { sleep, findFreePort } from "../src/shared/net.ts";
 import { REGION_HEALTH_CHECK_PATH } from "../src/stack/derived.ts";
 import { bundleWebService } from "../src/web-service/bundle.ts";
-import { freePortBelowEphemeralRange, startWebService, TestRedis, tempDir, waitFor } from "./helpers.ts";
+import { startWebService, TestRedis, tempDir, waitFor } from "./helpers.ts";
 
 const get = async (url: string, headers: Record<string, string> = {}) => {
   const res = await request(url, { headers });
@@ -83,7 +83,7 @@ describe("web service", () => {
   });
 
   it("Redis down at startup: the instance still starts, answers 503, and heals when Redis appears", async () => {
-    const late = new TestRedis(await freePortBelowEphemeralRange());
+    const late = new TestRedis(await findFreePort());
     const lonely = await startWebService({ modulePath: entry, args: [] }, late.port);
     try {
       const res = await get(`${lonely.url}/`);

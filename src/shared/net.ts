@@ -1,4 +1,4 @@
-import { accessSync, constants } from "node:fs";
+import { accessSync, constants, readFileSync } from "node:fs";
 import net from "node:net";
 import path from "node:path";
 import { StayupError } from "./errors.ts";
@@ -67,8 +67,39 @@ export async function assertPortsFree(
   );
 }
 
-/** A port the kernel says is free right now (for redis-server, which cannot report its own). */
-export function findFreePort(host = "127.0.0.1"): Promise<number> {
+/** Where the kernel's ephemeral range starts (ports it hands to outgoing connections). */
+function ephemeralRangeStart(): number {
+  try {
+    const low = Number(readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/)[0]);
+    if (Number.isInteger(low) && low > 0) return low;
+  } catch {
+    // not Linux: the usual range's start (IANA's is 49152; Linux's default is lower)
+  }
+  return 32768;
+}
+
+const canListen = (host: string, port: number) =>
+  new Promise<boolean>((resolve) => {
+    const server = net.createServer();
+    server.once("error", () => resolve(false));
+    server.listen({ host, port, exclusive: true }, () => server.close(() => resolve(true)));
+  });
+
+/**
+ * A port free right now, for a server that binds it a moment later (redis-server, a service):
+ * picked at random below the ephemeral range, because a port the kernel hands out for port 0 comes
+ * from that range and may be taken meanwhile by any outgoing connection on the machine (seen in CI:
+ * "redis-server on port 41889 exited at start"). The kernel's pick when that range leaves no room.
+ */
+export async function findFreePort(host = "127.0.0.1"): Promise<number> {
+  const lowest = 10_000;
+  const below = ephemeralRangeStart();
+  if (below - lowest >= 1000) {
+    for (let attempt = 0; attempt < 20; attempt++) {
+      const port = lowest + Math.floor(Math.random() * (below - lowest));
+      if (await canListen(host, port)) return port;
+    }
+  }
   return new Promise((resolve, reject) => {
     const server = net.createServer();
     server.once("error", reject);
