@@ -260,6 +260,21 @@ describe("description errors a new user meets", () => {
     assert.match(problems(far).get("targetGroup.healthCheck") ?? "", /unknown field "zzzz": .*allowed: path/);
   });
 
+  it("a misspelt required field is reported once, as the misspelling", async () => {
+    const input = (await valid()) as Record<string, unknown>;
+    input.nmae = input.name;
+    delete input.name;
+    const found = problems(input);
+    assert.equal(found.get(""), 'unknown field "nmae": did you mean "name"?');
+    assert.equal(found.has("name"), false, [...found].join("\n"));
+    delete input.nmae;
+    assert.equal(
+      problems(input).get("name"),
+      "is required (string)",
+      "missing, not misspelt: still reported",
+    );
+  });
+
   const withSource = (edit: (source: string) => string) => {
     const file = path.join(tempDir(), "stayup.config.ts");
     const source = readFileSync(configPath, "utf8").replace(

@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 import { StayupError } from "../shared/errors.ts";
-import { describeIssue } from "./issues.ts";
+import { describeIssue, misspeltRequiredFields } from "./issues.ts";
 import { defaultConfigFile } from "./names.ts";
 import { unclosedBracket } from "./unclosed-bracket.ts";
 import {
@@ -45,12 +45,15 @@ export function validateStack(input: unknown, source = "stack description"): Val
   // reportInput: each problem can echo the value given ("got string \"8000\"").
   const result = stackDescriptionSchema.safeParse(input, { reportInput: true });
   if (result.success) return result.data;
+  const misspelt = misspeltRequiredFields(result.error.issues, stackDescriptionSchema);
   throw new StackValidationError(
     source,
-    result.error.issues.map((issue) => ({
-      path: formatPath(issue.path),
-      message: describeIssue(issue, stackDescriptionSchema),
-    })),
+    result.error.issues
+      .filter((issue) => !misspelt.has(issue))
+      .map((issue) => ({
+        path: formatPath(issue.path),
+        message: describeIssue(issue, stackDescriptionSchema),
+      })),
   );
 }
 

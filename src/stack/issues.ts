@@ -35,6 +35,33 @@ export function describeIssue(issue: z.core.$ZodIssue, schema: z.ZodType): strin
   return /\bgot\b/.test(issue.message) ? issue.message : `${issue.message}${given}`;
 }
 
+/**
+ * The required fields reported missing only because they were misspelt: "name is required" beside
+ * "unknown field nmae: did you mean name?" says one thing twice, so the first is left out.
+ */
+export function misspeltRequiredFields(
+  issues: readonly z.core.$ZodIssue[],
+  schema: z.ZodType,
+): Set<z.core.$ZodIssue> {
+  const missing = issues.filter((i) => i.code === "invalid_type" && i.input === undefined);
+  const explained = new Set<z.core.$ZodIssue>();
+  for (const issue of issues) {
+    if (issue.code !== "unrecognized_keys") continue;
+    const known = knownKeysAt(schema, issue.path);
+    for (const key of issue.keys) {
+      const near = nearest(key, known);
+      const required = missing.find(
+        (m) =>
+          m.path.length === issue.path.length + 1 &&
+          m.path.at(-1) === near &&
+          issue.path.every((k, n) => m.path[n] === k),
+      );
+      if (required) explained.add(required);
+    }
+  }
+  return explained;
+}
+
 /** The closest of `candidates` to `word`, if it is near enough to be a typo of it. */
 function nearest(word: string, candidates: readonly string[]): string | undefined {
   if (candidates.length === 0) return undefined;
