@@ -12,6 +12,7 @@ import type { RedisEndpoint } from "./controller.ts";
 import { PrimaryEndpoint } from "./primary-endpoint.ts";
 import {
   persistenceArgs,
+  redisLogFile,
   redisPreflight,
   startRedisProcess,
   stopProcess,
@@ -273,8 +274,10 @@ export class RedisReplicationController implements RedisEndpoint {
     const child = await startRedisProcess(
       host,
       sentinel.port,
-      [path.join(sentinel.dir, "sentinel.conf"), "--sentinel", "--loglevel", "warning"],
+      // Notice: its decisions (+sdown, +odown, +selected-slave...) and what it learns (+slave, +reboot).
+      [path.join(sentinel.dir, "sentinel.conf"), "--sentinel", "--loglevel", "notice"],
       this.options.password,
+      redisLogFile(sentinel.dir),
     );
     if (this.stopping) {
       await stopProcess(child);
@@ -346,8 +349,9 @@ export class RedisReplicationController implements RedisEndpoint {
       ...persistenceArgs(node.dir),
       "--daemonize",
       "no",
+      // Notice: syncs served and received, "AOF fsync is taking too long": why a node looked down.
       "--loglevel",
-      "warning",
+      "notice",
       // Redis 7 waits 5 s before a diskless sync to batch replicas: 5 s without redundancy.
       "--repl-diskless-sync-delay",
       "0",
@@ -359,7 +363,7 @@ export class RedisReplicationController implements RedisEndpoint {
       ...(replicaOfPort ? ["--replicaof", host, String(replicaOfPort)] : []),
       ...(upstream && !replicaOfPort ? ["--replicaof", upstream.host, String(upstream.port)] : []),
     ];
-    const child = await startRedisProcess(host, node.port, args, this.options.password);
+    const child = await startRedisProcess(host, node.port, args, this.options.password, redisLogFile(node.dir));
     // `stop()` ran while this node was starting: it could not see the process, so stop it here.
     if (this.stopping) {
       await stopProcess(child);
