@@ -89,6 +89,15 @@ const samples: { [T in StackEventType]: Extract<StackEvent, { type: T }> } = {
     master: { flags: "s_down,o_down,master" },
     replicas: [{ port: "6391", flags: "slave", "master-link-status": "err", "slave-priority": "100" }],
   },
+  "redis.primary-seen-down": {
+    type: "redis.primary-seen-down",
+    sentinel: "sentinel-2",
+    port: 6391,
+    az: "eu-west-3b",
+    sentinelSaw: { flags: "s_down,master", "last-ping-sent": "1102", "last-ok-ping-reply": "1102" },
+    nodeLog: ["12:03:08.304 * Full resync requested by replica 127.0.0.1:6390"],
+    latency: [],
+  },
   "redis.cross-region-promoted": {
     type: "redis.cross-region-promoted",
     region: "us-east-1",
