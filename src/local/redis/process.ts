@@ -116,6 +116,10 @@ export async function startRedisProcess(
       maxRetriesPerRequest: 0,
       retryStrategy: () => null,
       password,
+      // Another program holding the port accepts the probe and never answers: without these the
+      // probe waited forever and the exit of redis-server (the clash) was never reported.
+      connectTimeout: 1000,
+      commandTimeout: 1000,
     });
     probe.on("error", () => undefined); // a refused probe is expected while Redis boots
     try {
