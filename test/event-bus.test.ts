@@ -342,6 +342,8 @@ const leftOut: Partial<Record<StackEventType, string[]>> = {
   "notification.sent": ["message"],
   // The fault's id is for machines (GET /faults); the line names the fault by its description.
   "fault.cleared": ["fault"],
+  // Fifteen log lines do not fit one line: they are in the drill's report and the node's redis.log.
+  "redis.primary-seen-down": ["nodeLog"],
 };
 
 const timed = (e: StackEvent, region?: string): TimedStackEvent => ({
