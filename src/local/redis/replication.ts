@@ -112,8 +112,9 @@ export function chooseStartPrimary(
 /**
  * Redis Multi-AZ on one machine: one node per AZ (a primary and its replicas), watched by the
  * region's Sentinels (SENTINELS_PER_REGION, placed in no zone, as ElastiCache's failover is
- * decided by AWS's regional control plane) with tuned timeouts (2 s to declare the primary down
- * instead of the default 30 s: LOCAL_SENTINEL_TIMING); a Sentinel is restarted from its rewritten config if it exits.
+ * decided by AWS's regional control plane) with tuned timeouts (LOCAL_SENTINEL_TIMING: 2 s to
+ * declare the primary down instead of the default 30 s); a Sentinel is restarted from its rewritten
+ * config if it exits. Each node and Sentinel logs to `redis.log` in its own folder.
  * The primary refuses writes no replica takes (`min-replicas-to-write`), so an isolated old
  * primary cannot accept counts a failover would discard; Sentinel promotes the replica with the
  * highest replication offset (equal priorities). A node that dies is started again as a replica of
