@@ -29,7 +29,7 @@ export default defineStack({
       checkedRecords: "primary",
       // A recovery inside the region comes first: 8 failed checks, the first possibly at once, so
       // 70 to 80 s on AWS, longer than an ElastiCache failover (budgeted 60 s); locally 7 to 8 s,
-      // longer than a Sentinel failover (6 s). `stayup check` shows both budgets side by side.
+      // longer than a Sentinel failover (6.5 s). `stayup check` shows both budgets side by side.
       failureThreshold: 8,
       aws: { intervalSeconds: 10 },
       // A busy region answers late, not never: 2 s for the answer, as Route 53 allows.

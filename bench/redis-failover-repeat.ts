@@ -68,6 +68,7 @@ for (let run = 1; run <= runs; run++) {
     lost: (r.acknowledgedLost as number | null) ?? null,
     load: Number(loadavg()[0]?.toFixed(1)),
     ...(r.whyNotPromoted ? { why: String(r.whyNotPromoted) } : {}),
+    ...(r.whyFailedOverAgain ? { why: String(r.whyFailedOverAgain) } : {}),
   };
   rows.push(row);
   console.log(

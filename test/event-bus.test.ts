@@ -89,6 +89,15 @@ const samples: { [T in StackEventType]: Extract<StackEvent, { type: T }> } = {
     master: { flags: "s_down,o_down,master" },
     replicas: [{ port: "6391", flags: "slave", "master-link-status": "err", "slave-priority": "100" }],
   },
+  "redis.primary-seen-down": {
+    type: "redis.primary-seen-down",
+    sentinel: "sentinel-2",
+    port: 6391,
+    az: "eu-west-3b",
+    sentinelSaw: { flags: "s_down,master", "last-ping-sent": "1102", "last-ok-ping-reply": "1102" },
+    nodeLog: ["12:03:08.304 * Full resync requested by replica 127.0.0.1:6390"],
+    latency: [],
+  },
   "redis.cross-region-promoted": {
     type: "redis.cross-region-promoted",
     region: "us-east-1",
@@ -333,6 +342,8 @@ const leftOut: Partial<Record<StackEventType, string[]>> = {
   "notification.sent": ["message"],
   // The fault's id is for machines (GET /faults); the line names the fault by its description.
   "fault.cleared": ["fault"],
+  // Fifteen log lines do not fit one line: they are in the drill's report and the node's redis.log.
+  "redis.primary-seen-down": ["nodeLog"],
 };
 
 const timed = (e: StackEvent, region?: string): TimedStackEvent => ({

@@ -104,7 +104,7 @@ describe("local stack through the CLI", { timeout: 900_000 }, () => {
     );
     assert.match(
       table.stdout,
-      /called down after 8 s of failed checks, past its 6 s in-region recovery budget/,
+      /called down after 8 s of failed checks, past its 6\.5 s in-region recovery budget/,
     );
   });
 
@@ -261,7 +261,7 @@ describe("local stack through the CLI", { timeout: 900_000 }, () => {
       ["127.0.0.1", "127.0.0.2", "127.0.0.1"],
       "clients followed DNS",
     );
-    // Detection (8 failed checks × 1 s, at least 7 s: past the 6 s a Sentinel failover may take) + TTL + the
+    // Detection (8 failed checks × 1 s, at least 7 s: past the 6.5 s a Sentinel failover may take) + TTL + the
     // pilot light's start, not a fixed 5 s: the region is given its in-region budget first.
     assert.ok(
       report.outageSeconds <= report.regionDetectionSeconds + report.ttlSeconds + 5,

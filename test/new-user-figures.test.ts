@@ -5,14 +5,14 @@ import { describe, it } from "node:test";
 import { estimateCost } from "../src/aws/cost/estimate.ts";
 import { tradeOffs } from "../src/aws/cost/trade-offs.ts";
 import { DrillRun } from "../src/drills/harness.ts";
-import { whyNotPromoted } from "../src/drills/redis-failover.ts";
+import { whyFailedOverAgain, whyNotPromoted } from "../src/drills/redis-failover.ts";
 import { regionOutage } from "../src/drills/region-outage.ts";
 import { markLabelWidth, renderReportHtml } from "../src/drills/report-html.ts";
 import { basicTargets, type DrillReport, formatReport, withVerdict } from "../src/drills/report.ts";
 import { TimelineRecorder } from "../src/drills/timeline.ts";
 import { SteadyTraffic } from "../src/drills/traffic.ts";
 import type { StackClient } from "../src/local/control-plane/client.ts";
-import type { TimedStackEvent } from "../src/local/events/bus.ts";
+import type { StackEvent, TimedStackEvent } from "../src/local/events/bus.ts";
 import type { StackStatus } from "../src/local/runtime.ts";
 import { description, inHostedZone } from "./aws-helpers.ts";
 import { configPath, runCli, tempDir } from "./helpers.ts";
@@ -467,5 +467,83 @@ describe("redis-failover without a promotion says why (issue 25, item 2)", () =>
       detail: "slave 127.0.0.1:6391 127.0.0.1 6391 @ stayup 127.0.0.1 6390",
     };
     assert.match(whyNotPromoted([replicaDown], 1_000_000).whyNotPromoted, /no Sentinel saw the primary down/);
+  });
+});
+
+describe("redis-failover with a second failover says why (issue 25, item 2)", () => {
+  // The events of a run that lost 102 answered counts on 2026-12-07 (down-after-milliseconds 1000),
+  // times in seconds after the kill.
+  const killedAt = 2_000_000;
+  const at = (s: number) => new Date(killedAt + s * 1000).toISOString();
+  let seq = 0;
+  const timed = (s: number, e: StackEvent): TimedStackEvent => ({ ...e, time: at(s), seq: ++seq });
+  const failover = (s: number, fromPort: number, toPort: number, toAz: string) =>
+    timed(s, { type: "redis.failover", fromPort, toPort, fromAz: "eu-west-3x", toAz });
+  const sentinel = (s: number, name: string, event: string, port: number) =>
+    timed(s, { type: "redis.sentinel", sentinel: name, event, detail: `master stayup 127.0.0.1 ${port}` });
+  const seenDown = (s: number, latency: string[]) =>
+    timed(s, {
+      type: "redis.primary-seen-down",
+      sentinel: "sentinel-3",
+      port: 40505,
+      az: "eu-west-3a",
+      sentinelSaw: {
+        flags: "s_down,o_down,master,failover_in_progress",
+        "role-reported-time": "1050",
+        "last-ok-ping-reply": "3",
+        "down-after-milliseconds": "1000",
+      },
+      nodeLog: ["16358:M 07 Dec 2026 12:06:31.681 * Full resync requested by replica 127.0.0.1:42251"],
+      latency,
+    });
+
+  it("one failover, or none: nothing added", () => {
+    assert.deepEqual(whyFailedOverAgain([], killedAt), {});
+    assert.deepEqual(whyFailedOverAgain([failover(2.2, 38247, 40505, "eu-west-3a")], killedAt), {});
+  });
+
+  it("names who called the new primary down and when, and tells a late Sentinel from a stalled node", () => {
+    const events = [
+      failover(2.2, 38247, 40505, "eu-west-3a"),
+      sentinel(3.244, "sentinel-3", "+sdown", 40505),
+      sentinel(3.249, "sentinel-3", "-sdown", 40505),
+      seenDown(4.25, []),
+      failover(4.4, 40505, 42251, "eu-west-3c"),
+    ];
+    const why = whyFailedOverAgain(events, killedAt);
+    assert.equal(why.failovers?.length, 2);
+    assert.match(
+      why.whyFailedOverAgain ?? "",
+      /failed over the new primary in eu-west-3a \(port 40505\) 2\.20 s after/,
+    );
+    assert.match(why.whyFailedOverAgain ?? "", /\+sdown\) by sentinel-3 at \+1\.04 s/);
+    assert.match(
+      why.whyFailedOverAgain ?? "",
+      /-sdown\) at \+1\.05 s: a failover once begun is not called off/,
+    );
+    assert.match(
+      why.whyFailedOverAgain ?? "",
+      /first good reply .* 1047 ms after the switch, past down-after-milliseconds \(1000 ms\)/,
+    );
+    assert.match(why.whyFailedOverAgain ?? "", /the node did not stall: the Sentinel reached it late/);
+    // A node that did stall (a latency spike recorded) is not blamed on the Sentinel.
+    const stalled = whyFailedOverAgain(
+      [
+        ...events.slice(0, 3),
+        seenDown(4.25, ["fork 1200 ms at 2026-12-07T12:06:31.000Z (max 1200 ms)"]),
+        events[4] as TimedStackEvent,
+      ],
+      killedAt,
+    );
+    assert.match(stalled.whyFailedOverAgain ?? "", /latency spikes: fork 1200 ms/);
+    assert.doesNotMatch(stalled.whyFailedOverAgain ?? "", /did not stall/);
+    // Events before the kill belong to an earlier run.
+    assert.deepEqual(
+      whyFailedOverAgain(
+        events.map((e) => ({ ...e, time: at(-60) })),
+        killedAt,
+      ),
+      {},
+    );
   });
 });

@@ -4,8 +4,12 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, wr
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, describe, it } from "node:test";
+import { createServer } from "node:net";
 import {
+  lastLogLines,
   persistenceArgs,
+  REDIS_LOG_ROTATE_BYTES,
+  redisLogFile,
   startRedisProcess,
   stopProcess,
   writeNodeAuthConfig,
@@ -95,5 +99,52 @@ describe("redis-server and Sentinel start under umask 077 (what they rewrite sta
     }
     // The runtime's own umask is untouched.
     assert.equal(process.umask(), 0o022);
+  });
+});
+
+describe("a node's own log (issue 25, item 2: why a node looked down, why it did not start)", () => {
+  const dir = mkdtempSync(path.join(tmpdir(), "stayup-redis-log-"));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("an exit at start quotes the log's last lines (a port held by another process), and the log is private", async () => {
+    const holder = createServer();
+    await new Promise<void>((resolve) => holder.listen(0, "127.0.0.1", resolve));
+    const port = (holder.address() as { port: number }).port;
+    const nodeDir = path.join(dir, "redis-a");
+    mkdirSync(nodeDir, { mode: 0o700 });
+    const logFile = redisLogFile(nodeDir);
+    try {
+      await assert.rejects(
+        startRedisProcess(
+          "127.0.0.1",
+          port,
+          ["--port", String(port), "--bind", "127.0.0.1", ...persistenceArgs(nodeDir)],
+          undefined,
+          logFile,
+        ),
+        (error: Error) => {
+          // Before, stdout was ignored and the message ended in an empty stderr.
+          assert.match(error.message, new RegExp(`port ${port} exited at start \\(code 1\\): .*in use`, "i"));
+          assert.ok(error.message.includes(logFile), error.message);
+          return true;
+        },
+      );
+    } finally {
+      holder.close();
+    }
+    assert.equal(statSync(logFile).mode & 0o777, 0o600);
+    assert.ok(lastLogLines(logFile, 3).length > 0);
+  });
+
+  it("a log past its size limit is moved aside at the next start; the last lines skip blank ones", () => {
+    const nodeDir = path.join(dir, "redis-b");
+    mkdirSync(nodeDir, { mode: 0o700 });
+    const file = path.join(nodeDir, "redis.log");
+    writeFileSync(file, "x".repeat(REDIS_LOG_ROTATE_BYTES + 1));
+    assert.equal(redisLogFile(nodeDir), file);
+    assert.equal(statSync(`${file}.1`).size, REDIS_LOG_ROTATE_BYTES + 1);
+    writeFileSync(file, "one\n\ntwo\nthree\n");
+    assert.deepEqual(lastLogLines(file, 2), ["two", "three"]);
+    assert.deepEqual(lastLogLines(path.join(nodeDir, "none.log")), []);
   });
 });

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { Redis } from "ioredis";
@@ -6,6 +7,11 @@ import { EventBus, type TimedStackEvent } from "../src/local/events/bus.ts";
 import { localRedisPassword } from "../src/local/redis/process.ts";
 import { RedisReplicationController, sentinelMasterName } from "../src/local/redis/replication.ts";
 import { SENTINELS_PER_REGION } from "../src/stack/derived.ts";
+import {
+  LOCAL_SENTINEL_TIMING,
+  SENTINEL_PING_PERIOD_MS,
+  SENTINEL_RECONNECT_MARGIN_MS,
+} from "../src/stack/region-failover-timing.ts";
 import { redisCall, tempDir, testRedisReplication, waitFor } from "./helpers.ts";
 
 /**
@@ -128,6 +134,62 @@ describe("the region's Sentinels, supervised", { timeout: 120_000 }, () => {
         redis.nodeStatus().find((n) => n.port === primary.port && n.role === "replica" && n.pid) ?? undefined,
       30_000,
     );
+    // Each Sentinel's own log kept its decisions (they went to an ignored stdout before).
+    const logs = redis
+      .sentinelStatus()
+      .map((x) => readFileSync(path.join(stateDir, "redis", "test", x.name, "redis.log"), "utf8"));
+    assert.ok(
+      logs.some((log) => log.includes(`+switch-master ${sentinelMasterName} 127.0.0.1 ${primary.port}`)),
+      "a Sentinel's redis.log has the switch",
+    );
+  });
+
+  it("give a new primary more than their reconnect pace: down-after-milliseconds is a ping period and a margin", async () => {
+    // At a switch a Sentinel restarts the new primary's down-after clock but reconnects to it only
+    // a ping period after its last try at the dead one: down-after 1 s called live primaries down.
+    for (const x of redis.sentinelStatus()) {
+      const master = (await askSentinel(x.port, "master", sentinelMasterName)) as string[];
+      const downAfter = Number(master[master.indexOf("down-after-milliseconds") + 1]);
+      assert.equal(downAfter, LOCAL_SENTINEL_TIMING.downAfterMs);
+      assert.ok(downAfter >= SENTINEL_PING_PERIOD_MS + SENTINEL_RECONNECT_MARGIN_MS);
+      // The ping period assumed is the installed Redis's (Redis 7 reports it; Redis 6 cannot).
+      const debug = (await askSentinel(x.port, "debug")) as string[] | undefined;
+      if (debug) assert.equal(Number(debug[debug.indexOf("PING-PERIOD") + 1]), SENTINEL_PING_PERIOD_MS);
+    }
+  });
+
+  it("a live primary called down is explained: redis.primary-seen-down with the Sentinel's view and the node's log", async () => {
+    await waitFor(
+      "replicas in sync",
+      () => redis.nodeStatus().every((n) => n.role === "primary" || n.inSync) || undefined,
+      30_000,
+    );
+    const primary = redis.nodeStatus().find((n) => n.role === "primary");
+    assert.ok(primary?.pid);
+    // Stopped, not killed: it runs, and answers nobody for longer than down-after.
+    process.kill(primary.pid, "SIGSTOP");
+    try {
+      await waitFor(
+        "a Sentinel's +sdown of the stopped primary",
+        () =>
+          seen.find(
+            (e) =>
+              e.type === "redis.sentinel" && e.event === "+sdown" && e.detail.endsWith(` ${primary.port}`),
+          ),
+        30_000,
+      );
+    } finally {
+      process.kill(primary.pid, "SIGCONT");
+    }
+    const explained = await waitFor(
+      "redis.primary-seen-down",
+      () => seen.find((e) => e.type === "redis.primary-seen-down" && e.port === primary.port),
+      30_000,
+    );
+    assert.ok(explained.type === "redis.primary-seen-down");
+    assert.equal(explained.az, primary.az);
+    assert.match(explained.sentinelSaw.flags ?? "", /s_down/);
+    assert.ok(explained.nodeLog.length > 0, "the node's log's last lines");
   });
 });
 

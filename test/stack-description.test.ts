@@ -89,7 +89,7 @@ describe("stack description", () => {
     );
     assert.match(
       byPath.get("dns.healthCheck.local.intervalMs") ?? "",
-      /called down 1000 ms after .*within the 6000 ms .*set it to at least 6001/,
+      /called down 1000 ms after .*within the 6500 ms .*set it to at least 6501/,
     );
     assert.match(
       byPath.get("dns.healthCheck.checkedRecords") ?? "",

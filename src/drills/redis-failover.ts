@@ -127,6 +127,8 @@ export async function redisFailoverDrill(
       newPrimary: failover?.type === "redis.failover" ? { az: failover.toAz, port: failover.toPort } : null,
       // No promotion: why, in Sentinel's words (its decisions and its view of the nodes).
       ...(failover ? {} : whyNotPromoted(run.events, killedAt)),
+      // A second failover after the first (the new primary called down): when, by whom, and why.
+      ...whyFailedOverAgain(run.events, killedAt),
       oldPrimaryRejoinedAsReplica: Boolean(rejoined),
       redundancyRestoredSeconds: redundancySeconds,
       failureWindows: run.failureWindows(result),
@@ -215,6 +217,86 @@ export function whyNotPromoted(
   };
 }
 
+/** The port in a Sentinel event's detail about a primary ("master <name> <ip> <port>..."). */
+const masterPort = (detail: string): number | undefined => {
+  const port = /^master \S+ \S+ (\d+)/.exec(detail)?.[1];
+  return port === undefined ? undefined : Number(port);
+};
+
+/**
+ * When the drill's failover was followed by another (Sentinel failed over the primary it had just
+ * promoted, a live one): the failovers, and why the new primary was called down, from the
+ * Sentinels' events (+sdown of it, and -sdown when it answered them again) and what the runtime
+ * gathered at that moment (redis.primary-seen-down: the Sentinel's link to it, the node's latency
+ * spikes and log). Empty when there was one failover or none.
+ */
+export function whyFailedOverAgain(
+  events: readonly TimedStackEvent[],
+  killedAt: number,
+): { failovers?: string[]; whyFailedOverAgain?: string } {
+  const after = events.filter((e) => Date.parse(e.time) >= killedAt);
+  const failovers = after.flatMap((e) => (e.type === "redis.failover" ? [e] : []));
+  const [first, second] = failovers;
+  if (!first || !second) return {};
+  const switchedAt = Date.parse(first.time);
+  const secs = (t: string) => ((Date.parse(t) - switchedAt) / 1000).toFixed(2);
+  const aboutNew = (e: TimedStackEvent, event: string) =>
+    e.type === "redis.sentinel" &&
+    e.event === event &&
+    masterPort(e.detail) === first.toPort &&
+    Date.parse(e.time) >= switchedAt;
+  const downs = after.flatMap((e) => (e.type === "redis.sentinel" && aboutNew(e, "+sdown") ? [e] : []));
+  const backs = after.flatMap((e) => (e.type === "redis.sentinel" && aboutNew(e, "-sdown") ? [e] : []));
+  const seen = after.flatMap((e) =>
+    e.type === "redis.primary-seen-down" && e.port === first.toPort ? [e] : [],
+  );
+  const parts: string[] = [
+    `Sentinel failed over the new primary in ${first.toAz} (port ${first.toPort}) ${secs(second.time)} s after promoting it, to ${second.toAz} (port ${second.toPort})`,
+  ];
+  if (downs.length > 0) {
+    parts.push(
+      `called down (+sdown) by ${downs.map((d) => `${d.sentinel} at +${secs(d.time)} s`).join(", ")}${backs.length ? `, answering again (-sdown) at +${secs((backs[0] as TimedStackEvent).time)} s: a failover once begun is not called off` : ""}`,
+    );
+  } else {
+    parts.push("no Sentinel event about it reached the runtime (+sdown)");
+  }
+  for (const s of seen) {
+    const saw = s.sentinelSaw;
+    // SENTINEL MASTER's times are ms before the answer: role-reported-time counts from the switch
+    // (Sentinel resets the primary's record there), last-ok-ping-reply from its last PONG.
+    const sinceSwitch = Number(saw["role-reported-time"]);
+    const sinceReply = Number(saw["last-ok-ping-reply"]);
+    const downAfter = Number(saw["down-after-milliseconds"]);
+    const firstReply = sinceSwitch - sinceReply;
+    const link =
+      Number.isFinite(firstReply) && sinceReply < sinceSwitch
+        ? `its first good reply from the new primary came ${firstReply} ms after the switch${firstReply > downAfter ? `, past down-after-milliseconds (${downAfter} ms)` : ""}`
+        : `flags ${saw.flags ?? "?"}, last good reply ${saw["last-ok-ping-reply"] ?? "?"} ms ago`;
+    parts.push(
+      `${s.sentinel}: ${link}; the node's latency spikes: ${s.latency.join("; ") || "none (no stall of 100 ms or more)"}`,
+    );
+  }
+  if (
+    seen.length > 0 &&
+    seen.every((s) => s.latency.length === 0) &&
+    seen.some(
+      (s) =>
+        Number(s.sentinelSaw["role-reported-time"]) - Number(s.sentinelSaw["last-ok-ping-reply"]) >
+        Number(s.sentinelSaw["down-after-milliseconds"]),
+    )
+  ) {
+    parts.push(
+      "the node did not stall: the Sentinel reached it late (it reconnects at most once per its 1 s ping period, counted from its last try at the dead primary, while down-after counts from the switch)",
+    );
+  }
+  return {
+    failovers: failovers.map(
+      (f) => `${f.time} ${f.fromAz} (port ${f.fromPort}) → ${f.toAz} (port ${f.toPort})`,
+    ),
+    whyFailedOverAgain: `${parts.join("; ")}.`,
+  };
+}
+
 /** The p-th percentile (nearest rank) in ms, or null without samples. */
 function percentile(values: number[], p: number): number | null {
   if (values.length === 0) return null;
@@ -265,6 +347,7 @@ export const redisFailover = defineDrill({
     return [
       `killed primary       in ${killed.az}`,
       `new primary          ${promoted ? `in ${promoted.az}` : `none: ${String(report.whyNotPromoted ?? "Sentinel published nothing")}`}`,
+      ...(report.whyFailedOverAgain ? [`failed over again    ${String(report.whyFailedOverAgain)}`] : []),
       `writes failed for    ${(report.writeOutageSeconds as number).toFixed(2)} s (${report.failed} requests answered 503)`,
       `p99 latency          ${report.p99BeforeFailoverMs ?? "-"} ms before, ${report.p99DuringFailoverMs ?? "-"} ms during the failover (held and retried)`,
       report.notMeasured?.acknowledgedLost !== undefined

@@ -58,10 +58,33 @@ export const ELASTICACHE_FAILOVER_BUDGET_SECONDS = AWS_TIMING_ASSUMPTIONS.elasti
 export const FAILBACK_LAMBDA_TIMEOUT_SECONDS = AWS_TIMING_ASSUMPTIONS.globalDatastoreCatchUp.seconds + 60;
 
 /**
+ * Redis Sentinel's ping period (SENTINEL_PING_PERIOD in sentinel.c, 1 s in Redis 6 and 7). It also
+ * spaces a Sentinel's reconnects: one try per period per node, counted from its last try.
+ */
+export const SENTINEL_PING_PERIOD_MS = 1000;
+
+/**
+ * What `down-after-milliseconds` must leave, past one ping period, for a Sentinel's reconnect and
+ * its first PING to be answered on a busy machine (connect, AUTH, PING on a loaded 2-core host).
+ */
+export const SENTINEL_RECONNECT_MARGIN_MS = 1000;
+
+/**
  * The local Sentinels' timings (src/local/redis/replication.ts is given these): a silent primary is
  * down after `downAfterMs`; one failover attempt is bounded by `failoverTimeoutMs`.
+ *
+ * `downAfterMs` is one ping period plus the margin, not 1 s: at a switch Sentinel restarts the new
+ * primary's down-after clock, but reconnects to it only a ping period after its last try at the dead
+ * primary. With 1 s the new primary was called down about 1.05 s after 1 switch in 10 (its first PONG
+ * came ~50 ms too late), and a failover once begun is not called off: a live primary was failed over
+ * while it kept answering counts through its other replica, which the next promotion discarded
+ * (docs/benchmarks.md, "redis-failover: the cause of the second failover"). `failoverTimeoutMs` 4.5 s
+ * keeps their sum (the in-region budget) under the default region check's earliest call (7 s).
  */
-export const LOCAL_SENTINEL_TIMING = { downAfterMs: 1000, failoverTimeoutMs: 5000 } as const;
+export const LOCAL_SENTINEL_TIMING = {
+  downAfterMs: SENTINEL_PING_PERIOD_MS + SENTINEL_RECONNECT_MARGIN_MS,
+  failoverTimeoutMs: 4500,
+} as const;
 
 /** The ALB's idle timeout, AWS's default (stayup does not change it): a silent target gets a 504. */
 export const ALB_IDLE_TIMEOUT_SECONDS = 60;
@@ -70,7 +93,7 @@ export const ALB_IDLE_TIMEOUT_SECONDS = 60;
  * How long the counter holds a write through a Redis failover, retrying it against the new primary,
  * before it answers 503 (STAYUP_REDIS_WRITE_HOLD_MS, set by both renderers): the failover's budget,
  * so a failover within its budget costs clients latency, not errors. Locally the Sentinels' budget
- * (detection + one failover attempt: 6 s; a 4 s hold lost writes to a 4.5 s failover under load).
+ * (detection + one failover attempt: 6.5 s; a 4 s hold lost writes to a 4.5 s failover under load).
  * On AWS the ElastiCache budget, but 5 s short of the ALB's idle timeout: a request held past it
  * gets the ALB's 504 instead of the service's 503 with its reason.
  */

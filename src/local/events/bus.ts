@@ -26,6 +26,20 @@ export type StackEvent =
       master: Record<string, string>;
       replicas: Record<string, string>[];
     }
+  /**
+   * A Sentinel declared a live node (the primary) down (+sdown): what that Sentinel saw of it (SENTINEL
+   * MASTER: `last-ping-sent`, `last-ok-ping-reply`... in ms) and the node's own words, its log's last
+   * lines and LATENCY LATEST, so a report can tell a stalled node from a Sentinel that lost its link.
+   */
+  | {
+      type: "redis.primary-seen-down";
+      sentinel: string;
+      port: number;
+      az: string;
+      sentinelSaw: Record<string, string>;
+      nodeLog: string[];
+      latency: string[];
+    }
   /** Cross-region Redis (src/local/redis/cross-region.ts): which region's group takes writes. */
   | {
       type: "redis.cross-region-promoted";
@@ -346,6 +360,8 @@ export function describeEvent(e: StackEvent): string {
       return `${e.sentinel}: ${e.event} ${e.detail}`;
     case "redis.sentinel-view":
       return `${e.reason}; Sentinel sees the primary ${e.master.flags ?? "?"}${e.replicas.map((r) => `, replica ${r.port ?? "?"} ${r.flags ?? "?"} (link ${r["master-link-status"] ?? "?"}, priority ${r["slave-priority"] ?? r["replica-priority"] ?? "?"})`).join("")}`;
+    case "redis.primary-seen-down":
+      return `${e.sentinel} saw the primary in ${e.az} (port ${e.port}) down while it ran: last ping sent ${e.sentinelSaw["last-ping-sent"] ?? "?"} ms ago, last good reply ${e.sentinelSaw["last-ok-ping-reply"] ?? "?"} ms ago; the node's latency spikes: ${e.latency.join("; ") || "none"}`;
     case "redis.failover":
       return `primary ${e.fromAz} (port ${e.fromPort}) → ${e.toAz} (port ${e.toPort})`;
     case "redis.cross-region-promoted":

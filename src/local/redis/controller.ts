@@ -7,6 +7,7 @@ import type { EventPublisher } from "../events/bus.ts";
 import type { ProcessRegistry } from "../processes.ts";
 import {
   persistenceArgs,
+  redisLogFile,
   redisPreflight,
   startRedisProcess,
   stopProcess,
@@ -148,10 +149,11 @@ export class RedisController implements RedisEndpoint {
         "--daemonize",
         "no",
         "--loglevel",
-        "warning",
+        "notice",
         ...(this.following ? ["--replicaof", this.following.host, String(this.following.port)] : []),
       ],
       this.options.password,
+      redisLogFile(this.options.dataDir),
     );
     this.process = child;
     const { processes } = this.options;

@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { existsSync, readFileSync, renameSync, statSync } from "node:fs";
 import path from "node:path";
 import { Redis } from "ioredis";
 import { StayupError } from "../../shared/errors.ts";
@@ -44,17 +45,54 @@ export function assertRedisInstalled(): void {
   }
 }
 
-/** Starts `redis-server` with `args` (a config file first for Sentinel) and waits for PING. */
+/** Above this size a node's or Sentinel's log is moved to `<file>.1` at its next start. */
+export const REDIS_LOG_ROTATE_BYTES = 1024 * 1024;
+
+/**
+ * The private log file of the node or Sentinel whose folder is `dir` (`redis.log`), rotated once
+ * it passes REDIS_LOG_ROTATE_BYTES: what says why a node looked down (a slow fsync, a full sync)
+ * or what a Sentinel decided, kept after the process is gone.
+ */
+export function redisLogFile(dir: string): string {
+  const file = path.join(dir, "redis.log");
+  try {
+    if (statSync(file).size > REDIS_LOG_ROTATE_BYTES) renameSync(file, `${file}.1`);
+  } catch {
+    // no log yet
+  }
+  return file;
+}
+
+/** The last `count` lines of a Redis log file (empty when there is none). */
+export function lastLogLines(file: string, count = 10): string[] {
+  if (!existsSync(file)) return [];
+  const text = readFileSync(file, "utf8");
+  return text
+    .slice(-64 * 1024)
+    .split("\n")
+    .filter((line) => line.trim() !== "")
+    .slice(-count);
+}
+
+/**
+ * Starts `redis-server` with `args` (a config file first for Sentinel) and waits for PING. With
+ * `logFile`, Redis logs there (`--logfile`), and an exit at start quotes the log's last lines:
+ * without it, Redis logs to stdout, which is not kept.
+ */
 export async function startRedisProcess(
   host: string,
   port: number,
   args: string[],
   password?: string,
+  logFile?: string,
 ): Promise<ChildProcess> {
   // Under umask 077: what redis-server creates (append-only files, rdb, Sentinel's rewritten
   // sentinel.conf with the password in it) is the user's alone. Its environment is the basics only.
   const child = withPrivateUmask(() =>
-    spawn("redis-server", args, { stdio: ["ignore", "ignore", "pipe"], env: inheritedEnvironment() }),
+    spawn("redis-server", logFile ? [...args, "--logfile", logFile] : args, {
+      stdio: ["ignore", "ignore", "pipe"],
+      env: inheritedEnvironment(),
+    }),
   );
   let stderr = "";
   child.stderr?.on("data", (chunk: Buffer) => {
@@ -63,8 +101,11 @@ export async function startRedisProcess(
   const deadline = Date.now() + 10_000;
   while (Date.now() < deadline) {
     if (child.exitCode !== null || child.signalCode !== null) {
+      // Config errors go to stderr; a port it cannot bind, to the log.
+      const logged = logFile ? lastLogLines(logFile, 5) : [];
+      const said = [stderr.trim(), ...logged].filter((line) => line !== "").join(" | ");
       throw new StayupError(
-        `redis-server on port ${port} exited at start (${child.signalCode ?? `code ${child.exitCode}`}): ${stderr.trim()}`,
+        `redis-server on port ${port} exited at start (${child.signalCode ?? `code ${child.exitCode}`}): ${said || "it said nothing"}${logFile ? ` (log: ${logFile})` : ""}`,
         "a port clash or an unwritable data directory are the usual causes",
       );
     }
@@ -75,6 +116,10 @@ export async function startRedisProcess(
       maxRetriesPerRequest: 0,
       retryStrategy: () => null,
       password,
+      // Another program holding the port accepts the probe and never answers: without these the
+      // probe waited forever and the exit of redis-server (the clash) was never reported.
+      connectTimeout: 1000,
+      commandTimeout: 1000,
     });
     probe.on("error", () => undefined); // a refused probe is expected while Redis boots
     try {

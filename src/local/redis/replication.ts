@@ -4,6 +4,7 @@ import path from "node:path";
 import { Redis } from "ioredis";
 import { findFreePort } from "../../shared/net.ts";
 import { SENTINEL_QUORUM, SENTINELS_PER_REGION } from "../../stack/derived.ts";
+import { LOCAL_SENTINEL_TIMING } from "../../stack/region-failover-timing.ts";
 import { ensurePrivateDir, writePrivateFileAtomic } from "../../shared/private-file.ts";
 import { ControllerGuard } from "../controller-guard.ts";
 import type { EventPublisher } from "../events/bus.ts";
@@ -11,7 +12,9 @@ import type { ProcessRegistry } from "../processes.ts";
 import type { RedisEndpoint } from "./controller.ts";
 import { PrimaryEndpoint } from "./primary-endpoint.ts";
 import {
+  lastLogLines,
   persistenceArgs,
+  redisLogFile,
   redisPreflight,
   startRedisProcess,
   stopProcess,
@@ -109,8 +112,9 @@ export function chooseStartPrimary(
 /**
  * Redis Multi-AZ on one machine: one node per AZ (a primary and its replicas), watched by the
  * region's Sentinels (SENTINELS_PER_REGION, placed in no zone, as ElastiCache's failover is
- * decided by AWS's regional control plane) with tuned timeouts (1 s to declare the primary down
- * instead of the default 30 s); a Sentinel is restarted from its rewritten config if it exits.
+ * decided by AWS's regional control plane) with tuned timeouts (LOCAL_SENTINEL_TIMING: 2 s to
+ * declare the primary down instead of the default 30 s); a Sentinel is restarted from its rewritten
+ * config if it exits. Each node and Sentinel logs to `redis.log` in its own folder.
  * The primary refuses writes no replica takes (`min-replicas-to-write`), so an isolated old
  * primary cannot accept counts a failover would discard; Sentinel promotes the replica with the
  * highest replication offset (equal priorities). A node that dies is started again as a replica of
@@ -273,8 +277,10 @@ export class RedisReplicationController implements RedisEndpoint {
     const child = await startRedisProcess(
       host,
       sentinel.port,
-      [path.join(sentinel.dir, "sentinel.conf"), "--sentinel", "--loglevel", "warning"],
+      // Notice: its decisions (+sdown, +odown, +selected-slave...) and what it learns (+slave, +reboot).
+      [path.join(sentinel.dir, "sentinel.conf"), "--sentinel", "--loglevel", "notice"],
       this.options.password,
+      redisLogFile(sentinel.dir),
     );
     if (this.stopping) {
       await stopProcess(child);
@@ -325,8 +331,8 @@ export class RedisReplicationController implements RedisEndpoint {
     return [
       `sentinel monitor ${sentinelMasterName} ${this.options.host} ${port} ${SENTINEL_QUORUM}`,
       `sentinel auth-pass ${sentinelMasterName} ${this.options.password}`,
-      `sentinel down-after-milliseconds ${sentinelMasterName} ${this.options.downAfterMs ?? 1000}`,
-      `sentinel failover-timeout ${sentinelMasterName} ${this.options.failoverTimeoutMs ?? 5000}`,
+      `sentinel down-after-milliseconds ${sentinelMasterName} ${this.options.downAfterMs ?? LOCAL_SENTINEL_TIMING.downAfterMs}`,
+      `sentinel failover-timeout ${sentinelMasterName} ${this.options.failoverTimeoutMs ?? LOCAL_SENTINEL_TIMING.failoverTimeoutMs}`,
       `sentinel parallel-syncs ${sentinelMasterName} 1`,
     ];
   }
@@ -346,11 +352,15 @@ export class RedisReplicationController implements RedisEndpoint {
       ...persistenceArgs(node.dir),
       "--daemonize",
       "no",
+      // Notice: syncs served and received, "AOF fsync is taking too long": why a node looked down.
       "--loglevel",
-      "warning",
+      "notice",
       // Redis 7 waits 5 s before a diskless sync to batch replicas: 5 s without redundancy.
       "--repl-diskless-sync-delay",
       "0",
+      // LATENCY LATEST names any stall of 100 ms or more (fork, AOF fsync...) when a node looks down.
+      "--latency-monitor-threshold",
+      "100",
       // A primary without a replica that acknowledged within 3 s refuses writes (NOREPLICAS).
       "--min-replicas-to-write",
       String(this.options.replicasToAcknowledge),
@@ -359,7 +369,13 @@ export class RedisReplicationController implements RedisEndpoint {
       ...(replicaOfPort ? ["--replicaof", host, String(replicaOfPort)] : []),
       ...(upstream && !replicaOfPort ? ["--replicaof", upstream.host, String(upstream.port)] : []),
     ];
-    const child = await startRedisProcess(host, node.port, args, this.options.password);
+    const child = await startRedisProcess(
+      host,
+      node.port,
+      args,
+      this.options.password,
+      redisLogFile(node.dir),
+    );
     // `stop()` ran while this node was starting: it could not see the process, so stop it here.
     if (this.stopping) {
       await stopProcess(child);
@@ -393,7 +409,9 @@ export class RedisReplicationController implements RedisEndpoint {
         const wasPrimary = node.port === this.masterPort;
         const diedAt = Date.now();
         const deadline =
-          diedAt + (this.options.downAfterMs ?? 1000) + (this.options.failoverTimeoutMs ?? 5000);
+          diedAt +
+          (this.options.downAfterMs ?? LOCAL_SENTINEL_TIMING.downAfterMs) +
+          (this.options.failoverTimeoutMs ?? LOCAL_SENTINEL_TIMING.failoverTimeoutMs);
         let viewed = false;
         const attempt = () => {
           const timer = setTimeout(() => {
@@ -633,8 +651,60 @@ export class RedisReplicationController implements RedisEndpoint {
             event: channel,
             detail: message,
           });
+          const port = channel === "+sdown" ? /^master \S+ \S+ (\d+)$/.exec(message)?.[1] : undefined;
+          if (port) {
+            void this.publishSeenDown(s, Number(port)).catch((error: unknown) =>
+              this.guard.report(error, "the next +sdown of a live primary is explained as usual"),
+            );
+          }
         }, "the next Sentinel message is reported as usual"),
       );
+    });
+  }
+
+  /**
+   * A Sentinel called a node down that is running (not killed): what it saw of its link (SENTINEL
+   * MASTER, asked at once) and, a second later (Redis logs a stall when it ends), the node's log
+   * and latency spikes. A killed primary is not explained: its death is.
+   */
+  private async publishSeenDown(sentinel: { name: string; port: number }, port: number): Promise<void> {
+    const node = this.nodes.find((n) => n.port === port);
+    if (!node?.process || this.stopping) return;
+    const child = node.process;
+    const asked = this.client(sentinel.port);
+    let sentinelSaw: Record<string, string> = {};
+    try {
+      sentinelSaw = pairs((await asked.call("SENTINEL", "MASTER", sentinelMasterName)) as string[]);
+    } catch {
+      // a Sentinel that does not answer says nothing more
+    } finally {
+      asked.disconnect();
+    }
+    await new Promise((r) => setTimeout(r, 1000));
+    if (this.stopping || node.process !== child) return;
+    const latency: string[] = [];
+    const probe = this.client(port);
+    try {
+      const latest = (await Promise.race([
+        probe.call("LATENCY", "LATEST"),
+        new Promise((r) => setTimeout(() => r([]), 1000)),
+      ])) as [string, number, number, number][];
+      for (const [event, at, lastMs, maxMs] of latest) {
+        latency.push(`${event} ${lastMs} ms at ${new Date(at * 1000).toISOString()} (max ${maxMs} ms)`);
+      }
+    } catch {
+      // a node that does not answer: its log says more
+    } finally {
+      probe.disconnect();
+    }
+    this.options.events.publish({
+      type: "redis.primary-seen-down",
+      sentinel: sentinel.name,
+      port,
+      az: node.az,
+      sentinelSaw,
+      nodeLog: lastLogLines(path.join(node.dir, "redis.log"), 15),
+      latency,
     });
   }
 
@@ -769,9 +839,9 @@ export class RedisReplicationController implements RedisEndpoint {
         "auth-pass",
         password,
         "down-after-milliseconds",
-        String(this.options.downAfterMs ?? 1000),
+        String(this.options.downAfterMs ?? LOCAL_SENTINEL_TIMING.downAfterMs),
         "failover-timeout",
-        String(this.options.failoverTimeoutMs ?? 5000),
+        String(this.options.failoverTimeoutMs ?? LOCAL_SENTINEL_TIMING.failoverTimeoutMs),
         "parallel-syncs",
         "1",
       );
