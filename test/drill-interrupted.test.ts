@@ -102,7 +102,21 @@ function brokenParts(status: StackStatus): string[] {
     ...status.regions.filter((r) => r.down).map((r) => `region ${r.name} down`),
     ...(status.faults ?? []).map((f) => `fault in force: ${f.description}`),
     ...(status.redis.nodes ?? []).filter((n) => !n.pid).map((n) => `Redis node ${n.name} down`),
+    // An AZ outage stops its zone's node (SIGSTOP): alive, and out of reach until continued.
+    ...(status.redis.nodes ?? [])
+      .filter((n) => n.pid && processState(n.pid) === "T")
+      .map((n) => `Redis node ${n.name} stopped`),
   ];
+}
+
+/** The state letter in /proc/<pid>/stat ("T": stopped by a signal), or "?" when it is gone. */
+function processState(pid: number): string {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
+  } catch {
+    return "?";
+  }
 }
 
 /** GET / on each instance in service, straight to its port: no injected fault answers. */
@@ -229,8 +243,14 @@ describe("a drill interrupted mid-fault leaves the stack as it found it", { time
     (status: StackStatus): boolean =>
       (status.faults ?? []).some((f) => f.kind === kind);
 
-  it("az-outage, SIGINT: the zone restored", async () => {
-    await interruptMidFault("az-outage", ["--cooldown-seconds", "120"], "SIGINT", faultOf("az-outage"));
+  it("az-outage, SIGINT: the zone restored, its Redis node with it", async () => {
+    await interruptMidFault(
+      "az-outage",
+      ["--cooldown-seconds", "120"],
+      "SIGINT",
+      (status) =>
+        faultOf("az-outage")(status) && brokenParts(status).some((p) => /^Redis node .* stopped$/.test(p)),
+    );
   });
 
   it("failing-instance, SIGINT and SIGTERM: the instance answers 200 again", async () => {

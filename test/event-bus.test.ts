@@ -77,6 +77,14 @@ const samples: { [T in StackEventType]: Extract<StackEvent, { type: T }> } = {
     toAz: "eu-west-3b",
   },
   "redis.replica-in-sync": { type: "redis.replica-in-sync", port: 6391, az: "eu-west-3b" },
+  "redis.zone-impaired": {
+    type: "redis.zone-impaired",
+    az: "eu-west-3a",
+    node: "redis-a",
+    port: 6390,
+    role: "primary",
+  },
+  "redis.zone-restored": { type: "redis.zone-restored", az: "eu-west-3a", node: "redis-a", port: 6390 },
   "redis.sentinel": {
     type: "redis.sentinel",
     sentinel: "sentinel-1",

@@ -196,6 +196,37 @@ describe("local stack through the CLI", { timeout: 900_000 }, () => {
     assert.equal(s.instances.filter((i) => i.healthy).length, s.group.desired);
   });
 
+  it("drill az-outage in the Redis primary's zone: its node goes with the zone and Sentinel fails it over, no failed request", async () => {
+    const before = await polledStatus();
+    const primary = before.redis.nodes?.find((n) => n.role === "primary");
+    assert.ok(primary, JSON.stringify(before.redis));
+    const drill = await runCli(
+      ["drill", "az-outage", "--az", primary.az, "--json", "--rate", "100", ...shortPhases, ...common()],
+      { timeoutMs: 90_000 },
+    );
+    assert.equal(drill.code, 0, drill.stderr + drill.stdout);
+    const report = JSON.parse(drill.stdout) as DrillReport & { az: string; redisNodesLost: string[] };
+    assert.equal(report.az, primary.az);
+    assert.deepEqual(report.redisNodesLost, [`${primary.name} (primary)`]);
+    assert.equal(report.failed, 0, JSON.stringify(report.failures));
+    assert.equal(report.counterContinuous, true, JSON.stringify(report.counterViolations));
+    assertNoRegionFailover(report);
+    const failover = report.events.find((e) => e.type === "redis.failover");
+    assert.ok(failover, "Sentinel promoted a replica in another zone");
+    // The zone back: its node continues and is made a replica of the new primary.
+    const after = await waitFor(
+      "the zone's node back as a replica, the primary elsewhere",
+      async () => {
+        const s = await polledStatus();
+        const back = s.redis.nodes?.find((n) => n.name === primary.name);
+        const now = s.redis.nodes?.find((n) => n.role === "primary");
+        return back?.role === "replica" && now && now.az !== primary.az ? s : undefined;
+      },
+      60_000,
+    );
+    assert.equal(after.redis.nodes?.filter((n) => n.role === "primary").length, 1);
+  });
+
   // cpu-spike runs in cpu-spike-under-load.test.ts, in the runner's `alone` group: its CPU load
   // beside other suites made its figures depend on them (header timeouts under a load average of 15).
 

@@ -6,8 +6,9 @@ import { basicTargets, type DrillReport, type DrillTarget } from "./report.ts";
 import { defineDrill } from "./module.ts";
 
 /**
- * Takes a whole availability zone down at once (every instance in it dies, nothing launches there)
- * under steady traffic; the group must rebalance into the other zones with no failed request.
+ * Takes a whole availability zone down at once (every instance in it dies, nothing launches there,
+ * its Redis node is out of reach) under steady traffic; the group must rebalance into the other
+ * zones, and Redis fail over when its primary was there, with no failed request.
  */
 export async function azOutageDrill(
   client: StackClient,
@@ -26,8 +27,17 @@ export async function azOutageDrill(
   const faultAt = Date.now();
   const fault = await client.fault("az-outage", { az });
   const lost = fault.terminated as string[];
-  run.mark("fault", `${az} down (${lost.length} instance(s) lost)`, faultAt);
-  run.progress(`${az} is down: ${lost.length} instance(s) lost (${lost.join(", ")})`);
+  // The zone's Redis node goes with it; a primary there is failed over by Sentinel meanwhile.
+  const redisLost = (fault.redisNodesStopped ?? []) as { name: string; role: string }[];
+  const redisText = redisLost.map((n) => `Redis ${n.role} ${n.name}`).join(", ");
+  run.mark(
+    "fault",
+    `${az} down (${lost.length} instance(s)${redisText ? `, ${redisText}` : ""} lost)`,
+    faultAt,
+  );
+  run.progress(
+    `${az} is down: ${lost.length} instance(s) lost (${lost.join(", ")})${redisText ? `, and ${redisText} out of reach` : ""}`,
+  );
   try {
     const restoredAt = await run.waitFor(
       run.capacityRestored(faultAt, run.before.group.desired),
@@ -50,6 +60,7 @@ export async function azOutageDrill(
       {
         az,
         instancesLost: lost.length,
+        redisNodesLost: redisLost.map((n) => `${n.name} (${n.role})`),
         launchedInImpairedAz: after.instances.filter((i) => i.az === az).length,
         zonesAfter: [...new Set(after.instances.map((i) => i.az))].sort(),
       },
@@ -72,7 +83,8 @@ export const azOutageTargets = (r: DrillReport): DrillTarget[] => [
 
 export const azOutage = defineDrill<{ az?: string }>({
   name: "az-outage",
-  description: "take every instance of one availability zone down at once; the group rebalances",
+  description:
+    "take one availability zone down at once (its instances and its Redis node); the group rebalances, Redis fails over",
   topologies: {
     "load-balanced": true,
     "single-instance": {

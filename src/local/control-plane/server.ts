@@ -9,6 +9,7 @@ import { grayFaultRoutes, handleGrayFault } from "../faults/gray-faults.ts";
 import { FaultLeaseClosedError } from "../faults/registry.ts";
 import { faultRegistryRoutes, handleFaultRegistry } from "../faults/routes.ts";
 import { Dashboard } from "../dashboard/dashboard.ts";
+import { RedisReplicationController } from "../redis/replication.ts";
 import type { LocalStack } from "../runtime.ts";
 import { clearOldTokenCookies, ControlPlaneAccess, newControlToken, setSecurityHeaders } from "./access.ts";
 import { StackClient } from "./client.ts";
@@ -204,20 +205,26 @@ export class ControlPlaneServer {
       if (url.pathname === "/faults/az-outage") {
         faults.assertOpen(lease);
         const lost = group.impairZone(az);
+        const redis = this.stack.redis instanceof RedisReplicationController ? this.stack.redis : undefined;
+        const redisStopped = redis?.impairZone(az) ?? [];
         faults.add(
           {
             id: zoneFault,
             kind: "az-outage",
             region: this.stack.primary.name,
-            description: `availability zone ${az} impaired (its instances killed, nothing launches there)`,
+            description: `availability zone ${az} impaired (its instances killed${redisStopped.length ? `, its Redis ${redisStopped.map((n) => n.role).join(" and ")} out of reach` : ""}, nothing launches there)`,
           },
-          () => group.restoreZone(az),
+          () => {
+            group.restoreZone(az);
+            redis?.restoreZone(az);
+          },
           lease,
         );
-        return reply(200, { az, terminated: lost.map((i) => i.instanceId) });
+        return reply(200, { az, terminated: lost.map((i) => i.instanceId), redisNodesStopped: redisStopped });
       }
       if (url.pathname === "/faults/az-restore") {
         group.restoreZone(az);
+        if (this.stack.redis instanceof RedisReplicationController) this.stack.redis.restoreZone(az);
         faults.forget(zoneFault);
         return reply(200, { az, restored: true });
       }

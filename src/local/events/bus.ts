@@ -16,6 +16,8 @@ export type StackEvent =
   | { type: "redis.primary-chosen"; node: string; az: string; reason: string }
   /** What a Sentinel decided about the primary (+sdown, +odown, +try-failover, -failover-abort-*, +tilt...). */
   | { type: "redis.sentinel"; sentinel: string; event: string; detail: string }
+  | { type: "redis.zone-impaired"; az: string; node: string; port: number; role: "primary" | "replica" }
+  | { type: "redis.zone-restored"; az: string; node: string; port: number }
   /**
    * Sentinel's view when a dead primary was not replaced in time: its flags for the primary and each
    * replica (SENTINEL MASTER / REPLICAS), so a report can say why no replica was promoted.
@@ -356,6 +358,10 @@ export function describeEvent(e: StackEvent): string {
       return `${e.controller}: ${e.error} (${e.retry}${e.repeated ? `; ${e.repeated} more like it held back` : ""})`;
     case "redis.primary-chosen":
       return `${e.node} in ${e.az} starts as primary: ${e.reason}`;
+    case "redis.zone-impaired":
+      return `${e.node} (port ${e.port}, ${e.role}) out of reach with ${e.az}${e.role === "primary" ? ": Sentinel fails it over" : ""}`;
+    case "redis.zone-restored":
+      return `${e.node} (port ${e.port}) back with ${e.az}`;
     case "redis.sentinel":
       return `${e.sentinel}: ${e.event} ${e.detail}`;
     case "redis.sentinel-view":

@@ -382,6 +382,8 @@ export class RedisReplicationController implements RedisEndpoint {
       return;
     }
     node.process = child;
+    // Restarted while its region or zone is out of reach: stopped with the rest (continued with it).
+    if (this.frozen || this.impairedZones.has(node.az)) child.kill("SIGSTOP");
     this.track(child, "redis-node", node.name, node.port, node.dir);
     this.options.events.publish({
       type: "redis.started",
@@ -762,7 +764,50 @@ export class RedisReplicationController implements RedisEndpoint {
   thaw(): void {
     if (!this.frozen) return;
     this.frozen = false;
-    for (const child of this.children()) child.kill("SIGCONT");
+    for (const child of this.children()) {
+      if (!this.nodes.some((n) => n.process === child && this.impairedZones.has(n.az))) child.kill("SIGCONT");
+    }
+  }
+
+  /** Zones out of reach: their nodes stopped (SIGSTOP), their data kept. */
+  private readonly impairedZones = new Set<string>();
+
+  /**
+   * An availability zone out of reach takes its node with it, as an AZ outage takes ElastiCache's
+   * node there (a primary in it is failed over). The Sentinels stay: they stand for ElastiCache's
+   * control plane, which no single zone holds. Returns the nodes stopped.
+   */
+  impairZone(az: string): { name: string; port: number; role: "primary" | "replica" }[] {
+    this.impairedZones.add(az);
+    const stopped = this.nodes
+      .filter((n) => n.az === az)
+      .map(
+        (n) =>
+          ({ name: n.name, port: n.port, role: n.port === this.masterPort ? "primary" : "replica" }) as const,
+      );
+    for (const node of this.nodes) {
+      if (node.az === az && node.process && node.process.exitCode === null) node.process.kill("SIGSTOP");
+    }
+    for (const node of stopped) {
+      this.options.events.publish({
+        type: "redis.zone-impaired",
+        az,
+        node: node.name,
+        port: node.port,
+        role: node.role,
+      });
+    }
+    return stopped;
+  }
+
+  /** The zone's nodes continue (unless their whole region is still out of reach). */
+  restoreZone(az: string): void {
+    if (!this.impairedZones.delete(az)) return;
+    for (const node of this.nodes) {
+      if (node.az !== az || !node.process || node.process.exitCode !== null) continue;
+      if (!this.frozen) node.process.kill("SIGCONT");
+      this.options.events.publish({ type: "redis.zone-restored", az, node: node.name, port: node.port });
+    }
   }
 
   private children(): ChildProcess[] {
@@ -851,6 +896,8 @@ export class RedisReplicationController implements RedisEndpoint {
   }
 
   async stop(): Promise<void> {
+    // A stopped process cannot act on SIGTERM: everything continues first.
+    for (const az of [...this.impairedZones]) this.restoreZone(az);
     this.thaw();
     this.stopping = true;
     this.guard.stop();
