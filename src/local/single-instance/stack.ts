@@ -5,7 +5,7 @@ import { type DerivedSettings, derive, serviceTraffic } from "../../stack/derive
 import type { HealthCheckSettings } from "../target-group/controller.ts";
 import { assertPortFree, assertPortsFree } from "../../shared/net.ts";
 import { serviceFolderOf, serviceVersion } from "../../web-service/version.ts";
-import type { RollResult } from "../rolling-deploy/roll.ts";
+import { type RollResult, stopReason } from "../rolling-deploy/roll.ts";
 import { LocalStack, type LocalStackOptions, type StackStatus } from "../runtime.ts";
 import { DataVolume } from "./data-volume.ts";
 import { assertServiceStartable } from "../instance-group/service-command.ts";
@@ -106,7 +106,7 @@ export class SingleInstanceLocalStack extends LocalStack {
   }
 
   /** A roll of the one instance: stop, then start the new version on the volume (downtime; see group.roll). */
-  async roll(artifact: string, settings: Record<string, string>): Promise<RollResult> {
+  async roll(artifact: string, settings: Record<string, string>, signal?: AbortSignal): Promise<RollResult> {
     const group = this.singleGroup;
     if (!group) throw new Error("the stack is not started");
     const startedAt = Date.now();
@@ -116,18 +116,28 @@ export class SingleInstanceLocalStack extends LocalStack {
       { ...this.instanceSettings(), ...settings },
       this.serviceFolder(),
     );
-    const done = (r: { replaced: string[]; rolledBack: boolean; reason?: string }): RollResult => ({
+    const done = (r: {
+      replaced: string[];
+      rolledBack: boolean;
+      reason?: string;
+      stopped?: boolean;
+    }): RollResult => ({
       fromVersion,
       toVersion,
       instancesReplaced: r.rolledBack ? [] : r.replaced,
       rolledBack: r.rolledBack,
       ...(r.reason ? { reason: r.reason } : {}),
+      ...(r.stopped ? { stopped: true } : {}),
       durationSeconds: (Date.now() - startedAt) / 1000,
     });
     if (toVersion === fromVersion)
       return done({ replaced: [], rolledBack: false, reason: "already at this version" });
+    // Stopped before it began: nothing to roll back.
+    if (signal?.aborted)
+      return done({ replaced: [], rolledBack: true, reason: stopReason(signal), stopped: true });
     this.events.publish({ type: "roll.started", fromVersion, toVersion, instances: 1 });
-    const result = await group.roll(artifact, { ...settings, STAYUP_VERSION: toVersion });
+    const rolled = await group.roll(artifact, { ...settings, STAYUP_VERSION: toVersion }, { signal });
+    const result = rolled.stopped ? { ...rolled, reason: stopReason(signal as AbortSignal) } : rolled;
     if (result.rolledBack) {
       this.events.publish({
         type: "roll.rolled-back",
