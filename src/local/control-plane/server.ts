@@ -14,7 +14,7 @@ import { clearOldTokenCookies, ControlPlaneAccess, newControlToken, setSecurityH
 import { StackClient } from "./client.ts";
 import { DrillDesk, type DrillRunner } from "./drills.ts";
 import { handleClientTraffic } from "./client-traffic-route.ts";
-import { handleRoll } from "./roll-route.ts";
+import { handleRoll, handleRollStop, RollDesk } from "./roll-route.ts";
 import { type StackStateFile, stateFileName } from "./state-file.ts";
 import { defaultStreamLimits, type StreamLimits, StreamGate } from "./streams.ts";
 
@@ -38,6 +38,8 @@ export class ControlPlaneServer {
   readonly access: ControlPlaneAccess;
   readonly dashboard: Dashboard;
   readonly drills: DrillDesk;
+  /** The roll under way (`POST /roll`), and what stops it (`POST /roll/stop`). */
+  readonly rolls = new RollDesk();
   /** `/events` and the dashboard's stream: capped in number and in what each may hold. */
   readonly streams: StreamGate;
   /** Fault leases held open (their drill's connection): ended when the control plane closes. */
@@ -121,7 +123,9 @@ export class ControlPlaneServer {
     } else if (req.method === "POST" && url.pathname === "/client-traffic") {
       void handleClientTraffic(this.stack.events, req, res, this.options.bodyDeadlineMs);
     } else if (req.method === "POST" && url.pathname === "/roll") {
-      void handleRoll(this.stack, req, res, this.options.bodyDeadlineMs);
+      void handleRoll(this.stack, this.rolls, req, res, this.options.bodyDeadlineMs);
+    } else if (req.method === "POST" && url.pathname === "/roll/stop") {
+      void handleRollStop(this.rolls, url, res);
     } else if (req.method === "POST" && url.pathname === "/shutdown") {
       res.writeHead(202, { "content-type": "application/json" });
       res.end(JSON.stringify({ stopping: true }));
@@ -143,6 +147,7 @@ export class ControlPlaneServer {
             ...grayFaultRoutes,
             ...faultRegistryRoutes,
             "POST /roll",
+            "POST /roll/stop?id=&reason=",
             "POST /client-traffic",
             ...ecsFaultRoutes,
             "POST /shutdown",

@@ -1,4 +1,5 @@
 import { type Command, InvalidArgumentError } from "commander";
+import { type InterruptSignal, interruptSignals } from "../../interrupt-signals.ts";
 import { DrillInterrupted, DrillInterruption, drillDefaults } from "../../../drills/harness.ts";
 import {
   assertRunsOn,
@@ -41,10 +42,6 @@ export type DrillCliOptions = LocalOptions & {
 /** The topology of a running stack (one started before `status` had the field: inferred from its parts). */
 export const runningTopology = (status: StackStatus): Topology =>
   status.topology ?? (status.ecs ? "ecs" : status.singleInstance ? "single-instance" : "load-balanced");
-
-/** Exit codes of a drill a signal interrupted (128 + the signal's number, as a shell reports it). */
-const interruptSignals = { SIGINT: 130, SIGTERM: 143, SIGHUP: 129 } as const;
-type InterruptSignal = keyof typeof interruptSignals;
 
 /** The state folder of the temporary stack this drill runs on, while it runs (or starts). */
 interface TemporaryStackHolder {
