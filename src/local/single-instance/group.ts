@@ -63,6 +63,8 @@ export interface SingleInstance {
   redisPort: number;
   redisPid: number;
   launchedAt: number;
+  /** The version it was launched with (its STAYUP_VERSION: a roll sets the new one). */
+  version?: string;
   web: ChildProcess;
   redis: ChildProcess;
   /** Its health check; undefined when the group has none. */
@@ -155,6 +157,9 @@ export class SingleInstanceGroup {
     const redisStarting = this.startRedisOnVolume(instanceId, redisPort);
     redisStarting.catch(() => undefined);
     const log = this.openLog(instanceId);
+    // What its environment says: a roll's version over the stack's own.
+    const version =
+      this.versionSettings.STAYUP_VERSION ?? this.options.instanceEnvironment?.().STAYUP_VERSION;
     const environment = {
       ...this.options.instanceEnvironment?.(),
       ...this.versionSettings,
@@ -249,6 +254,7 @@ export class SingleInstanceGroup {
       redisPort,
       redisPid: redis.pid ?? 0,
       launchedAt: Date.now(),
+      version,
       web,
       redis,
       codeCache,

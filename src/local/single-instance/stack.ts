@@ -172,6 +172,7 @@ export class SingleInstanceLocalStack extends LocalStack {
             // The address and the instance's own health check (an unhealthy one is replaced).
             health: `${associated === instance.instanceId ? "associated" : "not associated"}, ${instanceHealth(instance)}`,
             healthy: associated === instance.instanceId,
+            version: instance.version,
           },
         ]
       : [];
@@ -184,6 +185,7 @@ export class SingleInstanceLocalStack extends LocalStack {
       region: stack.regions.primary.name,
       listener: this.address.url,
       pid: process.pid,
+      version: this.version,
       redis: {
         url: instance ? `redis://127.0.0.1:${instance.redisPort}` : "(no instance)",
         pid: instance?.redisPid,
@@ -202,6 +204,7 @@ export class SingleInstanceLocalStack extends LocalStack {
           ],
           group,
           instances,
+          version: this.version,
         },
       ],
       singleInstance: {
