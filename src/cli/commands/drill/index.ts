@@ -85,8 +85,9 @@ interface DrillOutcome {
   interrupted?: string;
   /** The faults the stack restored when the drill let go of its lease (interrupted: those it left). */
   cleared: FaultInForce[];
-  /** Interrupted: what the drill started that goes on in the stack (a roll), said as such. */
-  goesOn?: string[];
+  /** Interrupted: what the drill started that no lease restores (a roll), undone, or why not. */
+  undone?: string[];
+  notUndone?: string[];
 }
 
 /**
@@ -110,11 +111,9 @@ async function runLeased(
       await lease.release().catch(() => undefined);
       throw error;
     }
-    outcome = {
-      interrupted: error.reason,
-      report: await interruption.run?.interruptedReport(drill.name, error.reason),
-      goesOn: [...(interruption.run?.goesOn ?? [])],
-    };
+    const report = await interruption.run?.interruptedReport(drill.name, error.reason);
+    const said = report?.interrupted as { undone?: string[]; notUndone?: string[] } | undefined;
+    outcome = { interrupted: error.reason, report, undone: said?.undone, notUndone: said?.notUndone };
   }
   const cleared = await lease.release();
   // A temporary stack is stopped next: nothing to wait for.
@@ -274,9 +273,12 @@ function interrupted(drill: DrillModule, opts: DrillCliOptions, outcome: DrillOu
     console.error(`partial report: ${files.html} (JSON: ${files.json})`);
   }
   const cleared = outcome.cleared.map((f) => f.description);
-  const goesOn = (outcome.goesOn ?? []).map((what) => `; ${what} (see \`stayup status\`)`).join("");
+  const undone = (outcome.undone ?? []).map((what) => `; ${what}`).join("");
+  const notUndone = (outcome.notUndone ?? [])
+    .map((what) => `; NOT undone: ${what} (see \`stayup status\`)`)
+    .join("");
   console.error(
-    `drill ${drill.name} interrupted (${signal}): ${cleared.length > 0 ? `cleared what it left: ${cleared.join("; ")}` : "it left no fault in force"}${goesOn}`,
+    `drill ${drill.name} interrupted (${signal}): ${cleared.length > 0 ? `cleared what it left: ${cleared.join("; ")}` : "it left no fault in force"}${undone}${notUndone}`,
   );
   // Its traffic and the stack's event stream would keep the process alive: exit now, as a shell
   // reports a command a signal ended.
