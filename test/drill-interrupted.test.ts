@@ -330,10 +330,23 @@ describe("a drill interrupted mid-fault leaves the stack as it found it", { time
     assert.ok(
       report.events.some(
         (e) =>
-          e.type === "roll.rolled-back" && /stopped: the drill was interrupted \(SIGINT\)/.test(e.reason),
+          e.type === "roll.rolled-back" &&
+          /stopped( after it completed)?: the drill was interrupted \(SIGINT\)/.test(e.reason),
       ),
       "the stack's events say why the roll was rolled back",
     );
+  });
+
+  it("rolling-deploy, SIGHUP after its roll completed (in its cooldown): the completed roll rolled back, the stack on the version found", async () => {
+    const found = await foundVersion();
+    const stderr = await interruptMidFault(
+      "rolling-deploy",
+      ["--cooldown-seconds", "120"],
+      "SIGHUP",
+      (status, out) => /instances replaced in/.test(out) && status.version !== found,
+    );
+    assert.match(stderr, new RegExp(`stopped its roll: back on ${found}, every instance on it`));
+    await assertOnVersion(found, stderr);
   });
 
   it("rolling-deploy of a broken version, SIGTERM mid-roll: the roll stopped, the stack on the version found", async () => {

@@ -67,6 +67,107 @@ describe("rolling deploy on real processes and a real redis-server", () => {
   }
 });
 
+describe("a roll stopped with rollback (POST /roll/stop) on real processes", () => {
+  let session: StackSession;
+  before(async () => {
+    session = await StackSession.temporary(await loadStack(oneRegionConfig, "dev"));
+  });
+  after(async () => {
+    await session?.stop();
+  });
+
+  /** The stack on `version` only: its group, every instance (and what they answer), all healthy. */
+  const assertOnVersion = async (version: string, ids?: string[]) => {
+    const now = await session.client.status();
+    assert.equal(now.version, version);
+    assert.deepEqual(
+      now.instances.map((i) => [i.version, i.healthy]),
+      now.instances.map(() => [version, true]),
+    );
+    assert.equal(await versionServing(now.listener), version);
+    if (ids)
+      assert.deepEqual(
+        now.instances.map((i) => i.id).sort(),
+        [...ids].sort(),
+        "the instances found, and only them",
+      );
+  };
+
+  it("stopped while its new instances start: they go, the instances found keep serving, the result says stopped", async () => {
+    const found = await session.client.status();
+    assert.ok(found.version);
+    // A version that never turns healthy: the roll cannot end before the stop, whatever the timing.
+    const since = Date.now();
+    const launched = new AbortController();
+    const watching = (async () => {
+      for await (const e of session.client.events(launched.signal))
+        if (
+          e.type === "instance.launched" &&
+          Date.parse(e.time) >= since &&
+          !found.instances.some((i) => i.id === e.instanceId)
+        )
+          // Ends the stream, and this loop with it (a break would leave its body to error unheard).
+          launched.abort();
+    })();
+    const roll = session.client.roll({ STAYUP_BROKEN: "unhealthy" }, { id: "stop-mid-roll" });
+    await watching;
+    const stopped = await session.client.stopRoll({ id: "stop-mid-roll", reason: "a test stops it" });
+    assert.ok(stopped, "the roll was under way");
+    assert.equal(stopped.stopped, true);
+    assert.equal(stopped.rolledBack, true);
+    assert.equal(stopped.reason, "stopped: a test stops it");
+    assert.deepEqual(await roll, stopped, "the roll's own answer is the same result");
+    await assertOnVersion(
+      found.version,
+      found.instances.map((i) => i.id),
+    );
+    assert.equal(await session.client.stopRoll({ id: "stop-mid-roll" }), undefined, "nothing left to stop");
+  });
+
+  it("one roll at a time: another while one is under way is refused, naming it", async () => {
+    const found = await session.client.status();
+    // Under way once its roll.started event came (the stack holds it from before it bundles).
+    const since = Date.now();
+    const started = new AbortController();
+    const watching = (async () => {
+      for await (const e of session.client.events(started.signal))
+        if (e.type === "roll.started" && Date.parse(e.time) >= since) started.abort();
+    })();
+    const first = session.client.roll({ STAYUP_BROKEN: "unhealthy" }, { id: "first" });
+    await watching;
+    await assert.rejects(
+      session.client.roll({ STAYUP_DEPLOY_ID: "second" }),
+      /roll refused: a roll is under way \(first, since/,
+    );
+    const stopped = await session.client.stopRoll({ id: "first" });
+    assert.equal(stopped?.stopped, true);
+    await first;
+    await assertOnVersion(found.version as string);
+  });
+
+  it("a completed roll stopped by its id afterwards, nothing rolled since: rolled back launch first, the version found on every instance", async () => {
+    const found = await session.client.status();
+    const traffic = new SteadyTraffic(found.listener, {
+      rate: 100,
+      maxDurationMs: 120_000,
+      maxRequests: 12_000,
+    });
+    traffic.start();
+    const rolled = await session.client.roll({ STAYUP_DEPLOY_ID: "then-stopped" }, { id: "completed" });
+    assert.equal(rolled.rolledBack, false);
+    assert.equal((await session.client.status()).version, rolled.toVersion);
+    const back = await session.client.stopRoll({ id: "completed", reason: "a test stops it" });
+    const result = await traffic.stop();
+    assert.ok(back, "the completed roll is rolled back");
+    assert.equal(back.stopped, true);
+    assert.equal(back.fromVersion, found.version);
+    assert.equal(back.reason, "stopped after it completed: a test stops it");
+    await assertOnVersion(found.version as string);
+    assert.equal(result.failed, 0, JSON.stringify(result.failures));
+    assert.equal(await session.client.stopRoll({ id: "completed" }), undefined, "rolled back once");
+  });
+});
+
 describe("rolling deploy of a stack whose secondary region runs instances (a warm standby)", () => {
   let session: StackSession;
   before(async () => {

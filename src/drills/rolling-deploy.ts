@@ -30,12 +30,13 @@ export async function rollingDeployDrill(
   run.progress(`rolling to a new version${o.broken ? ` broken on purpose (${o.broken})` : ""}`);
   const rollAt = Date.now();
   run.mark("fault", `roll to a new version${o.broken ? ` (broken: ${o.broken})` : ""} started`, rollAt);
-  // Interrupted meanwhile, the roll is stopped and rolled back: the stack ends on the version found.
+  // Interrupted at any point from here, during the roll or after it, the roll is stopped with
+  // rollback (or, over already, rolled back): the stack ends on the version found.
   const rollId = randomUUID();
   const request = new AbortController();
   const rolling = client.roll(settings, { id: rollId, signal: request.signal });
   rolling.catch(() => undefined);
-  const keep = run.undoOnInterrupt("its roll", () =>
+  run.undoOnInterrupt("its roll", () =>
     stopRoll(run, client, { id: rollId, request, rolling, reason: o.interruption?.reason }),
   );
   const roll = await rolling.catch(async (error: unknown) => {
@@ -43,7 +44,6 @@ export async function rollingDeployDrill(
     if (!o.interruption?.interrupted) await run.finish();
     throw error;
   });
-  keep();
   // Interrupted as it answered: the undo has it (the drill's caller stopped listening).
   o.interruption?.throwIfInterrupted();
   run.progress(
@@ -91,9 +91,10 @@ const ROLLBACK_WAIT_MS = 300_000;
 
 /**
  * The undo of an interrupted drill's roll: asks the stack to stop it with rollback (POST
- * /roll/stop) and waits, saying how far the rollback got, until the stack runs the version the
- * drill found on every instance. A roll the stack has not taken yet is stopped by closing its
- * request (the stack stops a roll whose requester is gone). Throws when the stack is not back.
+ * /roll/stop naming it: under way, it is stopped; completed, and nothing rolled since, it is rolled
+ * back) and waits, saying how far the rollback got, until the stack runs the version the drill
+ * found on every instance. A roll the stack has not taken yet is stopped by closing its request
+ * (the stack stops a roll whose requester is gone). Throws when the stack is not back.
  */
 async function stopRoll(
   run: DrillRun,

@@ -5,7 +5,7 @@ import { bundleWebService } from "../../web-service/bundle.ts";
 import { serviceFolderOf } from "../../web-service/version.ts";
 import { instanceSettingsProblems, rollBodyLimitBytes } from "../rolling-deploy/instance-settings.ts";
 import { defaultBodyDeadlineMs, readBoundedBody, refuseBody } from "./body.ts";
-import { type RollResult, rollStack } from "../rolling-deploy/roll.ts";
+import { type RegionVersion, type RollResult, revertStack, rollStack } from "../rolling-deploy/roll.ts";
 import type { LocalRegion } from "../region.ts";
 import type { LocalStack } from "../runtime.ts";
 import { SingleInstanceLocalStack } from "../single-instance/stack.ts";
@@ -13,28 +13,46 @@ import { SingleInstanceLocalStack } from "../single-instance/stack.ts";
 /** A roll's id as a client may name it (`POST /roll {"id"}`): to stop that roll and no other. */
 const rollIdPattern = /^[A-Za-z0-9_-]{1,64}$/;
 
+/** A roll's result, and what rolls it back once it completed (what each region ran before). */
+interface Rolled {
+  result: RollResult;
+  revert?: (reason: string) => Promise<RollResult>;
+}
+
 /**
  * The roll under way: one at a time (two would fight over the group's version), and what stops it
  * (`POST /roll/stop`, or its requester going away).
  */
 export class RollDesk {
   private current?: { id: string; startedAt: string; stop: AbortController; done: Promise<RollResult> };
+  /** The last roll, once completed (not rolled back), while nothing rolled since: what reverts it. */
+  private last?: { id: string; revert: (reason: string) => Promise<RollResult> };
 
   /** The roll under way, if any. */
   underWay(): { id: string; startedAt: string } | undefined {
     return this.current && { id: this.current.id, startedAt: this.current.startedAt };
   }
 
-  /** Runs `roll` as the roll under way, or answers undefined if one already is. */
+  /**
+   * Runs `roll` as the roll under way, or answers undefined if one already is. What `roll` gives as
+   * `revert` rolls it back once it completed (see stop).
+   */
   begin(
     id: string,
-    roll: (signal: AbortSignal) => Promise<RollResult>,
+    roll: (signal: AbortSignal) => Promise<Rolled>,
   ): { stop: AbortController; done: Promise<RollResult> } | undefined {
     if (this.current) return undefined;
+    this.last = undefined;
     const stop = new AbortController();
-    const done = roll(stop.signal).finally(() => {
-      if (this.current?.id === id) this.current = undefined;
-    });
+    const done = roll(stop.signal)
+      .then(({ result, revert }) => {
+        if (revert && !result.rolledBack && result.fromVersion !== result.toVersion)
+          this.last = { id, revert };
+        return result;
+      })
+      .finally(() => {
+        if (this.current?.id === id) this.current = undefined;
+      });
     this.current = { id, startedAt: new Date().toISOString(), stop, done };
     // The requester hears of a failure through its own answer; this handle must not throw it again.
     done.catch(() => undefined);
@@ -43,13 +61,22 @@ export class RollDesk {
 
   /**
    * Stops the roll under way (`id`: only if it is that one) with rollback, `reason` said as the
-   * rollback's; resolves with its result once rolled back. Undefined when there is none to stop.
+   * rollback's; resolves with its result once rolled back. The roll named `id` already completed,
+   * and nothing rolled since (its requester had not heard the answer yet, or was interrupted just
+   * after): rolled back the same way, as a roll of its own. Undefined when there is none to stop.
    */
   stop(reason: string, id?: string): Promise<RollResult> | undefined {
     const current = this.current;
-    if (!current || (id !== undefined && current.id !== id)) return undefined;
-    current.stop.abort(reason);
-    return current.done;
+    if (current && (id === undefined || current.id === id)) {
+      current.stop.abort(reason);
+      return current.done;
+    }
+    const last = this.last;
+    if (current || id === undefined || last?.id !== id) return undefined;
+    this.last = undefined;
+    return this.begin(`${id}-rollback`, async () => ({
+      result: await last.revert(`stopped after it completed: ${reason}`),
+    }))?.done;
   }
 }
 
@@ -147,11 +174,25 @@ export async function handleRoll(
         codeCache: stack instanceof SingleInstanceLocalStack,
       },
     );
-    if (stack instanceof SingleInstanceLocalStack) return stack.roll(artifact, settings, signal);
+    if (stack instanceof SingleInstanceLocalStack)
+      return {
+        result: await stack.roll(artifact, settings, signal),
+        revert: (reason: string) => stack.revertRoll(reason),
+      };
     const regions = [stack.primary, stack.secondary].filter((r): r is LocalRegion => r !== undefined);
     // The user's service is its folder: a change there is a new version (not only the bundle's).
     const serviceFolder = serviceFolderOf(stack.options.stack.webService.start, stack.options.stateDir);
-    return rollStack(regions, stack.events, { settings, artifact, serviceFolder, signal });
+    const found = new Map<string, RegionVersion>();
+    const result = await rollStack(
+      regions,
+      stack.events,
+      { settings, artifact, serviceFolder, signal },
+      found,
+    );
+    return {
+      result,
+      revert: (reason: string) => revertStack(regions, stack.events, found, result, reason),
+    };
   });
   if (!started) {
     const underWay = desk.underWay();

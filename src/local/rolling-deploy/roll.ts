@@ -259,6 +259,8 @@ export async function rollStack(
   regions: LocalRegion[],
   events: EventBus,
   request: RollRequest,
+  /** Filled with what each region ran before its step: what revertStack deploys back. */
+  found = new Map<string, RegionVersion>(),
 ): Promise<RollResult> {
   const startedAt = Date.now();
   const running = (r: LocalRegion) => r.group.list().filter((i) => i.state !== "terminating").length;
@@ -266,8 +268,6 @@ export async function rollStack(
     regions.map((r) => ({ name: r.name, role: r.options.role, runningInstances: running(r) })),
   );
   const results: RegionRollResult[] = [];
-  /** What each region ran before its step: a stopped roll deploys it back. */
-  const found = new Map<string, RegionVersion>();
   let stoppedBy: RegionRollResult | undefined;
   for (const step of plan) {
     const region = regions.find((r) => r.name === step.region) as LocalRegion;
@@ -301,17 +301,9 @@ export async function rollStack(
     });
     if (result.rolledBack) stoppedBy = results.at(-1);
   }
-  if (request.signal?.aborted) {
-    // Stopped: the regions already rolled go back too, so the stack ends as it was found (the
-    // last first, as a roll would have reached it last).
-    const reason = stopReason(request.signal);
-    for (const name of regionsToRollBack(results).reverse()) {
-      const r = results.find((x) => x.region === name) as RegionRollResult;
-      const region = regions.find((x) => x.name === name) as LocalRegion;
-      await rollBackRegion(region, events, found.get(name) as RegionVersion, r.toVersion, reason);
-      Object.assign(r, { rolledBack: true, stopped: true, reason, instancesReplaced: [] });
-    }
-  }
+  // Stopped: the regions already rolled go back too, so the stack ends as it was found.
+  if (request.signal?.aborted)
+    await rollRegionsBack(regions, events, found, results, stopReason(request.signal));
   const first = results[0] as RegionRollResult;
   const rolledBack = results.find((r) => r.rolledBack);
   const stopped = request.signal?.aborted === true;
@@ -328,6 +320,51 @@ export async function rollStack(
         : first.reason && results.every((r) => r.reason === first.reason)
           ? { reason: first.reason }
           : {}),
+    durationSeconds: (Date.now() - startedAt) / 1000,
+    regions: results,
+  };
+}
+
+/**
+ * Deploys back, the last first (as a roll reached it last), the version each region in `results`
+ * ran before the roll (`found`), where it changed (regionsToRollBack); marks them rolled back.
+ */
+async function rollRegionsBack(
+  regions: LocalRegion[],
+  events: EventBus,
+  found: ReadonlyMap<string, RegionVersion>,
+  results: RegionRollResult[],
+  reason: string,
+): Promise<void> {
+  for (const name of regionsToRollBack(results).reverse()) {
+    const r = results.find((x) => x.region === name) as RegionRollResult;
+    const region = regions.find((x) => x.name === name) as LocalRegion;
+    await rollBackRegion(region, events, found.get(name) as RegionVersion, r.toVersion, reason);
+    Object.assign(r, { rolledBack: true, stopped: true, reason, instancesReplaced: [] });
+  }
+}
+
+/**
+ * A completed stack roll stopped after its end (POST /roll/stop naming it, nothing rolled since):
+ * every region it changed rolled back to what it ran before (`found`, from rollStack), through
+ * the same rollback as a roll stopped halfway. Answers the roll's result as a stopped one.
+ */
+export async function revertStack(
+  regions: LocalRegion[],
+  events: EventBus,
+  found: ReadonlyMap<string, RegionVersion>,
+  rolled: RollResult,
+  reason: string,
+): Promise<RollResult> {
+  const startedAt = Date.now();
+  const results = (rolled.regions ?? []).map((r) => ({ ...r }));
+  await rollRegionsBack(regions, events, found, results, reason);
+  return {
+    ...rolled,
+    instancesReplaced: [],
+    rolledBack: true,
+    stopped: true,
+    reason,
     durationSeconds: (Date.now() - startedAt) / 1000,
     regions: results,
   };

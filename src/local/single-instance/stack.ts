@@ -36,6 +36,9 @@ export class SingleInstanceLocalStack extends LocalStack {
   private singleStopped?: Promise<void>;
   /** The version the instance runs (bundle + settings hashed). */
   version = "";
+  /** What makes the version running (its bundle, the settings rolled), and the one before it. */
+  private deployed = { artifact: "", settings: {} as Record<string, string> };
+  private previous?: { artifact: string; settings: Record<string, string> };
   private instanceSettings = () => ({
     topology: "single-instance",
     az: this.options.stack.regions.primary.availabilityZones[0] ?? "",
@@ -79,6 +82,7 @@ export class SingleInstanceLocalStack extends LocalStack {
     this.primary.loadBalancer.url = this.address.url;
     const az = stack.regions.primary.availabilityZones[0] as string;
     this.version = serviceVersion(entry, this.instanceSettings(), this.serviceFolder());
+    this.deployed = { artifact: entry, settings: {} };
     const version = this.version;
     this.singleGroup = new SingleInstanceGroup({
       name: `${stack.name}-${stack.environment}-single`,
@@ -147,6 +151,8 @@ export class SingleInstanceLocalStack extends LocalStack {
       });
     } else {
       this.version = toVersion;
+      this.previous = this.deployed;
+      this.deployed = { artifact, settings: { ...settings } };
       this.events.publish({
         type: "roll.completed",
         version: toVersion,
@@ -155,6 +161,25 @@ export class SingleInstanceLocalStack extends LocalStack {
       });
     }
     return done(result);
+  }
+
+  /**
+   * The last completed roll rolled back (stopped after its end: POST /roll/stop naming it): the
+   * version before it deployed again, as a roll (stop, then start: a gap clients see).
+   */
+  async revertRoll(reason: string): Promise<RollResult> {
+    const previous = this.previous;
+    if (!previous) throw new Error("no completed roll to roll back");
+    const back = await this.roll(previous.artifact, previous.settings);
+    return {
+      ...back,
+      fromVersion: back.toVersion,
+      toVersion: back.fromVersion,
+      instancesReplaced: [],
+      rolledBack: true,
+      stopped: true,
+      reason,
+    };
   }
 
   override status(): StackStatus {
