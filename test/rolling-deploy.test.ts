@@ -5,7 +5,7 @@ import { StackSession } from "../src/cli/stack-session.ts";
 import { rollingDeployDrill } from "../src/drills/rolling-deploy.ts";
 import { SteadyTraffic } from "../src/drills/traffic.ts";
 import { loadStack, resolveStack, validateStack } from "../src/stack/index.ts";
-import { repoRoot } from "./helpers.ts";
+import { configPath, repoRoot } from "./helpers.ts";
 import path from "node:path";
 
 const oneRegionConfig = path.join(repoRoot, "test/fixtures/one-region.config.ts");
@@ -165,6 +165,56 @@ describe("a roll stopped with rollback (POST /roll/stop) on real processes", () 
     await assertOnVersion(found.version as string);
     assert.equal(result.failed, 0, JSON.stringify(result.failures));
     assert.equal(await session.client.stopRoll({ id: "completed" }), undefined, "rolled back once");
+  });
+});
+
+describe("a single instance's roll stopped with rollback", () => {
+  let session: StackSession;
+  before(async () => {
+    session = await StackSession.temporary(
+      await loadStack(configPath, "dev", { topology: "single-instance" }),
+    );
+  });
+  after(async () => {
+    await session?.stop();
+  });
+
+  const assertOnVersion = async (version: string) => {
+    const now = await session.client.status();
+    assert.equal(now.version, version);
+    assert.deepEqual(
+      now.instances.map((i) => i.version),
+      [version],
+    );
+    assert.equal(await versionServing(now.listener), version);
+  };
+
+  it("stopped while the new version starts: the version found starts again on the volume", async () => {
+    const found = (await session.client.status()).version as string;
+    const since = Date.now();
+    const launched = new AbortController();
+    const watching = (async () => {
+      for await (const e of session.client.events(launched.signal))
+        if (e.type === "roll.started" && Date.parse(e.time) >= since) launched.abort();
+    })();
+    const roll = session.client.roll({ STAYUP_BROKEN: "unhealthy" }, { id: "single-stop" });
+    await watching;
+    const stopped = await session.client.stopRoll({ id: "single-stop", reason: "a test stops it" });
+    assert.equal(stopped?.stopped, true);
+    assert.equal(stopped?.reason, "stopped: a test stops it");
+    assert.deepEqual(await roll, stopped);
+    await assertOnVersion(found);
+  });
+
+  it("a completed roll stopped by its id: the version found back on the volume", async () => {
+    const found = (await session.client.status()).version as string;
+    const rolled = await session.client.roll({ STAYUP_DEPLOY_ID: "single" }, { id: "single-done" });
+    assert.equal(rolled.rolledBack, false);
+    await assertOnVersion(rolled.toVersion);
+    const back = await session.client.stopRoll({ id: "single-done" });
+    assert.equal(back?.stopped, true);
+    assert.equal(back?.fromVersion, found);
+    await assertOnVersion(found);
   });
 });
 
