@@ -274,4 +274,54 @@ describe("rolling deploy of a stack whose secondary region runs instances (a war
       "the standby was replaced",
     );
   });
+
+  it("stopped while it rolls the secondary: the primary, already rolled, is rolled back too, launch first", async () => {
+    const before = await session.client.status();
+    const [primary, secondary] = before.regions;
+    assert.ok(primary?.version && secondary?.version);
+    const traffic = [primary, secondary].map(
+      (r) => new SteadyTraffic(r.listener, { rate: 50, maxDurationMs: 240_000, maxRequests: 12_000 }),
+    );
+    for (const t of traffic) t.start();
+    // Stopped once the secondary's step began: the primary's roll completed by then.
+    const since = Date.now();
+    const reached = new AbortController();
+    const watching = (async () => {
+      for await (const e of session.client.events(reached.signal))
+        if (e.type === "roll.started" && e.region === secondary.name && Date.parse(e.time) >= since)
+          reached.abort();
+    })();
+    const rolling = session.client.roll({ STAYUP_DEPLOY_ID: `stopped-${Date.now()}` }, { id: "two-regions" });
+    await watching;
+    const stopped = await session.client.stopRoll({ id: "two-regions", reason: "a test stops it" });
+    const seen = await Promise.all(traffic.map((t) => t.stop()));
+    assert.ok(stopped);
+    assert.deepEqual(await rolling, stopped);
+    assert.equal(stopped.stopped, true);
+    // (Had the secondary's step ended before the stop came, the completed roll is rolled back as a
+    // whole: the same end, said "stopped after it completed".)
+    assert.deepEqual(
+      stopped.regions?.map((r) => [
+        r.region,
+        r.rolledBack,
+        /^stopped( after it completed)?: a test stops it$/.test(r.reason ?? ""),
+      ]),
+      [
+        [primary.name, true, true],
+        [secondary.name, true, true],
+      ],
+    );
+    const now = await session.client.status();
+    for (const [i, region] of now.regions.entries()) {
+      const found = before.regions[i]?.version;
+      assert.equal(region.version, found, `${region.name}: the version found`);
+      assert.deepEqual(
+        region.instances.map((x) => x.version),
+        region.instances.map(() => found),
+        `${region.name}: every instance on it`,
+      );
+      assert.equal(await versionServing(region.listener), found);
+      assert.equal(seen[i]?.failed, 0, `${region.name}: ${JSON.stringify(seen[i]?.failures)}`);
+    }
+  });
 });
