@@ -282,7 +282,7 @@ export async function rollStack(
         toVersion: stoppedBy?.toVersion ?? results[0]?.toVersion ?? region.group.version,
         instancesReplaced: [],
         rolledBack: false,
-        reason: stoppedBy ? `${stoppedBy.region} rolled back` : stopReason(request.signal as AbortSignal),
+        reason: stopped ? stopReason(request.signal as AbortSignal) : `${stoppedBy?.region} rolled back`,
         durationSeconds: 0,
       });
       continue;
