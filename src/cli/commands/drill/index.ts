@@ -63,7 +63,7 @@ function trapInterruptions(interruption: DrillInterruption, temporary: Temporary
           console.error(`\n${signal} again: killed the temporary stack's ${killed} process(es); exiting now`);
         } else {
           console.error(
-            `\n${signal} again: exiting now without cleaning up (run \`stayup faults clear\` or \`stayup down\`)`,
+            `\n${signal} again: exiting now without waiting; the stack clears the faults of a drill gone and rolls back a roll whose requester is gone (see \`stayup status\`; \`stayup faults clear\` clears what is left)`,
           );
         }
         process.exit(interruptSignals[signal]);
