@@ -29,7 +29,8 @@ export interface ControlPlaneOptions {
 /**
  * A loopback HTTP API over a running stack: `GET /status`, `GET /events` (newline-delimited JSON:
  * recent history, then live), `GET /drills`, `POST /drills/<name>`, `POST /client-traffic` (what a
- * drill's client saw, published as events), `POST /shutdown`. The CLI and
+ * drill's client saw, published as events), `POST /roll` and `POST /roll/stop` (roll-route.ts),
+ * `POST /shutdown`. The CLI and
  * drills use only this. Every request goes through `access` first (token, loopback Host, own
  * Origin); every answer carries the security headers (CSP, no framing, no Referer, nosniff).
  */
