@@ -218,12 +218,15 @@ export interface RegionVersion {
   artifact: string;
 }
 
-/** The region's group as rolledOnto sees it (draining instances included). */
+/**
+ * The region's group as rolledOnto sees it: every member, those still launching (not listed yet:
+ * one of the new version must not come up after a rollback was called done) and those draining.
+ */
 function observe(region: LocalRegion): RollingInstance[] {
-  return region.group.list().map((i) => ({
-    version: region.group.versionOf(i.instanceId),
+  return region.group.observe().instances.map((i) => ({
+    version: i.version,
     healthy: region.targetGroup.get(i.instanceId)?.health === "healthy",
-    terminating: i.state === "terminating",
+    terminating: i.lifecycle === "terminating",
   }));
 }
 
