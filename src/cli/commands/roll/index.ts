@@ -70,6 +70,7 @@ export async function rollStoppable(
   const what = options.what ?? "stayup roll";
   const id = randomUUID();
   let interrupted: InterruptSignal | undefined;
+  let stopping: Promise<RollResult | undefined> | undefined;
   const handlers = (Object.keys(interruptSignals) as InterruptSignal[]).map((signal) => {
     const handler = () => {
       if (interrupted) {
@@ -82,17 +83,22 @@ export async function rollStoppable(
       process.stderr.write(
         `\ninterrupted (${signal}): stopping the roll and rolling back to the version it started from (${signal} again to leave that to the stack)...\n`,
       );
-      // The roll's own answer says when it is back (stopRoll answers the same result).
-      client.stopRoll({ id, reason: `${what} interrupted (${signal})` }).catch((error: unknown) => {
-        process.stderr.write(`stopping the roll failed: ${(error as Error).message}\n`);
-      });
+      // Under way, the roll's own answer is the stop's; completed just before, the stop rolls it
+      // back and answers that.
+      stopping = client
+        .stopRoll({ id, reason: `${what} interrupted (${signal})` })
+        .catch((error: unknown) => {
+          process.stderr.write(`stopping the roll failed: ${(error as Error).message}\n`);
+          return undefined;
+        });
     };
     process.on(signal, handler);
     return () => process.off(signal, handler);
   });
   try {
     const result = await client.roll(settings, { keepSettings: options.keepSettings, id });
-    return { result, ...(interrupted ? { interrupted } : {}) };
+    const stopped = stopping ? await stopping : undefined;
+    return { result: stopped ?? result, ...(interrupted ? { interrupted } : {}) };
   } finally {
     for (const remove of handlers) remove();
   }
