@@ -16,6 +16,17 @@ describe("the CLI's answers to usual mistakes", { timeout: 120_000 }, () => {
     }
   });
 
+  it("roll --stop takes no --set (it starts nothing), and with nothing up says so with the fix", async () => {
+    const stateDir = path.join(tempDir(), ".stayup");
+    const both = await runCli(["roll", "--stop", "--set", "LOG_LEVEL=debug", "--state-dir", stateDir]);
+    assert.equal(both.code, 1, both.stderr);
+    assert.match(both.stderr, /--stop stops the roll under way: it takes no --set/);
+    assert.match(both.stderr, /drop --set, or drop --stop/);
+    const none = await runCli(["roll", "--stop", "--state-dir", stateDir]);
+    assert.equal(none.code, 1, none.stderr);
+    assert.match(none.stderr, /no stack is running from/);
+  });
+
   it("faults clear with nothing up exits 0, saying no fault is in force (safe in a cleanup)", async () => {
     const stateDir = path.join(tempDir(), ".stayup");
     const res = await runCli(["faults", "clear", "--state-dir", stateDir]);

@@ -7,6 +7,7 @@ import { after, before, describe, it } from "node:test";
 import { request } from "undici";
 import type { DrillReport } from "../src/drills/report.ts";
 import { StackClient } from "../src/local/control-plane/client.ts";
+import type { TimedStackEvent } from "../src/local/events/bus.ts";
 import type { StackStatus } from "../src/local/runtime.ts";
 import { isProcessAlive } from "../src/shared/process-info.ts";
 import { SENTINELS_PER_REGION } from "../src/stack/derived.ts";
@@ -291,32 +292,164 @@ describe("a drill interrupted mid-fault leaves the stack as it found it", { time
     await interruptMidFault("kill-instance", [], "SIGTERM", (_s, stderr) => /SIGKILL → i-/.test(stderr));
   });
 
-  it("rolling-deploy of a broken version, SIGINT mid-roll: the roll rolled back, the instances found serve the version found", async () => {
-    const found = await settled();
-    const foundIds = found.instances.map((i) => i.id).sort();
-    const foundVersion = await servedVersion(found);
-    const stderr = await interruptMidFault("rolling-deploy", ["--broken", "crash"], "SIGINT", (_s, out) =>
-      /rolling to a new version broken on purpose/.test(out),
+  /** `stayup status --json`, as a user would read it. */
+  async function statusJson(): Promise<StackStatus> {
+    const json = await runCli(["status", "--state-dir", stateDir, "--json"]);
+    assert.equal(json.code, 0, json.stderr);
+    return JSON.parse(json.stdout) as StackStatus;
+  }
+
+  /** The stack on `version` only: its group set to it, every instance on it and serving it. */
+  async function assertOnVersion(version: string, output: string): Promise<void> {
+    const status = await statusJson();
+    assert.equal(status.version, version, `the version found, in status --json: ${output}`);
+    assert.deepEqual(
+      status.instances.map((i) => i.version),
+      status.instances.map(() => version),
+      `every instance on the version found: ${output}`,
     );
-    // A roll is not a fault the lease restores: the drill says it goes on rather than "nothing left".
+    assert.equal(await servedVersion(status), version, "what the instances answer with");
+  }
+
+  /** The version every instance runs, once the stack is whole: what an interrupted roll must end on. */
+  async function foundVersion(): Promise<string> {
+    const found = await settled();
+    assert.ok(found.version, "status carries the version");
+    assert.ok(
+      found.instances.every((i) => i.version === found.version),
+      "one version before the drill",
+    );
+    return found.version;
+  }
+
+  /** A new-version instance in service: the roll has replaced something, so a rollback must too. */
+  const newVersionServes =
+    (found: string) =>
+    (status: StackStatus): boolean =>
+      status.instances.some((i) => i.healthy && i.version !== undefined && i.version !== found);
+
+  it("rolling-deploy, SIGINT once a new-version instance serves: the roll stopped and rolled back, launch first, the stack on the version found", async () => {
+    const found = await foundVersion();
+    const stderr = await interruptMidFault("rolling-deploy", [], "SIGINT", newVersionServes(found));
+    assert.match(stderr, /stopping the roll and rolling back to the version found/);
     assert.match(
       stderr,
-      /its roll to a version broken on purpose goes on in the stack until it is rolled back/,
+      new RegExp(
+        `drill rolling-deploy interrupted \\(SIGINT\\): .*stopped its roll: back on ${found}, every instance on it`,
+      ),
     );
-    // The roll goes on in the stack after the drill let go: it ends rolled back, as it would have.
-    const back = await waitOn(
-      "the broken roll rolled back: the instances found, and only them, in service",
+    // At once when the drill exits: it waited for the rollback.
+    await assertOnVersion(found, stderr);
+    const json = /partial report: \S+ \(JSON: (\S+)\)/.exec(stderr)?.[1] as string;
+    const report = JSON.parse(readFileSync(json, "utf8")) as DrillReport;
+    assert.deepEqual((report.interrupted as { undone?: string[] }).undone, [
+      `stopped its roll: back on ${found}, every instance on it`,
+    ]);
+    // The rollback replaced instances launch first, under the drill's traffic: nobody saw it.
+    assert.equal(report.failed, 0, JSON.stringify(report.failures));
+    assert.ok(
+      report.events.some(
+        (e) =>
+          e.type === "roll.rolled-back" &&
+          /stopped( after it completed)?: the drill was interrupted \(SIGINT\)/.test(e.reason),
+      ),
+      "the stack's events say why the roll was rolled back",
+    );
+  });
+
+  it("rolling-deploy, SIGHUP after its roll completed (in its cooldown): the completed roll rolled back, the stack on the version found", async () => {
+    const found = await foundVersion();
+    const stderr = await interruptMidFault(
+      "rolling-deploy",
+      ["--cooldown-seconds", "120"],
+      "SIGHUP",
+      (status, out) => /instances replaced in/.test(out) && status.version !== found,
+    );
+    assert.match(stderr, new RegExp(`stopped its roll: back on ${found}, every instance on it`));
+    await assertOnVersion(found, stderr);
+  });
+
+  it("rolling-deploy of a broken version, SIGTERM mid-roll: the roll stopped, the stack on the version found", async () => {
+    const found = await foundVersion();
+    const stderr = await interruptMidFault("rolling-deploy", ["--broken", "crash"], "SIGTERM", (_s, out) =>
+      /rolling to a new version broken on purpose/.test(out),
+    );
+    assert.match(stderr, new RegExp(`stopped its roll: back on ${found}, every instance on it`));
+    await assertOnVersion(found, stderr);
+  });
+
+  it("rolling-deploy, its client killed (SIGKILL) mid-roll: the stack notices the roll's requester is gone and rolls back by itself", async () => {
+    const found = await foundVersion();
+    const stderr = await interruptMidFault("rolling-deploy", [], "SIGKILL", newVersionServes(found));
+    await waitOn(
+      "the stack back on the version found, every instance on it",
       changes,
       async () => {
         const s = await client.status();
-        const ids = s.instances.map((i) => i.id).sort();
-        return JSON.stringify(ids) === JSON.stringify(foundIds) && s.instances.every((i) => i.healthy)
-          ? s
-          : undefined;
+        return (s.version === found && s.instances.every((i) => i.version === found)) || undefined;
       },
-      120_000,
+      180_000,
     );
-    assert.equal(await servedVersion(back), foundVersion);
+    await assertOnVersion(found, stderr);
+    const events: TimedStackEvent[] = [];
+    const reading = new AbortController();
+    const read = (async () => {
+      for await (const e of client.events(reading.signal)) events.push(e);
+    })().catch(() => undefined);
+    // The stream replays the stack's recent events: the rollback's is among them.
+    try {
+      await waitFor(
+        "the rollback's event, saying its requester went away",
+        () =>
+          events.some((e) => e.type === "roll.rolled-back" && /its requester went away/.test(e.reason)) ||
+          undefined,
+        10_000,
+      );
+    } finally {
+      reading.abort();
+      await read;
+    }
+  });
+
+  it("`stayup roll`, Ctrl-C once a new-version instance serves: stopped with rollback, exit 130, the stack on the version found", async () => {
+    const found = await foundVersion();
+    const roll = spawn(
+      process.execPath,
+      [cliPath, "roll", "--state-dir", stateDir, "--set", "STAYUP_DEPLOY_ID=ctrl-c"],
+      {
+        cwd: repoRoot,
+      },
+    );
+    let stderr = "";
+    let stdout = "";
+    roll.stderr.on("data", (d: Buffer) => {
+      stderr += d;
+      changes.poke();
+    });
+    roll.stdout.on("data", (d: Buffer) => {
+      stdout += d;
+    });
+    const exited = new Promise<number | null>((resolve) => roll.once("close", (code) => resolve(code)));
+    try {
+      await waitOn(
+        "a new-version instance in service",
+        changes,
+        async () => newVersionServes(found)(await client.status()) || undefined,
+        120_000,
+      );
+      roll.kill("SIGINT");
+      const code = await exited;
+      const output = `${stderr}\n${stdout}`;
+      assert.equal(code, 130, output);
+      assert.match(stderr, /stopping the roll and rolling back/);
+      assert.match(
+        stderr,
+        new RegExp(`stayup roll interrupted \\(SIGINT\\): the roll stopped, the stack back on ${found}`),
+      );
+      await assertOnVersion(found, output);
+    } finally {
+      roll.kill("SIGKILL");
+    }
   });
 
   it("`stayup status` shows a fault in force with the command that clears it; `stayup faults clear` clears it", async () => {

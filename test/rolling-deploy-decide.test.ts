@@ -6,7 +6,13 @@ import {
   type GroupState,
   type ObservedInstance,
 } from "../src/local/instance-group/decide.ts";
-import { planStackRoll } from "../src/local/rolling-deploy/roll.ts";
+import { onVersion, rollbackProgress } from "../src/drills/rolling-deploy.ts";
+import {
+  planStackRoll,
+  regionsToRollBack,
+  rolledOnto,
+  stopReason,
+} from "../src/local/rolling-deploy/roll.ts";
 
 const policy = defaultGroupPolicy;
 const instance = (id: string, az: string, version: string, over: Partial<ObservedInstance> = {}) =>
@@ -111,6 +117,139 @@ describe("a stack roll's plan: every region with running instances, the primary 
         { region: "eu-west-3", action: "set-version" },
         { region: "us-east-1", action: "roll" },
       ],
+    );
+  });
+});
+
+describe("a roll stopped halfway (stop with rollback): what happens to each instance (pure)", () => {
+  // Mid-roll, then the group told the version it started from (v1) again: decide.ts is the one
+  // rollback path, for a broken version and for a stopped roll alike.
+  it("an instance of the new version that never served goes at once; the old one it was replacing stays", () => {
+    const starting = instance("n", "z-a", "v2", { health: "initial", everHealthy: false, replaces: "a" });
+    const d = decide(
+      state([instance("a", "z-a", "v1"), instance("b", "z-b", "v1"), starting], "v1"),
+      policy,
+      0,
+    );
+    assert.deepEqual(
+      d.terminate.map((t) => t.instanceId),
+      ["n"],
+    );
+    assert.deepEqual(d.launch, []);
+  });
+
+  it("a healthy instance of the new version is replaced launch first: it serves until an old-version one is healthy", () => {
+    // Zone z-a already rolled (its old instance drained); z-b not yet.
+    const rolled = instance("n", "z-a", "v2");
+    const d = decide(state([rolled, instance("b", "z-b", "v1")], "v1"), policy, 0);
+    assert.deepEqual(d.terminate, [], "nothing of the new version goes before its replacement serves");
+    assert.deepEqual(
+      d.launch.map((l) => [l.az, l.replaces]),
+      [["z-a", "n"]],
+    );
+    const back = instance("o", "z-a", "v1", { health: "healthy", everHealthy: true, replaces: "n" });
+    const next = decide(state([rolled, back, instance("b", "z-b", "v1")], "v1"), policy, 1000);
+    assert.deepEqual(
+      next.terminate.map((t) => t.instanceId),
+      ["n"],
+    );
+  });
+
+  it("an old instance already draining when the roll stopped is not taken back: a new one of the old version takes its place", () => {
+    const draining = instance("a", "z-a", "v1", { lifecycle: "terminating" });
+    const d = decide(
+      state([draining, instance("n", "z-a", "v2"), instance("b", "z-b", "v1")], "v1"),
+      policy,
+      0,
+    );
+    assert.deepEqual(d.terminate, []);
+    assert.deepEqual(
+      d.launch.map((l) => [l.az, l.replaces]),
+      [["z-a", "n"]],
+    );
+  });
+});
+
+describe("when a roll (or its rollback) has ended (pure)", () => {
+  const on = (version: string, over: { healthy?: boolean; terminating?: boolean } = {}) => ({
+    version,
+    healthy: true,
+    terminating: false,
+    ...over,
+  });
+  it("every instance on the version, desired of them healthy", () => {
+    assert.equal(rolledOnto([on("v1"), on("v1")], "v1", 2), true);
+  });
+  it("not while an instance of another version is still draining", () => {
+    assert.equal(rolledOnto([on("v1"), on("v1"), on("v2", { terminating: true })], "v1", 2), false);
+  });
+  it("not while fewer than desired serve", () => {
+    assert.equal(rolledOnto([on("v1"), on("v1", { healthy: false })], "v1", 2), false);
+    assert.equal(rolledOnto([on("v1"), on("v1", { terminating: true })], "v1", 2), false);
+  });
+  it("a region with nothing desired (a pilot light) is on any version it is told", () => {
+    assert.equal(rolledOnto([], "v1", 0), true);
+  });
+});
+
+describe("a stopped stack roll: which regions go back (pure)", () => {
+  const r = (
+    region: string,
+    outcome: "rolled" | "version-set" | "not-rolled",
+    over: { rolledBack?: boolean; fromVersion?: string; toVersion?: string } = {},
+  ) => ({ region, outcome, rolledBack: false, fromVersion: "v1", toVersion: "v2", ...over });
+
+  it("a region rolled before the stop goes back; the one rolled back by the stop and those not reached stay", () => {
+    assert.deepEqual(
+      regionsToRollBack([
+        r("eu-west-3", "rolled"),
+        r("us-east-1", "rolled", { rolledBack: true }),
+        r("ap-south-1", "not-rolled"),
+      ]),
+      ["eu-west-3"],
+    );
+  });
+  it("a pilot light given the new version is given the old one back", () => {
+    assert.deepEqual(regionsToRollBack([r("eu-west-3", "rolled"), r("us-east-1", "version-set")]), [
+      "eu-west-3",
+      "us-east-1",
+    ]);
+  });
+  it("a region that was already at the new version has nothing to go back to", () => {
+    assert.deepEqual(regionsToRollBack([r("eu-west-3", "rolled", { fromVersion: "v2" })]), []);
+  });
+  it("the stop's reason is said as the rollback's", () => {
+    const stop = new AbortController();
+    stop.abort("the drill was interrupted (SIGINT)");
+    assert.equal(stopReason(stop.signal), "stopped: the drill was interrupted (SIGINT)");
+    const bare = new AbortController();
+    bare.abort();
+    assert.equal(stopReason(bare.signal), "stopped: its requester asked");
+  });
+});
+
+describe("the rolling-deploy drill's view of a rollback (pure)", () => {
+  const i = (version: string | undefined, healthy = true) => ({
+    id: "i",
+    az: "z",
+    pid: 1,
+    port: 1,
+    state: "in-service",
+    health: healthy ? "healthy" : "initial",
+    healthy,
+    version,
+  });
+  it("back on the version found only when the group and every instance run it", () => {
+    assert.equal(onVersion({ version: "v1", instances: [i("v1"), i("v1")] }, "v1"), true);
+    assert.equal(onVersion({ version: "v1", instances: [i("v1"), i("v2")] }, "v1"), false);
+    assert.equal(onVersion({ version: "v2", instances: [i("v1"), i("v1")] }, "v1"), false);
+    assert.equal(onVersion({ version: "v1", instances: [] }, "v1"), false, "no instance serves it");
+    assert.equal(onVersion({ version: "v1", instances: [i(undefined)] }, "v1"), false);
+  });
+  it("says how many instances run the version found and how many of the new one are left", () => {
+    assert.equal(
+      rollbackProgress({ version: "v1", instances: [i("v1"), i("v1", false), i("v2")] }, "v1"),
+      "rolling back to v1: 2 instance(s) on it (1 healthy), 1 of the new version still to go",
     );
   });
 });

@@ -112,4 +112,45 @@ describe("`stayup up` on a running stack whose service bundle changed", { timeou
     assert.equal(third.code, 1);
     assert.match(third.stderr, /already runs this version/);
   });
+
+  it("Ctrl-C while `up` rolls: the roll stopped with rollback, exit 130, the stack on the version it ran", async () => {
+    const before = await status();
+    const found = before.version as string;
+    assert.ok(found && before.instances.every((i) => i.version === found));
+    appendFileSync(
+      path.join(dir, "src/web-service/main.ts"),
+      '\n(globalThis as Record<string, unknown>).stayupEditedAgain = "then interrupted";\n',
+    );
+    const child = spawn(process.execPath, [path.join(dir, "bin/stayup.mjs"), "up", ...ports, ...common()], {
+      cwd: dir,
+    });
+    let stderr = "";
+    child.stderr.on("data", (d: Buffer) => (stderr += d));
+    const exited = new Promise<number | null>((resolve) => child.once("close", (code) => resolve(code)));
+    try {
+      // Interrupted once an instance of the new version serves (or, on a fast machine, the roll is
+      // over: the stop then rolls the completed roll back, the same end).
+      await waitFor(
+        "an instance of the new version in service",
+        async () => (await status()).instances.some((i) => i.healthy && i.version !== found) || undefined,
+        120_000,
+      );
+      child.kill("SIGINT");
+      const code = await exited;
+      assert.equal(code, 130, stderr);
+      assert.match(
+        stderr,
+        new RegExp(`stayup up interrupted \\(SIGINT\\): the roll stopped, the stack back on ${found}`),
+      );
+      const now = await status();
+      assert.equal(now.version, found);
+      assert.deepEqual(
+        now.instances.map((i) => i.version),
+        now.instances.map(() => found),
+      );
+      assert.equal(await versionAt(now.listener), found);
+    } finally {
+      child.kill("SIGKILL");
+    }
+  });
 });

@@ -151,10 +151,10 @@ export class DrillRun {
   /** Where the traffic goes and what it measures (see trafficPlan). */
   readonly plan: ReturnType<typeof trafficPlan>;
   /**
-   * What this run started in the stack that an interruption does not stop and no fault lease
-   * restores (a roll goes on to its end): said when the drill is interrupted, and in its report.
+   * What this run started in the stack that no fault lease restores (a roll), with what undoes it
+   * when the drill is interrupted (see undoOnInterrupt).
    */
-  readonly goesOn = new Set<string>();
+  private readonly undos = new Map<symbol, { what: string; undo: () => Promise<string> }>();
 
   private constructor(
     readonly client: StackClient,
@@ -212,6 +212,20 @@ export class DrillRun {
     return new ClientFigures(part ? `${name} (${part})` : name, (report) =>
       this.client.reportClientTraffic(report),
     );
+  }
+
+  /**
+   * Something this run started in the stack that no fault lease restores (a roll): if the drill is
+   * interrupted before the returned function is called, `undo` runs (interruptedReport), its
+   * traffic still flowing so that the partial report shows what clients saw meanwhile. `undo` says
+   * what it did (a timeline mark, and the report's `interrupted.undone`), or throws why it could not.
+   */
+  undoOnInterrupt(what: string, undo: () => Promise<string>): () => void {
+    const key = Symbol(what);
+    this.undos.set(key, { what, undo });
+    return () => {
+      this.undos.delete(key);
+    };
   }
 
   /** Waits `ms`, or throws DrillInterrupted as soon as the drill is interrupted. */
@@ -283,19 +297,36 @@ export class DrillRun {
 
   /**
    * The report of a run interrupted before its end: what the traffic saw until then, the events,
-   * and a verdict that fails on "the drill ran to its end". Stops the run's traffic.
+   * and a verdict that fails on "the drill ran to its end". First undoes what the run started that
+   * no lease restores (undoOnInterrupt), under traffic; then stops the run's traffic.
    */
   async interruptedReport(drill: string, reason: string): Promise<DrillReport> {
     // When it was interrupted, not when its last answers came in (they may take seconds).
     const interruptedAt = Date.now();
+    this.mark("step", `interrupted (${reason})`, interruptedAt);
+    const undone: string[] = [];
+    const notUndone: string[] = [];
+    for (const { what, undo } of this.undos.values()) {
+      try {
+        const said = await undo();
+        undone.push(said);
+        this.mark("recovery", said);
+      } catch (error) {
+        notUndone.push(`${what}: ${error instanceof Error ? error.message : String(error)}`);
+      }
+    }
+    this.undos.clear();
     const result = await this.traffic.stop();
     this.abort.abort();
     await this.reading;
-    this.mark("step", `interrupted (${reason})`, interruptedAt);
     const target: DrillTarget = {
       target: "the drill ran to its end",
       passed: false,
-      actual: `interrupted (${reason}) after ${((interruptedAt - this.timeline.startedAt) / 1000).toFixed(1)} s; faults it injected cleared`,
+      actual: [
+        `interrupted (${reason}) after ${((interruptedAt - this.timeline.startedAt) / 1000).toFixed(1)} s; faults it injected cleared`,
+        ...undone,
+        ...notUndone.map((n) => `NOT undone: ${n}`),
+      ].join("; "),
     };
     return this.report(
       drill,
@@ -305,7 +336,8 @@ export class DrillRun {
         interrupted: {
           reason,
           at: new Date(interruptedAt).toISOString(),
-          ...(this.goesOn.size > 0 ? { goesOn: [...this.goesOn] } : {}),
+          ...(undone.length > 0 ? { undone } : {}),
+          ...(notUndone.length > 0 ? { notUndone } : {}),
         },
       },
       (r) => [target, ...basicTargets(r)],

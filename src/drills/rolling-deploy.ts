@@ -1,6 +1,10 @@
+import { randomUUID } from "node:crypto";
 import { Option } from "commander";
 import type { StackClient } from "../local/control-plane/client.ts";
 import type { TimedStackEvent } from "../local/events/bus.ts";
+import type { RollResult } from "../local/rolling-deploy/roll.ts";
+import type { StackStatus } from "../local/runtime.ts";
+import { sleep } from "../shared/net.ts";
 import { type DrillOptions, DrillRun, drillDefaults } from "./harness.ts";
 import { defineDrill } from "./module.ts";
 import type { DrillReport } from "./report.ts";
@@ -26,16 +30,22 @@ export async function rollingDeployDrill(
   run.progress(`rolling to a new version${o.broken ? ` broken on purpose (${o.broken})` : ""}`);
   const rollAt = Date.now();
   run.mark("fault", `roll to a new version${o.broken ? ` (broken: ${o.broken})` : ""} started`, rollAt);
-  // Interrupted meanwhile, the roll is not stopped halfway: it ends in the stack as it would have.
-  const goesOn = o.broken
-    ? "its roll to a version broken on purpose goes on in the stack until it is rolled back"
-    : "its roll to a new version goes on in the stack until every instance runs it";
-  run.goesOn.add(goesOn);
-  const roll = await client.roll(settings).catch(async (error: unknown) => {
-    await run.finish();
+  // Interrupted at any point from here, during the roll or after it, the roll is stopped with
+  // rollback (or, over already, rolled back): the stack ends on the version found.
+  const rollId = randomUUID();
+  const request = new AbortController();
+  const rolling = client.roll(settings, { id: rollId, signal: request.signal });
+  rolling.catch(() => undefined);
+  run.undoOnInterrupt("its roll", () =>
+    stopRoll(run, client, { id: rollId, request, rolling, reason: o.interruption?.reason }),
+  );
+  const roll = await rolling.catch(async (error: unknown) => {
+    // Interrupted: the undo above owns the roll from here.
+    if (!o.interruption?.interrupted) await run.finish();
     throw error;
   });
-  run.goesOn.delete(goesOn);
+  // Interrupted as it answered: the undo has it (the drill's caller stopped listening).
+  o.interruption?.throwIfInterrupted();
   run.progress(
     roll.rolledBack
       ? `rolled back to ${roll.fromVersion}: ${roll.reason}`
@@ -58,6 +68,76 @@ export async function rollingDeployDrill(
         }
       : {}),
   });
+}
+
+/** Whether the stack runs `version` and nothing else: its group set to it, every instance on it. */
+export function onVersion(status: Pick<StackStatus, "version" | "instances">, version: string): boolean {
+  return (
+    status.version === version &&
+    status.instances.length > 0 &&
+    status.instances.every((i) => i.version === version)
+  );
+}
+
+/** A rollback under way, in one line: how many instances run the version found, how many not yet. */
+export function rollbackProgress(status: Pick<StackStatus, "version" | "instances">, found: string): string {
+  const on = status.instances.filter((i) => i.version === found);
+  const other = status.instances.length - on.length;
+  return `rolling back to ${found}: ${on.length} instance(s) on it (${on.filter((i) => i.healthy).length} healthy)${other > 0 ? `, ${other} of the new version still to go` : ""}`;
+}
+
+/** How long an interrupted drill waits for its roll's rollback (the stack bounds it: 2 min a region). */
+const ROLLBACK_WAIT_MS = 300_000;
+
+/**
+ * The undo of an interrupted drill's roll: asks the stack to stop it with rollback (POST
+ * /roll/stop naming it: under way, it is stopped; completed, and nothing rolled since, it is rolled
+ * back) and waits, saying how far the rollback got, until the stack runs the version the drill
+ * found on every instance. A roll the stack has not taken yet is stopped by closing its request
+ * (the stack stops a roll whose requester is gone). Throws when the stack is not back.
+ */
+async function stopRoll(
+  run: DrillRun,
+  client: StackClient,
+  roll: { id: string; request: AbortController; rolling: Promise<RollResult>; reason?: string },
+): Promise<string> {
+  const found = run.before.version;
+  if (!found) throw new Error("the stack does not say which version it ran: see `stayup status`");
+  run.progress(`stopping the roll and rolling back to the version found (${found})...`);
+  const deadline = Date.now() + ROLLBACK_WAIT_MS;
+  let done = false;
+  const watching = (async () => {
+    let said = "";
+    while (!done && Date.now() < deadline) {
+      await sleep(1000);
+      const status = await client.status().catch(() => undefined);
+      if (done || !status) continue;
+      const line = rollbackProgress(status, found);
+      if (line !== said) run.progress(line);
+      said = line;
+    }
+  })();
+  try {
+    const stopped = await client
+      .stopRoll({ id: roll.id, reason: `the drill was interrupted (${roll.reason ?? "interrupted"})` })
+      .catch(() => undefined);
+    // None under way: not taken yet (its closed request stops it at once), or over already.
+    roll.request.abort();
+    const result = stopped ?? (await roll.rolling.catch(() => undefined));
+    for (;;) {
+      const status = await client.status();
+      if (onVersion(status, found)) break;
+      if (Date.now() > deadline)
+        throw new Error(
+          `the stack runs ${status.version}${result && !result.stopped && !result.rolledBack ? " (the roll had completed before it could be stopped)" : ""}, not the version found ${found}`,
+        );
+      await sleep(500);
+    }
+    return `stopped its roll: back on ${found}, every instance on it`;
+  } finally {
+    done = true;
+    await watching;
+  }
 }
 
 /**

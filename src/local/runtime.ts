@@ -57,6 +57,8 @@ export interface InstanceStatus {
   healthy: boolean;
   /** Last sampled CPU, percent of one core (undefined while warming up). */
   cpuPercent?: number;
+  /** The service version it runs (bundle and instance settings hashed; see rolling-deploy). */
+  version?: string;
 }
 
 export interface StackStatus {
@@ -69,6 +71,8 @@ export interface StackStatus {
   region: string;
   listener: string;
   pid: number;
+  /** The version the primary region's instances run, or are being rolled to (see rolling-deploy). */
+  version?: string;
   redis: {
     url: string;
     pid?: number;
@@ -120,6 +124,8 @@ export interface RegionStatus {
   availabilityZones: { name: string; impaired: boolean }[];
   group: { min: number; desired: number; max: number; inService: number; averageCpuPercent?: number };
   instances: InstanceStatus[];
+  /** The version the region's group runs, or is being rolled to (a roll's rollback sets it back). */
+  version?: string;
 }
 
 /** The registry keeps every process in memory: a failed write is made good by the next one. */
@@ -456,6 +462,7 @@ export class LocalStack {
         health: target?.health ?? "unregistered",
         healthy: target?.health === "healthy",
         cpuPercent: region.scaling.cpu.get(i.instanceId),
+        version: region.group.versionOf(i.instanceId),
       };
     });
     return {
@@ -473,6 +480,7 @@ export class LocalStack {
         averageCpuPercent: region.scaling.lastAverage,
       },
       instances,
+      version: region.group.version,
     };
   }
 
@@ -487,6 +495,7 @@ export class LocalStack {
       region: stack.regions.primary.name,
       listener: this.loadBalancer.url,
       pid: process.pid,
+      version: this.primary.group.version,
       redis: {
         url: this.redis.url,
         pid: this.redis.pid,

@@ -192,20 +192,53 @@ export class StackClient {
     return body;
   }
 
-  /** A rolling deploy to the version `settings` make (see roll-route.ts); resolves when it is over. */
+  /**
+   * A rolling deploy to the version `settings` make (see roll-route.ts); resolves when it is over.
+   * `id` names it for stopRoll; `signal` aborting closes the request, which stops the roll with
+   * rollback (as this process ending does).
+   */
   async roll(
     settings: Record<string, string>,
-    options: { keepSettings?: boolean } = {},
+    options: { keepSettings?: boolean; id?: string; signal?: AbortSignal } = {},
   ): Promise<RollResult> {
     const res = await request(`${this.state.controlUrl}/roll`, {
       method: "POST",
       headers: { ...this.headers, "content-type": "application/json" },
-      body: JSON.stringify({ settings, ...(options.keepSettings ? { keepSettings: true } : {}) }),
+      body: JSON.stringify({
+        settings,
+        ...(options.keepSettings ? { keepSettings: true } : {}),
+        ...(options.id ? { id: options.id } : {}),
+      }),
       headersTimeout: 0,
       bodyTimeout: 0,
+      ...(options.signal ? { signal: options.signal } : {}),
     });
     const body = (await res.body.json()) as RollResult & { error?: string; fix?: string };
     if (res.statusCode !== 200) throw new StayupError(`roll refused: ${body.error}`, body.fix);
+    return body;
+  }
+
+  /**
+   * Stops the roll under way (only the one named `id`, if given) with rollback: resolves with its
+   * result once the stack is back on the version the roll started from; undefined if no roll (or
+   * not that one) is under way. `reason` is said in the stack's events.
+   */
+  async stopRoll(options: { id?: string; reason?: string } = {}): Promise<RollResult | undefined> {
+    const query = new URLSearchParams({
+      ...(options.id ? { id: options.id } : {}),
+      ...(options.reason ? { reason: options.reason } : {}),
+    }).toString();
+    const res = await request(`${this.state.controlUrl}/roll/stop${query ? `?${query}` : ""}`, {
+      method: "POST",
+      headers: this.headers,
+      // The rollback is bounded by the stack (2 min per region); this waits for it.
+      headersTimeout: 0,
+      bodyTimeout: 0,
+    });
+    await refused(res);
+    const body = (await res.body.json()) as RollResult & { error?: string; fix?: string };
+    if (res.statusCode === 409) return undefined;
+    if (res.statusCode !== 200) throw new StayupError(`stopping the roll failed: ${body.error}`, body.fix);
     return body;
   }
 

@@ -15,7 +15,7 @@ import { clearOldTokenCookies, ControlPlaneAccess, newControlToken, setSecurityH
 import { StackClient } from "./client.ts";
 import { DrillDesk, type DrillRunner } from "./drills.ts";
 import { handleClientTraffic } from "./client-traffic-route.ts";
-import { handleRoll } from "./roll-route.ts";
+import { handleRoll, handleRollStop, RollDesk } from "./roll-route.ts";
 import { type StackStateFile, stateFileName } from "./state-file.ts";
 import { defaultStreamLimits, type StreamLimits, StreamGate } from "./streams.ts";
 
@@ -30,7 +30,8 @@ export interface ControlPlaneOptions {
 /**
  * A loopback HTTP API over a running stack: `GET /status`, `GET /events` (newline-delimited JSON:
  * recent history, then live), `GET /drills`, `POST /drills/<name>`, `POST /client-traffic` (what a
- * drill's client saw, published as events), `POST /shutdown`. The CLI and
+ * drill's client saw, published as events), `POST /roll` and `POST /roll/stop` (roll-route.ts),
+ * `POST /shutdown`. The CLI and
  * drills use only this. Every request goes through `access` first (token, loopback Host, own
  * Origin); every answer carries the security headers (CSP, no framing, no Referer, nosniff).
  */
@@ -39,6 +40,8 @@ export class ControlPlaneServer {
   readonly access: ControlPlaneAccess;
   readonly dashboard: Dashboard;
   readonly drills: DrillDesk;
+  /** The roll under way (`POST /roll`), and what stops it (`POST /roll/stop`). */
+  readonly rolls = new RollDesk();
   /** `/events` and the dashboard's stream: capped in number and in what each may hold. */
   readonly streams: StreamGate;
   /** Fault leases held open (their drill's connection): ended when the control plane closes. */
@@ -122,7 +125,9 @@ export class ControlPlaneServer {
     } else if (req.method === "POST" && url.pathname === "/client-traffic") {
       void handleClientTraffic(this.stack.events, req, res, this.options.bodyDeadlineMs);
     } else if (req.method === "POST" && url.pathname === "/roll") {
-      void handleRoll(this.stack, req, res, this.options.bodyDeadlineMs);
+      void handleRoll(this.stack, this.rolls, req, res, this.options.bodyDeadlineMs);
+    } else if (req.method === "POST" && url.pathname === "/roll/stop") {
+      void handleRollStop(this.rolls, url, res);
     } else if (req.method === "POST" && url.pathname === "/shutdown") {
       res.writeHead(202, { "content-type": "application/json" });
       res.end(JSON.stringify({ stopping: true }));
@@ -144,6 +149,7 @@ export class ControlPlaneServer {
             ...grayFaultRoutes,
             ...faultRegistryRoutes,
             "POST /roll",
+            "POST /roll/stop?id=&reason=",
             "POST /client-traffic",
             ...ecsFaultRoutes,
             "POST /shutdown",

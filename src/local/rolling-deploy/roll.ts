@@ -16,6 +16,12 @@ export interface RollRequest {
   artifact?: string;
   /** The user's service folder, hashed into the version: a code change there is a new version. */
   serviceFolder?: ServiceFolder;
+  /**
+   * Stops the roll with rollback (CodeDeploy's StopDeployment with rollback): once aborted, the
+   * roll launches no more of the new version and deploys the version it started from back, in
+   * every region it already rolled; the abort's reason (a string) is said as the rollback's.
+   */
+  signal?: AbortSignal;
 }
 
 export interface RollResult {
@@ -26,6 +32,8 @@ export interface RollResult {
   rolledBack: boolean;
   reason?: string;
   durationSeconds: number;
+  /** The roll was stopped before its end (see RollRequest.signal): it then always ends rolled back. */
+  stopped?: boolean;
   /** One entry per region, in the order they were rolled (a stack roll; see rollStack). */
   regions?: RegionRollResult[];
 }
@@ -35,6 +43,47 @@ export interface RegionRollResult extends Omit<RollResult, "regions"> {
   role: "primary" | "secondary";
   /** `rolled`: its instances were replaced (or rolled back); `version-set`: it had none running, so its next launch runs the new version; `not-rolled`: an earlier region rolled back. */
   outcome: "rolled" | "version-set" | "not-rolled";
+}
+
+/** Why a stopped roll was stopped: the abort's reason when the requester gave one. */
+export function stopReason(signal: AbortSignal): string {
+  return `stopped: ${typeof signal.reason === "string" ? signal.reason : "its requester asked"}`;
+}
+
+/** One instance as a roll sees it: the version it runs, whether it serves, whether it is going. */
+export interface RollingInstance {
+  version?: string;
+  healthy: boolean;
+  terminating: boolean;
+}
+
+/**
+ * Whether a group has rolled onto `version` (pure): every instance it still has runs it, those
+ * draining included (an instance of another version still draining is not gone yet), and at least
+ * `desired` of them serve. The end of a roll, and of its rollback.
+ */
+export function rolledOnto(instances: readonly RollingInstance[], version: string, desired: number): boolean {
+  return (
+    instances.every((i) => i.version === version) &&
+    instances.filter((i) => !i.terminating && i.healthy).length >= desired
+  );
+}
+
+/**
+ * The regions a stopped stack roll must roll back besides the one it was rolling when stopped
+ * (pure): those it had already rolled or given the new version, so that the stack ends on the
+ * version it was found on everywhere. A region not reached, one that rolled back by itself, or one
+ * that was already at the new version is left as it is.
+ */
+export function regionsToRollBack(
+  results: readonly Pick<
+    RegionRollResult,
+    "region" | "outcome" | "rolledBack" | "fromVersion" | "toVersion"
+  >[],
+): string[] {
+  return results
+    .filter((r) => r.outcome !== "not-rolled" && !r.rolledBack && r.fromVersion !== r.toVersion)
+    .map((r) => r.region);
 }
 
 /** What a stack roll does with each region, decided from what runs there (pure). */
@@ -113,15 +162,9 @@ export async function rollRegion(
   events.publish({ type: "roll.started", fromVersion, toVersion, instances: before.length }, region.name);
   const healthy = (id: string) => region.targetGroup.get(id)?.health === "healthy";
   /** Done when every old instance is gone and `desired` healthy instances of `version` serve. */
-  const settled = (version: string) => {
-    const live = group.list().filter((i) => i.state !== "terminating");
-    return (
-      before.every((i) => terminated.has(i.instanceId) || group.versionOf(i.instanceId) === version) &&
-      live.filter((i) => group.versionOf(i.instanceId) === version && healthy(i.instanceId)).length >=
-        group.capacity.desired &&
-      live.every((i) => group.versionOf(i.instanceId) === version)
-    );
-  };
+  const settled = (version: string) =>
+    before.every((i) => terminated.has(i.instanceId) || group.versionOf(i.instanceId) === version) &&
+    rolledOnto(observe(region), version, group.capacity.desired);
   try {
     group.serviceEntry = artifact;
     group.deployVersion(toVersion, request.settings);
@@ -133,18 +176,21 @@ export async function rollRegion(
           failures = maxFailures;
         }
       }
-      if (failures >= maxFailures || now > deadline) {
-        const reason = failure ?? `not finished within ${(deadline - startedAt) / 1000} s`;
+      const stopped = request.signal?.aborted === true;
+      if (failures >= maxFailures || now > deadline || stopped) {
+        const reason = stopped
+          ? stopReason(request.signal as AbortSignal)
+          : (failure ?? `not finished within ${(deadline - startedAt) / 1000} s`);
         // Rollback: the previous version back; its instances never stopped serving.
-        group.serviceEntry = fromArtifact;
-        group.deployVersion(fromVersion, fromSettings);
-        events.publish(
-          { type: "roll.rolled-back", fromVersion: toVersion, toVersion: fromVersion, reason },
-          region.name,
+        await rollBackRegion(
+          region,
+          events,
+          { version: fromVersion, settings: fromSettings, artifact: fromArtifact },
+          toVersion,
+          reason,
+          settled,
         );
-        const rollbackDeadline = Date.now() + 120_000;
-        while (!settled(fromVersion) && Date.now() < rollbackDeadline) await sleep(100);
-        return result(true, [], reason);
+        return { ...result(true, [], reason), ...(stopped ? { stopped: true } : {}) };
       }
       await sleep(100);
     }
@@ -165,6 +211,48 @@ export async function rollRegion(
   }
 }
 
+/** What a region ran before a roll: what its rollback deploys again. */
+export interface RegionVersion {
+  version: string;
+  settings: Record<string, string>;
+  artifact: string;
+}
+
+/**
+ * The region's group as rolledOnto sees it: every member, those still launching (not listed yet:
+ * one of the new version must not come up after a rollback was called done) and those draining.
+ */
+function observe(region: LocalRegion): RollingInstance[] {
+  return region.group.observe().instances.map((i) => ({
+    version: i.version,
+    healthy: region.targetGroup.get(i.instanceId)?.health === "healthy",
+    terminating: i.lifecycle === "terminating",
+  }));
+}
+
+/**
+ * The one rollback path: the group is told the version it ran before (`to`) and replaces every
+ * instance of another version the way it rolls (decide.ts: one that never served goes at once, a
+ * healthy one only once its replacement is healthy), so clients see nothing. Waits (2 min at most)
+ * until the group has rolled onto it (`settled`, by default every instance on it).
+ */
+export async function rollBackRegion(
+  region: LocalRegion,
+  events: EventBus,
+  to: RegionVersion,
+  from: string,
+  reason: string,
+  settled: (version: string) => boolean = (version) =>
+    rolledOnto(observe(region), version, region.group.capacity.desired),
+): Promise<boolean> {
+  region.group.serviceEntry = to.artifact;
+  region.group.deployVersion(to.version, to.settings);
+  events.publish({ type: "roll.rolled-back", fromVersion: from, toVersion: to.version, reason }, region.name);
+  const rollbackDeadline = Date.now() + 120_000;
+  while (!settled(to.version) && Date.now() < rollbackDeadline) await sleep(100);
+  return settled(to.version);
+}
+
 /**
  * A rolling deploy of the whole stack: each region with running instances in turn (planStackRoll).
  * A region that rolls back stops the roll: the regions after it are not touched (each region's
@@ -174,6 +262,8 @@ export async function rollStack(
   regions: LocalRegion[],
   events: EventBus,
   request: RollRequest,
+  /** Filled with what each region ran before its step: what revertStack deploys back. */
+  found = new Map<string, RegionVersion>(),
 ): Promise<RollResult> {
   const startedAt = Date.now();
   const running = (r: LocalRegion) => r.group.list().filter((i) => i.state !== "terminating").length;
@@ -185,20 +275,26 @@ export async function rollStack(
   for (const step of plan) {
     const region = regions.find((r) => r.name === step.region) as LocalRegion;
     const role = region.options.role;
-    if (stoppedBy) {
+    const stopped = request.signal?.aborted === true;
+    if (stoppedBy || stopped) {
       results.push({
         region: region.name,
         role,
         outcome: "not-rolled",
         fromVersion: region.group.version,
-        toVersion: stoppedBy.toVersion,
+        toVersion: stoppedBy?.toVersion ?? results[0]?.toVersion ?? region.group.version,
         instancesReplaced: [],
         rolledBack: false,
-        reason: `${stoppedBy.region} rolled back`,
+        reason: stopped ? stopReason(request.signal as AbortSignal) : `${stoppedBy?.region} rolled back`,
         durationSeconds: 0,
       });
       continue;
     }
+    found.set(region.name, {
+      version: region.group.version,
+      settings: { ...region.group.versionSettings },
+      artifact: region.group.options.serviceEntry,
+    });
     const result = await rollRegion(region, events, request);
     results.push({
       region: region.name,
@@ -208,18 +304,70 @@ export async function rollStack(
     });
     if (result.rolledBack) stoppedBy = results.at(-1);
   }
+  // Stopped: the regions already rolled go back too, so the stack ends as it was found.
+  if (request.signal?.aborted)
+    await rollRegionsBack(regions, events, found, results, stopReason(request.signal));
   const first = results[0] as RegionRollResult;
   const rolledBack = results.find((r) => r.rolledBack);
+  const stopped = request.signal?.aborted === true;
   return {
     fromVersion: first.fromVersion,
     toVersion: first.toVersion,
     instancesReplaced: results.flatMap((r) => r.instancesReplaced),
-    rolledBack: rolledBack !== undefined,
-    ...(rolledBack?.reason
-      ? { reason: `${rolledBack.region}: ${rolledBack.reason}` }
-      : first.reason && results.every((r) => r.reason === first.reason)
-        ? { reason: first.reason }
-        : {}),
+    rolledBack: rolledBack !== undefined || stopped,
+    ...(stopped ? { stopped: true } : {}),
+    ...(stopped
+      ? { reason: stopReason(request.signal as AbortSignal) }
+      : rolledBack?.reason
+        ? { reason: `${rolledBack.region}: ${rolledBack.reason}` }
+        : first.reason && results.every((r) => r.reason === first.reason)
+          ? { reason: first.reason }
+          : {}),
+    durationSeconds: (Date.now() - startedAt) / 1000,
+    regions: results,
+  };
+}
+
+/**
+ * Deploys back, the last first (as a roll reached it last), the version each region in `results`
+ * ran before the roll (`found`), where it changed (regionsToRollBack); marks them rolled back.
+ */
+async function rollRegionsBack(
+  regions: LocalRegion[],
+  events: EventBus,
+  found: ReadonlyMap<string, RegionVersion>,
+  results: RegionRollResult[],
+  reason: string,
+): Promise<void> {
+  for (const name of regionsToRollBack(results).reverse()) {
+    const r = results.find((x) => x.region === name) as RegionRollResult;
+    const region = regions.find((x) => x.name === name) as LocalRegion;
+    await rollBackRegion(region, events, found.get(name) as RegionVersion, r.toVersion, reason);
+    Object.assign(r, { rolledBack: true, stopped: true, reason, instancesReplaced: [] });
+  }
+}
+
+/**
+ * A completed stack roll stopped after its end (POST /roll/stop naming it, nothing rolled since):
+ * every region it changed rolled back to what it ran before (`found`, from rollStack), through
+ * the same rollback as a roll stopped halfway. Answers the roll's result as a stopped one.
+ */
+export async function revertStack(
+  regions: LocalRegion[],
+  events: EventBus,
+  found: ReadonlyMap<string, RegionVersion>,
+  rolled: RollResult,
+  reason: string,
+): Promise<RollResult> {
+  const startedAt = Date.now();
+  const results = (rolled.regions ?? []).map((r) => ({ ...r }));
+  await rollRegionsBack(regions, events, found, results, reason);
+  return {
+    ...rolled,
+    instancesReplaced: [],
+    rolledBack: true,
+    stopped: true,
+    reason,
     durationSeconds: (Date.now() - startedAt) / 1000,
     regions: results,
   };

@@ -63,6 +63,8 @@ export interface SingleInstance {
   redisPort: number;
   redisPid: number;
   launchedAt: number;
+  /** The version it was launched with (its STAYUP_VERSION: a roll sets the new one). */
+  version?: string;
   web: ChildProcess;
   redis: ChildProcess;
   /** Its health check; undefined when the group has none. */
@@ -155,6 +157,9 @@ export class SingleInstanceGroup {
     const redisStarting = this.startRedisOnVolume(instanceId, redisPort);
     redisStarting.catch(() => undefined);
     const log = this.openLog(instanceId);
+    // What its environment says: a roll's version over the stack's own.
+    const version =
+      this.versionSettings.STAYUP_VERSION ?? this.options.instanceEnvironment?.().STAYUP_VERSION;
     const environment = {
       ...this.options.instanceEnvironment?.(),
       ...this.versionSettings,
@@ -249,6 +254,7 @@ export class SingleInstanceGroup {
       redisPort,
       redisPid: redis.pid ?? 0,
       launchedAt: Date.now(),
+      version,
       web,
       redis,
       codeCache,
@@ -432,8 +438,12 @@ export class SingleInstanceGroup {
   async roll(
     artifact: string,
     settings: Record<string, string>,
-    { timeoutMs = 120_000, healthyTimeoutMs = 10_000 } = {},
-  ): Promise<{ replaced: string[]; rolledBack: boolean; reason?: string }> {
+    {
+      timeoutMs = 120_000,
+      healthyTimeoutMs = 10_000,
+      signal,
+    }: { timeoutMs?: number; healthyTimeoutMs?: number; signal?: AbortSignal } = {},
+  ): Promise<{ replaced: string[]; rolledBack: boolean; reason?: string; stopped?: boolean }> {
     const old = this.instance;
     const replaced = old ? [old.instanceId] : [];
     const previous = { artifact: this.options.serviceEntry, settings: this.versionSettings };
@@ -468,6 +478,12 @@ export class SingleInstanceGroup {
         reason = `not finished within ${timeoutMs / 1000} s`;
         break;
       }
+      // Stopped (its requester asked, or went away): the same rollback as a failed version's.
+      if (signal?.aborted) {
+        // The stack says why (the abort's reason): this group only knows it was stopped.
+        reason = "stopped";
+        break;
+      }
       await sleep(50);
     }
     // Rollback: the previous version back on the volume (its launch is the group's usual one).
@@ -479,7 +495,7 @@ export class SingleInstanceGroup {
         type: "instance.terminating",
         instanceId: failed.instanceId,
         az: failed.az,
-        reason: "rolled back: its version failed",
+        reason: signal?.aborted ? "rolled back: the roll was stopped" : "rolled back: its version failed",
       });
       failed.web.kill("SIGTERM");
     }
@@ -489,7 +505,7 @@ export class SingleInstanceGroup {
       if (now && now !== old && now !== failed && instanceHealth(now) === "healthy") break;
       await sleep(50);
     }
-    return { replaced, rolledBack: true, reason };
+    return { replaced, rolledBack: true, reason, ...(signal?.aborted ? { stopped: true } : {}) };
   }
 
   /** Stops the instance gracefully: the web service drains, Redis flushes its append-only file. */

@@ -5,7 +5,7 @@ import { type DerivedSettings, derive, serviceTraffic } from "../../stack/derive
 import type { HealthCheckSettings } from "../target-group/controller.ts";
 import { assertPortFree, assertPortsFree } from "../../shared/net.ts";
 import { serviceFolderOf, serviceVersion } from "../../web-service/version.ts";
-import type { RollResult } from "../rolling-deploy/roll.ts";
+import { type RollResult, stopReason } from "../rolling-deploy/roll.ts";
 import { LocalStack, type LocalStackOptions, type StackStatus } from "../runtime.ts";
 import { DataVolume } from "./data-volume.ts";
 import { assertServiceStartable } from "../instance-group/service-command.ts";
@@ -36,6 +36,9 @@ export class SingleInstanceLocalStack extends LocalStack {
   private singleStopped?: Promise<void>;
   /** The version the instance runs (bundle + settings hashed). */
   version = "";
+  /** What makes the version running (its bundle, the settings rolled), and the one before it. */
+  private deployed = { artifact: "", settings: {} as Record<string, string> };
+  private previous?: { artifact: string; settings: Record<string, string> };
   private instanceSettings = () => ({
     topology: "single-instance",
     az: this.options.stack.regions.primary.availabilityZones[0] ?? "",
@@ -79,6 +82,7 @@ export class SingleInstanceLocalStack extends LocalStack {
     this.primary.loadBalancer.url = this.address.url;
     const az = stack.regions.primary.availabilityZones[0] as string;
     this.version = serviceVersion(entry, this.instanceSettings(), this.serviceFolder());
+    this.deployed = { artifact: entry, settings: {} };
     const version = this.version;
     this.singleGroup = new SingleInstanceGroup({
       name: `${stack.name}-${stack.environment}-single`,
@@ -106,7 +110,7 @@ export class SingleInstanceLocalStack extends LocalStack {
   }
 
   /** A roll of the one instance: stop, then start the new version on the volume (downtime; see group.roll). */
-  async roll(artifact: string, settings: Record<string, string>): Promise<RollResult> {
+  async roll(artifact: string, settings: Record<string, string>, signal?: AbortSignal): Promise<RollResult> {
     const group = this.singleGroup;
     if (!group) throw new Error("the stack is not started");
     const startedAt = Date.now();
@@ -116,18 +120,28 @@ export class SingleInstanceLocalStack extends LocalStack {
       { ...this.instanceSettings(), ...settings },
       this.serviceFolder(),
     );
-    const done = (r: { replaced: string[]; rolledBack: boolean; reason?: string }): RollResult => ({
+    const done = (r: {
+      replaced: string[];
+      rolledBack: boolean;
+      reason?: string;
+      stopped?: boolean;
+    }): RollResult => ({
       fromVersion,
       toVersion,
       instancesReplaced: r.rolledBack ? [] : r.replaced,
       rolledBack: r.rolledBack,
       ...(r.reason ? { reason: r.reason } : {}),
+      ...(r.stopped ? { stopped: true } : {}),
       durationSeconds: (Date.now() - startedAt) / 1000,
     });
     if (toVersion === fromVersion)
       return done({ replaced: [], rolledBack: false, reason: "already at this version" });
+    // Stopped before it began: nothing to roll back.
+    if (signal?.aborted)
+      return done({ replaced: [], rolledBack: true, reason: stopReason(signal), stopped: true });
     this.events.publish({ type: "roll.started", fromVersion, toVersion, instances: 1 });
-    const result = await group.roll(artifact, { ...settings, STAYUP_VERSION: toVersion });
+    const rolled = await group.roll(artifact, { ...settings, STAYUP_VERSION: toVersion }, { signal });
+    const result = rolled.stopped ? { ...rolled, reason: stopReason(signal as AbortSignal) } : rolled;
     if (result.rolledBack) {
       this.events.publish({
         type: "roll.rolled-back",
@@ -137,6 +151,8 @@ export class SingleInstanceLocalStack extends LocalStack {
       });
     } else {
       this.version = toVersion;
+      this.previous = this.deployed;
+      this.deployed = { artifact, settings: { ...settings } };
       this.events.publish({
         type: "roll.completed",
         version: toVersion,
@@ -145,6 +161,25 @@ export class SingleInstanceLocalStack extends LocalStack {
       });
     }
     return done(result);
+  }
+
+  /**
+   * The last completed roll rolled back (stopped after its end: POST /roll/stop naming it): the
+   * version before it deployed again, as a roll (stop, then start: a gap clients see).
+   */
+  async revertRoll(reason: string): Promise<RollResult> {
+    const previous = this.previous;
+    if (!previous) throw new Error("no completed roll to roll back");
+    const back = await this.roll(previous.artifact, previous.settings);
+    return {
+      ...back,
+      fromVersion: back.toVersion,
+      toVersion: back.fromVersion,
+      instancesReplaced: [],
+      rolledBack: true,
+      stopped: true,
+      reason,
+    };
   }
 
   override status(): StackStatus {
@@ -162,6 +197,7 @@ export class SingleInstanceLocalStack extends LocalStack {
             // The address and the instance's own health check (an unhealthy one is replaced).
             health: `${associated === instance.instanceId ? "associated" : "not associated"}, ${instanceHealth(instance)}`,
             healthy: associated === instance.instanceId,
+            version: instance.version,
           },
         ]
       : [];
@@ -174,6 +210,7 @@ export class SingleInstanceLocalStack extends LocalStack {
       region: stack.regions.primary.name,
       listener: this.address.url,
       pid: process.pid,
+      version: this.version,
       redis: {
         url: instance ? `redis://127.0.0.1:${instance.redisPort}` : "(no instance)",
         pid: instance?.redisPid,
@@ -192,6 +229,7 @@ export class SingleInstanceLocalStack extends LocalStack {
           ],
           group,
           instances,
+          version: this.version,
         },
       ],
       singleInstance: {

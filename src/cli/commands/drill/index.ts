@@ -1,4 +1,5 @@
 import { type Command, InvalidArgumentError } from "commander";
+import { type InterruptSignal, interruptSignals } from "../../interrupt-signals.ts";
 import { DrillInterrupted, DrillInterruption, drillDefaults } from "../../../drills/harness.ts";
 import {
   assertRunsOn,
@@ -42,10 +43,6 @@ export type DrillCliOptions = LocalOptions & {
 export const runningTopology = (status: StackStatus): Topology =>
   status.topology ?? (status.ecs ? "ecs" : status.singleInstance ? "single-instance" : "load-balanced");
 
-/** Exit codes of a drill a signal interrupted (128 + the signal's number, as a shell reports it). */
-const interruptSignals = { SIGINT: 130, SIGTERM: 143, SIGHUP: 129 } as const;
-type InterruptSignal = keyof typeof interruptSignals;
-
 /** The state folder of the temporary stack this drill runs on, while it runs (or starts). */
 interface TemporaryStackHolder {
   stateDir?: string;
@@ -66,7 +63,7 @@ function trapInterruptions(interruption: DrillInterruption, temporary: Temporary
           console.error(`\n${signal} again: killed the temporary stack's ${killed} process(es); exiting now`);
         } else {
           console.error(
-            `\n${signal} again: exiting now without cleaning up (run \`stayup faults clear\` or \`stayup down\`)`,
+            `\n${signal} again: exiting now without waiting; the stack clears the faults of a drill gone and rolls back a roll whose requester is gone (see \`stayup status\`; \`stayup faults clear\` clears what is left)`,
           );
         }
         process.exit(interruptSignals[signal]);
@@ -88,8 +85,9 @@ interface DrillOutcome {
   interrupted?: string;
   /** The faults the stack restored when the drill let go of its lease (interrupted: those it left). */
   cleared: FaultInForce[];
-  /** Interrupted: what the drill started that goes on in the stack (a roll), said as such. */
-  goesOn?: string[];
+  /** Interrupted: what the drill started that no lease restores (a roll), undone, or why not. */
+  undone?: string[];
+  notUndone?: string[];
 }
 
 /**
@@ -113,11 +111,9 @@ async function runLeased(
       await lease.release().catch(() => undefined);
       throw error;
     }
-    outcome = {
-      interrupted: error.reason,
-      report: await interruption.run?.interruptedReport(drill.name, error.reason),
-      goesOn: [...(interruption.run?.goesOn ?? [])],
-    };
+    const report = await interruption.run?.interruptedReport(drill.name, error.reason);
+    const said = report?.interrupted as { undone?: string[]; notUndone?: string[] } | undefined;
+    outcome = { interrupted: error.reason, report, undone: said?.undone, notUndone: said?.notUndone };
   }
   const cleared = await lease.release();
   // A temporary stack is stopped next: nothing to wait for.
@@ -277,9 +273,12 @@ function interrupted(drill: DrillModule, opts: DrillCliOptions, outcome: DrillOu
     console.error(`partial report: ${files.html} (JSON: ${files.json})`);
   }
   const cleared = outcome.cleared.map((f) => f.description);
-  const goesOn = (outcome.goesOn ?? []).map((what) => `; ${what} (see \`stayup status\`)`).join("");
+  const undone = (outcome.undone ?? []).map((what) => `; ${what}`).join("");
+  const notUndone = (outcome.notUndone ?? [])
+    .map((what) => `; NOT undone: ${what} (see \`stayup status\`)`)
+    .join("");
   console.error(
-    `drill ${drill.name} interrupted (${signal}): ${cleared.length > 0 ? `cleared what it left: ${cleared.join("; ")}` : "it left no fault in force"}${goesOn}`,
+    `drill ${drill.name} interrupted (${signal}): ${cleared.length > 0 ? `cleared what it left: ${cleared.join("; ")}` : "it left no fault in force"}${undone}${notUndone}`,
   );
   // Its traffic and the stack's event stream would keep the process alive: exit now, as a shell
   // reports a command a signal ended.

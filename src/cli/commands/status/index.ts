@@ -23,14 +23,23 @@ export function printStatusTable(status: StackStatus): void {
       `address ${single.address} → ${single.associatedWith ?? "(no instance: not answering)"}   volume ${single.volume.volumeId} attached to ${single.volume.attachedTo ?? "(nothing)"} (${single.volume.dir})`,
     );
   }
-  const rows = [["REGION", "INSTANCE", "AZ", "PID", "PORT", "STATE", "HEALTH"]];
+  const rows = [["REGION", "INSTANCE", "AZ", "PID", "PORT", "STATE", "HEALTH", "VERSION"]];
   for (const region of status.regions) {
     const g = region.group;
     console.log(
-      `${region.role} ${region.name}: ${region.listener}${region.down ? " (DOWN)" : ""}   group ${g.inService}/${g.desired} in service (min ${g.min}, max ${g.max})`,
+      `${region.role} ${region.name}: ${region.listener}${region.down ? " (DOWN)" : ""}   group ${g.inService}/${g.desired} in service (min ${g.min}, max ${g.max})${region.version ? `   version ${region.version}` : ""}`,
     );
     for (const i of region.instances)
-      rows.push([region.name, i.id, i.az, String(i.pid), String(i.port), i.state, i.health]);
+      rows.push([
+        region.name,
+        i.id,
+        i.az,
+        String(i.pid),
+        String(i.port),
+        i.state,
+        i.health,
+        i.version ?? "-",
+      ]);
   }
   console.log(formatTable(rows));
   if (status.ecs) printContainerInstances(status.ecs);

@@ -25,7 +25,8 @@ import {
 import { loadStack, nothingStarted } from "../../../stack/index.ts";
 import { configOption, envOption, type LocalOptions, stateDirOption, topologyOption } from "../../options.ts";
 import { parsePort } from "../../parse.ts";
-import { describeRoll } from "../roll/index.ts";
+import { interruptSignals } from "../../interrupt-signals.ts";
+import { describeRoll, interruptedRollLine, rollStoppable } from "../roll/index.ts";
 import { printStatusTable } from "../status/index.ts";
 import { runningTopology } from "../drill/index.ts";
 import type { StackStatus } from "../../../local/runtime.ts";
@@ -123,17 +124,24 @@ export async function up(opts: UpOptions, given: ReadonlySet<string> = new Set()
     // The settings it runs with (an earlier `roll --set`) are kept: only a new bundle is news. A
     // roll that fails (the bundle does not build, another roll under way) is said as such: the
     // stack may well not run this version.
-    const result = await existing.roll({}, { keepSettings: true }).catch((error: unknown) => {
-      const reason = error instanceof Error ? error.message : String(error);
-      throw new StayupError(
-        `a stack is already running from ${path.resolve(opts.stateDir)} (pid ${existing.state.pid}), and bringing it to the current version failed: ${reason}`,
-        (error instanceof StayupError ? error.hint : undefined) ??
-          "fix what the error names, then run `stayup up` (or `stayup roll`) again; `stayup down` stops the stack",
-      );
-    });
+    // Ctrl-C meanwhile stops the roll with rollback, as `stayup roll` does.
+    const rolled = await rollStoppable(existing, {}, { keepSettings: true, what: "stayup up" }).catch(
+      (error: unknown) => {
+        const reason = error instanceof Error ? error.message : String(error);
+        throw new StayupError(
+          `a stack is already running from ${path.resolve(opts.stateDir)} (pid ${existing.state.pid}), and bringing it to the current version failed: ${reason}`,
+          (error instanceof StayupError ? error.hint : undefined) ??
+            "fix what the error names, then run `stayup up` (or `stayup roll`) again; `stayup down` stops the stack",
+        );
+      },
+    );
+    const result = rolled.result;
     if (result.instancesReplaced.length > 0 || result.rolledBack) {
       for (const line of describeRoll(result)) console.log(line);
-      if (result.rolledBack) process.exitCode = 1;
+      if (rolled.interrupted) {
+        process.stderr.write(`${interruptedRollLine("stayup up", rolled.interrupted, result)}\n`);
+        process.exitCode = interruptSignals[rolled.interrupted];
+      } else if (result.rolledBack) process.exitCode = 1;
       return;
     }
     throw new StayupError(
