@@ -14,6 +14,7 @@ import path from "node:path";
 import { after, describe, it } from "node:test";
 import { pathToFileURL } from "node:url";
 import type { StackStateFile } from "../src/local/control-plane/state-file.ts";
+import { runtimeNodeFlags } from "../src/local/node-flags.ts";
 import { loadStack } from "../src/stack/index.ts";
 import { configPath, repoRoot, runCli, tempDir, upArgs } from "./helpers.ts";
 
@@ -43,6 +44,14 @@ const env = {
 const isZod = (url: string) => /\/node_modules\/zod\//.test(url);
 
 describe("the runtime of up --detach", () => {
+  it("`npm start` runs `up` with the runtime's Node flags, as `up --detach` starts it", () => {
+    const manifest = JSON.parse(readFileSync(path.join(repoRoot, "package.json"), "utf8")) as {
+      scripts: Record<string, string>;
+    };
+    assert.ok(runtimeNodeFlags.includes("--single-threaded"));
+    assert.equal(manifest.scripts.start, `node ${runtimeNodeFlags.join(" ")} bin/stayup.mjs up`);
+  });
+
   it("gets the same description through JSON (the hand-over file) as loaded", async () => {
     const descriptions = [
       configPath,

@@ -1,7 +1,8 @@
 /**
- * Node.js (V8) flags for the runtime of `up --detach`, set here only: a long-lived process whose
- * work at rest is timers and small requests, where resident memory matters more than allocation
- * speed (issue 25, item 12; docs/benchmarks.md, "What the default stack holds at rest"). The
+ * Node.js (V8) flags for the runtime of `up --detach` (and package.json's `npm start`, which a test
+ * keeps the same), set here only: a long-lived process whose work at rest is timers and small
+ * requests, where resident memory matters more than allocation speed (issue 25, item 12;
+ * docs/benchmarks.md, "What the default stack holds at rest"). The
  * counter's instances get none: a flag that trades CPU for memory there shows in the CPU the
  * scaling policy reads and in the latency the balancer judges.
  */
