@@ -26,4 +26,3 @@ export const clientTrafficBody = z
     final: z.boolean().default(false),
   })
   .strict();
-
