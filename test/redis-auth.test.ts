@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
-import { statSync } from "node:fs";
+import { readFileSync, statSync } from "node:fs";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { Redis } from "ioredis";
-import { localRedisPassword } from "../src/local/redis/process.ts";
+import { localRedisMaxClients, localRedisPassword } from "../src/local/redis/process.ts";
 import { SENTINELS_PER_REGION } from "../src/stack/derived.ts";
 import { testRedisReplication } from "./helpers.ts";
 
@@ -72,5 +72,20 @@ describe("local Redis password", { timeout: 120_000 }, () => {
   it("instances get it through their environment, not on a command line", () => {
     assert.equal(redis.environment().STAYUP_REDIS_PASSWORD, password);
     assert.doesNotMatch(redis.url, new RegExp(password));
+  });
+
+  it("every node and Sentinel runs with the local limit of clients, not Redis's 10 000", async () => {
+    for (const node of redis.nodes) {
+      const user = connect(node.port, password);
+      await user.connect();
+      assert.deepEqual(await user.config("GET", "maxclients"), ["maxclients", String(localRedisMaxClients)]);
+    }
+    // A Sentinel has no CONFIG GET: the settings it runs with are in the sentinel.conf it rewrites.
+    for (const hostPort of (redis.environment().STAYUP_REDIS_SENTINELS ?? "").split(",")) {
+      const user = connect(Number(hostPort.split(":")[1]), password);
+      await user.connect();
+      const configFile = /config_file:(.+)/.exec(await user.info("server"))?.[1]?.trim() ?? "";
+      assert.match(readFileSync(configFile, "utf8"), new RegExp(`^maxclients ${localRedisMaxClients}$`, "m"));
+    }
   });
 });

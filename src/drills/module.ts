@@ -1,7 +1,8 @@
 import type { Option } from "commander";
 import type { StackClient } from "../local/control-plane/client.ts";
 import { StayupError } from "../shared/errors.ts";
-import { type ResolvedStack, type Topology, topologies } from "../stack/index.ts";
+import { topologies, type Topology } from "../stack/names.ts";
+import type { ResolvedStack } from "../stack/schema.ts";
 import type { DrillOptions } from "./harness.ts";
 import type { DrillReport, DrillTarget } from "./report.ts";
 

@@ -3,7 +3,7 @@ import { cpuSpike } from "./cpu-spike.ts";
 import { failingInstance } from "./failing-instance.ts";
 import { killInstance } from "./kill-instance.ts";
 import { loseContainerInstance } from "./lose-container-instance.ts";
-import { topologies } from "../stack/index.ts";
+import { topologies } from "../stack/names.ts";
 import { type DrillModule, supportedTopologies } from "./module.ts";
 import { redisFailover } from "./redis-failover.ts";
 import { regionOutage } from "./region-outage.ts";

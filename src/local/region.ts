@@ -1,5 +1,6 @@
 import path from "node:path";
-import { derive, type ResolvedStack } from "../stack/index.ts";
+import { derive } from "../stack/derived.ts";
+import type { ResolvedStack } from "../stack/schema.ts";
 import type { EventBus } from "./events/bus.ts";
 import { type GroupCapacity, InstanceGroupController } from "./instance-group/controller.ts";
 import { LoadBalancer, type Listener } from "./load-balancer/balancer.ts";

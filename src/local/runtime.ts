@@ -3,13 +3,8 @@ import path from "node:path";
 import { StayupError } from "../shared/errors.ts";
 import { assertPortFree, assertPortsFree, findFreePort } from "../shared/net.ts";
 import { ensurePrivateDir } from "../shared/private-file.ts";
-import {
-  derive,
-  type ResolvedStack,
-  serviceTraffic,
-  type ServiceTraffic,
-  type Topology,
-} from "../stack/index.ts";
+import { derive, serviceTraffic, type ServiceTraffic } from "../stack/derived.ts";
+import type { ResolvedStack, Topology } from "../stack/schema.ts";
 import { redisNodeCount, redisReplicasToAcknowledge, redisWriteHoldMs } from "../stack/redis-durability.ts";
 import { LOCAL_SENTINEL_TIMING } from "../stack/region-failover-timing.ts";
 import { bundleWebService } from "../web-service/bundle.ts";

@@ -91,7 +91,8 @@ export class DrillDesk {
             url: `/dashboard/reports/${f}`,
             time: statSync(path.join(dir, f)).mtime.toISOString(),
           }))
-          .sort((a, b) => b.time.localeCompare(a.time))
+          // ISO times: their code-unit order is their time order (localeCompare would load ICU).
+          .sort((a, b) => (a.time < b.time ? 1 : a.time > b.time ? -1 : 0))
           .slice(0, 20)
       : [];
     return {

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import path from "node:path";
-import type { PlacementStep } from "../../stack/ecs.ts";
+import type { PlacementStep } from "../../stack/ecs-capacity.ts";
 import { ControllerGuard } from "../controller-guard.ts";
 import type { EventPublisher, TimedStackEvent } from "../events/bus.ts";
 import type { GroupCapacity, Instance, TargetRegistry } from "../instance-group/controller.ts";

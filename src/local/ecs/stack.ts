@@ -1,8 +1,9 @@
 import path from "node:path";
 import { StayupError } from "../../shared/errors.ts";
 import { sleep } from "../../shared/net.ts";
-import { derive, type ResolvedStack } from "../../stack/index.ts";
-import { placementSteps, registeredCapacity } from "../../stack/ecs.ts";
+import { derive } from "../../stack/derived.ts";
+import type { ResolvedStack } from "../../stack/schema.ts";
+import { placementSteps, registeredCapacity } from "../../stack/ecs-capacity.ts";
 import type { RedisEndpoint } from "../redis/controller.ts";
 import type { TimedStackEvent } from "../events/bus.ts";
 import { LocalStack, type LocalStackOptions, REGISTRY_RETRY, type StackStatus } from "../runtime.ts";

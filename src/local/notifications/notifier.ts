@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { httpCheck } from "../../shared/http-check.ts";
-import { derive, type ResolvedStack } from "../../stack/index.ts";
+import { derive } from "../../stack/derived.ts";
+import type { ResolvedStack } from "../../stack/schema.ts";
 import { ControllerGuard, type ControllerGuardOptions } from "../controller-guard.ts";
 import type { EventPublisher } from "../events/bus.ts";
 

@@ -18,13 +18,8 @@ import type { FaultInForce } from "../../../local/faults/registry.ts";
 import type { StackStatus } from "../../../local/runtime.ts";
 import { StayupError } from "../../../shared/errors.ts";
 import { sleep } from "../../../shared/net.ts";
-import {
-  loadStack,
-  nothingStarted,
-  type ResolvedStack,
-  serviceTraffic,
-  type Topology,
-} from "../../../stack/index.ts";
+import { serviceTraffic } from "../../../stack/derived.ts";
+import type { ResolvedStack, Topology } from "../../../stack/schema.ts";
 import { privateUmask } from "../../../shared/private-file.ts";
 import { configOption, envOption, type LocalOptions, stateDirOption, topologyOption } from "../../options.ts";
 import { parseNonNegative, parsePositive } from "../../parse.ts";
@@ -211,6 +206,9 @@ export async function runDrill(
 ): Promise<DrillReport | undefined> {
   // Its reports under the state folder, and a temporary stack's files, are the user's alone.
   process.umask(privateUmask);
+  // Loaded here, not at the top: `up` imports this module, and the runtime it runs for `up
+  // --detach` never loads the description's validator (issue 25, item 12).
+  const { loadStack, nothingStarted } = await import("../../../stack/index.ts");
   const stack = await loadStack(opts.config, opts.env, { topology: opts.topology }).catch(nothingStarted);
   const json = Boolean(opts.json);
   const interruption = new DrillInterruption();

@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { closeSync, existsSync, readFileSync } from "node:fs";
+import { closeSync, existsSync, readFileSync, rmSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Command } from "commander";
@@ -21,8 +21,9 @@ import {
   makeTreePrivate,
   openPrivateFile,
   privateUmask,
+  writePrivateFileAtomic,
 } from "../../../shared/private-file.ts";
-import { loadStack, nothingStarted } from "../../../stack/index.ts";
+import type { ResolvedStack } from "../../../stack/schema.ts";
 import { configOption, envOption, type LocalOptions, stateDirOption, topologyOption } from "../../options.ts";
 import { parsePort } from "../../parse.ts";
 import { interruptSignals } from "../../interrupt-signals.ts";
@@ -30,6 +31,28 @@ import { describeRoll, interruptedRollLine, rollStoppable } from "../roll/index.
 import { printStatusTable } from "../status/index.ts";
 import { runningTopology } from "../drill/index.ts";
 import type { StackStatus } from "../../../local/runtime.ts";
+
+/**
+ * The description `up --detach` validated, handed to the runtime it starts (a private file in the
+ * state folder, named in the runtime's environment, removed once read): the runtime runs the
+ * description it was given without loading the description's compiler and validator (esbuild,
+ * zod), which an idle runtime would hold for its life (issue 25, item 12).
+ */
+const resolvedStackFileName = "resolved-stack.json";
+const resolvedStackVariable = "STAYUP_RESOLVED_STACK";
+
+/** The description to run: the one handed over by `up --detach`, else loaded and validated here. */
+async function stackToRun(opts: UpOptions): Promise<ResolvedStack> {
+  const handed = process.env[resolvedStackVariable];
+  if (handed) {
+    delete process.env[resolvedStackVariable];
+    const stack = JSON.parse(readFileSync(handed, "utf8")) as ResolvedStack;
+    rmSync(handed, { force: true });
+    return stack;
+  }
+  const { loadStack, nothingStarted } = await import("../../../stack/index.ts");
+  return loadStack(opts.config, opts.env, { topology: opts.topology }).catch(nothingStarted);
+}
 
 const binPath = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../../bin/stayup.mjs");
 
@@ -39,6 +62,7 @@ const stateEntries = [
   processFileName,
   upLockFileName,
   "stack.log",
+  resolvedStackFileName,
   "redis",
   "logs",
   "build",
@@ -150,12 +174,12 @@ export async function up(opts: UpOptions, given: ReadonlySet<string> = new Set()
     );
   }
   // A bad description is refused before anything is created (the state folder included).
-  const resolved = await loadStack(opts.config, opts.env, { topology: opts.topology }).catch(nothingStarted);
+  const resolved = await stackToRun(opts);
   tightenStateDir(opts.stateDir);
   // One `up` per state folder; a detached child adopts the lock its parent took.
   const handedFrom = Number(process.env.STAYUP_UP_LOCK_FROM ?? 0);
   const lock = handedFrom ? UpLock.adopt(opts.stateDir, handedFrom) : UpLock.acquire(opts.stateDir);
-  if (opts.detach) return upDetached(opts, lock);
+  if (opts.detach) return upDetached(opts, lock, resolved);
   // What a killed run left (Redis, Sentinels): stopped cleanly, their data kept as the newest copy.
   const leftovers = await stopLeftovers(opts.stateDir, localRedisPassword(opts.stateDir));
   if (leftovers.length > 0) {
@@ -221,8 +245,10 @@ export function dashboardLine(dashboardUrl: string, terminal: boolean, stateDir:
   return `${url.href} (to log in: \`${status}\` prints its address with the token)`;
 }
 
-async function upDetached(opts: UpOptions, lock: UpLock): Promise<void> {
+async function upDetached(opts: UpOptions, lock: UpLock, resolved: ResolvedStack): Promise<void> {
   const logFile = path.join(opts.stateDir, "stack.log");
+  const resolvedFile = path.join(opts.stateDir, resolvedStackFileName);
+  writePrivateFileAtomic(resolvedFile, JSON.stringify(resolved));
   const log = openPrivateFile(logFile, "w");
   const args = [binPath, "up", "--config", opts.config, "--env", opts.env, "--state-dir", opts.stateDir];
   if (opts.topology !== undefined) args.push("--topology", opts.topology);
@@ -232,7 +258,11 @@ async function upDetached(opts: UpOptions, lock: UpLock): Promise<void> {
   const child = spawn(process.execPath, [...runtimeNodeFlags, ...args], {
     detached: true,
     stdio: ["ignore", log, log],
-    env: { ...process.env, STAYUP_UP_LOCK_FROM: String(process.pid) },
+    env: {
+      ...process.env,
+      STAYUP_UP_LOCK_FROM: String(process.pid),
+      [resolvedStackVariable]: path.resolve(resolvedFile),
+    },
   });
   closeSync(log);
   let exited: string | undefined;
