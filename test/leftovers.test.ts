@@ -71,7 +71,7 @@ describe("nothing is left behind, nothing runs twice", { timeout: 600_000 }, () 
     let highest = 0;
     for (let i = 0; i < 5; i++) highest = await count(before.listener);
     const redisLeft = recorded(stateDir).filter((p) => p.kind === "redis-node" || p.kind === "sentinel");
-    // Each region its own group (issue 24): three nodes and its Sentinels in each of the two.
+    // Each region its own group (issue 24): three nodes and its regional Sentinel in each of the two.
     assert.equal(redisLeft.length, redisPerStack, "three nodes and the Sentinel per region recorded");
 
     process.kill(before.pid, "SIGKILL");

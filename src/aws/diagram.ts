@@ -260,7 +260,7 @@ export function localDiagram(stack: ResolvedStack): string {
   }
   lines.push(`  control[${quote("control plane (loopback): status, events, faults")}]`);
   lines.push(
-    `  redis[${quote(`Redis: primary and replica${stack.redis.multiAz ? ` in two AZs, ${SENTINELS_PER_REGION} Sentinels` : ""}, port ${stack.redis.localPort}`)}]`,
+    `  redis[${quote(`Redis: primary and replica${stack.redis.multiAz ? ` in two AZs, ${SENTINELS_PER_REGION === 1 ? "a regional Sentinel" : `${SENTINELS_PER_REGION} Sentinels`}` : ""}, port ${stack.redis.localPort}`)}]`,
   );
   for (const [r, region] of regions.entries()) {
     lines.push(`  subgraph region${r}[${quote(`${region.role} ${region.name} (${region.host})`)}]`);

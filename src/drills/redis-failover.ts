@@ -8,7 +8,7 @@ import { defineDrill } from "./module.ts";
 import { loadUndici, parseAnswer } from "./traffic.ts";
 
 /**
- * Kills the Redis primary under steady traffic. The region's Sentinels promote the replica in another AZ,
+ * Kills the Redis primary under steady traffic. The region's Sentinel promotes the replica in another AZ,
  * the instances hold and retry the writes meanwhile, and the dead node comes back as a replica.
  * Reports failed requests (target 0), the p99 latency during the failover, and `acknowledgedLost`:
  * how far the count after recovery fell below the highest count any client saw (target 0).
@@ -188,7 +188,7 @@ export function whyNotPromoted(
     .join("; ");
   let why: string;
   if (seen("exited").length > 0 && seen("+odown").length === 0) {
-    why = `Sentinels exited (${who(seen("exited"))}) before the quorum of ${SENTINEL_QUORUM} agreed the primary was down${seen("restarted").length ? ": the runtime started them again, too late for this failover" : " and were not running again"}`;
+    why = `the region's Sentinel (${who(seen("exited"))}) exited before it agreed the primary was down${seen("restarted").length ? ": the runtime started it again, too late for this failover" : " and was not running again"}`;
   } else if (seen("+tilt").length > 0) {
     why = `a Sentinel (${who(seen("+tilt"))}) entered TILT mode: its clock jumped (the machine too busy to run it on time), and in TILT it takes no action for 30 s`;
   } else if (seen("+sdown").length === 0) {

@@ -26,16 +26,16 @@ export const REGION_HEALTH_CHECK_USER_AGENT = "Amazon-Route53-Health-Check-Servi
 export const ROUTE53_METRICS_REGION = "us-east-1";
 
 /**
- * Sentinels per region's Redis group, locally: three, regional processes placed in no availability
+ * Sentinels per region's Redis group, locally: one, a regional process placed in no availability
  * zone (ElastiCache's Multi-AZ failover is decided by AWS's regional control plane, which a zone
- * outage does not take down), restarted by the runtime if one exits (its state is in the
- * sentinel.conf it rewrites). Three, not one: with one (quorum 1) a new primary slow to answer one
- * ping beside CPU load was failed over again, to a replica that lacked counts the instances had
- * answered (118 and 125 acknowledged counts lost in 2 of 30 redis-failover runs beside CPU load;
- * none in 20 with three: docs/benchmarks.md). A quorum of two needs two to see it down. The AWS
- * rendering has no Sentinel: its replication group's `automaticFailoverEnabled` is that control plane.
+ * outage does not take down), restarted by the runtime if it exits (its state is in the
+ * sentinel.conf it rewrites). One, not three: three cost two processes more per region (about
+ * 47 MiB at rest, issue 25 item 12); what made one lose counts was a down-after shorter than
+ * Sentinel's reconnect pace, which three suffered too (LOCAL_SENTINEL_TIMING; one passed 30 of 30
+ * loaded drills since, docs/redis-failover.md). The AWS rendering has no Sentinel: its replication
+ * group's `automaticFailoverEnabled` is that control plane.
  */
-export const SENTINELS_PER_REGION = 3;
+export const SENTINELS_PER_REGION = 1;
 
 /** How many Sentinels must agree the primary is down: a majority of SENTINELS_PER_REGION. */
 export const SENTINEL_QUORUM = Math.floor(SENTINELS_PER_REGION / 2) + 1;

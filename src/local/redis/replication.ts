@@ -111,10 +111,10 @@ export function chooseStartPrimary(
 
 /**
  * Redis Multi-AZ on one machine: one node per AZ (a primary and its replicas), watched by the
- * region's Sentinels (SENTINELS_PER_REGION, placed in no zone, as ElastiCache's failover is
+ * region's Sentinel (SENTINELS_PER_REGION: one, placed in no zone, as ElastiCache's failover is
  * decided by AWS's regional control plane) with tuned timeouts (LOCAL_SENTINEL_TIMING: 2 s to
- * declare the primary down instead of the default 30 s); a Sentinel is restarted from its rewritten
- * config if it exits. Each node and Sentinel logs to `redis.log` in its own folder.
+ * declare the primary down instead of the default 30 s); the Sentinel is restarted from its
+ * rewritten config if it exits. Each node and the Sentinel log to `redis.log` in their own folder.
  * The primary refuses writes no replica takes (`min-replicas-to-write`), so an isolated old
  * primary cannot accept counts a failover would discard; Sentinel promotes the replica with the
  * highest replication offset (equal priorities). A node that dies is started again as a replica of
