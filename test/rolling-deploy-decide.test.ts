@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import type http from "node:http";
 import { describe, it } from "node:test";
 import {
   decide,
@@ -7,8 +8,10 @@ import {
   type ObservedInstance,
 } from "../src/local/instance-group/decide.ts";
 import { onVersion, rollbackProgress } from "../src/drills/rolling-deploy.ts";
+import { handleRollStop, RollDesk } from "../src/local/control-plane/roll-route.ts";
 import {
   planStackRoll,
+  type RollResult,
   regionsToRollBack,
   rolledOnto,
   stopReason,
@@ -251,5 +254,84 @@ describe("the rolling-deploy drill's view of a rollback (pure)", () => {
       rollbackProgress({ version: "v1", instances: [i("v1"), i("v1", false), i("v2")] }, "v1"),
       "rolling back to v1: 2 instance(s) on it (1 healthy), 1 of the new version still to go",
     );
+  });
+});
+
+describe("the control plane's roll desk: a stop always ends on the version found", () => {
+  const completed: RollResult = {
+    fromVersion: "v1",
+    toVersion: "v2",
+    instancesReplaced: ["i-1"],
+    rolledBack: false,
+    durationSeconds: 1,
+  };
+  /** A roll whose last step had begun when the stop came: it completes without seeing the signal. */
+  const finishingRoll = (reverted: string[]) => {
+    let finish = () => {};
+    const finished = new Promise<void>((resolve) => (finish = resolve));
+    const roll = async () => {
+      await finished;
+      return {
+        result: completed,
+        revert: async (reason: string): Promise<RollResult> => {
+          reverted.push(reason);
+          return { ...completed, instancesReplaced: [], rolledBack: true, stopped: true, reason };
+        },
+      };
+    };
+    return { roll, finish };
+  };
+
+  it("a roll that completes before it sees the stop is rolled back, and the stop answers that", async () => {
+    const desk = new RollDesk();
+    const reverted: string[] = [];
+    const { roll, finish } = finishingRoll(reverted);
+    const started = desk.begin("r1", roll);
+    assert.ok(started);
+    const stopping = desk.stop("Ctrl-C", "r1");
+    assert.ok(stopping, "the roll under way is stopped");
+    assert.equal(started.stop.signal.aborted, true);
+    finish();
+    const answer = await stopping;
+    assert.deepEqual(reverted, ["stopped after it completed: Ctrl-C"]);
+    assert.equal(answer.stopped, true);
+    assert.equal(answer.rolledBack, true);
+    // A second stop of the same roll (the requester's, then the drill's) answers the same rollback.
+    assert.equal((await desk.stop("again", "r1"))?.stopped, true);
+    assert.equal(reverted.length, 1, "rolled back once");
+    assert.equal(desk.underWay(), undefined);
+  });
+
+  it("a roll stopped by its id after it completed is rolled back once; an unknown id is refused", async () => {
+    const desk = new RollDesk();
+    const reverted: string[] = [];
+    const { roll, finish } = finishingRoll(reverted);
+    const started = desk.begin("r2", roll);
+    finish();
+    assert.deepEqual(await started?.done, completed);
+    assert.equal(desk.stop("late", "other"), undefined);
+    assert.equal(desk.stop("late"), undefined, "no roll under way, none named");
+    assert.equal((await desk.stop("late", "r2"))?.stopped, true);
+    assert.deepEqual(reverted, ["stopped after it completed: late"]);
+  });
+});
+
+describe("POST /roll/stop answers a failed rollback with its fix", () => {
+  it("500 with error and fix", async () => {
+    const desk = new RollDesk();
+    desk.begin("r3", async () => {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+      throw new Error("the group is gone");
+    });
+    const answer: { status?: number; body?: string } = {};
+    const res = {
+      writeHead: (status: number) => (answer.status = status),
+      end: (body: string) => (answer.body = body),
+    } as unknown as http.ServerResponse;
+    await handleRollStop(desk, new URL("http://127.0.0.1/roll/stop?id=r3"), res);
+    assert.equal(answer.status, 500);
+    const body = JSON.parse(answer.body ?? "{}") as { error?: string; fix?: string };
+    assert.match(body.error ?? "", /the group is gone/);
+    assert.match(body.fix ?? "", /stayup status/);
   });
 });

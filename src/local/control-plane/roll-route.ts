@@ -27,6 +27,8 @@ export class RollDesk {
   private current?: { id: string; startedAt: string; stop: AbortController; done: Promise<RollResult> };
   /** The last roll, once completed (not rolled back), while nothing rolled since: what reverts it. */
   private last?: { id: string; revert: (reason: string) => Promise<RollResult> };
+  /** The rollback of the completed roll `id` under way (a second stop of it answers the same). */
+  private reverting?: { id: string; done: Promise<RollResult> };
 
   /** The roll under way, if any. */
   underWay(): { id: string; startedAt: string } | undefined {
@@ -43,6 +45,7 @@ export class RollDesk {
   ): { stop: AbortController; done: Promise<RollResult> } | undefined {
     if (this.current) return undefined;
     this.last = undefined;
+    this.reverting = undefined;
     const stop = new AbortController();
     const done = roll(stop.signal)
       .then(({ result, revert }) => {
@@ -66,17 +69,28 @@ export class RollDesk {
    * after): rolled back the same way, as a roll of its own. Undefined when there is none to stop.
    */
   stop(reason: string, id?: string): Promise<RollResult> | undefined {
+    if (id !== undefined && this.reverting?.id === id) return this.reverting.done;
     const current = this.current;
     if (current && (id === undefined || current.id === id)) {
       current.stop.abort(reason);
-      return current.done;
+      // It may complete before it sees the stop (its last step had begun): rolled back then as a
+      // completed roll is, so a stop always ends on the version the roll started from.
+      return current.done.then((result) => this.revert(current.id, reason) ?? result);
     }
+    if (current || id === undefined) return undefined;
+    return this.revert(id, reason);
+  }
+
+  /** The completed roll `id` rolled back (see stop), or its rollback already under way; else undefined. */
+  private revert(id: string, reason: string): Promise<RollResult> | undefined {
     const last = this.last;
-    if (current || id === undefined || last?.id !== id) return undefined;
+    if (last?.id !== id) return undefined;
     this.last = undefined;
-    return this.begin(`${id}-rollback`, async () => ({
+    const done = this.begin(`${id}-rollback`, async () => ({
       result: await last.revert(`stopped after it completed: ${reason}`),
     }))?.done;
+    if (done) this.reverting = { id, done };
+    return done;
   }
 }
 
@@ -110,7 +124,10 @@ export async function handleRollStop(desk: RollDesk, url: URL, res: http.ServerR
   try {
     reply(200, await stopped);
   } catch (error) {
-    reply(500, { error: (error as Error).message });
+    reply(500, {
+      error: `the roll's rollback failed: ${(error as Error).message}`,
+      fix: "`stayup status` shows the version each instance runs; roll again to the one wanted (`stayup roll`)",
+    });
   }
 }
 
@@ -210,6 +227,9 @@ export async function handleRoll(
   try {
     reply(200, await started.done);
   } catch (error) {
-    reply(500, { error: (error as Error).message });
+    reply(500, {
+      error: (error as Error).message,
+      fix: "`stayup status` shows the version each instance runs; fix what the error names, then roll again",
+    });
   }
 }
