@@ -8,6 +8,8 @@ import {
   type ObservedInstance,
 } from "../src/local/instance-group/decide.ts";
 import { onVersion, rollbackProgress } from "../src/drills/rolling-deploy.ts";
+import { rollStoppable } from "../src/cli/commands/roll/index.ts";
+import type { StackClient } from "../src/local/control-plane/client.ts";
 import { handleRollStop, RollDesk } from "../src/local/control-plane/roll-route.ts";
 import {
   planStackRoll,
@@ -333,5 +335,38 @@ describe("POST /roll/stop answers a failed rollback with its fix", () => {
     const body = JSON.parse(answer.body ?? "{}") as { error?: string; fix?: string };
     assert.match(body.error ?? "", /the group is gone/);
     assert.match(body.fix ?? "", /stayup status/);
+  });
+});
+
+describe("stayup roll interrupted before the stack took its roll", () => {
+  it("the stop is asked again until the stack has the roll: one that completed meanwhile is rolled back", async () => {
+    const completed: RollResult = {
+      fromVersion: "v1",
+      toVersion: "v2",
+      instancesReplaced: ["i-1"],
+      rolledBack: false,
+      durationSeconds: 1,
+    };
+    let finish = (_: RollResult) => {};
+    const stops: (string | undefined)[] = [];
+    // The stack as the client sees it: the first stop comes before the roll's request was read
+    // (409: none under way); the roll then completes; a stop naming it after that rolls it back.
+    const client = {
+      roll: () => new Promise<RollResult>((resolve) => (finish = resolve)),
+      stopRoll: async ({ id }: { id?: string }) => {
+        stops.push(id);
+        if (stops.length === 1) {
+          finish(completed);
+          return undefined;
+        }
+        return { ...completed, instancesReplaced: [], rolledBack: true, stopped: true };
+      },
+    } as unknown as StackClient;
+    const rolled = rollStoppable(client, {});
+    process.emit("SIGINT", "SIGINT");
+    const { result, interrupted } = await rolled;
+    assert.equal(interrupted, "SIGINT");
+    assert.equal(stops.length, 2, "asked again once the roll had answered");
+    assert.equal(result.stopped, true, "the completed roll was rolled back, not left on v2");
   });
 });
