@@ -269,3 +269,50 @@ describe("a failover seen with the first Sentinel stopped", { timeout: 120_000 }
     );
   });
 });
+
+/**
+ * A node stopped with its zone (az-outage) is out of reach because of the fault: a Sentinel's
+ * +sdown of it is not "a live node called down" (redis.primary-seen-down would say it ran without
+ * a stall, as its latency report is empty).
+ */
+describe(
+  "a node stopped with its zone is not explained as a live node seen down",
+  { timeout: 120_000 },
+  () => {
+    const { redis, seen } = testRedisReplication();
+    before(async () => {
+      await redis.start();
+    });
+    after(async () => {
+      await redis.stop();
+    });
+
+    it("publishSeenDown says nothing of a node in an impaired zone", async () => {
+      const replica = redis.nodeStatus().find((n) => n.role !== "primary");
+      const sentinel = redis.sentinelStatus()[0];
+      assert.ok(replica && sentinel);
+      const stopped = redis.impairZone(replica.az);
+      assert.deepEqual(
+        stopped.map((n) => n.port),
+        [replica.port],
+      );
+      try {
+        // What a Sentinel's +sdown of it sets off (called directly: the replica's +sdown is not about
+        // a primary, and a primary's zone would cost a failover here).
+        await (
+          redis as unknown as {
+            publishSeenDown: (s: { name: string; port: number }, port: number) => Promise<void>;
+          }
+        ).publishSeenDown(sentinel, replica.port);
+      } finally {
+        redis.restoreZone(replica.az);
+      }
+      assert.equal(
+        seen.find((e) => e.type === "redis.primary-seen-down"),
+        undefined,
+        "a node stopped with its zone is explained by the outage",
+      );
+      assert.ok(seen.some((e) => e.type === "redis.zone-restored" && e.port === replica.port));
+    });
+  },
+);
