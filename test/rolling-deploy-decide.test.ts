@@ -370,3 +370,39 @@ describe("stayup roll interrupted before the stack took its roll", () => {
     assert.equal(result.stopped, true, "the completed roll was rolled back, not left on v2");
   });
 });
+
+describe("the roll desk closed (the stack stopping) answers what it holds at once", () => {
+  it("a held POST /roll/stop is answered 503 with a fix, the roll stopped, and no roll begins after", async () => {
+    const desk = new RollDesk();
+    let signal: AbortSignal | undefined;
+    // A roll that never ends by itself (its rollback would wait on a stack that is stopping).
+    desk.begin("r4", (s) => {
+      signal = s;
+      return new Promise<never>(() => undefined);
+    });
+    const answer: { status?: number; body?: string; headers?: Record<string, string> } = {};
+    const res = {
+      headersSent: false,
+      destroyed: false,
+      writeHead: (status: number, headers: Record<string, string>) => {
+        answer.status = status;
+        answer.headers = headers;
+      },
+      end: (body: string) => (answer.body = body),
+    } as unknown as http.ServerResponse;
+    const held = handleRollStop(desk, new URL("http://127.0.0.1/roll/stop"), res);
+    desk.close("the control plane is closing");
+    await held;
+    assert.equal(answer.status, 503);
+    assert.equal(answer.headers?.connection, "close", "the connection does not hold the close up");
+    const body = JSON.parse(answer.body ?? "{}") as { error?: string; fix?: string };
+    assert.match(body.error ?? "", /the stack is stopping/);
+    assert.match(body.fix ?? "", /stayup up/);
+    assert.equal(signal?.aborted, true, "the roll under way was stopped");
+    assert.equal(
+      desk.begin("r5", () => Promise.reject(new Error("must not run"))),
+      undefined,
+      "no roll begins once closed",
+    );
+  });
+});

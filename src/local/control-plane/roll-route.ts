@@ -29,6 +29,23 @@ export class RollDesk {
   private last?: { id: string; revert: (reason: string) => Promise<RollResult> };
   /** The rollback of the completed roll `id` under way (a second stop of it answers the same). */
   private reverting?: { id: string; done: Promise<RollResult> };
+  /** Why the desk closed (the stack is stopping): no roll begins, held answers end. */
+  private closedBecause?: string;
+  private announceClosed: (reason: string) => void = () => undefined;
+  /** Resolves with the reason once the desk closed (see close). */
+  readonly closed = new Promise<string>((resolve) => (this.announceClosed = resolve));
+
+  /**
+   * The stack is stopping: the roll under way is stopped, no other begins, and the requests held
+   * for a roll's answer are answered now (503), not when the roll ends: the control plane's close
+   * waits for every request, and a roll can take minutes (`stayup down` gave up after 30 s).
+   */
+  close(reason: string): void {
+    if (this.closedBecause !== undefined) return;
+    this.closedBecause = reason;
+    this.current?.stop.abort(reason);
+    this.announceClosed(reason);
+  }
 
   /** The roll under way, if any. */
   underWay(): { id: string; startedAt: string } | undefined {
@@ -43,7 +60,7 @@ export class RollDesk {
     id: string,
     roll: (signal: AbortSignal) => Promise<Rolled>,
   ): { stop: AbortController; done: Promise<RollResult> } | undefined {
-    if (this.current) return undefined;
+    if (this.current || this.closedBecause !== undefined) return undefined;
     this.last = undefined;
     this.reverting = undefined;
     const stop = new AbortController();
@@ -95,6 +112,41 @@ export class RollDesk {
 }
 
 /**
+ * Answers a request held for a roll's result (`POST /roll`, `POST /roll/stop`): 200 with it, 500
+ * with the roll's error, or 503 at once when the desk closes first (the stack is stopping: the roll
+ * was stopped, its end is not waited for; the connection is closed with the answer).
+ */
+async function answerRoll(
+  desk: RollDesk,
+  done: Promise<RollResult>,
+  res: http.ServerResponse,
+  failed: (message: string) => { error: string; fix: string },
+): Promise<void> {
+  const reply = (status: number, body: unknown, headers: Record<string, string> = {}) => {
+    if (res.headersSent || res.destroyed) return;
+    res.writeHead(status, { "content-type": "application/json", ...headers });
+    res.end(JSON.stringify(body));
+  };
+  try {
+    const answer = await Promise.race([
+      done.then((result) => ({ result })),
+      desk.closed.then((reason) => ({ closed: reason })),
+    ]);
+    if ("result" in answer) return reply(200, answer.result);
+    reply(
+      503,
+      {
+        error: `the stack is stopping (${answer.closed}): the roll was stopped, its rollback not waited for`,
+        fix: "`stayup up` starts the stack again (its instances on the version they were launched with); roll once it runs",
+      },
+      { connection: "close" },
+    );
+  } catch (error) {
+    reply(500, failed((error as Error).message));
+  }
+}
+
+/**
  * POST /roll/stop?id=&reason=: stops the roll under way with rollback (CodeDeploy's StopDeployment
  * with rollback): it launches no more of the new version and deploys back the one it started from,
  * in every region it rolled. Answers its result once rolled back; 409 when no roll (or not the one
@@ -121,14 +173,10 @@ export async function handleRollStop(desk: RollDesk, url: URL, res: http.ServerR
         : "nothing to stop: `stayup status` shows the version running",
     });
   }
-  try {
-    reply(200, await stopped);
-  } catch (error) {
-    reply(500, {
-      error: `the roll's rollback failed: ${(error as Error).message}`,
-      fix: "`stayup status` shows the version each instance runs; roll again to the one wanted (`stayup roll`)",
-    });
-  }
+  await answerRoll(desk, stopped, res, (message) => ({
+    error: `the roll's rollback failed: ${message}`,
+    fix: "`stayup status` shows the version each instance runs; roll again to the one wanted (`stayup roll`)",
+  }));
 }
 
 /**
@@ -213,6 +261,11 @@ export async function handleRoll(
   });
   if (!started) {
     const underWay = desk.underWay();
+    if (!underWay)
+      return reply(503, {
+        error: "the stack is stopping: no roll begins",
+        fix: "`stayup up` starts the stack again; roll once it runs",
+      });
     return reply(409, {
       error: `a roll is under way (${underWay?.id}, since ${underWay?.startedAt})`,
       fix: "wait for it to end, or stop it with rollback (`stayup roll --stop`), then roll again",
@@ -224,12 +277,8 @@ export async function handleRoll(
   res.on("close", () => {
     if (!res.writableFinished) started.stop.abort(requesterGone);
   });
-  try {
-    reply(200, await started.done);
-  } catch (error) {
-    reply(500, {
-      error: (error as Error).message,
-      fix: "`stayup status` shows the version each instance runs; fix what the error names, then roll again",
-    });
-  }
+  await answerRoll(desk, started.done, res, (message) => ({
+    error: message,
+    fix: "`stayup status` shows the version each instance runs; fix what the error names, then roll again",
+  }));
 }
