@@ -267,49 +267,61 @@ describe("the control plane's roll desk: a stop always ends on the version found
     rolledBack: false,
     durationSeconds: 1,
   };
-  /** A roll whose last step had begun when the stop came: it completes without seeing the signal. */
+  /**
+   * A roll whose last step had begun when the stop came: it completes without seeing the signal
+   * (`finish`); its rollback ends on `back`.
+   */
   const finishingRoll = (reverted: string[]) => {
     let finish = () => {};
     const finished = new Promise<void>((resolve) => (finish = resolve));
+    let back = () => {};
+    const wentBack = new Promise<void>((resolve) => (back = resolve));
     const roll = async () => {
       await finished;
       return {
         result: completed,
         revert: async (reason: string): Promise<RollResult> => {
           reverted.push(reason);
+          await wentBack;
           return { ...completed, instancesReplaced: [], rolledBack: true, stopped: true, reason };
         },
       };
     };
-    return { roll, finish };
+    return { roll, finish, back };
   };
 
   it("a roll that completes before it sees the stop is rolled back, and the stop answers that", async () => {
     const desk = new RollDesk();
     const reverted: string[] = [];
-    const { roll, finish } = finishingRoll(reverted);
+    const { roll, finish, back } = finishingRoll(reverted);
     const started = desk.begin("r1", roll);
     assert.ok(started);
     const stopping = desk.stop("Ctrl-C", "r1");
     assert.ok(stopping, "the roll under way is stopped");
     assert.equal(started.stop.signal.aborted, true);
     finish();
+    await started.done;
+    // A second stop of the same roll meanwhile (the requester's, then the drill's) answers the
+    // same rollback.
+    const again = desk.stop("again", "r1");
+    back();
     const answer = await stopping;
     assert.deepEqual(reverted, ["stopped after it completed: Ctrl-C"]);
     assert.equal(answer.stopped, true);
     assert.equal(answer.rolledBack, true);
-    // A second stop of the same roll (the requester's, then the drill's) answers the same rollback.
-    assert.equal((await desk.stop("again", "r1"))?.stopped, true);
+    assert.equal(await again, answer);
     assert.equal(reverted.length, 1, "rolled back once");
     assert.equal(desk.underWay(), undefined);
+    assert.equal(desk.stop("late", "r1"), undefined, "rolled back: nothing left to stop");
   });
 
   it("a roll stopped by its id after it completed is rolled back once; an unknown id is refused", async () => {
     const desk = new RollDesk();
     const reverted: string[] = [];
-    const { roll, finish } = finishingRoll(reverted);
+    const { roll, finish, back } = finishingRoll(reverted);
     const started = desk.begin("r2", roll);
     finish();
+    back();
     assert.deepEqual(await started?.done, completed);
     assert.equal(desk.stop("late", "other"), undefined);
     assert.equal(desk.stop("late"), undefined, "no roll under way, none named");

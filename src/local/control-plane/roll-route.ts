@@ -27,7 +27,7 @@ export class RollDesk {
   private current?: { id: string; startedAt: string; stop: AbortController; done: Promise<RollResult> };
   /** The last roll, once completed (not rolled back), while nothing rolled since: what reverts it. */
   private last?: { id: string; revert: (reason: string) => Promise<RollResult> };
-  /** The rollback of the completed roll `id` under way (a second stop of it answers the same). */
+  /** The rollback of the completed roll `id` while under way (a second stop of it answers the same). */
   private reverting?: { id: string; done: Promise<RollResult> };
   /** Why the desk closed (the stack is stopping): no roll begins, held answers end. */
   private closedBecause?: string;
@@ -106,7 +106,13 @@ export class RollDesk {
     const done = this.begin(`${id}-rollback`, async () => ({
       result: await last.revert(`stopped after it completed: ${reason}`),
     }))?.done;
-    if (done) this.reverting = { id, done };
+    if (!done) return undefined;
+    // While it runs, a second stop of the roll answers it; once over, there is nothing to stop.
+    this.reverting = { id, done };
+    const over = () => {
+      if (this.reverting?.done === done) this.reverting = undefined;
+    };
+    done.then(over, over);
     return done;
   }
 }
