@@ -314,5 +314,14 @@ describe(
       );
       assert.ok(seen.some((e) => e.type === "redis.zone-restored" && e.port === replica.port));
     });
+
+    it("a zone impaired while Redis stops stops none of its nodes (each still acts on its SIGTERM)", async () => {
+      const az = redis.nodeStatus()[0]?.az as string;
+      const impairedBefore = seen.filter((e) => e.type === "redis.zone-impaired").length;
+      const stopping = redis.stop();
+      assert.deepEqual(redis.impairZone(az), [], "nothing stopped once stopping");
+      await stopping;
+      assert.equal(seen.filter((e) => e.type === "redis.zone-impaired").length, impairedBefore);
+    });
   },
 );

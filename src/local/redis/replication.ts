@@ -781,6 +781,8 @@ export class RedisReplicationController implements RedisEndpoint {
    * control plane, which no single zone holds. Returns the nodes stopped.
    */
   impairZone(az: string): { name: string; port: number; role: "primary" | "replica" }[] {
+    // Stopping: a node stopped now could not act on stop()'s SIGTERM (killed 5 s later, unflushed).
+    if (this.stopping) return [];
     this.impairedZones.add(az);
     const stopped = this.nodes
       .filter((n) => n.az === az)
