@@ -12,7 +12,7 @@ import {
   SENTINEL_PING_PERIOD_MS,
   SENTINEL_RECONNECT_MARGIN_MS,
 } from "../src/stack/region-failover-timing.ts";
-import { tempDir, waitFor } from "./helpers.ts";
+import { tempDir, testRedisReplication, waitFor } from "./helpers.ts";
 
 /**
  * The region's Sentinels (SENTINELS_PER_REGION, regional processes in no zone, as ElastiCache's
@@ -189,3 +189,59 @@ describe("the region's Sentinel, supervised", { timeout: 120_000 }, () => {
     assert.ok(explained.nodeLog.length > 0, "the node's log's last lines");
   });
 });
+
+/**
+ * A node stopped with its zone (az-outage) is out of reach because of the fault: a Sentinel's
+ * +sdown of it is not "a live node called down" (redis.primary-seen-down would say it ran without
+ * a stall, as its latency report is empty).
+ */
+describe(
+  "a node stopped with its zone is not explained as a live node seen down",
+  { timeout: 120_000 },
+  () => {
+    const { redis, seen } = testRedisReplication();
+    before(async () => {
+      await redis.start();
+    });
+    after(async () => {
+      await redis.stop();
+    });
+
+    it("publishSeenDown says nothing of a node in an impaired zone", async () => {
+      const replica = redis.nodeStatus().find((n) => n.role !== "primary");
+      const sentinel = redis.sentinelStatus()[0];
+      assert.ok(replica && sentinel);
+      const stopped = redis.impairZone(replica.az);
+      assert.deepEqual(
+        stopped.map((n) => n.port),
+        [replica.port],
+      );
+      try {
+        // What a Sentinel's +sdown of it sets off (called directly: the replica's +sdown is not about
+        // a primary, and a primary's zone would cost a failover here).
+        await (
+          redis as unknown as {
+            publishSeenDown: (s: { name: string; port: number }, port: number) => Promise<void>;
+          }
+        ).publishSeenDown(sentinel, replica.port);
+      } finally {
+        redis.restoreZone(replica.az);
+      }
+      assert.equal(
+        seen.find((e) => e.type === "redis.primary-seen-down"),
+        undefined,
+        "a node stopped with its zone is explained by the outage",
+      );
+      assert.ok(seen.some((e) => e.type === "redis.zone-restored" && e.port === replica.port));
+    });
+
+    it("a zone impaired while Redis stops stops none of its nodes (each still acts on its SIGTERM)", async () => {
+      const az = redis.nodeStatus()[0]?.az as string;
+      const impairedBefore = seen.filter((e) => e.type === "redis.zone-impaired").length;
+      const stopping = redis.stop();
+      assert.deepEqual(redis.impairZone(az), [], "nothing stopped once stopping");
+      await stopping;
+      assert.equal(seen.filter((e) => e.type === "redis.zone-impaired").length, impairedBefore);
+    });
+  },
+);

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import type http from "node:http";
 import { describe, it } from "node:test";
 import {
   decide,
@@ -7,8 +8,12 @@ import {
   type ObservedInstance,
 } from "../src/local/instance-group/decide.ts";
 import { onVersion, rollbackProgress } from "../src/drills/rolling-deploy.ts";
+import { rollStoppable } from "../src/cli/commands/roll/index.ts";
+import type { StackClient } from "../src/local/control-plane/client.ts";
+import { handleRollStop, RollDesk } from "../src/local/control-plane/roll-route.ts";
 import {
   planStackRoll,
+  type RollResult,
   regionsToRollBack,
   rolledOnto,
   stopReason,
@@ -250,6 +255,166 @@ describe("the rolling-deploy drill's view of a rollback (pure)", () => {
     assert.equal(
       rollbackProgress({ version: "v1", instances: [i("v1"), i("v1", false), i("v2")] }, "v1"),
       "rolling back to v1: 2 instance(s) on it (1 healthy), 1 of the new version still to go",
+    );
+  });
+});
+
+describe("the control plane's roll desk: a stop always ends on the version found", () => {
+  const completed: RollResult = {
+    fromVersion: "v1",
+    toVersion: "v2",
+    instancesReplaced: ["i-1"],
+    rolledBack: false,
+    durationSeconds: 1,
+  };
+  /**
+   * A roll whose last step had begun when the stop came: it completes without seeing the signal
+   * (`finish`); its rollback ends on `back`.
+   */
+  const finishingRoll = (reverted: string[]) => {
+    let finish = () => {};
+    const finished = new Promise<void>((resolve) => (finish = resolve));
+    let back = () => {};
+    const wentBack = new Promise<void>((resolve) => (back = resolve));
+    const roll = async () => {
+      await finished;
+      return {
+        result: completed,
+        revert: async (reason: string): Promise<RollResult> => {
+          reverted.push(reason);
+          await wentBack;
+          return { ...completed, instancesReplaced: [], rolledBack: true, stopped: true, reason };
+        },
+      };
+    };
+    return { roll, finish, back };
+  };
+
+  it("a roll that completes before it sees the stop is rolled back, and the stop answers that", async () => {
+    const desk = new RollDesk();
+    const reverted: string[] = [];
+    const { roll, finish, back } = finishingRoll(reverted);
+    const started = desk.begin("r1", roll);
+    assert.ok(started);
+    const stopping = desk.stop("Ctrl-C", "r1");
+    assert.ok(stopping, "the roll under way is stopped");
+    assert.equal(started.stop.signal.aborted, true);
+    finish();
+    await started.done;
+    // A second stop of the same roll meanwhile (the requester's, then the drill's) answers the
+    // same rollback.
+    const again = desk.stop("again", "r1");
+    back();
+    const answer = await stopping;
+    assert.deepEqual(reverted, ["stopped after it completed: Ctrl-C"]);
+    assert.equal(answer.stopped, true);
+    assert.equal(answer.rolledBack, true);
+    assert.equal(await again, answer);
+    assert.equal(reverted.length, 1, "rolled back once");
+    assert.equal(desk.underWay(), undefined);
+    assert.equal(desk.stop("late", "r1"), undefined, "rolled back: nothing left to stop");
+  });
+
+  it("a roll stopped by its id after it completed is rolled back once; an unknown id is refused", async () => {
+    const desk = new RollDesk();
+    const reverted: string[] = [];
+    const { roll, finish, back } = finishingRoll(reverted);
+    const started = desk.begin("r2", roll);
+    finish();
+    back();
+    assert.deepEqual(await started?.done, completed);
+    assert.equal(desk.stop("late", "other"), undefined);
+    assert.equal(desk.stop("late"), undefined, "no roll under way, none named");
+    assert.equal((await desk.stop("late", "r2"))?.stopped, true);
+    assert.deepEqual(reverted, ["stopped after it completed: late"]);
+  });
+});
+
+describe("POST /roll/stop answers a failed rollback with its fix", () => {
+  it("500 with error and fix", async () => {
+    const desk = new RollDesk();
+    desk.begin("r3", async () => {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+      throw new Error("the group is gone");
+    });
+    const answer: { status?: number; body?: string } = {};
+    const res = {
+      writeHead: (status: number) => (answer.status = status),
+      end: (body: string) => (answer.body = body),
+    } as unknown as http.ServerResponse;
+    await handleRollStop(desk, new URL("http://127.0.0.1/roll/stop?id=r3"), res);
+    assert.equal(answer.status, 500);
+    const body = JSON.parse(answer.body ?? "{}") as { error?: string; fix?: string };
+    assert.match(body.error ?? "", /the group is gone/);
+    assert.match(body.fix ?? "", /stayup status/);
+  });
+});
+
+describe("stayup roll interrupted before the stack took its roll", () => {
+  it("the stop is asked again until the stack has the roll: one that completed meanwhile is rolled back", async () => {
+    const completed: RollResult = {
+      fromVersion: "v1",
+      toVersion: "v2",
+      instancesReplaced: ["i-1"],
+      rolledBack: false,
+      durationSeconds: 1,
+    };
+    let finish = (_: RollResult) => {};
+    const stops: (string | undefined)[] = [];
+    // The stack as the client sees it: the first stop comes before the roll's request was read
+    // (409: none under way); the roll then completes; a stop naming it after that rolls it back.
+    const client = {
+      roll: () => new Promise<RollResult>((resolve) => (finish = resolve)),
+      stopRoll: async ({ id }: { id?: string }) => {
+        stops.push(id);
+        if (stops.length === 1) {
+          finish(completed);
+          return undefined;
+        }
+        return { ...completed, instancesReplaced: [], rolledBack: true, stopped: true };
+      },
+    } as unknown as StackClient;
+    const rolled = rollStoppable(client, {});
+    process.emit("SIGINT", "SIGINT");
+    const { result, interrupted } = await rolled;
+    assert.equal(interrupted, "SIGINT");
+    assert.equal(stops.length, 2, "asked again once the roll had answered");
+    assert.equal(result.stopped, true, "the completed roll was rolled back, not left on v2");
+  });
+});
+
+describe("the roll desk closed (the stack stopping) answers what it holds at once", () => {
+  it("a held POST /roll/stop is answered 503 with a fix, the roll stopped, and no roll begins after", async () => {
+    const desk = new RollDesk();
+    let signal: AbortSignal | undefined;
+    // A roll that never ends by itself (its rollback would wait on a stack that is stopping).
+    desk.begin("r4", (s) => {
+      signal = s;
+      return new Promise<never>(() => undefined);
+    });
+    const answer: { status?: number; body?: string; headers?: Record<string, string> } = {};
+    const res = {
+      headersSent: false,
+      destroyed: false,
+      writeHead: (status: number, headers: Record<string, string>) => {
+        answer.status = status;
+        answer.headers = headers;
+      },
+      end: (body: string) => (answer.body = body),
+    } as unknown as http.ServerResponse;
+    const held = handleRollStop(desk, new URL("http://127.0.0.1/roll/stop"), res);
+    desk.close("the control plane is closing");
+    await held;
+    assert.equal(answer.status, 503);
+    assert.equal(answer.headers?.connection, "close", "the connection does not hold the close up");
+    const body = JSON.parse(answer.body ?? "{}") as { error?: string; fix?: string };
+    assert.match(body.error ?? "", /the stack is stopping/);
+    assert.match(body.fix ?? "", /stayup up/);
+    assert.equal(signal?.aborted, true, "the roll under way was stopped");
+    assert.equal(
+      desk.begin("r5", () => Promise.reject(new Error("must not run"))),
+      undefined,
+      "no roll begins once closed",
     );
   });
 });

@@ -27,6 +27,25 @@ export class RollDesk {
   private current?: { id: string; startedAt: string; stop: AbortController; done: Promise<RollResult> };
   /** The last roll, once completed (not rolled back), while nothing rolled since: what reverts it. */
   private last?: { id: string; revert: (reason: string) => Promise<RollResult> };
+  /** The rollback of the completed roll `id` while under way (a second stop of it answers the same). */
+  private reverting?: { id: string; done: Promise<RollResult> };
+  /** Why the desk closed (the stack is stopping): no roll begins, held answers end. */
+  private closedBecause?: string;
+  private announceClosed: (reason: string) => void = () => undefined;
+  /** Resolves with the reason once the desk closed (see close). */
+  readonly closed = new Promise<string>((resolve) => (this.announceClosed = resolve));
+
+  /**
+   * The stack is stopping: the roll under way is stopped, no other begins, and the requests held
+   * for a roll's answer are answered now (503), not when the roll ends: the control plane's close
+   * waits for every request, and a roll can take minutes (`stayup down` gave up after 30 s).
+   */
+  close(reason: string): void {
+    if (this.closedBecause !== undefined) return;
+    this.closedBecause = reason;
+    this.current?.stop.abort(reason);
+    this.announceClosed(reason);
+  }
 
   /** The roll under way, if any. */
   underWay(): { id: string; startedAt: string } | undefined {
@@ -41,8 +60,9 @@ export class RollDesk {
     id: string,
     roll: (signal: AbortSignal) => Promise<Rolled>,
   ): { stop: AbortController; done: Promise<RollResult> } | undefined {
-    if (this.current) return undefined;
+    if (this.current || this.closedBecause !== undefined) return undefined;
     this.last = undefined;
+    this.reverting = undefined;
     const stop = new AbortController();
     const done = roll(stop.signal)
       .then(({ result, revert }) => {
@@ -66,17 +86,69 @@ export class RollDesk {
    * after): rolled back the same way, as a roll of its own. Undefined when there is none to stop.
    */
   stop(reason: string, id?: string): Promise<RollResult> | undefined {
+    if (id !== undefined && this.reverting?.id === id) return this.reverting.done;
     const current = this.current;
     if (current && (id === undefined || current.id === id)) {
       current.stop.abort(reason);
-      return current.done;
+      // It may complete before it sees the stop (its last step had begun): rolled back then as a
+      // completed roll is, so a stop always ends on the version the roll started from.
+      return current.done.then((result) => this.revert(current.id, reason) ?? result);
     }
+    if (current || id === undefined) return undefined;
+    return this.revert(id, reason);
+  }
+
+  /** The completed roll `id` rolled back (see stop), or its rollback already under way; else undefined. */
+  private revert(id: string, reason: string): Promise<RollResult> | undefined {
     const last = this.last;
-    if (current || id === undefined || last?.id !== id) return undefined;
+    if (last?.id !== id) return undefined;
     this.last = undefined;
-    return this.begin(`${id}-rollback`, async () => ({
+    const done = this.begin(`${id}-rollback`, async () => ({
       result: await last.revert(`stopped after it completed: ${reason}`),
     }))?.done;
+    if (!done) return undefined;
+    // While it runs, a second stop of the roll answers it; once over, there is nothing to stop.
+    this.reverting = { id, done };
+    const over = () => {
+      if (this.reverting?.done === done) this.reverting = undefined;
+    };
+    done.then(over, over);
+    return done;
+  }
+}
+
+/**
+ * Answers a request held for a roll's result (`POST /roll`, `POST /roll/stop`): 200 with it, 500
+ * with the roll's error, or 503 at once when the desk closes first (the stack is stopping: the roll
+ * was stopped, its end is not waited for; the connection is closed with the answer).
+ */
+async function answerRoll(
+  desk: RollDesk,
+  done: Promise<RollResult>,
+  res: http.ServerResponse,
+  failed: (message: string) => { error: string; fix: string },
+): Promise<void> {
+  const reply = (status: number, body: unknown, headers: Record<string, string> = {}) => {
+    if (res.headersSent || res.destroyed) return;
+    res.writeHead(status, { "content-type": "application/json", ...headers });
+    res.end(JSON.stringify(body));
+  };
+  try {
+    const answer = await Promise.race([
+      done.then((result) => ({ result })),
+      desk.closed.then((reason) => ({ closed: reason })),
+    ]);
+    if ("result" in answer) return reply(200, answer.result);
+    reply(
+      503,
+      {
+        error: `the stack is stopping (${answer.closed}): the roll was stopped, its rollback not waited for`,
+        fix: "`stayup up` starts the stack again (its instances on the version they were launched with); roll once it runs",
+      },
+      { connection: "close" },
+    );
+  } catch (error) {
+    reply(500, failed((error as Error).message));
   }
 }
 
@@ -107,11 +179,10 @@ export async function handleRollStop(desk: RollDesk, url: URL, res: http.ServerR
         : "nothing to stop: `stayup status` shows the version running",
     });
   }
-  try {
-    reply(200, await stopped);
-  } catch (error) {
-    reply(500, { error: (error as Error).message });
-  }
+  await answerRoll(desk, stopped, res, (message) => ({
+    error: `the roll's rollback failed: ${message}`,
+    fix: "`stayup status` shows the version each instance runs; roll again to the one wanted (`stayup roll`)",
+  }));
 }
 
 /**
@@ -196,6 +267,11 @@ export async function handleRoll(
   });
   if (!started) {
     const underWay = desk.underWay();
+    if (!underWay)
+      return reply(503, {
+        error: "the stack is stopping: no roll begins",
+        fix: "`stayup up` starts the stack again; roll once it runs",
+      });
     return reply(409, {
       error: `a roll is under way (${underWay?.id}, since ${underWay?.startedAt})`,
       fix: "wait for it to end, or stop it with rollback (`stayup roll --stop`), then roll again",
@@ -207,9 +283,8 @@ export async function handleRoll(
   res.on("close", () => {
     if (!res.writableFinished) started.stop.abort(requesterGone);
   });
-  try {
-    reply(200, await started.done);
-  } catch (error) {
-    reply(500, { error: (error as Error).message });
-  }
+  await answerRoll(desk, started.done, res, (message) => ({
+    error: message,
+    fix: "`stayup status` shows the version each instance runs; fix what the error names, then roll again",
+  }));
 }

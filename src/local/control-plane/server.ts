@@ -275,6 +275,8 @@ export class ControlPlaneServer {
   }
 
   close(): Promise<void> {
+    // A roll's request is held until the roll ends (minutes): stopped and answered now.
+    this.rolls.close("the control plane is closing");
     this.dashboard.close();
     this.streams.closeAll();
     for (const res of this.held) res.end();

@@ -667,11 +667,14 @@ export class RedisReplicationController implements RedisEndpoint {
   /**
    * A Sentinel called a node down that is running (not killed): what it saw of its link (SENTINEL
    * MASTER, asked at once) and, a second later (Redis logs a stall when it ends), the node's log
-   * and latency spikes. A killed primary is not explained: its death is.
+   * and latency spikes. A killed primary is not explained: its death is; nor one stopped with its
+   * zone or region (az-outage, region-outage): the fault is the explanation, and a stopped node's
+   * empty latency report would say it ran and did not stall.
    */
   private async publishSeenDown(sentinel: { name: string; port: number }, port: number): Promise<void> {
     const node = this.nodes.find((n) => n.port === port);
-    if (!node?.process || this.stopping) return;
+    const outOfReach = () => node !== undefined && (this.frozen || this.impairedZones.has(node.az));
+    if (!node?.process || this.stopping || outOfReach()) return;
     const child = node.process;
     const asked = this.client(sentinel.port);
     let sentinelSaw: Record<string, string> = {};
@@ -683,7 +686,7 @@ export class RedisReplicationController implements RedisEndpoint {
       asked.disconnect();
     }
     await new Promise((r) => setTimeout(r, 1000));
-    if (this.stopping || node.process !== child) return;
+    if (this.stopping || node.process !== child || outOfReach()) return;
     const latency: string[] = [];
     const probe = this.client(port);
     try {
@@ -778,6 +781,8 @@ export class RedisReplicationController implements RedisEndpoint {
    * control plane, which no single zone holds. Returns the nodes stopped.
    */
   impairZone(az: string): { name: string; port: number; role: "primary" | "replica" }[] {
+    // Stopping: a node stopped now could not act on stop()'s SIGTERM (killed 5 s later, unflushed).
+    if (this.stopping) return [];
     this.impairedZones.add(az);
     const stopped = this.nodes
       .filter((n) => n.az === az)

@@ -7,6 +7,7 @@ import {
 } from "../../../local/rolling-deploy/instance-settings.ts";
 import type { RollResult } from "../../../local/rolling-deploy/roll.ts";
 import { StayupError } from "../../../shared/errors.ts";
+import { sleep } from "../../../shared/net.ts";
 import { type InterruptSignal, interruptSignals } from "../../interrupt-signals.ts";
 import { stateDirOption } from "../../options.ts";
 
@@ -71,6 +72,12 @@ export async function rollStoppable(
   const id = randomUUID();
   let interrupted: InterruptSignal | undefined;
   let stopping: Promise<RollResult | undefined> | undefined;
+  const rolling = client.roll(settings, { keepSettings: options.keepSettings, id });
+  let answered = false;
+  rolling.then(
+    () => (answered = true),
+    () => (answered = true),
+  );
   const handlers = (Object.keys(interruptSignals) as InterruptSignal[]).map((signal) => {
     const handler = () => {
       if (interrupted) {
@@ -84,19 +91,26 @@ export async function rollStoppable(
         `\ninterrupted (${signal}): stopping the roll and rolling back to the version it started from (${signal} again to leave that to the stack)...\n`,
       );
       // Under way, the roll's own answer is the stop's; completed just before, the stop rolls it
-      // back and answers that.
-      stopping = client
-        .stopRoll({ id, reason: `${what} interrupted (${signal})` })
-        .catch((error: unknown) => {
-          process.stderr.write(`stopping the roll failed: ${(error as Error).message}\n`);
-          return undefined;
-        });
+      // back and answers that. Not taken by the stack yet (its request still on the way: 409), the
+      // stop is asked again until the stack has it or has answered the roll: once answered, the
+      // stack's answer to the stop is final.
+      stopping = (async () => {
+        for (;;) {
+          const wasAnswered = answered;
+          const stopped = await client.stopRoll({ id, reason: `${what} interrupted (${signal})` });
+          if (stopped || wasAnswered) return stopped;
+          await Promise.race([sleep(200), rolling.catch(() => undefined)]);
+        }
+      })().catch((error: unknown) => {
+        process.stderr.write(`stopping the roll failed: ${(error as Error).message}\n`);
+        return undefined;
+      });
     };
     process.on(signal, handler);
     return () => process.off(signal, handler);
   });
   try {
-    const result = await client.roll(settings, { keepSettings: options.keepSettings, id });
+    const result = await rolling;
     const stopped = stopping ? await stopping : undefined;
     return { result: stopped ?? result, ...(interrupted ? { interrupted } : {}) };
   } finally {
