@@ -136,6 +136,28 @@ describe("a node's own log (issue 25, item 2: why a node looked down, why it did
     assert.ok(lastLogLines(logFile, 3).length > 0);
   });
 
+  it("a node whose folder is given relative to the working directory (a project's .stayup) starts and logs there", async () => {
+    const nodeDir = path.relative(process.cwd(), path.join(dir, "redis-c"));
+    mkdirSync(nodeDir, { mode: 0o700 });
+    const port = await findFreePort();
+    const logFile = redisLogFile(nodeDir);
+    const child = await startRedisProcess(
+      "127.0.0.1",
+      port,
+      ["--port", String(port), "--bind", "127.0.0.1", ...persistenceArgs(nodeDir)],
+      undefined,
+      logFile,
+    );
+    try {
+      assert.ok(
+        lastLogLines(path.join(nodeDir, "redis.log"), 3).length > 0,
+        "the log is in the node's folder",
+      );
+    } finally {
+      await stopProcess(child);
+    }
+  });
+
   it("a log past its size limit is moved aside at the next start; the last lines skip blank ones", () => {
     const nodeDir = path.join(dir, "redis-b");
     mkdirSync(nodeDir, { mode: 0o700 });

@@ -74,7 +74,6 @@ const unit = new Set([
   "instance-group-controller.test.ts",
   "instance-group-decide.test.ts",
   "new-user-figures.test.ts",
-  "private-file.test.ts",
   "region-outage-phases.test.ts",
   "route53-failover.test.ts",
   "rolling-deploy-decide.test.ts",

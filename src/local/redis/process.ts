@@ -61,7 +61,9 @@ export const REDIS_LOG_ROTATE_BYTES = 1024 * 1024;
  * or what a Sentinel decided, kept after the process is gone.
  */
 export function redisLogFile(dir: string): string {
-  const file = path.join(dir, "redis.log");
+  // Absolute: redis-server applies `dir` (a chdir into the node's folder) before `logfile`, so a
+  // path relative to the stack's folder (`.stayup/...`, as in a project) would not be found.
+  const file = path.resolve(dir, "redis.log");
   try {
     if (statSync(file).size > REDIS_LOG_ROTATE_BYTES) renameSync(file, `${file}.1`);
   } catch {
