@@ -77,7 +77,7 @@ describe("the dashboard's versions during a rolling deploy", { timeout: 400_000 
           text: (await line.textContent()) ?? "",
         };
   };
-  /** The page shows every instance status lists on `version`, none marked as another. */
+  /** The page shows every instance status lists on `version`, none marked or labelled as another. */
   const allOn = (version: string) =>
     waitFor(
       `every tile on ${version}`,
@@ -88,7 +88,14 @@ describe("the dashboard's versions during a rolling deploy", { timeout: 400_000 
         return (
           ids.length >= 2 &&
           shown.length === ids.length &&
-          shown.every((t) => ids.includes(t.id) && t.version === version && t.other === "false") &&
+          // The label is the version alone: no "old"/"new" once no roll is under way.
+          shown.every(
+            (t) =>
+              ids.includes(t.id) &&
+              t.version === version &&
+              t.other === "false" &&
+              t.label === version.slice(0, 9),
+          ) &&
           s.instances.every((i) => i.version === version)
         );
       },
@@ -121,7 +128,10 @@ describe("the dashboard's versions during a rolling deploy", { timeout: 400_000 
     for (const region of s.regions) {
       if (region.version === undefined) continue;
       assert.equal(
-        await page.getAttribute(`[data-region="${region.name}"] [data-region-version]`, "data-region-version"),
+        await page.getAttribute(
+          `[data-region="${region.name}"] [data-region-version]`,
+          "data-region-version",
+        ),
         region.version,
         region.name,
       );
@@ -147,10 +157,11 @@ describe("the dashboard's versions during a rolling deploy", { timeout: 400_000 
     );
   });
 
-  it("`stayup roll --set`: old and new instances labelled while it rolls, the region on the new version, then every tile on it", async () => {
+  it("`stayup roll --set`: every instance's label changes to the new version, the region's too, the roll shown completed", async () => {
     const found = await status();
     assert.ok(found.version);
-    await record();
+    const before = await tiles();
+    assert.ok(before.every((t) => t.label === found.version?.slice(0, 9)));
     const rolled = await runCli(["roll", "--set", "DASHBOARD_VERSIONS_TEST=1", "--state-dir", stateDir], {
       timeoutMs: 240_000,
     });
@@ -158,23 +169,65 @@ describe("the dashboard's versions during a rolling deploy", { timeout: 400_000 
     const now = await status();
     assert.ok(now.version && now.version !== found.version, "a new version");
     await allOn(now.version);
+    const after = await tiles();
+    for (const t of after) {
+      assert.equal(t.label, now.version.slice(0, 9), `${t.id}'s label`);
+      assert.ok(!before.some((b) => b.id === t.id), `${t.id} is a new instance`);
+    }
+    assert.equal(
+      await page.getAttribute(`[data-region="${primary}"] [data-region-version]`, "data-region-version"),
+      now.version,
+    );
+    assert.equal(await page.textContent("#stack-version"), `version ${now.version.slice(0, 9)}`);
     const line = await waitFor("the roll shown as completed", async () => {
       const l = await rollLine();
       return l?.phase === "completed" ? l : undefined;
     });
-    assert.match(line.text, new RegExp(`rolled to ${now.version.slice(0, 9)} at \\d\\d:\\d\\d:\\d\\d: \\d+ instance`));
-    // While it rolled: a render with an old instance marked (another version than its region's,
-    // now the new one) beside a new one. The group launches first, so both run for a while.
-    const snapshots = await recorded();
-    const mixed = snapshots.find(
-      (x) =>
-        x.roll === "rolling" &&
-        x.regionVersion === now.version &&
-        x.tiles.some((t) => t.version === found.version && t.other === "true" && t.role === "old") &&
-        x.tiles.some((t) => t.version === now.version && t.other === "false" && t.role === "new"),
+    assert.match(
+      line.text,
+      new RegExp(
+        `^rolled to ${now.version.slice(0, 9)} at \\d\\d:\\d\\d:\\d\\d: \\d+ instance\\(s\\) replaced`,
+      ),
     );
-    assert.ok(mixed, `old and new side by side, marked: ${JSON.stringify(snapshots.slice(0, 20))}`);
-    await page.screenshot({ path: artifactPath("dashboard-roll.png"), fullPage: true });
+  });
+
+  it("a broken version: its instance labelled new beside the old ones, marked, while it rolls; rolled back, the reason shown, every tile on the version found", async () => {
+    const found = await status();
+    assert.ok(found.version);
+    await record();
+    // Never healthy: the roll holds old and new side by side until its 10 s are up, then rolls back.
+    const rolling = runCli(["roll", "--set", "STAYUP_BROKEN=unhealthy", "--state-dir", stateDir], {
+      timeoutMs: 240_000,
+    });
+    const isMixed = (x: Snapshot) =>
+      x.roll === "rolling" &&
+      x.regionVersion !== found.version &&
+      x.tiles.some((t) => t.version === found.version && t.other === "true" && t.role === "old") &&
+      x.tiles.some((t) => t.version === x.regionVersion && t.other === "false" && t.role === "new");
+    // Seen live (kept as a screenshot), and in the renders recorded: old and new side by side.
+    await waitFor(
+      "old and new side by side on the page",
+      async () => (await recorded()).some(isMixed),
+      60_000,
+    )
+      .then(() => page.screenshot({ path: artifactPath("dashboard-roll-under-way.png"), fullPage: true }))
+      .catch(() => undefined);
+    const rolled = await rolling;
+    assert.equal(rolled.code, 1, "a rolled-back roll exits 1");
+    await allOn(found.version);
+    const line = await waitFor("the rollback shown as over", async () => {
+      const l = await rollLine();
+      return l?.phase === "rolled-back" ? l : undefined;
+    });
+    assert.equal(line.from, found.version);
+    assert.match(
+      line.text,
+      /^rolled back v-\w+ → v-\w+ \(at [\d:]+\): new instance i-\w+ not healthy within 10 s$/,
+    );
+    const snapshots = await recorded();
+    const mixed = snapshots.find(isMixed);
+    assert.ok(mixed, `old and new side by side, the old marked: ${JSON.stringify(snapshots.slice(0, 20))}`);
+    await page.screenshot({ path: artifactPath("dashboard-roll-rolled-back.png"), fullPage: true });
   });
 
   it("a roll stopped: shown rolling, then rolled back with its reason as text (user data, escaped), every tile on the version found", async () => {
@@ -205,7 +258,9 @@ describe("the dashboard's versions during a rolling deploy", { timeout: 400_000 
     assert.ok(line.text.endsWith(`: stopped: ${reason}`), `the reason, as text: ${line.text}`);
     assert.equal(await page.locator("#regions img, #event-list img").count(), 0, "no element made of it");
     assert.notEqual(await page.title(), "pwned");
-    const events = await page.$$eval("#event-list li", (items) => items.map((li) => li.getAttribute("data-type")));
+    const events = await page.$$eval("#event-list li", (items) =>
+      items.map((li) => li.getAttribute("data-type")),
+    );
     for (const type of ["roll.started", "roll.rolled-back"]) assert.ok(events.includes(type), type);
     await page.screenshot({ path: artifactPath("dashboard-roll-stopped.png"), fullPage: true });
     assert.deepEqual(pageErrors, []);

@@ -124,8 +124,12 @@ const shortVersion = (version: string) => (version.length > 9 ? version.slice(0,
  * How an instance's version reads during a roll: "old" (the roll's from), "new" (its to), or
  * "other version" when it differs from the region's and no roll event says which (none seen).
  */
-function versionRole(version: string, regionVersion: string | undefined, roll: RegionRoll | undefined): string {
-  if (roll && roll.phase !== "completed") {
+function versionRole(
+  version: string,
+  regionVersion: string | undefined,
+  roll: RegionRoll | undefined,
+): string {
+  if (roll) {
     if (version === roll.from) return "old";
     if (version === roll.to) return "new";
   }
@@ -177,7 +181,7 @@ function tile(
   const regionVersion = region?.version;
   if (i.version !== undefined && regionVersion !== undefined)
     attrs["data-other-version"] = String(i.version !== regionVersion);
-  const roll = region ? state.rolls.get(region.name) : undefined;
+  const roll = region ? rollUnderWay(region) : undefined;
   return el(
     "div",
     attrs,
@@ -195,23 +199,39 @@ function tile(
   );
 }
 
+/** The region's instances still serving or starting (those draining or gone are on their way out). */
+const liveInstances = (region: RegionStatus) =>
+  region.instances.filter((i) => i.state !== "terminating" && i.state !== "terminated");
+
+/** A rollback is over once every instance runs the version found again. */
+const rolledBack = (region: RegionStatus, roll: RegionRoll) =>
+  roll.phase === "rolling-back" && liveInstances(region).every((i) => i.version === roll.from);
+
+/** The region's roll while it is under way, or its rollback: what labels instances old and new. */
+function rollUnderWay(region: RegionStatus): RegionRoll | undefined {
+  const roll = state.rolls.get(region.name);
+  return roll && roll.phase !== "completed" && !rolledBack(region, roll) ? roll : undefined;
+}
+
 /** The region's last roll in words: under way (how many on the new version), rolled back, or done. */
 function renderRoll(region: RegionStatus): HTMLElement[] {
   const roll = state.rolls.get(region.name);
   if (!roll) return [];
   const [from, to] = [shortVersion(roll.from), shortVersion(roll.to)];
   const at = roll.time.slice(11, 19);
-  const live = region.instances.filter((i) => i.state !== "terminating" && i.state !== "terminated");
+  const live = liveInstances(region);
   const onNew = live.filter((i) => i.version === roll.to).length;
-  // A rollback is over once every instance runs the version found again.
-  const back = live.every((i) => i.version === roll.from);
+  const back = rolledBack(region, roll);
   const text =
     roll.phase === "rolling"
       ? `rolling ${from} → ${to} since ${at}: ${onNew} of ${live.length} instance(s) on ${to}`
       : roll.phase === "rolling-back"
         ? `${back ? "rolled back" : "rolling back"} ${to} → ${from} (at ${at}): ${roll.reason ?? "no reason given"}`
-        : `rolled to ${to} at ${at}: ${roll.instancesReplaced ?? 0} instance(s) replaced in ${(roll.durationSeconds ?? 0).toFixed(0)} s`;
-  const phase = roll.phase === "rolling-back" && back ? "rolled-back" : roll.phase;
+        : roll.instancesReplaced === 0 && region.instances.length === 0
+          ? // A region with none running (a pilot light) only takes the version: its next launch runs it.
+            `version set to ${to} at ${at}: no instance running, the next one launched runs it`
+          : `rolled to ${to} at ${at}: ${roll.instancesReplaced ?? 0} instance(s) replaced in ${(roll.durationSeconds ?? 0).toFixed(0)} s`;
+  const phase = back ? "rolled-back" : roll.phase;
   return [el("div", { class: "roll", "data-roll": phase, "data-from": roll.from, "data-to": roll.to }, text)];
 }
 
