@@ -44,7 +44,22 @@ const marked: Record<string, string> = {
   "redis.failover": "#9333ea",
   "alarm.state-changed": "#b91c1c",
   "failover.action": "#0f766e",
+  "roll.started": "#0891b2",
+  "roll.completed": "#4d7c0f",
+  "roll.rolled-back": "#be185d",
 };
+
+/** A region's last roll, as its roll.* events tell it (a rollback's from/to are the roll's own). */
+interface RegionRoll {
+  phase: "rolling" | "rolling-back" | "completed";
+  /** The version the roll started from ("old") and the one it rolled to ("new"). */
+  from: string;
+  to: string;
+  reason?: string;
+  instancesReplaced?: number;
+  durationSeconds?: number;
+  time: string;
+}
 
 /** One client run's figures, as it reported them (client.traffic events), added up. */
 interface ClientRun {
@@ -75,6 +90,8 @@ const state = {
   clients: new Map<string, ClientRun>(),
   /** Instances that left, kept as tiles for a while so their end is visible. */
   gone: new Map<string, { instance: InstanceStatus; region: string; until: number }>(),
+  /** Each region's last roll, by region name. */
+  rolls: new Map<string, RegionRoll>(),
 };
 
 const $ = (id: string) => document.getElementById(id) as HTMLElement;
@@ -97,7 +114,59 @@ function containerInstanceOf(taskId: string): string | undefined {
   return state.status?.ecs?.containerInstances.find((c) => c.tasks.some((t) => t.id === taskId))?.id;
 }
 
-function tile(i: InstanceStatus, rps: number | undefined, containerInstance?: string): HTMLElement {
+/**
+ * A version as a short label: `v-` and 7 of its 12 hex digits, as git shortens a commit (the full
+ * one is in the label's title and data-version). Anything else (a user's own label) is cut at 9.
+ */
+const shortVersion = (version: string) => (version.length > 9 ? version.slice(0, 9) : version);
+
+/**
+ * How an instance's version reads during a roll: "old" (the roll's from), "new" (its to), or
+ * "other version" when it differs from the region's and no roll event says which (none seen).
+ */
+function versionRole(
+  version: string,
+  regionVersion: string | undefined,
+  roll: RegionRoll | undefined,
+): string {
+  if (roll) {
+    if (version === roll.from) return "old";
+    if (version === roll.to) return "new";
+  }
+  return regionVersion !== undefined && version !== regionVersion ? "other version" : "";
+}
+
+function versionLabel(
+  i: InstanceStatus,
+  regionVersion: string | undefined,
+  roll: RegionRoll | undefined,
+): HTMLElement[] {
+  if (i.version === undefined) return [];
+  const role = versionRole(i.version, regionVersion, roll);
+  const other = regionVersion !== undefined && i.version !== regionVersion;
+  return [
+    el(
+      "span",
+      {
+        class: `version${other ? " other" : ""}`,
+        "data-version": i.version,
+        "data-version-role": role,
+        title: other
+          ? `runs ${i.version}, not the region's ${regionVersion ?? ""}: the group replaces it`
+          : `runs ${i.version}`,
+      },
+      shortVersion(i.version),
+      ...(role ? [el("b", {}, ` ${role}`)] : []),
+    ),
+  ];
+}
+
+function tile(
+  i: InstanceStatus,
+  rps: number | undefined,
+  containerInstance?: string,
+  region?: RegionStatus,
+): HTMLElement {
   // data-serving: in service however the topology names its health (a single instance: "associated").
   const attrs: Record<string, string> = {
     class: "tile",
@@ -107,6 +176,12 @@ function tile(i: InstanceStatus, rps: number | undefined, containerInstance?: st
     "data-serving": String(i.healthy),
   };
   if (containerInstance) attrs["data-container-instance"] = containerInstance;
+  // Of another version than its region's: being replaced (a roll, or a rollback's).
+  if (i.version !== undefined) attrs["data-version"] = i.version;
+  const regionVersion = region?.version;
+  if (i.version !== undefined && regionVersion !== undefined)
+    attrs["data-other-version"] = String(i.version !== regionVersion);
+  const roll = region ? rollUnderWay(region) : undefined;
   return el(
     "div",
     attrs,
@@ -119,8 +194,45 @@ function tile(i: InstanceStatus, rps: number | undefined, containerInstance?: st
       el("span", { class: "health" }, i.health),
       el("span", {}, `CPU ${i.cpuPercent === undefined ? "–" : `${i.cpuPercent.toFixed(0)} %`}`),
       el("span", {}, `${rps ?? 0} req/s`),
+      ...versionLabel(i, regionVersion, roll),
     ),
   );
+}
+
+/** The region's instances still serving or starting (those draining or gone are on their way out). */
+const liveInstances = (region: RegionStatus) =>
+  region.instances.filter((i) => i.state !== "terminating" && i.state !== "terminated");
+
+/** A rollback is over once every instance runs the version found again. */
+const rolledBack = (region: RegionStatus, roll: RegionRoll) =>
+  roll.phase === "rolling-back" && liveInstances(region).every((i) => i.version === roll.from);
+
+/** The region's roll while it is under way, or its rollback: what labels instances old and new. */
+function rollUnderWay(region: RegionStatus): RegionRoll | undefined {
+  const roll = state.rolls.get(region.name);
+  return roll && roll.phase !== "completed" && !rolledBack(region, roll) ? roll : undefined;
+}
+
+/** The region's last roll in words: under way (how many on the new version), rolled back, or done. */
+function renderRoll(region: RegionStatus): HTMLElement[] {
+  const roll = state.rolls.get(region.name);
+  if (!roll) return [];
+  const [from, to] = [shortVersion(roll.from), shortVersion(roll.to)];
+  const at = roll.time.slice(11, 19);
+  const live = liveInstances(region);
+  const onNew = live.filter((i) => i.version === roll.to).length;
+  const back = rolledBack(region, roll);
+  const text =
+    roll.phase === "rolling"
+      ? `rolling ${from} → ${to} since ${at}: ${onNew} of ${live.length} instance(s) on ${to}`
+      : roll.phase === "rolling-back"
+        ? `${back ? "rolled back" : "rolling back"} ${to} → ${from} (at ${at}): ${roll.reason ?? "no reason given"}`
+        : roll.instancesReplaced === 0 && region.instances.length === 0
+          ? // A region with none running (a pilot light) only takes the version: its next launch runs it.
+            `version set to ${to} at ${at}: no instance running, the next one launched runs it`
+          : `rolled to ${to} at ${at}: ${roll.instancesReplaced ?? 0} instance(s) replaced in ${(roll.durationSeconds ?? 0).toFixed(0)} s`;
+  const phase = back ? "rolled-back" : roll.phase;
+  return [el("div", { class: "roll", "data-roll": phase, "data-from": roll.from, "data-to": roll.to }, text)];
 }
 
 function renderRegion(region: RegionStatus, status: StackStatus): HTMLElement {
@@ -136,6 +248,12 @@ function renderRegion(region: RegionStatus, status: StackStatus): HTMLElement {
     );
     const alarm = alarmState();
     header.append(badge(`alarm: ${alarm}`, alarm === "OK" ? "ok" : "bad"));
+  }
+  if (region.version !== undefined) {
+    const version = badge(`version ${shortVersion(region.version)}`);
+    version.dataset.regionVersion = region.version;
+    version.title = `the version the region's group runs, or is being rolled to: ${region.version}`;
+    header.append(version);
   }
   if (status.dns && new URL(region.listener).hostname === status.dns.answer) {
     header.append(badge(`DNS ${status.dns.name} → ${status.dns.answer}`, "info"));
@@ -163,10 +281,10 @@ function renderRegion(region: RegionStatus, status: StackStatus): HTMLElement {
       );
     }
     for (const i of region.instances.filter((x) => x.az === zone.name))
-      column.append(tile(i, last?.byInstance[i.id], ecs ? containerInstanceOf(i.id) : undefined));
+      column.append(tile(i, last?.byInstance[i.id], ecs ? containerInstanceOf(i.id) : undefined, region));
     for (const [, gone] of state.gone) {
       if (gone.region === region.name && gone.instance.az === zone.name)
-        column.append(tile(gone.instance, 0));
+        column.append(tile(gone.instance, 0, undefined, region));
     }
     azs.append(column);
   }
@@ -184,6 +302,7 @@ function renderRegion(region: RegionStatus, status: StackStatus): HTMLElement {
           : ` · average CPU ${g.averageCpuPercent.toFixed(0)} %`
       }`,
     ),
+    ...renderRoll(region),
     azs,
   );
 }
@@ -260,6 +379,10 @@ function renderTopology(): void {
     if (gone.until < now || back) state.gone.delete(id);
   }
   $("stack-name").textContent = `${status.name} (${status.environment})`;
+  const version = $("stack-version");
+  version.hidden = status.version === undefined;
+  version.textContent = status.version === undefined ? "" : `version ${shortVersion(status.version)}`;
+  version.title = status.version ?? "";
   // Where the chart's requests are counted: a single instance has no load balancer.
   $("traffic-title").textContent = status.singleInstance
     ? `Traffic through the stable address (${status.singleInstance.address})`
@@ -374,11 +497,42 @@ function renderClients(): void {
   );
 }
 
+/**
+ * A roll's events kept per region (the single instance's carry none: its one region). The next
+ * status renders them; a rollback keeps the roll's own from and to, so "old" stays the version found.
+ */
+function trackRoll(e: TimedStackEvent): void {
+  const region = e.region ?? state.status?.region ?? "";
+  if (e.type === "roll.started")
+    state.rolls.set(region, { phase: "rolling", from: e.fromVersion, to: e.toVersion, time: e.time });
+  else if (e.type === "roll.completed") {
+    const from = state.rolls.get(region)?.from ?? "";
+    state.rolls.set(region, {
+      phase: "completed",
+      from,
+      to: e.version,
+      instancesReplaced: e.instancesReplaced,
+      durationSeconds: e.durationSeconds,
+      time: e.time,
+    });
+  } else if (e.type === "roll.rolled-back")
+    state.rolls.set(region, {
+      phase: "rolling-back",
+      from: e.toVersion,
+      to: e.fromVersion,
+      reason: e.reason,
+      time: e.time,
+    });
+  else return;
+  renderTopology();
+}
+
 function addEvent(e: TimedStackEvent): void {
   if (e.seq <= state.lastSeq) return; // already shown (a resumed stream repeats nothing, but be sure)
   state.lastSeq = e.seq;
   if (e.type === "client.traffic") return addClientTraffic(e);
   state.events.push(e);
+  trackRoll(e);
   if (state.events.length > 1000) state.events.shift();
   // An instance terminated or a task stopped: its tile stays a while, so its end is visible.
   const goneId =
