@@ -2,6 +2,7 @@ import type { StackClient } from "../local/control-plane/client.ts";
 import type { TimedStackEvent } from "../local/events/bus.ts";
 import { StayupError } from "../shared/errors.ts";
 import { SENTINEL_QUORUM } from "../stack/derived.ts";
+import { SENTINEL_PING_PERIOD_MS } from "../stack/region-failover-timing.ts";
 import { type DrillOptions, DrillRun, drillDefaults } from "./harness.ts";
 import { counterTarget, type DrillReport, recoveredTarget, type DrillTarget } from "./report.ts";
 import { defineDrill } from "./module.ts";
@@ -286,7 +287,7 @@ export function whyFailedOverAgain(
     )
   ) {
     parts.push(
-      "the node did not stall: the Sentinel reached it late (it reconnects at most once per its 1 s ping period, counted from its last try at the dead primary, while down-after counts from the switch)",
+      `the node did not stall: the Sentinel reached it late (it reconnects at most once per its ${SENTINEL_PING_PERIOD_MS / 1000} s ping period, counted from its last try at the dead primary, while down-after counts from the switch)`,
     );
   }
   return {

@@ -679,7 +679,9 @@ export class RedisReplicationController implements RedisEndpoint {
     const asked = this.client(sentinel.port);
     let sentinelSaw: Record<string, string> = {};
     try {
-      sentinelSaw = pairs((await asked.call("SENTINEL", "MASTER", sentinelMasterName)) as string[]);
+      sentinelSaw = pairs(
+        (await answerWithin(asked.call("SENTINEL", "MASTER", sentinelMasterName), 1000, [])) as string[],
+      );
     } catch {
       // a Sentinel that does not answer says nothing more
     } finally {
@@ -690,10 +692,12 @@ export class RedisReplicationController implements RedisEndpoint {
     const latency: string[] = [];
     const probe = this.client(port);
     try {
-      const latest = (await Promise.race([
-        probe.call("LATENCY", "LATEST"),
-        new Promise((r) => setTimeout(() => r([]), 1000)),
-      ])) as [string, number, number, number][];
+      const latest = (await answerWithin(probe.call("LATENCY", "LATEST"), 1000, [])) as [
+        string,
+        number,
+        number,
+        number,
+      ][];
       for (const [event, at, lastMs, maxMs] of latest) {
         latency.push(`${event} ${lastMs} ms at ${new Date(at * 1000).toISOString()} (max ${maxMs} ms)`);
       }
@@ -810,7 +814,9 @@ export class RedisReplicationController implements RedisEndpoint {
     if (!this.impairedZones.delete(az)) return;
     for (const node of this.nodes) {
       if (node.az !== az || !node.process || node.process.exitCode !== null) continue;
-      if (!this.frozen) node.process.kill("SIGCONT");
+      // A region still out of reach keeps it stopped: it continues, unannounced, with the region.
+      if (this.frozen) continue;
+      node.process.kill("SIGCONT");
       this.options.events.publish({ type: "redis.zone-restored", az, node: node.name, port: node.port });
     }
   }
@@ -972,4 +978,17 @@ export async function writeReplicationRecordFromLive(
   };
   writePrivateFileAtomic(path.join(dataDir, replicationRecordFile), `${JSON.stringify(record, null, 2)}\n`);
   return record;
+}
+
+/** `answer`, or `otherwise` if it takes longer than `ms` (a stopped node never answers). */
+async function answerWithin<T>(answer: Promise<T>, ms: number, otherwise: T): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      answer,
+      new Promise<T>((resolve) => (timer = setTimeout(() => resolve(otherwise), ms))),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
