@@ -3,6 +3,7 @@ import { localRedisPassword } from "../redis/process.ts";
 import { bundleWebService } from "../../web-service/bundle.ts";
 import { type DerivedSettings, derive, serviceTraffic } from "../../stack/derived.ts";
 import type { HealthCheckSettings } from "../target-group/controller.ts";
+import { StayupError } from "../../shared/errors.ts";
 import { assertPortFree, assertPortsFree } from "../../shared/net.ts";
 import { serviceFolderOf, serviceVersion } from "../../web-service/version.ts";
 import { type RollResult, stopReason } from "../rolling-deploy/roll.ts";
@@ -171,6 +172,13 @@ export class SingleInstanceLocalStack extends LocalStack {
     const previous = this.previous;
     if (!previous) throw new Error("no completed roll to roll back");
     const back = await this.roll(previous.artifact, previous.settings);
+    // The way back failed and was itself rolled back: the instance still runs the roll's version.
+    if (back.rolledBack) {
+      throw new StayupError(
+        `the roll could not be rolled back to ${back.toVersion}: ${back.reason ?? "its instance did not turn healthy"}; the instance stays on ${back.fromVersion}`,
+        "see the instance's log under .stayup/, then roll the version you want with `stayup roll`",
+      );
+    }
     return {
       ...back,
       fromVersion: back.toVersion,
