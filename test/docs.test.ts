@@ -42,6 +42,22 @@ describe("documentation: generated pages current, links that lead somewhere", ()
     }
   });
 
+  it("docs/local-runtime.md's Events section names every event type the bus carries", () => {
+    const source = ["src/local/events/bus.ts", "src/local/controller-guard.ts"]
+      .map((f) => readFileSync(path.join(repoRoot, f), "utf8"))
+      .join("\n");
+    const types = [...new Set([...source.matchAll(/\btype: "([a-z-]+\.[a-z.-]+)"/g)].map((m) => m[1]!))];
+    assert.ok(types.includes("redis.zone-impaired") && types.includes("controller.error"), types.join(", "));
+    const page = readFileSync(path.join(repoRoot, "docs/local-runtime.md"), "utf8");
+    const section = page.slice(page.indexOf("\n## Events\n"));
+    assert.ok(section.length < page.length, "docs/local-runtime.md has an Events section");
+    assert.deepEqual(
+      types.filter((t) => !section.includes(`\`${t}\``)),
+      [],
+      "event types missing from docs/local-runtime.md's Events section",
+    );
+  });
+
   it("the README's quick start is the demo's two commands, and links the docs", () => {
     const readme = readFileSync(path.join(repoRoot, "README.md"), "utf8");
     assert.ok(
