@@ -13,6 +13,23 @@ const markdownFiles = [
     .map((f) => `docs/${f}`),
 ];
 
+/** The anchors GitHub gives a page's headings: lower case, punctuation dropped, spaces as hyphens. */
+function headingAnchors(file: string): Set<string> {
+  const text = readFileSync(file, "utf8").replace(/```[\s\S]*?```/g, "");
+  const anchors = new Set<string>();
+  for (const [, heading] of text.matchAll(/^#{1,6}\s+(.*)$/gm)) {
+    const slug = heading!
+      .trim()
+      .toLowerCase()
+      .replace(/[^\p{L}\p{N}\s_-]/gu, "")
+      .replace(/\s/g, "-");
+    let anchor = slug;
+    for (let n = 1; anchors.has(anchor); n++) anchor = `${slug}-${n}`;
+    anchors.add(anchor);
+  }
+  return anchors;
+}
+
 describe("documentation: generated pages current, links that lead somewhere", () => {
   it("docs/cli.md is every command's --help (npm run docs rewrites it)", async () => {
     const written = readFileSync(cliReferenceFile, "utf8");
@@ -21,15 +38,18 @@ describe("documentation: generated pages current, links that lead somewhere", ()
     assert.match(written, /## stayup drill kill-instance\n/);
   });
 
-  it("every relative link in README.md and docs/ names a file that exists", () => {
+  it("every relative link in README.md and docs/ names a file that exists, and a heading of it", () => {
     const broken: string[] = [];
     for (const file of markdownFiles) {
       const text = readFileSync(path.join(repoRoot, file), "utf8").replace(/```[\s\S]*?```/g, "");
       for (const match of text.matchAll(/\]\(([^)\s]+)\)/g)) {
-        const target = match[1]!.split("#")[0]!;
-        if (target === "" || /^[a-z]+:/i.test(target)) continue;
-        if (!existsSync(path.resolve(repoRoot, path.dirname(file), target)))
-          broken.push(`${file} → ${target}`);
+        const [target, anchor] = match[1]!.split("#") as [string, string | undefined];
+        if (/^[a-z]+:/i.test(match[1]!)) continue;
+        const linked =
+          target === "" ? path.join(repoRoot, file) : path.resolve(repoRoot, path.dirname(file), target);
+        if (!existsSync(linked)) broken.push(`${file} → ${target}`);
+        else if (anchor && linked.endsWith(".md") && !headingAnchors(linked).has(anchor))
+          broken.push(`${file} → ${match[1]} (no such heading)`);
       }
     }
     assert.deepEqual(broken, []);
