@@ -110,7 +110,7 @@ describe("stayup diagram (Mermaid, checked in Chromium)", { timeout: 300_000 }, 
       "load balancer 127.0.0.1:8080",
       "instance group: 3 desired",
       "secondary us-east-1 (127.0.0.2)",
-      "Redis: primary and replica in two AZs, a regional Sentinel",
+      "Redis in each region: a node per AZ (3: a primary and replicas), a regional Sentinel",
       "DNS server udp://127.0.0.1:5353",
     ])
       assert.ok(result.text.includes(label), `${label} in the rendered diagram`);

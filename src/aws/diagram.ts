@@ -260,7 +260,12 @@ export function localDiagram(stack: ResolvedStack): string {
   }
   lines.push(`  control[${quote("control plane (loopback): status, events, faults")}]`);
   lines.push(
-    `  redis[${quote(`Redis: primary and replica${stack.redis.multiAz ? ` in two AZs, ${SENTINELS_PER_REGION === 1 ? "a regional Sentinel" : `${SENTINELS_PER_REGION} Sentinels`}` : ""}, port ${stack.redis.localPort}`)}]`,
+    // Each region its own group: a node per AZ (at least two) and its Sentinel(s), in no zone.
+    `  redis[${quote(
+      stack.redis.multiAz
+        ? `Redis in each region: a node per AZ (${Math.max(2, stack.regions.primary.availabilityZones.length)}: a primary and replicas), ${SENTINELS_PER_REGION === 1 ? "a regional Sentinel" : `${SENTINELS_PER_REGION} Sentinels`}; port ${stack.redis.localPort}`
+        : `Redis: one node, port ${stack.redis.localPort}`,
+    )}]`,
   );
   for (const [r, region] of regions.entries()) {
     lines.push(`  subgraph region${r}[${quote(`${region.role} ${region.name} (${region.host})`)}]`);
