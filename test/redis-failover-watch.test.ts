@@ -2,17 +2,14 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
-import { Redis } from "ioredis";
-import { EventBus, type TimedStackEvent } from "../src/local/events/bus.ts";
-import { localRedisPassword } from "../src/local/redis/process.ts";
-import { RedisReplicationController, sentinelMasterName } from "../src/local/redis/replication.ts";
+import { sentinelMasterName } from "../src/local/redis/replication.ts";
 import { SENTINELS_PER_REGION } from "../src/stack/derived.ts";
 import {
   LOCAL_SENTINEL_TIMING,
   SENTINEL_PING_PERIOD_MS,
   SENTINEL_RECONNECT_MARGIN_MS,
 } from "../src/stack/region-failover-timing.ts";
-import { tempDir, testRedisReplication, waitFor } from "./helpers.ts";
+import { redisCall, testRedisReplication, waitFor } from "./helpers.ts";
 
 /**
  * The region's Sentinels (SENTINELS_PER_REGION, regional processes in no zone, as ElastiCache's
@@ -21,20 +18,7 @@ import { tempDir, testRedisReplication, waitFor } from "./helpers.ts";
  * the replicas, and it learns a failover the others made while it was away.
  */
 describe("the region's Sentinel, supervised", { timeout: 120_000 }, () => {
-  const stateDir = tempDir();
-  const password = localRedisPassword(stateDir);
-  const events = new EventBus();
-  const seen: TimedStackEvent[] = [];
-  events.subscribe((e) => seen.push(e));
-  const redis = new RedisReplicationController({
-    host: "127.0.0.1",
-    port: 0,
-    dataDir: path.join(stateDir, "redis", "test"),
-    availabilityZones: ["az-a", "az-b", "az-c"],
-    replicasToAcknowledge: 1,
-    events,
-    password,
-  });
+  const { stateDir, password, redis, seen } = testRedisReplication();
   before(async () => {
     await redis.start();
   });
@@ -43,24 +27,8 @@ describe("the region's Sentinel, supervised", { timeout: 120_000 }, () => {
   });
 
   /** One SENTINEL command to the Sentinel on `port`; undefined if it is unreachable or refuses. */
-  const askSentinel = async (port: number, ...args: string[]): Promise<unknown> => {
-    const client = new Redis({
-      host: "127.0.0.1",
-      port,
-      password,
-      lazyConnect: true,
-      retryStrategy: () => null,
-    });
-    client.on("error", () => undefined);
-    try {
-      await client.connect();
-      return await client.call("SENTINEL", ...args);
-    } catch {
-      return undefined;
-    } finally {
-      client.disconnect();
-    }
-  };
+  const askSentinel = (port: number, ...args: string[]): Promise<unknown> =>
+    redisCall(port, password, "SENTINEL", ...args).catch(() => undefined);
 
   /** The primary according to one Sentinel (the ones still running are the truth here). */
   const namedBy = async (port: number): Promise<number | undefined> => {

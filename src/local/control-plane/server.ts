@@ -178,6 +178,8 @@ export class ControlPlaneServer {
       const faults = this.stack.faults;
       const group = this.stack.group;
       if (!group) return reply(409, { error: "the stack is not started" });
+      // A zone holds a Redis node only with Multi-AZ replication (one node otherwise, in no zone).
+      const redis = this.stack.redis instanceof RedisReplicationController ? this.stack.redis : undefined;
       if (url.pathname === "/faults/az-outage" || url.pathname === "/faults/az-restore") {
         if (!group.availabilityZones.includes(az)) {
           return reply(400, { error: `unknown az "${az}"`, availabilityZones: group.availabilityZones });
@@ -211,7 +213,6 @@ export class ControlPlaneServer {
       if (url.pathname === "/faults/az-outage") {
         faults.assertOpen(lease);
         const lost = group.impairZone(az);
-        const redis = this.stack.redis instanceof RedisReplicationController ? this.stack.redis : undefined;
         const redisStopped = redis?.impairZone(az) ?? [];
         faults.add(
           {
@@ -230,7 +231,7 @@ export class ControlPlaneServer {
       }
       if (url.pathname === "/faults/az-restore") {
         group.restoreZone(az);
-        if (this.stack.redis instanceof RedisReplicationController) this.stack.redis.restoreZone(az);
+        redis?.restoreZone(az);
         faults.forget(zoneFault);
         return reply(200, { az, restored: true });
       }

@@ -790,22 +790,12 @@ export class RedisReplicationController implements RedisEndpoint {
     this.impairedZones.add(az);
     const stopped = this.nodes
       .filter((n) => n.az === az)
-      .map(
-        (n) =>
-          ({ name: n.name, port: n.port, role: n.port === this.masterPort ? "primary" : "replica" }) as const,
-      );
-    for (const node of this.nodes) {
-      if (node.az === az && node.process && node.process.exitCode === null) node.process.kill("SIGSTOP");
-    }
-    for (const node of stopped) {
-      this.options.events.publish({
-        type: "redis.zone-impaired",
-        az,
-        node: node.name,
-        port: node.port,
-        role: node.role,
+      .map((n) => {
+        if (n.process && n.process.exitCode === null) n.process.kill("SIGSTOP");
+        const role = n.port === this.masterPort ? ("primary" as const) : ("replica" as const);
+        this.options.events.publish({ type: "redis.zone-impaired", az, node: n.name, port: n.port, role });
+        return { name: n.name, port: n.port, role };
       });
-    }
     return stopped;
   }
 
