@@ -1,5 +1,5 @@
 import { type Command, InvalidArgumentError } from "commander";
-import { type InterruptSignal, interruptSignals } from "../../interrupt-signals.ts";
+import { type InterruptSignal, interruptSignals, trapInterruptSignals } from "../../interrupt-signals.ts";
 import { DrillInterrupted, DrillInterruption, drillDefaults } from "../../../drills/harness.ts";
 import {
   assertRunsOn,
@@ -50,28 +50,22 @@ interface TemporaryStackHolder {
  * not start is left for `stayup faults clear`). Returns what removes the handlers.
  */
 function trapInterruptions(interruption: DrillInterruption, temporary: TemporaryStackHolder): () => void {
-  const handlers = (Object.keys(interruptSignals) as InterruptSignal[]).map((signal) => {
-    const handler = () => {
-      if (interruption.interrupted) {
-        if (temporary.stateDir) {
-          const killed = killTemporaryStack(temporary.stateDir);
-          console.error(`\n${signal} again: killed the temporary stack's ${killed} process(es); exiting now`);
-        } else {
-          console.error(
-            `\n${signal} again: exiting now without waiting; the stack clears the faults of a drill gone and rolls back a roll whose requester is gone (see \`stayup status\`; \`stayup faults clear\` clears what is left)`,
-          );
-        }
-        process.exit(interruptSignals[signal]);
-      }
+  return trapInterruptSignals(
+    (signal) => {
       console.error(`\ninterrupted (${signal}): stopping the drill and clearing the faults it injected...`);
       interruption.interrupt(signal);
-    };
-    process.on(signal, handler);
-    return () => process.off(signal, handler);
-  });
-  return () => {
-    for (const remove of handlers) remove();
-  };
+    },
+    (signal) => {
+      if (temporary.stateDir) {
+        const killed = killTemporaryStack(temporary.stateDir);
+        console.error(`\n${signal} again: killed the temporary stack's ${killed} process(es); exiting now`);
+      } else {
+        console.error(
+          `\n${signal} again: exiting now without waiting; the stack clears the faults of a drill gone and rolls back a roll whose requester is gone (see \`stayup status\`; \`stayup faults clear\` clears what is left)`,
+        );
+      }
+    },
+  );
 }
 
 /** What a drill's run gave: its report, or, interrupted, its partial report (if it had started). */

@@ -8,7 +8,7 @@ import {
 import type { RollResult } from "../../../local/rolling-deploy/roll.ts";
 import { StayupError } from "../../../shared/errors.ts";
 import { sleep } from "../../../shared/net.ts";
-import { type InterruptSignal, interruptSignals } from "../../interrupt-signals.ts";
+import { type InterruptSignal, interruptSignals, trapInterruptSignals } from "../../interrupt-signals.ts";
 import { stateDirOption } from "../../options.ts";
 
 export interface RollOptions {
@@ -78,14 +78,8 @@ export async function rollStoppable(
     () => (answered = true),
     () => (answered = true),
   );
-  const handlers = (Object.keys(interruptSignals) as InterruptSignal[]).map((signal) => {
-    const handler = () => {
-      if (interrupted) {
-        process.stderr.write(
-          `\n${signal} again: exiting now; the stack rolls back by itself, as its requester is gone (see \`stayup status\`)\n`,
-        );
-        process.exit(interruptSignals[signal]);
-      }
+  const removeHandlers = trapInterruptSignals(
+    (signal) => {
       interrupted = signal;
       process.stderr.write(
         `\ninterrupted (${signal}): stopping the roll and rolling back to the version it started from (${signal} again to leave that to the stack)...\n`,
@@ -105,16 +99,19 @@ export async function rollStoppable(
         process.stderr.write(`stopping the roll failed: ${(error as Error).message}\n`);
         return undefined;
       });
-    };
-    process.on(signal, handler);
-    return () => process.off(signal, handler);
-  });
+    },
+    (signal) => {
+      process.stderr.write(
+        `\n${signal} again: exiting now; the stack rolls back by itself, as its requester is gone (see \`stayup status\`)\n`,
+      );
+    },
+  );
   try {
     const result = await rolling;
     const stopped = stopping ? await stopping : undefined;
     return { result: stopped ?? result, ...(interrupted ? { interrupted } : {}) };
   } finally {
-    for (const remove of handlers) remove();
+    removeHandlers();
   }
 }
 
